@@ -1,0 +1,146 @@
+"""Membership configuration: memberlist's knobs, in float seconds, with three presets.
+
+Defaults are HashiCorp memberlist's ``DefaultLANConfig`` / ``DefaultWANConfig`` /
+``DefaultLocalConfig`` (the names are memberlist's, in snake_case); the reconnect and reap
+settings follow Serf's ``reconnect_interval`` and ``reconnect_timeout`` idea.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import attrs
+
+from ..wire import DEFAULT_PACKET_BUDGET
+
+__all__ = ["Config", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is out of range; the message names the field."""
+
+
+def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"Config.{attribute.name} must be a positive number, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"Config.{attribute.name} must be finite, got {value!r}")
+
+
+def _non_negative_int(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"Config.{attribute.name} must be an integer >= 0, got {value!r}")
+
+
+def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"Config.{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+def _label(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, str) or len(value.encode()) > 255:
+        raise ConfigError(f"Config.{attribute.name} must be a string of at most 255 bytes")
+
+
+@attrs.frozen(kw_only=True)
+class Config:
+    """Every timing and sizing knob of the SWIM core; see docs/configuration.md."""
+
+    probe_interval: float = attrs.field(default=1.0, validator=_positive)
+    probe_timeout: float = attrs.field(default=0.5, validator=_positive)
+    indirect_checks: int = attrs.field(default=3, validator=_non_negative_int)
+    suspicion_mult: int = attrs.field(default=4, validator=_at_least_one)
+    suspicion_max_timeout_mult: int = attrs.field(default=6, validator=_at_least_one)
+    retransmit_mult: int = attrs.field(default=4, validator=_at_least_one)
+    gossip_interval: float = attrs.field(default=0.2, validator=_positive)
+    gossip_nodes: int = attrs.field(default=3, validator=_non_negative_int)
+    gossip_to_the_dead_time: float = attrs.field(default=30.0, validator=_positive)
+    push_pull_interval: float = attrs.field(default=30.0, validator=_positive)
+    push_pull_scale_threshold: int = attrs.field(default=32, validator=_at_least_one)
+    push_pull_max_scale: int = attrs.field(default=4, validator=_at_least_one)
+    awareness_max_multiplier: int = attrs.field(default=8, validator=_at_least_one)
+    reconnect_interval: float = attrs.field(default=30.0, validator=_positive)
+    reap_time: float = attrs.field(default=3600.0, validator=_positive)
+    tcp_timeout: float = attrs.field(default=10.0, validator=_positive)
+    packet_budget: int = attrs.field(default=DEFAULT_PACKET_BUDGET, validator=_at_least_one)
+    max_meta_size: int = attrs.field(default=512, validator=_non_negative_int)
+    label: str = attrs.field(default="", validator=_label)
+
+    def __attrs_post_init__(self) -> None:
+        if self.probe_timeout > self.probe_interval:
+            raise ConfigError(
+                "Config.probe_timeout must not exceed Config.probe_interval "
+                f"({self.probe_timeout} > {self.probe_interval})"
+            )
+        if self.packet_budget < 256:
+            raise ConfigError(f"Config.packet_budget must be >= 256, got {self.packet_budget}")
+
+    @classmethod
+    def lan(cls) -> Config:
+        """memberlist's DefaultLANConfig: a data centre network."""
+        return cls()
+
+    @classmethod
+    def wan(cls) -> Config:
+        """memberlist's DefaultWANConfig: links with long, variable latency."""
+        return cls(
+            tcp_timeout=30.0,
+            suspicion_mult=6,
+            push_pull_interval=60.0,
+            probe_timeout=3.0,
+            probe_interval=5.0,
+            gossip_nodes=4,
+            gossip_interval=0.5,
+            gossip_to_the_dead_time=60.0,
+        )
+
+    @classmethod
+    def local(cls) -> Config:
+        """memberlist's DefaultLocalConfig: one host or a fast, loss-free LAN."""
+        return cls(
+            tcp_timeout=1.0,
+            indirect_checks=1,
+            retransmit_mult=2,
+            suspicion_mult=3,
+            push_pull_interval=15.0,
+            probe_timeout=0.2,
+            probe_interval=1.0,
+            gossip_interval=0.1,
+            gossip_to_the_dead_time=15.0,
+        )
+
+    @classmethod
+    def preset(cls, name: str) -> Config:
+        """The preset called ``lan``, ``wan`` or ``local``."""
+        presets = {"lan": cls.lan, "wan": cls.wan, "local": cls.local}
+        try:
+            return presets[name]()
+        except KeyError:
+            raise ConfigError(f"unknown profile {name!r}; choose one of {sorted(presets)}") from None
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with some fields changed, validated like a new one."""
+        unknown = set(changes) - {f.name for f in attrs.fields(Config)}
+        if unknown:
+            raise ConfigError(f"Config has no field(s) {', '.join(sorted(unknown))}")
+        return attrs.evolve(self, **changes)
+
+    # -- formulas (memberlist's util.go and suspicion.go; see docs/protocol.md) ---------
+
+    def retransmit_limit(self, members: int) -> int:
+        """How many times one update is piggybacked: ``mult * ceil(log10(n + 1))``."""
+        return self.retransmit_mult * math.ceil(math.log10(members + 1))
+
+    def suspicion_timeouts(self, members: int) -> tuple[float, float]:
+        """Lifeguard's (minimum, maximum) suspicion timeout for a cluster of ``members``."""
+        scale = max(1.0, math.log10(max(1.0, float(members))))
+        low = self.suspicion_mult * scale * self.probe_interval
+        return low, low * self.suspicion_max_timeout_mult
+
+    def push_pull_period(self, members: int) -> float:
+        """Push/pull interval, stretched past the scale threshold but capped."""
+        if members <= self.push_pull_scale_threshold:
+            return self.push_pull_interval
+        extra = math.ceil(math.log2(members) - math.log2(self.push_pull_scale_threshold)) + 1
+        return self.push_pull_interval * min(extra, self.push_pull_max_scale)

@@ -1,0 +1,288 @@
+"""SWIM wire messages and the packet envelope that carries several of them.
+
+A packet is the CBOR array ``[version, label, sender, [message, ...]]``, plus the sender's
+own address as a fifth item on the reliable channel (where the transport's source port is
+an ephemeral one and cannot be answered).  Each message is ``[tag, field, ...]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+
+from .. import wire
+from .types import Address, Status
+
+__all__ = [
+    "MAX_META",
+    "MAX_NAME",
+    "PROTOCOL_VERSION",
+    "Ack",
+    "Alive",
+    "Dead",
+    "Envelope",
+    "Left",
+    "MemberState",
+    "Nack",
+    "Ping",
+    "PingReq",
+    "PushPull",
+    "Suspect",
+    "UserMessage",
+    "decode_packet",
+    "encode_packet",
+]
+
+PROTOCOL_VERSION = 1
+MAX_NAME = 128
+"""Longest node name, in bytes of UTF-8."""
+MAX_META = 512
+"""Largest metadata blob (memberlist's ``MetaMaxSize``)."""
+
+SWIM = wire.TypeRegistry[int]("swim")
+
+
+def _name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if not 0 < len(value.encode()) <= MAX_NAME:
+        raise ValueError(f"{attribute.name} must be 1..{MAX_NAME} bytes of UTF-8")
+
+
+def _optional_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
+    if len(value.encode()) > MAX_NAME:
+        raise ValueError(f"{attribute.name} must be at most {MAX_NAME} bytes of UTF-8")
+
+
+def _address(instance: Any, attribute: attrs.Attribute[Any], value: Address) -> None:
+    host, port = value
+    if not host or len(host) > 255 or not 0 < port <= 65535:
+        raise ValueError(f"{attribute.name} must be (host, port) with a port in 1..65535")
+
+
+def _counter(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value < 2**63:
+        raise ValueError(f"{attribute.name} must be in 0..2**63-1")
+
+
+def _meta(instance: Any, attribute: attrs.Attribute[Any], value: bytes) -> None:
+    if len(value) > MAX_META:
+        raise ValueError(f"{attribute.name} exceeds {MAX_META} bytes")
+
+
+# -- failure detection ---------------------------------------------------------------------
+
+
+@SWIM.register(0)
+@attrs.frozen
+class Ping:
+    """Are you alive?  ``target`` names the node meant ("" when unknown, as for seeds)."""
+
+    seq: int = attrs.field(validator=_counter)
+    target: str = attrs.field(validator=_optional_name)
+
+
+@SWIM.register(1)
+@attrs.frozen
+class Ack:
+    """Yes: the answer to the ping (or ping-req) with this sequence number."""
+
+    seq: int = attrs.field(validator=_counter)
+
+
+@SWIM.register(2)
+@attrs.frozen
+class PingReq:
+    """Please ping ``target`` for me and relay its ack (Lifeguard: or a nack)."""
+
+    seq: int = attrs.field(validator=_counter)
+    target: str = attrs.field(validator=_name)
+    address: Address = attrs.field(validator=_address)
+
+
+@SWIM.register(3)
+@attrs.frozen
+class Nack:
+    """Sent by a ping-req intermediary that got no ack: "I tried, and heard nothing"."""
+
+    seq: int = attrs.field(validator=_counter)
+
+
+# -- membership updates (disseminated by piggybacking) -------------------------------------
+
+
+@SWIM.register(4)
+@attrs.frozen
+class Alive:
+    """``name`` is alive at ``incarnation``, reachable at ``address``, with ``meta``."""
+
+    name: str = attrs.field(validator=_name)
+    address: Address = attrs.field(validator=_address)
+    incarnation: int = attrs.field(validator=_counter)
+    meta: bytes = attrs.field(default=b"", validator=_meta)
+
+
+@SWIM.register(5)
+@attrs.frozen
+class Suspect:
+    """``source`` suspects ``name`` at ``incarnation``."""
+
+    name: str = attrs.field(validator=_name)
+    incarnation: int = attrs.field(validator=_counter)
+    source: str = attrs.field(validator=_name)
+
+
+@SWIM.register(6)
+@attrs.frozen
+class Dead:
+    """``source`` declares ``name`` failed at ``incarnation``."""
+
+    name: str = attrs.field(validator=_name)
+    incarnation: int = attrs.field(validator=_counter)
+    source: str = attrs.field(validator=_name)
+
+
+@SWIM.register(7)
+@attrs.frozen
+class Left:
+    """``name`` leaves the cluster gracefully at ``incarnation``."""
+
+    name: str = attrs.field(validator=_name)
+    incarnation: int = attrs.field(validator=_counter)
+
+
+@SWIM.register(8)
+@attrs.frozen
+class UserMessage:
+    """A payload piggybacked for a layer above (the registry, or a user's own)."""
+
+    channel: str = attrs.field(validator=_name)
+    payload: bytes
+
+
+# -- full-state sync (reliable channel) ----------------------------------------------------
+
+_STATUS_CODES = {Status.UP: 0, Status.SUSPECT: 1, Status.DOWN: 2, Status.LEFT: 3}
+_CODE_STATUS = {code: status for status, code in _STATUS_CODES.items()}
+
+
+def _status_code(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if value not in _CODE_STATUS:
+        raise ValueError(f"{attribute.name} must be a status code 0..3")
+
+
+@attrs.frozen
+class MemberState:
+    """One member's full state inside a push/pull."""
+
+    name: str = attrs.field(validator=_name)
+    address: Address = attrs.field(validator=_address)
+    incarnation: int = attrs.field(validator=_counter)
+    status_code: int = attrs.field(validator=_status_code)
+    meta: bytes = attrs.field(default=b"", validator=_meta)
+
+    @property
+    def status(self) -> Status:
+        return _CODE_STATUS[self.status_code]
+
+    @classmethod
+    def of(
+        cls, name: str, address: Address, incarnation: int, status: Status, meta: bytes
+    ) -> MemberState:
+        return cls(name, address, incarnation, _STATUS_CODES[status], meta)
+
+
+@SWIM.register(9)
+@attrs.frozen
+class PushPull:
+    """Full membership state plus each channel's user state; answered in kind unless
+    ``reply`` is set.  ``join`` marks the exchange a newcomer starts."""
+
+    join: bool
+    reply: bool
+    members: tuple[MemberState, ...]
+    user_state: dict[str, bytes] = attrs.field(factory=dict)
+
+
+# -- the envelope --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Envelope:
+    """A decoded packet: who sent it, where they can be answered, and its messages."""
+
+    sender: str
+    messages: tuple[Any, ...]
+    sender_address: Address | None = None
+
+
+def encode_packet(
+    label: str,
+    sender: str,
+    messages: Sequence[bytes],
+    sender_address: Address | None = None,
+) -> bytes:
+    """Assemble already-encoded messages into one packet, without re-encoding them."""
+    head = wire.cbor_array_header(5 if sender_address is not None else 4)
+    parts = [head, wire.dumps(PROTOCOL_VERSION), wire.dumps(label), wire.dumps(sender)]
+    parts.append(wire.cbor_array_header(len(messages)))
+    parts.extend(messages)
+    if sender_address is not None:
+        parts.append(wire.dumps(list(sender_address)))
+    return b"".join(parts)
+
+
+def packet_overhead(label: str, sender: str, sender_address: Address | None = None) -> int:
+    """Bytes a packet spends besides its messages (array headers counted at their max)."""
+    return len(encode_packet(label, sender, [], sender_address)) + 4
+
+
+def decode_packet(data: bytes, label: str) -> Envelope:
+    """Decode a packet for the cluster called ``label``; :class:`wire.WireError` if not.
+
+    A message of a newer, unknown type is skipped (forward compatibility); a malformed
+    message of a known type rejects the whole packet.
+    """
+    value = wire.loads(data)
+    if not isinstance(value, list) or len(value) not in (4, 5):
+        raise wire.WireError("a packet must be an array of 4 or 5 items")
+    version, packet_label, sender, raw_messages = value[:4]
+    if version != PROTOCOL_VERSION:
+        raise wire.WireError(f"unsupported protocol version {version!r}")
+    if packet_label != label:
+        raise LabelMismatch(f"packet labelled {packet_label!r}, this cluster is {label!r}")
+    if not isinstance(sender, str) or not 0 < len(sender.encode()) <= MAX_NAME:
+        raise wire.WireError("bad sender name")
+    if not isinstance(raw_messages, list):
+        raise wire.WireError("messages must be an array")
+    messages = tuple(
+        SWIM.from_data(raw)
+        for raw in raw_messages
+        if not (isinstance(raw, list) and raw and raw[0] not in SWIM)
+    )
+    address: Address | None = None
+    if len(value) == 5:
+        raw_address = value[4]
+        if (
+            not isinstance(raw_address, list)
+            or len(raw_address) != 2
+            or not isinstance(raw_address[0], str)
+            or type(raw_address[1]) is not int
+            or not 0 < raw_address[1] <= 65535
+        ):
+            raise wire.WireError("bad sender address")
+        address = (raw_address[0], raw_address[1])
+    return Envelope(sender, messages, address)
+
+
+class LabelMismatch(wire.WireError):
+    """The packet belongs to another cluster (its label differs)."""
+
+
+def encode_message(message: Any) -> bytes:
+    return SWIM.encode(message)
+
+
+def message_kind(message: Any) -> str:
+    """Short lowercase name of a message's type, used in counters and metrics."""
+    return type(message).__name__.lower()

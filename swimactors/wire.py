@@ -1,0 +1,373 @@
+"""CBOR on the wire: typed message registries, size-budgeted packets and stream frames.
+
+Nothing here pickles.  A message crosses the wire as a CBOR array ``[tag, field, ...]`` and
+is decoded only into a class registered under that tag, with every field checked against
+its annotation.  Decoders are total: hostile bytes come back as a :class:`WireError` that
+the caller counts and drops (the ``try_*`` helpers never raise at all).
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import types
+import typing
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Generic, TypeVar
+
+import attrs
+import cbor2
+
+__all__ = [
+    "DEFAULT_MAX_FRAME",
+    "DEFAULT_PACKET_BUDGET",
+    "FrameDecoder",
+    "TypeRegistry",
+    "WireError",
+    "cbor_array_header",
+    "check_plain",
+    "encode_frame",
+]
+
+DEFAULT_PACKET_BUDGET = 1400
+"""Bytes a datagram may carry: below a 1500-byte Ethernet MTU with IP/UDP headers, so no
+packet ever fragments (memberlist's ``UDPBufferSize`` is the same figure)."""
+
+DEFAULT_MAX_FRAME = 16 * 1024 * 1024
+"""Largest stream frame accepted; a header announcing more closes the connection."""
+
+MAX_PLAIN_DEPTH = 32
+"""Nesting limit for free-form (``Any``) values; also stops cyclic CBOR value sharing."""
+
+T = TypeVar("T")
+Tag = TypeVar("Tag", int, str)
+Converter = Callable[[Any], Any]
+Encoder = Callable[[Any], Any]
+
+
+class WireError(ValueError):
+    """Bytes that do not decode into a registered, well-formed message."""
+
+
+def loads(data: bytes) -> Any:
+    """Decode one CBOR item, mapping every decoder failure to :class:`WireError`."""
+    try:
+        return cbor2.loads(data)
+    except Exception as exc:  # cbor2 raises several types; all mean "bad bytes"
+        raise WireError(f"malformed CBOR: {exc}") from None
+
+
+def dumps(value: Any) -> bytes:
+    return cbor2.dumps(value)
+
+
+def cbor_array_header(length: int) -> bytes:
+    """The CBOR major-type-4 header for a definite array of ``length`` items."""
+    if length < 24:
+        return bytes([0x80 | length])
+    if length < 0x100:
+        return bytes([0x98, length])
+    if length < 0x10000:
+        return b"\x99" + struct.pack(">H", length)
+    return b"\x9a" + struct.pack(">I", length)
+
+
+def check_plain(value: Any, depth: int = 0) -> Any:
+    """Accept only plain CBOR data (None, bool, int, float, str, bytes, list, dict).
+
+    Used for fields typed ``Any``: it keeps decoded tags (datetimes, sets, shared values)
+    out of user code and bounds nesting, which also rejects cyclic structures.
+    """
+    if depth > MAX_PLAIN_DEPTH:
+        raise WireError("value nested too deeply")
+    if value is None or isinstance(value, bool | int | float | str | bytes):
+        return value
+    if isinstance(value, list):
+        return [check_plain(item, depth + 1) for item in value]
+    if isinstance(value, dict):
+        return {check_plain(k, depth + 1): check_plain(v, depth + 1) for k, v in value.items()}
+    raise WireError(f"unsupported value of type {type(value).__name__}")
+
+
+@attrs.frozen
+class _Codec:
+    """How to turn one field's value into CBOR data and back."""
+
+    encode: Encoder
+    decode: Converter
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _scalar(kind: type, name: str) -> _Codec:
+    def decode(value: Any) -> Any:
+        if type(value) is not kind:
+            raise WireError(f"expected {name}, got {type(value).__name__}")
+        return value
+
+    return _Codec(_identity, decode)
+
+
+def _decode_float(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise WireError(f"expected float, got {type(value).__name__}")
+    result = float(value)
+    if not math.isfinite(result):
+        raise WireError("expected a finite float")
+    return result
+
+
+def _decode_plain(value: Any) -> Any:
+    return check_plain(value)
+
+
+class TypeRegistry(Generic[Tag]):
+    """Tag <-> attrs class table; encodes instances and decodes arrays into instances.
+
+    Each registry is its own namespace: membership uses small integer tags (cheap on the
+    wire), the actor layer uses stable string names.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._by_tag: dict[Tag, type] = {}
+        self._tag_of: dict[type, Tag] = {}
+        self._fields: dict[type, tuple[tuple[str, _Codec], ...]] = {}
+        self._required: dict[type, int] = {}
+
+    def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
+        """Class decorator: register an attrs class under ``tag``."""
+
+        def decorate(cls: type[T]) -> type[T]:
+            self.add(tag, cls)
+            return cls
+
+        return decorate
+
+    def add(self, tag: Tag, cls: type) -> None:
+        if not attrs.has(cls):
+            raise TypeError(f"{cls.__qualname__} must be an attrs class to go on the wire")
+        if tag in self._by_tag and self._by_tag[tag] is not cls:
+            raise ValueError(
+                f"{self.name}: tag {tag!r} already names {self._by_tag[tag].__qualname__}"
+            )
+        self._by_tag[tag] = cls
+        self._tag_of[cls] = tag
+        self._fields.pop(cls, None)
+
+    def tag_of(self, cls: type) -> Tag:
+        return self._tag_of[cls]
+
+    def is_registered(self, cls: type) -> bool:
+        return cls in self._tag_of
+
+    def __contains__(self, tag: object) -> bool:
+        return tag in self._by_tag
+
+    # -- encoding ----------------------------------------------------------------------
+
+    def to_data(self, obj: Any) -> list[Any]:
+        """The CBOR-ready ``[tag, field, ...]`` list for a registered instance."""
+        cls = type(obj)
+        try:
+            tag = self._tag_of[cls]
+        except KeyError:
+            raise TypeError(f"{cls.__qualname__} is not registered in {self.name}") from None
+        return [tag, *self._fields_to_data(cls, obj)]
+
+    def encode(self, obj: Any) -> bytes:
+        return dumps(self.to_data(obj))
+
+    def _fields_to_data(self, cls: type, obj: Any) -> list[Any]:
+        return [codec.encode(getattr(obj, name)) for name, codec in self._codecs(cls)]
+
+    # -- decoding ----------------------------------------------------------------------
+
+    def from_data(self, data: Any) -> Any:
+        """Build a registered instance from ``[tag, field, ...]``; :class:`WireError` if not."""
+        if not isinstance(data, list) or not data:
+            raise WireError("a message must be a non-empty array")
+        tag = data[0]
+        if isinstance(tag, bool) or tag not in self._by_tag:
+            raise WireError(f"{self.name}: unknown message tag {tag!r}")
+        return self._fields_from_data(self._by_tag[tag], data[1:])
+
+    def decode(self, data: bytes) -> Any:
+        return self.from_data(loads(data))
+
+    def _fields_from_data(self, cls: type, values: Sequence[Any]) -> Any:
+        codecs = self._codecs(cls)
+        if not self._required[cls] <= len(values) <= len(codecs):
+            raise WireError(f"{cls.__qualname__}: wrong number of fields ({len(values)})")
+        kwargs = {name: codec.decode(v) for (name, codec), v in zip(codecs, values, strict=False)}
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise WireError(f"{cls.__qualname__}: {exc}") from None
+
+    # -- field codecs derived from annotations -----------------------------------------
+
+    def _codecs(self, cls: type) -> tuple[tuple[str, _Codec], ...]:
+        cached = self._fields.get(cls)
+        if cached is None:
+            hints = typing.get_type_hints(cls)
+            fields = attrs.fields(cls)
+            cached = tuple((f.name, self._codec_for(hints[f.name])) for f in fields)
+            self._fields[cls] = cached
+            self._required[cls] = sum(1 for f in fields if f.default is attrs.NOTHING)
+        return cached
+
+    def _codec_for(self, hint: Any) -> _Codec:  # noqa: PLR0911 - one branch per kind
+        if hint is Any or hint is object:
+            return _Codec(_identity, _decode_plain)
+        if hint is bool:
+            return _scalar(bool, "bool")
+        if hint is int:
+            return _scalar(int, "int")
+        if hint is str:
+            return _scalar(str, "str")
+        if hint is bytes:
+            return _scalar(bytes, "bytes")
+        if hint is float:
+            return _Codec(_identity, _decode_float)
+        origin = typing.get_origin(hint)
+        args = typing.get_args(hint)
+        if origin in (typing.Union, types.UnionType):
+            return self._optional_codec(hint, args)
+        if origin is tuple:
+            return self._tuple_codec(args)
+        if origin is list:
+            return self._sequence_codec(self._codec_for(args[0]), list)
+        if origin is dict:
+            return self._dict_codec(self._codec_for(args[0]), self._codec_for(args[1]))
+        if isinstance(hint, type) and attrs.has(hint):
+            return self._struct_codec(hint)
+        raise TypeError(f"{self.name}: no wire codec for annotation {hint!r}")
+
+    def _optional_codec(self, hint: Any, args: tuple[Any, ...]) -> _Codec:
+        others = [a for a in args if a is not type(None)]
+        if len(others) != 1 or len(args) != 2:
+            raise TypeError(f"{self.name}: only `X | None` unions go on the wire, not {hint!r}")
+        inner = self._codec_for(others[0])
+
+        def encode(value: Any) -> Any:
+            return None if value is None else inner.encode(value)
+
+        def decode(value: Any) -> Any:
+            return None if value is None else inner.decode(value)
+
+        return _Codec(encode, decode)
+
+    def _tuple_codec(self, args: tuple[Any, ...]) -> _Codec:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return self._sequence_codec(self._codec_for(args[0]), tuple)
+        items = [self._codec_for(a) for a in args]
+
+        def encode(value: Any) -> Any:
+            return [c.encode(v) for c, v in zip(items, value, strict=True)]
+
+        def decode(value: Any) -> Any:
+            if not isinstance(value, list) or len(value) != len(items):
+                raise WireError(f"expected an array of {len(items)} items")
+            return tuple(c.decode(v) for c, v in zip(items, value, strict=True))
+
+        return _Codec(encode, decode)
+
+    @staticmethod
+    def _sequence_codec(item: _Codec, kind: type) -> _Codec:
+        def encode(value: Iterable[Any]) -> Any:
+            return [item.encode(v) for v in value]
+
+        def decode(value: Any) -> Any:
+            if not isinstance(value, list):
+                raise WireError("expected an array")
+            return kind(item.decode(v) for v in value)
+
+        return _Codec(encode, decode)
+
+    @staticmethod
+    def _dict_codec(key: _Codec, val: _Codec) -> _Codec:
+        def encode(value: dict[Any, Any]) -> Any:
+            return {key.encode(k): val.encode(v) for k, v in value.items()}
+
+        def decode(value: Any) -> Any:
+            if not isinstance(value, dict):
+                raise WireError("expected a map")
+            return {key.decode(k): val.decode(v) for k, v in value.items()}
+
+        return _Codec(encode, decode)
+
+    def _struct_codec(self, cls: type) -> _Codec:
+        """A nested attrs value: registered ones carry their tag, others are bare arrays."""
+        if self.is_registered(cls):
+            return _Codec(self.to_data, self._decode_tagged(cls))
+
+        def encode(value: Any) -> Any:
+            return self._fields_to_data(cls, value)
+
+        def decode(value: Any) -> Any:
+            if not isinstance(value, list):
+                raise WireError(f"{cls.__qualname__}: expected an array")
+            return self._fields_from_data(cls, value)
+
+        return _Codec(encode, decode)
+
+    def _decode_tagged(self, cls: type) -> Converter:
+        def decode(value: Any) -> Any:
+            obj = self.from_data(value)
+            if not isinstance(obj, cls):
+                raise WireError(f"expected {cls.__qualname__}, got {type(obj).__qualname__}")
+            return obj
+
+        return decode
+
+
+# -- stream framing ------------------------------------------------------------------------
+
+_LENGTH = struct.Struct(">I")
+
+
+def encode_frame(payload: bytes) -> bytes:
+    """A 4-byte big-endian length prefix followed by the payload."""
+    return _LENGTH.pack(len(payload)) + payload
+
+
+class FrameDecoder:
+    """Sans-IO reassembly of length-prefixed frames from a byte stream.
+
+    ``feed`` never raises: a header announcing more than ``max_frame`` bytes sets
+    :attr:`error`, after which the stream is poisoned and the owner should close it.
+    """
+
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+        self.max_frame = max_frame
+        self.error: str | None = None
+        self._buffer = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        if self.error is not None:
+            return []
+        self._buffer += data
+        frames: list[bytes] = []
+        view = self._buffer
+        start = 0
+        while len(view) - start >= 4:
+            (length,) = _LENGTH.unpack_from(view, start)
+            if length > self.max_frame:
+                self.error = f"frame of {length} bytes exceeds the {self.max_frame}-byte limit"
+                self._buffer.clear()
+                return frames
+            end = start + 4 + length
+            if end > len(view):
+                break
+            frames.append(bytes(view[start + 4 : end]))
+            start = end
+        del self._buffer[:start]
+        return frames
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete frame."""
+        return len(self._buffer)
