@@ -1,0 +1,73 @@
+"""The agent's HTTP API over one node: ``/v1/members``, ``/v1/health`` and ``/metrics``.
+
+The ``/v1/members`` JSON is a contract that outside tests rely on: a list of objects with
+``name``, ``address`` ("host:port"), ``status`` ("up" | "suspect" | "down" | "left"),
+``incarnation`` (int) and ``meta`` (object).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import trio
+
+from ..membership.meta import decode_meta
+from ..membership.node import Node
+from ..membership.types import Member, Status, format_address
+from .http import Request, Response, Router
+from .prometheus import render_metrics
+
+__all__ = ["member_json", "membership_router"]
+
+
+def member_json(member: Member) -> dict[str, Any]:
+    return {
+        "name": member.name,
+        "address": format_address(member.address),
+        "status": member.status.value,
+        "incarnation": member.incarnation,
+        "meta": decode_meta(member.meta),
+    }
+
+
+def status_counts(members: list[Member]) -> dict[str, int]:
+    counts = dict.fromkeys((s.value for s in Status), 0)
+    for member in members:
+        counts[member.status.value] += 1
+    return counts
+
+
+def membership_router(node: Node, router: Router | None = None) -> Router:
+    """Add the membership routes for ``node`` to ``router`` (a new one by default)."""
+    router = router if router is not None else Router()
+    started = trio.current_time()
+    started_wall = time.time()
+
+    async def members(request: Request) -> Response:
+        ordered = sorted(node.members(), key=lambda m: m.name)
+        return Response.json([member_json(m) for m in ordered])
+
+    async def health(request: Request) -> Response:
+        local = node.local_member
+        return Response.json(
+            {
+                "status": "ok" if local.status.is_alive else local.status.value,
+                "name": node.name,
+                "address": format_address(node.address),
+                "incarnation": local.incarnation,
+                "awareness": node.awareness,
+                "members": status_counts(node.members()),
+                "started": started_wall,
+                "uptime": trio.current_time() - started,
+            }
+        )
+
+    async def metrics(request: Request) -> Response:
+        text = render_metrics(status_counts(node.members()), node.counters, node.awareness)
+        return Response.text(text, content_type="text/plain; version=0.0.4; charset=utf-8")
+
+    router.add("GET", "/v1/members", members)
+    router.add("GET", "/v1/health", health)
+    router.add("GET", "/metrics", metrics)
+    return router

@@ -1,0 +1,198 @@
+"""The ``swimactors`` command: ``agent`` runs a node, ``members`` asks a running agent.
+
+Exit codes: 0 success, 1 the agent answered with an error, 2 bad usage or the agent could
+not be reached.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from .membership.config import Config, ConfigError
+from .membership.types import parse_address
+
+__all__ = ["main"]
+
+DEFAULT_HTTP = "127.0.0.1:8946"
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _address(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def config_from(profile: str, overrides: Sequence[tuple[str, str]]) -> Config:
+    """A preset with ``field=value`` overrides, each parsed as the field's own type."""
+    config = Config.preset(profile)
+    fields = attrs.fields_dict(Config)
+    changes: dict[str, Any] = {}
+    for key, text in overrides:
+        if key not in fields:
+            raise ConfigError(f"Config has no field {key!r}; see docs/configuration.md")
+        kind = type(getattr(config, key))
+        try:
+            changes[key] = kind(text)
+        except ValueError:
+            raise ConfigError(f"Config.{key} expects {kind.__name__}, got {text!r}") from None
+    return config.replace(**changes)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="swimactors", description="SWIM cluster membership agent and tools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    agent = commands.add_parser("agent", help="run a cluster member in the foreground")
+    agent.add_argument("--name", required=True, help="this node's unique name")
+    agent.add_argument(
+        "--bind",
+        default="0.0.0.0:7946",
+        type=_address,
+        help="host:port for UDP+TCP gossip (port 0 picks one; default %(default)s)",
+    )
+    agent.add_argument(
+        "--advertise", type=_address, help="host:port peers should use (NAT, wildcard binds)"
+    )
+    agent.add_argument(
+        "--join",
+        action="append",
+        default=[],
+        metavar="HOST:PORT",
+        help="a member to join through (repeatable, or comma-separated)",
+    )
+    agent.add_argument(
+        "--profile",
+        choices=["lan", "wan", "local"],
+        default="lan",
+        help="timing preset (default %(default)s)",
+    )
+    agent.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="FIELD=VALUE",
+        dest="overrides",
+        help="override one Config field, e.g. --set probe_interval=0.2",
+    )
+    agent.add_argument(
+        "--meta",
+        action="append",
+        default=[],
+        type=_key_value,
+        metavar="KEY=VALUE",
+        help="metadata tag (repeatable)",
+    )
+    agent.add_argument(
+        "--http",
+        type=_address,
+        metavar="HOST:PORT",
+        help="serve the HTTP API here (e.g. 127.0.0.1:8946)",
+    )
+    agent.add_argument(
+        "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
+    )
+
+    members = commands.add_parser("members", help="list the members a running agent sees")
+    members.add_argument(
+        "--http",
+        default=DEFAULT_HTTP,
+        type=_address,
+        metavar="HOST:PORT",
+        help="the agent's HTTP API (default %(default)s)",
+    )
+    members.add_argument("--json", action="store_true", help="print the raw JSON list")
+    members.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    return parser
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    from .agent.runner import AgentOptions, run_agent
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    seeds = tuple(s.strip() for item in args.join for s in item.split(",") if s.strip())
+    try:
+        for seed in seeds:
+            _address(seed)
+        config = config_from(args.profile, args.overrides)
+    except (ConfigError, argparse.ArgumentTypeError) as exc:
+        print(f"swimactors agent: {exc}", file=sys.stderr)
+        return 2
+    options = AgentOptions(
+        name=args.name,
+        bind=args.bind,
+        join=seeds,
+        config=config,
+        profile=args.profile,
+        meta=dict(args.meta),
+        http=args.http,
+        advertise=args.advertise,
+    )
+    try:
+        trio.run(run_agent, options)
+    except OSError as exc:
+        print(f"swimactors agent: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def format_members(members: list[dict[str, Any]]) -> str:
+    """A ``serf members``-style table."""
+    rows = [["NAME", "ADDRESS", "STATUS", "INCARNATION", "META"]]
+    for m in members:
+        meta = ",".join(f"{k}={v}" for k, v in sorted(m["meta"].items()))
+        rows.append([m["name"], m["address"], m["status"], str(m["incarnation"]), meta])
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
+    )
+
+
+def _members(args: argparse.Namespace) -> int:
+    from .agent.http import HttpError, http_get
+
+    address = parse_address(args.http)
+    try:
+        status, body = trio.run(http_get, address, "/v1/members", args.timeout)
+    except HttpError as exc:
+        print(
+            f"swimactors members: {exc}\n(is `swimactors agent --http {args.http}` running?)",
+            file=sys.stderr,
+        )
+        return 2
+    if status != 200:
+        print(
+            f"swimactors members: the agent answered HTTP {status}: {body[:200]!r}", file=sys.stderr
+        )
+        return 1
+    if args.json:
+        sys.stdout.write(body.decode())
+    else:
+        print(format_members(json.loads(body)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "agent":
+        return _run_agent(args)
+    return _members(args)

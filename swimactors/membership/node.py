@@ -1,0 +1,278 @@
+"""The trio driver: runs one sans-IO SWIM core on real sockets for the life of a block.
+
+``open_node`` binds a UDP socket and a TCP listener on one port, feeds every datagram and
+frame to the core, sends what the core hands back, ticks the core by its own
+``next_deadline()`` on ``trio.current_time()`` (so a ``MockClock`` drives it in tests), and
+fans events out to subscribers.  Leaving the block leaves the cluster gracefully.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import math
+import random
+import socket as stdlib_socket
+import time
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+
+import trio
+
+from .config import Config
+from .core import Swim
+from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
+from .transport import Transport, resolve
+from .types import Address, Member, parse_address
+
+__all__ = ["DEFAULT_PORT", "Node", "open_node"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 7946
+"""memberlist's and Serf's default gossip port."""
+
+
+class Node:
+    """A running member of a cluster; get one from :func:`open_node`."""
+
+    def __init__(self, core: Swim, transport: Transport, leave_timeout: float) -> None:
+        self._core = core
+        self._transport = transport
+        self._hub = EventHub()
+        self._leave_timeout = leave_timeout
+        self._wakeup = trio.Event()
+        self._armed = math.inf
+        self._leaving = False
+        self._left = trio.Event()
+        self.core_errors = 0
+
+    # -- what users read -----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._core.name
+
+    @property
+    def address(self) -> Address:
+        """The address peers reach this node at (the real port when bound to port 0)."""
+        return self._core.address
+
+    @property
+    def bound_address(self) -> Address:
+        """The local socket address (differs from :attr:`address` behind NAT)."""
+        return self._transport.address
+
+    @property
+    def config(self) -> Config:
+        return self._core.config
+
+    @property
+    def incarnation(self) -> int:
+        return self._core.incarnation
+
+    @property
+    def awareness(self) -> int:
+        """Lifeguard local health score: 0 is healthy, higher means slower probing."""
+        return self._core.awareness
+
+    @property
+    def local_member(self) -> Member:
+        member = self._core.member(self._core.name)
+        assert member is not None, "the core always knows itself"
+        return member
+
+    def members(self) -> list[Member]:
+        """Every member this node knows, itself included, in any status."""
+        return self._core.members()
+
+    def member(self, name: str) -> Member | None:
+        return self._core.member(name)
+
+    @property
+    def counters(self) -> collections.Counter[str]:
+        """Protocol counters (the core's) plus transport and event-delivery counters."""
+        counters = collections.Counter(self._core.counters)
+        counters.update(self._transport.counters)
+        counters["events_dropped"] = self._hub.dropped
+        counters["driver_errors"] = self.core_errors
+        return counters
+
+    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
+        """Subscribe to membership events from now on (``async for event in ...``).
+
+        Each subscription buffers up to ``buffer`` unread events; past that the oldest are
+        dropped and an :class:`~swimactors.membership.events.EventsDropped` marks the gap.
+        """
+        return self._hub.subscribe(buffer)
+
+    # -- what users do -------------------------------------------------------------------
+
+    async def set_meta(self, meta: bytes) -> None:
+        """Replace this node's metadata and announce it (raises ValueError if too large)."""
+        self._core.set_meta(meta, trio.current_time())
+        self._flush()
+        await trio.lowlevel.checkpoint()
+
+    async def leave(self, timeout: float | None = None) -> bool:
+        """Leave the cluster gracefully; True once peers were told within ``timeout``."""
+        if not self._leaving:
+            self._leaving = True
+            self._core.leave(trio.current_time())
+            self._flush()
+        with trio.move_on_after(self._leave_timeout if timeout is None else timeout):
+            await self._left.wait()
+        return self._left.is_set()
+
+    # -- the driver ----------------------------------------------------------------------
+
+    def _deliver(self, source: Address, data: bytes) -> None:
+        """A datagram or frame arrived: hand it to the core and act on the result."""
+        try:
+            self._core.receive(trio.current_time(), source, data)
+        except Exception:  # the core must not raise on input; a bug must not kill the node
+            self.core_errors += 1
+            log.exception("SWIM core raised on a packet from %s", source)
+        self._flush()
+
+    def _flush(self) -> None:
+        """Send the core's outgoing packets, publish its events, re-arm the timer."""
+        core = self._core
+        for packet in core.take_outgoing():
+            self._transport.send(packet)
+        for event in core.take_events():
+            self._hub.publish(event)
+        if self._leaving and core.leave_finished:
+            self._left.set()
+        deadline = core.next_deadline()
+        if deadline is not None and deadline < self._armed:
+            self._wakeup.set()
+
+    async def _run_timers(self) -> None:
+        """Tick the core whenever its next deadline passes (and re-arm on new inputs)."""
+        while True:
+            deadline = self._core.next_deadline()
+            self._armed = math.inf if deadline is None else deadline
+            with trio.move_on_at(self._armed):
+                await self._wakeup.wait()
+            self._wakeup = trio.Event()
+            now = trio.current_time()
+            deadline = self._core.next_deadline()
+            if deadline is not None and now >= deadline:
+                try:
+                    self._core.tick(now)
+                except Exception:
+                    self.core_errors += 1
+                    log.exception("SWIM core raised in tick()")
+                    await trio.sleep(self._core.config.probe_interval)
+                self._flush()
+
+    async def _join(self, seeds: list[Address]) -> None:
+        """Push/pull with the seeds, retrying with backoff until another member is known.
+
+        Agents are often started together, so the first seeds may not be listening yet.
+        """
+        delay = min(1.0, self._core.config.probe_interval)
+        while not self._leaving:
+            self._core.join(seeds, trio.current_time())
+            self._flush()
+            await trio.sleep(delay)
+            if any(m.name != self.name and m.status.is_alive for m in self.members()):
+                return
+            log.debug("no answer from seeds %s yet; retrying in %.1f s", seeds, delay)
+            delay = min(delay * 2, self._core.config.reconnect_interval)
+
+    def _close(self) -> None:
+        self._hub.close()
+
+
+def _parse_seeds(seeds: Iterable[str | Address]) -> list[Address]:
+    return [
+        parse_address(seed, DEFAULT_PORT) if isinstance(seed, str) else (seed[0], int(seed[1]))
+        for seed in seeds
+    ]
+
+
+async def _advertised(
+    advertise: str | Address | None, bound: Address, seeds: list[Address]
+) -> Address:
+    """The address to announce: ``advertise`` if given, else the bound one; for a wildcard
+    bind, the local interface address that routes towards the first seed (or loopback)."""
+    if advertise is not None:
+        if isinstance(advertise, str):
+            return parse_address(advertise, bound[1])
+        return advertise[0], int(advertise[1])
+    host, port = bound
+    if host not in ("0.0.0.0", "::"):
+        return bound
+    family = stdlib_socket.AF_INET6 if host == "::" else stdlib_socket.AF_INET
+    probe = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
+    try:
+        target = seeds[0] if seeds else ("192.0.2.1" if host == "0.0.0.0" else "2001:db8::1", 9)
+        _family, sockaddr = await resolve(target[0], target[1], family)
+        await probe.connect(sockaddr)  # no packet is sent: this only asks for a route
+        local = probe.getsockname()[0]
+    except OSError:
+        local = "127.0.0.1" if family == stdlib_socket.AF_INET else "::1"
+    finally:
+        probe.close()
+    return local, port
+
+
+@asynccontextmanager
+async def open_node(
+    *,
+    name: str,
+    bind: str | Address = f"0.0.0.0:{DEFAULT_PORT}",
+    seeds: Iterable[str | Address] = (),
+    config: Config | None = None,
+    advertise: str | Address | None = None,
+    meta: bytes = b"",
+    rng: random.Random | None = None,
+    leave_timeout: float | None = None,
+) -> AsyncIterator[Node]:
+    """Run a cluster member for the life of the block.
+
+    ``bind`` is ``host:port`` (IPv4, ``[IPv6]`` or a host name; port 0 picks a free one);
+    ``seeds`` are members to join through; ``advertise`` is the address peers should use
+    when it differs from the bound one (NAT, wildcard binds).  Leaving the block leaves
+    the cluster (waiting at most ``leave_timeout`` seconds), then closes the sockets.
+    """
+    config = config if config is not None else Config.lan()
+    host, port = parse_address(bind, DEFAULT_PORT) if isinstance(bind, str) else bind
+    seed_addresses = _parse_seeds(seeds)
+    if leave_timeout is None:
+        leave_timeout = max(2.0, 10 * config.gossip_interval)
+    node: Node | None = None
+    transport = Transport(tcp_timeout=config.tcp_timeout)
+    bound = await transport.bind(host, int(port))
+    try:
+        core = Swim(
+            name=name,
+            address=await _advertised(advertise, bound, seed_addresses),
+            config=config,
+            rng=rng if rng is not None else random.Random(),
+            meta=meta,
+            incarnation=int(time.time()),  # a restarted process is newer than its past life
+        )
+        node = Node(core, transport, leave_timeout)
+        body_error: BaseException | None = None
+        async with trio.open_nursery() as nursery:
+            transport.start(nursery, node._deliver)
+            nursery.start_soon(node._run_timers)
+            if seed_addresses:
+                nursery.start_soon(node._join, seed_addresses)
+            try:
+                yield node
+            except BaseException as exc:  # re-raised below, outside the nursery's group
+                body_error = exc
+            finally:
+                with trio.CancelScope(shield=True):
+                    await node.leave()
+                nursery.cancel_scope.cancel()
+        if body_error is not None:
+            raise body_error
+    finally:
+        if node is not None:
+            node._close()
+        await transport.aclose()

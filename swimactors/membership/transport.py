@@ -1,0 +1,346 @@
+"""The real network under the SWIM core: one UDP socket and one TCP listener on one port.
+
+Datagrams carry probes and gossip.  TCP carries the core's reliable packets, one
+length-prefixed frame per packet (:func:`wire.encode_frame`), over at most one outgoing
+connection per peer that closes when idle.  Messages are one-way, so outgoing connections
+are only written and incoming ones only read.  Every failure (unreachable peer, refused or
+timed-out connection, garbage, oversized or truncated frames, full queues) is counted in
+:attr:`Transport.counters` and logged at debug level; nothing here raises into the node.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import errno
+import ipaddress
+import logging
+import math
+import socket as stdlib_socket
+from collections.abc import Callable
+
+import trio
+
+from .. import wire
+from .types import Address, Packet, format_address
+
+__all__ = ["Transport", "TransportLimits"]
+
+log = logging.getLogger(__name__)
+
+Deliver = Callable[[Address, bytes], None]
+SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+
+class TransportLimits:
+    """Hard bounds that keep one node's resource use fixed whatever its peers do."""
+
+    max_datagram = 65535
+    max_frame = wire.DEFAULT_MAX_FRAME
+    send_queue = 4096
+    """Packets waiting for the sender task; more are dropped and counted."""
+    peer_queue = 256
+    """Frames waiting on one outgoing connection."""
+    max_outgoing = 1024
+    max_incoming = 1024
+    outgoing_idle = 15.0
+    """An outgoing connection unused this long is closed."""
+    incoming_idle = 60.0
+    """An incoming connection silent this long is closed (longer than any peer's
+    ``outgoing_idle``, so the sender is normally the one that closes)."""
+    resolve_cache = 4096
+    resolve_ttl = 30.0
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
+def normalize_source(sockaddr: SockAddr) -> Address:
+    """``(host, port)`` from a socket address; IPv4-mapped IPv6 hosts become plain IPv4."""
+    host, port = sockaddr[0], sockaddr[1]
+    if host.startswith("::ffff:") and "." in host:
+        host = host[len("::ffff:") :]
+    return host, port
+
+
+async def resolve(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
+    """``(family, sockaddr)`` for ``host:port``; IP literals never touch DNS."""
+    flags = 0
+    try:
+        ipaddress.ip_address(host.partition("%")[0])
+        flags = stdlib_socket.AI_NUMERICHOST
+    except ValueError:
+        pass
+    infos = await trio.socket.getaddrinfo(
+        host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=flags
+    )
+    if not infos:
+        raise OSError(errno.EADDRNOTAVAIL, f"no address for {host}")
+    fam, _type, _proto, _canon, sockaddr = infos[0]
+    return int(fam), (str(sockaddr[0]), *sockaddr[1:])
+
+
+class Transport:
+    """Owns the sockets; the node calls :meth:`send` and gets data through ``deliver``."""
+
+    def __init__(self, *, tcp_timeout: float) -> None:
+        self._deliver: Deliver = lambda source, data: None
+        self._tcp_timeout = tcp_timeout
+        self.limits = TransportLimits()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.address: Address = ("", 0)
+        """The bound ``(ip, port)``; the real port when bound to port 0."""
+        self._family: int = stdlib_socket.AF_INET
+        self._udp: trio.socket.SocketType | None = None
+        self._listener: trio.SocketListener | None = None
+        self._queue_in, self._queue_out = trio.open_memory_channel[Packet](self.limits.send_queue)
+        self._peers: dict[Address, trio.MemorySendChannel[bytes]] = {}
+        self._incoming = 0
+        self._resolved: dict[Address, tuple[float, SockAddr]] = {}
+        self._nursery: trio.Nursery | None = None
+
+    # -- setup ---------------------------------------------------------------------------
+
+    async def bind(self, host: str, port: int) -> Address:
+        """Bind UDP and TCP on the same port (retrying when port 0 collides on TCP)."""
+        family, sockaddr = await resolve(host, port)
+        self._family = family
+        attempts = 20 if port == 0 else 1
+        for attempt in range(attempts):
+            udp = self._socket(family, stdlib_socket.SOCK_DGRAM, sockaddr[0])
+            tcp = self._socket(family, stdlib_socket.SOCK_STREAM, sockaddr[0])
+            try:
+                await udp.bind(sockaddr)
+                bound = udp.getsockname()
+                tcp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+                await tcp.bind((bound[0], bound[1], *sockaddr[2:]))
+                tcp.listen(128)
+            except OSError as exc:
+                udp.close()
+                tcp.close()
+                if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise OSError(
+                        exc.errno, f"cannot bind {format_address((host, port))}: {exc.strerror}"
+                    ) from None
+                continue
+            self._udp = udp
+            self._listener = trio.SocketListener(tcp)
+            self.address = normalize_source(bound)
+            return self.address
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _socket(family: int, kind: int, host: str) -> trio.socket.SocketType:
+        sock = trio.socket.socket(family, kind)
+        if family == stdlib_socket.AF_INET6 and _is_unspecified(host):
+            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 0)
+        return sock
+
+    def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
+        """Start sending, and receiving into ``deliver``, in ``nursery`` (cancel it to stop)."""
+        assert self._udp is not None and self._listener is not None, "bind() first"
+        self._deliver = deliver
+        self._nursery = nursery
+        nursery.start_soon(self._receive_datagrams, self._udp)
+        nursery.start_soon(self._accept, self._listener)
+        nursery.start_soon(self._send_loop)
+
+    async def aclose(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._listener is not None:
+            await self._listener.aclose()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, packet: Packet) -> None:
+        """Queue a packet without blocking; a full queue drops it (counted)."""
+        try:
+            self._queue_in.send_nowait(packet)
+        except trio.WouldBlock:
+            self._count("send_queue_full", packet.destination)
+        except trio.ClosedResourceError:
+            pass
+
+    async def _send_loop(self) -> None:
+        async for packet in self._queue_out:
+            if packet.reliable:
+                self._send_frame(packet.destination, packet.data)
+            else:
+                await self._send_datagram(packet.destination, packet.data)
+
+    async def _send_datagram(self, destination: Address, data: bytes) -> None:
+        assert self._udp is not None
+        try:
+            sockaddr = await self._sockaddr(destination)
+            await self._udp.sendto(data, sockaddr)
+        except OSError as exc:
+            self._count("udp_send_errors", destination, exc)
+        else:
+            self.counters["udp_packets_sent"] += 1
+            self.counters["udp_bytes_sent"] += len(data)
+
+    async def _sockaddr(self, destination: Address) -> SockAddr:
+        """Where to send a datagram on our socket's family (cached; IPv4 mapped on v6)."""
+        now = trio.current_time()
+        cached = self._resolved.get(destination)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        host, port = destination
+        family, sockaddr = await resolve(host, port)
+        if family != self._family:
+            if self._family != stdlib_socket.AF_INET6:
+                raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
+            sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
+        if len(self._resolved) >= self.limits.resolve_cache:
+            self._resolved.clear()
+        self._resolved[destination] = (now + self.limits.resolve_ttl, sockaddr)
+        return sockaddr
+
+    def _send_frame(self, destination: Address, data: bytes) -> None:
+        channel = self._peers.get(destination)
+        if channel is None:
+            if len(self._peers) >= self.limits.max_outgoing or self._nursery is None:
+                self._count("tcp_dropped_frames", destination)
+                return
+            channel, receive = trio.open_memory_channel[bytes](self.limits.peer_queue)
+            self._peers[destination] = channel
+            self._nursery.start_soon(self._run_peer, destination, channel, receive)
+        try:
+            channel.send_nowait(wire.encode_frame(data))
+        except trio.WouldBlock:
+            self._count("tcp_dropped_frames", destination)
+
+    async def _run_peer(
+        self,
+        destination: Address,
+        channel: trio.MemorySendChannel[bytes],
+        frames: trio.MemoryReceiveChannel[bytes],
+    ) -> None:
+        """One outgoing connection: connect, write queued frames, close when idle or broken."""
+        try:
+            with trio.fail_after(self._tcp_timeout):
+                stream = await trio.open_tcp_stream(*destination)
+        except (OSError, trio.TooSlowError) as exc:
+            self._count("tcp_connect_failures", destination, exc)
+        else:
+            self.counters["tcp_connections_opened"] += 1
+            try:
+                async with stream, trio.open_nursery() as nursery:
+                    nursery.start_soon(self._watch_close, stream, nursery.cancel_scope)
+                    await self._write_frames(stream, frames)
+                    nursery.cancel_scope.cancel()
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
+                self._count("tcp_send_failures", destination, exc)
+        finally:
+            if self._peers.get(destination) is channel:
+                del self._peers[destination]
+            self._drop_queued(destination, frames)
+
+    async def _write_frames(
+        self, stream: trio.SocketStream, frames: trio.MemoryReceiveChannel[bytes]
+    ) -> None:
+        while True:
+            with trio.move_on_after(self.limits.outgoing_idle) as idle:
+                frame = await frames.receive()
+            if idle.cancelled_caught:
+                return
+            with trio.fail_after(self._tcp_timeout):
+                await stream.send_all(frame)
+            self.counters["tcp_frames_sent"] += 1
+            self.counters["tcp_bytes_sent"] += len(frame)
+
+    @staticmethod
+    async def _watch_close(stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+        """Peers never write on our outgoing connections: any read result means closed."""
+        with contextlib.suppress(OSError, trio.BrokenResourceError, trio.ClosedResourceError):
+            await stream.receive_some(1)
+        scope.cancel()
+
+    def _drop_queued(self, destination: Address, frames: trio.MemoryReceiveChannel[bytes]) -> None:
+        while True:
+            try:
+                frames.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):
+                break
+            self._count("tcp_dropped_frames", destination)
+        frames.close()
+
+    # -- receiving -----------------------------------------------------------------------
+
+    async def _receive_datagrams(self, udp: trio.socket.SocketType) -> None:
+        while True:
+            try:
+                data, source = await udp.recvfrom(self.limits.max_datagram)
+            except OSError as exc:  # e.g. ICMP errors surfaced by some platforms
+                self._count("udp_receive_errors", None, exc)
+                await trio.sleep(0)
+                continue
+            self.counters["udp_packets_received"] += 1
+            self.counters["udp_bytes_received"] += len(data)
+            self._deliver(normalize_source(source), data)
+
+    async def _accept(self, listener: trio.SocketListener) -> None:
+        async with trio.open_nursery() as nursery:
+            while True:
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                    self._count("tcp_accept_errors", None, exc)
+                    await trio.sleep(0.1)
+                    continue
+                if self._incoming >= self.limits.max_incoming:
+                    self._count("tcp_connections_refused", None)
+                    await stream.aclose()
+                    continue
+                self._incoming += 1
+                nursery.start_soon(self._read_connection, stream)
+
+    async def _read_connection(self, stream: trio.SocketStream) -> None:
+        """Read frames until EOF, idleness, a stalled frame or a frame over the limit."""
+        decoder = wire.FrameDecoder(self.limits.max_frame)
+        self.counters["tcp_connections_accepted"] += 1
+        frame_deadline = math.inf
+        source: Address = ("", 0)
+        try:
+            async with stream:
+                source = normalize_source(stream.socket.getpeername())
+                while True:
+                    idle_deadline = trio.current_time() + self.limits.incoming_idle
+                    with trio.move_on_at(min(idle_deadline, frame_deadline)):
+                        data = await stream.receive_some(65536)
+                        if not data:
+                            if decoder.buffered:
+                                self._count("tcp_truncated_frames", source)
+                            return
+                        self.counters["tcp_bytes_received"] += len(data)
+                        for frame in decoder.feed(data):
+                            self.counters["tcp_frames_received"] += 1
+                            self._deliver(source, frame)
+                        if decoder.error is not None:
+                            self._count("tcp_oversized_frames", source, decoder.error)
+                            return
+                        if not decoder.buffered:
+                            frame_deadline = math.inf
+                        elif frame_deadline == math.inf:
+                            frame_deadline = trio.current_time() + self._tcp_timeout
+                        continue
+                    if decoder.buffered:
+                        self._count("tcp_frame_timeouts", source)
+                    return
+        except (OSError, trio.BrokenResourceError) as exc:
+            self._count("tcp_receive_errors", source, exc)
+        finally:
+            self._incoming -= 1
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _count(self, what: str, peer: Address | None, detail: object = None) -> None:
+        self.counters[what] += 1
+        if log.isEnabledFor(logging.DEBUG):
+            where = format_address(peer) if peer else "-"
+            log.debug("%s (peer %s): %s", what.replace("_", " "), where, detail or "")
