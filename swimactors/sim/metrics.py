@@ -1,0 +1,278 @@
+"""What a run measured: failure detection, accuracy, convergence, load and coverage.
+
+A :class:`Metrics` subscribes to a world's events and faults.  A SUSPECT or DOWN about
+a member counts as *false* when neither the member nor the observer was impaired
+(crashed, paused, slowed, leaving, or on either side of a partition) at any moment in
+the ``grace`` window before it: such a member was alive and reachable throughout.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from typing import Any
+
+import attrs
+
+from ..membership.types import (
+    MemberAlive,
+    MemberConflict,
+    MemberDown,
+    MemberEvent,
+    MemberLeft,
+    MemberSuspect,
+    MemberUp,
+    Status,
+)
+from .node import NodeState
+from .world import Fault, PacketRecord, World
+
+__all__ = ["CrashStats", "Metrics", "percentile"]
+
+_STATUS_OF = {
+    MemberUp: Status.UP,
+    MemberAlive: Status.UP,
+    MemberSuspect: Status.SUSPECT,
+    MemberDown: Status.DOWN,
+    MemberLeft: Status.LEFT,
+}
+_IMPAIRING = {"crash", "pause", "leave", "partition", "partition_one_way"}
+_RESTORING = {"restart", "resume"}
+
+
+def percentile(values: Iterable[float], fraction: float) -> float:
+    """The ``fraction`` percentile (nearest rank) of ``values``; NaN when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(0, min(len(ordered) - 1, round(fraction * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+@attrs.define
+class CrashStats:
+    """Detection of one crash, in seconds after it (None: not reached)."""
+
+    subject: str
+    time: float
+    first_suspect: float | None = None
+    first_down: float | None = None
+    all_down: float | None = None
+    down_by: set[str] = attrs.field(factory=set)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "node": self.subject,
+            "crashed_at": self.time,
+            "first_suspect_s": self.first_suspect,
+            "first_down_s": self.first_down,
+            "all_down_s": self.all_down,
+        }
+
+
+class Metrics:
+    """Collects the measurements of one run from a :class:`World`'s observers."""
+
+    def __init__(self, world: World, grace: float | None = None, packets: bool = True) -> None:
+        self.world = world
+        self.grace = grace
+        self.views: dict[str, dict[str, Status]] = {}
+        self.incarnations: dict[tuple[str, str], int] = {}
+        self.incarnation_regressions: list[tuple[float, str, str, int, int]] = []
+        self.false_positives: list[tuple[float, str, str]] = []
+        self.false_suspicions: list[tuple[float, str, str]] = []
+        self.crashes: list[CrashStats] = []
+        self.coverage: Counter[str] = Counter()
+        self.sent_packets: Counter[str] = Counter()
+        self.sent_bytes: Counter[str] = Counter()
+        self._open_crash: dict[str, CrashStats] = {}
+        self._impaired: dict[str, list[list[float]]] = {}
+        self._alive_since: dict[str, float] = {}
+        self._alive_seconds = 0.0
+        self._suspects = 0
+        world.on_event(self._on_event)
+        world.on_fault(self._on_fault)
+        if packets:
+            world.on_packet(self._on_packet)
+
+    # -- observers -------------------------------------------------------------------------
+
+    def _on_packet(self, record: PacketRecord) -> None:
+        kind = "reliable" if record.reliable else "datagram"
+        self.sent_packets[kind] += 1
+        self.sent_bytes[kind] += len(record.data)
+
+    def _on_fault(self, fault: Fault) -> None:
+        now = fault.time
+        kind = fault.kind
+        self.coverage[f"fault_{kind}"] += 1
+        if kind in ("start", "restart"):
+            for name in fault.nodes:
+                self._alive_since[name] = now
+                self.views[name] = {}
+        if kind in ("crash", "left"):
+            for name in fault.nodes:
+                self._alive_seconds += now - self._alive_since.pop(name, now)
+        if kind == "crash":
+            stats = CrashStats(fault.nodes[0], now)
+            self.crashes.append(stats)
+            self._open_crash[stats.subject] = stats
+        elif kind == "restart":
+            self._open_crash.pop(fault.nodes[0], None)
+        if kind == "heal" and self._suspects:
+            self.coverage["healed_while_suspected"] += 1
+        if kind in _IMPAIRING or (kind == "slow" and fault.value > 0):
+            for name in (*fault.nodes, *fault.peers):
+                self._impaired.setdefault(name, []).append([now, float("inf")])
+        elif kind in _RESTORING or (kind == "slow" and fault.value == 0):
+            for name in fault.nodes:
+                self._close(name, now)
+        elif kind == "heal":
+            for name in list(self._impaired):
+                if not self._node_faulted(name):
+                    self._close(name, now)
+
+    def _node_faulted(self, name: str) -> bool:
+        node = self.world.nodes.get(name)
+        return node is None or node.state is not NodeState.RUNNING or node.lag > 0
+
+    def _close(self, name: str, now: float) -> None:
+        for window in self._impaired.get(name, ()):
+            if window[1] == float("inf"):
+                window[1] = now
+
+    def _on_event(self, observer: str, event: MemberEvent) -> None:
+        now = self.world.now
+        member = event.member
+        subject = member.name
+        if isinstance(event, MemberConflict):
+            self.coverage["conflict"] += 1
+            return
+        status = _STATUS_OF.get(type(event))
+        if status is None:
+            self.coverage[type(event).__name__] += 1
+            return
+        view = self.views.setdefault(observer, {})
+        before = view.get(subject)
+        view[subject] = status
+        self._suspects += (status is Status.SUSPECT) - (before is Status.SUSPECT)
+        self._check_incarnation(now, observer, subject, member.incarnation)
+        if isinstance(event, MemberAlive):
+            self.coverage["suspicion_refuted"] += 1
+        elif isinstance(event, MemberUp) and before is Status.DOWN:
+            self.coverage["back_from_down"] += 1
+        if status not in (Status.SUSPECT, Status.DOWN):
+            return
+        crash = self._open_crash.get(subject)
+        if crash is not None:
+            self._detected(crash, now, observer, status)
+        elif not self._excused(now, observer, subject):
+            wrong = self.false_suspicions if status is Status.SUSPECT else self.false_positives
+            wrong.append((now, observer, subject))
+        else:
+            self.coverage[f"{status.value}_of_impaired"] += 1
+
+    def _check_incarnation(self, now: float, observer: str, subject: str, value: int) -> None:
+        key = (observer, subject)
+        last = self.incarnations.get(key)
+        if last is not None and value < last:
+            self.incarnation_regressions.append((now, observer, subject, last, value))
+        else:
+            self.incarnations[key] = value
+
+    def _detected(self, crash: CrashStats, now: float, observer: str, status: Status) -> None:
+        elapsed = now - crash.time
+        if crash.first_suspect is None:
+            crash.first_suspect = elapsed
+        if status is Status.DOWN:
+            if crash.first_down is None:
+                crash.first_down = elapsed
+            crash.down_by.add(observer)
+            if crash.all_down is None and self._all_know_down(crash):
+                crash.all_down = elapsed
+
+    def _all_know_down(self, crash: CrashStats) -> bool:
+        for node in self.world.nodes.values():
+            if node.name == crash.subject or not node.alive or node.name in crash.down_by:
+                continue
+            known = self.views.get(node.name, {}).get(crash.subject)
+            if known is not None and known not in (Status.DOWN, Status.LEFT):
+                return False
+        return True
+
+    def _excused(self, now: float, observer: str, subject: str) -> bool:
+        since = now - self.grace_seconds()
+        for name in (observer, subject):
+            for start, end in self._impaired.get(name, ()):
+                if start <= now and end >= since:
+                    return True
+        return False
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def grace_seconds(self) -> float:
+        """How long after an impairment SUSPECT / DOWN events are still expected."""
+        if self.grace is not None:
+            return self.grace
+        config = self.world.config
+        return config.suspicion_timeouts(max(1, len(self.world.nodes)))[1] + (
+            4 * config.probe_interval
+        )
+
+    def converged(self) -> bool:
+        """Every running node's view holds exactly the other live nodes as UP."""
+        alive = [node.name for node in self.world.alive_nodes()]
+        expected = len(alive) - 1
+        for name in alive:
+            if self.world.nodes[name].state is not NodeState.RUNNING:
+                continue
+            view = self.views.get(name, {})
+            if sum(1 for status in view.values() if status is Status.UP) != expected:
+                return False
+        alive_set = set(alive)
+        for name in alive:
+            view = self.views.get(name, {})
+            for subject, status in view.items():
+                if (status is Status.UP) != (subject in alive_set):
+                    return False
+        return True
+
+    def node_hours(self) -> float:
+        now = self.world.now
+        live = sum(now - since for since in self._alive_since.values())
+        return (self._alive_seconds + live) / 3600.0
+
+    def load(self) -> dict[str, float]:
+        """Packets and bytes sent per live node per second, datagram and reliable."""
+        node_seconds = max(1e-9, self.node_hours() * 3600.0)
+        rows: dict[str, float] = {}
+        for kind in ("datagram", "reliable"):
+            rows[f"{kind}_packets_per_node_s"] = self.sent_packets[kind] / node_seconds
+            rows[f"{kind}_bytes_per_node_s"] = self.sent_bytes[kind] / node_seconds
+        return rows
+
+    def load_by_kind(self) -> dict[str, float]:
+        """Messages sent per node per second by message kind, from the cores' counters."""
+        total: Counter[str] = Counter()
+        for node in self.world.nodes.values():
+            total.update(node.counters())
+        node_seconds = max(1e-9, self.node_hours() * 3600.0)
+        return {
+            key: count / node_seconds
+            for key, count in sorted(total.items())
+            if key.startswith("sent_") and not key.startswith("sent_bytes")
+        }
+
+    def summary(self) -> dict[str, Any]:
+        hours = max(1e-12, self.node_hours())
+        return {
+            "false_positives": len(self.false_positives),
+            "false_suspicions": len(self.false_suspicions),
+            "false_positives_per_node_hour": len(self.false_positives) / hours,
+            "false_suspicions_per_node_hour": len(self.false_suspicions) / hours,
+            "node_hours": hours,
+            "incarnation_regressions": len(self.incarnation_regressions),
+            "crashes": [crash.as_dict() for crash in self.crashes],
+            "load": self.load(),
+            "coverage": dict(sorted(self.coverage.items())),
+        }
