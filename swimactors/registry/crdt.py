@@ -1,0 +1,289 @@
+"""The pure CRDT: a delta-state add-wins observed-remove set of registrations.
+
+Follows Almeida, Shoker and Baquero, *Delta State Replicated Data Types* (2018): a state is
+a dot store (each registration is tagged with the unique *dot* that created it) plus a
+*causal context* (every dot this replica has observed).  Joining two states keeps a dot's
+registration if both stores hold it, or if one holds it and the other has not observed it;
+so a removal is just "observed, no longer stored" and a concurrent add survives (add wins).
+
+Two extensions make it fit a membership-driven registry:
+
+* A replica is one *process*: ``(node name, incarnation)``.  Its dots are
+  ``(node, incarnation, counter)``, so a restarted process never reuses a dead one's dots.
+* *Floors*: ``floors[node] = f`` says every registration of ``node`` at incarnation ``<= f``
+  is dead (the node went DOWN or LEFT, or restarted).  Floors join by ``max``; a floored
+  replica's registrations and context are discarded, so the state keeps one context entry
+  per live process, one floor per departed node, and the live registrations: past churn
+  leaves nothing behind (the causal context is compacted to a version vector plus the
+  out-of-order dots still waiting for their predecessors).
+
+Merging a normalised state with floors applied is still a join (floors only grow and the
+filter commutes with the dot-store join), so merge stays commutative, associative and
+idempotent; ``tests/registry/test_crdt_laws.py`` checks it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from typing import TypeVar
+
+import attrs
+
+__all__ = ["CausalContext", "Dot", "Registration", "Replica", "State", "joined"]
+
+Replica = tuple[str, int]
+"""One process: ``(node name, incarnation)``."""
+
+Dot = tuple[str, int, int]
+"""One event of one process: ``(node name, incarnation, counter)``; counters start at 1."""
+
+K = TypeVar("K")
+
+
+@attrs.frozen
+class Registration:
+    """One node's claim on a name: which actor holds it, and where it stands in the order.
+
+    ``counter`` is the dot counter that created it; ``clock`` is a Lamport timestamp used
+    only to rank competing registrations of the same name (see :meth:`rank`).
+    """
+
+    name: str
+    node: str
+    incarnation: int
+    actor_id: str
+    meta: bytes
+    counter: int
+    clock: int
+
+    @property
+    def dot(self) -> Dot:
+        return (self.node, self.incarnation, self.counter)
+
+    @property
+    def replica(self) -> Replica:
+        return (self.node, self.incarnation)
+
+    def rank(self) -> tuple[int, str, int, int]:
+        """The total order every node applies to a name's registrations: lowest wins.
+
+        Earliest Lamport clock first (an existing holder beats anyone who registered after
+        seeing it), then the smaller node name, then the lower incarnation and counter.
+        """
+        return (self.clock, self.node, self.incarnation, self.counter)
+
+
+class CausalContext:
+    """The dots a state has observed: a version vector plus a cloud of out-of-order dots.
+
+    Kept compact: a cloud counter never sits at or below its replica's vector entry, and
+    a counter that closes the gap above the vector is folded into it, so the form is
+    canonical (two contexts holding the same dots compare equal).
+    """
+
+    __slots__ = ("cloud", "vv")
+
+    def __init__(self) -> None:
+        self.vv: dict[Replica, int] = {}
+        self.cloud: dict[Replica, set[int]] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CausalContext):
+            return NotImplemented
+        return self.vv == other.vv and self.cloud == other.cloud
+
+    def __repr__(self) -> str:
+        return f"CausalContext(vv={self.vv!r}, cloud={self.cloud!r})"
+
+    def contains(self, dot: Dot) -> bool:
+        replica = (dot[0], dot[1])
+        if self.vv.get(replica, 0) >= dot[2]:
+            return True
+        counters = self.cloud.get(replica)
+        return counters is not None and dot[2] in counters
+
+    def replicas(self) -> set[Replica]:
+        return set(self.vv) | set(self.cloud)
+
+    def dots(self, replica: Replica) -> Iterator[int]:
+        """Every counter of ``replica`` held here (expands the vector: use on deltas)."""
+        yield from range(1, self.vv.get(replica, 0) + 1)
+        yield from sorted(self.cloud.get(replica, ()))
+
+    def add(self, dot: Dot) -> None:
+        self.add_counters((dot[0], dot[1]), (dot[2],))
+
+    def add_counters(self, replica: Replica, counters: Iterable[int], seen: int = 0) -> None:
+        """Add ``1..seen`` and ``counters`` for ``replica``, then compact it."""
+        if seen > self.vv.get(replica, 0):
+            self.vv[replica] = seen
+        cloud = self.cloud.setdefault(replica, set())
+        cloud.update(counters)
+        self._compact(replica)
+
+    def merge(self, other: CausalContext, keep: Iterable[Replica]) -> None:
+        """Union with ``other``, restricted to the replicas in ``keep``."""
+        for replica in keep:
+            self.add_counters(replica, other.cloud.get(replica, ()), other.vv.get(replica, 0))
+
+    def next_counter(self, replica: Replica) -> int:
+        """The counter after the highest one seen for ``replica``."""
+        top = max(self.cloud.get(replica, ()), default=0)
+        return max(top, self.vv.get(replica, 0)) + 1
+
+    def drop(self, replica: Replica) -> None:
+        self.vv.pop(replica, None)
+        self.cloud.pop(replica, None)
+
+    def copy(self) -> CausalContext:
+        result = CausalContext()
+        result.vv = dict(self.vv)
+        result.cloud = {replica: set(counters) for replica, counters in self.cloud.items()}
+        return result
+
+    def size(self) -> int:
+        """Entries held: one per vector replica plus one per cloud dot."""
+        return len(self.vv) + sum(len(c) for c in self.cloud.values())
+
+    def _compact(self, replica: Replica) -> None:
+        top = self.vv.get(replica, 0)
+        cloud = self.cloud.get(replica, set())
+        while top + 1 in cloud:
+            top += 1
+        if top:
+            self.vv[replica] = top
+        cloud.difference_update([c for c in cloud if c <= top])
+        if not cloud:
+            self.cloud.pop(replica, None)
+
+
+class State:
+    """A dot store of registrations, its causal context and the node floors.
+
+    Used both as a replica's full state and as a delta: any state is a valid delta, and
+    :meth:`merge` joins either into this one in place (cost proportional to ``other``
+    plus this state's registrations of the replicas ``other``'s vector mentions).
+    """
+
+    __slots__ = ("by_name", "by_replica", "context", "entries", "floors")
+
+    def __init__(self) -> None:
+        self.entries: dict[Dot, Registration] = {}
+        self.by_name: dict[str, set[Dot]] = {}
+        self.by_replica: dict[Replica, set[Dot]] = {}
+        self.context = CausalContext()
+        self.floors: dict[str, int] = {}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, State):
+            return NotImplemented
+        return (
+            self.entries == other.entries
+            and self.context == other.context
+            and self.floors == other.floors
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"State(entries={sorted(self.entries.values(), key=Registration.rank)!r}, "
+            f"context={self.context!r}, floors={self.floors!r})"
+        )
+
+    # -- queries -------------------------------------------------------------------------
+
+    def registrations(self, name: str) -> list[Registration]:
+        """The name's registrations, winner first (see :meth:`Registration.rank`)."""
+        dots = self.by_name.get(name, ())
+        return sorted((self.entries[d] for d in dots), key=Registration.rank)
+
+    def is_floored(self, node: str, incarnation: int) -> bool:
+        return incarnation <= self.floors.get(node, -1)
+
+    def copy(self) -> State:
+        result = State()
+        result.entries = dict(self.entries)
+        result.by_name = {name: set(dots) for name, dots in self.by_name.items()}
+        result.by_replica = {r: set(dots) for r, dots in self.by_replica.items()}
+        result.context = self.context.copy()
+        result.floors = dict(self.floors)
+        return result
+
+    def size(self) -> int:
+        """Entries held: registrations + causal-context entries + floors (the churn bound)."""
+        return len(self.entries) + self.context.size() + len(self.floors)
+
+    # -- building blocks ---------------------------------------------------------------
+
+    def add(self, registration: Registration) -> None:
+        """Store a registration and record its dot as observed."""
+        dot = registration.dot
+        self.entries[dot] = registration
+        self.by_name.setdefault(registration.name, set()).add(dot)
+        self.by_replica.setdefault(registration.replica, set()).add(dot)
+        self.context.add(dot)
+
+    def remove(self, dot: Dot) -> str:
+        """Drop a stored registration (its dot stays observed); returns its name."""
+        registration = self.entries.pop(dot)
+        _discard(self.by_name, registration.name, dot)
+        _discard(self.by_replica, registration.replica, dot)
+        return registration.name
+
+    def raise_floor(self, node: str, incarnation: int) -> set[str]:
+        """Declare ``node``'s registrations up to ``incarnation`` dead; returns names touched."""
+        if incarnation <= self.floors.get(node, -1):
+            return set()
+        self.floors[node] = incarnation
+        touched: set[str] = set()
+        for replica in [r for r in self.context.replicas() if r[0] == node]:
+            if replica[1] <= incarnation:
+                for dot in list(self.by_replica.get(replica, ())):
+                    touched.add(self.remove(dot))
+                self.context.drop(replica)
+        return touched
+
+    # -- the join ----------------------------------------------------------------------
+
+    def merge(self, other: State) -> set[str]:
+        """Join ``other`` (a delta or a full state) into this state; returns names touched."""
+        touched: set[str] = set()
+        for node, incarnation in other.floors.items():
+            touched |= self.raise_floor(node, incarnation)
+        other_context = other.context
+        # Registrations ``other`` has observed but no longer stores were removed there.
+        for replica, seen in other_context.vv.items():
+            for dot in list(self.by_replica.get(replica, ())):
+                if dot[2] <= seen and dot not in other.entries:
+                    touched.add(self.remove(dot))
+        for replica, counters in other_context.cloud.items():
+            for counter in counters:
+                dot = (replica[0], replica[1], counter)
+                if dot in self.entries and dot not in other.entries:
+                    touched.add(self.remove(dot))
+        # Registrations ``other`` stores that this state has never observed are new here.
+        for dot, registration in other.entries.items():
+            if (
+                dot not in self.entries
+                and not self.context.contains(dot)
+                and not self.is_floored(dot[0], dot[1])
+            ):
+                self.add(registration)
+                touched.add(registration.name)
+        live = [r for r in other_context.replicas() if not self.is_floored(*r)]
+        self.context.merge(other_context, live)
+        return touched
+
+
+def _discard(index: dict[K, set[Dot]], key: K, dot: Dot) -> None:
+    dots = index[key]
+    dots.discard(dot)
+    if not dots:
+        del index[key]
+
+
+def joined(*states: State) -> State:
+    """The join of ``states`` as a new state (the inputs are left untouched)."""
+    result = State()
+    for state in states:
+        result.merge(state)
+    return result

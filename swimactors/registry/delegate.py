@@ -1,0 +1,123 @@
+"""The registry riding on SWIM: deltas on gossip, full state on push/pull, pruning on DOWN.
+
+:class:`RegistryDelegate` plugs a :class:`Registry` into a membership core on the
+``"registry"`` channel.  Local mutations go through it so their deltas are broadcast at
+once (split to fit a gossip packet; a registration too large for any packet is left to
+push/pull and counted as ``deferred``).  The core spreads each broadcast epidemically and
+deduplicates it, so the delegate never relays.  A lost delta is repaired by the next
+push/pull, which exchanges full states.  MemberDown and MemberLeft drop the member's
+registrations here and are broadcast as a floor, so the member itself, if it was declared
+dead by mistake, learns quickly that it must re-register.
+"""
+
+from __future__ import annotations
+
+import collections
+from typing import Protocol
+
+from ..membership import BroadcastTooLarge, Delegate, MemberDown, MemberEvent, MemberLeft
+from .codec import RegistryDecodeError, decode, encode, split
+from .crdt import Registration, State
+from .registry import Registry
+
+__all__ = ["CHANNEL", "RegistryDelegate"]
+
+CHANNEL = "registry"
+
+_BROADCAST_HEADROOM = 32
+"""Bytes of a broadcast taken by the core's user-message framing (channel name, tags)."""
+
+
+class Gossip(Protocol):
+    """What the delegate needs from a membership core (:class:`~swimactors.membership.Swim`)."""
+
+    @property
+    def incarnation(self) -> int: ...
+
+    @property
+    def max_broadcast_size(self) -> int: ...
+
+    def register_delegate(self, channel: str, delegate: Delegate) -> None: ...
+
+    def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None: ...
+
+
+class RegistryDelegate(Delegate):
+    """Binds ``registry`` to ``core``; mutate the registry through this object."""
+
+    def __init__(self, registry: Registry, core: Gossip) -> None:
+        self.registry = registry
+        self.core = core
+        self.counters: collections.Counter[str] = collections.Counter()
+        """deltas_sent, parts_sent, bytes_sent, deferred, deltas/states_received,
+        bytes_received, rejected_malformed, state_bytes_sent."""
+        core.register_delegate(CHANNEL, self)
+        self._follow_incarnation()
+
+    # -- local mutations ----------------------------------------------------------------
+
+    def register(self, name: str, actor_id: str, meta: bytes = b"") -> Registration:
+        """Register ``name`` here and broadcast the delta; returns the new registration."""
+        delta = self.registry.register(name, actor_id, meta)
+        self.publish(delta)
+        return next(iter(delta.entries.values()))
+
+    def unregister(self, name: str) -> None:
+        self.publish(self.registry.unregister(name))
+
+    def publish(self, delta: State) -> None:
+        """Broadcast a delta in parts that each fit one gossip packet."""
+        budget = self.core.max_broadcast_size - _BROADCAST_HEADROOM
+        parts, deferred = split(delta, budget)
+        self.counters["deltas_sent"] += 1
+        self.counters["deferred"] += deferred
+        for part in parts:
+            try:
+                self.core.broadcast(CHANNEL, part)
+            except BroadcastTooLarge:
+                self.counters["deferred"] += 1
+                continue
+            self.counters["parts_sent"] += 1
+            self.counters["bytes_sent"] += len(part)
+
+    # -- the membership hooks -------------------------------------------------------------
+
+    def notify_message(self, payload: bytes, now: float) -> None:
+        if self._merge(payload, "deltas"):
+            self._follow_incarnation()
+
+    def local_state(self, join: bool) -> bytes:
+        self._follow_incarnation()
+        data = encode(self.registry.state())
+        self.counters["state_bytes_sent"] += len(data)
+        return data
+
+    def merge_remote_state(self, data: bytes, join: bool, now: float) -> None:
+        if self._merge(data, "states"):
+            self._follow_incarnation()
+
+    def on_member_event(self, event: MemberEvent) -> None:
+        if isinstance(event, MemberDown | MemberLeft):
+            member = event.member
+            self.publish(self.registry.node_down(member.name, member.incarnation))
+        self._follow_incarnation()
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _merge(self, data: bytes, kind: str) -> bool:
+        self.counters[f"{kind}_received"] += 1
+        self.counters["bytes_received"] += len(data)
+        try:
+            incoming = decode(data)
+        except RegistryDecodeError:
+            self.counters["rejected_malformed"] += 1
+            return False
+        self.registry.merge(incoming)
+        return True
+
+    def _follow_incarnation(self) -> None:
+        """Re-register our names if we were declared dead and have since refuted it."""
+        delta = self.registry.set_incarnation(self.core.incarnation)
+        if delta is not None:
+            self.counters["reregistrations"] += 1
+            self.publish(delta)

@@ -1,0 +1,206 @@
+"""One node's replica of the cluster-wide name registry (sans-IO).
+
+Wraps the CRDT state with what a node needs: registering its own names (each mutation
+returns the delta to disseminate), the winner of each name under the total order of
+:meth:`Registration.rank`, a change stream, and the incarnation rules below.
+
+Incarnations.  A registration carries the *epoch* it was made under: the incarnation the
+registry was created with, not the SWIM incarnation of the moment, so refutation bumps
+while the process lives never touch its names.  ``node_down(node, inc)`` (from MemberDown
+or MemberLeft, whose member carries the incarnation it was declared at) raises the node's
+floor and drops every registration of that node with epoch ``<= inc``.  A new process
+starts at a higher incarnation and floors its own previous ones, so its predecessor's
+stale registrations never return.  A live node that was declared DOWN by mistake finds its
+own floor at or above its epoch; once membership has refuted to a higher incarnation,
+:meth:`Registry.set_incarnation` moves the epoch there and re-registers every name the node
+still holds (with a fresh Lamport clock: whoever took a name over meanwhile keeps it).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
+from .codec import MAX_ACTOR_ID_BYTES, MAX_INT, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
+from .crdt import Dot, Registration, State
+
+__all__ = ["Registry", "RegistryError"]
+
+
+class RegistryError(ValueError):
+    """A bad argument to the registry API (empty or oversized name, negative incarnation)."""
+
+
+def _check_text(value: object, what: str, limit: int) -> None:
+    if not isinstance(value, str) or not 0 < len(value.encode()) <= limit:
+        raise RegistryError(f"{what} must be a non-empty string of at most {limit} bytes")
+
+
+def _check_incarnation(value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
+        raise RegistryError(f"incarnation must be an integer in 0..2**63-1, got {value!r}")
+
+
+class Registry:
+    """The registry replica of node ``node_name`` running at ``incarnation``."""
+
+    encode = staticmethod(encode)
+    decode = staticmethod(decode)
+
+    def __init__(self, node_name: str, incarnation: int = 0, max_changes: int = 65536) -> None:
+        _check_text(node_name, "node name", MAX_NAME_BYTES)
+        _check_incarnation(incarnation)
+        self.node = node_name
+        self.incarnation = incarnation
+        """The epoch this node's registrations are made under."""
+        self.changes_dropped = 0
+        """Changes discarded because nobody took them and the stream reached max_changes."""
+        self._state = State()
+        self._held: dict[str, tuple[str, bytes]] = {}
+        self._clock = 0
+        self._winners: dict[str, Registration] = {}
+        self._reported: set[Dot] = set()
+        self._changes: deque[Change] = deque(maxlen=max_changes)
+        if incarnation > 0:
+            self._state.raise_floor(node_name, incarnation - 1)
+
+    # -- mutations: each returns the delta to disseminate ---------------------------------
+
+    def register(self, name: str, actor_id: str, meta: bytes = b"") -> State:
+        """Claim ``name`` for ``actor_id`` on this node (replacing this node's own claim).
+
+        Replacing keeps the old claim's place in the order; a new claim ranks after every
+        registration this replica has seen, so registering a name another node already
+        holds loses (a :class:`NameLost` follows at once).  Check :meth:`lookup` first.
+        """
+        _check_text(name, "name", MAX_NAME_BYTES)
+        _check_text(actor_id, "actor id", MAX_ACTOR_ID_BYTES)
+        if not isinstance(meta, bytes) or len(meta) > MAX_META_BYTES:
+            raise RegistryError(f"meta must be bytes of at most {MAX_META_BYTES} bytes")
+        mine = self._own(name)
+        clock = mine[0].clock if mine else self._clock + 1
+        delta = self._delta(replaced=mine)
+        delta.add(self._new_registration(name, actor_id, meta, clock))
+        self._held[name] = (actor_id, meta)
+        self._apply(delta)
+        return delta
+
+    def unregister(self, name: str) -> State:
+        """Withdraw this node's claim on ``name`` (other nodes' claims are theirs to drop)."""
+        self._held.pop(name, None)
+        delta = self._delta(replaced=self._own(name))
+        self._apply(delta)
+        return delta
+
+    def node_down(self, node_name: str, incarnation: int) -> State:
+        """Drop ``node_name``'s registrations made at incarnations up to ``incarnation``."""
+        _check_text(node_name, "node name", MAX_NAME_BYTES)
+        _check_incarnation(incarnation)
+        delta = State()
+        delta.floors[node_name] = incarnation
+        self._apply(delta)
+        return delta
+
+    def set_incarnation(self, incarnation: int) -> State | None:
+        """Tell the registry this node's membership incarnation (call on every change).
+
+        Does nothing unless this node's own registrations were dropped (its floor reached
+        the epoch) and ``incarnation`` is above that floor; then the epoch moves to
+        ``incarnation`` and every name still held is re-registered: the delta is returned.
+        """
+        _check_incarnation(incarnation)
+        floor = self._state.floors.get(self.node, -1)
+        if self.incarnation > floor or incarnation <= floor:
+            return None
+        self.incarnation = incarnation
+        delta = self._delta(replaced=[])
+        for name, (actor_id, meta) in sorted(self._held.items()):
+            delta.add(self._new_registration(name, actor_id, meta, self._clock + 1))
+            self._clock += 1
+        self._apply(delta)
+        return delta
+
+    def merge(self, delta_or_state: State) -> None:
+        """Join a delta or a full state received from any node (idempotent, any order)."""
+        self._apply(delta_or_state)
+
+    # -- queries --------------------------------------------------------------------------
+
+    def state(self) -> State:
+        """A snapshot of the full state (for push/pull, or to merge elsewhere)."""
+        return self._state.copy()
+
+    def lookup(self, name: str) -> Registration | None:
+        """The winning registration of ``name``, or None if nobody holds it."""
+        return self._winners.get(name)
+
+    def lookup_all(self, name: str) -> list[Registration]:
+        """Every registration of ``name``, winner first."""
+        return self._state.registrations(name)
+
+    def names(self) -> list[str]:
+        """Every registered name, sorted."""
+        return sorted(self._state.by_name)
+
+    def take_changes(self) -> list[Change]:
+        """The changes since the last call, oldest first."""
+        changes = list(self._changes)
+        self._changes.clear()
+        return changes
+
+    def size(self) -> int:
+        """State entries: registrations + causal-context entries + floors."""
+        return self._state.size()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _own(self, name: str) -> list[Registration]:
+        return [r for r in self._state.registrations(name) if r.node == self.node]
+
+    def _delta(self, replaced: list[Registration]) -> State:
+        """An empty delta that removes ``replaced`` and carries this node's own floor."""
+        delta = State()
+        for registration in replaced:
+            delta.context.add(registration.dot)
+        floor = self._state.floors.get(self.node)
+        if floor is not None:
+            delta.floors[self.node] = floor
+        return delta
+
+    def _new_registration(self, name: str, actor_id: str, meta: bytes, clock: int) -> Registration:
+        replica = (self.node, self.incarnation)
+        counter = self._state.context.next_counter(replica)
+        return Registration(name, self.node, self.incarnation, actor_id, meta, counter, clock)
+
+    def _apply(self, delta: State) -> None:
+        touched = self._state.merge(delta)
+        self._clock = max(self._clock, *(r.clock for r in delta.entries.values()), 0)
+        if self._reported and touched:
+            self._reported.intersection_update(self._state.entries)
+        for name in sorted(touched):
+            self._settle(name)
+
+    def _settle(self, name: str) -> None:
+        """Recompute the winner of ``name`` and emit what changed."""
+        ranked = self._state.registrations(name)
+        old = self._winners.get(name)
+        if not ranked:
+            if old is not None:
+                del self._winners[name]
+                self._emit(NameRemoved(name, old))
+            return
+        new = ranked[0]
+        if new != old:
+            self._winners[name] = new
+            self._emit(NameAdded(name, new) if old is None else NameChanged(name, old, new))
+        if new.node == self.node:
+            return
+        for lost in ranked[1:]:
+            if lost.node == self.node and lost.dot not in self._reported:
+                self._reported.add(lost.dot)
+                self._emit(NameLost(name, lost, new))
+
+    def _emit(self, change: Change) -> None:
+        if len(self._changes) == self._changes.maxlen:
+            self.changes_dropped += 1
+        self._changes.append(change)
