@@ -1,3 +1,45 @@
 """swimactors: SWIM membership, a gossip CRDT registry and trio actors for Python clusters."""
 
+from .actors import (
+    Actor,
+    ActorError,
+    ActorFailed,
+    ActorRef,
+    ActorStopped,
+    AskTimeout,
+    Context,
+    MailboxFull,
+    NameTaken,
+    SystemFailed,
+    Terminated,
+    escalate,
+    message,
+    restart,
+    resume,
+    stop,
+)
+from .system import System, open_system
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "Actor",
+    "ActorError",
+    "ActorFailed",
+    "ActorRef",
+    "ActorStopped",
+    "AskTimeout",
+    "Context",
+    "MailboxFull",
+    "NameTaken",
+    "System",
+    "SystemFailed",
+    "Terminated",
+    "__version__",
+    "escalate",
+    "message",
+    "open_system",
+    "restart",
+    "resume",
+    "stop",
+]

@@ -1,0 +1,370 @@
+"""Actor runtime speed against raw trio floors measured in the same run.
+
+Floors: a task reading a bounded ``trio.open_memory_channel`` fed by awaited sends (tell),
+a request/reply built from two such channels (ask), and a bare ``nursery.start_soon`` task
+waiting on a channel (spawn + stop).  Pykka and Thespian are measured when installed (the
+``bench`` extra).  Every figure is the median of several runs.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+import swimactors
+from swimactors import Actor, Context
+
+Row = dict[str, Any]
+
+
+@swimactors.message("bench.Ping")
+class Ping:
+    n: int = 0
+
+
+class Sink(Actor):
+    """Counts messages; sets ``done`` when ``expected`` have arrived."""
+
+    def __init__(self, expected: int = 0) -> None:
+        self.count = 0
+        self.expected = expected
+        self.done = trio.Event()
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        self.count += 1
+        if self.count == self.expected:
+            self.done.set()
+        return msg
+
+
+class SyncEcho(Actor):
+    """A plain-``def`` receive: an ask to it runs in the asker's task."""
+
+    def receive(self, msg: Any, ctx: Context) -> Any:
+        return msg
+
+
+class Idle(Actor):
+    async def receive(self, msg: Any, ctx: Context) -> None:
+        return None
+
+
+def _median(fn: Callable[[], float], repeats: int) -> float:
+    return statistics.median(fn() for _ in range(repeats))
+
+
+def _timed(main: Callable[[], Awaitable[float]]) -> float:
+    return trio.run(main)
+
+
+# -- tell throughput ---------------------------------------------------------------------
+
+
+def floor_tell(n: int) -> float:
+    async def main() -> float:
+        send, receive = trio.open_memory_channel[Any](1024)
+
+        async def reader() -> None:
+            async for _ in receive:
+                pass
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            start = time.perf_counter()
+            async with send:
+                for i in range(n):
+                    await send.send(i)
+        return n / (time.perf_counter() - start)
+
+    return _timed(main)
+
+
+def actors_tell(n: int) -> float:
+    async def main() -> float:
+        async with swimactors.open_system() as system:
+            sink = Sink(n)
+            ref = await system.spawn(sink)
+            msg = Ping()
+            start = time.perf_counter()
+            for _ in range(n):
+                await ref.tell(msg)
+            await sink.done.wait()
+            return n / (time.perf_counter() - start)
+
+    return _timed(main)
+
+
+# -- ask round trip ----------------------------------------------------------------------
+
+
+def floor_ask(n: int) -> float:
+    async def main() -> float:
+        req_send, req_recv = trio.open_memory_channel[Any](1)
+        rep_send, rep_recv = trio.open_memory_channel[Any](1)
+
+        async def server() -> None:
+            async for msg in req_recv:
+                await rep_send.send(msg)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(server)
+            start = time.perf_counter()
+            for i in range(n):
+                await req_send.send(i)
+                await rep_recv.receive()
+            elapsed = time.perf_counter() - start
+            await req_send.aclose()
+        return elapsed / n * 1e6
+
+    return _timed(main)
+
+
+def actors_ask(n: int, actor: Callable[[], Actor] = Sink) -> float:
+    async def main() -> float:
+        async with swimactors.open_system() as system:
+            ref = await system.spawn(actor)
+            msg = Ping()
+            start = time.perf_counter()
+            for _ in range(n):
+                await ref.ask(msg)
+            return (time.perf_counter() - start) / n * 1e6
+
+    return _timed(main)
+
+
+# -- spawn and stop ----------------------------------------------------------------------
+
+
+def floor_spawn(n: int) -> float:
+    async def main() -> float:
+        async def task(receive: trio.MemoryReceiveChannel[Any]) -> None:
+            async for _ in receive:
+                pass
+
+        start = time.perf_counter()
+        async with trio.open_nursery() as nursery:
+            senders = []
+            for _ in range(n):
+                send, receive = trio.open_memory_channel[Any](1024)
+                nursery.start_soon(task, receive)
+                senders.append(send)
+            await trio.lowlevel.checkpoint()
+            for send in senders:
+                send.close()
+        return (time.perf_counter() - start) / n * 1e6
+
+    return _timed(main)
+
+
+def actors_spawn(n: int) -> float:
+    async def main() -> float:
+        start = time.perf_counter()
+        async with swimactors.open_system() as system:
+            for _ in range(n):
+                await system.spawn(Idle())
+            await trio.lowlevel.checkpoint()
+        return (time.perf_counter() - start) / n * 1e6
+
+    return _timed(main)
+
+
+# -- many actors -------------------------------------------------------------------------
+
+
+def actors_fanout(actors: int, each: int) -> tuple[float, float]:
+    """Throughput of ``actors`` senders each telling its own actor ``each`` messages, and
+    the least progress any actor had made when the first one finished (1.0 = perfectly fair)."""
+
+    async def main() -> tuple[float, float]:
+        async with swimactors.open_system() as system:
+            sinks = [Sink(each) for _ in range(actors)]
+            refs = [await system.spawn(s) for s in sinks]
+            first_done = trio.Event()
+            progress: list[float] = []
+
+            async def watch_first() -> None:
+                await trio.lowlevel.checkpoint()
+                while not any(s.done.is_set() for s in sinks):
+                    await trio.lowlevel.checkpoint()
+                progress.append(min(s.count for s in sinks) / each)
+                first_done.set()
+
+            async def send(ref: swimactors.ActorRef) -> None:
+                msg = Ping()
+                for _ in range(each):
+                    await ref.tell(msg)
+
+            start = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(watch_first)
+                for ref in refs:
+                    nursery.start_soon(send, ref)
+            for s in sinks:
+                await s.done.wait()
+            elapsed = time.perf_counter() - start
+            await first_done.wait()
+            return actors * each / elapsed, progress[0]
+
+    return trio.run(main)
+
+
+# -- Pykka and Thespian, when installed --------------------------------------------------
+
+
+def pykka_rows(tell_n: int, ask_n: int, spawn_n: int) -> list[Row]:
+    try:
+        import pykka
+    except ImportError:
+        return []
+
+    class PActor(pykka.ThreadingActor):  # type: ignore[misc]
+        def on_receive(self, message: Any) -> Any:
+            return message
+
+    def tell() -> float:
+        ref = PActor.start()
+        start = time.perf_counter()
+        for i in range(tell_n):
+            ref.tell(i)
+        ref.ask("sync")
+        rate = tell_n / (time.perf_counter() - start)
+        ref.stop()
+        return rate
+
+    def ask() -> float:
+        ref = PActor.start()
+        start = time.perf_counter()
+        for i in range(ask_n):
+            ref.ask(i)
+        per = (time.perf_counter() - start) / ask_n * 1e6
+        ref.stop()
+        return per
+
+    def spawn() -> float:
+        start = time.perf_counter()
+        for _ in range(spawn_n):
+            PActor.start().stop()
+        return (time.perf_counter() - start) / spawn_n * 1e6
+
+    return [
+        {"benchmark": "tell", "metric": "pykka", "value": tell(), "unit": "msg/s"},
+        {"benchmark": "ask", "metric": "pykka", "value": ask(), "unit": "us/op"},
+        {"benchmark": "spawn+stop", "metric": "pykka", "value": spawn(), "unit": "us/actor"},
+    ]
+
+
+def thespian_rows(tell_n: int, ask_n: int, spawn_n: int) -> list[Row]:
+    try:
+        from thespian.actors import Actor as TActor
+        from thespian.actors import ActorExitRequest, ActorSystem
+    except ImportError:
+        return []
+
+    class Echo(TActor):  # type: ignore[misc]
+        def receiveMessage(self, message: Any, sender: Any) -> None:
+            if message == "sync":
+                self.send(sender, message)
+
+    system = ActorSystem("simpleSystemBase")
+    try:
+        addr = system.createActor(Echo)
+        start = time.perf_counter()
+        for i in range(tell_n):
+            system.tell(addr, i)
+        system.ask(addr, "sync", 10)
+        tell_rate = tell_n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(ask_n):
+            system.ask(addr, "sync", 10)
+        ask_us = (time.perf_counter() - start) / ask_n * 1e6
+        start = time.perf_counter()
+        for _ in range(spawn_n):
+            system.tell(system.createActor(Echo), ActorExitRequest())
+        spawn_us = (time.perf_counter() - start) / spawn_n * 1e6
+    finally:
+        system.shutdown()
+    return [
+        {"benchmark": "tell", "metric": "thespian", "value": tell_rate, "unit": "msg/s"},
+        {"benchmark": "ask", "metric": "thespian", "value": ask_us, "unit": "us/op"},
+        {"benchmark": "spawn+stop", "metric": "thespian", "value": spawn_us, "unit": "us/actor"},
+    ]
+
+
+def run(quick: bool) -> list[Row]:
+    tell_n, ask_n, spawn_n = (20_000, 5_000, 2_000) if quick else (200_000, 20_000, 10_000)
+    fan = (20, 200) if quick else (100, 1_000)
+    repeats = 3 if quick else 5
+    rows: list[Row] = []
+
+    def compare(bench: str, unit: str, ours: float, floor: float, note: str) -> None:
+        better_is_lower = unit.startswith("us")
+        ratio = floor / ours if better_is_lower else ours / floor
+        rows.append({"benchmark": bench, "metric": "trio floor", "value": floor, "unit": unit})
+        rows.append(
+            {
+                "benchmark": bench,
+                "metric": "swimactors",
+                "value": ours,
+                "unit": unit,
+                "floor": floor,
+                "ratio": ratio,
+                "note": note,
+            }
+        )
+
+    compare(
+        "tell",
+        "msg/s",
+        _median(lambda: actors_tell(tell_n), repeats),
+        _median(lambda: floor_tell(tell_n), repeats),
+        f"{tell_n:,} msgs, one actor; ratio = speed-up over the floor",
+    )
+    compare(
+        "ask",
+        "us/op",
+        _median(lambda: actors_ask(ask_n), repeats),
+        _median(lambda: floor_ask(ask_n), repeats),
+        f"{ask_n:,} sequential round trips; ratio = floor / ours",
+    )
+    compare(
+        "ask (def receive)",
+        "us/op",
+        _median(lambda: actors_ask(ask_n, SyncEcho), repeats),
+        rows[-1]["floor"],
+        "same floor; receive is a plain def, answered in the asker's task",
+    )
+    compare(
+        "spawn+stop",
+        "us/actor",
+        _median(lambda: actors_spawn(spawn_n), repeats),
+        _median(lambda: floor_spawn(spawn_n), repeats),
+        f"{spawn_n:,} actors; ratio = floor / ours (>= 0.83 is within 1.2x)",
+    )
+    results = [actors_fanout(*fan) for _ in range(repeats)]
+    rate = statistics.median(r[0] for r in results)
+    fairness = min(r[1] for r in results)
+    rows.append(
+        {
+            "benchmark": "fan-out",
+            "metric": "swimactors",
+            "value": rate,
+            "unit": "msg/s",
+            "note": f"{fan[0]} actors x {fan[1]:,} msgs",
+        }
+    )
+    rows.append(
+        {
+            "benchmark": "fan-out",
+            "metric": "fairness",
+            "value": fairness,
+            "unit": "fraction",
+            "note": "least progress of any actor when the first finished (worst run)",
+        }
+    )
+    rows.extend(pykka_rows(tell_n // 4, ask_n // 4, spawn_n // 10))
+    rows.extend(thespian_rows(tell_n // 4, ask_n, spawn_n))
+    return rows

@@ -1,0 +1,513 @@
+"""ActorCell: the task that runs one actor, and the local delivery target of its ref.
+
+The cell owns a bounded FIFO mailbox (a deque plus the senders waiting for room), runs
+messages through the actor in batches without touching the scheduler while work is
+queued (yielding every ``BUDGET`` messages so no actor starves the others), and carries
+out lifecycle and supervision.  Control signals (stop, failure, sibling restart, death
+notices) bypass the mailbox, so a full mailbox never holds them up.
+
+Stop rule: a stopping actor finishes the message in hand; then every message still queued
+(or waiting for room) becomes a dead letter and every pending ask fails with
+:class:`ActorStopped`; its children stop, then its ``on_stop`` runs.
+
+An actor whose ``receive`` is a plain ``def`` cannot wait, so an ask that finds it idle is
+answered by calling ``receive`` directly in the asker's task: no task switch at all.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import outcome
+import trio
+
+from . import supervision
+from .actor import Actor
+from .context import Context, Timer
+from .errors import ActorFailed, ActorStopped, AskTimeout, MailboxFull, describe
+from .message import Terminated
+from .ref import READY, ActorRef, Watcher, current_sender
+from .reply import Reply
+
+if TYPE_CHECKING:
+    from ..system import System
+
+__all__ = ["BUDGET", "ActorCell", "Parent", "State"]
+
+log = logging.getLogger("swimactors.actors")
+
+BUDGET = 256
+"""Messages an actor handles in a row (and direct asks a task makes) before yielding."""
+
+Envelope = tuple[Any, ActorRef | None, Reply | None]
+Factory = Callable[[], Actor]
+
+_sync_receive: dict[type, bool] = {}
+
+
+def _is_sync(actor: Actor) -> bool:
+    """Whether this actor's class defines ``receive`` as a plain function (cached)."""
+    cls = type(actor)
+    sync = _sync_receive.get(cls)
+    if sync is None:
+        sync = _sync_receive[cls] = not inspect.iscoroutinefunction(cls.receive)
+    return sync
+
+
+class State(enum.Enum):
+    RUNNING = "running"
+    STOPPING = "stopping"
+    DEAD = "dead"
+
+
+class Signal(enum.Enum):
+    FAIL = "fail"
+    RESTART = "restart"
+    TERMINATED = "terminated"
+
+
+class Parent(Protocol):
+    """Who supervises a cell: another cell, or the system at the top."""
+
+    children: dict[str, ActorCell]
+
+    def child_failed(self, error: BaseException) -> None: ...
+
+
+class _Waiter:
+    """A sender parked on a full mailbox, with the envelope it will add."""
+
+    __slots__ = ("envelope", "task")
+
+    def __init__(self, task: trio.lowlevel.Task, envelope: Envelope) -> None:
+        self.task = task
+        self.envelope = envelope
+
+
+class ActorCell:
+    """Runs one actor (across restarts) and takes delivery of its messages."""
+
+    __slots__ = (
+        "_done",
+        "_escalate",
+        "_factory",
+        "_interrupt",
+        "_parked",
+        "_signals",
+        "_stop_requested",
+        "_sync",
+        "_task",
+        "_waiters",
+        "_watchers",
+        "_window",
+        "capacity",
+        "children",
+        "ctx",
+        "instance",
+        "name",
+        "parent",
+        "queue",
+        "reason",
+        "ref",
+        "state",
+        "strategy",
+        "system",
+        "timers",
+        "watching",
+    )
+
+    def __init__(
+        self,
+        system: System,
+        parent: Parent,
+        name: str,
+        path: str,
+        uid: int,
+        instance: Actor,
+        factory: Factory | None,
+        strategy: supervision.Strategy,
+        capacity: int,
+    ) -> None:
+        self.system = system
+        self.parent = parent
+        self.name = name
+        self.ref = ActorRef(system.name, path, uid, self)
+        self.instance = instance
+        self._factory = factory
+        self._sync = _is_sync(instance)
+        self.strategy = strategy
+        self.capacity = capacity
+        self.ctx = Context(self)
+        instance._context = self.ctx
+        self.queue: deque[Envelope] = deque()
+        self.children: dict[str, ActorCell] = {}
+        self.state = State.RUNNING
+        self.reason: str | None = None
+        # Created on first use: most actors never need them.
+        self.timers: set[Timer] | None = None
+        self.watching: set[ActorRef] | None = None
+        self._waiters: dict[_Waiter, None] | None = None
+        self._signals: deque[tuple[Signal, Any]] | None = None
+        self._watchers: set[Watcher] | None = None
+        self._window: supervision.RestartWindow | None = None
+        self._done: trio.Event | None = None
+        self._escalate: BaseException | None = None
+        self._task: trio.lowlevel.Task | None = None
+        self._parked = False
+        self._interrupt = False
+        self._stop_requested = False
+
+    # -- delivery (the Target protocol) ------------------------------------------------
+
+    def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
+        if self.state is not State.RUNNING:
+            self.system.dead_letters.publish(self.ref, msg, sender)
+            return READY
+        if len(self.queue) < self.capacity and not self._waiters:
+            self.queue.append((msg, sender, None))
+            if self._parked:
+                self._wake()
+            return READY
+        return self._wait_for_room((msg, sender, None))
+
+    def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
+        if self.state is not State.RUNNING:
+            self.system.dead_letters.publish(self.ref, msg, sender)
+        elif len(self.queue) < self.capacity and not self._waiters:
+            self.queue.append((msg, sender, None))
+            if self._parked:
+                self._wake()
+        else:
+            raise MailboxFull(f"mailbox of {self.ref} is full ({self.capacity} messages)")
+
+    async def ask(self, msg: Any, sender: ActorRef | None, timeout: float | None) -> Any:
+        if self.state is not State.RUNNING:
+            self.system.dead_letters.publish(self.ref, msg, sender)
+            raise ActorStopped(f"{self.ref} is stopped")
+        if self._sync and self._parked and not self.queue:
+            return await self._ask_directly(msg, sender)
+        deadline = None if timeout is None else trio.current_time() + timeout
+        reply = Reply(self.system.stats, self.ref)
+        envelope = (msg, sender, reply)
+        if len(self.queue) < self.capacity and not self._waiters:
+            self.queue.append(envelope)
+            if self._parked:
+                self._wake()
+        elif deadline is None:
+            await self._wait_for_room(envelope)
+        else:
+            with trio.move_on_at(deadline) as scope:
+                await self._wait_for_room(envelope)
+            if scope.cancelled_caught:
+                raise AskTimeout(f"no room in the mailbox of {self.ref} within {timeout} s")
+        if deadline is not None and reply.pending:
+            self.system.ask_deadlines.add(deadline, reply)
+        return await reply.wait()
+
+    async def _ask_directly(self, msg: Any, sender: ActorRef | None) -> Any:
+        """Run a plain-``def`` receive in the asker's task (it cannot wait, so it is safe)."""
+        ctx = self.ctx
+        ctx.sender = sender
+        token = current_sender.set(self.ref)
+        try:
+            result = self.instance.receive(msg, ctx)
+        except Exception as exc:
+            self._fail(exc)
+            raise ActorFailed.from_exception(exc) from None
+        finally:
+            current_sender.reset(token)
+            ctx.sender = None
+        system = self.system
+        system.direct_budget -= 1
+        if system.direct_budget <= 0:
+            system.direct_budget = BUDGET
+            await trio.lowlevel.checkpoint()
+        return result
+
+    async def _wait_for_room(self, envelope: Envelope) -> None:
+        waiter = _Waiter(trio.lowlevel.current_task(), envelope)
+        if self._waiters is None:
+            self._waiters = {}
+        waiters = self._waiters
+        waiters[waiter] = None
+
+        def abort(raise_cancel: Any) -> trio.lowlevel.Abort:
+            del waiters[waiter]
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
+
+    def _admit_waiter(self, waiters: dict[_Waiter, None]) -> None:
+        """Move the longest-waiting sender's message into the mailbox and release it."""
+        waiter = next(iter(waiters))
+        del waiters[waiter]
+        self.queue.append(waiter.envelope)
+        trio.lowlevel.reschedule(waiter.task)
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        if self.state is State.DEAD:
+            watcher.notify_terminated(self.ref, self.reason)
+        else:
+            if self._watchers is None:
+                self._watchers = set()
+            self._watchers.add(watcher)
+
+    def remove_watcher(self, watcher: Watcher) -> None:
+        if self._watchers is not None:
+            self._watchers.discard(watcher)
+
+    # -- signals from other actors and the system --------------------------------------
+
+    def notify_terminated(self, ref: ActorRef, reason: str | None) -> None:
+        self._signal(Signal.TERMINATED, (ref, reason))
+
+    def child_failed(self, error: BaseException) -> None:
+        self._signal(Signal.FAIL, error)
+
+    def request_stop(self) -> None:
+        if self.state is State.RUNNING:
+            self._stop_requested = self._interrupt = True
+            if self._parked:
+                self._wake()
+
+    def _signal(self, kind: Signal, arg: Any, *, urgent: bool = False) -> None:
+        if self.state is State.RUNNING:
+            if self._signals is None:
+                self._signals = deque()
+            if urgent:
+                self._signals.appendleft((kind, arg))
+            else:
+                self._signals.append((kind, arg))
+            self._interrupt = True
+            if self._parked:
+                self._wake()
+
+    def _wake(self) -> None:
+        self._parked = False
+        assert self._task is not None
+        trio.lowlevel.reschedule(self._task)
+
+    def _abort_park(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._parked = False
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    async def wait_stopped(self) -> None:
+        """Return once the actor and its children have stopped."""
+        if self.state is not State.DEAD:
+            if self._done is None:
+                self._done = trio.Event()
+            await self._done.wait()
+
+    # -- the actor's task ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._task = trio.lowlevel.current_task()
+        current_sender.set(self.ref)
+        try:
+            if type(self.instance).on_start is not Actor.on_start:
+                await self._hook(self.instance.on_start, fail=True)
+            await self._loop()
+        finally:
+            self._finish()
+
+    async def _loop(self) -> None:
+        queue = self.queue
+        while True:
+            if self._interrupt:
+                if await self._handle_interrupt():
+                    return
+                continue
+            if not queue:
+                self._parked = True
+                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                continue
+            receive = self.instance.receive
+            sync = self._sync
+            ctx = self.ctx
+            budget = BUDGET
+            while queue and not self._interrupt:
+                msg, sender, reply = queue.popleft()
+                if self._waiters:
+                    self._admit_waiter(self._waiters)
+                ctx.sender = sender
+                try:
+                    result = receive(msg, ctx) if sync else await receive(msg, ctx)
+                except Exception as exc:
+                    if reply is not None:
+                        reply.set(outcome.Error(ActorFailed.from_exception(exc)))
+                    self._fail(exc)
+                    break
+                if reply is not None:
+                    reply.set(outcome.Value(result))
+                budget -= 1
+                if not budget:
+                    budget = BUDGET
+                    await trio.lowlevel.checkpoint()
+            ctx.sender = None
+
+    async def _handle_interrupt(self) -> bool:
+        """Act on a stop request, else on the oldest signal; True when the actor is done."""
+        if self._stop_requested:
+            self._signals = None
+            await self._stop(None)
+            return True
+        signals = self._signals
+        if not signals:
+            self._interrupt = False
+            return False
+        kind, arg = signals.popleft()
+        self._interrupt = bool(signals)
+        if kind is Signal.TERMINATED:
+            ref, reason = arg
+            if self.watching is not None and ref in self.watching:
+                self.watching.discard(ref)
+                await self._deliver_terminated(Terminated(ref, reason))
+            return False
+        if kind is Signal.RESTART:
+            await self._restart(arg)
+            return self.state is not State.RUNNING
+        return await self._supervise(arg)
+
+    async def _deliver_terminated(self, notice: Terminated) -> None:
+        try:
+            if self._sync:
+                self.instance.receive(notice, self.ctx)
+            else:
+                await self.instance.receive(notice, self.ctx)
+        except Exception as exc:
+            self._fail(exc)
+
+    def _fail(self, error: BaseException) -> None:
+        """Count and log a failure of actor code, and queue it for supervision."""
+        self.system.stats.failures += 1
+        log.warning("%s failed: %s", self.ref, describe(error), exc_info=error)
+        self._signal(Signal.FAIL, error, urgent=True)
+
+    # -- supervision -------------------------------------------------------------------
+
+    async def _supervise(self, error: BaseException) -> bool:
+        """Apply this actor's strategy to ``error``; True when the actor is done."""
+        strategy = self.strategy
+        if isinstance(strategy, supervision.Resume):
+            return False
+        if isinstance(strategy, supervision.Restart):
+            if self._window is None:
+                self._window = supervision.RestartWindow(strategy.max_restarts, strategy.within)
+            if self._window.allow(trio.current_time()):
+                if strategy.scope == "all_for_one":
+                    for sibling in self._siblings():
+                        sibling._signal(Signal.RESTART, error)
+                await self._restart(error)
+                return self.state is not State.RUNNING
+            log.warning("%s exceeded %s; escalating", self.ref, strategy)
+        elif isinstance(strategy, supervision.Stop):
+            if strategy.scope == "all_for_one":
+                for sibling in self._siblings():
+                    sibling.request_stop()
+            await self._stop(describe(error))
+            return True
+        self._escalate = error
+        await self._stop(describe(error))
+        return True
+
+    def _siblings(self) -> list[ActorCell]:
+        return [c for c in self.parent.children.values() if c is not self]
+
+    async def _restart(self, error: BaseException) -> None:
+        """Replace the instance with a fresh one from the factory; keep the mailbox."""
+        await self._stop_children()
+        self._cancel_timers()
+        await self._hook(self.instance.on_stop)
+        if self._factory is not None:
+            try:
+                self.instance = self._factory()
+            except Exception as exc:
+                self.system.stats.failures += 1
+                log.error("%s: factory failed on restart: %s", self.ref, describe(exc))
+                self._escalate = exc
+                self.reason = describe(exc)
+                self.state = State.STOPPING
+                return
+            self.instance._context = self.ctx
+            self._sync = _is_sync(self.instance)
+        self.system.stats.restarts += 1
+        instance = self.instance
+        await self._hook(lambda: instance.on_restart(error), fail=True)
+
+    async def _hook(self, hook: Callable[[], Awaitable[None]], *, fail: bool = False) -> None:
+        """Run a lifecycle hook; with ``fail`` its error is a failure, else just logged."""
+        try:
+            await hook()
+        except Exception as exc:
+            if fail:
+                self._fail(exc)
+            else:
+                self.system.stats.failures += 1
+                log.warning("%s: on_stop failed: %s", self.ref, describe(exc), exc_info=exc)
+
+    # -- stopping ----------------------------------------------------------------------
+
+    async def _stop(self, reason: str | None) -> None:
+        self.state = State.STOPPING
+        self.reason = reason
+        self._flush()
+        await self._stop_children()
+        self._cancel_timers()
+        if type(self.instance).on_stop is not Actor.on_stop:
+            await self._hook(self.instance.on_stop)
+
+    async def _stop_children(self) -> None:
+        children = list(self.children.values())
+        for child in children:
+            child.request_stop()
+        for child in children:
+            await child.wait_stopped()
+
+    def _cancel_timers(self) -> None:
+        if self.timers:
+            for timer in list(self.timers):
+                timer.cancel()
+
+    def _flush(self) -> None:
+        """Turn queued and waiting messages into dead letters; fail their asks."""
+        publish = self.system.dead_letters.publish
+        queue = self.queue
+        waiters = self._waiters
+        while queue or waiters:
+            if queue:
+                msg, sender, reply = queue.popleft()
+            else:
+                assert waiters is not None
+                waiter = next(iter(waiters))
+                del waiters[waiter]
+                trio.lowlevel.reschedule(waiter.task)
+                msg, sender, reply = waiter.envelope
+            publish(self.ref, msg, sender)
+            if reply is not None:
+                reply.set(outcome.Error(ActorStopped(f"{self.ref} stopped before replying")))
+
+    def _finish(self) -> None:
+        """Final bookkeeping; runs even when the task is cancelled."""
+        self.state = State.DEAD
+        self._flush()
+        self._cancel_timers()
+        if self.watching:
+            for ref in self.watching:
+                ref.target.remove_watcher(self)
+            self.watching = None
+        if self._watchers:
+            watchers, self._watchers = self._watchers, None
+            for watcher in watchers:
+                watcher.notify_terminated(self.ref, self.reason)
+        if self.parent.children.get(self.name) is self:
+            del self.parent.children[self.name]
+        self.system.actor_finished()
+        if self._done is not None:
+            self._done.set()
+        if self._escalate is not None:
+            self.parent.child_failed(self._escalate)

@@ -1,0 +1,138 @@
+"""Context: what an actor can do besides handling its message."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .ref import ActorRef
+from .supervision import Strategy
+
+if TYPE_CHECKING:
+    from ..system import ActorSource, System
+    from .cell import ActorCell
+
+__all__ = ["Context", "Timer"]
+
+
+class Timer:
+    """A scheduled delivery of a message to the actor itself; cancelled with the actor."""
+
+    __slots__ = ("_cell", "_scope")
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+        self._scope = trio.CancelScope()
+
+    def cancel(self) -> None:
+        """Stop future deliveries (a message already queued stays queued)."""
+        self._scope.cancel()
+        self._forget()
+
+    def _forget(self) -> None:
+        if self._cell.timers is not None:
+            self._cell.timers.discard(self)
+
+    @property
+    def cancelled(self) -> bool:
+        return self._scope.cancel_called
+
+    async def run(self, delay: float, msg: Any, interval: float | None) -> None:
+        """Deliver after ``delay``, then every ``interval`` (fixed rate, missed ticks skipped)."""
+        ref = self._cell.ref
+        with self._scope:
+            deadline = trio.current_time() + delay
+            while True:
+                await trio.sleep_until(deadline)
+                await ref.tell(msg)
+                if interval is None:
+                    break
+                deadline += interval
+                now = trio.current_time()
+                if deadline < now:
+                    deadline += math.ceil((now - deadline) / interval) * interval
+        self._forget()
+
+
+def _check_delay(name: str, value: float, *, positive: bool = False) -> None:
+    if not math.isfinite(value) or value < 0 or (positive and value == 0):
+        kind = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} must be a finite number {kind}, not {value!r}")
+
+
+class Context:
+    """Handed to ``receive`` (and reachable from an actor as ``self.context``)."""
+
+    __slots__ = ("_cell", "sender")
+
+    def __init__(self, cell: ActorCell) -> None:
+        self._cell = cell
+        self.sender: ActorRef | None = None
+        """Who sent the message being handled, when it came from an actor."""
+
+    @property
+    def self_ref(self) -> ActorRef:
+        return self._cell.ref
+
+    @property
+    def system(self) -> System:
+        return self._cell.system
+
+    @property
+    def children(self) -> list[ActorRef]:
+        return [child.ref for child in self._cell.children.values()]
+
+    async def spawn(
+        self,
+        actor: ActorSource,
+        name: str | None = None,
+        *,
+        mailbox_size: int | None = None,
+        supervision: Strategy | None = None,
+    ) -> ActorRef:
+        """Start a child actor (see :meth:`System.spawn`); it stops before this actor does."""
+        return self._cell.system.spawn_under(self._cell, actor, name, mailbox_size, supervision)
+
+    def watch(self, ref: ActorRef) -> None:
+        """Receive ``Terminated(ref, reason)`` once when ``ref`` stops (at once if it has)."""
+        cell = self._cell
+        if cell.watching is None:
+            cell.watching = set()
+        if ref != cell.ref and ref not in cell.watching:
+            cell.watching.add(ref)
+            ref.target.add_watcher(cell)
+
+    def unwatch(self, ref: ActorRef) -> None:
+        """Stop watching ``ref``; no ``Terminated`` for it arrives after this."""
+        cell = self._cell
+        if cell.watching is not None and ref in cell.watching:
+            cell.watching.discard(ref)
+            ref.target.remove_watcher(cell)
+
+    def stop(self, ref: ActorRef | None = None) -> None:
+        """Ask this actor (default) or another local actor to stop after its current message."""
+        target = self._cell if ref is None else self._cell.system.local_cell(ref)
+        if target is not None:
+            target.request_stop()
+
+    def schedule_once(self, delay: float, msg: Any) -> Timer:
+        """Deliver ``msg`` to this actor after ``delay`` seconds."""
+        _check_delay("delay", delay)
+        return self._start_timer(delay, msg, None)
+
+    def schedule_every(self, interval: float, msg: Any, *, delay: float | None = None) -> Timer:
+        """Deliver ``msg`` to this actor every ``interval`` seconds (first after ``delay``)."""
+        _check_delay("interval", interval, positive=True)
+        first = interval if delay is None else delay
+        _check_delay("delay", first)
+        return self._start_timer(first, msg, interval)
+
+    def _start_timer(self, delay: float, msg: Any, interval: float | None) -> Timer:
+        timer = Timer(self._cell)
+        if self._cell.timers is None:
+            self._cell.timers = set()
+        self._cell.timers.add(timer)
+        self._cell.system.nursery.start_soon(timer.run, delay, msg, interval)
+        return timer

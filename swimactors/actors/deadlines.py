@@ -1,0 +1,56 @@
+"""Ask timeouts without a cancel scope per ask.
+
+A trio cancel scope costs about as much as a trip through the scheduler, which would
+double the price of an ask.  Instead every pending ask puts its deadline on one heap, and a
+single task per system sleeps until the earliest one and expires what is due.  Answered
+asks are left on the heap and swept out when it grows past twice its size after the last
+sweep, so it stays proportional to the asks actually pending.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from itertools import count
+
+import trio
+
+from .reply import Reply
+
+__all__ = ["AskDeadlines"]
+
+_MIN_SWEEP = 1024
+
+
+class AskDeadlines:
+    """The heap of ask deadlines and the task that enforces them."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, Reply]] = []
+        self._seq = count()
+        self._sweep_at = _MIN_SWEEP
+        self._scope = trio.CancelScope()
+
+    def add(self, deadline: float, reply: Reply) -> None:
+        heap = self._heap
+        if len(heap) >= self._sweep_at:
+            heap[:] = [entry for entry in heap if entry[2].pending]
+            heapq.heapify(heap)
+            self._sweep_at = max(_MIN_SWEEP, 2 * len(heap))
+        heapq.heappush(heap, (deadline, next(self._seq), reply))
+        if deadline < self._scope.deadline:
+            self._scope.deadline = deadline
+
+    def __len__(self) -> int:
+        return len(self._heap)
+
+    async def run(self) -> None:
+        """Expire due asks forever (until the system's nursery is cancelled)."""
+        heap = self._heap
+        while True:
+            self._scope = trio.CancelScope(deadline=heap[0][0] if heap else math.inf)
+            with self._scope:
+                await trio.sleep_forever()
+            now = trio.current_time()
+            while heap and heap[0][0] <= now:
+                heapq.heappop(heap)[2].expire()

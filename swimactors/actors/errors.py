@@ -1,0 +1,67 @@
+"""Errors raised by the actor runtime to callers of refs and systems."""
+
+from __future__ import annotations
+
+import traceback
+
+__all__ = [
+    "ActorError",
+    "ActorFailed",
+    "ActorStopped",
+    "AskTimeout",
+    "MailboxFull",
+    "NameTaken",
+    "SystemFailed",
+]
+
+
+class ActorError(Exception):
+    """Base class of every error the actor runtime raises."""
+
+
+class MailboxFull(ActorError):
+    """``tell_nowait`` found the recipient's bounded mailbox full; the message was not taken."""
+
+
+class AskTimeout(ActorError, TimeoutError):
+    """No reply arrived within the ask's timeout (a reply arriving later is dropped)."""
+
+
+class ActorStopped(ActorError):
+    """The recipient was stopped, or stopped before it answered."""
+
+
+class NameTaken(ActorError, ValueError):
+    """A spawn asked for a name another live actor already holds."""
+
+
+class SystemFailed(ActorError):
+    """A failure escalated past the top-level actors and stopped the system.
+
+    The original exception is the ``__cause__``.
+    """
+
+
+class ActorFailed(ActorError):
+    """The recipient's ``receive`` raised while handling an ask.
+
+    Carries the remote exception as text (type name, message, traceback) so it can cross a
+    process boundary without pickling.
+    """
+
+    def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
+        super().__init__(f"{type_name}: {message}" if message else type_name)
+        self.type_name = type_name
+        self.message = message
+        self.traceback = traceback_text
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> ActorFailed:
+        text = "".join(traceback.format_exception(exc))
+        return cls(type(exc).__qualname__, str(exc), text)
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming an exception, as used in ``Terminated.reason``."""
+    message = str(exc)
+    return f"{type(exc).__qualname__}: {message}" if message else type(exc).__qualname__
