@@ -114,12 +114,26 @@ class CausalContext:
         self.add_counters((dot[0], dot[1]), (dot[2],))
 
     def add_counters(self, replica: Replica, counters: Iterable[int], seen: int = 0) -> None:
-        """Add ``1..seen`` and ``counters`` for ``replica``, then compact it."""
-        if seen > self.vv.get(replica, 0):
-            self.vv[replica] = seen
-        cloud = self.cloud.setdefault(replica, set())
-        cloud.update(counters)
-        self._compact(replica)
+        """Add ``1..seen`` and ``counters`` for ``replica``, keeping the form compact."""
+        top = self.vv.get(replica, 0)
+        pending = self.cloud.pop(replica, None)
+        if seen > top:
+            top = seen
+            if pending:
+                pending = {c for c in pending if c > top}
+        for counter in counters:
+            if counter > top:
+                if pending is None:
+                    pending = set()
+                pending.add(counter)
+        if pending:
+            while top + 1 in pending:
+                top += 1
+                pending.remove(top)
+            if pending:
+                self.cloud[replica] = pending
+        if top:
+            self.vv[replica] = top
 
     def merge(self, other: CausalContext, keep: Iterable[Replica]) -> None:
         """Union with ``other``, restricted to the replicas in ``keep``."""
@@ -144,17 +158,6 @@ class CausalContext:
     def size(self) -> int:
         """Entries held: one per vector replica plus one per cloud dot."""
         return len(self.vv) + sum(len(c) for c in self.cloud.values())
-
-    def _compact(self, replica: Replica) -> None:
-        top = self.vv.get(replica, 0)
-        cloud = self.cloud.get(replica, set())
-        while top + 1 in cloud:
-            top += 1
-        if top:
-            self.vv[replica] = top
-        cloud.difference_update([c for c in cloud if c <= top])
-        if not cloud:
-            self.cloud.pop(replica, None)
 
 
 class State:

@@ -72,6 +72,8 @@ class Registry:
         Replacing keeps the old claim's place in the order; a new claim ranks after every
         registration this replica has seen, so registering a name another node already
         holds loses (a :class:`NameLost` follows at once).  Check :meth:`lookup` first.
+        While this node stands declared dead (its floor reached the epoch) the name is only
+        held, and published by :meth:`set_incarnation` once membership has refuted.
         """
         _check_text(name, "name", MAX_NAME_BYTES)
         _check_text(actor_id, "actor id", MAX_ACTOR_ID_BYTES)
@@ -80,7 +82,8 @@ class Registry:
         mine = self._own(name)
         clock = mine[0].clock if mine else self._clock + 1
         delta = self._delta(replaced=mine)
-        delta.add(self._new_registration(name, actor_id, meta, clock))
+        if not self._state.is_floored(self.node, self.incarnation):
+            delta.add(self._new_registration(name, actor_id, meta, clock))
         self._held[name] = (actor_id, meta)
         self._apply(delta)
         return delta
@@ -114,8 +117,8 @@ class Registry:
             return None
         self.incarnation = incarnation
         delta = self._delta(replaced=[])
-        for name, (actor_id, meta) in sorted(self._held.items()):
-            delta.add(self._new_registration(name, actor_id, meta, self._clock + 1))
+        for offset, (name, (actor_id, meta)) in enumerate(sorted(self._held.items())):
+            delta.add(self._new_registration(name, actor_id, meta, self._clock + 1, offset))
             self._clock += 1
         self._apply(delta)
         return delta
@@ -167,9 +170,11 @@ class Registry:
             delta.floors[self.node] = floor
         return delta
 
-    def _new_registration(self, name: str, actor_id: str, meta: bytes, clock: int) -> Registration:
-        replica = (self.node, self.incarnation)
-        counter = self._state.context.next_counter(replica)
+    def _new_registration(
+        self, name: str, actor_id: str, meta: bytes, clock: int, offset: int = 0
+    ) -> Registration:
+        """A registration under the next free dot (``offset`` more for a batch)."""
+        counter = self._state.context.next_counter((self.node, self.incarnation)) + offset
         return Registration(name, self.node, self.incarnation, actor_id, meta, counter, clock)
 
     def _apply(self, delta: State) -> None:

@@ -69,14 +69,24 @@ class Cluster:
                 continue
             heapq.heappush(
                 self._heap,
-                (self.now + self.latency, next(self._order), "p", core.address,
-                 packet.destination, packet.data),
+                (
+                    self.now + self.latency,
+                    next(self._order),
+                    "p",
+                    core.address,
+                    packet.destination,
+                    packet.data,
+                ),
             )
         deadline = core.next_deadline()
         if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._order), "t", core.address, core.address, b""))
+            heapq.heappush(
+                self._heap, (deadline, next(self._order), "t", core.address, core.address, b"")
+            )
 
-    def run_until(self, end: float, until: Callable[[], bool] | None = None, every: float = 0.1) -> float:
+    def run_until(
+        self, end: float, until: Callable[[], bool] | None = None, every: float = 0.1
+    ) -> float:
         """Run to ``end`` or until ``until()`` holds (checked every ``every`` seconds)."""
         check = self.now
         while self._heap and self._heap[0][0] <= end:
@@ -120,6 +130,5 @@ class Cluster:
     def all_up(self) -> bool:
         live = {n.name for n in self.live()}
         return all(
-            {m.name for m in n.core.members() if m.status is Status.UP} >= live
-            for n in self.live()
+            {m.name for m in n.core.members() if m.status is Status.UP} >= live for n in self.live()
         )

@@ -32,18 +32,23 @@ class History:
     deltas: list[State]
     states: list[State]
     """Final states of every process that ever ran (dead ones as of their last step)."""
+    held: list[set[str]]
+    """The names each live replica registered and has not unregistered."""
 
 
 def run(ops: list[Op]) -> History:
     replicas = [Registry(node, 1) for node in NODES]
     deltas: list[State] = []
     dead: list[State] = []
+    held: list[set[str]] = [set() for _ in NODES]
     for kind, i, a, b in ops:
         replica = replicas[i]
         if kind == "register":
             deltas.append(replica.register(NAMES[a % 4], f"{replica.node}:{b % 2}"))
+            held[i].add(NAMES[a % 4])
         elif kind == "unregister":
             deltas.append(replica.unregister(NAMES[a % 4]))
+            held[i].discard(NAMES[a % 4])
         elif kind == "down":
             deltas.append(replica.node_down(NODES[a % 3], b))
         elif kind == "sync":
@@ -53,11 +58,12 @@ def run(ops: list[Op]) -> History:
         elif kind == "restart":
             dead.append(replica.state())
             replicas[i] = Registry(replica.node, replica.incarnation + 4)
+            held[i] = set()
         elif kind == "refute":
             delta = replica.set_incarnation(replica.incarnation + 1 + b % 2)
             if delta is not None:
                 deltas.append(delta)
-    return History(replicas, deltas, dead + [r.state() for r in replicas])
+    return History(replicas, deltas, dead + [r.state() for r in replicas], held)
 
 
 histories = st.lists(_op, max_size=40).map(run)

@@ -78,9 +78,7 @@ def test_lost_deltas_are_repaired_by_a_full_state_merge(
 
 
 @given(histories, st.randoms(use_true_random=False))
-def test_replicas_agree_on_winners_whatever_the_order(
-    history: History, rng: random.Random
-) -> None:
+def test_replicas_agree_on_winners_whatever_the_order(history: History, rng: random.Random) -> None:
     first, second = Registry("p", 1), Registry("q", 1)
     for target in (first, second):
         for state in rng.sample(_pool(history), len(_pool(history))):
@@ -89,6 +87,22 @@ def test_replicas_agree_on_winners_whatever_the_order(
     assert _view(first) == {
         name: regs[0] for name in first.names() if (regs := first.lookup_all(name))
     }
+
+
+@given(histories)
+def test_after_sync_and_refutation_every_held_name_is_registered(history: History) -> None:
+    """Whatever failures were declared, live replicas end up holding exactly their names."""
+    replicas = history.replicas
+    for _ in range(2):
+        for registry in replicas:
+            for state in [r.state() for r in replicas]:
+                registry.merge(state)
+        for registry in replicas:
+            registry.set_incarnation(registry.incarnation + 10)
+    for registry, held in zip(replicas, history.held, strict=True):
+        for observer in (registry, replicas[0]):
+            entries = observer.state().entries.values()
+            assert {r.name for r in entries if r.node == registry.node} == held
 
 
 def _view(registry: Registry) -> dict[str, object]:
