@@ -141,6 +141,10 @@ class Registry:
         """Every registration of ``name``, winner first."""
         return self._state.registrations(name)
 
+    def __len__(self) -> int:
+        """How many names resolve."""
+        return len(self._winners)
+
     def names(self) -> list[str]:
         """Every registered name, sorted."""
         return sorted(self._state.by_name)

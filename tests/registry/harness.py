@@ -40,6 +40,7 @@ class Cluster:
         self.now = 0.0
         self.nodes: dict[str, Node] = {}
         self.crashed: set[str] = set()
+        self.isolated: set[str] = set()
         self._by_address: dict[Address, Node] = {}
         self._heap: list[tuple[float, int, str, Address, Address, bytes]] = []
         self._order = itertools.count()
@@ -57,6 +58,13 @@ class Cluster:
 
     def crash(self, name: str) -> None:
         self.crashed.add(name)
+
+    def isolate(self, name: str) -> None:
+        """Cut every link of ``name`` (it keeps running): a one-node partition."""
+        self.isolated.add(name)
+
+    def heal(self, name: str) -> None:
+        self.isolated.discard(name)
 
     def live(self) -> list[Node]:
         return [n for name, n in self.nodes.items() if name not in self.crashed]
@@ -100,6 +108,8 @@ class Cluster:
                 continue
             self.now = max(self.now, when)
             if kind == "p":
+                if {node.name, self._by_address[source].name} & self.isolated:
+                    continue
                 node.core.receive(self.now, source, data)
             else:
                 deadline = node.core.next_deadline()
@@ -112,20 +122,21 @@ class Cluster:
         self.now = end
         return end
 
-    def views(self) -> dict[str, dict[str, tuple[str, str] | None]]:
-        """Each live node's name -> (holder node, actor id) table."""
-        result = {}
-        for node in self.live():
-            registry = node.registry
-            table = {}
-            for name in registry.names():
-                winner = registry.lookup(name)
-                table[name] = None if winner is None else (winner.node, winner.actor_id)
-            result[node.name] = table
-        return result
+    def view(self, node: Node) -> dict[str, tuple[str, str]]:
+        """One node's table: name -> (holder node, actor id)."""
+        table = {}
+        for name in node.registry.names():
+            winner = node.registry.lookup(name)
+            assert winner is not None
+            table[name] = (winner.node, winner.actor_id)
+        return table
 
-    def converged(self, expected: dict[str, tuple[str, str] | None]) -> bool:
-        return all(view == expected for view in self.views().values())
+    def converged(self, expected: dict[str, tuple[str, str]]) -> bool:
+        """Every live node resolves exactly ``expected`` (cheap count check first)."""
+        live = self.live()
+        if any(len(node.registry) != len(expected) for node in live):
+            return False
+        return all(self.view(node) == expected for node in live)
 
     def all_up(self) -> bool:
         live = {n.name for n in self.live()}
