@@ -155,8 +155,8 @@ async def serve_http(
 
 async def _serve_connection(router: Router, stream: trio.SocketStream) -> None:
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
-    try:
-        async with stream:
+    async with stream:
+        try:
             while True:
                 with trio.move_on_after(REQUEST_TIMEOUT):
                     request = await _read_request(connection, stream)
@@ -169,10 +169,15 @@ async def _serve_connection(router: Router, stream: trio.SocketStream) -> None:
                     connection.start_next_cycle()
                     continue
                 return
-    except h11.RemoteProtocolError as exc:
-        await _send_bad_request(connection, stream, exc.error_status_hint, str(exc))
-    except (OSError, trio.BrokenResourceError, trio.ClosedResourceError, h11.LocalProtocolError):
-        pass
+        except h11.RemoteProtocolError as exc:
+            await _send_bad_request(connection, stream, exc.error_status_hint, str(exc))
+        except (
+            OSError,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            h11.LocalProtocolError,
+        ):
+            pass
 
 
 async def _read_request(connection: h11.Connection, stream: trio.SocketStream) -> Request | None:

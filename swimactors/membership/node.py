@@ -122,7 +122,9 @@ class Node:
             self._flush()
         with trio.move_on_after(self._leave_timeout if timeout is None else timeout):
             await self._left.wait()
-        return self._left.is_set()
+            await self._transport.flush()
+            return True
+        return False
 
     # -- the driver ----------------------------------------------------------------------
 
@@ -253,7 +255,8 @@ async def open_node(
             config=config,
             rng=rng if rng is not None else random.Random(),
             meta=meta,
-            incarnation=int(time.time()),  # a restarted process is newer than its past life
+            # milliseconds of wall time: a restarted process is newer than its past life
+            incarnation=int(time.time() * 1000),
         )
         node = Node(core, transport, leave_timeout)
         body_error: BaseException | None = None

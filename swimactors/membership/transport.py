@@ -97,7 +97,9 @@ class Transport:
         self._family: int = stdlib_socket.AF_INET
         self._udp: trio.socket.SocketType | None = None
         self._listener: trio.SocketListener | None = None
-        self._queue_in, self._queue_out = trio.open_memory_channel[Packet](self.limits.send_queue)
+        self._queue_in, self._queue_out = trio.open_memory_channel[Packet | trio.Event](
+            self.limits.send_queue
+        )
         self._peers: dict[Address, trio.MemorySendChannel[bytes]] = {}
         self._incoming = 0
         self._resolved: dict[Address, tuple[float, SockAddr]] = {}
@@ -166,9 +168,21 @@ class Transport:
         except trio.ClosedResourceError:
             pass
 
+    async def flush(self) -> None:
+        """Wait until every packet queued so far has been sent (or handed to its TCP
+        connection): a node about to close uses it so its last words are not lost."""
+        marker = trio.Event()
+        try:
+            await self._queue_in.send(marker)
+        except trio.ClosedResourceError:
+            return
+        await marker.wait()
+
     async def _send_loop(self) -> None:
         async for packet in self._queue_out:
-            if packet.reliable:
+            if isinstance(packet, trio.Event):
+                packet.set()
+            elif packet.reliable:
                 self._send_frame(packet.destination, packet.data)
             else:
                 await self._send_datagram(packet.destination, packet.data)
@@ -178,7 +192,7 @@ class Transport:
         try:
             sockaddr = await self._sockaddr(destination)
             await self._udp.sendto(data, sockaddr)
-        except OSError as exc:
+        except (OSError, trio.ClosedResourceError) as exc:
             self._count("udp_send_errors", destination, exc)
         else:
             self.counters["udp_packets_sent"] += 1
@@ -191,7 +205,8 @@ class Transport:
         if cached is not None and cached[0] > now:
             return cached[1]
         host, port = destination
-        family, sockaddr = await resolve(host, port)
+        only_v4 = self._family == stdlib_socket.AF_INET
+        family, sockaddr = await resolve(host, port, stdlib_socket.AF_INET if only_v4 else 0)
         if family != self._family:
             if self._family != stdlib_socket.AF_INET6:
                 raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
@@ -276,7 +291,11 @@ class Transport:
         while True:
             try:
                 data, source = await udp.recvfrom(self.limits.max_datagram)
+            except trio.ClosedResourceError:
+                return
             except OSError as exc:  # e.g. ICMP errors surfaced by some platforms
+                if udp.fileno() == -1:  # closed under us
+                    return
                 self._count("udp_receive_errors", None, exc)
                 await trio.sleep(0)
                 continue
@@ -289,6 +308,8 @@ class Transport:
             while True:
                 try:
                     stream = await listener.accept()
+                except trio.ClosedResourceError:
+                    return
                 except OSError as exc:  # EMFILE and friends: back off instead of spinning
                     self._count("tcp_accept_errors", None, exc)
                     await trio.sleep(0.1)

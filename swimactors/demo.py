@@ -1,0 +1,215 @@
+"""``make demo``: five agent processes on loopback show what SWIM does, step by step.
+
+Each step is an async function of a :class:`Demo`; :data:`STEPS` is the script, so a
+later layer (actors) adds its own steps without touching these.  Every agent process is
+killed and reaped when the demo ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import signal
+import sys
+import textwrap
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from .agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
+from .cli import config_from, format_members
+from .membership.config import Config
+
+__all__ = ["STEPS", "Demo", "main"]
+
+NAMES = ("a", "b", "c", "d", "e")
+VICTIM = "c"
+LEAVER = "d"
+OVERRIDES = {"probe_interval": 0.5, "probe_timeout": 0.25}
+_EVENT = re.compile(r"\[(\S+)\] (UP|SUSPECT|ALIVE|DOWN|LEFT|UPDATED|CONFLICT)\s+(\S+)")
+
+
+class Demo:
+    """What the steps share: the cluster, the config, and when each agent saw what."""
+
+    def __init__(self, cluster: LocalCluster, config: Config) -> None:
+        self.cluster = cluster
+        self.config = config
+        self.started = trio.current_time()
+        self.echo = False
+        self.seen: dict[tuple[str, str, str], float] = {}
+        """(observer, EVENT, member) -> first time the observer printed it."""
+
+    def on_line(self, agent: AgentProcess, line: str) -> None:
+        if match := _EVENT.search(line):
+            self.seen.setdefault(
+                (match.group(1), match.group(2), match.group(3)), trio.current_time()
+            )
+        if self.echo:
+            print(f"      | {line}", flush=True)
+
+    def say(self, text: str) -> None:
+        print(textwrap.fill(text, 92, initial_indent="  ", subsequent_indent="  "), flush=True)
+
+    def heading(self, title: str) -> None:
+        elapsed = trio.current_time() - self.started
+        print(f"\n== {title} ".ljust(78, "=") + f" t={elapsed:5.1f}s", flush=True)
+
+    def agents(self, *, but: str | None = None) -> list[AgentProcess]:
+        return [a for a in self.cluster.agents.values() if a.running and a.name != but]
+
+    async def all_see(self, member: str, status: str, *, but: str | None = None) -> bool:
+        for agent in self.agents(but=but):
+            statuses = await agent.statuses()
+            if statuses is None or statuses.get(member) != status:
+                return False
+        return True
+
+    async def table(self, agent: AgentProcess) -> None:
+        print(textwrap.indent(format_members(await agent.members()), "    "), flush=True)
+
+
+async def start_cluster(demo: Demo) -> None:
+    demo.heading("1. Five agents join one cluster")
+    demo.say(
+        "Each agent is its own process with one UDP socket (probes and gossip) and a TCP "
+        "listener on the same port (full-state sync). Agent a starts alone; the others are "
+        "told only a's address and learn everyone else from a's member list (push/pull), "
+        "then from gossip piggybacked on every probe."
+    )
+    first = await demo.cluster.start(NAMES[0])
+    async with trio.open_nursery() as nursery:
+        for name in NAMES[1:]:
+            nursery.start_soon(functools.partial(demo.cluster.start, name, join=[first.gossip]))
+    took = await wait_until(lambda: _all_up(demo, len(NAMES)), timeout=30)
+    if took is None:
+        raise RuntimeError("the cluster did not converge within 30 s")
+    demo.say(f"All five agents list all five members as up {took:.2f} s after the last started:")
+    await demo.table(first)
+
+
+async def _all_up(demo: Demo, count: int) -> bool:
+    for agent in demo.agents():
+        statuses = await agent.statuses()
+        if statuses is None or list(statuses.values()).count("up") != count:
+            return False
+    return True
+
+
+async def crash_and_detect(demo: Demo) -> None:
+    config, n = demo.config, len(NAMES)
+    low, high = config.suspicion_timeouts(n)
+    bound = high + 3 * config.probe_interval + 1.0
+    demo.heading(f"2. Agent {VICTIM} crashes (SIGKILL)")
+    demo.say(
+        f"Every {config.probe_interval:g} s each agent pings one member in turn and expects an "
+        f"ack within {config.probe_timeout:g} s; if none comes it asks {config.indirect_checks} "
+        "other member(s) to ping for it, so one lossy link cannot condemn a healthy node. "
+        "Still nothing: the member becomes SUSPECT and the suspicion is gossiped. The "
+        "suspect may refute it (it is alive and bumps its incarnation); if not, after the "
+        f"suspicion timeout it is declared DOWN. The timeout starts at {high:g} s and shrinks "
+        f"to {low:g} s as other members independently confirm the suspicion (Lifeguard). "
+        f"Bound for everyone to see DOWN: {high:g} + 3 x {config.probe_interval:g} + 1 = "
+        f"{bound:g} s. Agents' own lines follow:"
+    )
+    demo.echo = True
+    killed_at = trio.current_time()
+    demo.cluster.kill(VICTIM)
+    took = await wait_until(lambda: demo.all_see(VICTIM, "down"), timeout=bound + 10)
+    await trio.sleep(0.2)
+    demo.echo = False
+    print(f"\n    {'agent':<6} {'saw SUSPECT':>12} {'saw DOWN':>10}   (seconds after the kill)")
+    for agent in demo.agents():
+        suspect = demo.seen.get((agent.name, "SUSPECT", VICTIM))
+        down = demo.seen.get((agent.name, "DOWN", VICTIM))
+        print(f"    {agent.name:<6} {_since(suspect, killed_at):>12} {_since(down, killed_at):>10}")
+    if took is None:
+        raise RuntimeError(f"not every survivor marked {VICTIM} down within {bound + 10:g} s")
+    verdict = "within" if took <= bound else "OVER"
+    demo.say(
+        f"Every survivor's /v1/members shows {VICTIM} down {took:.2f} s after the kill, "
+        f"{verdict} the {bound:g} s bound."
+    )
+
+
+def _since(moment: float | None, start: float) -> str:
+    return "-" if moment is None else f"{moment - start:.2f}"
+
+
+async def restart_and_rejoin(demo: Demo) -> None:
+    demo.heading(f"3. Agent {VICTIM} restarts on the same port")
+    old = demo.cluster.agents[VICTIM]
+    before = {m["name"]: m for m in await demo.agents()[0].members()}[VICTIM]["incarnation"]
+    demo.say(
+        "A restarted process starts from a higher incarnation (its start time), so its "
+        "'alive' news overrides the old 'down' verdict everywhere."
+    )
+    seed = demo.cluster.agents[NAMES[0]].gossip
+    await demo.cluster.start(VICTIM, join=[seed], port=old.gossip[1])
+    took = await wait_until(lambda: demo.all_see(VICTIM, "up"), timeout=30)
+    after = {m["name"]: m for m in await demo.agents()[0].members()}[VICTIM]["incarnation"]
+    state = "everyone sees it up" if took is not None else "NOT everyone sees it up"
+    demo.say(f"{state} after {took or 30:.2f} s; incarnation {before} -> {after}.")
+
+
+async def graceful_leave(demo: Demo) -> None:
+    demo.heading(f"4. Agent {LEAVER} leaves gracefully (SIGTERM)")
+    demo.say(
+        "A leaving agent gossips 'left' before it exits, so nobody has to wait for probes to "
+        "fail: compare with the crash above."
+    )
+    demo.echo = True
+    stopped_at = trio.current_time()
+    await demo.cluster.stop(LEAVER, signal.SIGTERM)
+    took = await wait_until(lambda: demo.all_see(LEAVER, "left", but=LEAVER), timeout=15)
+    demo.echo = False
+    if took is None:
+        raise RuntimeError(f"not every agent saw {LEAVER} leave within 15 s")
+    elapsed = trio.current_time() - stopped_at
+    demo.say(f"Every remaining agent shows {LEAVER} left, {elapsed:.2f} s after the signal.")
+    await demo.table(demo.agents()[0])
+
+
+async def stop_all(demo: Demo) -> None:
+    demo.heading("5. Stopping every agent")
+    for agent in demo.agents():
+        await demo.cluster.stop(agent.name, signal.SIGTERM)
+    demo.say("All agent processes exited and were reaped.")
+
+
+Step = Callable[[Demo], Awaitable[None]]
+STEPS: list[Step] = [start_cluster, crash_and_detect, restart_and_rejoin, graceful_leave, stop_all]
+
+
+async def run(steps: list[Step] = STEPS) -> None:
+    config = config_from("local", [(k, str(v)) for k, v in OVERRIDES.items()])
+    print("swimactors demo: SWIM membership with five agent processes on 127.0.0.1")
+    print(
+        f"(profile local, probe_interval={config.probe_interval:g} s, "
+        f"probe_timeout={config.probe_timeout:g} s; `make demo` reruns it)"
+    )
+    demo: Demo | None = None
+
+    def on_line(agent: AgentProcess, line: str) -> None:
+        if demo is not None:
+            demo.on_line(agent, line)
+
+    async with open_local_cluster(profile="local", overrides=OVERRIDES, on_line=on_line) as cluster:
+        demo = Demo(cluster, config)
+        with trio.fail_after(120):
+            for step in steps:
+                await step(demo)
+    print(f"\ndone in {trio.current_time() - demo.started:.1f} s.")
+
+
+def main() -> int:
+    try:
+        trio.run(run)
+    except KeyboardInterrupt:
+        print("\ninterrupted; every agent was stopped.", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
