@@ -217,11 +217,11 @@ def actors_fanout(actors: int, each: int) -> tuple[float, float]:
 
 def pykka_rows(tell_n: int, ask_n: int, spawn_n: int) -> list[Row]:
     try:
-        import pykka
+        import pykka  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
         return []
 
-    class PActor(pykka.ThreadingActor):  # type: ignore[misc]
+    class PActor(pykka.ThreadingActor):  # type: ignore[misc,unused-ignore]
         def on_receive(self, message: Any) -> Any:
             return message
 
@@ -259,8 +259,13 @@ def pykka_rows(tell_n: int, ask_n: int, spawn_n: int) -> list[Row]:
 
 def thespian_rows(tell_n: int, ask_n: int, spawn_n: int) -> list[Row]:
     try:
-        from thespian.actors import Actor as TActor
-        from thespian.actors import ActorExitRequest, ActorSystem
+        from thespian.actors import (  # type: ignore[import-untyped,import-not-found,unused-ignore]
+            Actor as TActor,
+        )
+        from thespian.actors import (
+            ActorExitRequest,
+            ActorSystem,
+        )
     except ImportError:
         return []
 

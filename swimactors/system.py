@@ -111,7 +111,7 @@ class System:
         self._uids = count(1)
         self._live = 0
         self._idle: trio.Event | None = None
-        self._closing = False
+        self.closing = False
         self._on_failure: Callable[[], None] | None = None
 
     # -- public API --------------------------------------------------------------------
@@ -160,7 +160,7 @@ class System:
         mailbox_size: int | None,
         strategy: supervision.Strategy | None,
     ) -> ActorRef:
-        if self._closing:
+        if self.closing:
             raise ActorStopped(f"system {self.name} is stopping")
         if isinstance(parent, ActorCell) and parent.state is not State.RUNNING:
             raise ActorStopped(f"{parent.ref} is stopping and cannot spawn")
@@ -226,7 +226,7 @@ class System:
 
     async def shutdown(self) -> None:
         """Stop every actor, children before parents, and wait for all of them."""
-        self._closing = True
+        self.closing = True
         for cell in list(self.children.values()):
             cell.request_stop()
         if self._live:

@@ -351,12 +351,13 @@ class ActorCell:
             ctx.sender = None
 
     async def _handle_interrupt(self) -> bool:
-        """Act on a stop request, else on the oldest signal; True when the actor is done."""
-        if self._stop_requested:
+        """Act on a failure in hand, else a stop request, else the oldest signal (a death
+        notice, a sibling's restart or a child's escalation); True when the actor is done."""
+        signals = self._signals
+        if self._stop_requested and not (signals and signals[0][0] is Signal.FAIL):
             self._signals = None
             await self._stop(None)
             return True
-        signals = self._signals
         if not signals:
             self._interrupt = False
             return False
@@ -393,6 +394,9 @@ class ActorCell:
     async def _supervise(self, error: BaseException) -> bool:
         """Apply this actor's strategy to ``error``; True when the actor is done."""
         strategy = self.strategy
+        if self.system.closing:  # no restarts while the system shuts down
+            await self._stop(describe(error))
+            return True
         if isinstance(strategy, supervision.Resume):
             return False
         if isinstance(strategy, supervision.Restart):

@@ -1,0 +1,172 @@
+"""Bounded mailboxes: backpressure, MailboxFull, the stop rule, dead letters, late replies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+import swimactors
+from swimactors import Actor, ActorStopped, AskTimeout, Context, MailboxFull, message
+
+
+@message
+class Item:
+    n: int
+
+
+@message
+class Hold:
+    pass
+
+
+class Gate(Actor):
+    """Blocks inside ``receive`` on Hold until the test opens the gate."""
+
+    def __init__(self) -> None:
+        self.gate = trio.Event()
+        self.got: list[int] = []
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        match msg:
+            case Hold():
+                await self.gate.wait()
+            case Item(n):
+                self.got.append(n)
+        return len(self.got)
+
+
+async def test_tell_blocks_on_a_full_mailbox_and_resumes(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        gate = Gate()
+        ref = await system.spawn(gate, mailbox_size=3)
+        await ref.tell(Hold())
+        await trio.testing.wait_all_tasks_blocked()  # the actor is now inside receive
+        for n in range(3):
+            await ref.tell(Item(n))  # fills the mailbox without waiting
+        sent = trio.Event()
+
+        async def fourth() -> None:
+            await ref.tell(Item(3))
+            sent.set()
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(fourth)
+            await trio.sleep(5)
+            assert not sent.is_set()  # backpressure: still waiting for room
+            with pytest.raises(MailboxFull):
+                ref.tell_nowait(Item(99))
+            gate.gate.set()
+            await sent.wait()
+        assert await ref.ask(Item(4)) == 5
+        assert gate.got == [0, 1, 2, 3, 4]
+
+
+async def test_a_cancelled_blocked_tell_is_not_delivered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        gate = Gate()
+        ref = await system.spawn(gate, mailbox_size=1)
+        await ref.tell(Hold())
+        await trio.testing.wait_all_tasks_blocked()
+        await ref.tell(Item(0))
+        with trio.move_on_after(1):
+            await ref.tell(Item(1))
+        gate.gate.set()
+        assert await ref.ask(Item(2)) == 2
+        assert gate.got == [0, 2]
+
+
+async def test_ask_on_a_full_mailbox_times_out_without_being_queued(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        gate = Gate()
+        ref = await system.spawn(gate, mailbox_size=1)
+        await ref.tell(Hold())
+        await trio.testing.wait_all_tasks_blocked()
+        await ref.tell(Item(0))
+        with pytest.raises(AskTimeout, match="no room"):
+            await ref.ask(Item(1), timeout=1.0)
+        gate.gate.set()
+        assert await ref.ask(Item(2)) == 2
+        assert gate.got == [0, 2]
+        assert system.stats.late_replies == 0
+
+
+async def test_late_reply_is_dropped_and_counted_leaving_nothing_behind(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        gate = Gate()
+        ref = await system.spawn(gate)
+        await ref.tell(Hold())
+        await trio.testing.wait_all_tasks_blocked()
+        for n in range(3):
+            with pytest.raises(AskTimeout):
+                await ref.ask(Item(n), timeout=0.5)
+        gate.gate.set()
+        assert await ref.ask(Item(3)) == 4  # the timed-out asks were still handled
+        assert system.stats.late_replies == 3
+        await trio.sleep(10)  # past every deadline: the heap expires and empties
+        assert len(system.ask_deadlines) == 0
+
+
+async def test_answered_asks_do_not_pile_up_on_the_deadline_heap() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Gate())
+        for n in range(5000):
+            await ref.ask(Item(n), timeout=60.0)
+        assert len(system.ask_deadlines) <= 2048
+
+
+async def test_stop_turns_queued_messages_into_dead_letters_and_fails_asks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        gate = Gate()
+        ref = await system.spawn(gate, mailbox_size=2)
+        await ref.tell(Hold())
+        await trio.testing.wait_all_tasks_blocked()
+        await ref.tell(Item(0))
+        outcomes: list[str] = []
+
+        async def ask(n: int) -> None:
+            try:
+                await ref.ask(Item(n), timeout=None)
+                outcomes.append("reply")
+            except ActorStopped:
+                outcomes.append("stopped")
+
+        with system.dead_letters.subscribe() as letters:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(ask, 1)  # queued
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(ask, 2)  # waiting for room
+                await trio.testing.wait_all_tasks_blocked()
+                nursery.start_soon(system.stop, ref)
+                await trio.testing.wait_all_tasks_blocked()
+                gate.gate.set()  # the message in hand finishes, the rest are dropped
+            assert outcomes == ["stopped", "stopped"]
+            assert gate.got == []
+            dead = [letters.receive_nowait().message for _ in range(3)]
+        assert dead == [Item(0), Item(1), Item(2)]
+        assert system.dead_letters.count == 3
+
+
+async def test_dead_letter_subscribers_that_fall_behind_lose_letters_not_actors() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Gate())
+        await system.stop(ref)
+        with system.dead_letters.subscribe(buffer=2) as letters:
+            for n in range(5):
+                await ref.tell(Item(n))
+            assert [letters.receive_nowait().message for _ in range(2)] == [Item(0), Item(1)]
+        assert system.dead_letters.count == 5
+        assert system.dead_letters.dropped == 3
+        assert len(system.dead_letters.recent) == 5
