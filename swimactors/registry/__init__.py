@@ -7,9 +7,11 @@ full state on SWIM gossip.  See docs/registry.md.
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
 from .codec import RegistryDecodeError, decode, encode, split
 from .crdt import Registration, State
+from .delegate import CHANNEL, RegistryDelegate
 from .registry import Registry, RegistryError
 
 __all__ = [
+    "CHANNEL",
     "Change",
     "NameAdded",
     "NameChanged",
@@ -18,6 +20,7 @@ __all__ = [
     "Registration",
     "Registry",
     "RegistryDecodeError",
+    "RegistryDelegate",
     "RegistryError",
     "State",
     "decode",
