@@ -1,0 +1,166 @@
+"""A real network partition: four agents in their own network namespaces, two per bridge,
+the bridges joined by one veth link.  Cutting that link splits the cluster 2|2; each side
+must mark the other DOWN; restoring it must re-form the cluster.
+
+Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); skipped with the reason where namespaces cannot
+be created.  Every namespace (and with it every veth and bridge) is deleted afterwards;
+nothing is created in the test runner's own namespace.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from swimactors.agent.cluster import AgentProcess, open_local_cluster, wait_until
+from swimactors.cli import config_from
+
+pytestmark = [pytest.mark.network, pytest.mark.netns]
+
+OVERRIDES = {
+    "probe_interval": 0.2,
+    "probe_timeout": 0.1,
+    "gossip_interval": 0.05,
+    "push_pull_interval": 2.0,
+    "reconnect_interval": 1.0,
+}
+CONFIG = config_from("local", [(k, str(v)) for k, v in OVERRIDES.items()])
+HOSTS = 4
+PORT = 7946
+DOWN_BOUND = CONFIG.suspicion_timeouts(HOSTS)[1] + 3 * CONFIG.probe_interval + 1.0
+HEAL_TIMEOUT = 4 * CONFIG.reconnect_interval + 2 * CONFIG.push_pull_interval + 10.0
+_EVENT = re.compile(r"\] (UP|SUSPECT|ALIVE|DOWN|LEFT|UPDATED)\s+(\S+) ")
+_STATUS = {"UP": "up", "ALIVE": "up", "UPDATED": "up", "SUSPECT": "suspect", "DOWN": "down"}
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
+
+
+class Topology:
+    """Namespaces ``<p>h1..h4`` (10.77.0.1-4) and a switch namespace ``<p>sw`` holding
+    bridge ``ba`` (h1, h2) and ``bb`` (h3, h4), joined by the veth pair ``ab``/``ba2``."""
+
+    def __init__(self) -> None:
+        self.prefix = f"swa{secrets.token_hex(3)}"
+        self.switch = f"{self.prefix}sw"
+        self.hosts = [f"{self.prefix}h{i}" for i in range(1, HOSTS + 1)]
+        self.created: list[str] = []
+
+    def address(self, index: int) -> str:
+        return f"10.77.0.{index + 1}"
+
+    def build(self) -> None:
+        for ns in [self.switch, *self.hosts]:
+            ip("netns", "add", ns)
+            self.created.append(ns)
+            ip("-n", ns, "link", "set", "lo", "up")
+        sw = ("-n", self.switch)
+        for bridge in ("ba", "bb"):
+            ip(*sw, "link", "add", bridge, "type", "bridge")
+            ip(*sw, "link", "set", bridge, "up")
+        ip(*sw, "link", "add", "ab", "type", "veth", "peer", "name", "ba2")
+        ip(*sw, "link", "set", "ab", "master", "ba", "up")
+        ip(*sw, "link", "set", "ba2", "master", "bb", "up")
+        for index, ns in enumerate(self.hosts):
+            port = f"p{index + 1}"
+            ip(*sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
+            ip(*sw, "link", "set", port, "master", "ba" if index < 2 else "bb", "up")
+            ip("-n", ns, "addr", "add", f"{self.address(index)}/24", "dev", "eth0")
+            ip("-n", ns, "link", "set", "eth0", "up")
+
+    def cut(self, up: bool = False) -> None:
+        for end in ("ab", "ba2"):
+            ip("-n", self.switch, "link", "set", end, "up" if up else "down")
+
+    def destroy(self) -> None:
+        for ns in reversed(self.created):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
+        self.created.clear()
+
+
+@pytest.fixture
+def topology() -> Iterator[Topology]:
+    topo = Topology()
+    try:
+        topo.build()
+    except (OSError, subprocess.SubprocessError) as exc:
+        topo.destroy()
+        detail = getattr(exc, "stderr", b"") or b""
+        pytest.skip(f"cannot create network namespaces here ({exc} {detail.decode().strip()})")
+    try:
+        yield topo
+    finally:
+        topo.destroy()
+
+
+def last_status(agent: AgentProcess, member: str) -> str | None:
+    """The status of ``member`` in ``agent``'s view, from the agent's own event lines."""
+    for line in reversed(agent.lines):
+        match = _EVENT.search(line)
+        if match and match.group(2) == member:
+            return _STATUS.get(match.group(1), match.group(1).lower())
+    return None
+
+
+def outputs(agents: list[AgentProcess]) -> str:
+    return "\n".join(a.output() for a in agents)
+
+
+def sees(agents: list[AgentProcess], members: list[str], status: str) -> bool:
+    return all(last_status(a, m) == status for a in agents for m in members)
+
+
+async def confirm_via_api(agents: list[AgentProcess], members: list[str], status: str) -> None:
+    """Double-check the event-line view against each agent's /v1/members."""
+    for agent in agents:
+        statuses = await agent.statuses()
+        assert statuses is not None, f"{agent.name} did not answer"
+        assert all(statuses.get(m) == status for m in members), (agent.name, statuses)
+
+
+async def test_a_partition_splits_the_cluster_and_healing_reforms_it(topology: Topology) -> None:
+    with trio.fail_after(180):
+        async with open_local_cluster(overrides=OVERRIDES) as cluster:
+            agents: list[AgentProcess] = []
+            seed = (topology.address(0), PORT)
+            for index, ns in enumerate(topology.hosts):
+                agents.append(
+                    await cluster.start(
+                        f"h{index + 1}",
+                        host=topology.address(index),
+                        port=PORT,
+                        join=[seed] if index else [],
+                        command_prefix=["ip", "netns", "exec", ns],
+                    )
+                )
+            names = [a.name for a in agents]
+
+            async def all_up() -> bool:
+                return all(sees([a], [n for n in names if n != a.name], "up") for a in agents)
+
+            assert await wait_until(all_up, HEAL_TIMEOUT) is not None, outputs(agents)
+            left, right = agents[:2], agents[2:]
+
+            topology.cut()
+
+            async def split() -> bool:
+                return sees(left, ["h3", "h4"], "down") and sees(right, ["h1", "h2"], "down")
+
+            took = await wait_until(split, DOWN_BOUND + 15, interval=0.1)
+            assert took is not None, outputs(agents)
+            assert took <= DOWN_BOUND, f"{took:.2f} s > {DOWN_BOUND:.2f} s"
+            await confirm_via_api(left, ["h3", "h4"], "down")
+            await confirm_via_api(right, ["h1", "h2"], "down")
+            assert last_status(left[0], "h2") == "up" and last_status(right[0], "h4") == "up"
+
+            topology.cut(up=True)
+            healed = await wait_until(all_up, HEAL_TIMEOUT, interval=0.1)
+            assert healed is not None, outputs(agents)
+            for agent in agents:
+                await confirm_via_api([agent], [n for n in names if n != agent.name], "up")
