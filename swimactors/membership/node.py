@@ -41,8 +41,7 @@ class Node:
         self._transport = transport
         self._hub = EventHub()
         self._leave_timeout = leave_timeout
-        self._wakeup = trio.Event()
-        self._armed = math.inf
+        self._timer = trio.CancelScope()
         self._leaving = False
         self._left = trio.Event()
         self.core_errors = 0
@@ -147,17 +146,17 @@ class Node:
         if self._leaving and core.leave_finished:
             self._left.set()
         deadline = core.next_deadline()
-        if deadline is not None and deadline < self._armed:
-            self._wakeup.set()
+        if deadline is not None and deadline < self._timer.deadline:
+            self._timer.deadline = deadline
 
     async def _run_timers(self) -> None:
-        """Tick the core whenever its next deadline passes (and re-arm on new inputs)."""
+        """Tick the core whenever its next deadline passes; inputs that bring the deadline
+        forward move the sleeping scope's deadline (see :meth:`_flush`)."""
         while True:
             deadline = self._core.next_deadline()
-            self._armed = math.inf if deadline is None else deadline
-            with trio.move_on_at(self._armed):
-                await self._wakeup.wait()
-            self._wakeup = trio.Event()
+            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as timer:
+                self._timer = timer
+                await trio.sleep_forever()
             now = trio.current_time()
             deadline = self._core.next_deadline()
             if deadline is not None and now >= deadline:

@@ -48,8 +48,18 @@ class TransportLimits:
     incoming_idle = 60.0
     """An incoming connection silent this long is closed (longer than any peer's
     ``outgoing_idle``, so the sender is normally the one that closes)."""
+    receive_batch = 64
+    """Datagrams handled per wake-up before other tasks get a turn."""
     resolve_cache = 4096
     resolve_ttl = 30.0
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_unspecified(host: str) -> bool:
@@ -95,7 +105,7 @@ class Transport:
         self.address: Address = ("", 0)
         """The bound ``(ip, port)``; the real port when bound to port 0."""
         self._family: int = stdlib_socket.AF_INET
-        self._udp: trio.socket.SocketType | None = None
+        self._udp: stdlib_socket.socket | None = None
         self._listener: trio.SocketListener | None = None
         self._queue_in, self._queue_out = trio.open_memory_channel[Packet | trio.Event](
             self.limits.send_queue
@@ -113,10 +123,14 @@ class Transport:
         self._family = family
         attempts = 20 if port == 0 else 1
         for attempt in range(attempts):
-            udp = self._socket(family, stdlib_socket.SOCK_DGRAM, sockaddr[0])
-            tcp = self._socket(family, stdlib_socket.SOCK_STREAM, sockaddr[0])
+            udp = stdlib_socket.socket(family, stdlib_socket.SOCK_DGRAM)
+            udp.setblocking(False)
+            tcp = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
+            if family == stdlib_socket.AF_INET6 and _is_unspecified(sockaddr[0]):
+                for sock in (udp, tcp):  # dual stack: IPv4 peers arrive as ::ffff:a.b.c.d
+                    sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 0)
             try:
-                await udp.bind(sockaddr)
+                udp.bind(sockaddr)
                 bound = udp.getsockname()
                 tcp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
                 await tcp.bind((bound[0], bound[1], *sockaddr[2:]))
@@ -135,13 +149,6 @@ class Transport:
             return self.address
         raise AssertionError("unreachable")  # pragma: no cover
 
-    @staticmethod
-    def _socket(family: int, kind: int, host: str) -> trio.socket.SocketType:
-        sock = trio.socket.socket(family, kind)
-        if family == stdlib_socket.AF_INET6 and _is_unspecified(host):
-            sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 0)
-        return sock
-
     def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
         """Start sending, and receiving into ``deliver``, in ``nursery`` (cancel it to stop)."""
         assert self._udp is not None and self._listener is not None, "bind() first"
@@ -152,7 +159,8 @@ class Transport:
         nursery.start_soon(self._send_loop)
 
     async def aclose(self) -> None:
-        if self._udp is not None:
+        if self._udp is not None and self._udp.fileno() != -1:
+            trio.lowlevel.notify_closing(self._udp)
             self._udp.close()
         if self._listener is not None:
             await self._listener.aclose()
@@ -160,7 +168,19 @@ class Transport:
     # -- sending -------------------------------------------------------------------------
 
     def send(self, packet: Packet) -> None:
-        """Queue a packet without blocking; a full queue drops it (counted)."""
+        """Send or queue a packet without blocking; a full queue drops it (counted).
+
+        Datagrams to an address already resolved go straight to the socket (the common
+        case: no task switch per packet); the first one to a new address, and frames, go
+        through the sender task or the peer's connection task.
+        """
+        if packet.reliable:
+            self._send_frame(packet.destination, packet.data)
+            return
+        cached = self._resolved.get(packet.destination)
+        if cached is not None and cached[0] > trio.current_time():
+            self._sendto(packet.data, cached[1], packet.destination)
+            return
         try:
             self._queue_in.send_nowait(packet)
         except trio.WouldBlock:
@@ -182,17 +202,21 @@ class Transport:
         async for packet in self._queue_out:
             if isinstance(packet, trio.Event):
                 packet.set()
-            elif packet.reliable:
-                self._send_frame(packet.destination, packet.data)
+                continue
+            try:
+                sockaddr = await self._sockaddr(packet.destination)
+            except OSError as exc:
+                self._count("udp_send_errors", packet.destination, exc)
             else:
-                await self._send_datagram(packet.destination, packet.data)
+                self._sendto(packet.data, sockaddr, packet.destination)
 
-    async def _send_datagram(self, destination: Address, data: bytes) -> None:
+    def _sendto(self, data: bytes, sockaddr: SockAddr, destination: Address) -> None:
         assert self._udp is not None
         try:
-            sockaddr = await self._sockaddr(destination)
-            await self._udp.sendto(data, sockaddr)
-        except (OSError, trio.ClosedResourceError) as exc:
+            self._udp.sendto(data, sockaddr)
+        except BlockingIOError:  # the socket buffer is full: UDP may drop, and so do we
+            self._count("udp_send_dropped", destination)
+        except OSError as exc:
             self._count("udp_send_errors", destination, exc)
         else:
             self.counters["udp_packets_sent"] += 1
@@ -205,6 +229,7 @@ class Transport:
         if cached is not None and cached[0] > now:
             return cached[1]
         host, port = destination
+        literal = _is_literal(host)
         only_v4 = self._family == stdlib_socket.AF_INET
         family, sockaddr = await resolve(host, port, stdlib_socket.AF_INET if only_v4 else 0)
         if family != self._family:
@@ -213,7 +238,8 @@ class Transport:
             sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
         if len(self._resolved) >= self.limits.resolve_cache:
             self._resolved.clear()
-        self._resolved[destination] = (now + self.limits.resolve_ttl, sockaddr)
+        expires = math.inf if literal else now + self.limits.resolve_ttl
+        self._resolved[destination] = (expires, sockaddr)
         return sockaddr
 
     def _send_frame(self, destination: Address, data: bytes) -> None:
@@ -287,21 +313,26 @@ class Transport:
 
     # -- receiving -----------------------------------------------------------------------
 
-    async def _receive_datagrams(self, udp: trio.socket.SocketType) -> None:
+    async def _receive_datagrams(self, udp: stdlib_socket.socket) -> None:
+        """Wait until readable, then drain what is queued (bounded, to stay fair)."""
         while True:
             try:
-                data, source = await udp.recvfrom(self.limits.max_datagram)
-            except trio.ClosedResourceError:
+                await trio.lowlevel.wait_readable(udp)
+            except (trio.ClosedResourceError, OSError):
                 return
-            except OSError as exc:  # e.g. ICMP errors surfaced by some platforms
-                if udp.fileno() == -1:  # closed under us
-                    return
-                self._count("udp_receive_errors", None, exc)
-                await trio.sleep(0)
-                continue
-            self.counters["udp_packets_received"] += 1
-            self.counters["udp_bytes_received"] += len(data)
-            self._deliver(normalize_source(source), data)
+            for _ in range(self.limits.receive_batch):
+                try:
+                    data, source = udp.recvfrom(self.limits.max_datagram)
+                except BlockingIOError:
+                    break
+                except OSError as exc:  # e.g. ICMP errors surfaced by some platforms
+                    if udp.fileno() == -1:  # closed under us
+                        return
+                    self._count("udp_receive_errors", None, exc)
+                    break
+                self.counters["udp_packets_received"] += 1
+                self.counters["udp_bytes_received"] += len(data)
+                self._deliver(normalize_source(source), data)
 
     async def _accept(self, listener: trio.SocketListener) -> None:
         async with trio.open_nursery() as nursery:
