@@ -59,6 +59,8 @@ class CrashStats:
     first_down: float | None = None
     all_down: float | None = None
     down_by: set[str] = attrs.field(factory=set)
+    down_times: list[float] = attrs.field(factory=list)
+    """Seconds after the crash at which each node first marked it DOWN."""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -67,6 +69,7 @@ class CrashStats:
             "first_suspect_s": self.first_suspect,
             "first_down_s": self.first_down,
             "all_down_s": self.all_down,
+            "down_times": self.down_times,
         }
 
 
@@ -90,6 +93,7 @@ class Metrics:
         self._alive_since: dict[str, float] = {}
         self._alive_seconds = 0.0
         self._suspects = 0
+        self._up_count: Counter[str] = Counter()
         world.on_event(self._on_event)
         world.on_fault(self._on_fault)
         if packets:
@@ -110,6 +114,7 @@ class Metrics:
             for name in fault.nodes:
                 self._alive_since[name] = now
                 self.views[name] = {}
+                self._up_count[name] = 0
         if kind in ("crash", "left"):
             for name in fault.nodes:
                 self._alive_seconds += now - self._alive_since.pop(name, now)
@@ -156,6 +161,7 @@ class Metrics:
         before = view.get(subject)
         view[subject] = status
         self._suspects += (status is Status.SUSPECT) - (before is Status.SUSPECT)
+        self._up_count[observer] += (status is Status.UP) - (before is Status.UP)
         self._check_incarnation(now, observer, subject, member.incarnation)
         if isinstance(event, MemberAlive):
             self.coverage["suspicion_refuted"] += 1
@@ -187,7 +193,9 @@ class Metrics:
         if status is Status.DOWN:
             if crash.first_down is None:
                 crash.first_down = elapsed
-            crash.down_by.add(observer)
+            if observer not in crash.down_by:
+                crash.down_by.add(observer)
+                crash.down_times.append(elapsed)
             if crash.all_down is None and self._all_know_down(crash):
                 crash.all_down = elapsed
 
@@ -226,8 +234,7 @@ class Metrics:
         for name in alive:
             if self.world.nodes[name].state is not NodeState.RUNNING:
                 continue
-            view = self.views.get(name, {})
-            if sum(1 for status in view.values() if status is Status.UP) != expected:
+            if self._up_count[name] != expected:
                 return False
         alive_set = set(alive)
         for name in alive:

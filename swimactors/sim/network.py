@@ -42,12 +42,15 @@ class LinkModel:
     jitter: float = attrs.field(default=0.0002, validator=_seconds)
     """Mean of an exponentially distributed extra delay (0: none)."""
     loss: float = attrs.field(default=0.0, validator=_probability)
-    """Probability a datagram is lost (the reliable channel retransmits: never lost)."""
+    """Probability a packet is lost.  A datagram is gone; the reliable channel instead
+    retransmits after ``stream_rto`` (doubling each time), so the frame arrives late."""
     duplicate: float = attrs.field(default=0.0, validator=_probability)
     """Probability a datagram is delivered twice."""
     reorder: float = attrs.field(default=0.0, validator=_probability)
     """Probability a datagram is held back by up to ``reorder_window`` (so later ones pass)."""
     reorder_window: float = attrs.field(default=0.01, validator=_seconds)
+    stream_rto: float = attrs.field(default=0.2, validator=_seconds)
+    """First retransmission timeout of the reliable channel (Linux's minimum RTO)."""
 
 
 class Action(enum.Enum):
@@ -182,7 +185,7 @@ class Network:
         link = self._links.get((src, dst), self.default)
         rng = self._rng
         if reliable:
-            arrival = now + extra + self._latency(link, rng)
+            arrival = now + extra + self._latency(link, rng) + self._retransmits(link, rng)
             key = (src, dst)
             arrival = max(arrival, self._stream_clock.get(key, arrival))
             self._stream_clock[key] = arrival
@@ -198,6 +201,15 @@ class Network:
                 arrival += rng.random() * link.reorder_window
             times.append(arrival)
         return Route(tuple(times))
+
+    @staticmethod
+    def _retransmits(link: LinkModel, rng: random.Random) -> float:
+        """Delay added by TCP-like retransmission of a frame lost with ``link.loss``."""
+        delay, timeout = 0.0, link.stream_rto
+        while link.loss and rng.random() < link.loss and timeout < 120.0:
+            delay += timeout
+            timeout *= 2
+        return delay
 
     @staticmethod
     def _latency(link: LinkModel, rng: random.Random) -> float:

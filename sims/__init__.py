@@ -1,0 +1,1 @@
+"""The scenario suite for swimactors' simulator; run it with ``python -m sims``."""

@@ -1,0 +1,13 @@
+"""The scenario suite, one short module each; ``SCENARIOS`` maps names to them."""
+
+from __future__ import annotations
+
+from ..scenario import Scenario
+from . import churn, crash, flapping, join, loss, partition_heal, rejoin, slow_node, swarm
+
+SCENARIOS: dict[str, Scenario] = {
+    module.SCENARIO.name: module.SCENARIO
+    for module in (join, crash, loss, slow_node, partition_heal, churn, flapping, rejoin, swarm)
+}
+
+__all__ = ["SCENARIOS"]

@@ -1,0 +1,27 @@
+"""crash: a converged cluster at 1 % loss loses k nodes at once; detection times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..common import Params, Progress, Run, crash_fields
+from ..scenario import Scenario, require
+
+
+def run(params: Params, progress: Progress) -> dict[str, Any]:
+    sim = Run(params, progress, loss=0.01)
+    crash_at = sim.start_cluster()
+    sim.planned = crash_at + (params.duration or 60.0)
+    victims = list(sim.world.nodes)[-params.crashes:]
+    for name in victims:
+        sim.world.crash(name)
+    high = sim.config.suspicion_timeouts(params.nodes)[1]
+    bound = crash_at + high + 3 * sim.config.probe_interval + 1.0
+    crashes = sim.metrics.crashes[-params.crashes:]
+    sim.wait_for(lambda: all(c.all_down is not None for c in crashes), bound)
+    sim.advance(sim.planned)
+    return sim.report(crashed=victims, detection_bound_s=bound - crash_at, **crash_fields(sim))
+
+
+SCENARIO = Scenario("crash", "k nodes crash (default 1, at 1% loss); detection times", run, 20,
+                    (10, 100, 1000), require("all_down_s"))
