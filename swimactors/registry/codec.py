@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import attrs
 
-from ..wire import TypeRegistry, WireError
+from ..wire import TypeRegistry, WireError, loads
 from .crdt import Registration, State, joined
 
 __all__ = [
@@ -97,7 +97,10 @@ def encode(state: State) -> bytes:
 def decode(data: bytes) -> State:
     """Parse bytes from :func:`encode`; :class:`RegistryDecodeError` on anything else."""
     try:
-        message = WIRE.decode(data)
+        value = loads(data)
+        if not isinstance(value, list) or not value or type(value[0]) is not int:
+            raise RegistryDecodeError("not a registry message: [tag, ...] expected")
+        message = WIRE.from_data(value)
     except WireError as exc:
         raise RegistryDecodeError(str(exc)) from None
     return _to_state(message)

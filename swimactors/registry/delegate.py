@@ -6,8 +6,8 @@ once (split to fit a gossip packet; a registration too large for any packet is l
 push/pull and counted as ``deferred``).  The core spreads each broadcast epidemically and
 deduplicates it, so the delegate never relays.  A lost delta is repaired by the next
 push/pull, which exchanges full states.  MemberDown and MemberLeft drop the member's
-registrations here and are broadcast as a floor, so the member itself, if it was declared
-dead by mistake, learns quickly that it must re-register.
+registrations here and are broadcast as a floor.  A node declared dead by mistake
+re-registers its names at its first push/pull after refuting.
 """
 
 from __future__ import annotations
@@ -52,7 +52,6 @@ class RegistryDelegate(Delegate):
         """deltas_sent, parts_sent, bytes_sent, deferred, deltas/states_received,
         bytes_received, rejected_malformed, state_bytes_sent."""
         core.register_delegate(CHANNEL, self)
-        self._follow_incarnation()
 
     # -- local mutations ----------------------------------------------------------------
 
@@ -83,11 +82,9 @@ class RegistryDelegate(Delegate):
     # -- the membership hooks -------------------------------------------------------------
 
     def notify_message(self, payload: bytes, now: float) -> None:
-        if self._merge(payload, "deltas"):
-            self._follow_incarnation()
+        self._merge(payload, "deltas")
 
     def local_state(self, join: bool) -> bytes:
-        self._follow_incarnation()
         data = encode(self.registry.state())
         self.counters["state_bytes_sent"] += len(data)
         return data
@@ -100,7 +97,6 @@ class RegistryDelegate(Delegate):
         if isinstance(event, MemberDown | MemberLeft):
             member = event.member
             self.publish(self.registry.node_down(member.name, member.incarnation))
-        self._follow_incarnation()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -116,7 +112,12 @@ class RegistryDelegate(Delegate):
         return True
 
     def _follow_incarnation(self) -> None:
-        """Re-register our names if we were declared dead and have since refuted it."""
+        """Re-register our names if we were declared dead and have since refuted it.
+
+        Only after merging a full state: by then this node has seen what the cluster did
+        while it was counted dead, so a name taken over meanwhile ranks before its
+        re-registration (a floor alone, gossiped, would not carry those takeovers).
+        """
         delta = self.registry.set_incarnation(self.core.incarnation)
         if delta is not None:
             self.counters["reregistrations"] += 1

@@ -108,7 +108,9 @@ def test_corrupted_encodings_decode_or_fail_cleanly(history: History, data: st.D
         ([1, [], {"n": -3}], "floor"),
         ([1, [], {"n": "3"}], "expected int"),
         ([2, [], {}], "unknown message tag"),
-        ({"not": "an array"}, "non-empty array"),
+        ({"not": "an array"}, "not a registry message"),
+        ([[1], [], {}], "not a registry message"),  # an unhashable tag
+        ([True, [], {}], "not a registry message"),
     ],
 )
 def test_inconsistent_states_get_a_typed_error(bad: object, reason: str) -> None:

@@ -11,7 +11,7 @@ from swimactors.membership import (
     MemberSuspect,
     Status,
 )
-from swimactors.registry import Registry, decode, encode
+from swimactors.registry import NameAdded, NameLost, Registry, decode, encode
 from swimactors.registry.crdt import joined
 from swimactors.registry.delegate import CHANNEL, RegistryDelegate
 
@@ -65,12 +65,34 @@ def test_a_large_delta_is_split_into_parts_that_fit() -> None:
     core.sent.clear()
     delegate.on_member_event(MemberDown(Member("a", ("h", 1), 5, Status.DOWN), 1.0))
     core.incarnation = 6  # membership refuted the false DOWN
-    delegate.on_member_event(MemberSuspect(Member("z", ("h", 2), 1, Status.SUSPECT), 2.0))
+    delegate.notify_message(encode(Registry("z", 1).register("other", "z1")), 2.0)
+    assert delegate.counters["reregistrations"] == 0  # waits for a full state
+    delegate.merge_remote_state(encode(Registry("z", 1).state()), join=False, now=3.0)
     assert delegate.counters["reregistrations"] == 1
     parts = [decode(p) for p in core.sent[1:]]  # the first is the DOWN floor itself
     assert len(parts) > 1 and all(len(p) + 16 <= 300 for p in core.sent)
     assert len(joined(*parts).entries) == 40
     assert delegate.counters["deferred"] == 0
+
+
+def test_after_a_false_down_a_takeover_made_meanwhile_keeps_the_name() -> None:
+    delegate, core = _node("a", incarnation=5)
+    delegate.register("x", "ax")
+    other = Registry("b", 1)
+    other.merge(delegate.registry.state())
+    floor = other.node_down("a", 5)
+    other.register("x", "bx")  # b takes x over while a counts as dead
+    core.incarnation = 6  # a refuted
+    delegate.notify_message(encode(floor), 1.0)  # the gossiped floor arrives first
+    assert delegate.registry.lookup("x") is None and delegate.counters["reregistrations"] == 0
+    delegate.registry.take_changes()
+    delegate.merge_remote_state(encode(other.state()), join=False, now=2.0)
+    assert delegate.counters["reregistrations"] == 1
+    winner = delegate.registry.lookup("x")
+    assert winner is not None and winner.node == "b"
+    other.merge(decode(core.sent[-1]))
+    assert other.lookup("x") == winner
+    assert [type(c) for c in delegate.registry.take_changes()] == [NameAdded, NameLost]
 
 
 def test_a_registration_too_big_for_any_packet_is_deferred_to_push_pull() -> None:
