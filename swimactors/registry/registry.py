@@ -13,7 +13,8 @@ starts at a higher incarnation and floors its own previous ones, so its predeces
 stale registrations never return.  A live node that was declared DOWN by mistake finds its
 own floor at or above its epoch; once membership has refuted to a higher incarnation,
 :meth:`Registry.set_incarnation` moves the epoch there and re-registers every name the node
-still holds (with a fresh Lamport clock: whoever took a name over meanwhile keeps it).
+still holds, with a fresh Lamport clock: a takeover this replica has already merged keeps
+its name (so the delegate calls it after a full-state merge).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swimactors.registry import Registry, State
+from swimactors.registry import NameAdded, NameChanged, NameRemoved, Registry, State
 from swimactors.registry.crdt import joined
 
 from .histories import History, histories
@@ -103,6 +103,26 @@ def test_after_sync_and_refutation_every_held_name_is_registered(history: Histor
         for observer in (registry, replicas[0]):
             entries = observer.state().entries.values()
             assert {r.name for r in entries if r.node == registry.node} == held
+
+
+@given(histories, st.randoms(use_true_random=False))
+def test_replaying_the_change_stream_rebuilds_the_view(
+    history: History, rng: random.Random
+) -> None:
+    registry = Registry("watcher", 1)
+    table: dict[str, object] = {}
+    for state in rng.sample(_pool(history), len(_pool(history))):
+        registry.merge(state)
+        for change in registry.take_changes():
+            if isinstance(change, NameAdded):
+                assert change.name not in table
+                table[change.name] = change.registration
+            elif isinstance(change, NameChanged):
+                assert table.pop(change.name) == change.old
+                table[change.name] = change.new
+            elif isinstance(change, NameRemoved):
+                assert table.pop(change.name) == change.old
+    assert table == _view(registry)
 
 
 def _view(registry: Registry) -> dict[str, object]:
