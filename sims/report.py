@@ -17,7 +17,8 @@ HEADLINE = (
 
 SWEEP_COLUMNS = (
     "first_suspect_s", "first_down_s", "all_down_s", "dissemination_rounds", "converged_s",
-    "false_positives", "false_suspicions", "datagram_packets_per_node_s", "wall_seconds",
+    "false_positives", "false_suspicions", "datagram_packets_per_node_s",
+    "datagram_bytes_per_node_s", "reliable_packets_per_node_s", "wall_seconds",
     "node_seconds_per_wall_second",
 )
 

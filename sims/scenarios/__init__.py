@@ -3,11 +3,24 @@
 from __future__ import annotations
 
 from ..scenario import Scenario
-from . import churn, crash, flapping, join, loss, partition_heal, rejoin, slow_node, swarm
+from . import (
+    churn,
+    crash,
+    flapping,
+    join,
+    load,
+    loss,
+    partition_heal,
+    rejoin,
+    slow_node,
+    swarm,
+)
 
 SCENARIOS: dict[str, Scenario] = {
     module.SCENARIO.name: module.SCENARIO
-    for module in (join, crash, loss, slow_node, partition_heal, churn, flapping, rejoin, swarm)
+    for module in (
+        join, crash, loss, slow_node, partition_heal, churn, flapping, rejoin, load, swarm
+    )
 }
 
 __all__ = ["SCENARIOS"]

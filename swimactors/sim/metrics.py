@@ -94,6 +94,9 @@ class Metrics:
         self._alive_seconds = 0.0
         self._suspects = 0
         self._up_count: Counter[str] = Counter()
+        self._load_base: tuple[Counter[str], Counter[str], Counter[str], float] = (
+            Counter(), Counter(), Counter(), 0.0
+        )
         world.on_event(self._on_event)
         world.on_fault(self._on_fault)
         if packets:
@@ -139,7 +142,7 @@ class Metrics:
 
     def _node_faulted(self, name: str) -> bool:
         node = self.world.nodes.get(name)
-        return node is None or node.state is not NodeState.RUNNING or node.lag > 0
+        return node is None or node.state is not NodeState.RUNNING or node.slowed
 
     def _close(self, name: str, now: float) -> None:
         for window in self._impaired.get(name, ()):
@@ -249,23 +252,39 @@ class Metrics:
         live = sum(now - since for since in self._alive_since.values())
         return (self._alive_seconds + live) / 3600.0
 
+    def _core_counters(self) -> Counter[str]:
+        total: Counter[str] = Counter()
+        for node in self.world.nodes.values():
+            total.update(node.counters())
+        return total
+
+    def start_load_window(self) -> None:
+        """Measure load from now on (for instance once a join's gossip has drained)."""
+        self._load_base = (
+            Counter(self.sent_packets), Counter(self.sent_bytes), self._core_counters(),
+            self.node_hours() * 3600.0,
+        )
+
+    def _window_seconds(self) -> float:
+        return max(1e-9, self.node_hours() * 3600.0 - self._load_base[3])
+
     def load(self) -> dict[str, float]:
         """Packets and bytes sent per live node per second, datagram and reliable."""
-        node_seconds = max(1e-9, self.node_hours() * 3600.0)
+        seconds = self._window_seconds()
+        packets = self.sent_packets - self._load_base[0]
+        sizes = self.sent_bytes - self._load_base[1]
         rows: dict[str, float] = {}
         for kind in ("datagram", "reliable"):
-            rows[f"{kind}_packets_per_node_s"] = self.sent_packets[kind] / node_seconds
-            rows[f"{kind}_bytes_per_node_s"] = self.sent_bytes[kind] / node_seconds
+            rows[f"{kind}_packets_per_node_s"] = packets[kind] / seconds
+            rows[f"{kind}_bytes_per_node_s"] = sizes[kind] / seconds
         return rows
 
     def load_by_kind(self) -> dict[str, float]:
         """Messages sent per node per second by message kind, from the cores' counters."""
-        total: Counter[str] = Counter()
-        for node in self.world.nodes.values():
-            total.update(node.counters())
-        node_seconds = max(1e-9, self.node_hours() * 3600.0)
+        total = self._core_counters() - self._load_base[2]
+        seconds = self._window_seconds()
         return {
-            key: count / node_seconds
+            key: count / seconds
             for key, count in sorted(total.items())
             if key.startswith("sent_") and not key.startswith("sent_bytes")
         }

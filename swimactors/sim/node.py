@@ -2,8 +2,9 @@
 
 The clock is ``local = offset + rate * sim_time``; a drift changes the rate without a
 jump.  A paused node runs nothing: datagrams wait in a bounded inbox (its socket buffer)
-and are handled when it resumes.  A slow node's timers fire ``lag`` seconds late and
-its incoming packets are handled ``lag`` seconds late.
+and are handled when it resumes.  A slow node's timers fire ``timer_lag`` seconds late
+and its incoming packets are handled ``receive_lag`` seconds late (a message-processing
+backlog, as in Lifeguard's experiments).
 """
 
 from __future__ import annotations
@@ -100,7 +101,8 @@ class SimNode:
         self.index = index
         self.state = NodeState.RUNNING
         self.clock = NodeClock()
-        self.lag = 0.0
+        self.timer_lag = 0.0
+        self.receive_lag = 0.0
         self.inbox: deque[tuple[Address, bytes]] = deque()
         self.inbox_dropped = 0
         self.retired_cores: list[Core] = []
@@ -116,6 +118,10 @@ class SimNode:
     @property
     def address(self) -> Address:
         return self.spec.address
+
+    @property
+    def slowed(self) -> bool:
+        return bool(self.timer_lag or self.receive_lag)
 
     @property
     def alive(self) -> bool:

@@ -177,7 +177,7 @@ def stop_faults(world: World, link: LinkModel) -> None:
     for node in world.nodes.values():
         if node.state is NodeState.PAUSED:
             world.resume(node.name)
-        if node.lag:
+        if node.slowed:
             world.slow(node.name, 0.0)
 
 

@@ -219,7 +219,7 @@ class World:
         node.core = self.core_factory(node.spec, self.streams.fresh(f"node/{name}"), incarnation)
         node.state = NodeState.RUNNING
         node.leaving = False
-        node.lag = 0.0
+        node.timer_lag = node.receive_lag = 0.0
         node.timer_local = None
         node.timer_generation += 1
         if seeds is not None:
@@ -255,13 +255,15 @@ class World:
             node.core.receive(node.now(self.now), source, data)
         self._pump(node)
 
-    def slow(self, name: str, lag: float) -> None:
-        """Starve the node: timers fire and packets are handled ``lag`` seconds late (0: heal)."""
-        if lag < 0:
-            raise ValueError("lag must be >= 0")
+    def slow(self, name: str, lag: float, receive_lag: float | None = None) -> None:
+        """Starve the node: its timers fire ``lag`` seconds late and its packets are handled
+        ``receive_lag`` (default: ``lag``) seconds late; ``slow(name, 0)`` heals it."""
+        receive_lag = lag if receive_lag is None else receive_lag
+        if lag < 0 or receive_lag < 0:
+            raise ValueError("lag and receive_lag must be >= 0")
         node = self.node(name)
-        node.lag = lag
-        self._fault("slow", (name,), value=lag)
+        node.timer_lag, node.receive_lag = lag, receive_lag
+        self._fault("slow", (name,), value=max(lag, receive_lag))
         self._reschedule(node)
 
     def drift(self, name: str, drift: float) -> None:
@@ -427,7 +429,7 @@ class World:
         node.timer_local = deadline
         if deadline is None:
             return
-        when = node.clock.to_sim(deadline) + node.lag
+        when = node.clock.to_sim(deadline) + node.timer_lag
         if when < self.now:
             when = self.now
         heapq.heappush(
@@ -451,7 +453,7 @@ class World:
             for when in route.deliveries:
                 heapq.heappush(
                     self._queue,
-                    (when + target.lag, next(self._seq), _DELIVER, target, source, data, node.name),
+                    (when + target.receive_lag, next(self._seq), _DELIVER, target, source, data, node.name),
                 )
         if dropped is not None:
             self.dropped[dropped] += 1

@@ -95,3 +95,13 @@ def test_sweep_table_reports_medians_and_p99() -> None:
     rows = [{"nodes": 10, "all_down_s": float(v), "load": {}} for v in (1, 2, 3)]
     table = sweep_table(rows)
     assert "2.000 (p99 3.000)" in table
+
+
+def test_lifeguard_keeps_a_slow_member_from_accusing_healthy_peers() -> None:
+    """Lifeguard's claim, in the slow-node scenario: with local health awareness the
+    starved member stops suspecting peers that did answer; without it, it keeps on."""
+    on = run_one("slow-node", Params(nodes=8, seed=2, duration=100.0))
+    off = run_one("slow-node", Params(nodes=8, seed=2, duration=100.0, lifeguard=False))
+    assert on["false_positives"] == 0
+    assert off["false_suspicions"] > 5 * max(1, on["false_suspicions"])
+    assert off["false_positives"] >= on["false_positives"]
