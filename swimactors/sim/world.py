@@ -450,11 +450,10 @@ class World:
             dropped = route.dropped
             copies = len(route.deliveries)
             source = (node.address[0], EPHEMERAL_PORT) if reliable else node.address
+            lag = target.receive_lag
             for when in route.deliveries:
-                heapq.heappush(
-                    self._queue,
-                    (when + target.receive_lag, next(self._seq), _DELIVER, target, source, data, node.name),
-                )
+                entry = (when + lag, next(self._seq), _DELIVER, target, source, data, node.name)
+                heapq.heappush(self._queue, entry)
         if dropped is not None:
             self.dropped[dropped] += 1
         channel = "R" if reliable else "D"
