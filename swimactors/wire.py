@@ -164,13 +164,13 @@ class TypeRegistry(Generic[Tag]):
         return cls in self._tag_of
 
     def __contains__(self, tag: object) -> bool:
-        return tag in self._by_tag
+        return isinstance(tag, int | str) and not isinstance(tag, bool) and tag in self._by_tag
 
     # -- encoding ----------------------------------------------------------------------
 
     def to_data(self, obj: Any) -> list[Any]:
         """The CBOR-ready ``[tag, field, ...]`` list for a registered instance."""
-        cls = type(obj)
+        cls: type = type(obj)
         try:
             tag = self._tag_of[cls]
         except KeyError:
@@ -190,7 +190,7 @@ class TypeRegistry(Generic[Tag]):
         if not isinstance(data, list) or not data:
             raise WireError("a message must be a non-empty array")
         tag = data[0]
-        if isinstance(tag, bool) or tag not in self._by_tag:
+        if tag not in self:
             raise WireError(f"{self.name}: unknown message tag {tag!r}")
         return self._fields_from_data(self._by_tag[tag], data[1:])
 
@@ -219,7 +219,7 @@ class TypeRegistry(Generic[Tag]):
             self._required[cls] = sum(1 for f in fields if f.default is attrs.NOTHING)
         return cached
 
-    def _codec_for(self, hint: Any) -> _Codec:  # noqa: PLR0911 - one branch per kind
+    def _codec_for(self, hint: Any) -> _Codec:
         if hint is Any or hint is object:
             return _Codec(_identity, _decode_plain)
         if hint is bool:

@@ -117,7 +117,9 @@ class Config:
         try:
             return presets[name]()
         except KeyError:
-            raise ConfigError(f"unknown profile {name!r}; choose one of {sorted(presets)}") from None
+            raise ConfigError(
+                f"unknown profile {name!r}; choose one of {sorted(presets)}"
+            ) from None
 
     def replace(self, **changes: Any) -> Config:
         """A copy with some fields changed, validated like a new one."""

@@ -1,0 +1,49 @@
+"""SWIM membership and failure detection, usable without any actor.
+
+The protocol core (:class:`Swim`) is sans-IO; a driver feeds it packets and time.
+"""
+
+from .config import Config, ConfigError
+from .core import BroadcastTooLarge, Swim
+from .delegate import Delegate
+from .meta import decode_meta, encode_meta
+from .types import (
+    Address,
+    Member,
+    MemberAlive,
+    MemberConflict,
+    MemberDown,
+    MemberEvent,
+    MemberLeft,
+    MemberSuspect,
+    MemberUp,
+    MemberUpdated,
+    Packet,
+    Status,
+    format_address,
+    parse_address,
+)
+
+__all__ = [
+    "Address",
+    "BroadcastTooLarge",
+    "Config",
+    "ConfigError",
+    "Delegate",
+    "Member",
+    "MemberAlive",
+    "MemberConflict",
+    "MemberDown",
+    "MemberEvent",
+    "MemberLeft",
+    "MemberSuspect",
+    "MemberUp",
+    "MemberUpdated",
+    "Packet",
+    "Status",
+    "Swim",
+    "decode_meta",
+    "encode_meta",
+    "format_address",
+    "parse_address",
+]

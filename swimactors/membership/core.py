@@ -1,0 +1,859 @@
+"""The SWIM membership protocol as a sans-IO state machine.
+
+One :class:`Swim` object is one node.  It is fed packets (:meth:`Swim.receive`) and the
+passage of time (:meth:`Swim.tick`), and hands back packets to send, events and its next
+deadline.  It reads no clock, does no I/O and owns no task; randomness comes from the
+``random.Random`` it is given.  The protocol is SWIM (Das, Gupta, Motivala 2002) with the
+Lifeguard extensions (Dadgar, Phillips, Currey 2018), shaped after HashiCorp memberlist.
+
+Reading order, following one message from arrival to effect: :meth:`Swim.receive`
+decodes the packet and dispatches each message to a ``_on_<kind>`` handler; failure
+detection lives in the probe section, membership updates in ``_apply_*`` (the SWIM
+precedence rules), dissemination in ``_send`` / ``_gossip``, full-state sync in
+``_push_pull`` / ``_on_pushpull``.  docs/protocol.md describes the same rules in prose.
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import heapq
+import random
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import attrs
+
+from .. import wire
+from .awareness import Awareness
+from .broadcasts import BroadcastQueue
+from .config import Config
+from .delegate import Delegate
+from .messages import (
+    MAX_META,
+    MAX_NAME,
+    Ack,
+    Alive,
+    Dead,
+    LabelMismatch,
+    Left,
+    MemberState,
+    Nack,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+    UserMessage,
+    decode_packet,
+    encode_message,
+    encode_packet,
+    message_kind,
+    packet_overhead,
+)
+from .suspicion import Suspicion
+from .types import (
+    Address,
+    Member,
+    MemberAlive,
+    MemberConflict,
+    MemberDown,
+    MemberEvent,
+    MemberLeft,
+    MemberSuspect,
+    MemberUp,
+    MemberUpdated,
+    Packet,
+    Status,
+)
+
+__all__ = ["BroadcastTooLarge", "Swim"]
+
+MAX_MEMBERS = 100_000
+"""Members beyond this are refused (and counted): a bound against forged Alive floods."""
+MAX_RELAYS = 1024
+"""Ping-req relays in flight at once; more are refused and counted."""
+SEEN_USER_MESSAGES = 4096
+"""How many user-message digests are remembered to stop re-gossiping duplicates."""
+
+
+class BroadcastTooLarge(ValueError):
+    """A user broadcast does not fit in one packet; split it (see ``max_broadcast_size``)."""
+
+
+@attrs.define
+class _MemberState:
+    name: str
+    address: Address
+    incarnation: int
+    status: Status
+    meta: bytes
+    since: float
+    """When the status last changed."""
+
+    def snapshot(self) -> Member:
+        return Member(self.name, self.address, self.incarnation, self.status, self.meta)
+
+    def alive_message(self) -> Alive:
+        return Alive(self.name, self.address, self.incarnation, self.meta)
+
+
+@attrs.define
+class _Probe:
+    """The probe in progress: one per protocol period."""
+
+    target: str
+    seq: int
+    indirect_at: float
+    ends_at: float
+    acked: bool = False
+    indirect_sent: bool = False
+    expected_nacks: int = 0
+    nacks: int = 0
+
+
+@attrs.frozen
+class _Relay:
+    """A ping we send on behalf of a ping-req; its ack or nack goes back to ``requester``."""
+
+    requester: Address
+    requester_seq: int
+    deadline: float
+
+
+def _validate_name(name: str) -> None:
+    if not isinstance(name, str) or not 0 < len(name.encode()) <= MAX_NAME:
+        raise ValueError(f"node name must be a string of 1..{MAX_NAME} UTF-8 bytes: {name!r}")
+
+
+def _validate_address(address: Address) -> None:
+    if (
+        not isinstance(address, tuple)
+        or len(address) != 2
+        or not isinstance(address[0], str)
+        or not address[0]
+        or not isinstance(address[1], int)
+        or not 0 < address[1] <= 65535
+    ):
+        raise ValueError(f"address must be (host, port) with a port in 1..65535: {address!r}")
+
+
+def _validate_meta(meta: bytes, limit: int) -> None:
+    if not isinstance(meta, bytes):
+        raise TypeError("meta must be bytes")
+    if len(meta) > min(limit, MAX_META):
+        raise ValueError(f"meta is {len(meta)} bytes; the limit is {min(limit, MAX_META)}")
+
+
+class Swim:
+    """One node of a SWIM cluster, as a pure state machine.  See the module docstring."""
+
+    def __init__(
+        self,
+        name: str,
+        address: Address,
+        config: Config | None = None,
+        rng: random.Random | None = None,
+        meta: bytes = b"",
+        incarnation: int = 0,
+    ) -> None:
+        self.config = config or Config.lan()
+        _validate_name(name)
+        _validate_address(address)
+        _validate_meta(meta, self.config.max_meta_size)
+        self.name = name
+        self.address = address
+        self.rng = rng or random.Random()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._self = _MemberState(name, address, incarnation, Status.UP, meta, 0.0)
+        self._members: dict[str, _MemberState] = {name: self._self}
+        self._alive: list[str] = []  # other UP/SUSPECT members, for O(1) random picks
+        self._alive_index: dict[str, int] = {}
+        self._recently_down: dict[str, float] = {}  # name -> since, oldest first
+        self._probe_order: list[str] = []
+        self._probe_cursor = 0
+        self._probe: _Probe | None = None
+        self._relays: dict[int, _Relay] = {}
+        self._suspicions: dict[str, Suspicion] = {}
+        self._suspicion_heap: list[tuple[float, str, int]] = []
+        self._queue = BroadcastQueue()
+        self._awareness = Awareness(self.config.awareness_max_multiplier)
+        self._delegates: dict[str, Delegate] = {}
+        self._seen_user: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._seq = self.rng.randrange(1 << 30)
+        self._seeds: list[Address] = []
+        self._outgoing: list[Packet] = []
+        self._events: list[MemberEvent] = []
+        self._started = False
+        self._leaving = False
+        self._overhead = packet_overhead(self.config.label, name)
+        self._next_probe = 0.0
+        self._next_gossip = 0.0
+        self._next_push_pull = 0.0
+        self._next_reconnect = 0.0
+        self._next_join: float | None = None
+        self._join_backoff = self.config.probe_interval
+        self._handlers: dict[type, Callable[[float, str, Address, bool, Any], None]] = {
+            Ping: self._on_ping,
+            Ack: self._on_ack,
+            PingReq: self._on_pingreq,
+            Nack: self._on_nack,
+            Alive: self._on_alive,
+            Suspect: self._on_suspect,
+            Dead: self._on_dead,
+            Left: self._on_left,
+            UserMessage: self._on_usermessage,
+            PushPull: self._on_pushpull,
+        }
+
+    # ===================================================================== public API
+
+    @property
+    def incarnation(self) -> int:
+        return self._self.incarnation
+
+    @property
+    def awareness(self) -> int:
+        """Lifeguard local health score: 0 is healthy, higher stretches our timeouts."""
+        return self._awareness.score
+
+    @property
+    def leave_finished(self) -> bool:
+        """After :meth:`leave`: the LEFT news has been sent as often as the limit asks."""
+        return self._leaving and (("m", self.name) not in self._queue or not self._alive)
+
+    @property
+    def max_broadcast_size(self) -> int:
+        """Largest payload :meth:`broadcast` accepts on a channel name of 16 bytes."""
+        return self.config.packet_budget - self._overhead - 64
+
+    def members(self) -> list[Member]:
+        """Every member this node knows, itself included, sorted by name."""
+        return [self._members[n].snapshot() for n in sorted(self._members)]
+
+    def member(self, name: str) -> Member | None:
+        state = self._members.get(name)
+        return None if state is None else state.snapshot()
+
+    def alive_count(self) -> int:
+        """Members UP or SUSPECT, this node included."""
+        return len(self._alive) + 1
+
+    def take_outgoing(self) -> list[Packet]:
+        packets, self._outgoing = self._outgoing, []
+        return packets
+
+    def take_events(self) -> list[MemberEvent]:
+        events, self._events = self._events, []
+        return events
+
+    def register_delegate(self, channel: str, delegate: Delegate) -> None:
+        """Let ``delegate`` ride on the gossip under ``channel`` (see :class:`Delegate`)."""
+        _validate_name(channel)
+        self._delegates[channel] = delegate
+
+    def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None:
+        """Spread ``payload`` to every member by piggybacking (epidemic, at most once
+        per node); a later broadcast with the same ``key`` replaces a queued one."""
+        data = encode_message(UserMessage(channel, payload))
+        if len(data) > self.max_broadcast_size:
+            raise BroadcastTooLarge(
+                f"broadcast of {len(payload)} bytes on {channel!r} exceeds the packet room "
+                f"of {self.max_broadcast_size} bytes; split it"
+            )
+        digest = self._remember_user_message(data)
+        self._queue.push(("u", channel, key if key is not None else digest), "user", data)
+
+    def join(self, seeds: Iterable[Address], now: float) -> None:
+        """Contact ``seeds`` with a full-state push/pull; retried until someone answers."""
+        self._start(now)
+        for seed in seeds:
+            _validate_address(seed)
+            if seed != self.address and seed not in self._seeds:
+                self._seeds.append(seed)
+        if self._seeds:
+            self._join_seeds(now)
+
+    def leave(self, now: float) -> None:
+        """Leave gracefully: spread LEFT; keep ticking until :attr:`leave_finished`."""
+        if self._leaving:
+            return
+        self._start(now)
+        self._leaving = True
+        self._probe = None
+        self._self.status = Status.LEFT
+        self._self.since = now
+        self._enqueue(Left(self.name, self.incarnation))
+        self._gossip(now)
+
+    def set_meta(self, meta: bytes, now: float) -> None:
+        """Change this node's metadata; re-announced under a new incarnation."""
+        _validate_meta(meta, self.config.max_meta_size)
+        self._start(now)
+        self._self.meta = meta
+        self._self.incarnation += 1
+        self._enqueue(self._self.alive_message())
+        self._emit(MemberUpdated(self._self.snapshot(), now))
+
+    def next_deadline(self) -> float | None:
+        """When :meth:`tick` must next be called (None before the node has started)."""
+        if not self._started:
+            return None
+        deadlines = [self._next_gossip]
+        if not self._leaving:
+            deadlines += [self._next_push_pull, self._next_reconnect]
+            if self._probe is None:
+                deadlines.append(self._next_probe)
+            elif not self._probe.acked and not self._probe.indirect_sent:
+                deadlines.append(self._probe.indirect_at)
+            else:
+                deadlines.append(self._probe.ends_at)
+        if self._next_join is not None:
+            deadlines.append(self._next_join)
+        if self._suspicion_heap:
+            deadlines.append(self._suspicion_heap[0][0])
+        if self._relays:
+            deadlines.append(next(iter(self._relays.values())).deadline)
+        return min(deadlines)
+
+    def tick(self, now: float) -> None:
+        """Fire every timer due at ``now``."""
+        self._start(now)
+        self._expire_relays(now)
+        self._expire_suspicions(now)
+        if not self._leaving:
+            self._advance_probe(now)
+            if now >= self._next_push_pull:
+                self._next_push_pull = now + self.config.push_pull_period(self.alive_count())
+                self._push_pull_random(now)
+            if now >= self._next_reconnect:
+                self._next_reconnect = now + self.config.reconnect_interval
+                self._reconnect(now)
+                self._reap(now)
+            if self._next_join is not None and now >= self._next_join:
+                self._join_seeds(now)
+        if now >= self._next_gossip:
+            self._next_gossip = now + self.config.gossip_interval
+            self._gossip(now)
+
+    def receive(self, now: float, source: Address, data: bytes) -> None:
+        """Handle one datagram or reliable-channel frame from ``source``; never raises."""
+        self._start(now)
+        self.counters["packets_received"] += 1
+        self.counters["bytes_received"] += len(data)
+        try:
+            envelope = decode_packet(data, self.config.label)
+        except LabelMismatch:
+            self.counters["rejected_label"] += 1
+            return
+        except wire.WireError:
+            self.counters["rejected_malformed"] += 1
+            return
+        if envelope.sender == self.name:
+            self.counters["rejected_own_name"] += 1
+            return
+        reliable = envelope.sender_address is not None
+        reply_to = envelope.sender_address or source
+        for message in envelope.messages:
+            self.counters[f"received_{message_kind(message)}"] += 1
+            self._handlers[type(message)](now, envelope.sender, reply_to, reliable, message)
+
+    # ===================================================================== start-up
+
+    def _start(self, now: float) -> None:
+        """Arm the periodic timers, staggered so that nodes do not act in lock step."""
+        if self._started:
+            return
+        self._started = True
+        self._self.since = now
+        jitter = self.rng.random
+        self._next_probe = now + jitter() * self.config.probe_interval
+        self._next_gossip = now + jitter() * self.config.gossip_interval
+        self._next_push_pull = now + self.config.push_pull_interval * (0.5 + jitter())
+        self._next_reconnect = now + self.config.reconnect_interval * (0.5 + jitter())
+
+    def _join_seeds(self, now: float) -> None:
+        """Push/pull with every seed; retry with backoff while we know nobody alive."""
+        if self._alive or not self._seeds:
+            self._next_join = None
+            return
+        for seed in self._seeds:
+            self._push_pull(now, seed, join=True)
+        self._next_join = now + self._join_backoff
+        self._join_backoff = min(self._join_backoff * 2, self.config.reconnect_interval)
+
+    # ===================================================================== handlers
+
+    def _on_ping(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Ping
+    ) -> None:
+        if msg.target and msg.target != self.name:
+            self.counters["rejected_misdirected"] += 1
+            return
+        self._send(reply_to, [Ack(msg.seq)], reliable=reliable)
+
+    def _on_ack(self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Ack) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == msg.seq and not probe.acked:
+            probe.acked = True
+            self._awareness.apply(-1)
+            return
+        relay = self._relays.pop(msg.seq, None)
+        if relay is not None:
+            self._send(relay.requester, [Ack(relay.requester_seq)])
+            return
+        self.counters["late_acks"] += 1
+
+    def _on_nack(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Nack
+    ) -> None:
+        probe = self._probe
+        if probe is not None and probe.seq == msg.seq:
+            probe.nacks += 1
+
+    def _on_pingreq(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: PingReq
+    ) -> None:
+        if len(self._relays) >= MAX_RELAYS:
+            self.counters["rejected_relays"] += 1
+            return
+        seq = self._next_seq()
+        self._relays[seq] = _Relay(reply_to, msg.seq, now + self.config.probe_timeout)
+        self._send(msg.address, [Ping(seq, msg.target)])
+
+    def _on_alive(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Alive
+    ) -> None:
+        self._apply_alive(now, msg)
+
+    def _on_suspect(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Suspect
+    ) -> None:
+        self._apply_suspect(now, msg)
+
+    def _on_dead(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Dead
+    ) -> None:
+        self._apply_dead(now, msg)
+
+    def _on_left(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Left
+    ) -> None:
+        self._apply_left(now, msg)
+
+    def _on_usermessage(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: UserMessage
+    ) -> None:
+        data = encode_message(msg)
+        digest = hashlib.blake2b(data, digest_size=8).digest()
+        if digest in self._seen_user:
+            self.counters["duplicate_user_messages"] += 1
+            return
+        self._remember_user_message(data)
+        self._queue.push(("u", msg.channel, digest), "user", data)  # epidemic: pass it on
+        delegate = self._delegates.get(msg.channel)
+        if delegate is None:
+            self.counters["unhandled_user_messages"] += 1
+        else:
+            delegate.notify_message(msg.payload, now)
+
+    def _on_pushpull(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: PushPull
+    ) -> None:
+        self._merge_state(now, sender, msg.members)
+        for channel, data in msg.user_state.items():
+            delegate = self._delegates.get(channel)
+            if delegate is not None:
+                delegate.merge_remote_state(data, msg.join, now)
+        if not msg.reply:
+            self._push_pull(now, reply_to, join=msg.join, reply=True)
+
+    # ===================================================================== failure detection
+
+    def _advance_probe(self, now: float) -> None:
+        """Run the probe state machine: ping, then ping-req + reliable ping, then verdict."""
+        probe = self._probe
+        if probe is None:
+            if now >= self._next_probe:
+                self._start_probe(now)
+            return
+        if not probe.acked and not probe.indirect_sent and now >= probe.indirect_at:
+            self._probe_indirectly(now, probe)
+        if now >= probe.ends_at:
+            self._probe = None
+            if not probe.acked:
+                self._probe_failed(now, probe)
+            self._start_probe(now)
+
+    def _start_probe(self, now: float) -> None:
+        target = self._next_probe_target()
+        interval = self._awareness.scale(self.config.probe_interval)
+        if target is None:
+            self._next_probe = now + interval
+            return
+        self.counters["probes"] += 1
+        seq = self._next_seq()
+        self._probe = _Probe(
+            target=target.name,
+            seq=seq,
+            indirect_at=now + self._awareness.scale(self.config.probe_timeout),
+            ends_at=now + interval,
+        )
+        messages: list[Any] = [Ping(seq, target.name)]
+        if target.status is Status.SUSPECT:  # Lifeguard buddy system: let it refute now
+            messages.insert(0, Suspect(target.name, target.incarnation, self.name))
+        self._send(target.address, messages)
+
+    def _probe_indirectly(self, now: float, probe: _Probe) -> None:
+        probe.indirect_sent = True
+        target = self._members.get(probe.target)
+        if target is None or not target.status.is_alive:
+            return
+        helpers = self._random_alive(self.config.indirect_checks, exclude=(probe.target,))
+        for helper in helpers:
+            self._send(helper.address, [PingReq(probe.seq, target.name, target.address)])
+        probe.expected_nacks = len(helpers)
+        self.counters["indirect_probes"] += 1
+        self._send(target.address, [Ping(probe.seq, target.name)], reliable=True)
+
+    def _probe_failed(self, now: float, probe: _Probe) -> None:
+        """No ack by the end of the period: distrust ourselves a little, suspect the target."""
+        self.counters["probe_failures"] += 1
+        if probe.expected_nacks:
+            self._awareness.apply(max(0, probe.expected_nacks - probe.nacks))
+        else:
+            self._awareness.apply(1)
+        target = self._members.get(probe.target)
+        if target is not None and target.status.is_alive:
+            self.counters["suspicions_raised"] += 1
+            self._apply_suspect(now, Suspect(target.name, target.incarnation, self.name))
+
+    def _next_probe_target(self) -> _MemberState | None:
+        """Round-robin over a shuffled list, reshuffled each pass (time-bounded completeness)."""
+        for _ in range(2):
+            while self._probe_cursor < len(self._probe_order):
+                name = self._probe_order[self._probe_cursor]
+                self._probe_cursor += 1
+                state = self._members.get(name)
+                if state is not None and name != self.name and state.status.is_alive:
+                    return state
+            self._probe_order = list(self._alive)
+            self.rng.shuffle(self._probe_order)
+            self._probe_cursor = 0
+        return None
+
+    def _expire_relays(self, now: float) -> None:
+        while self._relays:
+            seq, relay = next(iter(self._relays.items()))
+            if relay.deadline > now:
+                break
+            del self._relays[seq]
+            self._send(relay.requester, [Nack(relay.requester_seq)])
+
+    def _expire_suspicions(self, now: float) -> None:
+        while self._suspicion_heap and self._suspicion_heap[0][0] <= now:
+            _, name, incarnation = heapq.heappop(self._suspicion_heap)
+            suspicion = self._suspicions.get(name)
+            if suspicion is None or suspicion.incarnation != incarnation:
+                continue  # refuted or superseded
+            if suspicion.deadline > now:  # not yet: re-armed at its current deadline
+                heapq.heappush(self._suspicion_heap, (suspicion.deadline, name, incarnation))
+                continue
+            self._apply_dead(now, Dead(name, incarnation, self.name))
+
+    # ===================================================================== the SWIM rules
+
+    def _apply_alive(self, now: float, msg: Alive) -> None:
+        """Alive(i) beats Suspect/Alive(j < i) and Dead/Left(j < i); a live member's name
+        claimed from another address is a conflict and is refused."""
+        if msg.name == self.name:
+            self._on_news_about_self_alive(now, msg)
+            return
+        state = self._members.get(msg.name)
+        if state is None:
+            if len(self._members) >= MAX_MEMBERS:
+                self.counters["rejected_member_limit"] += 1
+                return
+            state = _MemberState(msg.name, msg.address, msg.incarnation, Status.UP, msg.meta, now)
+            self._members[msg.name] = state
+            self._mark_alive(state, insert_for_probe=True)
+            self._enqueue(msg)
+            self._emit(MemberUp(state.snapshot(), now))
+            return
+        if state.status.is_alive and state.address != msg.address:
+            self.counters["name_conflicts"] += 1
+            self._emit(MemberConflict(state.snapshot(), now, other=msg.address))
+            return
+        if msg.incarnation <= state.incarnation:
+            return
+        previous = state.status
+        changed = (state.address, state.meta) != (msg.address, msg.meta)
+        state.incarnation = msg.incarnation
+        state.address = msg.address
+        state.meta = msg.meta
+        self._enqueue(msg)
+        if previous is Status.UP:
+            if changed:
+                self._emit(MemberUpdated(state.snapshot(), now))
+            return
+        state.status = Status.UP
+        state.since = now
+        self._suspicions.pop(state.name, None)
+        if previous is Status.SUSPECT:
+            self.counters["suspicions_refuted"] += 1
+            self._emit(MemberAlive(state.snapshot(), now))
+            if changed:
+                self._emit(MemberUpdated(state.snapshot(), now))
+        else:
+            self._recently_down.pop(state.name, None)
+            self._mark_alive(state, insert_for_probe=True)
+            self._emit(MemberUp(state.snapshot(), now))
+
+    def _apply_suspect(self, now: float, msg: Suspect) -> None:
+        """Suspect(i) beats Alive(j <= i) and Suspect(j < i); a repeated Suspect(i) from a
+        new source is an independent confirmation that shortens the timeout."""
+        if msg.name == self.name:
+            if msg.incarnation >= self.incarnation:
+                self._refute(now, msg.incarnation)
+            return
+        state = self._members.get(msg.name)
+        if state is None or not state.status.is_alive or msg.incarnation < state.incarnation:
+            return
+        suspicion = self._suspicions.get(msg.name)
+        if suspicion is not None and msg.incarnation == suspicion.incarnation:
+            if suspicion.confirm(msg.source):
+                self._enqueue(msg)
+                heapq.heappush(
+                    self._suspicion_heap, (suspicion.deadline, msg.name, msg.incarnation)
+                )
+            return
+        state.incarnation = msg.incarnation
+        if state.status is Status.UP:
+            state.status = Status.SUSPECT
+            state.since = now
+            self._emit(MemberSuspect(state.snapshot(), now))
+        self._start_suspicion(now, state, msg.source)
+        self._enqueue(msg)
+
+    def _apply_dead(self, now: float, msg: Dead) -> None:
+        """Dead(i) beats Alive/Suspect(j <= i); DOWN and LEFT members stay as they are."""
+        if msg.name == self.name:
+            if msg.incarnation >= self.incarnation:
+                self._refute(now, msg.incarnation)
+            return
+        state = self._members.get(msg.name)
+        if state is None or not state.status.is_alive or msg.incarnation < state.incarnation:
+            return
+        self._mark_gone(now, state, Status.DOWN, msg.incarnation)
+        self._enqueue(msg)
+        self._emit(MemberDown(state.snapshot(), now))
+
+    def _apply_left(self, now: float, msg: Left) -> None:
+        """Left(i) beats anything but LEFT at j <= i (a DOWN member may still be LEFT)."""
+        if msg.name == self.name:
+            if msg.incarnation >= self.incarnation and not self._leaving:
+                self._refute(now, msg.incarnation)  # an earlier life of ours left
+            return
+        state = self._members.get(msg.name)
+        if state is None or state.status is Status.LEFT or msg.incarnation < state.incarnation:
+            return
+        self._mark_gone(now, state, Status.LEFT, msg.incarnation)
+        self._enqueue(msg)
+        self._emit(MemberLeft(state.snapshot(), now))
+
+    def _on_news_about_self_alive(self, now: float, msg: Alive) -> None:
+        """Someone spreads an Alive about us that is not ours: conflict or stale life."""
+        if msg.address != self.address:
+            self.counters["name_conflicts"] += 1
+            self._emit(MemberConflict(self._self.snapshot(), now, other=msg.address))
+        if msg.incarnation >= self.incarnation and (
+            msg.incarnation > self.incarnation or msg != self._self.alive_message()
+        ):
+            self._refute(now, msg.incarnation)
+
+    def _refute(self, now: float, seen: int) -> None:
+        """Outbid news of our death with a higher incarnation (Lifeguard: and distrust
+        ourselves, since being suspected hints that we were slow)."""
+        if self._leaving:
+            return
+        self._self.incarnation = max(self.incarnation, seen) + 1
+        self.counters["refutations"] += 1
+        self._awareness.apply(1)
+        self._enqueue(self._self.alive_message())
+
+    def _start_suspicion(self, now: float, state: _MemberState, source: str) -> None:
+        low, high = self.config.suspicion_timeouts(self.alive_count())
+        expected = self.config.suspicion_mult - 2
+        if self.alive_count() - 2 < expected:
+            expected = 0
+        suspicion = Suspicion(state.incarnation, now, low, high, expected, {source})
+        self._suspicions[state.name] = suspicion
+        heapq.heappush(self._suspicion_heap, (suspicion.deadline, state.name, state.incarnation))
+
+    def _merge_state(self, now: float, sender: str, members: Sequence[MemberState]) -> None:
+        """Apply a push/pull: a peer's DOWN becomes our suspicion (memberlist's rule:
+        verify before declaring death), everything else applies as a message would."""
+        for remote in members:
+            status = remote.status
+            if status is Status.LEFT:
+                self._apply_left(now, Left(remote.name, remote.incarnation))
+                continue
+            if status is not Status.DOWN:
+                alive = Alive(remote.name, remote.address, remote.incarnation, remote.meta)
+                self._apply_alive(now, alive)
+            if status is not Status.UP:
+                source = sender if status is Status.SUSPECT else self.name
+                self._apply_suspect(now, Suspect(remote.name, remote.incarnation, source))
+
+    # ===================================================================== member bookkeeping
+
+    def _mark_alive(self, state: _MemberState, insert_for_probe: bool) -> None:
+        if state.name in self._alive_index:
+            return
+        self._alive_index[state.name] = len(self._alive)
+        self._alive.append(state.name)
+        if insert_for_probe:  # at a random place, so newcomers are probed this pass
+            position = self.rng.randint(self._probe_cursor, len(self._probe_order))
+            self._probe_order.insert(position, state.name)
+        if self._next_join is not None:
+            self._next_join = None
+
+    def _mark_gone(self, now: float, state: _MemberState, status: Status, inc: int) -> None:
+        state.status = status
+        state.incarnation = inc
+        state.since = now
+        self._suspicions.pop(state.name, None)
+        index = self._alive_index.pop(state.name, None)
+        if index is not None:  # swap-remove from the alive list
+            last = self._alive.pop()
+            if last != state.name:
+                self._alive[index] = last
+                self._alive_index[last] = index
+        self._recently_down.pop(state.name, None)
+        self._recently_down[state.name] = now
+
+    def _reap(self, now: float) -> None:
+        """Forget DOWN and LEFT members after ``reap_time``."""
+        horizon = now - self.config.reap_time
+        for name in [n for n, s in self._members.items() if not s.status.is_alive]:
+            if self._members[name].since <= horizon and name != self.name:
+                del self._members[name]
+                self._recently_down.pop(name, None)
+
+    def _random_alive(self, k: int, exclude: Sequence[str] = ()) -> list[_MemberState]:
+        """Up to ``k`` distinct random UP/SUSPECT members other than ``exclude``."""
+        pool = self._alive
+        if k <= 0 or not pool:
+            return []
+        if len(pool) <= 4 * (k + len(exclude)):
+            names = [n for n in pool if n not in exclude]
+            chosen = self.rng.sample(names, min(k, len(names)))
+        else:  # rejection sampling keeps large clusters O(k)
+            picked: dict[str, None] = {}
+            while len(picked) < k:
+                name = pool[self.rng.randrange(len(pool))]
+                if name not in exclude:
+                    picked[name] = None
+            chosen = list(picked)
+        return [self._members[n] for n in chosen]
+
+    # ===================================================================== dissemination
+
+    def _enqueue(self, msg: Alive | Suspect | Dead | Left) -> None:
+        """Queue membership news for piggybacking; newer news about a member replaces older."""
+        self._queue.push(("m", msg.name), message_kind(msg), encode_message(msg))
+
+    def _gossip(self, now: float) -> None:
+        """Send queued news to ``gossip_nodes`` random members, recently DOWN ones included."""
+        horizon = now - self.config.gossip_to_the_dead_time
+        while self._recently_down:
+            name, since = next(iter(self._recently_down.items()))
+            if since > horizon:
+                break
+            del self._recently_down[name]
+        if not self._queue:
+            return
+        targets = self._random_alive(self.config.gossip_nodes)
+        if self._recently_down:
+            dead = [self._members[n] for n in self._recently_down if n in self._members]
+            pool = len(self._alive) + len(dead)
+            for candidate in dead:
+                if self.rng.random() * pool < self.config.gossip_nodes:
+                    targets.append(candidate)
+        for target in targets:
+            if not self._send(target.address, [], require_payload=True):
+                break
+
+    def _send(
+        self,
+        destination: Address,
+        messages: Sequence[Any],
+        reliable: bool = False,
+        require_payload: bool = False,
+    ) -> bool:
+        """Encode ``messages`` into one packet, filling the rest of a datagram's budget
+        with queued news (piggybacking).  False when ``require_payload`` found none."""
+        encoded = [(message_kind(m), encode_message(m)) for m in messages]
+        if reliable:
+            data = encode_packet(
+                self.config.label, self.name, [d for _, d in encoded], self.address
+            )
+        else:
+            room = self.config.packet_budget - self._overhead - sum(len(d) for _, d in encoded)
+            limit = self.config.retransmit_limit(self.alive_count())
+            encoded += self._queue.take(room, limit)
+            if require_payload and not encoded:
+                return False
+            data = encode_packet(self.config.label, self.name, [d for _, d in encoded])
+        self._outgoing.append(Packet(destination, data, reliable))
+        self.counters["packets_sent"] += 1
+        self.counters["bytes_sent"] += len(data)
+        for kind, item in encoded:
+            self.counters[f"sent_{kind}"] += 1
+            self.counters[f"bytes_sent_{kind}"] += len(item)
+        return True
+
+    def _remember_user_message(self, data: bytes) -> bytes:
+        digest = hashlib.blake2b(data, digest_size=8).digest()
+        self._seen_user[digest] = None
+        if len(self._seen_user) > SEEN_USER_MESSAGES:
+            self._seen_user.popitem(last=False)
+        return digest
+
+    # ===================================================================== full-state sync
+
+    def _push_pull(self, now: float, destination: Address, join: bool, reply: bool = False) -> None:
+        states = tuple(
+            MemberState.of(s.name, s.address, s.incarnation, s.status, s.meta)
+            for s in self._members.values()
+        )
+        user_state = {ch: d.local_state(join) for ch, d in self._delegates.items()}
+        message = PushPull(join, reply, states, {ch: s for ch, s in user_state.items() if s})
+        self.counters["push_pulls"] += 0 if reply else 1
+        self._send(destination, [message], reliable=True)
+
+    def _push_pull_random(self, now: float) -> None:
+        peers = self._random_alive(1)
+        if peers:
+            self._push_pull(now, peers[0].address, join=False)
+
+    def _reconnect(self, now: float) -> None:
+        """Re-contact one DOWN member and one absent seed, so that a partition that
+        outlasted ``gossip_to_the_dead_time`` still heals (Serf's reconnect)."""
+        down = [s for s in self._members.values() if s.status is Status.DOWN]
+        if down:
+            self._push_pull(now, self.rng.choice(down).address, join=False)
+        present = {self._members[n].address for n in self._alive}
+        absent = [seed for seed in self._seeds if seed not in present]
+        if absent:
+            self._push_pull(now, self.rng.choice(absent), join=True)
+
+    # ===================================================================== small helpers
+
+    def _next_seq(self) -> int:
+        self._seq = (self._seq + 1) % (1 << 62)
+        return self._seq
+
+    def _emit(self, event: MemberEvent) -> None:
+        self._events.append(event)
+        for delegate in self._delegates.values():
+            delegate.on_member_event(event)
