@@ -50,7 +50,9 @@ def main() -> None:
         rows.extend(module.run(quick=args.quick))
     columns = ["benchmark", "metric", "value", "unit", "floor", "ratio", "note"]
     table = [[_fmt(r.get(c)) for c in columns] for r in rows]
-    widths = [max(len(c), *(len(t[i]) for t in table)) if table else len(c) for i, c in enumerate(columns)]
+    widths = [
+        max(len(c), *(len(t[i]) for t in table)) if table else len(c) for i, c in enumerate(columns)
+    ]
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for t in table:
         print("  ".join(v.ljust(w) for v, w in zip(t, widths, strict=True)))

@@ -1,10 +1,11 @@
 """The transmit-limited broadcast queue behind SWIM's piggybacked dissemination.
 
 Each update rides on outgoing packets until it has been sent ``limit`` times
-(``retransmit_mult * ceil(log10(n + 1))``).  Updates that have been sent fewer times go
-first, newest first among equals (memberlist's ``TransmitLimitedQueue`` ordering), and a
-newer update with the same key replaces the older one, so news about a member never
-travels behind stale news about it.
+(``retransmit_mult * ceil(log10(n + 1))``).  Least-sent updates go first, and among equals
+the most recently queued or sent (memberlist's ``TransmitLimitedQueue`` orders the same
+way), and a newer update with the same key replaces the older one, so news about a member
+never travels behind stale news about it.  Items live in buckets by transmit count, so
+filling a packet touches only the items it takes, not the whole queue.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import attrs
 
 __all__ = ["BroadcastQueue"]
 
+SKIP_LIMIT = 32
+"""Items too large for the room left that one packet may pass over before giving up."""
+
 
 @attrs.define
 class _Item:
     key: Hashable
     kind: str
     data: bytes
-    order: int
     transmits: int = 0
 
 
@@ -31,9 +34,9 @@ class BroadcastQueue:
     def __init__(self, max_items: int = 8192) -> None:
         self.max_items = max_items
         self.dropped = 0
-        """Items evicted because the queue was full (oldest, most-sent first)."""
+        """Items evicted because the queue was full (the most-sent, oldest first)."""
         self._items: dict[Hashable, _Item] = {}
-        self._order = 0
+        self._buckets: dict[int, dict[Hashable, _Item]] = {}  # transmits -> oldest first
 
     def __len__(self) -> int:
         return len(self._items)
@@ -43,34 +46,46 @@ class BroadcastQueue:
 
     def push(self, key: Hashable, kind: str, data: bytes) -> None:
         """Queue ``data`` (a message of ``kind``), replacing anything under the same key."""
-        self._order += 1
-        self._items[key] = _Item(key, kind, data, self._order)
+        self.discard(key)
+        item = _Item(key, kind, data)
+        self._items[key] = item
+        self._buckets.setdefault(0, {})[key] = item
         if len(self._items) > self.max_items:
-            victim = max(self._items.values(), key=lambda i: (i.transmits, -i.order))
-            del self._items[victim.key]
+            most_sent = self._buckets[max(self._buckets)]
+            self.discard(next(iter(most_sent)))
             self.dropped += 1
 
     def discard(self, key: Hashable) -> None:
-        self._items.pop(key, None)
+        item = self._items.pop(key, None)
+        if item is not None:
+            bucket = self._buckets[item.transmits]
+            del bucket[key]
+            if not bucket:
+                del self._buckets[item.transmits]
 
     def take(self, budget: int, limit: int) -> list[tuple[str, bytes]]:
         """``(kind, data)`` of the messages fitting in ``budget`` bytes, each counted as
         sent once more; items reaching ``limit`` transmissions leave the queue."""
-        chosen: list[tuple[str, bytes]] = []
-        if not self._items or budget <= 0:
-            return chosen
-        for item in sorted(self._items.values(), key=lambda i: (i.transmits, -i.order)):
-            size = len(item.data)
-            if size > budget:
-                if budget < 16:
-                    break
-                continue
-            budget -= size
-            chosen.append((item.kind, item.data))
-            item.transmits += 1
-            if item.transmits >= limit:
-                del self._items[item.key]
-        return chosen
+        chosen: list[_Item] = []
+        skipped = 0
+        for transmits in sorted(self._buckets):
+            for item in reversed(self._buckets[transmits].values()):
+                if len(item.data) > budget:
+                    skipped += 1
+                    if skipped > SKIP_LIMIT:
+                        break
+                    continue
+                budget -= len(item.data)
+                chosen.append(item)
+            if skipped > SKIP_LIMIT:
+                break
+        for item in reversed(chosen):
+            self.discard(item.key)
+            if item.transmits + 1 < limit:
+                item.transmits += 1
+                self._items[item.key] = item
+                self._buckets.setdefault(item.transmits, {})[item.key] = item
+        return [(item.kind, item.data) for item in chosen]
 
     def transmits(self, key: Hashable) -> int | None:
         """How often the item under ``key`` has been sent, or None if it is gone."""
