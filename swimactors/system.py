@@ -19,7 +19,6 @@ from typing import Any
 
 import trio
 
-from .actors import supervision
 from .actors.actor import Actor
 from .actors.cell import BUDGET, ActorCell, State
 from .actors.deadlines import AskDeadlines
@@ -27,6 +26,7 @@ from .actors.errors import ActorStopped, NameTaken, SystemFailed, describe
 from .actors.message import ref_resolver
 from .actors.observe import DeadLetters, Stats
 from .actors.ref import READY, ActorRef, Watcher
+from .actors.supervision import DEFAULT_STRATEGY, Strategy
 
 __all__ = ["ActorSource", "System", "open_system"]
 
@@ -93,7 +93,7 @@ class System:
         nursery: trio.Nursery,
         *,
         mailbox_size: int = DEFAULT_MAILBOX,
-        supervision: supervision.Strategy = supervision.DEFAULT_STRATEGY,
+        supervision: Strategy = DEFAULT_STRATEGY,
     ) -> None:
         if mailbox_size < 1:
             raise ValueError("mailbox_size must be at least 1")
@@ -122,7 +122,7 @@ class System:
         name: str | None = None,
         *,
         mailbox_size: int | None = None,
-        supervision: supervision.Strategy | None = None,
+        supervision: Strategy | None = None,
     ) -> ActorRef:
         """Start a top-level actor and return its ref.
 
@@ -158,7 +158,7 @@ class System:
         actor: ActorSource,
         name: str | None,
         mailbox_size: int | None,
-        strategy: supervision.Strategy | None,
+        strategy: Strategy | None,
     ) -> ActorRef:
         if self.closing:
             raise ActorStopped(f"system {self.name} is stopping")
@@ -241,7 +241,7 @@ async def open_system(
     seeds: Sequence[str] = (),
     *,
     mailbox_size: int = DEFAULT_MAILBOX,
-    supervision: supervision.Strategy = supervision.DEFAULT_STRATEGY,
+    supervision: Strategy = DEFAULT_STRATEGY,
     shutdown_timeout: float = 10.0,
 ) -> AsyncIterator[System]:
     """Run a :class:`System` for the life of the block.
