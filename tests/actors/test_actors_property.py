@@ -28,7 +28,7 @@ from swimactors import (
     SystemFailed,
     message,
 )
-from swimactors.actors import DeadLetter
+from swimactors.actors import DeadLetter, Strategy
 
 
 @message
@@ -91,7 +91,7 @@ def _factory(handled: Handled, sync: bool) -> Any:
     return (lambda: SyncRecorder(handled)) if sync else (lambda: Recorder(handled))
 
 
-STRATEGIES = [
+STRATEGIES: list[Strategy] = [
     swimactors.restart(3, 1.0),
     swimactors.resume(),
     swimactors.stop(),
