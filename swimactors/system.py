@@ -25,7 +25,7 @@ from .actors.deadlines import AskDeadlines
 from .actors.errors import ActorStopped, NameTaken, SystemFailed, describe
 from .actors.message import ref_resolver
 from .actors.observe import DeadLetters, Stats
-from .actors.ref import READY, ActorRef, Watcher
+from .actors.ref import ActorRef, Watcher
 from .actors.supervision import DEFAULT_STRATEGY, Strategy
 
 __all__ = ["ActorSource", "System", "open_system"]
@@ -66,7 +66,7 @@ class _DeadTarget:
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         self.tell_nowait(msg, sender)
-        return READY
+        return trio.lowlevel.checkpoint()
 
     def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
         assert self.ref is not None

@@ -167,7 +167,7 @@ class ActorCell:
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
-            return READY
+            return trio.lowlevel.checkpoint()  # a loop telling the dead still yields
         if len(self.queue) < self.capacity and not self._waiters:
             self.queue.append((msg, sender, None))
             if self._parked:

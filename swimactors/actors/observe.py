@@ -58,7 +58,7 @@ class DeadLetters:
         for channel in self._subscribers:
             try:
                 channel.send_nowait(letter)
-            except trio.WouldBlock:
+            except (trio.WouldBlock, trio.BrokenResourceError):  # behind, or stopped reading
                 self.dropped += 1
 
     @contextmanager

@@ -170,3 +170,14 @@ async def test_dead_letter_subscribers_that_fall_behind_lose_letters_not_actors(
         assert system.dead_letters.count == 5
         assert system.dead_letters.dropped == 3
         assert len(system.dead_letters.recent) == 5
+
+
+async def test_a_subscriber_that_closed_its_channel_does_not_break_delivery() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Gate())
+        await system.stop(ref)
+        with system.dead_letters.subscribe() as letters:
+            await letters.aclose()
+            await ref.tell(Item(0))
+        assert system.dead_letters.count == 1
+        assert system.dead_letters.dropped == 1
