@@ -164,25 +164,26 @@ class ActorCell:
 
     # -- delivery (the Target protocol) ------------------------------------------------
 
+    def _offer(self, envelope: Envelope) -> bool:
+        """Queue ``envelope`` if there is room and nobody is waiting for it; wake the actor."""
+        if len(self.queue) < self.capacity and not self._waiters:
+            self.queue.append(envelope)
+            if self._parked:
+                self._wake()
+            return True
+        return False
+
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
             return trio.lowlevel.checkpoint()  # a loop telling the dead still yields
-        if len(self.queue) < self.capacity and not self._waiters:
-            self.queue.append((msg, sender, None))
-            if self._parked:
-                self._wake()
-            return READY
-        return self._wait_for_room((msg, sender, None))
+        envelope = (msg, sender, None)
+        return READY if self._offer(envelope) else self._wait_for_room(envelope)
 
     def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
-        elif len(self.queue) < self.capacity and not self._waiters:
-            self.queue.append((msg, sender, None))
-            if self._parked:
-                self._wake()
-        else:
+        elif not self._offer((msg, sender, None)):
             raise MailboxFull(f"mailbox of {self.ref} is full ({self.capacity} messages)")
 
     async def ask(self, msg: Any, sender: ActorRef | None, timeout: float | None) -> Any:
@@ -194,10 +195,8 @@ class ActorCell:
         deadline = None if timeout is None else trio.current_time() + timeout
         reply = Reply(self.system.stats, self.ref)
         envelope = (msg, sender, reply)
-        if len(self.queue) < self.capacity and not self._waiters:
-            self.queue.append(envelope)
-            if self._parked:
-                self._wake()
+        if self._offer(envelope):
+            pass
         elif deadline is None:
             await self._wait_for_room(envelope)
         else:
@@ -362,7 +361,7 @@ class ActorCell:
             self._interrupt = False
             return False
         kind, arg = signals.popleft()
-        self._interrupt = bool(signals)
+        self._interrupt = bool(signals) or self._stop_requested
         if kind is Signal.TERMINATED:
             ref, reason = arg
             if self.watching is not None and ref in self.watching:

@@ -311,3 +311,19 @@ def test_strategies_validate_their_arguments() -> None:
         swimactors.restart(1, -1.0)
     with pytest.raises(ValueError, match="scope"):
         swimactors.stop(scope="everyone")  # type: ignore[arg-type]
+
+
+class Quitter(Actor):
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        ctx.stop()
+        raise RuntimeError("quitting badly")
+
+
+async def test_a_stop_requested_while_failing_still_happens_after_supervision() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Quitter, name="q")
+        with pytest.raises(ActorFailed):
+            await ref.ask(Boom())
+        await trio.testing.wait_all_tasks_blocked()
+        assert await system.find("q") is None
+        assert system.stats.restarts == 1  # the failure was supervised first
