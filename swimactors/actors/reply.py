@@ -50,8 +50,6 @@ class Reply:
     async def wait(self) -> Any:
         """The receive's return value, or its error; parks until ``set`` unless already set."""
         if self.result is None:
-            if self.abandoned:
-                raise AskTimeout(f"no reply from {self.recipient} in time")
             self.task = trio.lowlevel.current_task()
             return await trio.lowlevel.wait_task_rescheduled(self._abort)
         return self.result.unwrap()

@@ -181,3 +181,18 @@ async def test_a_subscriber_that_closed_its_channel_does_not_break_delivery() ->
             await ref.tell(Item(0))
         assert system.dead_letters.count == 1
         assert system.dead_letters.dropped == 1
+
+
+async def test_an_ask_cancelled_from_outside_counts_its_reply_as_late(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        gate = Gate()
+        ref = await system.spawn(gate)
+        await ref.tell(Hold())
+        await trio.testing.wait_all_tasks_blocked()
+        with trio.move_on_after(1):
+            await ref.ask(Item(0), timeout=None)
+        gate.gate.set()
+        assert await ref.ask(Item(1)) == 2
+        assert system.stats.late_replies == 1

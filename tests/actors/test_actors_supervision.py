@@ -261,12 +261,14 @@ async def test_all_for_one_stop_stops_the_siblings() -> None:
     async with swimactors.open_system() as system:
         parent = await system.spawn(lambda: Parent(events, specs))
         kids = await parent.ask(Kids())
-        await kids["a"].tell(Boom())
-        await system.stop(kids["a"])
-        await system.stop(kids["b"])
+        with pytest.raises(ActorFailed):
+            await kids["a"].ask(Boom())
+        await trio.testing.wait_all_tasks_blocked()
         with pytest.raises(ActorStopped):
             await kids["b"].ask(State())
         assert await parent.ask(Kids())  # the parent itself carries on
+    assert ("stop", "b") in events
+    assert not any(e[0] == "restart" for e in events)
 
 
 class BadStart(Actor):
@@ -327,3 +329,71 @@ async def test_a_stop_requested_while_failing_still_happens_after_supervision() 
         await trio.testing.wait_all_tasks_blocked()
         assert await system.find("q") is None
         assert system.stats.restarts == 1  # the failure was supervised first
+
+
+class BadStop(Actor):
+    async def on_stop(self) -> None:
+        raise ValueError("cannot clean up")
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        if isinstance(msg, Boom):
+            raise RuntimeError("late failure")
+        return None
+
+
+async def test_a_failing_on_stop_is_logged_and_counted_but_the_actor_still_stops() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(BadStop())
+        await system.stop(ref)
+        assert system.stats.failures == 1
+        assert system.live_actors == 0
+
+
+class FailsOnShutdown(Actor):
+    """Its on_stop asks a sibling that is being stopped too; the failure that follows
+    during shutdown must stop it, not restart it."""
+
+    def __init__(self, events: Events) -> None:
+        self.events = events
+
+    async def on_restart(self, error: BaseException) -> None:
+        self.events.append(("restart", "x", type(error).__name__))
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        await trio.sleep(1)
+        raise RuntimeError("failed while the system stops")
+
+
+async def test_failures_during_shutdown_stop_instead_of_restarting(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    events: Events = []
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(lambda: FailsOnShutdown(events))
+        await ref.tell(Boom())
+        await trio.testing.wait_all_tasks_blocked()  # inside receive, sleeping
+    assert events == []
+    assert system.stats.failures == 1
+    assert system.stats.restarts == 0
+
+
+class SpawnsInStop(Actor):
+    def __init__(self) -> None:
+        self.error: Exception | None = None
+
+    async def on_stop(self) -> None:
+        try:
+            await self.context.spawn(BadStop())
+        except ActorStopped as exc:
+            self.error = exc
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        return None
+
+
+async def test_a_stopping_actor_cannot_spawn() -> None:
+    actor = SpawnsInStop()
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(actor)
+        await system.stop(ref)
+    assert actor.error is not None and "cannot spawn" in str(actor.error)

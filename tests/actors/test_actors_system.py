@@ -296,3 +296,67 @@ async def test_clustering_arguments_are_refused_until_the_transport_exists() -> 
     with pytest.raises(NotImplementedError):
         async with swimactors.open_system(bind="127.0.0.1:7946"):
             pass
+
+
+class SyncWatcher(Actor):
+    """A plain-def watcher whose Terminated handler fails the first time."""
+
+    def __init__(self, notices: list[Any]) -> None:
+        self.notices = notices
+
+    def receive(self, msg: Any, ctx: Context) -> Any:
+        match msg:
+            case Watch(target):
+                ctx.watch(target)
+            case Terminated():
+                self.notices.append(msg)
+                if len(self.notices) == 1:
+                    raise LookupError("first notice handled badly")
+        return None
+
+
+async def test_terminated_reaches_a_plain_def_watcher_and_its_failure_is_supervised() -> None:
+    notices: list[Any] = []
+    async with swimactors.open_system() as system:
+        watcher = await system.spawn(SyncWatcher(notices), supervision=swimactors.resume())
+        first = await system.spawn(Idle())
+        second = await system.spawn(Idle())
+        await watcher.ask(Watch(first))
+        await watcher.ask(Watch(second))
+        await system.stop(first)
+        await system.stop(second)
+        await trio.testing.wait_all_tasks_blocked()
+        assert notices == [Terminated(first, None), Terminated(second, None)]
+        assert system.stats.failures == 1
+
+
+class Busy(Actor):
+    """Handles a Tick slowly, so ticks of a fast timer are missed while it works."""
+
+    def __init__(self) -> None:
+        self.ticks: list[float] = []
+
+    async def on_start(self) -> None:
+        self.context.schedule_every(1.0, Tick(), delay=0.5)
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        if isinstance(msg, Tick):
+            self.ticks.append(trio.current_time())
+            if len(self.ticks) == 1:
+                await trio.sleep(3.2)
+        return None
+
+
+async def test_a_periodic_timer_skips_ticks_it_missed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system(mailbox_size=1) as system:
+        start = trio.current_time()
+        actor = Busy()
+        await system.spawn(actor)
+        await trio.sleep(7)
+        ticks = [round(t - start, 6) for t in actor.ticks]
+        # the 0.5 tick is handled until 3.7; the 1.5 tick sat in the mailbox and the 2.5
+        # tick waited for room (backpressure), both handled at 3.7; the 3.5 tick was
+        # missed and skipped, and the timer kept its beat from 4.5
+        assert ticks == [0.5, 3.7, 3.7, 4.5, 5.5, 6.5]
