@@ -209,17 +209,17 @@ class ActorCell:
         return await reply.wait()
 
     async def _ask_directly(self, msg: Any, sender: ActorRef | None) -> Any:
-        """Run a plain-``def`` receive in the asker's task (it cannot wait, so it is safe)."""
+        """Run a plain-``def`` receive from the asker's task (it cannot wait, so this is
+        safe), inside the actor task's contextvars so it sees what its own task would."""
+        assert self._task is not None
         ctx = self.ctx
         ctx.sender = sender
-        token = current_sender.set(self.ref)
         try:
-            result = self.instance.receive(msg, ctx)
+            result = self._task.context.run(self.instance.receive, msg, ctx)
         except Exception as exc:
             self._fail(exc)
             raise ActorFailed.from_exception(exc) from None
         finally:
-            current_sender.reset(token)
             ctx.sender = None
         system = self.system
         system.direct_budget -= 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextvars
 from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 import swimactors
 from swimactors import Actor, ActorFailed, ActorStopped, AskTimeout, Context, message
@@ -241,3 +243,24 @@ async def test_spawn_rejects_things_that_are_not_actors() -> None:
 def test_actor_context_outside_a_system_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="has not been spawned"):
         _ = Log().context
+
+
+_mood: contextvars.ContextVar[str] = contextvars.ContextVar("mood", default="asker's")
+
+
+class Moody(Actor):
+    """Sets a context variable in its own task; a direct ask must still see it."""
+
+    async def on_start(self) -> None:
+        _mood.set("actor's")
+
+    def receive(self, msg: Any, ctx: Context) -> Any:
+        return _mood.get(), swimactors.actors.ref.current_sender.get() == ctx.self_ref
+
+
+async def test_direct_asks_run_in_the_actors_own_context() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Moody())
+        await trio.testing.wait_all_tasks_blocked()
+        assert await ref.ask(Get()) == ("actor's", True)
+        assert _mood.get() == "asker's"
