@@ -114,6 +114,8 @@ class Transport:
         self._incoming = 0
         self._resolved: dict[Address, tuple[float, SockAddr]] = {}
         self._nursery: trio.Nursery | None = None
+        self._streams: set[trio.SocketStream] = set()
+        self._closed = False
 
     # -- setup ---------------------------------------------------------------------------
 
@@ -159,6 +161,10 @@ class Transport:
         nursery.start_soon(self._send_loop)
 
     async def aclose(self) -> None:
+        """Close every socket, open TCP connections included; later sends are dropped."""
+        self._closed = True
+        for stream in list(self._streams):
+            await stream.aclose()
         if self._udp is not None and self._udp.fileno() != -1:
             trio.lowlevel.notify_closing(self._udp)
             self._udp.close()
@@ -174,6 +180,8 @@ class Transport:
         case: no task switch per packet); the first one to a new address, and frames, go
         through the sender task or the peer's connection task.
         """
+        if self._closed:
+            return
         if packet.reliable:
             self._send_frame(packet.destination, packet.data)
             return
@@ -270,13 +278,21 @@ class Transport:
             self._count("tcp_connect_failures", destination, exc)
         else:
             self.counters["tcp_connections_opened"] += 1
-            try:
-                async with stream, trio.open_nursery() as nursery:
-                    nursery.start_soon(self._watch_close, stream, nursery.cancel_scope)
+            self._streams.add(stream)
+            async with stream, trio.open_nursery() as nursery:
+                nursery.start_soon(self._watch_close, stream, nursery.cancel_scope)
+                try:
                     await self._write_frames(stream, frames)
+                except (
+                    OSError,
+                    trio.BrokenResourceError,
+                    trio.ClosedResourceError,
+                    trio.TooSlowError,
+                ) as exc:
+                    self._count("tcp_send_failures", destination, exc)
+                finally:
+                    self._streams.discard(stream)
                     nursery.cancel_scope.cancel()
-            except (OSError, trio.BrokenResourceError, trio.TooSlowError) as exc:
-                self._count("tcp_send_failures", destination, exc)
         finally:
             if self._peers.get(destination) is channel:
                 del self._peers[destination]
@@ -358,6 +374,7 @@ class Transport:
         self.counters["tcp_connections_accepted"] += 1
         frame_deadline = math.inf
         source: Address = ("", 0)
+        self._streams.add(stream)
         try:
             async with stream:
                 source = normalize_source(stream.socket.getpeername())
@@ -384,10 +401,11 @@ class Transport:
                     if decoder.buffered:
                         self._count("tcp_frame_timeouts", source)
                     return
-        except (OSError, trio.BrokenResourceError) as exc:
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._count("tcp_receive_errors", source, exc)
         finally:
             self._incoming -= 1
+            self._streams.discard(stream)
 
     # -- bookkeeping ---------------------------------------------------------------------
 
