@@ -110,12 +110,16 @@ class Network:
         default: LinkModel | None = None,
         max_datagram: int = DEFAULT_PACKET_BUDGET,
         max_frame: int = DEFAULT_MAX_FRAME,
+        per_source: bool = False,
     ) -> None:
         self.default = default or LinkModel()
         self.max_datagram = max_datagram
         self.max_frame = max_frame
         self._streams = streams
         self._rng = streams.get("network")
+        self.per_source = per_source
+        """Draw from one stream per sender (``network/<src>``, ``rule/<h>/<src>``), so the
+        order in which concurrent senders are served cannot change any draw."""
         self._links: dict[tuple[str, str], LinkModel] = {}
         self._rules: list[tuple[int, Rule, random.Random]] = []
         self._next_rule = 0
@@ -168,9 +172,11 @@ class Network:
             return _LOST["oversize"]
         extra = 0.0
         copies = 1
-        for _, rule, rng in self._rules:
+        for handle, rule, rng in self._rules:
             if not rule.matches(src, dst, reliable):
                 continue
+            if self.per_source:
+                rng = self._streams.get(f"rule/{handle}/{src}")
             if rule.probability < 1.0 and rng.random() >= rule.probability:
                 continue
             action = rule.action
@@ -183,7 +189,7 @@ class Network:
             elif not reliable:
                 copies += 1
         link = self._links.get((src, dst), self.default)
-        rng = self._rng
+        rng = self._streams.get(f"network/{src}") if self.per_source else self._rng
         if reliable:
             arrival = now + extra + self._latency(link, rng) + self._retransmits(link, rng)
             key = (src, dst)

@@ -1,0 +1,186 @@
+"""The second engine: real trio drivers (:class:`swimactors.membership.node.Node`) on a
+simulated network, for code that needs trio, under ``trio.testing.MockClock``.
+
+Deterministic by construction rather than by taming trio's scheduler: every random
+draw of the network comes from a stream of the *sending* node (``per_source``), each
+node's core has its own stream, deliveries due at the same instant are ordered by
+``(time, sender, sender's sequence number)``, and the trace is hashed per node and
+combined in name order.  So the order in which trio happens to run tasks woken at the
+same instant cannot change the run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+from collections import Counter
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any, cast
+
+import trio
+
+from ..membership.config import Config
+from ..membership.core import Swim
+from ..membership.node import Node
+from ..membership.transport import Transport
+from ..membership.types import Address, Packet
+from .network import LinkModel, Network
+from .rng import Streams
+from .world import EPHEMERAL_PORT
+
+__all__ = ["SimNet", "SimTransport", "open_sim_node"]
+
+Deliver = Any  # Callable[[Address, bytes], None], as Transport.start takes it
+
+
+class SimTransport:
+    """Stands in for :class:`~swimactors.membership.transport.Transport`: the node's
+    packets go to the :class:`SimNet`, which calls ``deliver`` when they arrive."""
+
+    def __init__(self, net: SimNet, name: str, address: Address) -> None:
+        self.net = net
+        self.name = name
+        self.address = address
+        self.counters: Counter[str] = Counter()
+        self.deliver: Deliver | None = None
+        self.sent = 0
+
+    def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
+        self.deliver = deliver
+        self.net.attach(self)
+
+    def send(self, packet: Packet) -> None:
+        self.net.send(self, packet)
+
+    async def flush(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def aclose(self) -> None:
+        self.net.detach(self)
+
+
+class SimNet:
+    """The simulated network of the trio engine; run :meth:`serve` in a nursery."""
+
+    def __init__(self, seed: int, link: LinkModel | None = None, max_datagram: int = 1400) -> None:
+        self.seed = seed
+        self.streams = Streams(seed)
+        self.network = Network(self.streams, link, max_datagram, per_source=True)
+        self.dropped: Counter[str] = Counter()
+        self.delivered = 0
+        self._endpoints: dict[Address, SimTransport] = {}
+        self._names: dict[Address, str] = {}
+        self._queue: list[tuple[float, str, int, Address, Address, bytes]] = []
+        self._changed = trio.Event()
+        self._traces: dict[str, Any] = {}
+        self.crashed: set[str] = set()
+
+    def crash(self, name: str) -> None:
+        """From now on nothing ``name`` sends leaves it and nothing reaches it: to the
+        rest of the cluster it crashed (its task may keep running, unheard)."""
+        self.crashed.add(name)
+
+    def attach(self, endpoint: SimTransport) -> None:
+        self._endpoints[endpoint.address] = endpoint
+        self._names[endpoint.address] = endpoint.name
+
+    def detach(self, endpoint: SimTransport) -> None:
+        if self._endpoints.get(endpoint.address) is endpoint:
+            del self._endpoints[endpoint.address]
+
+    def _trace(self, name: str, text: str, data: bytes = b"") -> None:
+        digest = self._traces.get(name)
+        if digest is None:
+            digest = self._traces[name] = hashlib.blake2b(digest_size=16)
+        digest.update(text.encode())
+        digest.update(data)
+
+    def send(self, source: SimTransport, packet: Packet) -> None:
+        now = trio.current_time()
+        source.sent += 1
+        dst_name = self._names.get(packet.destination, "?")
+        route = self.network.route(
+            now, source.name, dst_name, len(packet.data), packet.reliable
+        )
+        if source.name in self.crashed or dst_name in self.crashed:
+            self.dropped["node_down"] += 1
+            return
+        if dst_name == "?":
+            self.dropped["no_route"] += 1
+        elif route.dropped is not None:
+            self.dropped[route.dropped] += 1
+        else:
+            origin = (source.address[0], EPHEMERAL_PORT) if packet.reliable else source.address
+            for arrival in route.deliveries:
+                entry = (arrival, source.name, source.sent, packet.destination, origin,
+                         packet.data)
+                heapq.heappush(self._queue, entry)
+            self._changed.set()
+        self._trace(source.name, f"{now!r} send {dst_name} {route.dropped}", packet.data)
+
+    async def serve(self) -> None:
+        """Deliver packets at their arrival times, forever."""
+        while True:
+            if not self._queue:
+                await self._changed.wait()
+                self._changed = trio.Event()
+                continue
+            due = self._queue[0][0]
+            if due > trio.current_time():
+                with trio.move_on_at(due):
+                    await self._changed.wait()
+                self._changed = trio.Event()
+                continue
+            arrival, sender, sequence, destination, origin, data = heapq.heappop(self._queue)
+            endpoint = self._endpoints.get(destination)
+            if endpoint is None or endpoint.deliver is None:
+                self.dropped["node_down"] += 1
+                continue
+            self.delivered += 1
+            self._trace(endpoint.name, f"{arrival!r} from {sender}#{sequence}")
+            endpoint.deliver(origin, data)
+            await trio.lowlevel.checkpoint()
+
+    @property
+    def trace_hash(self) -> str:
+        combined = hashlib.blake2b(digest_size=16)
+        for name in sorted(self._traces):
+            combined.update(name.encode() + self._traces[name].digest())
+        return combined.hexdigest()
+
+
+@asynccontextmanager
+async def open_sim_node(
+    net: SimNet,
+    *,
+    name: str,
+    address: Address,
+    seeds: Sequence[Address] = (),
+    config: Config | None = None,
+    meta: bytes = b"",
+    incarnation: int = 0,
+    leave_timeout: float = 2.0,
+) -> AsyncIterator[Node]:
+    """Run a trio membership node on ``net`` for the life of the block (like
+    ``open_node``, with the simulated transport); leaving the block leaves gracefully,
+    :meth:`SimNet.crash` makes it a crash."""
+    core = Swim(name=name, address=address, config=config or Config.lan(),
+                rng=net.streams.get(f"node/{name}"), meta=meta, incarnation=incarnation)
+    transport = SimTransport(net, name, address)
+    node = Node(core, cast(Transport, transport), leave_timeout)
+    try:
+        async with trio.open_nursery() as nursery:
+            transport.start(nursery, node._deliver)
+            nursery.start_soon(node._run_timers)
+            if seeds:
+                nursery.start_soon(node._join, list(seeds))
+            try:
+                yield node
+            finally:
+                with trio.CancelScope(shield=True):
+                    await node.leave()
+                nursery.cancel_scope.cancel()
+    finally:
+        node._close()
+        await transport.aclose()
