@@ -1,0 +1,291 @@
+"""Mechanism 2: probing.  Round-robin over a shuffled list, ping/ack with sequence numbers,
+ping-req through ``indirect_checks`` members after the probe timeout (relayed ack, or nack
+from the intermediary), a reliable ping in parallel, and the buddy system."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from swimactors.membership import MemberAlive, MemberSuspect, Status, Swim
+from swimactors.membership.messages import Ack, Alive, Nack, Ping, PingReq, Suspect
+
+from .util import (
+    CONFIG,
+    Sent,
+    acking,
+    add_peers,
+    addr,
+    deliver,
+    make_core,
+    member,
+    next_deadline,
+    run,
+    sent,
+)
+
+
+def probes(log: list[tuple[float, Sent]]) -> list[tuple[float, str]]:
+    """(time, target) of each direct probe: the datagram pings the core started."""
+    return [(t, ping.target) for t, p in log if not p.reliable for ping in p.of(Ping)]
+
+
+def until_probe(core: Swim, limit: float = 60.0) -> tuple[float, Ping]:
+    """Tick until the core sends its next direct probe; the probe's time and ping."""
+    while (deadline := core.next_deadline()) is not None and deadline <= limit:
+        core.tick(deadline)
+        for p in sent(core):
+            pings = p.of(Ping)
+            if pings and not p.reliable:
+                return deadline, pings[0]
+    raise AssertionError("no probe sent")
+
+
+# -- probe order ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_each_pass_probes_every_member_once_in_a_fresh_order(seed: int) -> None:
+    core = make_core(seed=seed)
+    peers = add_peers(core, 5)
+    targets = [name for _, name in probes(run(core, 40.0, acking()))]
+    passes = [targets[i : i + 5] for i in range(0, 35, 5)]
+    assert all(sorted(p) == peers for p in passes), passes
+    assert len({tuple(p) for p in passes}) > 1  # reshuffled between passes
+
+
+def test_probes_are_one_probe_interval_apart() -> None:
+    core = make_core()
+    add_peers(core, 3)
+    times = [t for t, _ in probes(run(core, 10.0, acking()))]
+    gaps = {round(b - a, 9) for a, b in itertools.pairwise(times)}
+    assert gaps == {CONFIG.probe_interval}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_newcomer_is_probed_within_the_current_pass(seed: int) -> None:
+    core = make_core(seed=seed)
+    add_peers(core, 4)
+    respond = acking()
+    first = []
+    for _ in range(2):
+        now, ping = until_probe(core)
+        first.append(ping.target)
+        respond(core, now, [Sent(addr(0), False, (ping,), 0)])
+    add_peers(core, 1, now=now, first=5)  # p5 appears in the middle of the pass
+    rest = []
+    for _ in range(3):
+        now, ping = until_probe(core)
+        rest.append(ping.target)
+        respond(core, now, [Sent(addr(0), False, (ping,), 0)])
+    assert sorted(first + rest) == ["p1", "p2", "p3", "p4", "p5"]
+
+
+def test_newcomers_land_at_varied_places_in_the_pass() -> None:
+    positions = set()
+    for seed in range(12):
+        core = make_core(seed=seed)
+        add_peers(core, 4)
+        until_probe(core)
+        add_peers(core, 1, first=5)
+        order = [until_probe(core)[1].target for _ in range(4)]
+        positions.add(order.index("p5"))
+    assert len(positions) > 1
+
+
+# -- ping / ack ----------------------------------------------------------------------------
+
+
+def test_ping_is_answered_with_an_ack_carrying_its_seq() -> None:
+    core = make_core()
+    deliver(core, 0.0, "p1", Ping(41, "n0"))
+    deliver(core, 0.0, "p1", Ping(42, ""))  # a seed does not know our name yet
+    out = sent(core)
+    assert [(p.destination, p.reliable, p.of(Ack)) for p in out] == [
+        (addr(1), False, [Ack(41)]),
+        (addr(1), False, [Ack(42)]),
+    ]
+
+
+def test_a_ping_meant_for_another_node_is_not_answered() -> None:
+    core = make_core()
+    deliver(core, 0.0, "p1", Ping(41, "someone-else"))
+    assert sent(core) == []
+    assert core.counters["rejected_misdirected"] == 1
+
+
+def test_an_ack_with_the_probes_seq_ends_the_probe_successfully() -> None:
+    core = make_core()
+    add_peers(core, 3)
+    now, ping = until_probe(core)
+    deliver(core, now + 0.1, ping.target, Ack(ping.seq))
+    log = run(core, now + CONFIG.probe_interval)
+    assert not [m for _, p in log for m in p.of(PingReq)]
+    assert member(core, ping.target).status is Status.UP
+    assert core.counters["probe_failures"] == 0
+
+
+def test_an_ack_with_a_wrong_seq_does_not_count() -> None:
+    core = make_core()
+    add_peers(core, 3)
+    now, ping = until_probe(core)
+    deliver(core, now + 0.1, ping.target, Ack(ping.seq + 1))
+    log = run(core, now + CONFIG.probe_interval)
+    assert [m for _, p in log for m in p.of(PingReq)]
+    assert member(core, ping.target).status is Status.SUSPECT
+    assert core.counters["late_acks"] == 1
+
+
+# -- indirect probes -----------------------------------------------------------------------
+
+
+def test_after_the_probe_timeout_ping_req_goes_to_indirect_checks_members() -> None:
+    core = make_core()
+    add_peers(core, 6)
+    now, ping = until_probe(core)
+    log = run(core, now + CONFIG.probe_timeout)
+    reqs = [(t, p.destination, m) for t, p in log for m in p.of(PingReq)]
+    assert len(reqs) == CONFIG.indirect_checks
+    target_address = member(core, ping.target).address
+    assert {t for t, _, _ in reqs} == {now + CONFIG.probe_timeout}
+    assert {m for _, _, m in reqs} == {PingReq(ping.seq, ping.target, target_address)}
+    helpers = {d for _, d, _ in reqs}
+    assert len(helpers) == CONFIG.indirect_checks and target_address not in helpers
+    # and, in parallel, a ping over the reliable channel to the target itself
+    reliable = [(p.destination, p.of(Ping)) for _, p in log if p.reliable]
+    assert reliable == [(target_address, [Ping(ping.seq, ping.target)])]
+
+
+def test_ping_req_uses_every_other_member_when_fewer_than_indirect_checks() -> None:
+    core = make_core()
+    add_peers(core, 2)
+    now, _ping = until_probe(core)
+    log = run(core, now + CONFIG.probe_timeout)
+    assert len([m for _, p in log for m in p.of(PingReq)]) == 1
+
+
+def test_no_ping_req_when_indirect_checks_is_zero() -> None:
+    core = make_core(config=CONFIG.replace(indirect_checks=0))
+    add_peers(core, 4)
+    now, ping = until_probe(core)
+    log = run(core, now + CONFIG.probe_interval)
+    assert not [m for _, p in log for m in p.of(PingReq)]
+    assert member(core, ping.target).status is Status.SUSPECT
+
+
+def test_a_relayed_ack_saves_the_target() -> None:
+    core = make_core()
+    add_peers(core, 4)
+    now, ping = until_probe(core)
+    log = run(core, now + CONFIG.probe_timeout)
+    helper = next(p.destination for _, p in log if p.of(PingReq))
+    deliver(core, now + 0.7, "p9", Ack(ping.seq), source=helper)
+    run(core, now + CONFIG.probe_interval)
+    assert member(core, ping.target).status is Status.UP
+    assert core.counters["probe_failures"] == 0
+
+
+def test_no_ack_from_anywhere_suspects_the_target_at_the_end_of_the_period() -> None:
+    core = make_core()
+    add_peers(core, 4)
+    now, ping = until_probe(core)
+    run(core, now + CONFIG.probe_interval - 0.01)
+    assert member(core, ping.target).status is Status.UP
+    run(core, now + CONFIG.probe_interval)
+    assert member(core, ping.target).status is Status.SUSPECT
+    events = [e for e in core.take_events() if isinstance(e, MemberSuspect)]
+    assert [(e.member.name, e.time) for e in events] == [(ping.target, now + CONFIG.probe_interval)]
+
+
+def test_the_intermediary_pings_the_target_and_relays_its_ack() -> None:
+    core = make_core()
+    deliver(core, 0.0, "p1", PingReq(77, "p2", addr(2)))
+    (relay,) = sent(core)
+    assert relay.destination == addr(2) and not relay.reliable
+    (ping,) = relay.of(Ping)
+    assert ping.target == "p2"
+    deliver(core, 0.2, "p2", Ack(ping.seq))
+    out = sent(core)
+    assert [(p.destination, p.of(Ack)) for p in out] == [(addr(1), [Ack(77)])]
+    assert not [m for _, p in run(core, 5.0) for m in p.of(Nack)]  # no nack after an ack
+
+
+def test_the_intermediary_nacks_when_the_target_stays_silent() -> None:
+    core = make_core()
+    deliver(core, 0.0, "p1", PingReq(77, "p2", addr(2)))
+    sent(core)
+    log = run(core, 5.0)
+    nacks = [(t, p.destination, m) for t, p in log for m in p.of(Nack)]
+    assert nacks == [(CONFIG.probe_timeout, addr(1), Nack(77))]
+    assert not [m for _, p in log for m in p.of(Ack)]
+
+
+def test_relays_in_flight_are_bounded() -> None:
+    from swimactors.membership.core import MAX_RELAYS
+
+    core = make_core()
+    for seq in range(MAX_RELAYS + 10):
+        deliver(core, 0.0, "p1", PingReq(seq, "p2", addr(2)))
+    assert len(sent(core)) == MAX_RELAYS
+    assert core.counters["rejected_relays"] == 10
+
+
+# -- the reliable channel ------------------------------------------------------------------
+
+
+def test_a_reliable_ping_is_acked_over_the_reliable_channel_to_the_advertised_address() -> None:
+    core = make_core()
+    ephemeral = ("10.0.0.2", 50123)  # a stream's source port cannot be answered
+    data_sender = addr(1)
+    from .util import packet
+
+    core.receive(0.0, ephemeral, packet("p1", Ping(5, "n0"), reply_to=data_sender))
+    (reply,) = sent(core)
+    assert (reply.destination, reply.reliable, reply.messages) == (data_sender, True, (Ack(5),))
+
+
+def test_a_target_reachable_only_over_the_reliable_channel_stays_up() -> None:
+    core = make_core()
+    add_peers(core, 4)
+
+    def reliable_only(core: Swim, now: float, out: list[Sent]) -> None:
+        for p in out:
+            for ping in p.of(Ping):
+                if p.reliable:
+                    deliver(core, now, ping.target, Ack(ping.seq), reliable=True)
+
+    run(core, 20.0, reliable_only)
+    assert core.counters["probes"] >= 15
+    assert core.counters["probe_failures"] == 0
+    assert all(m.status is Status.UP for m in core.members())
+
+
+# -- buddy system --------------------------------------------------------------------------
+
+
+def test_a_probe_of_a_suspect_carries_the_suspicion_and_the_target_refutes() -> None:
+    core = make_core(config=CONFIG.replace(suspicion_mult=20))
+    add_peers(core, 2)
+    deliver(core, 0.0, "p2", Suspect("p1", 1, "p2"))
+    assert member(core, "p1").status is Status.SUSPECT
+    core.take_events()
+    probe: Sent | None = None
+    now = 0.0
+    while probe is None:
+        now = next_deadline(core)
+        core.tick(now)
+        probe = next((p for p in sent(core) if p.destination == addr(1) and p.of(Ping)), None)
+    assert probe.of(Suspect) == [Suspect("p1", 1, "n0")]
+    deliver(core, now + 0.01, "p1", Alive("p1", addr(1), 2))  # p1 refutes at once
+    assert member(core, "p1").status is Status.UP
+    assert [type(e) for e in core.take_events()] == [MemberAlive]
+    assert core.counters["suspicions_refuted"] == 1
+
+
+def test_a_probe_of_an_up_member_carries_no_suspicion() -> None:
+    core = make_core()
+    add_peers(core, 1)
+    now, ping = until_probe(core)
+    deliver(core, now, "p1", Ack(ping.seq))
+    assert not [m for _, p in run(core, 10.0, acking()) for m in p.of(Suspect)]
