@@ -192,6 +192,8 @@ class ActorCell:
             raise ActorStopped(f"{self.ref} is stopped")
         if self._sync and self._parked and not self.queue:
             return await self._ask_directly(msg, sender)
+        if trio.lowlevel.current_task() is self._task:
+            raise RuntimeError(f"{self.ref} asked itself: it cannot reply while it waits")
         deadline = None if timeout is None else trio.current_time() + timeout
         reply = Reply(self.system.stats, self.ref)
         envelope = (msg, sender, reply)
@@ -229,7 +231,10 @@ class ActorCell:
         return result
 
     async def _wait_for_room(self, envelope: Envelope) -> None:
-        waiter = _Waiter(trio.lowlevel.current_task(), envelope)
+        task = trio.lowlevel.current_task()
+        if task is self._task:  # waiting for itself to make room would never end
+            raise MailboxFull(f"{self.ref} told itself a message with its mailbox full")
+        waiter = _Waiter(task, envelope)
         if self._waiters is None:
             self._waiters = {}
         waiters = self._waiters

@@ -264,3 +264,25 @@ async def test_direct_asks_run_in_the_actors_own_context() -> None:
         await trio.testing.wait_all_tasks_blocked()
         assert await ref.ask(Get()) == ("actor's", True)
         assert _mood.get() == "asker's"
+
+
+class Narcissist(Actor):
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        match msg:
+            case Get():
+                return await ctx.self_ref.ask(Add(1))
+            case Boom():
+                for i in range(3):  # the mailbox holds 2: the third would wait on itself
+                    await ctx.self_ref.tell(Add(i))
+        return None
+
+
+async def test_an_actor_cannot_deadlock_on_itself() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Narcissist, mailbox_size=2)
+        with pytest.raises(ActorFailed, match="asked itself"):
+            await ref.ask(Get())
+        with pytest.raises(ActorFailed) as info:
+            await ref.ask(Boom())
+        assert info.value.type_name == "MailboxFull"
+        assert await ref.ask(Add(0)) is None  # restarted, and still serving
