@@ -3,13 +3,25 @@ contract of /v1/members and the Prometheus text format."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
 import trio
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from swimactors.agent.api import member_json
-from swimactors.agent.http import HttpError, Request, Response, Router, http_get, serve_http
+from swimactors.agent.http import (
+    HttpError,
+    Request,
+    Response,
+    Router,
+    _serve_connection,
+    http_get,
+    serve_http,
+)
 from swimactors.agent.prometheus import render_metrics
 from swimactors.membership.meta import encode_meta
 from swimactors.membership.types import Member, Status
@@ -121,3 +133,30 @@ def test_metrics_are_prometheus_text() -> None:
         if not line.startswith("#"):
             name = line.split("{")[0].split()[0]
             assert f"# TYPE {name} " in text
+
+
+@settings(max_examples=60)
+@given(st.lists(st.binary(max_size=300), max_size=6))
+def test_the_server_survives_any_bytes(chunks: list[bytes]) -> None:
+    """Whatever a client sends, a connection ends cleanly: an answer or a close, never an
+    exception and never a hang."""
+
+    async def scenario() -> None:
+        router = Router()
+        router.add("GET", "/a", ok)
+        client, server = trio.testing.memory_stream_pair()
+        with trio.fail_after(5):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_serve_connection, router, server)
+                for chunk in chunks:
+                    with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                        await client.send_all(chunk)
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    await client.send_eof()
+                reply = b""
+                with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+                    while data := await client.receive_some():
+                        reply += data
+                assert reply == b"" or reply.startswith(b"HTTP/1.1 ")
+
+    trio.run(scenario)

@@ -313,3 +313,17 @@ async def test_binding_a_busy_port_is_a_clear_error() -> None:
         with pytest.raises(OSError, match=rf"cannot bind 127\.0\.0\.1:{a.address[1]}"):
             async with open_node(name="b", bind=f"127.0.0.1:{a.address[1]}", config=FAST):
                 pass
+
+
+@pytest.mark.skipif(not _has_ipv6(), reason="no IPv6 loopback on this machine")
+async def test_a_dual_stack_node_talks_to_ipv4_peers() -> None:
+    with trio.fail_after(TEST_TIMEOUT):
+        async with (
+            open_node(name="a", bind="[::]:0", config=FAST, advertise="127.0.0.1") as a,
+            open_node(
+                name="b", bind="127.0.0.1:0", seeds=[("127.0.0.1", a.address[1])], config=FAST
+            ) as b,
+        ):
+            await wait_for(all_up([a, b]), CONVERGE_BOUND)
+            assert a.member("b").address == b.address  # type: ignore[union-attr]
+            await wait_for(lambda: a.counters["received_ack"] > 0, 5)  # UDP both ways
