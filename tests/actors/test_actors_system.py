@@ -360,3 +360,15 @@ async def test_a_periodic_timer_skips_ticks_it_missed(
         # tick waited for room (backpressure), both handled at 3.7; the 3.5 tick was
         # missed and skipped, and the timer kept its beat from 4.5
         assert ticks == [0.5, 3.7, 3.7, 4.5, 5.5, 6.5]
+
+
+async def test_cancelling_the_block_from_outside_still_stops_actors_cleanly(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    stops: list[str] = []
+    with trio.move_on_after(1):
+        async with swimactors.open_system() as system:
+            await system.spawn(Tree("t", 1, stops))
+            await trio.sleep_forever()
+    assert sorted(stops) == ["t", "t.0", "t.1"]
+    assert system.live_actors == 0
