@@ -25,4 +25,4 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
 
 
 SCENARIO = Scenario("load", "steady-state packets and bytes per node per second", run, 10,
-                    (10, 100, 1000))
+                    (10, 100, 300))
