@@ -254,23 +254,39 @@ async def open_system(
     """
     if bind is not None or seeds:
         raise NotImplementedError("clustering (bind/seeds) needs the remote transport layer")
-    async with trio.open_nursery() as nursery:
-        system = System(
-            name or "local", nursery, mailbox_size=mailbox_size, supervision=supervision
-        )
-        nursery.start_soon(system.ask_deadlines.run)
-        resolver = ref_resolver.set(system.resolve)  # actor tasks inherit it from here
-        try:
-            with trio.CancelScope() as body:
-                system._on_failure = body.cancel
-                yield system
-        finally:
-            with trio.CancelScope(shield=True) as shield:
-                shield.deadline = trio.current_time() + shutdown_timeout
-                await system.shutdown()
-            nursery.cancel_scope.cancel()
-            ref_resolver.reset(resolver)
+    # The actors' nursery is shielded so that cancelling the block from outside cannot
+    # cancel the actors before they are stopped in order; a relay task outside the
+    # shield turns that cancellation into a cancellation of the body instead.
+    left = trio.Event()
+    async with trio.open_nursery() as relay:
+        with trio.CancelScope(shield=True):
+            async with trio.open_nursery() as nursery:
+                system = System(
+                    name or "local", nursery, mailbox_size=mailbox_size, supervision=supervision
+                )
+                nursery.start_soon(system.ask_deadlines.run)
+                resolver = ref_resolver.set(system.resolve)  # actor tasks inherit it
+                try:
+                    with trio.CancelScope() as body:
+                        system._on_failure = body.cancel
+                        relay.start_soon(_relay_cancellation, body, left)
+                        yield system
+                finally:
+                    with trio.move_on_after(shutdown_timeout):
+                        await system.shutdown()
+                    nursery.cancel_scope.cancel()
+                    ref_resolver.reset(resolver)
+                    left.set()
     if system.failure is not None:
         raise SystemFailed(f"system {system.name} stopped: {describe(system.failure)}") from (
             system.failure
         )
+
+
+async def _relay_cancellation(body: trio.CancelScope, left: trio.Event) -> None:
+    """Cancel the block's body when the block is cancelled from outside."""
+    try:
+        await left.wait()
+    except trio.Cancelled:
+        body.cancel()
+        raise

@@ -276,7 +276,7 @@ async def test_timers_die_with_their_actor(autojump_clock: trio.testing.MockCloc
         await trio.sleep(1.5)
         await system.stop(ref)
         await trio.testing.wait_all_tasks_blocked()
-        assert _task_count() == before + 1  # only the ask-deadline task remains
+        assert _task_count() == before + 2  # only the ask-deadline and relay tasks remain
         await trio.sleep(10)
         assert system.dead_letters.count == 0
 
