@@ -255,10 +255,11 @@ class Swim:
         """Spread ``payload`` to every member by piggybacking (epidemic, at most once
         per node); a later broadcast with the same ``key`` replaces a queued one."""
         data = encode_message(UserMessage(channel, payload))
-        if len(data) > self.max_broadcast_size:
+        room = self.config.packet_budget - self._overhead
+        if len(payload) > self.max_broadcast_size or len(data) > room:
             raise BroadcastTooLarge(
-                f"broadcast of {len(payload)} bytes on {channel!r} exceeds the packet room "
-                f"of {self.max_broadcast_size} bytes; split it"
+                f"broadcast of {len(payload)} bytes on {channel!r} does not fit in a packet "
+                f"(at most {self.max_broadcast_size} bytes on a short channel name); split it"
             )
         digest = self._remember_user_message(data)
         self._queue.push(("u", channel, key if key is not None else digest), "user", data)
