@@ -240,6 +240,12 @@ async def test_spawn_rejects_things_that_are_not_actors() -> None:
             await system.spawn(Log(), mailbox_size=0)
 
 
+async def test_a_system_needs_room_for_at_least_one_message() -> None:
+    with pytest.raises(ValueError, match="mailbox_size"):
+        async with swimactors.open_system(mailbox_size=0):
+            pass
+
+
 def test_actor_context_outside_a_system_is_an_error() -> None:
     with pytest.raises(RuntimeError, match="has not been spawned"):
         _ = Log().context
