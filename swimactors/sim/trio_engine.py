@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import heapq
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -31,7 +31,7 @@ from .world import EPHEMERAL_PORT
 
 __all__ = ["SimNet", "SimTransport", "open_sim_node"]
 
-Deliver = Any  # Callable[[Address, bytes], None], as Transport.start takes it
+Deliver = Callable[[Address, bytes], None]
 
 
 class SimTransport:
