@@ -50,6 +50,11 @@ def _instantiate(source: ActorSource) -> tuple[Actor, Callable[[], Actor] | None
     return instance, source
 
 
+def _check_capacity(capacity: int) -> None:
+    if capacity < 1:
+        raise ValueError(f"mailbox_size must be at least 1, not {capacity!r}")
+
+
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME:
         raise ValueError(f"an actor name must be a string of 1..{MAX_NAME} characters")
@@ -95,8 +100,7 @@ class System:
         mailbox_size: int = DEFAULT_MAILBOX,
         supervision: Strategy = DEFAULT_STRATEGY,
     ) -> None:
-        if mailbox_size < 1:
-            raise ValueError("mailbox_size must be at least 1")
+        _check_capacity(mailbox_size)
         self.name = name
         self.nursery = nursery
         self.mailbox_size = mailbox_size
@@ -165,8 +169,7 @@ class System:
         if isinstance(parent, ActorCell) and parent.state is not State.RUNNING:
             raise ActorStopped(f"{parent.ref} is stopping and cannot spawn")
         capacity = self.mailbox_size if mailbox_size is None else mailbox_size
-        if capacity < 1:
-            raise ValueError("mailbox_size must be at least 1")
+        _check_capacity(capacity)
         uid = next(self._uids)
         if name is None:
             name = f"${uid}"
@@ -254,6 +257,7 @@ async def open_system(
     """
     if bind is not None or seeds:
         raise NotImplementedError("clustering (bind/seeds) needs the remote transport layer")
+    _check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
     # The actors' nursery is shielded so that cancelling the block from outside cannot
     # cancel the actors before they are stopped in order; a relay task outside the
     # shield turns that cancellation into a cancellation of the body instead.
