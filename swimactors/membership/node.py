@@ -168,20 +168,11 @@ class Node:
                     await trio.sleep(self._core.config.probe_interval)
                 self._flush()
 
-    async def _join(self, seeds: list[Address]) -> None:
-        """Push/pull with the seeds, retrying with backoff until another member is known.
-
-        Agents are often started together, so the first seeds may not be listening yet.
-        """
-        delay = min(1.0, self._core.config.probe_interval)
-        while not self._leaving:
-            self._core.join(seeds, trio.current_time())
-            self._flush()
-            await trio.sleep(delay)
-            if any(m.name != self.name and m.status.is_alive for m in self.members()):
-                return
-            log.debug("no answer from seeds %s yet; retrying in %.1f s", seeds, delay)
-            delay = min(delay * 2, self._core.config.reconnect_interval)
+    def _join(self, seeds: list[Address]) -> None:
+        """Push/pull with the seeds; the core retries with backoff until one answers, so
+        agents may be started in any order."""
+        self._core.join(seeds, trio.current_time())
+        self._flush()
 
     def _close(self) -> None:
         self._hub.close()
@@ -263,7 +254,7 @@ async def open_node(
             transport.start(nursery, node._deliver)
             nursery.start_soon(node._run_timers)
             if seed_addresses:
-                nursery.start_soon(node._join, seed_addresses)
+                node._join(seed_addresses)
             try:
                 yield node
             except BaseException as exc:  # re-raised below, outside the nursery's group

@@ -327,3 +327,17 @@ async def test_a_dual_stack_node_talks_to_ipv4_peers() -> None:
             await wait_for(all_up([a, b]), CONVERGE_BOUND)
             assert a.member("b").address == b.address  # type: ignore[union-attr]
             await wait_for(lambda: a.counters["received_ack"] > 0, 5)  # UDP both ways
+
+
+async def test_a_node_started_before_its_seed_joins_once_the_seed_is_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with trio.fail_after(TEST_TIMEOUT):
+        async with open_node(
+            name="b", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=FAST
+        ) as b:
+            await trio.sleep(0.5)  # its first join attempts are refused: counted, not raised
+            assert b.counters["tcp_connect_failures"] >= 1
+            async with open_node(name="a", bind=f"127.0.0.1:{port}", config=FAST) as a:
+                await wait_for(all_up([a, b]), FAST.reconnect_interval + CONVERGE_BOUND)
