@@ -262,29 +262,48 @@ async def open_system(
     # cancel the actors before they are stopped in order; a relay task outside the
     # shield turns that cancellation into a cancellation of the body instead.
     left = trio.Event()
-    async with trio.open_nursery() as relay:
-        with trio.CancelScope(shield=True):
-            async with trio.open_nursery() as nursery:
-                system = System(
-                    name or "local", nursery, mailbox_size=mailbox_size, supervision=supervision
-                )
-                nursery.start_soon(system.ask_deadlines.run)
-                resolver = ref_resolver.set(system.resolve)  # actor tasks inherit it
-                try:
-                    with trio.CancelScope() as body:
-                        system._on_failure = body.cancel
-                        relay.start_soon(_relay_cancellation, body, left)
-                        yield system
-                finally:
-                    with trio.move_on_after(shutdown_timeout):
-                        await system.shutdown()
-                    nursery.cancel_scope.cancel()
-                    ref_resolver.reset(resolver)
-                    left.set()
+    body_error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as relay:
+            with trio.CancelScope(shield=True):
+                async with trio.open_nursery() as nursery:
+                    system = System(
+                        name or "local", nursery, mailbox_size=mailbox_size, supervision=supervision
+                    )
+                    nursery.start_soon(system.ask_deadlines.run)
+                    resolver = ref_resolver.set(system.resolve)  # actor tasks inherit it
+                    try:
+                        with trio.CancelScope() as body:
+                            system._on_failure = body.cancel
+                            relay.start_soon(_relay_cancellation, body, left)
+                            yield system
+                    except BaseException as exc:
+                        body_error = exc
+                        raise
+                    finally:
+                        with trio.move_on_after(shutdown_timeout):
+                            await system.shutdown()
+                        nursery.cancel_scope.cancel()
+                        ref_resolver.reset(resolver)
+                        left.set()
+    except BaseExceptionGroup as group:
+        if body_error is None or _leaves(group) != [body_error]:
+            raise
+    else:
+        body_error = None
+    if body_error is not None:  # the block's own error, freed from our nurseries' groups
+        raise body_error
     if system.failure is not None:
         raise SystemFailed(f"system {system.name} stopped: {describe(system.failure)}") from (
             system.failure
         )
+
+
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    leaves: list[BaseException] = []
+    for exc in group.exceptions:
+        leaves.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
+    return leaves
 
 
 async def _relay_cancellation(body: trio.CancelScope, left: trio.Event) -> None:

@@ -372,3 +372,13 @@ async def test_cancelling_the_block_from_outside_still_stops_actors_cleanly(
             await trio.sleep_forever()
     assert sorted(stops) == ["t", "t.0", "t.1"]
     assert system.live_actors == 0
+
+
+async def test_an_error_in_the_block_comes_out_as_itself_after_a_clean_stop() -> None:
+    stops: list[str] = []
+    with pytest.raises(KeyError, match="mine"):
+        async with swimactors.open_system() as system:
+            await system.spawn(Tree("t", 0, stops))
+            raise KeyError("mine")
+    assert stops == ["t"]
+    assert system.live_actors == 0
