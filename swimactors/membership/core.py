@@ -267,11 +267,17 @@ class Swim:
     def join(self, seeds: Iterable[Address], now: float) -> None:
         """Contact ``seeds`` with a full-state push/pull; retried until someone answers."""
         self._start(now)
+        given: list[Address] = []
         for seed in seeds:
             _validate_address(seed)
-            if seed != self.address and seed not in self._seeds:
-                self._seeds.append(seed)
-        if self._seeds:
+            if seed != self.address and seed not in given:
+                given.append(seed)
+                if seed not in self._seeds:
+                    self._seeds.append(seed)
+        if self._alive:  # already in a cluster (merging with another): contact them once
+            for seed in given:
+                self._push_pull(now, seed, join=True)
+        elif self._seeds:
             self._join_seeds(now)
 
     def leave(self, now: float) -> None:
