@@ -382,3 +382,36 @@ async def test_an_error_in_the_block_comes_out_as_itself_after_a_clean_stop() ->
             raise KeyError("mine")
     assert stops == ["t"]
     assert system.live_actors == 0
+
+
+@message
+class StopChild:
+    name: str
+
+
+class Family(Actor):
+    """Spawns two children; stops one by ref when told; reports its system and children."""
+
+    async def on_start(self) -> None:
+        for name in ("x", "y"):
+            await self.context.spawn(Idle(), name)
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        match msg:
+            case StopChild(name):
+                child = await ctx.system.find(f"{ctx.self_ref.path}/{name}")
+                assert child is not None
+                ctx.stop(child)
+            case Seen():
+                return sorted(ref.path for ref in ctx.children)
+        return None
+
+
+async def test_an_actor_stops_a_child_by_ref_through_its_context() -> None:
+    async with swimactors.open_system() as system:
+        family = await system.spawn(Family(), name="f")
+        assert await family.ask(Seen()) == ["f/x", "f/y"]
+        await family.tell(StopChild("x"))
+        await trio.testing.wait_all_tasks_blocked()
+        assert await family.ask(Seen()) == ["f/y"]
+        assert await system.find("f/x") is None
