@@ -37,6 +37,18 @@ class Loop:
         self._flush(core)
         return core
 
+    def restart(self, name: str, incarnation: int = 0, new_address: bool = False) -> Swim:
+        """A stopped node comes back as a fresh core (its state lost) and rejoins."""
+        old = self.by_name(name)
+        del self.cores[old.address]
+        self.stopped.discard(old.address)
+        address = ("10.0.0.1", 7000 + len(self.cores) + 100) if new_address else old.address
+        core = Swim(name, address, self.config, random.Random(self.rng.random()), b"", incarnation)
+        self.cores[address] = core
+        core.join([a for a in self.cores if a not in self.stopped and a != address][:1], self.now)
+        self._flush(core)
+        return core
+
     def by_name(self, name: str) -> Swim:
         return next(c for c in self.cores.values() if c.name == name)
 

@@ -66,9 +66,7 @@ def test_join_contacts_the_seeds_even_when_members_are_already_known() -> None:
     add_peers(core, 1)
     sent(core)
     core.join([addr(5)], now=1.0)
-    assert [(p.destination, p.reliable) for p in sent(core) if p.of(PushPull)] == [
-        (addr(5), True)
-    ]
+    assert [(p.destination, p.reliable) for p in sent(core) if p.of(PushPull)] == [(addr(5), True)]
 
 
 def test_a_push_pull_is_merged_and_answered_with_our_full_state() -> None:
