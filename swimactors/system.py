@@ -127,6 +127,7 @@ class System:
         *,
         mailbox_size: int | None = None,
         supervision: Strategy | None = None,
+        public: bool = False,
     ) -> ActorRef:
         """Start a top-level actor and return its ref.
 
@@ -134,7 +135,11 @@ class System:
         calls the factory again, or reuses the instance.  ``name`` must be free among the
         top-level actors (:class:`NameTaken` otherwise); ``mailbox_size`` bounds its
         mailbox; ``supervision`` says what a failure does (default: the system's).
+        ``public`` publishes the name to the cluster; a local-only system has no cluster,
+        so there a public name is simply its local name (it still needs a ``name``).
         """
+        if public and name is None:
+            raise ValueError("a public actor needs a name")
         return self.spawn_under(self, actor, name, mailbox_size, supervision)
 
     async def find(self, name: str) -> ActorRef | None:

@@ -135,6 +135,14 @@ async def test_names_are_unique_and_found() -> None:
         assert again != ref
 
 
+async def test_public_names_on_a_local_system_are_local_names() -> None:
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Idle(), name="counter", public=True)
+        assert await system.find("counter") == ref
+        with pytest.raises(ValueError, match="needs a name"):
+            await system.spawn(Idle(), public=True)
+
+
 @pytest.mark.parametrize("name", ["", "a/b", "x#1", "$1", "n" * 129])
 async def test_bad_names_are_refused(name: str) -> None:
     async with swimactors.open_system() as system:
