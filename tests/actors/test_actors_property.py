@@ -13,6 +13,7 @@ from typing import Any
 
 import trio
 import trio.testing
+from actor_tasks import count_tasks
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -129,7 +130,7 @@ async def _run(program: list[tuple[str, int, bool]]) -> None:
     refs: list[ActorRef] = []
     letters: list[DeadLetter] = []
     seq = 0
-    before = _task_count()
+    before = count_tasks()
     with contextlib.ExitStack() as stack, trio.fail_after(3600):  # virtual time: a hang fails
         try:
             async with swimactors.open_system(mailbox_size=2) as system:
@@ -143,7 +144,7 @@ async def _run(program: list[tuple[str, int, bool]]) -> None:
             while True:
                 letters.append(channel.receive_nowait())
     _check(handled, ledger, letters, system)
-    assert _task_count() == before
+    assert count_tasks() == before
 
 
 async def _step(
@@ -227,15 +228,6 @@ def _check(
         assert seqs == sorted(seqs)
     assert system.live_actors == 0
     assert system.children == {}
-
-
-def _task_count() -> int:
-    def count(task: trio.lowlevel.Task) -> int:
-        return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
-
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    return count(root)
 
 
 @settings(max_examples=150)

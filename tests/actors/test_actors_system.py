@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import trio
 import trio.testing
+from actor_tasks import count_tasks
 
 import swimactors
 from swimactors import Actor, ActorRef, ActorStopped, Context, NameTaken, Terminated, message
@@ -190,7 +191,7 @@ async def test_children_stop_before_parents_and_are_found_by_path() -> None:
 
 async def test_leaving_the_block_stops_everything_and_leaks_no_task() -> None:
     stops: list[str] = []
-    before = _task_count()
+    before = count_tasks()
     async with swimactors.open_system() as system:
         await system.spawn(Tree("a", 3, stops))
         await system.spawn(Tree("b", 1, stops))
@@ -198,13 +199,13 @@ async def test_leaving_the_block_stops_everything_and_leaks_no_task() -> None:
         assert system.live_actors == 15 + 3
     assert len(stops) == 18
     assert system.live_actors == 0
-    assert _task_count() == before
+    assert count_tasks() == before
     with pytest.raises(ActorStopped):
         await system.spawn(Idle())
 
 
 async def test_stopping_with_ten_thousand_live_actors_is_clean() -> None:
-    before = _task_count()
+    before = count_tasks()
     async with swimactors.open_system() as system:
         refs = [await system.spawn(Idle()) for _ in range(10_000)]
         for ref in refs[::100]:
@@ -212,17 +213,8 @@ async def test_stopping_with_ten_thousand_live_actors_is_clean() -> None:
         assert system.live_actors == 10_000
     assert system.live_actors == 0
     assert system.children == {}
-    assert _task_count() == before
+    assert count_tasks() == before
     assert system.dead_letters.count <= 100
-
-
-def _task_count() -> int:
-    def count(task: trio.lowlevel.Task) -> int:
-        return 1 + sum(count(t) for n in task.child_nurseries for t in n.child_tasks)
-
-    root = trio.lowlevel.current_root_task()
-    assert root is not None
-    return count(root)
 
 
 class Stubborn(Actor):
@@ -278,13 +270,13 @@ async def test_timers_deliver_on_time_and_cancel(autojump_clock: trio.testing.Mo
 
 
 async def test_timers_die_with_their_actor(autojump_clock: trio.testing.MockClock) -> None:
-    before = _task_count()
+    before = count_tasks()
     async with swimactors.open_system() as system:
         ref = await system.spawn(Timed())
         await trio.sleep(1.5)
         await system.stop(ref)
         await trio.testing.wait_all_tasks_blocked()
-        assert _task_count() == before + 2  # only the ask-deadline and relay tasks remain
+        assert count_tasks() == before + 2  # only the ask-deadline and relay tasks remain
         await trio.sleep(10)
         assert system.dead_letters.count == 0
 
