@@ -314,8 +314,8 @@ class Swim:
                 deadlines.append(self._probe.indirect_at)
             else:
                 deadlines.append(self._probe.ends_at)
-        if self._next_join is not None:
-            deadlines.append(self._next_join)
+            if self._next_join is not None:  # join retries stop once leaving, as in tick()
+                deadlines.append(self._next_join)
         if self._suspicion_heap:
             deadlines.append(self._suspicion_heap[0][0])
         if self._relays:

@@ -219,3 +219,16 @@ def test_two_clusters_with_different_labels_never_merge() -> None:
     assert {m.name for m in a.members()} == {"a0", "a1"}
     assert {m.name for m in loop.by_name("b0").members()} == {"b0"}
     assert a.counters["rejected_label"] > 0
+
+
+def test_leaving_while_a_join_retry_is_pending_does_not_stall_the_deadline() -> None:
+    """A node whose seeds never answered shuts down: its deadline must stay in the future,
+    or a driver would spin on tick()."""
+    core = make_core()
+    core.join([addr(1)], now=0.0)
+    core.leave(0.5)
+    core.join([addr(2)], now=0.6)  # a late join call while leaving changes nothing
+    for now in (1.0, 2.0, 5.0):
+        core.tick(now)
+        deadline = core.next_deadline()
+        assert deadline is not None and deadline > now
