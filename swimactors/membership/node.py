@@ -44,7 +44,7 @@ class Node:
         self._timer = trio.CancelScope()
         self._leaving = False
         self._left = trio.Event()
-        self.core_errors = 0
+        self._core_errors = 0
 
     # -- what users read -----------------------------------------------------------------
 
@@ -94,7 +94,7 @@ class Node:
         counters = collections.Counter(self._core.counters)
         counters.update(self._transport.counters)
         counters["events_dropped"] = self._hub.dropped
-        counters["driver_errors"] = self.core_errors
+        counters["driver_errors"] = self._core_errors
         return counters
 
     def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
@@ -132,7 +132,7 @@ class Node:
         try:
             self._core.receive(trio.current_time(), source, data)
         except Exception:  # the core must not raise on input; a bug must not kill the node
-            self.core_errors += 1
+            self._core_errors += 1
             log.exception("SWIM core raised on a packet from %s", source)
         self._flush()
 
@@ -163,7 +163,7 @@ class Node:
                 try:
                     self._core.tick(now)
                 except Exception:
-                    self.core_errors += 1
+                    self._core_errors += 1
                     log.exception("SWIM core raised in tick()")
                     await trio.sleep(self._core.config.probe_interval)
                 self._flush()

@@ -6,11 +6,13 @@ from __future__ import annotations
 import os
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
 import pytest
 import trio
+import trio.testing
 
 from swimactors import wire
 from swimactors.membership import (
@@ -72,18 +74,22 @@ def all_up(nodes: list[Node]) -> Callable[[], bool]:
 
 
 @asynccontextmanager
-async def cluster(names: str, **options: object) -> AsyncIterator[list[Node]]:
+async def cluster_of(config: Config, names: str) -> AsyncIterator[list[Node]]:
     """Nodes named by the letters of ``names``, each joining the first, all converged."""
     async with AsyncExitStack() as stack:
         nodes: list[Node] = []
         for name in names:
             seeds = [nodes[0].address] if nodes else []
             node = await stack.enter_async_context(
-                open_node(name=name, bind="127.0.0.1:0", seeds=seeds, config=FAST, **options)  # type: ignore[arg-type]
+                open_node(name=name, bind="127.0.0.1:0", seeds=seeds, config=config)
             )
             nodes.append(node)
-        await wait_for(all_up(nodes), CONVERGE_BOUND)
+        await wait_for(all_up(nodes), 2 * config.push_pull_interval + 2.0)
         yield nodes
+
+
+def cluster(names: str) -> AbstractAsyncContextManager[list[Node]]:
+    return cluster_of(FAST, names)
 
 
 async def test_three_nodes_converge_on_real_ports() -> None:
@@ -341,3 +347,31 @@ async def test_a_node_started_before_its_seed_joins_once_the_seed_is_up() -> Non
             assert b.counters["tcp_connect_failures"] >= 1
             async with open_node(name="a", bind=f"127.0.0.1:{port}", config=FAST) as a:
                 await wait_for(all_up([a, b]), FAST.reconnect_interval + CONVERGE_BOUND)
+
+
+def test_the_driver_runs_on_a_mock_clock_with_the_lan_profile() -> None:
+    """Time is trio's, so a MockClock runs default (slow) timings in seconds of real time:
+    the clock jumps whenever every task waits, packets still cross real sockets."""
+    config = Config.lan()
+    bound = down_bound(config, 3)
+
+    async def scenario() -> float:
+        async with (
+            cluster_of(config, "ab") as (a, b),
+            open_node(
+                name="c", bind="127.0.0.1:0", seeds=[a.address], config=config, leave_timeout=0.2
+            ) as c,
+        ):
+            await wait_for(all_up([a, b, c]), 60)
+            await c._transport.aclose()
+            return await wait_for(
+                lambda: status_of(a, "c") is Status.DOWN and status_of(b, "c") is Status.DOWN,
+                bound + 30,
+            )
+
+    clock = trio.testing.MockClock(autojump_threshold=0.01)
+    started = time.monotonic()
+    took = trio.run(scenario, clock=clock)
+    assert took <= bound, f"took {took:.2f} virtual s, bound {bound:.2f} s"
+    assert took > config.suspicion_timeouts(3)[0]  # the suspicion timeout did elapse
+    assert time.monotonic() - started < TEST_TIMEOUT
