@@ -17,7 +17,8 @@ from .scenarios import SCENARIOS
 
 def _params(args: argparse.Namespace) -> Params:
     return Params(nodes=args.nodes, seed=args.seed, loss=args.loss,
-                  lifeguard=not args.no_lifeguard, duration=args.duration, crashes=args.crashes)
+                  lifeguard=not args.no_lifeguard, duration=args.duration, crashes=args.crashes,
+                  settle=args.settle)
 
 
 def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
@@ -29,6 +30,8 @@ def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
                         help="awareness_max_multiplier=1 and a fixed suspicion timeout")
     parser.add_argument("--duration", type=float, default=None, help="simulated seconds")
     parser.add_argument("--crashes", type=int, default=1, help="nodes crashed (crash)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="simulated seconds between forming the cluster and the fault")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--plot", metavar="FILE.png", help="detection curves (matplotlib)")
 
@@ -84,7 +87,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _params_for_sweep(args: argparse.Namespace) -> Params:
     return Params(seed=0, loss=args.loss, lifeguard=not args.no_lifeguard,
-                  duration=args.duration, crashes=args.crashes)
+                  duration=args.duration, crashes=args.crashes, settle=args.settle)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ with a progress callback, and the common fields of a report."""
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,8 @@ class Params:
     lifeguard: bool = True
     duration: float | None = None
     crashes: int = 1
+    settle: float = 0.0
+    """Simulated seconds to wait after the cluster formed (lets join gossip drain)."""
     keep_trace: bool = False
     on_world: Callable[[World], object] | None = attrs.field(default=None, eq=False, repr=False)
     """Called with each world the scenario builds (the determinism check keeps them)."""
@@ -55,6 +58,15 @@ class Run:
         self.progress = progress
         self.planned = planned
         self.extra: dict[str, Any] = {}
+        self.phases: dict[str, float] = {}
+        self._phase_started = time.perf_counter()
+
+    def phase(self, name: str) -> None:
+        """Record the wall time spent since the previous phase ended (runner-side timing;
+        the simulator itself never reads a clock)."""
+        now = time.perf_counter()
+        self.phases[name] = now - self._phase_started
+        self._phase_started = now
 
     def advance(self, until: float) -> None:
         """Run to simulated ``until`` in one-second steps, reporting progress."""
@@ -101,6 +113,7 @@ class Run:
             "load_by_kind": self.metrics.load_by_kind(),
             "coverage": summary["coverage"],
             "incarnation_regressions": summary["incarnation_regressions"],
+            "phase_wall_s": self.phases,
         }
         result.update(self.extra)
         result.update(fields)

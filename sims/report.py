@@ -36,6 +36,10 @@ def readable(report: dict[str, Any]) -> str:
         f"  simulated {_fmt(report['sim_seconds'])} s in {_fmt(report['wall_seconds'])} s wall "
         f"({_fmt(report.get('node_seconds_per_wall_second', 0.0))} node-s per s)",
     ]
+    phases = report.get("phase_wall_s") or {}
+    if phases:
+        timings = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items())
+        lines.append(f"  wall time by phase: {timings}")
     for key in HEADLINE:
         if key in report and report[key] is not None:
             lines.append(f"  {key:32} {_fmt(report[key])}")

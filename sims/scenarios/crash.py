@@ -10,7 +10,12 @@ from ..scenario import Scenario, require
 
 def run(params: Params, progress: Progress) -> dict[str, Any]:
     sim = Run(params, progress, loss=0.01)
-    crash_at = sim.start_cluster()
+    sim.start_cluster()
+    sim.phase("form")
+    if params.settle:
+        sim.advance(sim.world.now + params.settle)
+        sim.phase("settle")
+    crash_at = sim.world.now
     sim.planned = crash_at + (params.duration or 60.0)
     victims = list(sim.world.nodes)[-params.crashes:]
     for name in victims:
@@ -20,6 +25,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     crashes = sim.metrics.crashes[-params.crashes:]
     sim.wait_for(lambda: all(c.all_down is not None for c in crashes), bound)
     sim.advance(sim.planned)
+    sim.phase("after_crash")
     return sim.report(crashed=victims, detection_bound_s=bound - crash_at, **crash_fields(sim))
 
 
