@@ -174,7 +174,7 @@ async def open_sim_node(
             transport.start(nursery, node._deliver)
             nursery.start_soon(node._run_timers)
             if seeds:
-                nursery.start_soon(node._join, list(seeds))
+                node._join(list(seeds))
             try:
                 yield node
             finally:
