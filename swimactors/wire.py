@@ -136,6 +136,7 @@ class TypeRegistry(Generic[Tag]):
         self._tag_of: dict[type, Tag] = {}
         self._fields: dict[type, tuple[tuple[str, _Codec], ...]] = {}
         self._required: dict[type, int] = {}
+        self._extra: dict[Any, _Codec] = {}
 
     def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
         """Class decorator: register an attrs class under ``tag``."""
@@ -156,6 +157,23 @@ class TypeRegistry(Generic[Tag]):
         self._by_tag[tag] = cls
         self._tag_of[cls] = tag
         self._fields.pop(cls, None)
+
+    def add_codec(self, hint: Any, encode: Encoder, decode: Converter) -> None:
+        """Teach this registry a field annotation it cannot derive (e.g. a handle type).
+
+        ``encode`` turns a value into plain CBOR data; ``decode`` turns data back and
+        raises :class:`WireError` on anything malformed.  Affects classes checked later.
+        """
+        self._extra[hint] = _Codec(encode, decode)
+
+    def check(self, cls: type) -> None:
+        """Raise TypeError unless every field annotation of ``cls`` has a wire codec."""
+        try:
+            self._codecs(cls)
+        except NameError as exc:
+            raise TypeError(f"{cls.__qualname__}: cannot resolve an annotation ({exc})") from None
+        except TypeError as exc:
+            raise TypeError(f"{cls.__qualname__} cannot be a message: {exc}") from None
 
     def tag_of(self, cls: type) -> Tag:
         return self._tag_of[cls]
@@ -220,6 +238,9 @@ class TypeRegistry(Generic[Tag]):
         return cached
 
     def _codec_for(self, hint: Any) -> _Codec:
+        extra = self._extra.get(hint)
+        if extra is not None:
+            return extra
         if hint is Any or hint is object:
             return _Codec(_identity, _decode_plain)
         if hint is bool:

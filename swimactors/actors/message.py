@@ -1,7 +1,7 @@
 """``@message``: frozen attrs classes registered for the wire under stable string tags.
 
 Every message type is checked at decoration time: each field's annotation must have a wire
-codec (see :meth:`swimactors.wire.TypeRegistry._codec_for`), so a message that could not
+codec (see :meth:`swimactors.wire.TypeRegistry.check`), so a message that could not
 cross to another node fails where it is defined, not when it is first sent.  Fields may
 hold :class:`ActorRef`; on the wire a ref is ``[node, path, uid]`` and decoding binds it
 through :data:`ref_resolver`, which the running system sets.
@@ -16,10 +16,9 @@ from typing import Any, TypeVar, dataclass_transform, overload
 import attrs
 
 from .. import wire
-from ..wire import _Codec
 from .ref import ActorRef
 
-__all__ = ["MESSAGES", "MessageRegistry", "Terminated", "message", "ref_resolver"]
+__all__ = ["MESSAGES", "Terminated", "decode_ref", "encode_ref", "message", "ref_resolver"]
 
 T = TypeVar("T")
 RefResolver = Callable[[str, str, int], ActorRef]
@@ -28,11 +27,13 @@ ref_resolver: ContextVar[RefResolver | None] = ContextVar("swimactors_ref_resolv
 """Turns a decoded ``(node, path, uid)`` into a live ref; set by the running system."""
 
 
-def _encode_ref(ref: Any) -> list[Any]:
+def encode_ref(ref: Any) -> list[Any]:
+    """A ref on the wire: ``[node, path, uid]``."""
     return [ref.node, ref.path, ref.uid]
 
 
-def _decode_ref(value: Any) -> ActorRef:
+def decode_ref(value: Any) -> ActorRef:
+    """A live ref for ``[node, path, uid]``, bound through :data:`ref_resolver`."""
     if not (isinstance(value, list) and len(value) == 3):
         raise wire.WireError("an actor ref must be [node, path, uid]")
     node, path, uid = value
@@ -44,29 +45,9 @@ def _decode_ref(value: Any) -> ActorRef:
     return resolve(node, path, uid)
 
 
-_REF_CODEC = _Codec(_encode_ref, _decode_ref)
-
-
-class MessageRegistry(wire.TypeRegistry[str]):
-    """The actor layer's string-tagged registry; also knows how to carry an ActorRef."""
-
-    def _codec_for(self, hint: Any) -> _Codec:
-        if hint is ActorRef:
-            return _REF_CODEC
-        return super()._codec_for(hint)
-
-    def check(self, cls: type) -> None:
-        """Raise TypeError unless every field of ``cls`` has a wire codec."""
-        try:
-            self._codecs(cls)
-        except NameError as exc:
-            raise TypeError(f"{cls.__qualname__}: cannot resolve an annotation ({exc})") from None
-        except TypeError as exc:
-            raise TypeError(f"{cls.__qualname__} cannot be a message: {exc}") from None
-
-
-MESSAGES = MessageRegistry("actors")
-"""Every ``@message`` class, by tag."""
+MESSAGES: wire.TypeRegistry[str] = wire.TypeRegistry("actors")
+"""Every ``@message`` class, by tag; fields may hold an :class:`ActorRef`."""
+MESSAGES.add_codec(ActorRef, encode_ref, decode_ref)
 
 
 def _register(cls: type[T], tag: str | None) -> type[T]:
