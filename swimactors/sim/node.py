@@ -110,6 +110,8 @@ class SimNode:
         self.timer_local: float | None = None
         self.timer_generation = 0
         self.leaving = False
+        self.last_tick_at = -1.0
+        self.spins = 0
 
     @property
     def name(self) -> str:

@@ -30,6 +30,8 @@ EPHEMERAL_PORT = 49152
 """Source port of reliable-channel frames (a TCP client's port is not the node's)."""
 
 _DELIVER, _TIMER, _ACTION = 0, 1, 2
+SPIN_LIMIT = 1000
+"""Ticks at one instant after which a core whose deadline never moves is reported."""
 
 
 class SimulationError(RuntimeError):
@@ -358,6 +360,7 @@ class World:
         return predicate() if predicate is not None else True
 
     def run_for(self, seconds: float) -> None:
+        """Advance simulated time by ``seconds``."""
         self.run_until(self.now + seconds)
 
     # -- the loop --------------------------------------------------------------------------
@@ -374,10 +377,24 @@ class World:
             now = node.now(self.now)
             if now < entry[5]:
                 now = node.last_local = entry[5]
+            self._check_spin(node)
             node.core.tick(now)
             self._pump(node)
         else:
             entry[3]()
+
+    def _check_spin(self, node: SimNode) -> None:
+        """A core whose next_deadline() stays in the past after tick() would make a real
+        driver spin; here it would hang the loop, so it is reported instead."""
+        if node.last_tick_at == self.now:
+            node.spins += 1
+            if node.spins > SPIN_LIMIT:
+                raise SimulationError(
+                    f"{node.name}: next_deadline() stays at or before {self.now!r} after "
+                    f"{SPIN_LIMIT} ticks; the core would make its driver spin"
+                )
+        else:
+            node.last_tick_at, node.spins = self.now, 0
 
     def _deliver(self, node: SimNode, source: Address, data: bytes, src_name: str) -> None:
         state = node.state

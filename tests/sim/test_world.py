@@ -192,3 +192,17 @@ def test_crashed_node_gets_nothing_and_down_events_reach_observers() -> None:
     world.run_until(10.0)
     assert downs.count("n0") == 2
     assert world.dropped["node_down"] > 0
+
+
+class StuckCore(FakeCore):
+    """A broken core: its deadline never moves past 1.0."""
+
+    def next_deadline(self) -> float | None:
+        return 1.0
+
+
+def test_a_core_whose_deadline_never_moves_is_reported_not_spun_on() -> None:
+    world = World(1, config=LOCAL, core_factory=lambda s, r, i: StuckCore(s, r, i))
+    world.add_node()
+    with pytest.raises(SimulationError, match="n0: next_deadline"):
+        world.run_until(5.0)
