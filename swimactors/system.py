@@ -5,14 +5,18 @@ Actors form a tree under the system: ``system.spawn`` makes top-level actors, an
 ``open_system`` block; the tree is kept by the cells, so stopping an actor stops its
 children first, and leaving the block stops every actor that way before it returns.
 
-Without an address the system is local-only.  Cluster features (``bind``/``seeds``: the
-remote transport and the cluster-wide registry) attach here in a later layer.
+Without an address the system is local-only.  With ``bind``/``seeds`` it is also a
+cluster member (:mod:`swimactors.actors.cluster`): public names go to the cluster-wide
+registry and refs to other nodes' actors deliver over the actor transport.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+import math
+import os
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from itertools import count
 from typing import Any
@@ -21,12 +25,17 @@ import trio
 
 from .actors.actor import Actor
 from .actors.cell import BUDGET, ActorCell, State
+from .actors.cluster import META_KEY, Cluster, SpawnRequest
 from .actors.deadlines import AskDeadlines
 from .actors.errors import ActorStopped, NameTaken, SystemFailed, describe
 from .actors.message import ref_resolver
 from .actors.observe import DeadLetters, Stats
-from .actors.ref import ActorRef, Watcher
+from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef, Watcher
 from .actors.supervision import DEFAULT_STRATEGY, Strategy
+from .actors.transport import ActorTransport, TransportConfig, bind_listener
+from .membership import Config, encode_meta
+from .membership.node import DEFAULT_PORT, open_node
+from .membership.types import parse_address
 
 __all__ = ["ActorSource", "System", "open_system"]
 
@@ -117,6 +126,9 @@ class System:
         self._idle: trio.Event | None = None
         self.closing = False
         self._on_failure: Callable[[], None] | None = None
+        self.cluster: Cluster | None = None
+        """The cluster side (membership, registry, transport); None when local-only."""
+        self.spawnables: dict[str, Callable[..., Actor]] = {}
 
     # -- public API --------------------------------------------------------------------
 
@@ -135,17 +147,116 @@ class System:
         calls the factory again, or reuses the instance.  ``name`` must be free among the
         top-level actors (:class:`NameTaken` otherwise); ``mailbox_size`` bounds its
         mailbox; ``supervision`` says what a failure does (default: the system's).
-        ``public`` publishes the name to the cluster; a local-only system has no cluster,
-        so there a public name is simply its local name (it still needs a ``name``).
+        ``public`` registers the name cluster-wide (:class:`NameTaken` if another node
+        holds it); a local-only system has no cluster, so there a public name is simply its
+        local name (it still needs a ``name``).
         """
+        return self._spawn(actor, name, mailbox_size, supervision, public)
+
+    def _spawn(
+        self,
+        actor: ActorSource,
+        name: str | None,
+        mailbox_size: int | None,
+        supervision: Strategy | None,
+        public: bool,
+    ) -> ActorRef:
         if public and name is None:
             raise ValueError("a public actor needs a name")
-        return self.spawn_under(self, actor, name, mailbox_size, supervision)
+        cluster = self.cluster
+        if public and cluster is not None:
+            assert name is not None
+            _check_name(name)
+            holder = cluster.registration(name)
+            if holder is not None and holder.node != self.name:
+                raise NameTaken(f"the name {name!r} is held on node {holder.node}")
+        ref = self.spawn_under(self, actor, name, mailbox_size, supervision)
+        if public and cluster is not None:
+            assert name is not None
+            cluster.publish(name, ref)
+        return ref
 
     async def find(self, name: str) -> ActorRef | None:
-        """The ref of the live actor at ``name`` (``"parent/child"`` for a child), or None."""
+        """The ref of the actor holding ``name``: cluster-wide for public names, else a
+        local actor at that path (``"parent/child"`` for a child); None if nobody does."""
+        await trio.lowlevel.checkpoint()
+        return self._find(name)
+
+    def _find(self, name: str) -> ActorRef | None:
+        if self.cluster is not None:
+            registration = self.cluster.registration(name)
+            if registration is not None:
+                return self.cluster.ref_for(registration)
         cell = self._lookup(name)
         return None if cell is None else cell.ref
+
+    def has_actor(self, name: str) -> bool:
+        """Whether :meth:`find` would return a ref for ``name`` now."""
+        return self._find(name) is not None
+
+    def names(self) -> list[str]:
+        """Every public name the cluster registry knows (the local top-level names when
+        the system is local-only), sorted."""
+        if self.cluster is not None:
+            return self.cluster.names.registry.names()
+        return sorted(self.children)
+
+    async def wait_for(self, name: str, timeout: float | None = None) -> ActorRef:
+        """The ref for ``name`` once someone holds it; TimeoutError after ``timeout`` s."""
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while True:
+                ref = self._find(name)
+                if ref is not None:
+                    return ref
+                if self.cluster is not None:
+                    with trio.move_on_after(0.5):  # names of local actors appear unannounced
+                        await self.cluster.changed.wait()
+                else:
+                    await trio.sleep(0.01)
+        raise TimeoutError(f"no actor named {name!r} appeared within {timeout} s")
+
+    def register_spawnable(self, name: str, factory: Callable[..., Actor]) -> None:
+        """Allow other nodes to start ``factory(*args)`` here by ``name`` (see spawn_on)."""
+        if not callable(factory):
+            raise TypeError(f"a spawnable must be callable, not {factory!r}")
+        self.spawnables[name] = factory
+
+    async def spawn_on(
+        self,
+        node: str,
+        factory: str,
+        args: Sequence[Any] = (),
+        *,
+        name: str | None = None,
+        public: bool = True,
+        timeout: float | None = DEFAULT_ASK_TIMEOUT,
+    ) -> ActorRef:
+        """Start the spawnable ``factory`` on ``node`` with plain ``args``; its ref.
+
+        Only factories that node registered with :meth:`register_spawnable` run: nothing
+        from the wire is executed.  Errors arrive as :class:`ActorFailed` (e.g. an unknown
+        factory or a taken name), :class:`NodeDown` or :class:`AskTimeout`.
+        """
+        request = SpawnRequest(factory, list(args), name, public and name is not None)
+        if node == self.name:
+            await trio.lowlevel.checkpoint()
+            result = self.serve_request(request)
+        elif self.cluster is None:
+            raise ValueError(f"a local-only system has no node {node!r}")
+        else:
+            result = await self.cluster.transport.request(node, request, timeout)
+        assert isinstance(result, ActorRef)
+        return result
+
+    def serve_request(self, request: Any) -> Any:
+        """Answer another node's request to this system itself (remote spawn)."""
+        if not isinstance(request, SpawnRequest):
+            raise TypeError(f"not a system request: {type(request).__qualname__}")
+        factory = self.spawnables.get(request.factory)
+        if factory is None:
+            raise LookupError(f"no spawnable named {request.factory!r} on {self.name}")
+        args = tuple(request.args)
+        return self._spawn(lambda: factory(*args), request.name, None, None, request.public)
 
     async def stop(self, ref: ActorRef) -> None:
         """Stop a local actor (children first, then its ``on_stop``) and wait until it has."""
@@ -198,12 +309,22 @@ class System:
             return target
         return None
 
+    def local_cell_at(self, path: str, uid: int) -> ActorCell | None:
+        """The live local actor at ``path`` with ``uid`` (not a later one at that path)."""
+        cell = self._lookup(path)
+        return cell if cell is not None and cell.ref.uid == uid else None
+
+    def actor_address(self, node: str) -> tuple[str, int] | None:
+        return None if self.cluster is None else self.cluster.actor_address(node)
+
     def resolve(self, node: str, path: str, uid: int) -> ActorRef:
         """A live ref for an address decoded from the wire (dead letters if not held)."""
         if node == self.name:
-            cell = self._lookup(path)
-            if cell is not None and cell.ref.uid == uid:
+            cell = self.local_cell_at(path, uid)
+            if cell is not None:
                 return cell.ref
+        elif self.cluster is not None:
+            return self.cluster.transport.resolve(node, path, uid)
         target = _DeadTarget(self)
         ref = ActorRef(node, path, uid, target)
         target.ref = ref
@@ -248,6 +369,13 @@ async def open_system(
     bind: str | None = None,
     seeds: Sequence[str] = (),
     *,
+    config: Config | None = None,
+    advertise: str | None = None,
+    actor_bind: str | None = None,
+    actor_advertise: str | None = None,
+    meta: Mapping[str, str] | None = None,
+    transport: TransportConfig | None = None,
+    keep_losers: bool = False,
     mailbox_size: int = DEFAULT_MAILBOX,
     supervision: Strategy = DEFAULT_STRATEGY,
     shutdown_timeout: float = 10.0,
@@ -257,12 +385,76 @@ async def open_system(
     Leaving the block stops every actor (children first, running ``on_stop``), allowing
     ``shutdown_timeout`` seconds before cancelling what is left; no task outlives it.  If
     a failure escalates past the top-level actors the block is cancelled and
-    :class:`SystemFailed` is raised from the original error.  With no ``bind`` address the
-    system is local-only (node name ``name`` or ``"local"``).
+    :class:`SystemFailed` is raised from the original error.  With no ``bind`` address and
+    no ``seeds`` the system is local-only (node name ``name`` or ``"local"``).
+
+    Otherwise it is also a cluster member: membership on ``bind`` (UDP + TCP, joined
+    through ``seeds``, tuned by ``config``, announced at ``advertise``), the name
+    registry, and the actor transport on its own TCP port: ``actor_bind`` (default: the
+    bind host, any free port), announced in the member metadata as ``actor_advertise``
+    (default: that port on the member's address).  ``meta`` adds metadata tags;
+    ``transport`` tunes the actor connections; ``keep_losers`` keeps an actor running,
+    unnamed, when another node wins its public name (by default it is stopped).
     """
-    if bind is not None or seeds:
-        raise NotImplementedError("clustering (bind/seeds) needs the remote transport layer")
     _check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
+    if bind is None and not seeds:
+        async with _run_system(
+            name or "local", mailbox_size, supervision, shutdown_timeout
+        ) as system:
+            yield system
+        return
+    bind = bind if bind is not None else f"0.0.0.0:{DEFAULT_PORT}"
+    host, _ = parse_address(bind, DEFAULT_PORT)
+    actor_host, actor_port = parse_address(actor_bind, 0) if actor_bind else (host, 0)
+    transport_config = transport if transport is not None else TransportConfig()
+    listener = await bind_listener(actor_host, actor_port)
+    try:
+        tags = dict(meta or {})
+        tags[META_KEY] = actor_advertise or str(listener.socket.getsockname()[1])
+        async with open_node(
+            name=name or f"{socket.gethostname()}-{os.getpid()}",
+            bind=bind,
+            seeds=seeds,
+            config=config,
+            advertise=advertise,
+            meta=encode_meta(tags),
+        ) as node:
+            # The registry's epoch must be the node's start incarnation: read it before
+            # the node has handled any packet (nothing has run since open_node set it).
+            incarnation = node.incarnation
+
+            def attach(system: System) -> None:
+                actors = ActorTransport(system, incarnation, transport_config)
+                cluster = Cluster(
+                    system,
+                    node,
+                    actors,
+                    incarnation=incarnation,
+                    keep_losers=keep_losers,
+                    poll_interval=node.config.gossip_interval,
+                )
+                system.cluster = cluster
+                system.nursery.start_soon(actors.serve, listener)
+                system.nursery.start_soon(cluster.run)
+
+            async with _run_system(
+                node.name, mailbox_size, supervision, shutdown_timeout, attach
+            ) as system:
+                yield system
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(listener)
+
+
+@asynccontextmanager
+async def _run_system(
+    name: str,
+    mailbox_size: int,
+    supervision: Strategy,
+    shutdown_timeout: float,
+    attach: Callable[[System], None] | None = None,
+) -> AsyncIterator[System]:
+    """The actors' part of :func:`open_system`; ``attach`` adds the cluster side."""
     # The actors' nursery is shielded so that cancelling the block from outside cannot
     # cancel the actors before they are stopped in order; a relay task outside the
     # shield turns that cancellation into a cancellation of the body instead.
@@ -273,11 +465,13 @@ async def open_system(
             with trio.CancelScope(shield=True):
                 async with trio.open_nursery() as nursery:
                     system = System(
-                        name or "local", nursery, mailbox_size=mailbox_size, supervision=supervision
+                        name, nursery, mailbox_size=mailbox_size, supervision=supervision
                     )
                     nursery.start_soon(system.ask_deadlines.run)
                     resolver = ref_resolver.set(system.resolve)  # actor tasks inherit it
                     try:
+                        if attach is not None:
+                            attach(system)
                         with trio.CancelScope() as body:
                             system._on_failure = body.cancel
                             relay.start_soon(_relay_cancellation, body, left)

@@ -9,6 +9,7 @@ from .errors import (
     AskTimeout,
     MailboxFull,
     NameTaken,
+    NodeDown,
     SystemFailed,
 )
 from .message import MESSAGES, Terminated, message
@@ -30,6 +31,7 @@ __all__ = [
     "Escalate",
     "MailboxFull",
     "NameTaken",
+    "NodeDown",
     "Restart",
     "Resume",
     "Stats",

@@ -210,6 +210,24 @@ class ActorCell:
             self.system.ask_deadlines.add(deadline, reply)
         return await reply.wait()
 
+    def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool:
+        """Queue a delivery from another node if there is room; False when full.
+
+        To a stopped actor the message is a dead letter and the reply an ActorStopped
+        error (both count as delivered: True).
+        """
+        if self.state is not State.RUNNING:
+            self.system.dead_letters.publish(self.ref, msg, sender)
+            if reply is not None:
+                reply.set(outcome.Error(ActorStopped(f"{self.ref} is stopped")))
+            return True
+        return self._offer((msg, sender, reply))
+
+    async def put(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None:
+        """Queue a delivery from another node, waiting while the mailbox is full."""
+        if not self.offer(msg, sender, reply):
+            await self._wait_for_room((msg, sender, reply))
+
     async def _ask_directly(self, msg: Any, sender: ActorRef | None) -> Any:
         """Run a plain-``def`` receive from the asker's task (it cannot wait, so this is
         safe), inside the actor task's contextvars so it sees what its own task would."""

@@ -11,6 +11,7 @@ __all__ = [
     "AskTimeout",
     "MailboxFull",
     "NameTaken",
+    "NodeDown",
     "SystemFailed",
 ]
 
@@ -29,6 +30,13 @@ class AskTimeout(ActorError, TimeoutError):
 
 class ActorStopped(ActorError):
     """The recipient was stopped, or stopped before it answered."""
+
+
+class NodeDown(ActorError):
+    """The recipient's node went DOWN or LEFT, or its connection broke, before it answered.
+
+    Pending asks fail with it at once instead of waiting for their timeout.
+    """
 
 
 class NameTaken(ActorError, ValueError):

@@ -1,0 +1,63 @@
+"""Helpers for multi-node tests: fast loopback configs and a few systems in one process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import trio
+
+import swimactors
+from swimactors.actors.transport import TransportConfig
+from swimactors.membership import Config, Status
+from swimactors.membership.types import format_address
+
+FAST = Config.local().replace(
+    probe_interval=0.2,
+    probe_timeout=0.1,
+    gossip_interval=0.05,
+    suspicion_mult=2,
+    push_pull_interval=1.0,
+)
+"""Detection in well under two seconds on loopback."""
+
+
+async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll ``check`` until it holds; fail the test after ``timeout`` seconds."""
+    with trio.fail_after(timeout):
+        while not check():
+            await trio.sleep(0.02)
+
+
+@asynccontextmanager
+async def open_systems(
+    count: int, transport: TransportConfig | None = None, **options: Any
+) -> AsyncIterator[list[swimactors.System]]:
+    """``count`` clustered systems n0..n{count-1} on loopback, all seeing each other UP."""
+    async with AsyncExitStack() as stack:
+        systems: list[swimactors.System] = []
+        for index in range(count):
+            seeds = [format_address(systems[0].cluster.node.address)] if systems else []
+            system = await stack.enter_async_context(
+                swimactors.open_system(
+                    f"n{index}",
+                    bind="127.0.0.1:0",
+                    seeds=seeds,
+                    config=FAST,
+                    transport=transport,
+                    shutdown_timeout=2.0,
+                    **options,
+                )
+            )
+            systems.append(system)
+
+        def all_up() -> bool:
+            return all(
+                sum(m.status is Status.UP for m in s.cluster.node.members()) == count
+                for s in systems
+                if s.cluster is not None
+            )
+
+        await until(all_up)
+        yield systems

@@ -1,0 +1,190 @@
+"""Remote refs across real loopback systems: find, tell, ask, typed errors, refs in messages."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+import swimactors
+from swimactors import Actor, ActorRef, message
+from swimactors.actors import NodeDown
+
+from .cluster_helpers import open_systems, until
+
+
+@message("test.Add")
+class Add:
+    n: int
+
+
+@message("test.Get")
+class Get:
+    pass
+
+
+class Counter(Actor):
+    def __init__(self) -> None:
+        self.value = 0
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        match msg:
+            case Add(n=n):
+                self.value += n
+            case Get():
+                return self.value
+        return None
+
+
+async def test_find_tell_ask_from_every_node() -> None:
+    with trio.fail_after(30):
+        async with open_systems(3) as systems:
+            home = systems[1]
+            await home.spawn(Counter, name="counter", public=True)
+            for system in systems:
+                ref = await system.wait_for("counter", timeout=10)
+                assert isinstance(ref, ActorRef)
+                assert ref.node == "n1"
+                await ref.tell(Add(1))
+                assert await ref.ask(Get(), timeout=5) >= 1  # FIFO: after this node's tell
+            remote = await systems[0].find("counter")
+            assert remote is not None
+            while await remote.ask(Get(), timeout=5) != 3:  # other nodes' tells land later
+                await trio.sleep(0.01)
+            assert systems[2].has_actor("counter")
+            assert systems[2].names() == ["counter"]
+
+
+class Failing(Actor):
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        if msg == "boom":
+            raise KeyError("no such thing")
+        if isinstance(msg, list) and msg[0] == "sleep":
+            await trio.sleep(msg[1])
+        return msg
+
+
+async def test_typed_errors_cross_the_wire() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Failing, name="failing", public=True)
+            ref = await a.wait_for("failing", timeout=10)
+            assert await ref.ask({"plain": [1, 2.5, "x"]}) == {"plain": [1, 2.5, "x"]}
+            with pytest.raises(swimactors.ActorFailed) as failed:
+                await ref.ask("boom")
+            assert failed.value.type_name == "KeyError"
+            assert "no such thing" in failed.value.message
+            assert "raise KeyError" in failed.value.traceback
+            with pytest.raises(swimactors.AskTimeout):
+                await ref.ask(["sleep", 0.4], timeout=0.2)
+            ghost = a.resolve("n1", "nobody", 99)
+            with pytest.raises(swimactors.ActorStopped):
+                await ghost.ask("hello")
+            before = b.dead_letters.count
+            await ghost.tell("hello")
+            await until(lambda: b.dead_letters.count == before + 1)
+            with pytest.raises(TypeError):
+                await ref.tell(object())
+
+
+async def test_closed_connection_fails_pending_asks_with_node_down() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Failing, name="failing", public=True)
+            ref = await a.wait_for("failing", timeout=10)
+            assert await ref.ask("warm") == "warm"
+            start = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_close_soon, b)
+                with pytest.raises(NodeDown):
+                    await ref.ask(["sleep", 1.0], timeout=20)
+            assert trio.current_time() - start < 2
+
+
+async def _close_soon(system: swimactors.System) -> None:
+    await trio.sleep(0.2)
+    assert system.cluster is not None
+    system.cluster.transport.close_all()
+
+
+@message("test.Subscribe")
+class Subscribe:
+    who: ActorRef
+
+
+@message("test.Note")
+class Note:
+    text: str
+
+
+class Room(Actor):
+    def __init__(self) -> None:
+        self.members: list[ActorRef] = []
+
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        match msg:
+            case Subscribe(who=who):
+                self.members.append(who)
+                return who
+            case Note():
+                for member in self.members:
+                    await member.tell(msg)
+        return None
+
+
+class Inbox(Actor):
+    def __init__(self, seen: list[str]) -> None:
+        self.seen = seen
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> None:
+        if isinstance(msg, Note):
+            self.seen.append(f"{ctx.self_ref.node}:{msg.text}")
+
+
+async def test_refs_inside_messages_come_back_working() -> None:
+    seen: list[str] = []
+    with trio.fail_after(30):
+        async with open_systems(3) as systems:
+            await systems[0].spawn(Room, name="room", public=True)
+            for system in systems[1:]:
+                inbox = await system.spawn(Inbox(seen))
+                room = await system.wait_for("room", timeout=10)
+                echoed = await room.ask(Subscribe(inbox))
+                assert echoed == inbox
+                assert system.local_cell(echoed) is not None  # back home: the local actor
+            room = await systems[2].wait_for("room", timeout=10)
+            await room.tell(Note("hi"))
+            await until(lambda: sorted(seen) == ["n1:hi", "n2:hi"])
+
+
+class Watcher(Actor):
+    def __init__(self, target: ActorRef, log: list[tuple[ActorRef, str | None]]) -> None:
+        self.target = target
+        self.log = log
+
+    async def on_start(self) -> None:
+        self.context.watch(self.target)
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> None:
+        if isinstance(msg, swimactors.Terminated):
+            self.log.append((msg.ref, msg.reason))
+
+
+async def test_remote_watch_on_stop_exactly_once() -> None:
+    log: list[tuple[ActorRef, str | None]] = []
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            target = await b.spawn(Counter, name="watched", public=True)
+            remote = await a.wait_for("watched", timeout=10)
+            await a.spawn(Watcher(remote, log))
+            await a.spawn(Watcher(remote, log))
+            cell = b.local_cell(target)
+            assert cell is not None
+            await until(lambda: len(cell._watchers or ()) == 2)  # the name's and the proxy
+            await b.stop(target)
+            await until(lambda: len(log) == 2)
+            await trio.sleep(0.3)
+            assert log == [(remote, None), (remote, None)]
+            await until(lambda: not a.has_actor("watched"))
+            late: list[tuple[ActorRef, str | None]] = []
+            await a.spawn(Watcher(remote, late))
+            await until(lambda: len(late) == 1)
