@@ -149,7 +149,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     )
     try:
         trio.run(run_agent, options)
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # cannot bind; a name or metadata the core refuses
         print(f"swimactors agent: {exc}", file=sys.stderr)
         return 2
     return 0

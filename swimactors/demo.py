@@ -25,7 +25,7 @@ __all__ = ["STEPS", "Demo", "main"]
 NAMES = ("a", "b", "c", "d", "e")
 VICTIM = "c"
 LEAVER = "d"
-OVERRIDES = {"probe_interval": 0.5, "probe_timeout": 0.25}
+OVERRIDES = {"probe_interval": 0.5, "probe_timeout": 0.25, "push_pull_interval": 5.0}
 _EVENT = re.compile(r"\[(\S+)\] (UP|SUSPECT|ALIVE|DOWN|LEFT|UPDATED|CONFLICT)\s+(\S+)")
 
 
@@ -75,7 +75,9 @@ async def start_cluster(demo: Demo) -> None:
         "Each agent is its own process with one UDP socket (probes and gossip) and a TCP "
         "listener on the same port (full-state sync). Agent a starts alone; the others are "
         "told only a's address and learn everyone else from a's member list (push/pull), "
-        "then from gossip piggybacked on every probe."
+        "then from gossip piggybacked on every probe. Every "
+        f"{demo.config.push_pull_interval:g} s each agent also swaps its whole member list "
+        "with a random peer, which mends anything gossip missed."
     )
     first = await demo.cluster.start(NAMES[0])
     async with trio.open_nursery() as nursery:
@@ -184,10 +186,8 @@ STEPS: list[Step] = [start_cluster, crash_and_detect, restart_and_rejoin, gracef
 async def run(steps: list[Step] = STEPS) -> None:
     config = config_from("local", [(k, str(v)) for k, v in OVERRIDES.items()])
     print("swimactors demo: SWIM membership with five agent processes on 127.0.0.1")
-    print(
-        f"(profile local, probe_interval={config.probe_interval:g} s, "
-        f"probe_timeout={config.probe_timeout:g} s; `make demo` reruns it)"
-    )
+    settings = ", ".join(f"{k}={v:g} s" for k, v in OVERRIDES.items())
+    print(f"(profile local with {settings}; `make demo` reruns it)")
     demo: Demo | None = None
 
     def on_line(agent: AgentProcess, line: str) -> None:
@@ -196,7 +196,7 @@ async def run(steps: list[Step] = STEPS) -> None:
 
     async with open_local_cluster(profile="local", overrides=OVERRIDES, on_line=on_line) as cluster:
         demo = Demo(cluster, config)
-        with trio.fail_after(120):
+        with trio.fail_after(90):
             for step in steps:
                 await step(demo)
     print(f"\ndone in {trio.current_time() - demo.started:.1f} s.")

@@ -161,3 +161,11 @@ async def test_agent_refuses_bad_options_with_a_message() -> None:
     result = await run_cli("agent", "--name", "x", "--bind", "127.0.0.1:0", "--set", "nope=1")
     assert result.returncode == 2
     assert b"no field 'nope'" in result.stderr
+
+
+async def test_agent_refuses_oversized_metadata_with_a_message() -> None:
+    result = await run_cli(
+        "agent", "--name", "x", "--bind", "127.0.0.1:0", "--meta", "k=" + "v" * 600
+    )
+    assert result.returncode == 2
+    assert b"the limit is 512" in result.stderr
