@@ -292,12 +292,6 @@ async def test_timer_arguments_are_checked() -> None:
             cell.ctx.schedule_once(float("nan"), Tick())
 
 
-async def test_clustering_arguments_are_refused_until_the_transport_exists() -> None:
-    with pytest.raises(NotImplementedError):
-        async with swimactors.open_system(bind="127.0.0.1:7946"):
-            pass
-
-
 class SyncWatcher(Actor):
     """A plain-def watcher whose Terminated handler fails the first time."""
 
