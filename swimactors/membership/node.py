@@ -22,7 +22,7 @@ import trio
 from .config import Config
 from .core import Swim
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
-from .transport import Transport, resolve
+from .transport import Transport, normalize_source, resolve
 from .types import Address, Member, parse_address
 
 __all__ = ["DEFAULT_PORT", "Node", "open_node"]
@@ -198,16 +198,15 @@ async def _advertised(
     if host not in ("0.0.0.0", "::"):
         return bound
     family = stdlib_socket.AF_INET6 if host == "::" else stdlib_socket.AF_INET
-    probe = trio.socket.socket(family, stdlib_socket.SOCK_DGRAM)
+    target = seeds[0] if seeds else ("192.0.2.1" if host == "0.0.0.0" else "2001:db8::1", 9)
     try:
-        target = seeds[0] if seeds else ("192.0.2.1" if host == "0.0.0.0" else "2001:db8::1", 9)
-        _family, sockaddr = await resolve(target[0], target[1], family)
-        await probe.connect(sockaddr)  # no packet is sent: this only asks for a route
-        local = probe.getsockname()[0]
+        # a dual-stack [::] bind with an IPv4 seed advertises its IPv4 address
+        seed_family, sockaddr = await resolve(target[0], target[1], 0 if seeds else family)
+        with trio.socket.socket(seed_family, stdlib_socket.SOCK_DGRAM) as probe:
+            await probe.connect(sockaddr)  # no packet is sent: this only asks for a route
+            local = normalize_source(probe.getsockname())[0]
     except OSError:
         local = "127.0.0.1" if family == stdlib_socket.AF_INET else "::1"
-    finally:
-        probe.close()
     return local, port
 
 

@@ -329,8 +329,10 @@ async def test_a_dual_stack_node_talks_to_ipv4_peers() -> None:
             open_node(
                 name="b", bind="127.0.0.1:0", seeds=[("127.0.0.1", a.address[1])], config=FAST
             ) as b,
+            open_node(name="c", bind="[::]:0", seeds=[b.address], config=FAST) as c,
         ):
-            await wait_for(all_up([a, b]), CONVERGE_BOUND)
+            assert c.address == ("127.0.0.1", c.bound_address[1])  # the route to its seed
+            await wait_for(all_up([a, b, c]), CONVERGE_BOUND)
             assert a.member("b").address == b.address  # type: ignore[union-attr]
             await wait_for(lambda: a.counters["received_ack"] > 0, 5)  # UDP both ways
 
