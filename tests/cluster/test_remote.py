@@ -188,3 +188,25 @@ async def test_remote_watch_on_stop_exactly_once() -> None:
             late: list[tuple[ActorRef, str | None]] = []
             await a.spawn(Watcher(remote, late))
             await until(lambda: len(late) == 1)
+
+
+async def test_spawn_on_runs_only_registered_factories() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            b.register_spawnable("echo", lambda greeting: _Greeter(greeting))
+            ref = await a.spawn_on("n1", "echo", ["hello"], name="greeter")
+            assert ref.node == "n1"
+            assert await ref.ask("you") == "hello you"
+            assert (await a.wait_for("greeter", timeout=10)) == ref
+            with pytest.raises(swimactors.ActorFailed, match="LookupError"):
+                await a.spawn_on("n1", "os.system", ["true"])
+            with pytest.raises(swimactors.ActorFailed, match="NameTaken"):
+                await a.spawn_on("n1", "echo", ["again"], name="greeter")
+
+
+class _Greeter(Actor):
+    def __init__(self, greeting: str) -> None:
+        self.greeting = greeting
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return f"{self.greeting} {msg}"

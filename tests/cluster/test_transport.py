@@ -1,0 +1,135 @@
+"""The actor transport's edges: backpressure across the wire, hostile frames, name conflicts."""
+
+from __future__ import annotations
+
+import struct
+
+import trio
+
+import swimactors
+from swimactors import Actor, ActorRef, MailboxFull
+from swimactors.actors.cluster import NameLost
+from swimactors.actors.transport import TransportConfig
+
+from .cluster_helpers import open_systems, until
+
+
+class Gate(Actor):
+    """Blocks on its first message until the test opens the gate; counts the rest."""
+
+    def __init__(self, gate: trio.Event, got: list[object]) -> None:
+        self.gate = gate
+        self.got = got
+
+    async def receive(self, msg: object, ctx: swimactors.Context) -> None:
+        await self.gate.wait()
+        self.got.append(msg)
+
+
+async def test_a_full_remote_mailbox_pushes_back_on_the_sender() -> None:
+    gate = trio.Event()
+    got: list[object] = []
+    window, capacity = 8, 4
+    with trio.fail_after(30):
+        async with open_systems(2, transport=TransportConfig(window=window)) as (a, b):
+            await b.spawn(Gate(gate, got), name="gate", public=True, mailbox_size=capacity)
+            ref = await a.wait_for("gate", timeout=10)
+            taken = 0
+            for _ in range(3):  # take credit as it comes back until none does
+                taken += await _fill(ref, taken, 1000)
+                await trio.sleep(0.3)
+            # in flight at most: one in hand, a full mailbox, and a window on the wire
+            assert window <= taken <= 1 + capacity + window
+            with trio.move_on_after(0.3) as blocked:
+                await ref.tell("late")
+            assert blocked.cancelled_caught  # tell waits while the remote side is full
+            gate.set()
+            await ref.tell("after")
+            await until(lambda: len(got) == taken + 1)
+            assert got == [*range(taken), "after"]  # per-sender FIFO across the wire
+
+
+async def _fill(ref: ActorRef, start: int, limit: int) -> int:
+    """tell_nowait numbers from ``start`` until MailboxFull; how many were taken."""
+    for sent in range(limit):
+        try:
+            ref.tell_nowait(start + sent)
+        except MailboxFull:
+            return sent
+    return limit
+
+
+class Echo(Actor):
+    def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return msg
+
+
+async def _send_raw(address: tuple[str, int], data: bytes) -> bytes:
+    """Send ``data`` on a fresh connection and read until the peer closes it."""
+    stream = await trio.open_tcp_stream(*address)
+    async with stream:
+        await stream.send_all(data)
+        received = b""
+        while chunk := await stream.receive_some(65536):
+            received += chunk
+        return received
+
+
+async def test_garbage_and_oversized_frames_drop_only_their_connection() -> None:
+    with trio.fail_after(30):
+        config = TransportConfig(max_frame=1024)
+        async with open_systems(2, transport=config) as (a, b):
+            await b.spawn(Echo, name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            assert await ref.ask("before") == "before"
+            port = a.actor_address("n1")
+            assert port is not None and b.cluster is not None
+            counters = b.cluster.transport.counters
+            garbage = b"\xff\x00garbage"
+            await _send_raw(port, struct.pack(">I", len(garbage)) + garbage)
+            await _send_raw(port, struct.pack(">I", 10_000_000) + b"x" * 100)
+            await _send_raw(port, struct.pack(">I", 3) + b"\x83\x01\x02\x03")  # not HELLO
+            assert counters["rejected_malformed"] == 2
+            assert counters["rejected_oversized"] == 1
+            assert await ref.ask("after") == "after"  # the real peer was never disturbed
+
+
+class Claimant(Actor):
+    def __init__(self, notices: list[NameLost]) -> None:
+        self.notices = notices
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        if isinstance(msg, NameLost):
+            self.notices.append(msg)
+        return ctx.self_ref.node
+
+
+async def test_concurrent_claims_converge_and_the_loser_is_told_and_stopped() -> None:
+    lost_a: list[NameLost] = []
+    lost_b: list[NameLost] = []
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            # no checkpoint between the two spawns: neither node can see the other's claim
+            ref_a = await a.spawn(Claimant(lost_a), name="leader", public=True)
+            ref_b = await b.spawn(Claimant(lost_b), name="leader", public=True)
+            # equal Lamport clocks: the smaller node name, n0, wins everywhere
+            await until(lambda: b.local_cell_at(ref_b.path, ref_b.uid) is None)
+            assert lost_a == []
+            assert [(n.name, n.winner) for n in lost_b] == [("leader", ref_a)]
+            for system in (a, b):
+                await until(lambda s=system: s.cluster.registration("leader").node == "n0")  # type: ignore[union-attr]
+                holder = await system.find("leader")
+                assert holder == ref_a
+                assert holder is not None and await holder.ask("who") == "n0"
+            assert a.local_cell(ref_a) is not None
+
+
+async def test_a_loser_can_be_kept_running_unnamed() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2, keep_losers=True) as (a, b):
+            await a.spawn(Claimant([]), name="leader", public=True)
+            ref_b = await b.spawn(Claimant([]), name="leader", public=True)
+            await until(lambda: b.cluster is not None and "leader" not in b.cluster.public)
+            await trio.sleep(0.2)
+            assert b.local_cell_at(ref_b.path, ref_b.uid) is not None
+            assert (await b.find("leader")) != ref_b
