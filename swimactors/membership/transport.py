@@ -121,7 +121,10 @@ class Transport:
 
     async def bind(self, host: str, port: int) -> Address:
         """Bind UDP and TCP on the same port (retrying when port 0 collides on TCP)."""
-        family, sockaddr = await resolve(host, port)
+        try:
+            family, sockaddr = await resolve(host, port)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot resolve {host!r}: {exc.strerror}") from None
         self._family = family
         attempts = 20 if port == 0 else 1
         for attempt in range(attempts):

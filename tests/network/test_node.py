@@ -377,3 +377,9 @@ def test_the_driver_runs_on_a_mock_clock_with_the_lan_profile() -> None:
     assert took <= bound, f"took {took:.2f} virtual s, bound {bound:.2f} s"
     assert took > config.suspicion_timeouts(3)[0]  # the suspicion timeout did elapse
     assert time.monotonic() - started < TEST_TIMEOUT
+
+
+async def test_an_unresolvable_bind_host_is_a_clear_error() -> None:
+    with trio.fail_after(TEST_TIMEOUT), pytest.raises(OSError, match="cannot resolve"):
+        async with open_node(name="a", bind="no-such-host.invalid:0", config=FAST):
+            pass
