@@ -326,7 +326,6 @@ class Swim:
         """Fire every timer due at ``now``."""
         self._start(now)
         self._expire_relays(now)
-        self._expire_suspicions(now)
         if not self._leaving:
             self._advance_probe(now)
             if now >= self._next_push_pull:
@@ -338,6 +337,7 @@ class Swim:
                 self._reap(now)
             if self._next_join is not None and now >= self._next_join:
                 self._join_seeds(now)
+        self._expire_suspicions(now)  # after our own probe, whose failure may confirm one
         if now >= self._next_gossip:
             self._next_gossip = now + self.config.gossip_interval
             self._gossip(now)

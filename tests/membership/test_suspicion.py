@@ -19,7 +19,18 @@ from swimactors.membership import Config, MemberDown, Status
 from swimactors.membership.messages import Dead, Suspect
 from swimactors.membership.suspicion import suspicion_timeout
 
-from .util import CONFIG, acking, add_peers, deliver, make_core, member, messages, run
+from .util import (
+    CONFIG,
+    acking,
+    add_peers,
+    deliver,
+    make_core,
+    member,
+    messages,
+    next_deadline,
+    run,
+    sent,
+)
 
 LAN, WAN, LOCAL = Config.lan(), Config.wan(), Config.local()
 
@@ -151,3 +162,23 @@ def test_a_refutation_cancels_the_suspicion() -> None:
     run(core, 100.0, respond)
     assert member(core, "p1").status is Status.UP
     assert not [e for e in core.take_events() if isinstance(e, MemberDown)]
+
+
+def test_our_own_failed_probe_confirming_a_late_suspicion_fires_in_the_same_tick() -> None:
+    """p2 suspects p1; our own probe of p1 fails after the shortened deadline has already
+    passed, so p1 must go DOWN in that very tick, leaving no deadline in the past."""
+    config = CONFIG.replace(indirect_checks=0, suspicion_mult=3)  # one confirmation expected
+    core = make_core(config=config)
+    add_peers(core, 5)
+    deliver(core, 0.0, "p2", Suspect("p1", 1, "p2"))
+    low, high = config.suspicion_timeouts(6)
+    downs: list[float] = []
+    now = 0.0
+    while not downs:
+        now = max(now, next_deadline(core))
+        core.tick(now)
+        assert next_deadline(core) > now
+        responder = acking() if now < low + 1.0 else acking(lambda name: name != "p1")
+        responder(core, now, sent(core))
+        downs = [e.time for e in core.take_events() if isinstance(e, MemberDown)]
+    assert low + 1.0 <= downs[0] < high  # at our own failed probe, well before the maximum
