@@ -56,3 +56,27 @@ def test_a_suspected_live_node_refutes_and_stays_up() -> None:
     assert n3.incarnation > before
     assert loop.all_see("n3", Status.UP)
     assert not [e for _, e in loop.events if isinstance(e, MemberDown)]
+
+
+def test_a_node_reachable_only_over_the_reliable_channel_is_never_suspected() -> None:
+    loop = converged_cluster(6, seed=2)
+    cut = loop.by_name("n3").address
+    loop.drop = lambda src, packet: not packet.reliable and cut in (src, packet.destination)
+    start = loop.now
+    loop.run_until(start + 60.0)
+    assert loop.all_see("n3", Status.UP)
+    late = [e for _, e in loop.events if e.time > start]
+    assert not [e for e in late if isinstance(e, MemberSuspect | MemberDown)]
+    assert all(c.counters["probe_failures"] == 0 for c in loop.cores.values())
+
+
+def test_heavy_datagram_loss_causes_no_false_down() -> None:
+    import random
+
+    loop = converged_cluster(8, seed=9)
+    lossy = random.Random(1)
+    loop.drop = lambda src, packet: not packet.reliable and lossy.random() < 0.3
+    start = loop.now
+    loop.run_until(start + 120.0)
+    assert all(len(v) == 8 for v in loop.views(Status.UP).values())
+    assert not [e for _, e in loop.events if isinstance(e, MemberDown)]
