@@ -109,6 +109,15 @@ async def test_five_agents_sigkill_is_down_and_sigterm_is_left_everywhere() -> N
             assert took is not None and took <= LEFT_BOUND, f"{took} > {LEFT_BOUND}"
             assert "DOWN     c" in remaining[0].output()
             assert "LEFT     d" in remaining[0].output()
+
+            # Ctrl-C (SIGINT) is a graceful leave too
+            assert await cluster.stop("e", signal.SIGINT) == 0
+            assert "SIGINT: leaving the cluster" in cluster.agents["e"].output()
+            others = [a for a in remaining if a.name != "e"]
+            took = await wait_until(
+                lambda: everyone_sees(others, "e", "left"), LEFT_BOUND + 10, interval=0.1
+            )
+            assert took is not None and took <= LEFT_BOUND, f"{took} > {LEFT_BOUND}"
         for agent in agents:
             assert agent.process.returncode is not None  # reaped
     for port, kind in used_ports:
