@@ -59,13 +59,16 @@ class AgentProcess:
         else:  # inside another network namespace: ask from there with the real CLI
             command = [*self._prefix, sys.executable, "-m", "swimactors", "members", "--json"]
             command += ["--http", format_address(self.http), "--timeout", str(timeout)]
+            body = b""
             with trio.move_on_after(timeout + 10):
-                result = await trio.run_process(command, capture_stdout=True, check=False)
+                result = await trio.run_process(
+                    command, capture_stdout=True, capture_stderr=True, check=False
+                )
                 if result.returncode != 0:
                     raise HttpError(f"{self.name}: members exited {result.returncode}")
                 body = result.stdout
             if not body:
-                raise HttpError(f"{self.name}: no answer")
+                raise HttpError(f"{self.name}: no answer within {timeout + 10:g} s")
         members: list[dict[str, Any]] = json.loads(body)
         return members
 
