@@ -223,6 +223,22 @@ class ActorCell:
             return True
         return self._offer((msg, sender, reply))
 
+    def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
+        """Answer an ask from another node at once if this is an idle plain-``def`` actor
+        (as a local direct ask does); None when it must go through the mailbox."""
+        if not (self._sync and self._parked and not self.queue and self.state is State.RUNNING):
+            return None
+        assert self._task is not None
+        ctx = self.ctx
+        ctx.sender = sender
+        try:
+            return outcome.Value(self._task.context.run(self.instance.receive, msg, ctx))
+        except Exception as exc:
+            self._fail(exc)
+            return outcome.Error(ActorFailed.from_exception(exc))
+        finally:
+            ctx.sender = None
+
     async def put(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None:
         """Queue a delivery from another node, waiting while the mailbox is full."""
         if not self.offer(msg, sender, reply):

@@ -20,6 +20,7 @@ A value is ``[0, plain CBOR]``, ``[1, [tag, field, ...]]`` for a ``@message`` or
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import wire
@@ -48,50 +49,48 @@ HELLO, TELL, ASK, REPLY, ERROR, CREDIT, WATCH, UNWATCH, TERMINATED = range(9)
 
 _PLAIN, _MESSAGE, _REF = range(3)
 
-_TEXT = str
-_INT = int
-_SHAPES: dict[int, tuple[Any, ...]] = {
-    HELLO: (_TEXT, _INT, _INT),
-    TELL: (_TEXT, _INT, "ref", "any"),
-    ASK: (_INT, _TEXT, _INT, "ref", "any"),
-    REPLY: (_INT, "any"),
-    ERROR: (_INT, _TEXT, _TEXT, _TEXT, _TEXT),
-    CREDIT: (_INT,),
-    WATCH: (_TEXT, _INT),
-    UNWATCH: (_TEXT, _INT),
-    TERMINATED: (_TEXT, _INT, "text?"),
+
+
+def _uint(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+def _ref(value: Any) -> bool:
+    return value is None or (
+        type(value) is list
+        and len(value) == 3
+        and type(value[0]) is str
+        and type(value[1]) is str
+        and _uint(value[2])
+    )
+
+
+def _address(f: list[Any], at: int) -> bool:
+    return type(f[at]) is str and _uint(f[at + 1])
+
+
+_CHECKS: dict[int, Callable[[list[Any]], bool]] = {
+    HELLO: lambda f: len(f) == 4 and type(f[1]) is str and _uint(f[2]) and _uint(f[3]),
+    TELL: lambda f: len(f) == 5 and _address(f, 1) and _ref(f[3]),
+    ASK: lambda f: len(f) == 6 and _uint(f[1]) and _address(f, 2) and _ref(f[4]),
+    REPLY: lambda f: len(f) == 3 and _uint(f[1]),
+    ERROR: lambda f: len(f) == 6 and _uint(f[1]) and all(type(v) is str for v in f[2:]),
+    CREDIT: lambda f: len(f) == 2 and _uint(f[1]),
+    WATCH: lambda f: len(f) == 3 and _address(f, 1),
+    UNWATCH: lambda f: len(f) == 3 and _address(f, 1),
+    TERMINATED: lambda f: len(f) == 4 and _address(f, 1) and (f[3] is None or type(f[3]) is str),
 }
-
-
-def _fits(value: Any, shape: Any) -> bool:
-    if shape == "any":
-        return True
-    if shape == "text?":
-        return value is None or type(value) is str
-    if shape == "ref":
-        return value is None or (
-            isinstance(value, list)
-            and len(value) == 3
-            and type(value[0]) is str
-            and type(value[1]) is str
-            and type(value[2]) is int
-        )
-    return type(value) is shape and (shape is not int or 0 <= value < 2**63)
+"""Each frame kind's layout (see the module docstring)."""
 
 
 def parse(frame: bytes) -> list[Any]:
     """One frame's items, checked against its kind's layout; :class:`wire.WireError` if not."""
     items = wire.loads(frame)
-    if not isinstance(items, list) or not items or type(items[0]) is not int:
-        raise wire.WireError("an actor frame must be an array starting with its kind")
-    shape = _SHAPES.get(items[0])
-    if shape is None:
-        raise wire.WireError(f"unknown actor frame kind {items[0]!r}")
-    if len(items) != len(shape) + 1 or not all(
-        _fits(v, s) for v, s in zip(items[1:], shape, strict=True)
-    ):
-        raise wire.WireError(f"malformed actor frame of kind {items[0]}")
-    return items
+    if type(items) is list and items and type(items[0]) is int:
+        check = _CHECKS.get(items[0])
+        if check is not None and check(items):
+            return items
+    raise wire.WireError("malformed actor frame")
 
 
 def encode_value(value: Any) -> list[Any]:

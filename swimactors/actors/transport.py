@@ -22,6 +22,7 @@ import collections
 import logging
 import math
 import socket
+import struct
 from collections import deque
 from collections.abc import Awaitable
 from itertools import count
@@ -71,7 +72,7 @@ SYSTEM_PATH = "$system"
 class TransportConfig:
     """Tuning of the actor transport (defaults suit a LAN)."""
 
-    window: int = 1024
+    window: int = 8192
     """Requests a node may have in flight to one peer before its senders wait."""
     max_frame: int = 4 * 1024 * 1024
     """Largest frame accepted; a bigger one drops the connection."""
@@ -118,7 +119,7 @@ class Host(Protocol):
 class RemoteTarget:
     """The delivery target of a ref to an actor on another node."""
 
-    __slots__ = ("node", "path", "ref", "transport", "uid")
+    __slots__ = ("_prefix", "_prefix_sender", "node", "path", "ref", "transport", "uid")
 
     def __init__(self, transport: ActorTransport, node: str, path: str, uid: int) -> None:
         self.transport = transport
@@ -126,6 +127,18 @@ class RemoteTarget:
         self.path = path
         self.uid = uid
         self.ref = ActorRef(node, path, uid, self)
+        self._prefix = b""
+        self._prefix_sender: ActorRef | None = None
+
+    def tell_frame(self, msg: Any, sender: ActorRef | None) -> bytes:
+        """The TELL frame for ``msg``: the CBOR of everything but the message is cached
+        per sender, since a sender usually tells the same target many times."""
+        if not self._prefix or sender != self._prefix_sender:
+            head = [TELL, self.path, self.uid, _sender(sender)]
+            self._prefix = wire.cbor_array_header(5) + b"".join(map(wire.dumps, head))
+            self._prefix_sender = sender
+        body = self._prefix + wire.dumps(encode_value(msg))
+        return _LENGTH.pack(len(body)) + body
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         return self.transport.tell(self, msg, sender)
@@ -157,6 +170,9 @@ class _RemoteReply(Reply):
         if self.result is None:
             self.result = result
             self._connection.send_reply(self._corr, result)
+
+
+_LENGTH = struct.Struct(">I")
 
 
 def _frame(items: list[Any]) -> bytes:
@@ -203,6 +219,8 @@ class Connection:
         self.last_active = trio.current_time()
         self._out = bytearray()
         self._writer: trio.lowlevel.Task | None = None
+        self._busy = False
+        """A ``send_all`` is in progress (by the writer or a task flushing inline)."""
         self._credit_event = trio.Event()
         self._delivering = False
         self._scope = trio.CancelScope()
@@ -211,21 +229,40 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def append(self, frame: bytes) -> None:
-        """Queue bytes for the writer (woken if parked)."""
+    def append(self, frame: bytes, wake: bool = True) -> None:
+        """Queue bytes; ``wake`` the writer, else the caller will :meth:`flush` itself."""
         self._out += frame
+        if wake:
+            self._wake_writer()
+
+    def _wake_writer(self) -> None:
         writer = self._writer
-        if writer is not None:
+        if writer is not None and not self._busy:
             self._writer = None
             trio.lowlevel.reschedule(writer)
 
-    def try_request(self, frame: bytes) -> bool:
+    async def flush(self) -> None:
+        """Send what is queued from this task, sparing a switch to the writer task."""
+        stream = self.stream
+        if self._busy or stream is None or not self._out:
+            self._wake_writer()
+            return
+        try:
+            await self._send(stream)
+        except BaseException:  # a send cut short leaves the stream mid-frame: drop it
+            self.close("a write was interrupted")
+            raise
+        finally:
+            if self._out:
+                self._wake_writer()
+
+    def try_request(self, frame: bytes, wake: bool = True) -> bool:
         """Queue a request if there is credit for it."""
         if self.closed:
             raise NodeDown(f"connection to {self.node} closed: {self.reason}")
         if self.credit > 0:
             self.credit -= 1
-            self.append(frame)
+            self.append(frame, wake)
             return True
         return False
 
@@ -234,7 +271,7 @@ class Connection:
         while not self.try_request(frame):
             await self._credit_event.wait()
 
-    def send_reply(self, corr: int, result: outcome.Outcome[Any]) -> None:
+    def send_reply(self, corr: int, result: outcome.Outcome[Any], wake: bool = True) -> None:
         if self.closed:
             return
         if isinstance(result, outcome.Value):
@@ -245,7 +282,7 @@ class Connection:
         else:
             assert isinstance(result, outcome.Error)
             items = encode_error(corr, result.error)
-        self.append(_frame(items))
+        self.append(_frame(items), wake)
 
     # -- the connection's tasks ----------------------------------------------------------
 
@@ -287,15 +324,23 @@ class Connection:
 
     async def _write(self, stream: trio.SocketStream) -> None:
         while True:
-            if not self._out:
+            if not self._out or self._busy:
                 self._writer = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
                 continue
+            await self._send(stream)
+
+    async def _send(self, stream: trio.SocketStream) -> None:
+        """Send everything queued in one ``send_all`` (many frames per syscall)."""
+        self._busy = True
+        try:
             data, self._out = self._out, bytearray()
             self.transport.counters["writes"] += 1
             self.transport.counters["bytes_sent"] += len(data)
             await stream.send_all(data)
             self.last_active = trio.current_time()
+        finally:
+            self._busy = False
 
     def _abort_wait(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self._writer = None
@@ -320,6 +365,7 @@ class Connection:
             if decoder.error is not None:
                 return self._reject("rejected_oversized", decoder.error)
             self._return_credit(force=not self.backlog)
+            await self.flush()  # replies and credit answered from this task
 
     def _reject(self, counter: str, detail: str) -> None:
         self.transport.counters[counter] += 1
@@ -390,16 +436,22 @@ class Connection:
         except wire.WireError as exc:
             self.transport.counters["undecodable_messages"] += 1
             if corr is not None:
-                self.send_reply(corr, outcome.Error(exc))
+                self.send_reply(corr, outcome.Error(exc), wake=False)
             self.owed += 1
             return
         if path == SYSTEM_PATH and corr is not None:
-            self.send_reply(corr, outcome.capture(host.serve_request, msg))
+            self.send_reply(corr, outcome.capture(host.serve_request, msg), wake=False)
             self.owed += 1
             return
         cell = host.local_cell_at(path, uid)
         if corr is not None:
             reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
+        if corr is not None and cell is not None and not self.backlog:
+            now = cell.ask_now(msg, sender_ref)
+            if now is not None:
+                self.send_reply(corr, now, wake=False)
+                self.owed += 1
+                return
         if cell is None:
             host.dead_letters.publish(host.resolve(host.name, path, uid), msg, sender_ref)
             if reply is not None:
@@ -426,12 +478,13 @@ class Connection:
                 self.backlog.popleft()
                 self.owed += 1
                 self._return_credit(force=not self.backlog)
+                self._wake_writer()
         finally:
             self._delivering = False
 
     def _return_credit(self, force: bool) -> None:
         if self.owed and (force or self.owed >= max(1, self.peer_window // 4)):
-            self.append(_frame([CREDIT, self.owed]))
+            self.append(_frame([CREDIT, self.owed]), wake=False)
             self.owed = 0
 
     # -- closing ---------------------------------------------------------------------------
@@ -550,7 +603,7 @@ class ActorTransport:
     # -- sending ---------------------------------------------------------------------------
 
     def tell(self, target: RemoteTarget, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
-        frame = _frame([TELL, target.path, target.uid, _sender(sender), encode_value(msg)])
+        frame = target.tell_frame(msg, sender)
         try:
             connection = self.connection(target.node)
             if connection.try_request(frame):
@@ -574,7 +627,7 @@ class ActorTransport:
             self._undeliverable(target, msg, sender)
 
     def tell_nowait(self, target: RemoteTarget, msg: Any, sender: ActorRef | None) -> None:
-        frame = _frame([TELL, target.path, target.uid, _sender(sender), encode_value(msg)])
+        frame = target.tell_frame(msg, sender)
         try:
             if self.connection(target.node).try_request(frame):
                 return
@@ -598,7 +651,9 @@ class ActorTransport:
         reply = Reply(self.host.stats, target.ref)
         connection.pending[corr] = reply
         try:
-            if not connection.try_request(frame):
+            if connection.try_request(frame, wake=False):
+                await connection.flush()
+            else:
                 with trio.move_on_at(deadline) as scope:
                     await connection.request(frame)
                 if scope.cancelled_caught:

@@ -1,0 +1,264 @@
+"""Remote actor speed over loopback against raw trio TCP floors measured in the same run.
+
+The far side always runs in a second process (``python -m benchmarks.bench_remote serve
+...``), so both sides have their own interpreter as on two machines.  Floors: a raw trio
+TCP echo of the very frame an ask sends (4-byte length prefix + CBOR), and a raw stream of
+the very frame a tell sends, one ``send_all`` per frame.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import trio
+
+import swimactors
+from swimactors import Actor, Context, wire
+from swimactors.membership import Config
+from swimactors.membership.types import parse_address
+
+Row = dict[str, Any]
+
+CONFIG = Config.local()
+
+
+@swimactors.message("bench.Hit")
+class Hit:
+    n: int = 0
+
+
+class Echo(Actor):
+    def receive(self, msg: Any, ctx: Context) -> Any:
+        return msg
+
+
+class Count(Actor):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def receive(self, msg: Any, ctx: Context) -> Any:
+        if isinstance(msg, Hit):
+            self.count += 1
+            return None
+        return self.count
+
+
+# -- the far side (a child process) ------------------------------------------------------
+
+
+async def _serve_raw() -> None:
+    """Echo each frame back (``E``) or count frames and answer a count request."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    print(f"port {listeners[0].socket.getsockname()[1]}", flush=True)
+
+    async def handle(stream: trio.SocketStream) -> None:
+        decoder = wire.FrameDecoder()
+        count = 0
+        while chunk := await stream.receive_some(65536):
+            out = bytearray()
+            for frame in decoder.feed(chunk):
+                if frame == b"?":
+                    out += wire.encode_frame(str(count).encode())
+                elif frame[:1] == b"\x85":  # a tell frame: count it
+                    count += 1
+                else:
+                    out += wire.encode_frame(frame)
+            if out:
+                await stream.send_all(out)
+
+    await trio.serve_listeners(handle, listeners)
+
+
+async def _serve_system() -> None:
+    async with swimactors.open_system("far", bind="127.0.0.1:0", config=CONFIG) as system:
+        await system.spawn(Echo, name="echo", public=True)
+        await system.spawn(Count, name="count", public=True, mailbox_size=4096)
+        assert system.cluster is not None
+        host, port = system.cluster.node.address
+        print(f"port {port}", flush=True)
+        await trio.sleep_forever()
+
+
+@asynccontextmanager
+async def _far(mode: str) -> AsyncIterator[int]:
+    command = [sys.executable, "-m", "benchmarks.bench_remote", "serve", mode]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = await trio.to_thread.run_sync(process.stdout.readline)
+        yield int(line.split()[1])
+    finally:
+        process.kill()
+        process.wait()
+
+
+# -- measurements ------------------------------------------------------------------------
+
+
+def _percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1)]
+
+
+async def _raw_round_trips(port: int, frame: bytes, count: int) -> list[float]:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        decoder = wire.FrameDecoder()
+        samples = []
+        for _ in range(count):
+            start = time.perf_counter()
+            await stream.send_all(frame)
+            while not decoder.feed(await stream.receive_some(65536)):
+                pass
+            samples.append(time.perf_counter() - start)
+        return samples
+
+
+async def _raw_stream_rate(port: int, frame: bytes, count: int) -> float:
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        decoder = wire.FrameDecoder()
+        start = time.perf_counter()
+        for _ in range(count):
+            await stream.send_all(frame)
+        await stream.send_all(wire.encode_frame(b"?"))
+        replies: list[bytes] = []
+        while not replies:
+            replies = decoder.feed(await stream.receive_some(65536))
+        elapsed = time.perf_counter() - start
+        assert int(replies[0]) == count, replies
+        return count / elapsed
+
+
+@asynccontextmanager
+async def _client(port: int) -> AsyncIterator[swimactors.System]:
+    async with swimactors.open_system(
+        "near", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=CONFIG
+    ) as system:
+        await system.wait_for("echo", timeout=20)
+        await system.wait_for("count", timeout=20)
+        yield system
+
+
+async def _ask_round_trips(system: swimactors.System, count: int) -> list[float]:
+    ref = await system.wait_for("echo")
+    msg = Hit(1)
+    samples = []
+    for _ in range(count):
+        start = time.perf_counter()
+        await ref.ask(msg)
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def _tell_rate(system: swimactors.System, count: int) -> float:
+    ref = await system.wait_for("count")
+    before = await ref.ask("count?")
+    msg = Hit(1)
+    start = time.perf_counter()
+    for _ in range(count):
+        await ref.tell(msg)
+    total = await ref.ask("count?", timeout=60)
+    elapsed = time.perf_counter() - start
+    assert total - before == count, (total, before)
+    return count / elapsed
+
+
+async def _concurrent_asks(system: swimactors.System, count: int) -> tuple[float, list[float]]:
+    ref = await system.wait_for("echo")
+    samples: list[float] = []
+
+    async def one(n: int) -> None:
+        begin = time.perf_counter()
+        assert await ref.ask(Hit(n), timeout=30) == Hit(n)
+        samples.append(time.perf_counter() - begin)
+
+    start = time.perf_counter()
+    async with trio.open_nursery() as nursery:
+        for n in range(count):
+            nursery.start_soon(one, n)
+    elapsed = time.perf_counter() - start
+    assert len(samples) == count
+    return count / elapsed, samples
+
+
+def _frames() -> tuple[bytes, bytes]:
+    """The exact bytes an ask and a tell of ``Hit(1)`` to "echo"/"count" put on the wire."""
+    from swimactors.actors.remote import ASK, TELL, encode_value
+
+    ask = wire.encode_frame(wire.dumps([ASK, 1, "echo", 1, None, encode_value(Hit(1))]))
+    tell = wire.encode_frame(wire.dumps([TELL, "count", 2, None, encode_value(Hit(1))]))
+    return ask, tell
+
+
+async def _measure(quick: bool) -> list[Row]:
+    trips = 500 if quick else 3000
+    tells = 20_000 if quick else 200_000
+    concurrent = 1000
+    ask_frame, tell_frame = _frames()
+    rows: list[Row] = []
+    async with _far("raw") as raw_port:
+        await _raw_round_trips(raw_port, ask_frame, 200)  # warm up
+        floor = await _raw_round_trips(raw_port, ask_frame, trips)
+        floor_rate = statistics.median(
+            [await _raw_stream_rate(raw_port, tell_frame, tells // 4) for _ in range(3)]
+        )
+    async with _far("system") as port, _client(port) as system:
+        await _ask_round_trips(system, 200)  # warm up: connection, caches
+        asks = await _ask_round_trips(system, trips)
+        rate = statistics.median([await _tell_rate(system, tells) for _ in range(3)])
+        burst_rate, burst = await _concurrent_asks(system, concurrent)
+    p50, floor50 = statistics.median(asks) * 1e6, statistics.median(floor) * 1e6
+    rows.append(_row("remote ask round trip", "p50", p50, "µs", floor50))
+    rows.append(
+        _row(
+            "remote ask round trip",
+            "p99",
+            _percentile(asks, 0.99) * 1e6,
+            "µs",
+            _percentile(floor, 0.99) * 1e6,
+        )
+    )
+    rows.append(
+        _row(
+            "remote tell, one sender",
+            "throughput",
+            rate,
+            "msg/s",
+            floor_rate,
+            note="floor: raw frames, one send_all each",
+        )
+    )
+    rows.append(_row(f"{concurrent} concurrent asks", "throughput", burst_rate, "asks/s", None))
+    rows.append(
+        _row(f"{concurrent} concurrent asks", "p99", _percentile(burst, 0.99) * 1e3, "ms", None)
+    )
+    return rows
+
+
+def _row(benchmark: str, metric: str, value: float, unit: str, floor: float | None, **extra: Any) -> Row:
+    row: Row = {"benchmark": benchmark, "metric": metric, "value": value, "unit": unit}
+    if floor is not None:
+        row["floor"] = floor
+        row["ratio"] = value / floor
+    row.update(extra)
+    return row
+
+
+def run(quick: bool) -> list[Row]:
+    return trio.run(_measure, quick)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        trio.run(_serve_raw if sys.argv[2] == "raw" else _serve_system)
+    else:
+        for result in run(quick="--quick" in sys.argv):
+            print(result)
