@@ -243,7 +243,9 @@ async def _measure(quick: bool) -> list[Row]:
     return rows
 
 
-def _row(benchmark: str, metric: str, value: float, unit: str, floor: float | None, **extra: Any) -> Row:
+def _row(
+    benchmark: str, metric: str, value: float, unit: str, floor: float | None, **extra: Any
+) -> Row:
     row: Row = {"benchmark": benchmark, "metric": metric, "value": value, "unit": unit}
     if floor is not None:
         row["floor"] = floor

@@ -50,7 +50,6 @@ HELLO, TELL, ASK, REPLY, ERROR, CREDIT, WATCH, UNWATCH, TERMINATED = range(9)
 _PLAIN, _MESSAGE, _REF = range(3)
 
 
-
 def _uint(value: Any) -> bool:
     return type(value) is int and 0 <= value < 2**63
 
