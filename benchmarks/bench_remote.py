@@ -22,7 +22,6 @@ import trio
 import swimactors
 from swimactors import Actor, Context, wire
 from swimactors.membership import Config
-from swimactors.membership.types import parse_address
 
 Row = dict[str, Any]
 
@@ -81,7 +80,7 @@ async def _serve_system() -> None:
         await system.spawn(Echo, name="echo", public=True)
         await system.spawn(Count, name="count", public=True, mailbox_size=4096)
         assert system.cluster is not None
-        host, port = system.cluster.node.address
+        _host, port = system.cluster.node.address
         print(f"port {port}", flush=True)
         await trio.sleep_forever()
 
