@@ -13,13 +13,15 @@ from . import (
     partition_heal,
     rejoin,
     slow_node,
+    split_brain,
     swarm,
 )
 
 SCENARIOS: dict[str, Scenario] = {
     module.SCENARIO.name: module.SCENARIO
     for module in (
-        join, crash, loss, slow_node, partition_heal, churn, flapping, rejoin, load, swarm
+        join, crash, loss, slow_node, partition_heal, churn, flapping, rejoin, load, swarm,
+        split_brain,
     )
 }
 
