@@ -31,7 +31,6 @@ from .util import HOME, addr, packet
 
 PEERS = ["p1", "p2", "p3", "p4"]
 NAMES = [*PEERS, "n0"]  # news about the core itself too
-CONFIG = Config.lan().replace(packet_budget=512)  # small, so that packets fill up
 
 
 def address_of(name: str, moved: bool) -> tuple[str, int]:
@@ -42,9 +41,11 @@ def address_of(name: str, moved: bool) -> tuple[str, int]:
 
 
 class SingleCore(RuleBasedStateMachine):
+    config = Config.lan().replace(packet_budget=512)  # small, so that packets fill up
+
     def __init__(self) -> None:
         super().__init__()
-        self.core = Swim("n0", HOME, CONFIG, random.Random(7))
+        self.core = Swim("n0", HOME, self.config, random.Random(7))
         self.now = 0.0
         self.left = False
         self.incarnations: dict[str, int] = {"n0": 0}
@@ -56,8 +57,8 @@ class SingleCore(RuleBasedStateMachine):
         """Take outgoing packets and events, checking them; remember pings to answer."""
         for p in self.core.take_outgoing():
             if not p.reliable:
-                assert len(p.data) <= CONFIG.packet_budget, len(p.data)
-            envelope = decode_packet(p.data, CONFIG.label)  # our own packets always decode
+                assert len(p.data) <= self.config.packet_budget, len(p.data)
+            envelope = decode_packet(p.data, self.config.label)  # our own packets always decode
             for m in envelope.messages:
                 if isinstance(m, Ping):
                     self.pings.append((p.destination, m.seq, p.reliable))
@@ -206,8 +207,24 @@ class SingleCore(RuleBasedStateMachine):
 
     @invariant()
     def awareness_stays_in_range(self) -> None:
-        assert 0 <= self.core.awareness < CONFIG.awareness_max_multiplier
+        assert 0 <= self.core.awareness < self.config.awareness_max_multiplier
 
 
-SingleCore.TestCase.settings = settings(max_examples=50, stateful_step_count=40, deadline=None)
+class FastSingleCore(SingleCore):
+    """The same on timers short enough that reaping, the end of gossip to the dead and
+    reconnects happen within a run; no indirect checks, the smallest datagrams."""
+
+    config = Config.local().replace(
+        packet_budget=256,
+        indirect_checks=0,
+        reap_time=5.0,
+        reconnect_interval=2.0,
+        gossip_to_the_dead_time=3.0,
+    )
+
+
+STEPS = settings(max_examples=60, stateful_step_count=50, deadline=None)
 test_single_core = SingleCore.TestCase
+test_single_core.settings = STEPS
+test_fast_single_core = FastSingleCore.TestCase
+test_fast_single_core.settings = STEPS
