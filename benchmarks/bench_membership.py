@@ -9,9 +9,13 @@ reference figures are quoted from the issue (measured there, not in this run).
 from __future__ import annotations
 
 import os
+import random
 import re
 import signal
+import socket
 import statistics
+import subprocess
+import sys
 from typing import Any
 
 import trio
@@ -104,6 +108,60 @@ async def _detect(cluster: LocalCluster, agents: list[AgentProcess], victim: str
     return took
 
 
+async def _floor_node(index: int, ports: list[int]) -> None:
+    """The CPU floor: the same wake-ups as a SWIM node (ping a random peer every probe
+    interval, answer pings, a gossip timer) on trio, with no protocol work at all."""
+    interval = CONFIG.probe_interval
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setblocking(False)
+    udp.bind(("127.0.0.1", ports[index]))
+    peers = [("127.0.0.1", p) for i, p in enumerate(ports) if i != index]
+
+    async def answer() -> None:
+        while True:
+            await trio.lowlevel.wait_readable(udp)
+            while True:
+                try:
+                    data, source = udp.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                if data.startswith(b"p"):
+                    udp.sendto(b"a" * 20, source)
+
+    async def tick() -> None:
+        while True:
+            await trio.sleep(CONFIG.gossip_interval)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer)
+        nursery.start_soon(tick)
+        while True:
+            await trio.sleep(interval)
+            udp.sendto(b"p" * 30, random.choice(peers))
+
+
+async def _floor(window: float) -> float:
+    """Median CPU-s per minute of :func:`_floor_node` processes, one per agent."""
+    probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(NODES)]
+    for probe in probes:
+        probe.bind(("127.0.0.1", 0))
+    ports = [probe.getsockname()[1] for probe in probes]
+    for probe in probes:
+        probe.close()
+    command = [sys.executable, "-m", "benchmarks.bench_membership", "floor"]
+    procs = [subprocess.Popen([*command, str(i), ",".join(map(str, ports))]) for i in range(NODES)]
+    try:
+        await trio.sleep(2.0)
+        cpu0 = [_cpu_seconds(p.pid) for p in procs]
+        await trio.sleep(window)
+        cpu1 = [_cpu_seconds(p.pid) for p in procs]
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+    return statistics.median((b - a) / window * 60 for a, b in zip(cpu0, cpu1, strict=True))
+
+
 async def _measure(quick: bool) -> dict[str, Any]:
     trials = 1 if quick else 3
     window = 10.0 if quick else 30.0
@@ -127,7 +185,9 @@ async def _measure(quick: bool) -> dict[str, Any]:
                 raise RuntimeError(f"{victim.name} did not rejoin")
         for agent in agents:
             agent.process.send_signal(signal.SIGTERM)
+    floor = await _floor(window)
     return {
+        "floor": floor,
         "converge": statistics.median(converges),
         "converges": converges,
         "detect": statistics.median(detections),
@@ -167,7 +227,10 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "metric": "CPU per node per minute",
             "value": result["cpu"],
             "unit": "CPU-s",
-            "note": f"median over nodes, {result['window']:.0f} s window; {REFERENCE['cpu']}",
+            "floor": result["floor"],
+            "ratio": result["cpu"] / result["floor"],
+            "note": f"median over nodes, {result['window']:.0f} s window; floor: trio processes "
+            f"with the same wake-ups and no protocol; {REFERENCE['cpu']}",
         },
         {
             "benchmark": "membership",
@@ -177,3 +240,7 @@ def run(quick: bool) -> list[dict[str, Any]]:
             "note": f"UDP + TCP payload, median over nodes; {REFERENCE['bytes']}",
         },
     ]
+
+
+if __name__ == "__main__":  # python -m benchmarks.bench_membership floor INDEX PORTS
+    trio.run(_floor_node, int(sys.argv[2]), [int(p) for p in sys.argv[3].split(",")])
