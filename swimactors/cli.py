@@ -109,6 +109,11 @@ def _parser() -> argparse.ArgumentParser:
         help="serve the HTTP API here (e.g. 127.0.0.1:8946)",
     )
     agent.add_argument(
+        "--app",
+        metavar="PACKAGE.MODULE:SETUP",
+        help="await this async setup(system) once started (it spawns the app's actors)",
+    )
+    agent.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
 
@@ -146,6 +151,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         meta=dict(args.meta),
         http=args.http,
         advertise=args.advertise,
+        app=args.app,
     )
     try:
         trio.run(run_agent, options)

@@ -8,7 +8,7 @@ The ``/v1/members`` JSON is a contract that outside tests rely on: a list of obj
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -16,9 +16,12 @@ from ..membership.meta import decode_meta
 from ..membership.node import Node
 from ..membership.types import Member, Status, format_address
 from .http import Request, Response, Router
+
+if TYPE_CHECKING:
+    from ..system import System
 from .prometheus import render_metrics
 
-__all__ = ["member_json", "membership_router"]
+__all__ = ["actors_router", "member_json", "membership_router"]
 
 
 def member_json(member: Member) -> dict[str, Any]:
@@ -70,4 +73,21 @@ def membership_router(node: Node, router: Router | None = None) -> Router:
     router.add("GET", "/v1/members", members)
     router.add("GET", "/v1/health", health)
     router.add("GET", "/metrics", metrics)
+    return router
+
+
+def actors_router(system: System, router: Router | None = None) -> Router:
+    """Add ``GET /v1/actors``: the cluster registry's names as a JSON list of
+    ``{name, node, actor_id}`` (the winning registration of each name)."""
+    router = router if router is not None else Router()
+
+    async def actors(request: Request) -> Response:
+        assert system.cluster is not None
+        registry = system.cluster.names.registry
+        entries = [registry.lookup(name) for name in registry.names()]
+        return Response.json(
+            [{"name": r.name, "node": r.node, "actor_id": r.actor_id} for r in entries if r]
+        )
+
+    router.add("GET", "/v1/actors", actors)
     return router

@@ -16,10 +16,11 @@ from typing import TextIO
 import attrs
 import trio
 
+from ..actors.app import load_app
 from ..membership.config import Config
 from ..membership.events import EventsDropped
-from ..membership.meta import decode_meta, encode_meta
-from ..membership.node import Node, open_node
+from ..membership.meta import decode_meta
+from ..membership.node import Node
 from ..membership.types import (
     MemberAlive,
     MemberConflict,
@@ -32,7 +33,8 @@ from ..membership.types import (
     format_address,
     parse_address,
 )
-from .api import membership_router
+from ..system import open_system
+from .api import actors_router, membership_router
 from .http import serve_http
 
 __all__ = ["AgentOptions", "describe_event", "run_agent"]
@@ -60,6 +62,8 @@ class AgentOptions:
     meta: dict[str, str] = attrs.field(factory=dict)
     http: str | None = None
     advertise: str | None = None
+    app: str | None = None
+    """``package.module:setup``: an ``async def setup(system)`` awaited once started."""
 
 
 def _clock() -> str:
@@ -90,16 +94,23 @@ async def _print_events(node: Node, out: TextIO) -> None:
 
 
 async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
-    """Run until SIGINT or SIGTERM, then leave gracefully."""
+    """Run a full actor system until SIGINT or SIGTERM, then leave gracefully.
+
+    With ``options.app`` the named ``setup(system)`` is awaited once the node is up (it
+    spawns the application's actors); without it the runtime idles beside membership.
+    """
+    setup = load_app(options.app) if options.app else None  # fail before binding anything
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-        async with open_node(
+        async with open_system(
             name=options.name,
             bind=options.bind,
             seeds=options.join,
             config=options.config,
             advertise=options.advertise,
-            meta=encode_meta(options.meta),
-        ) as node:
+            meta=options.meta,
+        ) as system:
+            assert system.cluster is not None
+            node = system.cluster.node
             say = _speaker(node.name, out)
             say(
                 f"agent {node.name} listening on {format_address(node.bound_address)} "
@@ -110,10 +121,14 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
                 nursery.start_soon(_print_events, node, out)
                 if options.http is not None:
                     host, port = parse_address(options.http)
-                    bound = await nursery.start(serve_http, membership_router(node), host, port)
+                    router = actors_router(system, membership_router(node))
+                    bound = await nursery.start(serve_http, router, host, port)
                     say(f"HTTP API on http://{format_address(bound)}")
                 if options.join:
                     say(f"joining through {', '.join(options.join)}")
+                if setup is not None:
+                    await setup(system)
+                    say(f"app {options.app} started")
                 async for signum in signals:
                     say(f"{signal.Signals(signum).name}: leaving the cluster")
                     break
