@@ -19,7 +19,7 @@ import collections
 import hashlib
 import heapq
 import random
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -515,7 +515,10 @@ class Swim:
         target = self._members.get(probe.target)
         if target is None or not target.status.is_alive:
             return
-        helpers = self._random_alive(self.config.indirect_checks, exclude=(probe.target,))
+        # helpers in good standing only (memberlist's rule): a suspect's silence would
+        # count against our own health as a missing nack
+        avoid = {probe.target, *self._suspicions}
+        helpers = self._random_alive(self.config.indirect_checks, exclude=avoid)
         for helper in helpers:
             self._send(helper.address, [PingReq(probe.seq, target.name, target.address)])
         probe.expected_nacks = len(helpers)
@@ -746,7 +749,7 @@ class Swim:
                 del self._members[name]
                 self._recently_down.pop(name, None)
 
-    def _random_alive(self, k: int, exclude: Sequence[str] = ()) -> list[_MemberState]:
+    def _random_alive(self, k: int, exclude: Collection[str] = ()) -> list[_MemberState]:
         """Up to ``k`` distinct random UP/SUSPECT members other than ``exclude``."""
         pool = self._alive
         if k <= 0 or not pool:

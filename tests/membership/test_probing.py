@@ -289,3 +289,18 @@ def test_a_probe_of_an_up_member_carries_no_suspicion() -> None:
     now, ping = until_probe(core)
     deliver(core, now, "p1", Ack(ping.seq))
     assert not [m for _, p in run(core, 10.0, acking()) for m in p.of(Suspect)]
+
+
+def test_ping_req_helpers_are_members_in_good_standing() -> None:
+    """memberlist asks only alive (not suspected) members to probe for it: a suspect's
+    missing nack says nothing about our own health."""
+    core = make_core(config=CONFIG.replace(suspicion_mult=50))
+    add_peers(core, 5)
+    for name in ("p2", "p3", "p4"):
+        deliver(core, 0.0, "p5", Suspect(name, 1, "p5"))
+    helpers: set[tuple[str, int]] = set()
+    for _ in range(5):
+        now, _ = until_probe(core)
+        log = run(core, now + CONFIG.probe_timeout)
+        helpers |= {p.destination for _, p in log if p.of(PingReq)}
+    assert helpers and helpers <= {addr(1), addr(5)}
