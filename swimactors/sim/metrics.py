@@ -81,7 +81,8 @@ class Metrics:
         self.world = world
         self.grace = grace
         self.views: dict[str, dict[str, Status]] = {}
-        self.incarnations: dict[tuple[str, str], int] = {}
+        self.incarnations: dict[str, dict[str, int]] = {}
+        """Per observer (its current core), the highest incarnation seen per member."""
         self.incarnation_regressions: list[tuple[float, str, str, int, int]] = []
         self.false_positives: list[tuple[float, str, str]] = []
         self.false_suspicions: list[tuple[float, str, str]] = []
@@ -118,6 +119,7 @@ class Metrics:
             for name in fault.nodes:
                 self._alive_since[name] = now
                 self.views[name] = {}
+                self.incarnations[name] = {}  # a fresh core starts from nothing
                 self._up_count[name] = 0
         if kind in ("crash", "left"):
             for name in fault.nodes:
@@ -183,12 +185,12 @@ class Metrics:
             self.coverage[f"{status.value}_of_impaired"] += 1
 
     def _check_incarnation(self, now: float, observer: str, subject: str, value: int) -> None:
-        key = (observer, subject)
-        last = self.incarnations.get(key)
+        seen = self.incarnations.setdefault(observer, {})
+        last = seen.get(subject)
         if last is not None and value < last:
             self.incarnation_regressions.append((now, observer, subject, last, value))
         else:
-            self.incarnations[key] = value
+            seen[subject] = value
 
     def _detected(self, crash: CrashStats, now: float, observer: str, status: Status) -> None:
         elapsed = now - crash.time
