@@ -15,7 +15,15 @@ from swimactors.membership import (
     Packet,
     Status,
 )
-from swimactors.membership.messages import Alive, Dead, LabelMismatch, Left, Ping, decode_packet
+from swimactors.membership.messages import (
+    Alive,
+    Dead,
+    LabelMismatch,
+    Left,
+    Ping,
+    PushPull,
+    decode_packet,
+)
 from swimactors.membership.types import Address
 
 from .loop import Loop
@@ -232,3 +240,37 @@ def test_leaving_while_a_join_retry_is_pending_does_not_stall_the_deadline() -> 
         core.tick(now)
         deadline = core.next_deadline()
         assert deadline is not None and deadline > now
+
+
+def test_a_restart_at_a_new_address_before_detection_wins_once_the_old_one_is_down() -> None:
+    """The old address still holds the name (a conflict: refused) until it is declared
+    DOWN; then the new incarnation at the new address takes over everywhere."""
+    config = Config.lan()
+    loop = converged(6, seed=11)
+    old_address = loop.by_name("n4").address
+    loop.stop("n4")
+    reborn = loop.restart("n4", new_address=True)
+    loop.run_until(loop.now + 5.0)
+    conflicts = {(name, e.other) for name, e in loop.events if isinstance(e, MemberConflict)}
+    # the others refuse the new address; the newcomer hears of its old life's address
+    assert ("n0", reborn.address) in conflicts and ("n4", old_address) in conflicts
+    assert all(other == (old_address if name == "n4" else reborn.address)
+               for name, other in conflicts)  # fmt: skip
+    bound = config.suspicion_timeouts(6)[1] + 2 * config.push_pull_interval + 10.0
+    loop.run_until(loop.now + bound, until=lambda: loop.all_see("n4", UP) and all(
+        member(c, "n4").address == reborn.address for c in loop.cores.values()))  # fmt: skip
+    assert all(member(c, "n4").address == reborn.address for c in loop.cores.values())
+    assert loop.all_see("n4", UP)
+
+
+def test_reconnect_pushes_to_down_members_but_never_to_left_ones() -> None:
+    config = Config.lan().replace(reconnect_interval=10.0)
+    core = make_core(config=config)
+    add_peers(core, 3)
+    deliver(core, 0.0, "p2", Dead("p1", 1, "p2"))
+    deliver(core, 0.0, "p3", Left("p3", 1))
+    log = run(core, 100.0, acking(lambda name: name == "p2"))
+    pushes = [(t, p.destination) for t, p in log for m in p.of(PushPull)]
+    to_down = [t for t, d in pushes if d == addr(1)]
+    assert len(to_down) >= 8  # one DOWN member: re-contacted every reconnect interval
+    assert not [t for t, d in pushes if d == addr(3)]
