@@ -132,8 +132,10 @@ class LocalCluster:
         port: int = 0,
         meta: Mapping[str, str] | None = None,
         command_prefix: Sequence[str] = (),
+        app: str | None = None,
     ) -> AgentProcess:
-        """Start an agent and wait until it listens (``command_prefix``: e.g. netns exec)."""
+        """Start an agent and wait until it listens (``command_prefix``: e.g. netns exec;
+        ``app``: ``package.module:setup`` for ``--app``)."""
         command = [*command_prefix, sys.executable, "-u", "-m", "swimactors", "agent"]
         command += ["--name", name, "--bind", format_address((host, port))]
         command += ["--http", format_address((host, 0)), "--profile", self.profile]
@@ -143,6 +145,8 @@ class LocalCluster:
             command += ["--set", f"{key}={value}"]
         for key, value in (meta or {}).items():
             command += ["--meta", f"{key}={value}"]
+        if app is not None:
+            command += ["--app", app]
         process = await trio.lowlevel.open_process(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )
