@@ -297,6 +297,8 @@ class Swim:
         _validate_meta(meta, self.config.max_meta_size)
         self._start(now)
         self._self.meta = meta
+        if self._leaving:  # no announcement: an Alive would outbid our Left everywhere
+            return
         self._self.incarnation += 1
         self._enqueue(self._self.alive_message())
         self._emit(MemberUpdated(self._self.snapshot(), now))

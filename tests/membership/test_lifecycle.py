@@ -274,3 +274,16 @@ def test_reconnect_pushes_to_down_members_but_never_to_left_ones() -> None:
     to_down = [t for t, d in pushes if d == addr(1)]
     assert len(to_down) >= 8  # one DOWN member: re-contacted every reconnect interval
     assert not [t for t, d in pushes if d == addr(3)]
+
+
+def test_set_meta_while_leaving_does_not_undo_the_leave() -> None:
+    """An Alive at a higher incarnation beats Left: announcing new metadata after leave()
+    would bring the node back to life in every view."""
+    core = make_core()
+    add_peers(core, 3)
+    core.leave(1.0)
+    core.set_meta(b"draining", 1.1)
+    log = run(core, 10.0)
+    assert Left("n0", 0) in messages([p for _, p in log], Left)
+    assert not [m for m in messages([p for _, p in log], Alive) if m.name == "n0"]
+    assert member(core, "n0").status is LEFT and core.leave_finished
