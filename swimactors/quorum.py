@@ -189,6 +189,8 @@ class Outcome:
 
 
 def _survive(view: View, reason: str) -> Outcome:
+    if view.self_name not in view.side:
+        return _stop(f"this node is indirectly connected ({reason} without it)")
     return Outcome(True, view.unreachable, reason)
 
 
@@ -616,7 +618,9 @@ class QuorumTracker:
                 self._gave_up = True
                 self._stop(now, f"no confirmed view {limit:.1f} s after the first change: "
                            "down-all", stable=False, downed=False)
-        if self._next_announce is None and not (self._decided and self.converged()):
+        if self._decided and self.converged():
+            self._next_announce = None  # quiet while the side agrees
+        elif self._next_announce is None:
             self._next_announce = now + ANNOUNCE_INTERVAL
 
     # -- internals ---------------------------------------------------------------------------

@@ -1,0 +1,194 @@
+"""QuorumTracker timing with explicit ``now``: stability, side convergence through
+announcements, the unstable limit, the takeover margin, joiners and leavers."""
+
+from __future__ import annotations
+
+import pytest
+
+from swimactors import wire
+from swimactors.membership import Member, Status, encode_meta
+from swimactors.quorum import (
+    QuorumConfigError,
+    QuorumTracker,
+    age_meta,
+    describe,
+    keep_majority,
+    static_quorum,
+)
+
+ADDRESS = {name: (f"10.0.0.{i + 1}", 7946) for i, name in enumerate("abcdefg")}
+
+
+def snapshot(up: str, suspect: str = "", down: str = "", left: str = "") -> list[Member]:
+    """Members by status; ``a`` is the oldest, then ``b``, and so on."""
+    statuses = [(n, Status.UP) for n in up] + [(n, Status.SUSPECT) for n in suspect] + \
+        [(n, Status.DOWN) for n in down] + [(n, Status.LEFT) for n in left]
+    return [Member(n, ADDRESS[n], 1, status, encode_meta(age_meta("abcdefg".index(n))))
+            for n, status in statuses]
+
+
+def state_of(tracker: QuorumTracker) -> str:
+    """The state, read through a call so that mypy does not narrow it across inputs."""
+    return tracker.state
+
+
+def gossip(trackers: dict[str, QuorumTracker], now: float, reach: str | None = None) -> None:
+    """Deliver every tracker's announcements to the others (only within ``reach``)."""
+    for name, tracker in trackers.items():
+        for payload in tracker.take_outgoing():
+            for other, peer in trackers.items():
+                if other != name and (reach is None or {name, other} <= set(reach)):
+                    peer.receive(now, payload)
+
+
+def cluster(names: str = "abc", **options: float | bool) -> dict[str, QuorumTracker]:
+    trackers = {n: QuorumTracker(n, keep_majority(), **options) for n in names}
+    for tracker in trackers.values():
+        tracker.observe(0.0, snapshot(names))
+    gossip(trackers, 0.0)
+    for tracker in trackers.values():
+        tracker.tick(7.0)
+    assert all(state_of(t) == "ok" for t in trackers.values())
+    for tracker in trackers.values():
+        tracker.take_decisions()
+    return trackers
+
+
+def test_a_fresh_node_serves_at_once_and_confirms_after_stable_after() -> None:
+    tracker = QuorumTracker("a", keep_majority())
+    tracker.observe(0.0, snapshot("a"))
+    assert state_of(tracker) == "pending" and tracker.serving
+    assert tracker.next_deadline() == pytest.approx(1.0)  # the next announcement
+    tracker.tick(6.9)
+    assert state_of(tracker) == "pending"
+    tracker.tick(7.0)
+    assert state_of(tracker) == "ok" and tracker.next_deadline() is None
+    assert tracker.singleton_host() == "a"
+    assert describe(tracker)["quorum"] == "ok"
+
+
+def test_static_quorum_below_size_is_lost_until_the_quorum_is_stable() -> None:
+    tracker = QuorumTracker("a", static_quorum(2))
+    tracker.observe(0.0, snapshot("a"))
+    assert state_of(tracker) == "lost" and describe(tracker)["quorum"] == "lost"
+    tracker.observe(1.0, snapshot("ab"))
+    assert state_of(tracker) == "lost"  # gaining waits for a confirmed view
+    tracker.receive(2.0, wire.dumps(["b", tracker.digest(), 1]))
+    tracker.tick(7.9)
+    assert state_of(tracker) == "lost"
+    tracker.tick(8.0)
+    assert state_of(tracker) == "ok"
+
+
+def test_majority_waits_for_stability_and_the_takeover_margin_before_downing() -> None:
+    trackers = cluster()
+    a, b, c = trackers.values()
+    for tracker in (a, b):
+        tracker.observe(10.0, snapshot("ab", suspect="c"))
+    c.observe(10.5, snapshot("c", suspect="ab"))
+    assert [d.downed for d in c.take_decisions()] == [True] and state_of(c) == "lost"
+    assert state_of(a) == "pending" and a.singleton_host() == "a"
+    gossip(trackers, 10.5, reach="ab")
+    a.tick(17.0)
+    assert a.take_decisions() == [] and state_of(a) == "pending"  # confirmed, not taken over
+    limit = a.unstable_limit
+    assert limit is not None and limit == pytest.approx(7.0 * 1.75)
+    takeover = 10.0 + limit + a.takeover_margin
+    a.tick(takeover - 0.01)
+    assert a.take_decisions() == [] and a.singleton_host() == "a"
+    a.tick(takeover)
+    [decision] = a.take_decisions()
+    assert decision.serving and decision.down == {"c"} and decision.stable
+    assert state_of(a) == "ok" and [m.name for m in a.members] == ["a", "b"]
+
+
+def test_a_side_member_holding_another_view_blocks_confirmation_then_the_limit_stops() -> None:
+    trackers = cluster()
+    a = trackers["a"]
+    a.observe(10.0, snapshot("ab", suspect="c"))  # b still believes c is reachable
+    gossip(trackers, 10.0)
+    a.tick(17.0)
+    assert state_of(a) == "pending" and not a.converged()
+    a.tick(10.0 + 12.25)
+    [decision] = a.take_decisions()
+    assert not decision.serving and not decision.downed and "down-all" in decision.reason
+    assert state_of(a) == "lost"
+
+
+def test_changes_keep_pushing_the_decision_back() -> None:
+    trackers = cluster("abcde")
+    a = trackers["a"]
+    a.observe(10.0, snapshot("abcd", suspect="e"))
+    a.observe(13.0, snapshot("abc", suspect="de"))
+    assert a.serving
+    a.tick(17.5)
+    assert state_of(a) == "pending"
+    deadlines = a.next_deadline()
+    assert deadlines is not None and deadlines <= 20.0
+    a.observe(14.0, snapshot("ab", suspect="cde"))
+    assert state_of(a) == "lost"  # a losing view stops at once
+
+
+def test_without_an_unstable_limit_the_takeover_is_immediate_on_confirmation() -> None:
+    trackers = cluster(down_all_when_unstable=False)
+    a, b, _ = trackers.values()
+    for tracker in (a, b):
+        tracker.observe(10.0, snapshot("ab", down="c"))
+    gossip(trackers, 11.0, reach="ab")
+    a.tick(16.9)
+    assert a.unstable_limit is None and state_of(a) == "pending"
+    a.tick(17.0)
+    [decision] = a.take_decisions()
+    assert decision.down == {"c"} and state_of(a) == "ok"
+
+
+def test_a_lost_node_regains_only_on_a_stable_converged_view() -> None:
+    trackers = cluster()
+    c = trackers["c"]
+    c.observe(10.0, snapshot("c", down="ab"))
+    assert state_of(c) == "lost"
+    c.observe(40.0, snapshot("abc"))
+    assert state_of(c) == "lost"
+    c.tick(47.0)
+    assert state_of(c) == "lost"  # a and b have not announced this view since
+    for name in "ab":
+        c.receive(47.5, wire.dumps([name, c.digest(), 99]))
+    assert state_of(c) == "ok"
+
+
+def test_leavers_go_at_once_and_joiners_wait_for_a_clean_view() -> None:
+    trackers = cluster()
+    a = trackers["a"]
+    a.observe(10.0, snapshot("ab", left="c"))
+    assert [m.name for m in a.members] == ["a", "b"] and state_of(a) == "pending"
+    a.observe(11.0, snapshot("abd", suspect="", down="") + snapshot("", suspect="c"))
+    assert "d" in {m.name for m in a.members}
+    a.observe(12.0, snapshot("ad", suspect="b") + snapshot("e"))
+    assert "e" not in {m.name for m in a.members}  # b is unreachable: no recruiting now
+
+
+def test_bad_announcements_are_counted_and_dropped() -> None:
+    trackers = cluster()
+    a = trackers["a"]
+    for payload in (b"", b"\xff\x00", wire.dumps(["b", b"short", 1]),
+                    wire.dumps([1, b"12345678", 1]), wire.dumps({"b": 1})):
+        a.receive(1.0, payload)
+    assert a.counters["rejected_announcements"] == 5 and state_of(a) == "ok"
+
+
+def test_a_stale_announcement_does_not_replace_a_newer_one() -> None:
+    trackers = cluster()
+    a = trackers["a"]
+    a.receive(1.0, wire.dumps(["b", b"newer!!!", 10]))
+    a.receive(2.0, wire.dumps(["b", a.digest(), 3]))
+    a.observe(3.0, snapshot("ab", suspect="c"))
+    assert not a.converged()
+
+
+def test_tracker_refuses_bad_configuration_and_views_without_itself() -> None:
+    for options in ({"stable_after": 0.0}, {"down_all_when_unstable": -1.0},
+                    {"takeover_margin": float("nan")}):
+        with pytest.raises(QuorumConfigError):
+            QuorumTracker("a", keep_majority(), **options)
+    with pytest.raises(ValueError, match="include this node"):
+        QuorumTracker("a", keep_majority()).observe(0.0, snapshot("b"))
