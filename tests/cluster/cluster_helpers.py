@@ -9,9 +9,16 @@ from typing import Any
 import trio
 
 import swimactors
+from swimactors.actors.cluster import Cluster
 from swimactors.actors.transport import TransportConfig
 from swimactors.membership import Config, Status
 from swimactors.membership.types import format_address
+
+
+def _cluster(system: swimactors.System) -> Cluster:
+    assert system.cluster is not None
+    return system.cluster
+
 
 FAST = Config.local().replace(
     probe_interval=0.2,
@@ -38,7 +45,7 @@ async def open_systems(
     async with AsyncExitStack() as stack:
         systems: list[swimactors.System] = []
         for index in range(count):
-            seeds = [format_address(systems[0].cluster.node.address)] if systems else []
+            seeds = [format_address(_cluster(systems[0]).node.address)] if systems else []
             system = await stack.enter_async_context(
                 swimactors.open_system(
                     f"n{index}",
@@ -54,9 +61,8 @@ async def open_systems(
 
         def all_up() -> bool:
             return all(
-                sum(m.status is Status.UP for m in s.cluster.node.members()) == count
+                sum(m.status is Status.UP for m in _cluster(s).node.members()) == count
                 for s in systems
-                if s.cluster is not None
             )
 
         await until(all_up)
