@@ -149,3 +149,12 @@ def test_periodic_push_pull_goes_to_one_random_member_every_interval() -> None:
 )  # fmt: skip
 def test_push_pull_period_scales_with_the_cluster_but_is_capped(n: int, period: float) -> None:
     assert Config.lan().push_pull_period(n) == period
+
+
+def test_a_large_cluster_pushes_and_pulls_less_often() -> None:
+    core = make_core()
+    add_peers(core, 40)  # 41 members: past the scale threshold of 32
+    log = push_pulls(run(core, 400.0, acking()))
+    times = [t for t, _, m in log if not m.join and not m.reply]
+    gaps = {round(b - a, 6) for a, b in itertools.pairwise(times)}
+    assert gaps == {Config.lan().push_pull_period(41)} == {60.0}

@@ -60,6 +60,8 @@ class SingleCore(RuleBasedStateMachine):
                 assert len(p.data) <= self.config.packet_budget, len(p.data)
             envelope = decode_packet(p.data, self.config.label)  # our own packets always decode
             for m in envelope.messages:
+                # once leaving, no Alive of ours may outbid the Left
+                assert not (self.left and isinstance(m, Alive) and m.name == "n0")
                 if isinstance(m, Ping):
                     self.pings.append((p.destination, m.seq, p.reliable))
         del self.pings[:-20]
