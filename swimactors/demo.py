@@ -16,15 +16,21 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
+from . import actors
 from .agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
 from .cli import config_from, format_members
 from .membership.config import Config
+from .membership.types import format_address
+from .system import System, open_system
 
 __all__ = ["STEPS", "Demo", "main"]
 
 NAMES = ("a", "b", "c", "d", "e")
 VICTIM = "c"
 LEAVER = "d"
+HOLDER = "e"
+"""Holds the named actor ``counter`` in the actors part, and is killed there."""
+APP = "swimactors.demo:setup_actors"
 OVERRIDES = {"probe_interval": 0.5, "probe_timeout": 0.25, "push_pull_interval": 5.0}
 _EVENT = re.compile(r"\[(\S+)\] (UP|SUSPECT|ALIVE|DOWN|LEFT|UPDATED|CONFLICT)\s+(\S+)")
 
@@ -79,10 +85,11 @@ async def start_cluster(demo: Demo) -> None:
         f"{demo.config.push_pull_interval:g} s each agent also swaps its whole member list "
         "with a random peer, which mends anything gossip missed."
     )
-    first = await demo.cluster.start(NAMES[0])
+    first = await demo.cluster.start(NAMES[0], app=APP)
     async with trio.open_nursery() as nursery:
         for name in NAMES[1:]:
-            nursery.start_soon(functools.partial(demo.cluster.start, name, join=[first.gossip]))
+            start = functools.partial(demo.cluster.start, name, join=[first.gossip], app=APP)
+            nursery.start_soon(start)
     took = await wait_until(lambda: _all_up(demo, len(NAMES)), timeout=30)
     if took is None:
         raise RuntimeError("the cluster did not converge within 30 s")
@@ -147,7 +154,7 @@ async def restart_and_rejoin(demo: Demo) -> None:
         "'alive' news overrides the old 'down' verdict everywhere."
     )
     seed = demo.cluster.agents[NAMES[0]].gossip
-    await demo.cluster.start(VICTIM, join=[seed], port=old.gossip[1])
+    await demo.cluster.start(VICTIM, join=[seed], port=old.gossip[1], app=APP)
     took = await wait_until(lambda: demo.all_see(VICTIM, "up"), timeout=30)
     after = {m["name"]: m for m in await demo.agents()[0].members()}[VICTIM]["incarnation"]
     state = "everyone sees it up" if took is not None else "NOT everyone sees it up"
@@ -173,14 +180,95 @@ async def graceful_leave(demo: Demo) -> None:
 
 
 async def stop_all(demo: Demo) -> None:
-    demo.heading("5. Stopping every agent")
+    demo.heading("6. Stopping every agent")
     for agent in demo.agents():
         await demo.cluster.stop(agent.name, signal.SIGTERM)
     demo.say("All agent processes exited and were reaped.")
 
 
+# -- the actors part: every agent runs ``--app swimactors.demo:setup_actors`` ---------------
+
+
+class Counter(actors.Actor):
+    """The named actor ``counter`` (on agent HOLDER)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def receive(self, msg: object, ctx: actors.Context) -> int:
+        self.value += 1
+        return self.value
+
+
+class Caller(actors.Actor):
+    """Once told ``"go"``, asks ``counter`` every 0.4 s and prints what came back."""
+
+    async def receive(self, msg: object, ctx: actors.Context) -> None:
+        if msg == "go":
+            ctx.schedule_every(0.4, "tick")
+        elif msg == "tick":
+            node = ctx.self_ref.node
+            counter = await ctx.system.find("counter")
+            if counter is None:
+                print(f"[{node}] CALL     nobody holds 'counter' any more", flush=True)
+                return
+            try:
+                value = await counter.ask("next", timeout=2.0)
+                print(f"[{node}] CALL     counter on {counter.node} answered {value}", flush=True)
+            except actors.ActorError as exc:
+                print(f"[{node}] CALL     {type(exc).__name__}: {exc}", flush=True)
+
+
+async def setup_actors(system: System) -> None:
+    """The demo's ``--app``: a caller on every agent, the counter on HOLDER."""
+    await system.spawn(Caller, name=f"caller-{system.name}", public=True)
+    if system.name == HOLDER:
+        await system.spawn(Counter, name="counter", public=True)
+
+
+async def actors_across_nodes(demo: Demo) -> None:
+    demo.heading(f"5. Actors: 'counter' on agent {HOLDER}, called from every other agent")
+    demo.say(
+        "Every agent runs a full actor system (`swimactors agent --app ...`). Agent "
+        f"{HOLDER} spawned an actor under the cluster-wide name 'counter'; the name spread "
+        "through the registry on the gossip. Each other agent's caller finds it by name "
+        "and asks it over the actor transport (one TCP connection per pair of agents). "
+        f"Then {HOLDER} is killed: asks in flight fail at once with NodeDown when its "
+        "connections drop, and once membership declares it DOWN its name disappears."
+    )
+    seed = demo.cluster.agents[NAMES[0]].gossip
+    async with open_system(
+        "demo", bind="127.0.0.1:0", seeds=[format_address(seed)], config=demo.config
+    ) as system:
+        callers = [await system.wait_for(f"caller-{a.name}", 20) for a in demo.agents(but=HOLDER)]
+        await system.wait_for("counter", 20)
+        demo.echo = True
+        for caller in callers:
+            await caller.tell("go")
+        await trio.sleep(1.5)
+        print(f"      -- SIGKILL {HOLDER}", flush=True)
+        demo.cluster.kill(HOLDER)
+        took = await wait_until(lambda: _name_gone(system), timeout=30)
+        await trio.sleep(0.5)
+        demo.echo = False
+    if took is None:
+        raise RuntimeError("'counter' was still registered 30 s after its node was killed")
+    demo.say(f"'counter' was gone from the registry {took:.2f} s after the kill.")
+
+
+async def _name_gone(system: System) -> bool:
+    return not system.has_actor("counter")
+
+
 Step = Callable[[Demo], Awaitable[None]]
-STEPS: list[Step] = [start_cluster, crash_and_detect, restart_and_rejoin, graceful_leave, stop_all]
+STEPS: list[Step] = [
+    start_cluster,
+    crash_and_detect,
+    restart_and_rejoin,
+    graceful_leave,
+    actors_across_nodes,
+    stop_all,
+]
 
 
 async def run(steps: list[Step] = STEPS) -> None:
