@@ -210,3 +210,29 @@ class _Greeter(Actor):
 
     def receive(self, msg: object, ctx: swimactors.Context) -> object:
         return f"{self.greeting} {msg}"
+
+
+async def test_member_down_fails_pending_asks_and_fires_watches_at_once() -> None:
+    """The membership path (a partition keeps the TCP connection open): what the cluster
+    does on MemberDown for node n1, driven directly."""
+    log: list[tuple[ActorRef, str | None]] = []
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Failing, name="failing", public=True)
+            ref = await a.wait_for("failing", timeout=10)
+            await a.spawn(Watcher(ref, log))
+            assert await ref.ask("warm") == "warm"
+            assert a.cluster is not None
+            transport = a.cluster.transport
+
+            async def declare_down() -> None:
+                await trio.sleep(0.2)
+                transport.node_down("n1", "down")
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(declare_down)
+                start = trio.current_time()
+                with pytest.raises(NodeDown, match="n1 is down"):
+                    await ref.ask(["sleep", 1.0], timeout=20)
+                assert trio.current_time() - start < 0.8
+            await until(lambda: log == [(ref, "node n1 down")])
