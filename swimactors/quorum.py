@@ -377,6 +377,9 @@ def stable_after_for(members: int) -> float:
 UNSTABLE_FRACTION: Final = 0.75
 """``down_all_when_unstable=True`` means ``0.75 * stable_after`` (Akka's default)."""
 
+TAKEOVER_FRACTION: Final = 0.5
+"""The default ``takeover_margin`` as a fraction of ``stable_after``."""
+
 QUORUM_CHANNEL: Final = "quorum"
 """The gossip channel on which trackers announce the view they hold."""
 
@@ -427,7 +430,7 @@ class QuorumTracker:
         *,
         stable_after: float | None = None,
         down_all_when_unstable: bool | float = True,
-        takeover_margin: float = 2.0,
+        takeover_margin: float | None = None,
     ) -> None:
         if stable_after is not None and not (math.isfinite(stable_after) and stable_after > 0):
             raise QuorumConfigError(f"stable_after must be > 0 seconds, got {stable_after!r}")
@@ -435,12 +438,13 @@ class QuorumTracker:
         if not isinstance(extra, bool) and not (math.isfinite(extra) and extra > 0):
             raise QuorumConfigError(f"down_all_when_unstable must be a bool or seconds > 0, "
                                     f"got {extra!r}")
-        if not (math.isfinite(takeover_margin) and takeover_margin >= 0):
+        if takeover_margin is not None and not (
+                math.isfinite(takeover_margin) and takeover_margin >= 0):
             raise QuorumConfigError(f"takeover_margin must be >= 0 seconds, "
                                     f"got {takeover_margin!r}")
         self.self_name = self_name
         self.strategy = strategy
-        self.takeover_margin = takeover_margin
+        self._takeover_margin = takeover_margin
         self.counters: Counter[str] = Counter()
         self._stable_after = stable_after
         self._unstable = down_all_when_unstable
@@ -449,6 +453,7 @@ class QuorumTracker:
         self._reachable: frozenset[str] = frozenset()
         self._reports: frozenset[Pair] = frozenset()
         self._seen: dict[str, tuple[bytes, float, int]] = {}
+        self._away_since: dict[str, float] = {}
         self._serving = False
         self._decided = False
         self._started = False
@@ -481,6 +486,14 @@ class QuorumTracker:
         if self._stable_after is not None:
             return self._stable_after
         return stable_after_for(len(self._members))
+
+    @property
+    def takeover_margin(self) -> float:
+        """How much later than this node the far side may notice a split (default: half
+        of ``stable_after``; the far side's SWIM detection, slowed by Lifeguard, needs it)."""
+        if self._takeover_margin is not None:
+            return self._takeover_margin
+        return TAKEOVER_FRACTION * self.stable_after
 
     @property
     def unstable_limit(self) -> float | None:
@@ -570,6 +583,9 @@ class QuorumTracker:
         self._seen = {name: seen for name, seen in self._seen.items()
                       if name in self._reachable}
         self._admit_joiners()
+        side = self.view().side
+        self._away_since = {name: self._away_since.get(name, now) for name in self._members
+                            if name not in side}
         if not self._started:
             self._start(now)
         elif self._signature() != before:
@@ -683,7 +699,8 @@ class QuorumTracker:
         at = now
         limit = self.unstable_limit
         if outcome.down and limit is not None:
-            at = max(now, self._unstable_since + limit + self.takeover_margin)
+            lost_sight = max(self._away_since.get(name, now) for name in outcome.down)
+            at = max(now, lost_sight + limit + self.takeover_margin)
         self._takeover = (at, outcome)
         if at <= now:
             self._take_over(now, outcome)
