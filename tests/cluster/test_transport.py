@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import struct
 
+import pytest
 import trio
 
 import swimactors
 from swimactors import Actor, ActorRef, MailboxFull
+from swimactors.actors import NodeDown
 from swimactors.actors.cluster import NameLost
 from swimactors.actors.transport import TransportConfig
 
@@ -139,3 +141,38 @@ def _holder(system: swimactors.System, name: str) -> str | None:
     assert system.cluster is not None
     registration = system.cluster.registration(name)
     return None if registration is None else registration.node
+
+
+async def test_idle_connections_close_and_reopen_on_use() -> None:
+    with trio.fail_after(30):
+        config = TransportConfig(idle_timeout=0.3)
+        async with open_systems(2, transport=config) as (a, b):
+            await b.spawn(Echo, name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            assert a.cluster is not None
+            transport = a.cluster.transport
+            assert await ref.ask(1) == 1
+            await until(lambda: "n1" not in transport.connections)  # closed when idle
+            assert await ref.ask(2) == 2  # reopened on use
+            assert transport.counters["dials"] == 2
+
+
+async def test_an_unreachable_node_fails_fast_during_the_backoff() -> None:
+    with trio.fail_after(30):
+        closed = trio.socket.socket()
+        await closed.bind(("127.0.0.1", 0))
+        dead_port = closed.getsockname()[1]
+        closed.close()  # nothing listens there any more
+        async with open_systems(2, actor_advertise=f"127.0.0.1:{dead_port}") as (a, _):
+            ref = a.resolve("n1", "anything", 1)
+            assert a.cluster is not None
+            transport = a.cluster.transport
+            with pytest.raises(NodeDown, match="closed"):
+                await ref.ask("hello")  # the dial fails
+            with pytest.raises(NodeDown, match="unreachable"):
+                await ref.ask("again")  # within the backoff: no new dial
+            assert transport.counters["dials"] == 1
+            await trio.sleep(0.3)  # past the first backoff (0.1 s): a new attempt
+            with pytest.raises(NodeDown, match="closed"):
+                await ref.ask("later")
+            assert transport.counters["dials"] == 2
