@@ -6,7 +6,9 @@ The protocol core (:class:`Swim`) is sans-IO; a driver feeds it packets and time
 from .config import Config, ConfigError
 from .core import BroadcastTooLarge, Swim
 from .delegate import Delegate
+from .events import EventsDropped, Subscription
 from .meta import decode_meta, encode_meta
+from .node import Node, open_node
 from .types import (
     Address,
     Member,
@@ -30,6 +32,7 @@ __all__ = [
     "Config",
     "ConfigError",
     "Delegate",
+    "EventsDropped",
     "Member",
     "MemberAlive",
     "MemberConflict",
@@ -39,11 +42,14 @@ __all__ = [
     "MemberSuspect",
     "MemberUp",
     "MemberUpdated",
+    "Node",
     "Packet",
     "Status",
+    "Subscription",
     "Swim",
     "decode_meta",
     "encode_meta",
     "format_address",
+    "open_node",
     "parse_address",
 ]

@@ -179,6 +179,7 @@ class Swim:
         self._awareness = Awareness(self.config.awareness_max_multiplier)
         self._delegates: dict[str, Delegate] = {}
         self._seen_user: collections.OrderedDict[bytes, None] = collections.OrderedDict()
+        self._introductions: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._seq = self.rng.randrange(1 << 30)
         self._seeds: list[Address] = []
         self._outgoing: list[Packet] = []
@@ -265,8 +266,11 @@ class Swim:
         self._queue.push(("u", channel, key if key is not None else digest), "user", data)
 
     def join(self, seeds: Iterable[Address], now: float) -> None:
-        """Contact ``seeds`` with a full-state push/pull; retried until someone answers."""
+        """Contact ``seeds`` with a full-state push/pull; retried until someone answers.
+        A core that has left stays left: make a new one to rejoin."""
         self._start(now)
+        if self._leaving:
+            return
         given: list[Address] = []
         for seed in seeds:
             _validate_address(seed)
@@ -274,6 +278,7 @@ class Swim:
                 given.append(seed)
                 if seed not in self._seeds:
                     self._seeds.append(seed)
+        self._enqueue(self._self.alive_message())  # announce ourselves by gossip too
         if self._alive:  # already in a cluster (merging with another): contact them once
             for seed in given:
                 self._push_pull(now, seed, join=True)
@@ -365,6 +370,8 @@ class Swim:
         for message in envelope.messages:
             self.counters[f"received_{message_kind(message)}"] += 1
             self._handlers[type(message)](now, envelope.sender, reply_to, reliable, message)
+        if envelope.sender not in self._members:
+            self._introduce(now, envelope.sender, reply_to, envelope.messages)
 
     # ===================================================================== start-up
 
@@ -379,6 +386,22 @@ class Swim:
         self._next_gossip = now + jitter() * self.config.gossip_interval
         self._next_push_pull = now + self.config.push_pull_interval * (0.5 + jitter())
         self._next_reconnect = now + self.config.reconnect_interval * (0.5 + jitter())
+
+    def _introduce(self, now: float, sender: str, reply_to: Address, messages: Any) -> None:
+        """A packet from a member we do not know: it knows us, so swap full states with it
+        (at most once per probe interval per name), or news of it may never reach us when
+        it joined while the cluster was still forming."""
+        if any(isinstance(m, PushPull) for m in messages):
+            return
+        last = self._introductions.get(sender)
+        if last is not None and now - last < self.config.probe_interval:
+            return
+        self._introductions[sender] = now
+        self._introductions.move_to_end(sender)
+        if len(self._introductions) > MAX_RELAYS:
+            self._introductions.popitem(last=False)
+        self.counters["introductions"] += 1
+        self._push_pull(now, reply_to, join=False)
 
     def _join_seeds(self, now: float) -> None:
         """Push/pull with every seed; retry with backoff while we know nobody alive."""
