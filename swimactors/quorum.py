@@ -8,13 +8,15 @@ membership a SWIM core reports, applies ``stable_after`` and ``down_all_when_uns
 and hands back :class:`Decision` values; the driver supplies ``now`` and calls
 :meth:`QuorumTracker.tick` no later than :meth:`QuorumTracker.next_deadline`.
 
-Three rules of the tracker give its safety (docs/split-brain.md has the argument):
+Four rules of the tracker give its safety (docs/split-brain.md has the figures):
 
 * stepping down is immediate: as soon as the current view would lose, the node stops;
-* taking over (downing the other side, moving singletons) waits until membership and
-  reachability have been unchanged for ``stable_after``;
+* a view is confirmed only once unchanged for ``stable_after`` and announced alike by
+  every member of this side; a serving node that cannot confirm in time stops;
+* taking over (downing the far side, moving singletons) waits until the far side must
+  have stopped by the same rules;
 * singletons live on the oldest member of the *decided* membership, which changes
-  only by a stable decision, a graceful leave or an admission while nothing is unreachable.
+  only by a decision, a graceful leave or an admission while nothing is unreachable.
 
 "Oldest" must be the same on every node, so it cannot be a local join time: each node
 advertises its start time in its member metadata under :data:`AGE_KEY` (milliseconds,

@@ -192,3 +192,31 @@ def test_tracker_refuses_bad_configuration_and_views_without_itself() -> None:
             QuorumTracker("a", keep_majority(), **options)
     with pytest.raises(ValueError, match="include this node"):
         QuorumTracker("a", keep_majority()).observe(0.0, snapshot("b"))
+
+
+def test_takeover_is_timed_from_when_each_downed_member_was_last_reachable() -> None:
+    trackers = cluster("abcde")
+    a, b, c = trackers["a"], trackers["b"], trackers["c"]
+    for tracker in (a, b, c):
+        tracker.observe(10.0, snapshot("abcd", suspect="e"))
+        tracker.observe(12.0, snapshot("abc", suspect="de"))
+    gossip(trackers, 12.5, reach="abc")
+    a.tick(19.0)
+    takeover = 12.0 + 1.75 * 7.0 + 3.5  # d was reachable until 12.0
+    a.tick(takeover - 0.01)
+    assert a.take_decisions() == []
+    a.tick(takeover)
+    [decision] = a.take_decisions()
+    assert decision.down == {"d", "e"} and state_of(a) == "ok"
+
+
+def test_an_indirectly_connected_node_stops_and_the_rest_down_it() -> None:
+    trackers = cluster("abcde", down_all_when_unstable=False)
+    for name, tracker in trackers.items():
+        tracker.observe(10.0, snapshot("abcde"), reports=[("d", "e")])
+        assert state_of(tracker) == ("lost" if name in "de" else "pending")
+    gossip(trackers, 10.5, reach="abc")
+    a = trackers["a"]
+    a.tick(17.0)
+    assert [d.down for d in a.take_decisions()] == [{"d", "e"}]
+    assert trackers["e"].take_decisions()[0].downed
