@@ -309,10 +309,11 @@ class Swim:
         self._emit(MemberUpdated(self._self.snapshot(), now))
 
     def next_deadline(self) -> float | None:
-        """When :meth:`tick` must next be called (None before the node has started)."""
+        """When :meth:`tick` must next be called; None before the node has started or
+        when nothing is pending (a node that has left and has nothing more to say)."""
         if not self._started:
             return None
-        deadlines = [self._next_gossip]
+        deadlines = [self._next_gossip] if self._queue else []  # no news: no wake-ups
         if not self._leaving:
             deadlines += [self._next_push_pull, self._next_reconnect]
             if self._probe is None:
@@ -327,7 +328,7 @@ class Swim:
             deadlines.append(self._suspicion_heap[0][0])
         if self._relays:
             deadlines.append(next(iter(self._relays.values())).deadline)
-        return min(deadlines)
+        return min(deadlines, default=None)
 
     def tick(self, now: float) -> None:
         """Fire every timer due at ``now``."""
