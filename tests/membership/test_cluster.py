@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from swimactors.membership import Config, MemberDown, MemberSuspect, Status
+from swimactors.membership.messages import Suspect
 
 from .loop import Loop
 
@@ -49,7 +50,6 @@ def test_a_suspected_live_node_refutes_and_stays_up() -> None:
     n1 = loop.by_name("n1")
     n3 = loop.by_name("n3")
     before = n3.incarnation
-    from swimactors.membership.messages import Suspect
 
     n1._apply_suspect(loop.now, Suspect("n3", n3.incarnation, "n1"))
     loop.run_until(loop.now + 20.0)

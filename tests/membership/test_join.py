@@ -9,9 +9,9 @@ import itertools
 import pytest
 
 from swimactors.membership import Config, Member, MemberUp, Status
-from swimactors.membership.messages import Alive, MemberState, PushPull
+from swimactors.membership.messages import Alive, Dead, MemberState, PushPull, Suspect
 
-from .util import HOME, Sent, acking, add_peers, addr, deliver, make_core, member, run, sent
+from .util import HOME, Sent, acking, add_peers, addr, deliver, make_core, member, packet, run, sent
 
 UP, SUSPECT, DOWN, LEFT = Status.UP, Status.SUSPECT, Status.DOWN, Status.LEFT
 
@@ -88,7 +88,6 @@ def test_a_push_pull_is_merged_and_answered_with_our_full_state() -> None:
 def test_a_reliable_push_pull_is_answered_at_the_advertised_address() -> None:
     core = make_core()
     data_source = ("10.0.0.2", 40000)
-    from .util import packet
 
     core.receive(0.0, data_source, packet("p2", PushPull(True, False, ()), reply_to=addr(2)))
     (answer,) = sent(core)
@@ -114,7 +113,6 @@ def test_push_pull_merges_by_the_precedence_rules(
     local_before: tuple[Status, int] | None,
     local_after: tuple[Status, int] | None,
 ) -> None:
-    from swimactors.membership.messages import Dead, Suspect
 
     core = make_core()
     add_peers(core, 3, first=2)

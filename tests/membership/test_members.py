@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from swimactors.membership import Member, MemberUp, MemberUpdated, Status, Swim
-from swimactors.membership.messages import Alive
+from swimactors.membership.messages import SWIM, Alive, encode_packet
+from swimactors.wire import dumps
 
 from .util import HOME, addr, deliver, make_core, member, messages, run, sent
 
@@ -84,8 +85,6 @@ def test_a_peers_new_meta_at_a_higher_incarnation_updates_it() -> None:
 def test_oversized_meta_on_the_wire_is_rejected_and_counted() -> None:
     core = make_core()
     # hand-encode an Alive whose meta exceeds 512 bytes (the constructor would refuse it)
-    from swimactors.membership.messages import SWIM, encode_packet
-    from swimactors.wire import dumps
 
     tag = SWIM.tag_of(Alive)
     raw = dumps([tag, "p1", list(addr(1)), 1, b"m" * 513])

@@ -16,13 +16,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swimactors.membership import Config, MemberDown, Status
-from swimactors.membership.messages import Dead, Suspect
+from swimactors.membership.messages import Alive, Dead, Suspect
 from swimactors.membership.suspicion import suspicion_timeout
 
 from .util import (
     CONFIG,
     acking,
     add_peers,
+    addr,
     deliver,
     make_core,
     member,
@@ -149,9 +150,6 @@ def test_confirmations_are_regossiped_once_and_expiry_spreads_dead() -> None:
 
 
 def test_a_refutation_cancels_the_suspicion() -> None:
-    from swimactors.membership.messages import Alive
-
-    from .util import addr
 
     core = make_core()
     add_peers(core, 5)
