@@ -16,6 +16,7 @@ from swimactors.membership import (
     MemberUp,
     Status,
 )
+from swimactors.membership import core as core_module
 from swimactors.membership.messages import Alive, Dead, PushPull, UserMessage
 
 from .loop import Loop
@@ -149,3 +150,18 @@ def test_a_broadcast_reaches_every_node_of_a_cluster_exactly_once() -> None:
     loop.run_until(loop.now + 10.0)
     received = {name: [p for p, _ in d.received] for name, d in delegates.items()}
     assert received == {n: ([] if n == "n3" else [b"to all"]) for n in names}
+
+
+def test_remembered_broadcasts_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the latest digests are kept: memory stays bounded, and a message seen long ago
+    may be delivered again (delegates must be idempotent)."""
+    monkeypatch.setattr(core_module, "SEEN_USER_MESSAGES", 8)
+    core = make_core()
+    delegate = Recorder()
+    core.register_delegate("chan", delegate)
+    for i in range(12):
+        deliver(core, float(i), "p1", UserMessage("chan", bytes([i])))
+    deliver(core, 20.0, "p1", UserMessage("chan", bytes([11])))  # recent: a duplicate
+    deliver(core, 21.0, "p1", UserMessage("chan", bytes([0])))  # forgotten: delivered again
+    assert [p for p, _ in delegate.received] == [bytes([i]) for i in range(12)] + [b"\x00"]
+    assert len(core._seen_user) == 8

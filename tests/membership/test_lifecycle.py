@@ -287,3 +287,12 @@ def test_set_meta_while_leaving_does_not_undo_the_leave() -> None:
     assert Left("n0", 0) in messages([p for _, p in log], Left)
     assert not [m for m in messages([p for _, p in log], Alive) if m.name == "n0"]
     assert member(core, "n0").status is LEFT and core.leave_finished
+
+
+def test_leave_twice_is_harmless() -> None:
+    core = make_core()
+    add_peers(core, 1)
+    core.leave(1.0)
+    first = sent(core)
+    core.leave(2.0)
+    assert sent(core) == [] and first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from swimactors.membership import Member, MemberUp, MemberUpdated, Status, Swim
+from swimactors.membership import core as core_module
 from swimactors.membership.messages import SWIM, Alive, encode_packet
 from swimactors.wire import dumps
 
@@ -99,3 +100,13 @@ def test_members_are_sorted_and_include_self() -> None:
         deliver(core, 0.0, f"p{i}", Alive(f"p{i}", addr(i), 1))
     assert [m.name for m in core.members()] == ["n0", "p1", "p2", "p3"]
     assert core.alive_count() == 4
+
+
+def test_members_beyond_the_limit_are_refused_and_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bound against forged Alive floods."""
+    monkeypatch.setattr(core_module, "MAX_MEMBERS", 10)
+    core = make_core()
+    for i in range(1, 20):
+        deliver(core, 0.0, "p1", Alive(f"x{i}", addr(i), 1))
+    assert len(core.members()) == 10
+    assert core.counters["rejected_member_limit"] == 10
