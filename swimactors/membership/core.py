@@ -18,6 +18,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import heapq
+import itertools
 import random
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -72,6 +73,8 @@ MAX_MEMBERS = 100_000
 """Members beyond this are refused (and counted): a bound against forged Alive floods."""
 MAX_RELAYS = 1024
 """Ping-req relays in flight at once; more are refused and counted."""
+INTRODUCTIONS_PER_PERIOD = 4
+"""Full-state swaps with unknown senders allowed per probe interval (see ``_introduce``)."""
 SEEN_USER_MESSAGES = 4096
 """How many user-message digests are remembered to stop re-gossiping duplicates."""
 
@@ -390,12 +393,19 @@ class Swim:
 
     def _introduce(self, now: float, sender: str, reply_to: Address, messages: Any) -> None:
         """A packet from a member we do not know: it knows us, so swap full states with it
-        (at most once per probe interval per name), or news of it may never reach us when
-        it joined while the cluster was still forming."""
+        (once per probe interval per name, and at most ``INTRODUCTIONS_PER_PERIOD`` in all,
+        so forged senders cannot turn us into an amplifier), or news of it may never reach
+        us when it joined while the cluster was still forming."""
         if any(isinstance(m, PushPull) for m in messages):
             return
         last = self._introductions.get(sender)
         if last is not None and now - last < self.config.probe_interval:
+            return
+        recent = itertools.takewhile(  # newest last: count back to one interval ago
+            lambda t: now - t < self.config.probe_interval, reversed(self._introductions.values())
+        )
+        if sum(1 for _ in recent) >= INTRODUCTIONS_PER_PERIOD:
+            self.counters["introductions_limited"] += 1
             return
         self._introductions[sender] = now
         self._introductions.move_to_end(sender)

@@ -316,3 +316,13 @@ def test_ping_req_helpers_are_members_in_good_standing() -> None:
         log = run(core, now + CONFIG.probe_timeout)
         helpers |= {p.destination for _, p in log if p.of(PingReq)}
     assert helpers and helpers <= {addr(1), addr(5)}
+
+
+def test_full_state_swaps_with_unknown_senders_are_limited_in_all() -> None:
+    """Forged sender names must not turn the node into a full-state amplifier."""
+    core = make_core()
+    for i in range(1, 20):
+        deliver(core, 0.0, f"p{i}", Ping(i, "n0"))
+    swaps = [p for p in sent(core) if p.of(PushPull)]
+    assert len(swaps) == 4
+    assert core.counters["introductions_limited"] == 15
