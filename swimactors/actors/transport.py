@@ -34,6 +34,7 @@ import outcome
 import trio
 
 from .. import wire
+from ..membership.types import format_address
 from .cell import ActorCell
 from .errors import ActorStopped, AskTimeout, MailboxFull, NodeDown
 from .message import encode_ref, ref_resolver
@@ -311,6 +312,10 @@ class Connection:
                     nursery.cancel_scope.cancel()
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.reason = self.reason or f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # a bug here must cost one connection, not the system
+            transport.counters["connection_errors"] += 1
+            self.reason = self.reason or f"internal error: {exc!r}"
+            log.exception("actor connection to %s failed", self.node or self.address)
         finally:
             self._close()
             if self._raw is not None:
@@ -323,15 +328,16 @@ class Connection:
 
     async def _dial(self) -> trio.SocketStream:
         assert self.address is not None
-        config = self.transport.config
-        with trio.fail_after(config.connect_timeout):
+        with trio.move_on_after(self.transport.config.connect_timeout):
             try:
                 stream = await trio.open_tcp_stream(*self.address)
             except OSError:
                 self.transport.dial_failed(self)
                 raise
-        self.transport.dial_succeeded(self)
-        return stream
+            self.transport.dial_succeeded(self)
+            return stream
+        self.transport.dial_failed(self)
+        raise OSError(f"connecting to {format_address(self.address)} timed out")
 
     async def _write(self, stream: trio.SocketStream) -> None:
         while True:
