@@ -235,7 +235,7 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def append(self, frame: bytes, wake: bool = True) -> None:
-        """Queue bytes; ``wake`` the writer, else the caller will :meth:`flush` itself."""
+        """Queue bytes; ``wake`` the writer, else the caller will :meth:`write_now`."""
         self._out += frame
         if wake:
             self._wake_writer()
