@@ -236,3 +236,23 @@ async def test_member_down_fails_pending_asks_and_fires_watches_at_once() -> Non
                     await ref.ask(["sleep", 1.0], timeout=20)
                 assert trio.current_time() - start < 0.8
             await until(lambda: log == [(ref, "node n1 down")])
+
+
+async def test_api_boundaries_give_typed_errors() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            with pytest.raises(TimeoutError, match="nobody"):
+                await a.wait_for("nobody", timeout=0.2)
+            with pytest.raises(ValueError, match="needs a name"):
+                await a.spawn(Counter, public=True)
+            await b.spawn(Counter, name="taken", public=True)
+            await a.wait_for("taken", timeout=10)
+            with pytest.raises(swimactors.NameTaken, match="n1"):
+                await a.spawn(Counter, name="taken", public=True)
+            with pytest.raises(TypeError):
+                a.register_spawnable("bad", "not callable")  # type: ignore[arg-type]
+    async with swimactors.open_system() as local:
+        with pytest.raises(ValueError, match="local-only"):
+            await local.spawn_on("elsewhere", "anything")
+        await local.spawn(Counter, name="here", public=True)
+        assert local.names() == ["here"] and local.has_actor("here")
