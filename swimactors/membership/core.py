@@ -677,6 +677,7 @@ class Swim:
             state.status = Status.SUSPECT
             state.since = now
             self._emit(MemberSuspect(state.snapshot(), now))
+            self._gossip_soon(now)
         self._start_suspicion(now, state, msg.source)
         self._enqueue(msg)
 
@@ -692,6 +693,7 @@ class Swim:
         self._mark_gone(now, state, Status.DOWN, msg.incarnation)
         self._enqueue(msg)
         self._emit(MemberDown(state.snapshot(), now))
+        self._gossip_soon(now)
 
     def _apply_left(self, now: float, msg: Left) -> None:
         """Left(i) beats anything but LEFT at j <= i (a DOWN member may still be LEFT)."""
@@ -705,6 +707,7 @@ class Swim:
         self._mark_gone(now, state, Status.LEFT, msg.incarnation)
         self._enqueue(msg)
         self._emit(MemberLeft(state.snapshot(), now))
+        self._gossip_soon(now)
 
     def _on_news_about_self_alive(self, now: float, msg: Alive) -> None:
         """Someone spreads an Alive about us that is not ours: conflict or stale life."""
@@ -725,6 +728,7 @@ class Swim:
         self.counters["refutations"] += 1
         self._awareness.apply(1)
         self._enqueue(self._self.alive_message())
+        self._gossip_soon(now)
 
     def _start_suspicion(self, now: float, state: _MemberState, source: str) -> None:
         low, high = self.config.suspicion_timeouts(self.alive_count())
@@ -807,6 +811,12 @@ class Swim:
     def _enqueue(self, msg: Alive | Suspect | Dead | Left) -> None:
         """Queue membership news for piggybacking; newer news about a member replaces older."""
         self._queue.push(("m", msg.name), message_kind(msg), encode_message(msg))
+
+    def _gossip_soon(self, now: float) -> None:
+        """Gossip at the next tick rather than at the next interval: news of a suspicion,
+        a death, a leave or a refutation is worth a packet of its own (it is sent no more
+        often in all, only earlier: each hop saves up to one gossip interval)."""
+        self._next_gossip = min(self._next_gossip, now)
 
     def _gossip(self, now: float) -> None:
         """Send queued news to ``gossip_nodes`` random members, recently DOWN ones included."""
