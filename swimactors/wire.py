@@ -137,6 +137,7 @@ class TypeRegistry(Generic[Tag]):
         self._fields: dict[type, tuple[tuple[str, _Codec], ...]] = {}
         self._required: dict[type, int] = {}
         self._extra: dict[Any, _Codec] = {}
+        self._decoders: dict[type, Converter] = {}
 
     def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
         """Class decorator: register an attrs class under ``tag``."""
@@ -157,6 +158,7 @@ class TypeRegistry(Generic[Tag]):
         self._by_tag[tag] = cls
         self._tag_of[cls] = tag
         self._fields.pop(cls, None)
+        self._decoders.pop(cls, None)
 
     def add_codec(self, hint: Any, encode: Encoder, decode: Converter) -> None:
         """Teach this registry a field annotation it cannot derive (e.g. a handle type).
@@ -216,14 +218,28 @@ class TypeRegistry(Generic[Tag]):
         return self.from_data(loads(data))
 
     def _fields_from_data(self, cls: type, values: Sequence[Any]) -> Any:
+        decoder = self._decoders.get(cls)
+        if decoder is None:
+            decoder = self._decoders[cls] = self._compile_decoder(cls)
+        return decoder(values)
+
+    def _compile_decoder(self, cls: type) -> Converter:
+        """``cls``'s field decoding with its codecs looked up once, not per message."""
         codecs = self._codecs(cls)
-        if not self._required[cls] <= len(values) <= len(codecs):
-            raise WireError(f"{cls.__qualname__}: wrong number of fields ({len(values)})")
-        kwargs = {name: codec.decode(v) for (name, codec), v in zip(codecs, values, strict=False)}
-        try:
-            return cls(**kwargs)
-        except (TypeError, ValueError) as exc:
-            raise WireError(f"{cls.__qualname__}: {exc}") from None
+        names = tuple(name for name, _ in codecs)
+        decoders = tuple(codec.decode for _, codec in codecs)
+        low, high, qualname = self._required[cls], len(codecs), cls.__qualname__
+
+        def decode(values: Sequence[Any]) -> Any:
+            if not low <= len(values) <= high:
+                raise WireError(f"{qualname}: wrong number of fields ({len(values)})")
+            kwargs = {name: dec(v) for name, dec, v in zip(names, decoders, values, strict=False)}
+            try:
+                return cls(**kwargs)
+            except (TypeError, ValueError) as exc:
+                raise WireError(f"{qualname}: {exc}") from None
+
+        return decode
 
     # -- field codecs derived from annotations -----------------------------------------
 
