@@ -85,16 +85,22 @@ async def _start(cluster: LocalCluster) -> tuple[list[AgentProcess], float]:
 
 
 async def _steady(agents: list[AgentProcess], window: float) -> tuple[float, float]:
-    """Median CPU-s per node per minute and bytes sent per node per second."""
-    cpu0 = [_cpu_seconds(a.pid) for a in agents]
+    """Median CPU-s per node per minute and bytes sent per node per second.
+
+    The HTTP reads of the byte counters happen outside the CPU window (each costs the
+    agent a request's worth of CPU), and nothing else asks the agents anything during it.
+    """
     sent0 = [await _bytes_sent(a) for a in agents]
+    bytes_start = trio.current_time()
+    cpu0 = [_cpu_seconds(a.pid) for a in agents]
     start = trio.current_time()
     await trio.sleep(window)
-    elapsed = trio.current_time() - start
     cpu1 = [_cpu_seconds(a.pid) for a in agents]
+    elapsed = trio.current_time() - start
     sent1 = [await _bytes_sent(a) for a in agents]
+    bytes_elapsed = trio.current_time() - bytes_start
     cpu = statistics.median((b - a) / elapsed * 60 for a, b in zip(cpu0, cpu1, strict=True))
-    rate = statistics.median((b - a) / elapsed for a, b in zip(sent0, sent1, strict=True))
+    rate = statistics.median((b - a) / bytes_elapsed for a, b in zip(sent0, sent1, strict=True))
     return cpu, rate
 
 

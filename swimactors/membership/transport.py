@@ -189,7 +189,8 @@ class Transport:
             self._send_frame(packet.destination, packet.data)
             return
         cached = self._resolved.get(packet.destination)
-        if cached is not None and cached[0] > trio.current_time():
+        # IP literals never expire (math.inf): no clock read on the common path
+        if cached is not None and (cached[0] == math.inf or cached[0] > trio.current_time()):
             self._sendto(packet.data, cached[1], packet.destination)
             return
         try:
@@ -334,14 +335,16 @@ class Transport:
 
     async def _receive_datagrams(self, udp: stdlib_socket.socket) -> None:
         """Wait until readable, then drain what is queued (bounded, to stay fair)."""
+        wait_readable, recvfrom = trio.lowlevel.wait_readable, udp.recvfrom
+        batch, size, counters = self.limits.receive_batch, self.limits.max_datagram, self.counters
         while True:
             try:
-                await trio.lowlevel.wait_readable(udp)
+                await wait_readable(udp)
             except (trio.ClosedResourceError, OSError):
                 return
-            for _ in range(self.limits.receive_batch):
+            for _ in range(batch):
                 try:
-                    data, source = udp.recvfrom(self.limits.max_datagram)
+                    data, source = recvfrom(size)
                 except BlockingIOError:
                     break
                 except OSError as exc:  # e.g. ICMP errors surfaced by some platforms
@@ -349,8 +352,8 @@ class Transport:
                         return
                     self._count("udp_receive_errors", None, exc)
                     break
-                self.counters["udp_packets_received"] += 1
-                self.counters["udp_bytes_received"] += len(data)
+                counters["udp_packets_received"] += 1
+                counters["udp_bytes_received"] += len(data)
                 self._deliver(normalize_source(source), data)
 
     async def _accept(self, listener: trio.SocketListener) -> None:
