@@ -9,6 +9,7 @@ the caller counts and drops (the ``try_*`` helpers never raise at all).
 from __future__ import annotations
 
 import math
+import operator
 import struct
 import types
 import typing
@@ -138,6 +139,7 @@ class TypeRegistry(Generic[Tag]):
         self._required: dict[type, int] = {}
         self._extra: dict[Any, _Codec] = {}
         self._decoders: dict[type, Converter] = {}
+        self._encoders: dict[type, Callable[[Any], list[Any]]] = {}
 
     def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
         """Class decorator: register an attrs class under ``tag``."""
@@ -159,6 +161,7 @@ class TypeRegistry(Generic[Tag]):
         self._tag_of[cls] = tag
         self._fields.pop(cls, None)
         self._decoders.pop(cls, None)
+        self._encoders.pop(cls, None)
 
     def add_codec(self, hint: Any, encode: Encoder, decode: Converter) -> None:
         """Teach this registry a field annotation it cannot derive (e.g. a handle type).
@@ -201,7 +204,24 @@ class TypeRegistry(Generic[Tag]):
         return dumps(self.to_data(obj))
 
     def _fields_to_data(self, cls: type, obj: Any) -> list[Any]:
-        return [codec.encode(getattr(obj, name)) for name, codec in self._codecs(cls)]
+        encoder = self._encoders.get(cls)
+        if encoder is None:
+            encoder = self._encoders[cls] = self._compile_encoder(cls)
+        return encoder(obj)
+
+    def _compile_encoder(self, cls: type) -> Callable[[Any], list[Any]]:
+        """``cls``'s field encoding with its codecs looked up once; when every field is
+        plain data (the common small messages) one ``attrgetter`` reads them all."""
+        codecs = self._codecs(cls)
+        pairs = tuple((name, codec.encode) for name, codec in codecs)
+        if len(pairs) > 1 and all(encode is _identity for _, encode in pairs):
+            read = operator.attrgetter(*(name for name, _ in pairs))
+            return lambda obj: list(read(obj))
+
+        def encode(obj: Any) -> list[Any]:
+            return [encode_field(getattr(obj, name)) for name, encode_field in pairs]
+
+        return encode
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -229,13 +249,16 @@ class TypeRegistry(Generic[Tag]):
         names = tuple(name for name, _ in codecs)
         decoders = tuple(codec.decode for _, codec in codecs)
         low, high, qualname = self._required[cls], len(codecs), cls.__qualname__
+        positional = all(f.init and not f.kw_only and f.alias == f.name for f in attrs.fields(cls))
 
         def decode(values: Sequence[Any]) -> Any:
             if not low <= len(values) <= high:
                 raise WireError(f"{qualname}: wrong number of fields ({len(values)})")
-            kwargs = {name: dec(v) for name, dec, v in zip(names, decoders, values, strict=False)}
+            args = [dec(v) for dec, v in zip(decoders, values, strict=False)]
             try:
-                return cls(**kwargs)
+                if positional:  # no keyword dict to build for the usual attrs class
+                    return cls(*args)
+                return cls(**dict(zip(names, args, strict=False)))
             except (TypeError, ValueError) as exc:
                 raise WireError(f"{qualname}: {exc}") from None
 

@@ -7,6 +7,7 @@ an ephemeral one and cannot be answered).  Each message is ``[tag, field, ...]``
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
@@ -223,13 +224,19 @@ def encode_packet(
     sender_address: Address | None = None,
 ) -> bytes:
     """Assemble already-encoded messages into one packet, without re-encoding them."""
-    head = wire.cbor_array_header(5 if sender_address is not None else 4)
-    parts = [head, wire.dumps(PROTOCOL_VERSION), wire.dumps(label), wire.dumps(sender)]
+    parts = [_packet_head(label, sender, sender_address is not None)]
     parts.append(wire.cbor_array_header(len(messages)))
     parts.extend(messages)
     if sender_address is not None:
         parts.append(wire.dumps(list(sender_address)))
     return b"".join(parts)
+
+
+@functools.lru_cache(maxsize=64)
+def _packet_head(label: str, sender: str, reliable: bool) -> bytes:
+    """``[version, label, sender, ...`` encoded once per sender (a node sends as itself)."""
+    head = wire.cbor_array_header(5 if reliable else 4)
+    return head + wire.dumps(PROTOCOL_VERSION) + wire.dumps(label) + wire.dumps(sender)
 
 
 def packet_overhead(label: str, sender: str, sender_address: Address | None = None) -> int:
