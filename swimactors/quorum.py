@@ -71,8 +71,8 @@ AGE_KEY: Final = "started"
 """Member metadata key holding the node's start time in integer milliseconds."""
 
 QuorumState = Literal["ok", "pending", "lost"]
-"""``ok``: serving on a stable decision; ``pending``: serving, a change is not yet
-decided; ``lost``: not serving."""
+"""``ok``: serving on a confirmed view; ``pending``: serving, a change is not yet
+confirmed; ``lost``: not serving."""
 
 
 class QuorumConfigError(ValueError):
@@ -100,7 +100,7 @@ class MemberInfo:
 def member_info(member: Member) -> MemberInfo:
     """The rules' view of a SWIM member: its ``AGE_KEY`` metadata parsed leniently."""
     text = decode_meta(member.meta).get(AGE_KEY, "") if member.meta else ""
-    started = int(text) if text.isdigit() else None
+    started = int(text) if text.isascii() and text.isdigit() else None
     return MemberInfo(member.name, member.address, started)
 
 
@@ -379,14 +379,15 @@ def stable_after_for(members: int) -> float:
 UNSTABLE_FRACTION: Final = 0.75
 """``down_all_when_unstable=True`` means ``0.75 * stable_after`` (Akka's default)."""
 
-TAKEOVER_FRACTION: Final = 0.5
-"""The default ``takeover_margin`` as a fraction of ``stable_after``."""
+TAKEOVER_MARGIN: Final = 2.0
+"""Default seconds between the far side's last possible heartbeat lease and a takeover:
+gossip latency of the last announcements, with room to spare."""
 
 QUORUM_CHANNEL: Final = "quorum"
 """The gossip channel on which trackers announce the view they hold."""
 
 ANNOUNCE_INTERVAL: Final = 1.0
-"""Seconds between announcements while this node's side has not converged."""
+"""Seconds between a node's announcements (its heartbeat on the quorum channel)."""
 
 MAX_NAME: Final = 256
 
@@ -421,8 +422,10 @@ class QuorumTracker:
     still believes a member on the far side is reachable cannot confirm.  A serving
     node that cannot confirm within ``unstable_limit`` of the first change stops.  A
     confirmed winning view downs the unreachable members only once the far side's own
-    limit has surely passed: ``takeover_margin`` after this node's limit, the margin
-    covering how much later than this node the far side may notice the split.
+    limit has surely passed: ``unstable_limit + takeover_margin`` after each downed
+    member was last reachable here, the margin covering how much later than this node
+    the far side may notice the split.  Announcements carry ``(start time, serial)`` so
+    a late copy never replaces a newer one, across restarts too.
     """
 
     def __init__(
@@ -454,18 +457,19 @@ class QuorumTracker:
         self._joiners: dict[str, MemberInfo] = {}
         self._reachable: frozenset[str] = frozenset()
         self._reports: frozenset[Pair] = frozenset()
-        self._seen: dict[str, tuple[bytes, float, int]] = {}
+        self._seen: dict[str, tuple[bytes, float, tuple[int, int]]] = {}
         self._away_since: dict[str, float] = {}
+        self._renewed: dict[str, float] = {}
         self._serving = False
         self._decided = False
         self._started = False
         self._gave_up = False
         self._waiting_for_peers = False
         self._takeover: tuple[float, Outcome] | None = None
+        self._host: str | None = None
         self._last_change = 0.0
         self._unstable_since = 0.0
         self._next_announce: float | None = None
-        self._last_announce = -math.inf
         self._serial = 0
         self._outgoing: list[bytes] = []
         self._decisions: list[Decision] = []
@@ -491,11 +495,14 @@ class QuorumTracker:
 
     @property
     def takeover_margin(self) -> float:
-        """How much later than this node the far side may notice a split (default: half
-        of ``stable_after``; the far side's SWIM detection, slowed by Lifeguard, needs it)."""
-        if self._takeover_margin is not None:
-            return self._takeover_margin
-        return TAKEOVER_FRACTION * self.stable_after
+        """Slack after the far side's heartbeat lease has run out before a takeover."""
+        return TAKEOVER_MARGIN if self._takeover_margin is None else self._takeover_margin
+
+    @property
+    def silence_limit(self) -> float:
+        """How long a serving node goes on without a heartbeat from a member of its side
+        (``stable_after``); a takeover waits this long after losing sight of the far side."""
+        return self.stable_after
 
     @property
     def unstable_limit(self) -> float | None:
@@ -516,22 +523,25 @@ class QuorumTracker:
         return tuple(sorted(self._members.values(), key=lambda m: m.seniority))
 
     def singleton_host(self) -> str | None:
-        """Where singletons live by this node's decided state (None while not serving)."""
-        if not self._serving or not self._members:
+        """Where singletons live: the oldest member of the confirmed membership.  While a
+        change is pending the host can be lost (None) but never moves, so a side that is
+        about to lose cannot start a singleton elsewhere."""
+        if not self._serving:
             return None
-        return min(self._members.values(), key=lambda m: m.seniority).name
+        oldest = min(self._members.values(), key=lambda m: m.seniority).name
+        return oldest if self._decided or oldest == self._host else None
 
     def digest(self) -> bytes:
-        """8 bytes naming this node's view: its membership and its side."""
-        view = self.view()
-        text = ",".join(sorted(view.names)) + "|" + ",".join(sorted(view.side))
+        """8 bytes naming this node's side (who it reaches and counts); not its membership,
+        which differs for a while between a node that has taken over and one that has not."""
+        text = ",".join(sorted(self.view().side))
         return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
     def converged(self) -> bool:
         """Every other member of this side announced this same view since the last change."""
         mine = self.digest()
         for name in self.view().side - {self.self_name}:
-            digest, when, _ = self._seen.get(name, (b"", -math.inf, 0))
+            digest, when, _ = self._seen.get(name, (b"", -math.inf, (0, 0)))
             if digest != mine or when < self._last_change:
                 return False
         return True
@@ -540,6 +550,8 @@ class QuorumTracker:
         if not self._started:
             return None
         times = [] if self._next_announce is None else [self._next_announce]
+        if self._serving:
+            times.extend(heard + self.silence_limit for heard in self._renewed.values())
         if self._takeover is not None:
             times.append(self._takeover[0])
         elif not self._decided:
@@ -585,9 +597,7 @@ class QuorumTracker:
         self._seen = {name: seen for name, seen in self._seen.items()
                       if name in self._reachable}
         self._admit_joiners()
-        side = self.view().side
-        self._away_since = {name: self._away_since.get(name, now) for name in self._members
-                            if name not in side}
+        self._track_side(now)
         if not self._started:
             self._start(now)
         elif self._signature() != before:
@@ -598,10 +608,10 @@ class QuorumTracker:
         """Another node's announcement arrived on :data:`QUORUM_CHANNEL`; bad bytes are
         counted (``counters["rejected_announcements"]``) and dropped."""
         try:
-            name, digest, serial = wire.loads(payload)
+            name, digest, epoch, serial = wire.loads(payload)
             valid = (isinstance(name, str) and 0 < len(name) <= MAX_NAME
                      and isinstance(digest, bytes) and len(digest) == 8
-                     and isinstance(serial, int))
+                     and type(epoch) is int and type(serial) is int)
         except (wire.WireError, TypeError, ValueError):
             valid = False
         if not valid:
@@ -610,10 +620,12 @@ class QuorumTracker:
         self.counters["announcements_received"] += 1
         if name == self.self_name or name not in self._reachable:
             return
-        if serial > self._seen.get(name, (b"", 0.0, 0))[2]:
-            self._seen[name] = (digest, now, serial)
-        if self._decided and now >= self._last_announce + ANNOUNCE_INTERVAL:
-            self._announce(now)  # a peer is still confirming: tell it where this node stands
+        if (epoch, serial) <= self._seen.get(name, (b"", 0.0, (-1, 0)))[2]:
+            return
+        self._seen[name] = (digest, now, (epoch, serial))
+        if name in self._renewed and (digest == self.digest()
+                                      or now <= self._last_change + self.silence_limit):
+            self._renewed[name] = now  # agreeing, or still converging after a change
         self.tick(now)
 
     def tick(self, now: float) -> None:
@@ -622,13 +634,20 @@ class QuorumTracker:
             return
         if self._next_announce is not None and now >= self._next_announce:
             self._announce(now)
+        silent = sorted(name for name, heard in self._renewed.items()
+                        if now >= heard + self.silence_limit)
+        if self._serving and silent:
+            self._takeover = None
+            self._decided = False
+            self._stop(now, f"no agreeing heartbeat from {', '.join(silent)} for "
+                       f"{self.silence_limit:.1f} s", stable=False, downed=False)
         if self._takeover is not None:
             if now >= self._takeover[0]:
                 self._take_over(now, self._takeover[1])
         elif not self._decided:
             limit = self.unstable_limit
             stable = now >= self._last_change + self.stable_after
-            self._waiting_for_peers = stable and not self.converged()
+            self._waiting_for_peers = stable and (bool(silent) or not self.converged())
             if stable and not self._waiting_for_peers:
                 self._confirm(now)
             elif (limit is not None and self._serving and not self._gave_up
@@ -636,9 +655,7 @@ class QuorumTracker:
                 self._gave_up = True
                 self._stop(now, f"no confirmed view {limit:.1f} s after the first change: "
                            "down-all", stable=False, downed=False)
-        if self._decided and self.converged():
-            self._next_announce = None  # quiet while the side agrees
-        elif self._next_announce is None:
+        if self._next_announce is None:
             self._next_announce = now + ANNOUNCE_INTERVAL
 
     # -- internals ---------------------------------------------------------------------------
@@ -648,6 +665,14 @@ class QuorumTracker:
         return (frozenset(self._members.values()), self._reachable & names,
                 frozenset(p for p in self._reports if p[0] in names and p[1] in names))
 
+    def _track_side(self, now: float) -> None:
+        """Note when members left this side and start the heartbeat lease of newcomers."""
+        side = self.view().side
+        self._away_since = {name: self._away_since.get(name, now) for name in self._members
+                            if name not in side}
+        self._renewed = {name: self._renewed.get(name, now) for name in side
+                         if name != self.self_name}
+
     def _admit_joiners(self) -> None:
         """Members seen UP for the first time join the membership only while nothing is
         unreachable, so a side cannot outvote the other by recruiting during a split."""
@@ -656,9 +681,9 @@ class QuorumTracker:
             self._joiners = {}
 
     def _announce(self, now: float) -> None:
-        self._last_announce = now
         self._serial += 1
-        self._outgoing.append(wire.dumps([self.self_name, self.digest(), self._serial]))
+        epoch = self._members[self.self_name].started or 0  # a restarted node starts later
+        self._outgoing.append(wire.dumps([self.self_name, self.digest(), epoch, self._serial]))
         self._next_announce = None
 
     def _start(self, now: float) -> None:
@@ -699,10 +724,9 @@ class QuorumTracker:
             return
         self._serving = True
         at = now
-        limit = self.unstable_limit
-        if outcome.down and limit is not None:
+        if outcome.down:
             lost_sight = max(self._away_since.get(name, now) for name in outcome.down)
-            at = max(now, lost_sight + limit + self.takeover_margin)
+            at = max(now, lost_sight + self.silence_limit + self.takeover_margin)
         self._takeover = (at, outcome)
         if at <= now:
             self._take_over(now, outcome)
@@ -712,9 +736,11 @@ class QuorumTracker:
         self._decided = True
         for name in outcome.down:
             self._members.pop(name, None)
+        self._host = min(self._members.values(), key=lambda m: m.seniority).name
         self._decisions.append(Decision(now, True, outcome.down, outcome.reason, True))
         if self._joiners:
             self._admit_joiners()
+            self._track_side(now)
             if not self._joiners:
                 self._changed(now)
 

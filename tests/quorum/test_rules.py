@@ -117,8 +117,9 @@ def test_age_comes_from_metadata_and_unknown_ages_are_youngest() -> None:
     old = Member("z", ("h", 1), 9, Status.UP, encode_meta(age_meta(5)))
     unknown = Member("a", ("h", 2), 1, Status.UP, b"")
     garbage = Member("b", ("h", 3), 1, Status.UP, encode_meta({AGE_KEY: "soon"}))
-    infos = [member_info(m) for m in (old, unknown, garbage)]
-    assert [i.started for i in infos] == [5, None, None]
+    superscript = Member("c", ("h", 4), 1, Status.UP, encode_meta({AGE_KEY: "²"}))
+    infos = [member_info(m) for m in (old, unknown, garbage, superscript)]
+    assert [i.started for i in infos] == [5, None, None, None]
     assert View("a", infos, {"a"}).oldest().name == "z"
     with pytest.raises(ValueError):
         age_meta(-1)
