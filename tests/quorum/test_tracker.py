@@ -253,3 +253,16 @@ def test_a_trackers_announcement_is_accepted_by_its_peer() -> None:
     a.receive(10.6, b.take_outgoing()[-1])
     assert b.counters["rejected_announcements"] == a.counters["rejected_announcements"] == 0
     assert a.converged() and b.converged()
+
+
+def test_heartbeats_naming_another_side_do_not_renew_the_lease() -> None:
+    """One-way cut: c stops hearing a (and says so), a still hears c."""
+    trackers = cluster(down_all_when_unstable=False)
+    a, c = trackers["a"], trackers["c"]
+    advance(trackers, 7.5, 10.0)
+    c.observe(10.0, snapshot("bc", suspect="a"))
+    advance(trackers, 10.5, 16.5)
+    assert state_of(a) == "ok"  # c's last agreeing heartbeat came at 10.0
+    advance(trackers, 17.0, 17.0)
+    [decision] = a.take_decisions()
+    assert not decision.serving and "from c" in decision.reason
