@@ -136,8 +136,9 @@ class Node:
             log.exception("SWIM core raised on a packet from %s", source)
         self._flush()
 
-    def _flush(self) -> None:
-        """Send the core's outgoing packets, publish its events, re-arm the timer."""
+    def _flush(self) -> float | None:
+        """Send the core's outgoing packets, publish its events, re-arm the timer; returns
+        the core's next deadline."""
         core = self._core
         for packet in core.take_outgoing():
             self._transport.send(packet)
@@ -148,25 +149,27 @@ class Node:
         deadline = core.next_deadline()
         if deadline is not None and deadline < self._timer.deadline:
             self._timer.deadline = deadline
+        return deadline
 
     async def _run_timers(self) -> None:
         """Tick the core whenever its next deadline passes; inputs that bring the deadline
         forward move the sleeping scope's deadline (see :meth:`_flush`)."""
+        core = self._core
+        deadline = core.next_deadline()
         while True:
-            deadline = self._core.next_deadline()
             with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as timer:
                 self._timer = timer
                 await trio.sleep_forever()
             now = trio.current_time()
-            deadline = self._core.next_deadline()
+            deadline = core.next_deadline()
             if deadline is not None and now >= deadline:
                 try:
-                    self._core.tick(now)
+                    core.tick(now)
                 except Exception:
                     self._core_errors += 1
                     log.exception("SWIM core raised in tick()")
-                    await trio.sleep(self._core.config.probe_interval)
-                self._flush()
+                    await trio.sleep(core.config.probe_interval)
+                deadline = self._flush()
 
     def _join(self, seeds: list[Address]) -> None:
         """Push/pull with the seeds; the core retries with backoff until one answers, so
