@@ -8,15 +8,17 @@ membership a SWIM core reports, applies ``stable_after`` and ``down_all_when_uns
 and hands back :class:`Decision` values; the driver supplies ``now`` and calls
 :meth:`QuorumTracker.tick` no later than :meth:`QuorumTracker.next_deadline`.
 
-Four rules of the tracker give its safety (docs/split-brain.md has the figures):
+The tracker's rules give its safety (docs/split-brain.md has the figures):
 
 * stepping down is immediate: as soon as the current view would lose, the node stops;
 * a view is confirmed only once unchanged for ``stable_after`` and announced alike by
-  every member of this side; a serving node that cannot confirm in time stops;
-* taking over (downing the far side, moving singletons) waits until the far side must
-  have stopped by the same rules;
-* singletons live on the oldest member of the *decided* membership, which changes
-  only by a decision, a graceful leave or an admission while nothing is unreachable.
+  every member of this side;
+* serving needs a heartbeat lease: a member of this side silent (or naming another
+  side) for ``stable_after`` stops this node, however slow its own SWIM detection is;
+* taking over (downing the far side, moving singletons) waits until the far side's
+  lease has surely run out;
+* singletons live on the oldest member of the *confirmed* membership, and never move
+  while a change is pending.
 
 "Oldest" must be the same on every node, so it cannot be a local join time: each node
 advertises its start time in its member metadata under :data:`AGE_KEY` (milliseconds,
@@ -417,15 +419,14 @@ class QuorumTracker:
 
     A change of membership, reachability, ages or reports starts a *pending* period.
     The view is *confirmed* when it has been unchanged for ``stable_after`` and every
-    member on this side has announced the same view since the last change (gossip on
-    :data:`QUORUM_CHANNEL`: :meth:`take_outgoing` / :meth:`receive`); so a node that
-    still believes a member on the far side is reachable cannot confirm.  A serving
-    node that cannot confirm within ``unstable_limit`` of the first change stops.  A
-    confirmed winning view downs the unreachable members only once the far side's own
-    limit has surely passed: ``unstable_limit + takeover_margin`` after each downed
-    member was last reachable here, the margin covering how much later than this node
-    the far side may notice the split.  Announcements carry ``(start time, serial)`` so
-    a late copy never replaces a newer one, across restarts too.
+    member on this side has announced the same side since the last change (gossip on
+    :data:`QUORUM_CHANNEL`: :meth:`take_outgoing` / :meth:`receive`, one heartbeat per
+    :data:`ANNOUNCE_INTERVAL`).  A serving node stops when a member of its side has sent
+    no agreeing heartbeat for ``silence_limit``, or when it cannot confirm within
+    ``unstable_limit`` of the first change.  A confirmed winning view downs the
+    unreachable members only ``silence_limit + takeover_margin`` after each was last
+    reachable here, when the far side's lease has run out.  Announcements carry
+    ``(start time, serial)`` so a late copy never replaces a newer one, across restarts.
     """
 
     def __init__(
