@@ -678,6 +678,8 @@ class Swim:
             state.since = now
             self._emit(MemberSuspect(state.snapshot(), now))
             self._gossip_soon(now)
+            if msg.source != self.name:  # check it ourselves next: confirm, or let it refute
+                self._probe_order.insert(self._probe_cursor, state.name)
         self._start_suspicion(now, state, msg.source)
         self._enqueue(msg)
 

@@ -73,7 +73,7 @@ class Loop:
             deadlines = [d for c in live if (d := c.next_deadline()) is not None]
             next_tick = min(deadlines, default=float("inf"))
             next_packet = self._queue[0][0] if self._queue else float("inf")
-            step = min(next_tick, next_packet)
+            step = max(self.now, min(next_tick, next_packet))  # a past deadline: tick now
             if step > end:
                 self.now = end
                 return end
