@@ -20,6 +20,7 @@ its name (so the delegate calls it after a full-state merge).
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
 from .codec import MAX_ACTOR_ID_BYTES, MAX_INT, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
@@ -62,6 +63,9 @@ class Registry:
         self._winners: dict[str, Registration] = {}
         self._reported: set[Dot] = set()
         self._changes: deque[Change] = deque(maxlen=max_changes)
+        self.on_change: Callable[[], None] | None = None
+        """Called (synchronously) whenever a change is queued, so a driver can wake up
+        and ``take_changes()`` instead of polling."""
         if incarnation > 0:
             self._state.raise_floor(node_name, incarnation - 1)
 
@@ -214,3 +218,5 @@ class Registry:
         if len(self._changes) == self._changes.maxlen:
             self.changes_dropped += 1
         self._changes.append(change)
+        if self.on_change is not None:
+            self.on_change()

@@ -201,3 +201,13 @@ def test_the_change_stream_is_bounded() -> None:
 def test_bad_arguments_get_a_registry_error(call) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(RegistryError):
         call(Registry("a", 1))
+
+
+def test_on_change_is_called_for_every_queued_change() -> None:
+    """A driver can wait for this instead of polling take_changes()."""
+    registry = Registry("n1", 1)
+    calls: list[int] = []
+    registry.on_change = lambda: calls.append(len(registry.take_changes()))
+    registry.register("a", "actor-1")
+    registry.register("b", "actor-2")
+    assert calls == [1, 1]
