@@ -18,6 +18,7 @@ from .actors import (
     resume,
     stop,
 )
+from .split_brain import QuorumLost, SplitBrainConfig
 from .system import System, open_system
 
 __version__ = "0.1.0"
@@ -32,6 +33,8 @@ __all__ = [
     "Context",
     "MailboxFull",
     "NameTaken",
+    "QuorumLost",
+    "SplitBrainConfig",
     "System",
     "SystemFailed",
     "Terminated",

@@ -16,6 +16,7 @@ import logging
 import math
 import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from itertools import count
@@ -36,6 +37,9 @@ from .actors.transport import ActorTransport, TransportConfig, bind_listener
 from .membership import Config, encode_meta
 from .membership.node import DEFAULT_PORT, open_node
 from .membership.types import parse_address
+from .quorum import AGE_KEY
+from .quorum import Strategy as QuorumRule
+from .split_brain import GatedTransport, SplitBrain, SplitBrainConfig
 
 __all__ = ["ActorSource", "System", "open_system"]
 
@@ -129,17 +133,20 @@ class System:
         self.cluster: Cluster | None = None
         """The cluster side (membership, registry, transport); None when local-only."""
         self.spawnables: dict[str, Callable[..., Actor]] = {}
+        self.split_brain: SplitBrain | None = None
+        """The quorum layer (``open_system(split_brain=...)``); None when off."""
 
     # -- public API --------------------------------------------------------------------
 
     async def spawn(
         self,
-        actor: ActorSource,
+        actor: ActorSource | str,
         name: str | None = None,
         *,
         mailbox_size: int | None = None,
         supervision: Strategy | None = None,
         public: bool = False,
+        singleton: bool = False,
     ) -> ActorRef:
         """Start a top-level actor and return its ref.
 
@@ -149,9 +156,36 @@ class System:
         mailbox; ``supervision`` says what a failure does (default: the system's).
         ``public`` registers the name cluster-wide (:class:`NameTaken` if another node
         holds it); a local-only system has no cluster, so there a public name is simply its
-        local name (it still needs a ``name``).
+        local name (it still needs a ``name``).  ``singleton`` makes it a public singleton
+        that fails over to the winning side of a split (``actor`` must then be a spawnable:
+        its registered name or factory; needs ``open_system(split_brain=...)``).  While
+        this side has lost its quorum, public spawns raise :class:`QuorumLost`.
         """
+        if singleton:
+            return self._spawn_singleton(actor, name, mailbox_size, supervision)
+        if isinstance(actor, str):
+            raise TypeError(f"spawn takes a spawnable's name only with singleton=True: {actor!r}")
         return self._spawn(actor, name, mailbox_size, supervision, public)
+
+    def _spawn_singleton(
+        self,
+        actor: ActorSource | str,
+        name: str | None,
+        mailbox_size: int | None,
+        supervision: Strategy | None,
+    ) -> ActorRef:
+        if name is None:
+            raise ValueError("a singleton actor needs a name")
+        factory = actor if isinstance(actor, str) else next(
+            (key for key, value in self.spawnables.items() if value is actor), None)
+        if factory is None:
+            raise ValueError(f"a singleton needs a factory registered with register_spawnable, "
+                             f"not {actor!r}")
+        if self.cluster is None:
+            return self._spawn(self.spawnables[factory], name, mailbox_size, supervision, True)
+        if self.split_brain is None:
+            raise ValueError("singleton actors fail over only with open_system(split_brain=...)")
+        return self.split_brain.spawn_singleton(factory, name, mailbox_size, supervision)
 
     def _spawn(
         self,
@@ -160,12 +194,14 @@ class System:
         mailbox_size: int | None,
         supervision: Strategy | None,
         public: bool,
+        meta: bytes = b"",
     ) -> ActorRef:
         if public and name is None:
             raise ValueError("a public actor needs a name")
         cluster = self.cluster
         if public and cluster is not None:
             assert name is not None
+            self.check_quorum()
             _check_name(name)
             holder = cluster.registration(name)
             if holder is not None and holder.node != self.name:
@@ -173,7 +209,7 @@ class System:
         ref = self.spawn_under(self, actor, name, mailbox_size, supervision)
         if public and cluster is not None:
             assert name is not None
-            cluster.publish(name, ref)
+            cluster.publish(name, ref, meta)
         return ref
 
     async def find(self, name: str) -> ActorRef | None:
@@ -184,6 +220,7 @@ class System:
 
     def _find(self, name: str) -> ActorRef | None:
         if self.cluster is not None:
+            self.check_quorum()
             registration = self.cluster.registration(name)
             if registration is not None:
                 return self.cluster.ref_for(registration)
@@ -264,6 +301,17 @@ class System:
         if cell is not None:
             cell.request_stop()
             await cell.wait_stopped()
+
+    @property
+    def quorum_state(self) -> str:
+        """``"ok"``, ``"pending"`` (serving, a change not yet confirmed), ``"lost"``, or
+        ``"off"`` without a split-brain rule."""
+        return "off" if self.split_brain is None else self.split_brain.state
+
+    def check_quorum(self) -> None:
+        """Raise :class:`QuorumLost` if this node's side of a split lost its quorum."""
+        if self.split_brain is not None:
+            self.split_brain.check()
 
     @property
     def live_actors(self) -> int:
@@ -376,6 +424,7 @@ async def open_system(
     meta: Mapping[str, str] | None = None,
     transport: TransportConfig | None = None,
     keep_losers: bool = False,
+    split_brain: QuorumRule | SplitBrainConfig | None = None,
     mailbox_size: int = DEFAULT_MAILBOX,
     supervision: Strategy = DEFAULT_STRATEGY,
     shutdown_timeout: float = 10.0,
@@ -395,9 +444,14 @@ async def open_system(
     (default: that port on the member's address).  ``meta`` adds metadata tags;
     ``transport`` tunes the actor connections; ``keep_losers`` keeps an actor running,
     unnamed, when another node wins its public name (by default it is stopped).
+    ``split_brain`` (a :mod:`swimactors.quorum` rule or a :class:`SplitBrainConfig`)
+    decides which side of a partition keeps serving (docs/split-brain.md).
     """
     _check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
+    quorum = None if split_brain is None else SplitBrainConfig.of(split_brain)
     if bind is None and not seeds:
+        if quorum is not None:
+            raise ValueError("split_brain needs a cluster (bind or seeds)")
         async with _run_system(
             name or "local", mailbox_size, supervision, shutdown_timeout
         ) as system:
@@ -411,6 +465,8 @@ async def open_system(
     try:
         tags = dict(meta or {})
         tags[META_KEY] = actor_advertise or str(listener.socket.getsockname()[1])
+        if quorum is not None:  # who is oldest, the same on every node
+            tags[AGE_KEY] = str(int(time.time() * 1000))
         async with open_node(
             name=name or f"{socket.gethostname()}-{os.getpid()}",
             bind=bind,
@@ -424,7 +480,11 @@ async def open_system(
             incarnation = node.incarnation
 
             def attach(system: System) -> None:
-                actors = ActorTransport(system, incarnation, transport_config)
+                actors = (
+                    ActorTransport(system, incarnation, transport_config)
+                    if quorum is None
+                    else GatedTransport(system, incarnation, transport_config, system.check_quorum)
+                )
                 cluster = Cluster(
                     system,
                     node,
@@ -436,6 +496,9 @@ async def open_system(
                 system.cluster = cluster
                 system.nursery.start_soon(actors.serve, listener)
                 system.nursery.start_soon(cluster.run)
+                if quorum is not None:
+                    system.split_brain = SplitBrain(system, cluster, quorum)
+                    system.nursery.start_soon(system.split_brain.run)
 
             async with _run_system(
                 node.name, mailbox_size, supervision, shutdown_timeout, attach

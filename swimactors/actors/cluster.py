@@ -93,10 +93,11 @@ class Cluster:
             return None
         return self.system.resolve(registration.node, path, int(uid))
 
-    def publish(self, name: str, ref: ActorRef) -> None:
-        """Register ``name`` for a local actor cluster-wide; unregistered when it stops."""
+    def publish(self, name: str, ref: ActorRef, meta: bytes = b"") -> None:
+        """Register ``name`` for a local actor cluster-wide (with registry ``meta``, e.g.
+        a singleton's factory); unregistered when it stops."""
         self.public[name] = ref
-        self.names.register(name, actor_id(ref))
+        self.names.register(name, actor_id(ref), meta)
         cell = self.system.local_cell(ref)
         assert cell is not None
         cell.add_watcher(_Unpublish(self, name))

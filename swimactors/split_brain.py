@@ -1,0 +1,352 @@
+"""The System's split-brain component: a QuorumTracker on the node, and what its decisions do.
+
+:mod:`swimactors.quorum` decides (sans-IO) whether this node's side of a partition keeps
+serving; :class:`SplitBrain` drives it from the membership node (member events, the
+announcements on :data:`~swimactors.quorum.QUORUM_CHANNEL`, a timer) and acts:
+
+* a side that **loses** withdraws its public names from the registry, stops its
+  ``singleton=True`` actors, and makes ``find``, public spawns and remote asks fail fast
+  with :class:`QuorumLost`; membership keeps running, and it gives up its seniority;
+* when it **serves again** it re-registers the withdrawn names it still holds (those
+  nobody else took meanwhile);
+* a winning side **takes over**: the far side's members are treated as DOWN (their
+  registrations pruned, pending asks failed), and the singleton host (the oldest member
+  of the winning side) re-creates each singleton that lived there from its spawnable
+  factory, whose name rides in the singleton's registration metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import attrs
+import trio
+
+from . import wire
+from .actors.cluster import Cluster, actor_id
+from .actors.errors import ActorError
+from .actors.ref import ActorRef
+from .actors.transport import ActorTransport, RemoteTarget, TransportConfig
+from .membership.delegate import Delegate
+from .membership.meta import decode_meta, encode_meta
+from .membership.node import Node
+from .membership.types import Status
+from .quorum import AGE_KEY, QUORUM_CHANNEL, Decision, QuorumTracker, Strategy, describe
+
+if TYPE_CHECKING:
+    from .system import System
+
+__all__ = [
+    "GatedTransport",
+    "QuorumLost",
+    "SplitBrain",
+    "SplitBrainConfig",
+    "singleton_factory",
+    "singleton_meta",
+]
+
+log = logging.getLogger("swimactors.split_brain")
+
+_SINGLETON = "singleton"
+MAX_HISTORY = 32
+"""Decisions kept for the API (the most recent ones)."""
+
+
+class QuorumLost(ActorError):
+    """This node's side of a partition lost its quorum: it serves no cluster names until
+    the partition heals (``find``, public spawns and remote asks fail fast with it)."""
+
+
+@attrs.frozen(kw_only=True)
+class SplitBrainConfig:
+    """A rule plus the tracker's timing; ``open_system(split_brain=...)`` takes either a
+    bare rule (default timing, ``stable_after`` from the cluster size) or one of these."""
+
+    strategy: Strategy
+    stable_after: float | None = None
+    down_all_when_unstable: bool | float = True
+    takeover_margin: float | None = None
+
+    @classmethod
+    def of(cls, value: Strategy | SplitBrainConfig) -> SplitBrainConfig:
+        if isinstance(value, SplitBrainConfig):
+            return value
+        if not callable(getattr(value, "decide", None)):
+            raise TypeError(f"split_brain takes a quorum rule or a SplitBrainConfig, not {value!r}")
+        return cls(strategy=value)
+
+
+def singleton_meta(factory: str) -> bytes:
+    """Registry metadata marking a singleton and naming the spawnable that re-creates it."""
+    return wire.dumps([_SINGLETON, factory])
+
+
+def singleton_factory(meta: bytes) -> str | None:
+    """The spawnable named by :func:`singleton_meta` bytes; None for anything else."""
+    if not meta:
+        return None
+    try:
+        items = wire.loads(meta)
+    except (wire.WireError, ValueError, TypeError):
+        return None
+    if type(items) is list and len(items) == 2 and items[0] == _SINGLETON:
+        return items[1] if type(items[1]) is str and items[1] else None
+    return None
+
+
+class GatedTransport(ActorTransport):
+    """The actor transport of a system with a split-brain rule: asks (and so
+    ``spawn_on``) fail fast with :class:`QuorumLost` while this side has lost."""
+
+    def __init__(
+        self, host: Any, incarnation: int, config: TransportConfig, gate: Callable[[], None]
+    ) -> None:
+        super().__init__(host, incarnation, config)
+        self._gate = gate
+
+    async def ask(
+        self, target: RemoteTarget, msg: Any, sender: ActorRef | None, timeout: float | None
+    ) -> Any:
+        self._gate()
+        return await super().ask(target, msg, sender, timeout)
+
+
+class SplitBrain(Delegate):
+    """Runs one node's quorum tracker and applies its decisions to the System."""
+
+    def __init__(self, system: System, cluster: Cluster, config: SplitBrainConfig) -> None:
+        self.system = system
+        self.cluster = cluster
+        self.node: Node = cluster.node
+        self.config = config
+        self.tracker = QuorumTracker(
+            self.node.name,
+            config.strategy,
+            stable_after=config.stable_after,
+            down_all_when_unstable=config.down_all_when_unstable,
+            takeover_margin=config.takeover_margin,
+        )
+        self.counters: Counter[str] = Counter()
+        self.history: deque[Decision] = deque(maxlen=MAX_HISTORY)
+        self.changed = trio.Event()
+        """Set (and replaced) whenever the quorum state changes."""
+        self.singletons: dict[str, tuple[str, str]] = {}
+        """Singleton name -> (factory, node holding it), as last seen in the registry."""
+        self.withheld: dict[str, ActorRef] = {}
+        """Public names withdrawn while lost, and the local actor each named."""
+        self._local_singletons: dict[str, ActorRef] = {}
+        self._timer = trio.CancelScope()
+        self.node._core.register_delegate(QUORUM_CHANNEL, self)
+
+    # -- reading -----------------------------------------------------------------------------
+
+    @property
+    def serving(self) -> bool:
+        return self.tracker.serving
+
+    @property
+    def state(self) -> str:
+        return self.tracker.state
+
+    def check(self) -> None:
+        """Raise :class:`QuorumLost` unless this side is serving."""
+        if not self.tracker.serving:
+            raise QuorumLost(f"node {self.node.name} is on a side without quorum "
+                             f"({self.tracker.strategy.spec})")
+
+    def health(self) -> Mapping[str, object]:
+        """The ``/v1/health`` fields: ``quorum`` ("ok" | "lost") and the details."""
+        details = dict(describe(self.tracker))
+        last = self.history[-1] if self.history else None
+        details["reason"] = last.reason if last is not None else ""
+        return {"quorum": details.pop("quorum"), "split_brain": details}
+
+    def metrics(self) -> Mapping[str, int]:
+        """Gauges for ``/metrics``: whether this side serves, and the counters."""
+        gauges = {"quorum_serving": int(self.tracker.serving)}
+        gauges.update((f"quorum_{key}", value) for key, value in self.counters.items())
+        return gauges
+
+    # -- the System's side -------------------------------------------------------------------
+
+    def spawn_singleton(
+        self, factory: str, name: str, mailbox_size: int | None, supervision: Any
+    ) -> ActorRef:
+        """Start the spawnable ``factory`` here as the singleton ``name`` (public)."""
+        self.check()
+        create = self.system.spawnables.get(factory)
+        if create is None:
+            raise LookupError(f"no spawnable named {factory!r} on {self.node.name}: a "
+                              "singleton needs a factory registered with register_spawnable")
+        ref = self.system._spawn(create, name, mailbox_size, supervision, True,
+                                  singleton_meta(factory))
+        self._local_singletons[name] = ref
+        self.singletons[name] = (factory, self.node.name)
+        return ref
+
+    # -- driving -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._follow_members)
+            nursery.start_soon(self._run_timer)
+            nursery.start_soon(self._follow_names)
+
+    def notify_message(self, payload: bytes, now: float) -> None:
+        self.tracker.receive(now, payload)
+        self._after_input()
+
+    async def _follow_members(self) -> None:
+        with self.node.events() as events:
+            self._observe()
+            async for _event in events:
+                self._observe()
+
+    def _observe(self) -> None:
+        self.tracker.observe(trio.current_time(), self.node.members())
+        self._after_input()
+
+    async def _run_timer(self) -> None:
+        while True:
+            with trio.CancelScope(deadline=self._deadline()) as self._timer:
+                await trio.sleep_forever()
+            self.tracker.tick(trio.current_time())
+            self._after_input()
+            await trio.lowlevel.checkpoint()
+
+    async def _follow_names(self) -> None:
+        """Learn the registry's singletons whenever the registry changed."""
+        while True:
+            await self.cluster.changed.wait()
+            self._learn_singletons()
+
+    def _deadline(self) -> float:
+        deadline = self.tracker.next_deadline()
+        return math.inf if deadline is None else deadline
+
+    def _after_input(self) -> None:
+        core = self.node._core
+        for payload in self.tracker.take_outgoing():
+            core.broadcast(QUORUM_CHANNEL, payload, key="quorum")
+        for decision in self.tracker.take_decisions():
+            self._apply(decision)
+        self._timer.deadline = self._deadline()
+
+    # -- acting on decisions -----------------------------------------------------------------
+
+    def _apply(self, decision: Decision) -> None:
+        was_serving = not self.history or self.history[-1].serving
+        self.history.append(decision)
+        self.counters["decisions"] += 1
+        if not decision.serving:
+            if was_serving:
+                self.counters["lost"] += 1
+                log.warning("%s: quorum lost (%s)", self.node.name, decision.reason)
+                self._step_down()
+            if decision.downed:
+                self._renounce_seniority()
+        else:
+            if not was_serving:
+                self.counters["regained"] += 1
+                log.warning("%s: quorum ok (%s)", self.node.name, decision.reason)
+                self._resume()
+            if decision.down:
+                self._take_over(decision.down)
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def _step_down(self) -> None:
+        """Withdraw every public name, stop the singletons (membership keeps running)."""
+        for name, ref in list(self.cluster.public.items()):
+            del self.cluster.public[name]
+            self.cluster.names.unregister(name)
+            if name in self._local_singletons:
+                self._stop(ref)
+            else:
+                self.withheld[name] = ref
+            self.counters["names_withdrawn"] += 1
+        for ref in self._local_singletons.values():
+            self._stop(ref)
+        self._local_singletons.clear()
+
+    def _resume(self) -> None:
+        """Re-register the withdrawn names this node still legitimately holds."""
+        withheld, self.withheld = self.withheld, {}
+        for name, ref in withheld.items():
+            cell = self.system.local_cell(ref)
+            if cell is None:
+                continue
+            holder = self.cluster.registration(name)
+            if holder is not None and holder.node != self.node.name:
+                log.warning("%s: %r is held on %s now; stopping %s", self.node.name, name,
+                            holder.node, ref)
+                if not self.cluster.keep_losers:
+                    cell.request_stop()
+                continue
+            self.cluster.public[name] = ref
+            self.cluster.names.register(name, actor_id(ref))
+            self.counters["names_restored"] += 1
+
+    def _stop(self, ref: ActorRef) -> None:
+        cell = self.system.local_cell(ref)
+        if cell is not None:
+            cell.request_stop()
+            self.counters["singletons_stopped"] += 1
+
+    def _renounce_seniority(self) -> None:
+        """This side lost: come back as the youngest member (a fresh start time)."""
+        tags = decode_meta(self.node.local_member.meta)
+        tags[AGE_KEY] = str(int(time.time() * 1000))
+        self.system.nursery.start_soon(self.node.set_meta, encode_meta(tags))
+
+    def _take_over(self, down: frozenset[str]) -> None:
+        """Treat ``down`` as DOWN; on the singleton host, re-create their singletons."""
+        names = self.cluster.names
+        for member_name in sorted(down):
+            member = self.node.member(member_name)
+            if member is not None:
+                names.publish(names.registry.node_down(member_name, member.incarnation))
+            self.cluster.transport.node_down(member_name, "down")
+            self.counters["members_downed"] += 1
+        if self.tracker.singleton_host() != self.node.name:
+            return
+        self._learn_singletons()
+        for name, (factory, holder) in sorted(self.singletons.items()):
+            if holder not in down or self.cluster.registration(name) is not None:
+                continue
+            try:
+                self.spawn_singleton(factory, name, None, None)
+            except (ActorError, LookupError, ValueError) as exc:
+                self.counters["singleton_failovers_failed"] += 1
+                log.error("%s: cannot re-create singleton %r: %s", self.node.name, name, exc)
+                continue
+            self.counters["singletons_recreated"] += 1
+            log.warning("%s: re-created singleton %r (it lived on %s)", self.node.name, name,
+                        holder)
+
+    def _learn_singletons(self) -> None:
+        """Remember every singleton in the registry, and where it lives.  A name that is
+        gone stays remembered while its holder is out of reach (so the takeover can
+        re-create it); gone while its holder is reachable, it was stopped on purpose."""
+        registry = self.cluster.names.registry
+        seen: dict[str, tuple[str, str]] = {}
+        for name in registry.names():
+            registration = registry.lookup(name)
+            factory = None if registration is None else singleton_factory(registration.meta)
+            if registration is not None and factory is not None:
+                seen[name] = (factory, registration.node)
+        for name, (factory, holder) in self.singletons.items():
+            if name not in seen and not self._reachable(holder):
+                seen[name] = (factory, holder)
+        self.singletons = seen
+
+    def _reachable(self, name: str) -> bool:
+        if name == self.node.name:
+            return True
+        member = self.node.member(name)
+        return member is not None and member.status is Status.UP
