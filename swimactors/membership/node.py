@@ -21,6 +21,7 @@ import trio
 
 from .config import Config
 from .core import Swim
+from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from .transport import Transport, normalize_source, resolve
 from .types import Address, Member, parse_address
@@ -106,6 +107,21 @@ class Node:
         return self._hub.subscribe(buffer)
 
     # -- what users do -------------------------------------------------------------------
+
+    @property
+    def max_broadcast_size(self) -> int:
+        """Largest payload :meth:`broadcast` takes (a channel name of up to 16 bytes)."""
+        return self._core.max_broadcast_size
+
+    def register_delegate(self, channel: str, delegate: Delegate) -> None:
+        """Let a layer ride on this node's gossip under ``channel`` (see :class:`Delegate`)."""
+        self._core.register_delegate(channel, delegate)
+
+    def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None:
+        """Spread ``payload`` to every member by gossip, starting now (raises
+        :class:`~swimactors.membership.BroadcastTooLarge` past :attr:`max_broadcast_size`)."""
+        self._core.broadcast(channel, payload, key)
+        self._flush()
 
     async def set_meta(self, meta: bytes) -> None:
         """Replace this node's metadata and announce it (raises ValueError if too large)."""
@@ -224,6 +240,7 @@ async def open_node(
     meta: bytes = b"",
     rng: random.Random | None = None,
     leave_timeout: float | None = None,
+    incarnation: int | None = None,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the life of the block.
 
@@ -231,6 +248,9 @@ async def open_node(
     ``seeds`` are members to join through; ``advertise`` is the address peers should use
     when it differs from the bound one (NAT, wildcard binds).  Leaving the block leaves
     the cluster (waiting at most ``leave_timeout`` seconds), then closes the sockets.
+    ``incarnation`` defaults to the wall clock in milliseconds, so a restarted process is
+    always newer than its past life; layers that tag their state with it (the registry)
+    may pick it first and pass it in.
     """
     config = config if config is not None else Config.lan()
     host, port = parse_address(bind, DEFAULT_PORT) if isinstance(bind, str) else bind
@@ -247,8 +267,7 @@ async def open_node(
             config=config,
             rng=rng if rng is not None else random.Random(),
             meta=meta,
-            # milliseconds of wall time: a restarted process is newer than its past life
-            incarnation=int(time.time() * 1000),
+            incarnation=int(time.time() * 1000) if incarnation is None else incarnation,
         )
         node = Node(core, transport, leave_timeout)
         body_error: BaseException | None = None

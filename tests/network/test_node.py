@@ -17,6 +17,7 @@ import trio.testing
 from swimactors import wire
 from swimactors.membership import (
     Config,
+    Delegate,
     MemberDown,
     MemberLeft,
     MemberSuspect,
@@ -383,3 +384,30 @@ async def test_an_unresolvable_bind_host_is_a_clear_error() -> None:
     with trio.fail_after(TEST_TIMEOUT), pytest.raises(OSError, match="cannot resolve"):
         async with open_node(name="a", bind="no-such-host.invalid:0", config=FAST):
             pass
+
+
+class _Inbox(Delegate):
+    def __init__(self) -> None:
+        self.payloads: list[bytes] = []
+
+    def notify_message(self, payload: bytes, now: float) -> None:
+        self.payloads.append(payload)
+
+
+async def test_a_broadcast_goes_out_at_once_not_at_the_next_probe() -> None:
+    """A layer's broadcast must not wait for the next protocol period (an idle node arms
+    no gossip timer)."""
+    slow_probes = FAST.replace(probe_interval=5.0, probe_timeout=1.0)
+    async with cluster_of(slow_probes, "ab") as (a, b):
+        inbox = _Inbox()
+        b.register_delegate("test", inbox)
+        await trio.sleep(0.2)  # let join gossip drain: the next probe is seconds away
+        with trio.fail_after(TEST_TIMEOUT):
+            a.broadcast("test", b"hello")
+            took = await wait_for(lambda: inbox.payloads == [b"hello"], 2.0)
+        assert took < 1.0, f"broadcast took {took:.2f} s"
+
+
+async def test_open_node_takes_a_chosen_incarnation() -> None:
+    async with open_node(name="x", bind="127.0.0.1:0", config=FAST, incarnation=42) as node:
+        assert node.incarnation == 42
