@@ -18,6 +18,7 @@ import trio
 
 from .membership.config import Config, ConfigError
 from .membership.types import parse_address
+from .quorum import Strategy, parse_strategy
 
 __all__ = ["main"]
 
@@ -37,6 +38,13 @@ def _address(text: str) -> str:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _split_brain(text: str) -> Strategy:
+    try:
+        return parse_strategy(text)
+    except ValueError as exc:  # QuorumConfigError, or a size below 1
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def config_from(profile: str, overrides: Sequence[tuple[str, str]]) -> Config:
@@ -114,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
         help="await this async setup(system) once started (it spawns the app's actors)",
     )
     agent.add_argument(
+        "--split-brain",
+        type=_split_brain,
+        metavar="RULE",
+        help="keep-majority | static-quorum:N | keep-oldest | keep-referee:NAME | down-all: "
+        "which side of a partition keeps serving (default: off; docs/split-brain.md)",
+    )
+    agent.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
 
@@ -152,6 +167,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         http=args.http,
         advertise=args.advertise,
         app=args.app,
+        split_brain=args.split_brain,
     )
     try:
         trio.run(run_agent, options)

@@ -8,6 +8,7 @@ The ``/v1/members`` JSON is a contract that outside tests rely on: a list of obj
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -41,8 +42,16 @@ def status_counts(members: list[Member]) -> dict[str, int]:
     return counts
 
 
-def membership_router(node: Node, router: Router | None = None) -> Router:
-    """Add the membership routes for ``node`` to ``router`` (a new one by default)."""
+def membership_router(
+    node: Node,
+    router: Router | None = None,
+    *,
+    extra_health: Callable[[], Mapping[str, object]] | None = None,
+    extra_gauges: Callable[[], Mapping[str, int]] | None = None,
+) -> Router:
+    """Add the membership routes for ``node`` to ``router`` (a new one by default);
+    ``extra_health`` and ``extra_gauges`` add fields to ``/v1/health`` and gauges to ``/metrics``
+    (the split-brain layer's ``"quorum": "ok" | "lost"``)."""
     router = router if router is not None else Router()
     started = trio.current_time()
     started_wall = time.time()
@@ -63,11 +72,17 @@ def membership_router(node: Node, router: Router | None = None) -> Router:
                 "members": status_counts(node.members()),
                 "started": started_wall,
                 "uptime": trio.current_time() - started,
+                **(extra_health() if extra_health is not None else {}),
             }
         )
 
     async def metrics(request: Request) -> Response:
-        text = render_metrics(status_counts(node.members()), node.counters, node.awareness)
+        text = render_metrics(
+            status_counts(node.members()),
+            node.counters,
+            node.awareness,
+            extra_gauges() if extra_gauges is not None else {},
+        )
         return Response.text(text, content_type="text/plain; version=0.0.4; charset=utf-8")
 
     router.add("GET", "/v1/members", members)

@@ -44,15 +44,23 @@ def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
 
 
 def render_metrics(
-    members_by_status: Mapping[str, int], counters: Mapping[str, int], awareness: int
+    members_by_status: Mapping[str, int],
+    counters: Mapping[str, int],
+    awareness: int,
+    gauges: Mapping[str, int] | None = None,
 ) -> str:
-    """The ``/metrics`` page for one node."""
+    """The ``/metrics`` page for one node; ``gauges`` are exported as they are
+    (``swimactors_<name>``), e.g. ``quorum_serving``."""
     lines: list[str] = []
     _family(lines, "members", "gauge", "Members in this node's view, by status.")
     for status, count in sorted(members_by_status.items()):
         lines.append(f'{PREFIX}_members{{status="{_label_value(status)}"}} {count}')
     _family(lines, "awareness", "gauge", "Lifeguard local health score (0 = healthy).")
     lines.append(f"{PREFIX}_awareness {awareness}")
+    for key, value in sorted((gauges or {}).items()):
+        name = _UNSAFE.sub("_", key)
+        _family(lines, name, "gauge", key.replace("_", " ").capitalize() + ".")
+        lines.append(f"{PREFIX}_{name} {value}")
 
     plain: dict[str, int] = {}
     grouped: dict[int, list[tuple[str, int]]] = {i: [] for i in range(len(_LABELLED))}

@@ -33,6 +33,7 @@ from ..membership.types import (
     format_address,
     parse_address,
 )
+from ..quorum import Strategy as QuorumRule
 from ..system import open_system
 from .api import actors_router, membership_router
 from .http import serve_http
@@ -64,6 +65,8 @@ class AgentOptions:
     advertise: str | None = None
     app: str | None = None
     """``package.module:setup``: an ``async def setup(system)`` awaited once started."""
+    split_brain: QuorumRule | None = None
+    """The split-brain rule (``--split-brain``); None: off."""
 
 
 def _clock() -> str:
@@ -108,6 +111,7 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
             config=options.config,
             advertise=options.advertise,
             meta=options.meta,
+            split_brain=options.split_brain,
         ) as system:
             assert system.cluster is not None
             node = system.cluster.node
@@ -121,7 +125,12 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
                 nursery.start_soon(_print_events, node, out)
                 if options.http is not None:
                     host, port = parse_address(options.http)
-                    router = actors_router(system, membership_router(node))
+                    quorum = system.split_brain
+                    router = actors_router(system, membership_router(
+                        node,
+                        extra_health=None if quorum is None else quorum.health,
+                        extra_gauges=None if quorum is None else quorum.metrics,
+                    ))
                     bound = await nursery.start(serve_http, router, host, port)
                     say(f"HTTP API on http://{format_address(bound)}")
                 if options.join:

@@ -55,6 +55,7 @@ async def test_minority_stops_majority_takes_over_and_heal_leaves_one_holder() -
             lost_after = trio.current_time() - cut
             assert holders(systems, "the-counter") == set() or holders(
                 systems, "the-counter") == {"n2"}  # stopping is asynchronous
+            assert n2.split_brain is not None and n2.split_brain.health()["quorum"] == "lost"
             with pytest.raises(QuorumLost):
                 await n2.find("plain")
             with pytest.raises(QuorumLost):
