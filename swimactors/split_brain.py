@@ -140,6 +140,8 @@ class SplitBrain(Delegate):
         self.withheld: dict[str, ActorRef] = {}
         """Public names withdrawn while lost, and the local actor each named."""
         self._local_singletons: dict[str, ActorRef] = {}
+        self._absent: dict[str, float] = {}
+        """Remembered singletons not registered now, and since when (see _forget_retired)."""
         self._timer = trio.CancelScope()
         self.node._core.register_delegate(QUORUM_CHANNEL, self)
 
@@ -185,8 +187,11 @@ class SplitBrain(Delegate):
                               "singleton needs a factory registered with register_spawnable")
         ref = self.system._spawn(create, name, mailbox_size, supervision, True,
                                   singleton_meta(factory))
+        self._local_singletons = {key: value for key, value in self._local_singletons.items()
+                                  if self.system.local_cell(value) is not None}
         self._local_singletons[name] = ref
         self.singletons[name] = (factory, self.node.name)
+        self._absent.pop(name, None)
         return ref
 
     # -- driving -----------------------------------------------------------------------------
@@ -235,6 +240,8 @@ class SplitBrain(Delegate):
             core.broadcast(QUORUM_CHANNEL, payload, key="quorum")
         for decision in self.tracker.take_decisions():
             self._apply(decision)
+        if self._absent:
+            self._forget_retired(trio.current_time())
         self._timer.deadline = self._deadline()
 
     # -- acting on decisions -----------------------------------------------------------------
@@ -257,6 +264,8 @@ class SplitBrain(Delegate):
                 self._resume()
             if decision.down:
                 self._take_over(decision.down)
+            if decision.stable and self.tracker.singleton_host() == self.node.name:
+                self._fail_over()
         self.changed.set()
         self.changed = trio.Event()
 
@@ -265,9 +274,7 @@ class SplitBrain(Delegate):
         for name, ref in list(self.cluster.public.items()):
             del self.cluster.public[name]
             self.cluster.names.unregister(name)
-            if name in self._local_singletons:
-                self._stop(ref)
-            else:
+            if name not in self._local_singletons:
                 self.withheld[name] = ref
             self.counters["names_withdrawn"] += 1
         for ref in self._local_singletons.values():
@@ -305,7 +312,7 @@ class SplitBrain(Delegate):
         self.system.nursery.start_soon(self.node.set_meta, encode_meta(tags))
 
     def _take_over(self, down: frozenset[str]) -> None:
-        """Treat ``down`` as DOWN; on the singleton host, re-create their singletons."""
+        """Treat ``down`` as DOWN: prune their names, fail the asks pending there."""
         names = self.cluster.names
         for member_name in sorted(down):
             member = self.node.member(member_name)
@@ -313,11 +320,12 @@ class SplitBrain(Delegate):
                 names.publish(names.registry.node_down(member_name, member.incarnation))
             self.cluster.transport.node_down(member_name, "down")
             self.counters["members_downed"] += 1
-        if self.tracker.singleton_host() != self.node.name:
-            return
-        self._learn_singletons()
+
+    def _fail_over(self) -> None:
+        """On the singleton host, serving on a confirmed view: re-create every remembered
+        singleton nobody holds (it lived on a downed member, or its side stepped down)."""
         for name, (factory, holder) in sorted(self.singletons.items()):
-            if holder not in down or self.cluster.registration(name) is not None:
+            if self.cluster.registration(name) is not None:
                 continue
             try:
                 self.spawn_singleton(factory, name, None, None)
@@ -330,20 +338,33 @@ class SplitBrain(Delegate):
                         holder)
 
     def _learn_singletons(self) -> None:
-        """Remember every singleton in the registry, and where it lives.  A name that is
-        gone stays remembered while its holder is out of reach (so the takeover can
-        re-create it); gone while its holder is reachable, it was stopped on purpose."""
+        """Remember every singleton in the registry and where it lives; a remembered one
+        that is no longer registered starts its absence (see :meth:`_forget_retired`)."""
         registry = self.cluster.names.registry
-        seen: dict[str, tuple[str, str]] = {}
         for name in registry.names():
             registration = registry.lookup(name)
             factory = None if registration is None else singleton_factory(registration.meta)
             if registration is not None and factory is not None:
-                seen[name] = (factory, registration.node)
-        for name, (factory, holder) in self.singletons.items():
-            if name not in seen and not self._reachable(holder):
-                seen[name] = (factory, holder)
-        self.singletons = seen
+                self.singletons[name] = (factory, registration.node)
+                self._absent.pop(name, None)
+        now = trio.current_time()
+        for name in self.singletons.keys() - self._absent.keys():
+            if registry.lookup(name) is None:
+                self._absent[name] = now
+
+    def _forget_retired(self, now: float) -> None:
+        """Forget a singleton that stayed unregistered for ``stable_after`` while this
+        node served on a confirmed view and reached its holder: it was stopped on
+        purpose.  Otherwise (its holder out of reach, or this side stepping down) it is
+        kept, for the next failover to re-create."""
+        confirmed = self.tracker.state == "ok"
+        for name, since in list(self._absent.items()):
+            if self.cluster.registration(name) is not None:
+                del self._absent[name]
+            elif not (confirmed and self._reachable(self.singletons[name][1])):
+                self._absent[name] = now
+            elif now - since >= self.tracker.stable_after:
+                del self._absent[name], self.singletons[name]
 
     def _reachable(self, name: str) -> bool:
         if name == self.node.name:

@@ -39,7 +39,7 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 @asynccontextmanager
 async def open_systems(
-    count: int, transport: TransportConfig | None = None, **options: Any
+    count: int, transport: TransportConfig | None = None, config: Config = FAST, **options: Any
 ) -> AsyncIterator[list[swimactors.System]]:
     """``count`` clustered systems n0..n{count-1} on loopback, all seeing each other UP."""
     async with AsyncExitStack() as stack:
@@ -51,7 +51,7 @@ async def open_systems(
                     f"n{index}",
                     bind="127.0.0.1:0",
                     seeds=seeds,
-                    config=FAST,
+                    config=config,
                     transport=transport,
                     shutdown_timeout=2.0,
                     **options,

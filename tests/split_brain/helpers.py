@@ -8,9 +8,12 @@ from typing import Any
 
 import swimactors
 from swimactors.membership.types import Address, Packet
-from tests.cluster.cluster_helpers import _cluster, open_systems, until
+from tests.cluster.cluster_helpers import FAST, _cluster, open_systems, until
 
-__all__ = ["Partition", "open_quorum_systems", "until"]
+__all__ = ["HEALING", "Partition", "open_quorum_systems", "until"]
+
+HEALING = FAST.replace(reconnect_interval=1.0)
+"""FAST, and a DOWN member is retried every second (the default 30 s would make a heal slow)."""
 
 
 class Partition:
@@ -49,7 +52,7 @@ class Partition:
 @asynccontextmanager
 async def open_quorum_systems(count: int, **options: Any) -> AsyncIterator[list[swimactors.System]]:
     """``count`` loopback systems with ``options`` (e.g. ``split_brain=``), all quorum ok."""
-    async with open_systems(count, **options) as systems:
+    async with open_systems(count, config=HEALING, **options) as systems:
         await until(lambda: all(s.quorum_state in ("ok", "off") for s in systems),
                     timeout=30.0)
         yield systems

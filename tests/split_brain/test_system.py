@@ -7,7 +7,7 @@ import trio
 
 import swimactors
 from swimactors import Actor, QuorumLost, SplitBrainConfig
-from swimactors.quorum import keep_majority
+from swimactors.quorum import down_all, keep_majority
 
 from .helpers import Partition, open_quorum_systems, until
 
@@ -65,7 +65,7 @@ async def test_minority_stops_majority_takes_over_and_heal_leaves_one_holder() -
 
             await until(lambda: holders(systems, "the-counter") == {"n0"}, timeout=20)
             failover_after = trio.current_time() - cut
-            assert n0.quorum_state == "ok" and n1.quorum_state == "ok"
+            await until(lambda: n0.quorum_state == n1.quorum_state == "ok", timeout=10)
             counter = await n1.wait_for("the-counter", timeout=5)
             assert await counter.ask("add") == 1
             assert registered_on(n1, "plain") is None  # pruned with n2
@@ -114,3 +114,30 @@ async def test_a_singleton_needs_a_registered_factory_and_a_rule() -> None:
         plain.register_spawnable("counter", Counter)
         with pytest.raises(ValueError, match="split_brain"):
             await plain.spawn("counter", name="x", singleton=True)
+
+
+async def test_down_all_stops_every_side_and_the_host_restarts_the_singleton_after_heal() -> None:
+    rule = SplitBrainConfig(strategy=down_all(), stable_after=3.0, takeover_margin=1.0)
+    with trio.fail_after(50):
+        async with open_quorum_systems(3, split_brain=rule) as systems:
+            for system in systems:
+                system.register_spawnable("counter", Counter)
+            first = await systems[0].spawn("counter", name="the-counter", singleton=True)
+            assert await first.ask("add") == 1
+            await until(lambda: all(registered_on(s, "the-counter") == "n0" for s in systems))
+
+            partition = Partition(systems)
+            partition.cut(systems[:2], systems[2:])
+            await until(lambda: all(s.quorum_state == "lost" for s in systems), timeout=15)
+            await until(lambda: holders(systems, "the-counter") == set(), timeout=5)
+
+            partition.heal()
+            await until(lambda: all(s.quorum_state == "ok" for s in systems), timeout=25)
+            await until(lambda: len(holders(systems, "the-counter")) == 1
+                        and len({registered_on(s, "the-counter") for s in systems}) == 1
+                        and registered_on(systems[0], "the-counter") is not None, timeout=10)
+            (holder,) = holders(systems, "the-counter")
+            host = systems[0].split_brain
+            assert host is not None and holder == host.tracker.singleton_host()
+            counter = await systems[2].find("the-counter")
+            assert counter is not None and await counter.ask("add") == 1  # a new instance
