@@ -491,7 +491,6 @@ async def open_system(
                     actors,
                     incarnation=incarnation,
                     keep_losers=keep_losers,
-                    poll_interval=node.config.gossip_interval,
                 )
                 system.cluster = cluster
                 system.nursery.start_soon(actors.serve, listener)

@@ -59,6 +59,9 @@ def actor_id(ref: ActorRef) -> str:
     return f"{ref.path}#{ref.uid}"
 
 
+LOSER_NOTICE_TIMEOUT = 3.0
+"""Seconds an actor that lost its name may spend on the NameLost notice before it stops."""
+
 class Cluster:
     """The cluster side of one System (see the module docstring)."""
 
@@ -70,14 +73,14 @@ class Cluster:
         *,
         incarnation: int,
         keep_losers: bool,
-        poll_interval: float,
     ) -> None:
         self.system = system
         self.node = node
         self.transport = transport
         self.keep_losers = keep_losers
-        self.poll_interval = poll_interval
-        self.names = RegistryDelegate(Registry(node.name, incarnation), node._core)
+        self.names = RegistryDelegate(Registry(node.name, incarnation), node)
+        self._names_changed = trio.Event()
+        self.names.registry.on_change = self._names_changed.set
         self.changed = trio.Event()
         self.public: dict[str, ActorRef] = {}
         """Names this node registered, and the actor each names."""
@@ -138,8 +141,11 @@ class Cluster:
                     self._settle_names()
 
     async def _follow_names(self) -> None:
+        """Act on registry changes as they happen (the registry wakes us; no polling)."""
         while True:
-            await trio.sleep(self.poll_interval)
+            await self._names_changed.wait()
+            self._names_changed = trio.Event()
+            self.names.registry.on_change = self._names_changed.set
             self._settle_names()
 
     def _settle_names(self) -> None:
@@ -169,7 +175,7 @@ class Cluster:
 
     async def _tell_loser(self, ref: ActorRef, notice: NameLost) -> None:
         """Let the loser handle the notice (an ask, so it is handled), then stop it."""
-        with trio.move_on_after(self.poll_interval * 10 + 1.0):
+        with trio.move_on_after(LOSER_NOTICE_TIMEOUT):
             try:
                 await ref.ask(notice, timeout=None)
             except Exception as exc:  # its failure must not stop us from stopping it
