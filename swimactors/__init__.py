@@ -10,6 +10,7 @@ from .actors import (
     Context,
     MailboxFull,
     NameTaken,
+    NodeDown,
     SystemFailed,
     Terminated,
     escalate,
@@ -18,6 +19,7 @@ from .actors import (
     resume,
     stop,
 )
+from .actors.transport import TransportConfig
 from .split_brain import QuorumLost, SplitBrainConfig
 from .system import System, open_system
 
@@ -33,11 +35,13 @@ __all__ = [
     "Context",
     "MailboxFull",
     "NameTaken",
+    "NodeDown",
     "QuorumLost",
     "SplitBrainConfig",
     "System",
     "SystemFailed",
     "Terminated",
+    "TransportConfig",
     "__version__",
     "escalate",
     "message",
