@@ -3,15 +3,12 @@ the bridges joined by one veth link.  Cutting that link splits the cluster 2|2; 
 must mark the other DOWN; restoring it must re-form the cluster.
 
 Needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN); skipped with the reason where namespaces cannot
-be created.  Every namespace (and with it every veth and bridge) is deleted afterwards;
-nothing is created in the test runner's own namespace.
+be created (see :mod:`tests.network.netns`).
 """
 
 from __future__ import annotations
 
 import re
-import secrets
-import subprocess
 from collections.abc import Iterator
 
 import pytest
@@ -19,6 +16,8 @@ import trio
 
 from swimactors.agent.cluster import AgentProcess, open_local_cluster, wait_until
 from swimactors.cli import config_from
+
+from .netns import Topology, open_topology
 
 pytestmark = [pytest.mark.network, pytest.mark.netns]
 
@@ -38,65 +37,10 @@ _EVENT = re.compile(r"\] (UP|SUSPECT|ALIVE|DOWN|LEFT|UPDATED)\s+(\S+) ")
 _STATUS = {"UP": "up", "ALIVE": "up", "UPDATED": "up", "SUSPECT": "suspect", "DOWN": "down"}
 
 
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
-
-
-class Topology:
-    """Namespaces ``<p>h1..h4`` (10.77.0.1-4) and a switch namespace ``<p>sw`` holding
-    bridge ``ba`` (h1, h2) and ``bb`` (h3, h4), joined by the veth pair ``ab``/``ba2``."""
-
-    def __init__(self) -> None:
-        self.prefix = f"swa{secrets.token_hex(3)}"
-        self.switch = f"{self.prefix}sw"
-        self.hosts = [f"{self.prefix}h{i}" for i in range(1, HOSTS + 1)]
-        self.created: list[str] = []
-
-    def address(self, index: int) -> str:
-        return f"10.77.0.{index + 1}"
-
-    def build(self) -> None:
-        for ns in [self.switch, *self.hosts]:
-            ip("netns", "add", ns)
-            self.created.append(ns)
-            ip("-n", ns, "link", "set", "lo", "up")
-        sw = ("-n", self.switch)
-        for bridge in ("ba", "bb"):
-            ip(*sw, "link", "add", bridge, "type", "bridge")
-            ip(*sw, "link", "set", bridge, "up")
-        ip(*sw, "link", "add", "ab", "type", "veth", "peer", "name", "ba2")
-        ip(*sw, "link", "set", "ab", "master", "ba", "up")
-        ip(*sw, "link", "set", "ba2", "master", "bb", "up")
-        for index, ns in enumerate(self.hosts):
-            port = f"p{index + 1}"
-            ip(*sw, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", ns)
-            ip(*sw, "link", "set", port, "master", "ba" if index < 2 else "bb", "up")
-            ip("-n", ns, "addr", "add", f"{self.address(index)}/24", "dev", "eth0")
-            ip("-n", ns, "link", "set", "eth0", "up")
-
-    def cut(self, up: bool = False) -> None:
-        for end in ("ab", "ba2"):
-            ip("-n", self.switch, "link", "set", end, "up" if up else "down")
-
-    def destroy(self) -> None:
-        for ns in reversed(self.created):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=10)
-        self.created.clear()
-
-
 @pytest.fixture
 def topology() -> Iterator[Topology]:
-    topo = Topology()
-    try:
-        topo.build()
-    except (OSError, subprocess.SubprocessError) as exc:
-        topo.destroy()
-        detail = getattr(exc, "stderr", b"") or b""
-        pytest.skip(f"cannot create network namespaces here ({exc} {detail.decode().strip()})")
-    try:
+    with open_topology(HOSTS, 2) as topo:
         yield topo
-    finally:
-        topo.destroy()
 
 
 def last_status(agent: AgentProcess, member: str) -> str | None:
