@@ -19,6 +19,7 @@ import trio
 from .membership.config import Config, ConfigError
 from .membership.types import parse_address
 from .quorum import Strategy, parse_strategy
+from .split_brain import SplitBrainConfig
 
 __all__ = ["main"]
 
@@ -45,6 +46,16 @@ def _split_brain(text: str) -> Strategy:
         return parse_strategy(text)
     except ValueError as exc:  # QuorumConfigError, or a size below 1
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _split_brain_config(
+    rule: Strategy | None, stable_after: float | None
+) -> SplitBrainConfig | None:
+    if rule is None:
+        if stable_after is not None:
+            raise ValueError("--stable-after needs --split-brain")
+        return None
+    return SplitBrainConfig(strategy=rule, stable_after=stable_after)
 
 
 def config_from(profile: str, overrides: Sequence[tuple[str, str]]) -> Config:
@@ -129,6 +140,13 @@ def _parser() -> argparse.ArgumentParser:
         "which side of a partition keeps serving (default: off; docs/split-brain.md)",
     )
     agent.add_argument(
+        "--stable-after",
+        type=float,
+        metavar="SECONDS",
+        help="with --split-brain: how long membership must be unchanged before a decision "
+        "(default: 7 s at 5 members, growing with the cluster)",
+    )
+    agent.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
 
@@ -154,7 +172,8 @@ def _run_agent(args: argparse.Namespace) -> int:
         for seed in seeds:
             _address(seed)
         config = config_from(args.profile, args.overrides)
-    except (ConfigError, argparse.ArgumentTypeError) as exc:
+        split_brain = _split_brain_config(args.split_brain, args.stable_after)
+    except (ConfigError, argparse.ArgumentTypeError, ValueError) as exc:
         print(f"swimactors agent: {exc}", file=sys.stderr)
         return 2
     options = AgentOptions(
@@ -167,7 +186,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         http=args.http,
         advertise=args.advertise,
         app=args.app,
-        split_brain=args.split_brain,
+        split_brain=split_brain,
     )
     try:
         trio.run(run_agent, options)

@@ -72,6 +72,12 @@ class SplitBrainConfig:
     down_all_when_unstable: bool | float = True
     takeover_margin: float | None = None
 
+    def __attrs_post_init__(self) -> None:
+        # the tracker's own checks (QuorumConfigError), when configuring rather than later
+        QuorumTracker("-", self.strategy, stable_after=self.stable_after,
+                      down_all_when_unstable=self.down_all_when_unstable,
+                      takeover_margin=self.takeover_margin)
+
     @classmethod
     def of(cls, value: Strategy | SplitBrainConfig) -> SplitBrainConfig:
         if isinstance(value, SplitBrainConfig):

@@ -133,9 +133,11 @@ class LocalCluster:
         meta: Mapping[str, str] | None = None,
         command_prefix: Sequence[str] = (),
         app: str | None = None,
+        extra_args: Sequence[str] = (),
     ) -> AgentProcess:
         """Start an agent and wait until it listens (``command_prefix``: e.g. netns exec;
-        ``app``: ``package.module:setup`` for ``--app``)."""
+        ``app``: ``package.module:setup`` for ``--app``; ``extra_args``: more options,
+        e.g. ``["--split-brain", "keep-majority"]``)."""
         command = [*command_prefix, sys.executable, "-u", "-m", "swimactors", "agent"]
         command += ["--name", name, "--bind", format_address((host, port))]
         command += ["--http", format_address((host, 0)), "--profile", self.profile]
@@ -147,6 +149,7 @@ class LocalCluster:
             command += ["--meta", f"{key}={value}"]
         if app is not None:
             command += ["--app", app]
+        command += extra_args
         process = await trio.lowlevel.open_process(
             command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )

@@ -33,7 +33,7 @@ from ..membership.types import (
     format_address,
     parse_address,
 )
-from ..quorum import Strategy as QuorumRule
+from ..split_brain import SplitBrainConfig
 from ..system import open_system
 from .api import actors_router, membership_router
 from .http import serve_http
@@ -65,8 +65,8 @@ class AgentOptions:
     advertise: str | None = None
     app: str | None = None
     """``package.module:setup``: an ``async def setup(system)`` awaited once started."""
-    split_brain: QuorumRule | None = None
-    """The split-brain rule (``--split-brain``); None: off."""
+    split_brain: SplitBrainConfig | None = None
+    """The split-brain rule and timing (``--split-brain``); None: off."""
 
 
 def _clock() -> str:

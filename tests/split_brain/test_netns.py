@@ -1,0 +1,118 @@
+"""The issue's real-network test: five agents on network namespaces with
+``--split-brain keep-majority``, the demo's counter a singleton on h5; the bridge is cut
+3|2.  The minority's ``/v1/health`` must say ``"quorum": "lost"`` within the bound, the
+majority must re-create and serve the counter, and after the link is restored every
+agent must see one counter, on the same node.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import pytest
+import trio
+
+from swimactors.agent.cluster import AgentProcess, open_local_cluster, wait_until
+from tests.network.netns import Topology, open_topology
+
+from .app import HOLDER
+
+pytestmark = [pytest.mark.network, pytest.mark.netns]
+
+OVERRIDES = {
+    "probe_interval": 0.2,
+    "probe_timeout": 0.1,
+    "gossip_interval": 0.05,
+    "push_pull_interval": 2.0,
+    "reconnect_interval": 1.0,
+}
+STABLE_AFTER = 3.0
+LOST_BOUND = STABLE_AFTER + 1.0 + 1.0
+"""stable_after, one announcement interval (1 s) of heartbeats in flight, 1 s of slack."""
+PORT = 7946
+_GET = (
+    "import sys, trio; from swimactors.agent.http import http_get; "
+    "s, b = trio.run(http_get, (sys.argv[1], int(sys.argv[2])), sys.argv[3]); "
+    "sys.stdout.write(b.decode())"
+)
+
+
+async def get_json(topology: Topology, index: int, agent: AgentProcess, path: str) -> Any:
+    """``GET path`` from inside the agent's namespace (None if it does not answer)."""
+    command = ["ip", "netns", "exec", topology.hosts[index], sys.executable, "-c", _GET,
+               agent.http[0], str(agent.http[1]), path]
+    with trio.move_on_after(10):
+        result = await trio.run_process(command, capture_stdout=True, capture_stderr=True,
+                                        check=False)
+        if result.returncode == 0:
+            return json.loads(result.stdout)
+    return None
+
+
+async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
+    seen: dict[tuple[str, str], float] = {}
+
+    def on_line(agent: AgentProcess, line: str) -> None:
+        for marker in ("quorum lost", "re-created singleton"):
+            if marker in line:
+                seen.setdefault((agent.name, marker), trio.current_time())
+
+    with open_topology(5, 3) as topology, trio.fail_after(120):
+        async with open_local_cluster(overrides=OVERRIDES, on_line=on_line) as cluster:
+            agents: list[AgentProcess] = []
+            for index, ns in enumerate(topology.hosts):
+                agents.append(await cluster.start(
+                    f"h{index + 1}",
+                    host=topology.address(index),
+                    port=PORT,
+                    join=[(topology.address(0), PORT)] if index else [],
+                    command_prefix=["ip", "netns", "exec", ns],
+                    app="tests.split_brain.app:setup",
+                    extra_args=["--split-brain", "keep-majority",
+                                "--stable-after", str(STABLE_AFTER)],
+                ))
+
+            async def health(index: int) -> dict[str, Any]:
+                return await get_json(topology, index, agents[index], "/v1/health") or {}
+
+            async def counters(index: int) -> list[str]:
+                entries = await get_json(topology, index, agents[index], "/v1/actors") or []
+                return [e["node"] for e in entries if e["name"] == "counter"]
+
+            async def settled(indexes: range, holder: str) -> bool:
+                for index in indexes:
+                    state = (await health(index)).get("split_brain", {}).get("state")
+                    if state != "ok" or await counters(index) != [holder]:
+                        return False
+                return True
+
+            output = "\n".join
+            assert await wait_until(lambda: settled(range(5), HOLDER), 40, 0.2) is not None, \
+                output(a.output() for a in agents)
+
+            cut = trio.current_time()
+            topology.cut()
+            minority = range(3, 5)
+
+            async def minority_lost() -> bool:
+                return all((f"h{i + 1}", "quorum lost") in seen for i in minority)
+
+            assert await wait_until(minority_lost, LOST_BOUND + 10) is not None
+            lost_after = max(seen[(f"h{i + 1}", "quorum lost")] for i in minority) - cut
+            for index in minority:
+                assert (await health(index))["quorum"] == "lost"
+            assert lost_after <= LOST_BOUND, f"{lost_after:.2f} s > {LOST_BOUND} s"
+
+            assert await wait_until(lambda: settled(range(3), "h1"), 30, 0.2) is not None
+            failover_after = seen[("h1", "re-created singleton")] - cut
+            for index in range(3):
+                assert (await health(index))["quorum"] == "ok"
+
+            topology.cut(up=True)
+            healed = await wait_until(lambda: settled(range(5), "h1"), 40, 0.2)
+            assert healed is not None, output(a.output() for a in agents)
+            print(f"\nnetns 3|2: minority lost after {lost_after:.2f} s, singleton failed "
+                  f"over after {failover_after:.2f} s, one counter everywhere {healed:.2f} s "
+                  "after the heal")
