@@ -149,7 +149,7 @@ class SplitBrain(Delegate):
         self._absent: dict[str, float] = {}
         """Remembered singletons not registered now, and since when (see _forget_retired)."""
         self._timer = trio.CancelScope()
-        self.node._core.register_delegate(QUORUM_CHANNEL, self)
+        self.node.register_delegate(QUORUM_CHANNEL, self)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -241,9 +241,8 @@ class SplitBrain(Delegate):
         return math.inf if deadline is None else deadline
 
     def _after_input(self) -> None:
-        core = self.node._core
         for payload in self.tracker.take_outgoing():
-            core.broadcast(QUORUM_CHANNEL, payload, key="quorum")
+            self.node.broadcast(QUORUM_CHANNEL, payload, key="quorum")
         for decision in self.tracker.take_decisions():
             self._apply(decision)
         if self._absent:
