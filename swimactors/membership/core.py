@@ -147,6 +147,17 @@ def _validate_meta(meta: bytes, limit: int) -> None:
         raise ValueError(f"meta is {len(meta)} bytes; the limit is {min(limit, MAX_META)}")
 
 
+def _update(
+    apply: Callable[[float, Any], None],
+) -> Callable[[float, str, Address, bool, Any], None]:
+    """A message handler for membership news: only the time and the message matter."""
+
+    def handle(now: float, sender: str, reply_to: Address, reliable: bool, msg: Any) -> None:
+        apply(now, msg)
+
+    return handle
+
+
 class Swim:
     """One node of a SWIM cluster, as a pure state machine.  See the module docstring."""
 
@@ -201,10 +212,10 @@ class Swim:
             Ack: self._on_ack,
             PingReq: self._on_pingreq,
             Nack: self._on_nack,
-            Alive: self._on_alive,
-            Suspect: self._on_suspect,
-            Dead: self._on_dead,
-            Left: self._on_left,
+            Alive: _update(self._apply_alive),  # membership news goes straight to the
+            Suspect: _update(self._apply_suspect),  # precedence rules (_apply_*)
+            Dead: _update(self._apply_dead),
+            Left: _update(self._apply_left),
             UserMessage: self._on_usermessage,
             PushPull: self._on_pushpull,
         }
@@ -462,26 +473,6 @@ class Swim:
         seq = self._next_seq()
         self._relays[seq] = _Relay(reply_to, msg.seq, now + self.config.probe_timeout)
         self._send(msg.address, [Ping(seq, msg.target)])
-
-    def _on_alive(
-        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Alive
-    ) -> None:
-        self._apply_alive(now, msg)
-
-    def _on_suspect(
-        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Suspect
-    ) -> None:
-        self._apply_suspect(now, msg)
-
-    def _on_dead(
-        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Dead
-    ) -> None:
-        self._apply_dead(now, msg)
-
-    def _on_left(
-        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Left
-    ) -> None:
-        self._apply_left(now, msg)
 
     def _on_usermessage(
         self, now: float, sender: str, reply_to: Address, reliable: bool, msg: UserMessage
