@@ -38,14 +38,22 @@ class Gate(Actor):
         return len(self.got)
 
 
+async def held_gate(
+    system: swimactors.System, mailbox_size: int = 1024
+) -> tuple[Gate, swimactors.ActorRef]:
+    """A Gate whose actor is blocked inside ``receive``: what the test tells next queues."""
+    gate = Gate()
+    ref = await system.spawn(gate, mailbox_size=mailbox_size)
+    await ref.tell(Hold())
+    await trio.testing.wait_all_tasks_blocked()
+    return gate, ref
+
+
 async def test_tell_blocks_on_a_full_mailbox_and_resumes(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with swimactors.open_system() as system:
-        gate = Gate()
-        ref = await system.spawn(gate, mailbox_size=3)
-        await ref.tell(Hold())
-        await trio.testing.wait_all_tasks_blocked()  # the actor is now inside receive
+        gate, ref = await held_gate(system, mailbox_size=3)
         for n in range(3):
             await ref.tell(Item(n))  # fills the mailbox without waiting
         sent = trio.Event()
@@ -70,10 +78,7 @@ async def test_a_cancelled_blocked_tell_is_not_delivered(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with swimactors.open_system() as system:
-        gate = Gate()
-        ref = await system.spawn(gate, mailbox_size=1)
-        await ref.tell(Hold())
-        await trio.testing.wait_all_tasks_blocked()
+        gate, ref = await held_gate(system, mailbox_size=1)
         await ref.tell(Item(0))
         with trio.move_on_after(1):
             await ref.tell(Item(1))
@@ -86,10 +91,7 @@ async def test_ask_on_a_full_mailbox_times_out_without_being_queued(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with swimactors.open_system() as system:
-        gate = Gate()
-        ref = await system.spawn(gate, mailbox_size=1)
-        await ref.tell(Hold())
-        await trio.testing.wait_all_tasks_blocked()
+        gate, ref = await held_gate(system, mailbox_size=1)
         await ref.tell(Item(0))
         with pytest.raises(AskTimeout, match="no room"):
             await ref.ask(Item(1), timeout=1.0)
@@ -103,10 +105,7 @@ async def test_late_reply_is_dropped_and_counted_leaving_nothing_behind(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with swimactors.open_system() as system:
-        gate = Gate()
-        ref = await system.spawn(gate)
-        await ref.tell(Hold())
-        await trio.testing.wait_all_tasks_blocked()
+        gate, ref = await held_gate(system)
         for n in range(3):
             with pytest.raises(AskTimeout):
                 await ref.ask(Item(n), timeout=0.5)
@@ -129,10 +128,7 @@ async def test_stop_turns_queued_messages_into_dead_letters_and_fails_asks(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with swimactors.open_system() as system:
-        gate = Gate()
-        ref = await system.spawn(gate, mailbox_size=2)
-        await ref.tell(Hold())
-        await trio.testing.wait_all_tasks_blocked()
+        gate, ref = await held_gate(system, mailbox_size=2)
         await ref.tell(Item(0))
         outcomes: list[str] = []
 
@@ -187,10 +183,7 @@ async def test_an_ask_cancelled_from_outside_counts_its_reply_as_late(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with swimactors.open_system() as system:
-        gate = Gate()
-        ref = await system.spawn(gate)
-        await ref.tell(Hold())
-        await trio.testing.wait_all_tasks_blocked()
+        gate, ref = await held_gate(system)
         with trio.move_on_after(1):
             await ref.ask(Item(0), timeout=None)
         gate.gate.set()
