@@ -18,7 +18,7 @@ from .scenarios import SCENARIOS
 def _params(args: argparse.Namespace) -> Params:
     return Params(nodes=args.nodes, seed=args.seed, loss=args.loss,
                   lifeguard=not args.no_lifeguard, duration=args.duration, crashes=args.crashes,
-                  settle=args.settle)
+                  settle=args.settle, formed=args.formed)
 
 
 def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
@@ -32,6 +32,8 @@ def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
     parser.add_argument("--crashes", type=int, default=1, help="nodes crashed (crash)")
     parser.add_argument("--settle", type=float, default=0.0,
                         help="simulated seconds between forming the cluster and the fault")
+    parser.add_argument("--formed", action="store_true",
+                        help="start from a converged cluster instead of joining by gossip")
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--plot", metavar="FILE.png", help="detection curves (matplotlib)")
 
@@ -87,7 +89,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def _params_for_sweep(args: argparse.Namespace) -> Params:
     return Params(seed=0, loss=args.loss, lifeguard=not args.no_lifeguard,
-                  duration=args.duration, crashes=args.crashes, settle=args.settle)
+                  duration=args.duration, crashes=args.crashes, settle=args.settle,
+                  formed=args.formed)
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -114,15 +117,18 @@ def cmd_suite(args: argparse.Namespace) -> int:
     failures = 0
     rows = []
     for scenario in SCENARIOS.values():
-        sizes = scenario.large if args.large else (scenario.small,)
-        for nodes in sizes:
-            params = Params(nodes=nodes, seed=args.seed)
-            report = run_one(scenario.name, params, progress_bar(f"{scenario.name} n={nodes}"))
+        runs = [(n, False) for n in (scenario.large if args.large else (scenario.small,))]
+        runs += [(n, True) for n in (scenario.large_formed if args.large else ())]
+        for nodes, formed in runs:
+            params = Params(nodes=nodes, seed=args.seed, formed=formed)
+            label = f"{scenario.name}{' (formed)' if formed else ''} n={nodes}"
+            report = run_one(scenario.name, params, progress_bar(label))
             problems = scenario.verdict(report)
             failures += bool(problems)
             rows.append(report)
             status = "ok  " if not problems else "FAIL"
-            print(f"{status} {scenario.name:15} n={nodes:<5} sim {report['sim_seconds']:7.1f} s "
+            title = scenario.name + (" formed" if formed else "")
+            print(f"{status} {title:15} n={nodes:<5} sim {report['sim_seconds']:7.1f} s "
                   f"wall {report['wall_seconds']:6.1f} s  {'; '.join(problems)}", flush=True)
     if args.json:
         print(json.dumps(rows, default=str))

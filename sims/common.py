@@ -28,6 +28,8 @@ class Params:
     duration: float | None = None
     crashes: int = 1
     settle: float = 0.0
+    formed: bool = False
+    """Start from a converged cluster (``World.add_formed``) instead of joining by gossip."""
     """Simulated seconds to wait after the cluster formed (lets join gossip drain)."""
     keep_trace: bool = False
     on_world: Callable[[World], object] | None = attrs.field(default=None, eq=False, repr=False)
@@ -85,7 +87,11 @@ class Run:
         return predicate()
 
     def start_cluster(self, stagger: float = 0.02) -> float:
-        """Start ``nodes`` nodes joining the first one; returns when all views agree."""
+        """Start ``nodes`` nodes joining the first one (or formed already, with
+        ``params.formed``); returns when all views agree."""
+        if self.params.formed:
+            self.world.add_formed(self.params.nodes)
+            return self.world.now
         self.world.add_nodes(self.params.nodes, stagger=stagger)
         deadline = 120.0 + self.params.nodes * 0.2
         if not self.wait_for(self.metrics.converged, deadline):
@@ -101,6 +107,7 @@ class Run:
             "seed": self.params.seed,
             "loss": self.link.loss,
             "lifeguard": self.params.lifeguard,
+            "start": "formed" if self.params.formed else "join",
             "trace_hash": world.trace_hash,
             "sim_seconds": world.now,
             "false_positives": summary["false_positives"],

@@ -41,3 +41,5 @@ class Scenario:
     """Node counts in ``python -m sims suite --large`` (``make sim``)."""
     verdict: Verdict = no_false_deaths
     """What must hold in the report for the suite to pass."""
+    large_formed: tuple[int, ...] = ()
+    """Node counts the large suite also runs from a formed cluster (``--formed``)."""

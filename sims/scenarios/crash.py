@@ -30,4 +30,4 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
 
 
 SCENARIO = Scenario("crash", "k nodes crash (default 1, at 1% loss); detection times", run, 20,
-                    (10, 100, 1000), require("all_down_s"))
+                    (10, 100, 1000), require("all_down_s"), large_formed=(1000, 10000))

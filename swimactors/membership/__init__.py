@@ -4,7 +4,7 @@ The protocol core (:class:`Swim`) is sans-IO; a driver feeds it packets and time
 """
 
 from .config import Config, ConfigError
-from .core import BroadcastTooLarge, Swim
+from .core import BroadcastTooLarge, FormedCluster, Swim
 from .delegate import Delegate
 from .events import EventsDropped, Subscription
 from .meta import decode_meta, encode_meta
@@ -33,6 +33,7 @@ __all__ = [
     "ConfigError",
     "Delegate",
     "EventsDropped",
+    "FormedCluster",
     "Member",
     "MemberAlive",
     "MemberConflict",

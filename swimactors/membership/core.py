@@ -83,7 +83,7 @@ class BroadcastTooLarge(ValueError):
     """A user broadcast does not fit in one packet; split it (see ``max_broadcast_size``)."""
 
 
-@attrs.define
+@attrs.define(weakref_slot=False)
 class _MemberState:
     name: str
     address: Address
@@ -92,12 +92,30 @@ class _MemberState:
     meta: bytes
     since: float
     """When the status last changed."""
+    shared: bool = False
+    """Shared by the cores started from one :class:`FormedCluster`: copy before changing."""
 
     def snapshot(self) -> Member:
         return Member(self.name, self.address, self.incarnation, self.status, self.meta)
 
     def alive_message(self) -> Alive:
         return Alive(self.name, self.address, self.incarnation, self.meta)
+
+
+class FormedCluster:
+    """A converged membership that many cores start from (:meth:`Swim.assume_formed`),
+    sharing one record per member until a core changes it: a simulated cluster of
+    10,000 nodes would otherwise hold 10^8 records."""
+
+    def __init__(self, members: Iterable[Member], now: float) -> None:
+        self.states = {
+            m.name: _MemberState(m.name, m.address, m.incarnation, Status.UP, m.meta, now, True)
+            for m in members
+        }
+        if len(self.states) > MAX_MEMBERS:
+            raise ValueError(f"a cluster of {len(self.states)} exceeds {MAX_MEMBERS} members")
+        self.names = list(self.states)
+        self.index = {name: i for i, name in enumerate(self.names)}
 
 
 @attrs.define
@@ -298,6 +316,22 @@ class Swim:
                 self._push_pull(now, seed, join=True)
         elif self._seeds:
             self._join_seeds(now)
+
+    def assume_formed(self, formed: FormedCluster, now: float) -> None:
+        """Start as one node of a cluster that has already converged on ``formed``: its
+        members are UP here with no news to spread and no events, and the push/pull timer
+        is at a random point of its period, as in a steady state.  For simulations of a
+        formed cluster (forming 1,000 nodes by gossip costs more than the run itself)."""
+        if self._started or len(self._members) > 1:
+            raise ValueError("assume_formed() needs a core that has not started")
+        self._start(now)
+        self._members = dict(formed.states)
+        self._members[self.name] = self._self  # our own record is never shared
+        self._alive = list(formed.names)
+        self._alive_index = dict(formed.index)
+        self._drop_alive(self.name)
+        period = self.config.push_pull_period(self.alive_count())
+        self._next_push_pull = now + self.rng.random() * period
 
     def leave(self, now: float) -> None:
         """Leave gracefully: spread LEFT; keep ticking until :attr:`leave_finished`."""
@@ -622,6 +656,7 @@ class Swim:
             return
         if msg.incarnation <= state.incarnation:
             return
+        state = self._own(state)
         previous = state.status
         changed = (state.address, state.meta) != (msg.address, msg.meta)
         state.incarnation = msg.incarnation
@@ -663,6 +698,7 @@ class Swim:
                     self._suspicion_heap, (suspicion.deadline, msg.name, msg.incarnation)
                 )
             return
+        state = self._own(state)
         state.incarnation = msg.incarnation
         if state.status is Status.UP:
             state.status = Status.SUSPECT
@@ -683,7 +719,7 @@ class Swim:
         state = self._members.get(msg.name)
         if state is None or not state.status.is_alive or msg.incarnation < state.incarnation:
             return
-        self._mark_gone(now, state, Status.DOWN, msg.incarnation)
+        state = self._mark_gone(now, state, Status.DOWN, msg.incarnation)
         self._enqueue(msg)
         self._emit(MemberDown(state.snapshot(), now))
         self._gossip_soon(now)
@@ -697,7 +733,7 @@ class Swim:
         state = self._members.get(msg.name)
         if state is None or state.status is Status.LEFT or msg.incarnation < state.incarnation:
             return
-        self._mark_gone(now, state, Status.LEFT, msg.incarnation)
+        state = self._mark_gone(now, state, Status.LEFT, msg.incarnation)
         self._enqueue(msg)
         self._emit(MemberLeft(state.snapshot(), now))
         self._gossip_soon(now)
@@ -760,19 +796,34 @@ class Swim:
         if self._next_join is not None:
             self._next_join = None
 
-    def _mark_gone(self, now: float, state: _MemberState, status: Status, inc: int) -> None:
+    def _mark_gone(
+        self, now: float, state: _MemberState, status: Status, inc: int
+    ) -> _MemberState:
+        state = self._own(state)
         state.status = status
         state.incarnation = inc
         state.since = now
         self._suspicions.pop(state.name, None)
-        index = self._alive_index.pop(state.name, None)
-        if index is not None:  # swap-remove from the alive list
-            last = self._alive.pop()
-            if last != state.name:
-                self._alive[index] = last
-                self._alive_index[last] = index
+        self._drop_alive(state.name)
         self._recently_down.pop(state.name, None)
         self._recently_down[state.name] = now
+        return state
+
+    def _drop_alive(self, name: str) -> None:
+        index = self._alive_index.pop(name, None)
+        if index is not None:  # swap-remove from the alive list
+            last = self._alive.pop()
+            if last != name:
+                self._alive[index] = last
+                self._alive_index[last] = index
+
+    def _own(self, state: _MemberState) -> _MemberState:
+        """The record to change: one shared with other cores is copied in first."""
+        if not state.shared:
+            return state
+        mine = attrs.evolve(state, shared=False)
+        self._members[state.name] = mine
+        return mine
 
     def _reap(self, now: float) -> None:
         """Forget DOWN and LEFT members after ``reap_time``."""

@@ -81,6 +81,10 @@ class Metrics:
         self.world = world
         self.grace = grace
         self.views: dict[str, dict[str, Status]] = {}
+        """Per observer, each member's status as its events told (see :meth:`status`)."""
+        self._formed: dict[str, frozenset[str]] = {}
+        """Per observer started by ``World.add_formed``: the members it began with UP
+        (one set shared by all of them, so a 10,000-node warm start costs O(N))."""
         self.incarnations: dict[str, dict[str, int]] = {}
         """Per observer (its current core), the highest incarnation seen per member."""
         self.incarnation_regressions: list[tuple[float, str, str, int, int]] = []
@@ -115,12 +119,17 @@ class Metrics:
         now = fault.time
         kind = fault.kind
         self.coverage[f"fault_{kind}"] += 1
-        if kind in ("start", "restart"):
+        if kind in ("start", "restart", "formed"):
+            formed = frozenset(fault.nodes) if kind == "formed" else None
             for name in fault.nodes:
                 self._alive_since[name] = now
                 self.views[name] = {}
                 self.incarnations[name] = {}  # a fresh core starts from nothing
-                self._up_count[name] = 0
+                self._up_count[name] = len(fault.nodes) - 1 if formed else 0
+                if formed:
+                    self._formed[name] = formed
+                else:
+                    self._formed.pop(name, None)
         if kind in ("crash", "left"):
             for name in fault.nodes:
                 self._alive_seconds += now - self._alive_since.pop(name, now)
@@ -163,9 +172,8 @@ class Metrics:
         if status is None:
             self.coverage[type(event).__name__] += 1
             return
-        view = self.views.setdefault(observer, {})
-        before = view.get(subject)
-        view[subject] = status
+        before = self.status(observer, subject)
+        self.views.setdefault(observer, {})[subject] = status
         self._suspects += (status is Status.SUSPECT) - (before is Status.SUSPECT)
         self._up_count[observer] += (status is Status.UP) - (before is Status.UP)
         self._check_incarnation(now, observer, subject, member.incarnation)
@@ -209,7 +217,7 @@ class Metrics:
         for node in self.world.nodes.values():
             if node.name == crash.subject or not node.alive or node.name in crash.down_by:
                 continue
-            known = self.views.get(node.name, {}).get(crash.subject)
+            known = self.status(node.name, crash.subject)
             if known is not None and known not in (Status.DOWN, Status.LEFT):
                 return False
         return True
@@ -233,6 +241,13 @@ class Metrics:
             4 * config.probe_interval
         )
 
+    def status(self, observer: str, subject: str) -> Status | None:
+        """What ``observer``'s core holds about ``subject`` (None: unknown to it)."""
+        known = self.views.get(observer, {}).get(subject)
+        if known is None and subject in self._formed.get(observer, ()) and subject != observer:
+            return Status.UP
+        return known
+
     def converged(self) -> bool:
         """Every running node's view holds exactly the other live nodes as UP."""
         alive = [node.name for node in self.world.alive_nodes()]
@@ -243,10 +258,17 @@ class Metrics:
             if self._up_count[name] != expected:
                 return False
         alive_set = set(alive)
+        gone_of: dict[frozenset[str], list[str]] = {}
         for name in alive:
             view = self.views.get(name, {})
             for subject, status in view.items():
                 if (status is Status.UP) != (subject in alive_set):
+                    return False
+            formed = self._formed.get(name)
+            if formed is not None:  # formed members it never heard news of are still UP
+                if formed not in gone_of:
+                    gone_of[formed] = [s for s in formed if s not in alive_set]
+                if any(s not in view for s in gone_of[formed]):
                     return False
         return True
 

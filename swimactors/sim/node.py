@@ -18,6 +18,7 @@ from typing import Protocol
 import attrs
 
 from ..membership.config import Config
+from ..membership.core import FormedCluster
 from ..membership.types import Address, Member, MemberEvent, Packet
 
 __all__ = ["Core", "CoreFactory", "NodeClock", "NodeSpec", "NodeState", "SimNode"]
@@ -46,6 +47,7 @@ class Core(Protocol):
     def members(self) -> list[Member]: ...
     def member(self, name: str) -> Member | None: ...
     def leave(self, now: float) -> None: ...
+    def assume_formed(self, formed: FormedCluster, now: float) -> None: ...
 
 
 @attrs.frozen

@@ -18,7 +18,8 @@ from typing import Any
 import attrs
 
 from ..membership.config import Config
-from ..membership.types import Address, MemberEvent, Packet
+from ..membership.core import FormedCluster
+from ..membership.types import Address, Member, MemberEvent, Packet, Status
 from .network import LinkModel, Network
 from .node import INBOX_LIMIT, Core, CoreFactory, NodeSpec, NodeState, SimNode
 from .rng import Streams
@@ -172,6 +173,35 @@ class World:
         return [
             self.add_node(join_at=first + i * stagger, **options) for i in range(count)
         ]
+
+    def add_formed(
+        self, count: int, *, config: Config | None = None, meta: bytes = b""
+    ) -> list[SimNode]:
+        """Add ``count`` nodes that start as a cluster already converged (each knows every
+        other UP, nothing left to gossip): the warm start for runs about a formed cluster.
+        Their seed, for a later restart, is the first of them."""
+        first = len(self.nodes)
+        specs = []
+        for index in range(first, first + count):
+            name, address = f"n{index}", address_for(index)
+            if name in self.nodes or address in self._by_address:
+                raise SimulationError(f"node {name!r} or address {address!r} already exists")
+            specs.append(NodeSpec(name, address, config or self.config, meta, ()))
+        specs = [attrs.evolve(spec, seeds=(specs[0].address,)) for spec in specs]
+        members = [Member(s.name, s.address, 0, Status.UP, s.meta) for s in specs]
+        formed = FormedCluster(members, self.now)
+        nodes = []
+        for offset, spec in enumerate(specs):
+            core = self.core_factory(spec, self.streams.get(f"node/{spec.name}"), 0)
+            node = SimNode(spec, core, first + offset)
+            self.nodes[spec.name] = node
+            self._by_address[spec.address] = node
+            nodes.append(node)
+        self._fault("formed", tuple(spec.name for spec in specs))
+        for node in nodes:
+            node.core.assume_formed(formed, node.now(self.now))
+            self._pump(node)
+        return nodes
 
     def node(self, name: str) -> SimNode:
         try:

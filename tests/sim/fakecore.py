@@ -14,6 +14,7 @@ from collections import Counter
 from collections.abc import Sequence
 
 from swimactors.membership.config import Config
+from swimactors.membership.core import FormedCluster
 from swimactors.membership.types import (
     Address,
     Member,
@@ -60,6 +61,12 @@ class FakeCore:
     def join(self, seeds: Sequence[Address], now: float) -> None:
         for seed in seeds:
             self._out.append(Packet(seed, self._message("join"), reliable=True))
+
+    def assume_formed(self, formed: FormedCluster, now: float) -> None:
+        for name, state in formed.states.items():
+            if name != self.name:
+                self._members[name] = Member(name, state.address, state.incarnation, Status.UP)
+                self._heard[name] = now
 
     def receive(self, now: float, source: Address, data: bytes) -> None:
         try:
