@@ -771,8 +771,19 @@ class Swim:
     def _merge_state(self, now: float, sender: str, members: Sequence[MemberState]) -> None:
         """Apply a push/pull: a peer's DOWN becomes our suspicion (memberlist's rule:
         verify before declaring death), everything else applies as a message would."""
+        known = self._members.get
         for remote in members:
             status = remote.status
+            local = known(remote.name)
+            if (  # what we hold already: no rule below would change anything
+                local is not None
+                and local.status is status
+                and status is not Status.SUSPECT  # a suspicion from a new source confirms
+                and local.incarnation == remote.incarnation
+                and local.address == remote.address
+                and local.meta == remote.meta
+            ):
+                continue
             if status is Status.LEFT:
                 self._apply_left(now, Left(remote.name, remote.incarnation))
                 continue
