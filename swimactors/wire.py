@@ -331,8 +331,10 @@ class TypeRegistry(Generic[Tag]):
         def decode(value: Any) -> Any:
             if not isinstance(value, list) or len(value) != len(items):
                 raise WireError(f"expected an array of {len(items)} items")
-            return tuple(c.decode(v) for c, v in zip(items, value, strict=True))
+            return tuple([c.decode(v) for c, v in zip(items, value, strict=True)])
 
+        if all(c.encode is _identity for c in items):  # CBOR writes a tuple as an array
+            return _Codec(_identity, decode)
         return _Codec(encode, decode)
 
     @staticmethod

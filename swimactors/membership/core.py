@@ -16,6 +16,7 @@ precedence rules), dissemination in ``_send`` / ``_gossip``, full-state sync in
 from __future__ import annotations
 
 import collections
+import functools
 import hashlib
 import heapq
 import itertools
@@ -67,7 +68,7 @@ from .types import (
     Status,
 )
 
-__all__ = ["BroadcastTooLarge", "Swim"]
+__all__ = ["BroadcastTooLarge", "FormedCluster", "Swim"]
 
 MAX_MEMBERS = 100_000
 """Members beyond this are refused (and counted): a bound against forged Alive floods."""
@@ -77,6 +78,10 @@ INTRODUCTIONS_PER_PERIOD = 4
 """Full-state swaps with unknown senders allowed per probe interval (see ``_introduce``)."""
 SEEN_USER_MESSAGES = 4096
 """How many user-message digests are remembered to stop re-gossiping duplicates."""
+
+_wire_state = functools.lru_cache(maxsize=1 << 17)(MemberState.of)
+"""A member's push/pull entry, built (and validated) once per version of it: a full
+state of 1,000 members is mostly entries that have not changed since the last one."""
 
 
 class BroadcastTooLarge(ValueError):
@@ -934,7 +939,7 @@ class Swim:
 
     def _push_pull(self, now: float, destination: Address, join: bool, reply: bool = False) -> None:
         states = tuple(
-            MemberState.of(s.name, s.address, s.incarnation, s.status, s.meta)
+            _wire_state(s.name, s.address, s.incarnation, s.status, s.meta)
             for s in self._members.values()
         )
         user_state = {ch: d.local_state(join) for ch, d in self._delegates.items()}
