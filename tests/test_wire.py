@@ -104,8 +104,44 @@ def test_an_unknown_message_tag_is_skipped_for_forward_compatibility() -> None:
     ],
 )
 def test_malformed_known_messages_reject_the_packet(raw: list[Any]) -> None:
+    data = encode_packet("", "p", [cbor2.dumps(raw)])
     with pytest.raises(wire.WireError):
-        decode_packet(encode_packet("", "p", [cbor2.dumps(raw)]), "")
+        decode_packet(data, "")
+    with pytest.raises(wire.WireError):  # even when every Alive would be stale news
+        decode_packet(data, "", stale_alive=lambda *fields: True)
+
+
+near_alive = st.lists(
+    st.one_of(
+        st.integers(-1, 2**64), st.booleans(), st.text(max_size=3), st.binary(max_size=600),
+        st.lists(st.one_of(st.text(max_size=2), st.integers(-1, 70000), st.booleans()),
+                 max_size=3),
+    ),
+    max_size=4,
+).map(lambda fields: [4, *fields])
+
+
+@settings(max_examples=500)
+@given(raw=st.one_of(near_alive, st.builds(
+    lambda name, host, port, inc, meta: [4, name, [host, port], inc, *meta],
+    st.text(max_size=3), st.text(max_size=3), st.integers(0, 70000), st.integers(-1, 2**64),
+    st.lists(st.binary(max_size=600), max_size=1),
+)))
+def test_only_alives_that_would_decode_are_left_undecoded_as_stale(raw: list[Any]) -> None:
+    """Skipping a stale Alive must never let a malformed one through: whatever is
+    skipped decodes to an Alive with the same fields."""
+    data = encode_packet("", "p", [cbor2.dumps(raw)])
+    seen: list[tuple[Any, ...]] = []
+    try:
+        envelope = decode_packet(data, "", stale_alive=lambda *fields: not seen.append(fields))
+    except wire.WireError:
+        envelope = None
+    if envelope is not None and envelope.stale_alives:
+        alive = decode_packet(data, "").messages[0]
+        assert seen == [(alive.name, *alive.address, alive.incarnation)]
+    else:
+        with contextlib.suppress(wire.WireError):
+            assert not any(isinstance(m, Alive) for m in decode_packet(data, "").messages)
 
 
 # -- TypeRegistry ------------------------------------------------------------------------------

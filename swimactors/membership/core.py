@@ -409,7 +409,7 @@ class Swim:
         self.counters["packets_received"] += 1
         self.counters["bytes_received"] += len(data)
         try:
-            envelope = decode_packet(data, self.config.label)
+            envelope = decode_packet(data, self.config.label, self._stale_alive)
         except LabelMismatch:
             self.counters["rejected_label"] += 1
             return
@@ -419,6 +419,8 @@ class Swim:
         if envelope.sender == self.name:
             self.counters["rejected_own_name"] += 1
             return
+        if envelope.stale_alives:
+            self.counters["received_alive"] += envelope.stale_alives
         reliable = envelope.sender_address is not None
         reply_to = envelope.sender_address or source
         for message in envelope.messages:
@@ -684,6 +686,19 @@ class Swim:
             self._recently_down.pop(state.name, None)
             self._mark_alive(state, insert_for_probe=True)
             self._emit(MemberUp(state.snapshot(), now))
+
+    def _stale_alive(self, name: str, host: str, port: int, incarnation: int) -> bool:
+        """An Alive that ``_apply_alive`` would ignore: about a member we know at that
+        address and at least that incarnation (a conflict needs another address, news
+        about ourselves is always looked at)."""
+        state = self._members.get(name)
+        return (
+            state is not None
+            and incarnation <= state.incarnation
+            and state.address[1] == port
+            and state.address[0] == host
+            and name != self.name
+        )
 
     def _apply_suspect(self, now: float, msg: Suspect) -> None:
         """Suspect(i) beats Alive(j <= i) and Suspect(j < i); a repeated Suspect(i) from a

@@ -8,7 +8,7 @@ an ephemeral one and cannot be answered).  Each message is ``[tag, field, ...]``
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
@@ -215,6 +215,13 @@ class Envelope:
     sender: str
     messages: tuple[Any, ...]
     sender_address: Address | None = None
+    stale_alives: int = 0
+    """Well-formed Alive messages left undecoded because ``stale_alive`` said they
+    change nothing (see :func:`decode_packet`)."""
+
+
+StaleAlive = Callable[[str, str, int, int], bool]
+"""``(name, host, port, incarnation)``: would an Alive with these fields change nothing?"""
 
 
 def encode_packet(
@@ -244,11 +251,13 @@ def packet_overhead(label: str, sender: str, sender_address: Address | None = No
     return len(encode_packet(label, sender, [], sender_address)) + 4
 
 
-def decode_packet(data: bytes, label: str) -> Envelope:
+def decode_packet(data: bytes, label: str, stale_alive: StaleAlive | None = None) -> Envelope:
     """Decode a packet for the cluster called ``label``; :class:`wire.WireError` if not.
 
     A message of a newer, unknown type is skipped (forward compatibility); a malformed
-    message of a known type rejects the whole packet.
+    message of a known type rejects the whole packet.  A well-formed Alive for which
+    ``stale_alive`` returns True is counted, not decoded: while a cluster forms, most
+    messages are such repeats of news already applied.
     """
     value = wire.loads(data)
     if not isinstance(value, list) or len(value) not in (4, 5):
@@ -262,11 +271,15 @@ def decode_packet(data: bytes, label: str) -> Envelope:
         raise wire.WireError("bad sender name")
     if not isinstance(raw_messages, list):
         raise wire.WireError("messages must be an array")
-    messages = tuple(
-        SWIM.from_data(raw)
-        for raw in raw_messages
-        if not (isinstance(raw, list) and raw and raw[0] not in SWIM)
-    )
+    messages = []
+    stale = 0
+    for raw in raw_messages:
+        if isinstance(raw, list) and raw and raw[0] not in SWIM:
+            continue
+        if stale_alive is not None and _is_stale_alive(raw, stale_alive):
+            stale += 1
+            continue
+        messages.append(SWIM.from_data(raw))
     address: Address | None = None
     if len(value) == 5:
         raw_address = value[4]
@@ -279,7 +292,36 @@ def decode_packet(data: bytes, label: str) -> Envelope:
         ):
             raise wire.WireError("bad sender address")
         address = (raw_address[0], raw_address[1])
-    return Envelope(sender, messages, address)
+    return Envelope(sender, tuple(messages), address, stale)
+
+
+_ALIVE_TAG = SWIM.tag_of(Alive)
+
+
+def _is_stale_alive(raw: Any, stale_alive: StaleAlive) -> bool:
+    """``raw`` is an Alive that would decode (the checks its validators make) and that
+    ``stale_alive`` says changes nothing."""
+    if type(raw) is not list or len(raw) not in (4, 5) or type(raw[0]) is not int:
+        return False
+    if raw[0] != _ALIVE_TAG:
+        return False
+    name, address, incarnation = raw[1], raw[2], raw[3]
+    meta = raw[4] if len(raw) == 5 else b""
+    return (
+        type(name) is str
+        and 0 < len(name.encode()) <= MAX_NAME
+        and type(address) is list
+        and len(address) == 2
+        and type(address[0]) is str
+        and 0 < len(address[0]) <= 255
+        and type(address[1]) is int
+        and 0 < address[1] <= 65535
+        and type(incarnation) is int
+        and 0 <= incarnation < 2**63
+        and type(meta) is bytes
+        and len(meta) <= MAX_META
+        and stale_alive(name, address[0], address[1], incarnation)
+    )
 
 
 class LabelMismatch(wire.WireError):
