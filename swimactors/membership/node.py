@@ -1,7 +1,8 @@
 """The trio driver: runs one sans-IO SWIM core on real sockets for the life of a block.
 
-``open_node`` binds a UDP socket and a TCP listener on one port, feeds every datagram and
-frame to the core, sends what the core hands back, ticks the core by its own
+``open_node`` binds a UDP socket and a TCP listener on one port (or takes any
+:class:`~swimactors.membership.transport.NodeTransport`), feeds every datagram and frame to
+the core, sends what the core hands back, ticks the core by its own
 ``next_deadline()`` on ``trio.current_time()`` (so a ``MockClock`` drives it in tests), and
 fans events out to subscribers.  Leaving the block leaves the cluster gracefully.
 """
@@ -23,7 +24,7 @@ from .config import Config
 from .core import Swim
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
-from .transport import Transport, normalize_source, resolve
+from .transport import NodeTransport, Transport, normalize_source, resolve
 from .types import Address, Member, parse_address
 
 __all__ = ["DEFAULT_PORT", "Node", "open_node"]
@@ -37,7 +38,7 @@ DEFAULT_PORT = 7946
 class Node:
     """A running member of a cluster; get one from :func:`open_node`."""
 
-    def __init__(self, core: Swim, transport: Transport, leave_timeout: float) -> None:
+    def __init__(self, core: Swim, transport: NodeTransport, leave_timeout: float) -> None:
         self._core = core
         self._transport = transport
         self._hub = EventHub()
@@ -60,7 +61,7 @@ class Node:
 
     @property
     def bound_address(self) -> Address:
-        """The local socket address (differs from :attr:`address` behind NAT)."""
+        """The transport's own address (differs from :attr:`address` behind NAT)."""
         return self._transport.address
 
     @property
@@ -241,6 +242,7 @@ async def open_node(
     rng: random.Random | None = None,
     leave_timeout: float | None = None,
     incarnation: int | None = None,
+    transport: NodeTransport | None = None,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the life of the block.
 
@@ -250,20 +252,28 @@ async def open_node(
     the cluster (waiting at most ``leave_timeout`` seconds), then closes the sockets.
     ``incarnation`` defaults to the wall clock in milliseconds, so a restarted process is
     always newer than its past life; layers that tag their state with it (the registry)
-    may pick it first and pass it in.
+    may pick it first and pass it in.  ``transport`` replaces the sockets (``bind`` is then
+    unused and the transport's address is advertised); the node starts and closes it.
     """
     config = config if config is not None else Config.lan()
-    host, port = parse_address(bind, DEFAULT_PORT) if isinstance(bind, str) else bind
     seed_addresses = _parse_seeds(seeds)
     if leave_timeout is None:
         leave_timeout = max(2.0, 10 * config.gossip_interval)
     node: Node | None = None
-    transport = Transport(tcp_timeout=config.tcp_timeout)
-    bound = await transport.bind(host, int(port))
+    on_sockets = transport is None
+    if transport is None:
+        host, port = parse_address(bind, DEFAULT_PORT) if isinstance(bind, str) else bind
+        sockets = Transport(tcp_timeout=config.tcp_timeout)
+        await sockets.bind(host, int(port))
+        transport = sockets
     try:
+        if on_sockets or advertise is not None:
+            address = await _advertised(advertise, transport.address, seed_addresses)
+        else:
+            address = transport.address
         core = Swim(
             name=name,
-            address=await _advertised(advertise, bound, seed_addresses),
+            address=address,
             config=config,
             rng=rng if rng is not None else random.Random(),
             meta=meta,

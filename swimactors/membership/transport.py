@@ -18,18 +18,51 @@ import logging
 import math
 import socket as stdlib_socket
 from collections.abc import Callable
+from typing import Protocol
 
 import trio
 
 from .. import wire
 from .types import Address, Packet, format_address
 
-__all__ = ["Transport", "TransportLimits"]
+__all__ = ["Deliver", "NodeTransport", "Transport", "TransportLimits"]
 
 log = logging.getLogger(__name__)
 
 Deliver = Callable[[Address, bytes], None]
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
+
+
+class NodeTransport(Protocol):
+    """What a :class:`~swimactors.membership.node.Node` needs from its network, so
+    ``open_node(transport=...)`` can run it on something other than sockets (a simulation)."""
+
+    @property
+    def address(self) -> Address:
+        """Where this transport receives; advertised unless ``open_node`` gets ``advertise``."""
+        ...
+
+    @property
+    def counters(self) -> collections.Counter[str]:
+        """Added to :attr:`Node.counters <swimactors.membership.node.Node.counters>`."""
+        ...
+
+    def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
+        """Start in ``nursery`` (cancelled when the node stops); pass every arriving
+        ``(source, data)`` to ``deliver``."""
+        ...
+
+    def send(self, packet: Packet) -> None:
+        """Send or queue ``packet`` without blocking (drop it rather than raise)."""
+        ...
+
+    async def flush(self) -> None:
+        """Return once what was sent so far has left (best effort: used by leave)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release everything; called once when the node stops, even if never started."""
+        ...
 
 
 class TransportLimits:

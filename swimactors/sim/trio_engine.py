@@ -16,14 +16,12 @@ import heapq
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any, cast
+from typing import Any
 
 import trio
 
 from ..membership.config import Config
-from ..membership.core import Swim
-from ..membership.node import Node
-from ..membership.transport import Transport
+from ..membership.node import Node, open_node
 from ..membership.types import Address, Packet
 from .network import LinkModel, Network
 from .rng import Streams
@@ -35,8 +33,8 @@ Deliver = Callable[[Address, bytes], None]
 
 
 class SimTransport:
-    """Stands in for :class:`~swimactors.membership.transport.Transport`: the node's
-    packets go to the :class:`SimNet`, which calls ``deliver`` when they arrive."""
+    """A :class:`~swimactors.membership.transport.NodeTransport` for ``open_node``: the
+    node's packets go to the :class:`SimNet`, which calls ``deliver`` when they arrive."""
 
     def __init__(self, net: SimNet, name: str, address: Address) -> None:
         self.net = net
@@ -162,25 +160,17 @@ async def open_sim_node(
     incarnation: int = 0,
     leave_timeout: float = 2.0,
 ) -> AsyncIterator[Node]:
-    """Run a trio membership node on ``net`` for the life of the block (like
-    ``open_node``, with the simulated transport); leaving the block leaves gracefully,
-    :meth:`SimNet.crash` makes it a crash."""
-    core = Swim(name=name, address=address, config=config or Config.lan(),
-                rng=net.streams.get(f"node/{name}"), meta=meta, incarnation=incarnation)
-    transport = SimTransport(net, name, address)
-    node = Node(core, cast(Transport, transport), leave_timeout)
-    try:
-        async with trio.open_nursery() as nursery:
-            transport.start(nursery, node._deliver)
-            nursery.start_soon(node._run_timers)
-            if seeds:
-                node._join(list(seeds))
-            try:
-                yield node
-            finally:
-                with trio.CancelScope(shield=True):
-                    await node.leave()
-                nursery.cancel_scope.cancel()
-    finally:
-        node._close()
-        await transport.aclose()
+    """Run a trio membership node on ``net`` for the life of the block (``open_node`` on a
+    :class:`SimTransport`); leaving the block leaves gracefully, :meth:`SimNet.crash`
+    makes it a crash."""
+    async with open_node(
+        name=name,
+        seeds=seeds,
+        config=config,
+        meta=meta,
+        rng=net.streams.get(f"node/{name}"),
+        leave_timeout=leave_timeout,
+        incarnation=incarnation,
+        transport=SimTransport(net, name, address),
+    ) as node:
+        yield node
