@@ -9,7 +9,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from swimactors.sim import World, first_divergence
+from swimactors.sim import World, first_divergence, relaxed_gc
 
 from .common import Params, Progress
 from .scenarios import SCENARIOS
@@ -49,7 +49,8 @@ def run_one(name: str, params: Params, progress: Progress = silent) -> dict[str,
     """Run one scenario and return its report with timing and speed added."""
     chosen = scenario(name)
     started = time.perf_counter()
-    result = chosen.run(params, progress)
+    with relaxed_gc():
+        result = chosen.run(params, progress)
     wall = time.perf_counter() - started
     progress(1.0)
     report = {"scenario": name, **result, "wall_seconds": wall}

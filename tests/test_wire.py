@@ -67,7 +67,9 @@ swim_messages = st.one_of(
 
 @given(swim_messages)
 def test_every_swim_message_round_trips(message: Any) -> None:
-    assert SWIM.decode(encode_message(message)) == message
+    data = encode_message(message)
+    assert data == SWIM.encode(message)  # the push/pull shortcut writes the same bytes
+    assert SWIM.decode(data) == message
 
 
 @given(
@@ -360,3 +362,28 @@ def test_a_frame_of_exactly_max_frame_is_accepted() -> None:
     decoder = wire.FrameDecoder(max_frame=10)
     assert decoder.feed(wire.encode_frame(b"x" * 10)) == [b"x" * 10]
     assert decoder.error is None
+
+
+@settings(max_examples=500)
+@given(row=st.one_of(
+    near_alive.map(lambda raw: [*raw[1:], 0]),  # near-entries, status code UP
+    st.builds(lambda name, host, port, inc, code, meta: [name, [host, port], inc, code, *meta],
+              st.text(max_size=3), st.text(max_size=3), st.integers(0, 70000),
+              st.integers(-1, 2**64), st.sampled_from([0, 1, 2, 3, 4, False]),
+              st.lists(st.binary(max_size=600), max_size=1)),
+))
+def test_only_push_pull_entries_that_would_decode_as_up_are_left_out_as_stale(
+    row: list[Any],
+) -> None:
+    data = encode_packet("", "p", [cbor2.dumps([9, False, True, [row], {}])])
+    try:
+        skipped = decode_packet(data, "", stale_alive=lambda *fields: True)
+    except wire.WireError:
+        skipped = None
+    if skipped is not None and skipped.messages[0].members == ():
+        (entry,) = decode_packet(data, "").messages[0].members
+        assert entry.status is Status.UP
+    else:
+        with contextlib.suppress(wire.WireError):
+            members = decode_packet(data, "").messages[0].members
+            assert all(m.status is not Status.UP for m in members)

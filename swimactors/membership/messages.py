@@ -172,7 +172,7 @@ def _status_code(instance: Any, attribute: attrs.Attribute[Any], value: int) -> 
         raise ValueError(f"{attribute.name} must be a status code 0..3")
 
 
-@attrs.frozen
+@attrs.frozen(cache_hash=True)  # hashed as the key of its cached encoding
 class MemberState:
     """One member's full state inside a push/pull."""
 
@@ -276,9 +276,11 @@ def decode_packet(data: bytes, label: str, stale_alive: StaleAlive | None = None
     for raw in raw_messages:
         if isinstance(raw, list) and raw and raw[0] not in SWIM:
             continue
-        if stale_alive is not None and _is_stale_alive(raw, stale_alive):
-            stale += 1
-            continue
+        if stale_alive is not None:
+            if _is_stale_alive(raw, stale_alive):
+                stale += 1
+                continue
+            raw = _without_stale_rows(raw, stale_alive)
         messages.append(SWIM.from_data(raw))
     address: Address | None = None
     if len(value) == 5:
@@ -298,15 +300,57 @@ def decode_packet(data: bytes, label: str, stale_alive: StaleAlive | None = None
 _ALIVE_TAG = SWIM.tag_of(Alive)
 
 
+_PUSH_PULL_TAG = SWIM.tag_of(PushPull)
+_PUSH_PULL_HEAD = {
+    (join, reply): wire.cbor_array_header(5) + wire.dumps([_PUSH_PULL_TAG, join, reply])[1:]
+    for join in (False, True)
+    for reply in (False, True)
+}
+"""``[tag, join, reply, ...`` of a push/pull's array, for the four flag pairs."""
+_UP_CODE = _STATUS_CODES[Status.UP]
+
+
 def _is_stale_alive(raw: Any, stale_alive: StaleAlive) -> bool:
-    """``raw`` is an Alive that would decode (the checks its validators make) and that
-    ``stale_alive`` says changes nothing."""
+    """``raw`` is an Alive that would decode and that ``stale_alive`` says changes nothing."""
     if type(raw) is not list or len(raw) not in (4, 5) or type(raw[0]) is not int:
         return False
     if raw[0] != _ALIVE_TAG:
         return False
-    name, address, incarnation = raw[1], raw[2], raw[3]
-    meta = raw[4] if len(raw) == 5 else b""
+    return _stale_fields(raw[1], raw[2], raw[3], raw[4] if len(raw) == 5 else b"", stale_alive)
+
+
+def _without_stale_rows(raw: Any, stale_alive: StaleAlive) -> Any:
+    """A push/pull's ``raw`` without the UP entries that would decode and that
+    ``stale_alive`` says change nothing (the merge applies an UP entry as an Alive):
+    in a formed cluster that is nearly all of them."""
+    if (
+        type(raw) is not list
+        or len(raw) < 4
+        or type(raw[0]) is not int
+        or raw[0] != _PUSH_PULL_TAG
+        or type(raw[3]) is not list
+    ):
+        return raw
+    rows = [
+        row
+        for row in raw[3]
+        if not (
+            type(row) is list
+            and len(row) in (4, 5)
+            and type(row[3]) is int
+            and row[3] == _UP_CODE
+            and _stale_fields(row[0], row[1], row[2], row[4] if len(row) == 5 else b"",
+                              stale_alive)
+        )
+    ]
+    return [*raw[:3], rows, *raw[4:]]
+
+
+def _stale_fields(
+    name: Any, address: Any, incarnation: Any, meta: Any, stale_alive: StaleAlive
+) -> bool:
+    """The fields pass the checks an Alive's (and a push/pull entry's) validators make,
+    and ``stale_alive`` says an Alive with them changes nothing."""
     return (
         type(name) is str
         and 0 < len(name.encode()) <= MAX_NAME
@@ -329,7 +373,26 @@ class LabelMismatch(wire.WireError):
 
 
 def encode_message(message: Any) -> bytes:
+    """A message's CBOR bytes.  A push/pull reuses each entry's bytes: a full state is
+    mostly entries unchanged since the last one, and encoding them is most of its cost."""
+    if type(message) is PushPull:
+        return _encode_push_pull(message)
     return SWIM.encode(message)
+
+
+def _encode_push_pull(message: PushPull) -> bytes:
+    """``SWIM.encode(message)``, byte for byte (a test holds the two together)."""
+    return b"".join((
+        _PUSH_PULL_HEAD[message.join, message.reply],
+        wire.cbor_array_header(len(message.members)),
+        *map(_entry_bytes, message.members),
+        wire.dumps(message.user_state),
+    ))
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _entry_bytes(state: MemberState) -> bytes:
+    return wire.dumps([state.name, state.address, state.incarnation, state.status_code, state.meta])
 
 
 def message_kind(message: Any) -> str:

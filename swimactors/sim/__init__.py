@@ -6,6 +6,7 @@ restart, pause, slow, clock drift).  ``Metrics`` turns a run into detection time
 false positives, dissemination and load figures.  See docs/simulation.md.
 """
 
+from .heap import relaxed_gc
 from .metrics import CrashStats, Metrics
 from .network import Action, LinkModel, Network, Route, Rule
 from .node import Core, CoreFactory, NodeSpec, NodeState, SimNode
@@ -35,5 +36,6 @@ __all__ = [
     "address_for",
     "derive_seed",
     "first_divergence",
+    "relaxed_gc",
     "swim_factory",
 ]
