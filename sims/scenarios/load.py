@@ -14,7 +14,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     start = sim.start_cluster()
     config = sim.config
     # every join's Alive is re-gossiped retransmit_limit times by every node
-    drain = config.retransmit_limit(params.nodes) * params.nodes / (
+    drain = 0.0 if params.formed else config.retransmit_limit(params.nodes) * params.nodes / (
         max(1, config.gossip_nodes) * 10
     ) * config.gossip_interval + 10.0
     sim.planned = start + drain + (params.duration or 60.0)
@@ -25,4 +25,4 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
 
 
 SCENARIO = Scenario("load", "steady-state packets and bytes per node per second", run, 10,
-                    (10, 100, 300))
+                    (10, 100, 300), large_formed=(1000,))
