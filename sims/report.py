@@ -32,7 +32,8 @@ def _fmt(value: Any) -> str:
 def readable(report: dict[str, Any]) -> str:
     """A short human report of one run."""
     lines = [
-        f"scenario {report['scenario']}: {report['nodes']} nodes, seed {report['seed']}",
+        f"scenario {report['scenario']}: {report['nodes']} nodes"
+        f"{' (formed)' if report.get('start') == 'formed' else ''}, seed {report['seed']}",
         f"  simulated {_fmt(report['sim_seconds'])} s in {_fmt(report['wall_seconds'])} s wall "
         f"({_fmt(report.get('node_seconds_per_wall_second', 0.0))} node-s per s)",
     ]
