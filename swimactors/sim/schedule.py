@@ -154,7 +154,11 @@ def apply(world: World, step: Step, link: LinkModel) -> None:
     if op == "crash" and node is not None:
         world.crash(node.name)
     elif op == "restart" and node is not None and node.state is NodeState.CRASHED:
-        world.restart(node.name)
+        # every other node as a seed (a full seed list, or DNS discovery): with the first
+        # node as its only seed, a process restarted while that node was out of reach and
+        # then dead could never find the cluster again, which no protocol can fix
+        # (swarm seed 2491: two such nodes each alone for good)
+        world.restart(node.name, seeds=[n.address for n in world.nodes.values() if n is not node])
     elif op == "partition":
         side = [name for name in step.group if name in world.nodes]
         rest = [name for name in world.nodes if name not in side]
