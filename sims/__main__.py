@@ -82,7 +82,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         for row in failed:
             print(f"  FAILED seed {row['seed']}: {row['problems']}\n"
                   f"    replay: python -m sims replay --seed {row['seed']} --nodes "
-                  f"{row['nodes']} --swarm --schedule '{row['schedule']}'")
+                  f"{row['nodes']} --swarm{' --formed' if row.get('start') == 'formed' else ''}"
+                  f" --schedule '{row['schedule']}'")
         return 1 if failed else 0
     return 0
 
@@ -105,7 +106,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from swimactors.sim.schedule import Swarm
 
         swarm = Swarm.draw(Streams(args.seed).get("swarm"))
-    outcome = run_schedule(args.seed, args.nodes, steps, swarm=swarm)
+    outcome = run_schedule(args.seed, args.nodes, steps, swarm=swarm, formed=args.formed)
     result = {"seed": args.seed, "nodes": args.nodes, "steps": len(steps),
               "trace_hash": outcome.trace_hash, "problems": outcome.problems,
               "passed": not outcome.problems}
@@ -156,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--nodes", type=int, default=5)
     replay.add_argument("--schedule", required=True, help="JSON list of steps, or @FILE")
     replay.add_argument("--swarm", action="store_true", help="use the seed's swarm rates")
+    replay.add_argument("--formed", action="store_true", help="start from a formed cluster")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(func=cmd_replay)
     suite = commands.add_parser("suite", help="every scenario, pass or fail")

@@ -21,7 +21,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     names = [f"n{i}" for i in range(params.nodes)]
     steps = random_schedule(rng, names, swarm, params.duration or 60.0)
     outcome = run_schedule(params.seed, params.nodes, steps, swarm=swarm,
-                           keep_trace=params.keep_trace)
+                           keep_trace=params.keep_trace, formed=params.formed)
     if params.on_world is not None:
         params.on_world(outcome.world)
     progress(1.0)
@@ -38,6 +38,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         "schedule": dumps(steps),
         "problems": outcome.problems,
         "passed": not outcome.problems,
+        "start": "formed" if params.formed else "join",
         "coverage": summary["coverage"],
     }
 

@@ -137,11 +137,16 @@ class Outcome:
 
 
 def start_cluster(
-    seed: int, nodes: int, config: Config, link: LinkModel, keep_trace: bool = False
+    seed: int, nodes: int, config: Config, link: LinkModel, keep_trace: bool = False,
+    formed: bool = False,
 ) -> tuple[World, Metrics]:
+    """A converged cluster: joined by gossip, or formed from the start (``formed``)."""
     world = World(seed, config=config, link=link, keep_trace=keep_trace)
     metrics = Metrics(world)
-    world.add_nodes(nodes, stagger=0.05)
+    if formed:
+        world.add_formed(nodes)
+    else:
+        world.add_nodes(nodes, stagger=0.05)
     if not world.run_until(metrics.converged, deadline=60.0 + nodes, poll=0.5):
         raise RuntimeError(f"seed {seed}: {nodes} nodes did not converge before any fault")
     return world, metrics
@@ -192,11 +197,13 @@ def run_schedule(
     config: Config | None = None,
     swarm: Swarm | None = None,
     keep_trace: bool = False,
+    formed: bool = False,
 ) -> Outcome:
-    """Converge, apply ``steps``, stop the faults, wait the bound, check the invariants."""
+    """Converge (or start ``formed``), apply ``steps``, stop the faults, wait the bound,
+    check the invariants."""
     config = config or Config.lan()
     link = LinkModel(duplicate=swarm.duplicate if swarm else 0.0)
-    world, metrics = start_cluster(seed, nodes, config, link, keep_trace)
+    world, metrics = start_cluster(seed, nodes, config, link, keep_trace, formed)
     origin = world.now
     if swarm is not None and swarm.loss:
         world.set_link(attrs.evolve(link, loss=swarm.loss))

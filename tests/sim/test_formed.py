@@ -12,6 +12,8 @@ from sims.common import Params
 from sims.runner import run_one
 from swimactors.membership import Config, FormedCluster, Member, Status, Swim
 from swimactors.sim import LinkModel, Metrics, World, address_for
+from swimactors.sim.rng import Streams
+from swimactors.sim.schedule import Swarm, dumps, random_schedule, run_schedule
 
 from .fakecore import fake_factory
 
@@ -107,3 +109,13 @@ def test_the_crash_scenario_runs_from_a_formed_cluster() -> None:
     assert report["start"] == "formed" and report["false_positives"] == 0
     assert 0 < report["first_suspect_s"] <= report["all_down_s"] <= report["detection_bound_s"]
     assert report["phase_wall_s"]["form"] < report["phase_wall_s"]["after_crash"]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fault_schedules_from_a_formed_cluster_end_in_agreement(seed: int) -> None:
+    streams = Streams(seed)
+    swarm = Swarm.draw(streams.get("swarm"))
+    steps = random_schedule(streams.get("swarm"), [f"n{i}" for i in range(6)], swarm, 60.0)
+    outcome = run_schedule(seed, 6, steps, swarm=swarm, formed=True)
+    assert outcome.problems == [], (seed, dumps(steps))
+    assert outcome.metrics.coverage["fault_formed"] == 1
