@@ -21,7 +21,7 @@ from .actors import (
 )
 from .actors.transport import TransportConfig
 from .split_brain import QuorumLost, SplitBrainConfig
-from .system import System, open_system
+from .system import Environment, System, open_system
 
 __version__ = "0.1.0"
 
@@ -33,6 +33,7 @@ __all__ = [
     "ActorStopped",
     "AskTimeout",
     "Context",
+    "Environment",
     "MailboxFull",
     "NameTaken",
     "NodeDown",

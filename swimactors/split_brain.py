@@ -31,7 +31,7 @@ from . import wire
 from .actors.cluster import Cluster, actor_id
 from .actors.errors import ActorError
 from .actors.ref import ActorRef
-from .actors.transport import ActorTransport, RemoteTarget, TransportConfig
+from .actors.transport import TCP, ActorNetwork, ActorTransport, RemoteTarget, TransportConfig
 from .membership.delegate import Delegate
 from .membership.meta import decode_meta, encode_meta
 from .membership.node import Node
@@ -110,9 +110,10 @@ class GatedTransport(ActorTransport):
     ``spawn_on``) fail fast with :class:`QuorumLost` while this side has lost."""
 
     def __init__(
-        self, host: Any, incarnation: int, config: TransportConfig, gate: Callable[[], None]
+        self, host: Any, incarnation: int, config: TransportConfig, gate: Callable[[], None],
+        network: ActorNetwork = TCP,
     ) -> None:
-        super().__init__(host, incarnation, config)
+        super().__init__(host, incarnation, config, network)
         self._gate = gate
 
     async def ask(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -22,6 +23,7 @@ from contextlib import asynccontextmanager
 from itertools import count
 from typing import Any
 
+import attrs
 import trio
 
 from .actors.actor import Actor
@@ -33,15 +35,33 @@ from .actors.message import ref_resolver
 from .actors.observe import DeadLetters, Stats
 from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef, Watcher
 from .actors.supervision import DEFAULT_STRATEGY, Strategy
-from .actors.transport import ActorTransport, TransportConfig, bind_listener
+from .actors.transport import TCP, ActorNetwork, ActorTransport, TransportConfig
 from .membership import Config, encode_meta
 from .membership.node import DEFAULT_PORT, open_node
+from .membership.transport import NodeTransport
 from .membership.types import parse_address
 from .quorum import AGE_KEY
 from .quorum import Strategy as QuorumRule
 from .split_brain import GatedTransport, SplitBrain, SplitBrainConfig
 
-__all__ = ["ActorSource", "System", "open_system"]
+__all__ = ["ActorSource", "Environment", "System", "open_system"]
+
+
+@attrs.frozen
+class Environment:
+    """Where a clustered system's network and first values come from: sockets and the
+    wall clock by default; ``swimactors.sim.trio_engine`` builds a simulated one, so a
+    whole actor application replays from a seed."""
+
+    node_transport: NodeTransport | None = None
+    """The membership node's datagrams and frames (default: UDP and TCP sockets)."""
+    actor_network: ActorNetwork = TCP
+    """How actor connections are made."""
+    incarnation: int | None = None
+    """The node's first incarnation, also its age for the quorum rules (default: the
+    wall clock in milliseconds)."""
+    rng: random.Random | None = None
+    """The membership core's random stream."""
 
 log = logging.getLogger("swimactors.system")
 
@@ -428,6 +448,7 @@ async def open_system(
     mailbox_size: int = DEFAULT_MAILBOX,
     supervision: Strategy = DEFAULT_STRATEGY,
     shutdown_timeout: float = 10.0,
+    environment: Environment | None = None,
 ) -> AsyncIterator[System]:
     """Run a :class:`System` for the life of the block.
 
@@ -446,6 +467,7 @@ async def open_system(
     unnamed, when another node wins its public name (by default it is stopped).
     ``split_brain`` (a :mod:`swimactors.quorum` rule or a :class:`SplitBrainConfig`)
     decides which side of a partition keeps serving (docs/split-brain.md).
+    ``environment`` replaces the sockets and the wall clock (for simulation).
     """
     _check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
     quorum = None if split_brain is None else SplitBrainConfig.of(split_brain)
@@ -461,12 +483,14 @@ async def open_system(
     host, _ = parse_address(bind, DEFAULT_PORT)
     actor_host, actor_port = parse_address(actor_bind, 0) if actor_bind else (host, 0)
     transport_config = transport if transport is not None else TransportConfig()
-    listener = await bind_listener(actor_host, actor_port)
+    env = environment if environment is not None else Environment()
+    started = int(time.time() * 1000) if env.incarnation is None else env.incarnation
+    listener, listening_port = await env.actor_network.listen(actor_host, actor_port)
     try:
         tags = dict(meta or {})
-        tags[META_KEY] = actor_advertise or str(listener.socket.getsockname()[1])
+        tags[META_KEY] = actor_advertise or str(listening_port)
         if quorum is not None:  # who is oldest, the same on every node
-            tags[AGE_KEY] = str(int(time.time() * 1000))
+            tags[AGE_KEY] = str(started)
         async with open_node(
             name=name or f"{socket.gethostname()}-{os.getpid()}",
             bind=bind,
@@ -474,6 +498,9 @@ async def open_system(
             config=config,
             advertise=advertise,
             meta=encode_meta(tags),
+            rng=env.rng,
+            incarnation=started,
+            transport=env.node_transport,
         ) as node:
             # The registry's epoch must be the node's start incarnation: read it before
             # the node has handled any packet (nothing has run since open_node set it).
@@ -481,9 +508,12 @@ async def open_system(
 
             def attach(system: System) -> None:
                 actors = (
-                    ActorTransport(system, incarnation, transport_config)
+                    ActorTransport(system, incarnation, transport_config, env.actor_network)
                     if quorum is None
-                    else GatedTransport(system, incarnation, transport_config, system.check_quorum)
+                    else GatedTransport(
+                        system, incarnation, transport_config, system.check_quorum,
+                        env.actor_network,
+                    )
                 )
                 cluster = Cluster(
                     system,

@@ -408,7 +408,7 @@ class FrameDecoder:
         self.error: str | None = None
         self._buffer = bytearray()
 
-    def feed(self, data: bytes) -> list[bytes]:
+    def feed(self, data: bytes | bytearray) -> list[bytes]:
         if self.error is not None:
             return []
         self._buffer += data

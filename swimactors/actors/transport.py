@@ -61,7 +61,16 @@ if TYPE_CHECKING:
     from .deadlines import AskDeadlines
     from .observe import DeadLetters, Stats
 
-__all__ = ["ActorTransport", "Host", "RemoteTarget", "TransportConfig", "bind_listener"]
+__all__ = [
+    "TCP",
+    "ActorNetwork",
+    "ActorTransport",
+    "Host",
+    "RemoteTarget",
+    "TcpNetwork",
+    "TransportConfig",
+    "bind_listener",
+]
 
 log = logging.getLogger("swimactors.actors.transport")
 
@@ -98,6 +107,33 @@ async def bind_listener(host: str, port: int) -> trio.SocketListener:
     for extra in listeners[1:]:
         await extra.aclose()
     return listeners[0]
+
+
+class ActorNetwork(Protocol):
+    """How actor connections are made: TCP (:data:`TCP`), or the simulated network of
+    ``swimactors.sim.trio_engine``."""
+
+    async def listen(self, host: str, port: int) -> tuple[trio.abc.Listener[Any], int]:
+        """A listener on ``host:port`` (port 0: any free one) and the port it took."""
+        ...
+
+    async def connect(self, address: Address) -> trio.abc.Stream:
+        """A stream to a peer's listener; ``OSError`` when it cannot be reached."""
+        ...
+
+
+class TcpNetwork:
+    """Actor connections over TCP."""
+
+    async def listen(self, host: str, port: int) -> tuple[trio.abc.Listener[Any], int]:
+        listener = await bind_listener(host, port)
+        return listener, int(listener.socket.getsockname()[1])
+
+    async def connect(self, address: Address) -> trio.abc.Stream:
+        return await trio.open_tcp_stream(*address)
+
+
+TCP = TcpNetwork()
 
 
 class Host(Protocol):
@@ -200,6 +236,13 @@ class _WatchProxy:
         self.transport.send_control(self.node, [TERMINATED, ref.path, ref.uid, reason])
 
 
+def _sole_cause(exc: BaseException) -> BaseException:
+    """``exc`` without the exception groups of nurseries that had one failure."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 class Connection:
     """One TCP connection to one peer node: its writer buffer, credit and pending asks."""
 
@@ -210,7 +253,7 @@ class Connection:
         self.node = node
         """The peer's name (None for an inbound connection until its HELLO arrives)."""
         self.address = address
-        self.stream: trio.SocketStream | None = None
+        self.stream: trio.abc.Stream | None = None
         self.closed = False
         self.reason = ""
         self.credit = transport.config.window
@@ -293,7 +336,7 @@ class Connection:
 
     # -- the connection's tasks ----------------------------------------------------------
 
-    async def run(self, stream: trio.SocketStream | None) -> None:
+    async def run(self, stream: trio.abc.Stream | None) -> None:
         transport = self.transport
         ref_resolver.set(transport.host.resolve)  # whoever started us, decode for our system
         try:
@@ -301,21 +344,24 @@ class Connection:
                 if stream is None:
                     stream = await self._dial()
                 self.stream = stream
-                stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                if _DONTWAIT:
-                    self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
+                if isinstance(stream, trio.SocketStream):
+                    stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+                    if _DONTWAIT:
+                        self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._write, stream)
                     nursery.start_soon(self._watch_idle)
                     await self._read(stream)
                     nursery.cancel_scope.cancel()
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self.reason = self.reason or f"{type(exc).__name__}: {exc}"
-        except Exception as exc:  # a bug here must cost one connection, not the system
-            transport.counters["connection_errors"] += 1
-            self.reason = self.reason or f"internal error: {exc!r}"
-            log.exception("actor connection to %s failed", self.node or self.address)
+        except Exception as raised:
+            exc = _sole_cause(raised)  # the reader's error comes out of the nursery wrapped
+            if isinstance(exc, OSError | trio.BrokenResourceError | trio.ClosedResourceError):
+                self.reason = self.reason or f"{type(exc).__name__}: {exc}"
+            else:  # a bug here must cost one connection, not the system
+                transport.counters["connection_errors"] += 1
+                self.reason = self.reason or f"internal error: {exc!r}"
+                log.exception("actor connection to %s failed", self.node or self.address)
         finally:
             self._close()
             if self._raw is not None:
@@ -326,11 +372,11 @@ class Connection:
                     await trio.aclose_forcefully(stream)
             transport.connection_closed(self)
 
-    async def _dial(self) -> trio.SocketStream:
+    async def _dial(self) -> trio.abc.Stream:
         assert self.address is not None
         with trio.move_on_after(self.transport.config.connect_timeout):
             try:
-                stream = await trio.open_tcp_stream(*self.address)
+                stream = await self.transport.network.connect(self.address)
             except OSError:
                 self.transport.dial_failed(self)
                 raise
@@ -339,7 +385,7 @@ class Connection:
         self.transport.dial_failed(self)
         raise OSError(f"connecting to {format_address(self.address)} timed out")
 
-    async def _write(self, stream: trio.SocketStream) -> None:
+    async def _write(self, stream: trio.abc.Stream) -> None:
         while True:
             if not self._out or self._busy:
                 self._writer = trio.lowlevel.current_task()
@@ -347,7 +393,7 @@ class Connection:
                 continue
             await self._send(stream)
 
-    async def _send(self, stream: trio.SocketStream) -> None:
+    async def _send(self, stream: trio.abc.Stream) -> None:
         """Send everything queued in one ``send_all`` (many frames per syscall)."""
         self._busy = True
         try:
@@ -363,7 +409,7 @@ class Connection:
         self._writer = None
         return trio.lowlevel.Abort.SUCCEEDED
 
-    async def _read(self, stream: trio.SocketStream) -> None:
+    async def _read(self, stream: trio.abc.Stream) -> None:
         decoder = wire.FrameDecoder(self.transport.config.max_frame)
         counters = self.transport.counters
         while True:
@@ -529,10 +575,13 @@ class Connection:
 class ActorTransport:
     """All of one node's actor connections, its listener, and remote death watch."""
 
-    def __init__(self, host: Host, incarnation: int, config: TransportConfig) -> None:
+    def __init__(
+        self, host: Host, incarnation: int, config: TransportConfig, network: ActorNetwork = TCP
+    ) -> None:
         self.host = host
         self.incarnation = incarnation
         self.config = config
+        self.network = network
         self.counters: collections.Counter[str] = collections.Counter()
         self.connections: dict[str, Connection] = {}
         """The connection each peer's messages are sent on."""
@@ -544,7 +593,7 @@ class ActorTransport:
 
     # -- listening -------------------------------------------------------------------------
 
-    async def serve(self, listener: trio.SocketListener) -> None:
+    async def serve(self, listener: trio.abc.Listener[Any]) -> None:
         """Accept peers' connections until cancelled (the listener is closed after)."""
         async with listener:
             while True:

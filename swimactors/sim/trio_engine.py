@@ -11,23 +11,59 @@ same instant cannot change the run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import heapq
+import math
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
+import trio.testing
 
 from ..membership.config import Config
 from ..membership.node import Node, open_node
 from ..membership.types import Address, Packet
+from ..system import Environment
 from .network import LinkModel, Network
 from .rng import Streams
 from .world import EPHEMERAL_PORT
 
-__all__ = ["SimNet", "SimTransport", "open_sim_node"]
+__all__ = [
+    "ACTOR_PORT",
+    "SimActorNetwork",
+    "SimNet",
+    "SimTransport",
+    "deterministic_scheduling",
+    "open_sim_node",
+]
+
+ACTOR_PORT = 7947
+"""The actor port a simulated system listens on when it asks for any free one."""
+
+
+@contextlib.contextmanager
+def deterministic_scheduling(seed: int) -> Iterator[None]:
+    """Make trio run tasks woken at the same moment in an order drawn from ``seed``, for
+    the ``trio.run`` inside the block: the order of each batch of runnable tasks is then
+    a function of their creation order and the seed (trio's own hook for Hypothesis,
+    which reaches into ``trio._core._run``; checked to exist, so a trio without it fails
+    here rather than replaying wrong)."""
+    run_module = getattr(getattr(trio, "_core", None), "_run", None)
+    if run_module is None or not hasattr(run_module, "_r") or not hasattr(
+        run_module, "_ALLOW_DETERMINISTIC_SCHEDULING"
+    ):
+        raise RuntimeError(f"trio {trio.__version__} has no deterministic scheduling hook")
+    previous = run_module._ALLOW_DETERMINISTIC_SCHEDULING, run_module._r.getstate()
+    run_module._ALLOW_DETERMINISTIC_SCHEDULING = True
+    run_module._r.seed(seed)
+    try:
+        yield
+    finally:
+        run_module._ALLOW_DETERMINISTIC_SCHEDULING = previous[0]
+        run_module._r.setstate(previous[1])
 
 Deliver = Callable[[Address, bytes], None]
 
@@ -58,6 +94,53 @@ class SimTransport:
         self.net.detach(self)
 
 
+class _SimListener(trio.abc.Listener[trio.abc.Stream]):
+    """A node's actor listener on the :class:`SimNet`: accepts what peers connect."""
+
+    def __init__(self) -> None:
+        self.incoming, self._accepted = trio.open_memory_channel[trio.abc.Stream](math.inf)
+
+    async def accept(self) -> trio.abc.Stream:
+        try:
+            return await self._accepted.receive()
+        except trio.EndOfChannel:
+            raise trio.ClosedResourceError("listener closed") from None
+
+    async def aclose(self) -> None:
+        self.incoming.close()
+        await trio.lowlevel.checkpoint()
+
+
+class SimActorNetwork:
+    """A :class:`~swimactors.actors.transport.ActorNetwork` on the :class:`SimNet`:
+    in-memory streams between nodes, refused to or from a crashed node, and broken (both
+    ends) when either end's node crashes."""
+
+    def __init__(self, net: SimNet, name: str) -> None:
+        self.net = net
+        self.name = name
+
+    async def listen(self, host: str, port: int) -> tuple[trio.abc.Listener[Any], int]:
+        port = port or ACTOR_PORT
+        listener = _SimListener()
+        self.net._listeners[(host, port)] = (self.name, listener)
+        return listener, port
+
+    async def connect(self, address: Address) -> trio.abc.Stream:
+        await trio.sleep(self.net.network.default.latency)  # the SYN's trip
+        target = self.net._listeners.get(address)
+        if target is None or self.name in self.net.crashed or target[0] in self.net.crashed:
+            raise OSError(f"{self.name}: connection to {address} refused")
+        client, server = trio.testing.memory_stream_pair()
+        self.net._streams.setdefault(self.name, []).append(client)
+        self.net._streams.setdefault(target[0], []).append(server)
+        try:
+            target[1].incoming.send_nowait(server)
+        except trio.ClosedResourceError:
+            raise OSError(f"{self.name}: connection to {address} refused") from None
+        return client
+
+
 class SimNet:
     """The simulated network of the trio engine; run :meth:`serve` in a nursery."""
 
@@ -72,12 +155,28 @@ class SimNet:
         self._queue: list[tuple[float, str, int, Address, Address, bytes]] = []
         self._changed = trio.Event()
         self._traces: dict[str, Any] = {}
+        self._listeners: dict[Address, tuple[str, _SimListener]] = {}
+        self._streams: dict[str, list[trio.StapledStream[Any, Any]]] = {}
         self.crashed: set[str] = set()
 
     def crash(self, name: str) -> None:
         """From now on nothing ``name`` sends leaves it and nothing reaches it: to the
-        rest of the cluster it crashed (its task may keep running, unheard)."""
+        rest of the cluster it crashed (its task may keep running, unheard); its actor
+        connections break."""
         self.crashed.add(name)
+        for stream in self._streams.pop(name, []):
+            stream.send_stream.close()
+            stream.receive_stream.close()
+
+    def environment(self, name: str, address: Address, incarnation: int = 0) -> Environment:
+        """What ``open_system(environment=...)`` needs to run a whole actor system as node
+        ``name`` at ``address`` on this network, replaying from the seed."""
+        return Environment(
+            node_transport=SimTransport(self, name, address),
+            actor_network=SimActorNetwork(self, name),
+            incarnation=incarnation,
+            rng=self.streams.get(f"node/{name}"),
+        )
 
     def attach(self, endpoint: SimTransport) -> None:
         self._endpoints[endpoint.address] = endpoint
