@@ -126,8 +126,16 @@ class GatedTransport(ActorTransport):
 class SplitBrain(Delegate):
     """Runs one node's quorum tracker and applies its decisions to the System."""
 
-    def __init__(self, system: System, cluster: Cluster, config: SplitBrainConfig) -> None:
+    def __init__(
+        self,
+        system: System,
+        cluster: Cluster,
+        config: SplitBrainConfig,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.system = system
+        self.clock = clock
+        """Wall-clock seconds, for a renounced seniority's fresh start time."""
         self.cluster = cluster
         self.node: Node = cluster.node
         self.config = config
@@ -314,7 +322,7 @@ class SplitBrain(Delegate):
     def _renounce_seniority(self) -> None:
         """This side lost: come back as the youngest member (a fresh start time)."""
         tags = decode_meta(self.node.local_member.meta)
-        tags[AGE_KEY] = str(int(time.time() * 1000))
+        tags[AGE_KEY] = str(int(self.clock() * 1000))
         self.system.nursery.start_soon(self.node.set_meta, encode_meta(tags))
 
     def _take_over(self, down: frozenset[str]) -> None:

@@ -58,10 +58,12 @@ class Environment:
     actor_network: ActorNetwork = TCP
     """How actor connections are made."""
     incarnation: int | None = None
-    """The node's first incarnation, also its age for the quorum rules (default: the
-    wall clock in milliseconds)."""
+    """The node's first incarnation, also its age for the quorum rules (default:
+    ``clock()`` in milliseconds)."""
     rng: random.Random | None = None
     """The membership core's random stream."""
+    clock: Callable[[], float] = time.time
+    """Wall-clock seconds, for start times (the incarnation, a renounced seniority)."""
 
 log = logging.getLogger("swimactors.system")
 
@@ -484,7 +486,7 @@ async def open_system(
     actor_host, actor_port = parse_address(actor_bind, 0) if actor_bind else (host, 0)
     transport_config = transport if transport is not None else TransportConfig()
     env = environment if environment is not None else Environment()
-    started = int(time.time() * 1000) if env.incarnation is None else env.incarnation
+    started = int(env.clock() * 1000) if env.incarnation is None else env.incarnation
     listener, listening_port = await env.actor_network.listen(actor_host, actor_port)
     try:
         tags = dict(meta or {})
@@ -526,7 +528,7 @@ async def open_system(
                 system.nursery.start_soon(actors.serve, listener)
                 system.nursery.start_soon(cluster.run)
                 if quorum is not None:
-                    system.split_brain = SplitBrain(system, cluster, quorum)
+                    system.split_brain = SplitBrain(system, cluster, quorum, env.clock)
                     system.nursery.start_soon(system.split_brain.run)
 
             async with _run_system(

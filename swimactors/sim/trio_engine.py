@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import trio
 import trio.testing
 
@@ -111,6 +112,15 @@ class _SimListener(trio.abc.Listener[trio.abc.Stream]):
         await trio.lowlevel.checkpoint()
 
 
+@attrs.frozen
+class _Link:
+    """An actor connection between two nodes of a :class:`SimNet`."""
+
+    client: str
+    server: str
+    ends: tuple[trio.StapledStream[Any, Any], trio.StapledStream[Any, Any]]
+
+
 class SimActorNetwork:
     """A :class:`~swimactors.actors.transport.ActorNetwork` on the :class:`SimNet`:
     in-memory streams between nodes, refused to or from a crashed node, and broken (both
@@ -129,11 +139,10 @@ class SimActorNetwork:
     async def connect(self, address: Address) -> trio.abc.Stream:
         await trio.sleep(self.net.network.default.latency)  # the SYN's trip
         target = self.net._listeners.get(address)
-        if target is None or self.name in self.net.crashed or target[0] in self.net.crashed:
+        if target is None or not self.net._reachable(self.name, target[0]):
             raise OSError(f"{self.name}: connection to {address} refused")
         client, server = trio.testing.memory_stream_pair()
-        self.net._streams.setdefault(self.name, []).append(client)
-        self.net._streams.setdefault(target[0], []).append(server)
+        self.net._links.append(_Link(self.name, target[0], (client, server)))
         try:
             target[1].incoming.send_nowait(server)
         except trio.ClosedResourceError:
@@ -156,7 +165,8 @@ class SimNet:
         self._changed = trio.Event()
         self._traces: dict[str, Any] = {}
         self._listeners: dict[Address, tuple[str, _SimListener]] = {}
-        self._streams: dict[str, list[trio.StapledStream[Any, Any]]] = {}
+        self._links: list[_Link] = []
+        self._cuts: list[tuple[frozenset[str], frozenset[str]]] = []
         self.crashed: set[str] = set()
 
     def crash(self, name: str) -> None:
@@ -164,9 +174,40 @@ class SimNet:
         rest of the cluster it crashed (its task may keep running, unheard); its actor
         connections break."""
         self.crashed.add(name)
-        for stream in self._streams.pop(name, []):
-            stream.send_stream.close()
-            stream.receive_stream.close()
+        self._break(lambda link: name in (link.client, link.server))
+
+    def partition(self, side_a: Sequence[str], side_b: Sequence[str]) -> None:
+        """Cut the network between two groups of node names: datagrams and frames are
+        dropped, actor connections across break and new ones are refused."""
+        a, b = frozenset(side_a), frozenset(side_b)
+        self.network.partition(a, b)
+        self._cuts.append((a, b))
+        self._break(lambda link: self._cut(link.client, link.server))
+
+    def heal(self) -> None:
+        """Remove every partition."""
+        self.network.heal()
+        self._cuts.clear()
+
+    def _cut(self, one: str, other: str) -> bool:
+        return any(
+            (one in a and other in b) or (one in b and other in a) for a, b in self._cuts
+        )
+
+    def _reachable(self, one: str, other: str) -> bool:
+        return one not in self.crashed and other not in self.crashed and not self._cut(one, other)
+
+    def _break(self, broken: Callable[[_Link], bool]) -> None:
+        """Close both ends of the actor connections ``broken`` picks (a reset)."""
+        kept = []
+        for link in self._links:
+            if broken(link):
+                for end in link.ends:
+                    end.send_stream.close()
+                    end.receive_stream.close()
+            else:
+                kept.append(link)
+        self._links = kept
 
     def environment(self, name: str, address: Address, incarnation: int = 0) -> Environment:
         """What ``open_system(environment=...)`` needs to run a whole actor system as node
@@ -176,6 +217,7 @@ class SimNet:
             actor_network=SimActorNetwork(self, name),
             incarnation=incarnation,
             rng=self.streams.get(f"node/{name}"),
+            clock=trio.current_time,
         )
 
     def attach(self, endpoint: SimTransport) -> None:

@@ -13,8 +13,10 @@ import trio.testing
 from swimactors import Actor, message, open_system
 from swimactors.actors.errors import NodeDown
 from swimactors.membership.types import format_address
+from swimactors.quorum import keep_majority
 from swimactors.sim import LinkModel, address_for
 from swimactors.sim.trio_engine import SimNet, deterministic_scheduling
+from swimactors.split_brain import SplitBrainConfig
 
 
 @message
@@ -92,3 +94,55 @@ def test_an_actor_application_replays_from_its_seed() -> None:
     first, again, other = run(2), run(2), run(3)
     assert first == again
     assert other[0] != first[0]
+
+
+async def split_app(seed: int) -> tuple[str, list[str]]:
+    """Five systems with keep-majority cut 3|2: the minority stops serving, the majority
+    keeps serving; after the heal every system serves again."""
+    net = SimNet(seed, LinkModel(loss=0.01, jitter=0.001))
+    log: list[str] = []
+    names = [f"n{i}" for i in range(5)]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(net.serve)
+        async with AsyncExitStack() as stack:
+            systems = [
+                await stack.enter_async_context(open_system(
+                    name=name,
+                    bind=format_address(address_for(i)),
+                    seeds=[format_address(address_for(0))] if i else [],
+                    environment=net.environment(name, address_for(i), incarnation=1000 + i),
+                    split_brain=SplitBrainConfig(strategy=keep_majority(), stable_after=3.0),
+                    shutdown_timeout=1.0,
+                ))
+                for i, name in enumerate(names)
+            ]
+
+            def states() -> list[str]:
+                return [s.split_brain.state if s.split_brain else "-" for s in systems]
+
+            async def until(wanted: list[str], limit: float) -> None:
+                with trio.move_on_after(limit):
+                    while states() != wanted:
+                        await trio.sleep(0.1)
+                log.append(f"{trio.current_time():.3f} {states()}")
+
+            await until(["ok"] * 5, 60.0)
+            net.partition(names[:3], names[3:])
+            await until(["ok"] * 3 + ["lost"] * 2, 30.0)
+            net.heal()
+            await until(["ok"] * 5, 120.0)
+        nursery.cancel_scope.cancel()
+    return net.trace_hash, log
+
+
+def run_split(seed: int) -> tuple[str, list[str]]:
+    with deterministic_scheduling(seed):
+        return trio.run(split_app, seed, clock=trio.testing.MockClock(autojump_threshold=0))
+
+
+def test_a_split_brain_rule_decides_on_the_simulated_network_and_replays() -> None:
+    first = run_split(4)
+    assert [line.split(" ", 1)[1] for line in first[1]] == [
+        str(["ok"] * 5), str(["ok"] * 3 + ["lost"] * 2), str(["ok"] * 5)
+    ]
+    assert run_split(4) == first
