@@ -11,6 +11,7 @@ same instant cannot change the run.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import hashlib
 import heapq
@@ -22,7 +23,6 @@ from typing import Any
 
 import attrs
 import trio
-import trio.testing
 
 from ..membership.config import Config
 from ..membership.node import Node, open_node
@@ -112,23 +112,111 @@ class _SimListener(trio.abc.Listener[trio.abc.Stream]):
         await trio.lowlevel.checkpoint()
 
 
+class _Pipe:
+    """One direction of a simulated connection: bytes in flight, each chunk due one link
+    latency after it was sent (so in order, as on TCP)."""
+
+    def __init__(self, latency: float) -> None:
+        self.latency = latency
+        self.in_flight: collections.deque[tuple[float, bytes]] = collections.deque()
+        self.finished = False
+        """The sender closed: the receiver reads what is in flight, then end of file."""
+        self.reset = False
+        self.changed = trio.Event()
+
+    def notify(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+
+class _SimStream(trio.abc.Stream):
+    """One end of a simulated actor connection."""
+
+    def __init__(self, outgoing: _Pipe, incoming: _Pipe, trace: Callable[[bytes], None]) -> None:
+        self.outgoing, self.incoming = outgoing, incoming
+        self.trace = trace
+        """Records what this end sends in the net's trace."""
+        self.closed = False
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await trio.lowlevel.checkpoint()
+        if self.closed:
+            raise trio.ClosedResourceError("stream closed")
+        if self.outgoing.reset or self.outgoing.finished:
+            raise trio.BrokenResourceError("connection reset")
+        self.outgoing.in_flight.append((trio.current_time() + self.outgoing.latency, bytes(data)))
+        self.outgoing.notify()
+        self.trace(bytes(data))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        pipe = self.incoming
+        while True:
+            if self.closed:
+                raise trio.ClosedResourceError("stream closed")
+            if pipe.reset:
+                raise trio.BrokenResourceError("connection reset")
+            if pipe.in_flight:
+                due, data = pipe.in_flight[0]
+                if due <= trio.current_time():
+                    pipe.in_flight.popleft()
+                    if max_bytes is not None and len(data) > max_bytes:
+                        pipe.in_flight.appendleft((due, data[max_bytes:]))
+                        data = data[:max_bytes]
+                    await trio.lowlevel.checkpoint()
+                    return data
+                with trio.move_on_at(due):
+                    await pipe.changed.wait()
+            elif pipe.finished:
+                await trio.lowlevel.checkpoint()
+                return b""
+            else:
+                await pipe.changed.wait()
+
+    async def aclose(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.outgoing.finished = True
+            self.outgoing.notify()
+            self.incoming.notify()
+        await trio.lowlevel.checkpoint()
+
+
 @attrs.frozen
 class _Link:
     """An actor connection between two nodes of a :class:`SimNet`."""
 
     client: str
     server: str
-    ends: tuple[trio.StapledStream[Any, Any], trio.StapledStream[Any, Any]]
+    pipes: tuple[_Pipe, _Pipe]
+
+    @property
+    def done(self) -> bool:
+        """Both ends closed or reset: nothing left to break."""
+        return all(pipe.finished or pipe.reset for pipe in self.pipes)
+
+    def reset(self) -> None:
+        for pipe in self.pipes:
+            pipe.reset = True
+            pipe.notify()
 
 
 class SimActorNetwork:
     """A :class:`~swimactors.actors.transport.ActorNetwork` on the :class:`SimNet`:
-    in-memory streams between nodes, refused to or from a crashed node, and broken (both
-    ends) when either end's node crashes."""
+    streams whose bytes arrive one link latency after they are sent, refused to or from
+    a crashed node or across a partition, reset when either happens to an open one."""
 
     def __init__(self, net: SimNet, name: str) -> None:
         self.net = net
         self.name = name
+
+    def _tracer(self, sender: str, receiver: str) -> Callable[[bytes], None]:
+        def trace(data: bytes) -> None:
+            self.net._trace(sender, f"{trio.current_time()!r} stream {receiver}", data)
+
+        return trace
 
     async def listen(self, host: str, port: int) -> tuple[trio.abc.Listener[Any], int]:
         port = port or ACTOR_PORT
@@ -141,8 +229,12 @@ class SimActorNetwork:
         target = self.net._listeners.get(address)
         if target is None or not self.net._reachable(self.name, target[0]):
             raise OSError(f"{self.name}: connection to {address} refused")
-        client, server = trio.testing.memory_stream_pair()
-        self.net._links.append(_Link(self.name, target[0], (client, server)))
+        latency = self.net.network.default.latency
+        there, back = _Pipe(latency), _Pipe(latency)
+        client = _SimStream(there, back, self._tracer(self.name, target[0]))
+        server = _SimStream(back, there, self._tracer(target[0], self.name))
+        self.net._links = [link for link in self.net._links if not link.done]
+        self.net._links.append(_Link(self.name, target[0], (there, back)))
         try:
             target[1].incoming.send_nowait(server)
         except trio.ClosedResourceError:
@@ -198,13 +290,11 @@ class SimNet:
         return one not in self.crashed and other not in self.crashed and not self._cut(one, other)
 
     def _break(self, broken: Callable[[_Link], bool]) -> None:
-        """Close both ends of the actor connections ``broken`` picks (a reset)."""
+        """Reset the actor connections ``broken`` picks, both ways."""
         kept = []
         for link in self._links:
             if broken(link):
-                for end in link.ends:
-                    end.send_stream.close()
-                    end.receive_stream.close()
+                link.reset()
             else:
                 kept.append(link)
         self._links = kept
