@@ -4,13 +4,14 @@ with trio's scheduler seeded, so the run replays from its seed."""
 
 from __future__ import annotations
 
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
 import trio.testing
 
-from swimactors import Actor, message, open_system
+from swimactors import Actor, System, message, open_system
 from swimactors.actors.errors import NodeDown
 from swimactors.membership.types import format_address
 from swimactors.quorum import keep_majority
@@ -36,54 +37,66 @@ class Counter(Actor):
         return None
 
 
-async def counter_app(seed: int) -> tuple[str, list[str]]:
-    """n2 holds a public counter; n0 finds it by name and bumps it; n2 crashes."""
-    net = SimNet(seed, LinkModel(loss=0.01, jitter=0.001))
-    log: list[str] = []
+@asynccontextmanager
+async def simulated_systems(
+    net: SimNet, count: int, **options: Any
+) -> AsyncIterator[list[System]]:
+    """``count`` systems n0..n{count-1} on ``net``, joined through n0."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(net.serve)
         async with AsyncExitStack() as stack:
-            systems = [
+            yield [
                 await stack.enter_async_context(open_system(
                     name=f"n{i}",
                     bind=format_address(address_for(i)),
                     seeds=[format_address(address_for(0))] if i else [],
-                    environment=net.environment(f"n{i}", address_for(i)),
+                    environment=net.environment(f"n{i}", address_for(i), incarnation=1000 + i),
                     shutdown_timeout=1.0,
+                    **options,
                 ))
-                for i in range(3)
+                for i in range(count)
             ]
-            await systems[2].spawn(Counter(), name="counter", public=True)
-            ref = None
-            while ref is None:
-                await trio.sleep(0.25)
-                ref = await systems[0].find("counter")
-            log.append(f"found at {trio.current_time():.6f} on {ref.node}")
-            for n in range(1, 6):
-                log.append(f"{trio.current_time():.6f} -> {await ref.ask(Bump(n), timeout=2.0)}")
-            net.crash("n2")
-            try:
-                await ref.ask(Bump(100), timeout=30.0)
-                log.append("answered after the crash")
-            except NodeDown:
-                log.append(f"{trio.current_time():.6f} NodeDown")
-            while await systems[0].find("counter") is not None:  # pruned once n2 is DOWN
-                await trio.sleep(0.25)
-            log.append(f"{trio.current_time():.6f} name gone")
-            errors = [s.cluster.transport.counters["connection_errors"]
-                      for s in systems if s.cluster is not None]
-            log.append(f"connection errors {errors}")  # broken streams are no internal errors
         nursery.cancel_scope.cancel()
+
+
+def replay(app: Callable[[SimNet], Awaitable[list[str]]], seed: int) -> tuple[str, list[str]]:
+    """Run ``app(net)`` under MockClock with trio's scheduler seeded: (trace hash, log)."""
+
+    net = SimNet(seed, LinkModel(loss=0.01, jitter=0.001))
+    with deterministic_scheduling(seed):
+        log = trio.run(app, net, clock=trio.testing.MockClock(autojump_threshold=0))
     return net.trace_hash, log
 
 
-def run(seed: int) -> tuple[str, list[str]]:
-    with deterministic_scheduling(seed):
-        return trio.run(counter_app, seed, clock=trio.testing.MockClock(autojump_threshold=0))
+async def counter_app(net: SimNet) -> list[str]:
+    """n2 holds a public counter; n0 finds it by name and bumps it; n2 crashes."""
+    log: list[str] = []
+    async with simulated_systems(net, 3) as systems:
+        await systems[2].spawn(Counter(), name="counter", public=True)
+        ref = None
+        while ref is None:
+            await trio.sleep(0.25)
+            ref = await systems[0].find("counter")
+        log.append(f"found at {trio.current_time():.6f} on {ref.node}")
+        for n in range(1, 6):
+            log.append(f"{trio.current_time():.6f} -> {await ref.ask(Bump(n), timeout=2.0)}")
+        net.crash("n2")
+        try:
+            await ref.ask(Bump(100), timeout=30.0)
+            log.append("answered after the crash")
+        except NodeDown:
+            log.append(f"{trio.current_time():.6f} NodeDown")
+        while await systems[0].find("counter") is not None:  # pruned once n2 is DOWN
+            await trio.sleep(0.25)
+        log.append(f"{trio.current_time():.6f} name gone")
+        errors = [s.cluster.transport.counters["connection_errors"]
+                  for s in systems if s.cluster is not None]
+        log.append(f"connection errors {errors}")  # broken streams are no internal errors
+    return log
 
 
 def test_an_actor_application_runs_on_the_simulated_network() -> None:
-    _, log = run(1)
+    _, log = replay(counter_app, 1)
     assert log[0].endswith("on n2")
     assert [line.split(" -> ")[1] for line in log[1:6]] == ["1", "3", "6", "10", "15"]
     assert log[6].endswith("NodeDown") and log[7].endswith("name gone")
@@ -91,58 +104,39 @@ def test_an_actor_application_runs_on_the_simulated_network() -> None:
 
 
 def test_an_actor_application_replays_from_its_seed() -> None:
-    first, again, other = run(2), run(2), run(3)
+    first, again, other = replay(counter_app, 2), replay(counter_app, 2), replay(counter_app, 3)
     assert first == again
     assert other[0] != first[0]
 
 
-async def split_app(seed: int) -> tuple[str, list[str]]:
+async def split_app(net: SimNet) -> list[str]:
     """Five systems with keep-majority cut 3|2: the minority stops serving, the majority
     keeps serving; after the heal every system serves again."""
-    net = SimNet(seed, LinkModel(loss=0.01, jitter=0.001))
     log: list[str] = []
-    names = [f"n{i}" for i in range(5)]
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(net.serve)
-        async with AsyncExitStack() as stack:
-            systems = [
-                await stack.enter_async_context(open_system(
-                    name=name,
-                    bind=format_address(address_for(i)),
-                    seeds=[format_address(address_for(0))] if i else [],
-                    environment=net.environment(name, address_for(i), incarnation=1000 + i),
-                    split_brain=SplitBrainConfig(strategy=keep_majority(), stable_after=3.0),
-                    shutdown_timeout=1.0,
-                ))
-                for i, name in enumerate(names)
-            ]
+    rule = SplitBrainConfig(strategy=keep_majority(), stable_after=3.0)
+    async with simulated_systems(net, 5, split_brain=rule) as systems:
 
-            def states() -> list[str]:
-                return [s.split_brain.state if s.split_brain else "-" for s in systems]
+        def states() -> list[str]:
+            return [s.split_brain.state if s.split_brain else "-" for s in systems]
 
-            async def until(wanted: list[str], limit: float) -> None:
-                with trio.move_on_after(limit):
-                    while states() != wanted:
-                        await trio.sleep(0.1)
-                log.append(f"{trio.current_time():.3f} {states()}")
+        async def until(wanted: list[str], limit: float) -> None:
+            with trio.move_on_after(limit):
+                while states() != wanted:
+                    await trio.sleep(0.1)
+            log.append(f"{trio.current_time():.3f} {states()}")
 
-            await until(["ok"] * 5, 60.0)
-            net.partition(names[:3], names[3:])
-            await until(["ok"] * 3 + ["lost"] * 2, 30.0)
-            net.heal()
-            await until(["ok"] * 5, 120.0)
-        nursery.cancel_scope.cancel()
-    return net.trace_hash, log
-
-
-def run_split(seed: int) -> tuple[str, list[str]]:
-    with deterministic_scheduling(seed):
-        return trio.run(split_app, seed, clock=trio.testing.MockClock(autojump_threshold=0))
+        names = [s.name for s in systems]
+        await until(["ok"] * 5, 60.0)
+        net.partition(names[:3], names[3:])
+        await until(["ok"] * 3 + ["lost"] * 2, 30.0)
+        net.heal()
+        await until(["ok"] * 5, 120.0)
+    return log
 
 
 def test_a_split_brain_rule_decides_on_the_simulated_network_and_replays() -> None:
-    first = run_split(4)
+    first = replay(split_app, 4)
     assert [line.split(" ", 1)[1] for line in first[1]] == [
         str(["ok"] * 5), str(["ok"] * 3 + ["lost"] * 2), str(["ok"] * 5)
     ]
-    assert run_split(4) == first
+    assert replay(split_app, 4) == first
