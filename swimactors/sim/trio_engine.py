@@ -1,12 +1,14 @@
-"""The second engine: real trio drivers (:class:`swimactors.membership.node.Node`) on a
-simulated network, for code that needs trio, under ``trio.testing.MockClock``.
+"""The second engine: real trio code on a simulated network under
+``trio.testing.MockClock``: membership nodes (``open_sim_node``) and whole actor systems
+(``open_system(environment=SimNet.environment(...))``).
 
-Deterministic by construction rather than by taming trio's scheduler: every random
-draw of the network comes from a stream of the *sending* node (``per_source``), each
-node's core has its own stream, deliveries due at the same instant are ordered by
-``(time, sender, sender's sequence number)``, and the trace is hashed per node and
-combined in name order.  So the order in which trio happens to run tasks woken at the
-same instant cannot change the run.
+Membership nodes alone are deterministic by construction: every random draw of the
+network comes from a stream of the *sending* node (``per_source``), each node's core has
+its own stream, deliveries due at the same instant are ordered by ``(time, sender,
+sender's sequence number)``, and the trace is hashed per node and combined in name order,
+so the order in which trio runs tasks woken at the same instant cannot change the run.
+Actor systems run many tasks whose order does matter: :func:`deterministic_scheduling`
+seeds trio's scheduler for them.
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ def deterministic_scheduling(seed: int) -> Iterator[None]:
     finally:
         run_module._ALLOW_DETERMINISTIC_SCHEDULING = previous[0]
         run_module._r.setstate(previous[1])
+
 
 Deliver = Callable[[Address, bytes], None]
 
