@@ -4,8 +4,12 @@ with trio's scheduler seeded, so the run replays from its seed."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import trio
@@ -19,8 +23,10 @@ from swimactors.sim import LinkModel, address_for
 from swimactors.sim.trio_engine import SimNet, deterministic_scheduling
 from swimactors.split_brain import SplitBrainConfig
 
+ROOT = Path(__file__).resolve().parents[2]
 
-@message
+
+@message("test.Bump")  # not module.Class: pytest and a plain import name this module apart
 class Bump:
     n: int
 
@@ -140,3 +146,16 @@ def test_a_split_brain_rule_decides_on_the_simulated_network_and_replays() -> No
         str(["ok"] * 5), str(["ok"] * 3 + ["lost"] * 2), str(["ok"] * 5)
     ]
     assert replay(split_app, 4) == first
+
+
+def test_an_actor_application_replays_across_processes_and_hash_seeds() -> None:
+    """Nothing in the run may depend on Python's per-process string hashing."""
+    code = ("from tests.sim.test_trio_actors import counter_app, replay; "
+            "print(replay(counter_app, 2)[0])")
+    hashes = {
+        subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                       env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=120,
+                       check=True).stdout.strip()
+        for hash_seed in ("1", "2")
+    }
+    assert hashes == {replay(counter_app, 2)[0]}
