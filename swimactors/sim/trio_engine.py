@@ -116,12 +116,14 @@ class _SimListener(trio.abc.Listener[trio.abc.Stream]):
 
 
 class _Pipe:
-    """One direction of a simulated connection: bytes in flight, each chunk due one link
-    latency after it was sent (so in order, as on TCP)."""
+    """One direction of a simulated connection: bytes in flight, each chunk due when the
+    network model delivers a reliable frame of its size (latency, jitter and TCP's
+    retransmissions of lost segments), never before the bytes sent earlier."""
 
-    def __init__(self, latency: float) -> None:
-        self.latency = latency
+    def __init__(self, net: SimNet, sender: str, receiver: str) -> None:
+        self.net, self.sender, self.receiver = net, sender, receiver
         self.in_flight: collections.deque[tuple[float, bytes]] = collections.deque()
+        self.last_due = 0.0
         self.finished = False
         """The sender closed: the receiver reads what is in flight, then end of file."""
         self.reset = False
@@ -131,14 +133,24 @@ class _Pipe:
         self.changed.set()
         self.changed = trio.Event()
 
+    def push(self, data: bytes) -> bool:
+        """Put ``data`` in flight; False when a link rule drops it (a failed connection)."""
+        now = trio.current_time()
+        route = self.net.network.route(now, self.sender, self.receiver, len(data), True)
+        self.net._trace(self.sender, f"{now!r} stream {self.receiver} {route.dropped}", data)
+        if route.dropped is not None or not route.deliveries:
+            return False
+        self.last_due = max(self.last_due, route.deliveries[0])
+        self.in_flight.append((self.last_due, data))
+        self.notify()
+        return True
+
 
 class _SimStream(trio.abc.Stream):
     """One end of a simulated actor connection."""
 
-    def __init__(self, outgoing: _Pipe, incoming: _Pipe, trace: Callable[[bytes], None]) -> None:
+    def __init__(self, outgoing: _Pipe, incoming: _Pipe) -> None:
         self.outgoing, self.incoming = outgoing, incoming
-        self.trace = trace
-        """Records what this end sends in the net's trace."""
         self.closed = False
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
@@ -147,9 +159,11 @@ class _SimStream(trio.abc.Stream):
             raise trio.ClosedResourceError("stream closed")
         if self.outgoing.reset or self.outgoing.finished:
             raise trio.BrokenResourceError("connection reset")
-        self.outgoing.in_flight.append((trio.current_time() + self.outgoing.latency, bytes(data)))
-        self.outgoing.notify()
-        self.trace(bytes(data))
+        if not self.outgoing.push(bytes(data)):
+            for pipe in (self.outgoing, self.incoming):
+                pipe.reset = True
+                pipe.notify()
+            raise trio.BrokenResourceError("connection reset by a link rule")
 
     async def wait_send_all_might_not_block(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -208,18 +222,13 @@ class _Link:
 
 class SimActorNetwork:
     """A :class:`~swimactors.actors.transport.ActorNetwork` on the :class:`SimNet`:
-    streams whose bytes arrive one link latency after they are sent, refused to or from
-    a crashed node or across a partition, reset when either happens to an open one."""
+    streams whose bytes arrive as the network model delivers reliable frames (in order),
+    refused to or from a crashed node or across a partition, reset when either happens to
+    an open one or a link rule drops a segment."""
 
     def __init__(self, net: SimNet, name: str) -> None:
         self.net = net
         self.name = name
-
-    def _tracer(self, sender: str, receiver: str) -> Callable[[bytes], None]:
-        def trace(data: bytes) -> None:
-            self.net._trace(sender, f"{trio.current_time()!r} stream {receiver}", data)
-
-        return trace
 
     async def listen(self, host: str, port: int) -> tuple[trio.abc.Listener[Any], int]:
         port = port or ACTOR_PORT
@@ -232,10 +241,8 @@ class SimActorNetwork:
         target = self.net._listeners.get(address)
         if target is None or not self.net._reachable(self.name, target[0]):
             raise OSError(f"{self.name}: connection to {address} refused")
-        latency = self.net.network.default.latency
-        there, back = _Pipe(latency), _Pipe(latency)
-        client = _SimStream(there, back, self._tracer(self.name, target[0]))
-        server = _SimStream(back, there, self._tracer(target[0], self.name))
+        there, back = _Pipe(self.net, self.name, target[0]), _Pipe(self.net, target[0], self.name)
+        client, server = _SimStream(there, back), _SimStream(back, there)
         self.net._links = [link for link in self.net._links if not link.done]
         self.net._links.append(_Link(self.name, target[0], (there, back)))
         try:
