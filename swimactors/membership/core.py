@@ -703,9 +703,7 @@ class Swim:
     def _apply_suspect(self, now: float, msg: Suspect) -> None:
         """Suspect(i) beats Alive(j <= i) and Suspect(j < i); a repeated Suspect(i) from a
         new source is an independent confirmation that shortens the timeout."""
-        if msg.name == self.name:
-            if msg.incarnation >= self.incarnation:
-                self._refute(now, msg.incarnation)
+        if self._refuted(now, msg):
             return
         state = self._members.get(msg.name)
         if state is None or not state.status.is_alive or msg.incarnation < state.incarnation:
@@ -732,9 +730,7 @@ class Swim:
 
     def _apply_dead(self, now: float, msg: Dead) -> None:
         """Dead(i) beats Alive/Suspect(j <= i); DOWN and LEFT members stay as they are."""
-        if msg.name == self.name:
-            if msg.incarnation >= self.incarnation:
-                self._refute(now, msg.incarnation)
+        if self._refuted(now, msg):
             return
         state = self._members.get(msg.name)
         if state is None or not state.status.is_alive or msg.incarnation < state.incarnation:
@@ -746,9 +742,7 @@ class Swim:
 
     def _apply_left(self, now: float, msg: Left) -> None:
         """Left(i) beats anything but LEFT at j <= i (a DOWN member may still be LEFT)."""
-        if msg.name == self.name:
-            if msg.incarnation >= self.incarnation and not self._leaving:
-                self._refute(now, msg.incarnation)  # an earlier life of ours left
+        if self._refuted(now, msg):
             return
         state = self._members.get(msg.name)
         if state is None or state.status is Status.LEFT or msg.incarnation < state.incarnation:
@@ -767,6 +761,15 @@ class Swim:
             msg.incarnation > self.incarnation or msg != self._self.alive_message()
         ):
             self._refute(now, msg.incarnation)
+
+    def _refuted(self, now: float, msg: Suspect | Dead | Left) -> bool:
+        """News that we are suspect, dead or gone: outbid it unless it is older than this
+        life of ours.  True when the news was about us (nothing else applies then)."""
+        if msg.name != self.name:
+            return False
+        if msg.incarnation >= self.incarnation:
+            self._refute(now, msg.incarnation)
+        return True
 
     def _refute(self, now: float, seen: int) -> None:
         """Outbid news of our death with a higher incarnation (Lifeguard: and distrust
