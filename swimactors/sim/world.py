@@ -151,18 +151,11 @@ class World:
         """Start a node now and have it join ``seeds`` (default: the first node) at ``join_at``."""
         index = len(self.nodes)
         name = name if name is not None else f"n{index}"
-        if name in self.nodes:
-            raise SimulationError(f"a node called {name!r} already exists")
         address = address or address_for(index)
-        if address in self._by_address:
-            raise SimulationError(f"address {address!r} is already taken")
+        self._check_free(name, address)
         if seeds is None:
             seeds = [self.nodes[next(iter(self.nodes))].address] if self.nodes else []
-        spec = NodeSpec(name, address, config or self.config, meta, tuple(seeds))
-        core = self.core_factory(spec, self.streams.get(f"node/{name}"), 0)
-        node = SimNode(spec, core, index)
-        self.nodes[name] = node
-        self._by_address[address] = node
+        node = self._register(NodeSpec(name, address, config or self.config, meta, tuple(seeds)))
         self._fault("start", (name,))
         self._start(node, join_at)
         return node
@@ -181,27 +174,35 @@ class World:
         other UP, nothing left to gossip): the warm start for runs about a formed cluster.
         Their seed, for a later restart, is the first of them."""
         first = len(self.nodes)
-        specs = []
-        for index in range(first, first + count):
-            name, address = f"n{index}", address_for(index)
-            if name in self.nodes or address in self._by_address:
-                raise SimulationError(f"node {name!r} or address {address!r} already exists")
-            specs.append(NodeSpec(name, address, config or self.config, meta, ()))
-        specs = [attrs.evolve(spec, seeds=(specs[0].address,)) for spec in specs]
+        seeds = (address_for(first),)
+        specs = [
+            NodeSpec(f"n{index}", address_for(index), config or self.config, meta, seeds)
+            for index in range(first, first + count)
+        ]
+        for spec in specs:
+            self._check_free(spec.name, spec.address)
         members = [Member(s.name, s.address, 0, Status.UP, s.meta) for s in specs]
         formed = FormedCluster(members, self.now)
-        nodes = []
-        for offset, spec in enumerate(specs):
-            core = self.core_factory(spec, self.streams.get(f"node/{spec.name}"), 0)
-            node = SimNode(spec, core, first + offset)
-            self.nodes[spec.name] = node
-            self._by_address[spec.address] = node
-            nodes.append(node)
+        nodes = [self._register(spec) for spec in specs]
         self._fault("formed", tuple(spec.name for spec in specs))
         for node in nodes:
             node.core.assume_formed(formed, node.now(self.now))
             self._pump(node)
         return nodes
+
+    def _check_free(self, name: str, address: Address) -> None:
+        if name in self.nodes:
+            raise SimulationError(f"a node called {name!r} already exists")
+        if address in self._by_address:
+            raise SimulationError(f"address {address!r} is already taken")
+
+    def _register(self, spec: NodeSpec) -> SimNode:
+        """Build ``spec``'s core from its random stream and add the node (not started)."""
+        core = self.core_factory(spec, self.streams.get(f"node/{spec.name}"), 0)
+        node = SimNode(spec, core, len(self.nodes))
+        self.nodes[spec.name] = node
+        self._by_address[spec.address] = node
+        return node
 
     def node(self, name: str) -> SimNode:
         try:
