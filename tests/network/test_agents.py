@@ -16,18 +16,11 @@ import pytest
 import trio
 
 from swimactors.agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
-from swimactors.cli import config_from
+
+from .fast import CONFIG, OVERRIDES
 
 pytestmark = pytest.mark.network
 
-OVERRIDES = {
-    "probe_interval": 0.2,
-    "probe_timeout": 0.1,
-    "gossip_interval": 0.05,
-    "push_pull_interval": 2.0,
-    "reconnect_interval": 1.0,
-}
-CONFIG = config_from("local", [(k, str(v)) for k, v in OVERRIDES.items()])
 NAMES = "abcde"
 DOWN_BOUND = CONFIG.suspicion_timeouts(len(NAMES))[1] + 3 * CONFIG.probe_interval + 1.0
 LEFT_BOUND = 10 * CONFIG.gossip_interval + 1.0

@@ -15,20 +15,12 @@ import pytest
 import trio
 
 from swimactors.agent.cluster import AgentProcess, open_local_cluster, wait_until
-from swimactors.cli import config_from
 
+from .fast import CONFIG, OVERRIDES
 from .netns import Topology, open_topology
 
 pytestmark = [pytest.mark.network, pytest.mark.netns]
 
-OVERRIDES = {
-    "probe_interval": 0.2,
-    "probe_timeout": 0.1,
-    "gossip_interval": 0.05,
-    "push_pull_interval": 2.0,
-    "reconnect_interval": 1.0,
-}
-CONFIG = config_from("local", [(k, str(v)) for k, v in OVERRIDES.items()])
 HOSTS = 4
 PORT = 7946
 DOWN_BOUND = CONFIG.suspicion_timeouts(HOSTS)[1] + 3 * CONFIG.probe_interval + 1.0

@@ -16,19 +16,13 @@ import pytest
 import trio
 
 from swimactors.agent.cluster import AgentProcess, open_local_cluster, wait_until
+from tests.network.fast import OVERRIDES
 from tests.network.netns import open_topology
 
 from .app import HOLDER
 
 pytestmark = [pytest.mark.network, pytest.mark.netns]
 
-OVERRIDES = {
-    "probe_interval": 0.2,
-    "probe_timeout": 0.1,
-    "gossip_interval": 0.05,
-    "push_pull_interval": 2.0,
-    "reconnect_interval": 1.0,
-}
 STABLE_AFTER = 3.0
 LOST_BOUND = STABLE_AFTER + 1.0 + 1.0
 """stable_after, one announcement interval (1 s) of heartbeats in flight, 1 s of slack."""
