@@ -44,6 +44,8 @@ class Node:
         self._hub = EventHub()
         self._leave_timeout = leave_timeout
         self._timer = trio.CancelScope()
+        self._deadline = math.inf
+        """The core's next deadline (inf: none), which the timer scope always carries."""
         self._leaving = False
         self._left = trio.Event()
         self._core_errors = 0
@@ -153,9 +155,10 @@ class Node:
             log.exception("SWIM core raised on a packet from %s", source)
         self._flush()
 
-    def _flush(self) -> float | None:
-        """Send the core's outgoing packets, publish its events, re-arm the timer; returns
-        the core's next deadline."""
+    def _flush(self) -> None:
+        """Send the core's outgoing packets, publish its events, and move the timer to the
+        core's next deadline, earlier or later: an ack that beats the probe timeout moves
+        it later, and the node must not wake at the old time to find nothing to do."""
         core = self._core
         for packet in core.take_outgoing():
             self._transport.send(packet)
@@ -164,29 +167,29 @@ class Node:
         if self._leaving and core.leave_finished:
             self._left.set()
         deadline = core.next_deadline()
-        if deadline is not None and deadline < self._timer.deadline:
-            self._timer.deadline = deadline
-        return deadline
+        if deadline is None:
+            deadline = math.inf
+        if deadline != self._deadline:
+            self._deadline = self._timer.deadline = deadline
 
     async def _run_timers(self) -> None:
-        """Tick the core whenever its next deadline passes; inputs that bring the deadline
-        forward move the sleeping scope's deadline (see :meth:`_flush`)."""
+        """Tick the core whenever its next deadline passes (one cancel scope a wake-up;
+        :meth:`_flush` keeps the sleeping scope's deadline on the core's)."""
         core = self._core
-        deadline = core.next_deadline()
         while True:
-            with trio.CancelScope(deadline=math.inf if deadline is None else deadline) as timer:
+            with trio.CancelScope(deadline=self._deadline) as timer:
                 self._timer = timer
                 await trio.sleep_forever()
             now = trio.current_time()
-            deadline = core.next_deadline()
-            if deadline is not None and now >= deadline:
-                try:
-                    core.tick(now)
-                except Exception:
-                    self._core_errors += 1
-                    log.exception("SWIM core raised in tick()")
-                    await trio.sleep(core.config.probe_interval)
-                deadline = self._flush()
+            if now < self._deadline:  # moved later after the scope had already expired
+                continue
+            try:
+                core.tick(now)
+            except Exception:
+                self._core_errors += 1
+                log.exception("SWIM core raised in tick()")
+                await trio.sleep(core.config.probe_interval)
+            self._flush()
 
     def _join(self, seeds: list[Address]) -> None:
         """Push/pull with the seeds; the core retries with backoff until one answers, so
