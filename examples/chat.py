@@ -121,8 +121,8 @@ async def join(
 
 
 async def main(seed: str, user: str) -> None:
-    async with swimactors.open_system(
-        bind="127.0.0.1:0", seeds=[seed], config=Config.local()
+    async with swimactors.open_system(  # one member per user, not one per run
+        f"chat-{user}", bind="127.0.0.1:0", seeds=[seed], config=Config.local()
     ) as system:
         room, _, present = await join(
             system, user, lambda line: print(f"<{line.user}> {line.text}", flush=True)

@@ -63,8 +63,8 @@ async def call(system: swimactors.System, command: str, n: int = 1) -> int:
 
 
 async def main(join: str, command: str, n: int) -> None:
-    async with swimactors.open_system(
-        bind="127.0.0.1:0", seeds=[join], config=Config.local()
+    async with swimactors.open_system(  # one name per client: reruns reuse one member row
+        "counter-client", bind="127.0.0.1:0", seeds=[join], config=Config.local()
     ) as system:
         print(await call(system, command, n))
 

@@ -94,8 +94,8 @@ async def get(system: swimactors.System, key: str) -> str | None:
 
 
 async def main(seed: str, command: str, args: list[str]) -> None:
-    async with swimactors.open_system(
-        bind="127.0.0.1:0", seeds=[seed], config=Config.local()
+    async with swimactors.open_system(  # one name per client: reruns reuse one member row
+        "kv-client", bind="127.0.0.1:0", seeds=[seed], config=Config.local()
     ) as system:
         await trio.sleep(1.0)  # let membership and the registry settle
         if command == "place":

@@ -1,14 +1,14 @@
 """The ``swimactors`` command: ``agent`` runs a node, ``members`` asks a running agent.
 
-Exit codes: 0 success, 1 the agent answered with an error, 2 bad usage or the agent could
-not be reached.
+Exit codes: 0 success, 1 the agent answered with an error, 2 bad usage, a failed start, or
+an agent that could not be reached.  Every failure is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import trio
 
+from . import __version__
 from .membership.config import Config, ConfigError
 from .membership.types import parse_address
 from .quorum import Strategy, parse_strategy
@@ -31,6 +32,14 @@ def _key_value(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
     return key.strip(), value.strip()
+
+
+def _name(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("a node name cannot be empty")
+    if not text.isprintable():
+        raise argparse.ArgumentTypeError(f"a node name must be printable, got {text!r}")
+    return text
 
 
 def _address(text: str) -> str:
@@ -78,10 +87,11 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="swimactors", description="SWIM cluster membership agent and tools."
     )
+    parser.add_argument("--version", action="version", version=f"swimactors {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     agent = commands.add_parser("agent", help="run a cluster member in the foreground")
-    agent.add_argument("--name", required=True, help="this node's unique name")
+    agent.add_argument("--name", required=True, type=_name, help="this node's unique name")
     agent.add_argument(
         "--bind",
         default="0.0.0.0:7946",
@@ -164,9 +174,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run_agent(args: argparse.Namespace) -> int:
-    from .agent.runner import AgentOptions, run_agent
+    from .agent.logs import configure_logging
+    from .agent.runner import AgentOptions, StartupError, run_agent, startup_failure
 
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(name)s %(message)s")
+    configure_logging(args.log_level, args.name)
     seeds = tuple(s.strip() for item in args.join for s in item.split(",") if s.strip())
     try:
         for seed in seeds:
@@ -176,6 +187,8 @@ def _run_agent(args: argparse.Namespace) -> int:
     except (ConfigError, argparse.ArgumentTypeError, ValueError) as exc:
         print(f"swimactors agent: {exc}", file=sys.stderr)
         return 2
+    if args.app and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # as uvicorn does: the app lives beside the user
     options = AgentOptions(
         name=args.name,
         bind=args.bind,
@@ -190,8 +203,8 @@ def _run_agent(args: argparse.Namespace) -> int:
     )
     try:
         trio.run(run_agent, options)
-    except (OSError, ValueError) as exc:  # cannot bind; a name or metadata the core refuses
-        print(f"swimactors agent: {exc}", file=sys.stderr)
+    except (StartupError, OSError, ValueError, BaseExceptionGroup) as exc:
+        print(f"swimactors agent: {startup_failure(exc)}", file=sys.stderr)
         return 2
     return 0
 

@@ -62,7 +62,8 @@ class Demo:
         print(f"\n== {title} ".ljust(78, "=") + f" t={elapsed:5.1f}s", flush=True)
 
     def agents(self, *, but: str | None = None) -> list[AgentProcess]:
-        return [a for a in self.cluster.agents.values() if a.running and a.name != but]
+        running = [a for a in self.cluster.agents.values() if a.running and a.name != but]
+        return sorted(running, key=lambda a: a.name)
 
     async def all_see(self, member: str, status: str, *, but: str | None = None) -> bool:
         for agent in self.agents(but=but):
@@ -201,22 +202,31 @@ class Counter(actors.Actor):
 
 
 class Caller(actors.Actor):
-    """Once told ``"go"``, asks ``counter`` every 0.4 s and prints what came back."""
+    """Once told ``"go"``, asks ``counter`` every 0.4 s and prints what came back (a
+    failure once, not again for every call that fails the same way)."""
+
+    def __init__(self) -> None:
+        self.last_failure = ""
 
     async def receive(self, msg: object, ctx: actors.Context) -> None:
         if msg == "go":
             ctx.schedule_every(0.4, "tick")
         elif msg == "tick":
-            node = ctx.self_ref.node
             counter = await ctx.system.find("counter")
             if counter is None:
-                print(f"[{node}] CALL     nobody holds 'counter' any more", flush=True)
+                self.report(ctx, "nobody holds 'counter' any more", failure=True)
                 return
             try:
                 value = await counter.ask("next", timeout=2.0)
-                print(f"[{node}] CALL     counter on {counter.node} answered {value}", flush=True)
+                self.report(ctx, f"counter on {counter.node} answered {value}", failure=False)
             except actors.ActorError as exc:
-                print(f"[{node}] CALL     {type(exc).__name__}: {exc}", flush=True)
+                self.report(ctx, f"{type(exc).__name__}: {exc}", failure=True)
+
+    def report(self, ctx: actors.Context, text: str, *, failure: bool) -> None:
+        if failure and text == self.last_failure:
+            return
+        self.last_failure = text if failure else ""
+        print(f"[{ctx.self_ref.node}] CALL     {text}", flush=True)
 
 
 async def setup_actors(system: System) -> None:
@@ -234,7 +244,9 @@ async def actors_across_nodes(demo: Demo) -> None:
         "through the registry on the gossip. Each other agent's caller finds it by name "
         "and asks it over the actor transport (one TCP connection per pair of agents). "
         f"Then {HOLDER} is killed: asks in flight fail at once with NodeDown when its "
-        "connections drop, and once membership declares it DOWN its name disappears."
+        "connections drop, and once membership declares it DOWN its name disappears. "
+        "This script joins too, as the member 'demo', to start the callers and watch the "
+        "registry; it leaves when the step ends."
     )
     seed = demo.cluster.agents[NAMES[0]].gossip
     async with open_system(

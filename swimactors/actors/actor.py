@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +24,14 @@ class Actor:
 
     __slots__ = ("__dict__", "_context")
     _context: Context
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse a plain ``def`` hook where it is written: the runtime awaits them."""
+        super().__init_subclass__(**kwargs)
+        for hook in ("on_start", "on_stop", "on_restart"):
+            method = cls.__dict__.get(hook)
+            if method is not None and not inspect.iscoroutinefunction(method):
+                raise TypeError(f"{cls.__qualname__}.{hook} must be `async def` (it is awaited)")
 
     @property
     def context(self) -> Context:

@@ -9,6 +9,7 @@ through :data:`ref_resolver`, which the running system sets.
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar, dataclass_transform, overload
@@ -53,6 +54,13 @@ MESSAGES.add_codec(ActorRef, encode_ref, decode_ref)
 def _register(cls: type[T], tag: str | None) -> type[T]:
     frozen: type[T] = cls if attrs.has(cls) else attrs.frozen(cls)  # type: ignore[assignment]
     MESSAGES.check(frozen)
+    for field, hint in typing.get_type_hints(frozen).items():
+        if hint is object:  # reads as "any Python object", but only plain data can travel
+            raise TypeError(
+                f"{cls.__qualname__}.{field}: `object` cannot be a message field; use "
+                "typing.Any for plain data (None, bool, int, float, str, bytes, list, dict) "
+                "or a concrete type"
+            )
     MESSAGES.add(tag or f"{cls.__module__}.{cls.__qualname__}", frozen)
     return frozen
 

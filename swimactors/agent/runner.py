@@ -7,21 +7,22 @@ it listens (``listening on HOST:PORT``, ``HTTP API on http://HOST:PORT``), which
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
-import time
 from collections.abc import Callable
 from typing import TextIO
 
 import attrs
 import trio
 
-from ..actors.app import load_app
+from ..actors.app import AppError, load_app
 from ..membership.config import Config
 from ..membership.events import EventsDropped
 from ..membership.meta import decode_meta
 from ..membership.node import Node
 from ..membership.types import (
+    Address,
     MemberAlive,
     MemberConflict,
     MemberDown,
@@ -34,11 +35,35 @@ from ..membership.types import (
     parse_address,
 )
 from ..split_brain import SplitBrainConfig
-from ..system import open_system
+from ..system import System, open_system
 from .api import actors_router, membership_router
 from .http import serve_http
+from .logs import clock, printable
 
-__all__ = ["AgentOptions", "describe_event", "run_agent"]
+__all__ = ["AgentOptions", "StartupError", "describe_event", "run_agent", "startup_failure"]
+
+log = logging.getLogger("swimactors.agent")
+MISCONFIGURATION_CHECK = 2.0
+"""Seconds between looks at the counters that reveal a misconfigured cluster."""
+
+
+class StartupError(Exception):
+    """The agent could not start; the message is the one line the CLI prints."""
+
+
+def startup_failure(error: BaseException) -> str:
+    """One line for what stopped an agent from starting, unwrapping exception groups
+    (trio nurseries wrap the one error that matters in one or more of them)."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = next(
+            (e for e in error.exceptions if not isinstance(e, trio.Cancelled)),
+            error.exceptions[0],
+        )
+    text = str(error).splitlines()[0] if str(error) else ""
+    if isinstance(error, StartupError | OSError | ValueError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
 
 _EXPLAIN: dict[type, tuple[str, str]] = {
     MemberUp: ("UP", "joined (or came back)"),
@@ -69,11 +94,6 @@ class AgentOptions:
     """The split-brain rule and timing (``--split-brain``); None: off."""
 
 
-def _clock() -> str:
-    now = time.time()
-    return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-
-
 def describe_event(event: MemberEvent | EventsDropped) -> str:
     """One readable line for an event: ``STATUS name address incarnation=N — why``."""
     if isinstance(event, EventsDropped):
@@ -84,7 +104,7 @@ def describe_event(event: MemberEvent | EventsDropped) -> str:
     tags = (" " + ",".join(f"{k}={v}" for k, v in sorted(meta.items()))) if meta else ""
     if isinstance(event, MemberConflict):
         why = f"claimed from {format_address(event.other)}; refused"
-    return (
+    return printable(
         f"{word:<8} {member.name} {format_address(member.address)} "
         f"incarnation={member.incarnation}{tags} — {why}"
     )
@@ -93,7 +113,33 @@ def describe_event(event: MemberEvent | EventsDropped) -> str:
 async def _print_events(node: Node, out: TextIO) -> None:
     with node.events() as events:
         async for event in events:
-            print(f"{_clock()} [{node.name}] {describe_event(event)}", file=out, flush=True)
+            print(
+                f"{clock()} [{printable(node.name)}] {describe_event(event)}", file=out, flush=True
+            )
+            if isinstance(event, MemberConflict):
+                log.warning(
+                    "node name %r is claimed by %s and %s: every agent needs its own --name",
+                    event.member.name,
+                    format_address(event.member.address),
+                    format_address(event.other),
+                )
+
+
+async def _warn_misconfiguration(node: Node) -> None:
+    """Say so when packets from another cluster arrive (a ``label`` that differs): such a
+    node never joins, and nothing else would tell the operator why."""
+    warned = 0
+    while True:
+        await trio.sleep(MISCONFIGURATION_CHECK)
+        rejected = node.counters["rejected_label"]
+        if rejected > warned:
+            log.warning(
+                "%d packets from another cluster were refused (their label differs from "
+                "this node's %r): check --set label=... on every agent",
+                rejected,
+                node.config.label,
+            )
+            warned = rejected
 
 
 async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
@@ -102,7 +148,10 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
     With ``options.app`` the named ``setup(system)`` is awaited once the node is up (it
     spawns the application's actors); without it the runtime idles beside membership.
     """
-    setup = load_app(options.app) if options.app else None  # fail before binding anything
+    try:
+        setup = load_app(options.app) if options.app else None  # fail before binding
+    except AppError as exc:
+        raise StartupError(f"--app {options.app}: {exc}") from None
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_system(
             name=options.name,
@@ -123,20 +172,19 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_print_events, node, out)
+                nursery.start_soon(_warn_misconfiguration, node)
                 if options.http is not None:
-                    host, port = parse_address(options.http)
-                    quorum = system.split_brain
-                    router = actors_router(system, membership_router(
-                        node,
-                        extra_health=None if quorum is None else quorum.health,
-                        extra_gauges=None if quorum is None else quorum.metrics,
-                    ))
-                    bound = await nursery.start(serve_http, router, host, port)
+                    bound = await _start_http(nursery, system, options.http)
                     say(f"HTTP API on http://{format_address(bound)}")
                 if options.join:
                     say(f"joining through {', '.join(options.join)}")
                 if setup is not None:
-                    await setup(system)
+                    try:
+                        await setup(system)
+                    except Exception as exc:
+                        raise StartupError(
+                            f"--app {options.app}: setup raised {startup_failure(exc)}"
+                        ) from exc
                     say(f"app {options.app} started")
                 async for signum in signals:
                     say(f"{signal.Signals(signum).name}: leaving the cluster")
@@ -146,8 +194,25 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
                 nursery.cancel_scope.cancel()
 
 
+async def _start_http(nursery: trio.Nursery, system: System, http: str) -> Address:
+    """Serve the agent's API on ``http``; a port that cannot be bound is a StartupError."""
+    assert system.cluster is not None
+    quorum = system.split_brain
+    router = membership_router(
+        system.cluster.node,
+        extra_health=None if quorum is None else quorum.health,
+        extra_gauges=None if quorum is None else quorum.metrics,
+    )
+    host, port = parse_address(http)
+    try:
+        bound: Address = await nursery.start(serve_http, actors_router(system, router), host, port)
+    except OSError as exc:
+        raise StartupError(f"cannot serve HTTP on {http}: {exc.strerror or exc}") from None
+    return bound
+
+
 def _speaker(name: str, out: TextIO) -> Callable[[str], None]:
     def say(text: str) -> None:
-        print(f"{_clock()} [{name}] {text}", file=out, flush=True)
+        print(f"{clock()} [{printable(name)}] {text}", file=out, flush=True)
 
     return say
