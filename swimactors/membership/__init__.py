@@ -3,12 +3,14 @@
 The protocol core (:class:`Swim`) is sans-IO; a driver feeds it packets and time.
 """
 
+from .blocking import BlockingNode, start_node
 from .config import Config, ConfigError
 from .core import BroadcastTooLarge, FormedCluster, Swim
 from .delegate import Delegate
 from .events import EventsDropped, Subscription
 from .meta import decode_meta, encode_meta
 from .node import Node, open_node
+from .threaded import NodeClosed
 from .types import (
     Address,
     Member,
@@ -28,6 +30,7 @@ from .types import (
 
 __all__ = [
     "Address",
+    "BlockingNode",
     "BroadcastTooLarge",
     "Config",
     "ConfigError",
@@ -44,6 +47,7 @@ __all__ = [
     "MemberUp",
     "MemberUpdated",
     "Node",
+    "NodeClosed",
     "Packet",
     "Status",
     "Subscription",
@@ -53,4 +57,5 @@ __all__ = [
     "format_address",
     "open_node",
     "parse_address",
+    "start_node",
 ]

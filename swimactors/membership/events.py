@@ -16,7 +16,7 @@ import trio
 
 from .types import MemberEvent
 
-__all__ = ["DEFAULT_EVENT_BUFFER", "EventHub", "EventsDropped", "Subscription"]
+__all__ = ["DEFAULT_EVENT_BUFFER", "EventBuffer", "EventHub", "EventsDropped", "Subscription"]
 
 DEFAULT_EVENT_BUFFER = 1024
 """Events a subscriber may have unread before the oldest are dropped."""
@@ -29,6 +29,40 @@ class EventsDropped:
     count: int
 
 
+class EventBuffer:
+    """One subscriber's bounded queue: when full the oldest event goes, and the next read
+    is an :class:`EventsDropped` saying how many went (not thread-safe by itself)."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"an event buffer must hold at least 1 event, got {size}")
+        self._queue: collections.deque[MemberEvent] = collections.deque(maxlen=size)
+        self._pending_drop = 0
+        self.dropped = 0
+        """Total events lost by reading too slowly."""
+
+    def push(self, event: MemberEvent) -> None:
+        if len(self._queue) == self._queue.maxlen:
+            self.lost(1)
+        self._queue.append(event)
+
+    def lost(self, count: int) -> None:
+        """``count`` events were lost before they reached this buffer."""
+        self._pending_drop += count
+        self.dropped += count
+
+    @property
+    def empty(self) -> bool:
+        return not self._queue and not self._pending_drop
+
+    def pop(self) -> MemberEvent | EventsDropped | None:
+        """The next thing to read, or None when there is none."""
+        if self._pending_drop:
+            dropped, self._pending_drop = self._pending_drop, 0
+            return EventsDropped(dropped)
+        return self._queue.popleft() if self._queue else None
+
+
 class Subscription:
     """One subscriber's view of the event stream: ``async for event in subscription``.
 
@@ -38,21 +72,18 @@ class Subscription:
     """
 
     def __init__(self, hub: EventHub, buffer: int) -> None:
-        if buffer < 1:
-            raise ValueError(f"an event buffer must hold at least 1 event, got {buffer}")
         self._hub = hub
-        self._queue: collections.deque[MemberEvent] = collections.deque(maxlen=buffer)
-        self._pending_drop = 0
+        self._buffer = EventBuffer(buffer)
         self._wakeup = trio.Event()
         self._closed = False
-        self.dropped = 0
+
+    @property
+    def dropped(self) -> int:
         """Total events this subscriber lost by reading too slowly."""
+        return self._buffer.dropped
 
     def _push(self, event: MemberEvent) -> None:
-        if len(self._queue) == self._queue.maxlen:
-            self._pending_drop += 1
-            self.dropped += 1
-        self._queue.append(event)
+        self._buffer.push(event)
         self._wakeup.set()
 
     def close(self) -> None:
@@ -67,11 +98,9 @@ class Subscription:
 
     async def __anext__(self) -> MemberEvent | EventsDropped:
         while True:
-            if self._pending_drop:
-                dropped, self._pending_drop = self._pending_drop, 0
-                return EventsDropped(dropped)
-            if self._queue:
-                return self._queue.popleft()
+            item = self._buffer.pop()
+            if item is not None:
+                return item
             if self._closed:
                 raise StopAsyncIteration
             await self._wakeup.wait()

@@ -99,7 +99,7 @@ def test_received_plus_dropped_equals_published(buffer: int, steps: list[object]
         async def read(n: int) -> None:
             nonlocal dropped
             for _ in range(n):
-                if not subscription._queue and not subscription._pending_drop:
+                if subscription._buffer.empty:
                     return
                 item = await subscription.__anext__()
                 if isinstance(item, EventsDropped):

@@ -1,0 +1,29 @@
+"""A cluster member in its own OS process on the blocking front, for the fronts' tests.
+
+``python -m tests.fronts.peer NAME SEED...`` prints ``address HOST:PORT`` once up, then one
+line per membership event (``Kind name``) until killed or its stdin closes.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+from swimactors.membership import MemberEvent, start_node
+from swimactors.membership.types import format_address
+
+from .timing import CONFIG
+
+
+def main(name: str, seeds: list[str]) -> None:
+    with start_node(name=name, bind="127.0.0.1:0", seeds=seeds, config=CONFIG) as node:
+        events = node.events()
+        print("address", format_address(node.address), flush=True)
+        threading.Thread(target=lambda: (sys.stdin.read(), events.close()), daemon=True).start()
+        for event in events:
+            if isinstance(event, MemberEvent):
+                print(type(event).__name__, event.member.name, flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
