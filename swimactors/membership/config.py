@@ -12,6 +12,7 @@ from typing import Any
 
 import attrs
 
+from ..security import Keyring
 from ..wire import DEFAULT_PACKET_BUDGET
 
 __all__ = ["Config", "ConfigError"]
@@ -36,6 +37,11 @@ def _non_negative_int(instance: Any, attribute: attrs.Attribute[Any], value: Any
 def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"Config.{attribute.name} must be an integer >= 1, got {value!r}")
+
+
+def _keyring(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, Keyring):
+        raise ConfigError(f"Config.keyring must be a Keyring or None, got {value!r}")
 
 
 def _label(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -66,6 +72,9 @@ class Config:
     packet_budget: int = attrs.field(default=DEFAULT_PACKET_BUDGET, validator=_at_least_one)
     max_meta_size: int = attrs.field(default=512, validator=_non_negative_int)
     label: str = attrs.field(default="", validator=_label)
+    keyring: Keyring | None = attrs.field(default=None, validator=_keyring)
+    """With a keyring every packet and frame is sealed (docs/security.md); None sends
+    plaintext, for local development only."""
 
     def __attrs_post_init__(self) -> None:
         if self.probe_timeout > self.probe_interval:

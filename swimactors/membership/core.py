@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 from .. import wire
+from ..security import OVERHEAD as SEALING_OVERHEAD
 from .awareness import Awareness
 from .broadcasts import BroadcastQueue
 from .config import Config
@@ -223,7 +224,9 @@ class Swim:
         self._events: list[MemberEvent] = []
         self._started = False
         self._leaving = False
-        self._overhead = packet_overhead(self.config.label, name)
+        self._overhead = packet_overhead(self.config.label, name) + (
+            SEALING_OVERHEAD if self.config.keyring is not None else 0
+        )
         self._next_probe = 0.0
         self._next_gossip = 0.0
         self._next_push_pull = 0.0

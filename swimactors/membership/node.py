@@ -10,6 +10,7 @@ fans events out to subscribers.  Leaving the block leaves the cluster gracefully
 from __future__ import annotations
 
 import collections
+import ipaddress
 import logging
 import math
 import random
@@ -24,8 +25,9 @@ from .config import Config
 from .core import Swim
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
+from .sealing import OncePerPeer, SealedTransport
 from .transport import NodeTransport, Transport, normalize_source, resolve
-from .types import Address, Member, parse_address
+from .types import Address, Member, format_address, parse_address
 
 __all__ = ["DEFAULT_PORT", "Node", "open_node"]
 
@@ -49,6 +51,7 @@ class Node:
         self._leaving = False
         self._left = trio.Event()
         self._core_errors = 0
+        self._foreign = OncePerPeer("dropping packets from another cluster")
 
     # -- what users read -----------------------------------------------------------------
 
@@ -148,8 +151,12 @@ class Node:
 
     def _deliver(self, source: Address, data: bytes) -> None:
         """A datagram or frame arrived: hand it to the core and act on the result."""
+        counters = self._core.counters
+        foreign = counters["rejected_label"]
         try:
             self._core.receive(trio.current_time(), source, data)
+            if counters["rejected_label"] != foreign:
+                self._foreign(source, "another cluster label")
         except Exception:  # the core must not raise on input; a bug must not kill the node
             self._core_errors += 1
             log.exception("SWIM core raised on a packet from %s", source)
@@ -269,6 +276,15 @@ async def open_node(
         sockets = Transport(tcp_timeout=config.tcp_timeout)
         await sockets.bind(host, int(port))
         transport = sockets
+        if config.keyring is None and not ipaddress.ip_address(sockets.address[0]).is_loopback:
+            log.warning(
+                "node %s binds %s without a keyring: anyone who can reach it can join, "
+                "read and forge membership (see docs/security.md)",
+                name,
+                format_address(sockets.address),
+            )
+    if config.keyring is not None:
+        transport = SealedTransport(transport, config.keyring, config.label)
     try:
         if on_sockets or advertise is not None:
             address = await _advertised(advertise, transport.address, seed_addresses)

@@ -1,0 +1,91 @@
+"""Seals what a node sends and opens what it receives, around any node transport.
+
+Wraps a :class:`~swimactors.membership.transport.NodeTransport` when the config has a
+keyring: datagrams and push/pull frames alike pass through one
+:class:`~swimactors.security.PacketSealer`, so nothing unsealed reaches the core (unless the
+keyring's plaintext policy accepts it during a migration).  A peer whose packets fail to
+open is logged once per host (it is another cluster, or holds another key) and counted every time.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import time
+from collections.abc import Callable
+
+import trio
+
+from ..security import Keyring, PacketSealer, Rejected
+from .transport import Deliver, NodeTransport
+from .types import Address, Packet, format_address
+
+__all__ = ["OncePerPeer", "SealedTransport"]
+
+log = logging.getLogger(__name__)
+
+_FOREIGN = (Rejected.UNKNOWN_KEY, Rejected.FORGED, Rejected.UNSEALED)
+_MAX_LOGGED_PEERS = 1024
+
+
+class OncePerPeer:
+    """Logs a warning the first time each peer host (up to a bound) does something: by host,
+    because its TCP connections come from ever new ports."""
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        self._seen: set[str] = set()
+
+    def __call__(self, peer: Address, detail: str) -> None:
+        if peer[0] in self._seen or len(self._seen) > _MAX_LOGGED_PEERS:
+            return
+        self._seen.add(peer[0])
+        more = "; further peers not logged" if len(self._seen) > _MAX_LOGGED_PEERS else ""
+        log.warning("%s from %s (%s)%s", self._what, format_address(peer), detail, more)
+
+
+class SealedTransport:
+    """A node transport whose packets are sealed with the cluster keyring."""
+
+    def __init__(
+        self,
+        inner: NodeTransport,
+        keyring: Keyring,
+        label: str,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self._inner = inner
+        self.sealer = PacketSealer(keyring, label)
+        self._wall = wall
+        self._foreign = OncePerPeer("dropping packets from another cluster or key")
+
+    @property
+    def address(self) -> Address:
+        return self._inner.address
+
+    @property
+    def counters(self) -> collections.Counter[str]:
+        counters = collections.Counter(self._inner.counters)
+        counters.update(self.sealer.counters)
+        return counters
+
+    def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
+        def open_and_deliver(source: Address, data: bytes) -> None:
+            opened = self.sealer.open(data, self._wall())
+            if isinstance(opened, Rejected):
+                if opened in _FOREIGN:
+                    self._foreign(source, opened.value.replace("_", " "))
+                return
+            deliver(source, opened)
+
+        self._inner.start(nursery, open_and_deliver)
+
+    def send(self, packet: Packet) -> None:
+        sealed = self.sealer.seal(packet.data, self._wall())
+        self._inner.send(Packet(packet.destination, sealed, packet.reliable))
+
+    async def flush(self) -> None:
+        await self._inner.flush()
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()

@@ -1,0 +1,194 @@
+"""Sealing of datagrams and one-way frames with the cluster key (sans-IO, no clock read).
+
+A sealed packet is ``header || AES-GCM(ciphertext || tag)``; the header is authenticated
+with the cluster label as associated data, so a packet from another cluster (wrong key or
+wrong label), a tampered or truncated one, fails to open and is never decoded.
+
+Header (29 bytes)::
+
+    0x1c        magic and version (never the first byte of valid CBOR: plaintext and
+                sealed packets are told apart by it)
+    key id      4 bytes, names the keyring key
+    session     12 random bytes chosen by the sender at start-up
+    sequence    8 bytes, counts the sender's packets in this session
+    timestamp   4 bytes, the sender's wall clock in whole seconds
+
+Each session seals with its own key, ``HKDF-SHA256(key, salt=session)``, and the sequence
+number is the nonce, so nonces never repeat under one key however much is sent (random
+96-bit nonces would limit a key to about 2**32 packets).
+
+Replay protection: a receiver keeps, per sender session, the highest sequence number seen
+and a bitmap of the 1,024 before it (IPsec's sliding window), and refuses any packet whose
+timestamp is more than ``max_age`` seconds from its own clock.  A window is forgotten only
+after its session has been silent for ``2 * max_age``, when every packet it could replay is
+already too old, so a recorded packet is accepted at most once.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import os
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from .keyring import Keyring
+
+__all__ = ["MAGIC", "OVERHEAD", "PacketSealer", "Rejected", "is_sealed"]
+
+MAGIC = 0x1C
+_HEADER = struct.Struct(">B4s12sQI")
+HEADER_SIZE = _HEADER.size
+OVERHEAD = HEADER_SIZE + 16
+"""Bytes sealing adds to a packet."""
+WINDOW = 1024
+_INFO = b"swimactors packet v1"
+
+
+class Rejected(enum.Enum):
+    """Why a packet was dropped; each is counted as ``rejected_sealing_<value>``."""
+
+    UNSEALED = "unsealed"  # plaintext while the keyring refuses it
+    TRUNCATED = "truncated"  # shorter than a header and a tag
+    UNKNOWN_KEY = "unknown_key"  # sealed with a key this node does not hold
+    FORGED = "forged"  # fails to open: tampered, wrong key or wrong label
+    STALE = "stale"  # timestamp more than max_age from our clock
+    REPLAYED = "replayed"  # this session's sequence number was seen (or is too old)
+    BUSY = "busy"  # too many live sender sessions to track another
+
+
+def is_sealed(data: bytes) -> bool:
+    return bool(data) and data[0] == MAGIC
+
+
+def session_cipher(key: bytes, session: bytes) -> AESGCM:
+    """The AEAD a sender session seals with under ``key``."""
+    derived = HKDF(hashes.SHA256(), 32, salt=session, info=_INFO).derive(key)
+    return AESGCM(derived)
+
+
+class _Window:
+    """The sequence numbers seen from one sender session (sliding bitmap)."""
+
+    __slots__ = ("bits", "cipher", "highest", "last_seen")
+
+    def __init__(self, cipher: AESGCM) -> None:
+        self.cipher = cipher
+        self.highest = -1
+        self.bits = 0  # bit i set: sequence (highest - i) was seen
+        self.last_seen = 0.0
+
+    def fresh(self, sequence: int) -> bool:
+        offset = self.highest - sequence
+        return offset < 0 or (offset < WINDOW and not (self.bits >> offset) & 1)
+
+    def mark(self, sequence: int) -> None:
+        offset = self.highest - sequence
+        if offset < 0:
+            self.bits = ((self.bits << -offset) | 1) & ((1 << WINDOW) - 1)
+            self.highest = sequence
+        else:
+            self.bits |= 1 << offset
+
+
+class PacketSealer:
+    """Seals this node's packets and opens its peers', counting every rejection."""
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        label: str,
+        *,
+        session: bytes | None = None,
+        max_sessions: int = 65536,
+    ) -> None:
+        self.keyring = keyring
+        self.counters: collections.Counter[str] = collections.Counter()
+        self._label = label.encode()
+        self._session = session if session is not None else os.urandom(12)
+        if len(self._session) != 12:
+            raise ValueError("a session id is 12 bytes")
+        self._sequence = 0
+        self._ciphers: dict[bytes, AESGCM] = {}  # our session's cipher per key id
+        self._windows: collections.OrderedDict[tuple[bytes, bytes], _Window] = (
+            collections.OrderedDict()
+        )  # least recently used first
+        self._max_sessions = max_sessions
+
+    def seal(self, data: bytes, wall: float) -> bytes:
+        """``data`` sealed with the primary key (as is while the policy sends plaintext)."""
+        if self.keyring.plaintext == "send":
+            return data
+        ident = self.keyring.primary_id
+        cipher = self._ciphers.get(ident)
+        if cipher is None:
+            cipher = self._ciphers[ident] = session_cipher(self.keyring.primary, self._session)
+        self._sequence += 1
+        stamp = min(max(int(wall), 0), 0xFFFFFFFF)
+        header = _HEADER.pack(MAGIC, ident, self._session, self._sequence, stamp)
+        nonce = b"\0\0\0\0" + header[17:25]
+        self.counters["sealed_packets"] += 1
+        return header + cipher.encrypt(nonce, data, header + self._label)
+
+    def open(self, data: bytes, wall: float) -> bytes | Rejected:
+        """The plaintext of a sealed packet, or why it was dropped (counted)."""
+        result = self._open(data, wall)
+        if isinstance(result, Rejected):
+            self.counters[f"rejected_sealing_{result.value}"] += 1
+        return result
+
+    def _open(self, data: bytes, wall: float) -> bytes | Rejected:
+        if not is_sealed(data):
+            if self.keyring.plaintext == "refuse":
+                return Rejected.UNSEALED
+            self.counters["plaintext_accepted"] += 1
+            return data
+        if len(data) < OVERHEAD:
+            return Rejected.TRUNCATED
+        _magic, ident, session, sequence, stamp = _HEADER.unpack_from(data)
+        key = self.keyring.lookup(ident)
+        if key is None:
+            return Rejected.UNKNOWN_KEY
+        slot = (ident, session)
+        window = self._windows.get(slot)
+        cipher = window.cipher if window is not None else session_cipher(key, session)
+        header = data[:HEADER_SIZE]
+        try:
+            plain = cipher.decrypt(
+                b"\0\0\0\0" + header[17:25], data[HEADER_SIZE:], header + self._label
+            )
+        except InvalidTag:
+            return Rejected.FORGED
+        if abs(wall - stamp) > self.keyring.max_age:
+            return Rejected.STALE
+        if window is None:
+            window = self._new_window(slot, cipher, wall)
+            if window is None:
+                return Rejected.BUSY
+        if not window.fresh(sequence):
+            return Rejected.REPLAYED
+        window.mark(sequence)
+        window.last_seen = wall
+        self._windows.move_to_end(slot)
+        self.counters["opened_packets"] += 1
+        return plain
+
+    def _new_window(self, slot: tuple[bytes, bytes], cipher: AESGCM, wall: float) -> _Window | None:
+        """Track a new sender session, forgetting the least recent one if it has been silent
+        long enough that all its packets are stale; None when every tracked one is live."""
+        if len(self._windows) >= self._max_sessions:
+            oldest = next(iter(self._windows.values()))
+            if wall - oldest.last_seen <= 2 * self.keyring.max_age:
+                return None
+            self._windows.popitem(last=False)
+        window = self._windows[slot] = _Window(cipher)
+        return window
+
+    @property
+    def sessions(self) -> int:
+        """Sender sessions currently tracked (bounded by ``max_sessions``)."""
+        return len(self._windows)
