@@ -1,0 +1,141 @@
+"""One node's replica of the keyed distributed data (sans-IO).
+
+Each key holds one replicated value of one type.  :meth:`DataStore.update` applies a
+mutator as this process and returns the delta to disseminate (``{key: delta}``);
+:meth:`DataStore.merge` joins deltas or full states from any node, in any order, any number
+of times.  Changes of a key's value are queued for :meth:`DataStore.take_changes`.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections import deque
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+
+from ..registry.codec import MAX_INT
+from .base import MAX_KEY_BYTES, DataError, DataTypeError, ReplicatedData, Writer
+from .counters import GCounter, PNCounter
+from .lww import Flag, LWWMap, LWWRegister
+from .orset import ORSet
+
+__all__ = ["DATA_TYPES", "DataStore", "Entries", "KeyChanged"]
+
+D = TypeVar("D", GCounter, PNCounter, ORSet, LWWRegister, LWWMap, Flag)
+
+DATA_TYPES = (GCounter, PNCounter, ORSet, LWWRegister, LWWMap, Flag)
+
+Entries = dict[str, ReplicatedData]
+"""A store delta or full state: key -> value (or the value's delta)."""
+
+
+@attrs.frozen
+class KeyChanged:
+    """``key``'s value changed here (a local update, or a merge that brought news)."""
+
+    key: str
+    value: Any
+
+
+def check_key(key: object) -> None:
+    if not isinstance(key, str) or not 0 < len(key.encode()) <= MAX_KEY_BYTES:
+        raise DataError(f"a key is a non-empty string of at most {MAX_KEY_BYTES} bytes")
+
+
+class DataStore:
+    """The replica of node ``node`` running at epoch ``incarnation``."""
+
+    def __init__(self, node: str, incarnation: int = 0, max_changes: int = 65536) -> None:
+        check_key(node)
+        if isinstance(incarnation, bool) or not 0 <= incarnation <= MAX_INT:
+            raise DataError(f"incarnation must be an integer in 0..2**63-1, got {incarnation!r}")
+        self.node = node
+        self.incarnation = incarnation
+        self.counters: collections.Counter[str] = collections.Counter()
+        """type_conflicts (a merged key held another type here), changes_dropped."""
+        self._data: dict[str, ReplicatedData] = {}
+        self._changes: deque[KeyChanged] = deque(maxlen=max_changes)
+        self.on_change: Callable[[], None] | None = None
+        """Called (synchronously) whenever a change is queued."""
+
+    def writer(self, now: float) -> Writer:
+        return Writer(self.node, self.incarnation, now)
+
+    # -- mutations ------------------------------------------------------------------------
+
+    def update(
+        self, key: str, kind: type[D], modify: Callable[[D, Writer], D], now: float
+    ) -> Entries:
+        """Apply ``modify(value, writer)`` to ``key`` (created empty as ``kind``).
+
+        ``modify`` calls one mutator of the value and returns what it returned (the delta),
+        e.g. ``lambda c, w: c.increment(w, 5)``.  Returns ``{key: delta}`` to disseminate.
+        """
+        check_key(key)
+        if kind not in DATA_TYPES:
+            raise DataError(f"{kind!r} is not a replicated data type")
+        current = self._data.get(key)
+        if current is None:
+            current = kind()
+        elif not isinstance(current, kind):
+            raise DataTypeError(f"{key!r} holds a {type(current).__name__}, not a {kind.__name__}")
+        before = current.value
+        delta = modify(current, self.writer(now))
+        if not isinstance(delta, kind):
+            raise DataError(f"the update of {key!r} must return the mutator's delta")
+        self._data[key] = current
+        if current.value != before:
+            self._emit(KeyChanged(key, current.value))
+        return {key: delta}
+
+    def merge(self, entries: Entries) -> list[str]:
+        """Join a delta or full state from any node; returns the keys whose value changed."""
+        changed = []
+        for key, incoming in sorted(entries.items()):
+            current = self._data.get(key)
+            if current is None:
+                current = type(incoming)()
+            elif type(current) is not type(incoming):
+                self.counters["type_conflicts"] += 1
+                continue
+            if current.merge(incoming):  # same type: checked above
+                self._data[key] = current
+                changed.append(key)
+                self._emit(KeyChanged(key, current.value))
+        return changed
+
+    # -- queries --------------------------------------------------------------------------
+
+    def get(self, key: str) -> ReplicatedData | None:
+        """A copy of ``key``'s replicated value, or None when no update reached here."""
+        current = self._data.get(key)
+        return None if current is None else current.copy()
+
+    def value(self, key: str, default: Any = None) -> Any:
+        """``key``'s plain value (int, frozenset, dict, ...), or ``default``."""
+        current = self._data.get(key)
+        return default if current is None else current.value
+
+    def keys(self) -> list[str]:
+        return sorted(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def state(self) -> Entries:
+        """A snapshot of every key (for push/pull, or to merge elsewhere)."""
+        return {key: value.copy() for key, value in self._data.items()}
+
+    def take_changes(self) -> list[KeyChanged]:
+        changes = list(self._changes)
+        self._changes.clear()
+        return changes
+
+    def _emit(self, change: KeyChanged) -> None:
+        if len(self._changes) == self._changes.maxlen:
+            self.counters["changes_dropped"] += 1
+        self._changes.append(change)
+        if self.on_change is not None:
+            self.on_change()
