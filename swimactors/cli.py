@@ -7,7 +7,6 @@ an agent that could not be reached.  Every failure is one line on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from collections.abc import Sequence
@@ -17,14 +16,14 @@ import attrs
 import trio
 
 from . import __version__
+from .agent.commands import add_commands, read_token
+from .agent.handlers import parse_handler
 from .membership.config import Config, ConfigError
 from .membership.types import parse_address
 from .quorum import Strategy, parse_strategy
 from .split_brain import SplitBrainConfig
 
 __all__ = ["main"]
-
-DEFAULT_HTTP = "127.0.0.1:8946"
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -40,6 +39,11 @@ def _name(text: str) -> str:
     if not text.isprintable():
         raise argparse.ArgumentTypeError(f"a node name must be printable, got {text!r}")
     return text
+
+
+def _http_address(text: str) -> str:
+    """``HOST:PORT``, or a bare ``PORT`` on the loopback address."""
+    return _address(f"127.0.0.1:{text}" if text.isdigit() else text)
 
 
 def _address(text: str) -> str:
@@ -133,9 +137,25 @@ def _parser() -> argparse.ArgumentParser:
     )
     agent.add_argument(
         "--http",
-        type=_address,
-        metavar="HOST:PORT",
-        help="serve the HTTP API here (e.g. 127.0.0.1:8946)",
+        type=_http_address,
+        nargs="?",
+        const="127.0.0.1:8946",
+        metavar="[HOST:]PORT",
+        help="serve the HTTP API here (alone: 127.0.0.1:8946; a bare port binds loopback)",
+    )
+    agent.add_argument(
+        "--http-token-file",
+        metavar="PATH",
+        help="bearer token the HTTP API needs for state changes (join, leave, event, query, "
+        "tags; default $SWIMACTORS_HTTP_TOKEN; without one they are refused)",
+    )
+    agent.add_argument(
+        "--event-handler",
+        action="append",
+        default=[],
+        metavar="[FILTER=]SCRIPT",
+        help="run SCRIPT for events (FILTER: member-join, member-leave, member-failed, "
+        "member-update, user[:NAME], query[:NAME]; repeatable)",
     )
     agent.add_argument(
         "--app",
@@ -159,17 +179,9 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
+    agent.set_defaults(run=_run_agent)
 
-    members = commands.add_parser("members", help="list the members a running agent sees")
-    members.add_argument(
-        "--http",
-        default=DEFAULT_HTTP,
-        type=_address,
-        metavar="HOST:PORT",
-        help="the agent's HTTP API (default %(default)s)",
-    )
-    members.add_argument("--json", action="store_true", help="print the raw JSON list")
-    members.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    add_commands(commands, _address)
     return parser
 
 
@@ -184,6 +196,8 @@ def _run_agent(args: argparse.Namespace) -> int:
             _address(seed)
         config = config_from(args.profile, args.overrides)
         split_brain = _split_brain_config(args.split_brain, args.stable_after)
+        token = read_token(args.http_token_file)
+        handlers = tuple(parse_handler(text) for text in args.event_handler)
     except (ConfigError, argparse.ArgumentTypeError, ValueError) as exc:
         print(f"swimactors agent: {exc}", file=sys.stderr)
         return 2
@@ -200,6 +214,8 @@ def _run_agent(args: argparse.Namespace) -> int:
         advertise=args.advertise,
         app=args.app,
         split_brain=split_brain,
+        http_token=token,
+        event_handlers=handlers,
     )
     try:
         trio.run(run_agent, options)
@@ -209,44 +225,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_members(members: list[dict[str, Any]]) -> str:
-    """A ``serf members``-style table."""
-    rows = [["NAME", "ADDRESS", "STATUS", "INCARNATION", "META"]]
-    for m in members:
-        meta = ",".join(f"{k}={v}" for k, v in sorted(m["meta"].items()))
-        rows.append([m["name"], m["address"], m["status"], str(m["incarnation"]), meta])
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
-
-
-def _members(args: argparse.Namespace) -> int:
-    from .agent.http import HttpError, http_get
-
-    address = parse_address(args.http)
-    try:
-        status, body = trio.run(http_get, address, "/v1/members", args.timeout)
-    except HttpError as exc:
-        print(
-            f"swimactors members: {exc}\n(is `swimactors agent --http {args.http}` running?)",
-            file=sys.stderr,
-        )
-        return 2
-    if status != 200:
-        print(
-            f"swimactors members: the agent answered HTTP {status}: {body[:200]!r}", file=sys.stderr
-        )
-        return 1
-    if args.json:
-        sys.stdout.write(body.decode())
-    else:
-        print(format_members(json.loads(body)))
-    return 0
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "agent":
-        return _run_agent(args)
-    return _members(args)
+    code: int = args.run(args)
+    return code

@@ -18,7 +18,8 @@ import trio
 
 from . import actors
 from .agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
-from .cli import config_from, format_members
+from .agent.commands import format_members
+from .cli import config_from
 from .membership.config import Config
 from .membership.types import format_address
 from .system import System, open_system

@@ -1,14 +1,17 @@
 """A small HTTP/1.1 server and client on h11 and trio, with a router other layers extend.
 
-The agent's API is read-only JSON and text, so this stays tiny: a :class:`Router` maps
-``(method, path)`` to an async handler, :func:`serve_http` runs it with hard limits on
-header and body size, connection count and time, and :func:`http_get` is the client the
-CLI uses.  A later layer adds routes with ``router.add("GET", "/v1/actors", handler)``.
+A :class:`Router` maps ``(method, path)`` to an async handler; :func:`serve_http` runs it
+with hard limits on header and body size (however the bytes arrive), connection count and
+time, where a new client may take the place of one that is slow to send its request, so
+slow clients cannot lock others out.  Anything but ``GET``/``HEAD`` changes state and needs
+``Authorization: Bearer TOKEN`` with the router's token (a router without one refuses such
+requests).  :func:`http_request` and :func:`http_get` are the client the CLI uses.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hmac
 import json
 import logging
 import urllib.parse
@@ -27,6 +30,7 @@ __all__ = [
     "Response",
     "Router",
     "http_get",
+    "http_request",
     "serve_http",
 ]
 
@@ -38,6 +42,7 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT = 10.0
 """Seconds a client may take to send a whole request (or stay idle between requests)."""
+READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 
 
 class HttpError(Exception):
@@ -78,10 +83,15 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 
 class Router:
-    """``(method, path) -> handler``; unknown paths get 404, known ones 405 for other methods."""
+    """``(method, path) -> handler``; unknown paths get 404, known ones 405 for other methods.
 
-    def __init__(self) -> None:
+    Methods other than GET and HEAD change state: they need ``token`` as a bearer token
+    (401 without it, 403 when this router has no token, so state cannot be changed at all).
+    """
+
+    def __init__(self, token: str | None = None) -> None:
         self._routes: dict[str, dict[str, Handler]] = {}
+        self.token = token
 
     def add(self, method: str, path: str, handler: Handler) -> None:
         methods = self._routes.setdefault(path, {})
@@ -115,11 +125,29 @@ class Router:
                 Response.error(405, f"{request.method} not allowed on {request.path}"),
                 headers=(("Allow", allow),),
             )
+        if request.method not in READ_ONLY_METHODS and (refused := self._refuse(request)):
+            return refused
         try:
             return await handler(request)
         except Exception:
             log.exception("handler for %s %s failed", request.method, request.path)
             return Response.error(500, "internal error")
+
+    def _refuse(self, request: Request) -> Response | None:
+        """Why a state-changing request may not run, or None when its token is right."""
+        if self.token is None:
+            return Response.error(
+                403, "this agent changes no state over HTTP: start it with an HTTP token"
+            )
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+            given.strip().encode(), self.token.encode()
+        ):
+            return attrs.evolve(
+                Response.error(401, "a bearer token is needed for this request"),
+                headers=(("WWW-Authenticate", 'Bearer realm="swimactors"'),),
+            )
+        return None
 
 
 # -- server --------------------------------------------------------------------------------
@@ -135,31 +163,71 @@ async def serve_http(
     """Serve ``router`` on ``host:port`` until cancelled; reports the bound address."""
     listeners = await trio.open_tcp_listeners(port, host=host)
     sockname = listeners[0].socket.getsockname()
-    limiter = trio.CapacityLimiter(MAX_CONNECTIONS)
+    connections = _Connections(MAX_CONNECTIONS)
 
     async def handle(stream: trio.SocketStream) -> None:
-        try:
-            limiter.acquire_nowait()
-        except trio.WouldBlock:  # over the limit: refuse rather than queue
-            await stream.aclose()
-            return
-        try:
-            await _serve_connection(router, stream)
-        finally:
-            limiter.release()
+        with trio.CancelScope() as scope:
+            if not connections.admit(scope):  # every slot is busy answering: refuse
+                await stream.aclose()
+                return
+            try:
+                await _serve_connection(router, stream, connections.waiting(scope))
+            finally:
+                connections.release(scope)
 
     async with trio.open_nursery() as nursery:
         await nursery.start(trio.serve_listeners, handle, listeners)
         task_status.started((sockname[0], sockname[1]))
 
 
-async def _serve_connection(router: Router, stream: trio.SocketStream) -> None:
+class _Connections:
+    """Up to ``limit`` open connections.  When all are taken, a new client takes the place
+    of the one that has waited longest for its next request (a slow or idle client), so
+    64 clients that trickle bytes cannot lock everyone else out; one being answered stays."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[trio.CancelScope, float | None] = {}  # scope -> waiting since
+
+    def admit(self, scope: trio.CancelScope) -> bool:
+        if len(self._open) >= self.limit:
+            waiting = [(since, id(s), s) for s, since in self._open.items() if since is not None]
+            if not waiting:
+                return False
+            _, _, oldest = min(waiting)
+            oldest.cancel()
+            del self._open[oldest]
+        self._open[scope] = trio.current_time()
+        return True
+
+    def waiting(self, scope: trio.CancelScope) -> Callable[[bool], None]:
+        """A switch the connection flips: True while it waits for a request."""
+
+        def switch(waiting: bool) -> None:
+            if scope in self._open:
+                self._open[scope] = trio.current_time() if waiting else None
+
+        return switch
+
+    def release(self, scope: trio.CancelScope) -> None:
+        self._open.pop(scope, None)
+
+
+def _ignore(waiting: bool) -> None:
+    pass
+
+
+async def _serve_connection(
+    router: Router, stream: trio.abc.Stream, waiting: Callable[[bool], None] = _ignore
+) -> None:
     connection = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEADER_BYTES)
     async with stream:
         try:
             while True:
                 with trio.move_on_after(REQUEST_TIMEOUT):
+                    waiting(True)
                     request = await _read_request(connection, stream)
+                    waiting(False)
                     if request is None:
                         return
                     response = await router.dispatch(request)
@@ -180,15 +248,24 @@ async def _serve_connection(router: Router, stream: trio.SocketStream) -> None:
             pass
 
 
-async def _read_request(connection: h11.Connection, stream: trio.SocketStream) -> Request | None:
+def _head_size(head: h11.Request) -> int:
+    """The bytes a request line and its headers took, as sent (give or take whitespace)."""
+    size = len(head.method) + len(head.target) + 12
+    return size + sum(len(name) + len(value) + 4 for name, value in head.headers)
+
+
+async def _read_request(connection: h11.Connection, stream: trio.abc.Stream) -> Request | None:
     """The next request, or None when the client closed the connection between requests."""
     head: h11.Request | None = None
     body = bytearray()
     while True:
         event = connection.next_event()
         if event is h11.NEED_DATA:
-            connection.receive_data(await stream.receive_some(65536))
+            connection.receive_data(bytes(await stream.receive_some(65536)))
         elif isinstance(event, h11.Request):
+            # h11 bounds a head that arrives in pieces; one that arrives whole is checked here
+            if _head_size(event) > MAX_HEADER_BYTES:
+                raise h11.RemoteProtocolError("request header too large", 431)
             head = event
         elif isinstance(event, h11.Data):
             body += event.data
@@ -208,7 +285,7 @@ async def _read_request(connection: h11.Connection, stream: trio.SocketStream) -
 
 
 async def _send_response(
-    connection: h11.Connection, stream: trio.SocketStream, method: str, response: Response
+    connection: h11.Connection, stream: trio.abc.Stream, method: str, response: Response
 ) -> None:
     headers = [
         ("Content-Type", response.content_type),
@@ -224,7 +301,7 @@ async def _send_response(
 
 
 async def _send_bad_request(
-    connection: h11.Connection, stream: trio.SocketStream, status: int, message: str
+    connection: h11.Connection, stream: trio.abc.Stream, status: int, message: str
 ) -> None:
     if connection.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
         return
@@ -239,12 +316,34 @@ async def _send_bad_request(
 
 async def http_get(address: Address, path: str, timeout: float = 5.0) -> tuple[int, bytes]:
     """``GET path`` from ``address``: ``(status, body)``; :class:`HttpError` on any failure."""
+    return await http_request(address, "GET", path, timeout=timeout)
+
+
+async def http_request(
+    address: Address,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    token: str | None = None,
+    timeout: float = 5.0,
+) -> tuple[int, bytes]:
+    """``method path`` with ``body`` as JSON (if not None) and ``token`` as a bearer token:
+    ``(status, body)``; :class:`HttpError` on any failure to exchange."""
     where = format_address(address)
+    headers = [("Host", where), ("Connection", "close"), ("Accept", "*/*")]
+    data = b"" if body is None else json.dumps(body).encode()
+    if body is not None:
+        headers.append(("Content-Type", "application/json"))
+    headers.append(("Content-Length", str(len(data))))
+    if token is not None:
+        headers.append(("Authorization", f"Bearer {token}"))
     try:
         with trio.fail_after(timeout):
             stream = await trio.open_tcp_stream(*address)
             async with stream:
-                return await _exchange(stream, where, path)
+                request = h11.Request(method=method, target=path, headers=headers)
+                return await _exchange(stream, where, request, data)
     except trio.TooSlowError:
         raise HttpError(f"no answer from {where} within {timeout:g} s") from None
     except (OSError, trio.BrokenResourceError) as exc:
@@ -253,14 +352,14 @@ async def http_get(address: Address, path: str, timeout: float = 5.0) -> tuple[i
         raise HttpError(f"bad HTTP response from {where}: {exc}") from None
 
 
-async def _exchange(stream: trio.SocketStream, where: str, path: str) -> tuple[int, bytes]:
+async def _exchange(
+    stream: trio.SocketStream, where: str, request: h11.Request, data: bytes
+) -> tuple[int, bytes]:
     connection = h11.Connection(h11.CLIENT)
-    request = h11.Request(
-        method="GET",
-        target=path,
-        headers=[("Host", where), ("Connection", "close"), ("Accept", "*/*")],
-    )
-    await stream.send_all(connection.send(request) + connection.send(h11.EndOfMessage()))
+    out = connection.send(request)
+    if data:
+        out += connection.send(h11.Data(data=data))
+    await stream.send_all(out + connection.send(h11.EndOfMessage()))
     status = 0
     body = bytearray()
     while True:

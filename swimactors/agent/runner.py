@@ -7,10 +7,11 @@ it listens (``listening on HOST:PORT``, ``HTTP API on http://HOST:PORT``), which
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TextIO
 
 import attrs
@@ -35,9 +36,11 @@ from ..membership.types import (
     parse_address,
 )
 from ..split_brain import SplitBrainConfig
-from ..system import System, open_system
+from ..system import open_system
 from .api import actors_router, membership_router
-from .http import serve_http
+from .control import AgentControl
+from .handlers import EventHandlers, HandlerSpec
+from .http import Router, serve_http
 from .logs import clock, printable
 
 __all__ = ["AgentOptions", "StartupError", "describe_event", "run_agent", "startup_failure"]
@@ -92,6 +95,9 @@ class AgentOptions:
     """``package.module:setup``: an ``async def setup(system)`` awaited once started."""
     split_brain: SplitBrainConfig | None = None
     """The split-brain rule and timing (``--split-brain``); None: off."""
+    http_token: str | None = None
+    """Bearer token for the HTTP API's state-changing routes; None: they are refused."""
+    event_handlers: tuple[HandlerSpec, ...] = ()
 
 
 def describe_event(event: MemberEvent | EventsDropped) -> str:
@@ -170,12 +176,17 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
                 f"(UDP+TCP), advertising {format_address(node.address)}, "
                 f"profile {options.profile}, incarnation {node.incarnation}"
             )
+            control = AgentControl(
+                system, EventHandlers(options.event_handlers, node.name), profile=options.profile
+            )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_print_events, node, out)
                 nursery.start_soon(_warn_misconfiguration, node)
+                await nursery.start(control.run)
                 if options.http is not None:
-                    bound = await _start_http(nursery, system, options.http)
-                    say(f"HTTP API on http://{format_address(bound)}")
+                    bound = await _start_http(nursery, control, options)
+                    control.http = format_address(bound)
+                    say(f"HTTP API on http://{control.http}")
                 if options.join:
                     say(f"joining through {', '.join(options.join)}")
                 if setup is not None:
@@ -186,29 +197,67 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
                             f"--app {options.app}: setup raised {startup_failure(exc)}"
                         ) from exc
                     say(f"app {options.app} started")
-                async for signum in signals:
-                    say(f"{signal.Signals(signum).name}: leaving the cluster")
-                    break
+                reason = await _until_asked_to_leave(signals, control.leave_requested)
+                say(f"{reason}: leaving the cluster")
                 left = await node.leave()
                 say("left gracefully" if left else "leave timed out; stopping anyway")
                 nursery.cancel_scope.cancel()
 
 
-async def _start_http(nursery: trio.Nursery, system: System, http: str) -> Address:
-    """Serve the agent's API on ``http``; a port that cannot be bound is a StartupError."""
-    assert system.cluster is not None
+async def _until_asked_to_leave(signals: AsyncIterator[int], requested: trio.Event) -> str:
+    """Wait for SIGINT/SIGTERM or ``swimactors leave``; returns which one, for the log."""
+    reason = "leave requested over HTTP"
+    async with trio.open_nursery() as nursery:
+
+        async def on_signal() -> None:
+            nonlocal reason
+            async for signum in signals:
+                reason = signal.Signals(signum).name
+                break
+            nursery.cancel_scope.cancel()
+
+        async def on_request() -> None:
+            await requested.wait()
+            nursery.cancel_scope.cancel()
+
+        nursery.start_soon(on_signal)
+        nursery.start_soon(on_request)
+    return reason
+
+
+async def _start_http(
+    nursery: trio.Nursery, control: AgentControl, options: AgentOptions
+) -> Address:
+    """Serve the agent's API; a port that cannot be bound is a StartupError."""
+    assert options.http is not None
+    system = control.system
     quorum = system.split_brain
     router = membership_router(
-        system.cluster.node,
+        control.node,
+        Router(options.http_token),
         extra_health=None if quorum is None else quorum.health,
         extra_gauges=None if quorum is None else quorum.metrics,
     )
-    host, port = parse_address(http)
+    control.add_routes(actors_router(system, router))
+    host, port = parse_address(options.http)
     try:
-        bound: Address = await nursery.start(serve_http, actors_router(system, router), host, port)
+        bound: Address = await nursery.start(serve_http, router, host, port)
     except OSError as exc:
-        raise StartupError(f"cannot serve HTTP on {http}: {exc.strerror or exc}") from None
+        raise StartupError(f"cannot serve HTTP on {options.http}: {exc.strerror or exc}") from None
+    if not _loopback(host) and options.http_token is None:
+        log.warning(
+            "the HTTP API on %s is readable from the network; its state-changing routes are "
+            "off without --http-token-file",
+            options.http,
+        )
     return bound
+
+
+def _loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def _speaker(name: str, out: TextIO) -> Callable[[str], None]:

@@ -129,6 +129,11 @@ class Node:
         self._core.broadcast(channel, payload, key)
         self._flush()
 
+    def join(self, seeds: Iterable[str | Address]) -> None:
+        """Join (or re-join) through more members at any time: push/pull with ``seeds``,
+        retried with backoff until one answers (ValueError for a malformed address)."""
+        self._join(_parse_seeds(seeds))
+
     async def set_meta(self, meta: bytes) -> None:
         """Replace this node's metadata and announce it (raises ValueError if too large)."""
         self._core.set_meta(meta, trio.current_time())

@@ -1,0 +1,191 @@
+"""Every operator command against real agents: members filters, join, leave, tags, user
+events with handlers, queries answered by the matching nodes, monitor, info, version."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+import swimactors
+from swimactors.agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
+from swimactors.membership.types import format_address
+from tests.network.fast import OVERRIDES
+
+pytestmark = pytest.mark.network
+TOKEN = "t0ken-for-tests"
+
+
+async def cli(*args: str, token: str | None = TOKEN) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "SWIMACTORS_HTTP_TOKEN"}
+    if token is not None:
+        env["SWIMACTORS_HTTP_TOKEN"] = token
+    command = [sys.executable, "-m", "swimactors", *args]
+    with trio.fail_after(30):
+        return await trio.run_process(
+            command, capture_stdout=True, capture_stderr=True, check=False, env=env
+        )
+
+
+async def cli_json(agent: AgentProcess, *args: str) -> Any:
+    result = await cli(*args, "--http", format_address(agent.http), "--format", "json")
+    assert result.returncode == 0, result.stderr.decode()
+    return json.loads(result.stdout)
+
+
+def handlers(tmp: Path) -> list[str]:
+    """A user-event handler that records its environment and stdin, a member-join one, and
+    a query handler that answers with the node's name."""
+    record = (
+        'user:deploy=printf "%s %s %s " "$SWIMACTORS_EVENT" "$SWIMACTORS_USER_EVENT" '
+        f'"$SWIMACTORS_SELF_NAME" >> {tmp}/"$SWIMACTORS_SELF_NAME".user; cat >> '
+        f'{tmp}/"$SWIMACTORS_SELF_NAME".user'
+    )
+    joined = f'member-join=cat >> {tmp}/"$SWIMACTORS_SELF_NAME".joins'
+    answer = 'query:whoami=printf "I am %s" "$SWIMACTORS_SELF_NAME"'
+    return [arg for h in (record, joined, answer) for arg in ("--event-handler", h)]
+
+
+async def start(
+    cluster: LocalCluster, name: str, tmp: Path, join: list[AgentProcess], role: str
+) -> AgentProcess:
+    (tmp / "token").write_text(TOKEN + "\n")
+    extra = ["--http-token-file", str(tmp / "token"), *handlers(tmp)]
+    return await cluster.start(
+        name, join=[a.gossip for a in join], meta={"role": role}, extra_args=extra
+    )
+
+
+async def test_operator_commands_against_real_agents(tmp_path: Path) -> None:
+    with trio.fail_after(120):
+        async with open_local_cluster(overrides=OVERRIDES) as cluster:
+            a = await start(cluster, "a", tmp_path, [], "api")
+            b = await start(cluster, "b", tmp_path, [a], "web")
+            c = await start(cluster, "c", tmp_path, [a], "db")
+
+            async def all_up() -> bool:
+                members = await cli_json(a, "members", "--status", "up")
+                return [m["name"] for m in members] == ["a", "b", "c"]
+
+            assert await wait_until(all_up, 20) is not None
+
+            # members: filters by tag (a regular expression) and by name
+            web = await cli_json(a, "members", "--tag", "role=w.b")
+            assert [m["name"] for m in web] == ["b"]
+            assert [m["name"] for m in await cli_json(a, "members", "--name", "[bc]")] == ["b", "c"]
+            detailed = await cli("members", "--http", format_address(a.http), "--detailed")
+            assert "  tag role: api" in detailed.stdout.decode()
+
+            # the member-join handler ran on a for b and c, the member on stdin
+            async def joins_seen() -> bool:
+                path = tmp_path / "a.joins"
+                return path.exists() and {"b", "c"} <= {
+                    line.split("\t")[0] for line in path.read_text().splitlines()
+                }
+
+            assert await wait_until(joins_seen, 10) is not None
+
+            # a user event reaches every member's handler with its environment and payload
+            sent = await cli_json(b, "event", "deploy", "v1.2")
+            assert sent["name"] == "deploy"
+
+            async def handled() -> bool:
+                return all(
+                    (tmp_path / f"{n}.user").exists()
+                    and (tmp_path / f"{n}.user").read_text() == f"user deploy {n} v1.2"
+                    for n in "abc"
+                )
+
+            assert await wait_until(handled, 10) is not None
+
+            # state changes need the token; reads do not
+            refused = await cli("event", "deploy", "--http", format_address(a.http), token=None)
+            assert refused.returncode == 1
+            assert "bearer token" in refused.stderr.decode()
+            wrong = await cli("tags", "--set", "x=y", "--http", format_address(a.http), token="no")
+            assert wrong.returncode == 1
+
+            # a query is answered by the matching nodes only, within its timeout
+            answered = await cli_json(
+                a, "query", "whoami", "--tag", "role=web|db", "--query-timeout", "1.5"
+            )
+            assert answered["answers"] == {"b": "I am b", "c": "I am c"}
+            everyone = await cli_json(c, "query", "whoami", "--query-timeout", "1.5")
+            assert everyone["answers"] == {n: f"I am {n}" for n in "abc"}
+            only_a = await cli_json(b, "query", "whoami", "--node", "a", "--query-timeout", "1")
+            assert only_a["answers"] == {"a": "I am a"}
+
+            # tags at run time spread to the others
+            assert (await cli_json(c, "tags", "--set", "zone=eu", "--delete", "role"))["tags"] == {
+                "actors": (await cli_json(c, "info"))["tags"]["actors"],
+                "zone": "eu",
+            }
+
+            async def tag_seen() -> bool:
+                members = await cli_json(a, "members", "--tag", "zone=eu")
+                return [m["name"] for m in members] == ["c"]
+
+            assert await wait_until(tag_seen, 10) is not None
+
+            # info: the node, its config, counters and quorum state
+            info = await cli_json(a, "info")
+            assert info["agent"]["name"] == "a"
+            assert info["agent"]["version"] == swimactors.__version__
+            assert info["config"]["probe_interval"] == OVERRIDES["probe_interval"]
+            assert info["members"]["up"] == 3 and info["quorum"] == "off"
+            assert info["counters"]["packets_received"] > 0
+
+            # monitor streams what happens from now on
+            await monitor_sees_an_event(a, b)
+
+            # join and leave: d starts alone, is told to join, then to leave
+            d = await start(cluster, "d", tmp_path, [], "spare")
+            joined = await cli_json(d, "join", format_address(a.gossip))
+            assert joined["joining"] == [format_address(a.gossip)]
+
+            async def four() -> bool:
+                return len(await cli_json(d, "members", "--status", "up")) == 4
+
+            assert await wait_until(four, 15) is not None
+            left = await cli_json(d, "leave")
+            assert left == {"leaving": "d"}
+            with trio.fail_after(15):
+                assert await d.process.wait() == 0
+
+            async def d_left() -> bool:
+                members = await cli_json(a, "members", "--status", "left")
+                return [m["name"] for m in members] == ["d"]
+
+            assert await wait_until(d_left, 10) is not None
+
+            version = await cli("version", "--http", format_address(a.http))
+            assert version.stdout.decode().splitlines() == [
+                f"swimactors {swimactors.__version__}",
+                f"agent a at {format_address(a.http)}: swimactors {swimactors.__version__}",
+            ]
+
+
+async def monitor_sees_an_event(watched: AgentProcess, sender: AgentProcess) -> None:
+    command = [sys.executable, "-m", "swimactors", "monitor", "--format", "json"]
+    command += ["--http", format_address(watched.http)]
+    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
+    try:
+        await trio.sleep(1.0)  # monitor has asked where the log ends
+        await cli_json(sender, "event", "hello", "there")
+        assert process.stdout is not None
+        seen = b""
+        with trio.fail_after(10):
+            while b'"hello"' not in seen:
+                seen += await process.stdout.receive_some(4096)
+        entry = json.loads(next(line for line in seen.splitlines() if b'"hello"' in line))
+        assert entry["kind"] == "user" and entry["origin"] == sender.name
+        assert entry["payload"] == "there"
+    finally:
+        process.kill()
+        await process.wait()
