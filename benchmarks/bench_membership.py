@@ -1,252 +1,265 @@
-"""Membership on loopback: eight ``swimactors agent`` processes, 0.2 s probes.
+"""Membership in steady state, like for like: swimactors, kinship and a trio floor.
 
-Measures what issue 3 compares with kinship and swim-protocol on this machine: time to
-converge, time from ``kill -9`` of one agent until every survivor's ``/v1/members`` says
-DOWN, steady CPU seconds per node per minute, and bytes sent per node per second.  The
-reference figures are quoted from the issue (measured there, not in this run).
+Every node is its own OS process (``benchmarks/membership_node.py``) in its own network
+namespace on one bridge (loopback without root).  Per cluster size and profile, the three
+kinds run one after another, in a rotated order, ``PAIRS`` times; each run measures, per
+node, CPU seconds per minute (``/proc/PID/stat``), wake-ups per second (voluntary context
+switches of all its threads) and IP bytes sent per second (its veth's counter, the same
+for every library), then ``kill -9`` of one node and the time until every survivor has
+declared it dead.  Tables give medians over runs and the median of the per-pair ratios.
+
+Both libraries use their LAN preset (the same suspicion multiplier, 4, retransmit
+multiplier, push/pull and gossip intervals); the ``fast`` profile sets a 0.2 s probe
+interval and 0.1 s probe timeout on both.  The floor is a trio process with the wake-ups
+a SWIM node cannot avoid (a ping to a random peer every probe interval; an ack to every
+ping) and no protocol at all.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
-import random
-import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import trio
+from benchmarks.hosts import Hosts, open_hosts
 
-from swimactors.agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
-from swimactors.agent.http import HttpError, http_get
-from swimactors.cli import config_from
-
-NODES = 8
-PROFILE = "lan"
-OVERRIDES = {"probe_interval": 0.2, "probe_timeout": 0.1}
-CONFIG = config_from(PROFILE, [(k, str(v)) for k, v in OVERRIDES.items()])
-REFERENCE = {  # issue 3: kinship (Rust, Lifeguard) / swim-protocol (pure Python, 1 s probe)
-    "converge": "kinship 1.2 s, swim-protocol 3.6 s",
-    "detect": "kinship 0.87 s, swim-protocol 8.0 s",
-    "cpu": "kinship 0.067, swim-protocol 0.32",
-    "bytes": "kinship 595 B/s, swim-protocol 1,580 B/s",
-}
-_SENT = re.compile(r"^swimactors_(udp|tcp)_bytes_sent_total (\d+)$", re.MULTILINE)
-POLL = 0.02
+KINDS = ("floor", "swimactors", "kinship")
+PROFILES = {"fast": (0.2, 0.1), "lan": (1.0, 0.5)}
+PAIRS = 3
+ROOT = Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from /proc (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+class NodeProcess:
+    """One node's process and the lines it has printed (read by a thread)."""
+
+    def __init__(self, command: list[str]) -> None:
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.strip())
+
+    def cpu_seconds(self) -> float:
+        with open(f"/proc/{self.process.pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / TICK
+
+    def wake_ups(self) -> int:
+        """Voluntary context switches of every thread: each is a sleep, then a wake-up."""
+        total = 0
+        for task in os.listdir(f"/proc/{self.process.pid}/task"):
+            with open(f"/proc/{self.process.pid}/task/{task}/status") as status:
+                for line in status:
+                    if line.startswith("voluntary_ctxt_switches"):
+                        total += int(line.split()[1])
+        return total
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self._reader.join(timeout=5)
 
 
-async def _bytes_sent(agent: AgentProcess) -> int:
-    status, body = await http_get(agent.http, "/metrics")
-    if status != 200:
-        raise HttpError(f"{agent.name}: HTTP {status}")
-    return sum(int(m.group(2)) for m in _SENT.finditer(body.decode()))
+def _wait(check: Callable[[], bool], timeout: float) -> float | None:
+    start = time.monotonic()
+    while not check():
+        if time.monotonic() - start > timeout:
+            return None
+        time.sleep(0.02)
+    return time.monotonic() - start
 
 
-async def _sees(agents: list[AgentProcess], member: str, status: str) -> bool:
-    for agent in agents:
-        statuses = await agent.statuses()
-        if statuses is None or statuses.get(member) != status:
-            return False
-    return True
+def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess]:
+    probe, timeout = PROFILES[profile]
+    hosts.renew()
+    addresses = [hosts.address(i) for i in range(size)]
+    nodes: list[NodeProcess] = []
+    for index in range(size):
+        first = "-" if index == 0 else addresses[0]
+        seed = ",".join(addresses) if kind == "floor" else first
+        command = [
+            *hosts.prefix(index),
+            sys.executable,
+            "-m",
+            "benchmarks.membership_node",
+            kind,
+            f"n{index}",
+            addresses[index],
+            seed,
+            str(size),
+            str(probe),
+            str(timeout),
+        ]
+        nodes.append(NodeProcess(command))
+        if index == 0:  # the seed listens before anyone joins through it
+            time.sleep(0.5)
+    return nodes
 
 
-async def _all_up(agents: list[AgentProcess]) -> bool:
-    for agent in agents:
-        statuses = await agent.statuses()
-        if statuses is None or sum(s == "up" for s in statuses.values()) != len(agents):
-            return False
-    return True
-
-
-async def _start(cluster: LocalCluster) -> tuple[list[AgentProcess], float]:
-    first = await cluster.start("n0")
-    agents = [first]
-
-    async def start(name: str) -> None:
-        agents.append(await cluster.start(name, join=[first.gossip]))
-
-    async with trio.open_nursery() as nursery:
-        for i in range(1, NODES):
-            nursery.start_soon(start, f"n{i}")
-    took = await wait_until(lambda: _all_up(agents), 60, POLL)
-    if took is None:
-        raise RuntimeError("the benchmark cluster did not converge within 60 s")
-    return agents, took
-
-
-async def _steady(agents: list[AgentProcess], window: float) -> tuple[float, float]:
-    """Median CPU-s per node per minute and bytes sent per node per second.
-
-    The HTTP reads of the byte counters happen outside the CPU window (each costs the
-    agent a request's worth of CPU), and nothing else asks the agents anything during it.
-    """
-    sent0 = [await _bytes_sent(a) for a in agents]
-    bytes_start = trio.current_time()
-    cpu0 = [_cpu_seconds(a.pid) for a in agents]
-    start = trio.current_time()
-    await trio.sleep(window)
-    cpu1 = [_cpu_seconds(a.pid) for a in agents]
-    elapsed = trio.current_time() - start
-    sent1 = [await _bytes_sent(a) for a in agents]
-    bytes_elapsed = trio.current_time() - bytes_start
-    cpu = statistics.median((b - a) / elapsed * 60 for a, b in zip(cpu0, cpu1, strict=True))
-    rate = statistics.median((b - a) / bytes_elapsed for a, b in zip(sent0, sent1, strict=True))
-    return cpu, rate
-
-
-async def _detect(cluster: LocalCluster, agents: list[AgentProcess], victim: str) -> float:
-    """Kill ``victim`` with SIGKILL; seconds until every survivor lists it DOWN."""
-    survivors = [a for a in agents if a.name != victim]
-    cluster.kill(victim)
-    took = await wait_until(lambda: _sees(survivors, victim, "down"), 60, POLL)
-    if took is None:
-        raise RuntimeError(f"{victim} was not marked down everywhere within 60 s")
-    return took
-
-
-async def _floor_node(index: int, ports: list[int]) -> None:
-    """The CPU floor: the same wake-ups as a SWIM node (ping a random peer every probe
-    interval, answer pings, a gossip timer) on trio, with no protocol work at all."""
-    interval = CONFIG.probe_interval
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setblocking(False)
-    udp.bind(("127.0.0.1", ports[index]))
-    peers = [("127.0.0.1", p) for i, p in enumerate(ports) if i != index]
-
-    async def answer() -> None:
-        while True:
-            await trio.lowlevel.wait_readable(udp)
-            while True:
-                try:
-                    data, source = udp.recvfrom(2048)
-                except BlockingIOError:
-                    break
-                if data.startswith(b"p"):
-                    udp.sendto(b"a" * 20, source)
-
-    async def tick() -> None:
-        while True:
-            await trio.sleep(CONFIG.gossip_interval)
-
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(answer)
-        nursery.start_soon(tick)
-        while True:
-            await trio.sleep(interval)
-            udp.sendto(b"p" * 30, random.choice(peers))
-
-
-async def _floor(window: float) -> float:
-    """Median CPU-s per minute of :func:`_floor_node` processes, one per agent."""
-    probes = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(NODES)]
-    for probe in probes:
-        probe.bind(("127.0.0.1", 0))
-    ports = [probe.getsockname()[1] for probe in probes]
-    for probe in probes:
-        probe.close()
-    command = [sys.executable, "-m", "benchmarks.bench_membership", "floor"]
-    procs = [subprocess.Popen([*command, str(i), ",".join(map(str, ports))]) for i in range(NODES)]
+def _run(kind: str, hosts: Hosts, size: int, profile: str, window: float) -> dict[str, Any]:
+    """Start a cluster of ``kind``, measure its steady state, kill one node, time the
+    detection; always kills every process."""
+    nodes = _start(kind, hosts, size, profile)
     try:
-        await trio.sleep(2.0)
-        cpu0 = [_cpu_seconds(p.pid) for p in procs]
-        await trio.sleep(window)
-        cpu1 = [_cpu_seconds(p.pid) for p in procs]
+
+        def ready() -> bool:
+            if any(n.process.poll() is not None for n in nodes):
+                raise RuntimeError(f"{kind}: a node exited before the cluster formed")
+            return all("ready" in n.lines for n in nodes)
+
+        if _wait(ready, 120) is None:
+            raise RuntimeError(f"{kind}: {size} nodes did not all see each other up in 120 s")
+        time.sleep(3 * PROFILES[profile][0] + 3.0)  # the join's gossip drains
+        cpu0, wake0, bytes0 = (
+            [n.cpu_seconds() for n in nodes],
+            [n.wake_ups() for n in nodes],
+            hosts.ip_bytes_sent(),
+        )
+        start = time.monotonic()
+        time.sleep(window)
+        cpu1, wake1, bytes1 = (
+            [n.cpu_seconds() for n in nodes],
+            [n.wake_ups() for n in nodes],
+            hosts.ip_bytes_sent(),
+        )
+        elapsed = time.monotonic() - start
+        result: dict[str, Any] = {
+            "cpu": statistics.median(
+                (b - a) / elapsed * 60 for a, b in zip(cpu0, cpu1, strict=True)
+            ),
+            "wake_ups": statistics.median(
+                (b - a) / elapsed for a, b in zip(wake0, wake1, strict=True)
+            ),
+            "ip_bytes": None
+            if bytes0 is None or bytes1 is None
+            else statistics.median(
+                (b - a) / elapsed for a, b in zip(bytes0[:size], bytes1[:size], strict=True)
+            ),
+            "detect": None,
+        }
+        if kind != "floor":
+            result["detect"] = _detect(nodes, profile)
+        return result
     finally:
-        for proc in procs:
-            proc.kill()
-            proc.wait()
-    return statistics.median((b - a) / window * 60 for a, b in zip(cpu0, cpu1, strict=True))
+        for node in nodes:
+            node.kill()
 
 
-async def _measure(quick: bool) -> dict[str, Any]:
-    trials = 1 if quick else 3
-    window = 10.0 if quick else 30.0
-    converges = []
-    for _ in range(trials - 1):  # fresh clusters: convergence varies from start to start
-        async with open_local_cluster(profile=PROFILE, overrides=OVERRIDES) as cluster:
-            converges.append((await _start(cluster))[1])
-    async with open_local_cluster(profile=PROFILE, overrides=OVERRIDES) as cluster:
-        agents, converge = await _start(cluster)
-        converges.append(converge)
-        await trio.sleep(3.0)  # let join traffic settle before measuring the steady state
-        cpu, rate = await _steady(agents, window)
-        detections = []
-        for trial in range(trials):
-            victim = agents[1 + trial]
-            detections.append(await _detect(cluster, agents, victim.name))
-            port = victim.gossip[1]
-            await victim.process.wait()
-            agents[1 + trial] = await cluster.start(victim.name, join=[agents[0].gossip], port=port)
-            if await wait_until(lambda: _all_up(agents), 60, 0.1) is None:
-                raise RuntimeError(f"{victim.name} did not rejoin")
-        for agent in agents:
-            agent.process.send_signal(signal.SIGTERM)
-    floor = await _floor(window)
-    return {
-        "floor": floor,
-        "converge": statistics.median(converges),
-        "converges": converges,
-        "detect": statistics.median(detections),
-        "detections": detections,
-        "cpu": cpu,
-        "bytes": rate,
-        "window": window,
-    }
+def _detect(nodes: list[NodeProcess], profile: str) -> float | None:
+    """``kill -9`` the last node; seconds until every survivor has printed it down."""
+    victim = f"n{len(nodes) - 1}"
+    killed = time.time()
+    nodes[-1].kill()
+    survivors = nodes[:-1]
+
+    def declared() -> list[float]:
+        return [
+            float(line.split()[2])
+            for node in survivors
+            for line in node.lines
+            if line.startswith(f"down {victim} ")
+        ]
+
+    if _wait(lambda: len(declared()) >= len(survivors), 60 * PROFILES[profile][0] + 30) is None:
+        return None
+    return max(declared()) - killed
+
+
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _table(
+    size: int, profile: str, runs: dict[str, list[dict[str, Any]]], isolated: bool
+) -> list[dict[str, Any]]:
+    rows = []
+    setting = f"{profile} N={size}"
+    where = "one netns each" if isolated else "loopback"
+    metrics = [
+        ("cpu", "CPU per node", "CPU-s/min", ("kinship", "floor")),
+        ("wake_ups", "wake-ups per node", "1/s", ("kinship", "floor")),
+        ("ip_bytes", "IP bytes sent per node", "B/s", ("kinship",)),
+        ("detect", "kill -9 -> dead everywhere", "s", ("kinship",)),
+    ]
+    for key, label, unit, peers in metrics:
+        ours = [r[key] for r in runs["swimactors"]]
+        if any(v is None for v in ours):
+            continue
+        for peer in peers:
+            if peer not in runs:
+                continue
+            theirs = [r[key] for r in runs[peer]]
+            if any(v is None for v in theirs):
+                continue
+            ratios = [a / b if b else float("inf") for a, b in zip(ours, theirs, strict=True)]
+            rows.append(
+                {
+                    "benchmark": f"membership {setting}",
+                    "metric": f"{label} vs {peer}",
+                    "value": statistics.median(ours),
+                    "unit": unit,
+                    "floor": statistics.median(theirs),
+                    "ratio": statistics.median(ratios),
+                    "note": f"{len(ours)} pairs, ours {_list(ours)}, {peer} {_list(theirs)}, "
+                    f"ratios {_list(ratios)}; {where}",
+                }
+            )
+    return rows
+
+
+def _list(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.3g}" for v in values) + "]"
+
+
+def measure(
+    size: int, profile: str, pairs: int, window: float
+) -> tuple[dict[str, list[dict[str, Any]]], bool]:
+    kinds = [k for k in KINDS if k != "kinship" or _version("kinship") != "not installed"]
+    runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
+    hosts = open_hosts(size)
+    isolated = hosts.isolated
+    try:
+        for pair in range(pairs):
+            order = kinds[pair % len(kinds) :] + kinds[: pair % len(kinds)]
+            for kind in order:
+                print(f"  {profile} N={size} pair {pair + 1}: {kind}", file=sys.stderr, flush=True)
+                runs[kind].append(_run(kind, hosts, size, profile, window))
+    finally:
+        hosts.close()
+    return runs, isolated
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    result = trio.run(_measure, quick)
-    low, high = CONFIG.suspicion_timeouts(NODES)
-    bound = high + 3 * CONFIG.probe_interval + 1.0
-    setting = f"{NODES} agent processes, profile {PROFILE}, probe 0.2 s / timeout 0.1 s"
-    detections = ", ".join(f"{d:.2f}" for d in result["detections"])
-    converges = ", ".join(f"{d:.2f}" for d in result["converges"])
-    return [
-        {
-            "benchmark": "membership",
-            "metric": "converge (all see all up)",
-            "value": result["converge"],
-            "unit": "s",
-            "note": f"median of [{converges}], from the last agent listening; {setting}; "
-            f"{REFERENCE['converge']}",
-        },
-        {
-            "benchmark": "membership",
-            "metric": "kill -9 -> DOWN everywhere",
-            "value": result["detect"],
-            "unit": "s",
-            "note": f"median of [{detections}]; bound {bound:.1f} s (suspicion {low:.1f}-"
-            f"{high:.1f} s); {REFERENCE['detect']}",
-        },
-        {
-            "benchmark": "membership",
-            "metric": "CPU per node per minute",
-            "value": result["cpu"],
-            "unit": "CPU-s",
-            "floor": result["floor"],
-            "ratio": result["cpu"] / result["floor"],
-            "note": f"median over nodes, {result['window']:.0f} s window; floor: trio processes "
-            f"with the same wake-ups and no protocol; {REFERENCE['cpu']}",
-        },
-        {
-            "benchmark": "membership",
-            "metric": "bytes sent per node per second",
-            "value": result["bytes"],
-            "unit": "B/s",
-            "note": f"UDP + TCP payload, median over nodes; {REFERENCE['bytes']}",
-        },
-    ]
+    plan = [(8, "fast")] if quick else [(8, "fast"), (8, "lan"), *_large()]
+    rows: list[dict[str, Any]] = []
+    for size, profile in plan:
+        runs, isolated = measure(size, profile, 1 if quick else PAIRS, 8.0 if quick else 20.0)
+        rows.extend(_table(size, profile, runs, isolated))
+    if rows:
+        rows[0]["note"] += f"; kinship {_version('kinship')}"
+    return rows
 
 
-if __name__ == "__main__":  # python -m benchmarks.bench_membership floor INDEX PORTS
-    trio.run(_floor_node, int(sys.argv[2]), [int(p) for p in sys.argv[3].split(",")])
+def _large() -> list[tuple[int, str]]:
+    """``BENCH_MEMBERSHIP_LARGE=32`` adds a fast-profile cluster of that size."""
+    size = os.environ.get("BENCH_MEMBERSHIP_LARGE")
+    return [(int(size), "fast")] if size else []

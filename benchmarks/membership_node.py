@@ -1,0 +1,112 @@
+"""One membership node in its own process, for ``bench_membership``: a swimactors node, a
+kinship node, or the trio floor (the wake-ups a SWIM node cannot avoid, with no protocol).
+
+    python -m benchmarks.membership_node KIND NAME BIND SEED NODES PROBE TIMEOUT
+
+``KIND`` is ``swimactors``, ``kinship`` or ``floor``; ``SEED`` is ``-`` for the first node
+(the floor takes the comma-separated addresses of every floor node instead).  The node
+prints ``ready`` once it sees ``NODES`` members up, then ``down NAME WALLCLOCK`` for each
+member it declares dead, and nothing else: it reads no clock and polls nothing once ready,
+so the steady state the benchmark measures is the library's own.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import sys
+import time
+
+import trio
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _host_port(address: str) -> tuple[str, int]:
+    host, _, port = address.rpartition(":")
+    return host, int(port)
+
+
+async def _swimactors(name: str, bind: str, seed: str, nodes: int, probe: float, timeout: float):  # type: ignore[no-untyped-def]
+    from swimactors.membership import Config, MemberDown, Status, open_node
+
+    config = Config.lan().replace(probe_interval=probe, probe_timeout=timeout)
+    seeds = [] if seed == "-" else [seed]
+    async with open_node(name=name, bind=bind, seeds=seeds, config=config) as node:
+        with node.events() as events:
+            while sum(m.status is Status.UP for m in node.members()) < nodes:
+                await trio.sleep(0.1)
+            _say("ready")
+            async for event in events:
+                if isinstance(event, MemberDown):
+                    _say(f"down {event.member.name} {time.time():.6f}")
+
+
+def _kinship(name: str, bind: str, seed: str, nodes: int, probe: float, timeout: float) -> None:
+    import kinship
+    from kinship.blocking import Cluster
+
+    config = kinship.Config.lan(
+        name=name,
+        bind=bind,
+        seeds=[] if seed == "-" else [seed],
+        probe_interval=probe,
+        probe_timeout=timeout,
+        insecure_plaintext=True,
+    )
+    with Cluster(config) as cluster:
+        events = cluster.events()
+        while sum(m.state is kinship.State.ALIVE for m in cluster.members()) < nodes:
+            time.sleep(0.1)
+        _say("ready")
+        for event in events:
+            if isinstance(event, kinship.MemberDead):
+                _say(f"down {event.member.name} {time.time():.6f}")
+
+
+async def _floor(name: str, bind: str, peers: str, probe: float) -> None:
+    """Every probe interval a ping to a random peer; every ping answered with an ack."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setblocking(False)
+    udp.bind(_host_port(bind))
+    others = [_host_port(p) for p in peers.split(",") if p != bind]
+    ping, ack = b"p" * 40, b"a" * 40  # about a swimactors ping and ack
+
+    async def answer() -> None:
+        while True:
+            await trio.lowlevel.wait_readable(udp)
+            while True:
+                try:
+                    data, source = udp.recvfrom(2048)
+                except BlockingIOError:
+                    break
+                if data[:1] == b"p":
+                    udp.sendto(ack, source)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(answer)
+        _say("ready")
+        await trio.sleep(random.random() * probe)
+        while True:
+            udp.sendto(ping, random.choice(others))
+            await trio.sleep(probe)
+
+
+def main(argv: list[str]) -> None:
+    logging.disable(logging.WARNING)  # the plaintext warning, once per node
+    kind, name, bind, seed, nodes, probe, timeout = argv
+    if kind == "swimactors":
+        trio.run(_swimactors, name, bind, seed, int(nodes), float(probe), float(timeout))
+    elif kind == "kinship":
+        _kinship(name, bind, seed, int(nodes), float(probe), float(timeout))
+    elif kind == "floor":
+        trio.run(_floor, name, bind, seed, float(probe))
+    else:
+        sys.exit(f"unknown kind {kind!r}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
