@@ -1,29 +1,73 @@
-"""swimactors: SWIM membership, a gossip CRDT registry and trio actors for Python clusters."""
+"""swimactors: SWIM membership, a gossip CRDT registry and trio actors for Python clusters.
 
-from .actors import (
-    Actor,
-    ActorError,
-    ActorFailed,
-    ActorRef,
-    ActorStopped,
-    AskTimeout,
-    Context,
-    MailboxFull,
-    NameTaken,
-    NodeDown,
-    SystemFailed,
-    Terminated,
-    escalate,
-    message,
-    restart,
-    resume,
-    stop,
-)
-from .actors.transport import TransportConfig
-from .split_brain import QuorumLost, SplitBrainConfig
-from .system import Environment, System, open_system
+The names below are the cluster user's API, each importable from here and from nowhere
+else public.  They load on first use, so ``import swimactors.membership`` (a sans-IO
+core) does not pull in trio or the actor runtime.  Layers usable alone have their own
+namespaces: :mod:`swimactors.membership`, :mod:`swimactors.registry`,
+:mod:`swimactors.quorum`, :mod:`swimactors.actors` (the local runtime's extras),
+:mod:`swimactors.sim` and :mod:`swimactors.wire`.
+"""
+
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
+from .errors import LocalProtocolError, RemoteProtocolError, SwimactorsError
+
+if TYPE_CHECKING:
+    from .actors.actor import Actor
+    from .actors.context import Context
+    from .actors.errors import (
+        ActorError,
+        ActorFailed,
+        ActorStopped,
+        AskTimeout,
+        MailboxFull,
+        NameTaken,
+        NodeDown,
+        SystemFailed,
+        UndecodableReply,
+        Unsendable,
+    )
+    from .actors.message import Terminated, message
+    from .actors.ref import ActorRef
+    from .actors.supervision import escalate, restart, resume, stop
+    from .actors.transport import TransportConfig
+    from .cluster.names import NameLost
+    from .cluster.split_brain import QuorumLost, SplitBrainConfig
+    from .cluster.system import Environment, System, open_system
 
 __version__ = "0.1.0"
+
+_WHERE = {
+    "Actor": ".actors.actor",
+    "ActorError": ".actors.errors",
+    "ActorFailed": ".actors.errors",
+    "ActorRef": ".actors.ref",
+    "ActorStopped": ".actors.errors",
+    "AskTimeout": ".actors.errors",
+    "Context": ".actors.context",
+    "Environment": ".cluster.system",
+    "MailboxFull": ".actors.errors",
+    "NameLost": ".cluster.names",
+    "NameTaken": ".actors.errors",
+    "NodeDown": ".actors.errors",
+    "QuorumLost": ".cluster.split_brain",
+    "SplitBrainConfig": ".cluster.split_brain",
+    "System": ".cluster.system",
+    "SystemFailed": ".actors.errors",
+    "Terminated": ".actors.message",
+    "TransportConfig": ".actors.transport",
+    "UndecodableReply": ".actors.errors",
+    "Unsendable": ".actors.errors",
+    "escalate": ".actors.supervision",
+    "message": ".actors.message",
+    "open_system": ".cluster.system",
+    "restart": ".actors.supervision",
+    "resume": ".actors.supervision",
+    "stop": ".actors.supervision",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
 
 __all__ = [
     "Actor",
@@ -34,15 +78,21 @@ __all__ = [
     "AskTimeout",
     "Context",
     "Environment",
+    "LocalProtocolError",
     "MailboxFull",
+    "NameLost",
     "NameTaken",
     "NodeDown",
     "QuorumLost",
+    "RemoteProtocolError",
     "SplitBrainConfig",
+    "SwimactorsError",
     "System",
     "SystemFailed",
     "Terminated",
     "TransportConfig",
+    "UndecodableReply",
+    "Unsendable",
     "__version__",
     "escalate",
     "message",

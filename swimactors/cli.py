@@ -18,10 +18,10 @@ import trio
 from . import __version__
 from .agent.commands import add_commands, read_token
 from .agent.handlers import parse_handler
+from .cluster.split_brain import SplitBrainConfig
 from .membership.config import Config, ConfigError
 from .membership.types import parse_address
 from .quorum import Strategy, parse_strategy
-from .split_brain import SplitBrainConfig
 
 __all__ = ["main"]
 

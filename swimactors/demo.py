@@ -16,13 +16,15 @@ from collections.abc import Awaitable, Callable
 
 import trio
 
-from . import actors
+from .actors.actor import Actor
+from .actors.context import Context
+from .actors.errors import ActorError
 from .agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
 from .agent.commands import format_members
 from .cli import config_from
+from .cluster.system import System, open_system
 from .membership.config import Config
 from .membership.types import format_address
-from .system import System, open_system
 
 __all__ = ["STEPS", "Demo", "main"]
 
@@ -191,25 +193,25 @@ async def stop_all(demo: Demo) -> None:
 # -- the actors part: every agent runs ``--app swimactors.demo:setup_actors`` ---------------
 
 
-class Counter(actors.Actor):
+class Counter(Actor):
     """The named actor ``counter`` (on agent HOLDER)."""
 
     def __init__(self) -> None:
         self.value = 0
 
-    def receive(self, msg: object, ctx: actors.Context) -> int:
+    def receive(self, msg: object, ctx: Context) -> int:
         self.value += 1
         return self.value
 
 
-class Caller(actors.Actor):
+class Caller(Actor):
     """Once told ``"go"``, asks ``counter`` every 0.4 s and prints what came back (a
     failure once, not again for every call that fails the same way)."""
 
     def __init__(self) -> None:
         self.last_failure = ""
 
-    async def receive(self, msg: object, ctx: actors.Context) -> None:
+    async def receive(self, msg: object, ctx: Context) -> None:
         if msg == "go":
             ctx.schedule_every(0.4, "tick")
         elif msg == "tick":
@@ -220,10 +222,10 @@ class Caller(actors.Actor):
             try:
                 value = await counter.ask("next", timeout=2.0)
                 self.report(ctx, f"counter on {counter.node} answered {value}", failure=False)
-            except actors.ActorError as exc:
+            except ActorError as exc:
                 self.report(ctx, f"{type(exc).__name__}: {exc}", failure=True)
 
-    def report(self, ctx: actors.Context, text: str, *, failure: bool) -> None:
+    def report(self, ctx: Context, text: str, *, failure: bool) -> None:
         if failure and text == self.last_failure:
             return
         self.last_failure = text if failure else ""

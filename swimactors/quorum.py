@@ -38,6 +38,7 @@ from typing import Final, Literal, Protocol
 import attrs
 
 from . import wire
+from .errors import SwimactorsError
 from .membership.meta import decode_meta
 from .membership.types import Address, Member, Status
 
@@ -77,7 +78,7 @@ QuorumState = Literal["ok", "pending", "lost"]
 confirmed; ``lost``: not serving."""
 
 
-class QuorumConfigError(ValueError):
+class QuorumConfigError(SwimactorsError, ValueError):
     """A split-brain configuration that cannot work (refused at start-up)."""
 
 
@@ -238,8 +239,10 @@ class StaticQuorum:
         if here < self.size:
             return _stop(f"{here} member(s) on this side, the quorum is {self.size}")
         if away >= self.size:
-            return _stop(f"{away} unreachable member(s) could form a quorum of {self.size} "
-                         f"too: the cluster outgrew 2 * {self.size} - 1 members")
+            return _stop(
+                f"{away} unreachable member(s) could form a quorum of {self.size} "
+                f"too: the cluster outgrew 2 * {self.size} - 1 members"
+            )
         return _survive(view, f"{here} member(s) on this side reach the quorum of {self.size}")
 
 
@@ -349,8 +352,9 @@ def down_all() -> DownAll:
     return DownAll()
 
 
-_FORMS = "keep-majority | static-quorum:N | keep-oldest[:stay-if-alone] | keep-referee:NAME" \
-         " | down-all"
+_FORMS = (
+    "keep-majority | static-quorum:N | keep-oldest[:stay-if-alone] | keep-referee:NAME | down-all"
+)
 
 
 def parse_strategy(text: str, *, max_members: int | None = None) -> Strategy:
@@ -442,12 +446,15 @@ class QuorumTracker:
             raise QuorumConfigError(f"stable_after must be > 0 seconds, got {stable_after!r}")
         extra = down_all_when_unstable
         if not isinstance(extra, bool) and not (math.isfinite(extra) and extra > 0):
-            raise QuorumConfigError(f"down_all_when_unstable must be a bool or seconds > 0, "
-                                    f"got {extra!r}")
+            raise QuorumConfigError(
+                f"down_all_when_unstable must be a bool or seconds > 0, got {extra!r}"
+            )
         if takeover_margin is not None and not (
-                math.isfinite(takeover_margin) and takeover_margin >= 0):
-            raise QuorumConfigError(f"takeover_margin must be >= 0 seconds, "
-                                    f"got {takeover_margin!r}")
+            math.isfinite(takeover_margin) and takeover_margin >= 0
+        ):
+            raise QuorumConfigError(
+                f"takeover_margin must be >= 0 seconds, got {takeover_margin!r}"
+            )
         self.self_name = self_name
         self.strategy = strategy
         self._takeover_margin = takeover_margin
@@ -512,8 +519,9 @@ class QuorumTracker:
         extra = self._unstable
         if extra is False:
             return None
-        return self.stable_after + (UNSTABLE_FRACTION * self.stable_after if extra is True
-                                    else float(extra))
+        return self.stable_after + (
+            UNSTABLE_FRACTION * self.stable_after if extra is True else float(extra)
+        )
 
     def view(self) -> View:
         return View(self.self_name, self._members.values(), self._reachable, self._reports)
@@ -581,8 +589,11 @@ class QuorumTracker:
         if self.self_name not in snapshot:
             raise ValueError(f"the member list must include this node {self.self_name!r}")
         before = self._signature()
-        infos = {name: member_info(m) for name, m in snapshot.items()
-                 if m.status is not Status.LEFT or name == self.self_name}
+        infos = {
+            name: member_info(m)
+            for name, m in snapshot.items()
+            if m.status is not Status.LEFT or name == self.self_name
+        }
         for name in list(self._members):
             if name in infos:
                 self._members[name] = infos[name]
@@ -592,11 +603,13 @@ class QuorumTracker:
         self._reachable = frozenset(
             name for name, m in snapshot.items() if m.status is Status.UP
         ) | {self.self_name}
-        self._joiners = {name: info for name, info in infos.items()
-                         if name not in self._members and name in self._reachable}
+        self._joiners = {
+            name: info
+            for name, info in infos.items()
+            if name not in self._members and name in self._reachable
+        }
         self._reports = _frozen_pairs(reports)
-        self._seen = {name: seen for name, seen in self._seen.items()
-                      if name in self._reachable}
+        self._seen = {name: seen for name, seen in self._seen.items() if name in self._reachable}
         self._admit_joiners()
         self._track_side(now)
         if not self._started:
@@ -610,9 +623,14 @@ class QuorumTracker:
         counted (``counters["rejected_announcements"]``) and dropped."""
         try:
             name, digest, epoch, serial = wire.loads(payload)
-            valid = (isinstance(name, str) and 0 < len(name) <= MAX_NAME
-                     and isinstance(digest, bytes) and len(digest) == 8
-                     and type(epoch) is int and type(serial) is int)
+            valid = (
+                isinstance(name, str)
+                and 0 < len(name) <= MAX_NAME
+                and isinstance(digest, bytes)
+                and len(digest) == 8
+                and type(epoch) is int
+                and type(serial) is int
+            )
         except (wire.WireError, TypeError, ValueError):
             valid = False
         if not valid:
@@ -624,8 +642,9 @@ class QuorumTracker:
         if (epoch, serial) <= self._seen.get(name, (b"", 0.0, (-1, 0)))[2]:
             return
         self._seen[name] = (digest, now, (epoch, serial))
-        if name in self._renewed and (digest == self.digest()
-                                      or now <= self._last_change + self.silence_limit):
+        if name in self._renewed and (
+            digest == self.digest() or now <= self._last_change + self.silence_limit
+        ):
             self._renewed[name] = now  # agreeing, or still converging after a change
         self.tick(now)
 
@@ -635,13 +654,18 @@ class QuorumTracker:
             return
         if self._next_announce is not None and now >= self._next_announce:
             self._announce(now)
-        silent = sorted(name for name, heard in self._renewed.items()
-                        if now >= heard + self.silence_limit)
+        silent = sorted(
+            name for name, heard in self._renewed.items() if now >= heard + self.silence_limit
+        )
         if self._serving and silent:
             self._takeover = None
             self._decided = False
-            self._stop(now, f"no agreeing heartbeat from {', '.join(silent)} for "
-                       f"{self.silence_limit:.1f} s", stable=False, downed=False)
+            self._stop(
+                now,
+                f"no agreeing heartbeat from {', '.join(silent)} for {self.silence_limit:.1f} s",
+                stable=False,
+                downed=False,
+            )
         if self._takeover is not None:
             if now >= self._takeover[0]:
                 self._take_over(now, self._takeover[1])
@@ -651,11 +675,19 @@ class QuorumTracker:
             self._waiting_for_peers = stable and (bool(silent) or not self.converged())
             if stable and not self._waiting_for_peers:
                 self._confirm(now)
-            elif (limit is not None and self._serving and not self._gave_up
-                    and now >= self._unstable_since + limit):
+            elif (
+                limit is not None
+                and self._serving
+                and not self._gave_up
+                and now >= self._unstable_since + limit
+            ):
                 self._gave_up = True
-                self._stop(now, f"no confirmed view {limit:.1f} s after the first change: "
-                           "down-all", stable=False, downed=False)
+                self._stop(
+                    now,
+                    f"no confirmed view {limit:.1f} s after the first change: down-all",
+                    stable=False,
+                    downed=False,
+                )
         if self._next_announce is None:
             self._next_announce = now + ANNOUNCE_INTERVAL
 
@@ -663,16 +695,21 @@ class QuorumTracker:
 
     def _signature(self) -> tuple[frozenset[MemberInfo], frozenset[str], frozenset[Pair]]:
         names = self._members.keys()
-        return (frozenset(self._members.values()), self._reachable & names,
-                frozenset(p for p in self._reports if p[0] in names and p[1] in names))
+        return (
+            frozenset(self._members.values()),
+            self._reachable & names,
+            frozenset(p for p in self._reports if p[0] in names and p[1] in names),
+        )
 
     def _track_side(self, now: float) -> None:
         """Note when members left this side and start the heartbeat lease of newcomers."""
         side = self.view().side
-        self._away_since = {name: self._away_since.get(name, now) for name in self._members
-                            if name not in side}
-        self._renewed = {name: self._renewed.get(name, now) for name in side
-                         if name != self.self_name}
+        self._away_since = {
+            name: self._away_since.get(name, now) for name in self._members if name not in side
+        }
+        self._renewed = {
+            name: self._renewed.get(name, now) for name in side if name != self.self_name
+        }
 
     def _admit_joiners(self) -> None:
         """Members seen UP for the first time join the membership only while nothing is

@@ -19,6 +19,8 @@ from typing import Any, Generic, TypeVar
 import attrs
 import cbor2
 
+from .errors import SwimactorsError
+
 __all__ = [
     "DEFAULT_MAX_FRAME",
     "DEFAULT_PACKET_BUDGET",
@@ -46,7 +48,7 @@ Converter = Callable[[Any], Any]
 Encoder = Callable[[Any], Any]
 
 
-class WireError(ValueError):
+class WireError(SwimactorsError, ValueError):
     """Bytes that do not decode into a registered, well-formed message."""
 
 

@@ -1,48 +1,30 @@
-"""The trio actor runtime: actors, refs, mailboxes, supervision and death watch."""
+"""The local trio actor runtime: it knows nothing of clusters.
 
-from .actor import Actor
-from .context import Context, Timer
-from .errors import (
-    ActorError,
-    ActorFailed,
-    ActorStopped,
-    AskTimeout,
-    MailboxFull,
-    NameTaken,
-    NodeDown,
-    SystemFailed,
-)
-from .message import MESSAGES, Terminated, message
+Actors, refs, mailboxes, supervision, death watch and timers run in a
+:class:`LocalSystem` (:func:`open_runtime`); :mod:`.protocol` and :mod:`.transport` carry
+actor messages between nodes.  The names every application uses (``Actor``, ``ActorRef``,
+``message``, the errors) are exported from :mod:`swimactors`; this namespace adds the
+runtime's own (dead letters, counters, strategies, timers, the message registry).
+"""
+
+from .context import Timer
+from .message import MESSAGES
 from .observe import DeadLetter, DeadLetters, Stats
-from .ref import ActorRef
-from .supervision import Escalate, Restart, Resume, Stop, Strategy, escalate, restart, resume, stop
+from .runtime import ActorSource, LocalSystem, open_runtime
+from .supervision import Escalate, Restart, Resume, Stop, Strategy
 
 __all__ = [
     "MESSAGES",
-    "Actor",
-    "ActorError",
-    "ActorFailed",
-    "ActorRef",
-    "ActorStopped",
-    "AskTimeout",
-    "Context",
+    "ActorSource",
     "DeadLetter",
     "DeadLetters",
     "Escalate",
-    "MailboxFull",
-    "NameTaken",
-    "NodeDown",
+    "LocalSystem",
     "Restart",
     "Resume",
     "Stats",
     "Stop",
     "Strategy",
-    "SystemFailed",
-    "Terminated",
     "Timer",
-    "escalate",
-    "message",
-    "restart",
-    "resume",
-    "stop",
+    "open_runtime",
 ]

@@ -29,13 +29,13 @@ import trio
 from . import supervision
 from .actor import Actor
 from .context import Context, Timer
-from .errors import ActorFailed, ActorStopped, AskTimeout, MailboxFull, describe
+from .errors import ActorFailed, ActorStopped, MailboxFull, describe
 from .message import Terminated
 from .ref import READY, ActorRef, Watcher, current_sender
 from .reply import Reply
 
 if TYPE_CHECKING:
-    from ..system import System
+    from .runtime import LocalSystem
 
 __all__ = ["BUDGET", "ActorCell", "Parent", "State"]
 
@@ -123,7 +123,7 @@ class ActorCell:
 
     def __init__(
         self,
-        system: System,
+        system: LocalSystem,
         parent: Parent,
         name: str,
         path: str,
@@ -205,7 +205,7 @@ class ActorCell:
             with trio.move_on_at(deadline) as scope:
                 await self._wait_for_room(envelope)
             if scope.cancelled_caught:
-                raise AskTimeout(f"no room in the mailbox of {self.ref} within {timeout} s")
+                raise MailboxFull(f"no room in the mailbox of {self.ref} within {timeout} s")
         if deadline is not None and reply.pending:
             self.system.ask_deadlines.add(deadline, reply)
         return await reply.wait()
@@ -257,10 +257,7 @@ class ActorCell:
             raise ActorFailed.from_exception(exc) from None
         finally:
             ctx.sender = None
-        system = self.system
-        system.direct_budget -= 1
-        if system.direct_budget <= 0:
-            system.direct_budget = BUDGET
+        if self.system.spend_direct_budget():
             await trio.lowlevel.checkpoint()
         return result
 

@@ -11,8 +11,8 @@ from .ref import ActorRef
 from .supervision import Strategy
 
 if TYPE_CHECKING:
-    from ..system import ActorSource, System
     from .cell import ActorCell
+    from .runtime import ActorSource, LocalSystem
 
 __all__ = ["Context", "Timer"]
 
@@ -77,7 +77,7 @@ class Context:
         return self._cell.ref
 
     @property
-    def system(self) -> System:
+    def system(self) -> LocalSystem:
         return self._cell.system
 
     @property

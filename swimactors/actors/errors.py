@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import traceback
 
+from ..errors import LocalProtocolError, RemoteProtocolError, SwimactorsError
+
 __all__ = [
     "ActorError",
     "ActorFailed",
@@ -13,15 +15,19 @@ __all__ = [
     "NameTaken",
     "NodeDown",
     "SystemFailed",
+    "UndecodableReply",
+    "Unsendable",
 ]
 
 
-class ActorError(Exception):
+class ActorError(SwimactorsError):
     """Base class of every error the actor runtime raises."""
 
 
 class MailboxFull(ActorError):
-    """``tell_nowait`` found the recipient's bounded mailbox full; the message was not taken."""
+    """The recipient's bounded mailbox (or, on another node, the connection's credit) had
+    no room: at once for ``tell_nowait``, within its timeout for an ``ask``.  The message
+    was not taken."""
 
 
 class AskTimeout(ActorError, TimeoutError):
@@ -37,6 +43,16 @@ class NodeDown(ActorError):
 
     Pending asks fail with it at once instead of waiting for their timeout.
     """
+
+
+class Unsendable(ActorError, LocalProtocolError, TypeError):
+    """A message or reply has no wire form (neither plain data nor a ``@message``), so it
+    cannot go to another node; nothing was sent."""
+
+
+class UndecodableReply(ActorError, RemoteProtocolError):
+    """The other node's reply to an ask did not decode (an unknown ``@message`` tag, a
+    malformed value): the peer broke the protocol, or runs other message types."""
 
 
 class NameTaken(ActorError, ValueError):

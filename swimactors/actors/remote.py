@@ -24,7 +24,15 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import wire
-from .errors import ActorError, ActorFailed, ActorStopped, AskTimeout, MailboxFull, NodeDown
+from .errors import (
+    ActorError,
+    ActorFailed,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    NodeDown,
+    Unsendable,
+)
 from .message import MESSAGES, decode_ref, encode_ref
 from .ref import ActorRef
 
@@ -93,7 +101,7 @@ def parse(frame: bytes) -> list[Any]:
 
 
 def encode_value(value: Any) -> list[Any]:
-    """A message or reply as CBOR data; TypeError if it cannot cross the wire."""
+    """A message or reply as CBOR data; :class:`Unsendable` if it cannot cross the wire."""
     if isinstance(value, ActorRef):
         return [_REF, *encode_ref(value)]
     if MESSAGES.is_registered(type(value)):
@@ -101,7 +109,7 @@ def encode_value(value: Any) -> list[Any]:
     try:
         return [_PLAIN, wire.check_plain(value)]
     except wire.WireError as exc:
-        raise TypeError(
+        raise Unsendable(
             f"{type(value).__qualname__} cannot go to another node: use plain data or a "
             f"@message class ({exc})"
         ) from None

@@ -36,7 +36,7 @@ import trio
 from .. import wire
 from ..membership.types import format_address
 from .cell import ActorCell
-from .errors import ActorStopped, AskTimeout, MailboxFull, NodeDown
+from .errors import ActorStopped, MailboxFull, NodeDown, UndecodableReply, Unsendable
 from .message import encode_ref, ref_resolver
 from .ref import READY, ActorRef, Watcher
 from .remote import (
@@ -327,7 +327,7 @@ class Connection:
         if isinstance(result, outcome.Value):
             try:
                 items = [REPLY, corr, encode_value(result.value)]
-            except TypeError as exc:
+            except Unsendable as exc:
                 items = encode_error(corr, exc)
         else:
             assert isinstance(result, outcome.Error)
@@ -465,7 +465,7 @@ class Connection:
                 try:
                     reply.set(outcome.Value(decode_value(items[2])))
                 except wire.WireError as exc:
-                    reply.set(outcome.Error(exc))
+                    reply.set(outcome.Error(UndecodableReply(f"from {self.node}: {exc}")))
         elif kind == ERROR:
             reply = self.pending.pop(items[1], None)
             if reply is not None:
@@ -723,7 +723,7 @@ class ActorTransport:
                 with trio.move_on_at(deadline) as scope:
                     await connection.request(frame)
                 if scope.cancelled_caught:
-                    raise AskTimeout(f"no credit to reach {target.ref} within {timeout} s")
+                    raise MailboxFull(f"no credit to reach {target.ref} within {timeout} s")
             if timeout is not None and reply.pending:
                 self.host.ask_deadlines.add(deadline, reply)
             return await reply.wait()

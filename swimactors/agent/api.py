@@ -19,7 +19,7 @@ from ..membership.types import Member, Status, format_address
 from .http import Request, Response, Router
 
 if TYPE_CHECKING:
-    from ..system import System
+    from ..cluster.system import System
 from .prometheus import render_metrics
 
 __all__ = ["actors_router", "member_json", "membership_router"]

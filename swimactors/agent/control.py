@@ -38,7 +38,7 @@ from .handlers import EventHandlers, member_event_kind
 from .http import Request, Response, Router
 
 if TYPE_CHECKING:
-    from ..system import System
+    from ..cluster.system import System
 
 __all__ = ["AgentControl", "entry_json"]
 

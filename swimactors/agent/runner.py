@@ -17,7 +17,8 @@ from typing import TextIO
 import attrs
 import trio
 
-from ..actors.app import AppError, load_app
+from ..cluster.split_brain import SplitBrainConfig
+from ..cluster.system import open_system
 from ..membership.config import Config
 from ..membership.events import EventsDropped
 from ..membership.meta import decode_meta
@@ -35,9 +36,8 @@ from ..membership.types import (
     format_address,
     parse_address,
 )
-from ..split_brain import SplitBrainConfig
-from ..system import open_system
 from .api import actors_router, membership_router
+from .app import AppError, load_app
 from .control import AgentControl
 from .handlers import EventHandlers, HandlerSpec
 from .http import Router, serve_http

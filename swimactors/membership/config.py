@@ -12,13 +12,14 @@ from typing import Any
 
 import attrs
 
+from ..errors import SwimactorsError
 from ..security import Keyring
 from ..wire import DEFAULT_PACKET_BUDGET
 
 __all__ = ["Config", "ConfigError"]
 
 
-class ConfigError(ValueError):
+class ConfigError(SwimactorsError, ValueError):
     """A configuration value is out of range; the message names the field."""
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import attrs
 
 from .. import wire
+from ..errors import SwimactorsError
 from ..security import OVERHEAD as SEALING_OVERHEAD
 from .awareness import Awareness
 from .broadcasts import BroadcastQueue
@@ -85,7 +86,7 @@ _wire_state = functools.lru_cache(maxsize=1 << 17)(MemberState.of)
 state of 1,000 members is mostly entries that have not changed since the last one."""
 
 
-class BroadcastTooLarge(ValueError):
+class BroadcastTooLarge(SwimactorsError, ValueError):
     """A user broadcast does not fit in one packet; split it (see ``max_broadcast_size``)."""
 
 
@@ -833,9 +834,7 @@ class Swim:
         if self._next_join is not None:
             self._next_join = None
 
-    def _mark_gone(
-        self, now: float, state: _MemberState, status: Status, inc: int
-    ) -> _MemberState:
+    def _mark_gone(self, now: float, state: _MemberState, status: Status, inc: int) -> _MemberState:
         state = self._own(state)
         state.status = status
         state.incarnation = inc

@@ -339,8 +339,7 @@ def _without_stale_rows(raw: Any, stale_alive: StaleAlive) -> Any:
             and len(row) in (4, 5)
             and type(row[3]) is int
             and row[3] == _UP_CODE
-            and _stale_fields(row[0], row[1], row[2], row[4] if len(row) == 5 else b"",
-                              stale_alive)
+            and _stale_fields(row[0], row[1], row[2], row[4] if len(row) == 5 else b"", stale_alive)
         )
     ]
     return [*raw[:3], rows, *raw[4:]]
@@ -382,12 +381,14 @@ def encode_message(message: Any) -> bytes:
 
 def _encode_push_pull(message: PushPull) -> bytes:
     """``SWIM.encode(message)``, byte for byte (a test holds the two together)."""
-    return b"".join((
-        _PUSH_PULL_HEAD[message.join, message.reply],
-        wire.cbor_array_header(len(message.members)),
-        *map(_entry_bytes, message.members),
-        wire.dumps(message.user_state),
-    ))
+    return b"".join(
+        (
+            _PUSH_PULL_HEAD[message.join, message.reply],
+            wire.cbor_array_header(len(message.members)),
+            *map(_entry_bytes, message.members),
+            wire.dumps(message.user_state),
+        )
+    )
 
 
 @functools.lru_cache(maxsize=1 << 17)

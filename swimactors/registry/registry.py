@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 
+from ..errors import SwimactorsError
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
 from .codec import MAX_ACTOR_ID_BYTES, MAX_INT, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
 from .crdt import Dot, Registration, State
@@ -29,7 +30,7 @@ from .crdt import Dot, Registration, State
 __all__ = ["Registry", "RegistryError"]
 
 
-class RegistryError(ValueError):
+class RegistryError(SwimactorsError, ValueError):
     """A bad argument to the registry API (empty or oversized name, negative incarnation)."""
 
 

@@ -101,7 +101,10 @@ class Metrics:
         self._suspects = 0
         self._up_count: Counter[str] = Counter()
         self._load_base: tuple[Counter[str], Counter[str], Counter[str], float] = (
-            Counter(), Counter(), Counter(), 0.0
+            Counter(),
+            Counter(),
+            Counter(),
+            0.0,
         )
         world.on_event(self._on_event)
         world.on_fault(self._on_fault)
@@ -286,7 +289,9 @@ class Metrics:
     def start_load_window(self) -> None:
         """Measure load from now on (for instance once a join's gossip has drained)."""
         self._load_base = (
-            Counter(self.sent_packets), Counter(self.sent_bytes), self._core_counters(),
+            Counter(self.sent_packets),
+            Counter(self.sent_bytes),
+            self._core_counters(),
             self.node_hours() * 3600.0,
         )
 

@@ -23,6 +23,7 @@ from .world import World
 
 __all__ = ["OPS", "Outcome", "Step", "Swarm", "quiesce_bound", "random_schedule", "run_schedule"]
 
+
 def _names(value: Sequence[str]) -> tuple[str, ...]:
     return tuple(value)
 
@@ -42,7 +43,8 @@ class Step:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in attrs.asdict(self).items() if v not in ("", (), 0.0)} | {
-            "at": self.at, "op": self.op,
+            "at": self.at,
+            "op": self.op,
         }
 
 
@@ -137,7 +139,11 @@ class Outcome:
 
 
 def start_cluster(
-    seed: int, nodes: int, config: Config, link: LinkModel, keep_trace: bool = False,
+    seed: int,
+    nodes: int,
+    config: Config,
+    link: LinkModel,
+    keep_trace: bool = False,
     formed: bool = False,
 ) -> tuple[World, Metrics]:
     """A converged cluster: joined by gossip, or formed from the start (``formed``)."""

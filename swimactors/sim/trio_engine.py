@@ -26,10 +26,10 @@ from typing import Any
 import attrs
 import trio
 
+from ..cluster.system import Environment
 from ..membership.config import Config
 from ..membership.node import Node, open_node
 from ..membership.types import Address, Packet
-from ..system import Environment
 from .network import LinkModel, Network
 from .rng import Streams
 from .world import EPHEMERAL_PORT
@@ -55,8 +55,10 @@ def deterministic_scheduling(seed: int) -> Iterator[None]:
     which reaches into ``trio._core._run``; checked to exist, so a trio without it fails
     here rather than replaying wrong)."""
     run_module = getattr(getattr(trio, "_core", None), "_run", None)
-    if run_module is None or not hasattr(run_module, "_r") or not hasattr(
-        run_module, "_ALLOW_DETERMINISTIC_SCHEDULING"
+    if (
+        run_module is None
+        or not hasattr(run_module, "_r")
+        or not hasattr(run_module, "_ALLOW_DETERMINISTIC_SCHEDULING")
     ):
         raise RuntimeError(f"trio {trio.__version__} has no deterministic scheduling hook")
     previous = run_module._ALLOW_DETERMINISTIC_SCHEDULING, run_module._r.getstate()
@@ -292,9 +294,7 @@ class SimNet:
         self._cuts.clear()
 
     def _cut(self, one: str, other: str) -> bool:
-        return any(
-            (one in a and other in b) or (one in b and other in a) for a, b in self._cuts
-        )
+        return any((one in a and other in b) or (one in b and other in a) for a, b in self._cuts)
 
     def _reachable(self, one: str, other: str) -> bool:
         return one not in self.crashed and other not in self.crashed and not self._cut(one, other)
@@ -339,9 +339,7 @@ class SimNet:
         now = trio.current_time()
         source.sent += 1
         dst_name = self._names.get(packet.destination, "?")
-        route = self.network.route(
-            now, source.name, dst_name, len(packet.data), packet.reliable
-        )
+        route = self.network.route(now, source.name, dst_name, len(packet.data), packet.reliable)
         if source.name in self.crashed or dst_name in self.crashed:
             self.dropped["node_down"] += 1
             return
@@ -352,8 +350,7 @@ class SimNet:
         else:
             origin = (source.address[0], EPHEMERAL_PORT) if packet.reliable else source.address
             for arrival in route.deliveries:
-                entry = (arrival, source.name, source.sent, packet.destination, origin,
-                         packet.data)
+                entry = (arrival, source.name, source.sent, packet.destination, origin, packet.data)
                 heapq.heappush(self._queue, entry)
             self._changed.set()
         self._trace(source.name, f"{now!r} send {dst_name} {route.dropped}", packet.data)

@@ -17,6 +17,7 @@ from typing import Any
 
 import attrs
 
+from ..errors import SwimactorsError
 from ..membership.config import Config
 from ..membership.core import FormedCluster
 from ..membership.types import Address, Member, MemberEvent, Packet, Status
@@ -35,7 +36,7 @@ SPIN_LIMIT = 1000
 """Ticks at one instant after which a core whose deadline never moves is reported."""
 
 
-class SimulationError(RuntimeError):
+class SimulationError(SwimactorsError, RuntimeError):
     """The simulation cannot go on (misuse, or a core that breaks the contract)."""
 
 
@@ -105,9 +106,7 @@ class World:
         self.seed = seed
         self.config = config or Config.lan()
         self.streams = Streams(seed)
-        self.network = Network(
-            self.streams, link, max_datagram or self.config.packet_budget
-        )
+        self.network = Network(self.streams, link, max_datagram or self.config.packet_budget)
         self.trace = Trace(keep=keep_trace)
         self.core_factory = core_factory or swim_factory
         self.now = 0.0
@@ -163,9 +162,7 @@ class World:
     def add_nodes(self, count: int, stagger: float = 0.0, **options: Any) -> list[SimNode]:
         """Add ``count`` nodes joining ``stagger`` seconds apart (same options for each)."""
         first = self.now
-        return [
-            self.add_node(join_at=first + i * stagger, **options) for i in range(count)
-        ]
+        return [self.add_node(join_at=first + i * stagger, **options) for i in range(count)]
 
     def add_formed(
         self, count: int, *, config: Config | None = None, meta: bytes = b""
@@ -339,7 +336,10 @@ class World:
             self._fault("link", (src,), (dst,), value=model.loss)
 
     def _fault(
-        self, kind: str, nodes: tuple[str, ...] = (), peers: tuple[str, ...] = (),
+        self,
+        kind: str,
+        nodes: tuple[str, ...] = (),
+        peers: tuple[str, ...] = (),
         value: float = 0.0,
     ) -> None:
         fault = Fault(self.now, kind, nodes, peers, value)

@@ -87,13 +87,13 @@ async def test_a_cancelled_blocked_tell_is_not_delivered(
         assert gate.got == [0, 2]
 
 
-async def test_ask_on_a_full_mailbox_times_out_without_being_queued(
+async def test_ask_on_a_full_mailbox_is_refused_as_full_without_being_queued(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     async with swimactors.open_system() as system:
         gate, ref = await held_gate(system, mailbox_size=1)
         await ref.tell(Item(0))
-        with pytest.raises(AskTimeout, match="no room"):
+        with pytest.raises(MailboxFull, match="no room"):
             await ref.ask(Item(1), timeout=1.0)
         gate.gate.set()
         assert await ref.ask(Item(2)) == 2

@@ -187,11 +187,12 @@ async def _step(
     ledger.in_doubt.add(seq)
     try:
         ledger.replies[seq] = await ref.ask(msg, timeout=1.0)
-    except AskTimeout as exc:
-        if "no room" in str(exc):
-            ledger.refused.add(seq)
-            ledger.in_doubt.discard(seq)
-        return  # otherwise accepted but unanswered in time: handled late or dead-lettered
+    except MailboxFull:  # found no room in time: refused, never queued
+        ledger.refused.add(seq)
+        ledger.in_doubt.discard(seq)
+        return
+    except AskTimeout:
+        return  # accepted but unanswered in time: handled late or dead-lettered
     except (ActorFailed, ActorStopped):
         pass
     ledger.in_doubt.discard(seq)

@@ -9,8 +9,8 @@ from typing import Any
 import trio
 
 import swimactors
-from swimactors.actors.cluster import Cluster
-from swimactors.actors.transport import TransportConfig
+from swimactors import TransportConfig
+from swimactors.cluster.system import Cluster
 from swimactors.membership import Config, Status
 from swimactors.membership.types import format_address
 

@@ -8,8 +8,7 @@ import trio
 
 import swimactors
 from examples import chat
-from swimactors import Actor, ActorRef, Terminated
-from swimactors.actors import NodeDown
+from swimactors import Actor, ActorRef, NodeDown, Terminated
 from swimactors.agent.cluster import open_local_cluster
 from swimactors.agent.http import http_get
 from swimactors.membership.types import format_address

@@ -6,8 +6,7 @@ import pytest
 import trio
 
 import swimactors
-from swimactors import Actor, ActorRef, message
-from swimactors.actors import NodeDown
+from swimactors import Actor, ActorRef, NodeDown, message
 
 from .cluster_helpers import open_systems, until
 

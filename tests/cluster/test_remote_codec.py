@@ -47,7 +47,7 @@ def test_plain_values_round_trip(value: Any) -> None:
 
 @given(st.integers(0, 2**63 - 1), st.text(), st.text(), st.text())
 def test_errors_round_trip_typed(corr: int, type_name: str, message: str, tb: str) -> None:
-    from swimactors.actors import ActorFailed, ActorStopped
+    from swimactors import ActorFailed, ActorStopped
 
     failed = remote.parse(
         cbor2.dumps(remote.encode_error(corr, ActorFailed(type_name, message, tb)))

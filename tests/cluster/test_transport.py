@@ -8,10 +8,7 @@ import pytest
 import trio
 
 import swimactors
-from swimactors import Actor, ActorRef, MailboxFull
-from swimactors.actors import NodeDown
-from swimactors.actors.cluster import NameLost
-from swimactors.actors.transport import TransportConfig
+from swimactors import Actor, ActorRef, MailboxFull, NameLost, NodeDown, TransportConfig
 
 from .cluster_helpers import open_systems, until
 
@@ -131,7 +128,7 @@ async def test_a_loser_can_be_kept_running_unnamed() -> None:
         async with open_systems(2, keep_losers=True) as (a, b):
             await a.spawn(Claimant([]), name="leader", public=True)
             ref_b = await b.spawn(Claimant([]), name="leader", public=True)
-            await until(lambda: b.cluster is not None and "leader" not in b.cluster.public)
+            await until(lambda: b.cluster is not None and "leader" not in b.cluster.names.public)
             await trio.sleep(0.2)
             assert b.local_cell_at(ref_b.path, ref_b.uid) is not None
             assert (await b.find("leader")) != ref_b
@@ -139,7 +136,7 @@ async def test_a_loser_can_be_kept_running_unnamed() -> None:
 
 def _holder(system: swimactors.System, name: str) -> str | None:
     assert system.cluster is not None
-    registration = system.cluster.registration(name)
+    registration = system.cluster.names.registration(name)
     return None if registration is None else registration.node
 
 

@@ -15,13 +15,11 @@ from typing import Any
 import trio
 import trio.testing
 
-from swimactors import Actor, System, message, open_system
-from swimactors.actors.errors import NodeDown
+from swimactors import Actor, NodeDown, SplitBrainConfig, System, message, open_system
 from swimactors.membership.types import format_address
 from swimactors.quorum import keep_majority
 from swimactors.sim import LinkModel, address_for
 from swimactors.sim.trio_engine import SimNet, deterministic_scheduling
-from swimactors.split_brain import SplitBrainConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -32,7 +32,7 @@ def holders(systems: list[swimactors.System], name: str) -> set[str]:
 
 def registered_on(system: swimactors.System, name: str) -> str | None:
     assert system.cluster is not None
-    registration = system.cluster.registration(name)
+    registration = system.cluster.names.registration(name)
     return None if registration is None else registration.node
 
 

@@ -27,19 +27,18 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from . import wire
-from .actors.cluster import Cluster, actor_id
-from .actors.errors import ActorError
-from .actors.ref import ActorRef
-from .actors.transport import TCP, ActorNetwork, ActorTransport, RemoteTarget, TransportConfig
-from .membership.delegate import Delegate
-from .membership.meta import decode_meta, encode_meta
-from .membership.node import Node
-from .membership.types import Status
-from .quorum import AGE_KEY, QUORUM_CHANNEL, Decision, QuorumTracker, Strategy, describe
+from .. import wire
+from ..actors.errors import ActorError
+from ..actors.ref import ActorRef
+from ..actors.transport import TCP, ActorNetwork, ActorTransport, RemoteTarget, TransportConfig
+from ..membership.delegate import Delegate
+from ..membership.meta import decode_meta, encode_meta
+from ..membership.node import Node
+from ..membership.types import Status
+from ..quorum import AGE_KEY, QUORUM_CHANNEL, Decision, QuorumTracker, Strategy, describe
 
 if TYPE_CHECKING:
-    from .system import System
+    from .system import Cluster, System
 
 __all__ = [
     "GatedTransport",
@@ -74,9 +73,13 @@ class SplitBrainConfig:
 
     def __attrs_post_init__(self) -> None:
         # the tracker's own checks (QuorumConfigError), when configuring rather than later
-        QuorumTracker("-", self.strategy, stable_after=self.stable_after,
-                      down_all_when_unstable=self.down_all_when_unstable,
-                      takeover_margin=self.takeover_margin)
+        QuorumTracker(
+            "-",
+            self.strategy,
+            stable_after=self.stable_after,
+            down_all_when_unstable=self.down_all_when_unstable,
+            takeover_margin=self.takeover_margin,
+        )
 
     @classmethod
     def of(cls, value: Strategy | SplitBrainConfig) -> SplitBrainConfig:
@@ -110,7 +113,11 @@ class GatedTransport(ActorTransport):
     ``spawn_on``) fail fast with :class:`QuorumLost` while this side has lost."""
 
     def __init__(
-        self, host: Any, incarnation: int, config: TransportConfig, gate: Callable[[], None],
+        self,
+        host: Any,
+        incarnation: int,
+        config: TransportConfig,
+        gate: Callable[[], None],
         network: ActorNetwork = TCP,
     ) -> None:
         super().__init__(host, incarnation, config, network)
@@ -173,8 +180,9 @@ class SplitBrain(Delegate):
     def check(self) -> None:
         """Raise :class:`QuorumLost` unless this side is serving."""
         if not self.tracker.serving:
-            raise QuorumLost(f"node {self.node.name} is on a side without quorum "
-                             f"({self.tracker.strategy.spec})")
+            raise QuorumLost(
+                f"node {self.node.name} is on a side without quorum ({self.tracker.strategy.spec})"
+            )
 
     def health(self) -> Mapping[str, object]:
         """The ``/v1/health`` fields: ``quorum`` ("ok" | "lost") and the details."""
@@ -198,12 +206,18 @@ class SplitBrain(Delegate):
         self.check()
         create = self.system.spawnables.get(factory)
         if create is None:
-            raise LookupError(f"no spawnable named {factory!r} on {self.node.name}: a "
-                              "singleton needs a factory registered with register_spawnable")
-        ref = self.system._spawn(create, name, mailbox_size, supervision, True,
-                                  singleton_meta(factory))
-        self._local_singletons = {key: value for key, value in self._local_singletons.items()
-                                  if self.system.local_cell(value) is not None}
+            raise LookupError(
+                f"no spawnable named {factory!r} on {self.node.name}: a "
+                "singleton needs a factory registered with register_spawnable"
+            )
+        ref = self.system.spawn_public(
+            create, name, mailbox_size, supervision, singleton_meta(factory)
+        )
+        self._local_singletons = {
+            key: value
+            for key, value in self._local_singletons.items()
+            if self.system.local_cell(value) is not None
+        }
         self._local_singletons[name] = ref
         self.singletons[name] = (factory, self.node.name)
         self._absent.pop(name, None)
@@ -242,7 +256,7 @@ class SplitBrain(Delegate):
     async def _follow_names(self) -> None:
         """Learn the registry's singletons whenever the registry changed."""
         while True:
-            await self.cluster.changed.wait()
+            await self.cluster.names.changed.wait()
             self._learn_singletons()
 
     def _deadline(self) -> float:
@@ -285,9 +299,7 @@ class SplitBrain(Delegate):
 
     def _step_down(self) -> None:
         """Withdraw every public name, stop the singletons (membership keeps running)."""
-        for name, ref in list(self.cluster.public.items()):
-            del self.cluster.public[name]
-            self.cluster.names.unregister(name)
+        for name, ref in self.cluster.names.withdraw_all().items():
             if name not in self._local_singletons:
                 self.withheld[name] = ref
             self.counters["names_withdrawn"] += 1
@@ -302,15 +314,15 @@ class SplitBrain(Delegate):
             cell = self.system.local_cell(ref)
             if cell is None:
                 continue
-            holder = self.cluster.registration(name)
+            holder = self.cluster.names.registration(name)
             if holder is not None and holder.node != self.node.name:
-                log.warning("%s: %r is held on %s now; stopping %s", self.node.name, name,
-                            holder.node, ref)
-                if not self.cluster.keep_losers:
+                log.warning(
+                    "%s: %r is held on %s now; stopping %s", self.node.name, name, holder.node, ref
+                )
+                if not self.cluster.names.keep_losers:
                     cell.request_stop()
                 continue
-            self.cluster.public[name] = ref
-            self.cluster.names.register(name, actor_id(ref))
+            self.cluster.names.restore(name, ref)
             self.counters["names_restored"] += 1
 
     def _stop(self, ref: ActorRef) -> None:
@@ -327,11 +339,10 @@ class SplitBrain(Delegate):
 
     def _take_over(self, down: frozenset[str]) -> None:
         """Treat ``down`` as DOWN: prune their names, fail the asks pending there."""
-        names = self.cluster.names
         for member_name in sorted(down):
             member = self.node.member(member_name)
             if member is not None:
-                names.publish(names.registry.node_down(member_name, member.incarnation))
+                self.cluster.names.node_down(member_name, member.incarnation)
             self.cluster.transport.node_down(member_name, "down")
             self.counters["members_downed"] += 1
 
@@ -339,7 +350,7 @@ class SplitBrain(Delegate):
         """On the singleton host, serving on a confirmed view: re-create every remembered
         singleton nobody holds (it lived on a downed member, or its side stepped down)."""
         for name, (factory, holder) in sorted(self.singletons.items()):
-            if self.cluster.registration(name) is not None:
+            if self.cluster.names.registration(name) is not None:
                 continue
             try:
                 self.spawn_singleton(factory, name, None, None)
@@ -348,22 +359,22 @@ class SplitBrain(Delegate):
                 log.error("%s: cannot re-create singleton %r: %s", self.node.name, name, exc)
                 continue
             self.counters["singletons_recreated"] += 1
-            log.warning("%s: re-created singleton %r (it lived on %s)", self.node.name, name,
-                        holder)
+            log.warning(
+                "%s: re-created singleton %r (it lived on %s)", self.node.name, name, holder
+            )
 
     def _learn_singletons(self) -> None:
         """Remember every singleton in the registry and where it lives; a remembered one
         that is no longer registered starts its absence (see :meth:`_forget_retired`)."""
-        registry = self.cluster.names.registry
-        for name in registry.names():
-            registration = registry.lookup(name)
-            factory = None if registration is None else singleton_factory(registration.meta)
-            if registration is not None and factory is not None:
+        names = self.cluster.names
+        for name, registration in names.registrations():
+            factory = singleton_factory(registration.meta)
+            if factory is not None:
                 self.singletons[name] = (factory, registration.node)
                 self._absent.pop(name, None)
         now = trio.current_time()
         for name in self.singletons.keys() - self._absent.keys():
-            if registry.lookup(name) is None:
+            if names.registration(name) is None:
                 self._absent[name] = now
 
     def _forget_retired(self, now: float) -> None:
@@ -373,7 +384,7 @@ class SplitBrain(Delegate):
         kept, for the next failover to re-create."""
         confirmed = self.tracker.state == "ok"
         for name, since in list(self._absent.items()):
-            if self.cluster.registration(name) is not None:
+            if self.cluster.names.registration(name) is not None:
                 del self._absent[name]
             elif not (confirmed and self._reachable(self.singletons[name][1])):
                 self._absent[name] = now

@@ -11,15 +11,17 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+from ..errors import SwimactorsError
+
 if TYPE_CHECKING:
-    from ..system import System
+    from ..cluster.system import System
 
 __all__ = ["AppError", "Setup", "load_app"]
 
 Setup = Callable[["System"], Awaitable[Any]]
 
 
-class AppError(ValueError):
+class AppError(SwimactorsError, ValueError):
     """An ``--app`` spec that does not name an importable ``async def setup(system)``."""
 
 

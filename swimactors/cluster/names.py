@@ -1,0 +1,170 @@
+"""Names across nodes: the cluster-wide registry of public actor names, and its conflict rule.
+
+The registry rides on the membership node's gossip (channel ``"registry"``) and is created
+with the node's start incarnation, as :mod:`swimactors.registry` requires.  Registry
+changes wake ``wait_for`` and apply the conflict rule: an actor whose public name went to
+another node is told :class:`NameLost` and, unless the system keeps losers, stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import trio
+
+from ..actors.message import message
+from ..actors.ref import ActorRef
+from ..actors.runtime import LocalSystem
+from ..membership.node import Node
+from ..registry import NameLost as RegistryNameLost
+from ..registry import Registration, Registry, RegistryDelegate
+
+__all__ = ["LOSER_NOTICE_TIMEOUT", "NameLost", "Names", "actor_id"]
+
+log = logging.getLogger("swimactors.cluster")
+
+LOSER_NOTICE_TIMEOUT = 3.0
+"""Seconds an actor that lost its name may spend on the NameLost notice before it stops."""
+
+
+@message("swimactors.NameLost")
+class NameLost:
+    """Told to an actor whose public name another node won (registry conflict rule)."""
+
+    name: str
+    winner: ActorRef
+
+
+def actor_id(ref: ActorRef) -> str:
+    """How the registry names an actor: ``path#uid``."""
+    return f"{ref.path}#{ref.uid}"
+
+
+class Names:
+    """One node's view of the registry and the public names it holds itself."""
+
+    def __init__(
+        self, system: LocalSystem, node: Node, *, incarnation: int, keep_losers: bool
+    ) -> None:
+        self.system = system
+        self.keep_losers = keep_losers
+        self.registry = Registry(node.name, incarnation)
+        self.delegate = RegistryDelegate(self.registry, node)
+        self._changed_now = trio.Event()
+        self.registry.on_change = self._changed_now.set
+        self.changed = trio.Event()
+        """Set (and replaced) whenever the registry changed."""
+        self.public: dict[str, ActorRef] = {}
+        """Names this node registered, and the actor each names."""
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def registration(self, name: str) -> Registration | None:
+        return self.registry.lookup(name)
+
+    def registrations(self) -> Iterator[tuple[str, Registration]]:
+        """Every registered name and its winning registration, by name."""
+        for name in self.registry.names():
+            registration = self.registry.lookup(name)
+            if registration is not None:
+                yield name, registration
+
+    def ref_for(self, registration: Registration) -> ActorRef | None:
+        path, _, uid = registration.actor_id.rpartition("#")
+        if not path or not uid.isdigit():
+            return None
+        return self.system.resolve(registration.node, path, int(uid))
+
+    # -- this node's names -------------------------------------------------------------------
+
+    def publish(self, name: str, ref: ActorRef, meta: bytes = b"") -> None:
+        """Register ``name`` for a local actor cluster-wide (with registry ``meta``, e.g.
+        a singleton's factory); unregistered when it stops."""
+        self.public[name] = ref
+        self.delegate.register(name, actor_id(ref), meta)
+        cell = self.system.local_cell(ref)
+        assert cell is not None
+        cell.add_watcher(_Unpublish(self, name))
+
+    def unpublish(self, name: str, ref: ActorRef) -> None:
+        if self.public.get(name) == ref:
+            del self.public[name]
+            self.delegate.unregister(name)
+            self._changed()
+
+    def withdraw_all(self) -> dict[str, ActorRef]:
+        """Unregister every public name this node holds; what each named (split brain)."""
+        withdrawn, self.public = self.public, {}
+        for name in withdrawn:
+            self.delegate.unregister(name)
+        return withdrawn
+
+    def restore(self, name: str, ref: ActorRef) -> None:
+        """Register a withdrawn name again for the actor it named."""
+        self.public[name] = ref
+        self.delegate.register(name, actor_id(ref))
+
+    def node_down(self, node: str, incarnation: int) -> None:
+        """Drop ``node``'s registrations everywhere (it is treated as DOWN)."""
+        self.delegate.publish(self.registry.node_down(node, incarnation))
+
+    # -- following the registry --------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Act on registry changes as they happen (the registry wakes us; no polling)."""
+        while True:
+            await self._changed_now.wait()
+            self._changed_now = trio.Event()
+            self.registry.on_change = self._changed_now.set
+            self.settle()
+
+    def settle(self) -> None:
+        """Take the registry's changes: apply the conflict rule, wake who waits on names."""
+        changes = self.registry.take_changes()
+        if not changes:
+            return
+        for change in changes:
+            if isinstance(change, RegistryNameLost):
+                self._lost(change)
+        self._changed()
+
+    def _changed(self) -> None:
+        self.changed.set()
+        self.changed = trio.Event()
+
+    def _lost(self, change: RegistryNameLost) -> None:
+        name = change.name
+        ref = self.public.get(name)
+        if ref is None or actor_id(ref) != change.lost.actor_id:
+            return
+        winner = self.ref_for(change.winner)
+        log.warning("%s lost the name %r to %s", ref, name, change.winner.node)
+        del self.public[name]
+        self.delegate.unregister(name)
+        if winner is not None:
+            self.system.nursery.start_soon(self._tell_loser, ref, NameLost(name, winner))
+
+    async def _tell_loser(self, ref: ActorRef, notice: NameLost) -> None:
+        """Let the loser handle the notice (an ask, so it is handled), then stop it."""
+        with trio.move_on_after(LOSER_NOTICE_TIMEOUT):
+            try:
+                await ref.ask(notice, timeout=None)
+            except Exception as exc:  # its failure must not stop us from stopping it
+                log.info("%s failed on %r: %s", ref, notice, exc)
+        cell = self.system.local_cell(ref)
+        if cell is not None and not self.keep_losers:
+            cell.request_stop()
+
+
+class _Unpublish:
+    """Watches a public actor and withdraws its name when it stops."""
+
+    __slots__ = ("name", "names")
+
+    def __init__(self, names: Names, name: str) -> None:
+        self.names = names
+        self.name = name
+
+    def notify_terminated(self, ref: ActorRef, reason: str | None) -> None:
+        self.names.unpublish(self.name, ref)

@@ -1,0 +1,423 @@
+"""System: one node's actors as a cluster member, and ``open_system`` to run one.
+
+A :class:`System` is the local runtime (:class:`~swimactors.actors.runtime.LocalSystem`)
+plus, when it has an address, the cluster side (:class:`Cluster`): membership, the
+cluster-wide names (:mod:`.names`), the actor transport on its own TCP port (announced in
+the member metadata under ``"actors"``: a port on the member's address, or
+``host:port``) and, with a rule, split-brain handling (:mod:`.split_brain`).  A
+background task turns membership events into :class:`NodeDown` failures and
+``Terminated`` notices.  Without an address the system is local-only.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import attrs
+import trio
+
+from ..actors.actor import Actor
+from ..actors.errors import NameTaken
+from ..actors.message import message
+from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ..actors.runtime import (
+    DEFAULT_MAILBOX,
+    ActorSource,
+    LocalSystem,
+    check_capacity,
+    check_name,
+    run_system,
+)
+from ..actors.supervision import DEFAULT_STRATEGY, Strategy
+from ..actors.transport import TCP, ActorNetwork, ActorTransport, Address, TransportConfig
+from ..membership import MemberDown, MemberLeft, Status, decode_meta
+from ..membership.config import Config
+from ..membership.meta import encode_meta
+from ..membership.node import DEFAULT_PORT, Node, open_node
+from ..membership.transport import NodeTransport
+from ..membership.types import parse_address
+from ..quorum import AGE_KEY
+from ..quorum import Strategy as QuorumRule
+from .names import Names
+from .split_brain import GatedTransport, SplitBrain, SplitBrainConfig
+
+__all__ = ["META_KEY", "Cluster", "Environment", "SpawnRequest", "System", "open_system"]
+
+log = logging.getLogger("swimactors.system")
+
+META_KEY = "actors"
+"""The member-metadata key that carries the actor transport's port."""
+
+
+@attrs.frozen
+class Environment:
+    """Where a clustered system's network and first values come from: sockets and the
+    wall clock by default; ``swimactors.sim.trio_engine`` builds a simulated one, so a
+    whole actor application replays from a seed."""
+
+    node_transport: NodeTransport | None = None
+    """The membership node's datagrams and frames (default: UDP and TCP sockets)."""
+    actor_network: ActorNetwork = TCP
+    """How actor connections are made."""
+    incarnation: int | None = None
+    """The node's first incarnation, also its age for the quorum rules (default:
+    ``clock()`` in milliseconds)."""
+    rng: random.Random | None = None
+    """The membership core's random stream."""
+    clock: Callable[[], float] = time.time
+    """Wall-clock seconds, for start times (the incarnation, a renounced seniority)."""
+
+
+@message("swimactors.SpawnRequest")
+class SpawnRequest:
+    """``spawn_on``: start a registered spawnable factory with plain arguments."""
+
+    factory: str
+    args: list[Any]
+    name: str | None = None
+    public: bool = True
+
+
+class Cluster:
+    """The cluster side of one System: its membership node, names and actor transport."""
+
+    def __init__(self, node: Node, names: Names, transport: ActorTransport) -> None:
+        self.node = node
+        self.names = names
+        self.transport = transport
+
+    def actor_address(self, node: str) -> Address | None:
+        """Where ``node``'s actor transport listens, if it is a live member with one."""
+        member = self.node.member(node)
+        if member is None or member.status not in (Status.UP, Status.SUSPECT):
+            return None
+        value = decode_meta(member.meta).get(META_KEY)
+        if value is None:
+            return None
+        try:
+            if value.isdigit():
+                return member.address[0], int(value)
+            return parse_address(value)
+        except ValueError:
+            return None
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._follow_members)
+            nursery.start_soon(self.names.run)
+
+    async def _follow_members(self) -> None:
+        with self.node.events() as events:
+            async for event in events:
+                if isinstance(event, MemberDown | MemberLeft):
+                    reason = "down" if isinstance(event, MemberDown) else "left"
+                    self.transport.node_down(event.member.name, reason)
+                    self.names.settle()
+
+
+class System(LocalSystem):
+    """One node's actors, a cluster member when opened with an address; build it with
+    :func:`open_system`."""
+
+    def __init__(
+        self,
+        name: str,
+        nursery: trio.Nursery,
+        *,
+        mailbox_size: int = DEFAULT_MAILBOX,
+        supervision: Strategy = DEFAULT_STRATEGY,
+    ) -> None:
+        super().__init__(name, nursery, mailbox_size=mailbox_size, supervision=supervision)
+        self.cluster: Cluster | None = None
+        """The cluster side (membership, names, transport); None when local-only."""
+        self.spawnables: dict[str, Callable[..., Actor]] = {}
+        self.split_brain: SplitBrain | None = None
+        """The quorum layer (``open_system(split_brain=...)``); None when off."""
+
+    # -- public API --------------------------------------------------------------------
+
+    async def spawn(
+        self,
+        actor: ActorSource | str,
+        name: str | None = None,
+        *,
+        mailbox_size: int | None = None,
+        supervision: Strategy | None = None,
+        public: bool = False,
+        singleton: bool = False,
+    ) -> ActorRef:
+        """Start a top-level actor and return its ref.
+
+        ``actor`` is an instance or a zero-argument factory (a class works); a restart
+        calls the factory again, or reuses the instance.  ``name`` must be free among the
+        top-level actors (:class:`NameTaken` otherwise); ``mailbox_size`` bounds its
+        mailbox; ``supervision`` says what a failure does (default: the system's).
+        ``public`` registers the name cluster-wide (:class:`NameTaken` if another node
+        holds it); a local-only system has no cluster, so there a public name is simply its
+        local name (it still needs a ``name``).  ``singleton`` makes it a public singleton
+        that fails over to the winning side of a split (``actor`` must then be a spawnable:
+        its registered name or factory; needs ``open_system(split_brain=...)``).  While
+        this side has lost its quorum, public spawns raise :class:`QuorumLost`.
+        """
+        if singleton:
+            return self._spawn_singleton(actor, name, mailbox_size, supervision)
+        if isinstance(actor, str):
+            raise TypeError(f"spawn takes a spawnable's name only with singleton=True: {actor!r}")
+        if public:
+            return self.spawn_public(actor, name, mailbox_size, supervision)
+        return self.spawn_under(self, actor, name, mailbox_size, supervision)
+
+    def _spawn_singleton(
+        self,
+        actor: ActorSource | str,
+        name: str | None,
+        mailbox_size: int | None,
+        supervision: Strategy | None,
+    ) -> ActorRef:
+        if name is None:
+            raise ValueError("a singleton actor needs a name")
+        factory = (
+            actor
+            if isinstance(actor, str)
+            else next((key for key, value in self.spawnables.items() if value is actor), None)
+        )
+        if factory is None:
+            raise ValueError(
+                f"a singleton needs a factory registered with register_spawnable, not {actor!r}"
+            )
+        if self.cluster is None:
+            return self.spawn_public(self.spawnables[factory], name, mailbox_size, supervision)
+        if self.split_brain is None:
+            raise ValueError("singleton actors fail over only with open_system(split_brain=...)")
+        return self.split_brain.spawn_singleton(factory, name, mailbox_size, supervision)
+
+    def spawn_public(
+        self,
+        actor: ActorSource,
+        name: str | None,
+        mailbox_size: int | None = None,
+        supervision: Strategy | None = None,
+        meta: bytes = b"",
+    ) -> ActorRef:
+        """Start a top-level actor under a cluster-wide ``name`` (registry ``meta`` with it);
+        the synchronous core of ``spawn(public=True)``."""
+        if name is None:
+            raise ValueError("a public actor needs a name")
+        cluster = self.cluster
+        if cluster is not None:
+            self.check_quorum()
+            check_name(name)
+            holder = cluster.names.registration(name)
+            if holder is not None and holder.node != self.name:
+                raise NameTaken(f"the name {name!r} is held on node {holder.node}")
+        ref = self.spawn_under(self, actor, name, mailbox_size, supervision)
+        if cluster is not None:
+            cluster.names.publish(name, ref, meta)
+        return ref
+
+    def lookup(self, name: str) -> ActorRef | None:
+        """What :meth:`find` returns: cluster-wide for public names, else a local actor at
+        that path (``"parent/child"`` for a child); None if nobody holds it."""
+        if self.cluster is not None:
+            self.check_quorum()
+            registration = self.cluster.names.registration(name)
+            if registration is not None:
+                return self.cluster.names.ref_for(registration)
+        return super().lookup(name)
+
+    def names(self) -> list[str]:
+        """Every public name the cluster registry knows (the local top-level names when
+        the system is local-only), sorted."""
+        if self.cluster is not None:
+            return self.cluster.names.registry.names()
+        return super().names()
+
+    async def names_may_change(self) -> None:
+        if self.cluster is None:
+            await super().names_may_change()
+            return
+        with trio.move_on_after(0.5):  # names of local actors appear unannounced
+            await self.cluster.names.changed.wait()
+
+    def register_spawnable(self, name: str, factory: Callable[..., Actor]) -> None:
+        """Allow other nodes to start ``factory(*args)`` here by ``name`` (see spawn_on)."""
+        if not callable(factory):
+            raise TypeError(f"a spawnable must be callable, not {factory!r}")
+        self.spawnables[name] = factory
+
+    async def spawn_on(
+        self,
+        node: str,
+        factory: str,
+        args: Sequence[Any] = (),
+        *,
+        name: str | None = None,
+        public: bool = True,
+        timeout: float | None = DEFAULT_ASK_TIMEOUT,
+    ) -> ActorRef:
+        """Start the spawnable ``factory`` on ``node`` with plain ``args``; its ref.
+
+        Only factories that node registered with :meth:`register_spawnable` run: nothing
+        from the wire is executed.  Errors arrive as :class:`ActorFailed` (e.g. an unknown
+        factory or a taken name), :class:`NodeDown` or :class:`AskTimeout`.
+        """
+        request = SpawnRequest(factory, list(args), name, public and name is not None)
+        if node == self.name:
+            await trio.lowlevel.checkpoint()
+            result = self.serve_request(request)
+        elif self.cluster is None:
+            raise ValueError(f"a local-only system has no node {node!r}")
+        else:
+            result = await self.cluster.transport.request(node, request, timeout)
+        assert isinstance(result, ActorRef)
+        return result
+
+    def serve_request(self, request: Any) -> Any:
+        """Answer another node's request to this system itself (remote spawn)."""
+        if not isinstance(request, SpawnRequest):
+            raise TypeError(f"not a system request: {type(request).__qualname__}")
+        factory = self.spawnables.get(request.factory)
+        if factory is None:
+            raise LookupError(f"no spawnable named {request.factory!r} on {self.name}")
+        args = tuple(request.args)
+
+        def create() -> Actor:
+            return factory(*args)
+
+        if request.public:
+            return self.spawn_public(create, request.name)
+        return self.spawn_under(self, create, request.name, None, None)
+
+    @property
+    def quorum_state(self) -> str:
+        """``"ok"``, ``"pending"`` (serving, a change not yet confirmed), ``"lost"``, or
+        ``"off"`` without a split-brain rule."""
+        return "off" if self.split_brain is None else self.split_brain.state
+
+    def check_quorum(self) -> None:
+        """Raise :class:`QuorumLost` if this node's side of a split lost its quorum."""
+        if self.split_brain is not None:
+            self.split_brain.check()
+
+    def actor_address(self, node: str) -> Address | None:
+        return None if self.cluster is None else self.cluster.actor_address(node)
+
+
+@asynccontextmanager
+async def open_system(
+    name: str | None = None,
+    bind: str | None = None,
+    seeds: Sequence[str] = (),
+    *,
+    config: Config | None = None,
+    advertise: str | None = None,
+    actor_bind: str | None = None,
+    actor_advertise: str | None = None,
+    meta: Mapping[str, str] | None = None,
+    transport: TransportConfig | None = None,
+    keep_losers: bool = False,
+    split_brain: QuorumRule | SplitBrainConfig | None = None,
+    mailbox_size: int = DEFAULT_MAILBOX,
+    supervision: Strategy = DEFAULT_STRATEGY,
+    shutdown_timeout: float = 10.0,
+    environment: Environment | None = None,
+) -> AsyncIterator[System]:
+    """Run a :class:`System` for the life of the block.
+
+    Leaving the block stops every actor (children first, running ``on_stop``), allowing
+    ``shutdown_timeout`` seconds before cancelling what is left; no task outlives it.  If
+    a failure escalates past the top-level actors the block is cancelled and
+    :class:`SystemFailed` is raised from the original error.  With no ``bind`` address and
+    no ``seeds`` the system is local-only (node name ``name`` or ``"local"``).
+
+    Otherwise it is also a cluster member: membership on ``bind`` (UDP + TCP, joined
+    through ``seeds``, tuned by ``config``, announced at ``advertise``), the name
+    registry, and the actor transport on its own TCP port: ``actor_bind`` (default: the
+    bind host, any free port), announced in the member metadata as ``actor_advertise``
+    (default: that port on the member's address).  ``meta`` adds metadata tags;
+    ``transport`` tunes the actor connections; ``keep_losers`` keeps an actor running,
+    unnamed, when another node wins its public name (by default it is stopped).
+    ``split_brain`` (a :mod:`swimactors.quorum` rule or a :class:`SplitBrainConfig`)
+    decides which side of a partition keeps serving (docs/split-brain.md).
+    ``environment`` replaces the sockets and the wall clock (for simulation).
+    """
+    check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
+    quorum = None if split_brain is None else SplitBrainConfig.of(split_brain)
+    if bind is None and not seeds:
+        if quorum is not None:
+            raise ValueError("split_brain needs a cluster (bind or seeds)")
+        async with run_system(
+            _maker(name or "local", mailbox_size, supervision), shutdown_timeout
+        ) as system:
+            yield system
+        return
+    bind = bind if bind is not None else f"0.0.0.0:{DEFAULT_PORT}"
+    host, _ = parse_address(bind, DEFAULT_PORT)
+    actor_host, actor_port = parse_address(actor_bind, 0) if actor_bind else (host, 0)
+    transport_config = transport if transport is not None else TransportConfig()
+    env = environment if environment is not None else Environment()
+    started = int(env.clock() * 1000) if env.incarnation is None else env.incarnation
+    listener, listening_port = await env.actor_network.listen(actor_host, actor_port)
+    try:
+        tags = dict(meta or {})
+        tags[META_KEY] = actor_advertise or str(listening_port)
+        if quorum is not None:  # who is oldest, the same on every node
+            tags[AGE_KEY] = str(started)
+        async with open_node(
+            name=name or f"{socket.gethostname()}-{os.getpid()}",
+            bind=bind,
+            seeds=seeds,
+            config=config,
+            advertise=advertise,
+            meta=encode_meta(tags),
+            rng=env.rng,
+            incarnation=started,
+            transport=env.node_transport,
+        ) as node:
+            # The registry's epoch must be the node's start incarnation: read it before
+            # the node has handled any packet (nothing has run since open_node set it).
+            incarnation = node.incarnation
+
+            def attach(system: System) -> None:
+                actors = (
+                    ActorTransport(system, incarnation, transport_config, env.actor_network)
+                    if quorum is None
+                    else GatedTransport(
+                        system,
+                        incarnation,
+                        transport_config,
+                        system.check_quorum,
+                        env.actor_network,
+                    )
+                )
+                names = Names(system, node, incarnation=incarnation, keep_losers=keep_losers)
+                cluster = Cluster(node, names, actors)
+                system.cluster = cluster
+                system.remote = actors
+                system.nursery.start_soon(actors.serve, listener)
+                system.nursery.start_soon(cluster.run)
+                if quorum is not None:
+                    system.split_brain = SplitBrain(system, cluster, quorum, env.clock)
+                    system.nursery.start_soon(system.split_brain.run)
+
+            async with run_system(
+                _maker(node.name, mailbox_size, supervision), shutdown_timeout, attach
+            ) as system:
+                yield system
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(listener)
+
+
+def _maker(name: str, mailbox_size: int, supervision: Strategy) -> Callable[[trio.Nursery], System]:
+    def make(nursery: trio.Nursery) -> System:
+        return System(name, nursery, mailbox_size=mailbox_size, supervision=supervision)
+
+    return make
