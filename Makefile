@@ -14,6 +14,7 @@ $(STAMP): pyproject.toml
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check swimactors sims tests benchmarks examples
+	$(VENV)/bin/ruff format --check swimactors sims tests benchmarks examples
 	$(VENV)/bin/mypy --strict swimactors
 
 test: lint

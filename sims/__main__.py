@@ -16,9 +16,16 @@ from .scenarios import SCENARIOS
 
 
 def _params(args: argparse.Namespace) -> Params:
-    return Params(nodes=args.nodes, seed=args.seed, loss=args.loss,
-                  lifeguard=not args.no_lifeguard, duration=args.duration, crashes=args.crashes,
-                  settle=args.settle, formed=args.formed)
+    return Params(
+        nodes=args.nodes,
+        seed=args.seed,
+        loss=args.loss,
+        lifeguard=not args.no_lifeguard,
+        duration=args.duration,
+        crashes=args.crashes,
+        settle=args.settle,
+        formed=args.formed,
+    )
 
 
 def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
@@ -26,14 +33,24 @@ def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
         parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--loss", type=float, default=None, help="datagram loss (0..1)")
-    parser.add_argument("--no-lifeguard", action="store_true",
-                        help="awareness_max_multiplier=1 and a fixed suspicion timeout")
+    parser.add_argument(
+        "--no-lifeguard",
+        action="store_true",
+        help="awareness_max_multiplier=1 and a fixed suspicion timeout",
+    )
     parser.add_argument("--duration", type=float, default=None, help="simulated seconds")
     parser.add_argument("--crashes", type=int, default=1, help="nodes crashed (crash)")
-    parser.add_argument("--settle", type=float, default=0.0,
-                        help="simulated seconds between forming the cluster and the fault")
-    parser.add_argument("--formed", action="store_true",
-                        help="start from a converged cluster instead of joining by gossip")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="simulated seconds between forming the cluster and the fault",
+    )
+    parser.add_argument(
+        "--formed",
+        action="store_true",
+        help="start from a converged cluster instead of joining by gossip",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
     parser.add_argument("--plot", metavar="FILE.png", help="detection curves (matplotlib)")
 
@@ -80,18 +97,26 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 coverage[key] = coverage.get(key, 0) + value
         print(f"swarm: {len(rows) - len(failed)}/{len(rows)} passed; coverage {coverage}")
         for row in failed:
-            print(f"  FAILED seed {row['seed']}: {row['problems']}\n"
-                  f"    replay: python -m sims replay --seed {row['seed']} --nodes "
-                  f"{row['nodes']} --swarm{' --formed' if row.get('start') == 'formed' else ''}"
-                  f" --schedule '{row['schedule']}'")
+            print(
+                f"  FAILED seed {row['seed']}: {row['problems']}\n"
+                f"    replay: python -m sims replay --seed {row['seed']} --nodes "
+                f"{row['nodes']} --swarm{' --formed' if row.get('start') == 'formed' else ''}"
+                f" --schedule '{row['schedule']}'"
+            )
         return 1 if failed else 0
     return 0
 
 
 def _params_for_sweep(args: argparse.Namespace) -> Params:
-    return Params(seed=0, loss=args.loss, lifeguard=not args.no_lifeguard,
-                  duration=args.duration, crashes=args.crashes, settle=args.settle,
-                  formed=args.formed)
+    return Params(
+        seed=0,
+        loss=args.loss,
+        lifeguard=not args.no_lifeguard,
+        duration=args.duration,
+        crashes=args.crashes,
+        settle=args.settle,
+        formed=args.formed,
+    )
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
@@ -107,9 +132,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
         swarm = Swarm.draw(Streams(args.seed).get("swarm"))
     outcome = run_schedule(args.seed, args.nodes, steps, swarm=swarm, formed=args.formed)
-    result = {"seed": args.seed, "nodes": args.nodes, "steps": len(steps),
-              "trace_hash": outcome.trace_hash, "problems": outcome.problems,
-              "passed": not outcome.problems}
+    result = {
+        "seed": args.seed,
+        "nodes": args.nodes,
+        "steps": len(steps),
+        "trace_hash": outcome.trace_hash,
+        "problems": outcome.problems,
+        "passed": not outcome.problems,
+    }
     print(json.dumps(result, indent=None if args.json else 2))
     return 0 if not outcome.problems else 1
 
@@ -129,8 +159,11 @@ def cmd_suite(args: argparse.Namespace) -> int:
             rows.append(report)
             status = "ok  " if not problems else "FAIL"
             title = scenario.name + (" formed" if formed else "")
-            print(f"{status} {title:15} n={nodes:<5} sim {report['sim_seconds']:7.1f} s "
-                  f"wall {report['wall_seconds']:6.1f} s  {'; '.join(problems)}", flush=True)
+            print(
+                f"{status} {title:15} n={nodes:<5} sim {report['sim_seconds']:7.1f} s "
+                f"wall {report['wall_seconds']:6.1f} s  {'; '.join(problems)}",
+                flush=True,
+            )
     if args.json:
         print(json.dumps(rows, default=str))
     return 1 if failures else 0
@@ -143,8 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("run", help="run one scenario")
     run.add_argument("scenario", choices=sorted(SCENARIOS))
     _common(run)
-    run.add_argument("--check-determinism", action="store_true",
-                     help="run twice and name the first event where the traces part")
+    run.add_argument(
+        "--check-determinism",
+        action="store_true",
+        help="run twice and name the first event where the traces part",
+    )
     run.set_defaults(func=cmd_run)
     sweeper = commands.add_parser("sweep", help="how each figure grows with N (or over seeds)")
     sweeper.add_argument("scenario", nargs="?", default="swarm", choices=sorted(SCENARIOS))

@@ -47,13 +47,15 @@ class Params:
 class Run:
     """One scenario run in progress: the world, its metrics and the progress bar."""
 
-    def __init__(self, params: Params, progress: Progress, loss: float = 0.0,
-                 planned: float = 60.0) -> None:
+    def __init__(
+        self, params: Params, progress: Progress, loss: float = 0.0, planned: float = 60.0
+    ) -> None:
         self.params = params
         self.config = params.config()
         self.link = LinkModel(loss=params.loss if params.loss is not None else loss)
-        self.world = World(params.seed, config=self.config, link=self.link,
-                           keep_trace=params.keep_trace)
+        self.world = World(
+            params.seed, config=self.config, link=self.link, keep_trace=params.keep_trace
+        )
         if params.on_world is not None:
             params.on_world(self.world)
         self.metrics = Metrics(self.world)
@@ -144,6 +146,6 @@ def crash_fields(run: Run) -> dict[str, Any]:
         fields["dissemination_s"] = spread
         fields["dissemination_rounds"] = spread / run.config.gossip_interval
         fields["probe_periods_to_first_suspect"] = (
-            (first.first_suspect or 0.0) / run.config.probe_interval
-        )
+            first.first_suspect or 0.0
+        ) / run.config.probe_interval
     return fields

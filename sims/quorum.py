@@ -75,10 +75,14 @@ class QuorumCluster:
             meta = encode_meta(age_meta(int(self.world.now * 1000)))
             node = self.world.add_node(meta=meta, join_at=self.world.now + stagger)
             self.trackers[node.name] = QuorumTracker(
-                node.name, self.strategy, stable_after=self._stable_after,
-                down_all_when_unstable=self._down_all_when_unstable)
+                node.name,
+                self.strategy,
+                stable_after=self._stable_after,
+                down_all_when_unstable=self._down_all_when_unstable,
+            )
             node.core.register_delegate(  # type: ignore[attr-defined]
-                QUORUM_CHANNEL, _Announcements(self, node))
+                QUORUM_CHANNEL, _Announcements(self, node)
+            )
             self._observe(node)
             nodes.append(node)
         return nodes
@@ -86,8 +90,11 @@ class QuorumCluster:
     # -- reading -----------------------------------------------------------------------------
 
     def serving(self) -> list[str]:
-        return [name for name, tracker in self.trackers.items() if self._running(name)
-                and tracker.serving]
+        return [
+            name
+            for name, tracker in self.trackers.items()
+            if self._running(name) and tracker.serving
+        ]
 
     def holders(self) -> list[str]:
         return [name for name in self.serving() if self.trackers[name].singleton_host() == name]

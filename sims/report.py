@@ -9,16 +9,34 @@ from typing import Any
 from swimactors.sim.metrics import percentile
 
 HEADLINE = (
-    "converged_s", "first_suspect_s", "first_down_s", "all_down_s", "dissemination_s",
-    "dissemination_rounds", "heal_converged_s", "rejoin_s", "false_positives",
-    "false_suspicions", "false_positives_per_node_hour", "false_suspicions_per_node_hour",
-    "passed", "problems",
+    "converged_s",
+    "first_suspect_s",
+    "first_down_s",
+    "all_down_s",
+    "dissemination_s",
+    "dissemination_rounds",
+    "heal_converged_s",
+    "rejoin_s",
+    "false_positives",
+    "false_suspicions",
+    "false_positives_per_node_hour",
+    "false_suspicions_per_node_hour",
+    "passed",
+    "problems",
 )
 
 SWEEP_COLUMNS = (
-    "first_suspect_s", "first_down_s", "all_down_s", "dissemination_rounds", "converged_s",
-    "false_positives", "false_suspicions", "datagram_packets_per_node_s",
-    "datagram_bytes_per_node_s", "reliable_packets_per_node_s", "wall_seconds",
+    "first_suspect_s",
+    "first_down_s",
+    "all_down_s",
+    "dissemination_rounds",
+    "converged_s",
+    "false_positives",
+    "false_suspicions",
+    "datagram_packets_per_node_s",
+    "datagram_bytes_per_node_s",
+    "reliable_packets_per_node_s",
+    "wall_seconds",
     "node_seconds_per_wall_second",
 )
 
@@ -103,8 +121,9 @@ def plot(rows: Sequence[dict[str, Any]], path: str) -> str | None:
     left.set_title("detection and dissemination")
     sizes = sorted({row["nodes"] for row in rows})
     for key in ("first_suspect_s", "first_down_s", "all_down_s"):
-        medians = [percentile([r[key] for r in rows if r["nodes"] == n and r.get(key)], 0.5)
-                   for n in sizes]
+        medians = [
+            percentile([r[key] for r in rows if r["nodes"] == n and r.get(key)], 0.5) for n in sizes
+        ]
         right.plot(sizes, medians, marker="o", label=key)
     right.set_xscale("log")
     right.set_xlabel("nodes")

@@ -70,8 +70,9 @@ def check_determinism(name: str, params: Params) -> dict[str, Any]:
         "trace_hash": first[0],
         "deterministic": split is None,
         "events": len(first[1]),
-        "first_divergence": None if split is None else
-        {"index": split[0], "first_run": split[1], "second_run": split[2]},
+        "first_divergence": None
+        if split is None
+        else {"index": split[0], "first_run": split[1], "second_run": split[2]},
     }
 
 
@@ -89,8 +90,9 @@ def parse_range(text: str) -> list[int]:
     return [int(part) for part in text.split(",") if part]
 
 
-def sweep(name: str, sizes: Iterable[int], seeds: Iterable[int], base: Params,
-          progress_label: bool = True) -> list[dict[str, Any]]:
+def sweep(
+    name: str, sizes: Iterable[int], seeds: Iterable[int], base: Params, progress_label: bool = True
+) -> list[dict[str, Any]]:
     """Run the scenario for each (nodes, seed) pair."""
     rows = []
     for nodes in sizes:

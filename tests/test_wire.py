@@ -115,20 +115,30 @@ def test_malformed_known_messages_reject_the_packet(raw: list[Any]) -> None:
 
 near_alive = st.lists(
     st.one_of(
-        st.integers(-1, 2**64), st.booleans(), st.text(max_size=3), st.binary(max_size=600),
-        st.lists(st.one_of(st.text(max_size=2), st.integers(-1, 70000), st.booleans()),
-                 max_size=3),
+        st.integers(-1, 2**64),
+        st.booleans(),
+        st.text(max_size=3),
+        st.binary(max_size=600),
+        st.lists(st.one_of(st.text(max_size=2), st.integers(-1, 70000), st.booleans()), max_size=3),
     ),
     max_size=4,
 ).map(lambda fields: [4, *fields])
 
 
 @settings(max_examples=500)
-@given(raw=st.one_of(near_alive, st.builds(
-    lambda name, host, port, inc, meta: [4, name, [host, port], inc, *meta],
-    st.text(max_size=3), st.text(max_size=3), st.integers(0, 70000), st.integers(-1, 2**64),
-    st.lists(st.binary(max_size=600), max_size=1),
-)))
+@given(
+    raw=st.one_of(
+        near_alive,
+        st.builds(
+            lambda name, host, port, inc, meta: [4, name, [host, port], inc, *meta],
+            st.text(max_size=3),
+            st.text(max_size=3),
+            st.integers(0, 70000),
+            st.integers(-1, 2**64),
+            st.lists(st.binary(max_size=600), max_size=1),
+        ),
+    )
+)
 def test_only_alives_that_would_decode_are_left_undecoded_as_stale(raw: list[Any]) -> None:
     """Skipping a stale Alive must never let a malformed one through: whatever is
     skipped decodes to an Alive with the same fields."""
@@ -365,13 +375,20 @@ def test_a_frame_of_exactly_max_frame_is_accepted() -> None:
 
 
 @settings(max_examples=500)
-@given(row=st.one_of(
-    near_alive.map(lambda raw: [*raw[1:], 0]),  # near-entries, status code UP
-    st.builds(lambda name, host, port, inc, code, meta: [name, [host, port], inc, code, *meta],
-              st.text(max_size=3), st.text(max_size=3), st.integers(0, 70000),
-              st.integers(-1, 2**64), st.sampled_from([0, 1, 2, 3, 4, False]),
-              st.lists(st.binary(max_size=600), max_size=1)),
-))
+@given(
+    row=st.one_of(
+        near_alive.map(lambda raw: [*raw[1:], 0]),  # near-entries, status code UP
+        st.builds(
+            lambda name, host, port, inc, code, meta: [name, [host, port], inc, code, *meta],
+            st.text(max_size=3),
+            st.text(max_size=3),
+            st.integers(0, 70000),
+            st.integers(-1, 2**64),
+            st.sampled_from([0, 1, 2, 3, 4, False]),
+            st.lists(st.binary(max_size=600), max_size=1),
+        ),
+    )
+)
 def test_only_push_pull_entries_that_would_decode_as_up_are_left_out_as_stale(
     row: list[Any],
 ) -> None:

@@ -20,7 +20,16 @@ from . import (
 SCENARIOS: dict[str, Scenario] = {
     module.SCENARIO.name: module.SCENARIO
     for module in (
-        join, crash, loss, slow_node, partition_heal, churn, flapping, rejoin, load, swarm,
+        join,
+        crash,
+        loss,
+        slow_node,
+        partition_heal,
+        churn,
+        flapping,
+        rejoin,
+        load,
+        swarm,
         split_brain,
     )
 }

@@ -45,5 +45,11 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     )
 
 
-SCENARIO = Scenario("churn", "joins, leaves, crashes and restarts for 2 min, then agreement",
-                    run, 10, (100,), require("settled"))
+SCENARIO = Scenario(
+    "churn",
+    "joins, leaves, crashes and restarts for 2 min, then agreement",
+    run,
+    10,
+    (100,),
+    require("settled"),
+)

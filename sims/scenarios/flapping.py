@@ -30,5 +30,6 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     return sim.report(link=[a, b], flap_down_s=4.0, flap_up_s=6.0)
 
 
-SCENARIO = Scenario("flapping", "one link flaps (4 s down, 6 s up): no false deaths", run, 10,
-                    (100,))
+SCENARIO = Scenario(
+    "flapping", "one link flaps (4 s down, 6 s up): no false deaths", run, 10, (100,)
+)

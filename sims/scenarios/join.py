@@ -18,5 +18,11 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     )
 
 
-SCENARIO = Scenario("join", "N nodes join one seed; time until every view agrees", run, 10,
-                    (100, 300), require("converged_s"))
+SCENARIO = Scenario(
+    "join",
+    "N nodes join one seed; time until every view agrees",
+    run,
+    10,
+    (100, 300),
+    require("converged_s"),
+)

@@ -14,9 +14,15 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     start = sim.start_cluster()
     config = sim.config
     # every join's Alive is re-gossiped retransmit_limit times by every node
-    drain = 0.0 if params.formed else config.retransmit_limit(params.nodes) * params.nodes / (
-        max(1, config.gossip_nodes) * 10
-    ) * config.gossip_interval + 10.0
+    drain = (
+        0.0
+        if params.formed
+        else config.retransmit_limit(params.nodes)
+        * params.nodes
+        / (max(1, config.gossip_nodes) * 10)
+        * config.gossip_interval
+        + 10.0
+    )
     sim.planned = start + drain + (params.duration or 60.0)
     sim.advance(start + drain)
     sim.metrics.start_load_window()
@@ -24,5 +30,11 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     return sim.report(drain_s=drain, measured_s=sim.planned - start - drain)
 
 
-SCENARIO = Scenario("load", "steady-state packets and bytes per node per second", run, 10,
-                    (10, 100, 300), large_formed=(1000,))
+SCENARIO = Scenario(
+    "load",
+    "steady-state packets and bytes per node per second",
+    run,
+    10,
+    (10, 100, 300),
+    large_formed=(1000,),
+)

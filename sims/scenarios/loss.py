@@ -20,5 +20,6 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     return sim.report(loss=sim.world.network.default.loss, measured_s=sim.planned - start)
 
 
-SCENARIO = Scenario("loss", "steady loss (5%) for 10 min: false suspicions and deaths", run, 10,
-                    (100,))
+SCENARIO = Scenario(
+    "loss", "steady loss (5%) for 10 min: false suspicions and deaths", run, 10, (100,)
+)

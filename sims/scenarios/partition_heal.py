@@ -15,7 +15,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     world = sim.world
     names = list(world.nodes)
     half = names[: len(names) // 2]
-    world.partition(half, names[len(half):])
+    world.partition(half, names[len(half) :])
     split_for = params.duration or 60.0
     sim.advance(start + split_for)
     split_views = sum(1 for m in world.node(names[0]).core.members() if m.status.is_alive)
@@ -31,5 +31,11 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     )
 
 
-SCENARIO = Scenario("partition-heal", "split in two halves for 60 s, heal; time to re-merge",
-                    run, 10, (100,), require("healed"))
+SCENARIO = Scenario(
+    "partition-heal",
+    "split in two halves for 60 s, heal; time to re-merge",
+    run,
+    10,
+    (100,),
+    require("healed"),
+)

@@ -43,5 +43,11 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     )
 
 
-SCENARIO = Scenario("rejoin", "crash, DOWN everywhere, restart: UP again everywhere", run, 10,
-                    (100,), require("rejoined"))
+SCENARIO = Scenario(
+    "rejoin",
+    "crash, DOWN everywhere, restart: UP again everywhere",
+    run,
+    10,
+    (100,),
+    require("rejoined"),
+)

@@ -24,9 +24,15 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         world.at(at, lambda: world.pause(paused, duration=3.0))
         at += 20.0
     sim.advance(sim.planned)
-    return sim.report(paused=paused, starved=starved, starved_receive_lag_s=1.5, pause_s=3.0,
-                      starved_probe_failures=world.node(starved).counters()["probe_failures"])
+    return sim.report(
+        paused=paused,
+        starved=starved,
+        starved_receive_lag_s=1.5,
+        pause_s=3.0,
+        starved_probe_failures=world.node(starved).counters()["probe_failures"],
+    )
 
 
-SCENARIO = Scenario("slow-node", "a paused and a starved member: no false suspicion of others",
-                    run, 10, (100,))
+SCENARIO = Scenario(
+    "slow-node", "a paused and a starved member: no false suspicion of others", run, 10, (100,)
+)

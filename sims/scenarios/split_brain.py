@@ -33,12 +33,21 @@ EXPECTED: dict[tuple[str, str], int | None] = {
     # listed as by sides(): in 3|2 the oldest member n0 is on the minority (side 1), in
     # 2|2|1 on side 0, in 4|1 alone on side 1; the referee is the
     # first node of side 0 in 3|2 and 4|1 and of side 1 in 2|2|1.
-    ("3|2", "keep-majority"): 0, ("3|2", "static-quorum"): 0, ("3|2", "keep-oldest"): 1,
-    ("3|2", "keep-referee"): 0, ("3|2", "down-all"): None,
-    ("2|2|1", "keep-majority"): None, ("2|2|1", "static-quorum"): None,
-    ("2|2|1", "keep-oldest"): 0, ("2|2|1", "keep-referee"): 1, ("2|2|1", "down-all"): None,
-    ("4|1", "keep-majority"): 0, ("4|1", "static-quorum"): 0, ("4|1", "keep-oldest"): 0,
-    ("4|1", "keep-referee"): 0, ("4|1", "down-all"): None,
+    ("3|2", "keep-majority"): 0,
+    ("3|2", "static-quorum"): 0,
+    ("3|2", "keep-oldest"): 1,
+    ("3|2", "keep-referee"): 0,
+    ("3|2", "down-all"): None,
+    ("2|2|1", "keep-majority"): None,
+    ("2|2|1", "static-quorum"): None,
+    ("2|2|1", "keep-oldest"): 0,
+    ("2|2|1", "keep-referee"): 1,
+    ("2|2|1", "down-all"): None,
+    ("4|1", "keep-majority"): 0,
+    ("4|1", "static-quorum"): 0,
+    ("4|1", "keep-oldest"): 0,
+    ("4|1", "keep-referee"): 0,
+    ("4|1", "down-all"): None,
 }
 
 
@@ -49,7 +58,7 @@ def sides(split: str, names: Sequence[str]) -> list[list[str]]:
     if split in ("3|2", "flapping"):
         return [list(names[two:]), list(names[:two])]
     if split == "2|2|1":
-        return [list(names[:two]), list(names[two:2 * two]), list(names[2 * two:])]
+        return [list(names[:two]), list(names[two : 2 * two]), list(names[2 * two :])]
     if split == "4|1":
         return [list(names[1:]), list(names[:1])]
     raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
@@ -67,7 +76,7 @@ def strategy(rule: str, names: Sequence[str]) -> Strategy:
 
 def _cut(sim: Run, groups: Sequence[Sequence[str]]) -> None:
     for i, first in enumerate(groups):
-        for second in groups[i + 1:]:
+        for second in groups[i + 1 :]:
             sim.world.partition(first, second)
 
 
@@ -96,12 +105,12 @@ def run_case(
             at = last_cut + FLAP_CUT_S
     sim.advance(cut_at + split_for)
     healed_at = world.now
-    serving = sorted({i for i, group in enumerate(groups) for name in group
-                      if name in cluster.serving()})
+    serving = sorted(
+        {i for i, group in enumerate(groups) for name in group if name in cluster.serving()}
+    )
     final = set(cluster.holders())
     world.heal()
-    settled = sim.wait_for(lambda: sim.metrics.converged() and cluster.settled(),
-                           healed_at + 240.0)
+    settled = sim.wait_for(lambda: sim.metrics.converged() and cluster.settled(), healed_at + 240.0)
     end = world.now
     tracker = cluster.trackers[names[0]]
     bound = stable_after_for(params.nodes) + sim.config.gossip_interval
@@ -110,12 +119,15 @@ def run_case(
     late_holders = overlaps(cluster.changes, groups, cut_at + bound, healed_at)
     late_sides = overlaps(cluster.changes, groups, last_cut + names_bound, healed_at)
     after_heal = overlaps(cluster.changes, [names], healed_at, end)
-    stops = [d.time for name, d in cluster.decisions if cut_at <= d.time < healed_at
-             and not d.serving]
-    decided = [d.time for name, d in cluster.decisions if cut_at <= d.time < healed_at
-               and d.stable]
-    holders = [c.time for c in cluster.changes
-               if cut_at <= c.time < healed_at and c.holder and c.node in final]
+    stops = [
+        d.time for name, d in cluster.decisions if cut_at <= d.time < healed_at and not d.serving
+    ]
+    decided = [d.time for name, d in cluster.decisions if cut_at <= d.time < healed_at and d.stable]
+    holders = [
+        c.time
+        for c in cluster.changes
+        if cut_at <= c.time < healed_at and c.holder and c.node in final
+    ]
     problems = []
     # a flapping cut may move seniority (a side that lost re-announces its age), so only
     # "at most one side" is checked for it
@@ -125,11 +137,9 @@ def run_case(
     if len(serving) > 1:
         problems.append(f"{split} {rule}: sides {serving} all serve at the end of the split")
     if late_holders.double_holder_s:
-        problems.append(f"{split} {rule}: two singleton hosts after {bound:.1f} s "
-                        f"({late_holders})")
+        problems.append(f"{split} {rule}: two singleton hosts after {bound:.1f} s ({late_holders})")
     if late_sides.double_side_s and split != "flapping":
-        problems.append(f"{split} {rule}: two sides serve after {names_bound:.1f} s "
-                        f"({late_sides})")
+        problems.append(f"{split} {rule}: two sides serve after {names_bound:.1f} s ({late_sides})")
     if after_heal.double_holder_s:
         problems.append(f"{split} {rule}: two singleton hosts after the heal ({after_heal})")
     if not settled:
@@ -153,14 +163,12 @@ def run_case(
     return sim, case
 
 
-def run(params: Params, progress: Progress, splits: Sequence[str] = SUITE_SPLITS
-        ) -> dict[str, Any]:
+def run(params: Params, progress: Progress, splits: Sequence[str] = SUITE_SPLITS) -> dict[str, Any]:
     """The matrix, as one report (its figures summed, its hash over every case)."""
     params = attrs.evolve(params, nodes=max(params.nodes, 5))
     cases: list[dict[str, Any]] = []
     digest = hashlib.sha256()
-    totals = {"sim_seconds": 0.0, "false_positives": 0, "false_suspicions": 0,
-              "node_seconds": 0.0}
+    totals = {"sim_seconds": 0.0, "false_positives": 0, "false_suspicions": 0, "node_seconds": 0.0}
     combos = [(split, rule) for split in splits for rule in RULES]
     for done, (split, rule) in enumerate(combos):
         sim, case = run_case(params, split, rule, lambda fraction: None)
@@ -180,13 +188,25 @@ def run(params: Params, progress: Progress, splits: Sequence[str] = SUITE_SPLITS
     }
 
 
-SCENARIO = Scenario("split-brain", "each quorum rule against 3|2, 2|2|1 and 4|1 splits: who "
-                    "serves, decision time, overlap", run, 5, (5, 10))
+SCENARIO = Scenario(
+    "split-brain",
+    "each quorum rule against 3|2, 2|2|1 and 4|1 splits: who serves, decision time, overlap",
+    run,
+    5,
+    (5, 10),
+)
 
 
 def _table(rows: list[dict[str, Any]]) -> str:
-    columns = ("last_step_down_s", "failover_s", "last_decision_s", "serving_overlap_s",
-               "holder_overlap_s", "no_holder_s", "heal_settled_s")
+    columns = (
+        "last_step_down_s",
+        "failover_s",
+        "last_decision_s",
+        "serving_overlap_s",
+        "holder_overlap_s",
+        "no_holder_s",
+        "heal_settled_s",
+    )
     lines = ["split | rule | sides serving | " + " | ".join(columns) + " (max over seeds)"]
     for split in SPLITS:
         for rule in RULES:

@@ -20,8 +20,14 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     swarm = Swarm.draw(rng)
     names = [f"n{i}" for i in range(params.nodes)]
     steps = random_schedule(rng, names, swarm, params.duration or 60.0)
-    outcome = run_schedule(params.seed, params.nodes, steps, swarm=swarm,
-                           keep_trace=params.keep_trace, formed=params.formed)
+    outcome = run_schedule(
+        params.seed,
+        params.nodes,
+        steps,
+        swarm=swarm,
+        keep_trace=params.keep_trace,
+        formed=params.formed,
+    )
     if params.on_world is not None:
         params.on_world(outcome.world)
     progress(1.0)
@@ -43,5 +49,11 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     }
 
 
-SCENARIO = Scenario("swarm", "random fault schedule at per-seed rates, then invariants", run, 6,
-                    (10,), require("passed"))
+SCENARIO = Scenario(
+    "swarm",
+    "random fault schedule at per-seed rates, then invariants",
+    run,
+    6,
+    (10,),
+    require("passed"),
+)

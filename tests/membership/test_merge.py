@@ -25,7 +25,10 @@ def address_of(name: str, moved: bool) -> tuple[str, int]:
 
 
 entries = st.tuples(
-    st.sampled_from(NAMES), st.booleans(), st.integers(0, 3), st.sampled_from(list(Status)),
+    st.sampled_from(NAMES),
+    st.booleans(),
+    st.integers(0, 3),
+    st.sampled_from(list(Status)),
     st.sampled_from([b"", b"m"]),
 )
 
@@ -46,12 +49,15 @@ def as_messages(sender: str, state: MemberState) -> list[Any]:
 
 @settings(max_examples=400, deadline=None)
 @example(  # a suspicion already held, confirmed by a push/pull from another member
-    history=[("p1", ("p3", False, 1, Status.UP, b"")),
-             ("p1", ("p2", False, 1, Status.SUSPECT, b""))],
+    history=[
+        ("p1", ("p3", False, 1, Status.UP, b"")),
+        ("p1", ("p2", False, 1, Status.SUSPECT, b"")),
+    ],
     last=("p3", [("p2", False, 1, Status.SUSPECT, b"")]),
 )
 @example(  # our own record at our incarnation with other metadata: refuted
-    history=[], last=("p1", [("n0", False, 0, Status.UP, b"m")]),
+    history=[],
+    last=("p1", [("n0", False, 0, Status.UP, b"m")]),
 )
 @given(
     history=st.lists(st.tuples(st.sampled_from(SENDERS), entries), max_size=10),
@@ -71,8 +77,10 @@ def test_a_push_pull_does_what_its_entries_sent_as_news_do(
     for core in (merged, sent):
         core.take_events()
     sender, rows = last
-    states = [MemberState.of(n, address_of(n, moved), inc, status, meta)
-              for n, moved, inc, status, meta in rows]
+    states = [
+        MemberState.of(n, address_of(n, moved), inc, status, meta)
+        for n, moved, inc, status, meta in rows
+    ]
     deliver(merged, now, sender, PushPull(False, True, tuple(states)), reliable=True)
     for state in states:
         deliver(sent, now, sender, *as_messages(sender, state))
@@ -81,4 +89,3 @@ def test_a_push_pull_does_what_its_entries_sent_as_news_do(
     assert merged.incarnation == sent.incarnation
     assert merged.counters["name_conflicts"] == sent.counters["name_conflicts"]
     assert merged._suspicions == sent._suspicions
-

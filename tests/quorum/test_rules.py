@@ -30,12 +30,14 @@ NAMES = ("a", "b", "c", "d", "e")
 
 def members(*names: str) -> list[MemberInfo]:
     """Members aged in the order given: the first is the oldest."""
-    return [MemberInfo(name, ("10.0.0.1", 7000 + i), started=100 + i)
-            for i, name in enumerate(names)]
+    return [
+        MemberInfo(name, ("10.0.0.1", 7000 + i), started=100 + i) for i, name in enumerate(names)
+    ]
 
 
-def view(me: str, side: str, everyone: str = "abcde",
-         reports: tuple[tuple[str, str], ...] = ()) -> View:
+def view(
+    me: str, side: str, everyone: str = "abcde", reports: tuple[tuple[str, str], ...] = ()
+) -> View:
     return View(me, members(*everyone), frozenset(side), reports)
 
 
@@ -168,16 +170,35 @@ def test_view_must_include_this_node() -> None:
 # -- parser and stable_after ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("rule", [keep_majority(), static_quorum(4), keep_oldest(),
-                                  keep_oldest(down_if_alone=False), keep_referee("node-7"),
-                                  down_all()])
+@pytest.mark.parametrize(
+    "rule",
+    [
+        keep_majority(),
+        static_quorum(4),
+        keep_oldest(),
+        keep_oldest(down_if_alone=False),
+        keep_referee("node-7"),
+        down_all(),
+    ],
+)
 def test_spec_round_trips_through_the_parser(rule: Strategy) -> None:
     assert parse_strategy(rule.spec) == rule
 
 
-@pytest.mark.parametrize("text", ["", "keep-majority:3", "static-quorum", "static-quorum:x",
-                                  "static-quorum:-1", "keep-referee:", "keep-oldest:maybe",
-                                  "majority", "down-all:now"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "keep-majority:3",
+        "static-quorum",
+        "static-quorum:x",
+        "static-quorum:-1",
+        "keep-referee:",
+        "keep-oldest:maybe",
+        "majority",
+        "down-all:now",
+    ],
+)
 def test_parser_refuses_unknown_forms_with_a_typed_error(text: str) -> None:
     with pytest.raises(QuorumConfigError, match="expected keep-majority"):
         parse_strategy(text)
@@ -193,28 +214,36 @@ def test_stable_after_follows_akkas_table() -> None:
 
 
 @st.composite
-def partitions(draw: st.DrawFn) -> tuple[list[MemberInfo], list[frozenset[str]],
-                                         list[tuple[str, str]]]:
+def partitions(
+    draw: st.DrawFn,
+) -> tuple[list[MemberInfo], list[frozenset[str]], list[tuple[str, str]]]:
     count = draw(st.integers(1, 9))
     names = [f"m{i}" for i in range(count)]
     ages = draw(st.lists(st.integers(0, 3), min_size=count, max_size=count))
-    infos = [MemberInfo(n, ("10.0.0.1", 7000 + i), started=a)
-             for i, (n, a) in enumerate(zip(names, ages, strict=True))]
+    infos = [
+        MemberInfo(n, ("10.0.0.1", 7000 + i), started=a)
+        for i, (n, a) in enumerate(zip(names, ages, strict=True))
+    ]
     labels = draw(st.lists(st.integers(0, 3), min_size=count, max_size=count))
-    sides = [frozenset(n for n, label in zip(names, labels, strict=True) if label == side)
-             for side in sorted(set(labels))]
-    reports = draw(st.lists(st.tuples(st.sampled_from(names), st.sampled_from(names)),
-                            max_size=3))
+    sides = [
+        frozenset(n for n, label in zip(names, labels, strict=True) if label == side)
+        for side in sorted(set(labels))
+    ]
+    reports = draw(st.lists(st.tuples(st.sampled_from(names), st.sampled_from(names)), max_size=3))
     return infos, sides, reports
 
 
-RULES = st.one_of(st.just(keep_majority()), st.builds(keep_oldest, st.booleans()),
-                  st.builds(keep_referee, st.sampled_from(["m0", "m3", "nobody"])))
+RULES = st.one_of(
+    st.just(keep_majority()),
+    st.builds(keep_oldest, st.booleans()),
+    st.builds(keep_referee, st.sampled_from(["m0", "m3", "nobody"])),
+)
 
 
 @given(partitions(), RULES)
-def test_at_most_one_side_serves(case: tuple[list[MemberInfo], list[frozenset[str]],
-                                             list[tuple[str, str]]], rule: Strategy) -> None:
+def test_at_most_one_side_serves(
+    case: tuple[list[MemberInfo], list[frozenset[str]], list[tuple[str, str]]], rule: Strategy
+) -> None:
     infos, sides, reports = case
     winners = []
     for side in sides:
@@ -224,7 +253,8 @@ def test_at_most_one_side_serves(case: tuple[list[MemberInfo], list[frozenset[st
         if outcome.serving:
             winners.append(side)
             assert outcome.down == frozenset(m.name for m in infos) - side | (
-                View(me, infos, side, local).indirect)
+                View(me, infos, side, local).indirect
+            )
     assert len(winners) <= 1
 
 
@@ -240,7 +270,7 @@ def test_static_quorum_at_most_one_side_serves_within_its_size(
 
 @given(partitions())
 def test_down_all_no_side_serves_a_split(
-    case: tuple[list[MemberInfo], list[frozenset[str]], list[tuple[str, str]]]
+    case: tuple[list[MemberInfo], list[frozenset[str]], list[tuple[str, str]]],
 ) -> None:
     infos, sides, _ = case
     served = [side for side in sides if down_all().decide(View(min(side), infos, side)).serving]

@@ -36,12 +36,16 @@ def test_flapping_cut_never_has_two_singleton_hosts() -> None:
 
 NAMES = [f"n{i}" for i in range(5)]
 GROUPINGS = st.lists(st.integers(0, 2), min_size=5, max_size=5).filter(
-    lambda labels: len(set(labels)) > 1)
+    lambda labels: len(set(labels)) > 1
+)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**16), rule=st.sampled_from(RULES),
-       schedule=st.lists(st.tuples(GROUPINGS, st.floats(20.0, 60.0)), min_size=1, max_size=3))
+@given(
+    seed=st.integers(0, 2**16),
+    rule=st.sampled_from(RULES),
+    schedule=st.lists(st.tuples(GROUPINGS, st.floats(20.0, 60.0)), min_size=1, max_size=3),
+)
 def test_random_partition_schedules_keep_one_singleton_host_and_reform(
     seed: int, rule: str, schedule: list[tuple[list[int], float]]
 ) -> None:
@@ -52,18 +56,21 @@ def test_random_partition_schedules_keep_one_singleton_host_and_reform(
     assert world.run_until(lambda: metrics.converged() and cluster.settled(), 120.0, poll=0.5)
     bound = stable_after_for(5) + world.config.gossip_interval
     for labels, hold in schedule:
-        groups = [[n for n, label in zip(NAMES, labels, strict=True) if label == side]
-                  for side in sorted(set(labels))]
+        groups = [
+            [n for n, label in zip(NAMES, labels, strict=True) if label == side]
+            for side in sorted(set(labels))
+        ]
         cut = world.now
         for i, first in enumerate(groups):
-            for second in groups[i + 1:]:
+            for second in groups[i + 1 :]:
                 world.partition(first, second)
         world.run_for(hold)
         window = overlaps(cluster.changes, groups, cut + bound, world.now)
         assert window.double_holder_s == 0.0, (labels, window)
         world.heal()
         healed = world.now
-        assert world.run_until(lambda: metrics.converged() and cluster.settled(),
-                               healed + 240.0, poll=0.5), "the cluster did not re-form"
+        assert world.run_until(
+            lambda: metrics.converged() and cluster.settled(), healed + 240.0, poll=0.5
+        ), "the cluster did not re-form"
         after = overlaps(cluster.changes, [NAMES], healed, world.now)
         assert after.double_holder_s == 0.0

@@ -23,10 +23,16 @@ ADDRESS = {name: (f"10.0.0.{i + 1}", 7946) for i, name in enumerate("abcdefg")}
 
 def snapshot(up: str, suspect: str = "", down: str = "", left: str = "") -> list[Member]:
     """Members by status; ``a`` is the oldest, then ``b``, and so on."""
-    statuses = [(n, Status.UP) for n in up] + [(n, Status.SUSPECT) for n in suspect] + \
-        [(n, Status.DOWN) for n in down] + [(n, Status.LEFT) for n in left]
-    return [Member(n, ADDRESS[n], 1, status, encode_meta(age_meta("abcdefg".index(n))))
-            for n, status in statuses]
+    statuses = (
+        [(n, Status.UP) for n in up]
+        + [(n, Status.SUSPECT) for n in suspect]
+        + [(n, Status.DOWN) for n in down]
+        + [(n, Status.LEFT) for n in left]
+    )
+    return [
+        Member(n, ADDRESS[n], 1, status, encode_meta(age_meta("abcdefg".index(n))))
+        for n, status in statuses
+    ]
 
 
 def state_of(tracker: QuorumTracker) -> str:
@@ -43,8 +49,9 @@ def gossip(trackers: dict[str, QuorumTracker], now: float, reach: str | None = N
                     peer.receive(now, payload)
 
 
-def advance(trackers: dict[str, QuorumTracker], start: float, end: float,
-            reach: str | None = None) -> None:
+def advance(
+    trackers: dict[str, QuorumTracker], start: float, end: float, reach: str | None = None
+) -> None:
     """Tick every tracker and deliver heartbeats every half second over [start, end]."""
     for step in range(int((end - start) * 2) + 1):
         now = start + step / 2
@@ -178,9 +185,15 @@ def test_leavers_go_at_once_and_joiners_wait_for_a_clean_view() -> None:
 def test_bad_announcements_are_counted_and_dropped() -> None:
     trackers = cluster()
     a = trackers["a"]
-    for payload in (b"", b"\xff\x00", wire.dumps(["b", b"short", 1, 1]),
-                    wire.dumps([1, b"12345678", 1, 1]), wire.dumps({"b": 1}),
-                    wire.dumps(["b", b"12345678", True, 1]), wire.dumps(["b", b"12345678", 1])):
+    for payload in (
+        b"",
+        b"\xff\x00",
+        wire.dumps(["b", b"short", 1, 1]),
+        wire.dumps([1, b"12345678", 1, 1]),
+        wire.dumps({"b": 1}),
+        wire.dumps(["b", b"12345678", True, 1]),
+        wire.dumps(["b", b"12345678", 1]),
+    ):
         a.receive(1.0, payload)
     assert a.counters["rejected_announcements"] == 7 and state_of(a) == "ok"
 
@@ -197,8 +210,11 @@ def test_a_stale_announcement_does_not_replace_a_newer_one() -> None:
 
 
 def test_tracker_refuses_bad_configuration_and_views_without_itself() -> None:
-    for options in ({"stable_after": 0.0}, {"down_all_when_unstable": -1.0},
-                    {"takeover_margin": float("nan")}):
+    for options in (
+        {"stable_after": 0.0},
+        {"down_all_when_unstable": -1.0},
+        {"takeover_margin": float("nan")},
+    ):
         with pytest.raises(QuorumConfigError):
             QuorumTracker("a", keep_majority(), **options)
     with pytest.raises(ValueError, match="include this node"):
@@ -232,15 +248,24 @@ def test_an_indirectly_connected_node_stops_and_the_rest_down_it() -> None:
     assert trackers["e"].take_decisions()[0].downed
 
 
-@given(st.one_of(st.binary(max_size=64),
-                 st.lists(st.one_of(st.text(max_size=3), st.binary(max_size=9), st.integers(),
-                                    st.booleans(), st.none()), max_size=5).map(wire.dumps)))
+@given(
+    st.one_of(
+        st.binary(max_size=64),
+        st.lists(
+            st.one_of(
+                st.text(max_size=3), st.binary(max_size=9), st.integers(), st.booleans(), st.none()
+            ),
+            max_size=5,
+        ).map(wire.dumps),
+    )
+)
 def test_any_bytes_on_the_channel_are_counted_or_taken_never_raised(payload: bytes) -> None:
     tracker = QuorumTracker("a", keep_majority())
     tracker.observe(0.0, snapshot("ab"))
     tracker.receive(1.0, payload)
-    counted = tracker.counters["rejected_announcements"] + \
-        tracker.counters["announcements_received"]
+    counted = (
+        tracker.counters["rejected_announcements"] + tracker.counters["announcements_received"]
+    )
     assert counted == 1 and state_of(tracker) == "pending"
 
 

@@ -32,7 +32,11 @@ class FakeCore:
     """Heartbeats to everyone; a member silent for ``timeout`` seconds is DOWN."""
 
     def __init__(
-        self, spec: NodeSpec, rng: random.Random, incarnation: int, timeout: float = 3.5,
+        self,
+        spec: NodeSpec,
+        rng: random.Random,
+        incarnation: int,
+        timeout: float = 3.5,
         padding: int = 0,
     ) -> None:
         self.name = spec.name
@@ -88,8 +92,9 @@ class FakeCore:
             for other, other_address, other_incarnation in body["m"]:
                 if other != self.name and other not in self._members:
                     self._heard[other] = now
-                    self._set(now, Member(other, tuple(other_address), other_incarnation,
-                                          Status.UP))
+                    self._set(
+                        now, Member(other, tuple(other_address), other_incarnation, Status.UP)
+                    )
 
     def _set(self, now: float, member: Member) -> None:
         if member.name == self.name:

@@ -70,8 +70,7 @@ class FaultSchedule(RuleBasedStateMachine):
         )
 
 
-FaultSchedule.TestCase.settings = settings(max_examples=40, stateful_step_count=8,
-                                           deadline=None)
+FaultSchedule.TestCase.settings = settings(max_examples=40, stateful_step_count=8, deadline=None)
 TestFaultSchedule = FaultSchedule.TestCase
 
 

@@ -32,9 +32,7 @@ def test_a_formed_cluster_is_converged_at_once_and_stays_quiet() -> None:
     assert metrics.converged()
     assert metrics.false_suspicions == [] and metrics.false_positives == []
     for node in world.nodes.values():
-        assert [m.name for m in node.core.members() if m.status is Status.UP] == sorted(
-            world.nodes
-        )
+        assert [m.name for m in node.core.members() if m.status is Status.UP] == sorted(world.nodes)
         assert node.core.take_events() == []
 
 
@@ -42,8 +40,9 @@ def test_faults_copy_shared_records_instead_of_changing_them() -> None:
     world, metrics = formed_world(12, loss=0.02)
     n1 = world.node("n1").core
     assert isinstance(n1, Swim)
-    originals = [(s, s.incarnation, s.status, s.address) for s in n1._members.values()
-                 if s.name != "n1"]
+    originals = [
+        (s, s.incarnation, s.status, s.address) for s in n1._members.values() if s.name != "n1"
+    ]
     world.run_until(5.0)
     world.crash("n5")  # DOWN everywhere
     world.leave("n6")  # LEFT everywhere

@@ -45,8 +45,7 @@ def test_reliable_channel_is_in_order_and_never_lost() -> None:
 
 def test_reliable_channel_retransmits_lost_frames_late() -> None:
     net = network(loss=0.5, latency=0.001, jitter=0.0)
-    delays = [net.route(i * 10.0, "a", "b", 10, True).deliveries[0] - i * 10.0
-              for i in range(1000)]
+    delays = [net.route(i * 10.0, "a", "b", 10, True).deliveries[0] - i * 10.0 for i in range(1000)]
     on_time = sum(1 for d in delays if d == pytest.approx(0.001))
     once = sum(1 for d in delays if d == pytest.approx(0.201))
     twice = sum(1 for d in delays if d == pytest.approx(0.601))  # 0.2 then 0.4

@@ -18,14 +18,29 @@ from sims.runner import check_determinism, run_one
 from sims.scenarios import SCENARIOS
 
 ROOT = Path(__file__).resolve().parents[2]
-CONTRACT = ("scenario", "nodes", "seed", "trace_hash", "sim_seconds", "wall_seconds",
-            "false_positives", "false_suspicions")
+CONTRACT = (
+    "scenario",
+    "nodes",
+    "seed",
+    "trace_hash",
+    "sim_seconds",
+    "wall_seconds",
+    "false_positives",
+    "false_suspicions",
+)
 
 
 def run_cli(*args: str, hash_seed: str = "0") -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-    return subprocess.run([sys.executable, "-m", "sims", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "sims", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 @pytest.mark.parametrize("name", sorted(SCENARIOS))

@@ -42,22 +42,22 @@ class Counter(Actor):
 
 
 @asynccontextmanager
-async def simulated_systems(
-    net: SimNet, count: int, **options: Any
-) -> AsyncIterator[list[System]]:
+async def simulated_systems(net: SimNet, count: int, **options: Any) -> AsyncIterator[list[System]]:
     """``count`` systems n0..n{count-1} on ``net``, joined through n0."""
     async with trio.open_nursery() as nursery:
         nursery.start_soon(net.serve)
         async with AsyncExitStack() as stack:
             yield [
-                await stack.enter_async_context(open_system(
-                    name=f"n{i}",
-                    bind=format_address(address_for(i)),
-                    seeds=[format_address(address_for(0))] if i else [],
-                    environment=net.environment(f"n{i}", address_for(i), incarnation=1000 + i),
-                    shutdown_timeout=1.0,
-                    **options,
-                ))
+                await stack.enter_async_context(
+                    open_system(
+                        name=f"n{i}",
+                        bind=format_address(address_for(i)),
+                        seeds=[format_address(address_for(0))] if i else [],
+                        environment=net.environment(f"n{i}", address_for(i), incarnation=1000 + i),
+                        shutdown_timeout=1.0,
+                        **options,
+                    )
+                )
                 for i in range(count)
             ]
         nursery.cancel_scope.cancel()
@@ -93,8 +93,11 @@ async def counter_app(net: SimNet) -> list[str]:
         while await systems[0].find("counter") is not None:  # pruned once n2 is DOWN
             await trio.sleep(0.25)
         log.append(f"{trio.current_time():.6f} name gone")
-        errors = [s.cluster.transport.counters["connection_errors"]
-                  for s in systems if s.cluster is not None]
+        errors = [
+            s.cluster.transport.counters["connection_errors"]
+            for s in systems
+            if s.cluster is not None
+        ]
         log.append(f"connection errors {errors}")  # broken streams are no internal errors
     return log
 
@@ -141,19 +144,29 @@ async def split_app(net: SimNet) -> list[str]:
 def test_a_split_brain_rule_decides_on_the_simulated_network_and_replays() -> None:
     first = replay(split_app, 4)
     assert [line.split(" ", 1)[1] for line in first[1]] == [
-        str(["ok"] * 5), str(["ok"] * 3 + ["lost"] * 2), str(["ok"] * 5)
+        str(["ok"] * 5),
+        str(["ok"] * 3 + ["lost"] * 2),
+        str(["ok"] * 5),
     ]
     assert replay(split_app, 4) == first
 
 
 def test_an_actor_application_replays_across_processes_and_hash_seeds() -> None:
     """Nothing in the run may depend on Python's per-process string hashing."""
-    code = ("from tests.sim.test_trio_actors import counter_app, replay; "
-            "print(replay(counter_app, 2)[0])")
+    code = (
+        "from tests.sim.test_trio_actors import counter_app, replay; "
+        "print(replay(counter_app, 2)[0])"
+    )
     hashes = {
-        subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                       env={**os.environ, "PYTHONHASHSEED": hash_seed}, timeout=120,
-                       check=True).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", code],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONHASHSEED": hash_seed},
+            timeout=120,
+            check=True,
+        ).stdout.strip()
         for hash_seed in ("1", "2")
     }
     assert hashes == {replay(counter_app, 2)[0]}

@@ -21,26 +21,27 @@ async def crash_run(seed: int) -> tuple[str, list[Status | None], bool]:
         nursery.start_soon(net.serve)
         async with AsyncExitStack() as stack:
             nodes = [
-                await stack.enter_async_context(open_sim_node(
-                    net, name=f"n{i}", address=address_for(i),
-                    seeds=[address_for(0)] if i else [],
-                ))
+                await stack.enter_async_context(
+                    open_sim_node(
+                        net,
+                        name=f"n{i}",
+                        address=address_for(i),
+                        seeds=[address_for(0)] if i else [],
+                    )
+                )
                 for i in range(NODES)
             ]
             converged = False
             for _ in range(60):  # gossip, or at worst the 30 s push/pull, fills the views
                 await trio.sleep(1.0)
                 converged = all(
-                    sum(m.status is Status.UP for m in node.members()) == NODES
-                    for node in nodes
+                    sum(m.status is Status.UP for m in node.members()) == NODES for node in nodes
                 )
                 if converged:
                     break
             net.crash("n4")
             await trio.sleep(30.0)
-            views = [
-                member.status if (member := node.member("n4")) else None for node in nodes[:4]
-            ]
+            views = [member.status if (member := node.member("n4")) else None for node in nodes[:4]]
         nursery.cancel_scope.cancel()
     return net.trace_hash, views, converged
 

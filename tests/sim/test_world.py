@@ -19,8 +19,9 @@ from .fakecore import LOCAL, FakeCore, fake_factory
 
 
 def cluster(n: int = 4, seed: int = 1, keep_trace: bool = False, **link: float) -> World:
-    world = World(seed, config=LOCAL, link=LinkModel(**link), core_factory=fake_factory,
-                  keep_trace=keep_trace)
+    world = World(
+        seed, config=LOCAL, link=LinkModel(**link), core_factory=fake_factory, keep_trace=keep_trace
+    )
     world.add_nodes(n, stagger=0.1)
     return world
 

@@ -39,8 +39,9 @@ class Partition:
     def cut(self, *groups: Iterable[swimactors.System]) -> None:
         sides = [list(group) for group in groups]
         for side in sides:
-            others = {_cluster(s).node.address for other in sides if other is not side
-                      for s in other}
+            others = {
+                _cluster(s).node.address for other in sides if other is not side for s in other
+            }
             for system in side:
                 self._blocked[system.name] |= others
 
@@ -53,6 +54,5 @@ class Partition:
 async def open_quorum_systems(count: int, **options: Any) -> AsyncIterator[list[swimactors.System]]:
     """``count`` loopback systems with ``options`` (e.g. ``split_brain=``), all quorum ok."""
     async with open_systems(count, config=HEALING, **options) as systems:
-        await until(lambda: all(s.quorum_state in ("ok", "off") for s in systems),
-                    timeout=30.0)
+        await until(lambda: all(s.quorum_state in ("ok", "off") for s in systems), timeout=30.0)
         yield systems

@@ -54,11 +54,20 @@ class NamespaceClient:
 
     @classmethod
     async def start(cls, namespace: str, agent: AgentProcess) -> NamespaceClient:
-        command = ["ip", "netns", "exec", namespace, sys.executable, "-c", _SERVE,
-                   agent.http[0], str(agent.http[1])]
-        return cls(await trio.lowlevel.open_process(
-            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE
-        ))
+        command = [
+            "ip",
+            "netns",
+            "exec",
+            namespace,
+            sys.executable,
+            "-c",
+            _SERVE,
+            agent.http[0],
+            str(agent.http[1]),
+        ]
+        return cls(
+            await trio.lowlevel.open_process(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        )
 
     async def _line(self) -> bytes | None:
         assert self.process.stdout is not None
@@ -103,21 +112,28 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
             async with open_local_cluster(overrides=OVERRIDES, on_line=on_line) as cluster:
                 agents: list[AgentProcess] = []
                 for index, ns in enumerate(topology.hosts):
-                    agents.append(await cluster.start(
-                        f"h{index + 1}",
-                        host=topology.address(index),
-                        port=PORT,
-                        join=[(topology.address(0), PORT)] if index else [],
-                        command_prefix=["ip", "netns", "exec", ns],
-                        app="tests.split_brain.app:setup",
-                        extra_args=["--split-brain", "keep-majority",
-                                    "--stable-after", str(STABLE_AFTER)],
-                    ))
+                    agents.append(
+                        await cluster.start(
+                            f"h{index + 1}",
+                            host=topology.address(index),
+                            port=PORT,
+                            join=[(topology.address(0), PORT)] if index else [],
+                            command_prefix=["ip", "netns", "exec", ns],
+                            app="tests.split_brain.app:setup",
+                            extra_args=[
+                                "--split-brain",
+                                "keep-majority",
+                                "--stable-after",
+                                str(STABLE_AFTER),
+                            ],
+                        )
+                    )
 
                 async def get_json(index: int, path: str) -> Any:
                     if index not in clients:
-                        clients[index] = await NamespaceClient.start(topology.hosts[index],
-                                                                     agents[index])
+                        clients[index] = await NamespaceClient.start(
+                            topology.hosts[index], agents[index]
+                        )
                     return await clients[index].get(path)
 
                 async def health(index: int) -> dict[str, Any]:
@@ -140,8 +156,9 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
                     return len(seen_on) == 1
 
                 output = "\n".join
-                assert await wait_until(lambda: settled(range(5), HOLDER), 40, 0.2) is not None, \
+                assert await wait_until(lambda: settled(range(5), HOLDER), 40, 0.2) is not None, (
                     output(a.output() for a in agents)
+                )
 
                 cut = trio.current_time()
                 topology.cut()
@@ -165,9 +182,11 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
                 # made h1 lose quorum for a moment and give up its seniority (seen under load)
                 healed = await wait_until(lambda: settled(range(5), None), 40, 0.2)
                 assert healed is not None, output(a.output() for a in agents)
-                print(f"\nnetns 3|2: minority lost after {lost_after:.2f} s, singleton failed "
-                      f"over after {failover_after:.2f} s, one counter everywhere {healed:.2f} s "
-                      "after the heal")
+                print(
+                    f"\nnetns 3|2: minority lost after {lost_after:.2f} s, singleton failed "
+                    f"over after {failover_after:.2f} s, one counter everywhere {healed:.2f} s "
+                    "after the heal"
+                )
         finally:
             for client in clients.values():
                 await client.aclose()

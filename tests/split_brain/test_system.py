@@ -53,8 +53,9 @@ async def test_minority_stops_majority_takes_over_and_heal_leaves_one_holder() -
 
             await until(lambda: n2.quorum_state == "lost", timeout=15)
             lost_after = trio.current_time() - cut
-            assert holders(systems, "the-counter") == set() or holders(
-                systems, "the-counter") == {"n2"}  # stopping is asynchronous
+            assert holders(systems, "the-counter") == set() or holders(systems, "the-counter") == {
+                "n2"
+            }  # stopping is asynchronous
             assert n2.split_brain is not None and n2.split_brain.health()["quorum"] == "lost"
             with pytest.raises(QuorumLost):
                 await n2.find("plain")
@@ -72,12 +73,19 @@ async def test_minority_stops_majority_takes_over_and_heal_leaves_one_holder() -
 
             partition.heal()
             await until(lambda: all(s.quorum_state == "ok" for s in systems), timeout=25)
-            await until(lambda: all(registered_on(s, "the-counter") == "n0" for s in systems)
-                        and all(registered_on(s, "plain") == "n2" for s in systems), timeout=10)
+            await until(
+                lambda: (
+                    all(registered_on(s, "the-counter") == "n0" for s in systems)
+                    and all(registered_on(s, "plain") == "n2" for s in systems)
+                ),
+                timeout=10,
+            )
             assert holders(systems, "the-counter") == {"n0"}
             assert await (await n2.find("the-counter")).ask("add") == 2  # type: ignore[union-attr]
-            print(f"\nminority lost after {lost_after:.2f} s, "
-                  f"singleton failed over after {failover_after:.2f} s")
+            print(
+                f"\nminority lost after {lost_after:.2f} s, "
+                f"singleton failed over after {failover_after:.2f} s"
+            )
 
 
 async def test_a_remote_ask_from_the_losing_side_fails_fast() -> None:
@@ -133,9 +141,14 @@ async def test_down_all_stops_every_side_and_the_host_restarts_the_singleton_aft
 
             partition.heal()
             await until(lambda: all(s.quorum_state == "ok" for s in systems), timeout=25)
-            await until(lambda: len(holders(systems, "the-counter")) == 1
-                        and len({registered_on(s, "the-counter") for s in systems}) == 1
-                        and registered_on(systems[0], "the-counter") is not None, timeout=10)
+            await until(
+                lambda: (
+                    len(holders(systems, "the-counter")) == 1
+                    and len({registered_on(s, "the-counter") for s in systems}) == 1
+                    and registered_on(systems[0], "the-counter") is not None
+                ),
+                timeout=10,
+            )
             (holder,) = holders(systems, "the-counter")
             host = systems[0].split_brain
             assert host is not None and holder == host.tracker.singleton_host()
