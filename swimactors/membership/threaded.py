@@ -28,6 +28,7 @@ from typing import Any, Generic, TypedDict, TypeVar
 import outcome
 import trio
 
+from ..errors import SwimactorsError
 from .config import Config
 from .events import DEFAULT_EVENT_BUFFER, EventBuffer, EventsDropped
 from .node import Node, open_node
@@ -45,7 +46,7 @@ RELAY_BUFFER = 65536
 """The membership thread's own subscription, emptied into the subscribers at once."""
 
 
-class NodeClosed(RuntimeError):
+class NodeClosed(SwimactorsError, RuntimeError):
     """The node's membership thread is not running: it was stopped, or it failed."""
 
 
