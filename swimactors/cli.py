@@ -18,6 +18,8 @@ import trio
 from . import __version__
 from .agent.commands import add_commands, read_token
 from .agent.handlers import parse_handler
+from .cli_keys import add_agent_flags, keyring_from
+from .cli_keys import add_commands as add_key_commands
 from .cluster.split_brain import SplitBrainConfig
 from .membership.config import Config, ConfigError
 from .membership.types import parse_address
@@ -179,9 +181,11 @@ def _parser() -> argparse.ArgumentParser:
     agent.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
+    add_agent_flags(agent)
     agent.set_defaults(run=_run_agent)
 
     add_commands(commands, _address)
+    add_key_commands(commands, _address)
     return parser
 
 
@@ -194,7 +198,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     try:
         for seed in seeds:
             _address(seed)
-        config = config_from(args.profile, args.overrides)
+        config = config_from(args.profile, args.overrides).replace(keyring=keyring_from(args))
         split_brain = _split_brain_config(args.split_brain, args.stable_after)
         token = read_token(args.http_token_file)
         handlers = tuple(parse_handler(text) for text in args.event_handler)
@@ -216,6 +220,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         split_brain=split_brain,
         http_token=token,
         event_handlers=handlers,
+        keyring_file=args.keyring_file,
     )
     try:
         trio.run(run_agent, options)

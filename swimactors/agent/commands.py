@@ -24,7 +24,15 @@ from .. import __version__
 from ..membership.types import parse_address
 from .http import HttpError, http_request
 
-__all__ = ["DEFAULT_HTTP", "TOKEN_ENV", "add_commands", "format_members", "read_token"]
+__all__ = [
+    "DEFAULT_HTTP",
+    "TOKEN_ENV",
+    "add_commands",
+    "call_agent",
+    "format_members",
+    "read_token",
+    "run_command",
+]
 
 DEFAULT_HTTP = "127.0.0.1:8946"
 TOKEN_ENV = "SWIMACTORS_HTTP_TOKEN"
@@ -51,7 +59,7 @@ def read_token(path: str | None) -> str | None:
     return os.environ.get(TOKEN_ENV) or None
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
+def call_agent(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
     """One request to the agent: its JSON answer, or a CommandError."""
     address = parse_address(args.http)
     token = read_token(args.token_file) if method != "GET" else None
@@ -107,7 +115,7 @@ def _tag_filters(items: list[str]) -> list[tuple[str, re.Pattern[str]]]:
 
 
 def _members(args: argparse.Namespace) -> None:
-    members: list[dict[str, Any]] = _call(args, "GET", "/v1/members")
+    members: list[dict[str, Any]] = call_agent(args, "GET", "/v1/members")
     tags = _tag_filters(args.tag)
     members = [
         m
@@ -130,7 +138,7 @@ def _members(args: argparse.Namespace) -> None:
 
 
 def _join(args: argparse.Namespace) -> None:
-    answer = _call(args, "POST", "/v1/join", {"addresses": args.addresses})
+    answer = call_agent(args, "POST", "/v1/join", {"addresses": args.addresses})
     if args.format == "json":
         _print_json(answer)
     else:
@@ -138,12 +146,12 @@ def _join(args: argparse.Namespace) -> None:
 
 
 def _leave(args: argparse.Namespace) -> None:
-    answer = _call(args, "POST", "/v1/leave", {})
+    answer = call_agent(args, "POST", "/v1/leave", {})
     print(json.dumps(answer) if args.format == "json" else f"{answer['leaving']} is leaving")
 
 
 def _event(args: argparse.Namespace) -> None:
-    answer = _call(args, "POST", "/v1/event", {"name": args.name, "payload": args.payload})
+    answer = call_agent(args, "POST", "/v1/event", {"name": args.name, "payload": args.payload})
     if args.format == "json":
         _print_json(answer)
     else:
@@ -158,7 +166,7 @@ def _query(args: argparse.Namespace) -> None:
         "tags": dict(item.partition("=")[::2] for item in args.tag),
         "timeout": args.query_timeout,
     }
-    answer = _call(args, "POST", "/v1/query", body)
+    answer = call_agent(args, "POST", "/v1/query", body)
     if args.format == "json":
         _print_json(answer)
         return
@@ -177,16 +185,16 @@ def _describe(entry: dict[str, Any]) -> str:
 
 
 def _monitor(args: argparse.Namespace) -> None:
-    since = 0 if args.backlog else _call(args, "GET", "/v1/events?since=0")["last"]
+    since = 0 if args.backlog else call_agent(args, "GET", "/v1/events?since=0")["last"]
     while True:
-        answer = _call(args, "GET", f"/v1/events?since={since}&wait=10")
+        answer = call_agent(args, "GET", f"/v1/events?since={since}&wait=10")
         for entry in answer["events"]:
             print(json.dumps(entry) if args.format == "json" else _describe(entry), flush=True)
         since = answer["last"]
 
 
 def _info(args: argparse.Namespace) -> None:
-    info = _call(args, "GET", "/v1/info")
+    info = call_agent(args, "GET", "/v1/info")
     if args.format == "json":
         _print_json(info)
         return
@@ -202,7 +210,7 @@ def _tags(args: argparse.Namespace) -> None:
     if any(not sep or not key for key, sep, _ in pairs):
         raise CommandError("--set expects KEY=VALUE", 2)
     body = {"set": {k: v for k, _, v in pairs}, "delete": args.delete}
-    answer = _call(args, "PUT", "/v1/tags", body)
+    answer = call_agent(args, "PUT", "/v1/tags", body)
     if args.format == "json":
         _print_json(answer)
     else:
@@ -212,13 +220,15 @@ def _tags(args: argparse.Namespace) -> None:
 def _version(args: argparse.Namespace) -> None:
     print(f"swimactors {__version__}")
     try:
-        agent = _call(args, "GET", "/v1/info")["agent"]
+        agent = call_agent(args, "GET", "/v1/info")["agent"]
     except CommandError:
         return
     print(f"agent {agent['name']} at {args.http}: swimactors {agent['version']}")
 
 
-def _run(command: Callable[[argparse.Namespace], None]) -> Callable[[argparse.Namespace], int]:
+def run_command(
+    command: Callable[[argparse.Namespace], None],
+) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         try:
             command(args)
@@ -254,7 +264,7 @@ def add_commands(commands: Any, address: Callable[[str], str]) -> None:
             metavar="PATH",
             help=f"bearer token for commands that change state (default ${TOKEN_ENV})",
         )
-        parser.set_defaults(run=_run(run))
+        parser.set_defaults(run=run_command(run))
         return parser
 
     members = command("members", _members, "list the members a running agent sees")

@@ -41,6 +41,7 @@ from .app import AppError, load_app
 from .control import AgentControl
 from .handlers import EventHandlers, HandlerSpec
 from .http import Router, serve_http
+from .keys import keys_router
 from .logs import clock, printable
 
 __all__ = ["AgentOptions", "StartupError", "describe_event", "run_agent", "startup_failure"]
@@ -98,6 +99,8 @@ class AgentOptions:
     http_token: str | None = None
     """Bearer token for the HTTP API's state-changing routes; None: they are refused."""
     event_handlers: tuple[HandlerSpec, ...] = ()
+    keyring_file: str | None = None
+    """Where the keyring came from (``--keyring-file``); key changes are saved back to it."""
 
 
 def describe_event(event: MemberEvent | EventsDropped) -> str:
@@ -170,6 +173,8 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
         ) as system:
             assert system.cluster is not None
             node = system.cluster.node
+            if node.keys is not None and options.keyring_file is not None:
+                node.keys.on_change = lambda ring: ring.save(options.keyring_file or "")
             say = _speaker(node.name, out)
             say(
                 f"agent {node.name} listening on {format_address(node.bound_address)} "
@@ -239,6 +244,8 @@ async def _start_http(
         extra_gauges=None if quorum is None else quorum.metrics,
     )
     control.add_routes(actors_router(system, router))
+    if control.node.keys is not None:
+        keys_router(control.node.keys, router)
     host, port = parse_address(options.http)
     try:
         bound: Address = await nursery.start(serve_http, router, host, port)

@@ -25,6 +25,7 @@ from .config import Config
 from .core import Swim
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
+from .keys import KEYS_CHANNEL, KeyGossip
 from .sealing import OncePerPeer, SealedTransport
 from .transport import NodeTransport, Transport, normalize_source, resolve
 from .types import Address, Member, format_address, parse_address
@@ -52,6 +53,10 @@ class Node:
         self._left = trio.Event()
         self._core_errors = 0
         self._foreign = OncePerPeer("dropping packets from another cluster")
+        self._keys: KeyGossip | None = None
+        if core.config.keyring is not None:
+            self._keys = KeyGossip(core.config.keyring, self._broadcast_keyring)
+            core.register_delegate(KEYS_CHANNEL, self._keys)
 
     # -- what users read -----------------------------------------------------------------
 
@@ -88,6 +93,11 @@ class Node:
         assert member is not None, "the core always knows itself"
         return member
 
+    @property
+    def keys(self) -> KeyGossip | None:
+        """Cluster-wide key rotation (install, use, remove); None without a keyring."""
+        return self._keys
+
     def members(self) -> list[Member]:
         """Every member this node knows, itself included, in any status."""
         return self._core.members()
@@ -102,6 +112,8 @@ class Node:
         counters.update(self._transport.counters)
         counters["events_dropped"] = self._hub.dropped
         counters["driver_errors"] = self._core_errors
+        if self._keys is not None:
+            counters.update(self._keys.counters)
         return counters
 
     def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
@@ -133,6 +145,9 @@ class Node:
         """Join (or re-join) through more members at any time: push/pull with ``seeds``,
         retried with backoff until one answers (ValueError for a malformed address)."""
         self._join(_parse_seeds(seeds))
+
+    def _broadcast_keyring(self, data: bytes) -> None:
+        self.broadcast(KEYS_CHANNEL, data, key=KEYS_CHANNEL)
 
     async def set_meta(self, meta: bytes) -> None:
         """Replace this node's metadata and announce it (raises ValueError if too large)."""

@@ -18,9 +18,19 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
-__all__ = ["KEY_SIZES", "Keyring", "KeyringError", "PlaintextPolicy", "generate_key", "key_id"]
+__all__ = [
+    "KEY_SIZES",
+    "MAX_KEYS",
+    "Keyring",
+    "KeyringError",
+    "PlaintextPolicy",
+    "generate_key",
+    "key_id",
+]
 
 KEY_SIZES = (16, 24, 32)
+MAX_KEYS = 16
+"""Keys a keyring may hold at once (the whole keyring must fit in one gossip packet)."""
 PlaintextPolicy = Literal["refuse", "accept", "send"]
 """What a keyed node does with plaintext: ``refuse`` it (the default), ``accept`` it while
 sending sealed, or ``send`` plaintext while accepting both (the first migration step)."""
@@ -137,6 +147,8 @@ class Keyring:
             if existing != raw:
                 raise KeyringError("two keys share a wire id; generate another key")
             return False
+        if len(self._keys) >= MAX_KEYS:
+            raise KeyringError(f"a keyring holds at most {MAX_KEYS} keys; remove one first")
         self._keys[ident] = raw
         self.version += 1
         return True
