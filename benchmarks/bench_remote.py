@@ -188,10 +188,10 @@ async def _concurrent_asks(system: swimactors.System, count: int) -> tuple[float
 
 def _frames() -> tuple[bytes, bytes]:
     """The exact bytes an ask and a tell of ``Hit(1)`` to "echo"/"count" put on the wire."""
-    from swimactors.actors.remote import ASK, TELL, encode_value
+    from swimactors.actors.protocol import Kind, encode_value
 
-    ask = wire.encode_frame(wire.dumps([ASK, 1, "echo", 1, None, encode_value(Hit(1))]))
-    tell = wire.encode_frame(wire.dumps([TELL, "count", 2, None, encode_value(Hit(1))]))
+    ask = wire.encode_frame(wire.dumps([Kind.ASK, 1, "echo", 1, None, encode_value(Hit(1))]))
+    tell = wire.encode_frame(wire.dumps([Kind.TELL, "count", 2, None, encode_value(Hit(1))]))
     return ask, tell
 
 

@@ -1,6 +1,9 @@
 """Actor messages between nodes over TCP: one connection per node pair, many refs on it.
 
-Each connection carries 4-byte length-prefixed CBOR frames (:mod:`.remote`) both ways.
+Each connection carries 4-byte length-prefixed CBOR frames both ways; what they mean is
+:mod:`.protocol`'s (a sans-IO :class:`~.protocol.PeerSession` per connection), and this
+module only moves their bytes: it dials and accepts, feeds what it reads to the session
+and sends what the session queues, and puts the messages it delivers into mailboxes.
 Senders append encoded frames to the connection's buffer and one writer task sends
 whatever has accumulated in a single ``send_all`` (so a burst of tells shares a syscall).
 Asks are multiplexed by correlation id; replies go back on the connection the ask came in.
@@ -23,9 +26,8 @@ import logging
 import math
 import os
 import socket
-import struct
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from itertools import count
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,26 +37,12 @@ import trio
 
 from .. import wire
 from ..membership.types import format_address
+from . import protocol
 from .cell import ActorCell
-from .errors import ActorStopped, MailboxFull, NodeDown, UndecodableReply, Unsendable
+from .errors import ActorStopped, MailboxFull, NodeDown, UndecodableReply
 from .message import encode_ref, ref_resolver
+from .protocol import PeerSession, ProtocolViolation
 from .ref import READY, ActorRef, Watcher
-from .remote import (
-    ASK,
-    CREDIT,
-    ERROR,
-    HELLO,
-    REPLY,
-    TELL,
-    TERMINATED,
-    UNWATCH,
-    WATCH,
-    decode_error,
-    decode_value,
-    encode_error,
-    encode_value,
-    parse,
-)
 from .reply import Reply
 
 if TYPE_CHECKING:
@@ -169,14 +157,11 @@ class RemoteTarget:
         self._prefix_sender: ActorRef | None = None
 
     def tell_frame(self, msg: Any, sender: ActorRef | None) -> bytes:
-        """The TELL frame for ``msg``: the CBOR of everything but the message is cached
-        per sender, since a sender usually tells the same target many times."""
+        """The TELL frame for ``msg`` (its head cached per sender)."""
         if not self._prefix or sender != self._prefix_sender:
-            head = [TELL, self.path, self.uid, _sender(sender)]
-            self._prefix = wire.cbor_array_header(5) + b"".join(map(wire.dumps, head))
+            self._prefix = protocol.tell_prefix(self.path, self.uid, sender)
             self._prefix_sender = sender
-        body = self._prefix + wire.dumps(encode_value(msg))
-        return _LENGTH.pack(len(body)) + body
+        return protocol.tell_frame(self._prefix, msg)
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         return self.transport.tell(self, msg, sender)
@@ -210,12 +195,7 @@ class _RemoteReply(Reply):
             self._connection.send_reply(self._corr, result)
 
 
-_LENGTH = struct.Struct(">I")
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
-
-
-def _frame(items: list[Any]) -> bytes:
-    return wire.encode_frame(wire.dumps(items))
 
 
 def _sender(ref: ActorRef | None) -> list[Any] | None:
@@ -233,7 +213,7 @@ class _WatchProxy:
 
     def notify_terminated(self, ref: ActorRef, reason: str | None) -> None:
         self.transport.forget_proxy(self.node, ref)
-        self.transport.send_control(self.node, [TERMINATED, ref.path, ref.uid, reason])
+        self.transport.send_control(self.node, protocol.Terminated(ref.path, ref.uid, reason))
 
 
 def _sole_cause(exc: BaseException) -> BaseException:
@@ -243,27 +223,30 @@ def _sole_cause(exc: BaseException) -> BaseException:
     return exc
 
 
+Backlogged = tuple[ActorCell, Any, ActorRef | None, Reply | None]
+
+
 class Connection:
-    """One TCP connection to one peer node: its writer buffer, credit and pending asks."""
+    """One TCP connection to one peer node: the socket side of its :class:`PeerSession`
+    (a writer task, a reader feeding the session) and the deliveries waiting for room."""
 
     def __init__(
         self, transport: ActorTransport, node: str | None, address: Address | None
     ) -> None:
+        config = transport.config
         self.transport = transport
-        self.node = node
-        """The peer's name (None for an inbound connection until its HELLO arrives)."""
         self.address = address
+        self.session: PeerSession[Reply] = PeerSession(
+            transport.host.name,
+            transport.incarnation,
+            config.window,
+            config.max_frame,
+            peer=node,
+            now=trio.current_time(),
+        )
         self.stream: trio.abc.Stream | None = None
-        self.closed = False
         self.reason = ""
-        self.credit = transport.config.window
-        self.peer_window = transport.config.window
-        self.owed = 0
-        """Requests delivered here whose credit the peer has not been given back yet."""
-        self.pending: dict[int, Reply] = {}
-        self.backlog: deque[tuple[ActorCell, Any, ActorRef | None, Reply | None]] = deque()
-        self.last_active = trio.current_time()
-        self._out = bytearray()
+        self.backlog: deque[Backlogged] = deque()
         self._writer: trio.lowlevel.Task | None = None
         self._busy = False
         """The writer task is inside ``send_all``."""
@@ -273,17 +256,19 @@ class Connection:
         self._delivering = False
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
-        self.append(_frame([HELLO, transport.host.name, transport.incarnation, self.credit]))
+
+    @property
+    def node(self) -> str | None:
+        """The peer's name (None for an inbound connection until its HELLO arrives)."""
+        return self.session.peer
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
 
     # -- sending ---------------------------------------------------------------------------
 
-    def append(self, frame: bytes, wake: bool = True) -> None:
-        """Queue bytes; ``wake`` the writer, else the caller will :meth:`write_now`."""
-        self._out += frame
-        if wake:
-            self._wake_writer()
-
-    def _wake_writer(self) -> None:
+    def wake_writer(self) -> None:
         writer = self._writer
         if writer is not None and not self._busy:
             self._writer = None
@@ -293,26 +278,28 @@ class Connection:
         """Send what is queued with one non-blocking ``send`` from this task, sparing a
         switch to the writer task; whatever the socket does not take is the writer's."""
         raw = self._raw
-        if raw is not None and self._out and not self._busy:
+        out = self.session.outgoing
+        if raw is not None and out and not self._busy:
             try:
-                sent = raw.send(self._out, _DONTWAIT)
+                sent = raw.send(out, _DONTWAIT)
             except OSError:  # full (BlockingIOError) or broken: the writer finds out which
                 sent = 0
             if sent:
-                del self._out[:sent]
+                del out[:sent]
                 counters = self.transport.counters
                 counters["writes"] += 1
                 counters["bytes_sent"] += sent
-        if self._out:
-            self._wake_writer()
+        if out:
+            self.wake_writer()
 
     def try_request(self, frame: bytes, wake: bool = True) -> bool:
-        """Queue a request if there is credit for it."""
-        if self.closed:
+        """Queue a request if there is credit for it (``wake``: the writer, else the
+        caller will :meth:`write_now`); :class:`NodeDown` once the connection is closed."""
+        if self.session.closed:
             raise NodeDown(f"connection to {self.node} closed: {self.reason}")
-        if self.credit > 0:
-            self.credit -= 1
-            self.append(frame, wake)
+        if self.session.try_request(frame):
+            if wake:
+                self.wake_writer()
             return True
         return False
 
@@ -322,17 +309,17 @@ class Connection:
             await self._credit_event.wait()
 
     def send_reply(self, corr: int, result: outcome.Outcome[Any], wake: bool = True) -> None:
-        if self.closed:
-            return
         if isinstance(result, outcome.Value):
-            try:
-                items = [REPLY, corr, encode_value(result.value)]
-            except Unsendable as exc:
-                items = encode_error(corr, exc)
+            self.session.reply(corr, result.value)
         else:
             assert isinstance(result, outcome.Error)
-            items = encode_error(corr, result.error)
-        self.append(_frame(items), wake)
+            self.session.fail(corr, result.error)
+        if wake:
+            self.wake_writer()
+
+    def send_control(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
+        self.session.send(frame)
+        self.wake_writer()
 
     # -- the connection's tasks ----------------------------------------------------------
 
@@ -387,7 +374,7 @@ class Connection:
 
     async def _write(self, stream: trio.abc.Stream) -> None:
         while True:
-            if not self._out or self._busy:
+            if not self.session.outgoing or self._busy:
                 self._writer = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
                 continue
@@ -397,11 +384,12 @@ class Connection:
         """Send everything queued in one ``send_all`` (many frames per syscall)."""
         self._busy = True
         try:
-            data, self._out = self._out, bytearray()
+            session = self.session
+            data, session.outgoing = session.outgoing, bytearray()
             self.transport.counters["writes"] += 1
             self.transport.counters["bytes_sent"] += len(data)
             await stream.send_all(data)
-            self.last_active = trio.current_time()
+            session.last_active = trio.current_time()
         finally:
             self._busy = False
 
@@ -410,24 +398,22 @@ class Connection:
         return trio.lowlevel.Abort.SUCCEEDED
 
     async def _read(self, stream: trio.abc.Stream) -> None:
-        decoder = wire.FrameDecoder(self.transport.config.max_frame)
+        session = self.session
         counters = self.transport.counters
         while True:
             chunk = await stream.receive_some(65536)
             if not chunk:
                 self.reason = "closed by the peer"
                 return
-            self.last_active = trio.current_time()
             counters["bytes_received"] += len(chunk)
-            for frame in decoder.feed(chunk):
-                try:
-                    self._handle(parse(frame))
-                except wire.WireError as exc:
-                    return self._reject("rejected_malformed", str(exc))
-                counters["frames_received"] += 1
-            if decoder.error is not None:
-                return self._reject("rejected_oversized", decoder.error)
-            self._return_credit(force=not self.backlog)
+            session.receive_data(chunk, trio.current_time())
+            try:
+                while (event := session.next_event()) is not None:
+                    self._EVENTS[type(event)](self, event)
+                    counters["frames_received"] += 1
+            except ProtocolViolation as exc:
+                return self._reject(exc.counter, str(exc))
+            session.return_credit(force=not self.backlog)
             self.write_now()  # replies and credit, at once
 
     def _reject(self, counter: str, detail: str) -> None:
@@ -437,74 +423,77 @@ class Connection:
 
     async def _watch_idle(self) -> None:
         idle = self.transport.config.idle_timeout
+        session = self.session
         while True:
-            await trio.sleep_until(self.last_active + idle)
-            quiet = trio.current_time() - self.last_active >= idle
-            if quiet and not self.pending and not self.backlog and not self._out:
+            await trio.sleep_until(session.last_active + idle)
+            quiet = trio.current_time() - session.last_active >= idle
+            if quiet and session.is_idle() and not self.backlog:
                 self.reason = "idle"
                 self._scope.cancel()
                 return
             if quiet:
-                self.last_active = trio.current_time()
+                session.last_active = trio.current_time()
 
-    # -- receiving -------------------------------------------------------------------------
+    # -- what the peer said ----------------------------------------------------------------
 
-    def _handle(self, items: list[Any]) -> None:
-        kind = items[0]
-        if self.node is None and kind != HELLO:
-            raise wire.WireError("the first frame must be HELLO")
-        if kind == TELL:
-            _, path, uid, sender, value = items
-            self._deliver(path, uid, sender, value, None)
-        elif kind == ASK:
-            _, corr, path, uid, sender, value = items
-            self._deliver(path, uid, sender, value, corr)
-        elif kind == REPLY:
-            reply = self.pending.pop(items[1], None)
-            if reply is not None:
-                try:
-                    reply.set(outcome.Value(decode_value(items[2])))
-                except wire.WireError as exc:
-                    reply.set(outcome.Error(UndecodableReply(f"from {self.node}: {exc}")))
-        elif kind == ERROR:
-            reply = self.pending.pop(items[1], None)
-            if reply is not None:
-                reply.set(outcome.Error(decode_error(items)))
-        elif kind == CREDIT:
-            self.credit = min(self.credit + items[1], self.transport.config.window)
-            self._credit_event.set()
-            self._credit_event = trio.Event()
-        elif kind == HELLO:
-            self._hello(items[1], items[3])
-        else:
-            self.transport.control(self, items)
+    def _hello(self, frame: protocol.Hello) -> None:
+        if self.address is None:  # an inbound connection: now we know who it is
+            self.transport.identified(self)
 
-    def _hello(self, node: str, window: int) -> None:
-        if self.node is not None and self.node != node:
-            raise wire.WireError(f"HELLO from {node!r} on a connection to {self.node!r}")
-        self.peer_window = max(1, min(window, 65536))
-        if self.node is None:
-            self.node = node
-            self.transport.inbound_identified(self)
+    def _tell(self, frame: protocol.Tell) -> None:
+        self._deliver(frame.path, frame.uid, frame.sender, frame.value, None)
+
+    def _ask(self, frame: protocol.Ask) -> None:
+        self._deliver(frame.path, frame.uid, frame.sender, frame.value, frame.corr)
+
+    def _answered(self, event: protocol.Answered[Reply]) -> None:
+        frame = event.frame
+        if isinstance(frame, protocol.ErrorReply):
+            event.token.set(outcome.Error(protocol.decode_error(frame)))
+            return
+        try:
+            event.token.set(outcome.Value(protocol.decode_value(frame.value)))
+        except wire.WireError as exc:
+            event.token.set(outcome.Error(UndecodableReply(f"from {self.node}: {exc}")))
+
+    def _credit(self, frame: protocol.Credit) -> None:
+        self._credit_event.set()
+        self._credit_event = trio.Event()
+
+    def _watch_frame(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
+        self.transport.control(self, frame)
+
+    _EVENTS: dict[type, Callable[[Connection, Any], None]] = {
+        protocol.Hello: _hello,
+        protocol.Tell: _tell,
+        protocol.Ask: _ask,
+        protocol.Answered: _answered,
+        protocol.Credit: _credit,
+        protocol.Watch: _watch_frame,
+        protocol.Unwatch: _watch_frame,
+        protocol.Terminated: _watch_frame,
+    }
+    """What the driver does with each event of the session."""
 
     def _deliver(
         self, path: str, uid: int, sender: list[Any] | None, value: Any, corr: int | None
     ) -> None:
         """Put a TELL or ASK into its mailbox (or the backlog when the mailbox is full)."""
         host = self.transport.host
+        session = self.session
         reply: Reply | None = None
         try:
-            msg = decode_value(value)
+            msg = protocol.decode_value(value)
             sender_ref = None if sender is None else host.resolve(*sender)
         except wire.WireError as exc:
             self.transport.counters["undecodable_messages"] += 1
             if corr is not None:
-                self.send_reply(corr, outcome.Error(exc), wake=False)
-            self.owed += 1
+                session.fail(corr, exc)
+            session.delivered()
             return
         if path == SYSTEM_PATH and corr is not None:
             self.send_reply(corr, outcome.capture(host.serve_request, msg), wake=False)
-            self.owed += 1
+            session.delivered()
             return
         cell = host.local_cell_at(path, uid)
         if corr is not None:
@@ -513,24 +502,22 @@ class Connection:
             now = cell.ask_now(msg, sender_ref)
             if now is not None:
                 self.send_reply(corr, now, wake=False)
-                self.owed += 1
+                session.delivered()
                 return
         if cell is None:
             host.dead_letters.publish(host.resolve(host.name, path, uid), msg, sender_ref)
             if reply is not None:
                 reply.set(outcome.Error(ActorStopped(f"no actor {path}#{uid} on {host.name}")))
-            self.owed += 1
+            session.delivered()
             return
         if self.backlog or not cell.offer(msg, sender_ref, reply):
-            if len(self.backlog) >= self.peer_window:
-                raise wire.WireError("the peer sent more requests than its window allows")
             self.backlog.append((cell, msg, sender_ref, reply))
             if not self._delivering:
                 assert self._nursery is not None
                 self._delivering = True
                 self._nursery.start_soon(self._drain_backlog)
             return
-        self.owed += 1
+        session.delivered()
 
     async def _drain_backlog(self) -> None:
         """Deliver queued requests in order, each waiting for room in its mailbox."""
@@ -539,31 +526,25 @@ class Connection:
                 cell, msg, sender, reply = self.backlog[0]
                 await cell.put(msg, sender, reply)
                 self.backlog.popleft()
-                self.owed += 1
-                self._return_credit(force=not self.backlog)
-                self._wake_writer()
+                self.session.delivered()
+                self.session.return_credit(force=not self.backlog)
+                self.wake_writer()
         finally:
             self._delivering = False
-
-    def _return_credit(self, force: bool) -> None:
-        if self.owed and (force or self.owed >= max(1, self.peer_window // 4)):
-            self.append(_frame([CREDIT, self.owed]), wake=False)
-            self.owed = 0
 
     # -- closing ---------------------------------------------------------------------------
 
     def close(self, reason: str) -> None:
-        if not self.closed:
+        if not self.session.closed:
             self.reason = self.reason or reason
             self._scope.cancel()
 
     def _close(self) -> None:
-        self.closed = True
+        pending = self.session.close()
         self._scope.cancel()
         self._credit_event.set()
         error = NodeDown(f"connection to {self.node} closed: {self.reason}")
-        pending, self.pending = self.pending, {}
-        for reply in pending.values():
+        for reply in pending:
             reply.set(outcome.Error(error))
         for _cell, _msg, _sender, remote_reply in self.backlog:
             self.transport.counters["dropped_in_flight"] += 1
@@ -644,7 +625,7 @@ class ActorTransport:
         assert connection.node is not None
         self._failures.pop(connection.node, None)
 
-    def inbound_identified(self, connection: Connection) -> None:
+    def identified(self, connection: Connection) -> None:
         assert connection.node is not None
         current = self.connections.get(connection.node)
         if current is None or current.closed:
@@ -709,13 +690,13 @@ class ActorTransport:
     async def ask(
         self, target: RemoteTarget, msg: Any, sender: ActorRef | None, timeout: float | None
     ) -> Any:
-        value = encode_value(msg)
+        value = protocol.encode_value(msg)
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         connection = self.connection(target.node)
         corr = next(self._corr)
-        frame = _frame([ASK, corr, target.path, target.uid, _sender(sender), value])
+        frame = protocol.encode_ask(corr, target.path, target.uid, _sender(sender), value)
         reply = Reply(self.host.stats, target.ref)
-        connection.pending[corr] = reply
+        connection.session.expect(corr, reply)
         try:
             if connection.try_request(frame, wake=False):
                 connection.write_now()
@@ -728,16 +709,18 @@ class ActorTransport:
                 self.host.ask_deadlines.add(deadline, reply)
             return await reply.wait()
         finally:
-            connection.pending.pop(corr, None)
+            connection.session.forget(corr)
 
     async def request(self, node: str, request: Any, timeout: float | None) -> Any:
         """Ask ``node``'s system itself (remote spawn)."""
         return await self.ask(RemoteTarget(self, node, SYSTEM_PATH, 0), request, None, timeout)
 
-    def send_control(self, node: str, items: list[Any]) -> None:
+    def send_control(
+        self, node: str, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated
+    ) -> None:
         """Send a watch-related frame to ``node`` (lost, like a tell, if it is unreachable)."""
         try:
-            self.connection(node).append(_frame(items))
+            self.connection(node).send_control(frame)
         except NodeDown:
             self.counters["undeliverable"] += 1
 
@@ -753,7 +736,7 @@ class ActorTransport:
                 watcher.notify_terminated(target.ref, f"node {target.node} is not a member")
                 return
             watchers = self._watchers[target.ref] = set()
-            self.send_control(target.node, [WATCH, target.path, target.uid])
+            self.send_control(target.node, protocol.Watch(target.path, target.uid))
         watchers.add(watcher)
 
     def unwatch(self, target: RemoteTarget, watcher: Watcher) -> None:
@@ -762,28 +745,32 @@ class ActorTransport:
             watchers.discard(watcher)
             if not watchers:
                 del self._watchers[target.ref]
-                self.send_control(target.node, [UNWATCH, target.path, target.uid])
+                self.send_control(target.node, protocol.Unwatch(target.path, target.uid))
 
     def forget_proxy(self, node: str, ref: ActorRef) -> None:
         proxies = self._proxies.get(node)
         if proxies is not None:
             proxies.pop(ref, None)
 
-    def control(self, connection: Connection, items: list[Any]) -> None:
-        """WATCH, UNWATCH and TERMINATED frames."""
-        kind, path, uid = items[0], items[1], items[2]
+    def control(
+        self,
+        connection: Connection,
+        frame: protocol.Watch | protocol.Unwatch | protocol.Terminated,
+    ) -> None:
+        """WATCH, UNWATCH and TERMINATED frames from ``connection``'s peer."""
         node = connection.node
         assert node is not None
-        if kind == TERMINATED:
+        path, uid = frame.path, frame.uid
+        if isinstance(frame, protocol.Terminated):
             ref = self.resolve(node, path, uid)
             for watcher in self._watchers.pop(ref, ()):
-                watcher.notify_terminated(ref, items[3])
+                watcher.notify_terminated(ref, frame.reason)
             return
         cell = self.host.local_cell_at(path, uid)
         proxies = self._proxies.setdefault(node, {})
-        if kind == WATCH:
+        if isinstance(frame, protocol.Watch):
             if cell is None:
-                self.send_control(node, [TERMINATED, path, uid, "not running"])
+                self.send_control(node, protocol.Terminated(path, uid, "not running"))
             elif cell.ref not in proxies:
                 proxy = proxies[cell.ref] = _WatchProxy(self, node)
                 cell.add_watcher(proxy)

@@ -1,0 +1,500 @@
+"""The actor peer protocol, sans-IO: typed frames, the value codec, and one peer session.
+
+Every frame is one CBOR array whose first item is its :class:`Kind`; :func:`parse` checks
+a frame's whole layout against its kind's row in a table (a malformed frame means a
+broken or hostile peer: the connection is dropped), and builds the frame's class:
+
+    [HELLO, node, incarnation, window]       first frame on a connection, each way
+    [TELL, path, uid, sender, value]         sender: [node, path, uid] or None
+    [ASK, corr, path, uid, sender, value]
+    [REPLY, corr, value]
+    [ERROR, corr, kind, type_name, message, traceback]
+    [CREDIT, n]                              n more requests may be sent (flow control)
+    [WATCH, path, uid] / [UNWATCH, path, uid]
+    [TERMINATED, path, uid, reason]          the watched actor stopped
+
+A value is ``[0, plain CBOR]``, ``[1, [tag, field, ...]]`` for a ``@message`` or
+``[2, node, path, uid]`` for a bare :class:`ActorRef`; it is decoded separately
+(:func:`decode_value`), so a message the receiver cannot decode fails only that message.
+
+:class:`PeerSession` is one connection's protocol state, fed bytes and handing back
+events and bytes, as h11's ``Connection`` is; it does no I/O, owns no task and reads no
+clock.  It keeps the handshake (HELLO each way; an inbound peer is unnamed until its
+HELLO), credit (a node may have at most ``window`` requests the peer has not yet put
+into a mailbox; the peer returns credit as it delivers), the correlation of asks with
+their replies, and the limit on what a peer may have undelivered here.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import attrs
+
+from .. import wire
+from ..errors import RemoteProtocolError
+from .errors import (
+    ActorError,
+    ActorFailed,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    NodeDown,
+    Unsendable,
+)
+from .message import MESSAGES, decode_ref, encode_ref
+from .ref import ActorRef
+
+__all__ = [
+    "MAX_WINDOW",
+    "Answered",
+    "Ask",
+    "Credit",
+    "ErrorReply",
+    "Frame",
+    "Hello",
+    "Kind",
+    "PeerSession",
+    "ProtocolViolation",
+    "Reply",
+    "Tell",
+    "Terminated",
+    "Unwatch",
+    "Watch",
+    "decode_error",
+    "decode_value",
+    "encode",
+    "encode_ask",
+    "encode_error",
+    "encode_value",
+    "parse",
+    "tell_frame",
+    "tell_prefix",
+]
+
+T = TypeVar("T")
+
+MAX_WINDOW = 65536
+"""The largest window a peer may announce (a bigger one is taken as this)."""
+
+
+class Kind(enum.IntEnum):
+    """A frame's first item."""
+
+    HELLO = 0
+    TELL = 1
+    ASK = 2
+    REPLY = 3
+    ERROR = 4
+    CREDIT = 5
+    WATCH = 6
+    UNWATCH = 7
+    TERMINATED = 8
+
+
+# -- the frames -------------------------------------------------------------------------
+
+Sender = list[Any] | None
+"""A sender on the wire: ``[node, path, uid]``, or None."""
+
+
+@attrs.frozen
+class Hello:
+    node: str
+    incarnation: int
+    window: int
+
+
+@attrs.frozen
+class Tell:
+    path: str
+    uid: int
+    sender: Sender
+    value: Any
+
+
+@attrs.frozen
+class Ask:
+    corr: int
+    path: str
+    uid: int
+    sender: Sender
+    value: Any
+
+
+@attrs.frozen
+class Reply:
+    corr: int
+    value: Any
+
+
+@attrs.frozen
+class ErrorReply:
+    corr: int
+    kind: str
+    type_name: str
+    message: str
+    traceback: str
+
+
+@attrs.frozen
+class Credit:
+    n: int
+
+
+@attrs.frozen
+class Watch:
+    path: str
+    uid: int
+
+
+@attrs.frozen
+class Unwatch:
+    path: str
+    uid: int
+
+
+@attrs.frozen
+class Terminated:
+    path: str
+    uid: int
+    reason: str | None
+
+
+Frame = Hello | Tell | Ask | Reply | ErrorReply | Credit | Watch | Unwatch | Terminated
+
+
+def _uint(value: Any) -> bool:
+    return type(value) is int and 0 <= value < 2**63
+
+
+def _ref(value: Any) -> bool:
+    return value is None or (
+        type(value) is list
+        and len(value) == 3
+        and type(value[0]) is str
+        and type(value[1]) is str
+        and _uint(value[2])
+    )
+
+
+def _address(f: list[Any], at: int) -> bool:
+    return type(f[at]) is str and _uint(f[at + 1])
+
+
+_LAYOUTS: dict[int, tuple[type[Frame], Callable[[list[Any]], bool]]] = {
+    Kind.HELLO: (
+        Hello,
+        lambda f: len(f) == 4 and type(f[1]) is str and _uint(f[2]) and _uint(f[3]),
+    ),
+    Kind.TELL: (Tell, lambda f: len(f) == 5 and _address(f, 1) and _ref(f[3])),
+    Kind.ASK: (Ask, lambda f: len(f) == 6 and _uint(f[1]) and _address(f, 2) and _ref(f[4])),
+    Kind.REPLY: (Reply, lambda f: len(f) == 3 and _uint(f[1])),
+    Kind.ERROR: (
+        ErrorReply,
+        lambda f: len(f) == 6 and _uint(f[1]) and all(type(v) is str for v in f[2:]),
+    ),
+    Kind.CREDIT: (Credit, lambda f: len(f) == 2 and _uint(f[1])),
+    Kind.WATCH: (Watch, lambda f: len(f) == 3 and _address(f, 1)),
+    Kind.UNWATCH: (Unwatch, lambda f: len(f) == 3 and _address(f, 1)),
+    Kind.TERMINATED: (
+        Terminated,
+        lambda f: len(f) == 4 and _address(f, 1) and (f[3] is None or type(f[3]) is str),
+    ),
+}
+"""Each kind's class and layout check (see the module docstring)."""
+
+_KINDS: dict[type[Frame], Kind] = {cls: Kind(kind) for kind, (cls, _) in _LAYOUTS.items()}
+
+
+def parse(frame: bytes) -> Frame:
+    """One frame, checked against its kind's layout; :class:`wire.WireError` if not."""
+    items = wire.loads(frame)
+    if type(items) is list and items and type(items[0]) is int:
+        layout = _LAYOUTS.get(items[0])
+        if layout is not None and layout[1](items):
+            return layout[0](*items[1:])
+    raise wire.WireError("malformed actor frame")
+
+
+def encode(frame: Frame) -> bytes:
+    """A frame as length-prefixed bytes for the stream."""
+    items = [_KINDS[type(frame)], *attrs.astuple(frame, recurse=False)]
+    return wire.encode_frame(wire.dumps(items))
+
+
+_LENGTH = struct.Struct(">I")
+
+
+def tell_prefix(path: str, uid: int, sender: ActorRef | None) -> bytes:
+    """The CBOR of a TELL frame up to its value (callers cache it per target and sender,
+    since a sender usually tells one target many times)."""
+    head = [Kind.TELL, path, uid, None if sender is None else encode_ref(sender)]
+    return wire.cbor_array_header(5) + b"".join(map(wire.dumps, head))
+
+
+def encode_ask(corr: int, path: str, uid: int, sender: Sender, value: list[Any]) -> bytes:
+    """An ASK frame for an already encoded value (the hot path skips :func:`encode`)."""
+    return wire.encode_frame(wire.dumps([Kind.ASK, corr, path, uid, sender, value]))
+
+
+def tell_frame(prefix: bytes, msg: Any) -> bytes:
+    """A TELL frame from its cached :func:`tell_prefix` and the message."""
+    body = prefix + wire.dumps(encode_value(msg))
+    return _LENGTH.pack(len(body)) + body
+
+
+# -- values -----------------------------------------------------------------------------
+
+_PLAIN, _MESSAGE, _REF = range(3)
+
+
+def encode_value(value: Any) -> list[Any]:
+    """A message or reply as CBOR data; :class:`Unsendable` if it cannot cross the wire."""
+    if isinstance(value, ActorRef):
+        return [_REF, *encode_ref(value)]
+    if MESSAGES.is_registered(type(value)):
+        return [_MESSAGE, MESSAGES.to_data(value)]
+    try:
+        return [_PLAIN, wire.check_plain(value)]
+    except wire.WireError as exc:
+        raise Unsendable(
+            f"{type(value).__qualname__} cannot go to another node: use plain data or a "
+            f"@message class ({exc})"
+        ) from None
+
+
+def decode_value(data: Any) -> Any:
+    """The inverse of :func:`encode_value` (refs bind through the running system);
+    :class:`wire.WireError` if it does not decode."""
+    if isinstance(data, list) and data:
+        kind = data[0]
+        if kind == _PLAIN and len(data) == 2:
+            return wire.check_plain(data[1])
+        if kind == _MESSAGE and len(data) == 2:
+            return MESSAGES.from_data(data[1])
+        if kind == _REF and len(data) == 4:
+            return decode_ref(data[1:])
+    raise wire.WireError("malformed actor value")
+
+
+_ERROR_KINDS: dict[str, type[ActorError]] = {
+    "failed": ActorFailed,
+    "stopped": ActorStopped,
+    "timeout": AskTimeout,
+    "full": MailboxFull,
+    "down": NodeDown,
+}
+
+
+def encode_error(corr: int, error: BaseException) -> ErrorReply:
+    """The ERROR frame for an ask that failed on this node."""
+    if isinstance(error, ActorFailed):
+        return ErrorReply(corr, "failed", error.type_name, error.message, error.traceback)
+    kind = next((k for k, t in _ERROR_KINDS.items() if isinstance(error, t)), None)
+    if kind is None:  # not an actor error: report it as the recipient failing
+        failed = ActorFailed.from_exception(error)
+        return ErrorReply(corr, "failed", failed.type_name, failed.message, failed.traceback)
+    return ErrorReply(corr, kind, type(error).__qualname__, str(error), "")
+
+
+def decode_error(frame: ErrorReply) -> ActorError:
+    """The typed exception an ERROR frame stands for."""
+    cls = _ERROR_KINDS.get(frame.kind)
+    if cls is None or cls is ActorFailed:
+        return ActorFailed(frame.type_name, frame.message, frame.traceback)
+    return cls(frame.message)
+
+
+# -- the session ------------------------------------------------------------------------
+
+
+class ProtocolViolation(RemoteProtocolError):
+    """The peer broke the protocol; the connection must be dropped.
+
+    ``counter`` names what it did: ``"rejected_malformed"`` or ``"rejected_oversized"``.
+    """
+
+    def __init__(self, counter: str, detail: str) -> None:
+        super().__init__(detail)
+        self.counter = counter
+
+
+@attrs.frozen
+class Answered(Generic[T]):
+    """A REPLY or ERROR for a pending ask: ``token`` is what :meth:`PeerSession.expect`
+    was given for its correlation id."""
+
+    token: T
+    frame: Reply | ErrorReply
+
+
+Event = Hello | Tell | Ask | Answered[Any] | Credit | Watch | Unwatch | Terminated
+
+
+class PeerSession(Generic[T]):
+    """The protocol state of one connection to one peer node (see the module docstring).
+
+    Feed it :meth:`receive_data` and take :meth:`next_event` until None; send what
+    accumulates in :attr:`outgoing`.  ``T`` is what the caller keeps per pending ask.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        incarnation: int,
+        window: int,
+        max_frame: int,
+        peer: str | None = None,
+        now: float = 0.0,
+    ) -> None:
+        self.window = window
+        self.peer = peer
+        """The peer's name (None for an inbound connection until its HELLO arrives)."""
+        self.peer_window = window
+        """The peer's announced window: how much it may have undelivered here."""
+        self.credit = window
+        """Requests this side may still send before the peer returns credit."""
+        self.owed = 0
+        """Requests delivered here whose credit the peer has not been given back yet."""
+        self.undelivered = 0
+        """Requests received and not yet :meth:`delivered`."""
+        self.pending: dict[int, T] = {}
+        """Asks sent on this connection awaiting their reply, by correlation id."""
+        self.outgoing = bytearray()
+        """Bytes to send, in order; the driver sends and removes them."""
+        self.closed = False
+        self.last_active = now
+        self._decoder = wire.FrameDecoder(max_frame)
+        self._frames: deque[bytes] = deque()
+        self.outgoing += encode(Hello(name, incarnation, window))
+
+    # -- sending -------------------------------------------------------------------------
+
+    def try_request(self, frame: bytes) -> bool:
+        """Queue a TELL or ASK if there is credit for it; False when there is none."""
+        if self.credit > 0:
+            self.credit -= 1
+            self.outgoing += frame
+            return True
+        return False
+
+    def expect(self, corr: int, token: T) -> None:
+        """An ASK with ``corr`` is (about to be) sent: its reply will carry ``token``."""
+        self.pending[corr] = token
+
+    def forget(self, corr: int) -> None:
+        """The asker stopped waiting; a reply that still comes is dropped."""
+        self.pending.pop(corr, None)
+
+    def reply(self, corr: int, value: Any) -> None:
+        """Answer the peer's ask ``corr`` (an unsendable value becomes an error reply)."""
+        if self.closed:
+            return
+        try:
+            frame = wire.encode_frame(wire.dumps([Kind.REPLY, corr, encode_value(value)]))
+        except Unsendable as exc:
+            frame = encode(encode_error(corr, exc))
+        self.outgoing += frame
+
+    def fail(self, corr: int, error: BaseException) -> None:
+        """Answer the peer's ask ``corr`` with an error."""
+        if not self.closed:
+            self.outgoing += encode(encode_error(corr, error))
+
+    def send(self, frame: Watch | Unwatch | Terminated) -> None:
+        """Queue a death-watch frame (not flow-controlled)."""
+        self.outgoing += encode(frame)
+
+    def delivered(self) -> None:
+        """One request the peer sent is in a mailbox (or answered, or dead-lettered)."""
+        self.undelivered -= 1
+        self.owed += 1
+
+    def return_credit(self, force: bool) -> None:
+        """Give the peer its credit back: in batches of a quarter window, or all now."""
+        if self.owed and (force or self.owed >= max(1, self.peer_window // 4)):
+            self.outgoing += encode(Credit(self.owed))
+            self.owed = 0
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray, now: float) -> None:
+        """Bytes from the peer (framing only; :meth:`next_event` checks the frames)."""
+        self.last_active = now
+        self._frames.extend(self._decoder.feed(data))
+
+    def next_event(self) -> Event | None:
+        """The next thing the peer said that the driver must act on; None when the
+        bytes so far are used up.  :class:`ProtocolViolation` when the peer broke the
+        protocol (after the events before it)."""
+        while self._frames:
+            try:
+                frame = parse(self._frames.popleft())
+            except wire.WireError as exc:
+                raise ProtocolViolation("rejected_malformed", str(exc)) from None
+            if self.peer is None and not isinstance(frame, Hello):
+                raise ProtocolViolation("rejected_malformed", "the first frame must be HELLO")
+            event = self._RULES[type(frame)](self, frame)
+            if event is not None:
+                return event
+        if self._decoder.error is not None:
+            raise ProtocolViolation("rejected_oversized", self._decoder.error)
+        return None
+
+    def _hello(self, frame: Hello) -> Event:
+        if self.peer is not None and self.peer != frame.node:
+            raise ProtocolViolation(
+                "rejected_malformed", f"HELLO from {frame.node!r} on a connection to {self.peer!r}"
+            )
+        self.peer_window = max(1, min(frame.window, MAX_WINDOW))
+        self.peer = frame.node
+        return frame
+
+    def _request(self, frame: Tell | Ask) -> Event:
+        if self.undelivered >= self.peer_window:
+            raise ProtocolViolation(
+                "rejected_malformed", "the peer sent more requests than its window allows"
+            )
+        self.undelivered += 1
+        return frame
+
+    def _answer(self, frame: Reply | ErrorReply) -> Event | None:
+        token = self.pending.pop(frame.corr, None)
+        return None if token is None else Answered(token, frame)
+
+    def _credit(self, frame: Credit) -> Event:
+        self.credit = min(self.credit + frame.n, self.window)
+        return frame
+
+    def _watch(self, frame: Watch | Unwatch | Terminated) -> Event:
+        return frame
+
+    _RULES: dict[type[Frame], Callable[[PeerSession[Any], Any], Event | None]] = {
+        Hello: _hello,
+        Tell: _request,
+        Ask: _request,
+        Reply: _answer,
+        ErrorReply: _answer,
+        Credit: _credit,
+        Watch: _watch,
+        Unwatch: _watch,
+        Terminated: _watch,
+    }
+    """What each frame does to the session (a table, as h11 keeps its transitions)."""
+
+    # -- closing -------------------------------------------------------------------------
+
+    def close(self) -> list[T]:
+        """The connection is gone: the tokens of the asks still waiting, to fail them."""
+        self.closed = True
+        pending, self.pending = self.pending, {}
+        return list(pending.values())
+
+    def is_idle(self) -> bool:
+        """Nothing pending either way and nothing left to send."""
+        return not self.pending and not self.undelivered and not self.outgoing
