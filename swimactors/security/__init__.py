@@ -1,14 +1,18 @@
 """Keys, sealing of packets and frames (sans-IO) and TLS set-up; see docs/security.md."""
 
+from .handshake import HandshakeError, SealedStream, StreamHandshake
 from .keyring import Keyring, KeyringError, PlaintextPolicy, generate_key
 from .packets import OVERHEAD, PacketSealer, Rejected
 
 __all__ = [
     "OVERHEAD",
+    "HandshakeError",
     "Keyring",
     "KeyringError",
     "PacketSealer",
     "PlaintextPolicy",
     "Rejected",
+    "SealedStream",
+    "StreamHandshake",
     "generate_key",
 ]

@@ -1,21 +1,24 @@
 """Sealing of datagrams and one-way frames with the cluster key (sans-IO, no clock read).
 
-A sealed packet is ``header || AES-GCM(ciphertext || tag)``; the header is authenticated
-with the cluster label as associated data, so a packet from another cluster (wrong key or
-wrong label), a tampered or truncated one, fails to open and is never decoded.
+A sealed packet is ``header || AES-GCM(timestamp || data)``, the cluster label as
+associated data, so a packet from another cluster (wrong key or wrong label), a tampered or
+truncated one, fails to open and is never decoded.
 
-Header (29 bytes)::
+Header (25 bytes)::
 
     0x1c        magic and version (never the first byte of valid CBOR: plaintext and
                 sealed packets are told apart by it)
     key id      4 bytes, names the keyring key
     session     12 random bytes chosen by the sender at start-up
     sequence    8 bytes, counts the sender's packets in this session
-    timestamp   4 bytes, the sender's wall clock in whole seconds
 
+Inside the ciphertext, 4 bytes of the sender's wall clock in whole seconds come first.
 Each session seals with its own key, ``HKDF-SHA256(key, salt=session)``, and the sequence
 number is the nonce, so nonces never repeat under one key however much is sent (random
-96-bit nonces would limit a key to about 2**32 packets).
+96-bit nonces would limit a key to about 2**32 packets).  Every header field is bound by
+the tag without being associated data: the key id and session choose the key, the
+sequence number is the nonce (a fixed associated data is also about 2 us faster per packet
+with ``cryptography`` than one that changes each time).
 
 Replay protection: a receiver keeps, per sender session, the highest sequence number seen
 and a bitmap of the 1,024 before it (IPsec's sliding window), and refuses any packet whose
@@ -41,9 +44,10 @@ from .keyring import Keyring
 __all__ = ["MAGIC", "OVERHEAD", "PacketSealer", "Rejected", "is_sealed"]
 
 MAGIC = 0x1C
-_HEADER = struct.Struct(">B4s12sQI")
+_HEADER = struct.Struct(">B4s12sQ")
+_STAMP = struct.Struct(">I")
 HEADER_SIZE = _HEADER.size
-OVERHEAD = HEADER_SIZE + 16
+OVERHEAD = HEADER_SIZE + 4 + 16
 """Bytes sealing adds to a packet."""
 WINDOW = 1024
 _INFO = b"swimactors packet v1"
@@ -128,11 +132,11 @@ class PacketSealer:
         if cipher is None:
             cipher = self._ciphers[ident] = session_cipher(self.keyring.primary, self._session)
         self._sequence += 1
-        stamp = min(max(int(wall), 0), 0xFFFFFFFF)
-        header = _HEADER.pack(MAGIC, ident, self._session, self._sequence, stamp)
-        nonce = b"\0\0\0\0" + header[17:25]
+        stamp = _STAMP.pack(min(max(int(wall), 0), 0xFFFFFFFF))
+        nonce = self._sequence.to_bytes(12, "big")
         self.counters["sealed_packets"] += 1
-        return header + cipher.encrypt(nonce, data, header + self._label)
+        header = _HEADER.pack(MAGIC, ident, self._session, self._sequence)
+        return header + cipher.encrypt(nonce, stamp + data, self._label)
 
     def open(self, data: bytes, wall: float) -> bytes | Rejected:
         """The plaintext of a sealed packet, or why it was dropped (counted)."""
@@ -149,20 +153,18 @@ class PacketSealer:
             return data
         if len(data) < OVERHEAD:
             return Rejected.TRUNCATED
-        _magic, ident, session, sequence, stamp = _HEADER.unpack_from(data)
+        _magic, ident, session, sequence = _HEADER.unpack_from(data)
         key = self.keyring.lookup(ident)
         if key is None:
             return Rejected.UNKNOWN_KEY
         slot = (ident, session)
         window = self._windows.get(slot)
         cipher = window.cipher if window is not None else session_cipher(key, session)
-        header = data[:HEADER_SIZE]
         try:
-            plain = cipher.decrypt(
-                b"\0\0\0\0" + header[17:25], data[HEADER_SIZE:], header + self._label
-            )
+            plain = cipher.decrypt(sequence.to_bytes(12, "big"), data[HEADER_SIZE:], self._label)
         except InvalidTag:
             return Rejected.FORGED
+        (stamp,) = _STAMP.unpack_from(plain)
         if abs(wall - stamp) > self.keyring.max_age:
             return Rejected.STALE
         if window is None:
@@ -175,7 +177,7 @@ class PacketSealer:
         window.last_seen = wall
         self._windows.move_to_end(slot)
         self.counters["opened_packets"] += 1
-        return plain
+        return plain[4:]
 
     def _new_window(self, slot: tuple[bytes, bytes], cipher: AESGCM, wall: float) -> _Window | None:
         """Track a new sender session, forgetting the least recent one if it has been silent

@@ -1,0 +1,149 @@
+"""The cost of encryption: sealing primitives, and membership with and without a key.
+
+Rows: seal + open of one membership packet (300 and 1,400 bytes) and of one actor frame
+on an authenticated connection (100 bytes, a typical tell), the connection handshake; then
+a membership cluster on loopback run plaintext and keyed, interleaved, ``ROUNDS`` times:
+CPU seconds per node per minute and bytes sent per node per second (medians; the
+plaintext run is the floor of the keyed one).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import timeit
+from typing import Any
+
+import trio
+
+from swimactors.membership import Config
+from swimactors.membership.node import Node, open_node
+from swimactors.security import Keyring, PacketSealer, StreamHandshake
+
+Row = dict[str, Any]
+KEY = b"k" * 32
+ROUNDS = 3
+NODES = 5
+FAST = Config.local().replace(probe_interval=0.2, probe_timeout=0.1, gossip_interval=0.05)
+
+
+def _per_call(function: Any, number: int) -> float:
+    return min(timeit.repeat(function, number=number, repeat=5)) / number
+
+
+def _primitives(quick: bool) -> list[Row]:
+    number = 2000 if quick else 20000
+    rows: list[Row] = []
+    now = time.time()
+    for size in (300, 1400):
+        sender = PacketSealer(Keyring(KEY), "bench")
+        receiver = PacketSealer(Keyring(KEY), "bench")
+        data = b"x" * size
+
+        def round_trip(
+            data: bytes = data, sender: PacketSealer = sender, receiver: PacketSealer = receiver
+        ) -> None:
+            receiver.open(sender.seal(data, now), now)
+
+        rows.append(
+            {
+                "benchmark": "security",
+                "metric": f"packet seal+open {size} B",
+                "value": _per_call(round_trip, number) * 1e6,
+                "unit": "us",
+            }
+        )
+    initiator = StreamHandshake(Keyring(KEY), "bench", "a", initiator=True)
+    responder = StreamHandshake(Keyring(KEY), "bench", "b", initiator=False)
+    proof_i, proof_r = initiator.on_hello(responder.hello()), responder.on_hello(initiator.hello())
+    send, receive = initiator.on_proof(proof_r), responder.on_proof(proof_i)
+    frame = b"x" * 100
+    rows.append(
+        {
+            "benchmark": "security",
+            "metric": "frame seal+open 100 B",
+            "value": _per_call(lambda: receive.open(send.seal(frame)), number) * 1e6,
+            "unit": "us",
+        }
+    )
+
+    def handshake() -> None:
+        i = StreamHandshake(Keyring(KEY), "bench", "a", initiator=True)
+        r = StreamHandshake(Keyring(KEY), "bench", "b", initiator=False)
+        proof_i, proof_r = i.on_hello(r.hello()), r.on_hello(i.hello())
+        i.on_proof(proof_r)
+        r.on_proof(proof_i)
+
+    rows.append(
+        {
+            "benchmark": "security",
+            "metric": "connection handshake (both ends)",
+            "value": _per_call(handshake, number // 10) * 1e6,
+            "unit": "us",
+        }
+    )
+    return rows
+
+
+async def _cluster(config: Config, seconds: float) -> tuple[float, float]:
+    """CPU s per node per minute and bytes sent per node per second, once formed."""
+    async with trio.open_nursery() as nursery:
+        nodes: list[Node] = []
+        done = trio.Event()
+        formed = trio.Event()
+
+        async def run(name: str, task_status: trio.TaskStatus[None]) -> None:
+            seeds = [nodes[0].address] if nodes else []
+            async with open_node(name=name, bind="127.0.0.1:0", seeds=seeds, config=config) as n:
+                nodes.append(n)
+                task_status.started()
+                await done.wait()
+
+        for index in range(NODES):
+            await nursery.start(run, f"n{index}")
+        with trio.fail_after(30):
+            while not all(len(n.members()) == NODES for n in nodes):
+                await trio.sleep(0.05)
+        formed.set()
+        sent = sum(n.counters["udp_bytes_sent"] + n.counters["tcp_bytes_sent"] for n in nodes)
+        cpu, wall = time.process_time(), time.monotonic()
+        await trio.sleep(seconds)
+        cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+        sent = (
+            sum(n.counters["udp_bytes_sent"] + n.counters["tcp_bytes_sent"] for n in nodes) - sent
+        )
+        done.set()
+    return cpu / NODES / wall * 60, sent / NODES / wall
+
+
+def _membership(quick: bool) -> list[Row]:
+    seconds = 3.0 if quick else 10.0
+    plain: list[tuple[float, float]] = []
+    keyed: list[tuple[float, float]] = []
+    for round_ in range(ROUNDS):
+        order = [False, True] if round_ % 2 == 0 else [True, False]
+        for with_key in order:
+            config = FAST.replace(keyring=Keyring(KEY)) if with_key else FAST
+            (keyed if with_key else plain).append(trio.run(_cluster, config, seconds))
+    rows: list[Row] = []
+    for index, (metric, unit) in enumerate(
+        [("membership CPU per node", "cpu-s/min"), ("membership bytes sent per node", "B/s")]
+    ):
+        value = statistics.median(k[index] for k in keyed)
+        floor = statistics.median(p[index] for p in plain)
+        rows.append(
+            {
+                "benchmark": "security",
+                "metric": f"{metric}, keyed ({NODES} nodes, probes every 0.2 s)",
+                "value": value,
+                "unit": unit,
+                "floor": floor,
+                "ratio": value / floor,
+                "note": f"floor: plaintext; medians of {ROUNDS} interleaved runs",
+            }
+        )
+    return rows
+
+
+def run(quick: bool) -> list[Row]:
+    return _primitives(quick) + _membership(quick)

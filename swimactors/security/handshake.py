@@ -1,0 +1,147 @@
+"""The key handshake that opens an actor connection, and the sealed frames after it (sans-IO).
+
+Both ends prove they hold the cluster key before any frame is accepted, and derive fresh
+keys for this one connection::
+
+    each end -> HELLO  = 0x1d | version | key id (4) | nonce (32) | name length (1) | name
+    each end -> PROOF  = HMAC-SHA256(its proof key, transcript)
+    then frames        = AES-GCM(its send key, nonce = frame counter) with the label as AD
+
+The transcript is the label and both hellos, the initiator's first; from it and the key,
+``HKDF-SHA256(key, salt=nonce_i || nonce_r, info=transcript hash)`` gives four keys: a
+proof key and a send key per direction.  Fresh nonces on both sides make every
+connection's keys new (a recorded connection cannot be replayed into another), the roles
+in the derivation stop a reflected proof, and the names in the transcript make each end's
+claimed node name authentic: only a key holder can complete the handshake under a name.
+Frames are opened strictly in order (TCP delivers them so): a dropped, repeated, reordered
+or altered frame fails and the connection must be closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import struct
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from ..errors import SwimactorsError
+from .keyring import Keyring
+
+__all__ = ["HELLO_MAGIC", "HandshakeError", "SealedStream", "StreamHandshake"]
+
+HELLO_MAGIC = 0x1D
+VERSION = 1
+NONCE_SIZE = 32
+MAX_NAME = 255
+TAG_SIZE = 16
+_HELLO_HEAD = struct.Struct(">BB4s32sB")
+
+
+class HandshakeError(SwimactorsError):
+    """The peer did not prove the key (or spoke something else): close the connection."""
+
+
+class SealedStream:
+    """Seals frames we send and opens frames we receive on one authenticated connection."""
+
+    def __init__(self, send_key: bytes, receive_key: bytes, label: bytes) -> None:
+        self._send = AESGCM(send_key)
+        self._receive = AESGCM(receive_key)
+        self._label = label
+        self._sent = 0
+        self._received = 0
+
+    def seal(self, frame: bytes) -> bytes:
+        nonce = self._sent.to_bytes(12, "big")
+        self._sent += 1
+        return self._send.encrypt(nonce, frame, self._label)
+
+    def open(self, frame: bytes) -> bytes:
+        """The plaintext of the next frame; :class:`HandshakeError` if it is not that."""
+        nonce = self._received.to_bytes(12, "big")
+        try:
+            plain = self._receive.decrypt(nonce, frame, self._label)
+        except InvalidTag:
+            raise HandshakeError(
+                "a frame failed to open: altered, replayed or out of order"
+            ) from None
+        self._received += 1
+        return plain
+
+
+class StreamHandshake:
+    """One end of the handshake: send :meth:`hello`, feed the peer's hello to
+    :meth:`on_hello` and send what it returns, feed the peer's proof to :meth:`on_proof`."""
+
+    def __init__(
+        self,
+        keyring: Keyring,
+        label: str,
+        name: str,
+        *,
+        initiator: bool,
+        nonce: bytes | None = None,
+    ) -> None:
+        encoded = name.encode()
+        if not 0 < len(encoded) <= MAX_NAME:
+            raise ValueError("a node name is 1..255 bytes")
+        self._keyring = keyring
+        self._label = label.encode()
+        self._initiator = initiator
+        self._nonce = nonce if nonce is not None else os.urandom(NONCE_SIZE)
+        self._key_id = keyring.primary_id
+        self._hello = _HELLO_HEAD.pack(
+            HELLO_MAGIC, VERSION, self._key_id, self._nonce, len(encoded)
+        )
+        self._hello += encoded
+        self._expected_proof: bytes | None = None
+        self._stream: SealedStream | None = None
+        self.peer_name: str | None = None
+        """The peer's node name, authentic once :meth:`on_proof` returned."""
+
+    def hello(self) -> bytes:
+        return self._hello
+
+    def on_hello(self, frame: bytes) -> bytes:
+        """Check the peer's hello and derive this connection's keys; returns our proof."""
+        if self._expected_proof is not None:
+            raise HandshakeError("a second hello")
+        if len(frame) < _HELLO_HEAD.size + 1:
+            raise HandshakeError("not a handshake hello")
+        magic, version, key_id, nonce, length = _HELLO_HEAD.unpack_from(frame)
+        if magic != HELLO_MAGIC or version != VERSION:
+            raise HandshakeError("not a handshake hello (plaintext peer or another protocol)")
+        if len(frame) != _HELLO_HEAD.size + length:
+            raise HandshakeError("malformed hello")
+        try:
+            peer_name = frame[_HELLO_HEAD.size :].decode()
+        except UnicodeDecodeError:
+            raise HandshakeError("malformed hello") from None
+        # the initiator's primary key is used: the responder follows if it holds it
+        key = self._keyring.lookup(self._key_id if self._initiator else key_id)
+        if key is None:
+            raise HandshakeError("the peer's key is not in our keyring")
+        first, second = (self._hello, frame) if self._initiator else (frame, self._hello)
+        transcript = hashlib.sha256(self._label + b"\0" + first + second).digest()
+        salt = (self._nonce + nonce) if self._initiator else (nonce + self._nonce)
+        material = HKDF(hashes.SHA256(), 128, salt=salt, info=transcript).derive(key)
+        proof_i, proof_r, send_i, send_r = (material[i : i + 32] for i in range(0, 128, 32))
+        mine, theirs = (proof_i, proof_r) if self._initiator else (proof_r, proof_i)
+        self._expected_proof = hmac.new(theirs, transcript, "sha256").digest()
+        send, receive = (send_i, send_r) if self._initiator else (send_r, send_i)
+        self._stream = SealedStream(send, receive, self._label)
+        self.peer_name = peer_name
+        return hmac.new(mine, transcript, "sha256").digest()
+
+    def on_proof(self, frame: bytes) -> SealedStream:
+        """Check the peer's proof: the connection's sealed stream once it holds."""
+        if self._expected_proof is None or self._stream is None:
+            raise HandshakeError("a proof before the hello")
+        if not hmac.compare_digest(frame, self._expected_proof):
+            raise HandshakeError("the peer did not prove the key (another key or label)")
+        return self._stream
