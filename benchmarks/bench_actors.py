@@ -1,13 +1,18 @@
-"""Actor runtime speed against raw trio floors measured in the same run.
+"""Actor runtime speed against raw floors measured in the same run, interleaved.
 
-Floors: a task reading a bounded ``trio.open_memory_channel`` fed by awaited sends (tell),
-a request/reply built from two such channels (ask), and a bare ``nursery.start_soon`` task
-waiting on a channel (spawn + stop).  Pykka and Thespian are measured when installed (the
-``bench`` extra).  Every figure is the median of several runs.
+Floors: for tell, a task draining a bounded ``collections.deque`` that the sender fills
+without a scheduler trip until it is full (what a mailbox can at best be on trio), and, for
+scale, a bounded ``trio.open_memory_channel`` fed by awaited sends; for ask, a round trip
+through an ``asyncio`` Future (the asker parks on a future that the server task resolves)
+and a request/reply over two trio channels; for spawn + stop, a bare
+``nursery.start_soon`` task waiting on a channel.  Pykka and Thespian are measured when
+installed (the ``bench`` extra).  Every figure is the median of several pairs.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -81,6 +86,49 @@ def floor_tell(n: int) -> float:
     return _timed(main)
 
 
+def floor_deque_tell(n: int, room: int = 1024) -> float:
+    """A sender appending to a bounded deque, a reader draining it whole each time it
+    runs; each parks on trio's lowest-level primitive only when it must."""
+
+    async def main() -> float:
+        queue: collections.deque[int] = collections.deque()
+        parked: list[trio.lowlevel.Task | None] = [None, None]  # reader, sender
+
+        def wake(index: int) -> None:
+            task = parked[index]
+            if task is not None:
+                parked[index] = None
+                trio.lowlevel.reschedule(task)
+
+        async def park(index: int) -> None:
+            parked[index] = trio.lowlevel.current_task()
+            await trio.lowlevel.wait_task_rescheduled(lambda _: trio.lowlevel.Abort.FAILED)
+
+        async def reader() -> None:
+            seen = 0
+            while seen < n:
+                while queue:
+                    queue.popleft()
+                    seen += 1
+                wake(1)
+                if seen < n:
+                    await park(0)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(reader)
+            start = time.perf_counter()
+            for i in range(n):
+                if len(queue) >= room:
+                    wake(0)
+                    await park(1)
+                queue.append(i)
+                wake(0)
+            wake(0)
+        return n / (time.perf_counter() - start)
+
+    return _timed(main)
+
+
 def actors_tell(n: int) -> float:
     async def main() -> float:
         async with swimactors.open_system() as system:
@@ -119,6 +167,45 @@ def floor_ask(n: int) -> float:
         return elapsed / n * 1e6
 
     return _timed(main)
+
+
+def floor_future_ask(n: int) -> float:
+    """An asyncio round trip: the asker queues a Future, the server task resolves it."""
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        inbox: collections.deque[tuple[int, asyncio.Future[int]] | None] = collections.deque()
+        idle: list[asyncio.Future[None] | None] = [None]
+
+        async def server() -> None:
+            while True:
+                while inbox:
+                    item = inbox.popleft()
+                    if item is None:
+                        return
+                    item[1].set_result(item[0])
+                idle[0] = loop.create_future()
+                await idle[0]
+
+        def post(item: tuple[int, asyncio.Future[int]] | None) -> None:
+            inbox.append(item)
+            waiting = idle[0]
+            if waiting is not None and not waiting.done():
+                waiting.set_result(None)
+
+        task = loop.create_task(server())
+        await asyncio.sleep(0)
+        start = time.perf_counter()
+        for i in range(n):
+            reply: asyncio.Future[int] = loop.create_future()
+            post((i, reply))
+            await reply
+        elapsed = time.perf_counter() - start
+        post(None)
+        await task
+        return elapsed / n * 1e6
+
+    return asyncio.run(main())
 
 
 def actors_ask(n: int, actor: Callable[[], Actor] = Sink) -> float:
@@ -303,9 +390,7 @@ def run(quick: bool) -> list[Row]:
         value = statistics.median(o for _, o in pairs)
         lower_is_better = unit.startswith("us")
         ratio = floor_value / value if lower_is_better else value / floor_value
-        rows.append(
-            {"benchmark": bench, "metric": "trio floor", "value": floor_value, "unit": unit}
-        )
+        rows.append({"benchmark": bench, "metric": "floor", "value": floor_value, "unit": unit})
         rows.append(
             {
                 "benchmark": bench,
@@ -319,18 +404,32 @@ def run(quick: bool) -> list[Row]:
         )
 
     compare(
-        "tell",
+        "tell vs deque-drain floor",
+        "msg/s",
+        lambda: actors_tell(tell_n),
+        lambda: floor_deque_tell(tell_n),
+        f"{tell_n:,} msgs, one actor; ratio = ours / floor",
+    )
+    compare(
+        "tell vs awaited channel sends",
         "msg/s",
         lambda: actors_tell(tell_n),
         lambda: floor_tell(tell_n),
-        f"{tell_n:,} msgs, one actor; ratio = speed-up over the floor",
+        "a bounded memory channel, one awaited send a message (for scale)",
     )
     compare(
-        "ask",
+        "ask vs asyncio Future",
+        "us/op",
+        lambda: actors_ask(ask_n),
+        lambda: floor_future_ask(ask_n),
+        f"{ask_n:,} sequential round trips, async receive; ratio = floor / ours",
+    )
+    compare(
+        "ask vs two trio channels",
         "us/op",
         lambda: actors_ask(ask_n),
         lambda: floor_ask(ask_n),
-        f"{ask_n:,} sequential round trips, async receive; ratio = floor / ours",
+        "request/reply over two memory channels; ratio = floor / ours",
     )
     compare(
         "ask (def receive)",

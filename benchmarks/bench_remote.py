@@ -3,7 +3,9 @@
 The far side always runs in a second process (``python -m benchmarks.bench_remote serve
 ...``), so both sides have their own interpreter as on two machines.  Floors: a raw trio
 TCP echo of the very frame an ask sends (4-byte length prefix + CBOR), and the same echo
-streaming the very frame a tell sends, one ``send_all`` per frame (and, for scale, 64).
+streaming the very frame a tell sends, 64 frames per ``send_all`` (what batching a burst
+can reach) and one per ``send_all``.  Floor and swimactors runs alternate, ``PAIRS``
+times; rows give medians and the median of the per-pair ratios.
 """
 
 from __future__ import annotations
@@ -26,6 +28,13 @@ from swimactors.membership import Config
 Row = dict[str, Any]
 
 CONFIG = Config.local()
+PAIRS = 3
+FLOORS = {
+    "floor p50": "raw trio echo of the same frame",
+    "floor p99": "raw trio echo of the same frame",
+    "batched": "raw trio stream of the same frame, 64 frames a send_all",
+    "one frame": "raw trio stream of the same frame, one send_all a frame",
+}
 
 
 @swimactors.message("bench.Hit")
@@ -34,7 +43,7 @@ class Hit:
 
 
 class Echo(Actor):
-    def receive(self, msg: Any, ctx: Context) -> Any:
+    async def receive(self, msg: Any, ctx: Context) -> Any:
         return msg
 
 
@@ -195,62 +204,66 @@ def _frames() -> tuple[bytes, bytes]:
     return ask, tell
 
 
+async def _pair(
+    raw_port: int, system: swimactors.System, frames: tuple[bytes, bytes], sizes: tuple[int, int]
+) -> dict[str, Any]:
+    """One floor run and one swimactors run, back to back, of every figure."""
+    (ask_frame, tell_frame), (trips, tells) = frames, sizes
+    floor = await _raw_round_trips(raw_port, ask_frame, trips)
+    one_frame = await _raw_stream_rate(raw_port, tell_frame, tells // 4, 1)
+    batched = await _raw_stream_rate(raw_port, tell_frame, tells, 64)
+    asks = await _ask_round_trips(system, trips)
+    rate = await _tell_rate(system, tells)
+    return {
+        "floor p50": statistics.median(floor) * 1e6,
+        "floor p99": _percentile(floor, 0.99) * 1e6,
+        "ask p50": statistics.median(asks) * 1e6,
+        "ask p99": _percentile(asks, 0.99) * 1e6,
+        "one frame": one_frame,
+        "batched": batched,
+        "tell": rate,
+    }
+
+
 async def _measure(quick: bool) -> list[Row]:
     trips = 500 if quick else 3000
     tells = 20_000 if quick else 200_000
     concurrent = 1000
-    ask_frame, tell_frame = _frames()
-    rows: list[Row] = []
-    async with _far("raw") as raw_port:
-        await _raw_round_trips(raw_port, ask_frame, 200)  # warm up
-        floor = await _raw_round_trips(raw_port, ask_frame, trips)
-        floor_rate = statistics.median(
-            [await _raw_stream_rate(raw_port, tell_frame, tells // 4, 1) for _ in range(3)]
-        )
-        batched_rate = statistics.median(
-            [await _raw_stream_rate(raw_port, tell_frame, tells // 4, 64) for _ in range(3)]
-        )
-    async with _far("system") as port, _client(port) as system:
+    frames = _frames()
+    async with _far("raw") as raw_port, _far("system") as port, _client(port) as system:
+        await _raw_round_trips(raw_port, frames[0], 200)  # warm up
         await _ask_round_trips(system, 200)  # warm up: connection, caches
-        asks = await _ask_round_trips(system, trips)
-        rate = statistics.median([await _tell_rate(system, tells) for _ in range(3)])
+        pairs = [await _pair(raw_port, system, frames, (trips, tells)) for _ in range(PAIRS)]
         burst_rate, burst = await _concurrent_asks(system, concurrent)
-    p50, floor50 = statistics.median(asks) * 1e6, statistics.median(floor) * 1e6
-    rows.append(_row("remote ask round trip", "p50", p50, "µs", floor50))
-    rows.append(
-        _row(
-            "remote ask round trip",
-            "p99",
-            _percentile(asks, 0.99) * 1e6,
-            "µs",
-            _percentile(floor, 0.99) * 1e6,
-        )
-    )
-    rows.append(
-        _row(
-            "remote tell, one sender",
-            "throughput",
-            rate,
-            "msg/s",
-            floor_rate,
-            note="floor: raw echo, one frame per send_all",
-        )
-    )
-    rows.append(
-        _row(
-            "raw echo, 64 frames per send_all",
-            "throughput",
-            batched_rate,
-            "msg/s",
-            None,
-            note="for scale: what coalescing alone buys",
-        )
-    )
+    rows = [
+        _paired(pairs, "remote ask round trip, async receive", "p50", "ask p50", "floor p50"),
+        _paired(pairs, "remote ask round trip, async receive", "p99", "ask p99", "floor p99"),
+        _paired(pairs, "remote tell, one sender", "vs batched raw floor", "tell", "batched"),
+        _paired(pairs, "remote tell, one sender", "vs one frame a write", "tell", "one frame"),
+    ]
     rows.append(_row(f"{concurrent} concurrent asks", "throughput", burst_rate, "asks/s", None))
     rows.append(
         _row(f"{concurrent} concurrent asks", "p99", _percentile(burst, 0.99) * 1e3, "ms", None)
     )
     return rows
+
+
+def _paired(pairs: list[dict[str, Any]], benchmark: str, metric: str, ours: str, floor: str) -> Row:
+    """Medians over the pairs and the median of the per-pair ratios."""
+    ratios = [p[ours] / p[floor] for p in pairs]
+    unit = "µs" if "p50" in ours or "p99" in ours else "msg/s"
+    row = _row(
+        benchmark,
+        metric,
+        statistics.median(p[ours] for p in pairs),
+        unit,
+        statistics.median(p[floor] for p in pairs),
+    )
+    row["ratio"] = statistics.median(ratios)
+    row["note"] = f"{FLOORS[floor]}; {len(pairs)} pairs, ratios " + ", ".join(
+        f"{r:.2f}" for r in ratios
+    )
+    return row
 
 
 def _row(
