@@ -21,7 +21,8 @@ A value is ``[0, plain CBOR]``, ``[1, [tag, field, ...]]`` for a ``@message`` or
 events and bytes, as h11's ``Connection`` is; it does no I/O, owns no task and reads no
 clock.  It keeps the handshake (HELLO each way; an inbound peer is unnamed until its
 HELLO), credit (a node may have at most ``window`` requests the peer has not yet put
-into a mailbox; the peer returns credit as it delivers), the correlation of asks with
+into a mailbox; the peer returns credit as it delivers, on frames it sends anyway or
+alone past half the window), the correlation of asks with
 their replies, and the limit on what a peer may have undelivered here.
 """
 
@@ -400,24 +401,30 @@ class PeerSession(Generic[T]):
         except Unsendable as exc:
             frame = encode(encode_error(corr, exc))
         self.outgoing += frame
+        self.return_credit()
 
     def fail(self, corr: int, error: BaseException) -> None:
         """Answer the peer's ask ``corr`` with an error."""
         if not self.closed:
             self.outgoing += encode(encode_error(corr, error))
+            self.return_credit()
 
     def send(self, frame: Watch | Unwatch | Terminated) -> None:
         """Queue a death-watch frame (not flow-controlled)."""
         self.outgoing += encode(frame)
+        self.return_credit()
 
     def delivered(self) -> None:
         """One request the peer sent is in a mailbox (or answered, or dead-lettered)."""
         self.undelivered -= 1
         self.owed += 1
 
-    def return_credit(self, force: bool) -> None:
-        """Give the peer its credit back: in batches of a quarter window, or all now."""
-        if self.owed and (force or self.owed >= max(1, self.peer_window // 4)):
+    def return_credit(self) -> None:
+        """Give the peer its credit back lazily: on frames that go out anyway (a reply
+        carries it: one write each way per ask), alone only once half its window is owed.
+        A peer out of credit has a whole window owed here once those are delivered, so
+        it always gets credit back."""
+        if self.owed and (self.outgoing or self.owed >= max(1, self.peer_window // 2)):
             self.outgoing += encode(Credit(self.owed))
             self.owed = 0
 

@@ -413,8 +413,8 @@ class Connection:
                     counters["frames_received"] += 1
             except ProtocolViolation as exc:
                 return self._reject(exc.counter, str(exc))
-            session.return_credit(force=not self.backlog)
-            self.write_now()  # replies and credit, at once
+            session.return_credit()
+            self.write_now()  # replies and the credit they carry, at once
 
     def _reject(self, counter: str, detail: str) -> None:
         self.transport.counters[counter] += 1
@@ -527,7 +527,7 @@ class Connection:
                 await cell.put(msg, sender, reply)
                 self.backlog.popleft()
                 self.session.delivered()
-                self.session.return_credit(force=not self.backlog)
+                self.session.return_credit()
                 self.wake_writer()
         finally:
             self._delivering = False

@@ -112,24 +112,41 @@ def test_credit_runs_out_and_comes_back_as_the_peer_delivers() -> None:
     assert [event.value for event in events] == [encode_value(n) for n in range(4)]
     assert all(isinstance(event, Tell) for event in events)
     assert b.undelivered == 4
-    b.return_credit(force=True)  # nothing delivered yet: nothing to return
+    b.return_credit()  # nothing delivered yet: nothing to return
     assert pump(b, a) == []
     b.delivered()
-    b.return_credit(force=False)  # one of a window of 4: a batch is a quarter window
-    assert pump(b, a) == [Credit(1)]
-    assert a.credit == 1 and tell(a, "x", 4) and not tell(a, "x", 5)
-    for _ in range(3):
+    b.return_credit()  # one of a window of 4, and nothing going out: kept
+    assert pump(b, a) == []
+    b.delivered()
+    b.return_credit()  # half the window: returned in a frame of its own
+    assert pump(b, a) == [Credit(2)]
+    assert a.credit == 2 and tell(a, "x", 4) and tell(a, "x", 5) and not tell(a, "x", 6)
+    for _ in range(2):
         b.delivered()
-    b.return_credit(force=True)
-    assert pump(b, a) == [Credit(3)]
-    assert a.credit == 3
+    b.return_credit()
+    assert pump(b, a) == [Credit(2)]
+    assert a.credit == 2
+
+
+def test_credit_rides_on_the_reply_so_an_ask_is_one_write_each_way() -> None:
+    a, b = pair(window=8)
+    handshake(a, b)
+    assert ask(a, 1, "x")
+    assert [type(event) for event in pump(a, b)] == [Ask]
+    b.delivered()
+    b.return_credit()  # the ask is in a mailbox: its credit waits for the reply
+    assert b.outgoing == bytearray()
+    b.reply(1, "y")
+    events = pump(b, a)
+    assert [type(event) for event in events] == [Answered, Credit]
+    assert events[1] == Credit(1) and a.credit == 8
 
 
 def test_credit_never_exceeds_the_window() -> None:
     a, b = pair(window=2)
     handshake(a, b)
     b.owed = 10  # a confused peer returning more than it was sent
-    b.return_credit(force=True)
+    b.return_credit()
     pump(b, a)
     assert a.credit == 2
 
@@ -252,7 +269,6 @@ def test_idle_means_nothing_pending_either_way() -> None:
     assert not b.is_idle()
     b.delivered()
     b.reply(1, "y")
-    b.return_credit(force=True)
     pump(b, a)
     assert a.is_idle() and b.is_idle()
 

@@ -255,3 +255,24 @@ async def test_api_boundaries_give_typed_errors() -> None:
             await local.spawn_on("elsewhere", "anything")
         await local.spawn(Counter, name="here", public=True)
         assert local.names() == ["here"] and local.has_actor("here")
+
+
+class AsyncEcho(Actor):
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return msg
+
+
+async def test_a_remote_ask_is_one_write_each_way() -> None:
+    """The asked node's credit rides on its reply instead of a CREDIT write of its own."""
+    asks = 200
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(AsyncEcho, name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            await ref.ask(0)  # the connection is up
+            counters = [s.cluster.transport.counters for s in (a, b) if s.cluster is not None]
+            before = [c["writes"] for c in counters]
+            for n in range(asks):
+                assert await ref.ask(n) == n
+            writes = [c["writes"] - w for c, w in zip(counters, before, strict=True)]
+    assert all(asks <= w <= asks * 1.05 for w in writes), writes
