@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench sim lint clean
+.PHONY: test demo bench sim lint clean example-web
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ test: lint
 
 demo: $(STAMP)
 	$(PY) -m swimactors.demo
+
+example-web: $(STAMP)
+	$(PY) -m examples.web
 
 sim: $(STAMP)
 	$(PY) -m sims suite --large

@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import trio
@@ -40,6 +40,7 @@ from ..actors.transport import TCP, ActorNetwork, ActorTransport, Address, Trans
 from ..membership import MemberDown, MemberLeft, Status, decode_meta
 from ..membership.config import Config
 from ..membership.meta import encode_meta
+from ..membership.mirror import open_mirrored_node
 from ..membership.node import DEFAULT_PORT, Node, open_node
 from ..membership.transport import NodeTransport
 from ..membership.types import parse_address
@@ -328,6 +329,7 @@ async def open_system(
     supervision: Strategy = DEFAULT_STRATEGY,
     shutdown_timeout: float = 10.0,
     environment: Environment | None = None,
+    membership_thread: bool = False,
 ) -> AsyncIterator[System]:
     """Run a :class:`System` for the life of the block.
 
@@ -347,6 +349,8 @@ async def open_system(
     ``split_brain`` (a :mod:`swimactors.quorum` rule or a :class:`SplitBrainConfig`)
     decides which side of a partition keeps serving (docs/split-brain.md).
     ``environment`` replaces the sockets and the wall clock (for simulation).
+    ``membership_thread`` runs the membership node on a thread of its own, so an actor
+    that blocks the loop does not get this node suspected (docs/guide.md).
     """
     check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
     quorum = None if split_brain is None else SplitBrainConfig.of(split_brain)
@@ -370,7 +374,9 @@ async def open_system(
         tags[META_KEY] = actor_advertise or str(listening_port)
         if quorum is not None:  # who is oldest, the same on every node
             tags[AGE_KEY] = str(started)
-        async with open_node(
+        if membership_thread and env.node_transport is not None:
+            raise ValueError("membership_thread needs the real sockets, not a node_transport")
+        async with (open_mirrored_node if membership_thread else open_node)(
             name=name or f"{socket.gethostname()}-{os.getpid()}",
             bind=bind,
             seeds=seeds,
@@ -380,10 +386,11 @@ async def open_system(
             rng=env.rng,
             incarnation=started,
             transport=env.node_transport,
-        ) as node:
+        ) as running:
+            node = cast(Node, running)  # a MirroredNode offers the Node interface
             # The registry's epoch must be the node's start incarnation: read it before
             # the node has handled any packet (nothing has run since open_node set it).
-            incarnation = node.incarnation
+            incarnation = started if membership_thread else node.incarnation
 
             def attach(system: System) -> None:
                 actors = (

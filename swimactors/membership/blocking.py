@@ -84,7 +84,7 @@ class BlockingNode:
 
     @property
     def name(self) -> str:
-        return self._thread.name
+        return self._thread.node_name
 
     @property
     def address(self) -> Address:

@@ -6,18 +6,15 @@ from __future__ import annotations
 
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from collections.abc import Callable
 
 import pytest
 import trio
 
 from swimactors.membership import (
-    BlockingNode,
+    Delegate,
     MemberDown,
     MemberEvent,
     MemberLeft,
@@ -30,42 +27,12 @@ from swimactors.membership import (
     start_node,
 )
 from swimactors.membership.events import EventsDropped
-from swimactors.membership.types import Address, format_address
+from swimactors.membership.types import Address
 
-from .timing import CONFIG, CONVERGE_BOUND, down_bound, suspicion_timeout
+from .helpers import BLOCK, block_with_peers, blocking_cluster, peer_process, sees_up, wait_for
+from .timing import CONFIG, CONVERGE_BOUND, down_bound
 
 pytestmark = pytest.mark.network
-
-
-def wait_for(check: Callable[[], bool], timeout: float) -> float:
-    """Seconds until ``check()`` holds, polled; fails the test after ``timeout``."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            pytest.fail(f"condition not reached within {timeout:.1f} s")
-        time.sleep(0.02)
-    return time.monotonic() - start
-
-
-def sees_up(node: BlockingNode, names: set[str]) -> bool:
-    return {m.name for m in node.members() if m.status is Status.UP} >= names
-
-
-@contextmanager
-def blocking_cluster(names: str, seeds: list[Address]) -> Iterator[list[BlockingNode]]:
-    """Blocking nodes named by the letters of ``names``, joined through ``seeds`` (or the
-    first of them), all seeing one another UP."""
-    with ExitStack() as stack:
-        nodes: list[BlockingNode] = []
-        for name in names:
-            join = seeds or [n.address for n in nodes[:1]]
-            nodes.append(
-                stack.enter_context(
-                    start_node(name=name, bind="127.0.0.1:0", seeds=join, config=CONFIG)
-                )
-            )
-        wait_for(lambda: all(sees_up(n, set(names)) for n in nodes), CONVERGE_BOUND)
-        yield nodes
 
 
 def test_join_members_events_meta_and_leave() -> None:
@@ -83,7 +50,8 @@ def test_join_members_events_meta_and_leave() -> None:
             assert not b.running
             left = next(e for e in events if isinstance(e, MemberEvent) and e.member.name == "b")
             assert isinstance(left, MemberLeft)
-        assert a.member("b") is not None and a.member("b").status is Status.LEFT  # type: ignore[union-attr]
+        left_b = a.member("b")
+        assert left_b is not None and left_b.status is Status.LEFT
         with pytest.raises(NodeClosed):
             b.members()
 
@@ -107,35 +75,6 @@ def test_a_slow_reader_loses_the_oldest_events_and_is_told() -> None:
         left = events.get(0)
         assert isinstance(left, MemberLeft) and left.member.name == "b"
         assert events.get(0) is None
-
-
-# -- a blocked application thread ----------------------------------------------------------
-
-BLOCK = 3 * suspicion_timeout(3)
-"""How long the application thread blocks: three times the suspicion timeout."""
-
-
-def suspicions_of(events: list[MemberEvent | EventsDropped], name: str) -> list[MemberEvent]:
-    return [
-        e for e in events if isinstance(e, MemberSuspect | MemberDown) and e.member.name == name
-    ]
-
-
-def block_with_peers(run_node: Callable[[Address, Callable[[], None]], None]) -> list[MemberEvent]:
-    """Peers b and c on membership threads; ``run_node(seed, on_up)`` runs node a, which
-    must call ``on_up()`` once joined and then block its thread for :data:`BLOCK` seconds,
-    during which c leaves.  Returns what b saw happen to a."""
-    with blocking_cluster("bc", []) as (b, c), b.events() as seen:
-        leave = threading.Timer(BLOCK / 3, c.leave)
-
-        def a_is_up_everywhere() -> None:
-            wait_for(lambda: sees_up(b, {"a"}) and sees_up(c, {"a"}), CONVERGE_BOUND)
-            leave.start()
-
-        run_node(b.address, a_is_up_everywhere)
-        leave.join()
-        time.sleep(CONFIG.probe_interval)  # let b finish the probe of a that was in flight
-        return suspicions_of(list(iter(lambda: seen.get(0), None)), "a")
 
 
 def test_a_blocked_main_thread_is_not_suspected_with_the_membership_thread() -> None:
@@ -170,49 +109,6 @@ def test_a_blocked_loop_is_suspected_without_the_membership_thread() -> None:
     assert isinstance(suspicions[0], MemberSuspect)
 
 
-# -- across OS processes --------------------------------------------------------------------
-
-
-class PeerProcess:
-    """``tests/fronts/peer.py`` in its own process, its output lines collected by a thread."""
-
-    def __init__(self, name: str, seed: Address) -> None:
-        command = [sys.executable, "-u", "-m", "tests.fronts.peer", name, format_address(seed)]
-        self.process = subprocess.Popen(
-            command,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        self.lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line.strip())
-
-    def saw(self, line: str) -> bool:
-        return line in self.lines
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(10)
-
-
-@contextmanager
-def peer_process(name: str, seed: Address) -> Iterator[PeerProcess]:
-    """A started peer process, killed and reaped at the end whatever happens."""
-    peer = PeerProcess(name, seed)
-    try:
-        wait_for(lambda: any(line.startswith("address ") for line in peer.lines), 30)
-        yield peer
-    finally:
-        peer.close()
-
-
 def test_crash_detection_and_events_across_os_processes() -> None:
     with (
         blocking_cluster("a", []) as (a,),
@@ -231,3 +127,22 @@ def test_crash_detection_and_events_across_os_processes() -> None:
         took = time.monotonic() - killed
         assert down.member.name == "p"
         assert took <= bound, f"DOWN after {took:.1f} s > {bound:.1f} s"
+
+
+def test_a_delegate_hook_calling_back_into_the_blocking_node_is_refused() -> None:
+    """Hooks run on the membership thread; a blocking call from there would hang forever."""
+    errors: list[BaseException] = []
+
+    class CallsBack(Delegate):
+        def on_member_event(self, event: MemberEvent) -> None:
+            try:
+                a.members()
+            except RuntimeError as exc:
+                errors.append(exc)
+
+    with blocking_cluster("a", []) as (a,):
+        a.register_delegate("test", CallsBack())
+        with start_node(name="b", bind="127.0.0.1:0", seeds=[a.address], config=CONFIG):
+            wait_for(lambda: bool(errors), CONVERGE_BOUND)
+        assert "would hang" in str(errors[0])
+        assert a.members()  # the node is fine

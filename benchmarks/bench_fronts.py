@@ -1,0 +1,226 @@
+"""What the fronts cost: an ask from asyncio (through a runtime thread, and through trio's
+guest mode on the asyncio loop) against the trio-native ask in the same run, to a local
+and to a remote actor; and the CPU a membership node uses with and without its thread.
+
+Ask latencies are the median of each run's per-ask median; runs of the three modes are
+interleaved.  CPU is measured per node process (``time.process_time`` over a steady
+window, four nodes probing every 0.2 s), thread and no-thread clusters interleaved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import outcome
+import trio
+
+import swimactors
+from swimactors import Actor, Context
+from swimactors.aio import settle_from_thread
+from swimactors.loop_thread import LoopThread
+from swimactors.membership import Config
+from swimactors.membership.types import format_address
+
+Row = dict[str, Any]
+Refs = tuple[swimactors.ActorRef, swimactors.ActorRef]
+"""A ref to a local actor and one to an actor on another node."""
+
+CONFIG = Config.local()
+
+
+class Echo(Actor):
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        return msg
+
+
+@asynccontextmanager
+async def two_nodes() -> AsyncIterator[Refs]:
+    """Two clustered systems on loopback, an echo actor on each; refs from the first."""
+    async with swimactors.open_system("a", bind="127.0.0.1:0", config=CONFIG) as a:
+        assert a.cluster is not None
+        seed = format_address(a.cluster.node.address)
+        async with swimactors.open_system("b", "127.0.0.1:0", [seed], config=CONFIG) as b:
+            local = await a.spawn(Echo(), name="echo-a", public=True)
+            await b.spawn(Echo(), name="echo-b", public=True)
+            remote = await a.wait_for("echo-b", timeout=20)
+            await remote.ask(0)  # the actor connection is up before timing starts
+            yield local, remote
+
+
+async def timed(ask: Callable[[int], Awaitable[Any]], n: int) -> float:
+    """Median microseconds of ``n`` asks, after a warm-up of ``n // 10``."""
+    samples = []
+    for i in range(n + n // 10):
+        start = time.perf_counter()
+        await ask(i)
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples[n // 10 :]) * 1e6
+
+
+def native(n: int) -> tuple[float, float]:
+    async def main() -> tuple[float, float]:
+        async with two_nodes() as (local, remote):
+            return await timed(local.ask, n), await timed(remote.ask, n)
+
+    return trio.run(main)
+
+
+def through_thread(n: int) -> tuple[float, float]:
+    """The runtime-thread design: the systems on a trio loop in a thread of their own,
+    each ask handed over by :class:`LoopThread` and settled on the asyncio loop."""
+
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        runtime = LoopThread("bench-runtime", two_nodes)
+        await asyncio.to_thread(runtime.start, 60.0)
+        try:
+            local, remote = await asyncio.to_thread(runtime.call, lambda refs: refs)
+
+            def asker(ref: swimactors.ActorRef) -> Callable[[int], Awaitable[Any]]:
+                def ask(msg: int) -> Awaitable[Any]:
+                    future: asyncio.Future[Any] = loop.create_future()
+                    runtime.run_async(lambda _: ref.ask(msg), settle_from_thread(loop, future))
+                    return future
+
+                return ask
+
+            return await timed(asker(local), n), await timed(asker(remote), n)
+        finally:
+            await asyncio.to_thread(runtime.stop)
+
+    return asyncio.run(main())
+
+
+def through_guest_mode(n: int) -> tuple[float, float]:
+    """The alternative: trio as a guest on the asyncio loop (same thread), each ask
+    handed to a trio task with ``run_sync_soon`` and settled on the asyncio loop."""
+
+    async def main() -> tuple[float, float]:
+        loop = asyncio.get_running_loop()
+        ready: asyncio.Future[tuple[trio.lowlevel.TrioToken, trio.Nursery, Refs]]
+        ready = loop.create_future()
+        finished: asyncio.Future[outcome.Outcome[None]] = loop.create_future()
+        stop = trio.Event()
+
+        async def guest() -> None:
+            async with two_nodes() as refs, trio.open_nursery() as nursery:
+                ready.set_result((trio.lowlevel.current_trio_token(), nursery, refs))
+                await stop.wait()
+                nursery.cancel_scope.cancel()
+
+        trio.lowlevel.start_guest_run(
+            guest,
+            run_sync_soon_threadsafe=loop.call_soon_threadsafe,
+            done_callback=finished.set_result,
+        )
+        token, nursery, (local, remote) = await ready
+
+        def asker(ref: swimactors.ActorRef) -> Callable[[int], Awaitable[Any]]:
+            def ask(msg: int) -> Awaitable[Any]:
+                future: asyncio.Future[Any] = loop.create_future()
+                settle = settle_from_thread(loop, future)
+
+                async def task() -> None:
+                    settle(await outcome.acapture(ref.ask, msg))
+
+                token.run_sync_soon(nursery.start_soon, task)
+                return future
+
+            return ask
+
+        try:
+            return await timed(asker(local), n), await timed(asker(remote), n)
+        finally:
+            token.run_sync_soon(stop.set)
+            (await finished).unwrap()
+
+    return asyncio.run(main())
+
+
+# -- membership CPU with and without the thread --------------------------------------------
+
+
+def cluster_cpu(mode: str, nodes: int, window: float) -> list[float]:
+    """CPU % of each node process of a ``nodes``-node cluster over ``window`` seconds."""
+    command = [sys.executable, "-m", "benchmarks.fronts_node", mode]
+    warmup, tail = 3.0, 1.0
+    timing = [str(warmup), str(window), str(tail)]
+    processes: list[subprocess.Popen[str]] = []
+    try:
+        first = subprocess.Popen([*command, "n0", "", *timing], stdout=subprocess.PIPE, text=True)
+        processes.append(first)
+        assert first.stdout is not None
+        seed = first.stdout.readline().split()[1]
+        for index in range(1, nodes):
+            processes.append(
+                subprocess.Popen(
+                    [*command, f"n{index}", seed, *timing], stdout=subprocess.PIPE, text=True
+                )
+            )
+        shares = []
+        for process in processes:
+            output, _ = process.communicate(timeout=warmup + window + tail + 30)
+            shares.append(float(output.split()[-1]))
+        return shares
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def run(quick: bool) -> list[Row]:
+    asks = 300 if quick else 2000
+    rounds = 1 if quick else 5
+    results: dict[str, list[tuple[float, float]]] = {"trio": [], "thread": [], "guest": []}
+    for _ in range(rounds):
+        results["trio"].append(native(asks))
+        results["thread"].append(through_thread(asks))
+        results["guest"].append(through_guest_mode(asks))
+
+    def p50(mode: str, which: int) -> float:
+        return statistics.median(r[which] for r in results[mode])
+
+    rows: list[Row] = []
+    for which, target in enumerate(("local", "remote")):
+        floor = p50("trio", which)
+        for mode, label in (("thread", "runtime thread"), ("guest", "trio guest mode")):
+            value = p50(mode, which)
+            rows.append(
+                {
+                    "benchmark": "fronts",
+                    "metric": f"ask p50 from asyncio, {target} actor, {label}",
+                    "value": value,
+                    "unit": "us",
+                    "floor": floor,
+                    "ratio": value / floor,
+                    "note": f"adds {value - floor:.0f} us to the trio-native ask",
+                }
+            )
+    nodes, window = 4, (5.0 if quick else 10.0)
+    pairs = {"membership node": ("thread", "trio"), "actor system": ("system-thread", "system")}
+    cpu: dict[str, list[float]] = {mode: [] for pair in pairs.values() for mode in pair}
+    for _ in range(1 if quick else 3):
+        for mode in cpu:
+            cpu[mode].extend(cluster_cpu(mode, nodes, window))
+    for what, (on, off) in pairs.items():
+        with_thread, without = statistics.median(cpu[on]), statistics.median(cpu[off])
+        rows.append(
+            {
+                "benchmark": "fronts",
+                "metric": f"CPU per {what}, {nodes} nodes, probes every 0.2 s, thread on",
+                "value": with_thread,
+                "unit": "% of a core",
+                "floor": without,
+                "ratio": with_thread / without if without else None,
+                "note": "floor: the same, its node on the program's trio loop",
+            }
+        )
+    return rows

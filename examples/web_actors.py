@@ -1,0 +1,13 @@
+"""The actors behind the web example (``examples/web.py``): what each agent runs with
+``--app examples.web_actors:setup``: the shared counter, and room for key-value shards."""
+
+from __future__ import annotations
+
+import swimactors
+
+from . import counter, kv
+
+
+async def setup(system: swimactors.System) -> None:
+    await counter.setup(system)
+    await kv.setup(system)

@@ -1,0 +1,366 @@
+"""The asyncio front: swimactors from an asyncio program (FastAPI, Starlette, aiohttp).
+
+``async with aio.open_node(...) as node:`` runs a cluster member on a membership thread of
+its own (:mod:`swimactors.membership.threaded`), so a blocked asyncio loop cannot delay
+its probes and acks.  ``async with aio.open_system(...) as system:`` runs a whole actor
+system (actors, membership, registry) on a runtime thread: actor bodies run on trio there,
+and asyncio tasks spawn, find, ask and tell through :class:`AsyncSystem` and
+:class:`AsyncRef`.  Every call returns an awaitable that the other thread settles; nothing
+here blocks the asyncio loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from types import TracebackType
+from typing import Any, TypeVar, Unpack
+
+import outcome
+
+from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from .actors.runtime import ActorSource
+from .cluster.system import System
+from .cluster.system import open_system as _open_system
+from .loop_thread import LoopThread
+from .membership.config import Config
+from .membership.delegate import Delegate
+from .membership.events import DEFAULT_EVENT_BUFFER, EventsDropped
+from .membership.node import Node
+from .membership.threaded import NodeClosed, NodeOptions, NodeThread
+from .membership.types import Address, Member, MemberEvent
+
+__all__ = ["AsyncEvents", "AsyncNode", "AsyncRef", "AsyncSystem", "open_node", "open_system"]
+
+T = TypeVar("T")
+
+DEFAULT_START_TIMEOUT = 30.0
+"""Seconds :func:`open_node` waits for the node to bind and start."""
+
+
+def settle_from_thread(
+    loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
+) -> Callable[[outcome.Outcome[T]], None]:
+    """A callback for another thread that settles ``future`` on ``loop`` with an outcome
+    (a closed loop or a cancelled future drop it)."""
+
+    def settle(result: outcome.Outcome[T]) -> None:
+        if not future.cancelled():
+            if isinstance(result, outcome.Error):
+                future.set_exception(result.error)
+            else:
+                future.set_result(result.unwrap())
+
+    def from_thread(result: outcome.Outcome[T]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+            loop.call_soon_threadsafe(settle, result)
+
+    return from_thread
+
+
+class AsyncEvents:
+    """Membership events for an asyncio reader: ``async for event in node.events()``.
+
+    Ends when the node stops or :meth:`close` is called; use ``with`` to unsubscribe
+    deterministically.  Same bounded buffer and :class:`EventsDropped` as the trio front.
+    """
+
+    def __init__(self, thread: NodeThread, buffer: int, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._wakeup = asyncio.Event()
+        self._events = thread.subscribe(buffer, self._on_ready)
+
+    def _on_ready(self) -> None:  # on the membership thread
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._wakeup.set)
+
+    @property
+    def dropped(self) -> int:
+        return self._events.dropped
+
+    def close(self) -> None:
+        self._events.close()
+
+    def __aiter__(self) -> AsyncEvents:
+        return self
+
+    async def __anext__(self) -> MemberEvent | EventsDropped:
+        while True:
+            self._wakeup.clear()
+            closed = self._events.closed
+            item = self._events.poll()
+            if item is not None:
+                return item
+            if closed:
+                raise StopAsyncIteration
+            await self._wakeup.wait()
+
+    def __enter__(self) -> AsyncEvents:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class AsyncNode:
+    """A running member on its own thread, for asyncio code; get one from
+    :func:`open_node`.  Reads are snapshots taken on the membership thread."""
+
+    def __init__(self, thread: NodeThread, loop: asyncio.AbstractEventLoop) -> None:
+        self._thread = thread
+        self._loop = loop
+
+    @property
+    def name(self) -> str:
+        return self._thread.node_name
+
+    @property
+    def address(self) -> Address:
+        return self._thread.address
+
+    @property
+    def bound_address(self) -> Address:
+        return self._thread.bound_address
+
+    @property
+    def config(self) -> Config:
+        return self._thread.config
+
+    @property
+    def max_broadcast_size(self) -> int:
+        return self._thread.max_broadcast_size
+
+    @property
+    def running(self) -> bool:
+        return self._thread.running
+
+    async def members(self) -> list[Member]:
+        """Every member this node knows, itself included, in any status."""
+        return await self._call(lambda node: node.members())
+
+    async def member(self, name: str) -> Member | None:
+        return await self._call(lambda node: node.member(name))
+
+    async def local_member(self) -> Member:
+        return await self._call(lambda node: node.local_member)
+
+    async def counters(self) -> collections.Counter[str]:
+        return await self._call(lambda node: node.counters)
+
+    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> AsyncEvents:
+        """Subscribe to membership events from now on."""
+        return AsyncEvents(self._thread, buffer, self._loop)
+
+    async def set_meta(self, meta: bytes) -> None:
+        """Replace this node's metadata and announce it (ValueError if too large)."""
+        future: asyncio.Future[None] = self._loop.create_future()
+        self._thread.run_async(
+            lambda node: node.set_meta(meta), settle_from_thread(self._loop, future)
+        )
+        await future
+
+    async def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None:
+        await self._call(lambda node: node.broadcast(channel, payload, key))
+
+    async def register_delegate(self, channel: str, delegate: Delegate) -> None:
+        """Let a layer ride on this node's gossip; its hooks run on the membership thread."""
+        await self._call(lambda node: node.register_delegate(channel, delegate))
+
+    async def leave(self, timeout: float | None = None) -> bool:
+        """Leave the cluster gracefully and stop the node; True once peers were told."""
+        future: asyncio.Future[bool] = self._loop.create_future()
+        try:
+            self._thread.run_async(
+                lambda node: node.leave(timeout), settle_from_thread(self._loop, future)
+            )
+            told = await future
+        except NodeClosed:
+            return False
+        await asyncio.to_thread(self._thread.stop)
+        return told
+
+    def _call(self, fn: Callable[[Node], T]) -> asyncio.Future[T]:
+        future: asyncio.Future[T] = self._loop.create_future()
+        self._thread.run_sync(fn, settle_from_thread(self._loop, future))
+        return future
+
+
+@asynccontextmanager
+async def open_node(
+    *, name: str, start_timeout: float = DEFAULT_START_TIMEOUT, **options: Unpack[NodeOptions]
+) -> AsyncIterator[AsyncNode]:
+    """Run a cluster member on its own thread for the life of the block.
+
+    Takes :func:`swimactors.membership.open_node`'s arguments (``bind``, ``seeds``,
+    ``config``, ``meta``, ...); raises its start-up errors.  Leaving the block leaves the
+    cluster and joins the thread (without blocking the loop).
+    """
+    thread = NodeThread(name, options)
+    try:
+        await asyncio.to_thread(thread.start, start_timeout)
+    except asyncio.CancelledError:  # the start goes on in the worker: stop it there
+        _stop_in_background(thread)
+        raise
+    try:
+        yield AsyncNode(thread, asyncio.get_running_loop())
+    finally:
+        await asyncio.to_thread(thread.stop)
+    if thread.error is not None:
+        raise NodeClosed(f"the membership thread of {name} failed") from thread.error
+
+
+# -- the actor system ------------------------------------------------------------------------
+
+
+def _submit(
+    runtime: LoopThread[Any], loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Awaitable[T]]
+) -> asyncio.Future[T]:
+    """``await fn(resource)`` as a task on the runtime thread, settled on ``loop``."""
+    future: asyncio.Future[T] = loop.create_future()
+    runtime.run_async(fn, settle_from_thread(loop, future))
+    return future
+
+
+class AsyncRef:
+    """A ref to an actor (local or on another node) for asyncio tasks.
+
+    ``await ref.ask(msg, timeout=...)`` and ``await ref.tell(msg)`` run on the runtime
+    thread and raise the same errors as the trio ref (:class:`~swimactors.AskTimeout`,
+    :class:`~swimactors.ActorStopped`, :class:`~swimactors.ActorFailed`, ...).  Put
+    :attr:`ref` (the trio ref) in messages.  Equal refs name the same actor.
+    """
+
+    __slots__ = ("_loop", "_runtime", "ref")
+
+    def __init__(
+        self, ref: ActorRef, runtime: LoopThread[System], loop: asyncio.AbstractEventLoop
+    ) -> None:
+        self.ref = ref
+        self._runtime = runtime
+        self._loop = loop
+
+    @property
+    def node(self) -> str:
+        return self.ref.node
+
+    @property
+    def path(self) -> str:
+        return self.ref.path
+
+    async def ask(self, msg: Any, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> Any:
+        """Send ``msg`` and return the actor's answer (``timeout`` as for the trio ref)."""
+        ref = self.ref
+        return await _submit(self._runtime, self._loop, lambda _: ref.ask(msg, timeout))
+
+    async def tell(self, msg: Any) -> None:
+        """Deliver ``msg`` (waits while the actor's mailbox is full)."""
+        ref = self.ref
+        await _submit(self._runtime, self._loop, lambda _: ref.tell(msg))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AsyncRef) and other.ref == self.ref
+
+    def __hash__(self) -> int:
+        return hash(self.ref)
+
+    def __repr__(self) -> str:
+        return repr(self.ref)
+
+
+class AsyncSystem:
+    """An actor system on its runtime thread, for asyncio code; get one from
+    :func:`open_system`.  Actor bodies run on trio on that thread."""
+
+    def __init__(self, runtime: LoopThread[System], loop: asyncio.AbstractEventLoop) -> None:
+        self._runtime = runtime
+        self._loop = loop
+        self._name = ""
+
+    @property
+    def name(self) -> str:
+        """This node's name."""
+        return self._name
+
+    async def spawn(self, actor: ActorSource, name: str | None = None, **options: Any) -> AsyncRef:
+        """Start a top-level actor (``System.spawn``'s arguments: ``public=True`` names it
+        cluster-wide) and return its ref."""
+        ref = await self.run(lambda system: system.spawn(actor, name, **options))
+        return self._wrap(ref)
+
+    async def find(self, name: str) -> AsyncRef | None:
+        """The ref of the actor holding ``name`` anywhere in the cluster, or None."""
+        ref = await self.run(lambda system: system.find(name))
+        return None if ref is None else self._wrap(ref)
+
+    async def wait_for(self, name: str, timeout: float | None = None) -> AsyncRef:
+        """The ref for ``name`` once someone holds it; TimeoutError after ``timeout`` s."""
+        return self._wrap(await self.run(lambda system: system.wait_for(name, timeout)))
+
+    async def stop(self, ref: AsyncRef) -> None:
+        """Stop a local actor and wait until it has."""
+        await self.run(lambda system: system.stop(ref.ref))
+
+    async def run(self, fn: Callable[[System], Awaitable[T]]) -> T:
+        """``await fn(system)`` on the runtime thread: any trio-side call of the system."""
+        return await _submit(self._runtime, self._loop, fn)
+
+    def ref(self, ref: ActorRef) -> AsyncRef:
+        """The asyncio handle of a trio ref (one that came back in an answer)."""
+        return self._wrap(ref)
+
+    def _wrap(self, ref: ActorRef) -> AsyncRef:
+        return AsyncRef(ref, self._runtime, self._loop)
+
+
+@asynccontextmanager
+async def open_system(
+    name: str | None = None,
+    bind: str | None = None,
+    seeds: Sequence[str] = (),
+    *,
+    start_timeout: float = DEFAULT_START_TIMEOUT,
+    **options: Any,
+) -> AsyncIterator[AsyncSystem]:
+    """Run :func:`swimactors.open_system` (same arguments) on a runtime thread for the
+    life of the block.
+
+    Raises its start-up errors.  Leaving the block stops every actor, leaves the cluster
+    and joins the thread (without blocking the loop); if the system failed (an escalated
+    error), :class:`~swimactors.SystemFailed` is raised here.
+    """
+
+    def open_on_runtime() -> contextlib.AbstractAsyncContextManager[System]:
+        return _open_system(name, bind, seeds, **options)
+
+    runtime: LoopThread[System] = LoopThread(f"swimactors-runtime-{name}", open_on_runtime)
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.to_thread(runtime.start, start_timeout)
+    except asyncio.CancelledError:
+        _stop_in_background(runtime)
+        raise
+    system = AsyncSystem(runtime, loop)
+    system._name = await system.run(_name_of)
+    try:
+        yield system
+    finally:
+        await asyncio.to_thread(runtime.stop)
+    if runtime.error is not None:
+        raise runtime.error
+
+
+async def _name_of(system: System) -> str:
+    return system.name
+
+
+def _stop_in_background(thread: LoopThread[Any]) -> None:
+    threading.Thread(target=thread.stop, daemon=True).start()

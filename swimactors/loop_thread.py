@@ -1,0 +1,217 @@
+"""A trio loop on a thread of its own, holding one resource open (a membership node, an
+actor system) for other threads to use.
+
+Only calls cross: a function of the resource run on the loop's thread, its outcome handed
+to a callback there (:meth:`LoopThread.run_sync`, :meth:`LoopThread.run_async`), or waited
+for by a blocking caller (:meth:`LoopThread.call`, :meth:`LoopThread.call_async`).  The
+fronts build on it: the blocking and asyncio membership fronts and the asyncio actor
+system.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
+
+import outcome
+import trio
+
+from .errors import SwimactorsError
+
+__all__ = ["Done", "LoopThread", "ThreadClosed"]
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+T = TypeVar("T")
+Done = Callable[[outcome.Outcome[T]], None]
+
+
+class ThreadClosed(SwimactorsError, RuntimeError):
+    """The loop thread is not running: it was stopped, or it failed."""
+
+
+class LoopThread(Generic[R]):
+    """Runs ``async with open_resource() as resource`` on a new trio loop in a daemon thread.
+
+    :meth:`start` returns once the resource is open (or raises the error that opening it
+    raised); :meth:`stop` closes it and joins the thread.  Calls made after it closed report
+    ``closed_error`` to their callback.  Subclasses hook :meth:`opened` and :meth:`closed`.
+    """
+
+    closed_error: type[ThreadClosed] = ThreadClosed
+
+    def __init__(
+        self, name: str, open_resource: Callable[[], contextlib.AbstractAsyncContextManager[R]]
+    ) -> None:
+        self.name = name
+        self._open = open_resource
+        self._thread = threading.Thread(target=self._main, name=name, daemon=True)
+        self._up = threading.Event()
+        self._token: trio.lowlevel.TrioToken | None = None
+        self._nursery: trio.Nursery | None = None
+        self._resource: R | None = None
+        self._stopping: trio.Event | None = None
+        self._closing = False
+        self.error: BaseException | None = None
+        """What ended the thread, if it did not end by :meth:`stop`."""
+
+    # -- life cycle (other threads) ----------------------------------------------------------
+
+    def start(self, timeout: float) -> None:
+        """Start the thread and wait until the resource is open."""
+        self._thread.start()
+        if not self._up.wait(timeout):
+            self.stop(timeout)
+            raise TimeoutError(f"{self.name} did not start within {timeout} s")
+        if self.error is not None:
+            self._thread.join()
+            raise self.error
+
+    def stop(self, timeout: float | None = None) -> bool:
+        """Close the resource and wait up to ``timeout`` s for the thread; True once it
+        has ended.  A thread still starting is stopped once it is up."""
+        if self.on_thread:
+            raise RuntimeError(f"{self.name} cannot stop itself from its own thread")
+        if self._thread.ident is None:
+            return True
+        self._up.wait(timeout)
+        token = self._token
+        if token is not None:
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(self._begin_stop)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive() and not self._closing
+
+    @property
+    def on_thread(self) -> bool:
+        """Whether the caller runs on this loop's thread."""
+        return threading.current_thread() is self._thread
+
+    # -- crossing (any thread) ---------------------------------------------------------------
+
+    def run_sync(self, fn: Callable[[R], T], done: Done[T]) -> None:
+        """Call ``fn(resource)`` on the loop soon; ``done(outcome)`` runs there."""
+
+        def call(resource: R) -> None:
+            _settle(done, outcome.capture(fn, resource))
+
+        self._schedule(call, done)
+
+    def run_async(self, fn: Callable[[R], Awaitable[T]], done: Done[T]) -> None:
+        """Run ``await fn(resource)`` as a task on the loop; ``done(outcome)`` runs there
+        (with ``closed_error`` if the loop stopped first)."""
+
+        async def task(resource: R) -> None:
+            result = await outcome.acapture(fn, resource)
+            if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
+                _settle(done, outcome.Error(self.closed_error(f"{self.name} stopped")))
+                result.unwrap()
+            _settle(done, result)
+
+        def start(resource: R) -> None:
+            assert self._nursery is not None
+            self._nursery.start_soon(task, resource)
+
+        self._schedule(start, done)
+
+    def call(self, fn: Callable[[R], T]) -> T:
+        """Blocking: ``fn(resource)``'s result from the loop (or its error)."""
+        waiter: _Waiter[T] = self._waiter(fn)
+        self.run_sync(fn, waiter.done)
+        return waiter.result()
+
+    def call_async(self, fn: Callable[[R], Awaitable[T]]) -> T:
+        """Blocking: ``await fn(resource)``'s result from the loop (or its error)."""
+        waiter: _Waiter[T] = self._waiter(fn)
+        self.run_async(fn, waiter.done)
+        return waiter.result()
+
+    def _waiter(self, fn: object) -> _Waiter[Any]:
+        if self.on_thread:
+            raise RuntimeError(f"a blocking call of {fn!r} on {self.name}'s own thread would hang")
+        return _Waiter()
+
+    def _schedule(self, call: Callable[[R], None], done: Done[Any]) -> None:
+        token = self._token
+        if token is None:
+            raise self.closed_error(f"{self.name} is not running")
+
+        def on_loop() -> None:
+            if self._closing or self._resource is None:
+                _settle(done, outcome.Error(self.closed_error(f"{self.name} stopped")))
+            else:
+                call(self._resource)
+
+        try:
+            token.run_sync_soon(on_loop)
+        except trio.RunFinishedError:
+            raise self.closed_error(f"{self.name} stopped") from None
+
+    # -- the loop's thread -------------------------------------------------------------------
+
+    def opened(self, resource: R, nursery: trio.Nursery) -> None:
+        """Called on the loop's thread once the resource is open, before any call (override
+        to start work beside it in ``nursery``)."""
+
+    def _main(self) -> None:
+        try:
+            trio.run(self._run)
+        except BaseException as exc:  # an opening failure or a crash: reported, not lost
+            self.error = exc
+            if self._up.is_set():
+                log.error("%s ended: %r", self.name, exc)
+        finally:
+            self._closing = True
+            self._up.set()
+            self.closed()
+
+    def closed(self) -> None:
+        """Called on the loop's thread once the loop has ended (override to clean up)."""
+
+    async def _run(self) -> None:
+        async with self._open() as resource, trio.open_nursery() as nursery:
+            self._stopping = trio.Event()
+            self._resource, self._nursery = resource, nursery
+            self.opened(resource, nursery)
+            self._token = trio.lowlevel.current_trio_token()
+            self._up.set()
+            await self._stopping.wait()
+            nursery.cancel_scope.cancel()
+
+    def _begin_stop(self) -> None:
+        self._closing = True
+        if self._stopping is not None:
+            self._stopping.set()
+
+
+class _Waiter(Generic[T]):
+    """Where a blocking caller waits for one call's outcome."""
+
+    def __init__(self) -> None:
+        self._finished = threading.Event()
+        self._outcome: outcome.Outcome[T] | None = None
+
+    def done(self, result: outcome.Outcome[T]) -> None:
+        self._outcome = result
+        self._finished.set()
+
+    def result(self) -> T:
+        self._finished.wait()
+        assert self._outcome is not None
+        return self._outcome.unwrap()
+
+
+def _settle(done: Done[T], result: outcome.Outcome[T]) -> None:
+    """Hand an outcome to its callback; a failing callback must not take the loop down."""
+    try:
+        done(result)
+    except Exception:
+        log.exception("a loop-thread callback raised")

@@ -1,0 +1,281 @@
+"""A trio program's view of a node that runs on its own membership thread.
+
+:func:`open_mirrored_node` starts the real node on a :class:`NodeThread` and hands the
+program a :class:`MirroredNode`: the :class:`~swimactors.membership.Node` interface on the
+program's own trio loop, so layers written against a node (the registry, the actor
+cluster, split-brain handling) run unchanged while probes and acks are answered on the
+other thread, even when the program's loop is blocked (an actor's blocking ``receive``).
+
+What crosses, and how (every crossing is one ``run_sync_soon`` on the other loop):
+
+* to the program: events (published on the program's loop, same bounded subscriptions);
+  member snapshots (every event's member at once, and the whole list, incarnation and
+  counters every gossip interval); delegate hooks (``notify_message``,
+  ``merge_remote_state``, ``on_member_event``, run on the program's loop in order);
+* to the node: broadcasts, delegate registrations, ``set_meta``, ``leave``;
+* a delegate's ``local_state`` is answered on the membership thread from a copy the
+  program's loop refreshes after each of that delegate's broadcasts and merges, so a
+  push/pull never waits for a blocked program (the copy may lag by one change).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar, Unpack
+
+import outcome
+import trio
+
+from .config import Config
+from .core import BroadcastTooLarge
+from .delegate import Delegate
+from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
+from .node import Node
+from .threaded import NodeClosed, NodeOptions, NodeThread
+from .types import Address, Member, MemberEvent
+
+__all__ = ["MirroredNode", "open_mirrored_node"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+DEFAULT_START_TIMEOUT = 30.0
+
+
+class _Snapshot:
+    """What the membership thread sends every gossip interval."""
+
+    __slots__ = ("awareness", "counters", "incarnation", "members")
+
+    def __init__(self, node: Node) -> None:
+        self.members = node.members()
+        self.incarnation = node.incarnation
+        self.awareness = node.awareness
+        self.counters = node.counters
+
+
+class _ForwardingDelegate(Delegate):
+    """Registered on the real node: runs the program's delegate on the program's loop."""
+
+    def __init__(self, mirror: MirroredNode, delegate: Delegate) -> None:
+        self._mirror = mirror
+        self._delegate = delegate
+        self.state = b""
+        """The delegate's full state as last copied on the program's loop."""
+        self._stale = False
+
+    def notify_message(self, payload: bytes, now: float) -> None:
+        self._mirror._to_program(self._merged, self._delegate.notify_message, payload)
+
+    def merge_remote_state(self, data: bytes, join: bool, now: float) -> None:
+        self._mirror._to_program(
+            self._merged, lambda d, n: self._delegate.merge_remote_state(d, join, n), data
+        )
+
+    def on_member_event(self, event: MemberEvent) -> None:
+        self._mirror._to_program(
+            self._merged, lambda e, n: self._delegate.on_member_event(e), event
+        )
+
+    def local_state(self, join: bool) -> bytes:
+        return self.state
+
+    # -- on the program's loop --------------------------------------------------------------
+
+    def _merged(self, hook: Callable[[Any, float], None], argument: Any) -> None:
+        hook(argument, trio.current_time())
+        self.refresh_soon()
+
+    def refresh_soon(self) -> None:
+        """Copy the delegate's state before the program's loop next sleeps (once)."""
+        if not self._stale:
+            self._stale = True
+            self._mirror._token.run_sync_soon(self._refresh)
+
+    def _refresh(self) -> None:
+        self._stale = False
+        self.state = self._delegate.local_state(False)
+
+
+class MirroredNode:
+    """The node's interface on the program's trio loop; the node runs on its own thread.
+
+    Reads come from the mirror (members current to the last event or gossip interval);
+    writes are sent to the membership thread in order.
+    """
+
+    def __init__(self, thread: NodeThread, token: trio.lowlevel.TrioToken) -> None:
+        self._thread = thread
+        self._token = token
+        self._hub = EventHub()
+        self._members: dict[str, Member] = {}
+        self._incarnation = 0
+        self._awareness = 0
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._delegates: dict[str, _ForwardingDelegate] = {}
+        self._crossing_errors = 0
+
+    # -- the Node interface ----------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._thread.node_name
+
+    @property
+    def address(self) -> Address:
+        return self._thread.address
+
+    @property
+    def bound_address(self) -> Address:
+        return self._thread.bound_address
+
+    @property
+    def config(self) -> Config:
+        return self._thread.config
+
+    @property
+    def max_broadcast_size(self) -> int:
+        return self._thread.max_broadcast_size
+
+    @property
+    def incarnation(self) -> int:
+        return self._incarnation
+
+    @property
+    def awareness(self) -> int:
+        return self._awareness
+
+    @property
+    def local_member(self) -> Member:
+        return self._members[self.name]
+
+    def members(self) -> list[Member]:
+        return [self._members[name] for name in sorted(self._members)]
+
+    def member(self, name: str) -> Member | None:
+        return self._members.get(name)
+
+    @property
+    def counters(self) -> collections.Counter[str]:
+        counters = collections.Counter(self._counters)
+        counters["membership_thread_errors"] = self._crossing_errors
+        return counters
+
+    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
+        return self._hub.subscribe(buffer)
+
+    def register_delegate(self, channel: str, delegate: Delegate) -> None:
+        forwarding = _ForwardingDelegate(self, delegate)
+        self._delegates[channel] = forwarding
+        forwarding.refresh_soon()
+        self._to_node(lambda node: node.register_delegate(channel, forwarding))
+
+    def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None:
+        if len(payload) > self.max_broadcast_size:
+            raise BroadcastTooLarge(
+                f"broadcast of {len(payload)} bytes on {channel!r} does not fit in a packet "
+                f"(at most {self.max_broadcast_size} bytes on a short channel name); split it"
+            )
+        self._to_node(lambda node: node.broadcast(channel, payload, key))
+        delegate = self._delegates.get(channel)
+        if delegate is not None:
+            delegate.refresh_soon()
+
+    async def set_meta(self, meta: bytes) -> None:
+        await self._on_node(lambda node: node.set_meta(meta))
+
+    async def leave(self, timeout: float | None = None) -> bool:
+        try:
+            return await self._on_node(lambda node: node.leave(timeout))
+        except NodeClosed:
+            return False
+
+    # -- crossings -------------------------------------------------------------------------
+
+    def _to_node(self, fn: Callable[[Node], object]) -> None:
+        """Run ``fn(node)`` on the membership thread; an error there is logged."""
+        self._thread.run_sync(fn, self._report)
+
+    async def _on_node(self, fn: Callable[[Node], Awaitable[T]]) -> T:
+        """``await fn(node)`` on the membership thread, awaited on the program's loop."""
+        finished = trio.Event()
+        results: list[outcome.Outcome[T]] = []
+
+        def done(result: outcome.Outcome[T]) -> None:
+            results.append(result)
+            with contextlib.suppress(trio.RunFinishedError):
+                self._token.run_sync_soon(finished.set)
+
+        self._thread.run_async(fn, done)
+        await finished.wait()
+        return results[0].unwrap()
+
+    def _report(self, result: outcome.Outcome[object]) -> None:
+        if isinstance(result, outcome.Error):
+            self._crossing_errors += 1
+            log.error("membership thread refused a call: %r", result.error)
+
+    def _to_program(self, fn: Callable[..., None], *args: Any) -> None:
+        """From the membership thread: ``fn(*args)`` on the program's loop, in order."""
+        with contextlib.suppress(trio.RunFinishedError):
+            self._token.run_sync_soon(fn, *args)
+
+    # -- on the program's loop ---------------------------------------------------------------
+
+    def _apply(self, snapshot: _Snapshot) -> None:
+        self._members = {member.name: member for member in snapshot.members}
+        self._incarnation = snapshot.incarnation
+        self._awareness = snapshot.awareness
+        self._counters = snapshot.counters
+
+    def _publish(self, event: MemberEvent) -> None:
+        self._members[event.member.name] = event.member
+        self._hub.publish(event)
+
+    # -- on the membership thread -----------------------------------------------------------
+
+    async def _pump(self, node: Node) -> None:
+        """Send events as they happen and a full snapshot every gossip interval."""
+        with node.events() as events:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._pump_snapshots, node)
+                async for event in events:
+                    if isinstance(event, MemberEvent):
+                        self._to_program(self._publish, event)
+
+    async def _pump_snapshots(self, node: Node) -> None:
+        while True:
+            self._to_program(self._apply, _Snapshot(node))
+            await trio.sleep(node.config.gossip_interval)
+
+
+@asynccontextmanager
+async def open_mirrored_node(
+    *, name: str, start_timeout: float = DEFAULT_START_TIMEOUT, **options: Unpack[NodeOptions]
+) -> AsyncIterator[MirroredNode]:
+    """Like :func:`~swimactors.membership.open_node` (same arguments), but the node runs
+    on a membership thread of its own and the block gets its :class:`MirroredNode`.
+    Leaving the block leaves the cluster and joins the thread."""
+    thread = NodeThread(name, options)
+    await trio.to_thread.run_sync(thread.start, start_timeout, abandon_on_cancel=False)
+    mirror = MirroredNode(thread, trio.lowlevel.current_trio_token())
+    try:
+        snapshot: _Snapshot = await _call(thread, _Snapshot)
+        mirror._apply(snapshot)
+        thread.run_async(mirror._pump, lambda result: None)
+        yield mirror
+    finally:
+        with trio.CancelScope(shield=True):
+            await trio.to_thread.run_sync(thread.stop)
+        mirror._hub.close()
+    if thread.error is not None:
+        raise NodeClosed(f"the membership thread of {name} failed") from thread.error
+
+
+async def _call(thread: NodeThread, fn: Callable[[Node], T]) -> T:
+    return await trio.to_thread.run_sync(thread.call, fn)
