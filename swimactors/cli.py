@@ -17,6 +17,7 @@ import trio
 
 from . import __version__
 from .agent.commands import add_commands, read_token
+from .agent.discovery import is_dns_seed, parse_dns_seed
 from .agent.handlers import parse_handler
 from .cli_keys import add_agent_flags, keyring_from
 from .cli_keys import add_commands as add_key_commands
@@ -112,7 +113,14 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="HOST:PORT",
-        help="a member to join through (repeatable, or comma-separated)",
+        help="a member to join through (repeatable, or comma-separated); dns://NAME[:PORT] "
+        "or dns+srv://NAME: the addresses DNS gives, looked up again on every retry",
+    )
+    agent.add_argument(
+        "--dns-server",
+        type=_address,
+        metavar="HOST:PORT",
+        help="ask this DNS server for dns:// seeds (default: the system's resolver)",
     )
     agent.add_argument(
         "--profile",
@@ -197,7 +205,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     seeds = tuple(s.strip() for item in args.join for s in item.split(",") if s.strip())
     try:
         for seed in seeds:
-            _address(seed)
+            parse_dns_seed(seed) if is_dns_seed(seed) else _address(seed)
         config = config_from(args.profile, args.overrides).replace(keyring=keyring_from(args))
         split_brain = _split_brain_config(args.split_brain, args.stable_after)
         token = read_token(args.http_token_file)
@@ -221,6 +229,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         http_token=token,
         event_handlers=handlers,
         keyring_file=args.keyring_file,
+        dns_server=args.dns_server,
     )
     try:
         trio.run(run_agent, options)

@@ -39,6 +39,7 @@ from ..membership.types import (
 from .api import actors_router, membership_router
 from .app import AppError, load_app
 from .control import AgentControl
+from .discovery import is_dns_seed, join_until_joined
 from .handlers import EventHandlers, HandlerSpec
 from .http import Router, serve_http
 from .keys import keys_router
@@ -101,6 +102,8 @@ class AgentOptions:
     event_handlers: tuple[HandlerSpec, ...] = ()
     keyring_file: str | None = None
     """Where the keyring came from (``--keyring-file``); key changes are saved back to it."""
+    dns_server: str | None = None
+    """``host:port`` of the DNS server for ``dns://`` seeds; None: the system's."""
 
 
 def describe_event(event: MemberEvent | EventsDropped) -> str:
@@ -165,7 +168,7 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
         async with open_system(
             name=options.name,
             bind=options.bind,
-            seeds=options.join,
+            seeds=[seed for seed in options.join if not is_dns_seed(seed)],
             config=options.config,
             advertise=options.advertise,
             meta=options.meta,
@@ -194,6 +197,9 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
                     say(f"HTTP API on http://{control.http}")
                 if options.join:
                     say(f"joining through {', '.join(options.join)}")
+                if dns_seeds := [seed for seed in options.join if is_dns_seed(seed)]:
+                    nameserver = parse_address(options.dns_server) if options.dns_server else None
+                    nursery.start_soon(join_until_joined, node, dns_seeds, nameserver)
                 if setup is not None:
                     try:
                         await setup(system)
