@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench sim lint clean example-web
+.PHONY: test demo bench sim lint clean example-web browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,7 +17,14 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check swimactors sims tests benchmarks examples
 	$(VENV)/bin/mypy --strict swimactors
 
-test: lint
+# The dashboard's browser test drives Debian's chromium with its chromedriver; install them
+# when missing and we may (root with apt-get), else that one test skips and says why.
+browser:
+	@command -v chromedriver >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) \
+	  >/dev/null 2>&1; } || echo "no chromium: the dashboard's browser test will be skipped"
+
+test: lint browser
 	$(PY) -m pytest
 
 demo: $(STAMP)

@@ -15,7 +15,7 @@ import hmac
 import json
 import logging
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import attrs
@@ -64,6 +64,8 @@ class Response:
     body: bytes
     content_type: str = "text/plain; charset=utf-8"
     headers: tuple[tuple[str, str], ...] = ()
+    stream: Callable[[], AsyncIterator[bytes]] | None = None
+    """Sent chunk by chunk instead of ``body`` (server-sent events), until it ends."""
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> Response:
@@ -224,19 +226,18 @@ async def _serve_connection(
     async with stream:
         try:
             while True:
+                waiting(True)
+                request = None
                 with trio.move_on_after(REQUEST_TIMEOUT):
-                    waiting(True)
                     request = await _read_request(connection, stream)
-                    waiting(False)
-                    if request is None:
-                        return
-                    response = await router.dispatch(request)
-                    await _send_response(connection, stream, request.method, response)
-                    if connection.our_state is not h11.DONE:
-                        return
-                    connection.start_next_cycle()
-                    continue
-                return
+                waiting(False)
+                if request is None:
+                    return
+                response = await router.dispatch(request)
+                await _send_response(connection, stream, request.method, response)
+                if connection.our_state is not h11.DONE:
+                    return
+                connection.start_next_cycle()
         except h11.RemoteProtocolError as exc:
             await _send_bad_request(connection, stream, exc.error_status_hint, str(exc))
         except (
@@ -287,17 +288,32 @@ async def _read_request(connection: h11.Connection, stream: trio.abc.Stream) -> 
 async def _send_response(
     connection: h11.Connection, stream: trio.abc.Stream, method: str, response: Response
 ) -> None:
+    """Send ``response`` (its stream chunk by chunk); each write gets REQUEST_TIMEOUT, so a
+    client that stops reading is dropped."""
+    length = () if response.stream else (("Content-Length", str(len(response.body))),)
     headers = [
         ("Content-Type", response.content_type),
-        ("Content-Length", str(len(response.body))),
+        *length,
         ("Server", "swimactors"),
         *response.headers,
     ]
     data = connection.send(h11.Response(status_code=response.status, headers=headers))
-    if method != "HEAD":
+    if method != "HEAD" and response.stream is None:
         data += connection.send(h11.Data(data=response.body))
-    data += connection.send(h11.EndOfMessage())
-    await stream.send_all(data)
+    elif method != "HEAD" and response.stream is not None:
+        await _send(stream, data)
+        async for chunk in response.stream():
+            await _send(stream, connection.send(h11.Data(data=chunk)))
+        data = b""
+    await _send(stream, data + connection.send(h11.EndOfMessage()))
+
+
+async def _send(stream: trio.abc.Stream, data: bytes) -> None:
+    try:
+        with trio.fail_after(REQUEST_TIMEOUT):
+            await stream.send_all(data)
+    except trio.TooSlowError:
+        raise trio.BrokenResourceError("the client stopped reading") from None
 
 
 async def _send_bad_request(

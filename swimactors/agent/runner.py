@@ -39,6 +39,7 @@ from ..membership.types import (
 from .api import actors_router, membership_router
 from .app import AppError, load_app
 from .control import AgentControl
+from .dashboard import add_dashboard
 from .discovery import is_dns_seed, join_until_joined
 from .handlers import EventHandlers, HandlerSpec
 from .http import Router, serve_http
@@ -249,7 +250,7 @@ async def _start_http(
         extra_health=None if quorum is None else quorum.health,
         extra_gauges=None if quorum is None else quorum.metrics,
     )
-    control.add_routes(actors_router(system, router))
+    add_dashboard(control, control.add_routes(actors_router(system, router)))
     if control.node.keys is not None:
         keys_router(control.node.keys, router)
     host, port = parse_address(options.http)
