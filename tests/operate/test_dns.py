@@ -68,12 +68,8 @@ async def test_resolving_a_and_srv_records() -> None:
             found = await resolve_seeds(
                 ["dns://swim.test:7000", "dns+srv://_g._udp.swim.test", "10.0.0.1:1"], at
             )
-            assert found == [
-                ("127.0.0.1", 7000),
-                ("127.0.0.2", 7000),
-                ("127.0.0.3", 7001),
-                ("10.0.0.1", 1),
-            ]
+            assert sorted(found[:2]) == [("127.0.0.1", 7000), ("127.0.0.2", 7000)]
+            assert found[2:] == [("127.0.0.3", 7001), ("10.0.0.1", 1)]
             assert await resolve_seeds(["dns://nowhere.test"], at) == []
             nursery.cancel_scope.cancel()
 
