@@ -5,6 +5,7 @@ else public.  They load on first use, so ``import swimactors.membership`` (a san
 core) does not pull in trio or the actor runtime.  Layers usable alone have their own
 namespaces: :mod:`swimactors.membership`, :mod:`swimactors.registry`,
 :mod:`swimactors.quorum`, :mod:`swimactors.actors` (the local runtime's extras),
+:mod:`swimactors.ddata` (replicated data types),
 :mod:`swimactors.sim` and :mod:`swimactors.wire`.
 """
 
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .actors.ref import ActorRef
     from .actors.supervision import escalate, restart, resume, stop
     from .actors.transport import TransportConfig
+    from .cluster.ddata import Consistency, ConsistencyError, DataChanged
     from .cluster.names import NameLost
     from .cluster.split_brain import QuorumLost, SplitBrainConfig
     from .cluster.system import Environment, System, open_system
@@ -45,7 +47,10 @@ _WHERE = {
     "ActorRef": ".actors.ref",
     "ActorStopped": ".actors.errors",
     "AskTimeout": ".actors.errors",
+    "Consistency": ".cluster.ddata",
+    "ConsistencyError": ".cluster.ddata",
     "Context": ".actors.context",
+    "DataChanged": ".cluster.ddata",
     "Environment": ".cluster.system",
     "MailboxFull": ".actors.errors",
     "NameLost": ".cluster.names",
@@ -76,7 +81,10 @@ __all__ = [
     "ActorRef",
     "ActorStopped",
     "AskTimeout",
+    "Consistency",
+    "ConsistencyError",
     "Context",
+    "DataChanged",
     "Environment",
     "LocalProtocolError",
     "MailboxFull",

@@ -14,6 +14,7 @@ import pytest
 PUBLIC = [
     "swimactors",
     "swimactors.actors",
+    "swimactors.ddata",
     "swimactors.membership",
     "swimactors.quorum",
     "swimactors.registry",
@@ -59,7 +60,13 @@ def test_every_error_derives_from_the_root() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["swimactors", "swimactors.membership", "swimactors.registry", "swimactors.wire"],
+    [
+        "swimactors",
+        "swimactors.ddata",
+        "swimactors.membership",
+        "swimactors.registry",
+        "swimactors.wire",
+    ],
 )
 def test_sans_io_layers_import_without_trio(name: str) -> None:
     code = f"import sys, {name}; assert 'trio' not in sys.modules, sorted(sys.modules)"

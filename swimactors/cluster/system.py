@@ -46,6 +46,7 @@ from ..membership.transport import NodeTransport
 from ..membership.types import parse_address
 from ..quorum import AGE_KEY
 from ..quorum import Strategy as QuorumRule
+from .ddata import DataRead, DataWrite, DistributedData
 from .names import Names
 from .split_brain import GatedTransport, SplitBrain, SplitBrainConfig
 
@@ -141,6 +142,9 @@ class System(LocalSystem):
         self.spawnables: dict[str, Callable[..., Actor]] = {}
         self.split_brain: SplitBrain | None = None
         """The quorum layer (``open_system(split_brain=...)``); None when off."""
+        self.data = DistributedData(self, time.time)
+        """The distributed data (docs/ddata.md); this node's replica alone when local-only."""
+        nursery.start_soon(self.data.run)
 
     # -- public API --------------------------------------------------------------------
 
@@ -281,7 +285,10 @@ class System(LocalSystem):
         return result
 
     def serve_request(self, request: Any) -> Any:
-        """Answer another node's request to this system itself (remote spawn)."""
+        """Answer another node's request to this system itself (remote spawn, direct
+        distributed-data reads and writes)."""
+        if isinstance(request, DataWrite | DataRead):
+            return self.data.serve(request)
         if not isinstance(request, SpawnRequest):
             raise TypeError(f"not a system request: {type(request).__qualname__}")
         factory = self.spawnables.get(request.factory)
@@ -407,6 +414,7 @@ async def open_system(
                 names = Names(system, node, incarnation=incarnation, keep_losers=keep_losers)
                 cluster = Cluster(node, names, actors)
                 system.cluster = cluster
+                system.data.join_cluster(node, incarnation, env.clock)
                 system.remote = actors
                 system.nursery.start_soon(actors.serve, listener)
                 system.nursery.start_soon(cluster.run)

@@ -11,6 +11,7 @@ from typing import Any, Protocol, Self
 
 import attrs
 
+from ..errors import SwimactorsError
 from ..registry.codec import MAX_INT, MAX_NAME_BYTES
 from ..registry.crdt import Replica
 from ..wire import WireError, check_plain, dumps
@@ -39,7 +40,7 @@ MAX_ENTRIES = 65536
 on decode, so no peer can make a node hold an unbounded value."""
 
 
-class DataError(ValueError):
+class DataError(SwimactorsError, ValueError):
     """A bad argument to a data type or the store (oversized key or value, negative count)."""
 
 
