@@ -21,7 +21,7 @@ from swimactors import (
 from swimactors.ddata import GCounter, LWWMap, ORSet
 from swimactors.quorum import keep_majority
 from swimactors.sim.trio_engine import SimNet
-from tests.sim.test_trio_actors import replay, simulated_systems
+from tests.sim.systems import replay, simulated_systems
 
 MAJORITY, ALL = Consistency.MAJORITY, Consistency.ALL
 

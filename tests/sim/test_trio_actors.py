@@ -7,19 +7,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import trio
-import trio.testing
 
-from swimactors import Actor, NodeDown, SplitBrainConfig, System, message, open_system
-from swimactors.membership.types import format_address
+from swimactors import Actor, NodeDown, SplitBrainConfig, message
 from swimactors.quorum import keep_majority
-from swimactors.sim import LinkModel, address_for
-from swimactors.sim.trio_engine import SimNet, deterministic_scheduling
+from swimactors.sim.trio_engine import SimNet
+from tests.sim.systems import replay, simulated_systems
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -39,37 +35,6 @@ class Counter(Actor):
                 self.value += n
                 return self.value
         return None
-
-
-@asynccontextmanager
-async def simulated_systems(net: SimNet, count: int, **options: Any) -> AsyncIterator[list[System]]:
-    """``count`` systems n0..n{count-1} on ``net``, joined through n0."""
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(net.serve)
-        async with AsyncExitStack() as stack:
-            yield [
-                await stack.enter_async_context(
-                    open_system(
-                        name=f"n{i}",
-                        bind=format_address(address_for(i)),
-                        seeds=[format_address(address_for(0))] if i else [],
-                        environment=net.environment(f"n{i}", address_for(i), incarnation=1000 + i),
-                        shutdown_timeout=1.0,
-                        **options,
-                    )
-                )
-                for i in range(count)
-            ]
-        nursery.cancel_scope.cancel()
-
-
-def replay(app: Callable[[SimNet], Awaitable[list[str]]], seed: int) -> tuple[str, list[str]]:
-    """Run ``app(net)`` under MockClock with trio's scheduler seeded: (trace hash, log)."""
-
-    net = SimNet(seed, LinkModel(loss=0.01, jitter=0.001))
-    with deterministic_scheduling(seed):
-        log = trio.run(app, net, clock=trio.testing.MockClock(autojump_threshold=0))
-    return net.trace_hash, log
 
 
 async def counter_app(net: SimNet) -> list[str]:
