@@ -111,15 +111,14 @@ class DistributedData:
         self.store = DataStore(system.name)
         self.delegate: DataDelegate | None = None
         self._subscribers: dict[str, set[ActorRef]] = {}
-        self._wake = trio.Event()
-        self.store.on_change = self._wake.set
+        self.store.on_change = self._changed
 
     def join_cluster(self, node: Gossip, incarnation: int, clock: Callable[[], float]) -> None:
         """Replicate over ``node``'s gossip, as the process at epoch ``incarnation`` (the
         node's start incarnation); called once, before any update."""
         self.clock = clock
         self.store = DataStore(self.system.name, incarnation)
-        self.store.on_change = self._wake.set
+        self.store.on_change = self._changed
         self.delegate = DataDelegate(self.store, node)
         self.dropped_notices = 0
         """Change notices not delivered because a subscriber's mailbox was full."""
@@ -257,13 +256,9 @@ class DistributedData:
 
     # -- change notices --------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Tell subscribers about changes as the store reports them (woken, no polling)."""
-        while True:
-            await self._wake.wait()
-            self._wake = trio.Event()
-            self.store.on_change = self._wake.set
-            self._notify(self.store.take_changes())
+    def _changed(self) -> None:
+        """The store queued a change (called synchronously): tell the subscribers now."""
+        self._notify(self.store.take_changes())
 
     def _notify(self, changes: list[KeyChanged]) -> None:
         for change in changes:

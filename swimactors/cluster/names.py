@@ -9,7 +9,7 @@ another node is told :class:`NameLost` and, unless the system keeps losers, stop
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import trio
 
@@ -57,6 +57,8 @@ class Names:
         """Set (and replaced) whenever the registry changed."""
         self.public: dict[str, ActorRef] = {}
         """Names this node registered, and the actor each names."""
+        self.lost_handlers: list[Callable[[RegistryNameLost], None]] = []
+        """Told of every name this node lost that is not a public actor's (grains)."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -127,6 +129,8 @@ class Names:
         for change in changes:
             if isinstance(change, RegistryNameLost):
                 self._lost(change)
+                for handler in self.lost_handlers:
+                    handler(change)
         self._changed()
 
     def _changed(self) -> None:

@@ -44,9 +44,12 @@ from ..membership.mirror import open_mirrored_node
 from ..membership.node import DEFAULT_PORT, Node, open_node
 from ..membership.transport import NodeTransport
 from ..membership.types import parse_address
+from ..placement import Placement
 from ..quorum import AGE_KEY
 from ..quorum import Strategy as QuorumRule
 from .ddata import DataRead, DataWrite, DistributedData
+from .grain_store import GrainStore
+from .grains import DEFAULT_IDLE_TIMEOUT, ActivateGrain, Grain, Grains
 from .names import Names
 from .split_brain import GatedTransport, SplitBrain, SplitBrainConfig
 
@@ -144,7 +147,8 @@ class System(LocalSystem):
         """The quorum layer (``open_system(split_brain=...)``); None when off."""
         self.data = DistributedData(self, time.time)
         """The distributed data (docs/ddata.md); this node's replica alone when local-only."""
-        nursery.start_soon(self.data.run)
+        self.grains = Grains(self)
+        """The grain kinds this node hosts and its activations (docs/grains.md)."""
 
     # -- public API --------------------------------------------------------------------
 
@@ -251,6 +255,33 @@ class System(LocalSystem):
         with trio.move_on_after(0.5):  # names of local actors appear unannounced
             await self.cluster.names.changed.wait()
 
+    def register_grain(
+        self,
+        kind: str,
+        factory: Callable[[], Grain],
+        *,
+        idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT,
+        placement: Placement = Placement.RENDEZVOUS,
+        store: GrainStore | None = None,
+    ) -> None:
+        """Host grains of ``kind`` here: ``factory()`` builds one (its ``identity`` and
+        ``state`` set) when placement picks this node.  An activation passivates after
+        ``idle_timeout`` seconds without a message (None: never); ``store`` keeps the
+        states (default: in this process); see docs/grains.md."""
+        self.grains.register(
+            kind, factory, idle_timeout=idle_timeout, placement=placement, store=store
+        )
+
+    def grain(self, kind: str, identity: str) -> ActorRef:
+        """The ref of grain ``identity`` of ``kind``: tell or ask it from any node and it
+        is activated where placement says, on its first message."""
+        return self.grains.ref(kind, identity)
+
+    def resolve(self, node: str, path: str, uid: int) -> ActorRef:
+        """A grain's path resolves to a grain ref here; anything else as usual."""
+        grain = self.grains.ref_at(path) if uid == 0 else None
+        return grain if grain is not None else super().resolve(node, path, uid)
+
     def register_spawnable(self, name: str, factory: Callable[..., Actor]) -> None:
         """Allow other nodes to start ``factory(*args)`` here by ``name`` (see spawn_on)."""
         if not callable(factory):
@@ -289,6 +320,8 @@ class System(LocalSystem):
         distributed-data reads and writes)."""
         if isinstance(request, DataWrite | DataRead):
             return self.data.serve(request)
+        if isinstance(request, ActivateGrain):
+            return self.grains.activate(request.kind, request.identity)
         if not isinstance(request, SpawnRequest):
             raise TypeError(f"not a system request: {type(request).__qualname__}")
         factory = self.spawnables.get(request.factory)
@@ -415,6 +448,7 @@ async def open_system(
                 cluster = Cluster(node, names, actors)
                 system.cluster = cluster
                 system.data.join_cluster(node, incarnation, env.clock)
+                names.lost_handlers.append(system.grains.lost)
                 system.remote = actors
                 system.nursery.start_soon(actors.serve, listener)
                 system.nursery.start_soon(cluster.run)
