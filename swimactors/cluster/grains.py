@@ -34,6 +34,7 @@ from ..registry import NameLost as RegistryNameLost
 from ..registry.codec import MAX_NAME_BYTES
 from .grain_store import GrainStore, MemoryGrainStore
 from .names import actor_id
+from .split_brain import QuorumLost
 
 if TYPE_CHECKING:
     from .system import System
@@ -43,7 +44,9 @@ __all__ = [
     "GRAIN_PREFIX",
     "ActivateGrain",
     "Grain",
+    "GrainClaim",
     "GrainKind",
+    "GrainProbe",
     "Grains",
     "NoGrainHost",
 ]
@@ -56,10 +59,24 @@ HOST_PREFIX = "$hosts/"
 """Registry names of hosts: ``$hosts/<kind>/<node>``."""
 DEFAULT_IDLE_TIMEOUT = 300.0
 """Seconds without a message after which an activation passivates."""
+RECORD_WAIT = 5.0
+"""Seconds an activation whose registry record vanished waits for it before it refuses
+a message (the record returns once its node has refuted being counted DOWN)."""
+RECORD_POLL = 0.05
+_REACHABLE = (Status.UP, Status.SUSPECT)
+PROBE_TIMEOUT = 2.0
+"""Seconds a new activation waits for each other host's answer to its probe."""
 
 
 class NoGrainHost(ActorError):
     """No member that is UP hosts the grain's kind (or it is unknown here)."""
+
+
+class _Missing:
+    """The registry records no activation of a grain."""
+
+
+RECORD_MISSING: Any = _Missing()
 
 
 class Grain(Actor):
@@ -99,6 +116,26 @@ class ActivateGrain:
     identity: str
 
 
+@message("swimactors.GrainProbe")
+class GrainProbe:
+    """Asks a host whether it holds (or is starting) an activation of a grain; ``clock``
+    carries the asker's logical clock.  Answered with a :class:`GrainClaim` or None."""
+
+    kind: str
+    identity: str
+    clock: int
+
+
+@message("swimactors.GrainClaim")
+class GrainClaim:
+    """An activation and its start stamp ``(clock, node)``: the lowest stamp keeps the
+    grain, every other activation of it yields (forwards to it and stops)."""
+
+    clock: int
+    node: str
+    ref: ActorRef
+
+
 @attrs.frozen
 class _IdleCheck:
     """An activation's own timer tick: passivate if idle (local only, never on the wire)."""
@@ -123,11 +160,22 @@ class Activation(Actor):
         self.forward_to: ActorRef | None = None
         self.last_message = trio.current_time()
         self.active = False
+        self.stale = False
+        """Set when its side lost quorum: it stops without saving (the serving side may
+        have moved the grain on)."""
 
     async def on_start(self) -> None:
-        await self.grains.wait_released(self.kind.name, self.identity)
+        kind, identity, me = self.kind.name, self.identity, self.context.self_ref
+        await self.grains.wait_released(kind, identity)
+        winner = await self.grains.confirm(kind, identity, me)
+        if winner is not None:
+            self.forward_to = winner
+            self.grains.release(kind, identity, me)
+            me.tell_nowait(_HandOver())
+            return
+        self.grains.record(kind, identity, me)
         self.grain._context = self.context
-        self.grain.state = await self.kind.store.load(self.kind.name, self.identity)
+        self.grain.state = await self.kind.store.load(kind, identity)
         await self.grain.on_activate()
         self.active = True
         if self.kind.idle_timeout is not None:
@@ -141,14 +189,37 @@ class Activation(Actor):
         if isinstance(msg, _HandOver):
             ctx.stop()
             return None
+        if self.forward_to is None:
+            await self._confirm_record()
         if self.forward_to is not None:
             return await self.forward_to.ask(msg)
-        self.grains.system.check_quorum()
+        try:
+            self.grains.system.check_quorum()
+        except QuorumLost:
+            self.stale = True
+            self.grains.release(self.kind.name, self.identity, ctx.self_ref)
+            ctx.stop()
+            raise
         self.last_message = trio.current_time()
         result = self.grain.receive(msg, ctx)
         if inspect.isawaitable(result):
             result = await result
         return result
+
+    async def _confirm_record(self) -> None:
+        """Process only as the registry's activation of this grain: if another won, forward
+        to it from now on; while the record is gone (this node was counted DOWN and has
+        not re-registered yet) wait for it, up to :data:`RECORD_WAIT` seconds."""
+        with trio.move_on_after(RECORD_WAIT):
+            while True:
+                winner = self.grains.recorded(self.kind.name, self.identity)
+                if winner is None or winner == self.context.self_ref:
+                    return
+                if winner != RECORD_MISSING:
+                    self.forward_to = winner
+                    return
+                await trio.sleep(RECORD_POLL)
+        raise ActorStopped(f"{self.kind.name}/{self.identity}: its activation record is gone")
 
     def _check_idle(self) -> None:
         timeout = self.kind.idle_timeout
@@ -164,7 +235,7 @@ class Activation(Actor):
 
     async def on_stop(self) -> None:
         try:
-            if self.active and self.forward_to is None:
+            if self.active and self.forward_to is None and not self.stale:
                 await self.grain.on_deactivate()
                 await self.save()
         finally:
@@ -236,6 +307,10 @@ class Grains:
         self.local: dict[tuple[str, str], ActorRef] = {}
         """This node's activations."""
         self._stopping: dict[tuple[str, str], trio.Event] = {}
+        self._stamps: dict[ActorRef, tuple[int, str]] = {}
+        """Each local activation's start stamp (logical clock, node)."""
+        self.clock = 0
+        """A Lamport clock: ticks at each activation, follows every probe seen."""
         self.activations = 0
         """Activations started here (a counter)."""
         self.counters_undelivered = 0
@@ -343,12 +418,81 @@ class Grains:
         ref = self.system.spawn_under(
             self.system, lambda: Activation(self, grain_kind, identity), None, None, None
         )
+        self.clock += 1
+        self._stamps[ref] = (self.clock, self.system.name)
         self.local[(kind, identity)] = ref
         self.activations += 1
-        cluster = self.system.cluster
-        if cluster is not None:
-            cluster.names.delegate.register(f"{GRAIN_PREFIX}{kind}/{identity}", actor_id(ref))
         return ref
+
+    async def confirm(self, kind: str, identity: str, ref: ActorRef) -> ActorRef | None:
+        """Probe every other member that is UP or SUSPECT: the activation with the lowest
+        start stamp among those answering, if it is not ``ref``'s (``ref`` yields to it).
+
+        With Lamport stamps, of two activations started concurrently the later-stamped
+        one always sees the earlier (a probe answered before an activation started raised
+        that host's clock past the prober's stamp), so exactly one proceeds among hosts
+        that can reach each other.  A host that does not answer in time is passed over.
+        """
+        cluster = self.system.cluster
+        mine = self._stamps.get(ref)
+        if cluster is None or mine is None:
+            return None
+        best: tuple[tuple[int, str], ActorRef] | None = None
+        probe = GrainProbe(kind, identity, mine[0])
+
+        async def ask(node: str) -> None:
+            nonlocal best
+            try:
+                claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
+            except ActorError as exc:
+                log.info("%s/%s: host %s did not answer a probe: %s", kind, identity, node, exc)
+                return
+            if isinstance(claim, GrainClaim):
+                stamp = (claim.clock, claim.node)
+                self.clock = max(self.clock, claim.clock)
+                if stamp < mine and (best is None or stamp < best[0]):
+                    best = (stamp, claim.ref)
+
+        members = cluster.node.members()
+        async with trio.open_nursery() as nursery:
+            for member in members:  # hosts are read from the registry, which can lag
+                if member.name != self.system.name and member.status in _REACHABLE:
+                    nursery.start_soon(ask, member.name)
+        return None if best is None else best[1]
+
+    def step_down(self) -> None:
+        """This side lost its quorum: stop every activation here without saving (the
+        serving side may activate the grains meanwhile) and withdraw their records."""
+        for (kind, identity), ref in list(self.local.items()):
+            self.release(kind, identity, ref)
+            cell = self.system.local_cell(ref)
+            if cell is not None:
+                if isinstance(cell.instance, Activation):
+                    cell.instance.stale = True
+                cell.request_stop()
+
+    def probe(self, request: GrainProbe) -> GrainClaim | None:
+        """Answer another host's :class:`GrainProbe` (and follow its clock)."""
+        self.clock = max(self.clock, request.clock) + 1
+        ref = self.local.get((request.kind, request.identity))
+        stamp = None if ref is None else self._stamps.get(ref)
+        return None if ref is None or stamp is None else GrainClaim(*stamp, ref)
+
+    def record(self, kind: str, identity: str, ref: ActorRef) -> None:
+        """Record a confirmed activation in the registry."""
+        cluster = self.system.cluster
+        if cluster is not None and self.local.get((kind, identity)) == ref:
+            cluster.names.delegate.register(f"{GRAIN_PREFIX}{kind}/{identity}", actor_id(ref))
+
+    def recorded(self, kind: str, identity: str) -> ActorRef | None:
+        """The activation the registry records for the grain: None when there is no
+        registry (local-only), :data:`RECORD_MISSING` when it records none."""
+        cluster = self.system.cluster
+        if cluster is None:
+            return None
+        registration = cluster.names.registration(f"{GRAIN_PREFIX}{kind}/{identity}")
+        ref = None if registration is None else cluster.names.ref_for(registration)
+        return RECORD_MISSING if ref is None else ref
 
     def _loads(self) -> dict[str, int]:
         """Activations per node, as the registry records them."""
@@ -376,6 +520,7 @@ class Grains:
     def released(self, kind: str, identity: str, ref: ActorRef) -> None:
         """``ref`` has stopped (state saved)."""
         self.release(kind, identity, ref)
+        self._stamps.pop(ref, None)
         event = self._stopping.pop((kind, identity), None)
         if event is not None:
             event.set()

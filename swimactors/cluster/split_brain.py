@@ -298,7 +298,8 @@ class SplitBrain(Delegate):
         self.changed = trio.Event()
 
     def _step_down(self) -> None:
-        """Withdraw every public name, stop the singletons (membership keeps running)."""
+        """Withdraw every public name, stop the singletons and the grain activations
+        (membership keeps running)."""
         for name, ref in self.cluster.names.withdraw_all().items():
             if name not in self._local_singletons:
                 self.withheld[name] = ref
@@ -306,6 +307,7 @@ class SplitBrain(Delegate):
         for ref in self._local_singletons.values():
             self._stop(ref)
         self._local_singletons.clear()
+        self.system.grains.step_down()
 
     def _resume(self) -> None:
         """Re-register the withdrawn names this node still legitimately holds."""

@@ -49,7 +49,7 @@ from ..quorum import AGE_KEY
 from ..quorum import Strategy as QuorumRule
 from .ddata import DataRead, DataWrite, DistributedData
 from .grain_store import GrainStore
-from .grains import DEFAULT_IDLE_TIMEOUT, ActivateGrain, Grain, Grains
+from .grains import DEFAULT_IDLE_TIMEOUT, ActivateGrain, Grain, GrainProbe, Grains
 from .names import Names
 from .split_brain import GatedTransport, SplitBrain, SplitBrainConfig
 
@@ -322,6 +322,8 @@ class System(LocalSystem):
             return self.data.serve(request)
         if isinstance(request, ActivateGrain):
             return self.grains.activate(request.kind, request.identity)
+        if isinstance(request, GrainProbe):
+            return self.grains.probe(request)
         if not isinstance(request, SpawnRequest):
             raise TypeError(f"not a system request: {type(request).__qualname__}")
         factory = self.spawnables.get(request.factory)

@@ -144,5 +144,93 @@ def test_a_crashed_nodes_grains_reactivate_elsewhere_with_their_replicated_state
         return log
 
     log = replay(bounded(app), 1)[1]
-    print(log)
     assert log[0] != "n2 held 0" and log[-1].startswith("all answer")
+
+
+PROCESSING: dict[str, dict[str, System]] = {}
+"""identity -> the nodes whose activation is inside ``receive`` for it right now."""
+OVERLAPS: list[str] = []
+
+
+class Slow(Grain):
+    """Takes simulated time per message and records overlapping processing."""
+
+    async def receive(self, msg: Any, ctx: Any) -> Any:
+        system = ctx.system
+        busy = PROCESSING.setdefault(self.identity, {})
+        for node, other in busy.items():
+            if other.quorum_state in ("ok", "pending") and system.quorum_state in ("ok", "pending"):
+                views = []
+                for x in (other, system):
+                    assert x.cluster is not None
+                    r = x.cluster.names.registration(f"$grain/slow/{self.identity}")
+                    views.append(f"{x.name}:{r and (r.node, r.incarnation, r.clock)}")
+                OVERLAPS.append(
+                    f"{trio.current_time():.3f} {self.identity} {node}+{system.name} {views}"
+                )
+        busy[system.name] = system
+        try:
+            await trio.sleep(0.05)
+            self.state = (self.state or 0) + 1
+            return self.state
+        finally:
+            del busy[system.name]
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+def test_under_a_partition_only_the_serving_side_processes_and_one_activation_remains(
+    seed: int,
+) -> None:
+    from swimactors import SplitBrainConfig
+    from swimactors.quorum import keep_majority
+
+    identities = [f"user-{i}" for i in range(15)]
+    PROCESSING.clear()
+    OVERLAPS.clear()
+
+    async def app(net: SimNet) -> list[str]:
+        log: list[str] = []
+        rule = SplitBrainConfig(strategy=keep_majority(), stable_after=3.0)
+        async with simulated_systems(net, 5, split_brain=rule) as systems:
+            for s in systems:
+                s.register_grain("slow", Slow, idle_timeout=None)
+            await _formed(systems)
+            while any(len(s.grains.hosts("slow")) != 5 for s in systems):
+                await trio.sleep(0.1)
+            answered = Counter[str]()
+
+            async def load(asker: System, offset: int) -> None:
+                i = offset
+                while True:
+                    i += 1
+                    identity = identities[i % len(identities)]
+                    try:
+                        await asker.grain("slow", identity).ask(None, timeout=1.0)
+                        answered[asker.name] += 1
+                    except Exception:  # QuorumLost, NodeDown, AskTimeout, ...
+                        answered[f"{asker.name} failed"] += 1
+                        await trio.sleep(0.2)
+
+            async with trio.open_nursery() as nursery:
+                for k, asker in enumerate(systems):
+                    nursery.start_soon(load, asker, 3 * k)
+                await trio.sleep(5.0)
+                names = [s.name for s in systems]
+                net.partition(names[:3], names[3:])
+                await trio.sleep(30.0)
+                log.append(f"split {[s.quorum_state for s in systems]}")
+                net.heal()
+                while any(s.quorum_state != "ok" for s in systems):
+                    await trio.sleep(0.5)
+                await trio.sleep(20.0)
+                nursery.cancel_scope.cancel()
+            await trio.sleep(10.0)
+            held = _activations(systems)
+            log.append(f"after heal: {sorted(set(held.values()))} activation(s) per identity")
+            log.append(f"answered {sorted(answered.items())}")
+        return log
+
+    log = replay(bounded(app), seed)[1]
+    assert OVERLAPS == []
+    assert log[0] == "split ['ok', 'ok', 'ok', 'lost', 'lost']"
+    assert log[1] == "after heal: [1] activation(s) per identity"
