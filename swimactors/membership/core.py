@@ -8,9 +8,10 @@ Lifeguard extensions (Dadgar, Phillips, Currey 2018), shaped after HashiCorp mem
 
 Reading order, following one message from arrival to effect: :meth:`Swim.receive`
 decodes the packet and dispatches each message to a ``_on_<kind>`` handler; failure
-detection lives in the probe section, membership updates in ``_apply_*`` (the SWIM
-precedence rules), dissemination in ``_send`` / ``_gossip``, full-state sync in
-``_push_pull`` / ``_on_pushpull``.  docs/protocol.md describes the same rules in prose.
+detection lives in the probe section, membership updates in ``_apply_*`` (carrying out
+the SWIM precedence rules, stated once in :mod:`.rules`), dissemination in ``_send`` /
+``_gossip``, full-state sync in ``_push_pull`` / ``_on_pushpull``.  docs/protocol.md
+describes the same rules in prose.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import attrs
 from .. import wire
 from ..errors import SwimactorsError
 from ..security import OVERHEAD as SEALING_OVERHEAD
+from . import rules
 from .awareness import Awareness
 from .broadcasts import BroadcastQueue
 from .config import Config
@@ -642,11 +644,13 @@ class Swim:
                 continue
             self._apply_dead(now, Dead(name, incarnation, self.name))
 
-    # ===================================================================== the SWIM rules
+    # ===================================================================== membership news
+    # Whether news applies is decided by rules.supersedes / rules.refutes alone; these
+    # methods carry it out (state, suspicion timers, events, gossip).
 
     def _apply_alive(self, now: float, msg: Alive) -> None:
-        """Alive(i) beats Suspect/Alive(j < i) and Dead/Left(j < i); a live member's name
-        claimed from another address is a conflict and is refused."""
+        """Alive news: a new member, a refutation, a rejoin or new metadata; a live
+        member's name claimed from another address is a conflict and is refused."""
         if msg.name == self.name:
             self._on_news_about_self_alive(now, msg)
             return
@@ -665,7 +669,7 @@ class Swim:
             self.counters["name_conflicts"] += 1
             self._emit(MemberConflict(state.snapshot(), now, other=msg.address))
             return
-        if msg.incarnation <= state.incarnation:
+        if not rules.supersedes(state.status, state.incarnation, msg):
             return
         state = self._own(state)
         previous = state.status
@@ -698,19 +702,19 @@ class Swim:
         state = self._members.get(name)
         return (
             state is not None
-            and incarnation <= state.incarnation
+            and not rules.wins(Alive, incarnation, state.status, state.incarnation)
             and state.address[1] == port
             and state.address[0] == host
             and name != self.name
         )
 
     def _apply_suspect(self, now: float, msg: Suspect) -> None:
-        """Suspect(i) beats Alive(j <= i) and Suspect(j < i); a repeated Suspect(i) from a
-        new source is an independent confirmation that shortens the timeout."""
+        """Suspect news starts a suspicion; a repeated Suspect(i) from a new source is an
+        independent confirmation that shortens the timeout."""
         if self._refuted(now, msg):
             return
         state = self._members.get(msg.name)
-        if state is None or not state.status.is_alive or msg.incarnation < state.incarnation:
+        if state is None or not rules.supersedes(state.status, state.incarnation, msg):
             return
         suspicion = self._suspicions.get(msg.name)
         if suspicion is not None and msg.incarnation == suspicion.incarnation:
@@ -733,11 +737,11 @@ class Swim:
         self._enqueue(msg)
 
     def _apply_dead(self, now: float, msg: Dead) -> None:
-        """Dead(i) beats Alive/Suspect(j <= i); DOWN and LEFT members stay as they are."""
+        """Dead news marks the member DOWN."""
         if self._refuted(now, msg):
             return
         state = self._members.get(msg.name)
-        if state is None or not state.status.is_alive or msg.incarnation < state.incarnation:
+        if state is None or not rules.supersedes(state.status, state.incarnation, msg):
             return
         state = self._mark_gone(now, state, Status.DOWN, msg.incarnation)
         self._enqueue(msg)
@@ -745,11 +749,11 @@ class Swim:
         self._gossip_soon(now)
 
     def _apply_left(self, now: float, msg: Left) -> None:
-        """Left(i) beats anything but LEFT at j <= i (a DOWN member may still be LEFT)."""
+        """Left news marks the member LEFT (a DOWN member may still become LEFT)."""
         if self._refuted(now, msg):
             return
         state = self._members.get(msg.name)
-        if state is None or state.status is Status.LEFT or msg.incarnation < state.incarnation:
+        if state is None or not rules.supersedes(state.status, state.incarnation, msg):
             return
         state = self._mark_gone(now, state, Status.LEFT, msg.incarnation)
         self._enqueue(msg)
@@ -771,7 +775,7 @@ class Swim:
         life of ours.  True when the news was about us (nothing else applies then)."""
         if msg.name != self.name:
             return False
-        if msg.incarnation >= self.incarnation:
+        if rules.refutes(self.incarnation, msg):
             self._refute(now, msg.incarnation)
         return True
 

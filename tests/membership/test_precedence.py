@@ -25,6 +25,7 @@ from swimactors.membership import (
     MemberUp,
     Status,
     Swim,
+    rules,
 )
 from swimactors.membership.messages import Alive, Dead, Left, Suspect
 
@@ -141,6 +142,22 @@ def test_precedence(
 def test_the_table_covers_every_combination() -> None:
     combos = {(k, i, b) for k, i, b, *_ in TABLE}
     assert len(combos) == len(TABLE) == 4 * 3 * 4
+
+
+@pytest.mark.parametrize(("kind", "incarnation", "before", "after", "inc_after", "event"), TABLE)
+def test_the_rules_module_states_the_table(
+    kind: str,
+    incarnation: int,
+    before: Status,
+    after: Status,
+    inc_after: int,
+    event: type | None,
+) -> None:
+    """rules.supersedes says yes exactly where the core changes its view, plus the one
+    case that changes nothing but counts: a repeated Suspect(j) is one more witness."""
+    witness = (kind, incarnation, before) == ("suspect", 5, SUSPECT)
+    changed = (after, inc_after) != (before, 5)
+    assert rules.supersedes(before, 5, message(kind, incarnation)) is (changed or witness)
 
 
 # -- news about ourselves --------------------------------------------------------------------
