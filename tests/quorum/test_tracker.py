@@ -10,8 +10,10 @@ from hypothesis import strategies as st
 from swimactors import wire
 from swimactors.membership import Member, Status, encode_meta
 from swimactors.quorum import (
+    Phase,
     QuorumConfigError,
     QuorumTracker,
+    Verdict,
     age_meta,
     describe,
     keep_majority,
@@ -103,10 +105,12 @@ def test_majority_waits_for_stability_and_the_takeover_margin_before_downing() -
     for tracker in (a, b):
         tracker.observe(10.0, snapshot("ab", suspect="c"))
     c.observe(10.5, snapshot("c", suspect="ab"))
-    assert [d.downed for d in c.take_decisions()] == [True] and state_of(c) == "lost"
+    assert [d.verdict for d in c.take_decisions()] == [Verdict.STEP_DOWN]
+    assert state_of(c) == "lost" and c.phase is Phase.STOPPED
     assert state_of(a) == "pending" and a.singleton_host() == "a"
     advance(trackers, 10.5, 17.0, reach="ab")
     assert a.take_decisions() == [] and state_of(a) == "pending"  # confirmed, not taken over
+    assert a.phase is Phase.TAKING_OVER
     takeover = 10.0 + a.silence_limit + a.takeover_margin  # c could serve until 17.0
     assert takeover == pytest.approx(19.0)
     advance(trackers, 17.5, takeover - 0.5, reach="ab")
@@ -114,8 +118,10 @@ def test_majority_waits_for_stability_and_the_takeover_margin_before_downing() -
     assert a.take_decisions() == [] and a.singleton_host() == "a"
     a.tick(takeover)
     [decision] = a.take_decisions()
-    assert decision.serving and decision.down == {"c"} and decision.stable
+    assert decision.verdict is Verdict.CONFIRMED and decision.down == {"c"}
+    assert decision.serving and decision.stable and not decision.downed
     assert state_of(a) == "ok" and [m.name for m in a.members] == ["a", "b"]
+    assert a.phase is Phase.SERVING
 
 
 def test_a_side_member_holding_another_view_blocks_confirmation_then_the_limit_stops() -> None:
