@@ -730,9 +730,10 @@ class Swim:
             state.status = Status.SUSPECT
             state.since = now
             self._emit(MemberSuspect(state.snapshot(), now))
+            # it keeps its place in our probe pass: moving it to the front broke round
+            # robin (a starved member, suspected anew each period, took nearly every probe
+            # and a crashed one behind it was never probed)
             self._gossip_soon(now)
-            if msg.source != self.name:  # check it ourselves next: confirm, or let it refute
-                self._probe_order.insert(self._probe_cursor, state.name)
         self._start_suspicion(now, state, msg.source)
         self._enqueue(msg)
 

@@ -57,6 +57,29 @@ def test_each_pass_probes_every_member_once_in_a_fresh_order(seed: int) -> None:
     assert len({tuple(p) for p in passes}) > 1  # reshuffled between passes
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_member_suspected_again_and_again_does_not_jump_the_queue(seed: int) -> None:
+    """A starved member is suspected on others' word every period and refutes each time;
+    every pass must still probe every member once (SWIM's time-bounded completeness),
+    or a crashed member behind it is never probed (issue 13: 95-99 % of pings went to
+    the starved member)."""
+    core = make_core(seed=seed)
+    peers = add_peers(core, 5)
+    acks = acking()
+    incarnation = itertools.count(1)
+
+    def respond(core: Swim, now: float, out: list[Sent]) -> None:
+        acks(core, now, out)
+        if any(not p.reliable and p.of(Ping) for p in out):
+            seen = next(incarnation)
+            deliver(core, now, "p2", Suspect("p1", seen, "p2"))
+            deliver(core, now, "p1", Alive("p1", addr(1), seen + 1))
+
+    targets = [name for _, name in probes(run(core, 40.0, respond))]
+    passes = [targets[i : i + 5] for i in range(0, 35, 5)]
+    assert all(sorted(p) == peers for p in passes), passes
+
+
 def test_probes_are_one_probe_interval_apart() -> None:
     core = make_core()
     add_peers(core, 3)
