@@ -466,8 +466,8 @@ class QuorumTracker:
         self._last_change = now
         self._waiting_for_peers = False
         self._takeover = None
-        if self._phase in _DECIDED:
-            self._unstable_since = now
+        if self._phase in _DECIDED or not self.view().unreachable:
+            self._unstable_since = now  # a new unstable period: a healed view ends one (Akka)
         self._phase = Phase.PENDING if self._phase in _SERVING else Phase.STOPPED
         self._announce(now)
         if self._phase is Phase.PENDING:

@@ -138,6 +138,35 @@ def test_a_side_member_holding_another_view_blocks_confirmation_then_the_limit_s
     assert state_of(a) == "lost"
 
 
+@pytest.mark.parametrize("blip", [5.3, 0.9 * 7.0])
+def test_a_healed_blip_restarts_the_unstable_clock(blip: float) -> None:
+    """c's packets are lost for a while, so a and b hold it SUSPECT, then UP again: the
+    majority must not stop (issue 13: a and b gave up 12.25 s after the first change,
+    although everything had been reachable for 7 s)."""
+    trackers = cluster()
+    a, b, c = trackers.values()
+    advance(trackers, 7.5, 19.5)
+    for tracker in (a, b):
+        tracker.observe(20.0, snapshot("ab", suspect="c"))
+    for step in range(int(blip * 2) + 1):  # c hears a and b; nobody hears c
+        for tracker in trackers.values():
+            tracker.tick(20.0 + step / 2)
+        c.take_outgoing()
+        gossip(trackers, 20.0 + step / 2)
+    for tracker in (a, b):
+        tracker.observe(20.0 + blip, snapshot("abc"))
+    gossip(trackers, 20.0 + blip)
+    advance(trackers, 20.5 + blip, 60.0)
+    for tracker in (a, b):  # before the fix: a "down-all" stop at 32.25
+        assert [d.verdict for d in tracker.take_decisions()] == [Verdict.CONFIRMED]
+        assert state_of(tracker) == "ok"
+    # c itself heard a and b name a side without it from 20.0 on; its last agreeing
+    # heartbeat came at 19.0, so a gap of blip + 1 s >= stable_after fences it (rule 3)
+    fenced = blip + 1.0 >= c.silence_limit
+    assert [d.verdict for d in c.take_decisions()][:1] == ([Verdict.STOP] if fenced else [])
+    assert state_of(c) == "ok"
+
+
 def test_changes_keep_pushing_the_decision_back() -> None:
     trackers = cluster("abcde")
     a = trackers["a"]
