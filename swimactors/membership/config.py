@@ -144,6 +144,15 @@ class Config:
         """How many times one update is piggybacked: ``mult * ceil(log10(n + 1))``."""
         return self.retransmit_mult * math.ceil(math.log10(members + 1))
 
+    @property
+    def nack_timeout(self) -> float:
+        """How long a ping-req helper waits for the target before it nacks: 80 % of the
+        prober's window after its ping-req (``probe_interval - probe_timeout``), at most
+        ``probe_timeout``.  memberlist waits ``probe_timeout``, so at the LAN defaults
+        every nack reached the prober just after its period had ended and never counted
+        for Lifeguard's local health."""
+        return min(self.probe_timeout, 0.8 * (self.probe_interval - self.probe_timeout))
+
     def suspicion_timeouts(self, members: int) -> tuple[float, float]:
         """Lifeguard's (minimum, maximum) suspicion timeout for a cluster of ``members``."""
         scale = max(1.0, math.log10(max(1.0, float(members))))

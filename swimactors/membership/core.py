@@ -148,6 +148,7 @@ class _Relay:
     requester: Address
     requester_seq: int
     deadline: float
+    """Until when the target's ack is still relayed (``probe_timeout``)."""
 
 
 def _validate_name(name: str) -> None:
@@ -214,6 +215,8 @@ class Swim:
         self._probe_cursor = 0
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
+        self._nacks: collections.deque[tuple[float, int]] = collections.deque()
+        """(when, seq) of the relays still to nack if no ack came, earliest first."""
         self._suspicions: dict[str, Suspicion] = {}
         self._suspicion_heap: list[tuple[float, str, int]] = []
         self._queue = BroadcastQueue()
@@ -387,6 +390,8 @@ class Swim:
             deadlines.append(self._suspicion_heap[0][0])
         if self._relays:
             deadlines.append(next(iter(self._relays.values())).deadline)
+        if self._nacks:
+            deadlines.append(self._nacks[0][0])
         return min(deadlines, default=None)
 
     def tick(self, now: float) -> None:
@@ -519,6 +524,7 @@ class Swim:
             return
         seq = self._next_seq()
         self._relays[seq] = _Relay(reply_to, msg.seq, now + self.config.probe_timeout)
+        self._nacks.append((now + self.config.nack_timeout, seq))
         self._send(msg.address, [Ping(seq, msg.target)])
 
     def _on_usermessage(
@@ -626,12 +632,19 @@ class Swim:
         return None
 
     def _expire_relays(self, now: float) -> None:
+        """Nack the relays whose target has not answered by ``nack_timeout`` (early enough
+        for the prober to count it), and forget them at ``probe_timeout`` (a later ack is
+        still relayed)."""
+        while self._nacks and self._nacks[0][0] <= now:
+            _, seq = self._nacks.popleft()
+            relay = self._relays.get(seq)
+            if relay is not None:
+                self._send(relay.requester, [Nack(relay.requester_seq)])
         while self._relays:
             seq, relay = next(iter(self._relays.items()))
             if relay.deadline > now:
                 break
             del self._relays[seq]
-            self._send(relay.requester, [Nack(relay.requester_seq)])
 
     def _expire_suspicions(self, now: float) -> None:
         while self._suspicion_heap and self._suspicion_heap[0][0] <= now:

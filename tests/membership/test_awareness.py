@@ -107,3 +107,24 @@ def test_a_healthy_node_keeps_the_base_interval() -> None:
     assert core.awareness == 0
     deliver(core, 20.0, "p1", Ack(123456))  # a stray ack changes nothing
     assert core.awareness == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_probing_a_crashed_member_at_the_lan_defaults_counts_the_helpers_nacks(
+    seed: int,
+) -> None:
+    """Healthy helpers nack in time, so a prober whose target crashed stays at awareness 0
+    (issue 13: every nack arrived after the period and the score went from 0 to 3)."""
+    from swimactors.sim import World
+
+    world = World(seed, config=CONFIG)
+    world.add_nodes(6, stagger=0.1)
+    world.run_until(20.0)
+    world.crash("n5")
+    live = [world.node(f"n{i}").core for i in range(5)]
+    worst = 0
+    while world.now < 40.0:
+        world.run_until(world.now + 0.05)
+        worst = max(worst, *(core.awareness for core in live))
+    assert all(core.member("n5").status.name == "DOWN" for core in live)
+    assert worst == 0
