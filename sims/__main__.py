@@ -25,6 +25,7 @@ def _params(args: argparse.Namespace) -> Params:
         crashes=args.crashes,
         settle=args.settle,
         formed=args.formed,
+        starved=args.starved,
     )
 
 
@@ -39,7 +40,8 @@ def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
         help="awareness_max_multiplier=1 and a fixed suspicion timeout",
     )
     parser.add_argument("--duration", type=float, default=None, help="simulated seconds")
-    parser.add_argument("--crashes", type=int, default=1, help="nodes crashed (crash)")
+    parser.add_argument("--crashes", type=int, default=1, help="nodes crashed (crash, starved)")
+    parser.add_argument("--starved", type=int, default=1, help="members starved (starved)")
     parser.add_argument(
         "--settle",
         type=float,
@@ -116,6 +118,7 @@ def _params_for_sweep(args: argparse.Namespace) -> Params:
         crashes=args.crashes,
         settle=args.settle,
         formed=args.formed,
+        starved=args.starved,
     )
 
 

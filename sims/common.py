@@ -27,6 +27,8 @@ class Params:
     lifeguard: bool = True
     duration: float | None = None
     crashes: int = 1
+    starved: int = 1
+    """Members on a starved CPU (``starved``)."""
     settle: float = 0.0
     formed: bool = False
     """Start from a converged cluster (``World.add_formed``) instead of joining by gossip."""

@@ -14,6 +14,7 @@ from . import (
     rejoin,
     slow_node,
     split_brain,
+    starved,
     swarm,
 )
 
@@ -24,6 +25,7 @@ SCENARIOS: dict[str, Scenario] = {
         crash,
         loss,
         slow_node,
+        starved,
         partition_heal,
         churn,
         flapping,

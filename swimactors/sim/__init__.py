@@ -2,7 +2,7 @@
 
 ``World`` runs many sans-IO membership cores over a simulated network with latency,
 loss, duplication, reordering, partitions and link rules, and node faults (crash,
-restart, pause, slow, clock drift).  ``Metrics`` turns a run into detection times,
+restart, pause, slow, starve, clock drift).  ``Metrics`` turns a run into detection times,
 false positives, dissemination and load figures.  See docs/simulation.md.
 """
 
@@ -11,6 +11,7 @@ from .metrics import CrashStats, Metrics
 from .network import Action, LinkModel, Network, Route, Rule
 from .node import Core, CoreFactory, NodeSpec, NodeState, SimNode
 from .rng import Streams, derive_seed
+from .starvation import Starvation
 from .trace import Trace, first_divergence
 from .world import Fault, PacketRecord, SimulationError, World, address_for, swim_factory
 
@@ -30,6 +31,7 @@ __all__ = [
     "Rule",
     "SimNode",
     "SimulationError",
+    "Starvation",
     "Streams",
     "Trace",
     "World",

@@ -2,7 +2,7 @@
 
 A :class:`Metrics` subscribes to a world's events and faults.  A SUSPECT or DOWN about
 a member counts as *false* when neither the member nor the observer was impaired
-(crashed, paused, slowed, leaving, or on either side of a partition) at any moment in
+(crashed, paused, slowed, starved, leaving, or on either side of a partition) at any moment in
 the ``grace`` window before it: such a member was alive and reachable throughout.
 """
 
@@ -37,8 +37,8 @@ _STATUS_OF = {
     MemberDown: Status.DOWN,
     MemberLeft: Status.LEFT,
 }
-_IMPAIRING = {"crash", "pause", "leave", "partition", "partition_one_way"}
-_RESTORING = {"restart", "resume"}
+_IMPAIRING = {"crash", "pause", "leave", "partition", "partition_one_way", "starve"}
+_RESTORING = {"restart", "resume", "feed"}
 
 
 def percentile(values: Iterable[float], fraction: float) -> float:
@@ -157,7 +157,12 @@ class Metrics:
 
     def _node_faulted(self, name: str) -> bool:
         node = self.world.nodes.get(name)
-        return node is None or node.state is not NodeState.RUNNING or node.slowed
+        return (
+            node is None
+            or node.state is not NodeState.RUNNING
+            or node.slowed
+            or node.cpu is not None
+        )
 
     def _close(self, name: str, now: float) -> None:
         for window in self._impaired.get(name, ()):

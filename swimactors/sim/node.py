@@ -4,7 +4,8 @@ The clock is ``local = offset + rate * sim_time``; a drift changes the rate with
 jump.  A paused node runs nothing: datagrams wait in a bounded inbox (its socket buffer)
 and are handled when it resumes.  A slow node's timers fire ``timer_lag`` seconds late
 and its incoming packets are handled ``receive_lag`` seconds late (a message-processing
-backlog, as in Lifeguard's experiments).
+backlog, as in Lifeguard's experiments).  A starved node (:mod:`.starvation`) instead
+works through its inputs one at a time on a :class:`~.starvation.Cpu`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import attrs
 from ..membership.config import Config
 from ..membership.core import FormedCluster
 from ..membership.types import Address, Member, MemberEvent, Packet
+from .starvation import Cpu
 
 __all__ = ["Core", "CoreFactory", "NodeClock", "NodeSpec", "NodeState", "SimNode"]
 
@@ -114,6 +116,8 @@ class SimNode:
         self.leaving = False
         self.last_tick_at = -1.0
         self.spins = 0
+        self.cpu: Cpu | None = None
+        """Set while the node is starved (``World.starve``)."""
 
     @property
     def name(self) -> str:

@@ -8,6 +8,7 @@ same seed and the same scenario give the same trace hash.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import random
@@ -24,6 +25,7 @@ from ..membership.types import Address, Member, MemberEvent, Packet, Status
 from .network import LinkModel, Network
 from .node import INBOX_LIMIT, Core, CoreFactory, NodeSpec, NodeState, SimNode
 from .rng import Streams
+from .starvation import Cpu, Starvation
 from .trace import Trace
 
 __all__ = ["EPHEMERAL_PORT", "Fault", "PacketRecord", "SimulationError", "World", "swim_factory"]
@@ -31,7 +33,7 @@ __all__ = ["EPHEMERAL_PORT", "Fault", "PacketRecord", "SimulationError", "World"
 EPHEMERAL_PORT = 49152
 """Source port of reliable-channel frames (a TCP client's port is not the node's)."""
 
-_DELIVER, _TIMER, _ACTION = 0, 1, 2
+_DELIVER, _TIMER, _ACTION, _SERVED = 0, 1, 2, 3
 SPIN_LIMIT = 1000
 """Ticks at one instant after which a core whose deadline never moves is reported."""
 
@@ -236,6 +238,8 @@ class World:
         node.timer_generation += 1
         node.timer_local = None
         node.inbox.clear()
+        if node.cpu is not None:
+            node.cpu.waiting.clear()
         self._fault("crash", (name,))
 
     def restart(self, name: str, seeds: Sequence[Address] | None = None) -> SimNode:
@@ -295,6 +299,27 @@ class World:
         node.timer_lag, node.receive_lag = lag, receive_lag
         self._fault("slow", (name,), value=max(lag, receive_lag))
         self._reschedule(node)
+
+    def starve(self, name: str, model: Starvation | None = None) -> None:
+        """Starve the node's CPU (see :mod:`.starvation`; default ``Starvation()``): its
+        inputs queue for a CPU of finite speed that stalls at random; :meth:`feed` ends it."""
+        node = self.node(name)
+        model = model or Starvation()
+        if node.cpu is None:
+            node.cpu = Cpu(model, self.streams.get(f"starve/{name}"), self.now)
+        else:
+            node.cpu.model = model
+        self._fault("starve", (name,), value=model.service)
+
+    def feed(self, name: str) -> None:
+        """End a node's starvation: what waits for its CPU is handled now, in order."""
+        node = self.node(name)
+        cpu, node.cpu = node.cpu, None
+        if cpu is None:
+            return
+        self._fault("feed", (name,))
+        for entry in cpu.waiting:
+            heapq.heappush(self._queue, (self.now, next(self._seq), *entry[2:]))
 
     def drift(self, name: str, drift: float) -> None:
         """Make the node's clock run at ``1 + drift`` times real speed from now on."""
@@ -398,6 +423,49 @@ class World:
 
     def _dispatch(self, entry: tuple[Any, ...]) -> None:
         kind = entry[2]
+        if kind in (_DELIVER, _TIMER):
+            node: SimNode = entry[3]
+            cpu = node.cpu
+            if cpu is not None and node.state is NodeState.RUNNING:
+                self._wait_for_cpu(node, cpu, entry)
+                return
+        elif kind == _SERVED:
+            self._served(entry[3], entry[4])
+            return
+        self._handle(entry)
+
+    def _wait_for_cpu(self, node: SimNode, cpu: Cpu, entry: tuple[Any, ...]) -> None:
+        """A starved node's input: handled when its CPU gets to it (FIFO, bounded)."""
+        if entry[2] == _TIMER and entry[4] != node.timer_generation:
+            return  # a wake-up the core no longer wants
+        if not cpu.busy:
+            self._begin(node, cpu, entry)
+        elif len(cpu.waiting) < cpu.model.backlog_limit or entry[2] == _TIMER:
+            cpu.waiting.append(entry)
+        else:
+            self.dropped["backlog_full"] += 1
+
+    def _begin(self, node: SimNode, cpu: Cpu, entry: tuple[Any, ...]) -> None:
+        done = cpu.start(self.now)
+        heapq.heappush(self._queue, (done, next(self._seq), _SERVED, node, entry))
+
+    def _served(self, node: SimNode, entry: tuple[Any, ...]) -> None:
+        """A starved node's CPU finished an input: its effect happens now; next input."""
+        self._handle(entry)
+        cpu = node.cpu
+        if cpu is None:
+            return
+        cpu.busy = False
+        while cpu.waiting:
+            following = cpu.waiting.popleft()
+            if node.state is not NodeState.RUNNING:
+                self._handle(following)  # paused: to the inbox; crashed: dropped
+            elif following[2] != _TIMER or following[4] == node.timer_generation:
+                self._begin(node, cpu, following)
+                return
+
+    def _handle(self, entry: tuple[Any, ...]) -> None:
+        kind = entry[2]
         if kind == _DELIVER:
             self._deliver(entry[3], entry[4], entry[5], entry[6])
         elif kind == _TIMER:
@@ -444,8 +512,17 @@ class World:
     def _pump(self, node: SimNode) -> None:
         """Collect what a core produced after an input, and schedule its next timer."""
         core = node.core
-        for packet in core.take_outgoing():
-            self._send(node, packet)
+        packets = core.take_outgoing()
+        cpu = node.cpu
+        if cpu is not None and packets and cpu.model.send_service:
+            start = max(self.now, cpu.free_at)
+            cpu.sent(len(packets))
+            for index, packet in enumerate(packets, 1):
+                when = start + index * cpu.model.send_service
+                self.at(when, functools.partial(self._send_if_alive, node, packet))
+        else:
+            for packet in packets:
+                self._send(node, packet)
         events = core.take_events()
         if events:
             name = node.name
@@ -483,6 +560,11 @@ class World:
         heapq.heappush(
             self._queue, (when, next(self._seq), _TIMER, node, node.timer_generation, deadline)
         )
+
+    def _send_if_alive(self, node: SimNode, packet: Packet) -> None:
+        """A starved node's packet leaves its CPU (not if the process died meanwhile)."""
+        if node.alive:
+            self._send(node, packet)
 
     def _send(self, node: SimNode, packet: Packet) -> None:
         self.packets_sent += 1
