@@ -41,7 +41,12 @@ def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
     )
     parser.add_argument("--duration", type=float, default=None, help="simulated seconds")
     parser.add_argument("--crashes", type=int, default=1, help="nodes crashed (crash, starved)")
-    parser.add_argument("--starved", type=int, default=1, help="members starved (starved)")
+    parser.add_argument(
+        "--starved",
+        type=int,
+        default=None,
+        help="members starved (starved: default 1; swarm: the liveness mode, default 0)",
+    )
     parser.add_argument(
         "--settle",
         type=float,
@@ -83,6 +88,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 0 if result["deterministic"] else 1
     report = run_one(args.scenario, params, progress_bar(f"{args.scenario} n={args.nodes}"))
     _emit([report], args, single=True)
+    if args.scenario == "swarm" and not report["passed"]:
+        print(f"FAILED: {report['problems']}\nreplay: {replay_command(report)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -100,13 +108,20 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print(f"swarm: {len(rows) - len(failed)}/{len(rows)} passed; coverage {coverage}")
         for row in failed:
             print(
-                f"  FAILED seed {row['seed']}: {row['problems']}\n"
-                f"    replay: python -m sims replay --seed {row['seed']} --nodes "
-                f"{row['nodes']} --swarm{' --formed' if row.get('start') == 'formed' else ''}"
-                f" --schedule '{row['schedule']}'"
+                f"  FAILED seed {row['seed']}: {row['problems']}\n    replay: {replay_command(row)}"
             )
         return 1 if failed else 0
     return 0
+
+
+def replay_command(row: dict[str, Any]) -> str:
+    """The command that re-runs one failed swarm run, fault for fault."""
+    formed = " --formed" if row.get("start") == "formed" else ""
+    starved = f" --starved {row['starved']}" if row.get("starved") else ""
+    return (
+        f"python -m sims replay --seed {row['seed']} --nodes {row['nodes']} --swarm{formed}"
+        f"{starved} --schedule '{row['schedule']}'"
+    )
 
 
 def _params_for_sweep(args: argparse.Namespace) -> Params:
@@ -134,7 +149,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from swimactors.sim.schedule import Swarm
 
         swarm = Swarm.draw(Streams(args.seed).get("swarm"))
-    outcome = run_schedule(args.seed, args.nodes, steps, swarm=swarm, formed=args.formed)
+    outcome = run_schedule(
+        args.seed, args.nodes, steps, swarm=swarm, formed=args.formed, starved=args.starved or 0
+    )
     result = {
         "seed": args.seed,
         "nodes": args.nodes,
@@ -197,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     replay.add_argument("--schedule", required=True, help="JSON list of steps, or @FILE")
     replay.add_argument("--swarm", action="store_true", help="use the seed's swarm rates")
     replay.add_argument("--formed", action="store_true", help="start from a formed cluster")
+    replay.add_argument("--starved", type=int, default=0, help="the liveness mode's starved")
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(func=cmd_replay)
     suite = commands.add_parser("suite", help="every scenario, pass or fail")

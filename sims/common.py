@@ -27,8 +27,9 @@ class Params:
     lifeguard: bool = True
     duration: float | None = None
     crashes: int = 1
-    starved: int = 1
-    """Members on a starved CPU (``starved``)."""
+    starved: int | None = None
+    """Members on a starved CPU (``starved``: default 1; ``swarm``: the liveness mode,
+    default 0)."""
     settle: float = 0.0
     formed: bool = False
     """Start from a converged cluster (``World.add_formed``) instead of joining by gossip."""

@@ -21,7 +21,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     sim.start_cluster()
     world = sim.world
     names = list(world.nodes)
-    starved = names[1 : 1 + params.starved]
+    starved = names[1 : 1 + (1 if params.starved is None else params.starved)]
     for name in starved:
         world.starve(name)
     crash_at = world.now + CRASH_AFTER_S

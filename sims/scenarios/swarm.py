@@ -1,5 +1,6 @@
 """swarm: a random fault schedule whose rates are drawn from the seed (swarm testing),
-then the invariants after faults stop; ``sweep swarm --seeds 0:500`` runs many."""
+then the invariants after faults stop; ``sweep swarm --seeds 0:500`` runs many, and
+``--starved K`` is the liveness mode (K members starved throughout, see run_schedule)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         swarm=swarm,
         keep_trace=params.keep_trace,
         formed=params.formed,
+        starved=params.starved or 0,
     )
     if params.on_world is not None:
         params.on_world(outcome.world)
@@ -45,6 +47,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
         "problems": outcome.problems,
         "passed": not outcome.problems,
         "start": "formed" if params.formed else "join",
+        "starved": params.starved or 0,
         "coverage": summary["coverage"],
     }
 

@@ -15,13 +15,22 @@ from typing import Any
 import attrs
 
 from ..membership.config import Config
-from .checks import check_all
+from .checks import check_all, crashed_are_down
 from .metrics import Metrics
 from .network import LinkModel
 from .node import NodeState
 from .world import World
 
-__all__ = ["OPS", "Outcome", "Step", "Swarm", "quiesce_bound", "random_schedule", "run_schedule"]
+__all__ = [
+    "OPS",
+    "Outcome",
+    "Step",
+    "Swarm",
+    "detection_bound",
+    "quiesce_bound",
+    "random_schedule",
+    "run_schedule",
+]
 
 
 def _names(value: Sequence[str]) -> tuple[str, ...]:
@@ -108,6 +117,14 @@ def random_schedule(
         if rng.random() < swarm.pause_rate:
             steps.append(Step(at, "pause", rng.choice(list(names)), value=rng.uniform(1, 8)))
     return steps
+
+
+def detection_bound(config: Config, nodes: int) -> float:
+    """Liveness mode: how long after the faults stop (and the longest suspicion has run
+    out) a crashed member may still be alive in some running node's view: with round
+    robin some prober reaches it within a few periods whatever ``nodes`` is, its
+    suspicion runs out (at most the longest timeout) and the news spreads in seconds."""
+    return 10 * config.probe_interval + config.suspicion_timeouts(nodes)[1] + 5.0
 
 
 def quiesce_bound(config: Config, nodes: int) -> float:
@@ -204,12 +221,21 @@ def run_schedule(
     swarm: Swarm | None = None,
     keep_trace: bool = False,
     formed: bool = False,
+    starved: int = 0,
 ) -> Outcome:
     """Converge (or start ``formed``), apply ``steps``, stop the faults, wait the bound,
-    check the invariants."""
+    check the invariants.
+
+    ``starved`` is the liveness mode (TigerBeetle's VOPR): that many members (``n1``,
+    ``n2``, ...) run on a starved CPU (:mod:`.starvation`) from the start and *stay*
+    starved after the other faults stop, so the invariants (every crashed member DOWN
+    everywhere, every live member UP everywhere) must be reached within the bound
+    despite them: a standing slow member must not keep the cluster from converging."""
     config = config or Config.lan()
     link = LinkModel(duplicate=swarm.duplicate if swarm else 0.0)
     world, metrics = start_cluster(seed, nodes, config, link, keep_trace, formed)
+    for index in range(1, 1 + min(starved, nodes - 1)):
+        world.starve(f"n{index}")
     origin = world.now
     if swarm is not None and swarm.loss:
         world.set_link(attrs.evolve(link, loss=swarm.loss))
@@ -218,8 +244,13 @@ def run_schedule(
         apply(world, step, link)
     world.run_until(origin + max((s.at for s in steps), default=0.0) + 1.0)
     stop_faults(world, link)
-    faulted = bool(steps) or (swarm is not None and swarm.loss > 0)
+    faulted = bool(steps) or (swarm is not None and swarm.loss > 0) or starved > 0
     settled = world.now + config.suspicion_timeouts(nodes)[1] + 3 * config.probe_interval
+    if starved:  # liveness: every running node probes each crashed member within a pass
+        world.run_until(settled + detection_bound(config, nodes))
+        late = crashed_are_down(world)
+        if late:
+            return Outcome(world, metrics, [f"liveness: {problem}" for problem in late])
     world.run_until(settled)  # let every pending suspicion run out first
     world.run_until(
         lambda: not check_all(world, metrics, faulted),

@@ -78,3 +78,23 @@ def test_an_empty_schedule_checks_for_false_positives_too() -> None:
     outcome = run_schedule(3, NODES, [])
     assert outcome.problems == []
     assert outcome.metrics.false_positives == []
+
+
+def test_the_liveness_mode_keeps_members_starved_and_bounds_detection() -> None:
+    """Liveness mode: n1 stays starved after the faults stop, and the crash of n4 must
+    reach every running view within detection_bound, or the run fails as a liveness
+    problem (a starved member that drew every probe hid the crash for good, issue 13)."""
+    steps = [Step(2.0, "crash", "n4"), Step(3.0, "pause", "n2", value=2.0)]
+    outcome = run_schedule(5, NODES, steps, starved=1)
+    assert outcome.problems == []
+    assert outcome.world.node("n1").cpu is not None  # still starved at the check
+    assert outcome.world.node("n2").cpu is None
+
+
+def test_a_failed_swarm_run_prints_its_replay_command() -> None:
+    from sims.__main__ import replay_command
+
+    row = {"seed": 7, "nodes": 5, "start": "formed", "starved": 2, "schedule": "[]"}
+    assert replay_command(row) == (
+        "python -m sims replay --seed 7 --nodes 5 --swarm --formed --starved 2 --schedule '[]'"
+    )
