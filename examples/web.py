@@ -2,15 +2,15 @@
 actors by name anywhere in the cluster and asking them.
 
 The web process is a cluster member through ``swimactors.aio.open_system``: actors,
-membership and registry run on a runtime thread, the endpoints on uvicorn's asyncio loop.
-It places the key-value shards of ``examples/kv.py`` on the agents when it starts.
+membership, registry and distributed data run on a runtime thread, the endpoints on
+uvicorn's asyncio loop.  ``/kv`` is the replicated store of ``examples/kv.py``.
 
 One command starts two agents, the service, and stops all three on Ctrl-C::
 
     make example-web        # or: python -m examples.web --port 8000
 
-    curl -X PUT -d blue localhost:8000/kv/colour     # {"key": "colour", "node": "a"}
-    curl localhost:8000/kv/colour                    # {"key": "colour", "value": "blue", ...}
+    curl -X PUT -d blue localhost:8000/kv/colour     # {"key": "colour", "written": "majority"}
+    curl localhost:8000/kv/colour                    # {"key": "colour", "value": "blue"}
     curl -X POST 'localhost:8000/counter?add=5'      # {"value": 5, "node": "b"}
     curl localhost:8000/counter
 
@@ -21,7 +21,6 @@ the cluster named by ``SWIMACTORS_SEEDS`` (``host:port,...``) as ``SWIMACTORS_NA
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import os
 import signal
@@ -35,33 +34,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from swimactors import ActorFailed, AskTimeout, NodeDown, aio
-from swimactors.membership import Config, Status
+from swimactors import AskTimeout, ConsistencyError, NodeDown, QuorumLost, aio
+from swimactors.membership import Config
 
 from . import kv
 from .counter import Add, Get
 
 ASK_TIMEOUT = 5.0
 EXPECTED_AGENTS = 2
-
-
-async def place_shards(system: aio.AsyncSystem, timeout: float = 30.0) -> None:
-    """Once the agents are up and set up, start any missing shard on them
-    (``kv.place``)."""
-
-    async def agents_up(trio_system: Any) -> int:
-        members = trio_system.cluster.node.members()
-        return sum(m.status is Status.UP and m.name != trio_system.name for m in members)
-
-    async with asyncio.timeout(timeout):
-        while await system.run(agents_up) < EXPECTED_AGENTS:
-            await asyncio.sleep(0.1)
-        while True:
-            try:
-                await system.run(kv.place)
-                return
-            except ActorFailed:  # an agent that has not run its setup yet
-                await asyncio.sleep(0.2)
 
 
 @contextlib.asynccontextmanager
@@ -73,7 +53,6 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
         seeds=seeds,
         config=Config.local(),
     ) as system:
-        await place_shards(system)
         app.state.system = system
         yield
 
@@ -94,22 +73,25 @@ async def ask(request: Request, name: str, msg: Any) -> tuple[Any, str] | JSONRe
 
 async def get_key(request: Request) -> JSONResponse:
     key = request.path_params["key"]
-    answer = await ask(request, kv.shard_name(key), kv.Fetch(key))
-    if isinstance(answer, JSONResponse):
-        return answer
-    value, node = answer
+    system: aio.AsyncSystem = request.app.state.system
+    try:
+        value = await system.run(lambda trio_system: kv.get(trio_system, key))
+    except (ConsistencyError, QuorumLost) as exc:
+        return JSONResponse({"key": key, "error": str(exc)}, status_code=503)
     if value is None:
         return JSONResponse({"key": key, "error": "not found"}, status_code=404)
-    return JSONResponse({"key": key, "value": value, "node": node})
+    return JSONResponse({"key": key, "value": value})
 
 
 async def put_key(request: Request) -> JSONResponse:
     key = request.path_params["key"]
     value = (await request.body()).decode(errors="replace")
-    answer = await ask(request, kv.shard_name(key), kv.Put(key, value))
-    if isinstance(answer, JSONResponse):
-        return answer
-    return JSONResponse({"key": key, "node": answer[1]})
+    system: aio.AsyncSystem = request.app.state.system
+    try:
+        await system.run(lambda trio_system: kv.put(trio_system, key, value))
+    except (ConsistencyError, QuorumLost) as exc:
+        return JSONResponse({"key": key, "error": str(exc)}, status_code=503)
+    return JSONResponse({"key": key, "written": "majority"})
 
 
 async def counter(request: Request) -> JSONResponse:

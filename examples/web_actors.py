@@ -1,5 +1,6 @@
 """The actors behind the web example (``examples/web.py``): what each agent runs with
-``--app examples.web_actors:setup``: the shared counter, and room for key-value shards."""
+``--app examples.web_actors:setup``: the shared counter (the key-value store needs
+nothing: it is the distributed data)."""
 
 from __future__ import annotations
 
