@@ -502,6 +502,12 @@ class PeerSession(Generic[T]):
         pending, self.pending = self.pending, {}
         return list(pending.values())
 
+    @property
+    def partial_frame(self) -> int:
+        """Bytes received of a frame not yet complete (the driver bounds how long it
+        may take)."""
+        return self._decoder.buffered
+
     def is_idle(self) -> bool:
         """Nothing pending either way and nothing left to send."""
         return not self.pending and not self.undelivered and not self.outgoing

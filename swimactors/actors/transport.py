@@ -22,6 +22,7 @@ connection dropped; other connections are untouched.
 from __future__ import annotations
 
 import collections
+import ipaddress
 import logging
 import math
 import os
@@ -29,7 +30,7 @@ import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from itertools import count
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 import attrs
 import outcome
@@ -37,13 +38,15 @@ import trio
 
 from .. import wire
 from ..membership.types import format_address
+from ..security import HandshakeError, Keyring
 from . import protocol
 from .cell import ActorCell
-from .errors import ActorStopped, MailboxFull, NodeDown, UndecodableReply
+from .errors import ActorFailed, ActorStopped, MailboxFull, NodeDown, UndecodableReply
 from .message import encode_ref, ref_resolver
 from .protocol import PeerSession, ProtocolViolation
 from .ref import READY, ActorRef, Watcher
 from .reply import Reply
+from .secure import secure
 
 if TYPE_CHECKING:
     from .deadlines import AskDeadlines
@@ -82,10 +85,37 @@ class TransportConfig:
     backoff_max: float = 5.0
     """After a failed dial, new messages to that node fail fast for a backoff that doubles
     from ``backoff_min`` up to ``backoff_max``, then a new dial is tried."""
+    max_connections: int = 1024
+    """Inbound connections at once; more are closed as they arrive (counted)."""
+    max_connections_per_address: int = 64
+    """Inbound connections at once from one IP address."""
+    handshake_timeout: float = 5.0
+    """Seconds a new connection has to finish the key handshake and send its HELLO."""
+    frame_timeout: float = 30.0
+    """Seconds a frame may take to arrive once started, and a write to be taken."""
+    max_queued_bytes: int = 32 * 1024 * 1024
+    """Bytes queued for a peer that does not read; past this its connection is closed
+    and the asks waiting on it fail with NodeDown."""
+    spawn_rate: float = 10.0
+    spawn_burst: int = 100
+    """Remote spawns one peer may ask for: ``spawn_burst`` at once, then ``spawn_rate``
+    per second (a token bucket); more are refused."""
+    untrusted: bool = False
+    """Akka's untrusted mode: remote spawn and remote watch are refused unless named in
+    ``trusted``."""
+    trusted: frozenset[str] = frozenset()
+    """With ``untrusted``: the operations still allowed, of ``{"spawn", "watch"}``."""
+    check_peer_address: bool = True
+    """An inbound peer's HELLO name must be a member whose address is the connection's
+    source IP (or unknown to membership)."""
+    debug: bool = False
+    """Error replies carry the remote traceback (off: type and message only)."""
 
     def __attrs_post_init__(self) -> None:
         if self.window < 1 or self.max_frame < 64:
             raise ValueError("window must be >= 1 and max_frame >= 64")
+        if not self.trusted <= {"spawn", "watch"}:
+            raise ValueError('trusted holds only "spawn" and "watch"')
 
 
 async def bind_listener(host: str, port: int) -> trio.SocketListener:
@@ -216,11 +246,37 @@ class _WatchProxy:
         self.transport.send_control(self.node, protocol.Terminated(ref.path, ref.uid, reason))
 
 
+def _source_host(stream: trio.abc.Stream) -> str | None:
+    """The peer's IP address on a TCP stream (IPv4-mapped IPv6 as plain IPv4)."""
+    if not isinstance(stream, trio.SocketStream):
+        return None
+    try:
+        host = str(stream.socket.getpeername()[0])
+    except OSError:
+        return None
+    return host[len("::ffff:") :] if host.startswith("::ffff:") and "." in host else host
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
 def _sole_cause(exc: BaseException) -> BaseException:
     """``exc`` without the exception groups of nurseries that had one failure."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     return exc
+
+
+def _public(error: BaseException) -> BaseException:
+    """``error`` as an error reply may show it to any caller: type and message, no
+    traceback (``TransportConfig.debug`` keeps them)."""
+    frame = protocol.encode_error(0, error)
+    return ActorFailed(frame.type_name, frame.message) if frame.traceback else error
 
 
 Backlogged = tuple[ActorCell, Any, ActorRef | None, Reply | None]
@@ -256,6 +312,12 @@ class Connection:
         self._delivering = False
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
+        self.peer_host: str | None = None
+        """The source IP of an inbound connection (on sockets)."""
+        self._opened = math.inf
+        """When the stream was ready: the peer's HELLO is due ``handshake_timeout`` later."""
+        self._greeted = False
+        self._frame_started = math.inf
 
     @property
     def node(self) -> str | None:
@@ -269,6 +331,10 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def wake_writer(self) -> None:
+        if len(self.session.outgoing) > self.transport.config.max_queued_bytes:
+            self.transport.counters["slow_peers_dropped"] += 1
+            self.close(f"the peer does not read ({len(self.session.outgoing)} bytes queued)")
+            return
         writer = self._writer
         if writer is not None and not self._busy:
             self._writer = None
@@ -313,7 +379,8 @@ class Connection:
             self.session.reply(corr, result.value)
         else:
             assert isinstance(result, outcome.Error)
-            self.session.fail(corr, result.error)
+            error = result.error
+            self.session.fail(corr, error if self.transport.config.debug else _public(error))
         if wake:
             self.wake_writer()
 
@@ -331,10 +398,13 @@ class Connection:
                 if stream is None:
                     stream = await self._dial()
                 self.stream = stream
+                self._opened = trio.current_time()
                 if isinstance(stream, trio.SocketStream):
                     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    if _DONTWAIT:
+                    if _DONTWAIT and transport.keyring is None:
                         self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
+                if transport.keyring is not None:
+                    stream = self.stream = await self._secure(stream, transport.keyring)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._write, stream)
@@ -358,6 +428,31 @@ class Connection:
                 with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(stream)
             transport.connection_closed(self)
+
+    async def _secure(self, stream: trio.abc.Stream, keyring: Keyring) -> trio.abc.Stream:
+        """Both ends prove the cluster key; the peer's proven name must be the node dialled
+        (inbound: its HELLO must carry that name)."""
+        transport = self.transport
+        with trio.move_on_after(transport.config.handshake_timeout):
+            try:
+                secured, peer = await secure(
+                    stream,
+                    keyring,
+                    transport.label,
+                    transport.host.name,
+                    initiator=self.address is not None,
+                )
+            except HandshakeError as exc:
+                self._refuse("rejected_handshake", f"handshake failed: {exc}")
+            if self.session.peer is not None and peer != self.session.peer:
+                self._refuse("rejected_impostor", f"{peer!r} answered for {self.session.peer!r}")
+            self.session.peer = peer
+            return secured
+        self._refuse("handshake_timeouts", "the handshake timed out")
+
+    def _refuse(self, counter: str, detail: str) -> NoReturn:
+        self._reject(counter, detail)
+        raise trio.BrokenResourceError(detail)
 
     async def _dial(self) -> trio.abc.Stream:
         assert self.address is not None
@@ -388,8 +483,11 @@ class Connection:
             data, session.outgoing = session.outgoing, bytearray()
             self.transport.counters["writes"] += 1
             self.transport.counters["bytes_sent"] += len(data)
-            await stream.send_all(data)
-            session.last_active = trio.current_time()
+            with trio.move_on_after(self.transport.config.frame_timeout):
+                await stream.send_all(data)
+                session.last_active = trio.current_time()
+                return
+            self._refuse("slow_peers_dropped", "the peer does not read (a write stalled)")
         finally:
             self._busy = False
 
@@ -400,13 +498,24 @@ class Connection:
     async def _read(self, stream: trio.abc.Stream) -> None:
         session = self.session
         counters = self.transport.counters
+        config = self.transport.config
         while True:
-            chunk = await stream.receive_some(65536)
+            deadline = self._frame_started + config.frame_timeout
+            if not self._greeted:
+                deadline = min(deadline, self._opened + config.handshake_timeout)
+            with trio.move_on_at(deadline):
+                chunk = await stream.receive_some(65536)
+            if deadline <= trio.current_time():
+                return self._reject("frame_timeouts", "a frame or the HELLO took too long")
             if not chunk:
                 self.reason = "closed by the peer"
                 return
             counters["bytes_received"] += len(chunk)
             session.receive_data(chunk, trio.current_time())
+            if not session.partial_frame:
+                self._frame_started = math.inf
+            elif self._frame_started == math.inf:
+                self._frame_started = trio.current_time()
             try:
                 while (event := session.next_event()) is not None:
                     self._EVENTS[type(event)](self, event)
@@ -437,7 +546,13 @@ class Connection:
     # -- what the peer said ----------------------------------------------------------------
 
     def _hello(self, frame: protocol.Hello) -> None:
+        self._greeted = True
         if self.address is None:  # an inbound connection: now we know who it is
+            if not self.transport.plausible(frame.node, self.peer_host):
+                raise ProtocolViolation(
+                    "rejected_impostor",
+                    f"HELLO as {frame.node!r} from {self.peer_host}, not that member's address",
+                )
             self.transport.identified(self)
 
     def _tell(self, frame: protocol.Tell) -> None:
@@ -488,11 +603,17 @@ class Connection:
         except wire.WireError as exc:
             self.transport.counters["undecodable_messages"] += 1
             if corr is not None:
-                session.fail(corr, exc)
+                self.send_reply(corr, outcome.Error(exc), wake=False)
             session.delivered()
             return
         if path == SYSTEM_PATH and corr is not None:
-            self.send_reply(corr, outcome.capture(host.serve_request, msg), wake=False)
+            refusal = self.transport.refusal("spawn", session.peer)
+            result = (
+                outcome.Error(refusal)
+                if refusal is not None
+                else outcome.capture(host.serve_request, msg)
+            )
+            self.send_reply(corr, result, wake=False)
             session.delivered()
             return
         cell = host.local_cell_at(path, uid)
@@ -571,6 +692,12 @@ class ActorTransport:
         self._corr = count(1)
         self._watchers: dict[ActorRef, set[Watcher]] = {}
         self._proxies: dict[str, dict[ActorRef, _WatchProxy]] = {}
+        self.keyring: Keyring | None = None
+        """The cluster keyring: with one, every connection starts with the key handshake
+        and carries sealed frames (set by ``open_system`` from the membership config)."""
+        self.label = ""
+        self._inbound: collections.Counter[str] = collections.Counter()
+        self._spawn_tokens: dict[str, tuple[float, float]] = {}
 
     # -- listening -------------------------------------------------------------------------
 
@@ -585,10 +712,53 @@ class ActorTransport:
                     log.warning("actor listener: %s", exc)
                     await trio.sleep(0.1)
                     continue
+                source = _source_host(stream)
+                if not self._admit(source):
+                    self.counters["connections_refused"] += 1
+                    await trio.aclose_forcefully(stream)
+                    continue
                 self.counters["accepted"] += 1
                 connection = Connection(self, None, None)
+                connection.peer_host = source
+                self._inbound[source or ""] += 1
                 self._all.add(connection)
                 self.host.nursery.start_soon(connection.run, stream)
+
+    def _admit(self, source: str | None) -> bool:
+        """Room for one more inbound connection, in all and from ``source``."""
+        config = self.config
+        return (
+            self._inbound.total() < config.max_connections
+            and self._inbound[source or ""] < config.max_connections_per_address
+        )
+
+    def plausible(self, node: str, source: str | None) -> bool:
+        """May an inbound connection from ``source`` speak for ``node``?  Yes unless
+        membership knows ``node`` at another IP address."""
+        if not self.config.check_peer_address or source is None:
+            return True
+        known = self.host.actor_address(node)
+        return known is None or not _is_ip(known[0]) or known[0] == source
+
+    def refusal(self, operation: str, peer: str | None) -> PermissionError | None:
+        """Why ``peer``'s remote ``operation`` ("spawn" or "watch") is refused, if it is:
+        untrusted mode, or (spawn) its quota is used up."""
+        config = self.config
+        if config.untrusted and operation not in config.trusted:
+            self.counters[f"refused_{operation}"] += 1
+            return PermissionError(f"remote {operation} is refused here (untrusted mode)")
+        if operation != "spawn":
+            return None
+        now = trio.current_time()
+        tokens, since = self._spawn_tokens.get(peer or "", (float(config.spawn_burst), now))
+        tokens = min(float(config.spawn_burst), tokens + (now - since) * config.spawn_rate)
+        if tokens < 1:
+            self.counters["refused_spawn"] += 1
+            return PermissionError(f"remote spawn quota of {peer} is used up; try later")
+        if len(self._spawn_tokens) >= 4096:
+            self._spawn_tokens.clear()
+        self._spawn_tokens[peer or ""] = (tokens - 1, now)
+        return None
 
     def close_all(self) -> None:
         for connection in list(self._all):
@@ -633,6 +803,11 @@ class ActorTransport:
 
     def connection_closed(self, connection: Connection) -> None:
         self._all.discard(connection)
+        if connection.address is None:
+            key = connection.peer_host or ""
+            self._inbound[key] -= 1
+            if self._inbound[key] <= 0:
+                del self._inbound[key]
         if connection.node is not None and self.connections.get(connection.node) is connection:
             del self.connections[connection.node]
 
@@ -765,6 +940,8 @@ class ActorTransport:
             ref = self.resolve(node, path, uid)
             for watcher in self._watchers.pop(ref, ()):
                 watcher.notify_terminated(ref, frame.reason)
+            return
+        if self.refusal("watch", node) is not None:
             return
         cell = self.host.local_cell_at(path, uid)
         proxies = self._proxies.setdefault(node, {})

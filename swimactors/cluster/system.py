@@ -446,6 +446,7 @@ async def open_system(
                         env.actor_network,
                     )
                 )
+                actors.keyring, actors.label = node.config.keyring, node.config.label
                 names = Names(system, node, incarnation=incarnation, keep_losers=keep_losers)
                 cluster = Cluster(node, names, actors)
                 system.cluster = cluster

@@ -72,7 +72,7 @@ async def test_typed_errors_cross_the_wire() -> None:
                 await ref.ask("boom")
             assert failed.value.type_name == "KeyError"
             assert "no such thing" in failed.value.message
-            assert "raise KeyError" in failed.value.traceback
+            assert failed.value.traceback == ""  # tracebacks only with TransportConfig.debug
             with pytest.raises(swimactors.AskTimeout):
                 await ref.ask(["sleep", 0.4], timeout=0.2)
             ghost = a.resolve("n1", "nobody", 99)

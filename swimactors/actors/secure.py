@@ -1,0 +1,97 @@
+"""Actor connections under the cluster key: the handshake on a fresh stream, then a stream
+whose every write is sealed (:mod:`swimactors.security.handshake` does the cryptography).
+
+The actor protocol runs unchanged on top: :class:`SecureStream` carries its bytes as
+sealed records (a 4-byte length, then AES-GCM of up to 64 KiB of them), opened strictly in
+order; a record that fails to open breaks the connection.
+"""
+
+from __future__ import annotations
+
+import trio
+
+from .. import wire
+from ..security import HandshakeError, Keyring, SealedStream, StreamHandshake
+
+__all__ = ["SecureStream", "secure"]
+
+RECORD = 64 * 1024
+MAX_HELLO = 512
+
+
+class SecureStream(trio.abc.Stream):
+    """A stream that seals what is sent and opens what is received."""
+
+    def __init__(self, inner: trio.abc.Stream, sealed: SealedStream, buffered: bytes) -> None:
+        self.inner = inner
+        self._sealed = sealed
+        self._decoder = wire.FrameDecoder(RECORD + 64)
+        self._pending = bytearray()
+        self._feed(buffered)
+
+    def _feed(self, data: bytes | bytearray) -> None:
+        try:
+            for record in self._decoder.feed(data):
+                self._pending += self._sealed.open(record)
+        except HandshakeError as exc:
+            raise trio.BrokenResourceError(str(exc)) from None
+        if self._decoder.error is not None:
+            raise trio.BrokenResourceError(f"sealed record: {self._decoder.error}")
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        view = memoryview(data)
+        out = bytearray()
+        for start in range(0, len(view), RECORD):
+            out += wire.encode_frame(self._sealed.seal(bytes(view[start : start + RECORD])))
+        await self.inner.send_all(out)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        while not self._pending:
+            data = await self.inner.receive_some()
+            if not data:
+                if self._decoder.buffered:
+                    raise trio.BrokenResourceError("connection closed inside a sealed record")
+                return b""
+            self._feed(data)
+        size = len(self._pending) if max_bytes is None else max_bytes
+        chunk = bytes(self._pending[:size])
+        del self._pending[:size]
+        return chunk
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+async def secure(
+    stream: trio.abc.Stream, keyring: Keyring, label: str, name: str, *, initiator: bool
+) -> tuple[SecureStream, str]:
+    """Run the key handshake on ``stream``: the sealed stream and the peer's authentic
+    node name; :class:`HandshakeError` if the peer does not prove the key (the caller
+    bounds the time it may take)."""
+    handshake = StreamHandshake(keyring, label, name, initiator=initiator)
+    await stream.send_all(wire.encode_frame(handshake.hello()))
+    buffer = bytearray()
+
+    async def next_frame() -> bytes:
+        while True:
+            if len(buffer) >= 4:
+                length = int.from_bytes(buffer[:4], "big")
+                if length > MAX_HELLO:
+                    raise HandshakeError("not a handshake (plaintext peer or another protocol)")
+                if len(buffer) >= 4 + length:
+                    frame = bytes(buffer[4 : 4 + length])
+                    del buffer[: 4 + length]
+                    return frame
+            data = await stream.receive_some()
+            if not data:
+                raise HandshakeError("the peer closed the connection during the handshake")
+            buffer.extend(data)
+
+    proof = handshake.on_hello(await next_frame())
+    await stream.send_all(wire.encode_frame(proof))
+    sealed = handshake.on_proof(await next_frame())
+    assert handshake.peer_name is not None
+    return SecureStream(stream, sealed, bytes(buffer)), handshake.peer_name

@@ -1,0 +1,182 @@
+"""The actor port against hostile peers on loopback: the key handshake (plaintext and
+wrong-key peers refused, names proven), HELLO impersonation refused by address, caps on
+connections, deadlines for the HELLO and for a frame, a peer that does not read dropped,
+untrusted mode and spawn quotas, and error replies without tracebacks."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import pytest
+import trio
+
+import swimactors
+from swimactors.actors import protocol
+from swimactors.actors.transport import TransportConfig
+from swimactors.security import Keyring
+from tests.cluster.cluster_helpers import FAST, _cluster, open_systems, until
+
+pytestmark = pytest.mark.network
+
+KEYED = FAST.replace(keyring=Keyring(b"K" * 32))
+STRICT = TransportConfig(
+    handshake_timeout=0.5,
+    frame_timeout=0.5,
+    max_connections_per_address=4,
+    max_queued_bytes=256 * 1024,
+)
+
+
+class Echo(swimactors.Actor):
+    def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return msg
+
+
+def actor_port(system: swimactors.System) -> tuple[str, int]:
+    address = _cluster(system).actor_address(system.name)
+    assert address is not None
+    return address
+
+
+def counter(system: swimactors.System, name: str) -> Callable[[], int]:
+    return lambda: _cluster(system).transport.counters[name]
+
+
+async def raw_connection(address: tuple[str, int], source: str = "127.0.0.1") -> trio.SocketStream:
+    sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    await sock.bind((source, 0))
+    await sock.connect(address)
+    return trio.SocketStream(sock)
+
+
+async def closed_by_peer(stream: trio.SocketStream, timeout: float = 5.0) -> bool:
+    with trio.move_on_after(timeout):
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except trio.BrokenResourceError:
+            pass
+        return True
+    return False
+
+
+def hello(node: str) -> bytes:
+    return protocol.encode(protocol.Hello(node, 1, 64))
+
+
+async def test_keyed_systems_talk_and_strangers_are_refused() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2, config=KEYED, transport=STRICT) as (a, b):
+            await b.spawn(Echo(), name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            assert await ref.ask("hi") == "hi"
+            # a plaintext peer, and a peer with another key, never get a frame in
+            stream = await raw_connection(actor_port(b))
+            await stream.send_all(hello("n0"))
+            assert await closed_by_peer(stream)
+            await until(lambda: counter(b, "rejected_handshake")() >= 1)
+            async with open_systems(
+                1, config=FAST.replace(keyring=Keyring(b"X" * 32)), transport=STRICT
+            ):
+                pass
+            assert await ref.ask("still") == "still"
+            assert counter(b, "rejected_impostor")() == 0
+
+
+async def test_a_hello_in_another_members_name_from_elsewhere_is_refused() -> None:
+    """Without a key, an inbound HELLO must come from the address membership knows for
+    that name: 127.0.0.2 cannot speak as n0 (at 127.0.0.1)."""
+    with trio.fail_after(30):
+        async with open_systems(2, transport=STRICT) as (a, b):
+            stream = await raw_connection(actor_port(b), source="127.0.0.2")
+            await stream.send_all(hello("n0"))
+            assert await closed_by_peer(stream)
+            assert counter(b, "rejected_impostor")() == 1
+            await b.spawn(Echo(), name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            assert await ref.ask("real n0") == "real n0"
+
+
+async def test_connections_are_capped_per_address_and_must_say_hello_in_time() -> None:
+    with trio.fail_after(30):
+        async with open_systems(1, transport=STRICT) as (a,):
+            idle = [await raw_connection(actor_port(a)) for _ in range(6)]
+            await until(lambda: counter(a, "connections_refused")() == 2)
+            results = [await closed_by_peer(s, 3.0) for s in idle]
+            assert all(results)  # the refused at once, the silent after the HELLO deadline
+            assert counter(a, "frame_timeouts")() == 4
+            stream = await raw_connection(actor_port(a))
+            await stream.send_all(hello("visitor") + b"\x00\x00\x10\x00" + b"x" * 10)
+            assert await closed_by_peer(stream, 3.0)  # a frame that never completes
+            assert counter(a, "frame_timeouts")() == 5
+
+
+async def test_a_peer_that_does_not_read_is_dropped() -> None:
+    with trio.fail_after(30):
+        async with open_systems(1, transport=STRICT) as (a,):
+            echo = await a.spawn(Echo(), name="echo")
+            stream = await raw_connection(actor_port(a))
+            payload = protocol.encode_value("x" * 16000)
+            asks = b"".join(
+                protocol.encode_ask(corr, echo.path, echo.uid, None, payload)
+                for corr in range(1, 60)
+            )
+            await stream.send_all(hello("reader") + asks)
+            for _ in range(40):  # never read the replies
+                with trio.move_on_after(0.05):
+                    try:
+                        await stream.send_all(asks)
+                    except trio.BrokenResourceError:  # dropped already
+                        break
+            await until(lambda: counter(a, "slow_peers_dropped")() == 1)
+            assert await closed_by_peer(stream)
+
+
+async def test_untrusted_mode_refuses_remote_spawn_and_watch() -> None:
+    untrusted = TransportConfig(untrusted=True)
+    with trio.fail_after(30):
+        async with open_systems(2, transport=untrusted) as (a, b):
+            b.register_spawnable("echo", Echo)
+            with pytest.raises(swimactors.ActorFailed, match="untrusted"):
+                await a.spawn_on("n1", "echo")
+            await b.spawn(Echo(), name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            assert await ref.ask("tells and asks still work") == "tells and asks still work"
+            assert counter(b, "refused_spawn")() == 1
+            stream = await raw_connection(actor_port(b))
+            await stream.send_all(
+                hello("visitor") + protocol.encode(protocol.Watch(ref.path, ref.uid))
+            )
+            await until(lambda: counter(b, "refused_watch")() == 1)
+    with trio.fail_after(30):
+        trusted = TransportConfig(untrusted=True, trusted=frozenset({"spawn"}))
+        async with open_systems(2, transport=trusted) as (a, b):
+            b.register_spawnable("echo", Echo)
+            assert (await a.spawn_on("n1", "echo")).node == "n1"
+
+
+async def test_remote_spawns_have_a_quota_per_peer() -> None:
+    quota = TransportConfig(spawn_burst=3, spawn_rate=0.01)
+    with trio.fail_after(30):
+        async with open_systems(2, transport=quota) as (a, b):
+            b.register_spawnable("echo", Echo)
+            for _ in range(3):
+                await a.spawn_on("n1", "echo")
+            with pytest.raises(swimactors.ActorFailed, match="quota"):
+                await a.spawn_on("n1", "echo")
+            assert counter(b, "refused_spawn")() == 1
+
+
+async def test_error_replies_carry_tracebacks_only_in_debug_mode() -> None:
+    class Failing(swimactors.Actor):
+        def receive(self, msg: object, ctx: swimactors.Context) -> object:
+            raise KeyError("secret detail stays in the message")
+
+    with trio.fail_after(30):
+        async with open_systems(2, transport=TransportConfig(debug=True)) as (a, b):
+            await b.spawn(Failing(), name="failing", public=True)
+            ref = await a.wait_for("failing", timeout=10)
+            with pytest.raises(swimactors.ActorFailed) as failed:
+                await ref.ask("boom")
+            assert "raise KeyError" in failed.value.traceback
