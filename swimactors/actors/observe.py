@@ -7,6 +7,7 @@ the actors that produce them.
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,27 @@ import trio
 
 from .ref import ActorRef
 
-__all__ = ["DeadLetter", "DeadLetters", "Stats"]
+__all__ = ["ASK_BUCKETS", "DeadLetter", "DeadLetters", "Histogram", "Stats"]
+
+ASK_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+"""Upper bounds (seconds) of the remote-ask latency histogram's buckets."""
 
 
 @attrs.frozen
@@ -27,6 +48,24 @@ class DeadLetter:
     recipient: ActorRef
     message: Any
     sender: ActorRef | None
+
+
+class Histogram:
+    """Counts of observations per bucket (Prometheus' cumulative buckets are summed when
+    rendered), their count and their sum; fixed memory."""
+
+    __slots__ = ("bounds", "buckets", "count", "total")
+
+    def __init__(self, bounds: tuple[float, ...] = ASK_BUCKETS) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * (len(bounds) + 1)  # the last one: above every bound
+        self.count = 0
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.buckets[bisect.bisect_left(self.bounds, value)] += 1
+        self.count += 1
+        self.total += value
 
 
 @attrs.define
@@ -39,6 +78,8 @@ class Stats:
     """Exceptions raised by actor code (``receive`` and the lifecycle hooks)."""
     restarts: int = 0
     """Actors rebuilt by a restart strategy (including all-for-one siblings)."""
+    remote_asks: Histogram = attrs.Factory(Histogram)
+    """Seconds from sending an ask to another node until its reply, timeout or failure."""
 
 
 class DeadLetters:

@@ -866,7 +866,8 @@ class ActorTransport:
         self, target: RemoteTarget, msg: Any, sender: ActorRef | None, timeout: float | None
     ) -> Any:
         value = protocol.encode_value(msg)
-        deadline = math.inf if timeout is None else trio.current_time() + timeout
+        started = trio.current_time()
+        deadline = math.inf if timeout is None else started + timeout
         connection = self.connection(target.node)
         corr = next(self._corr)
         frame = protocol.encode_ask(corr, target.path, target.uid, _sender(sender), value)
@@ -885,6 +886,7 @@ class ActorTransport:
             return await reply.wait()
         finally:
             connection.session.forget(corr)
+            self.host.stats.remote_asks.observe(trio.current_time() - started)
 
     async def request(self, node: str, request: Any, timeout: float | None) -> Any:
         """Ask ``node``'s system itself (remote spawn)."""

@@ -48,6 +48,7 @@ def membership_router(
     *,
     extra_health: Callable[[], Mapping[str, object]] | None = None,
     extra_gauges: Callable[[], Mapping[str, int]] | None = None,
+    extra_metrics: Callable[[], str] | None = None,
 ) -> Router:
     """Add the membership routes for ``node`` to ``router`` (a new one by default);
     ``extra_health`` and ``extra_gauges`` add fields to ``/v1/health`` and gauges to ``/metrics``
@@ -82,6 +83,7 @@ def membership_router(
             node.counters,
             node.awareness,
             extra_gauges() if extra_gauges is not None else {},
+            extra_metrics() if extra_metrics is not None else "",
         )
         return Response.text(text, content_type="text/plain; version=0.0.4; charset=utf-8")
 

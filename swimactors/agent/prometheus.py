@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-__all__ = ["render_metrics"]
+__all__ = ["PREFIX", "family", "render_metrics"]
 
 PREFIX = "swimactors"
 
@@ -38,7 +38,7 @@ def _label_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def _family(lines: list[str], name: str, kind: str, help_text: str) -> None:
+def family(lines: list[str], name: str, kind: str, help_text: str) -> None:
     lines.append(f"# HELP {PREFIX}_{name} {help_text}")
     lines.append(f"# TYPE {PREFIX}_{name} {kind}")
 
@@ -48,18 +48,19 @@ def render_metrics(
     counters: Mapping[str, int],
     awareness: int,
     gauges: Mapping[str, int] | None = None,
+    extra: str = "",
 ) -> str:
     """The ``/metrics`` page for one node; ``gauges`` are exported as they are
     (``swimactors_<name>``), e.g. ``quorum_serving``."""
     lines: list[str] = []
-    _family(lines, "members", "gauge", "Members in this node's view, by status.")
+    family(lines, "members", "gauge", "Members in this node's view, by status.")
     for status, count in sorted(members_by_status.items()):
         lines.append(f'{PREFIX}_members{{status="{_label_value(status)}"}} {count}')
-    _family(lines, "awareness", "gauge", "Lifeguard local health score (0 = healthy).")
+    family(lines, "awareness", "gauge", "Lifeguard local health score (0 = healthy).")
     lines.append(f"{PREFIX}_awareness {awareness}")
     for key, value in sorted((gauges or {}).items()):
         name = _UNSAFE.sub("_", key)
-        _family(lines, name, "gauge", key.replace("_", " ").capitalize() + ".")
+        family(lines, name, "gauge", key.replace("_", " ").capitalize() + ".")
         lines.append(f"{PREFIX}_{name} {value}")
 
     plain: dict[str, int] = {}
@@ -71,13 +72,13 @@ def render_metrics(
                 break
         else:
             plain[key] = value
-    for index, (_prefix, family, label, help_text) in enumerate(_LABELLED):
+    for index, (_prefix, metric, label, help_text) in enumerate(_LABELLED):
         if grouped[index]:
-            _family(lines, family, "counter", help_text)
+            family(lines, metric, "counter", help_text)
             for label_value, value in grouped[index]:
-                lines.append(f'{PREFIX}_{family}{{{label}="{_label_value(label_value)}"}} {value}')
+                lines.append(f'{PREFIX}_{metric}{{{label}="{_label_value(label_value)}"}} {value}')
     for key, value in plain.items():
         name = _UNSAFE.sub("_", key) + "_total"
-        _family(lines, name, "counter", _HELP.get(key, key.replace("_", " ").capitalize() + "."))
+        family(lines, name, "counter", _HELP.get(key, key.replace("_", " ").capitalize() + "."))
         lines.append(f"{PREFIX}_{name} {value}")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + extra

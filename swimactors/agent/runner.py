@@ -36,6 +36,7 @@ from ..membership.types import (
     format_address,
     parse_address,
 )
+from .actor_metrics import render_actor_metrics
 from .api import actors_router, membership_router
 from .app import AppError, load_app
 from .control import AgentControl
@@ -249,6 +250,7 @@ async def _start_http(
         Router(options.http_token),
         extra_health=None if quorum is None else quorum.health,
         extra_gauges=None if quorum is None else quorum.metrics,
+        extra_metrics=lambda: render_actor_metrics(system),
     )
     add_dashboard(control, control.add_routes(actors_router(system, router)))
     if control.node.keys is not None:

@@ -12,6 +12,7 @@ background task turns membership events into :class:`NodeDown` failures and
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -51,7 +52,7 @@ from .ddata import DataRead, DataWrite, DistributedData
 from .grain_store import GrainStore
 from .grains import DEFAULT_IDLE_TIMEOUT, ActivateGrain, Grain, GrainProbe, Grains
 from .names import Names
-from .split_brain import GatedTransport, SplitBrain, SplitBrainConfig
+from .split_brain import GatedTransport, QuorumLost, SplitBrain, SplitBrainConfig
 
 __all__ = ["META_KEY", "Cluster", "Environment", "SpawnRequest", "System", "open_system"]
 
@@ -343,6 +344,22 @@ class System(LocalSystem):
         """``"ok"``, ``"pending"`` (serving, a change not yet confirmed), ``"lost"``, or
         ``"off"`` without a split-brain rule."""
         return "off" if self.split_brain is None else self.split_brain.state
+
+    async def wait_serving(self, timeout: float | None = None) -> None:
+        """Return once this node's side of the cluster serves: at once without a
+        split-brain rule; with one, a new system starts ``lost`` until its rule agrees.
+        Raises :class:`QuorumLost` if it does not serve within ``timeout`` seconds."""
+        split_brain = self.split_brain
+        if split_brain is None:
+            return
+        with trio.move_on_after(math.inf if timeout is None else timeout):
+            while not split_brain.serving:
+                await split_brain.changed.wait()
+            return
+        raise QuorumLost(
+            f"node {self.name} did not serve within {timeout:g} s: its side is "
+            f"{split_brain.state} under {split_brain.tracker.strategy.spec}"
+        )
 
     def check_quorum(self) -> None:
         """Raise :class:`QuorumLost` if this node's side of a split lost its quorum."""

@@ -7,9 +7,12 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
+import swimactors
+from swimactors.agent.actor_metrics import render_actor_metrics
 from swimactors.agent.cluster import open_local_cluster, wait_until
 from swimactors.agent.http import http_get
-from tests.network.fast import OVERRIDES
+from swimactors.membership.types import format_address
+from tests.network.fast import CONFIG, OVERRIDES
 
 pytestmark = pytest.mark.network
 
@@ -33,3 +36,45 @@ async def test_metrics_parse_with_prometheus_client() -> None:
             assert families["swimactors_messages_sent"].type == "counter"
             assert any(s.value > 0 for s in families["swimactors_messages_sent"].samples)
             assert "swimactors_quorum_serving" in families
+            for actor_family in ("actors", "actor_mailbox_messages", "actor_remote_ask_seconds"):
+                assert f"swimactors_{actor_family}" in families
+
+
+async def test_actor_series_count_remote_asks_and_parse() -> None:
+    async with (
+        swimactors.open_system("x", bind="127.0.0.1:0", config=CONFIG) as x,
+        swimactors.open_system(
+            "y", bind="127.0.0.1:0", seeds=[format_address(x.cluster.node.address)], config=CONFIG
+        ) as y,
+    ):
+        await x.spawn(Echo, name="echo", public=True)
+        with trio.fail_after(20):
+            echo = await y.wait_for("echo", timeout=20)
+            for i in range(5):
+                assert await echo.ask(i) == i
+        stopped = await y.spawn(Echo)
+        await y.stop(stopped)
+        await stopped.tell("too late")  # a dead letter
+        text = render_actor_metrics(y)
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    asks = {s.name: s for s in families["swimactors_actor_remote_ask_seconds"].samples}
+    assert asks["swimactors_actor_remote_ask_seconds_count"].value == 5
+    buckets = [
+        s.value
+        for s in families["swimactors_actor_remote_ask_seconds"].samples
+        if s.name.endswith("_bucket")
+    ]
+    assert buckets == sorted(buckets) and buckets[-1] == 5  # cumulative, +Inf holds all
+    assert families["swimactors_actor_transport_connections"].samples[0].value == 1
+    events = {
+        s.labels["event"]: s.value for s in families["swimactors_actor_transport_events"].samples
+    }
+    assert events["dials"] == 1
+    assert families["swimactors_actors"].samples[0].value == 0  # the one spawned was stopped
+    assert families["swimactors_actor_dead_letters"].type == "counter"
+    assert families["swimactors_actor_dead_letters"].samples[0].value == 1
+
+
+class Echo(swimactors.Actor):
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return msg
