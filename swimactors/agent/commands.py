@@ -1,6 +1,6 @@
 """The CLI's commands that talk to a running agent over its HTTP API (Serf's set):
-``members``, ``join``, ``leave``, ``event``, ``query``, ``monitor``, ``info``, ``tags``,
-``version``.
+``members``, ``join``, ``leave``, ``force-leave``, ``event``, ``query``, ``monitor``,
+``info``, ``tags``, ``version``.
 
 Each prints a table or text, or the agent's JSON with ``--format json``.  Commands that
 change state send the bearer token from ``--token-file`` or ``$SWIMACTORS_HTTP_TOKEN``.
@@ -150,6 +150,11 @@ def _leave(args: argparse.Namespace) -> None:
     print(json.dumps(answer) if args.format == "json" else f"{answer['leaving']} is leaving")
 
 
+def _force_leave(args: argparse.Namespace) -> None:
+    answer = call_agent(args, "POST", "/v1/force-leave", {"name": args.name})
+    print(json.dumps(answer) if args.format == "json" else f"{answer['left']} is now left")
+
+
 def _event(args: argparse.Namespace) -> None:
     answer = call_agent(args, "POST", "/v1/event", {"name": args.name, "payload": args.payload})
     if args.format == "json":
@@ -279,6 +284,8 @@ def add_commands(commands: Any, address: Callable[[str], str]) -> None:
     join = command("join", _join, "make the agent join through more members")
     join.add_argument("addresses", nargs="+", type=address, metavar="HOST:PORT")
     command("leave", _leave, "make the agent leave the cluster gracefully and stop")
+    force_leave = command("force-leave", _force_leave, "mark a failed (down) member left")
+    force_leave.add_argument("name")
 
     event = command("event", _event, "send a user event to every member")
     event.add_argument("name")

@@ -2,7 +2,8 @@
 queries, the event log (``monitor``) and ``info``.
 
 Routes (state-changing ones need the agent's bearer token, see :mod:`.http`):
-``POST /v1/join {"addresses": [...]}``, ``POST /v1/leave``, ``PUT /v1/tags {"set": {..},
+``POST /v1/join {"addresses": [...]}``, ``POST /v1/leave``, ``POST /v1/force-leave
+{"name"}``, ``PUT /v1/tags {"set": {..},
 "delete": [..]}``, ``POST /v1/event {"name", "payload"}``, ``POST /v1/query {"name",
 "payload", "nodes", "tags", "timeout"}``, ``GET /v1/events?since=N&wait=S``, ``GET /v1/info``.
 """
@@ -116,6 +117,7 @@ class AgentControl:
     def add_routes(self, router: Router) -> Router:
         router.add("POST", "/v1/join", self._join)
         router.add("POST", "/v1/leave", self._leave)
+        router.add("POST", "/v1/force-leave", self._force_leave)
         router.add("PUT", "/v1/tags", self._tags)
         router.add("POST", "/v1/event", self._event)
         router.add("POST", "/v1/query", self._query)
@@ -140,6 +142,16 @@ class AgentControl:
     async def _leave(self, request: Request) -> Response:
         self.leave_requested.set()
         return Response.json({"leaving": self.node.name})
+
+    async def _force_leave(self, request: Request) -> Response:
+        name = _body(request).get("name")
+        if type(name) is not str:
+            return Response.error(400, 'expected {"name": "..."}')
+        if not self.node.force_leave(name):
+            member = self.node.member(name)
+            status = "unknown" if member is None else member.status.value
+            return Response.error(409, f"{name} is {status} here; only a down member can be forced")
+        return Response.json({"left": name})
 
     async def _tags(self, request: Request) -> Response:
         body = _body(request)

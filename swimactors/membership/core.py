@@ -359,6 +359,16 @@ class Swim:
         self._enqueue(Left(self.name, self.incarnation))
         self._gossip(now)
 
+    def force_leave(self, name: str, now: float) -> bool:
+        """Serf's force-leave: a DOWN member becomes LEFT here and, by its Left at its own
+        incarnation, everywhere (a LEFT member is no longer reported as failed and is reaped
+        on schedule).  False, and nothing done, unless ``name`` is DOWN."""
+        state = self._members.get(name)
+        if state is None or state.status is not Status.DOWN:
+            return False
+        self._apply_left(now, Left(name, state.incarnation))
+        return True
+
     def set_meta(self, meta: bytes, now: float) -> None:
         """Change this node's metadata; re-announced under a new incarnation."""
         _validate_meta(meta, self.config.max_meta_size)

@@ -149,6 +149,13 @@ class Node:
     def _broadcast_keyring(self, data: bytes) -> None:
         self.broadcast(KEYS_CHANNEL, data, key=KEYS_CHANNEL)
 
+    def force_leave(self, name: str) -> bool:
+        """Mark the DOWN member ``name`` LEFT cluster-wide (Serf's force-leave); False
+        when it is not DOWN here."""
+        done = self._core.force_leave(name, trio.current_time())
+        self._flush()
+        return done
+
     async def set_meta(self, meta: bytes) -> None:
         """Replace this node's metadata and announce it (raises ValueError if too large)."""
         self._core.set_meta(meta, trio.current_time())

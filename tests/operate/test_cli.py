@@ -189,3 +189,26 @@ async def monitor_sees_an_event(watched: AgentProcess, sender: AgentProcess) -> 
     finally:
         process.kill()
         await process.wait()
+
+
+async def test_force_leave_turns_a_failed_member_left_everywhere(tmp_path: Path) -> None:
+    with trio.fail_after(90):
+        async with open_local_cluster(overrides=OVERRIDES) as cluster:
+            a = await start(cluster, "a", tmp_path, [], "api")
+            b = await start(cluster, "b", tmp_path, [a], "web")
+            await start(cluster, "c", tmp_path, [a], "db")
+
+            async def statuses(agent: AgentProcess) -> dict[str, str]:
+                return {m["name"]: m["status"] for m in await cli_json(agent, "members")}
+
+            async def c_is(status: str) -> bool:
+                return [(await statuses(x)).get("c") for x in (a, b)] == [status, status]
+
+            assert await wait_until(lambda: c_is("up"), 20) is not None
+            refused = await cli("force-leave", "b", "--http", format_address(a.http))
+            assert refused.returncode == 1
+            assert "b is up here; only a down member can be forced" in refused.stderr.decode()
+            cluster.kill("c")
+            assert await wait_until(lambda: c_is("down"), 20) is not None
+            assert await cli_json(a, "force-leave", "c") == {"left": "c"}
+            assert await wait_until(lambda: c_is("left"), 10) is not None
