@@ -11,7 +11,8 @@ per-pair ratios.
 
 Both libraries use their LAN preset (the same suspicion multiplier, 4, retransmit
 multiplier, push/pull and gossip intervals); the ``fast`` profile sets a 0.2 s probe
-interval and 0.1 s probe timeout on both.  The floor is a trio process with the wake-ups
+interval and 0.1 s probe timeout on both, ``fast+key`` also gives both the same key, so
+each seals every packet and frame.  The floor is a trio process with the wake-ups
 a SWIM node cannot avoid (a ping to a random peer every probe interval; an ack to every
 ping) and no protocol at all.
 """
@@ -33,7 +34,10 @@ from typing import Any
 from benchmarks.hosts import Hosts, open_hosts
 
 KINDS = ("floor", "swimactors", "kinship")
-PROFILES = {"fast": (0.2, 0.1), "lan": (1.0, 0.5)}
+PROFILES = {"fast": (0.2, 0.1, False), "lan": (1.0, 0.5, False), "fast+key": (0.2, 0.1, True)}
+"""probe interval, probe timeout, and whether every packet and frame is sealed"""
+KEY = "YmVuY2htYXJrIGtleSBvZiB0aGlydHktdHdvIGJ5dGU="
+"""32 bytes in base64, the same for both libraries (a benchmark's key, not a secret)."""
 PAIRS = 3
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -94,7 +98,7 @@ def _wait(check: Callable[[], bool], timeout: float) -> float | None:
 
 
 def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess]:
-    probe, timeout = PROFILES[profile]
+    probe, timeout, keyed = PROFILES[profile]
     hosts.renew()
     addresses = [hosts.address(i) for i in range(size)]
     nodes: list[NodeProcess] = []
@@ -113,6 +117,7 @@ def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess
             str(size),
             str(probe),
             str(timeout),
+            *([KEY] if keyed and kind != "floor" else []),
         ]
         nodes.append(NodeProcess(command))
         if index == 0:  # the seed listens before anyone joins through it
@@ -257,7 +262,7 @@ def measure(
 
 
 def run(quick: bool) -> list[dict[str, Any]]:
-    plan = [(8, "fast")] if quick else [(8, "fast"), (8, "lan"), *_large()]
+    plan = [(8, "fast")] if quick else [(8, "fast"), (8, "lan"), (8, "fast+key"), *_large()]
     rows: list[dict[str, Any]] = []
     for size, profile in plan:
         runs, isolated = measure(size, profile, 1 if quick else PAIRS, 8.0 if quick else 20.0)

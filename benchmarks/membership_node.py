@@ -1,10 +1,11 @@
 """One membership node in its own process, for ``bench_membership``: a swimactors node, a
 kinship node, or the trio floor (the wake-ups a SWIM node cannot avoid, with no protocol).
 
-    python -m benchmarks.membership_node KIND NAME BIND SEED NODES PROBE TIMEOUT
+    python -m benchmarks.membership_node KIND NAME BIND SEED NODES PROBE TIMEOUT [KEY]
 
 ``KIND`` is ``swimactors``, ``kinship`` or ``floor``; ``SEED`` is ``-`` for the first node
-(the floor takes the comma-separated addresses of every floor node instead).  The node
+(the floor takes the comma-separated addresses of every floor node instead); ``KEY``, a
+base64 32-byte key, has each library seal every packet and frame its own way.  The node
 prints ``ready`` once it sees ``NODES`` members up, then ``down NAME WALLCLOCK`` for each
 member it declares dead, and nothing else: it reads no clock and polls nothing once ready,
 so the steady state the benchmark measures is the library's own.
@@ -30,10 +31,17 @@ def _host_port(address: str) -> tuple[str, int]:
     return host, int(port)
 
 
-async def _swimactors(name: str, bind: str, seed: str, nodes: int, probe: float, timeout: float):  # type: ignore[no-untyped-def]
+async def _swimactors(
+    name: str, bind: str, seed: str, nodes: int, probe: float, timeout: float, key: str | None
+) -> None:
     from swimactors.membership import Config, MemberDown, Status, open_node
+    from swimactors.security import Keyring
 
-    config = Config.lan().replace(probe_interval=probe, probe_timeout=timeout)
+    config = Config.lan().replace(
+        probe_interval=probe,
+        probe_timeout=timeout,
+        keyring=None if key is None else Keyring(key),
+    )
     seeds = [] if seed == "-" else [seed]
     async with open_node(name=name, bind=bind, seeds=seeds, config=config) as node:
         with node.events() as events:
@@ -45,7 +53,9 @@ async def _swimactors(name: str, bind: str, seed: str, nodes: int, probe: float,
                     _say(f"down {event.member.name} {time.time():.6f}")
 
 
-def _kinship(name: str, bind: str, seed: str, nodes: int, probe: float, timeout: float) -> None:
+def _kinship(
+    name: str, bind: str, seed: str, nodes: int, probe: float, timeout: float, key: str | None
+) -> None:
     import kinship
     from kinship.blocking import Cluster
 
@@ -55,7 +65,7 @@ def _kinship(name: str, bind: str, seed: str, nodes: int, probe: float, timeout:
         seeds=[] if seed == "-" else [seed],
         probe_interval=probe,
         probe_timeout=timeout,
-        insecure_plaintext=True,
+        **({"insecure_plaintext": True} if key is None else {"keys": [key]}),
     )
     with Cluster(config) as cluster:
         events = cluster.events()
@@ -97,11 +107,12 @@ async def _floor(name: str, bind: str, peers: str, probe: float) -> None:
 
 def main(argv: list[str]) -> None:
     logging.disable(logging.WARNING)  # the plaintext warning, once per node
-    kind, name, bind, seed, nodes, probe, timeout = argv
+    kind, name, bind, seed, nodes, probe, timeout, *rest = argv
+    key = rest[0] if rest else None
     if kind == "swimactors":
-        trio.run(_swimactors, name, bind, seed, int(nodes), float(probe), float(timeout))
+        trio.run(_swimactors, name, bind, seed, int(nodes), float(probe), float(timeout), key)
     elif kind == "kinship":
-        _kinship(name, bind, seed, int(nodes), float(probe), float(timeout))
+        _kinship(name, bind, seed, int(nodes), float(probe), float(timeout), key)
     elif kind == "floor":
         trio.run(_floor, name, bind, seed, float(probe))
     else:
