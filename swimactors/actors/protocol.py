@@ -6,7 +6,7 @@ broken or hostile peer: the connection is dropped), and builds the frame's class
 
     [HELLO, node, incarnation, window]       first frame on a connection, each way
     [TELL, path, uid, sender, value]         sender: [node, path, uid] or None
-    [ASK, corr, path, uid, sender, value]
+    [ASK, corr, path, uid, sender, value]        (+ traceparent when tracing, tracing.py)
     [REPLY, corr, value]
     [ERROR, corr, kind, type_name, message, traceback]
     [CREDIT, n]                              n more requests may be sent (flow control)
@@ -49,6 +49,7 @@ from .errors import (
 )
 from .message import MESSAGES, decode_ref, encode_ref
 from .ref import ActorRef
+from .tracing import MAX_TRACEPARENT
 
 __all__ = [
     "MAX_WINDOW",
@@ -125,6 +126,8 @@ class Ask:
     uid: int
     sender: Sender
     value: Any
+    trace: str | None = None
+    """The asker's W3C traceparent when it traces (see :mod:`.tracing`); a 7th field."""
 
 
 @attrs.frozen
@@ -193,7 +196,16 @@ _LAYOUTS: dict[int, tuple[type[Frame], Callable[[list[Any]], bool]]] = {
         lambda f: len(f) == 4 and type(f[1]) is str and _uint(f[2]) and _uint(f[3]),
     ),
     Kind.TELL: (Tell, lambda f: len(f) == 5 and _address(f, 1) and _ref(f[3])),
-    Kind.ASK: (Ask, lambda f: len(f) == 6 and _uint(f[1]) and _address(f, 2) and _ref(f[4])),
+    Kind.ASK: (
+        Ask,
+        lambda f: (
+            len(f) in (6, 7)
+            and _uint(f[1])
+            and _address(f, 2)
+            and _ref(f[4])
+            and (len(f) == 6 or (type(f[6]) is str and len(f[6]) <= MAX_TRACEPARENT))
+        ),
+    ),
     Kind.REPLY: (Reply, lambda f: len(f) == 3 and _uint(f[1])),
     Kind.ERROR: (
         ErrorReply,
@@ -225,6 +237,8 @@ def parse(frame: bytes) -> Frame:
 def encode(frame: Frame) -> bytes:
     """A frame as length-prefixed bytes for the stream."""
     items = [_KINDS[type(frame)], *attrs.astuple(frame, recurse=False)]
+    if isinstance(frame, Ask) and frame.trace is None:
+        items.pop()  # an untraced ASK has six fields
     return wire.encode_frame(wire.dumps(items))
 
 
@@ -238,9 +252,12 @@ def tell_prefix(path: str, uid: int, sender: ActorRef | None) -> bytes:
     return wire.cbor_array_header(5) + b"".join(map(wire.dumps, head))
 
 
-def encode_ask(corr: int, path: str, uid: int, sender: Sender, value: list[Any]) -> bytes:
+def encode_ask(
+    corr: int, path: str, uid: int, sender: Sender, value: list[Any], trace: str | None = None
+) -> bytes:
     """An ASK frame for an already encoded value (the hot path skips :func:`encode`)."""
-    return wire.encode_frame(wire.dumps([Kind.ASK, corr, path, uid, sender, value]))
+    items = [Kind.ASK, corr, path, uid, sender, value]
+    return wire.encode_frame(wire.dumps(items if trace is None else [*items, trace]))
 
 
 def tell_frame(prefix: bytes, msg: Any) -> bytes:

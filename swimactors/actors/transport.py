@@ -39,7 +39,7 @@ import trio
 from .. import wire
 from ..membership.types import format_address
 from ..security import HandshakeError, Keyring
-from . import protocol
+from . import protocol, tracing
 from .cell import ActorCell
 from .errors import ActorFailed, ActorStopped, MailboxFull, NodeDown, UndecodableReply
 from .message import encode_ref, ref_resolver
@@ -226,6 +226,7 @@ class _RemoteReply(Reply):
 
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+_UNTRACED: tuple[Any, str | None] = (None, None)
 
 
 def _sender(ref: ActorRef | None) -> list[Any] | None:
@@ -318,6 +319,8 @@ class Connection:
         """When the stream was ready: the peer's HELLO is due ``handshake_timeout`` later."""
         self._greeted = False
         self._frame_started = math.inf
+        self._spans: dict[int, Any] = {}
+        """Open SERVER spans of traced asks from this peer, by correlation id."""
 
     @property
     def node(self) -> str | None:
@@ -375,6 +378,10 @@ class Connection:
             await self._credit_event.wait()
 
     def send_reply(self, corr: int, result: outcome.Outcome[Any], wake: bool = True) -> None:
+        if self._spans:
+            span = self._spans.pop(corr, None)
+            if span is not None:
+                span.end()
         if isinstance(result, outcome.Value):
             self.session.reply(corr, result.value)
         else:
@@ -559,6 +566,9 @@ class Connection:
         self._deliver(frame.path, frame.uid, frame.sender, frame.value, None)
 
     def _ask(self, frame: protocol.Ask) -> None:
+        if frame.trace is not None and tracing.enabled():
+            span = tracing.start_server(self.transport.host.name, frame.path, frame.trace)
+            self._spans[frame.corr] = span  # ended when the reply goes out
         self._deliver(frame.path, frame.uid, frame.sender, frame.value, frame.corr)
 
     def _answered(self, event: protocol.Answered[Reply]) -> None:
@@ -870,7 +880,10 @@ class ActorTransport:
         deadline = math.inf if timeout is None else started + timeout
         connection = self.connection(target.node)
         corr = next(self._corr)
-        frame = protocol.encode_ask(corr, target.path, target.uid, _sender(sender), value)
+        span, trace = (
+            tracing.start_client(target.node, target.path) if tracing.enabled() else _UNTRACED
+        )
+        frame = protocol.encode_ask(corr, target.path, target.uid, _sender(sender), value, trace)
         reply = Reply(self.host.stats, target.ref)
         connection.session.expect(corr, reply)
         try:
@@ -887,6 +900,8 @@ class ActorTransport:
         finally:
             connection.session.forget(corr)
             self.host.stats.remote_asks.observe(trio.current_time() - started)
+            if span is not None:
+                span.end()
 
     async def request(self, node: str, request: Any, timeout: float | None) -> Any:
         """Ask ``node``'s system itself (remote spawn)."""
