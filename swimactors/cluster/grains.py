@@ -29,8 +29,9 @@ from ..actors.errors import ActorError, ActorStopped
 from ..actors.message import message
 from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef, Watcher
 from ..membership import Status
-from ..placement import Placement, place
+from ..placement import Placement, place, rendezvous
 from ..registry import NameLost as RegistryNameLost
+from ..registry import Registration
 from ..registry.codec import MAX_NAME_BYTES
 from .grain_store import GrainStore, MemoryGrainStore
 from .names import actor_id
@@ -63,6 +64,11 @@ RECORD_WAIT = 5.0
 """Seconds an activation whose registry record vanished waits for it before it refuses
 a message (the record returns once its node has refuted being counted DOWN)."""
 RECORD_POLL = 0.05
+HANDOFF_RATE = 1000.0
+"""Activations a node hands off per second at most after the hosts changed."""
+HANDOFF_BATCH = 50
+MAX_CACHED_REFS = 65536
+"""Refs to other nodes' activations kept for reuse (the cache starts over when full)."""
 _REACHABLE = (Status.UP, Status.SUSPECT)
 PROBE_TIMEOUT = 2.0
 """Seconds a new activation waits for each other host's answer to its probe."""
@@ -161,6 +167,8 @@ class Activation(Actor):
         self.last_message = trio.current_time()
         self.active = False
         self.stale = False
+        self.record_id = ""
+        """How the registry names this activation once recorded."""
         """Set when its side lost quorum: it stops without saving (the serving side may
         have moved the grain on)."""
 
@@ -174,6 +182,7 @@ class Activation(Actor):
             me.tell_nowait(_HandOver())
             return
         self.grains.record(kind, identity, me)
+        self.record_id = actor_id(me)
         self.grain._context = self.context
         self.grain.state = await self.kind.store.load(kind, identity)
         await self.grain.on_activate()
@@ -210,6 +219,12 @@ class Activation(Actor):
         """Process only as the registry's activation of this grain: if another won, forward
         to it from now on; while the record is gone (this node was counted DOWN and has
         not re-registered yet) wait for it, up to :data:`RECORD_WAIT` seconds."""
+        if self.grains.system.cluster is None:
+            return
+        mine = self.grains.registration(self.kind.name, self.identity)
+        name = self.grains.system.name
+        if mine is not None and mine.actor_id == self.record_id and mine.node == name:
+            return  # the common case: the registry records this activation
         with trio.move_on_after(RECORD_WAIT):
             while True:
                 winner = self.grains.recorded(self.kind.name, self.identity)
@@ -281,7 +296,9 @@ class GrainTarget:
         (a message it had not started is safe to send again)."""
         find_timeout = DEFAULT_ASK_TIMEOUT if timeout is None else timeout
         for attempt in range(2):
-            ref = await self.grains.resolve(self.kind, self.identity, find_timeout)
+            ref = self.grains.current(self.kind, self.identity)
+            if ref is None:
+                ref = await self.grains.resolve(self.kind, self.identity, find_timeout)
             try:
                 return await ref.target.ask(msg, sender, timeout)
             except ActorStopped:
@@ -309,6 +326,8 @@ class Grains:
         self._stopping: dict[tuple[str, str], trio.Event] = {}
         self._stamps: dict[ActorRef, tuple[int, str]] = {}
         """Each local activation's start stamp (logical clock, node)."""
+        self._refs: dict[str, tuple[Registration, ActorRef]] = {}
+        """Refs made for registry records, reused while the record is the same object."""
         self.clock = 0
         """A Lamport clock: ticks at each activation, follows every probe seen."""
         self.activations = 0
@@ -375,10 +394,19 @@ class Grains:
         cluster = self.system.cluster
         if cluster is None:
             return None
-        registration = cluster.names.registration(f"{GRAIN_PREFIX}{kind}/{identity}")
+        name = f"{GRAIN_PREFIX}{kind}/{identity}"
+        registration = cluster.names.registration(name)
         if registration is None:
             return None
-        return cluster.names.ref_for(registration)
+        cached = self._refs.get(name)
+        if cached is not None and cached[0] is registration:
+            return cached[1]
+        ref = cluster.names.ref_for(registration)
+        if ref is not None:
+            if len(self._refs) >= MAX_CACHED_REFS:
+                self._refs.clear()
+            self._refs[name] = (registration, ref)
+        return ref
 
     async def resolve(self, kind: str, identity: str, timeout: float) -> ActorRef:
         """The grain's activation: the known one, else activated where placement says."""
@@ -460,6 +488,46 @@ class Grains:
                     nursery.start_soon(ask, member.name)
         return None if best is None else best[1]
 
+    async def run(self) -> None:
+        """Hand off activations whose owner changed whenever the hosts of a kind changed
+        (one joined or left), as :meth:`hand_off` says."""
+        cluster = self.system.cluster
+        assert cluster is not None
+        seen: dict[str, list[str]] = {}
+        while True:
+            await cluster.names.changed.wait()
+            hosts = {kind: self.hosts(kind) for kind in self.kinds}
+            if hosts != seen:
+                seen = hosts
+                await self.hand_off()
+
+    async def hand_off(self) -> int:
+        """Passivate each activation here whose rendezvous owner is now another host (its
+        state saved; the next message activates it there), at most :data:`HANDOFF_RATE`
+        a second; returns how many it passivated."""
+        hosts = {kind: self.hosts(kind) for kind in self.kinds}
+        passivated = 0
+        for (kind, identity), ref in list(self.local.items()):
+            grain_kind = self.kinds[kind]
+            if grain_kind.placement is not Placement.RENDEZVOUS:
+                continue
+            owner = rendezvous(identity, hosts[kind])
+            cell = self.system.local_cell(ref)
+            if (
+                owner in (None, self.system.name)
+                or cell is None
+                or self.local.get((kind, identity)) != ref
+            ):
+                continue
+            if not (isinstance(cell.instance, Activation) and cell.instance.active):
+                continue
+            self.release(kind, identity, ref)
+            cell.request_stop()
+            passivated += 1
+            if passivated % HANDOFF_BATCH == 0:
+                await trio.sleep(HANDOFF_BATCH / HANDOFF_RATE)
+        return passivated
+
     def step_down(self) -> None:
         """This side lost its quorum: stop every activation here without saving (the
         serving side may activate the grains meanwhile) and withdraw their records."""
@@ -483,6 +551,13 @@ class Grains:
         cluster = self.system.cluster
         if cluster is not None and self.local.get((kind, identity)) == ref:
             cluster.names.delegate.register(f"{GRAIN_PREFIX}{kind}/{identity}", actor_id(ref))
+
+    def registration(self, kind: str, identity: str) -> Registration | None:
+        """The registry's record of the grain (None: none, or no registry)."""
+        cluster = self.system.cluster
+        if cluster is None:
+            return None
+        return cluster.names.registration(f"{GRAIN_PREFIX}{kind}/{identity}")
 
     def recorded(self, kind: str, identity: str) -> ActorRef | None:
         """The activation the registry records for the grain: None when there is no

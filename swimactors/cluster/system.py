@@ -469,6 +469,7 @@ async def open_system(
                 system.cluster = cluster
                 system.data.join_cluster(node, incarnation, env.clock)
                 names.lost_handlers.append(system.grains.lost)
+                system.nursery.start_soon(system.grains.run)
                 system.remote = actors
                 system.nursery.start_soon(actors.serve, listener)
                 system.nursery.start_soon(cluster.run)

@@ -234,3 +234,38 @@ def test_under_a_partition_only_the_serving_side_processes_and_one_activation_re
     assert OVERLAPS == []
     assert log[0] == "split ['ok', 'ok', 'ok', 'lost', 'lost']"
     assert log[1] == "after heal: [1] activation(s) per identity"
+
+
+def test_a_joining_host_takes_over_about_its_share_and_the_rest_stay() -> None:
+    identities = [f"user-{i}" for i in range(80)]
+
+    async def app(net: SimNet) -> list[str]:
+        log: list[str] = []
+        async with simulated_systems(net, 4) as systems:
+            first, late = systems[:3], systems[3]
+            for s in first:
+                s.register_grain("account", Account)
+            await _formed(systems)
+            while any(len(s.grains.hosts("account")) != 3 for s in systems):
+                await trio.sleep(0.1)
+            for identity in identities:
+                assert await first[0].grain("account", identity).ask(Add(1)) == 1
+            before = {i: s.name for s in first for (_, i) in s.grains.local}
+            late.register_grain("account", Account)
+            while any(len(s.grains.hosts("account")) != 4 for s in systems):
+                await trio.sleep(0.1)
+            await trio.sleep(2.0)
+            stayed = {i: s.name for s in first for (_, i) in s.grains.local}
+            for identity in identities:  # state kept in each node's memory store: the
+                await late.grain("account", identity).ask(Add(1))  # movers restart at 0
+            after = {i: s.name for s in systems for (_, i) in s.grains.local}
+            hosts = [s.name for s in systems]
+            assert after == {i: rendezvous(i, hosts) for i in identities}
+            assert {i: before[i] for i in stayed} == stayed
+            log.append(f"moved {len(identities) - len(stayed)} of {len(identities)}")
+            assert set(identities) - set(stayed) == {i for i in identities if after[i] == "n3"}
+        return log
+
+    log = replay(bounded(app), 1)[1]
+    moved = int(log[0].split()[1])
+    assert 10 <= moved <= 30  # about a quarter of 80
