@@ -171,6 +171,11 @@ class Host(Protocol):
 
     def serve_request(self, request: Any) -> Any: ...
 
+    def spawns(self, request: Any) -> bool:
+        """Whether ``request`` (to the system itself) starts an actor: remote spawn, which
+        the quota and untrusted mode govern (data reads and writes, grain probes do not)."""
+        ...
+
 
 class RemoteTarget:
     """The delivery target of a ref to an actor on another node."""
@@ -617,7 +622,7 @@ class Connection:
             session.delivered()
             return
         if path == SYSTEM_PATH and corr is not None:
-            refusal = self.transport.refusal("spawn", session.peer)
+            refusal = self.transport.refusal("spawn", session.peer) if host.spawns(msg) else None
             result = (
                 outcome.Error(refusal)
                 if refusal is not None

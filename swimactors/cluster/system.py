@@ -316,6 +316,10 @@ class System(LocalSystem):
         assert isinstance(result, ActorRef)
         return result
 
+    def spawns(self, request: Any) -> bool:
+        """Remote spawn is the one system request the spawn quota counts."""
+        return isinstance(request, SpawnRequest)
+
     def serve_request(self, request: Any) -> Any:
         """Answer another node's request to this system itself (remote spawn, direct
         distributed-data reads and writes)."""
