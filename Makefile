@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check swimactors sims tests benchmarks examples
-	$(VENV)/bin/ruff format --check swimactors sims tests benchmarks examples
+	$(VENV)/bin/ruff check swimactors sims tests benchmarks examples fuzz
+	$(VENV)/bin/ruff format --check swimactors sims tests benchmarks examples fuzz
 	$(VENV)/bin/mypy --strict swimactors
 
 # The dashboard's browser test drives Debian's chromium with its chromedriver; install them

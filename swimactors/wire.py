@@ -3,17 +3,23 @@
 Nothing here pickles.  A message crosses the wire as a CBOR array ``[tag, field, ...]`` and
 is decoded only into a class registered under that tag, with every field checked against
 its annotation.  Decoders are total: hostile bytes come back as a :class:`WireError` that
-the caller counts and drops (the ``try_*`` helpers never raise at all).
+the caller counts and drops.
+
+Every decoder in the library goes through :func:`loads`, which accepts only the CBOR
+subset the wire defines (see docs/protocol.md): definite lengths, no semantic tags at all
+(value sharing, regexes, MIME, dates, ... are refused, never resolved), map keys that are
+text or bytes, within a :class:`Limits` of bytes, items and nesting depth.
 """
 
 from __future__ import annotations
 
+import io
 import math
 import operator
 import struct
 import types
 import typing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Generic, TypeVar
 
 import attrs
@@ -22,14 +28,19 @@ import cbor2
 from .errors import SwimactorsError
 
 __all__ = [
+    "DEFAULT_MAX_DEPTH",
     "DEFAULT_MAX_FRAME",
+    "DEFAULT_MAX_ITEMS",
     "DEFAULT_PACKET_BUDGET",
+    "FRAME_LIMITS",
     "FrameDecoder",
+    "Limits",
     "TypeRegistry",
     "WireError",
     "cbor_array_header",
     "check_plain",
     "encode_frame",
+    "loads",
 ]
 
 DEFAULT_PACKET_BUDGET = 1400
@@ -40,7 +51,16 @@ DEFAULT_MAX_FRAME = 16 * 1024 * 1024
 """Largest stream frame accepted; a header announcing more closes the connection."""
 
 MAX_PLAIN_DEPTH = 32
-"""Nesting limit for free-form (``Any``) values; also stops cyclic CBOR value sharing."""
+"""Nesting limit for free-form (``Any``) values."""
+
+DEFAULT_MAX_ITEMS = 1 << 18
+"""CBOR items (every scalar, string, array, map key and value) one message may hold.
+
+262,144 items cover a push/pull of ~30,000 members (8 items each) and bound what one
+message can build to ~20 MB (an empty map, the costliest item, is 64 bytes of Python)."""
+
+DEFAULT_MAX_DEPTH = 64
+"""Nesting of arrays and maps: the envelopes use < 8, plain values :data:`MAX_PLAIN_DEPTH`."""
 
 T = TypeVar("T")
 Tag = TypeVar("Tag", int, str)
@@ -52,12 +72,144 @@ class WireError(SwimactorsError, ValueError):
     """Bytes that do not decode into a registered, well-formed message."""
 
 
-def loads(data: bytes) -> Any:
-    """Decode one CBOR item, mapping every decoder failure to :class:`WireError`."""
+@attrs.frozen
+class Limits:
+    """What one message may cost to decode: checked before any object is built."""
+
+    max_bytes: int = DEFAULT_MAX_FRAME
+    max_items: int = DEFAULT_MAX_ITEMS
+    max_depth: int = DEFAULT_MAX_DEPTH
+
+
+FRAME_LIMITS = Limits()
+"""The limits of a stream frame (actor frames, push/pull, registry state)."""
+
+
+class _Refused(Exception):
+    """Raised inside cbor2 for a tag; surfaces as :class:`WireError`."""
+
+
+def _refuse_tag(*_args: Any) -> Any:
+    raise _Refused("semantic tags are not part of the wire format")
+
+
+class _EveryTag(Mapping[int, Callable[..., Any]]):
+    """cbor2's semantic decoders, overridden for every tag number: each one refuses.
+
+    cbor2 resolves value sharing (28/29), regexes (35), MIME (36) and more itself, before
+    any ``tag_hook``; a mapping that answers for every tag is what turns all of them off.
+    """
+
+    def __getitem__(self, tag: int) -> Callable[..., Any]:
+        return _refuse_tag
+
+    def __contains__(self, tag: object) -> bool:
+        return True
+
+    def __len__(self) -> int:
+        return 0
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(())
+
+
+_NO_TAGS = _EveryTag()
+
+
+def loads(data: bytes | bytearray | memoryview, limits: Limits = FRAME_LIMITS) -> Any:
+    """Decode one CBOR item of the wire's subset within ``limits``; :class:`WireError` if not.
+
+    Bytes are checked first; items are counted by a header scan only when the message is
+    longer than ``limits.max_items`` (every item takes at least one byte, so shorter ones
+    cannot hold too many); depth is bounded by the decoder as it descends.
+    """
+    if len(data) > limits.max_bytes:
+        raise WireError(f"message of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit")
+    if len(data) > limits.max_items:
+        scan(data, limits)
+    stream = io.BytesIO(data)
     try:
-        return cbor2.loads(data)
+        value = cbor2.CBORDecoder(
+            stream,
+            semantic_decoders=_NO_TAGS,
+            tag_hook=_refuse_tag,
+            max_depth=limits.max_depth,
+            allow_indefinite=False,
+            strict_hashable_types=True,
+        ).decode()
     except Exception as exc:  # cbor2 raises several types; all mean "bad bytes"
         raise WireError(f"malformed CBOR: {exc}") from None
+    if stream.tell() != len(data):
+        raise WireError("trailing bytes after the CBOR item")
+    return value
+
+
+_INFO_SIZE = (0,) * 24 + (1, 2, 4, 8)
+"""Bytes of argument after an initial byte, by its low five bits (24..27: 1, 2, 4, 8)."""
+
+
+def scan(data: bytes | bytearray | memoryview, limits: Limits = FRAME_LIMITS) -> int:
+    """Walk the CBOR headers of ``data`` without building anything; the item count.
+
+    Raises :class:`WireError` for anything outside the wire's subset (tags, indefinite
+    lengths, reserved values, truncation, trailing bytes) or beyond ``limits``; its cost
+    is a few operations per item, whatever the items claim.
+    """
+    view = memoryview(data).cast("B")
+    end, pos, items, depth = len(view), 0, 0, 0
+    max_items, max_depth = limits.max_items, limits.max_depth
+    pending: list[int] = []  # items still to read in each open container
+    left = 1
+    while True:
+        if not left:
+            if not pending:
+                break
+            left = pending.pop()
+            depth -= 1
+            continue
+        if pos >= end:
+            raise WireError("truncated CBOR")
+        initial = view[pos]
+        major, info = initial >> 5, initial & 31
+        pos += 1
+        left -= 1
+        items += 1
+        if info < 24:
+            argument = info
+        elif info < 28:
+            size = _INFO_SIZE[info]
+            if pos + size > end:
+                raise WireError("truncated CBOR")
+            argument = int.from_bytes(view[pos : pos + size], "big")
+            pos += size
+        else:
+            raise WireError("indefinite lengths and reserved values are not accepted")
+        if major < 2:
+            continue
+        if major < 4:
+            pos += argument
+            if pos > end:
+                raise WireError("truncated CBOR")
+            continue
+        if major == 6:
+            raise WireError("semantic tags are not part of the wire format")
+        if major == 7:  # simple values and floats: nothing follows
+            continue
+        if major == 5:
+            argument *= 2
+        if items + argument > max_items:
+            raise WireError(f"more than {max_items} CBOR items")
+        if argument:
+            depth += 1
+            if depth > max_depth:
+                raise WireError(f"nested deeper than {max_depth}")
+            pending.append(left)
+            left = argument
+    if pos != end:
+        raise WireError("trailing bytes after the CBOR item")
+    if items > max_items:  # a lone scalar: containers were checked by what they claim
+        raise WireError(f"more than {max_items} CBOR items")
+    return items
 
 
 def dumps(value: Any) -> bytes:
@@ -83,13 +235,24 @@ def check_plain(value: Any, depth: int = 0) -> Any:
     """
     if depth > MAX_PLAIN_DEPTH:
         raise WireError("value nested too deeply")
-    if value is None or isinstance(value, bool | int | float | str | bytes):
+    if value is None or isinstance(value, bool | float | str | bytes):
+        return value
+    if isinstance(value, int):
+        if not -(2**64) <= value < 2**64:
+            raise WireError("integers on the wire are 64-bit (bignum tags are refused)")
         return value
     if isinstance(value, list):
         return [check_plain(item, depth + 1) for item in value]
     if isinstance(value, dict):
-        return {check_plain(k, depth + 1): check_plain(v, depth + 1) for k, v in value.items()}
+        return {_plain_key(k): check_plain(v, depth + 1) for k, v in value.items()}
     raise WireError(f"unsupported value of type {type(value).__name__}")
+
+
+def _plain_key(key: Any) -> str | bytes:
+    """Map keys are text or bytes: their hashes are seeded, so no key set can collide."""
+    if isinstance(key, str | bytes):
+        return key
+    raise WireError(f"map keys must be text or bytes, not {type(key).__name__}")
 
 
 @attrs.frozen
@@ -236,8 +399,8 @@ class TypeRegistry(Generic[Tag]):
             raise WireError(f"{self.name}: unknown message tag {tag!r}")
         return self._fields_from_data(self._by_tag[tag], data[1:])
 
-    def decode(self, data: bytes) -> Any:
-        return self.from_data(loads(data))
+    def decode(self, data: bytes, limits: Limits = FRAME_LIMITS) -> Any:
+        return self.from_data(loads(data, limits))
 
     def _fields_from_data(self, cls: type, values: Sequence[Any]) -> Any:
         decoder = self._decoders.get(cls)

@@ -45,6 +45,7 @@ from .messages import (
     Left,
     MemberState,
     Nack,
+    Oversized,
     Ping,
     PingReq,
     PushPull,
@@ -430,9 +431,14 @@ class Swim:
         self.counters["packets_received"] += 1
         self.counters["bytes_received"] += len(data)
         try:
-            envelope = decode_packet(data, self.config.label, self._stale_alive)
+            envelope = decode_packet(
+                data, self.config.label, self._stale_alive, self.config.packet_budget
+            )
         except LabelMismatch:
             self.counters["rejected_label"] += 1
+            return
+        except Oversized:
+            self.counters["rejected_oversized"] += 1
             return
         except wire.WireError:
             self.counters["rejected_malformed"] += 1

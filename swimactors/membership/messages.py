@@ -27,6 +27,7 @@ __all__ = [
     "Left",
     "MemberState",
     "Nack",
+    "Oversized",
     "Ping",
     "PingReq",
     "PushPull",
@@ -251,14 +252,30 @@ def packet_overhead(label: str, sender: str, sender_address: Address | None = No
     return len(encode_packet(label, sender, [], sender_address)) + 4
 
 
-def decode_packet(data: bytes, label: str, stale_alive: StaleAlive | None = None) -> Envelope:
+class Oversized(wire.WireError):
+    """A datagram longer than the cluster's packet budget (refused before decoding)."""
+
+
+_DATAGRAM_HEAD = wire.cbor_array_header(4)
+
+
+def decode_packet(
+    data: bytes,
+    label: str,
+    stale_alive: StaleAlive | None = None,
+    packet_budget: int = wire.DEFAULT_PACKET_BUDGET,
+) -> Envelope:
     """Decode a packet for the cluster called ``label``; :class:`wire.WireError` if not.
 
+    A datagram (the 4-item envelope) longer than ``packet_budget`` is refused before any
+    decoding (:class:`Oversized`); a reliable-channel packet gets a stream frame's limits.
     A message of a newer, unknown type is skipped (forward compatibility); a malformed
     message of a known type rejects the whole packet.  A well-formed Alive for which
     ``stale_alive`` returns True is counted, not decoded: while a cluster forms, most
     messages are such repeats of news already applied.
     """
+    if len(data) > packet_budget and data[:1] == _DATAGRAM_HEAD:
+        raise Oversized(f"datagram of {len(data)} bytes over the {packet_budget}-byte budget")
     value = wire.loads(data)
     if not isinstance(value, list) or len(value) not in (4, 5):
         raise wire.WireError("a packet must be an array of 4 or 5 items")

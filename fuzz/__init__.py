@@ -1,0 +1,1 @@
+"""Coverage-guided fuzzing of every wire decoder (atheris); ``make fuzz`` runs each target."""

@@ -1,0 +1,118 @@
+"""Every decoder that reads bytes from the network, with valid messages to start from.
+
+A decoder passes when it returns or raises :class:`swimactors.wire.WireError` (or a
+subclass), and nothing else, for any input.  Shared by the hypothesis tests in
+tests/security/ and the atheris targets in this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import attrs
+
+from swimactors import wire
+from swimactors.actors import remote
+from swimactors.membership.messages import (
+    Alive,
+    Dead,
+    MemberState,
+    Ping,
+    PingReq,
+    PushPull,
+    Suspect,
+    UserMessage,
+    decode_packet,
+    encode_message,
+    encode_packet,
+)
+from swimactors.membership.meta import decode_meta, encode_meta
+from swimactors.membership.types import Status
+from swimactors.registry import codec as registry_codec
+from swimactors.registry.crdt import State
+
+__all__ = ["DECODERS", "Decoder"]
+
+
+@attrs.frozen
+class Decoder:
+    """One network decoder: ``decode`` returns or raises WireError; ``seeds`` are valid."""
+
+    name: str
+    decode: Callable[[bytes], object]
+    seeds: tuple[bytes, ...]
+
+
+def _packet(data: bytes) -> object:
+    return decode_packet(data, "", stale_alive=lambda *fields: False)
+
+
+def _packet_seeds() -> tuple[bytes, ...]:
+    gossip = [
+        encode_message(Ping(7, "b")),
+        encode_message(Alive("a", ("127.0.0.1", 7946), 3, encode_meta({"role": "web"}))),
+        encode_message(Suspect("b", 2, "a")),
+        encode_message(Dead("c", 1, "a")),
+        encode_message(PingReq(9, "c", ("10.0.0.3", 7946))),
+        encode_message(UserMessage("registry", b"\x83\x01\x80\xa0")),
+    ]
+    members = tuple(
+        MemberState.of(f"n{i}", ("10.0.0.1", 7000 + i), i, Status.UP, b"") for i in range(5)
+    )
+    push_pull = encode_message(PushPull(False, False, members, {"registry": b"\x80"}))
+    return (
+        encode_packet("", "a", gossip),
+        encode_packet("", "a", [push_pull], ("127.0.0.1", 7946)),
+    )
+
+
+def _actor_frame(data: bytes) -> object:
+    items = remote.parse(data)
+    if items[0] in (remote.TELL, remote.ASK, remote.REPLY):
+        value = items[-1]
+        if not (type(value) is list and value and value[0] == 2):  # refs need a live system
+            remote.decode_value(value)
+    return items
+
+
+def _actor_seeds() -> tuple[bytes, ...]:
+    return tuple(
+        wire.dumps(frame)
+        for frame in (
+            [remote.HELLO, "a", 1, 64],
+            [remote.TELL, "/user/x", 1, None, remote.encode_value({"k": [1, 2.5, b"x"]})],
+            [remote.ASK, 5, "/user/x", 2, ["b", "/user/y", 3], remote.encode_value("hi")],
+            [remote.REPLY, 5, remote.encode_value([None, True])],
+            [remote.ERROR, 5, "failed", "ValueError", "boom", ""],
+            [remote.CREDIT, 8],
+            [remote.TERMINATED, "/user/x", 1, None],
+        )
+    )
+
+
+def _registry_seeds() -> tuple[bytes, ...]:
+    state = State()
+    state.floors["b"] = 3
+    return (registry_codec.encode(state), wire.dumps([1, [["n", 1, 1, [], []]], {"n": 1}]))
+
+
+def _meta(data: bytes) -> object:
+    return decode_meta(data)
+
+
+def _frames(data: bytes) -> object:
+    return wire.FrameDecoder(max_frame=1 << 16).feed(data)
+
+
+DECODERS: dict[str, Decoder] = {
+    d.name: d
+    for d in (
+        Decoder("packet", _packet, _packet_seeds()),
+        Decoder("actor_frame", _actor_frame, _actor_seeds()),
+        Decoder("registry", registry_codec.decode, _registry_seeds()),
+        Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),
+        Decoder("frames", _frames, (wire.encode_frame(b"abc") * 3,)),
+        Decoder("cbor", wire.loads, (wire.dumps({"a": [1, -2, 2.5, None, True, b"x"]}),)),
+    )
+}
+"""Every network decoder by name (the atheris target names)."""
