@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench sim lint clean example-web browser
+.PHONY: test demo bench sim lint fuzz clean example-web browser
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ demo: $(STAMP)
 
 example-web: $(STAMP)
 	$(PY) -m examples.web
+
+fuzz: $(STAMP)
+	$(PY) -m fuzz --seconds $(or $(FUZZ_SECONDS),60)
 
 sim: $(STAMP)
 	$(PY) -m sims suite --large

@@ -104,15 +104,24 @@ def _frames(data: bytes) -> object:
     return wire.FrameDecoder(max_frame=1 << 16).feed(data)
 
 
-DECODERS: dict[str, Decoder] = {
-    d.name: d
-    for d in (
-        Decoder("packet", _packet, _packet_seeds()),
-        Decoder("actor_frame", _actor_frame, _actor_seeds()),
-        Decoder("registry", registry_codec.decode, _registry_seeds()),
-        Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),
-        Decoder("frames", _frames, (wire.encode_frame(b"abc") * 3,)),
-        Decoder("cbor", wire.loads, (wire.dumps({"a": [1, -2, 2.5, None, True, b"x"]}),)),
-    )
+_EACH = (
+    Decoder("packet", _packet, _packet_seeds()),
+    Decoder("actor_frame", _actor_frame, _actor_seeds()),
+    Decoder("registry", registry_codec.decode, _registry_seeds()),
+    Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),
+    Decoder("frames", _frames, (wire.encode_frame(b"abc") * 3,)),
+    Decoder("cbor", wire.loads, (wire.dumps({"a": [1, -2, 2.5, None, True, b"x"]}),)),
+)
+
+
+def _any(data: bytes) -> object:
+    """The first byte picks the decoder, the rest is its input: one process for all."""
+    if not data:
+        return None
+    return _EACH[data[0] % len(_EACH)].decode(data[1:])
+
+
+DECODERS: dict[str, Decoder] = {d.name: d for d in _EACH} | {
+    "all": Decoder("all", _any, tuple(bytes([i]) + s for i, d in enumerate(_EACH) for s in d.seeds))
 }
-"""Every network decoder by name (the atheris target names)."""
+"""Every network decoder by name (the atheris target names); ``all`` multiplexes them."""
