@@ -70,7 +70,7 @@ def test_hostile_values_are_refused_with_a_reason() -> None:
     _fails([1, [["n", 1, 5, 1]]], "covers its own incarnation")
     _fails([1, [["n", 1, 5, -1], ["n", 1, 6, -1]]], "appears twice")
     _fails([1, [["n", 1, -5, -1]]], "out of range")
-    _fails([1, [["n", 1, 2**64, -1]]], "out of range")
+    _fails([1, [["n", 1, 2**64 - 1, -1]]], "out of range")
     _fails([1, [["", 1, 5, -1]]], "node name")
     _fails([3, [["n", 1, 1, [], [[2, "x"]]]], {}], "outside its causal context")
     _fails([3, [["n", 1, 1, [], [[1, 1.5]]]], {}], "element")
@@ -78,7 +78,7 @@ def test_hostile_values_are_refused_with_a_reason() -> None:
     _fails([4, [1, "n", True, "x" * MAX_VALUE_BYTES]], "limit")
     _fails([4, [1, "n", False, "x"]], "removal carries a value")
     _fails([5, {"": [1, "n", True, 1]}], "map key")
-    _fails([1, [["n", i, 1, -1] for i in range(MAX_ENTRIES + 1)]], "at most")
+    _fails([1, [["n", i, 1, -1] for i in range(MAX_ENTRIES + 1)]], "at most|CBOR items")
     _fails([10, []], "one value was expected")
     with pytest.raises(DataDecodeError, match="appears twice"):
         decode_entries(cbor2.dumps([10, [["k", [6, True]], ["k", [6, True]]]]))
