@@ -12,7 +12,8 @@ from collections.abc import Callable
 import attrs
 
 from swimactors import wire
-from swimactors.actors import remote
+from swimactors.actors import protocol
+from swimactors.actors.protocol import Kind
 from swimactors.membership.messages import (
     Alive,
     Dead,
@@ -67,25 +68,26 @@ def _packet_seeds() -> tuple[bytes, ...]:
 
 
 def _actor_frame(data: bytes) -> object:
-    items = remote.parse(data)
-    if items[0] in (remote.TELL, remote.ASK, remote.REPLY):
-        value = items[-1]
+    frame = protocol.parse(data)
+    if isinstance(frame, protocol.Tell | protocol.Ask | protocol.Reply):
+        value = frame.value
         if not (type(value) is list and value and value[0] == 2):  # refs need a live system
-            remote.decode_value(value)
-    return items
+            protocol.decode_value(value)
+    return frame
 
 
 def _actor_seeds() -> tuple[bytes, ...]:
+    value = protocol.encode_value
     return tuple(
         wire.dumps(frame)
         for frame in (
-            [remote.HELLO, "a", 1, 64],
-            [remote.TELL, "/user/x", 1, None, remote.encode_value({"k": [1, 2.5, b"x"]})],
-            [remote.ASK, 5, "/user/x", 2, ["b", "/user/y", 3], remote.encode_value("hi")],
-            [remote.REPLY, 5, remote.encode_value([None, True])],
-            [remote.ERROR, 5, "failed", "ValueError", "boom", ""],
-            [remote.CREDIT, 8],
-            [remote.TERMINATED, "/user/x", 1, None],
+            [Kind.HELLO, "a", 1, 64],
+            [Kind.TELL, "/user/x", 1, None, value({"k": [1, 2.5, b"x"]})],
+            [Kind.ASK, 5, "/user/x", 2, ["b", "/user/y", 3], value("hi")],
+            [Kind.REPLY, 5, value([None, True])],
+            [Kind.ERROR, 5, "failed", "ValueError", "boom", ""],
+            [Kind.CREDIT, 8],
+            [Kind.TERMINATED, "/user/x", 1, None],
         )
     )
 
