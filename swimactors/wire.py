@@ -71,6 +71,9 @@ Encoder = Callable[[Any], Any]
 class WireError(SwimactorsError, ValueError):
     """Bytes that do not decode into a registered, well-formed message."""
 
+    reason = "malformed"
+    """Why, as a drop counter names it (``rejected_<reason>``); subclasses refine it."""
+
 
 @attrs.frozen
 class Limits:
@@ -424,6 +427,8 @@ class TypeRegistry(Generic[Tag]):
                 if positional:  # no keyword dict to build for the usual attrs class
                     return cls(*args)
                 return cls(**dict(zip(names, args, strict=False)))
+            except WireError:  # a validator's own typed refusal, kept for the caller
+                raise
             except (TypeError, ValueError) as exc:
                 raise WireError(f"{qualname}: {exc}") from None
 

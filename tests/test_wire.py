@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from swimactors import wire
 from swimactors.membership import Status, Swim
 from swimactors.membership.messages import (
+    MAX_INCARNATION,
     SWIM,
     Ack,
     Alive,
@@ -37,23 +38,26 @@ from swimactors.membership.messages import (
 
 # -- strategies for SWIM messages ----------------------------------------------------------
 
-names = st.text(min_size=1, max_size=24).filter(lambda s: len(s.encode()) <= 128)
+names = st.text(min_size=1, max_size=24).filter(
+    lambda s: len(s.encode()) <= 128 and s.isprintable()
+)
 hosts = st.text(min_size=1, max_size=40).filter(lambda s: len(s) <= 255)
 addresses = st.tuples(hosts, st.integers(1, 65535))
 counters = st.integers(0, 2**63 - 1)
+incarnations = st.integers(0, MAX_INCARNATION)
 metas = st.binary(max_size=512)
 statuses = st.sampled_from(list(Status))
-member_states = st.builds(MemberState.of, names, addresses, counters, statuses, metas)
+member_states = st.builds(MemberState.of, names, addresses, incarnations, statuses, metas)
 
 swim_messages = st.one_of(
     st.builds(Ping, counters, st.one_of(st.just(""), names)),
     st.builds(Ack, counters),
     st.builds(PingReq, counters, names, addresses),
     st.builds(Nack, counters),
-    st.builds(Alive, names, addresses, counters, metas),
-    st.builds(Suspect, names, counters, names),
-    st.builds(Dead, names, counters, names),
-    st.builds(Left, names, counters),
+    st.builds(Alive, names, addresses, incarnations, metas),
+    st.builds(Suspect, names, incarnations, names),
+    st.builds(Dead, names, incarnations, names),
+    st.builds(Left, names, incarnations),
     st.builds(UserMessage, names, st.binary(max_size=2000)),
     st.builds(
         PushPull,

@@ -72,6 +72,9 @@ class Config:
     tcp_timeout: float = attrs.field(default=10.0, validator=_positive)
     packet_budget: int = attrs.field(default=DEFAULT_PACKET_BUDGET, validator=_at_least_one)
     max_meta_size: int = attrs.field(default=512, validator=_non_negative_int)
+    push_pull_max_newcomers: int = attrs.field(default=1024, validator=_at_least_one)
+    """Members one push/pull may add that this node did not know; the rest are dropped
+    (``rejected_newcomer_limit``) and learnt from gossip and later exchanges instead."""
     label: str = attrs.field(default="", validator=_label)
     keyring: Keyring | None = attrs.field(default=None, validator=_keyring)
     """With a keyring every packet and frame is sealed (docs/security.md); None sends

@@ -36,16 +36,15 @@ from .broadcasts import BroadcastQueue
 from .config import Config
 from .delegate import Delegate
 from .messages import (
+    MAX_INCARNATION,
     MAX_META,
     MAX_NAME,
     Ack,
     Alive,
     Dead,
-    LabelMismatch,
     Left,
     MemberState,
     Nack,
-    Oversized,
     Ping,
     PingReq,
     PushPull,
@@ -155,6 +154,15 @@ class _Relay:
 def _validate_name(name: str) -> None:
     if not isinstance(name, str) or not 0 < len(name.encode()) <= MAX_NAME:
         raise ValueError(f"node name must be a string of 1..{MAX_NAME} UTF-8 bytes: {name!r}")
+    if not name.isprintable():
+        raise ValueError(f"node name must be printable (no control characters): {name!r}")
+
+
+def _validate_incarnation(incarnation: int) -> None:
+    if isinstance(incarnation, bool) or not isinstance(incarnation, int):
+        raise TypeError(f"incarnation must be an int: {incarnation!r}")
+    if not 0 <= incarnation <= MAX_INCARNATION:
+        raise ValueError(f"incarnation must be in 0..{MAX_INCARNATION}: {incarnation}")
 
 
 def _validate_address(address: Address) -> None:
@@ -203,6 +211,7 @@ class Swim:
         _validate_name(name)
         _validate_address(address)
         _validate_meta(meta, self.config.max_meta_size)
+        _validate_incarnation(incarnation)
         self.name = name
         self.address = address
         self.rng = rng or random.Random()
@@ -377,7 +386,7 @@ class Swim:
         self._self.meta = meta
         if self._leaving:  # no announcement: an Alive would outbid our Left everywhere
             return
-        self._self.incarnation += 1
+        self._self.incarnation = min(self.incarnation + 1, MAX_INCARNATION)
         self._enqueue(self._self.alive_message())
         self._emit(MemberUpdated(self._self.snapshot(), now))
 
@@ -434,14 +443,8 @@ class Swim:
             envelope = decode_packet(
                 data, self.config.label, self._stale_alive, self.config.packet_budget
             )
-        except LabelMismatch:
-            self.counters["rejected_label"] += 1
-            return
-        except Oversized:
-            self.counters["rejected_oversized"] += 1
-            return
-        except wire.WireError:
-            self.counters["rejected_malformed"] += 1
+        except wire.WireError as exc:
+            self.counters[f"rejected_{exc.reason}"] += 1
             return
         if envelope.sender == self.name:
             self.counters["rejected_own_name"] += 1
@@ -814,7 +817,7 @@ class Swim:
         ourselves, since being suspected hints that we were slow)."""
         if self._leaving:
             return
-        self._self.incarnation = max(self.incarnation, seen) + 1
+        self._self.incarnation = min(max(self.incarnation, seen) + 1, MAX_INCARNATION)
         self.counters["refutations"] += 1
         self._awareness.apply(1)
         self._enqueue(self._self.alive_message())
@@ -833,9 +836,15 @@ class Swim:
         """Apply a push/pull: a peer's DOWN becomes our suspicion (memberlist's rule:
         verify before declaring death), everything else applies as a message would."""
         known = self._members.get
+        room = self.config.push_pull_max_newcomers
         for remote in members:
             status = remote.status
             local = known(remote.name)
+            if local is None and status.is_alive:
+                if not room:
+                    self.counters["rejected_newcomer_limit"] += 1
+                    continue
+                room -= 1
             if (  # what we hold already: no rule below would change anything
                 local is not None
                 and local.status is status

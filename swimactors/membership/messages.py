@@ -17,6 +17,7 @@ from .. import wire
 from .types import Address, Status
 
 __all__ = [
+    "MAX_INCARNATION",
     "MAX_META",
     "MAX_NAME",
     "PROTOCOL_VERSION",
@@ -27,11 +28,13 @@ __all__ = [
     "Left",
     "MemberState",
     "Nack",
+    "OutOfRange",
     "Oversized",
     "Ping",
     "PingReq",
     "PushPull",
     "Suspect",
+    "UnprintableName",
     "UserMessage",
     "decode_packet",
     "encode_packet",
@@ -42,6 +45,26 @@ MAX_NAME = 128
 """Longest node name, in bytes of UTF-8."""
 MAX_META = 512
 """Largest metadata blob (memberlist's ``MetaMaxSize``)."""
+MAX_INCARNATION = 2**44 - 1
+"""Largest incarnation on the wire.  A node starts at the wall clock in milliseconds (so
+a restarted process outbids its old life) and climbs by one per refutation or metadata
+change; 2**44 ms is the year 2527.  News beyond it is forged or broken and is refused, so
+``incarnation + 1`` stays representable for whoever must outbid news about itself (a
+forged ``Dead(c, 2**63 - 1)`` made c's own refutation overflow)."""
+
+
+class OutOfRange(wire.WireError):
+    """A protocol value (an incarnation) beyond its maximum: the packet is dropped."""
+
+    reason = "out_of_range"
+
+
+class UnprintableName(wire.WireError):
+    """A node or channel name with control or other unprintable characters (``str.isprintable``):
+    names reach logs and terminals, so the packet carrying one is dropped."""
+
+    reason = "unprintable_name"
+
 
 SWIM = wire.TypeRegistry[int]("swim")
 
@@ -49,11 +72,15 @@ SWIM = wire.TypeRegistry[int]("swim")
 def _name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if not 0 < len(value.encode()) <= MAX_NAME:
         raise ValueError(f"{attribute.name} must be 1..{MAX_NAME} bytes of UTF-8")
+    if not value.isprintable():
+        raise UnprintableName(f"{attribute.name} {value!r} has unprintable characters")
 
 
 def _optional_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:
     if len(value.encode()) > MAX_NAME:
         raise ValueError(f"{attribute.name} must be at most {MAX_NAME} bytes of UTF-8")
+    if not value.isprintable():
+        raise UnprintableName(f"{attribute.name} {value!r} has unprintable characters")
 
 
 def _address(instance: Any, attribute: attrs.Attribute[Any], value: Address) -> None:
@@ -65,6 +92,11 @@ def _address(instance: Any, attribute: attrs.Attribute[Any], value: Address) -> 
 def _counter(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
     if not 0 <= value < 2**63:
         raise ValueError(f"{attribute.name} must be in 0..2**63-1")
+
+
+def _incarnation(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
+    if not 0 <= value <= MAX_INCARNATION:
+        raise OutOfRange(f"{attribute.name} {value} outside 0..{MAX_INCARNATION}")
 
 
 def _meta(instance: Any, attribute: attrs.Attribute[Any], value: bytes) -> None:
@@ -120,7 +152,7 @@ class Alive:
 
     name: str = attrs.field(validator=_name)
     address: Address = attrs.field(validator=_address)
-    incarnation: int = attrs.field(validator=_counter)
+    incarnation: int = attrs.field(validator=_incarnation)
     meta: bytes = attrs.field(default=b"", validator=_meta)
 
 
@@ -130,7 +162,7 @@ class Suspect:
     """``source`` suspects ``name`` at ``incarnation``."""
 
     name: str = attrs.field(validator=_name)
-    incarnation: int = attrs.field(validator=_counter)
+    incarnation: int = attrs.field(validator=_incarnation)
     source: str = attrs.field(validator=_name)
 
 
@@ -140,7 +172,7 @@ class Dead:
     """``source`` declares ``name`` failed at ``incarnation``."""
 
     name: str = attrs.field(validator=_name)
-    incarnation: int = attrs.field(validator=_counter)
+    incarnation: int = attrs.field(validator=_incarnation)
     source: str = attrs.field(validator=_name)
 
 
@@ -150,7 +182,7 @@ class Left:
     """``name`` leaves the cluster gracefully at ``incarnation``."""
 
     name: str = attrs.field(validator=_name)
-    incarnation: int = attrs.field(validator=_counter)
+    incarnation: int = attrs.field(validator=_incarnation)
 
 
 @SWIM.register(8)
@@ -179,7 +211,7 @@ class MemberState:
 
     name: str = attrs.field(validator=_name)
     address: Address = attrs.field(validator=_address)
-    incarnation: int = attrs.field(validator=_counter)
+    incarnation: int = attrs.field(validator=_incarnation)
     status_code: int = attrs.field(validator=_status_code)
     meta: bytes = attrs.field(default=b"", validator=_meta)
 
@@ -255,6 +287,8 @@ def packet_overhead(label: str, sender: str, sender_address: Address | None = No
 class Oversized(wire.WireError):
     """A datagram longer than the cluster's packet budget (refused before decoding)."""
 
+    reason = "oversized"
+
 
 _DATAGRAM_HEAD = wire.cbor_array_header(4)
 
@@ -286,6 +320,8 @@ def decode_packet(
         raise LabelMismatch(f"packet labelled {packet_label!r}, this cluster is {label!r}")
     if not isinstance(sender, str) or not 0 < len(sender.encode()) <= MAX_NAME:
         raise wire.WireError("bad sender name")
+    if not sender.isprintable():
+        raise UnprintableName(f"sender {sender!r} has unprintable characters")
     if not isinstance(raw_messages, list):
         raise wire.WireError("messages must be an array")
     messages = []
@@ -370,6 +406,7 @@ def _stale_fields(
     return (
         type(name) is str
         and 0 < len(name.encode()) <= MAX_NAME
+        and name.isprintable()
         and type(address) is list
         and len(address) == 2
         and type(address[0]) is str
@@ -377,7 +414,7 @@ def _stale_fields(
         and type(address[1]) is int
         and 0 < address[1] <= 65535
         and type(incarnation) is int
-        and 0 <= incarnation < 2**63
+        and 0 <= incarnation <= MAX_INCARNATION
         and type(meta) is bytes
         and len(meta) <= MAX_META
         and stale_alive(name, address[0], address[1], incarnation)
@@ -386,6 +423,8 @@ def _stale_fields(
 
 class LabelMismatch(wire.WireError):
     """The packet belongs to another cluster (its label differs)."""
+
+    reason = "label"
 
 
 def encode_message(message: Any) -> bytes:
