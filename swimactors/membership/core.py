@@ -240,6 +240,7 @@ class Swim:
         self._events: list[MemberEvent] = []
         self._started = False
         self._leaving = False
+        self._newcomers = 0  # unknown members named by the packet being received
         self._overhead = packet_overhead(self.config.label, name) + (
             SEALING_OVERHEAD if self.config.keyring is not None else 0
         )
@@ -439,6 +440,7 @@ class Swim:
         self._start(now)
         self.counters["packets_received"] += 1
         self.counters["bytes_received"] += len(data)
+        self._newcomers = 0
         try:
             envelope = decode_packet(
                 data, self.config.label, self._stale_alive, self.config.packet_budget
@@ -730,15 +732,27 @@ class Swim:
     def _stale_alive(self, name: str, host: str, port: int, incarnation: int) -> bool:
         """An Alive that ``_apply_alive`` would ignore: about a member we know at that
         address and at least that incarnation (a conflict needs another address, news
-        about ourselves is always looked at)."""
+        about ourselves is always looked at), or about a member we do not know once this
+        packet has named ``push_pull_max_newcomers`` of them (dropped and counted before
+        decoding, so a forged push/pull of 20,000 strangers costs little)."""
         state = self._members.get(name)
+        if state is None:
+            return self._past_newcomer_limit()
         return (
-            state is not None
-            and not rules.wins(Alive, incarnation, state.status, state.incarnation)
+            not rules.wins(Alive, incarnation, state.status, state.incarnation)
             and state.address[1] == port
             and state.address[0] == host
             and name != self.name
         )
+
+    def _past_newcomer_limit(self) -> bool:
+        """Count one more unknown member named by the packet being received; True (and
+        counted as dropped) once there were more than ``push_pull_max_newcomers``."""
+        self._newcomers += 1
+        if self._newcomers <= self.config.push_pull_max_newcomers:
+            return False
+        self.counters["rejected_newcomer_limit"] += 1
+        return True
 
     def _apply_suspect(self, now: float, msg: Suspect) -> None:
         """Suspect news starts a suspicion; a repeated Suspect(i) from a new source is an
@@ -836,15 +850,11 @@ class Swim:
         """Apply a push/pull: a peer's DOWN becomes our suspicion (memberlist's rule:
         verify before declaring death), everything else applies as a message would."""
         known = self._members.get
-        room = self.config.push_pull_max_newcomers
         for remote in members:
             status = remote.status
             local = known(remote.name)
-            if local is None and status.is_alive:
-                if not room:
-                    self.counters["rejected_newcomer_limit"] += 1
-                    continue
-                room -= 1
+            if local is None and status is Status.SUSPECT and self._past_newcomer_limit():
+                continue  # (unknown UP entries were counted while decoding: _stale_alive)
             if (  # what we hold already: no rule below would change anything
                 local is not None
                 and local.status is status

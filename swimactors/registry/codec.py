@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import attrs
 
+from ..membership.messages import MAX_INCARNATION
 from ..wire import TypeRegistry, WireError, loads
 from .crdt import Registration, State, joined
 
 __all__ = [
     "MAX_ACTOR_ID_BYTES",
+    "MAX_COUNTER",
     "MAX_INT",
     "MAX_META_BYTES",
     "MAX_NAME_BYTES",
@@ -37,7 +39,12 @@ MAX_META_BYTES = 4096
 """Registration metadata limit; a registration larger than a gossip packet still spreads,
 through push/pull (see :func:`split`)."""
 MAX_INT = 2**63 - 1
-"""Largest incarnation, counter, clock or floor accepted (a signed 64-bit integer)."""
+"""Largest integer the replicated data types accept (a signed 64-bit integer)."""
+MAX_COUNTER = MAX_INCARNATION
+"""Largest incarnation, floor, dot counter or Lamport clock of a registration: the
+membership's maximum incarnation (epochs and floors are membership incarnations; clocks
+and counters climb by one per registration), so no forged value leaves a replica unable
+to count past it."""
 
 WIRE: TypeRegistry[int] = TypeRegistry("registry")
 
@@ -107,7 +114,7 @@ def decode(data: bytes) -> State:
 
 
 def _check_int(value: int, what: str, low: int = 0) -> None:
-    if not low <= value <= MAX_INT:
+    if not low <= value <= MAX_COUNTER:
         raise RegistryDecodeError(f"{what} {value} out of range")
 
 

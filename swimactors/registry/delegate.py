@@ -15,7 +15,14 @@ from __future__ import annotations
 import collections
 from typing import Protocol
 
-from ..membership import BroadcastTooLarge, Delegate, MemberDown, MemberEvent, MemberLeft
+from ..membership import (
+    BroadcastTooLarge,
+    Delegate,
+    Member,
+    MemberDown,
+    MemberEvent,
+    MemberLeft,
+)
 from .codec import RegistryDecodeError, decode, encode, split
 from .crdt import Registration, State
 from .registry import Registry
@@ -33,6 +40,8 @@ class Gossip(Protocol):
 
     @property
     def incarnation(self) -> int: ...
+
+    def member(self, name: str) -> Member | None: ...
 
     @property
     def max_broadcast_size(self) -> int: ...
@@ -108,8 +117,20 @@ class RegistryDelegate(Delegate):
         except RegistryDecodeError:
             self.counters["rejected_malformed"] += 1
             return False
+        self._drop_unverified_floors(incoming)
         self.registry.merge(incoming)
         return True
+
+    def _drop_unverified_floors(self, incoming: State) -> None:
+        """Floors above the incarnation membership knows for their node: a floor is
+        raised only when a node is seen DOWN or LEFT at an incarnation, so a higher one is
+        forged (or runs ahead of our membership view, and comes back with a later
+        push/pull).  Floors of nodes membership does not know cannot be checked."""
+        for node, floor in list(incoming.floors.items()):
+            known = self.core.member(node)
+            if known is not None and floor > known.incarnation:
+                del incoming.floors[node]
+                self.counters["rejected_floors"] += 1
 
     def _follow_incarnation(self) -> None:
         """Re-register our names if we were declared dead and have since refuted it.

@@ -24,7 +24,7 @@ from collections.abc import Callable
 
 from ..errors import SwimactorsError
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
-from .codec import MAX_ACTOR_ID_BYTES, MAX_INT, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
+from .codec import MAX_ACTOR_ID_BYTES, MAX_COUNTER, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
 from .crdt import Dot, Registration, State
 
 __all__ = ["Registry", "RegistryError"]
@@ -40,8 +40,8 @@ def _check_text(value: object, what: str, limit: int) -> None:
 
 
 def _check_incarnation(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_INT:
-        raise RegistryError(f"incarnation must be an integer in 0..2**63-1, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNTER:
+        raise RegistryError(f"incarnation must be an integer in 0..{MAX_COUNTER}, got {value!r}")
 
 
 class Registry:
@@ -185,6 +185,7 @@ class Registry:
     ) -> Registration:
         """A registration under the next free dot (``offset`` more for a batch)."""
         counter = self._state.context.next_counter((self.node, self.incarnation)) + offset
+        clock = min(clock, MAX_COUNTER)  # after a forged clock at the maximum: ties, by node
         return Registration(name, self.node, self.incarnation, actor_id, meta, counter, clock)
 
     def _apply(self, delta: State) -> None:

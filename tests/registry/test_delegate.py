@@ -12,7 +12,8 @@ from swimactors.membership import (
     Status,
 )
 from swimactors.registry import NameAdded, NameLost, Registry, decode, encode
-from swimactors.registry.crdt import joined
+from swimactors.registry.codec import MAX_COUNTER
+from swimactors.registry.crdt import State, joined
 from swimactors.registry.delegate import CHANNEL, RegistryDelegate
 
 
@@ -24,6 +25,10 @@ class FakeCore:
         self.max_broadcast_size = max_broadcast_size
         self.delegates: dict[str, Delegate] = {}
         self.sent: list[bytes] = []
+        self.known: dict[str, Member] = {}
+
+    def member(self, name: str) -> Member | None:
+        return self.known.get(name)
 
     def register_delegate(self, channel: str, delegate: Delegate) -> None:
         self.delegates[channel] = delegate
@@ -144,3 +149,22 @@ def test_suspicion_alone_prunes_nothing() -> None:
     delegate.notify_message(encode(Registry("b", 4).register("x", "bx")), 0.0)
     delegate.on_member_event(MemberSuspect(Member("b", ("h", 2), 4, Status.SUSPECT), 1.0))
     assert delegate.registry.names() == ["x"]
+
+
+def test_a_floor_above_the_incarnation_membership_knows_is_dropped_and_counted() -> None:
+    """A forged floor ({"b": huge}) would wipe every name b will ever register."""
+    a, core = _node("a")
+    b, _ = _node("b", incarnation=7)
+    b.register("svc", "actor-1")
+    a.merge_remote_state(b.local_state(join=False), join=False, now=0.0)
+    core.known["b"] = Member("b", ("10.0.0.2", 7946), 7, Status.UP, b"")
+    forged = State()
+    forged.floors["b"] = MAX_COUNTER
+    forged.floors["unknown"] = 3  # a node membership does not know: cannot be checked
+    a.notify_message(encode(forged), now=1.0)
+    assert a.registry.lookup("svc") is not None
+    assert a.counters["rejected_floors"] == 1
+    honest = State()
+    honest.floors["b"] = 7  # b seen DOWN at its incarnation
+    a.notify_message(encode(honest), now=2.0)
+    assert a.registry.lookup("svc") is None
