@@ -7,6 +7,7 @@ tests/security/ and the atheris targets in this package.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 
 import attrs
@@ -14,6 +15,16 @@ import attrs
 from swimactors import wire
 from swimactors.actors import protocol
 from swimactors.actors.protocol import Kind
+from swimactors.ddata import (
+    GCounter,
+    LWWMap,
+    ORSet,
+    Writer,
+    decode_data,
+    decode_entries,
+    encode_data,
+    encode_entries,
+)
 from swimactors.membership.messages import (
     Alive,
     Dead,
@@ -98,6 +109,22 @@ def _registry_seeds() -> tuple[bytes, ...]:
     return (registry_codec.encode(state), wire.dumps([1, [["n", 1, 1, [], []]], {"n": 1}]))
 
 
+def _ddata_seeds() -> tuple[bytes, ...]:
+    writer = Writer("node-a", 1_733_000_000, 1_733_000_000.0)
+    counter = GCounter().increment(writer, 3)
+    names = ORSet().add(writer, "element")
+    table = LWWMap().set(writer, "key", "value")
+    return (encode_data(counter), encode_entries({"c": counter, "s": names, "m": table}))
+
+
+def _ddata(data: bytes) -> object:
+    """Both replicated-data decoders: one value, and a store delta of keyed values."""
+    for decode in (decode_data, decode_entries):
+        with contextlib.suppress(wire.WireError):
+            decode(data)
+    return None
+
+
 def _meta(data: bytes) -> object:
     return decode_meta(data)
 
@@ -110,6 +137,7 @@ _EACH = (
     Decoder("packet", _packet, _packet_seeds()),
     Decoder("actor_frame", _actor_frame, _actor_seeds()),
     Decoder("registry", registry_codec.decode, _registry_seeds()),
+    Decoder("ddata", _ddata, _ddata_seeds()),
     Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),
     Decoder("frames", _frames, (wire.encode_frame(b"abc") * 3,)),
     Decoder("cbor", wire.loads, (wire.dumps({"a": [1, -2, 2.5, None, True, b"x"]}),)),
