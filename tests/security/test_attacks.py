@@ -201,6 +201,8 @@ async def test_single_frame_and_datagram_bombs_are_dropped_cheaply() -> None:
             }
             for name, attack in attacks.items():
                 assert_harmless(await under_attack(victim, attack), name)
+            actor_drops = 'actor_transport_events_total{event="rejected_malformed"}'
+            assert await metric(victim, actor_drops) == 1
             assert await metric(victim, rejected("oversized")) >= 1
             assert await metric(victim, rejected("malformed")) >= 4
             assert await metric(victim, "driver_errors_total") == 0
