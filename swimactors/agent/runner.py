@@ -36,6 +36,7 @@ from ..membership.types import (
     format_address,
     parse_address,
 )
+from ..quorum import AGE_KEY
 from .actor_metrics import render_actor_metrics
 from .api import actors_router, membership_router
 from .app import AppError, load_app
@@ -139,10 +140,13 @@ async def _print_events(node: Node, out: TextIO) -> None:
                 )
 
 
-async def _warn_misconfiguration(node: Node) -> None:
-    """Say so when packets from another cluster arrive (a ``label`` that differs): such a
-    node never joins, and nothing else would tell the operator why."""
+async def _warn_misconfiguration(node: Node, rule: str | None) -> None:
+    """Say so when packets from another cluster arrive (a ``label`` that differs: such a
+    node never joins), and when members differ from this one in having a split-brain rule
+    (``rule``; a node with a rule announces its start time under ``AGE_KEY``): a rule on
+    some agents only makes them stop serving when the others do not count them."""
     warned = 0
+    told: set[str] = set()
     while True:
         await trio.sleep(MISCONFIGURATION_CHECK)
         rejected = node.counters["rejected_label"]
@@ -154,6 +158,24 @@ async def _warn_misconfiguration(node: Node) -> None:
                 node.config.label,
             )
             warned = rejected
+        for member in node.members():
+            has_rule = AGE_KEY in decode_meta(member.meta)
+            if member.name in told or not member.status.is_alive or has_rule == (rule is not None):
+                continue
+            told.add(member.name)
+            if rule is None:
+                log.warning(
+                    "member %s runs a split-brain rule and this agent none: start every "
+                    "agent with the same --split-brain",
+                    member.name,
+                )
+            else:
+                log.warning(
+                    "member %s runs without a split-brain rule while this agent uses %s: "
+                    "start every agent with the same --split-brain",
+                    member.name,
+                    rule,
+                )
 
 
 async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
@@ -191,7 +213,10 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
             )
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(_print_events, node, out)
-                nursery.start_soon(_warn_misconfiguration, node)
+                rule = None if options.split_brain is None else options.split_brain.strategy
+                nursery.start_soon(
+                    _warn_misconfiguration, node, None if rule is None else rule.spec
+                )
                 await nursery.start(control.run)
                 if options.http is not None:
                     bound = await _start_http(nursery, control, options)

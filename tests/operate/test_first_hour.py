@@ -147,3 +147,20 @@ async def test_label_mismatch_and_duplicate_names_are_warned_about() -> None:
                 return "every agent needs its own --name" in b.output()
 
             assert await wait_until(warned, 15) is not None, b.output() + twin.output()
+
+
+@pytest.mark.network
+async def test_a_split_brain_rule_on_some_agents_only_is_warned_about() -> None:
+    with trio.fail_after(60):
+        async with open_local_cluster(overrides=OVERRIDES) as cluster:
+            a = await cluster.start("a", extra_args=["--split-brain", "keep-majority"])
+            b = await cluster.start("b", join=[a.gossip])
+
+            async def warned() -> bool:
+                return (
+                    "member b runs without a split-brain rule while this agent uses keep-majority"
+                    in a.output()
+                    and "member a runs a split-brain rule and this agent none" in b.output()
+                )
+
+            assert await wait_until(warned, 20) is not None, a.output() + b.output()
