@@ -1,6 +1,6 @@
 """The CLI's commands that talk to a running agent over its HTTP API (Serf's set):
 ``members``, ``join``, ``leave``, ``force-leave``, ``event``, ``query``, ``monitor``,
-``info``, ``tags``, ``version``.
+``info``, ``tags``, ``rtt``, ``version``.
 
 Each prints a table or text, or the agent's JSON with ``--format json``.  Commands that
 change state send the bearer token from ``--token-file`` or ``$SWIMACTORS_HTTP_TOKEN``.
@@ -14,6 +14,7 @@ import json
 import os
 import re
 import sys
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -222,6 +223,14 @@ def _tags(args: argparse.Namespace) -> None:
         print(",".join(f"{k}={v}" for k, v in sorted(answer["tags"].items())))
 
 
+def _rtt(args: argparse.Namespace) -> None:
+    answer = call_agent(args, "GET", f"/v1/rtt?node={urllib.parse.quote(args.node)}")
+    if args.format == "json":
+        _print_json(answer)
+    else:
+        print(f"round trip to {answer['node']}: {answer['rtt'] * 1000:.3f} ms")
+
+
 def _version(args: argparse.Namespace) -> None:
     print(f"swimactors {__version__}")
     try:
@@ -308,4 +317,6 @@ def add_commands(commands: Any, address: Callable[[str], str]) -> None:
     tags = command("tags", _tags, "change the agent's tags at run time")
     tags.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     tags.add_argument("--delete", action="append", default=[], metavar="KEY")
+    rtt = command("rtt", _rtt, "round-trip time to a member over the actor transport")
+    rtt.add_argument("node")
     command("version", _version, "this CLI's version, and the agent's if one answers")

@@ -5,7 +5,8 @@ Routes (state-changing ones need the agent's bearer token, see :mod:`.http`):
 ``POST /v1/join {"addresses": [...]}``, ``POST /v1/leave``, ``POST /v1/force-leave
 {"name"}``, ``PUT /v1/tags {"set": {..},
 "delete": [..]}``, ``POST /v1/event {"name", "payload"}``, ``POST /v1/query {"name",
-"payload", "nodes", "tags", "timeout"}``, ``GET /v1/events?since=N&wait=S``, ``GET /v1/info``.
+"payload", "nodes", "tags", "timeout"}``, ``GET /v1/events?since=N&wait=S``, ``GET /v1/info``,
+``GET /v1/rtt?node=NAME``.
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ class AgentControl:
         router.add("POST", "/v1/query", self._query)
         router.add("GET", "/v1/events", self._events)
         router.add("GET", "/v1/info", self._info)
+        router.add("GET", "/v1/rtt", self._rtt)
         return router
 
     async def _join(self, request: Request) -> Response:
@@ -244,6 +246,19 @@ class AgentControl:
                 await self.log.wait_after(since)
         entries = [entry_json(e) for e in self.log.since(since)]
         return Response.json({"last": self.log.last, "events": entries})
+
+    async def _rtt(self, request: Request) -> Response:
+        """Round trips to ``node`` over the actor transport (the first may include
+        opening the connection): the median of three, and each one."""
+        node = request.query.get("node", "")
+        member = self.node.member(node)
+        if member is None or not member.status.is_alive:
+            return Response.error(404, f"no live member {node!r}")
+        try:
+            times = [await self.system.ping(node, timeout=5.0) for _ in range(3)]
+        except ActorError as exc:
+            return Response.error(502, f"{node} did not answer: {exc}")
+        return Response.json({"node": node, "rtt": sorted(times)[1], "samples": times})
 
     async def _info(self, request: Request) -> Response:
         node = self.node

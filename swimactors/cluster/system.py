@@ -81,6 +81,11 @@ class Environment:
     """Wall-clock seconds, for start times (the incarnation, a renounced seniority)."""
 
 
+@message("swimactors.Ping")
+class Ping:
+    """:meth:`System.ping`: answered by the node's system itself, for a round-trip time."""
+
+
 @message("swimactors.SpawnRequest")
 class SpawnRequest:
     """``spawn_on``: start a registered spawnable factory with plain arguments."""
@@ -289,6 +294,15 @@ class System(LocalSystem):
             raise TypeError(f"a spawnable must be callable, not {factory!r}")
         self.spawnables[name] = factory
 
+    async def ping(self, node: str, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> float:
+        """Seconds for one request to ``node``'s system and its answer over the actor
+        transport (``swimactors rtt``); errors as for :meth:`spawn_on`."""
+        if self.cluster is None:
+            raise ValueError(f"a local-only system has no node {node!r}")
+        started = trio.current_time()
+        await self.cluster.transport.request(node, Ping(), timeout)
+        return trio.current_time() - started
+
     async def spawn_on(
         self,
         node: str,
@@ -329,6 +343,8 @@ class System(LocalSystem):
             return self.grains.activate(request.kind, request.identity)
         if isinstance(request, GrainProbe):
             return self.grains.probe(request)
+        if isinstance(request, Ping):
+            return self.name
         if not isinstance(request, SpawnRequest):
             raise TypeError(f"not a system request: {type(request).__qualname__}")
         factory = self.spawnables.get(request.factory)

@@ -164,6 +164,11 @@ async def test_operator_commands_against_real_agents(tmp_path: Path) -> None:
 
             assert await wait_until(d_left, 10) is not None
 
+            rtt = await cli_json(a, "rtt", "b")
+            assert rtt["node"] == "b" and 0 < rtt["rtt"] < 1 and len(rtt["samples"]) == 3
+            nobody = await cli("rtt", "zed", "--http", format_address(a.http))
+            assert nobody.returncode == 1 and "no live member 'zed'" in nobody.stderr.decode()
+
             version = await cli("version", "--http", format_address(a.http))
             assert version.stdout.decode().splitlines() == [
                 f"swimactors {swimactors.__version__}",
