@@ -621,14 +621,17 @@ class Connection:
                 self.send_reply(corr, outcome.Error(exc), wake=False)
             session.delivered()
             return
-        if path == SYSTEM_PATH and corr is not None:
+        if path == SYSTEM_PATH:
             refusal = self.transport.refusal("spawn", session.peer) if host.spawns(msg) else None
             result = (
                 outcome.Error(refusal)
                 if refusal is not None
                 else outcome.capture(host.serve_request, msg)
             )
-            self.send_reply(corr, result, wake=False)
+            if corr is not None:
+                self.send_reply(corr, result, wake=False)
+            elif isinstance(result, outcome.Error):  # a tell to the system: nobody to tell
+                self.transport.counters["system_tells_failed"] += 1
             session.delivered()
             return
         cell = host.local_cell_at(path, uid)

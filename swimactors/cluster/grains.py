@@ -30,8 +30,8 @@ from ..actors.message import message
 from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef, Watcher
 from ..membership import Status
 from ..placement import Placement, place, rendezvous
+from ..registry import Change, Registration
 from ..registry import NameLost as RegistryNameLost
-from ..registry import Registration
 from ..registry.codec import MAX_NAME_BYTES
 from .grain_store import GrainStore, MemoryGrainStore
 from .names import actor_id
@@ -605,9 +605,9 @@ class Grains:
         if event is not None:
             await event.wait()
 
-    def lost(self, change: RegistryNameLost) -> None:
+    def lost(self, change: Change) -> None:
         """Another node's activation won ours: forward what we hold to it, then stop."""
-        if not change.name.startswith(GRAIN_PREFIX):
+        if not isinstance(change, RegistryNameLost) or not change.name.startswith(GRAIN_PREFIX):
             return
         kind, _, identity = change.name[len(GRAIN_PREFIX) :].partition("/")
         ref = self.local.get((kind, identity))

@@ -17,8 +17,8 @@ from ..actors.message import message
 from ..actors.ref import ActorRef
 from ..actors.runtime import LocalSystem
 from ..membership.node import Node
+from ..registry import Change, Registration, Registry, RegistryDelegate
 from ..registry import NameLost as RegistryNameLost
-from ..registry import Registration, Registry, RegistryDelegate
 
 __all__ = ["LOSER_NOTICE_TIMEOUT", "NameLost", "Names", "actor_id"]
 
@@ -57,8 +57,8 @@ class Names:
         """Set (and replaced) whenever the registry changed."""
         self.public: dict[str, ActorRef] = {}
         """Names this node registered, and the actor each names."""
-        self.lost_handlers: list[Callable[[RegistryNameLost], None]] = []
-        """Told of every name this node lost that is not a public actor's (grains)."""
+        self.handlers: list[Callable[[Change], None]] = []
+        """Told of every registry change, after the public-name rule (grains, groups)."""
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -129,8 +129,8 @@ class Names:
         for change in changes:
             if isinstance(change, RegistryNameLost):
                 self._lost(change)
-                for handler in self.lost_handlers:
-                    handler(change)
+            for handler in self.handlers:
+                handler(change)
         self._changed()
 
     def _changed(self) -> None:

@@ -51,6 +51,7 @@ from ..quorum import Strategy as QuorumRule
 from .ddata import DataRead, DataWrite, DistributedData
 from .grain_store import GrainStore
 from .grains import DEFAULT_IDLE_TIMEOUT, ActivateGrain, Grain, GrainProbe, Grains
+from .groups import TOPIC_GROUP, Groups, TopicDelivery
 from .names import Names
 from .split_brain import GatedTransport, QuorumLost, SplitBrain, SplitBrainConfig
 
@@ -155,6 +156,8 @@ class System(LocalSystem):
         """The distributed data (docs/ddata.md); this node's replica alone when local-only."""
         self.grains = Grains(self)
         """The grain kinds this node hosts and its activations (docs/grains.md)."""
+        self.groups = Groups(self)
+        """Process groups and topics (docs/actors.md, groups and pub/sub)."""
 
     # -- public API --------------------------------------------------------------------
 
@@ -288,6 +291,32 @@ class System(LocalSystem):
         grain = self.grains.ref_at(path) if uid == 0 else None
         return grain if grain is not None else super().resolve(node, path, uid)
 
+    async def join_group(self, group: str, ref: ActorRef) -> None:
+        """Add the local actor ``ref`` to ``group`` cluster-wide (it leaves when it stops)."""
+        await trio.lowlevel.checkpoint()
+        self.groups.join(group, ref)
+
+    async def leave_group(self, group: str, ref: ActorRef) -> None:
+        await trio.lowlevel.checkpoint()
+        self.groups.leave_now(group, ref)
+
+    def group_members(self, group: str) -> list[ActorRef]:
+        """The members of ``group`` this node knows, its own first."""
+        return self.groups.members(group)
+
+    async def subscribe(self, topic: str, ref: ActorRef) -> None:
+        """Deliver every message published on ``topic`` to the local actor ``ref``."""
+        await self.join_group(TOPIC_GROUP + topic, ref)
+
+    async def unsubscribe(self, topic: str, ref: ActorRef) -> None:
+        await self.leave_group(TOPIC_GROUP + topic, ref)
+
+    async def publish(self, topic: str, msg: Any) -> int:
+        """Tell ``msg`` to every subscriber of ``topic`` on every node, at most once, in
+        publish order per publisher; one transfer per other node.  Returns how many
+        subscribers it was addressed to."""
+        return await self.groups.publish(topic, msg)
+
     def register_spawnable(self, name: str, factory: Callable[..., Actor]) -> None:
         """Allow other nodes to start ``factory(*args)`` here by ``name`` (see spawn_on)."""
         if not callable(factory):
@@ -345,6 +374,8 @@ class System(LocalSystem):
             return self.grains.probe(request)
         if isinstance(request, Ping):
             return self.name
+        if isinstance(request, TopicDelivery):
+            return self.groups.deliver(request)
         if not isinstance(request, SpawnRequest):
             raise TypeError(f"not a system request: {type(request).__qualname__}")
         factory = self.spawnables.get(request.factory)
@@ -488,7 +519,8 @@ async def open_system(
                 cluster = Cluster(node, names, actors)
                 system.cluster = cluster
                 system.data.join_cluster(node, incarnation, env.clock)
-                names.lost_handlers.append(system.grains.lost)
+                names.handlers.append(system.grains.lost)
+                names.handlers.append(system.groups.follow)
                 system.nursery.start_soon(system.grains.run)
                 system.remote = actors
                 system.nursery.start_soon(actors.serve, listener)
