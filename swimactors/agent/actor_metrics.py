@@ -1,6 +1,6 @@
 """The actor layer's ``/metrics`` series: live actors, mailbox depth, dead letters,
-failures and restarts, the remote-ask latency histogram, and the actor transport's
-connections, frames, bytes and drops.
+failures and restarts, the remote-ask latency histogram, the actor transport's
+connections, frames, bytes and drops, and the registry's gossip and drops.
 
 Everything is read when Prometheus scrapes (a walk over the local actors for the mailbox
 gauges), so the actors' hot paths only pay for the ask histogram's one observation.
@@ -77,4 +77,13 @@ def render_actor_metrics(system: System) -> str:
         )
         for event, value in sorted(transport.counters.items()):
             lines.append(f'{PREFIX}_actor_transport_events_total{{event="{event}"}} {value}')
+        family(
+            lines,
+            "registry_events_total",
+            "counter",
+            "Registry gossip: deltas and states received and sent, and drops by reason.",
+        )
+        registry = system.cluster.names.delegate.counters
+        for event, value in sorted(registry.items()):
+            lines.append(f'{PREFIX}_registry_events_total{{event="{event}"}} {value}')
     return "\n".join(lines) + "\n"

@@ -29,10 +29,14 @@ from swimactors.membership.messages import (
     MemberState,
     Ping,
     PushPull,
+    UserMessage,
     encode_message,
     encode_packet,
 )
 from swimactors.membership.types import Address, Status
+from swimactors.registry import codec as registry_codec
+from swimactors.registry.codec import MAX_COUNTER
+from swimactors.registry.crdt import State
 
 pytestmark = pytest.mark.network
 
@@ -254,3 +258,20 @@ async def test_a_push_pull_of_20000_forged_members_adds_a_bounded_number() -> No
             assert sum(1 for name in seen if name.startswith("fake-")) == 1024
             assert await metric(victim, rejected("newcomer_limit")) == 20_000 - 1024
             assert suspected(peers, "v") == []
+
+
+async def test_a_forged_registry_floor_is_dropped_and_counted() -> None:
+    with trio.fail_after(120):
+        async with cluster_of_three() as (_cluster, _victim, peers):
+            floors = State()
+            floors.floors["v"] = MAX_COUNTER  # would wipe every name v will ever hold
+            forged = encode_message(UserMessage("registry", registry_codec.encode(floors)))
+            target = peers[1]  # (the forged sender is p1)
+            await trio.to_thread.run_sync(send_datagram, target.gossip, gossip_with(forged))
+            event = 'registry_events_total{event="rejected_floors"}'
+            assert await wait_until(lambda: _counted(target, event), 5.0) is not None
+            assert suspected(peers, "v") == []
+
+
+async def _counted(agent: AgentProcess, name: str) -> bool:
+    return await metric(agent, name) == 1
