@@ -3,13 +3,16 @@
 Each attack is one frame or datagram (or one push/pull) sent to a victim agent ``v`` in a
 cluster of three running the ``lan`` profile (probes every second, 0.5 s to answer).  The
 defence is asserted from outside, as an operator would see it: the victim's memory
-high-water mark grows by less than 50 MB, its event loop never stalls for 0.5 s (its HTTP
-API, served by the same loop, is polled every 20 ms throughout), its peers never suspect
-it, and ``/metrics`` counts the drop with a reason label.
+high-water mark grows by less than 50 MB, it spends less than 0.5 s of CPU on the attack
+and the settling second after it (so no single step can stall its loop longer), its HTTP
+API, served by the same loop and polled every 20 ms throughout, never takes 2 s to answer
+(the margin is for a loaded test machine), its peers never suspect it, and ``/metrics``
+counts the drop with a reason label.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import struct
@@ -42,6 +45,9 @@ pytestmark = pytest.mark.network
 
 MAX_RSS_GROWTH = 50 * 1024 * 1024
 MAX_STALL = 0.5
+MAX_WALL_STALL = 2.0
+"""The polled stall may exceed MAX_STALL only by the machine's load (CPU is asserted
+strictly): the attacks of issue 12 stalled nodes 8.8 to 45 s."""
 CONVERGE = 15.0
 
 
@@ -49,6 +55,13 @@ def _kib(status: str, field: str) -> int:
     match = re.search(rf"^{field}:\s+(\d+) kB", status, re.M)
     assert match, field
     return int(match.group(1)) * 1024
+
+
+def cpu_seconds(agent: AgentProcess) -> float:
+    """User plus system CPU time of the agent's process so far."""
+    with open(f"/proc/{agent.pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss(agent: AgentProcess) -> tuple[int, int]:
@@ -64,6 +77,10 @@ class Effect:
 
     stall: float = 0.0
     """Longest HTTP round trip to the victim while under attack (its loop's stall)."""
+    cpu: float = 0.0
+    """CPU seconds the victim used from the attack until a second after it: what one
+    blocking step can stall its loop by on an idle machine, whatever else the machine
+    runs (the wall-clock stall grows with the machine's load; this does not)."""
     rss_growth: int = 0
     """Peak resident memory during the attack minus resident memory before it."""
 
@@ -88,8 +105,10 @@ async def under_attack(victim: AgentProcess, attack: Callable[[], Awaitable[None
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch, victim, effect, stop)
         await trio.sleep(0.1)
+        cpu = cpu_seconds(victim)
         await attack()
         await trio.sleep(1.0)
+        effect.cpu = cpu_seconds(victim) - cpu
         stop.set()
     _, peak = rss(victim)
     effect.rss_growth = peak - before
@@ -168,8 +187,12 @@ def gossip_with(message: bytes, reliable: Address | None = None) -> bytes:
 
 
 def assert_harmless(effect: Effect, attack: str) -> None:
-    print(f"{attack}: stall {effect.stall * 1000:.0f} ms, RSS +{effect.rss_growth / 2**20:.1f} MB")
-    assert effect.stall < MAX_STALL, f"{attack}: the victim's loop stalled {effect.stall:.2f} s"
+    print(
+        f"{attack}: CPU {effect.cpu * 1000:.0f} ms, longest poll {effect.stall * 1000:.0f} ms, "
+        f"RSS +{effect.rss_growth / 2**20:.1f} MB"
+    )
+    assert effect.cpu < MAX_STALL, f"{attack}: the victim spent {effect.cpu:.2f} s of CPU"
+    assert effect.stall < MAX_WALL_STALL, f"{attack}: its loop stalled {effect.stall:.2f} s"
     assert effect.rss_growth < MAX_RSS_GROWTH, f"{attack}: RSS grew {effect.rss_growth >> 20} MB"
 
 
