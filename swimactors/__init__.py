@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         UndecodableReply,
         Unsendable,
     )
+    from .actors.mailbox import Mailbox
     from .actors.message import Terminated, message
     from .actors.ref import ActorRef
     from .actors.supervision import escalate, restart, resume, stop
@@ -52,6 +53,7 @@ _WHERE = {
     "Context": ".actors.context",
     "DataChanged": ".cluster.ddata",
     "Environment": ".cluster.system",
+    "Mailbox": ".actors.mailbox",
     "MailboxFull": ".actors.errors",
     "NameLost": ".cluster.names",
     "NameTaken": ".actors.errors",
@@ -87,6 +89,7 @@ __all__ = [
     "DataChanged",
     "Environment",
     "LocalProtocolError",
+    "Mailbox",
     "MailboxFull",
     "NameLost",
     "NameTaken",

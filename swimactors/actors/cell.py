@@ -1,6 +1,7 @@
 """ActorCell: the task that runs one actor, and the local delivery target of its ref.
 
-The cell owns a bounded FIFO mailbox (a deque plus the senders waiting for room), runs
+The cell owns a bounded mailbox (FIFO or by priority, with an overflow policy; see
+:mod:`.mailbox`) plus the senders waiting for room, runs
 messages through the actor in batches without touching the scheduler while work is
 queued (yielding every ``BUDGET`` messages so no actor starves the others), and carries
 out lifecycle and supervision.  Control signals (stop, failure, sibling restart, death
@@ -30,6 +31,7 @@ from . import supervision
 from .actor import Actor
 from .context import Context, Timer
 from .errors import ActorFailed, ActorStopped, MailboxFull, describe
+from .mailbox import Mailbox, Queue, evict
 from .message import Terminated
 from .ref import READY, ActorRef, Watcher, current_sender
 from .reply import Reply
@@ -109,6 +111,7 @@ class ActorCell:
         "children",
         "ctx",
         "instance",
+        "mailbox",
         "name",
         "parent",
         "queue",
@@ -131,7 +134,7 @@ class ActorCell:
         instance: Actor,
         factory: Factory | None,
         strategy: supervision.Strategy,
-        capacity: int,
+        mailbox: Mailbox,
     ) -> None:
         self.system = system
         self.parent = parent
@@ -141,10 +144,11 @@ class ActorCell:
         self._factory = factory
         self._sync = _is_sync(instance)
         self.strategy = strategy
-        self.capacity = capacity
+        self.mailbox = mailbox
+        self.capacity = mailbox.size
         self.ctx = Context(self)
         instance._context = self.ctx
-        self.queue: deque[Envelope] = deque()
+        self.queue: Queue = mailbox.new_queue()
         self.children: dict[str, ActorCell] = {}
         self.state = State.RUNNING
         self.reason: str | None = None
@@ -165,26 +169,56 @@ class ActorCell:
     # -- delivery (the Target protocol) ------------------------------------------------
 
     def _offer(self, envelope: Envelope) -> bool:
-        """Queue ``envelope`` if there is room and nobody is waiting for it; wake the actor."""
+        """Queue ``envelope`` if there is room and nobody is waiting for it, wake the actor;
+        a full mailbox applies its overflow policy: False when the sender must wait
+        (backpressure) or be refused (fail), True when a message was dropped instead."""
         if len(self.queue) < self.capacity and not self._waiters:
             self.queue.append(envelope)
             if self._parked:
                 self._wake()
             return True
+        overflow = self.mailbox.overflow
+        if overflow == "drop-newest":
+            self._drop(envelope)
+            return True
+        if overflow == "drop-oldest":
+            self._drop(evict(self.queue))
+            self.queue.append(envelope)
+            return True
         return False
+
+    def _drop(self, envelope: Envelope) -> None:
+        """Count a message the overflow policy drops, dead-letter it, fail its ask."""
+        msg, sender, reply = envelope
+        self.system.stats.mailbox_drops += 1
+        self.system.dead_letters.publish(self.ref, msg, sender)
+        if reply is not None:
+            reply.set(outcome.Error(self._full()))
+
+    def _full(self) -> MailboxFull:
+        return MailboxFull(f"mailbox of {self.ref} is full ({self.capacity} messages)")
+
+    def _refuse_or_wait(self, envelope: Envelope) -> Awaitable[None]:
+        """What a sender does after ``_offer`` said no: wait for room, or fail."""
+        if self.mailbox.overflow == "fail":
+            self.system.stats.mailbox_drops += 1
+            raise self._full()
+        return self._wait_for_room(envelope)
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
             return trio.lowlevel.checkpoint()  # a loop telling the dead still yields
         envelope = (msg, sender, None)
-        return READY if self._offer(envelope) else self._wait_for_room(envelope)
+        return READY if self._offer(envelope) else self._refuse_or_wait(envelope)
 
     def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
         elif not self._offer((msg, sender, None)):
-            raise MailboxFull(f"mailbox of {self.ref} is full ({self.capacity} messages)")
+            if self.mailbox.overflow == "fail":
+                self.system.stats.mailbox_drops += 1
+            raise self._full()
 
     async def ask(self, msg: Any, sender: ActorRef | None, timeout: float | None) -> Any:
         if self.state is not State.RUNNING:
@@ -200,10 +234,10 @@ class ActorCell:
         if self._offer(envelope):
             pass
         elif deadline is None:
-            await self._wait_for_room(envelope)
+            await self._refuse_or_wait(envelope)
         else:
             with trio.move_on_at(deadline) as scope:
-                await self._wait_for_room(envelope)
+                await self._refuse_or_wait(envelope)
             if scope.cancelled_caught:
                 raise MailboxFull(f"no room in the mailbox of {self.ref} within {timeout} s")
         if deadline is not None and reply.pending:
@@ -211,17 +245,25 @@ class ActorCell:
         return await reply.wait()
 
     def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool:
-        """Queue a delivery from another node if there is room; False when full.
+        """Queue a delivery from another node if there is room or the overflow policy
+        disposes of it; False when the sender must wait (backpressure).
 
         To a stopped actor the message is a dead letter and the reply an ActorStopped
-        error (both count as delivered: True).
+        error; a ``fail`` mailbox that is full drops it like ``drop-newest`` (all count
+        as delivered: True).
         """
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
             if reply is not None:
                 reply.set(outcome.Error(ActorStopped(f"{self.ref} is stopped")))
             return True
-        return self._offer((msg, sender, reply))
+        envelope = (msg, sender, reply)
+        if self._offer(envelope):
+            return True
+        if self.mailbox.overflow == "fail":
+            self._drop(envelope)
+            return True
+        return False
 
     def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
         """Answer an ask from another node at once if this is an idle plain-``def`` actor

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .mailbox import Mailbox
 from .ref import ActorRef
 from .supervision import Strategy
 
@@ -89,7 +90,7 @@ class Context:
         actor: ActorSource,
         name: str | None = None,
         *,
-        mailbox_size: int | None = None,
+        mailbox_size: int | Mailbox | None = None,
         supervision: Strategy | None = None,
     ) -> ActorRef:
         """Start a child actor (see :meth:`System.spawn`); it stops before this actor does."""

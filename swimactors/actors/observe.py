@@ -78,6 +78,8 @@ class Stats:
     """Exceptions raised by actor code (``receive`` and the lifecycle hooks)."""
     restarts: int = 0
     """Actors rebuilt by a restart strategy (including all-for-one siblings)."""
+    mailbox_drops: int = 0
+    """Messages a full mailbox dropped or refused under its overflow policy."""
     remote_asks: Histogram = attrs.Factory(Histogram)
     """Seconds from sending an ask to another node until its reply, timeout or failure."""
 

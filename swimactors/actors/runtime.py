@@ -24,6 +24,7 @@ from .actor import Actor
 from .cell import BUDGET, ActorCell, State
 from .deadlines import AskDeadlines
 from .errors import ActorStopped, NameTaken, SystemFailed, describe
+from .mailbox import Mailbox, as_mailbox
 from .message import ref_resolver
 from .observe import DeadLetters, Stats
 from .ref import ActorRef, Watcher
@@ -62,10 +63,9 @@ def _instantiate(source: ActorSource) -> tuple[Actor, Callable[[], Actor] | None
     return instance, source
 
 
-def check_capacity(capacity: int) -> None:
-    """A mailbox size must be at least 1 (ValueError)."""
-    if capacity < 1:
-        raise ValueError(f"mailbox_size must be at least 1, not {capacity!r}")
+def check_capacity(capacity: int | Mailbox) -> None:
+    """A mailbox size must be at least 1, a policy valid (ValueError)."""
+    as_mailbox(capacity)
 
 
 def check_name(name: str) -> None:
@@ -117,7 +117,7 @@ class LocalSystem:
         name: str,
         nursery: trio.Nursery,
         *,
-        mailbox_size: int = DEFAULT_MAILBOX,
+        mailbox_size: int | Mailbox = DEFAULT_MAILBOX,
         supervision: Strategy = DEFAULT_STRATEGY,
     ) -> None:
         check_capacity(mailbox_size)
@@ -146,7 +146,7 @@ class LocalSystem:
         actor: ActorSource,
         name: str | None = None,
         *,
-        mailbox_size: int | None = None,
+        mailbox_size: int | Mailbox | None = None,
         supervision: Strategy | None = None,
     ) -> ActorRef:
         """Start a top-level actor and return its ref.
@@ -154,7 +154,8 @@ class LocalSystem:
         ``actor`` is an instance or a zero-argument factory (a class works); a restart
         calls the factory again, or reuses the instance.  ``name`` must be free among the
         top-level actors (:class:`NameTaken` otherwise); ``mailbox_size`` bounds its
-        mailbox; ``supervision`` says what a failure does (default: the system's).
+        mailbox (a :class:`Mailbox` also sets its overflow policy and priority);
+        ``supervision`` says what a failure does (default: the system's).
         """
         return self.spawn_under(self, actor, name, mailbox_size, supervision)
 
@@ -210,15 +211,14 @@ class LocalSystem:
         parent: LocalSystem | ActorCell,
         actor: ActorSource,
         name: str | None,
-        mailbox_size: int | None,
+        mailbox_size: int | Mailbox | None,
         strategy: Strategy | None,
     ) -> ActorRef:
         if self.closing:
             raise ActorStopped(f"system {self.name} is stopping")
         if isinstance(parent, ActorCell) and parent.state is not State.RUNNING:
             raise ActorStopped(f"{parent.ref} is stopping and cannot spawn")
-        capacity = self.mailbox_size if mailbox_size is None else mailbox_size
-        check_capacity(capacity)
+        mailbox = as_mailbox(self.mailbox_size if mailbox_size is None else mailbox_size)
         uid = next(self._uids)
         if name is None:
             name = f"${uid}"
@@ -229,7 +229,7 @@ class LocalSystem:
         instance, factory = _instantiate(actor)
         path = name if isinstance(parent, LocalSystem) else f"{parent.ref.path}/{name}"
         cell = ActorCell(
-            self, parent, name, path, uid, instance, factory, strategy or self.supervision, capacity
+            self, parent, name, path, uid, instance, factory, strategy or self.supervision, mailbox
         )
         parent.children[name] = cell
         self._live += 1
@@ -306,7 +306,7 @@ class LocalSystem:
 async def open_runtime(
     name: str = "local",
     *,
-    mailbox_size: int = DEFAULT_MAILBOX,
+    mailbox_size: int | Mailbox = DEFAULT_MAILBOX,
     supervision: Strategy = DEFAULT_STRATEGY,
     shutdown_timeout: float = 10.0,
 ) -> AsyncIterator[LocalSystem]:

@@ -285,12 +285,18 @@ def _public(error: BaseException) -> BaseException:
     return ActorFailed(frame.type_name, frame.message) if frame.traceback else error
 
 
-Backlogged = tuple[ActorCell, Any, ActorRef | None, Reply | None]
+Held = tuple[Any, ActorRef | None, Reply | None]
 
 
 class Connection:
     """One TCP connection to one peer node: the socket side of its :class:`PeerSession`
-    (a writer task, a reader feeding the session) and the deliveries waiting for room."""
+    (a writer task, a reader feeding the session) and the deliveries waiting for room.
+
+    A delivery to a full backpressure mailbox waits in that actor's own queue here, so
+    the reader goes on with every other actor's traffic; its credit is held back, which
+    slows the sender.  At most half the peer's window is held back this way: beyond that,
+    a message to a full mailbox is dropped (counted ``refused_full``, a dead letter, an ask
+    fails with :class:`MailboxFull`), so the peer always has credit for other actors."""
 
     def __init__(
         self, transport: ActorTransport, node: str | None, address: Address | None
@@ -308,14 +314,15 @@ class Connection:
         )
         self.stream: trio.abc.Stream | None = None
         self.reason = ""
-        self.backlog: deque[Backlogged] = deque()
+        self.held: dict[ActorCell, deque[Held]] = {}
+        """Per actor, deliveries waiting for room in its mailbox, in arrival order."""
+        self.held_count = 0
         self._writer: trio.lowlevel.Task | None = None
         self._busy = False
         """The writer task is inside ``send_all``."""
         self._raw: socket.socket | None = None
         """A duplicate of the socket for non-blocking sends from other tasks (Linux)."""
         self._credit_event = trio.Event()
-        self._delivering = False
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
         self.peer_host: str | None = None
@@ -548,7 +555,7 @@ class Connection:
         while True:
             await trio.sleep_until(session.last_active + idle)
             quiet = trio.current_time() - session.last_active >= idle
-            if quiet and session.is_idle() and not self.backlog:
+            if quiet and session.is_idle() and not self.held:
                 self.reason = "idle"
                 self._scope.cancel()
                 return
@@ -608,7 +615,7 @@ class Connection:
     def _deliver(
         self, path: str, uid: int, sender: list[Any] | None, value: Any, corr: int | None
     ) -> None:
-        """Put a TELL or ASK into its mailbox (or the backlog when the mailbox is full)."""
+        """Put a TELL or ASK into its mailbox (or hold it while that mailbox is full)."""
         host = self.transport.host
         session = self.session
         reply: Reply | None = None
@@ -637,7 +644,7 @@ class Connection:
         cell = host.local_cell_at(path, uid)
         if corr is not None:
             reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
-        if corr is not None and cell is not None and not self.backlog:
+        if corr is not None and cell is not None and cell not in self.held:
             now = cell.ask_now(msg, sender_ref)
             if now is not None:
                 self.send_reply(corr, now, wake=False)
@@ -649,27 +656,36 @@ class Connection:
                 reply.set(outcome.Error(ActorStopped(f"no actor {path}#{uid} on {host.name}")))
             session.delivered()
             return
-        if self.backlog or not cell.offer(msg, sender_ref, reply):
-            self.backlog.append((cell, msg, sender_ref, reply))
-            if not self._delivering:
+        held = self.held.get(cell)
+        if held is None and cell.offer(msg, sender_ref, reply):
+            session.delivered()
+        elif self.held_count >= session.peer_window // 2:
+            self.transport.counters["refused_full"] += 1
+            host.dead_letters.publish(cell.ref, msg, sender_ref)
+            if reply is not None:
+                reply.set(outcome.Error(MailboxFull(f"mailbox of {cell.ref} is full")))
+            session.delivered()
+        else:
+            if held is None:
+                held = self.held[cell] = deque()
                 assert self._nursery is not None
-                self._delivering = True
-                self._nursery.start_soon(self._drain_backlog)
-            return
-        session.delivered()
+                self._nursery.start_soon(self._deliver_held, cell, held)
+            held.append((msg, sender_ref, reply))
+            self.held_count += 1
 
-    async def _drain_backlog(self) -> None:
-        """Deliver queued requests in order, each waiting for room in its mailbox."""
+    async def _deliver_held(self, cell: ActorCell, held: deque[Held]) -> None:
+        """Deliver one actor's held requests in order, each waiting for room."""
         try:
-            while self.backlog:
-                cell, msg, sender, reply = self.backlog[0]
+            while held:
+                msg, sender, reply = held[0]
                 await cell.put(msg, sender, reply)
-                self.backlog.popleft()
+                held.popleft()
+                self.held_count -= 1
                 self.session.delivered()
                 self.session.return_credit()
                 self.wake_writer()
         finally:
-            self._delivering = False
+            del self.held[cell]
 
     # -- closing ---------------------------------------------------------------------------
 
@@ -685,11 +701,13 @@ class Connection:
         error = NodeDown(f"connection to {self.node} closed: {self.reason}")
         for reply in pending:
             reply.set(outcome.Error(error))
-        for _cell, _msg, _sender, remote_reply in self.backlog:
-            self.transport.counters["dropped_in_flight"] += 1
-            if remote_reply is not None:
-                remote_reply.set(outcome.Error(error))
-        self.backlog.clear()
+        for held in self.held.values():
+            for _msg, _sender, remote_reply in held:
+                self.transport.counters["dropped_in_flight"] += 1
+                if remote_reply is not None:
+                    remote_reply.set(outcome.Error(error))
+            held.clear()
+        self.held_count = 0
 
 
 class ActorTransport:

@@ -29,6 +29,7 @@ import trio
 
 from .. import wire
 from ..actors.errors import ActorError
+from ..actors.mailbox import Mailbox
 from ..actors.ref import ActorRef
 from ..actors.transport import TCP, ActorNetwork, ActorTransport, RemoteTarget, TransportConfig
 from ..membership.delegate import Delegate
@@ -200,7 +201,7 @@ class SplitBrain(Delegate):
     # -- the System's side -------------------------------------------------------------------
 
     def spawn_singleton(
-        self, factory: str, name: str, mailbox_size: int | None, supervision: Any
+        self, factory: str, name: str, mailbox_size: int | Mailbox | None, supervision: Any
     ) -> ActorRef:
         """Start the spawnable ``factory`` here as the singleton ``name`` (public)."""
         self.check()

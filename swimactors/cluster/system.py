@@ -26,6 +26,7 @@ import trio
 
 from ..actors.actor import Actor
 from ..actors.errors import NameTaken
+from ..actors.mailbox import Mailbox
 from ..actors.message import message
 from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from ..actors.runtime import (
@@ -143,7 +144,7 @@ class System(LocalSystem):
         name: str,
         nursery: trio.Nursery,
         *,
-        mailbox_size: int = DEFAULT_MAILBOX,
+        mailbox_size: int | Mailbox = DEFAULT_MAILBOX,
         supervision: Strategy = DEFAULT_STRATEGY,
     ) -> None:
         super().__init__(name, nursery, mailbox_size=mailbox_size, supervision=supervision)
@@ -166,7 +167,7 @@ class System(LocalSystem):
         actor: ActorSource | str,
         name: str | None = None,
         *,
-        mailbox_size: int | None = None,
+        mailbox_size: int | Mailbox | None = None,
         supervision: Strategy | None = None,
         public: bool = False,
         singleton: bool = False,
@@ -196,7 +197,7 @@ class System(LocalSystem):
         self,
         actor: ActorSource | str,
         name: str | None,
-        mailbox_size: int | None,
+        mailbox_size: int | Mailbox | None,
         supervision: Strategy | None,
     ) -> ActorRef:
         if name is None:
@@ -220,7 +221,7 @@ class System(LocalSystem):
         self,
         actor: ActorSource,
         name: str | None,
-        mailbox_size: int | None = None,
+        mailbox_size: int | Mailbox | None = None,
         supervision: Strategy | None = None,
         meta: bytes = b"",
     ) -> ActorRef:
@@ -435,7 +436,7 @@ async def open_system(
     transport: TransportConfig | None = None,
     keep_losers: bool = False,
     split_brain: QuorumRule | SplitBrainConfig | None = None,
-    mailbox_size: int = DEFAULT_MAILBOX,
+    mailbox_size: int | Mailbox = DEFAULT_MAILBOX,
     supervision: Strategy = DEFAULT_STRATEGY,
     shutdown_timeout: float = 10.0,
     environment: Environment | None = None,
@@ -538,7 +539,9 @@ async def open_system(
             await trio.aclose_forcefully(listener)
 
 
-def _maker(name: str, mailbox_size: int, supervision: Strategy) -> Callable[[trio.Nursery], System]:
+def _maker(
+    name: str, mailbox_size: int | Mailbox, supervision: Strategy
+) -> Callable[[trio.Nursery], System]:
     def make(nursery: trio.Nursery) -> System:
         return System(name, nursery, mailbox_size=mailbox_size, supervision=supervision)
 

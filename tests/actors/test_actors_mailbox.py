@@ -39,7 +39,7 @@ class Gate(Actor):
 
 
 async def held_gate(
-    system: swimactors.System, mailbox_size: int = 1024
+    system: swimactors.System, mailbox_size: int | swimactors.Mailbox = 1024
 ) -> tuple[Gate, swimactors.ActorRef]:
     """A Gate whose actor is blocked inside ``receive``: what the test tells next queues."""
     gate = Gate()

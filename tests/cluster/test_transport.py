@@ -10,7 +10,7 @@ import trio
 import swimactors
 from swimactors import Actor, ActorRef, MailboxFull, NameLost, NodeDown, TransportConfig
 
-from .cluster_helpers import open_systems, until
+from .cluster_helpers import _cluster, open_systems, until
 
 
 class Gate(Actor):
@@ -25,7 +25,7 @@ class Gate(Actor):
         self.got.append(msg)
 
 
-async def test_a_full_remote_mailbox_pushes_back_on_the_sender() -> None:
+async def test_a_full_remote_mailbox_holds_back_half_a_window_then_drops() -> None:
     gate = trio.Event()
     got: list[object] = []
     window, capacity = 8, 4
@@ -34,18 +34,39 @@ async def test_a_full_remote_mailbox_pushes_back_on_the_sender() -> None:
             await b.spawn(Gate(gate, got), name="gate", public=True, mailbox_size=capacity)
             ref = await a.wait_for("gate", timeout=10)
             taken = 0
-            for _ in range(3):  # take credit as it comes back until none does
-                taken += await _fill(ref, taken, 1000)
+            for _ in range(3):  # take credit as it comes back
+                taken += await _fill(ref, taken, 100)
                 await trio.sleep(0.3)
-            # in flight at most: one in hand, a full mailbox, and a window on the wire
-            assert window <= taken <= 1 + capacity + window
-            with trio.move_on_after(0.3) as blocked:
-                await ref.tell("late")
-            assert blocked.cancelled_caught  # tell waits while the remote side is full
+            # one in hand, a full mailbox, half a window held back (the sender's credit)
+            kept = 1 + capacity + window // 2
+            assert taken > kept
+            assert _cluster(b).transport.counters["refused_full"] == taken - kept
+            with pytest.raises(MailboxFull):
+                await ref.ask("refused", timeout=5)
             gate.set()
-            await ref.tell("after")
-            await until(lambda: len(got) == taken + 1)
-            assert got == [*range(taken), "after"]  # per-sender FIFO across the wire
+            await until(lambda: len(got) == kept)
+            await ref.tell("after")  # room again: delivered
+            await until(lambda: len(got) == kept + 1)
+            assert got == [*range(kept), "after"]  # per-sender FIFO across the wire
+
+
+async def test_a_full_remote_mailbox_does_not_delay_other_actors_on_the_connection() -> None:
+    gate = trio.Event()
+    got: list[object] = []
+    window, capacity = 8, 2
+    with trio.fail_after(30):
+        async with open_systems(2, transport=TransportConfig(window=window)) as (a, b):
+            await b.spawn(Gate(gate, got), name="gate", public=True, mailbox_size=capacity)
+            await b.spawn(Echo(), name="echo", public=True)
+            slow = await a.wait_for("gate", timeout=10)
+            echo = await a.wait_for("echo", timeout=10)
+            for n in range(3 * window):
+                with trio.move_on_after(0.2):
+                    await slow.tell(n)
+            for n in range(3 * window):  # every ask answered while the gate stays shut
+                assert await echo.ask(n, timeout=2) == n
+            assert not gate.is_set() and got == []
+            gate.set()
 
 
 async def _fill(ref: ActorRef, start: int, limit: int) -> int:
