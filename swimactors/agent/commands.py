@@ -185,6 +185,8 @@ def _describe(entry: dict[str, Any]) -> str:
     if "member" in entry:
         m = entry["member"]
         return f"{entry['kind']:<14} {m['name']} {m['address']} incarnation={m['incarnation']}"
+    if entry["kind"] == "log":
+        return f"{'log':<14} {entry['level']} {entry['logger']}: {entry['message']}"
     if entry["kind"] == "user":
         return f"{'user':<14} {entry['name']} from {entry['origin']}: {entry['payload']}"
     return f"{entry['kind']:<14} {entry.get('name', '')} from {entry.get('origin', '')}"
@@ -311,7 +313,7 @@ def add_commands(commands: Any, address: Callable[[str], str]) -> None:
         "--query-timeout", type=float, default=3.0, metavar="SECONDS", help="collect answers"
     )
 
-    monitor = command("monitor", _monitor, "print the agent's events as they happen")
+    monitor = command("monitor", _monitor, "print the agent's events and log lines as they happen")
     monitor.add_argument("--backlog", action="store_true", help="start with the recent ones")
     command("info", _info, "the agent's configuration, counters and quorum state")
     tags = command("tags", _tags, "change the agent's tags at run time")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +39,7 @@ from .events import (
 )
 from .handlers import EventHandlers, member_event_kind
 from .http import Request, Response, Router
+from .logs import printable
 
 if TYPE_CHECKING:
     from ..cluster.system import System
@@ -72,14 +74,19 @@ class AgentControl:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Log membership events and run handlers until cancelled."""
         self.handlers.tags = decode_meta(self.node.local_member.meta)
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self.handlers.run)
-            with self.node.events() as events:
-                task_status.started()
-                async for event in events:
-                    if isinstance(event, MemberEvent):
-                        self._on_member_event(event)
+        logs = _LogToEvents(self.log)
+        logging.getLogger().addHandler(logs)
+        try:
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                nursery.start_soon(self.handlers.run)
+                with self.node.events() as events:
+                    task_status.started()
+                    async for event in events:
+                        if isinstance(event, MemberEvent):
+                            self._on_member_event(event)
+        finally:
+            logging.getLogger().removeHandler(logs)
 
     # -- what arrives ------------------------------------------------------------------
 
@@ -286,6 +293,25 @@ class AgentControl:
                     "handler_dropped": self.handlers.dropped,
                 },
             }
+        )
+
+
+class _LogToEvents(logging.Handler):
+    """Log records (at the agent's log level) into the event log, for ``monitor``; only
+    those from the agent's trio thread (the event log is not thread-safe)."""
+
+    def __init__(self, log: EventLog) -> None:
+        super().__init__()
+        self._log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            trio.lowlevel.current_task()
+        except RuntimeError:
+            return
+        message = printable(record.getMessage())
+        self._log.add(
+            record.created, "log", level=record.levelname, logger=record.name, message=message
         )
 
 

@@ -142,7 +142,8 @@ async def test_operator_commands_against_real_agents(tmp_path: Path) -> None:
             assert info["counters"]["packets_received"] > 0
 
             # monitor streams what happens from now on
-            await monitor_sees_an_event(a, b)
+            (hello,) = await monitored(a, b, "hello", lambda e: e.get("name") == "hello")
+            assert (hello["kind"], hello["origin"], hello["payload"]) == ("user", "b", "")
 
             # join and leave: d starts alone, is told to join, then to leave
             d = await start(cluster, "d", tmp_path, [], "spare")
@@ -176,26 +177,6 @@ async def test_operator_commands_against_real_agents(tmp_path: Path) -> None:
             ]
 
 
-async def monitor_sees_an_event(watched: AgentProcess, sender: AgentProcess) -> None:
-    command = [sys.executable, "-m", "swimactors", "monitor", "--format", "json"]
-    command += ["--http", format_address(watched.http)]
-    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
-    try:
-        await trio.sleep(1.0)  # monitor has asked where the log ends
-        await cli_json(sender, "event", "hello", "there")
-        assert process.stdout is not None
-        seen = b""
-        with trio.fail_after(10):
-            while b'"hello"' not in seen:
-                seen += await process.stdout.receive_some(4096)
-        entry = json.loads(next(line for line in seen.splitlines() if b'"hello"' in line))
-        assert entry["kind"] == "user" and entry["origin"] == sender.name
-        assert entry["payload"] == "there"
-    finally:
-        process.kill()
-        await process.wait()
-
-
 async def test_force_leave_turns_a_failed_member_left_everywhere(tmp_path: Path) -> None:
     with trio.fail_after(90):
         async with open_local_cluster(overrides=OVERRIDES) as cluster:
@@ -217,3 +198,39 @@ async def test_force_leave_turns_a_failed_member_left_everywhere(tmp_path: Path)
             assert await wait_until(lambda: c_is("down"), 20) is not None
             assert await cli_json(a, "force-leave", "c") == {"left": "c"}
             assert await wait_until(lambda: c_is("left"), 10) is not None
+
+
+async def test_monitor_shows_log_lines_too(tmp_path: Path) -> None:
+    (tmp_path / "token").write_text(TOKEN)
+    extra = ["--event-handler", "user:fail=exit 3", "--http-token-file", str(tmp_path / "token")]
+    with trio.fail_after(60):
+        async with open_local_cluster(overrides=OVERRIDES) as cluster:
+            a = await cluster.start("a", extra_args=extra)
+            (entry,) = await monitored(a, a, "fail", lambda e: e["kind"] == "log")
+            assert entry["level"] == "WARNING"
+            assert entry["message"] == "event handler 'exit 3' exited 3"
+
+
+async def monitored(
+    watched: AgentProcess, sender: AgentProcess, event: str, wanted: Any
+) -> list[dict[str, Any]]:
+    """The monitor's entries that ``wanted`` picks, after ``sender`` sends ``event``."""
+    command = [sys.executable, "-m", "swimactors", "monitor", "--format", "json"]
+    command += ["--http", format_address(watched.http)]
+    process = await trio.lowlevel.open_process(command, stdout=subprocess.PIPE)
+    try:
+        await trio.sleep(1.0)  # monitor has asked where the log ends
+        sent = await cli("event", event, "--http", format_address(sender.http))
+        assert sent.returncode == 0, sent.stderr
+        assert process.stdout is not None
+        seen: list[dict[str, Any]] = []
+        buffer = b""
+        with trio.fail_after(10):
+            while not any(wanted(e) for e in seen):
+                buffer += await process.stdout.receive_some(4096)
+                *lines, buffer = buffer.split(b"\n")
+                seen += [json.loads(line) for line in lines if line]
+        return [e for e in seen if wanted(e)]
+    finally:
+        process.kill()
+        await process.wait()
