@@ -1,7 +1,7 @@
 """The agent's live dashboard: ``GET /ui`` (one self-contained page) fed by ``GET
 /v1/stream``, server-sent events carrying a snapshot of the node's view (members, the
-event timeline, actor names and holders, quorum state, packet rates) whenever the event
-log grows, and at least every :data:`INTERVAL` seconds.
+event timeline, actor names and holders, groups and the nodes of their members, quorum
+state, packet rates) whenever the event log grows, and at least every :data:`INTERVAL` s.
 
 It is served by the agent's own HTTP server (a streamed response there), so it needs no
 second port and no other dependency; at most :data:`MAX_STREAMS` pages at once.
@@ -17,6 +17,7 @@ from typing import Any
 
 import trio
 
+from ..cluster.groups import GROUP_PREFIX
 from .api import member_json
 from .control import AgentControl, entry_json
 from .http import Request, Response, Router
@@ -32,11 +33,14 @@ def snapshot(control: AgentControl) -> dict[str, Any]:
     """What the page shows, as JSON-ready data."""
     node, system = control.node, control.system
     names: list[dict[str, Any]] = []
+    groups: set[str] = set()
     if system.cluster is not None:
         registry = system.cluster.names.registry
         for name in registry.names():
             holder = registry.lookup(name)
-            if holder is not None:
+            if name.startswith(GROUP_PREFIX):  # "$group/GROUP/...": one member's registration
+                groups.add(name[len(GROUP_PREFIX) :].split("/", 1)[0])
+            elif holder is not None:
                 names.append({"name": name, "node": holder.node})
     counters = node.counters
     return {
@@ -45,6 +49,10 @@ def snapshot(control: AgentControl) -> dict[str, Any]:
         "quorum": system.quorum_state,
         "members": [member_json(m) for m in sorted(node.members(), key=lambda m: m.name)],
         "actors": names,
+        "groups": [
+            {"name": group, "members": [ref.node for ref in system.group_members(group)]}
+            for group in sorted(groups)
+        ],
         "timeline": [entry_json(e) for e in control.log.since(control.log.last - TIMELINE)],
         "packets": {"sent": counters["packets_sent"], "received": counters["packets_received"]},
     }

@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 import trio
 
+import swimactors
 from swimactors.agent.cluster import open_local_cluster, wait_until
+from swimactors.agent.control import AgentControl
+from swimactors.agent.dashboard import snapshot
+from swimactors.agent.handlers import EventHandlers
 from swimactors.agent.http import http_get
 from swimactors.membership.types import format_address
 from tests.network.fast import CONFIG, OVERRIDES
@@ -103,3 +107,21 @@ async def test_dashboard_in_a_headless_browser(tmp_path: Path) -> None:
     for shot in (before, after):
         assert shot.startswith(b"\x89PNG") and len(shot) > 10_000
     assert before != after  # the page changed on screen, not only in the DOM
+
+
+async def test_snapshot_lists_groups_apart_from_names() -> None:
+    async with swimactors.open_system("g", bind="127.0.0.1:0", config=CONFIG) as system:
+        control = AgentControl(system, EventHandlers((), "g"))
+        worker = await system.spawn(Idle, name="worker", public=True)
+        await system.join_group("workers", worker)
+        with trio.fail_after(10):
+            while not system.group_members("workers"):
+                await trio.sleep(0.01)
+        view = snapshot(control)
+    assert view["groups"] == [{"name": "workers", "members": ["g"]}]
+    assert view["actors"] == [{"name": "worker", "node": "g"}]
+
+
+class Idle(swimactors.Actor):
+    async def receive(self, msg: object, ctx: swimactors.Context) -> None:
+        pass
