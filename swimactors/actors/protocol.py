@@ -100,18 +100,21 @@ class Kind(enum.IntEnum):
 
 # -- the frames -------------------------------------------------------------------------
 
+# Frames are slotted attrs classes, treated as values; not frozen, because a frozen class
+# costs twice as much to build and every received frame is built once.
+
 Sender = list[Any] | None
 """A sender on the wire: ``[node, path, uid]``, or None."""
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Hello:
     node: str
     incarnation: int
     window: int
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Tell:
     path: str
     uid: int
@@ -119,7 +122,7 @@ class Tell:
     value: Any
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Ask:
     corr: int
     path: str
@@ -130,13 +133,13 @@ class Ask:
     """The asker's W3C traceparent when it traces (see :mod:`.tracing`); a 7th field."""
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Reply:
     corr: int
     value: Any
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class ErrorReply:
     corr: int
     kind: str
@@ -145,24 +148,24 @@ class ErrorReply:
     traceback: str
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Credit:
     n: int
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Watch:
     path: str
     uid: int
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Unwatch:
     path: str
     uid: int
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Terminated:
     path: str
     uid: int
@@ -342,7 +345,7 @@ class ProtocolViolation(RemoteProtocolError):
         self.counter = counter
 
 
-@attrs.frozen
+@attrs.define(weakref_slot=False)
 class Answered(Generic[T]):
     """A REPLY or ERROR for a pending ask: ``token`` is what :meth:`PeerSession.expect`
     was given for its correlation id."""
