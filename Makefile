@@ -16,6 +16,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check swimactors sims tests benchmarks examples fuzz
 	$(VENV)/bin/ruff format --check swimactors sims tests benchmarks examples fuzz
 	$(VENV)/bin/mypy --strict swimactors
+	$(VENV)/bin/lint-imports
 
 # The dashboard's browser test drives Debian's chromium with its chromedriver; install them
 # when missing and we may (root with apt-get), else that one test skips and says why.

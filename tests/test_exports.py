@@ -65,7 +65,9 @@ def test_every_error_derives_from_the_root() -> None:
         "swimactors.ddata",
         "swimactors.membership",
         "swimactors.registry",
+        "swimactors.quorum",
         "swimactors.wire",
+        "swimactors.actors.protocol",
     ],
 )
 def test_sans_io_layers_import_without_trio(name: str) -> None:

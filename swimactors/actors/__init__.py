@@ -4,14 +4,40 @@ Actors, refs, mailboxes, supervision, death watch and timers run in a
 :class:`LocalSystem` (:func:`open_runtime`); :mod:`.protocol` and :mod:`.transport` carry
 actor messages between nodes.  The names every application uses (``Actor``, ``ActorRef``,
 ``message``, the errors) are exported from :mod:`swimactors`; this namespace adds the
-runtime's own (dead letters, counters, strategies, timers, the message registry).
+runtime's own (dead letters, counters, strategies, timers, the message registry).  They
+load on first use, so the sans-IO :mod:`.protocol` can be imported without trio.
 """
 
-from .context import Timer
-from .message import MESSAGES
-from .observe import DeadLetter, DeadLetters, Stats
-from .runtime import ActorSource, LocalSystem, open_runtime
-from .supervision import Escalate, Restart, Resume, Stop, Strategy
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from .context import Timer
+    from .message import MESSAGES
+    from .observe import DeadLetter, DeadLetters, Stats
+    from .runtime import ActorSource, LocalSystem, open_runtime
+    from .supervision import Escalate, Restart, Resume, Stop, Strategy
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    globals(),
+    {
+        "MESSAGES": ".message",
+        "ActorSource": ".runtime",
+        "DeadLetter": ".observe",
+        "DeadLetters": ".observe",
+        "Escalate": ".supervision",
+        "LocalSystem": ".runtime",
+        "Restart": ".supervision",
+        "Resume": ".supervision",
+        "Stats": ".observe",
+        "Stop": ".supervision",
+        "Strategy": ".supervision",
+        "Timer": ".context",
+        "open_runtime": ".runtime",
+    },
+)
 
 __all__ = [
     "MESSAGES",

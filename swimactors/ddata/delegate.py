@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import collections
 
-from ..membership import BroadcastTooLarge, Delegate
+from ..membership.core import BroadcastTooLarge
+from ..membership.delegate import Delegate
 from ..registry.delegate import Gossip
 from .codec import DataDecodeError, decode_entries, encode_entries
 from .store import DataStore, Entries

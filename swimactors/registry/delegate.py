@@ -15,14 +15,9 @@ from __future__ import annotations
 import collections
 from typing import Protocol
 
-from ..membership import (
-    BroadcastTooLarge,
-    Delegate,
-    Member,
-    MemberDown,
-    MemberEvent,
-    MemberLeft,
-)
+from ..membership.core import BroadcastTooLarge
+from ..membership.delegate import Delegate
+from ..membership.types import Member, MemberDown, MemberEvent, MemberLeft
 from .codec import RegistryDecodeError, decode, encode, split
 from .crdt import Registration, State
 from .registry import Registry
