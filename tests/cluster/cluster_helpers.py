@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
@@ -13,21 +13,19 @@ from swimactors import TransportConfig
 from swimactors.cluster.system import Cluster
 from swimactors.membership import Config, Status
 from swimactors.membership.types import format_address
+from tests.network.fast import CONFIG
 
 
-def _cluster(system: swimactors.System) -> Cluster:
+def cluster_of(system: swimactors.System) -> Cluster:
+    """The cluster side of a clustered system."""
     assert system.cluster is not None
     return system.cluster
 
 
-FAST = Config.local().replace(
-    probe_interval=0.2,
-    probe_timeout=0.1,
-    gossip_interval=0.05,
-    suspicion_mult=2,
-    push_pull_interval=1.0,
-)
-"""Detection in well under two seconds on loopback."""
+FAST = CONFIG.replace(suspicion_mult=2, push_pull_interval=1.0)
+"""The tests' one fast timing (a DOWN member retried every second, so a heal is quick),
+with detection in well under two seconds on loopback (a shorter suspicion) and names
+spread by push/pull within a second."""
 
 
 async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
@@ -39,16 +37,24 @@ async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
 
 @asynccontextmanager
 async def open_systems(
-    count: int, transport: TransportConfig | None = None, config: Config = FAST, **options: Any
+    count: int,
+    transport: TransportConfig | None = None,
+    config: Config = FAST,
+    environment: Callable[[str], Awaitable[swimactors.Environment]] | None = None,
+    **options: Any,
 ) -> AsyncIterator[list[swimactors.System]]:
-    """``count`` clustered systems n0..n{count-1} on loopback, all seeing each other UP."""
+    """``count`` clustered systems n0..n{count-1} on loopback, all seeing each other UP;
+    ``environment`` gives each one its own (by name)."""
     async with AsyncExitStack() as stack:
         systems: list[swimactors.System] = []
         for index in range(count):
-            seeds = [format_address(_cluster(systems[0]).node.address)] if systems else []
+            name = f"n{index}"
+            if environment is not None:
+                options["environment"] = await environment(name)
+            seeds = [format_address(cluster_of(systems[0]).node.address)] if systems else []
             system = await stack.enter_async_context(
                 swimactors.open_system(
-                    f"n{index}",
+                    name,
                     bind="127.0.0.1:0",
                     seeds=seeds,
                     config=config,
@@ -61,7 +67,7 @@ async def open_systems(
 
         def all_up() -> bool:
             return all(
-                sum(m.status is Status.UP for m in _cluster(s).node.members()) == count
+                sum(m.status is Status.UP for m in cluster_of(s).node.members()) == count
                 for s in systems
             )
 

@@ -85,22 +85,34 @@ async def test_typed_errors_cross_the_wire() -> None:
                 await ref.tell(object())
 
 
+class Holding(Actor):
+    """Answers an ask only after ``release``; ``started`` says the ask has arrived."""
+
+    def __init__(self) -> None:
+        self.started = trio.Event()
+        self.release = trio.Event()
+
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        self.started.set()
+        await self.release.wait()
+        return msg
+
+
 async def test_closed_connection_fails_pending_asks_with_node_down() -> None:
     with trio.fail_after(30):
         async with open_systems(2) as (a, b):
-            await b.spawn(Failing, name="failing", public=True)
-            ref = await a.wait_for("failing", timeout=10)
-            assert await ref.ask("warm") == "warm"
-            start = trio.current_time()
+            holding = Holding()
+            await b.spawn(holding, name="holding", public=True)
+            ref = await a.wait_for("holding", timeout=10)
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_close_soon, b)
+                nursery.start_soon(_close_when_started, holding, b)
                 with pytest.raises(NodeDown):
-                    await ref.ask(["sleep", 1.0], timeout=20)
-            assert trio.current_time() - start < 2
+                    await ref.ask("pending", timeout=None)  # only the close can end it
+            holding.release.set()
 
 
-async def _close_soon(system: swimactors.System) -> None:
-    await trio.sleep(0.2)
+async def _close_when_started(holding: Holding, system: swimactors.System) -> None:
+    await holding.started.wait()  # the ask is in b's hands: the close finds it pending
     assert system.cluster is not None
     system.cluster.transport.close_all()
 

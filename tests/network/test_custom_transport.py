@@ -8,12 +8,11 @@ import collections
 import trio
 import trio.testing
 
-from swimactors.membership import Config, MemberLeft, Packet, Status
+from swimactors.membership import MemberLeft, Packet, Status
 from swimactors.membership.node import Node, open_node
 from swimactors.membership.transport import Deliver, NodeTransport
 from swimactors.membership.types import Address
-
-CONFIG = Config.local().replace(probe_interval=0.2, probe_timeout=0.1, gossip_interval=0.05)
+from tests.network.fast import CONFIG
 
 
 class FakeTransport:

@@ -29,17 +29,12 @@ from swimactors.membership import (
 )
 from swimactors.membership.events import EventsDropped
 from swimactors.membership.node import Node, open_node
+from tests.network.fast import CONFIG
 
 pytestmark = pytest.mark.network
 
-FAST = Config.local().replace(
-    probe_interval=0.2,
-    probe_timeout=0.1,
-    gossip_interval=0.05,
-    push_pull_interval=2.0,
-    reconnect_interval=1.0,
-    tcp_timeout=1.0,
-)
+FAST = CONFIG.replace(tcp_timeout=1.0)
+"""The tests' one fast timing, with push/pull connections given up on after a second."""
 TEST_TIMEOUT = 30.0
 
 

@@ -78,10 +78,21 @@ _cbor_values = st.recursive(
 )
 
 
-@given(st.lists(_cbor_values, max_size=4))
-def test_well_formed_cbor_of_the_wrong_shape_is_refused(fields: list[object]) -> None:
-    with contextlib.suppress(RegistryDecodeError):
+@given(st.lists(_cbor_values, max_size=4).filter(lambda fields: len(fields) != 2))
+def test_well_formed_cbor_with_the_wrong_number_of_fields_is_refused(fields: list[object]) -> None:
+    with pytest.raises(RegistryDecodeError):
         decode(cbor2.dumps([1, *fields]))
+
+
+@given(_cbor_values, _cbor_values)
+def test_arbitrary_cbor_fields_are_refused_or_decode_to_a_state_that_encodes_back(
+    entries: object, floors: object
+) -> None:
+    try:
+        state = decode(cbor2.dumps([1, entries, floors]))
+    except RegistryDecodeError:
+        return
+    assert decode(encode(state)) == state
 
 
 @given(histories, st.data())

@@ -2,57 +2,82 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import trio
+
 import swimactors
+from swimactors.membership.transport import Deliver, Transport
 from swimactors.membership.types import Address, Packet
-from tests.cluster.cluster_helpers import FAST, _cluster, open_systems, until
+from tests.cluster.cluster_helpers import FAST, open_systems, until
 
-__all__ = ["HEALING", "Partition", "open_quorum_systems", "until"]
+__all__ = ["Partition", "open_quorum_systems", "until"]
 
-HEALING = FAST.replace(reconnect_interval=1.0)
-"""FAST, and a DOWN member is retried every second (the default 30 s would make a heal slow)."""
+
+class CuttableTransport:
+    """A node's loopback sockets that drop, at the sender, packets to blocked addresses."""
+
+    def __init__(self, sockets: Transport) -> None:
+        self.sockets = sockets
+        self.blocked: set[Address] = set()
+
+    @property
+    def address(self) -> Address:
+        return self.sockets.address
+
+    @property
+    def counters(self) -> collections.Counter[str]:
+        return self.sockets.counters
+
+    def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
+        self.sockets.start(nursery, deliver)
+
+    def send(self, packet: Packet) -> None:
+        if packet.destination not in self.blocked:
+            self.sockets.send(packet)
+
+    async def flush(self) -> None:
+        await self.sockets.flush()
+
+    async def aclose(self) -> None:
+        await self.sockets.aclose()
 
 
 class Partition:
-    """Cuts membership traffic between groups of systems by dropping, at each sender,
-    the packets addressed to a member of another group (a symmetric cut)."""
+    """Cuts membership traffic between groups of systems (a symmetric cut): each system's
+    node runs on a :class:`CuttableTransport`, given through ``Environment(node_transport=)``."""
 
-    def __init__(self, systems: Iterable[swimactors.System]) -> None:
-        self._systems = list(systems)
-        self._blocked: dict[str, set[Address]] = {s.name: set() for s in self._systems}
-        for system in self._systems:
-            transport = _cluster(system).node._transport
-            transport.send = self._filtered(system.name, transport.send)  # type: ignore[method-assign]
+    def __init__(self) -> None:
+        self._transports: dict[str, CuttableTransport] = {}
 
-    def _filtered(self, name: str, send: Any) -> Any:
-        blocked = self._blocked[name]
-
-        def send_unless_blocked(packet: Packet) -> None:
-            if packet.destination not in blocked:
-                send(packet)
-
-        return send_unless_blocked
+    async def environment(self, name: str) -> swimactors.Environment:
+        sockets = Transport(tcp_timeout=FAST.tcp_timeout)
+        await sockets.bind("127.0.0.1", 0)
+        transport = self._transports[name] = CuttableTransport(sockets)
+        return swimactors.Environment(node_transport=transport)
 
     def cut(self, *groups: Iterable[swimactors.System]) -> None:
-        sides = [list(group) for group in groups]
+        sides = [[self._transports[system.name] for system in group] for group in groups]
         for side in sides:
-            others = {
-                _cluster(s).node.address for other in sides if other is not side for s in other
-            }
-            for system in side:
-                self._blocked[system.name] |= others
+            others = {t.address for other in sides if other is not side for t in other}
+            for transport in side:
+                transport.blocked |= others
 
     def heal(self) -> None:
-        for blocked in self._blocked.values():
-            blocked.clear()
+        for transport in self._transports.values():
+            transport.blocked.clear()
 
 
 @asynccontextmanager
-async def open_quorum_systems(count: int, **options: Any) -> AsyncIterator[list[swimactors.System]]:
-    """``count`` loopback systems with ``options`` (e.g. ``split_brain=``), all quorum ok."""
-    async with open_systems(count, config=HEALING, **options) as systems:
+async def open_quorum_systems(
+    count: int, partition: Partition | None = None, **options: Any
+) -> AsyncIterator[list[swimactors.System]]:
+    """``count`` loopback systems with ``options`` (e.g. ``split_brain=``), all quorum ok;
+    with a ``partition``, on transports it can cut."""
+    environment = None if partition is None else partition.environment
+    async with open_systems(count, config=FAST, environment=environment, **options) as systems:
         await until(lambda: all(s.quorum_state in ("ok", "off") for s in systems), timeout=30.0)
         yield systems

@@ -38,7 +38,8 @@ def registered_on(system: swimactors.System, name: str) -> str | None:
 
 async def test_minority_stops_majority_takes_over_and_heal_leaves_one_holder() -> None:
     with trio.fail_after(50):
-        async with open_quorum_systems(3, split_brain=RULE) as systems:
+        partition = Partition()
+        async with open_quorum_systems(3, partition, split_brain=RULE) as systems:
             n0, n1, n2 = systems
             for system in systems:
                 system.register_spawnable("counter", Counter)
@@ -47,7 +48,6 @@ async def test_minority_stops_majority_takes_over_and_heal_leaves_one_holder() -
             await until(lambda: all(registered_on(s, "the-counter") == "n2" for s in systems))
             await until(lambda: all(registered_on(s, "plain") == "n2" for s in systems))
 
-            partition = Partition(systems)
             cut = trio.current_time()
             partition.cut([n0, n1], [n2])
 
@@ -90,12 +90,13 @@ async def test_minority_stops_majority_takes_over_and_heal_leaves_one_holder() -
 
 async def test_a_remote_ask_from_the_losing_side_fails_fast() -> None:
     with trio.fail_after(30):
-        async with open_quorum_systems(3, split_brain=RULE) as systems:
+        partition = Partition()
+        async with open_quorum_systems(3, partition, split_brain=RULE) as systems:
             n0, _, n2 = systems
             ref = await n0.spawn(Counter, name="c", public=True)
             remote = await n2.wait_for("c", timeout=5)
             assert await remote.ask("add") == 1
-            Partition(systems).cut(systems[:2], [n2])
+            partition.cut(systems[:2], [n2])
             await until(lambda: n2.quorum_state == "lost", timeout=15)
             with trio.fail_after(0.5), pytest.raises(QuorumLost):
                 await remote.ask("add")
@@ -127,14 +128,14 @@ async def test_a_singleton_needs_a_registered_factory_and_a_rule() -> None:
 async def test_down_all_stops_every_side_and_the_host_restarts_the_singleton_after_heal() -> None:
     rule = SplitBrainConfig(strategy=down_all(), stable_after=3.0, takeover_margin=1.0)
     with trio.fail_after(50):
-        async with open_quorum_systems(3, split_brain=rule) as systems:
+        partition = Partition()
+        async with open_quorum_systems(3, partition, split_brain=rule) as systems:
             for system in systems:
                 system.register_spawnable("counter", Counter)
             first = await systems[0].spawn("counter", name="the-counter", singleton=True)
             assert await first.ask("add") == 1
             await until(lambda: all(registered_on(s, "the-counter") == "n0" for s in systems))
 
-            partition = Partition(systems)
             partition.cut(systems[:2], systems[2:])
             await until(lambda: all(s.quorum_state == "lost" for s in systems), timeout=15)
             await until(lambda: holders(systems, "the-counter") == set(), timeout=5)
