@@ -14,6 +14,7 @@ import pytest
 PUBLIC = [
     "swimactors",
     "swimactors.actors",
+    "swimactors.aio",
     "swimactors.ddata",
     "swimactors.membership",
     "swimactors.quorum",

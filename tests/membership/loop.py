@@ -2,6 +2,14 @@
 
 Every packet is delivered after ``latency`` seconds unless its destination is stopped or
 ``drop`` says otherwise; time advances straight to the next delivery or deadline.
+
+Why not :class:`swimactors.sim.World`: these tests need what the simulator deliberately
+does not offer, a restart at a chosen incarnation (0: a reborn node that does not outrank
+its old self and must refute its own death) and at a new address, and drops chosen per
+packet (only the unreliable channel, or a decoded message kind).  ``World.restart``
+derives the incarnation from the clock so a restart always outranks, and its link rules
+act on addresses, not packets.  Everything about whole-cluster behaviour under faults is
+tested on ``World`` (tests/sim, sims/).
 """
 
 from __future__ import annotations
