@@ -16,7 +16,7 @@ import swimactors
 from swimactors.actors import protocol
 from swimactors.actors.transport import TransportConfig
 from swimactors.security import Keyring
-from tests.cluster.cluster_helpers import FAST, _cluster, open_systems, until
+from tests.cluster.cluster_helpers import FAST, cluster_of, open_systems, until
 
 pytestmark = pytest.mark.network
 
@@ -35,13 +35,13 @@ class Echo(swimactors.Actor):
 
 
 def actor_port(system: swimactors.System) -> tuple[str, int]:
-    address = _cluster(system).actor_address(system.name)
+    address = cluster_of(system).actor_address(system.name)
     assert address is not None
     return address
 
 
 def counter(system: swimactors.System, name: str) -> Callable[[], int]:
-    return lambda: _cluster(system).transport.counters[name]
+    return lambda: cluster_of(system).transport.counters[name]
 
 
 async def raw_connection(address: tuple[str, int], source: str = "127.0.0.1") -> trio.SocketStream:
