@@ -10,7 +10,7 @@ import trio
 import swimactors
 from swimactors import Actor, ActorRef, MailboxFull, NameLost, NodeDown, TransportConfig
 
-from .cluster_helpers import _cluster, open_systems, until
+from .cluster_helpers import cluster_of, open_systems, until
 
 
 class Gate(Actor):
@@ -40,7 +40,7 @@ async def test_a_full_remote_mailbox_holds_back_half_a_window_then_drops() -> No
             # one in hand, a full mailbox, half a window held back (the sender's credit)
             kept = 1 + capacity + window // 2
             assert taken > kept
-            assert _cluster(b).transport.counters["refused_full"] == taken - kept
+            assert cluster_of(b).transport.counters["refused_full"] == taken - kept
             with pytest.raises(MailboxFull):
                 await ref.ask("refused", timeout=5)
             gate.set()
