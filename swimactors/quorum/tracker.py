@@ -72,6 +72,8 @@ ANNOUNCE_INTERVAL: Final = 1.0
 """Seconds between a node's announcements (its heartbeat on the quorum channel)."""
 
 MAX_NAME: Final = 256
+MAX_AGE_MS: Final = 1 << 40
+"""Largest age of a view an announcement may carry (about 35 years)."""
 
 
 class Verdict(enum.Enum):
@@ -353,7 +355,8 @@ class QuorumTracker:
         """Another node's announcement arrived on :data:`QUORUM_CHANNEL`; bad bytes are
         counted (``counters["rejected_announcements"]``) and dropped."""
         try:
-            name, digest, epoch, serial = wire.loads(payload)
+            name, digest, epoch, serial, *rest = wire.loads(payload)
+            age = rest[0] if len(rest) == 1 else None  # absent from older announcements
             valid = (
                 isinstance(name, str)
                 and 0 < len(name) <= MAX_NAME
@@ -361,6 +364,8 @@ class QuorumTracker:
                 and len(digest) == 8
                 and type(epoch) is int
                 and type(serial) is int
+                and len(rest) <= 1
+                and (age is None or (type(age) is int and 0 <= age <= MAX_AGE_MS))
             )
         except (wire.WireError, TypeError, ValueError):
             valid = False
@@ -370,14 +375,26 @@ class QuorumTracker:
         self.counters["announcements_received"] += 1
         if name == self.self_name or name not in self._reachable:
             return
-        if (epoch, serial) <= self._seen.get(name, (b"", 0.0, (-1, 0)))[2]:
+        previous = self._seen.get(name, (b"", 0.0, (-1, 0)))
+        if (epoch, serial) <= previous[2]:
             return
         self._seen[name] = (digest, now, (epoch, serial))
-        if name in self._renewed and (
-            digest == self.digest() or now <= self._last_change + self.silence_limit
-        ):
-            self._renewed[name] = now  # agreeing, or still converging after a change
+        if name in self._renewed:
+            agreed_just_before = previous[2] == (epoch, serial - 1) and previous[0] == self.digest()
+            self._renew(now, name, digest, age if agreed_just_before else None)
         self.tick(now)
+
+    def _renew(self, now: float, name: str, digest: bytes, age: int | None) -> None:
+        """The heartbeat lease on a member of this side: an agreeing heartbeat renews it
+        (any, while still converging after our own change).  The first heartbeat of
+        another view, right after an agreeing one (``age`` given), renews it up to the
+        sender's change, ``age`` ms ago: the sender agreed until then, and it times any
+        takeover of this node from that change, so this is as safe as the heartbeat
+        before it (and a healed blip does not fence the member it was about)."""
+        if digest == self.digest() or now <= self._last_change + self.silence_limit:
+            self._renewed[name] = now
+        elif age is not None:
+            self._renewed[name] = max(self._renewed[name], now - age / 1000.0)
 
     def tick(self, now: float) -> None:
         """Do whatever is due at ``now``: announce, confirm, take over or give up."""
@@ -447,9 +464,13 @@ class QuorumTracker:
             self._joiners = {}
 
     def _announce(self, now: float) -> None:
+        """Announce this node's side, with ``(start time, serial)`` and how long ago (ms)
+        this view began, so a peer that agreed until the change can tell when it ended."""
         self._serial += 1
         epoch = self._members[self.self_name].started or 0  # a restarted node starts later
-        self._outgoing.append(wire.dumps([self.self_name, self.digest(), epoch, self._serial]))
+        age = min(MAX_AGE_MS, max(0, round((now - self._last_change) * 1000)))
+        payload = [self.self_name, self.digest(), epoch, self._serial, age]
+        self._outgoing.append(wire.dumps(payload))
         self._next_announce = None
 
     def _start(self, now: float) -> None:

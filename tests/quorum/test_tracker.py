@@ -140,9 +140,10 @@ def test_a_side_member_holding_another_view_blocks_confirmation_then_the_limit_s
 
 @pytest.mark.parametrize("blip", [5.3, 0.9 * 7.0])
 def test_a_healed_blip_restarts_the_unstable_clock(blip: float) -> None:
-    """c's packets are lost for a while, so a and b hold it SUSPECT, then UP again: the
-    majority must not stop (issue 13: a and b gave up 12.25 s after the first change,
-    although everything had been reachable for 7 s)."""
+    """c's packets are lost for a while, so a and b hold it SUSPECT, then UP again: nobody
+    may stop (issue 13: a and b gave up 12.25 s after the first change, although
+    everything had been reachable for 7 s; and c, whose last agreeing heartbeat came a
+    second before a and b changed, was fenced by its lease at 0.9 x stable_after)."""
     trackers = cluster()
     a, b, c = trackers.values()
     advance(trackers, 7.5, 19.5)
@@ -160,11 +161,9 @@ def test_a_healed_blip_restarts_the_unstable_clock(blip: float) -> None:
     for tracker in (a, b):  # before the fix: a "down-all" stop at 32.25
         assert [d.verdict for d in tracker.take_decisions()] == [Verdict.CONFIRMED]
         assert state_of(tracker) == "ok"
-    # c itself heard a and b name a side without it from 20.0 on; its last agreeing
-    # heartbeat came at 19.0, so a gap of blip + 1 s >= stable_after fences it (rule 3)
-    fenced = blip + 1.0 >= c.silence_limit
-    assert [d.verdict for d in c.take_decisions()][:1] == ([Verdict.STOP] if fenced else [])
-    assert state_of(c) == "ok"
+    # c heard a and b name a side without it from 20.0 on; their first such heartbeat
+    # renewed its lease up to their change (20.0), not just to their last agreeing one
+    assert c.take_decisions() == [] and state_of(c) == "ok"
 
 
 def test_changes_keep_pushing_the_decision_back() -> None:
@@ -228,9 +227,34 @@ def test_bad_announcements_are_counted_and_dropped() -> None:
         wire.dumps({"b": 1}),
         wire.dumps(["b", b"12345678", True, 1]),
         wire.dumps(["b", b"12345678", 1]),
+        wire.dumps(["b", b"12345678", 1, 1, -5]),  # a negative age
+        wire.dumps(["b", b"12345678", 1, 1, 1.5]),
+        wire.dumps(["b", b"12345678", 1, 1, 0, 0]),
     ):
         a.receive(1.0, payload)
-    assert a.counters["rejected_announcements"] == 7 and state_of(a) == "ok"
+    assert a.counters["rejected_announcements"] == 10 and state_of(a) == "ok"
+
+
+def test_only_the_first_heartbeat_of_another_view_renews_up_to_the_change() -> None:
+    """The renewal up to the sender's change needs the heartbeat right before it (the
+    serial before) to have agreed; after a lost one, the lease runs from the last
+    agreeing heartbeat, as before."""
+    for lost_first in (False, True):
+        trackers = cluster(down_all_when_unstable=False)
+        a, c = trackers["a"], trackers["c"]
+        advance(trackers, 7.5, 9.5)
+        c.tick(10.0)
+        gossip(trackers, 10.0)  # c's last agreeing heartbeat, at 10.0
+        c.observe(12.0, snapshot("bc", suspect="a"))  # c changes at 12.0 and says so
+        if lost_first:
+            c.take_outgoing()
+        gossip(trackers, 12.0)
+        advance(trackers, 12.5, 16.5)
+        a.tick(17.0)
+        stopped = [d for d in a.take_decisions() if not d.serving]
+        assert bool(stopped) is lost_first  # lost: lease from 10.0; else from 12.0
+        a.tick(19.0)
+        assert state_of(a) == "lost"
 
 
 def test_a_stale_announcement_does_not_replace_a_newer_one() -> None:
@@ -321,8 +345,9 @@ def test_heartbeats_naming_another_side_do_not_renew_the_lease() -> None:
     a, c = trackers["a"], trackers["c"]
     advance(trackers, 7.5, 10.0)
     c.observe(10.0, snapshot("bc", suspect="a"))
-    advance(trackers, 10.5, 16.5)
-    assert state_of(a) == "ok"  # c's last agreeing heartbeat came at 10.0
-    advance(trackers, 17.0, 17.0)
+    advance(trackers, 10.5, 17.0)
+    # c agreed until its change; the heartbeat saying so (age 0) arrived at 10.5
+    assert state_of(a) == "ok"
+    advance(trackers, 17.5, 17.5)
     [decision] = a.take_decisions()
     assert not decision.serving and "from c" in decision.reason
