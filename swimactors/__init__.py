@@ -35,9 +35,17 @@ if TYPE_CHECKING:
     from .actors.supervision import escalate, restart, resume, stop
     from .actors.transport import TransportConfig
     from .cluster.ddata import Consistency, ConsistencyError, DataChanged
+    from .cluster.grain_store import (
+        DataGrainStore,
+        GrainStore,
+        MemoryGrainStore,
+        SQLiteGrainStore,
+    )
+    from .cluster.grains import Grain, NoGrainHost
     from .cluster.names import NameLost
     from .cluster.split_brain import QuorumLost, SplitBrainConfig
     from .cluster.system import Environment, System, open_system
+    from .placement import Placement
 
 __version__ = "0.1.0"
 
@@ -52,13 +60,20 @@ _WHERE = {
     "ConsistencyError": ".cluster.ddata",
     "Context": ".actors.context",
     "DataChanged": ".cluster.ddata",
+    "DataGrainStore": ".cluster.grain_store",
     "Environment": ".cluster.system",
+    "Grain": ".cluster.grains",
+    "GrainStore": ".cluster.grain_store",
     "Mailbox": ".actors.mailbox",
     "MailboxFull": ".actors.errors",
+    "MemoryGrainStore": ".cluster.grain_store",
     "NameLost": ".cluster.names",
     "NameTaken": ".actors.errors",
+    "NoGrainHost": ".cluster.grains",
     "NodeDown": ".actors.errors",
+    "Placement": ".placement",
     "QuorumLost": ".cluster.split_brain",
+    "SQLiteGrainStore": ".cluster.grain_store",
     "SplitBrainConfig": ".cluster.split_brain",
     "System": ".cluster.system",
     "SystemFailed": ".actors.errors",
@@ -87,15 +102,22 @@ __all__ = [
     "ConsistencyError",
     "Context",
     "DataChanged",
+    "DataGrainStore",
     "Environment",
+    "Grain",
+    "GrainStore",
     "LocalProtocolError",
     "Mailbox",
     "MailboxFull",
+    "MemoryGrainStore",
     "NameLost",
     "NameTaken",
+    "NoGrainHost",
     "NodeDown",
+    "Placement",
     "QuorumLost",
     "RemoteProtocolError",
+    "SQLiteGrainStore",
     "SplitBrainConfig",
     "SwimactorsError",
     "System",
