@@ -1,10 +1,11 @@
 """What the fronts cost: an ask from asyncio (through a runtime thread, and through trio's
 guest mode on the asyncio loop) against the trio-native ask in the same run, to a local
-and to a remote actor; and the CPU a membership node uses with and without its thread.
+and to a remote actor, with the bare two thread hops as the floor of any runtime thread;
+and the CPU a membership node, and an actor system, use with and without the thread.
 
-Ask latencies are the median of each run's per-ask median; runs of the three modes are
+Ask latencies are the median of each run's per-ask median; runs of the modes are
 interleaved.  CPU is measured per node process (``time.process_time`` over a steady
-window, four nodes probing every 0.2 s), thread and no-thread clusters interleaved.
+window, four nodes probing every 0.2 s), the four kinds of cluster interleaved.
 """
 
 from __future__ import annotations
@@ -144,6 +145,36 @@ def through_guest_mode(n: int) -> tuple[float, float]:
     return asyncio.run(main())
 
 
+def two_hops(n: int) -> float:
+    """The floor of any runtime thread: a no-op handed to a trio loop in another thread
+    and straight back to the asyncio loop (the two wake-ups every ask pays)."""
+
+    async def main() -> float:
+        loop = asyncio.get_running_loop()
+        runtime = LoopThread("bench-hops", _nothing)
+        await asyncio.to_thread(runtime.start, 60.0)
+        try:
+            token = await asyncio.to_thread(
+                runtime.call, lambda _: trio.lowlevel.current_trio_token()
+            )
+
+            def hop(_: int) -> Awaitable[None]:
+                future: asyncio.Future[None] = loop.create_future()
+                token.run_sync_soon(loop.call_soon_threadsafe, future.set_result, None)
+                return future
+
+            return await timed(hop, n)
+        finally:
+            await asyncio.to_thread(runtime.stop)
+
+    return asyncio.run(main())
+
+
+@asynccontextmanager
+async def _nothing() -> AsyncIterator[object]:
+    yield object()
+
+
 # -- membership CPU with and without the thread --------------------------------------------
 
 
@@ -180,15 +211,25 @@ def run(quick: bool) -> list[Row]:
     asks = 300 if quick else 2000
     rounds = 1 if quick else 5
     results: dict[str, list[tuple[float, float]]] = {"trio": [], "thread": [], "guest": []}
+    hops = []
     for _ in range(rounds):
         results["trio"].append(native(asks))
         results["thread"].append(through_thread(asks))
         results["guest"].append(through_guest_mode(asks))
+        hops.append(two_hops(asks))
 
     def p50(mode: str, which: int) -> float:
         return statistics.median(r[which] for r in results[mode])
 
-    rows: list[Row] = []
+    rows: list[Row] = [
+        {
+            "benchmark": "fronts",
+            "metric": "asyncio -> trio thread -> asyncio, no work (the two hops' floor)",
+            "value": statistics.median(hops),
+            "unit": "us",
+            "note": "what any runtime thread adds at least",
+        }
+    ]
     for which, target in enumerate(("local", "remote")):
         floor = p50("trio", which)
         for mode, label in (("thread", "runtime thread"), ("guest", "trio guest mode")):

@@ -14,7 +14,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import outcome
 import trio
@@ -145,10 +145,10 @@ class LoopThread(Generic[R]):
             raise self.closed_error(f"{self.name} is not running")
 
         def on_loop() -> None:
-            if self._closing or self._resource is None:
+            if self._closing:
                 _settle(done, outcome.Error(self.closed_error(f"{self.name} stopped")))
-            else:
-                call(self._resource)
+            else:  # the resource was set before the token that scheduled this call
+                call(cast(R, self._resource))
 
         try:
             token.run_sync_soon(on_loop)

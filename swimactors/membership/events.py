@@ -86,6 +86,10 @@ class Subscription:
         self._buffer.push(event)
         self._wakeup.set()
 
+    def _lost(self, count: int) -> None:
+        self._buffer.lost(count)
+        self._wakeup.set()
+
     def close(self) -> None:
         """Stop receiving events; a pending or later iteration step ends the loop."""
         if not self._closed:
@@ -140,6 +144,12 @@ class EventHub:
             before = subscription.dropped
             subscription._push(event)
             self.dropped += subscription.dropped - before
+
+    def lost(self, count: int) -> None:
+        """``count`` events never reached this hub: every subscriber is told of the gap."""
+        for subscription in list(self._subscribers):
+            subscription._lost(count)
+        self.dropped += count
 
     def close(self) -> None:
         """End every subscription (after it drains what it already holds)."""

@@ -9,8 +9,8 @@ other thread, even when the program's loop is blocked (an actor's blocking ``rec
 What crosses, and how (every crossing is one ``run_sync_soon`` on the other loop):
 
 * to the program: events (published on the program's loop, same bounded subscriptions);
-  member snapshots (every event's member at once, and the whole list, incarnation and
-  counters every gossip interval); delegate hooks (``notify_message``,
+  member snapshots (every event's member at once; the whole list when it changed, the
+  incarnation, health and counters every probe interval); delegate hooks (``notify_message``,
   ``merge_remote_state``, ``on_member_event``, run on the program's loop in order);
 * to the node: broadcasts, delegate registrations, ``set_meta``, ``leave``;
 * a delegate's ``local_state`` is answered on the membership thread from a copy the
@@ -46,9 +46,13 @@ T = TypeVar("T")
 
 DEFAULT_START_TIMEOUT = 30.0
 
+COUNTERS_PERIOD = 1.0
+"""Seconds between copies of the node's counters when nothing else changed."""
+
 
 class _Snapshot:
-    """What the membership thread sends every gossip interval."""
+    """What the membership thread sends every probe interval (members: empty when they
+    have not changed since the last one)."""
 
     __slots__ = ("awareness", "counters", "incarnation", "members")
 
@@ -95,7 +99,7 @@ class _ForwardingDelegate(Delegate):
         """Copy the delegate's state before the program's loop next sleeps (once)."""
         if not self._stale:
             self._stale = True
-            self._mirror._token.run_sync_soon(self._refresh)
+            self._mirror._token.run_sync_soon(self._mirror._guarded, self._refresh)
 
     def _refresh(self) -> None:
         self._stale = False
@@ -105,7 +109,7 @@ class _ForwardingDelegate(Delegate):
 class MirroredNode:
     """The node's interface on the program's trio loop; the node runs on its own thread.
 
-    Reads come from the mirror (members current to the last event or gossip interval);
+    Reads come from the mirror (members current to the last event or probe interval);
     writes are sent to the membership thread in order.
     """
 
@@ -119,6 +123,7 @@ class MirroredNode:
         self._counters: collections.Counter[str] = collections.Counter()
         self._delegates: dict[str, _ForwardingDelegate] = {}
         self._crossing_errors = 0
+        self._dropped_after_stop = 0
 
     # -- the Node interface ----------------------------------------------------------------
 
@@ -164,6 +169,7 @@ class MirroredNode:
     def counters(self) -> collections.Counter[str]:
         counters = collections.Counter(self._counters)
         counters["membership_thread_errors"] = self._crossing_errors
+        counters["membership_thread_closed_drops"] = self._dropped_after_stop
         return counters
 
     def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
@@ -198,8 +204,12 @@ class MirroredNode:
     # -- crossings -------------------------------------------------------------------------
 
     def _to_node(self, fn: Callable[[Node], object]) -> None:
-        """Run ``fn(node)`` on the membership thread; an error there is logged."""
-        self._thread.run_sync(fn, self._report)
+        """Run ``fn(node)`` on the membership thread; an error there is logged, and once
+        the node has stopped the call is dropped and counted."""
+        try:
+            self._thread.run_sync(fn, self._report)
+        except NodeClosed:
+            self._dropped_after_stop += 1
 
     async def _on_node(self, fn: Callable[[Node], Awaitable[T]]) -> T:
         """``await fn(node)`` on the membership thread, awaited on the program's loop."""
@@ -217,18 +227,30 @@ class MirroredNode:
 
     def _report(self, result: outcome.Outcome[object]) -> None:
         if isinstance(result, outcome.Error):
-            self._crossing_errors += 1
-            log.error("membership thread refused a call: %r", result.error)
+            if isinstance(result.error, NodeClosed):  # sent as the node was stopping
+                self._dropped_after_stop += 1
+            else:
+                self._crossing_errors += 1
+                log.error("membership thread refused a call: %r", result.error)
 
     def _to_program(self, fn: Callable[..., None], *args: Any) -> None:
-        """From the membership thread: ``fn(*args)`` on the program's loop, in order."""
+        """From the membership thread: ``fn(*args)`` on the program's loop, in order (an
+        error there is logged: it must not reach trio's scheduler)."""
         with contextlib.suppress(trio.RunFinishedError):
-            self._token.run_sync_soon(fn, *args)
+            self._token.run_sync_soon(self._guarded, fn, *args)
+
+    def _guarded(self, fn: Callable[..., None], *args: Any) -> None:
+        try:
+            fn(*args)
+        except Exception:
+            self._crossing_errors += 1
+            log.exception("%s: a membership crossing raised on the program's loop", self.name)
 
     # -- on the program's loop ---------------------------------------------------------------
 
     def _apply(self, snapshot: _Snapshot) -> None:
-        self._members = {member.name: member for member in snapshot.members}
+        if snapshot.members:
+            self._members = {member.name: member for member in snapshot.members}
         self._incarnation = snapshot.incarnation
         self._awareness = snapshot.awareness
         self._counters = snapshot.counters
@@ -240,18 +262,38 @@ class MirroredNode:
     # -- on the membership thread -----------------------------------------------------------
 
     async def _pump(self, node: Node) -> None:
-        """Send events as they happen and a full snapshot every gossip interval."""
+        """Send events as they happen, and snapshots (see :meth:`_pump_snapshots`)."""
         with node.events() as events:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._pump_snapshots, node)
                 async for event in events:
                     if isinstance(event, MemberEvent):
                         self._to_program(self._publish, event)
+                    else:  # the pump fell behind: the program's subscribers see the gap
+                        self._to_program(self._hub.lost, event.count)
 
     async def _pump_snapshots(self, node: Node) -> None:
+        """Every probe interval, what changed without an event (the member list when it
+        differs from the last one sent, incarnation, health); counters every second."""
+        sent: list[Member] = []
+        health = (node.incarnation, node.awareness)
+        counters_due = 0.0
         while True:
-            self._to_program(self._apply, _Snapshot(node))
-            await trio.sleep(node.config.gossip_interval)
+            await trio.sleep(node.config.probe_interval)
+            snapshot = _Snapshot(node)
+            changed = snapshot.members != sent or health != (
+                snapshot.incarnation,
+                snapshot.awareness,
+            )
+            if not changed and trio.current_time() < counters_due:
+                continue
+            if snapshot.members == sent:
+                snapshot.members = []
+            else:
+                sent = snapshot.members
+            health = (snapshot.incarnation, snapshot.awareness)
+            counters_due = trio.current_time() + COUNTERS_PERIOD
+            self._to_program(self._apply, snapshot)
 
 
 @asynccontextmanager

@@ -1,0 +1,58 @@
+"""The thread boundary's small parts: a gap reported to a hub reaches every subscriber, a
+loop thread's calls settle (with a None resource too) or report that it stopped, and the
+mirror's crossings fail safely."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import pytest
+import trio
+
+from swimactors.loop_thread import LoopThread, ThreadClosed
+from swimactors.membership.events import EventHub, EventsDropped
+from swimactors.membership.mirror import open_mirrored_node
+
+from .timing import CONFIG
+
+
+async def test_a_gap_reported_to_the_hub_reaches_every_subscriber() -> None:
+    hub = EventHub()
+    first, second = hub.subscribe(), hub.subscribe()
+    hub.lost(3)
+    hub.close()
+    assert [e async for e in first] == [EventsDropped(3)]
+    assert [e async for e in second] == [EventsDropped(3)]
+    assert hub.dropped == 3
+
+
+@asynccontextmanager
+async def nothing() -> AsyncIterator[None]:
+    yield None
+
+
+def test_a_loop_thread_answers_calls_then_reports_it_stopped() -> None:
+    thread: LoopThread[None] = LoopThread("test-loop", nothing)
+    thread.start(10)
+    assert thread.running
+    assert thread.call(lambda resource: resource is None) is True
+    with pytest.raises(ZeroDivisionError):
+        thread.call(lambda resource: 1 // 0)
+    assert thread.stop(10)
+    assert not thread.running
+    with pytest.raises(ThreadClosed):
+        thread.call(lambda resource: None)
+
+
+async def test_a_failing_crossing_is_counted_and_calls_after_stop_are_dropped() -> None:
+    """A hook that raises on the program's loop must not reach trio's scheduler (it would
+    crash the run), and a broadcast racing the node's stop is dropped, not raised."""
+    with trio.fail_after(30):
+        async with open_mirrored_node(name="a", bind="127.0.0.1:0", config=CONFIG) as node:
+            await trio.to_thread.run_sync(node._to_program, lambda: 1 // 0)
+            while node.counters["membership_thread_errors"] == 0:
+                await trio.sleep(0.01)
+            assert node.member("a") is not None
+        node.broadcast("test", b"late")
+        assert node.counters["membership_thread_closed_drops"] == 1
