@@ -243,11 +243,16 @@ class System(LocalSystem):
 
     def lookup(self, name: str) -> ActorRef | None:
         """What :meth:`find` returns: cluster-wide for public names, else a local actor at
-        that path (``"parent/child"`` for a child); None if nobody holds it."""
+        that path (``"parent/child"`` for a child); None if nobody holds it, or if its
+        holder is not (yet) a live member with an actor port: a name can arrive by gossip
+        before its node's membership record, and a ref to it would fail with NodeDown."""
         if self.cluster is not None:
             self.check_quorum()
             registration = self.cluster.names.registration(name)
             if registration is not None:
+                holder = registration.node
+                if holder != self.name and self.cluster.actor_address(holder) is None:
+                    return None
                 return self.cluster.names.ref_for(registration)
         return super().lookup(name)
 
