@@ -1,21 +1,30 @@
-"""The cost of encryption: sealing primitives, and membership with and without a key.
+"""The cost of encryption: sealing primitives, membership and remote actors with and
+without a key.
 
 Rows: seal + open of one membership packet (300 and 1,400 bytes) and of one actor frame
-on an authenticated connection (100 bytes, a typical tell), the connection handshake; then
-a membership cluster on loopback run plaintext and keyed, interleaved, ``ROUNDS`` times:
-CPU seconds per node per minute and bytes sent per node per second (medians; the
-plaintext run is the floor of the keyed one).
+on an authenticated connection (100 bytes, a typical tell), the connection handshake; a
+membership cluster on loopback run plaintext and keyed, interleaved, ``ROUNDS`` times: CPU
+seconds per node per minute and bytes sent per node per second; remote ask p50 and one
+sender's tell throughput to a system in another process, plaintext and keyed connections
+interleaved (``bench_remote``'s measurements).  Medians; plaintext is the floor.
 """
 
 from __future__ import annotations
 
 import statistics
+import subprocess
+import sys
 import time
 import timeit
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import trio
 
+import swimactors
+from benchmarks.bench_remote import CONFIG as REMOTE_CONFIG
+from benchmarks.bench_remote import Count, Echo, _ask_round_trips, _tell_rate
 from swimactors.membership import Config
 from swimactors.membership.node import Node, open_node
 from swimactors.security import Keyring, PacketSealer, StreamHandshake
@@ -145,5 +154,87 @@ def _membership(quick: bool) -> list[Row]:
     return rows
 
 
+def _remote_config(keyed: bool) -> Config:
+    return REMOTE_CONFIG.replace(keyring=Keyring(KEY)) if keyed else REMOTE_CONFIG
+
+
+async def _serve(keyed: bool) -> None:
+    config = _remote_config(keyed)
+    async with swimactors.open_system("far", bind="127.0.0.1:0", config=config) as system:
+        await system.spawn(Echo, name="echo", public=True)
+        await system.spawn(Count, name="count", public=True, mailbox_size=4096)
+        assert system.cluster is not None
+        print(f"port {system.cluster.node.address[1]}", flush=True)
+        await trio.sleep_forever()
+
+
+@asynccontextmanager
+async def _near(keyed: bool) -> AsyncIterator[swimactors.System]:
+    """A system here talking to a far one in another process, both keyed or both not."""
+    mode = "keyed" if keyed else "plain"
+    command = [sys.executable, "-m", "benchmarks.bench_security", "serve", mode]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        port = int((await trio.to_thread.run_sync(process.stdout.readline)).split()[1])
+        async with swimactors.open_system(
+            f"near-{mode}",
+            bind="127.0.0.1:0",
+            seeds=[f"127.0.0.1:{port}"],
+            config=_remote_config(keyed),
+        ) as system:
+            await system.wait_for("echo", timeout=20)
+            await system.wait_for("count", timeout=20)
+            yield system
+    finally:
+        process.kill()
+        process.wait()
+
+
+async def _remote(quick: bool) -> list[Row]:
+    trips, tells = (500, 20_000) if quick else (3000, 100_000)
+    results: dict[bool, dict[str, list[float]]] = {
+        k: {"ask": [], "tell": []} for k in (False, True)
+    }
+    async with _near(False) as plain, _near(True) as keyed:
+        systems = {False: plain, True: keyed}
+        for system in systems.values():
+            await _ask_round_trips(system, 200)  # warm up
+        for round_ in range(ROUNDS):
+            for with_key in [False, True] if round_ % 2 == 0 else [True, False]:
+                system = systems[with_key]
+                asks = await _ask_round_trips(system, trips)
+                results[with_key]["ask"].append(statistics.median(asks) * 1e6)
+                results[with_key]["tell"].append(await _tell_rate(system, tells))
+    note = f"floor: plaintext connection; medians of {ROUNDS} interleaved runs"
+    ask, ask_floor = (statistics.median(results[k]["ask"]) for k in (True, False))
+    tell, tell_floor = (statistics.median(results[k]["tell"]) for k in (True, False))
+    return [
+        {
+            "benchmark": "security",
+            "metric": "remote ask p50, keyed",
+            "value": ask,
+            "unit": "us",
+            "floor": ask_floor,
+            "ratio": ask / ask_floor,
+            "note": f"{note}; +{ask - ask_floor:.1f} us (target < 10)",
+        },
+        {
+            "benchmark": "security",
+            "metric": "remote tell throughput, keyed, one sender",
+            "value": tell,
+            "unit": "msg/s",
+            "floor": tell_floor,
+            "ratio": tell / tell_floor,
+            "note": f"{note}; target ratio > 0.85",
+        },
+    ]
+
+
 def run(quick: bool) -> list[Row]:
-    return _primitives(quick) + _membership(quick)
+    return _primitives(quick) + _membership(quick) + trio.run(_remote, quick)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:3] in (["serve", "plain"], ["serve", "keyed"]):
+        trio.run(_serve, sys.argv[2] == "keyed")

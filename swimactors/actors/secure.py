@@ -27,6 +27,8 @@ class SecureStream(trio.abc.Stream):
         self._sealed = sealed
         self._decoder = wire.FrameDecoder(RECORD + 64)
         self._pending = bytearray()
+        self.unsent = bytearray()
+        """Sealed bytes not sent yet (a non-blocking send may take only part of them)."""
         self._feed(buffered)
 
     def _feed(self, data: bytes | bytearray) -> None:
@@ -38,11 +40,17 @@ class SecureStream(trio.abc.Stream):
         if self._decoder.error is not None:
             raise trio.BrokenResourceError(f"sealed record: {self._decoder.error}")
 
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+    def seal(self, data: bytes | bytearray | memoryview) -> None:
+        """Seal ``data`` into :attr:`unsent` (records the caller must send in order)."""
         view = memoryview(data)
-        out = bytearray()
         for start in range(0, len(view), RECORD):
-            out += wire.encode_frame(self._sealed.seal(bytes(view[start : start + RECORD])))
+            self.unsent += wire.encode_frame(self._sealed.seal(bytes(view[start : start + RECORD])))
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        """Seal ``data`` and send it after whatever sealed bytes were not sent yet."""
+        self.seal(data)
+        out = bytes(self.unsent)
+        self.unsent.clear()
         await self.inner.send_all(out)
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:

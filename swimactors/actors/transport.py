@@ -46,7 +46,7 @@ from .message import encode_ref, ref_resolver
 from .protocol import PeerSession, ProtocolViolation
 from .ref import READY, ActorRef, Watcher
 from .reply import Reply
-from .secure import secure
+from .secure import SecureStream, secure
 
 if TYPE_CHECKING:
     from .deadlines import AskDeadlines
@@ -346,9 +346,12 @@ class Connection:
     # -- sending ---------------------------------------------------------------------------
 
     def wake_writer(self) -> None:
-        if len(self.session.outgoing) > self.transport.config.max_queued_bytes:
+        queued = len(self.session.outgoing)
+        if isinstance(self.stream, SecureStream):
+            queued += len(self.stream.unsent)
+        if queued > self.transport.config.max_queued_bytes:
             self.transport.counters["slow_peers_dropped"] += 1
-            self.close(f"the peer does not read ({len(self.session.outgoing)} bytes queued)")
+            self.close(f"the peer does not read ({queued} bytes queued)")
             return
         writer = self._writer
         if writer is not None and not self._busy:
@@ -360,7 +363,12 @@ class Connection:
         switch to the writer task; whatever the socket does not take is the writer's."""
         raw = self._raw
         out = self.session.outgoing
+        stream = self.stream
         if raw is not None and out and not self._busy:
+            if isinstance(stream, SecureStream):  # seal here; send sealed bytes in order
+                stream.seal(out)
+                del out[:]
+                out = stream.unsent
             try:
                 sent = raw.send(out, _DONTWAIT)
             except OSError:  # full (BlockingIOError) or broken: the writer finds out which
@@ -420,7 +428,7 @@ class Connection:
                 self._opened = trio.current_time()
                 if isinstance(stream, trio.SocketStream):
                     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    if _DONTWAIT and transport.keyring is None:
+                    if _DONTWAIT:
                         self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
                 if transport.keyring is not None:
                     stream = self.stream = await self._secure(stream, transport.keyring)
@@ -487,8 +495,9 @@ class Connection:
         raise OSError(f"connecting to {format_address(self.address)} timed out")
 
     async def _write(self, stream: trio.abc.Stream) -> None:
+        unsent = stream.unsent if isinstance(stream, SecureStream) else bytearray()
         while True:
-            if not self.session.outgoing or self._busy:
+            if not (self.session.outgoing or unsent) or self._busy:
                 self._writer = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
                 continue

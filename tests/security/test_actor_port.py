@@ -68,10 +68,19 @@ def hello(node: str) -> bytes:
 
 async def test_keyed_systems_talk_and_strangers_are_refused() -> None:
     with trio.fail_after(30):
-        async with open_systems(2, config=KEYED, transport=STRICT) as (a, b):
+        async with open_systems(2, config=KEYED) as (a, b):
             await b.spawn(Echo(), name="echo", public=True)
             ref = await a.wait_for("echo", timeout=10)
             assert await ref.ask("hi") == "hi"
+            answers: list[object] = []
+
+            async def ask(n: int) -> None:
+                answers.append(await ref.ask(["x" * (n % 7) * 1000, n]))
+
+            async with trio.open_nursery() as nursery:  # many frames, sealed both ways
+                for n in range(500):
+                    nursery.start_soon(ask, n)
+            assert sorted(a[1] for a in answers) == list(range(500))  # type: ignore[index]
             # a plaintext peer, and a peer with another key, never get a frame in
             stream = await raw_connection(actor_port(b))
             await stream.send_all(hello("n0"))
