@@ -47,6 +47,8 @@ BUDGET = 256
 """Messages an actor handles in a row (and direct asks a task makes) before yielding."""
 
 Envelope = tuple[Any, ActorRef | None, Reply | None]
+Handler = Callable[[Any, Context], Any]
+"""What handles a message: ``receive`` or a behaviour from ``ctx.become``."""
 Factory = Callable[[], Actor]
 
 _sync_receive: dict[type, bool] = {}
@@ -100,6 +102,7 @@ class ActorCell:
         "_factory",
         "_interrupt",
         "_parked",
+        "_receive",
         "_signals",
         "_stop_requested",
         "_sync",
@@ -107,6 +110,7 @@ class ActorCell:
         "_waiters",
         "_watchers",
         "_window",
+        "behaviours",
         "capacity",
         "children",
         "ctx",
@@ -143,6 +147,9 @@ class ActorCell:
         self.instance = instance
         self._factory = factory
         self._sync = _is_sync(instance)
+        self._receive: Handler = instance.receive
+        self.behaviours: list[Handler] | None = None
+        """Handlers ``ctx.become`` stacked over ``receive`` (None: just ``receive``)."""
         self.strategy = strategy
         self.mailbox = mailbox
         self.capacity = mailbox.size
@@ -274,7 +281,7 @@ class ActorCell:
         ctx = self.ctx
         ctx.sender = sender
         try:
-            return outcome.Value(self._task.context.run(self.instance.receive, msg, ctx))
+            return outcome.Value(self._task.context.run(self._receive, msg, ctx))
         except Exception as exc:
             self._fail(exc)
             return outcome.Error(ActorFailed.from_exception(exc))
@@ -293,7 +300,7 @@ class ActorCell:
         ctx = self.ctx
         ctx.sender = sender
         try:
-            result = self._task.context.run(self.instance.receive, msg, ctx)
+            result = self._task.context.run(self._receive, msg, ctx)
         except Exception as exc:
             self._fail(exc)
             raise ActorFailed.from_exception(exc) from None
@@ -325,6 +332,18 @@ class ActorCell:
         del waiters[waiter]
         self.queue.append(waiter.envelope)
         trio.lowlevel.reschedule(waiter.task)
+
+    def behave(self, behaviours: list[Handler] | None) -> None:
+        """Handle messages with the top of ``behaviours`` (None or empty: ``receive``),
+        from the next message on (a batch in progress is cut short to pick it up)."""
+        self.behaviours = behaviours or None
+        self._receive = behaviours[-1] if behaviours else self.instance.receive
+        self._sync = (
+            _is_sync(self.instance)
+            if not behaviours
+            else not inspect.iscoroutinefunction(self._receive)
+        )
+        self._interrupt = True
 
     def add_watcher(self, watcher: Watcher) -> None:
         if self.state is State.DEAD:
@@ -403,7 +422,7 @@ class ActorCell:
                 self._parked = True
                 await trio.lowlevel.wait_task_rescheduled(self._abort_park)
                 continue
-            receive = self.instance.receive
+            receive = self._receive
             sync = self._sync
             ctx = self.ctx
             budget = BUDGET
@@ -454,9 +473,9 @@ class ActorCell:
     async def _deliver_terminated(self, notice: Terminated) -> None:
         try:
             if self._sync:
-                self.instance.receive(notice, self.ctx)
+                self._receive(notice, self.ctx)
             else:
-                await self.instance.receive(notice, self.ctx)
+                await self._receive(notice, self.ctx)
         except Exception as exc:
             self._fail(exc)
 
@@ -515,7 +534,7 @@ class ActorCell:
                 self.state = State.STOPPING
                 return
             self.instance._context = self.ctx
-            self._sync = _is_sync(self.instance)
+        self.behave(None)
         self.system.stats.restarts += 1
         instance = self.instance
         await self._hook(lambda: instance.on_restart(error), fail=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -95,6 +96,25 @@ class Context:
     ) -> ActorRef:
         """Start a child actor (see :meth:`System.spawn`); it stops before this actor does."""
         return self._cell.system.spawn_under(self._cell, actor, name, mailbox_size, supervision)
+
+    def become(self, handler: Callable[[Any, Context], Any], *, stacked: bool = False) -> None:
+        """Handle messages from the next one on with ``handler`` (same signature as
+        ``receive``, plain or ``async``) instead of the current behaviour; ``stacked``
+        keeps the current one for :meth:`unbecome` to return to.  A restart goes back
+        to ``receive``."""
+        if not callable(handler):
+            raise TypeError(f"become takes a handler of (msg, ctx), not {handler!r}")
+        cell = self._cell
+        stack = list(cell.behaviours or ())
+        if stack and not stacked:
+            stack.pop()
+        cell.behave([*stack, handler])
+
+    def unbecome(self) -> None:
+        """Return to the behaviour before the last :meth:`become` (``receive`` at the
+        bottom; unbecoming there changes nothing)."""
+        cell = self._cell
+        cell.behave((cell.behaviours or [])[:-1])
 
     def watch(self, ref: ActorRef) -> None:
         """Receive ``Terminated(ref, reason)`` once when ``ref`` stops (at once if it has)."""
