@@ -7,12 +7,11 @@ import pytest
 import trio
 from prometheus_client.parser import text_string_to_metric_families
 
-import swimactors
 from swimactors.agent.actor_metrics import render_actor_metrics
 from swimactors.agent.cluster import open_local_cluster, wait_until
 from swimactors.agent.http import http_get
-from swimactors.membership.types import format_address
-from tests.network.fast import CONFIG, OVERRIDES
+from tests.network.fast import OVERRIDES
+from tests.operate.pair import Echo, open_pair
 
 pytestmark = pytest.mark.network
 
@@ -41,15 +40,9 @@ async def test_metrics_parse_with_prometheus_client() -> None:
 
 
 async def test_actor_series_count_remote_asks_and_parse() -> None:
-    async with (
-        swimactors.open_system("x", bind="127.0.0.1:0", config=CONFIG) as x,
-        swimactors.open_system(
-            "y", bind="127.0.0.1:0", seeds=[format_address(x.cluster.node.address)], config=CONFIG
-        ) as y,
-    ):
-        await x.spawn(Echo, name="echo", public=True)
+    async with open_pair() as (_, y):
+        echo = await y.wait_for("echo")
         with trio.fail_after(20):
-            echo = await y.wait_for("echo", timeout=20)
             for i in range(5):
                 assert await echo.ask(i) == i
         stopped = await y.spawn(Echo)
@@ -73,8 +66,3 @@ async def test_actor_series_count_remote_asks_and_parse() -> None:
     assert families["swimactors_actors"].samples[0].value == 0  # the one spawned was stopped
     assert families["swimactors_actor_dead_letters"].type == "counter"
     assert families["swimactors_actor_dead_letters"].samples[0].value == 1
-
-
-class Echo(swimactors.Actor):
-    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
-        return msg

@@ -11,19 +11,13 @@ import trio
 
 import swimactors
 from swimactors.actors import protocol, tracing
-from swimactors.membership.types import format_address
-from tests.network.fast import CONFIG
+from tests.operate.pair import open_pair
 
 otel_sdk = pytest.importorskip("opentelemetry.sdk.trace", reason="the otel extra")
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor  # noqa: E402
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import (  # noqa: E402
     InMemorySpanExporter,
 )
-
-
-class Echo(swimactors.Actor):
-    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
-        return msg
 
 
 @pytest.fixture
@@ -53,15 +47,9 @@ def test_ask_frames_with_and_without_a_trace_context() -> None:
 async def test_a_remote_ask_is_one_trace_across_two_nodes(
     exporter: InMemorySpanExporter,
 ) -> None:
-    async with (
-        swimactors.open_system("x", bind="127.0.0.1:0", config=CONFIG) as x,
-        swimactors.open_system(
-            "y", bind="127.0.0.1:0", seeds=[format_address(x.cluster.node.address)], config=CONFIG
-        ) as y,
-    ):
-        await x.spawn(Echo, name="echo", public=True)
+    async with open_pair() as (_, y):
+        echo = await y.wait_for("echo")
         with trio.fail_after(20):
-            echo = await y.wait_for("echo", timeout=20)
             assert await echo.ask("hello") == "hello"
     spans = {span.name: span for span in exporter.get_finished_spans()}
     client, server = spans[f"ask {echo.path}"], spans[f"receive {echo.path}"]
