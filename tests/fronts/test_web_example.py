@@ -46,7 +46,9 @@ def test_endpoints_find_actors_on_the_agents_and_ask_them() -> None:
         server = subprocess.Popen(command, env=env)
         try:
             base = f"http://127.0.0.1:{port}"
-            wait_for(lambda: answers(f"{base}/health") or server.poll() is not None, START_BOUND)
+            # ready once the service answers and an agent holds the counter (an agent's
+            # setup waits 2 s for another's counter before starting its own)
+            wait_for(lambda: answers(f"{base}/counter") or server.poll() is not None, START_BOUND)
             assert server.poll() is None, "uvicorn exited"
             with httpx.Client(base_url=base, timeout=10) as client:
                 assert client.get("/health").json() == {"node": "web"}
