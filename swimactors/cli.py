@@ -16,6 +16,7 @@ import attrs
 import trio
 
 from . import __version__
+from .actors.transport import TransportConfig
 from .agent.commands import add_commands, read_token
 from .agent.discovery import is_dns_seed, parse_dns_seed
 from .agent.handlers import parse_handler
@@ -187,6 +188,23 @@ def _parser() -> argparse.ArgumentParser:
         "(default: 7 s at 5 members, growing with the cluster)",
     )
     agent.add_argument(
+        "--untrusted",
+        action="store_true",
+        help="Akka's untrusted mode: refuse remote spawn and remote watch (docs/security.md)",
+    )
+    agent.add_argument(
+        "--trust",
+        type=_trusted,
+        default=frozenset(),
+        metavar="spawn,watch",
+        help="with --untrusted: the remote operations still allowed",
+    )
+    agent.add_argument(
+        "--debug-errors",
+        action="store_true",
+        help="error replies carry the server's traceback (default: type and message only)",
+    )
+    agent.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
     add_agent_flags(agent)
@@ -195,6 +213,14 @@ def _parser() -> argparse.ArgumentParser:
     add_commands(commands, _address)
     add_key_commands(commands, _address)
     return parser
+
+
+def _trusted(text: str) -> frozenset[str]:
+    """``--trust spawn,watch``: the remote operations an untrusted agent still allows."""
+    names = frozenset(word.strip() for word in text.split(",") if word.strip())
+    if not names <= {"spawn", "watch"}:
+        raise argparse.ArgumentTypeError("--trust takes spawn and/or watch")
+    return names
 
 
 def _run_agent(args: argparse.Namespace) -> int:
@@ -210,6 +236,11 @@ def _run_agent(args: argparse.Namespace) -> int:
         split_brain = _split_brain_config(args.split_brain, args.stable_after)
         token = read_token(args.http_token_file)
         handlers = tuple(parse_handler(text) for text in args.event_handler)
+        if args.trust and not args.untrusted:
+            raise ValueError("--trust needs --untrusted")
+        transport = TransportConfig(
+            untrusted=args.untrusted, trusted=args.trust, debug=args.debug_errors
+        )
     except (ConfigError, argparse.ArgumentTypeError, ValueError) as exc:
         print(f"swimactors agent: {exc}", file=sys.stderr)
         return 2
@@ -230,6 +261,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         event_handlers=handlers,
         keyring_file=args.keyring_file,
         dns_server=args.dns_server,
+        transport=transport,
     )
     try:
         trio.run(run_agent, options)

@@ -17,6 +17,7 @@ from typing import TextIO
 import attrs
 import trio
 
+from ..actors.transport import TransportConfig
 from ..cluster.split_brain import SplitBrainConfig
 from ..cluster.system import open_system
 from ..membership.config import Config
@@ -107,6 +108,8 @@ class AgentOptions:
     """Where the keyring came from (``--keyring-file``); key changes are saved back to it."""
     dns_server: str | None = None
     """``host:port`` of the DNS server for ``dns://`` seeds; None: the system's."""
+    transport: TransportConfig = attrs.field(factory=TransportConfig)
+    """The actor transport's settings (``--untrusted``, ``--trust``, ``--debug-errors``)."""
 
 
 def describe_event(event: MemberEvent | EventsDropped) -> str:
@@ -197,6 +200,7 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
             advertise=options.advertise,
             meta=options.meta,
             split_brain=options.split_brain,
+            transport=options.transport,
         ) as system:
             assert system.cluster is not None
             node = system.cluster.node

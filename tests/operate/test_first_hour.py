@@ -164,3 +164,26 @@ async def test_a_split_brain_rule_on_some_agents_only_is_warned_about() -> None:
                 )
 
             assert await wait_until(warned, 20) is not None, a.output() + b.output()
+
+
+def test_untrusted_mode_and_debug_errors_reach_the_actor_transport(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from swimactors import cli
+    from swimactors.agent import runner
+
+    started: list[runner.AgentOptions] = []
+
+    async def fake_run_agent(options: runner.AgentOptions) -> None:
+        started.append(options)
+
+    monkeypatch.setattr(runner, "run_agent", fake_run_agent)
+    base = ["agent", "--name", "a", "--bind", "127.0.0.1:0"]
+    assert cli.main([*base, "--untrusted", "--trust", "watch", "--debug-errors"]) == 0
+    transport = started[-1].transport
+    assert transport.untrusted and transport.trusted == {"watch"} and transport.debug
+    assert cli.main(base) == 0
+    assert not started[-1].transport.untrusted and not started[-1].transport.debug
+    assert cli.main([*base, "--trust", "spawn"]) == 2  # --trust without --untrusted
+    with pytest.raises(SystemExit):
+        cli.main([*base, "--untrusted", "--trust", "stop"])
