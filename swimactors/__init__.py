@@ -29,6 +29,7 @@ if TYPE_CHECKING:
         UndecodableReply,
         Unsendable,
     )
+    from .actors.events import ActorExited, ActorRestarted, ActorStarted
     from .actors.mailbox import Mailbox
     from .actors.message import Terminated, message
     from .actors.ref import ActorRef
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     )
     from .cluster.grains import Grain, NoGrainHost
     from .cluster.names import NameLost
-    from .cluster.split_brain import QuorumLost, SplitBrainConfig
+    from .cluster.split_brain import QuorumChanged, QuorumLost, SplitBrainConfig
     from .cluster.system import Environment, System, open_system
     from .placement import Placement
 
@@ -55,6 +56,9 @@ _WHERE = {
     "ActorFailed": ".actors.errors",
     "ActorRef": ".actors.ref",
     "ActorStopped": ".actors.errors",
+    "ActorExited": ".actors.events",
+    "ActorRestarted": ".actors.events",
+    "ActorStarted": ".actors.events",
     "AskTimeout": ".actors.errors",
     "Consistency": ".cluster.ddata",
     "ConsistencyError": ".cluster.ddata",
@@ -72,6 +76,7 @@ _WHERE = {
     "NoGrainHost": ".cluster.grains",
     "NodeDown": ".actors.errors",
     "Placement": ".placement",
+    "QuorumChanged": ".cluster.split_brain",
     "QuorumLost": ".cluster.split_brain",
     "SQLiteGrainStore": ".cluster.grain_store",
     "SplitBrainConfig": ".cluster.split_brain",
@@ -94,8 +99,11 @@ __getattr__, __dir__ = lazy_exports(__name__, globals(), _WHERE)
 __all__ = [
     "Actor",
     "ActorError",
+    "ActorExited",
     "ActorFailed",
     "ActorRef",
+    "ActorRestarted",
+    "ActorStarted",
     "ActorStopped",
     "AskTimeout",
     "Consistency",
@@ -115,6 +123,7 @@ __all__ = [
     "NoGrainHost",
     "NodeDown",
     "Placement",
+    "QuorumChanged",
     "QuorumLost",
     "RemoteProtocolError",
     "SQLiteGrainStore",

@@ -31,6 +31,7 @@ from . import supervision
 from .actor import Actor
 from .context import Context, Timer
 from .errors import ActorFailed, ActorStopped, MailboxFull, describe
+from .events import ActorExited, ActorRestarted, ActorStarted
 from .mailbox import Mailbox, Queue, evict
 from .message import Terminated
 from .ref import READY, ActorRef, Watcher, current_sender
@@ -407,6 +408,8 @@ class ActorCell:
         try:
             if type(self.instance).on_start is not Actor.on_start:
                 await self._hook(self.instance.on_start, fail=True)
+            if self.system.event_hub.active:
+                self.system.event_hub.publish(ActorStarted(self.ref))
             await self._loop()
         finally:
             self._finish()
@@ -538,6 +541,8 @@ class ActorCell:
         self.system.stats.restarts += 1
         instance = self.instance
         await self._hook(lambda: instance.on_restart(error), fail=True)
+        if self.system.event_hub.active:
+            self.system.event_hub.publish(ActorRestarted(self.ref, describe(error)))
 
     async def _hook(self, hook: Callable[[], Awaitable[None]], *, fail: bool = False) -> None:
         """Run a lifecycle hook; with ``fail`` its error is a failure, else just logged."""
@@ -607,6 +612,8 @@ class ActorCell:
         if self.parent.children.get(self.name) is self:
             del self.parent.children[self.name]
         self.system.actor_finished()
+        if self.system.event_hub.active:
+            self.system.event_hub.publish(ActorExited(self.ref, self.reason))
         if self._done is not None:
             self._done.set()
         if self._escalate is not None:

@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import trio
 
+from ..membership.events import EventHub
 from .ref import ActorRef
 
 __all__ = ["ASK_BUCKETS", "DeadLetter", "DeadLetters", "Histogram", "Stats"]
@@ -87,8 +88,10 @@ class Stats:
 class DeadLetters:
     """The dead-letter stream: a counter, a short log, and optional live subscribers."""
 
-    def __init__(self, keep: int = 100) -> None:
+    def __init__(self, keep: int = 100, events: EventHub[object] | None = None) -> None:
         self.count = 0
+        self.events = events
+        """Where letters are also published as system events."""
         self.dropped = 0
         """Letters a full subscriber channel could not take."""
         self.recent: deque[DeadLetter] = deque(maxlen=keep)
@@ -98,6 +101,8 @@ class DeadLetters:
         self.count += 1
         letter = DeadLetter(recipient, message, sender)
         self.recent.append(letter)
+        if self.events is not None and self.events.active:
+            self.events.publish(letter)
         for channel in self._subscribers:
             try:
                 channel.send_nowait(letter)

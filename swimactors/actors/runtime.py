@@ -20,6 +20,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
+from ..membership.events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from .actor import Actor
 from .cell import BUDGET, ActorCell, State
 from .deadlines import AskDeadlines
@@ -126,7 +127,9 @@ class LocalSystem:
         self.mailbox_size = mailbox_size
         self.supervision = supervision
         self.stats = Stats()
-        self.dead_letters = DeadLetters()
+        self.event_hub: EventHub[object] = EventHub()
+        """Lifecycle events for :meth:`events` (actors, dead letters; the cluster adds more)."""
+        self.dead_letters = DeadLetters(events=self.event_hub)
         self.children: dict[str, ActorCell] = {}
         self.failure: BaseException | None = None
         self.ask_deadlines = AskDeadlines()
@@ -198,6 +201,14 @@ class LocalSystem:
         if cell is not None:
             cell.request_stop()
             await cell.wait_stopped()
+
+    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription[object]:
+        """A subscription to this node's lifecycle events (:mod:`swimactors.actors.events`,
+        dead letters; on a cluster system also member events, ``NameLost`` and
+        ``QuorumChanged``): ``with system.events() as events: async for event in events``.
+        A subscriber more than ``buffer`` events behind loses the oldest and reads an
+        ``EventsDropped(count)``; the iteration ends when the system closes."""
+        return self.event_hub.subscribe(buffer)
 
     @property
     def live_actors(self) -> int:
@@ -359,6 +370,7 @@ async def run_system(
                         with trio.move_on_after(shutdown_timeout):
                             await system.shutdown()
                         nursery.cancel_scope.cancel()
+                        system.event_hub.close()
                         ref_resolver.reset(resolver)
                         left.set()
     except BaseExceptionGroup as group:

@@ -147,7 +147,10 @@ class Names:
         del self.public[name]
         self.delegate.unregister(name)
         if winner is not None:
-            self.system.nursery.start_soon(self._tell_loser, ref, NameLost(name, winner))
+            notice = NameLost(name, winner)
+            if self.system.event_hub.active:
+                self.system.event_hub.publish(notice)
+            self.system.nursery.start_soon(self._tell_loser, ref, notice)
 
     async def _tell_loser(self, ref: ActorRef, notice: NameLost) -> None:
         """Let the loser handle the notice (an ask, so it is handled), then stop it."""

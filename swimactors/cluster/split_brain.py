@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "GatedTransport",
+    "QuorumChanged",
     "QuorumLost",
     "SplitBrain",
     "SplitBrainConfig",
@@ -55,6 +56,14 @@ log = logging.getLogger("swimactors.split_brain")
 _SINGLETON = "singleton"
 MAX_HISTORY = 32
 """Decisions kept for the API (the most recent ones)."""
+
+
+@attrs.frozen
+class QuorumChanged:
+    """A system event: this side stopped (``serving`` False) or resumed serving."""
+
+    serving: bool
+    reason: str
 
 
 class QuorumLost(ActorError):
@@ -275,6 +284,11 @@ class SplitBrain(Delegate):
 
     # -- acting on decisions -----------------------------------------------------------------
 
+    def _announce(self, decision: Decision) -> None:
+        hub = self.system.event_hub
+        if hub.active:
+            hub.publish(QuorumChanged(decision.serving, decision.reason))
+
     def _apply(self, decision: Decision) -> None:
         was_serving = not self.history or self.history[-1].serving
         self.history.append(decision)
@@ -283,6 +297,7 @@ class SplitBrain(Delegate):
             if was_serving:
                 self.counters["lost"] += 1
                 log.warning("%s: quorum lost (%s)", self.node.name, decision.reason)
+                self._announce(decision)
                 self._step_down()
             if decision.downed:
                 self._renounce_seniority()
@@ -290,6 +305,7 @@ class SplitBrain(Delegate):
             if not was_serving:
                 self.counters["regained"] += 1
                 log.warning("%s: quorum ok (%s)", self.node.name, decision.reason)
+                self._announce(decision)
                 self._resume()
             if decision.down:
                 self._take_over(decision.down)

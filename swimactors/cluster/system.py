@@ -127,8 +127,11 @@ class Cluster:
             nursery.start_soon(self.names.run)
 
     async def _follow_members(self) -> None:
+        hub = self.names.system.event_hub
         with self.node.events() as events:
             async for event in events:
+                if hub.active:
+                    hub.publish(event)
                 if isinstance(event, MemberDown | MemberLeft):
                     reason = "down" if isinstance(event, MemberDown) else "left"
                     self.transport.node_down(event.member.name, reason)

@@ -1,4 +1,5 @@
-"""Fan-out of membership events to any number of subscribers, each with a bounded buffer.
+"""Fan-out of events (membership's, and a system's lifecycle events) to any number of
+subscribers, each with a bounded buffer.
 
 Publishing never blocks and never fails: a subscriber that falls behind loses its oldest
 events, and the next thing it reads is an :class:`EventsDropped` saying how many, so a slow
@@ -10,13 +11,14 @@ from __future__ import annotations
 import collections
 import weakref
 from types import TracebackType
+from typing import Generic, TypeVar
 
 import attrs
 import trio
 
-from .types import MemberEvent
-
 __all__ = ["DEFAULT_EVENT_BUFFER", "EventBuffer", "EventHub", "EventsDropped", "Subscription"]
+
+E = TypeVar("E")
 
 DEFAULT_EVENT_BUFFER = 1024
 """Events a subscriber may have unread before the oldest are dropped."""
@@ -29,19 +31,19 @@ class EventsDropped:
     count: int
 
 
-class EventBuffer:
+class EventBuffer(Generic[E]):
     """One subscriber's bounded queue: when full the oldest event goes, and the next read
     is an :class:`EventsDropped` saying how many went (not thread-safe by itself)."""
 
     def __init__(self, size: int) -> None:
         if size < 1:
             raise ValueError(f"an event buffer must hold at least 1 event, got {size}")
-        self._queue: collections.deque[MemberEvent] = collections.deque(maxlen=size)
+        self._queue: collections.deque[E] = collections.deque(maxlen=size)
         self._pending_drop = 0
         self.dropped = 0
         """Total events lost by reading too slowly."""
 
-    def push(self, event: MemberEvent) -> None:
+    def push(self, event: E) -> None:
         if len(self._queue) == self._queue.maxlen:
             self.lost(1)
         self._queue.append(event)
@@ -55,7 +57,7 @@ class EventBuffer:
     def empty(self) -> bool:
         return not self._queue and not self._pending_drop
 
-    def pop(self) -> MemberEvent | EventsDropped | None:
+    def pop(self) -> E | EventsDropped | None:
         """The next thing to read, or None when there is none."""
         if self._pending_drop:
             dropped, self._pending_drop = self._pending_drop, 0
@@ -63,17 +65,18 @@ class EventBuffer:
         return self._queue.popleft() if self._queue else None
 
 
-class Subscription:
+class Subscription(Generic[E]):
     """One subscriber's view of the event stream: ``async for event in subscription``.
 
-    Iteration yields :class:`MemberEvent` values (and :class:`EventsDropped` where events
-    were lost) and ends when the node closes or :meth:`close` is called.  Use it as a
-    context manager (``with node.events() as events:``) to unsubscribe deterministically.
+    Iteration yields events (:class:`MemberEvent` values from a node), and
+    :class:`EventsDropped` where events were lost; it ends when the node closes or
+    :meth:`close` is called.  Use it as a context manager (``with node.events() as
+    events:``) to unsubscribe deterministically.
     """
 
-    def __init__(self, hub: EventHub, buffer: int) -> None:
+    def __init__(self, hub: EventHub[E], buffer: int) -> None:
         self._hub = hub
-        self._buffer = EventBuffer(buffer)
+        self._buffer: EventBuffer[E] = EventBuffer(buffer)
         self._wakeup = trio.Event()
         self._closed = False
 
@@ -82,8 +85,11 @@ class Subscription:
         """Total events this subscriber lost by reading too slowly."""
         return self._buffer.dropped
 
-    def _push(self, event: MemberEvent) -> None:
-        self._buffer.push(event)
+    def _push(self, event: E | EventsDropped) -> None:
+        if isinstance(event, EventsDropped):  # lost upstream: reported as lost here
+            self._buffer.lost(event.count)
+        else:
+            self._buffer.push(event)
         self._wakeup.set()
 
     def _lost(self, count: int) -> None:
@@ -97,10 +103,10 @@ class Subscription:
             self._hub._discard(self)
             self._wakeup.set()
 
-    def __aiter__(self) -> Subscription:
+    def __aiter__(self) -> Subscription[E]:
         return self
 
-    async def __anext__(self) -> MemberEvent | EventsDropped:
+    async def __anext__(self) -> E | EventsDropped:
         while True:
             item = self._buffer.pop()
             if item is not None:
@@ -110,7 +116,7 @@ class Subscription:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
 
-    def __enter__(self) -> Subscription:
+    def __enter__(self) -> Subscription[E]:
         return self
 
     def __exit__(
@@ -122,16 +128,16 @@ class Subscription:
         self.close()
 
 
-class EventHub:
+class EventHub(Generic[E]):
     """Holds subscribers weakly (an abandoned subscription costs nothing) and fans out."""
 
     def __init__(self) -> None:
-        self._subscribers: weakref.WeakSet[Subscription] = weakref.WeakSet()
+        self._subscribers: weakref.WeakSet[Subscription[E]] = weakref.WeakSet()
         self._closed = False
         self.dropped = 0
         """Events lost across all subscribers (the node reports it in its counters)."""
 
-    def subscribe(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
+    def subscribe(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription[E]:
         subscription = Subscription(self, buffer)
         if self._closed:
             subscription.close()
@@ -139,7 +145,12 @@ class EventHub:
             self._subscribers.add(subscription)
         return subscription
 
-    def publish(self, event: MemberEvent) -> None:
+    @property
+    def active(self) -> bool:
+        """Whether anyone is subscribed (publishers skip building events otherwise)."""
+        return bool(self._subscribers)
+
+    def publish(self, event: E | EventsDropped) -> None:
         for subscription in list(self._subscribers):
             before = subscription.dropped
             subscription._push(event)
@@ -157,5 +168,5 @@ class EventHub:
         for subscription in list(self._subscribers):
             subscription.close()
 
-    def _discard(self, subscription: Subscription) -> None:
+    def _discard(self, subscription: Subscription[E]) -> None:
         self._subscribers.discard(subscription)

@@ -116,7 +116,7 @@ class MirroredNode:
     def __init__(self, thread: NodeThread, token: trio.lowlevel.TrioToken) -> None:
         self._thread = thread
         self._token = token
-        self._hub = EventHub()
+        self._hub: EventHub[MemberEvent] = EventHub()
         self._members: dict[str, Member] = {}
         self._incarnation = 0
         self._awareness = 0
@@ -172,7 +172,7 @@ class MirroredNode:
         counters["membership_thread_closed_drops"] = self._dropped_after_stop
         return counters
 
-    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
+    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription[MemberEvent]:
         return self._hub.subscribe(buffer)
 
     def register_delegate(self, channel: str, delegate: Delegate) -> None:

@@ -28,7 +28,7 @@ from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from .keys import KEYS_CHANNEL, KeyGossip
 from .sealing import OncePerPeer, SealedTransport
 from .transport import NodeTransport, Transport, normalize_source, resolve
-from .types import Address, Member, format_address, parse_address
+from .types import Address, Member, MemberEvent, format_address, parse_address
 
 __all__ = ["DEFAULT_PORT", "Node", "open_node"]
 
@@ -44,7 +44,7 @@ class Node:
     def __init__(self, core: Swim, transport: NodeTransport, leave_timeout: float) -> None:
         self._core = core
         self._transport = transport
-        self._hub = EventHub()
+        self._hub: EventHub[MemberEvent] = EventHub()
         self._leave_timeout = leave_timeout
         self._timer = trio.CancelScope()
         self._deadline = math.inf
@@ -116,7 +116,7 @@ class Node:
             counters.update(self._keys.counters)
         return counters
 
-    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription:
+    def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription[MemberEvent]:
         """Subscribe to membership events from now on (``async for event in ...``).
 
         Each subscription buffers up to ``buffer`` unread events; past that the oldest are

@@ -68,7 +68,7 @@ class ThreadEvents:
         self, owner: NodeThread, buffer: int, on_ready: Callable[[], None] | None = None
     ) -> None:
         self._owner = owner
-        self._buffer = EventBuffer(buffer)
+        self._buffer: EventBuffer[MemberEvent] = EventBuffer(buffer)
         self._condition = threading.Condition()
         self._on_ready = on_ready
         self.closed = False

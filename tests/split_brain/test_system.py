@@ -6,7 +6,7 @@ import pytest
 import trio
 
 import swimactors
-from swimactors import Actor, QuorumLost, SplitBrainConfig
+from swimactors import Actor, QuorumChanged, QuorumLost, SplitBrainConfig
 from swimactors.quorum import down_all, keep_majority
 
 from .helpers import Partition, open_quorum_systems, until
@@ -96,8 +96,13 @@ async def test_a_remote_ask_from_the_losing_side_fails_fast() -> None:
             ref = await n0.spawn(Counter, name="c", public=True)
             remote = await n2.wait_for("c", timeout=5)
             assert await remote.ask("add") == 1
-            partition.cut(systems[:2], [n2])
-            await until(lambda: n2.quorum_state == "lost", timeout=15)
+            with n2.events() as events:
+                partition.cut(systems[:2], [n2])
+                await until(lambda: n2.quorum_state == "lost", timeout=15)
+                async for event in events:  # system events say so too
+                    if isinstance(event, QuorumChanged):
+                        assert not event.serving
+                        break
             with trio.fail_after(0.5), pytest.raises(QuorumLost):
                 await remote.ask("add")
             assert await ref.ask("add") == 2  # the majority still serves
