@@ -29,6 +29,7 @@ from .mailbox import Mailbox, as_mailbox
 from .message import ref_resolver
 from .observe import DeadLetters, Stats
 from .ref import ActorRef, Watcher
+from .routers import PoolCell, Routing, Supervisor, check_routing
 from .supervision import DEFAULT_STRATEGY, Strategy
 
 __all__ = [
@@ -162,6 +163,36 @@ class LocalSystem:
         """
         return self.spawn_under(self, actor, name, mailbox_size, supervision)
 
+    async def spawn_pool(
+        self,
+        actor: ActorSource,
+        size: int,
+        name: str | None = None,
+        *,
+        routing: Routing = "round-robin",
+        key: Callable[[Any], Any] | None = None,
+        mailbox_size: int | Mailbox | None = None,
+        supervision: Strategy | None = None,
+    ) -> ActorRef:
+        """Start ``size`` routees from the factory ``actor`` behind one ref (see
+        :mod:`.routers`): ``routing`` picks the routee per message (``key`` is the message's
+        key for ``"consistent-hash"``); ``mailbox_size`` and ``supervision`` are each
+        routee's.  The pool's ref is an ordinary :class:`ActorRef`."""
+        if isinstance(actor, Actor) or not callable(actor):
+            raise TypeError(f"a pool needs a factory of routees, not {actor!r}")
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"a pool needs a size of at least 1, not {size!r}")
+        check_routing(routing, key)
+        as_mailbox(self.mailbox_size if mailbox_size is None else mailbox_size)
+        supervisor = Supervisor(actor, size, mailbox_size, supervision)
+        ref = self.spawn_under(self, lambda: supervisor, name, None, None, cell_type=PoolCell)
+        pool = ref.target
+        assert isinstance(pool, PoolCell)
+        pool.configure(routing, key)
+        supervisor.start_routees(pool)
+        await trio.lowlevel.checkpoint()
+        return ref
+
     async def find(self, name: str) -> ActorRef | None:
         """The ref of the actor holding ``name`` (``"parent/child"`` for a child); None if
         nobody does."""
@@ -224,6 +255,7 @@ class LocalSystem:
         name: str | None,
         mailbox_size: int | Mailbox | None,
         strategy: Strategy | None,
+        cell_type: type[ActorCell] = ActorCell,
     ) -> ActorRef:
         if self.closing:
             raise ActorStopped(f"system {self.name} is stopping")
@@ -239,7 +271,7 @@ class LocalSystem:
                 raise NameTaken(f"the name {name!r} is taken by {parent.children[name].ref}")
         instance, factory = _instantiate(actor)
         path = name if isinstance(parent, LocalSystem) else f"{parent.ref.path}/{name}"
-        cell = ActorCell(
+        cell = cell_type(
             self, parent, name, path, uid, instance, factory, strategy or self.supervision, mailbox
         )
         parent.children[name] = cell
