@@ -144,6 +144,25 @@ def actors_tell(n: int) -> float:
     return _timed(main)
 
 
+def pool_tell(n: int, size: int = 4) -> float:
+    """Tells through a round-robin pool of ``size`` sinks (each gets n / size)."""
+
+    async def main() -> float:
+        async with swimactors.open_system() as system:
+            sinks = [Sink(n // size) for _ in range(size)]
+            made = iter(sinks)
+            pool = await system.spawn_pool(lambda: next(made), size=size)
+            msg = Ping()
+            start = time.perf_counter()
+            for _ in range(n // size * size):
+                await pool.tell(msg)
+            for sink in sinks:
+                await sink.done.wait()
+            return n // size * size / (time.perf_counter() - start)
+
+    return _timed(main)
+
+
 # -- ask round trip ----------------------------------------------------------------------
 
 
@@ -416,6 +435,13 @@ def run(quick: bool) -> list[Row]:
         lambda: actors_tell(tell_n),
         lambda: floor_tell(tell_n),
         "a bounded memory channel, one awaited send a message (for scale)",
+    )
+    compare(
+        "pool tell vs direct tell",
+        "msg/s",
+        lambda: pool_tell(tell_n),
+        lambda: actors_tell(tell_n),
+        "round-robin pool of 4 actors vs one actor; ratio = pool / direct (target >= 0.83)",
     )
     compare(
         "ask vs asyncio Future",
