@@ -4,9 +4,12 @@ A GCounter holds one *slot* per process ``(node, incarnation)``: the count that 
 added.  Only the process itself writes its slot, so its slots only grow and two copies
 join by taking the larger.  A restarted process would leave its predecessor's slot behind
 for good, so each write *folds* the older slots of its node that it holds into its own
-slot: it adds their sum and records ``covers``, the highest incarnation it absorbed, and
-every slot of that node at or below ``covers`` is then dropped everywhere.  One writer folds
-a node's history, so nothing is counted twice, and a counter keeps one slot per node name.
+slot: it adds their sum and records ``covers``, its own incarnation - 1, and every slot of
+that node at or below ``covers`` is then dropped everywhere.  A fold claims *every* earlier
+process of its node, not just those it held: two successors that each folded the same
+predecessor (one not knowing the other) would otherwise both count it, so the later one
+wins and the earlier one's slot goes.  At most one folded slot per node survives, nothing is
+counted twice, and a counter keeps one slot per node name.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ class Slot:
 
     count: int
     covers: int = -1
-    """The highest earlier incarnation of the same node folded into ``count`` (-1: none)."""
+    """Every earlier incarnation of the same node up to this is folded into ``count``
+    (the writer's incarnation - 1 once it has folded; -1: none)."""
 
 
 def _check_amount(amount: int) -> None:
@@ -62,7 +66,7 @@ class GCounter:
         slot = slot or Slot(0)
         older = [r for r in self.slots if r[0] == replica[0] and r[1] < replica[1]]
         count = slot.count + amount + sum(self.slots[r].count for r in older)
-        covers = max([slot.covers, *(r[1] for r in older)])
+        covers = replica[1] - 1 if older else slot.covers
         delta = GCounter({replica: Slot(count, covers)})
         self.merge(delta)
         return delta

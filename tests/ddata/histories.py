@@ -122,5 +122,9 @@ def run(model: str, ops: list[tuple[str, int, int, int]]) -> History:
     return History(kind, replicas, incarnations, deltas, states, total)
 
 
+operations = st.lists(_op, max_size=40)
+"""The steps of one history, for :func:`run`."""
+
+
 def histories(model: str) -> st.SearchStrategy[History]:
-    return st.lists(_op, max_size=40).map(lambda ops: run(model, ops))
+    return operations.map(lambda ops: run(model, ops))
