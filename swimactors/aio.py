@@ -27,12 +27,11 @@ from .actors.runtime import ActorSource
 from .cluster.system import System
 from .cluster.system import open_system as _open_system
 from .loop_thread import LoopThread
-from .membership.config import Config
 from .membership.delegate import Delegate
 from .membership.events import DEFAULT_EVENT_BUFFER, EventsDropped
 from .membership.node import Node
-from .membership.threaded import NodeClosed, NodeOptions, NodeThread
-from .membership.types import Address, Member, MemberEvent
+from .membership.threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
+from .membership.types import Member, MemberEvent
 
 __all__ = ["AsyncEvents", "AsyncNode", "AsyncRef", "AsyncSystem", "open_node", "open_system"]
 
@@ -111,33 +110,13 @@ class AsyncEvents:
         self.close()
 
 
-class AsyncNode:
+class AsyncNode(OnNodeThread):
     """A running member on its own thread, for asyncio code; get one from
     :func:`open_node`.  Reads are snapshots taken on the membership thread."""
 
     def __init__(self, thread: NodeThread, loop: asyncio.AbstractEventLoop) -> None:
         self._thread = thread
         self._loop = loop
-
-    @property
-    def name(self) -> str:
-        return self._thread.node_name
-
-    @property
-    def address(self) -> Address:
-        return self._thread.address
-
-    @property
-    def bound_address(self) -> Address:
-        return self._thread.bound_address
-
-    @property
-    def config(self) -> Config:
-        return self._thread.config
-
-    @property
-    def max_broadcast_size(self) -> int:
-        return self._thread.max_broadcast_size
 
     @property
     def running(self) -> bool:

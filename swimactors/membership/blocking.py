@@ -15,11 +15,10 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Unpack
 
-from .config import Config
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventsDropped
-from .threaded import NodeClosed, NodeOptions, NodeThread, ThreadEvents
-from .types import Address, Member, MemberEvent
+from .threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread, ThreadEvents
+from .types import Member, MemberEvent
 
 __all__ = ["BlockingNode", "Events", "start_node"]
 
@@ -72,7 +71,7 @@ class Events:
         self.close()
 
 
-class BlockingNode:
+class BlockingNode(OnNodeThread):
     """A running member driven by its own thread; get one from :func:`start_node`.
 
     Reads are snapshots taken on the membership thread; :class:`NodeClosed` is raised once
@@ -81,27 +80,6 @@ class BlockingNode:
 
     def __init__(self, thread: NodeThread) -> None:
         self._thread = thread
-
-    @property
-    def name(self) -> str:
-        return self._thread.node_name
-
-    @property
-    def address(self) -> Address:
-        """The address peers reach this node at (the real port when bound to port 0)."""
-        return self._thread.address
-
-    @property
-    def bound_address(self) -> Address:
-        return self._thread.bound_address
-
-    @property
-    def config(self) -> Config:
-        return self._thread.config
-
-    @property
-    def max_broadcast_size(self) -> int:
-        return self._thread.max_broadcast_size
 
     @property
     def running(self) -> bool:

@@ -30,13 +30,12 @@ from typing import Any, TypeVar, Unpack
 import outcome
 import trio
 
-from .config import Config
 from .core import BroadcastTooLarge
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from .node import Node
-from .threaded import NodeClosed, NodeOptions, NodeThread
-from .types import Address, Member, MemberEvent
+from .threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
+from .types import Member, MemberEvent
 
 __all__ = ["MirroredNode", "open_mirrored_node"]
 
@@ -106,7 +105,7 @@ class _ForwardingDelegate(Delegate):
         self.state = self._delegate.local_state(False)
 
 
-class MirroredNode:
+class MirroredNode(OnNodeThread):
     """The node's interface on the program's trio loop; the node runs on its own thread.
 
     Reads come from the mirror (members current to the last event or probe interval);
@@ -126,26 +125,6 @@ class MirroredNode:
         self._dropped_after_stop = 0
 
     # -- the Node interface ----------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._thread.node_name
-
-    @property
-    def address(self) -> Address:
-        return self._thread.address
-
-    @property
-    def bound_address(self) -> Address:
-        return self._thread.bound_address
-
-    @property
-    def config(self) -> Config:
-        return self._thread.config
-
-    @property
-    def max_broadcast_size(self) -> int:
-        return self._thread.max_broadcast_size
 
     @property
     def incarnation(self) -> int:

@@ -171,3 +171,31 @@ class NodeThread(LoopThread[Node]):
                     subscribers = list(self._subscribers)
                 for subscriber in subscribers:
                     subscriber._deliver(item)
+
+
+class OnNodeThread:
+    """What every front reads of a node running on its own thread: facts fixed once it has
+    started, read without crossing to that thread."""
+
+    _thread: NodeThread
+
+    @property
+    def name(self) -> str:
+        return self._thread.node_name
+
+    @property
+    def address(self) -> Address:
+        """The address peers reach this node at (the real port when bound to port 0)."""
+        return self._thread.address
+
+    @property
+    def bound_address(self) -> Address:
+        return self._thread.bound_address
+
+    @property
+    def config(self) -> Config:
+        return self._thread.config
+
+    @property
+    def max_broadcast_size(self) -> int:
+        return self._thread.max_broadcast_size
