@@ -26,6 +26,7 @@ from .cluster.split_brain import SplitBrainConfig
 from .membership.config import Config, ConfigError
 from .membership.types import parse_address
 from .quorum import Strategy, parse_strategy
+from .security import TlsConfig
 
 __all__ = ["main"]
 
@@ -205,6 +206,16 @@ def _parser() -> argparse.ArgumentParser:
         help="error replies carry the server's traceback (default: type and message only)",
     )
     agent.add_argument(
+        "--tls-cert",
+        metavar="PATH",
+        help="mutual TLS on the TCP channels: this node's certificate (PEM; its "
+        "subjectAltName names the node), with --tls-key and --tls-ca (docs/security.md)",
+    )
+    agent.add_argument("--tls-key", metavar="PATH", help="the private key of --tls-cert (PEM)")
+    agent.add_argument(
+        "--tls-ca", metavar="PATH", help="the CA certificates peers' certificates must chain to"
+    )
+    agent.add_argument(
         "--log-level", default="warning", choices=["debug", "info", "warning", "error"]
     )
     add_agent_flags(agent)
@@ -223,6 +234,16 @@ def _trusted(text: str) -> frozenset[str]:
     return names
 
 
+def _tls(args: argparse.Namespace) -> TlsConfig | None:
+    """``--tls-cert``, ``--tls-key`` and ``--tls-ca``: all three, or none."""
+    files = (args.tls_cert, args.tls_key, args.tls_ca)
+    if not any(files):
+        return None
+    if not all(files):
+        raise ValueError("--tls-cert, --tls-key and --tls-ca go together")
+    return TlsConfig(cert=args.tls_cert, key=args.tls_key, ca=args.tls_ca)
+
+
 def _run_agent(args: argparse.Namespace) -> int:
     from .agent.logs import configure_logging
     from .agent.runner import AgentOptions, StartupError, run_agent, startup_failure
@@ -232,7 +253,9 @@ def _run_agent(args: argparse.Namespace) -> int:
     try:
         for seed in seeds:
             parse_dns_seed(seed) if is_dns_seed(seed) else _address(seed)
-        config = config_from(args.profile, args.overrides).replace(keyring=keyring_from(args))
+        config = config_from(args.profile, args.overrides).replace(
+            keyring=keyring_from(args), tls=_tls(args)
+        )
         split_brain = _split_brain_config(args.split_brain, args.stable_after)
         token = read_token(args.http_token_file)
         handlers = tuple(parse_handler(text) for text in args.event_handler)

@@ -17,6 +17,10 @@ asks waiting on that connection fail with :class:`NodeDown` at once.
 
 A frame that does not parse, or announces more than ``max_frame`` bytes, is counted and its
 connection dropped; other connections are untouched.
+
+Under mutual TLS (:attr:`ActorTransport.tls`) a connection is a TLS stream instead of the
+key handshake's sealed one: a dialled peer's certificate must name the node dialled, an
+inbound peer's HELLO must name a node its certificate names.
 """
 
 from __future__ import annotations
@@ -37,8 +41,10 @@ import outcome
 import trio
 
 from .. import wire
+from ..membership.once import OncePerPeer
 from ..membership.types import format_address
-from ..security import HandshakeError, Keyring
+from ..security import HandshakeError, Keyring, TlsConfig
+from ..security.tls_stream import open_tls
 from . import protocol, tracing
 from .cell import ActorCell
 from .errors import ActorFailed, ActorStopped, MailboxFull, NodeDown, UndecodableReply
@@ -286,6 +292,7 @@ def _public(error: BaseException) -> BaseException:
 
 
 Held = tuple[Any, ActorRef | None, Reply | None]
+_TLS_REFUSALS = frozenset({"rejected_tls", "rejected_certificate"})
 
 
 class Connection:
@@ -327,6 +334,8 @@ class Connection:
         self._nursery: trio.Nursery | None = None
         self.peer_host: str | None = None
         """The source IP of an inbound connection (on sockets)."""
+        self.peer_names: frozenset[str] | None = None
+        """The node names the peer's TLS certificate carries (None without TLS)."""
         self._opened = math.inf
         """When the stream was ready: the peer's HELLO is due ``handshake_timeout`` later."""
         self._greeted = False
@@ -428,9 +437,11 @@ class Connection:
                 self._opened = trio.current_time()
                 if isinstance(stream, trio.SocketStream):
                     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    if _DONTWAIT:
+                    if _DONTWAIT and transport.tls is None:  # TLS bytes only through TLS
                         self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
-                if transport.keyring is not None:
+                if transport.tls is not None:
+                    stream = self.stream = await self._start_tls(stream, transport.tls)
+                elif transport.keyring is not None:
                     stream = self.stream = await self._secure(stream, transport.keyring)
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
@@ -476,6 +487,27 @@ class Connection:
             self.session.peer = peer
             return secured
         self._refuse("handshake_timeouts", "the handshake timed out")
+
+    async def _start_tls(self, stream: trio.abc.Stream, tls: TlsConfig) -> trio.abc.Stream:
+        """Mutual TLS: both ends show a certificate from the CA; a dialled peer's must
+        name the node dialled (an inbound one's HELLO is checked against its names)."""
+        dialled = self.address is not None
+        with trio.move_on_after(self.transport.config.handshake_timeout):
+            try:
+                secured, names = await open_tls(
+                    stream, tls.client if dialled else tls.server, server_side=not dialled
+                )
+            except trio.BrokenResourceError as exc:
+                self._refuse("rejected_tls", f"TLS handshake failed: {exc.__cause__ or exc}")
+            node = self.session.peer
+            if node is not None and node not in names:
+                shown = ", ".join(sorted(names)) or "no name"
+                self._refuse(
+                    "rejected_certificate", f"a certificate for {shown} answered as {node!r}"
+                )
+            self.peer_names = names
+            return secured
+        self._refuse("handshake_timeouts", "the TLS handshake timed out")
 
     def _refuse(self, counter: str, detail: str) -> NoReturn:
         self._reject(counter, detail)
@@ -556,6 +588,10 @@ class Connection:
     def _reject(self, counter: str, detail: str) -> None:
         self.transport.counters[counter] += 1
         self.reason = f"dropped: {detail}"
+        if counter in _TLS_REFUSALS:  # a peer without the right certificate retries: once
+            peer = self.address or (self.peer_host or "", 0)
+            self.transport.tls_refused(peer, detail)
+            return
         log.warning("actor connection from %s dropped: %s", self.node or self.address, detail)
 
     async def _watch_idle(self) -> None:
@@ -576,6 +612,12 @@ class Connection:
     def _hello(self, frame: protocol.Hello) -> None:
         self._greeted = True
         if self.address is None:  # an inbound connection: now we know who it is
+            if self.peer_names is not None and frame.node not in self.peer_names:
+                shown = ", ".join(sorted(self.peer_names)) or "no name"
+                raise ProtocolViolation(
+                    "rejected_certificate",
+                    f"HELLO as {frame.node!r} with a certificate for {shown}",
+                )
             if not self.transport.plausible(frame.node, self.peer_host):
                 raise ProtocolViolation(
                     "rejected_impostor",
@@ -741,6 +783,10 @@ class ActorTransport:
         """The cluster keyring: with one, every connection starts with the key handshake
         and carries sealed frames (set by ``open_system`` from the membership config)."""
         self.label = ""
+        self.tls: TlsConfig | None = None
+        """Mutual TLS for every connection, in place of the key handshake (set by
+        ``open_system`` from the membership config)."""
+        self.tls_refused = OncePerPeer("refusing actor connections (TLS)", log)
         self._inbound: collections.Counter[str] = collections.Counter()
         self._spawn_tokens: dict[str, tuple[float, float]] = {}
 

@@ -13,7 +13,7 @@ from typing import Any
 import attrs
 
 from ..errors import SwimactorsError
-from ..security import Keyring
+from ..security import Keyring, TlsConfig
 from ..wire import DEFAULT_PACKET_BUDGET
 
 __all__ = ["Config", "ConfigError"]
@@ -43,6 +43,11 @@ def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
 def _keyring(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, Keyring):
         raise ConfigError(f"Config.keyring must be a Keyring or None, got {value!r}")
+
+
+def _tls(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not isinstance(value, TlsConfig):
+        raise ConfigError(f"Config.tls must be a TlsConfig or None, got {value!r}")
 
 
 def _label(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
@@ -79,6 +84,10 @@ class Config:
     keyring: Keyring | None = attrs.field(default=None, validator=_keyring)
     """With a keyring every packet and frame is sealed (docs/security.md); None sends
     plaintext, for local development only."""
+    tls: TlsConfig | None = attrs.field(default=None, validator=_tls)
+    """Mutual TLS on the TCP channels (push/pull here, and the actor connections of a
+    system): peers must show a certificate from ``tls.ca`` naming the node they claim to
+    be.  Datagrams are not covered: give a keyring as well (docs/security.md)."""
 
     def __attrs_post_init__(self) -> None:
         if self.probe_timeout > self.probe_interval:

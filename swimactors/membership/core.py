@@ -435,8 +435,12 @@ class Swim:
             self._next_gossip = now + self.config.gossip_interval
             self._gossip(now)
 
-    def receive(self, now: float, source: Address, data: bytes) -> None:
-        """Handle one datagram or reliable-channel frame from ``source``; never raises."""
+    def receive(
+        self, now: float, source: Address, data: bytes, peer: frozenset[str] | None = None
+    ) -> None:
+        """Handle one datagram or reliable-channel frame from ``source``; never raises.
+        ``peer``: the node names a TLS certificate proved for the connection the frame came
+        on; the packet's sender must be one of them (``rejected_certificate``)."""
         self._start(now)
         self.counters["packets_received"] += 1
         self.counters["bytes_received"] += len(data)
@@ -450,6 +454,9 @@ class Swim:
             return
         if envelope.sender == self.name:
             self.counters["rejected_own_name"] += 1
+            return
+        if peer is not None and envelope.sender not in peer:
+            self.counters["rejected_certificate"] += 1
             return
         if envelope.stale_alives:
             self.counters["received_alive"] += envelope.stale_alives

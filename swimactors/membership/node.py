@@ -26,7 +26,8 @@ from .core import Swim
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from .keys import KEYS_CHANNEL, KeyGossip
-from .sealing import OncePerPeer, SealedTransport
+from .once import OncePerPeer
+from .sealing import SealedTransport
 from .transport import NodeTransport, Transport, normalize_source, resolve
 from .types import Address, Member, MemberEvent, format_address, parse_address
 
@@ -52,7 +53,7 @@ class Node:
         self._leaving = False
         self._left = trio.Event()
         self._core_errors = 0
-        self._foreign = OncePerPeer("dropping packets from another cluster")
+        self._foreign = OncePerPeer("dropping packets from another cluster", log)
         self._keys: KeyGossip | None = None
         if core.config.keyring is not None:
             self._keys = KeyGossip(core.config.keyring, self._broadcast_keyring)
@@ -176,12 +177,17 @@ class Node:
 
     # -- the driver ----------------------------------------------------------------------
 
-    def _deliver(self, source: Address, data: bytes) -> None:
-        """A datagram or frame arrived: hand it to the core and act on the result."""
+    def _name_at(self, address: Address) -> str | None:
+        """The member known at ``address`` (the name a TLS peer there must prove)."""
+        return next((m.name for m in self._core.members() if m.address == address), None)
+
+    def _deliver(self, source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
+        """A datagram or frame arrived: hand it to the core and act on the result (``peer``:
+        the names the TLS certificate of a frame's connection proved)."""
         counters = self._core.counters
         foreign = counters["rejected_label"]
         try:
-            self._core.receive(trio.current_time(), source, data)
+            self._core.receive(trio.current_time(), source, data, peer)
             if counters["rejected_label"] != foreign:
                 self._foreign(source, "another cluster label")
         except Exception:  # the core must not raise on input; a bug must not kill the node
@@ -293,14 +299,17 @@ async def open_node(
     unused and the transport's address is advertised); the node starts and closes it.
     """
     config = config if config is not None else Config.lan()
+    if config.tls is not None:
+        config.tls.check_names(name)  # else every peer would refuse this node
     seed_addresses = _parse_seeds(seeds)
     if leave_timeout is None:
         leave_timeout = max(2.0, 10 * config.gossip_interval)
     node: Node | None = None
     on_sockets = transport is None
+    sockets: Transport | None = None
     if transport is None:
         host, port = parse_address(bind, DEFAULT_PORT) if isinstance(bind, str) else bind
-        sockets = Transport(tcp_timeout=config.tcp_timeout)
+        sockets = Transport(tcp_timeout=config.tcp_timeout, tls=config.tls)
         await sockets.bind(host, int(port))
         transport = sockets
         if config.keyring is None and not ipaddress.ip_address(sockets.address[0]).is_loopback:
@@ -326,6 +335,8 @@ async def open_node(
             incarnation=int(time.time() * 1000) if incarnation is None else incarnation,
         )
         node = Node(core, transport, leave_timeout)
+        if sockets is not None:
+            sockets.name_at = node._name_at
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             transport.start(nursery, node._deliver)

@@ -17,31 +17,15 @@ from collections.abc import Callable
 import trio
 
 from ..security import Keyring, PacketSealer, Rejected
+from .once import OncePerPeer
 from .transport import Deliver, NodeTransport
-from .types import Address, Packet, format_address
+from .types import Address, Packet
 
-__all__ = ["OncePerPeer", "SealedTransport"]
+__all__ = ["SealedTransport"]
 
 log = logging.getLogger(__name__)
 
 _FOREIGN = (Rejected.UNKNOWN_KEY, Rejected.FORGED, Rejected.UNSEALED)
-_MAX_LOGGED_PEERS = 1024
-
-
-class OncePerPeer:
-    """Logs a warning the first time each peer host (up to a bound) does something: by host,
-    because its TCP connections come from ever new ports."""
-
-    def __init__(self, what: str) -> None:
-        self._what = what
-        self._seen: set[str] = set()
-
-    def __call__(self, peer: Address, detail: str) -> None:
-        if peer[0] in self._seen or len(self._seen) > _MAX_LOGGED_PEERS:
-            return
-        self._seen.add(peer[0])
-        more = "; further peers not logged" if len(self._seen) > _MAX_LOGGED_PEERS else ""
-        log.warning("%s from %s (%s)%s", self._what, format_address(peer), detail, more)
 
 
 class SealedTransport:
@@ -57,7 +41,7 @@ class SealedTransport:
         self._inner = inner
         self.sealer = PacketSealer(keyring, label)
         self._wall = wall
-        self._foreign = OncePerPeer("dropping packets from another cluster or key")
+        self._foreign = OncePerPeer("dropping packets from another cluster or key", log)
 
     @property
     def address(self) -> Address:
@@ -70,13 +54,15 @@ class SealedTransport:
         return counters
 
     def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
-        def open_and_deliver(source: Address, data: bytes) -> None:
+        def open_and_deliver(
+            source: Address, data: bytes, peer: frozenset[str] | None = None
+        ) -> None:
             opened = self.sealer.open(data, self._wall())
             if isinstance(opened, Rejected):
                 if opened in _FOREIGN:
                     self._foreign(source, opened.value.replace("_", " "))
                 return
-            deliver(source, opened)
+            deliver(source, opened, peer)
 
         self._inner.start(nursery, open_and_deliver)
 

@@ -6,6 +6,12 @@ connection per peer that closes when idle.  Messages are one-way, so outgoing co
 are only written and incoming ones only read.  Every failure (unreachable peer, refused or
 timed-out connection, garbage, oversized or truncated frames, full queues) is counted in
 :attr:`Transport.counters` and logged at debug level; nothing here raises into the node.
+
+With a :class:`~swimactors.security.TlsConfig` every TCP connection is mutual TLS: a
+dialled peer's certificate must name the member known at that address, and the frames of
+an accepted connection are delivered with the names its certificate carries (the core
+checks each packet's sender against them).  Refusals are counted (``tls_refused``) and
+logged once per peer host.
 """
 
 from __future__ import annotations
@@ -23,13 +29,29 @@ from typing import Protocol
 import trio
 
 from .. import wire
+from ..security import TlsConfig
+from ..security.tls_stream import open_tls
+from .once import OncePerPeer
 from .types import Address, Packet, format_address
 
 __all__ = ["Deliver", "NodeTransport", "Transport", "TransportLimits"]
 
 log = logging.getLogger(__name__)
 
-Deliver = Callable[[Address, bytes], None]
+
+class Deliver(Protocol):
+    """Where a transport hands what arrives: ``peer`` is the node names a TLS certificate
+    proved for the connection a frame came on (None: no TLS, or a datagram)."""
+
+    def __call__(
+        self, source: Address, data: bytes, peer: frozenset[str] | None = None
+    ) -> None: ...
+
+
+def _discard(source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
+    """Delivery before the transport is started."""
+
+
 SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
 
@@ -87,6 +109,10 @@ class TransportLimits:
     resolve_ttl = 30.0
 
 
+class _WrongCertificate(Exception):
+    """A dialled peer's certificate does not name the member known at its address."""
+
+
 def _is_literal(host: str) -> bool:
     try:
         ipaddress.ip_address(host)
@@ -130,9 +156,14 @@ async def resolve(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]
 class Transport:
     """Owns the sockets; the node calls :meth:`send` and gets data through ``deliver``."""
 
-    def __init__(self, *, tcp_timeout: float) -> None:
-        self._deliver: Deliver = lambda source, data: None
+    def __init__(self, *, tcp_timeout: float, tls: TlsConfig | None = None) -> None:
+        self._deliver: Deliver = _discard
         self._tcp_timeout = tcp_timeout
+        self._tls = tls
+        self._tls_refused = OncePerPeer("refusing TCP connections (TLS)", log)
+        self.name_at: Callable[[Address], str | None] = lambda address: None
+        """The member membership knows at an address (a dialled peer's certificate must
+        name it); None when unknown, as for a seed."""
         self.limits = TransportLimits()
         self.counters: collections.Counter[str] = collections.Counter()
         self.address: Address = ("", 0)
@@ -147,7 +178,7 @@ class Transport:
         self._incoming = 0
         self._resolved: dict[Address, tuple[float, SockAddr]] = {}
         self._nursery: trio.Nursery | None = None
-        self._streams: set[trio.SocketStream] = set()
+        self._streams: set[trio.abc.Stream] = set()
         self._closed = False
 
     # -- setup ---------------------------------------------------------------------------
@@ -200,7 +231,7 @@ class Transport:
         """Close every socket, open TCP connections included; later sends are dropped."""
         self._closed = True
         for stream in list(self._streams):
-            await stream.aclose()
+            await trio.aclose_forcefully(stream)
         if self._udp is not None and self._udp.fileno() != -1:
             trio.lowlevel.notify_closing(self._udp)
             self._udp.close()
@@ -310,9 +341,13 @@ class Transport:
         """One outgoing connection: connect, write queued frames, close when idle or broken."""
         try:
             with trio.fail_after(self._tcp_timeout):
-                stream = await trio.open_tcp_stream(*destination)
+                stream = await self._connect(destination)
         except (OSError, trio.TooSlowError) as exc:
             self._count("tcp_connect_failures", destination, exc)
+        except trio.BrokenResourceError as exc:
+            self._refuse_tls(destination, f"TLS handshake failed: {exc.__cause__ or exc}")
+        except _WrongCertificate as exc:
+            self._refuse_tls(destination, str(exc))
         else:
             self.counters["tcp_connections_opened"] += 1
             self._streams.add(stream)
@@ -335,8 +370,30 @@ class Transport:
                 del self._peers[destination]
             self._drop_queued(destination, frames)
 
+    async def _connect(self, destination: Address) -> trio.abc.Stream:
+        """A connection to ``destination`` (under TLS: to the member known there)."""
+        stream = await trio.open_tcp_stream(*destination)
+        if self._tls is None:
+            return stream
+        try:
+            secured, names = await open_tls(stream, self._tls.client, server_side=False)
+        except BaseException:
+            await trio.aclose_forcefully(stream)
+            raise
+        expected = self.name_at(destination)
+        if expected is not None and expected not in names:
+            await trio.aclose_forcefully(secured)
+            shown = ", ".join(sorted(names)) or "no name"
+            raise _WrongCertificate(f"a certificate for {shown} answered for {expected!r}")
+        return secured
+
+    def _refuse_tls(self, peer: Address, detail: str) -> None:
+        """Count a connection refused by TLS, and log it once per peer host."""
+        self.counters["tls_refused"] += 1
+        self._tls_refused(peer, detail)
+
     async def _write_frames(
-        self, stream: trio.SocketStream, frames: trio.MemoryReceiveChannel[bytes]
+        self, stream: trio.abc.Stream, frames: trio.MemoryReceiveChannel[bytes]
     ) -> None:
         while True:
             with trio.move_on_after(self.limits.outgoing_idle) as idle:
@@ -349,7 +406,7 @@ class Transport:
             self.counters["tcp_bytes_sent"] += len(frame)
 
     @staticmethod
-    async def _watch_close(stream: trio.SocketStream, scope: trio.CancelScope) -> None:
+    async def _watch_close(stream: trio.abc.Stream, scope: trio.CancelScope) -> None:
         """Peers never write on our outgoing connections: any read result means closed."""
         with contextlib.suppress(OSError, trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.receive_some(1)
@@ -414,13 +471,26 @@ class Transport:
         frame_deadline = math.inf
         source: Address = ("", 0)
         self._streams.add(stream)
+        names: frozenset[str] | None = None
+        connection: trio.abc.Stream = stream
         try:
             async with stream:
                 source = normalize_source(stream.socket.getpeername())
+                if self._tls is not None:
+                    with trio.move_on_after(self._tcp_timeout):
+                        try:
+                            connection, names = await open_tls(
+                                stream, self._tls.server, server_side=True
+                            )
+                        except trio.BrokenResourceError as exc:
+                            reason = exc.__cause__ or exc
+                            return self._refuse_tls(source, f"TLS handshake failed: {reason}")
+                    if names is None:
+                        return self._refuse_tls(source, "the TLS handshake timed out")
                 while True:
                     idle_deadline = trio.current_time() + self.limits.incoming_idle
                     with trio.move_on_at(min(idle_deadline, frame_deadline)):
-                        data = await stream.receive_some(65536)
+                        data = await connection.receive_some(65536)
                         if not data:
                             if decoder.buffered:
                                 self._count("tcp_truncated_frames", source)
@@ -428,7 +498,7 @@ class Transport:
                         self.counters["tcp_bytes_received"] += len(data)
                         for frame in decoder.feed(data):
                             self.counters["tcp_frames_received"] += 1
-                            self._deliver(source, frame)
+                            self._deliver(source, frame, names)
                         if decoder.error is not None:
                             self._count("tcp_oversized_frames", source, decoder.error)
                             return

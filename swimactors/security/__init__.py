@@ -3,6 +3,7 @@
 from .handshake import HandshakeError, SealedStream, StreamHandshake
 from .keyring import Keyring, KeyringError, PlaintextPolicy, generate_key
 from .packets import OVERHEAD, PacketSealer, Rejected
+from .tls import TlsConfig, TlsError
 
 __all__ = [
     "OVERHEAD",
@@ -14,5 +15,7 @@ __all__ = [
     "Rejected",
     "SealedStream",
     "StreamHandshake",
+    "TlsConfig",
+    "TlsError",
     "generate_key",
 ]
