@@ -21,16 +21,15 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from itertools import count
 from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import outcome
 import trio
 
 from .actor import Actor
-from .cell import ActorCell
+from .cell import ActorCell, State
 from .errors import ActorStopped
-from .ref import ActorRef
+from .ref import READY, ActorRef
 from .reply import Reply
 
 if TYPE_CHECKING:
@@ -66,8 +65,11 @@ def picker(routing: str, key: Callable[[Any], Any] | None) -> Picker:
     if routing == "consistent-hash":
         assert key is not None
         return lambda routees, msg: _rendezvous(routees, str(key(msg)))
-    turn = count()
-    return lambda routees, msg: routees[next(turn) % len(routees)]
+    raise ValueError(f"no picker for {routing!r}: a pool takes turns itself")
+
+
+PICKED = ("random", "smallest-mailbox", "consistent-hash")
+"""Routings with a :func:`picker` (round robin is the pool's own turn; broadcast picks all)."""
 
 
 def _load(cell: ActorCell) -> int:
@@ -117,12 +119,22 @@ class Supervisor(Actor):
 class PoolCell(ActorCell):
     """A cell that delivers what is sent to it to one of its children (or all)."""
 
-    __slots__ = ("_pick", "_routees", "broadcast")
+    __slots__ = ("_pick", "_round_robin", "_routees", "_turn", "broadcast")
 
     def configure(self, routing: str, key: Callable[[Any], Any] | None) -> None:
         self.broadcast = routing == "broadcast"
-        self._pick = picker(routing, key)
+        self._round_robin = routing == "round-robin"
+        self._pick = picker(routing, key) if routing in PICKED else self._take_turn
         self._routees: list[ActorCell] = []
+        self._turn = -1
+
+    def _take_turn(self, routees: Sequence[ActorCell], msg: Any) -> ActorCell:
+        """Round robin: the routee after the last one picked."""
+        turn = self._turn + 1
+        if turn >= len(routees):
+            turn = 0
+        self._turn = turn
+        return routees[turn]
 
     def routees(self) -> list[ActorCell]:
         """The routees (kept while the children stay the same: a routee that stops leaves
@@ -150,6 +162,17 @@ class PoolCell(ActorCell):
         return True
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
+        routees = self._routees
+        if self._round_robin and routees:  # _take_turn inline: the hot path of a pool
+            turn = self._turn + 1
+            if turn >= len(routees):
+                turn = 0
+            self._turn = turn
+            turned = routees[turn]
+            if turned.state is State.RUNNING:  # else the routees changed: refresh below
+                envelope = (msg, sender, None)
+                return READY if turned._offer(envelope) else turned._refuse_or_wait(envelope)
+            self._routees = []
         if self.broadcast:
             return self._tell_all(msg, sender)
         routee = self._route(msg)

@@ -43,6 +43,39 @@ async def test_round_robin_takes_each_routee_in_turn(
         assert await system.find("pool") == pool
 
 
+class Recorder(Actor):
+    """Appends (its name, the message) to ``SEEN``."""
+
+    async def receive(self, msg: Any, ctx: Context) -> None:
+        SEEN.append((ctx.self_ref.path.rsplit("/", 1)[1], msg))
+
+
+SEEN: list[tuple[str, Any]] = []
+
+
+async def test_round_robin_tells_take_each_routee_in_turn_and_skip_a_stopped_one(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        SEEN.clear()
+        pool = await system.spawn_pool(Recorder, size=3, name="rr")
+        for n in range(6):
+            await pool.tell(n)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(SEEN) == [("0", 0), ("0", 3), ("1", 1), ("1", 4), ("2", 2), ("2", 5)]
+        gone = await system.find("rr/1")
+        assert gone is not None
+        await system.stop(gone)
+        SEEN.clear()
+        letters = system.dead_letters.count
+        for n in range(4):
+            await pool.tell(n)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(msg for _, msg in SEEN) == [0, 1, 2, 3]
+        assert {name for name, _ in SEEN} == {"0", "2"}
+        assert system.dead_letters.count == letters
+
+
 async def test_random_and_smallest_mailbox_spread_the_load(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
