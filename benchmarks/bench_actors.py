@@ -55,6 +55,35 @@ class SyncEcho(Actor):
         return msg
 
 
+@swimactors.message("bench.Add")
+class Add:
+    n: int = 1
+
+
+class AddingActor(Actor):
+    """The plain-message twin of :class:`ProxiedCounter` (the ask floor of a proxy)."""
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        match msg:
+            case Add(n=n):
+                self.value += n
+                return self.value
+        return None
+
+
+@swimactors.as_actor("bench.ProxiedCounter")
+class ProxiedCounter:
+    def __init__(self) -> None:
+        self.value = 0
+
+    async def add(self, n: int = 1) -> int:
+        self.value += n
+        return self.value
+
+
 class Idle(Actor):
     async def receive(self, msg: Any, ctx: Context) -> None:
         return None
@@ -235,6 +264,34 @@ def actors_ask(n: int, actor: Callable[[], Actor] = Sink) -> float:
             start = time.perf_counter()
             for _ in range(n):
                 await ref.ask(msg)
+            return (time.perf_counter() - start) / n * 1e6
+
+    return _timed(main)
+
+
+def plain_add_ask(n: int) -> float:
+    """``await ref.ask(Add(1))`` to :class:`AddingActor`, us per round trip."""
+
+    async def main() -> float:
+        async with swimactors.open_system() as system:
+            ref = await system.spawn(AddingActor)
+            start = time.perf_counter()
+            for _ in range(n):
+                await ref.ask(Add(1))
+            return (time.perf_counter() - start) / n * 1e6
+
+    return _timed(main)
+
+
+def proxy_call(n: int) -> float:
+    """``await counter.add(1)`` through a proxy of :class:`ProxiedCounter`."""
+
+    async def main() -> float:
+        async with swimactors.open_system() as system:
+            counter = system.proxy(await system.spawn(ProxiedCounter), ProxiedCounter)
+            start = time.perf_counter()
+            for _ in range(n):
+                await counter.add(1)
             return (time.perf_counter() - start) / n * 1e6
 
     return _timed(main)
@@ -463,6 +520,14 @@ def run(quick: bool) -> list[Row]:
         lambda: actors_ask(ask_n, SyncEcho),
         lambda: floor_ask(ask_n),
         "receive is a plain def: answered in the asker's task",
+    )
+    compare(
+        "proxy call vs plain ask",
+        "us/op",
+        lambda: proxy_call(ask_n),
+        lambda: plain_add_ask(ask_n),
+        "await counter.add(1) vs await ref.ask(Add(1)), async both; ratio = floor / ours "
+        "(target >= 0.83, i.e. within 1.2x)",
     )
     compare(
         "spawn+stop",

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
         ActorFailed,
         ActorStopped,
         AskTimeout,
+        BadCall,
+        BadReply,
         MailboxFull,
         NameTaken,
         NodeDown,
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from .actors.events import ActorExited, ActorRestarted, ActorStarted
     from .actors.mailbox import Mailbox
     from .actors.message import Terminated, message
+    from .actors.proxy import as_actor
     from .actors.ref import ActorRef
     from .actors.supervision import escalate, restart, resume, stop
     from .actors.transport import TransportConfig
@@ -60,6 +63,8 @@ _WHERE = {
     "ActorRestarted": ".actors.events",
     "ActorStarted": ".actors.events",
     "AskTimeout": ".actors.errors",
+    "BadCall": ".actors.errors",
+    "BadReply": ".actors.errors",
     "Consistency": ".cluster.ddata",
     "ConsistencyError": ".cluster.ddata",
     "Context": ".actors.context",
@@ -86,6 +91,7 @@ _WHERE = {
     "TransportConfig": ".actors.transport",
     "UndecodableReply": ".actors.errors",
     "Unsendable": ".actors.errors",
+    "as_actor": ".actors.proxy",
     "escalate": ".actors.supervision",
     "message": ".actors.message",
     "open_system": ".cluster.system",
@@ -106,6 +112,8 @@ __all__ = [
     "ActorStarted",
     "ActorStopped",
     "AskTimeout",
+    "BadCall",
+    "BadReply",
     "Consistency",
     "ConsistencyError",
     "Context",
@@ -136,6 +144,7 @@ __all__ = [
     "UndecodableReply",
     "Unsendable",
     "__version__",
+    "as_actor",
     "escalate",
     "message",
     "open_system",

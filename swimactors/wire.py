@@ -292,6 +292,14 @@ def _decode_plain(value: Any) -> Any:
     return check_plain(value)
 
 
+def _is_plain(value: Any) -> bool:
+    try:
+        check_plain(value)
+    except WireError:
+        return False
+    return True
+
+
 class TypeRegistry(Generic[Tag]):
     """Tag <-> attrs class table; encodes instances and decodes arrays into instances.
 
@@ -433,6 +441,52 @@ class TypeRegistry(Generic[Tag]):
                 raise WireError(f"{qualname}: {exc}") from None
 
         return decode
+
+    # -- value checks derived from annotations ------------------------------------------
+
+    def checker(self, hint: Any) -> Callable[[Any], bool]:
+        """Whether a value fits annotation ``hint`` as its codec would carry it (the test a
+        sender makes before it sends; the receiver's decode makes the same one).  Raises
+        TypeError where the annotation has no codec.  Nested attrs values are taken as
+        built: their own fields are checked when they are decoded."""
+        extra = self._extra.get(hint)
+        if extra is not None:
+            return lambda value: isinstance(value, hint)
+        if hint is Any or hint is object:
+            return _is_plain
+        if hint in (bool, str, bytes):
+            return lambda value: type(value) is hint
+        if hint is int:
+            return lambda value: type(value) is int and -(2**64) <= value < 2**64
+        if hint is float:
+            return lambda value: (
+                (type(value) is float and math.isfinite(value))
+                or (type(value) is int and -(2**64) <= value < 2**64)
+            )
+        origin = typing.get_origin(hint)
+        args = typing.get_args(hint)
+        if origin in (typing.Union, types.UnionType):
+            self._optional_codec(hint, args)  # the same annotations as the codecs accept
+            inner = self.checker(next(a for a in args if a is not type(None)))
+            return lambda value: value is None or inner(value)
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            items = [self.checker(a) for a in args]
+            return lambda value: (
+                isinstance(value, tuple | list)
+                and len(value) == len(items)
+                and all(check(v) for check, v in zip(items, value, strict=True))
+            )
+        if origin in (tuple, list):
+            item = self.checker(args[0])
+            return lambda value: isinstance(value, tuple | list) and all(map(item, value))
+        if origin is dict:
+            key, val = self.checker(args[0]), self.checker(args[1])
+            return lambda value: (
+                isinstance(value, dict) and all(key(k) and val(v) for k, v in value.items())
+            )
+        if isinstance(hint, type) and attrs.has(hint):
+            return lambda value: isinstance(value, hint)
+        raise TypeError(f"{self.name}: no wire codec for annotation {hint!r}")
 
     # -- field codecs derived from annotations -----------------------------------------
 

@@ -11,6 +11,8 @@ __all__ = [
     "ActorFailed",
     "ActorStopped",
     "AskTimeout",
+    "BadCall",
+    "BadReply",
     "MailboxFull",
     "NameTaken",
     "NodeDown",
@@ -53,6 +55,17 @@ class Unsendable(ActorError, LocalProtocolError, TypeError):
 class UndecodableReply(ActorError, RemoteProtocolError):
     """The other node's reply to an ask did not decode (an unknown ``@message`` tag, a
     malformed value): the peer broke the protocol, or runs other message types."""
+
+
+class BadCall(ActorError, LocalProtocolError, TypeError):
+    """A proxy call whose arguments do not fit the method (its signature or the types its
+    annotations declare); nothing was sent."""
+
+
+class BadReply(ActorError, TypeError):
+    """A proxy call's answer is not what the method declares: the actor's method returned
+    a value its annotation refuses (the actor carries on), or the actor behind the ref is
+    not of the proxy's class."""
 
 
 class NameTaken(ActorError, ValueError):

@@ -28,7 +28,8 @@ from .errors import ActorStopped, NameTaken, SystemFailed, describe
 from .mailbox import Mailbox, as_mailbox
 from .message import ref_resolver
 from .observe import DeadLetters, Stats
-from .ref import ActorRef, Watcher
+from .proxy import proxy
+from .ref import DEFAULT_ASK_TIMEOUT, ActorRef, Watcher
 from .routers import PoolCell, Routing, Supervisor, check_routing
 from .supervision import DEFAULT_STRATEGY, Strategy
 
@@ -52,6 +53,7 @@ DEFAULT_MAILBOX = 1024
 MAX_NAME = 128
 
 S = TypeVar("S", bound="LocalSystem")
+T = TypeVar("T")
 
 
 def _instantiate(source: ActorSource) -> tuple[Actor, Callable[[], Actor] | None]:
@@ -192,6 +194,11 @@ class LocalSystem:
         supervisor.start_routees(pool)
         await trio.lowlevel.checkpoint()
         return ref
+
+    def proxy(self, ref: ActorRef, cls: type[T], timeout: float | None = DEFAULT_ASK_TIMEOUT) -> T:
+        """``cls``'s methods as asks to ``ref``, local or remote alike (``cls`` is an
+        ``@as_actor`` class; see :mod:`.proxy`)."""
+        return proxy(ref, cls, timeout)
 
     async def find(self, name: str) -> ActorRef | None:
         """The ref of the actor holding ``name`` (``"parent/child"`` for a child); None if
