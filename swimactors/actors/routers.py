@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, get_args
 
 import outcome
 import trio
@@ -39,11 +39,12 @@ if TYPE_CHECKING:
     from .runtime import ActorSource
     from .supervision import Strategy
 
-__all__ = ["ROUTINGS", "PoolCell", "Routing"]
+__all__ = ["ROUTINGS", "PoolCell", "Routing", "check_routing", "rendezvous"]
 
 Routing = Literal["round-robin", "random", "smallest-mailbox", "consistent-hash", "broadcast"]
 ROUTINGS: tuple[str, ...] = get_args(Routing)
 
+R = TypeVar("R")
 Picker = Callable[["Sequence[ActorCell]", Any], ActorCell]
 
 
@@ -64,7 +65,7 @@ def picker(routing: str, key: Callable[[Any], Any] | None) -> Picker:
         return lambda routees, msg: min(routees, key=_load)
     if routing == "consistent-hash":
         assert key is not None
-        return lambda routees, msg: _rendezvous(routees, str(key(msg)))
+        return lambda routees, msg: rendezvous(routees, str(key(msg)), _name)
     raise ValueError(f"no picker for {routing!r}: a pool takes turns itself")
 
 
@@ -77,13 +78,17 @@ def _load(cell: ActorCell) -> int:
     return len(cell.queue) + (not cell._parked)
 
 
-def _rendezvous(routees: Sequence[ActorCell], key: str) -> ActorCell:
-    """The routee with the highest hash of (key, its name): stable as others come and go."""
+def rendezvous(routees: Sequence[R], key: str, label: Callable[[R], str]) -> R:
+    """The routee with the highest hash of (key, its label): stable as others come and go."""
 
-    def score(cell: ActorCell) -> bytes:
-        return hashlib.blake2b(f"{key}\0{cell.name}".encode(), digest_size=8).digest()
+    def score(routee: R) -> bytes:
+        return hashlib.blake2b(f"{key}\0{label(routee)}".encode(), digest_size=8).digest()
 
     return max(routees, key=score)
+
+
+def _name(cell: ActorCell) -> str:
+    return cell.name
 
 
 class Supervisor(Actor):

@@ -26,7 +26,7 @@ from .names import actor_id
 if TYPE_CHECKING:
     from .system import System
 
-__all__ = ["GROUP_PREFIX", "Groups", "TopicDelivery"]
+__all__ = ["GROUP_PREFIX", "Groups", "TopicDelivery", "check_group"]
 
 log = logging.getLogger("swimactors.groups")
 
@@ -45,7 +45,7 @@ class TopicDelivery:
     targets: list[str]
 
 
-def _check_group(group: object) -> str:
+def check_group(group: object) -> str:
     if not isinstance(group, str) or not group or "/" in group or len(group.encode()) > 256:
         raise ValueError(f"a group name is 1..256 bytes without '/': {group!r}")
     return group
@@ -74,6 +74,8 @@ class Groups:
         self._local: dict[str, dict[str, ActorRef]] = {}
         """group -> {registry name: ref} of this node's members (also local-only)."""
         self.counters = {"published": 0, "dropped": 0, "transfers": 0}
+        self.version = 0
+        """Bumped whenever a group's members may have changed (group routers re-read)."""
 
     # -- membership --------------------------------------------------------------------------
 
@@ -82,7 +84,7 @@ class Groups:
 
     def join(self, group: str, ref: ActorRef) -> None:
         """Add the local actor ``ref`` to ``group`` (it leaves when it stops)."""
-        _check_group(group)
+        check_group(group)
         cell = self.system.local_cell(ref)
         if cell is None:
             raise ValueError(f"only a local actor can join a group here, not {ref}")
@@ -90,6 +92,7 @@ class Groups:
         if name in self._local.get(group, {}):
             return
         self._local.setdefault(group, {})[name] = ref
+        self.version += 1
         cluster = self.system.cluster
         if cluster is not None:
             cluster.names.delegate.register(name, actor_id(ref))
@@ -102,6 +105,7 @@ class Groups:
             return
         if not members:
             del self._local[group]
+        self.version += 1
         cluster = self.system.cluster
         if cluster is not None:
             cluster.names.delegate.unregister(name)
@@ -127,6 +131,7 @@ class Groups:
         if not change.name.startswith(GROUP_PREFIX):
             return
         group = change.name[len(GROUP_PREFIX) :].split("/", 1)[0]
+        self.version += 1
         if isinstance(change, NameAdded | NameChanged):
             registration = change.registration if isinstance(change, NameAdded) else change.new
             self.index.setdefault(group, {})[change.name] = registration
@@ -143,7 +148,7 @@ class Groups:
         """Send ``msg`` to every subscriber of ``topic``: one transfer per other node
         holding subscribers.  Returns how many subscribers it was addressed to."""
         group = TOPIC_GROUP + topic
-        _check_group(group)
+        check_group(group)
         encoded = encode_value(msg)  # an Unsendable message fails here, before any send
         self.counters["published"] += 1
         count = 0

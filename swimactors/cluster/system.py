@@ -29,6 +29,7 @@ from ..actors.errors import NameTaken
 from ..actors.mailbox import Mailbox
 from ..actors.message import message
 from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ..actors.routers import Routing
 from ..actors.runtime import (
     DEFAULT_MAILBOX,
     ActorSource,
@@ -52,7 +53,8 @@ from ..quorum import Strategy as QuorumRule
 from .ddata import DataRead, DataWrite, DistributedData
 from .grain_store import GrainStore
 from .grains import DEFAULT_IDLE_TIMEOUT, ActivateGrain, Grain, GrainProbe, Grains
-from .groups import TOPIC_GROUP, Groups, TopicDelivery
+from .group_routers import GroupRouterCell, RouterActor, check_group_routing
+from .groups import TOPIC_GROUP, Groups, TopicDelivery, check_group
 from .names import Names
 from .split_brain import GatedTransport, QuorumLost, SplitBrain, SplitBrainConfig
 
@@ -230,6 +232,14 @@ class System(LocalSystem):
     ) -> ActorRef:
         """Start a top-level actor under a cluster-wide ``name`` (registry ``meta`` with it);
         the synchronous core of ``spawn(public=True)``."""
+        claimed = self._claim(name)
+        ref = self.spawn_under(self, actor, claimed, mailbox_size, supervision)
+        self._publish(claimed, ref, meta)
+        return ref
+
+    def _claim(self, name: str | None) -> str:
+        """Refuse a public ``name`` this node may not take now: none given, no quorum, an
+        invalid name or one another node holds."""
         if name is None:
             raise ValueError("a public actor needs a name")
         cluster = self.cluster
@@ -239,9 +249,67 @@ class System(LocalSystem):
             holder = cluster.names.registration(name)
             if holder is not None and holder.node != self.name:
                 raise NameTaken(f"the name {name!r} is held on node {holder.node}")
-        ref = self.spawn_under(self, actor, name, mailbox_size, supervision)
-        if cluster is not None:
-            cluster.names.publish(name, ref, meta)
+        return name
+
+    def _publish(self, name: str, ref: ActorRef, meta: bytes = b"") -> None:
+        if self.cluster is not None:
+            self.cluster.names.publish(name, ref, meta)
+
+    async def spawn_pool(
+        self,
+        actor: ActorSource,
+        size: int,
+        name: str | None = None,
+        *,
+        routing: Routing = "round-robin",
+        key: Callable[[Any], Any] | None = None,
+        mailbox_size: int | Mailbox | None = None,
+        supervision: Strategy | None = None,
+        public: bool = False,
+    ) -> ActorRef:
+        """A pool (see :meth:`LocalSystem.spawn_pool`); ``public`` registers its name
+        cluster-wide, so ``find(name)`` on any node returns the pool's ref."""
+        if public:
+            self._claim(name)
+        ref = await super().spawn_pool(
+            actor,
+            size,
+            name,
+            routing=routing,
+            key=key,
+            mailbox_size=mailbox_size,
+            supervision=supervision,
+        )
+        if public:
+            assert name is not None
+            self._publish(name, ref)
+        return ref
+
+    async def spawn_group_router(
+        self,
+        group: str,
+        name: str | None = None,
+        *,
+        routing: str = "round-robin",
+        key: Callable[[Any], Any] | None = None,
+        public: bool = False,
+    ) -> ActorRef:
+        """A ref whose messages go to the members of ``group`` across the cluster, picked
+        by ``routing`` (round-robin, random, consistent-hash with ``key``, broadcast); the
+        routees follow the group's members (see :mod:`.group_routers`).  ``public``
+        registers ``name`` cluster-wide."""
+        check_group_routing(routing, key)
+        check_group(group)
+        if public:
+            self._claim(name)
+        ref = self.spawn_under(self, RouterActor, name, None, None, cell_type=GroupRouterCell)
+        router = ref.target
+        assert isinstance(router, GroupRouterCell)
+        router.configure(self.groups, group, routing, key)
+        if public:
+            assert name is not None
+            self._publish(name, ref)
+        await trio.lowlevel.checkpoint()
         return ref
 
     def lookup(self, name: str) -> ActorRef | None:
