@@ -1,15 +1,25 @@
-"""A chat room: one room actor, sessions on any node, survivors told when a node dies.
+"""A chat room that survives its node: the distributed chat of "actors over TCP".
 
-The room (the name ``"room"``) keeps the sessions that joined and broadcasts every line
-to all of them, wherever they run: a session ref travels inside the ``Join`` message and
-comes back as a working remote ref.  The room watches each session, so when a session's
-node crashes the room hears ``Terminated`` (on the node's DOWN) and tells the others.
+One room actor (the name ``"room"``) keeps the sessions that joined and broadcasts every
+line to all of them, wherever they run: a session's ref travels inside ``Join`` and comes
+back as a working remote ref.  The room watches each session (a session's node crashing
+tells the room, which tells the others); each session watches the room.  With a
+split-brain rule the room is a cluster singleton: kill its node and every session is told
+(``Terminated``), a surviving node starts the room again, and the sessions join the new
+room by themselves.
 
-Run it on a laptop::
+Run it on a laptop (each line in its own terminal)::
 
-    swimactors agent --name a --bind 127.0.0.1:7001 --profile local --app examples.chat:setup
-    python -m examples.chat --join 127.0.0.1:7001 --user alice     # type lines; Ctrl-D quits
-    python -m examples.chat --join 127.0.0.1:7001 --user bob
+    swimactors agent --name a --bind 127.0.0.1:7001 --profile local --split-brain keep-majority \\
+        --app examples.chat:setup
+    swimactors agent --name b --bind 127.0.0.1:7002 --profile local --split-brain keep-majority \\
+        --join 127.0.0.1:7001 --app examples.chat:setup
+    (and c, like b, on 127.0.0.1:7003)
+    python -m examples.chat --join 127.0.0.1:7002 --user alice     # type lines; Ctrl-D quits
+    python -m examples.chat --join 127.0.0.1:7003 --user bob
+
+Then ``kill -9`` the agent holding the room (the first one): both users see the room
+lost and, a few seconds later, rejoined on another node.
 """
 
 from __future__ import annotations
@@ -24,6 +34,14 @@ import trio
 import swimactors
 from swimactors import Actor, ActorRef, Context, Terminated, message
 from swimactors.membership import Config
+from swimactors.quorum import keep_majority
+
+from .client import run_client
+
+REJOIN_EVERY = 0.25
+"""Seconds between a session's attempts to find the room again."""
+KEEP_LINES = 1000
+"""Lines a session remembers (answered to ``"lines"``)."""
 
 
 @message("examples.chat.Join")
@@ -44,6 +62,15 @@ class Line:
 
     user: str
     text: str
+
+
+@message("examples.chat.InRoom")
+class InRoom:
+    """A session's answer to ``"room"``: the room it is in (None: none right now) and who
+    was there when it joined."""
+
+    room: ActorRef | None
+    present: list[str]
 
 
 class Room(Actor):
@@ -72,65 +99,112 @@ class Room(Actor):
 
 
 class Session(Actor):
-    """One user's end: shows every line the room sends."""
+    """One user's end: joins the room, shows its lines, forwards what the user says, and
+    joins the room again (wherever it is started next) when it is lost."""
 
-    def __init__(self, show: Callable[[Line], None]) -> None:
-        self.show = show
-
-    def receive(self, msg: Any, ctx: Context) -> None:
-        if isinstance(msg, Line):
-            self.show(msg)
-
-
-class Bot(Actor):
-    """A session that lives on an agent (started with ``spawn_on``): joins, prints lines."""
-
-    def __init__(self, user: str) -> None:
+    def __init__(self, user: str, show: Callable[[Line], None]) -> None:
         self.user = user
+        self.show = show
+        self.room: ActorRef | None = None
+        self.present: list[str] = []
+        self.lost: set[ActorRef] = set()
+        self.lines: list[str] = []
 
     async def on_start(self) -> None:
-        room = await self.context.system.wait_for("room", timeout=10.0)
-        await room.tell(Join(self.user, self.context.self_ref))
+        await self.join(self.context)
 
     async def receive(self, msg: Any, ctx: Context) -> Any:
         match msg:
-            case Line(user=user, text=text):
-                print(f"[{self.user}] <{user}> {text}", flush=True)
-            case ["sleep", seconds]:
+            case Line():
+                self.note(msg)
+            case Say() if self.room is not None:
+                await self.room.tell(msg)
+            case Say():
+                self.note(Line("*", "not in a room right now; try again in a moment"))
+            case Terminated(ref=room, reason=reason) if room == self.room:
+                self.room = None
+                self.lost.add(room)
+                self.note(Line("*", f"the room was lost ({reason}); rejoining"))
+                ctx.schedule_once(REJOIN_EVERY, "join")
+            case "join":
+                await self.join(ctx)
+            case "room":
+                return InRoom(self.room, self.present)
+            case "lines":
+                return self.lines
+            case ["sleep", seconds]:  # lets a test hold an ask in flight
                 await trio.sleep(seconds)
         return None
 
+    def note(self, line: Line) -> None:
+        """Remember (the last KEEP_LINES) and show a line."""
+        self.lines = [*self.lines[-KEEP_LINES + 1 :], f"{line.user}: {line.text}"]
+        self.show(line)
 
-async def setup(system: swimactors.System) -> None:
-    """Hold the room unless a node that started earlier already does; allow bots here."""
-    system.register_spawnable("chat.bot", Bot)
-    try:
-        await system.wait_for("room", timeout=2.0)
-    except TimeoutError:
-        await system.spawn(Room, name="room", public=True)
+    async def join(self, ctx: Context) -> None:
+        """Join the room if it is up (and not one already lost), else try again soon."""
+        try:
+            room = await ctx.system.find("room")
+            if room is None or room in self.lost:
+                raise LookupError("no room yet")
+            ctx.watch(room)
+            self.present = await room.ask(Join(self.user, ctx.self_ref))
+            self.room = room
+        except (swimactors.SwimactorsError, LookupError):  # not yet; a settling cluster
+            ctx.schedule_once(REJOIN_EVERY, "join")
 
 
 async def join(
     system: swimactors.System, user: str, show: Callable[[Line], None]
 ) -> tuple[ActorRef, ActorRef, list[str]]:
-    """Start a session for ``user`` and join the room: (room, session, users present)."""
-    room = await system.wait_for("room", timeout=10.0)
-    session = await system.spawn(Session(show))
-    present = await room.ask(Join(user, session))
-    return room, session, present
+    """Start a session for ``user`` and wait until it is in the room: (room, session,
+    users present when it joined)."""
+    session = await system.spawn(Session(user, show))
+    with trio.fail_after(10):
+        while (state := await session.ask("room")).room is None:
+            await trio.sleep(REJOIN_EVERY)
+    return state.room, session, state.present
+
+
+def printer(user: str) -> Callable[[Line], None]:
+    return lambda line: print(f"[{user}] <{line.user}> {line.text}", flush=True)
+
+
+def bot(user: str) -> Session:
+    """A session that lives on an agent (``spawn_on(node, "chat.bot", [user])``)."""
+    return Session(user, printer(user))
+
+
+async def setup(system: swimactors.System) -> None:
+    """Let this node start the room (and bots); start the room unless a node holds it (a
+    singleton with a split-brain rule, else a plain public actor that does not fail over)."""
+    system.register_spawnable("chat.room", Room)
+    system.register_spawnable("chat.bot", bot)
+    try:
+        await system.wait_for("room", timeout=2.0)
+    except TimeoutError:
+        if system.split_brain is None:
+            await system.spawn(Room, name="room", public=True)
+        else:
+            await system.spawn("chat.room", name="room", singleton=True)
 
 
 async def main(seed: str, user: str) -> None:
     async with swimactors.open_system(  # one member per user, not one per run
-        f"chat-{user}", bind="127.0.0.1:0", seeds=[seed], config=Config.local()
+        f"chat-{user}",
+        bind="127.0.0.1:0",
+        seeds=[seed],
+        config=Config.local(),
+        split_brain=keep_majority(),  # the agents' rule: a member must agree with them
     ) as system:
-        room, _, present = await join(
+        await system.wait_serving(timeout=10.0)
+        _, session, present = await join(
             system, user, lambda line: print(f"<{line.user}> {line.text}", flush=True)
         )
         print(f"in the room: {', '.join(present)}", flush=True)
         stdin = trio.wrap_file(sys.stdin)
         async for text in stdin:
-            await room.tell(Say(user, text.rstrip("\n")))
+            await session.tell(Say(user, text.rstrip("\n")))
 
 
 if __name__ == "__main__":
@@ -138,4 +212,4 @@ if __name__ == "__main__":
     parser.add_argument("--join", required=True, help="host:port of any agent")
     parser.add_argument("--user", required=True)
     args = parser.parse_args()
-    trio.run(main, args.join, args.user)
+    sys.exit(run_client("chat", main, args.join, args.user))

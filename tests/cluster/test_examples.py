@@ -16,9 +16,12 @@ async def test_counter_is_shared_by_every_node() -> None:
                 await counter.setup(system)
             holders = [s.name for s in systems if s.local_cell_at("counter", 1) is not None]
             assert holders == ["n0"]  # n1 found n0's counter and held none
-            assert await counter.call(systems[2], "add", 5) == 5
-            assert await counter.call(systems[1], "add", 2) == 7
+            assert await counter.call(systems[2], "increment", 5) == 5
+            assert await counter.call(systems[1], "increment", 2) == 7
             assert await counter.call(systems[0], "get") == 7
+            ref = await systems[2].wait_for("counter", timeout=5)
+            assert await ref.ask(counter.Add(1)) == 8  # the same calls as plain messages
+            assert await ref.ask(counter.Get()) == 8
 
 
 async def test_chat_broadcasts_to_remote_sessions_and_reports_leavers() -> None:
