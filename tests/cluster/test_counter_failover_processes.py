@@ -9,8 +9,8 @@ import sys
 import trio
 
 import swimactors
-from swimactors import SplitBrainConfig
 from examples.counter import Counter
+from swimactors import SplitBrainConfig
 from swimactors.agent.cluster import open_local_cluster
 from swimactors.membership.types import format_address
 from swimactors.quorum import keep_majority
