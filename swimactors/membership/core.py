@@ -158,6 +158,13 @@ def _validate_name(name: str) -> None:
         raise ValueError(f"node name must be printable (no control characters): {name!r}")
 
 
+INCARNATION_HORIZON = 2**40
+"""How far ahead of the wall clock (in ms) an incarnation may be, about 35 years: a node
+starts at the wall clock and climbs by one per refutation, so news beyond this is forged.
+Refusing it keeps every accepted incarnation far below ``MAX_INCARNATION`` (until the year
+2490), so whoever news is about can always outbid it with one more."""
+
+
 def _validate_incarnation(incarnation: int) -> None:
     if isinstance(incarnation, bool) or not isinstance(incarnation, int):
         raise TypeError(f"incarnation must be an int: {incarnation!r}")
@@ -184,6 +191,10 @@ def _validate_meta(meta: bytes, limit: int) -> None:
         raise ValueError(f"meta is {len(meta)} bytes; the limit is {min(limit, MAX_META)}")
 
 
+NEWS = (Alive, Suspect, Dead, Left)
+"""The messages that carry an incarnation: membership news."""
+
+
 def _update(
     apply: Callable[[float, Any], None],
 ) -> Callable[[float, str, Address, bool, Any], None]:
@@ -206,7 +217,11 @@ class Swim:
         rng: random.Random | None = None,
         meta: bytes = b"",
         incarnation: int = 0,
+        wall_ms: int | None = None,
     ) -> None:
+        """``wall_ms``: the wall clock now, in ms (what ``open_node`` starts incarnations
+        at); with it, news more than :data:`INCARNATION_HORIZON` ahead of the wall clock is
+        refused (``rejected_future``).  None (simulations, unit tests): no horizon."""
         self.config = config or Config.lan()
         _validate_name(name)
         _validate_address(address)
@@ -239,6 +254,9 @@ class Swim:
         self._outgoing: list[Packet] = []
         self._events: list[MemberEvent] = []
         self._started = False
+        self._wall_ms = wall_ms
+        self._wall_origin = 0.0
+        """The ``now`` at which the wall clock read ``wall_ms`` (when the core started)."""
         self._leaving = False
         self._newcomers = 0  # unknown members named by the packet being received
         self._overhead = packet_overhead(self.config.label, name) + (
@@ -464,6 +482,8 @@ class Swim:
         reply_to = envelope.sender_address or source
         for message in envelope.messages:
             self.counters[f"received_{message_kind(message)}"] += 1
+            if isinstance(message, NEWS) and self._from_the_future(now, message.incarnation):
+                continue
             self._handlers[type(message)](now, envelope.sender, reply_to, reliable, message)
         if envelope.sender not in self._members:
             self._introduce(now, envelope.sender, reply_to, envelope.messages)
@@ -476,11 +496,24 @@ class Swim:
             return
         self._started = True
         self._self.since = now
+        self._wall_origin = now
         jitter = self.rng.random
         self._next_probe = now + jitter() * self.config.probe_interval
         self._next_gossip = now + jitter() * self.config.gossip_interval
         self._next_push_pull = now + self.config.push_pull_interval * (0.5 + jitter())
         self._next_reconnect = now + self.config.reconnect_interval * (0.5 + jitter())
+
+    def _from_the_future(self, now: float, incarnation: int) -> bool:
+        """News at an incarnation past the horizon (the wall clock plus
+        :data:`INCARNATION_HORIZON`): forged, and dropped (counted) lest it climb to the
+        maximum, where the member it is about could no longer outbid it."""
+        if self._wall_ms is None:
+            return False
+        horizon = self._wall_ms + (now - self._wall_origin) * 1000 + INCARNATION_HORIZON
+        if incarnation <= horizon:
+            return False
+        self.counters["rejected_future"] += 1
+        return True
 
     def _introduce(self, now: float, sender: str, reply_to: Address, messages: Any) -> None:
         """A packet from a member we do not know: it knows us, so swap full states with it
@@ -858,6 +891,8 @@ class Swim:
         verify before declaring death), everything else applies as a message would."""
         known = self._members.get
         for remote in members:
+            if self._from_the_future(now, remote.incarnation):
+                continue
             status = remote.status
             local = known(remote.name)
             if local is None and status is Status.SUSPECT and self._past_newcomer_limit():

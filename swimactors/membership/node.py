@@ -326,13 +326,15 @@ async def open_node(
             address = await _advertised(advertise, transport.address, seed_addresses)
         else:
             address = transport.address
+        wall_ms = int(time.time() * 1000)
         core = Swim(
             name=name,
             address=address,
             config=config,
             rng=rng if rng is not None else random.Random(),
             meta=meta,
-            incarnation=int(time.time() * 1000) if incarnation is None else incarnation,
+            incarnation=wall_ms if incarnation is None else incarnation,
+            wall_ms=wall_ms,
         )
         node = Node(core, transport, leave_timeout)
         if sockets is not None:

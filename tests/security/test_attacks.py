@@ -16,6 +16,7 @@ import os
 import re
 import socket
 import struct
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 
@@ -27,6 +28,7 @@ import trio
 from fuzz.hostile import sharing_bomb
 from swimactors.agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
 from swimactors.agent.http import HttpError, http_get
+from swimactors.membership.core import INCARNATION_HORIZON
 from swimactors.membership.messages import (
     MAX_INCARNATION,
     MemberState,
@@ -248,9 +250,17 @@ async def test_forged_death_at_any_incarnation_evicts_nobody_for_good() -> None:
             assert await metric(victim, rejected("out_of_range")) == 2
             assert await metric(victim, "driver_errors_total") == 0
             assert suspected(peers, "v") == []
-            # the worst news the wire accepts: the victim refutes at the maximum
-            dead = cbor2.dumps([6, "v", MAX_INCARNATION - 1, "p1"])
-            await trio.to_thread.run_sync(send_datagram, peers[0].gossip, gossip_with(dead))
+            # at the maximum the victim could not outbid it: refused as news from the future
+            target = peers[1]  # (the forged sender is p1)
+            dead = cbor2.dumps([6, "v", MAX_INCARNATION, "p1"])
+            await trio.to_thread.run_sync(send_datagram, target.gossip, gossip_with(dead))
+            assert await wait_until(lambda: _counted(target, rejected("future")), 5.0) is not None
+            assert suspected(peers, "v") == []
+            # the worst news accepted, just inside the horizon: the victim outbids it
+            edge = int(time.time() * 1000) + INCARNATION_HORIZON - 60_000
+            dead = cbor2.dumps([6, "v", edge, "p1"])
+            await trio.to_thread.run_sync(send_datagram, target.gossip, gossip_with(dead))
+            assert await wait_until(lambda: _refuted_above(victim, edge), CONVERGE) is not None
 
             async def up_everywhere() -> bool:
                 for agent in peers:
@@ -294,6 +304,12 @@ async def test_a_forged_registry_floor_is_dropped_and_counted() -> None:
             event = 'registry_events_total{event="rejected_floors"}'
             assert await wait_until(lambda: _counted(target, event), 5.0) is not None
             assert suspected(peers, "v") == []
+
+
+async def _refuted_above(victim: AgentProcess, incarnation: int) -> bool:
+    """The victim's own incarnation is past ``incarnation`` (it outbid the news)."""
+    own = [m for m in await victim.members() if m["name"] == victim.name]
+    return bool(own) and int(own[0]["incarnation"]) > incarnation
 
 
 async def _counted(agent: AgentProcess, name: str) -> bool:
