@@ -5,8 +5,9 @@ Rows: seal + open of one membership packet (300 and 1,400 bytes) and of one acto
 on an authenticated connection (100 bytes, a typical tell), the connection handshake; a
 membership cluster on loopback run plaintext and keyed, interleaved, ``ROUNDS`` times: CPU
 seconds per node per minute and bytes sent per node per second; remote ask p50 and one
-sender's tell throughput to a system in another process, plaintext and keyed connections
-interleaved (``bench_remote``'s measurements).  Medians; plaintext is the floor.
+sender's tell throughput to a system in another process, over plaintext, keyed and mutual
+TLS connections interleaved (``bench_remote``'s measurements).  Medians; plaintext is the
+floor.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import timeit
 from collections.abc import AsyncIterator
@@ -27,7 +29,7 @@ from benchmarks.bench_remote import CONFIG as REMOTE_CONFIG
 from benchmarks.bench_remote import Count, Echo, _ask_round_trips, _tell_rate
 from swimactors.membership import Config
 from swimactors.membership.node import Node, open_node
-from swimactors.security import Keyring, PacketSealer, StreamHandshake
+from swimactors.security import Keyring, PacketSealer, StreamHandshake, TlsConfig
 
 Row = dict[str, Any]
 KEY = b"k" * 32
@@ -154,13 +156,36 @@ def _membership(quick: bool) -> list[Row]:
     return rows
 
 
-def _remote_config(keyed: bool) -> Config:
-    return REMOTE_CONFIG.replace(keyring=Keyring(KEY)) if keyed else REMOTE_CONFIG
+MODES = ("plain", "keyed", "tls")
+"""How the remote systems' connections are protected: not at all (the floor), by the
+cluster key's handshake and sealed records, or by mutual TLS."""
 
 
-async def _serve(keyed: bool) -> None:
-    config = _remote_config(keyed)
-    async with swimactors.open_system("far", bind="127.0.0.1:0", config=config) as system:
+def _remote_config(mode: str, name: str, pki: str) -> Config:
+    if mode == "keyed":
+        return REMOTE_CONFIG.replace(keyring=Keyring(KEY))
+    if mode == "tls":
+        stem = f"{pki}/{name}"
+        tls = TlsConfig(cert=f"{stem}.crt", key=f"{stem}.key", ca=f"{pki}/ca.pem")
+        return REMOTE_CONFIG.replace(tls=tls)
+    return REMOTE_CONFIG
+
+
+def _issue_certificates(directory: str, names: list[str]) -> None:
+    """A throwaway CA (``trustme``) and a certificate naming each node, as PEM files."""
+    import trustme
+
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(f"{directory}/ca.pem")
+    for name in names:
+        issued = ca.issue_cert(name)
+        issued.cert_chain_pems[0].write_to_path(f"{directory}/{name}.crt")
+        issued.private_key_pem.write_to_path(f"{directory}/{name}.key")
+
+
+async def _serve(mode: str, pki: str) -> None:
+    config = _remote_config(mode, f"far-{mode}", pki)
+    async with swimactors.open_system(f"far-{mode}", bind="127.0.0.1:0", config=config) as system:
         await system.spawn(Echo, name="echo", public=True)
         # room for every tell of a run: this measures the transport, and requests for a
         # full mailbox are held back only up to half the window, then dropped (docs/guide.md)
@@ -171,10 +196,9 @@ async def _serve(keyed: bool) -> None:
 
 
 @asynccontextmanager
-async def _near(keyed: bool) -> AsyncIterator[swimactors.System]:
-    """A system here talking to a far one in another process, both keyed or both not."""
-    mode = "keyed" if keyed else "plain"
-    command = [sys.executable, "-m", "benchmarks.bench_security", "serve", mode]
+async def _near(mode: str, pki: str) -> AsyncIterator[swimactors.System]:
+    """A system here talking to a far one in another process, both protected by ``mode``."""
+    command = [sys.executable, "-m", "benchmarks.bench_security", "serve", mode, pki]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -183,7 +207,7 @@ async def _near(keyed: bool) -> AsyncIterator[swimactors.System]:
             f"near-{mode}",
             bind="127.0.0.1:0",
             seeds=[f"127.0.0.1:{port}"],
-            config=_remote_config(keyed),
+            config=_remote_config(mode, f"near-{mode}", pki),
         ) as system:
             await system.wait_for("echo", timeout=20)
             await system.wait_for("count", timeout=20)
@@ -195,42 +219,52 @@ async def _near(keyed: bool) -> AsyncIterator[swimactors.System]:
 
 async def _remote(quick: bool) -> list[Row]:
     trips, tells = (500, 20_000) if quick else (3000, 100_000)
-    results: dict[bool, dict[str, list[float]]] = {
-        k: {"ask": [], "tell": []} for k in (False, True)
-    }
-    async with _near(False) as plain, _near(True) as keyed:
-        systems = {False: plain, True: keyed}
-        for system in systems.values():
-            await _ask_round_trips(system, 200)  # warm up
-        for round_ in range(ROUNDS):
-            for with_key in [False, True] if round_ % 2 == 0 else [True, False]:
-                system = systems[with_key]
-                asks = await _ask_round_trips(system, trips)
-                results[with_key]["ask"].append(statistics.median(asks) * 1e6)
-                results[with_key]["tell"].append(await _tell_rate(system, tells))
+    results = {mode: {"ask": list[float](), "tell": list[float]()} for mode in MODES}
+    with tempfile.TemporaryDirectory() as pki:
+        _issue_certificates(pki, [f"{side}-tls" for side in ("near", "far")])
+        async with (
+            _near("plain", pki) as plain,
+            _near("keyed", pki) as keyed,
+            _near("tls", pki) as tls,
+        ):
+            systems = {"plain": plain, "keyed": keyed, "tls": tls}
+            for system in systems.values():
+                await _ask_round_trips(system, 200)  # warm up
+            for round_ in range(ROUNDS):
+                order = MODES[round_ % 3 :] + MODES[: round_ % 3]  # rotated each round
+                for mode in order:
+                    system = systems[mode]
+                    asks = await _ask_round_trips(system, trips)
+                    results[mode]["ask"].append(statistics.median(asks) * 1e6)
+                    results[mode]["tell"].append(await _tell_rate(system, tells))
     note = f"floor: plaintext connection; medians of {ROUNDS} interleaved runs"
-    ask, ask_floor = (statistics.median(results[k]["ask"]) for k in (True, False))
-    tell, tell_floor = (statistics.median(results[k]["tell"]) for k in (True, False))
-    return [
-        {
-            "benchmark": "security",
-            "metric": "remote ask p50, keyed",
-            "value": ask,
-            "unit": "us",
-            "floor": ask_floor,
-            "ratio": ask / ask_floor,
-            "note": f"{note}; +{ask - ask_floor:.1f} us (target < 10)",
-        },
-        {
-            "benchmark": "security",
-            "metric": "remote tell throughput, keyed, one sender",
-            "value": tell,
-            "unit": "msg/s",
-            "floor": tell_floor,
-            "ratio": tell / tell_floor,
-            "note": f"{note}; target ratio > 0.85",
-        },
-    ]
+    ask_floor = statistics.median(results["plain"]["ask"])
+    tell_floor = statistics.median(results["plain"]["tell"])
+    rows: list[Row] = []
+    for mode, label in (("keyed", "keyed"), ("tls", "mutual TLS")):
+        ask = statistics.median(results[mode]["ask"])
+        tell = statistics.median(results[mode]["tell"])
+        rows += [
+            {
+                "benchmark": "security",
+                "metric": f"remote ask p50, {label}",
+                "value": ask,
+                "unit": "us",
+                "floor": ask_floor,
+                "ratio": ask / ask_floor,
+                "note": f"{note}; +{ask - ask_floor:.1f} us (target < 10)",
+            },
+            {
+                "benchmark": "security",
+                "metric": f"remote tell throughput, {label}, one sender",
+                "value": tell,
+                "unit": "msg/s",
+                "floor": tell_floor,
+                "ratio": tell / tell_floor,
+                "note": f"{note}; target ratio > 0.85",
+            },
+        ]
+    return rows
 
 
 def run(quick: bool) -> list[Row]:
@@ -238,5 +272,5 @@ def run(quick: bool) -> list[Row]:
 
 
 if __name__ == "__main__":
-    if sys.argv[1:3] in (["serve", "plain"], ["serve", "keyed"]):
-        trio.run(_serve, sys.argv[2] == "keyed")
+    if sys.argv[1:2] == ["serve"] and sys.argv[2] in MODES:
+        trio.run(_serve, sys.argv[2], sys.argv[3])
