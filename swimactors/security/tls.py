@@ -11,6 +11,7 @@ certificate does not name the node it claims to be is refused.
 
 from __future__ import annotations
 
+import ipaddress
 import ssl
 from typing import Any
 
@@ -31,11 +32,16 @@ def certificate_names(peer_certificate: dict[str, Any] | None) -> frozenset[str]
     its subjectAltName DNS names and IP addresses."""
     if not peer_certificate:
         return frozenset()
-    return frozenset(
-        str(value)
-        for kind, value in peer_certificate.get("subjectAltName", ())
-        if kind in ("DNS", "IP Address")
-    )
+    names = set()
+    for kind, value in peer_certificate.get("subjectAltName", ()):
+        if kind == "DNS":
+            names.add(str(value))
+        elif kind == "IP Address":  # OpenSSL spells IPv6 in full, upper case
+            try:
+                names.add(str(ipaddress.ip_address(str(value).strip())))
+            except ValueError:
+                continue
+    return frozenset(names)
 
 
 def _context(purpose: ssl._SSLMethod, cert: str, key: str, ca: str) -> ssl.SSLContext:

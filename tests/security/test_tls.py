@@ -292,7 +292,14 @@ async def test_tls_and_a_keyring_together(pki: Pki) -> None:
 def test_certificate_names_reads_dns_and_ip_alternatives() -> None:
     from swimactors.security.tls import certificate_names
 
-    cert = {"subjectAltName": (("DNS", "n0"), ("IP Address", "10.0.0.1"), ("URI", "x:y"))}
-    assert certificate_names(cert) == {"n0", "10.0.0.1"}
+    alternatives = (
+        ("DNS", "n0"),
+        ("IP Address", "10.0.0.1"),
+        ("IP Address", "2001:DB8:0:0:0:0:0:1\n"),
+        ("IP Address", "junk"),
+        ("URI", "x:y"),
+    )
+    cert = {"subjectAltName": alternatives}
+    assert certificate_names(cert) == {"n0", "10.0.0.1", "2001:db8::1"}
     assert certificate_names(None) == frozenset()
     assert certificate_names({}) == frozenset()
