@@ -80,7 +80,12 @@ def _packet_seeds() -> tuple[bytes, ...]:
 
 def _actor_frame(data: bytes) -> object:
     frame = protocol.parse(data)
-    if isinstance(frame, protocol.Tell | protocol.Ask | protocol.Reply):
+    if isinstance(frame, protocol.StreamEnd):
+        protocol.decode_stream_end(frame)
+    if isinstance(
+        frame,
+        protocol.Tell | protocol.Ask | protocol.Reply | protocol.StreamOpen | protocol.StreamItem,
+    ):
         value = frame.value
         if not (type(value) is list and value and value[0] == 2):  # refs need a live system
             protocol.decode_value(value)
@@ -99,8 +104,34 @@ def _actor_seeds() -> tuple[bytes, ...]:
             [Kind.ERROR, 5, "failed", "ValueError", "boom", ""],
             [Kind.CREDIT, 8],
             [Kind.TERMINATED, "/user/x", 1, None],
+            [Kind.STREAM, 6, "/user/x", 2, None, value(["count", 10]), 64],
+            [Kind.ITEM, 6, value({"i": 1})],
+            [Kind.MORE, 6, 32],
+            [Kind.END, 6, ["failed", "ValueError", "boom", ""]],
+            [Kind.CANCEL, 6],
         )
     )
+
+
+def _actor_session(data: bytes) -> object:
+    """A session's stream rules on a byte stream: a peer past its HELLO, with one stream
+    read here (id 1, two items of credit); a protocol violation is a WireError."""
+    session = protocol.PeerSession[str]("b", 1, 4, 1 << 16, peer="a")
+    session.open_stream(1, 2)
+    session.receive_data(data, 0.0)
+    events = []
+    try:
+        while (event := session.next_event()) is not None:
+            events.append(event)
+    except protocol.ProtocolViolation as exc:
+        raise wire.WireError(str(exc)) from None
+    return events
+
+
+def _session_seeds() -> tuple[bytes, ...]:
+    frames = [wire.encode_frame(seed) for seed in _actor_seeds()]
+    hello, streams = frames[0], frames[-5:]
+    return (b"".join([hello, *streams]), b"".join([hello, streams[1], streams[1], streams[3]]))
 
 
 def _registry_seeds() -> tuple[bytes, ...]:
@@ -136,6 +167,7 @@ def _frames(data: bytes) -> object:
 _EACH = (
     Decoder("packet", _packet, _packet_seeds()),
     Decoder("actor_frame", _actor_frame, _actor_seeds()),
+    Decoder("actor_session", _actor_session, _session_seeds()),
     Decoder("registry", registry_codec.decode, _registry_seeds()),
     Decoder("ddata", _ddata, _ddata_seeds()),
     Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from .actors.message import Terminated, message
     from .actors.proxy import as_actor
     from .actors.ref import ActorRef
+    from .actors.streams import ReplyStream, StreamFeed, StreamFinished
     from .actors.supervision import escalate, restart, resume, stop
     from .actors.transport import TransportConfig
     from .cluster.ddata import Consistency, ConsistencyError, DataChanged
@@ -83,8 +84,11 @@ _WHERE = {
     "Placement": ".placement",
     "QuorumChanged": ".cluster.split_brain",
     "QuorumLost": ".cluster.split_brain",
+    "ReplyStream": ".actors.streams",
     "SQLiteGrainStore": ".cluster.grain_store",
     "SplitBrainConfig": ".cluster.split_brain",
+    "StreamFeed": ".actors.streams",
+    "StreamFinished": ".actors.streams",
     "System": ".cluster.system",
     "SystemFailed": ".actors.errors",
     "Terminated": ".actors.message",
@@ -134,8 +138,11 @@ __all__ = [
     "QuorumChanged",
     "QuorumLost",
     "RemoteProtocolError",
+    "ReplyStream",
     "SQLiteGrainStore",
     "SplitBrainConfig",
+    "StreamFeed",
+    "StreamFinished",
     "SwimactorsError",
     "System",
     "SystemFailed",

@@ -36,6 +36,7 @@ from .mailbox import Mailbox, Queue, evict
 from .message import Terminated
 from .ref import READY, ActorRef, Watcher, current_sender
 from .reply import Reply
+from .streams import Producer, ReplyStream, StreamFeed, open_local
 
 if TYPE_CHECKING:
     from .runtime import LocalSystem
@@ -124,6 +125,7 @@ class ActorCell:
         "ref",
         "state",
         "strategy",
+        "streams",
         "system",
         "timers",
         "watching",
@@ -162,6 +164,8 @@ class ActorCell:
         self.reason: str | None = None
         # Created on first use: most actors never need them.
         self.timers: set[Timer] | None = None
+        self.streams: set[StreamFeed | Producer] | None = None
+        """Streams read into this actor and streamed replies it produces."""
         self.watching: set[ActorRef] | None = None
         self._waiters: dict[_Waiter, None] | None = None
         self._signals: deque[tuple[Signal, Any]] | None = None
@@ -293,6 +297,38 @@ class ActorCell:
         """Queue a delivery from another node, waiting while the mailbox is full."""
         if not self.offer(msg, sender, reply):
             await self._wait_for_room((msg, sender, reply))
+
+    async def feed(self, msg: Any) -> None:
+        """Queue an item of a stream read into this actor, waiting for room whatever the
+        overflow policy (a stream is read no faster than the mailbox takes it)."""
+        if self.state is not State.RUNNING:
+            self.system.dead_letters.publish(self.ref, msg, None)
+        elif len(self.queue) < self.capacity and not self._waiters:
+            self.queue.append((msg, None, None))
+            if self._parked:
+                self._wake()
+        else:
+            await self._wait_for_room((msg, None, None))
+
+    def start_stream(self, stream: StreamFeed | Producer, *args: Any) -> None:
+        """Run ``stream`` (``args`` to its ``run``) until it ends or this actor stops or
+        restarts."""
+        if self.streams is None:
+            self.streams = set()
+        self.streams.add(stream)
+        self.system.nursery.start_soon(stream.run, *args)
+
+    def forget_stream(self, stream: StreamFeed | Producer) -> None:
+        if self.streams is not None:
+            self.streams.discard(stream)
+
+    def open_stream(
+        self, msg: Any, sender: ActorRef | None, window: int, timeout: float | None
+    ) -> ReplyStream:
+        """A stream request to this actor (``ref.stream``)."""
+        return ReplyStream(
+            open_local(self, lambda: self.ask(msg, sender, timeout)), window, timeout
+        )
 
     async def _ask_directly(self, msg: Any, sender: ActorRef | None) -> Any:
         """Run a plain-``def`` receive from the asker's task (it cannot wait, so this is
@@ -574,9 +610,18 @@ class ActorCell:
             await child.wait_stopped()
 
     def _cancel_timers(self) -> None:
+        """Cancel timers and streams (on a stop or a restart)."""
         if self.timers:
             for timer in list(self.timers):
                 timer.cancel()
+        if self.streams:
+            streams, self.streams = self.streams, None
+            reason = f"{self.ref} {'restarted' if self.state is State.RUNNING else 'stopped'}"
+            for stream in streams:
+                if isinstance(stream, Producer):
+                    stream.stop(reason)
+                else:
+                    stream.cancel()
 
     def _flush(self) -> None:
         """Turn queued and waiting messages into dead letters; fail their asks."""

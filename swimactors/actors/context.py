@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .mailbox import Mailbox
 from .ref import ActorRef
+from .streams import StreamFeed
 from .supervision import Strategy
 
 if TYPE_CHECKING:
@@ -149,6 +150,16 @@ class Context:
         first = interval if delay is None else delay
         _check_delay("delay", first)
         return self._start_timer(first, msg, interval)
+
+    def add_stream(self, items: AsyncIterable[Any]) -> StreamFeed:
+        """Deliver each item of ``items`` to this actor as a message, in order, then
+        :class:`StreamFinished`; the next item is read only once the mailbox took the last
+        one.  Cancelled when this actor stops or restarts."""
+        if not hasattr(items, "__aiter__"):
+            raise TypeError(f"add_stream takes an async iterable, not {items!r}")
+        feed = StreamFeed(self._cell)
+        self._cell.start_stream(feed, items)
+        return feed
 
     def _start_timer(self, delay: float, msg: Any, interval: float | None) -> Timer:
         timer = Timer(self._cell)

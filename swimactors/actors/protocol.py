@@ -12,6 +12,12 @@ broken or hostile peer: the connection is dropped), and builds the frame's class
     [CREDIT, n]                              n more requests may be sent (flow control)
     [WATCH, path, uid] / [UNWATCH, path, uid]
     [TERMINATED, path, uid, reason]          the watched actor stopped
+    [STREAM, sid, path, uid, sender, value, window]   a request answered by a stream
+    [ITEM, sid, value]                       one item of the stream ``sid``
+    [MORE, sid, n]                           n more items of ``sid`` may be sent
+    [END, sid, error]                        ``sid`` is over; error: None or [kind, type,
+                                             message, traceback] as in ERROR
+    [CANCEL, sid]                            the consumer stopped reading ``sid``
 
 A value is ``[0, plain CBOR]``, ``[1, [tag, field, ...]]`` for a ``@message`` or
 ``[2, node, path, uid]`` for a bare :class:`ActorRef`; it is decoded separately
@@ -24,6 +30,13 @@ HELLO), credit (a node may have at most ``window`` requests the peer has not yet
 into a mailbox; the peer returns credit as it delivers, on frames it sends anyway or
 alone past half the window), the correlation of asks with
 their replies, and the limit on what a peer may have undelivered here.
+
+Streams: a STREAM is a request (it takes connection credit and goes into the actor's
+mailbox like an ASK); its items then flow on their own credit, ``window`` items granted
+by the consumer and topped up by MORE as it reads, so a slow consumer stalls only its own
+stream.  The session checks each stream's rules (at most :data:`MAX_STREAMS` produced
+for one peer, no item beyond the credit granted); a frame for a stream that is already
+over (a race with CANCEL or END) is dropped and counted, as :class:`Dropped`.
 """
 
 from __future__ import annotations
@@ -48,14 +61,17 @@ from .errors import (
     Unsendable,
 )
 from .message import MESSAGES, decode_ref, encode_ref
-from .ref import ActorRef
+from .ref import MAX_STREAM_WINDOW, ActorRef
 from .tracing import MAX_TRACEPARENT
 
 __all__ = [
+    "MAX_STREAMS",
+    "MAX_STREAM_WINDOW",
     "MAX_WINDOW",
     "Answered",
     "Ask",
     "Credit",
+    "Dropped",
     "ErrorReply",
     "Frame",
     "Hello",
@@ -63,17 +79,25 @@ __all__ = [
     "PeerSession",
     "ProtocolViolation",
     "Reply",
+    "StreamCancel",
+    "StreamEnd",
+    "StreamItem",
+    "StreamMore",
+    "StreamOpen",
     "Tell",
     "Terminated",
     "Unwatch",
     "Watch",
     "decode_error",
+    "decode_stream_end",
     "decode_value",
     "encode",
     "encode_ask",
     "encode_error",
+    "encode_stream",
     "encode_value",
     "parse",
+    "stream_error",
     "tell_frame",
     "tell_prefix",
 ]
@@ -82,6 +106,10 @@ T = TypeVar("T")
 
 MAX_WINDOW = 65536
 """The largest window a peer may announce (a bigger one is taken as this)."""
+
+
+MAX_STREAMS = 1024
+"""Streams one peer may have this node produce at once; more are ended at once (full)."""
 
 
 class Kind(enum.IntEnum):
@@ -96,6 +124,11 @@ class Kind(enum.IntEnum):
     WATCH = 6
     UNWATCH = 7
     TERMINATED = 8
+    STREAM = 9
+    ITEM = 10
+    MORE = 11
+    END = 12
+    CANCEL = 13
 
 
 # -- the frames -------------------------------------------------------------------------
@@ -172,7 +205,56 @@ class Terminated:
     reason: str | None
 
 
-Frame = Hello | Tell | Ask | Reply | ErrorReply | Credit | Watch | Unwatch | Terminated
+@attrs.define(weakref_slot=False)
+class StreamOpen:
+    sid: int
+    path: str
+    uid: int
+    sender: Sender
+    value: Any
+    window: int
+
+
+@attrs.define(weakref_slot=False)
+class StreamItem:
+    sid: int
+    value: Any
+
+
+@attrs.define(weakref_slot=False)
+class StreamMore:
+    sid: int
+    n: int
+
+
+@attrs.define(weakref_slot=False)
+class StreamEnd:
+    sid: int
+    error: list[str] | None
+    """None when the stream ended normally, else an ERROR frame's last four fields."""
+
+
+@attrs.define(weakref_slot=False)
+class StreamCancel:
+    sid: int
+
+
+Frame = (
+    Hello
+    | Tell
+    | Ask
+    | Reply
+    | ErrorReply
+    | Credit
+    | Watch
+    | Unwatch
+    | Terminated
+    | StreamOpen
+    | StreamItem
+    | StreamMore
+    | StreamEnd
+    | StreamCancel
+)
 
 
 def _uint(value: Any) -> bool:
@@ -191,6 +273,16 @@ def _ref(value: Any) -> bool:
 
 def _address(f: list[Any], at: int) -> bool:
     return type(f[at]) is str and _uint(f[at + 1])
+
+
+def _grant(value: Any) -> bool:
+    return type(value) is int and 0 < value <= MAX_STREAM_WINDOW
+
+
+def _error(value: Any) -> bool:
+    return value is None or (
+        type(value) is list and len(value) == 4 and all(type(v) is str for v in value)
+    )
 
 
 _LAYOUTS: dict[int, tuple[type[Frame], Callable[[list[Any]], bool]]] = {
@@ -221,6 +313,14 @@ _LAYOUTS: dict[int, tuple[type[Frame], Callable[[list[Any]], bool]]] = {
         Terminated,
         lambda f: len(f) == 4 and _address(f, 1) and (f[3] is None or type(f[3]) is str),
     ),
+    Kind.STREAM: (
+        StreamOpen,
+        lambda f: len(f) == 7 and _uint(f[1]) and _address(f, 2) and _ref(f[4]) and _grant(f[6]),
+    ),
+    Kind.ITEM: (StreamItem, lambda f: len(f) == 3 and _uint(f[1])),
+    Kind.MORE: (StreamMore, lambda f: len(f) == 3 and _uint(f[1]) and _grant(f[2])),
+    Kind.END: (StreamEnd, lambda f: len(f) == 3 and _uint(f[1]) and _error(f[2])),
+    Kind.CANCEL: (StreamCancel, lambda f: len(f) == 2 and _uint(f[1])),
 }
 """Each kind's class and layout check (see the module docstring)."""
 
@@ -261,6 +361,13 @@ def encode_ask(
     """An ASK frame for an already encoded value (the hot path skips :func:`encode`)."""
     items = [Kind.ASK, corr, path, uid, sender, value]
     return wire.encode_frame(wire.dumps(items if trace is None else [*items, trace]))
+
+
+def encode_stream(
+    sid: int, path: str, uid: int, sender: Sender, value: list[Any], window: int
+) -> bytes:
+    """A STREAM frame (a request answered by a stream) for an already encoded value."""
+    return wire.encode_frame(wire.dumps([Kind.STREAM, sid, path, uid, sender, value, window]))
 
 
 def tell_frame(prefix: bytes, msg: Any) -> bytes:
@@ -323,6 +430,19 @@ def encode_error(corr: int, error: BaseException) -> ErrorReply:
     return ErrorReply(corr, kind, type(error).__qualname__, str(error), "")
 
 
+def stream_error(error: BaseException | None) -> list[str] | None:
+    """An END frame's error field for how a stream ended."""
+    if error is None:
+        return None
+    frame = encode_error(0, error)
+    return [frame.kind, frame.type_name, frame.message, frame.traceback]
+
+
+def decode_stream_end(frame: StreamEnd) -> ActorError | None:
+    """The typed exception an END frame carries (None: the stream is complete)."""
+    return None if frame.error is None else decode_error(ErrorReply(frame.sid, *frame.error))
+
+
 def decode_error(frame: ErrorReply) -> ActorError:
     """The typed exception an ERROR frame stands for."""
     cls = _ERROR_KINDS.get(frame.kind)
@@ -354,7 +474,30 @@ class Answered(Generic[T]):
     frame: Reply | ErrorReply
 
 
-Event = Hello | Tell | Ask | Answered[Any] | Credit | Watch | Unwatch | Terminated
+@attrs.define(weakref_slot=False)
+class Dropped:
+    """A frame dropped by the session, to be counted under ``counter`` (a stream frame
+    that came after its stream was over, or a stream refused as one too many)."""
+
+    counter: str
+
+
+Event = (
+    Hello
+    | Tell
+    | Ask
+    | Answered[Any]
+    | Credit
+    | Watch
+    | Unwatch
+    | Terminated
+    | StreamOpen
+    | StreamItem
+    | StreamMore
+    | StreamEnd
+    | StreamCancel
+    | Dropped
+)
 
 
 class PeerSession(Generic[T]):
@@ -386,6 +529,10 @@ class PeerSession(Generic[T]):
         """Requests received and not yet :meth:`delivered`."""
         self.pending: dict[int, T] = {}
         """Asks sent on this connection awaiting their reply, by correlation id."""
+        self.producing: set[int] = set()
+        """Streams the peer opened here that are not over yet."""
+        self.consuming: dict[int, int] = {}
+        """Streams this side opened, with how many items the peer may still send."""
         self.outgoing = bytearray()
         """Bytes to send, in order; the driver sends and removes them."""
         self.closed = False
@@ -433,6 +580,37 @@ class PeerSession(Generic[T]):
         """Queue a death-watch frame (not flow-controlled)."""
         self.outgoing += encode(frame)
         self.return_credit()
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def open_stream(self, sid: int, window: int) -> None:
+        """A STREAM with ``sid`` granting ``window`` items is (about to be) sent."""
+        self.consuming[sid] = window
+
+    def grant(self, sid: int, n: int) -> None:
+        """The consumer read ``n`` items of ``sid``: the producer may send ``n`` more."""
+        if sid in self.consuming and not self.closed:
+            self.consuming[sid] += n
+            self.outgoing += encode(StreamMore(sid, n))
+
+    def cancel_stream(self, sid: int) -> None:
+        """The consumer stops reading ``sid``: CANCEL it (items still coming are dropped)."""
+        if self.consuming.pop(sid, None) is not None and not self.closed:
+            self.outgoing += encode(StreamCancel(sid))
+
+    def send_item(self, sid: int, value: list[Any]) -> bool:
+        """Queue an item of the stream ``sid`` this side produces (an encoded value);
+        False when the stream is over (cancelled, or the connection closed)."""
+        if sid not in self.producing or self.closed:
+            return False
+        self.outgoing += wire.encode_frame(wire.dumps([Kind.ITEM, sid, value]))
+        return True
+
+    def end_stream(self, sid: int, error: BaseException | None) -> None:
+        """End the stream ``sid`` this side produces (``error``: how it failed)."""
+        if sid in self.producing and not self.closed:
+            self.producing.discard(sid)
+            self.outgoing += encode(StreamEnd(sid, stream_error(error)))
 
     def delivered(self) -> None:
         """One request the peer sent is in a mailbox (or answered, or dead-lettered)."""
@@ -482,7 +660,7 @@ class PeerSession(Generic[T]):
         self.peer = frame.node
         return frame
 
-    def _request(self, frame: Tell | Ask) -> Event:
+    def _request(self, frame: Tell | Ask | StreamOpen) -> Event:
         if self.undelivered >= self.peer_window:
             raise ProtocolViolation(
                 "rejected_malformed", "the peer sent more requests than its window allows"
@@ -501,6 +679,42 @@ class PeerSession(Generic[T]):
     def _watch(self, frame: Watch | Unwatch | Terminated) -> Event:
         return frame
 
+    def _stream(self, frame: StreamOpen) -> Event:
+        self._request(frame)
+        if frame.sid in self.producing:
+            raise ProtocolViolation("rejected_malformed", f"stream {frame.sid} opened twice")
+        if len(self.producing) >= MAX_STREAMS:
+            self.outgoing += encode(
+                StreamEnd(frame.sid, stream_error(MailboxFull("too many open streams")))
+            )
+            self.delivered()
+            return Dropped("streams_refused")
+        self.producing.add(frame.sid)
+        return frame
+
+    def _item(self, frame: StreamItem) -> Event:
+        allowed = self.consuming.get(frame.sid)
+        if allowed is None:
+            return Dropped("stream_frames_stray")
+        if not allowed:
+            raise ProtocolViolation(
+                "rejected_malformed", f"stream {frame.sid}: an item beyond its credit"
+            )
+        self.consuming[frame.sid] = allowed - 1
+        return frame
+
+    def _end(self, frame: StreamEnd) -> Event:
+        if self.consuming.pop(frame.sid, None) is None:
+            return Dropped("stream_frames_stray")
+        return frame
+
+    def _producer_side(self, frame: StreamMore | StreamCancel) -> Event:
+        if frame.sid not in self.producing:
+            return Dropped("stream_frames_stray")
+        if isinstance(frame, StreamCancel):
+            self.producing.discard(frame.sid)
+        return frame
+
     _RULES: dict[type[Frame], Callable[[PeerSession[Any], Any], Event | None]] = {
         Hello: _hello,
         Tell: _request,
@@ -511,6 +725,11 @@ class PeerSession(Generic[T]):
         Watch: _watch,
         Unwatch: _watch,
         Terminated: _watch,
+        StreamOpen: _stream,
+        StreamItem: _item,
+        StreamMore: _producer_side,
+        StreamEnd: _end,
+        StreamCancel: _producer_side,
     }
     """What each frame does to the session (a table, as h11 keeps its transitions)."""
 
@@ -519,6 +738,8 @@ class PeerSession(Generic[T]):
     def close(self) -> list[T]:
         """The connection is gone: the tokens of the asks still waiting, to fail them."""
         self.closed = True
+        self.producing.clear()
+        self.consuming.clear()
         pending, self.pending = self.pending, {}
         return list(pending.values())
 
@@ -530,4 +751,10 @@ class PeerSession(Generic[T]):
 
     def is_idle(self) -> bool:
         """Nothing pending either way and nothing left to send."""
-        return not self.pending and not self.undelivered and not self.outgoing
+        return (
+            not self.pending
+            and not self.undelivered
+            and not self.outgoing
+            and not self.producing
+            and not self.consuming
+        )

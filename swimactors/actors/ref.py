@@ -9,12 +9,31 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Coroutine, Generator
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-__all__ = ["DEFAULT_ASK_TIMEOUT", "READY", "ActorRef", "Target", "Watcher", "current_sender"]
+if TYPE_CHECKING:
+    from .streams import ReplyStream
+
+__all__ = [
+    "DEFAULT_ASK_TIMEOUT",
+    "DEFAULT_STREAM_WINDOW",
+    "MAX_STREAM_WINDOW",
+    "READY",
+    "ActorRef",
+    "StreamTarget",
+    "Target",
+    "Watcher",
+    "current_sender",
+]
 
 DEFAULT_ASK_TIMEOUT = 5.0
 """Seconds an ``ask`` waits for its reply unless told otherwise."""
+
+DEFAULT_STREAM_WINDOW = 128
+"""Items a streamed reply's producer may send ahead of its reader unless told otherwise."""
+
+MAX_STREAM_WINDOW = 4096
+"""The largest window of a streamed reply (the protocol refuses larger grants)."""
 
 current_sender: ContextVar[ActorRef | None] = ContextVar("swimactors_sender", default=None)
 """The ref of the actor whose task is running, so a tell from inside an actor names its
@@ -57,6 +76,14 @@ class Target(Protocol):
     def remove_watcher(self, watcher: Watcher) -> None: ...
 
 
+class StreamTarget(Protocol):
+    """A target that can answer a request with a stream (a local actor, a remote one)."""
+
+    def open_stream(
+        self, msg: Any, sender: ActorRef | None, window: int, timeout: float | None
+    ) -> ReplyStream: ...
+
+
 class ActorRef:
     """A stable, hashable handle to one actor; valid across its restarts.
 
@@ -95,6 +122,24 @@ class ActorRef:
         :class:`ActorFailed` if ``receive`` raised.
         """
         return self._target.ask(msg, current_sender.get(), timeout)
+
+    def stream(
+        self, msg: Any, *, window: int = DEFAULT_STREAM_WINDOW, timeout: float | None = None
+    ) -> ReplyStream:
+        """Send ``msg`` to an actor whose ``receive`` answers it with an async iterable,
+        and read that iterable's items: ``async for item in ref.stream(msg)``.
+
+        At most ``window`` items are sent ahead of the reader; leaving the loop early
+        cancels the producer.  Errors are those of :meth:`ask` (``timeout``: seconds to
+        wait for each item, None: no limit).
+        """
+        if type(window) is not int or not 0 < window <= MAX_STREAM_WINDOW:
+            raise ValueError(f"window must be 1..{MAX_STREAM_WINDOW}, not {window!r}")
+        target = self._target
+        if not hasattr(target, "open_stream"):
+            raise TypeError(f"{self} cannot answer with a stream")
+        opener: StreamTarget = target  # type: ignore[assignment]
+        return opener.open_stream(msg, current_sender.get(), window, timeout)
 
     @property
     def target(self) -> Target:

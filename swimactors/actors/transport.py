@@ -31,6 +31,7 @@ import logging
 import math
 import os
 import socket
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from itertools import count
@@ -53,6 +54,7 @@ from .protocol import PeerSession, ProtocolViolation
 from .ref import READY, ActorRef, Watcher
 from .reply import Reply
 from .secure import SecureStream, secure
+from .streams import Producer, ReplyStream, as_source
 
 if TYPE_CHECKING:
     from .deadlines import AskDeadlines
@@ -213,11 +215,76 @@ class RemoteTarget:
     def ask(self, msg: Any, sender: ActorRef | None, timeout: float | None) -> Any:
         return self.transport.ask(self, msg, sender, timeout)
 
+    def open_stream(
+        self, msg: Any, sender: ActorRef | None, window: int, timeout: float | None
+    ) -> ReplyStream:
+        return ReplyStream(self.transport.stream_opener(self, msg, sender), window, timeout)
+
     def add_watcher(self, watcher: Watcher) -> None:
         self.transport.watch(self, watcher)
 
     def remove_watcher(self, watcher: Watcher) -> None:
         self.transport.unwatch(self, watcher)
+
+
+class _StreamStart(Reply):
+    """The reply slot of a STREAM request: filling it starts the producer (or ends the
+    stream with the error)."""
+
+    __slots__ = ("_connection", "_frame")
+
+    def __init__(self, host: Host, connection: Connection, frame: protocol.StreamOpen) -> None:
+        super().__init__(host.stats, f"{frame.path}#{frame.uid}")
+        self._connection = connection
+        self._frame = frame
+
+    def set(self, result: outcome.Outcome[Any]) -> None:
+        if self.result is None:
+            self.result = result
+            self._connection.start_producer(self._frame, result)
+
+
+class _RemoteSink:
+    """Where a producer for a reader on another node sends: ITEM and END frames."""
+
+    __slots__ = ("_connection", "_sid")
+
+    def __init__(self, connection: Connection, sid: int) -> None:
+        self._connection = connection
+        self._sid = sid
+
+    def emit(self, item: Any) -> None:
+        connection = self._connection
+        if connection.session.send_item(self._sid, protocol.encode_value(item)):
+            connection.wake_writer()
+
+    def end(self, error: BaseException | None) -> None:
+        connection = self._connection
+        connection.producers.pop(self._sid, None)
+        if error is not None and not connection.transport.config.debug:
+            error = _public(error)
+        connection.session.end_stream(self._sid, error)
+        connection.wake_writer()
+
+
+class _RemoteLink:
+    """How a reader reaches its producer on another node: MORE and CANCEL frames."""
+
+    __slots__ = ("_connection", "_sid")
+
+    def __init__(self, connection: Connection, sid: int) -> None:
+        self._connection = connection
+        self._sid = sid
+
+    def grant(self, n: int) -> None:
+        self._connection.session.grant(self._sid, n)
+        self._connection.wake_writer()
+
+    def cancel(self) -> None:
+        connection = self._connection
+        connection.readers.pop(self._sid, None)
+        connection.session.cancel_stream(self._sid)
+        connection.wake_writer()
 
 
 class _RemoteReply(Reply):
@@ -342,6 +409,10 @@ class Connection:
         self._frame_started = math.inf
         self._spans: dict[int, Any] = {}
         """Open SERVER spans of traced asks from this peer, by correlation id."""
+        self.readers: weakref.WeakValueDictionary[int, ReplyStream] = weakref.WeakValueDictionary()
+        """Streams read here from the peer, by stream id (weak: a dropped reader cancels)."""
+        self.producers: dict[int, Producer] = {}
+        """Streams produced here for the peer, by stream id."""
 
     @property
     def node(self) -> str | None:
@@ -423,6 +494,31 @@ class Connection:
     def send_control(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
         self.session.send(frame)
         self.wake_writer()
+
+    # -- streams ---------------------------------------------------------------------------
+
+    def read_stream(self, sid: int, stream: ReplyStream) -> None:
+        """The STREAM ``sid`` went out: its items go to ``stream``."""
+        self.session.open_stream(sid, stream.window)
+        self.readers[sid] = stream
+        stream.link = _RemoteLink(self, sid)
+
+    def start_producer(self, frame: protocol.StreamOpen, result: outcome.Outcome[Any]) -> None:
+        """The actor answered the peer's STREAM: run what it answered, or end the stream."""
+        sid = frame.sid
+        try:
+            source = as_source(result.unwrap())
+        except Exception as exc:
+            _RemoteSink(self, sid).end(exc)
+            return
+        producer = Producer(None, source, _RemoteSink(self, sid), frame.window)
+        self.producers[sid] = producer
+        cell = self.transport.host.local_cell_at(frame.path, frame.uid)
+        if cell is not None:
+            producer.cell = cell
+            cell.start_stream(producer)
+        else:
+            self.transport.host.nursery.start_soon(producer.run)
 
     # -- the connection's tasks ----------------------------------------------------------
 
@@ -651,6 +747,42 @@ class Connection:
     def _watch_frame(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
         self.transport.control(self, frame)
 
+    def _stream_open(self, frame: protocol.StreamOpen) -> None:
+        start = _StreamStart(self.transport.host, self, frame)
+        self._deliver(frame.path, frame.uid, frame.sender, frame.value, None, start)
+
+    def _stream_item(self, frame: protocol.StreamItem) -> None:
+        stream = self.readers.get(frame.sid)
+        if stream is None:  # dropped by its reader this instant: its CANCEL is queued
+            self.transport.counters["stream_frames_stray"] += 1
+            return
+        try:
+            item = protocol.decode_value(frame.value)
+        except wire.WireError as exc:
+            self.transport.counters["undecodable_messages"] += 1
+            stream.cancel()
+            stream.end(UndecodableReply(f"stream item from {self.node}: {exc}"))
+            return
+        stream.emit(item)
+
+    def _stream_more(self, frame: protocol.StreamMore) -> None:
+        producer = self.producers.get(frame.sid)
+        if producer is not None:
+            producer.grant(frame.n)
+
+    def _stream_end(self, frame: protocol.StreamEnd) -> None:
+        stream = self.readers.pop(frame.sid, None)
+        if stream is not None:
+            stream.end(protocol.decode_stream_end(frame))
+
+    def _stream_cancel(self, frame: protocol.StreamCancel) -> None:
+        producer = self.producers.pop(frame.sid, None)
+        if producer is not None:
+            producer.cancel()
+
+    def _dropped(self, event: protocol.Dropped) -> None:
+        self.transport.counters[event.counter] += 1
+
     _EVENTS: dict[type, Callable[[Connection, Any], None]] = {
         protocol.Hello: _hello,
         protocol.Tell: _tell,
@@ -660,23 +792,34 @@ class Connection:
         protocol.Watch: _watch_frame,
         protocol.Unwatch: _watch_frame,
         protocol.Terminated: _watch_frame,
+        protocol.StreamOpen: _stream_open,
+        protocol.StreamItem: _stream_item,
+        protocol.StreamMore: _stream_more,
+        protocol.StreamEnd: _stream_end,
+        protocol.StreamCancel: _stream_cancel,
+        protocol.Dropped: _dropped,
     }
     """What the driver does with each event of the session."""
 
     def _deliver(
-        self, path: str, uid: int, sender: list[Any] | None, value: Any, corr: int | None
+        self,
+        path: str,
+        uid: int,
+        sender: list[Any] | None,
+        value: Any,
+        corr: int | None,
+        reply: Reply | None = None,
     ) -> None:
-        """Put a TELL or ASK into its mailbox (or hold it while that mailbox is full)."""
+        """Put a TELL, ASK (``corr``) or STREAM (``reply``) into its mailbox (or hold it
+        while that mailbox is full)."""
         host = self.transport.host
         session = self.session
-        reply: Reply | None = None
         try:
             msg = protocol.decode_value(value)
             sender_ref = None if sender is None else host.resolve(*sender)
         except wire.WireError as exc:
             self.transport.counters["undecodable_messages"] += 1
-            if corr is not None:
-                self.send_reply(corr, outcome.Error(exc), wake=False)
+            self._answer(corr, reply, outcome.Error(exc))
             session.delivered()
             return
         if path == SYSTEM_PATH:
@@ -686,8 +829,8 @@ class Connection:
                 if refusal is not None
                 else outcome.capture(host.serve_request, msg)
             )
-            if corr is not None:
-                self.send_reply(corr, result, wake=False)
+            if corr is not None or reply is not None:
+                self._answer(corr, reply, result)
             elif isinstance(result, outcome.Error):  # a tell to the system: nobody to tell
                 self.transport.counters["system_tells_failed"] += 1
             session.delivered()
@@ -695,10 +838,10 @@ class Connection:
         cell = host.local_cell_at(path, uid)
         if corr is not None:
             reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
-        if corr is not None and cell is not None and cell not in self.held:
+        if reply is not None and cell is not None and cell not in self.held:
             now = cell.ask_now(msg, sender_ref)
             if now is not None:
-                self.send_reply(corr, now, wake=False)
+                self._answer(corr, reply, now)
                 session.delivered()
                 return
         if cell is None:
@@ -723,6 +866,13 @@ class Connection:
                 self._nursery.start_soon(self._deliver_held, cell, held)
             held.append((msg, sender_ref, reply))
             self.held_count += 1
+
+    def _answer(self, corr: int | None, reply: Reply | None, result: outcome.Outcome[Any]) -> None:
+        """Answer an ASK (``corr``; its writer is woken after the read) or a STREAM."""
+        if corr is not None:
+            self.send_reply(corr, result, wake=False)
+        elif reply is not None:
+            reply.set(result)
 
     async def _deliver_held(self, cell: ActorCell, held: deque[Held]) -> None:
         """Deliver one actor's held requests in order, each waiting for room."""
@@ -752,6 +902,12 @@ class Connection:
         error = NodeDown(f"connection to {self.node} closed: {self.reason}")
         for reply in pending:
             reply.set(outcome.Error(error))
+        for stream in list(self.readers.values()):
+            stream.end(error)
+        self.readers.clear()
+        for producer in self.producers.values():
+            producer.cancel()
+        self.producers.clear()
         for held in self.held.values():
             for _msg, _sender, remote_reply in held:
                 self.transport.counters["dropped_in_flight"] += 1
@@ -983,6 +1139,24 @@ class ActorTransport:
             self.host.stats.remote_asks.observe(trio.current_time() - started)
             if span is not None:
                 span.end()
+
+    def stream_opener(
+        self, target: RemoteTarget, msg: Any, sender: ActorRef | None
+    ) -> Callable[[ReplyStream], Awaitable[None]]:
+        """How a :class:`ReplyStream` from ``target`` opens: a STREAM request, sent once
+        there is credit for it."""
+
+        async def open_(stream: ReplyStream) -> None:
+            value = protocol.encode_value(msg)
+            connection = self.connection(target.node)
+            sid = next(self._corr)
+            frame = protocol.encode_stream(
+                sid, target.path, target.uid, _sender(sender), value, stream.window
+            )
+            await connection.request(frame)
+            connection.read_stream(sid, stream)
+
+        return open_
 
     async def request(self, node: str, request: Any, timeout: float | None) -> Any:
         """Ask ``node``'s system itself (remote spawn)."""

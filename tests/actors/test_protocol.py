@@ -13,25 +13,37 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from swimactors import ActorStopped, wire
+from swimactors import ActorFailed, ActorStopped, MailboxFull, wire
 from swimactors.actors.protocol import (
+    MAX_STREAM_WINDOW,
+    MAX_STREAMS,
     Answered,
     Ask,
     Credit,
+    Dropped,
     ErrorReply,
     Hello,
+    Kind,
     PeerSession,
     ProtocolViolation,
     Reply,
+    StreamCancel,
+    StreamEnd,
+    StreamItem,
+    StreamMore,
+    StreamOpen,
     Tell,
     Terminated,
     Unwatch,
     Watch,
     decode_error,
+    decode_stream_end,
     decode_value,
     encode,
     encode_ask,
+    encode_stream,
     encode_value,
+    parse,
     tell_frame,
     tell_prefix,
 )
@@ -293,3 +305,166 @@ def test_a_session_is_total_on_arbitrary_bytes(data: bytes) -> None:
             pass
     except ProtocolViolation:
         pass
+
+
+# -- streams ---------------------------------------------------------------------------
+
+
+def open_stream(a: PeerSession[str], sid: int, window: int) -> bool:
+    """``a`` asks ``echo`` for a stream ``sid`` granting ``window`` items."""
+    a.open_stream(sid, window)
+    return a.try_request(encode_stream(sid, "echo", 1, None, encode_value("go"), window))
+
+
+def test_a_stream_opens_as_a_request_and_flows_on_its_own_credit() -> None:
+    a, b = pair(window=2)
+    handshake(a, b)
+    assert open_stream(a, 7, 3)
+    (opened,) = pump(a, b)
+    assert opened == StreamOpen(7, "echo", 1, None, encode_value("go"), 3)
+    assert b.undelivered == 1 and b.producing == {7}
+    b.delivered()
+    sent = [b.send_item(7, encode_value(n)) for n in range(3)]
+    assert sent == [True] * 3
+    events = pump(b, a)
+    assert [type(e) for e in events] == [StreamItem] * 3
+    assert [decode_value(e.value) for e in events] == [0, 1, 2]
+    assert a.consuming == {7: 0}
+    a.grant(7, 2)
+    assert pump(a, b) == [StreamMore(7, 2)]
+    b.send_item(7, encode_value(3))
+    b.end_stream(7, None)
+    b.return_credit()
+    events = pump(b, a)
+    assert [type(e) for e in events] == [StreamItem, StreamEnd, Credit]
+    assert decode_stream_end(events[1]) is None
+    assert a.is_idle() and not b.producing
+
+
+def test_an_item_beyond_the_streams_credit_breaks_the_connection() -> None:
+    a, b = pair()
+    handshake(a, b)
+    open_stream(a, 1, 1)
+    pump(a, b)
+    b.send_item(1, encode_value("ok"))
+    b.send_item(1, encode_value("one too many"))
+    with pytest.raises(ProtocolViolation, match="beyond its credit"):
+        pump(b, a)
+
+
+def test_a_stream_error_crosses_as_the_typed_error_of_an_ask() -> None:
+    a, b = pair()
+    handshake(a, b)
+    open_stream(a, 1, 4)
+    open_stream(a, 2, 4)
+    pump(a, b)
+    b.end_stream(1, ValueError("boom"))
+    b.end_stream(2, ActorStopped("gone"))
+    one, two = pump(b, a)
+    failed = decode_stream_end(one)
+    assert isinstance(failed, ActorFailed) and failed.type_name == "ValueError"
+    assert isinstance(decode_stream_end(two), ActorStopped)
+
+
+def test_frames_for_a_stream_that_is_over_are_dropped_and_counted() -> None:
+    a, b = pair()
+    handshake(a, b)
+    open_stream(a, 1, 4)
+    pump(a, b)
+    b.send_item(1, encode_value("in flight"))
+    a.cancel_stream(1)
+    assert pump(b, a) == [Dropped("stream_frames_stray")]  # the item raced the CANCEL
+    assert pump(a, b) == [StreamCancel(1)]
+    assert not b.producing and not b.send_item(1, encode_value("late"))
+    a.outgoing += encode(StreamMore(1, 1))  # a grant racing the stream's end
+    assert pump(a, b) == [Dropped("stream_frames_stray")]
+    a.grant(1, 1)  # granting a stream that is over sends nothing
+    assert a.outgoing == bytearray()
+
+
+def test_a_peer_opening_too_many_streams_gets_them_ended_as_full() -> None:
+    a, b = pair(window=MAX_STREAMS + 2)
+    handshake(a, b)
+    for sid in range(MAX_STREAMS + 1):
+        open_stream(a, sid, 1)
+    events = pump(a, b)
+    assert len(b.producing) == MAX_STREAMS
+    assert events[-1] == Dropped("streams_refused")
+    (end,) = [e for e in pump(b, a) if isinstance(e, StreamEnd)]
+    assert end.sid == MAX_STREAMS and isinstance(decode_stream_end(end), MailboxFull)
+    assert b.undelivered == MAX_STREAMS  # the refused one was counted as delivered
+
+
+def test_a_stream_opened_twice_breaks_the_connection() -> None:
+    a, b = pair()
+    handshake(a, b)
+    open_stream(a, 1, 1)
+    a.try_request(encode_stream(1, "echo", 1, None, encode_value("again"), 1))
+    with pytest.raises(ProtocolViolation, match="opened twice"):
+        pump(a, b)
+
+
+def test_closing_forgets_every_stream() -> None:
+    a, b = pair()
+    handshake(a, b)
+    open_stream(a, 1, 4)
+    pump(a, b)
+    a.close()
+    b.close()
+    assert not a.consuming and not b.producing
+    assert not b.send_item(1, encode_value("x"))
+
+
+stream_frames = st.one_of(
+    st.builds(
+        StreamOpen,
+        st.integers(0, 2**63 - 1),
+        st.text(max_size=20),
+        st.integers(0, 2**63 - 1),
+        st.none()
+        | st.tuples(st.text(max_size=8), st.text(max_size=8), st.integers(0, 9)).map(list),
+        st.integers(-5, 5).map(encode_value),
+        st.integers(1, MAX_STREAM_WINDOW),
+    ),
+    st.builds(StreamItem, st.integers(0, 2**63 - 1), st.text(max_size=10).map(encode_value)),
+    st.builds(StreamMore, st.integers(0, 2**63 - 1), st.integers(1, MAX_STREAM_WINDOW)),
+    st.builds(
+        StreamEnd,
+        st.integers(0, 2**63 - 1),
+        st.none() | st.lists(st.text(max_size=8), min_size=4, max_size=4),
+    ),
+    st.builds(StreamCancel, st.integers(0, 2**63 - 1)),
+)
+
+
+@given(stream_frames)
+def test_stream_frames_round_trip(frame: Any) -> None:
+    data = encode(frame)
+    assert parse(data[4:]) == frame
+
+
+@given(
+    st.sampled_from([Kind.STREAM, Kind.ITEM, Kind.MORE, Kind.END, Kind.CANCEL]),
+    st.lists(
+        st.one_of(
+            st.integers(-(2**64), 2**64),
+            st.text(max_size=4),
+            st.none(),
+            st.lists(st.text(max_size=2), max_size=5),
+        ),
+        max_size=8,
+    ),
+)
+def test_a_malformed_stream_frame_is_refused_before_any_object_is_built(
+    kind: int, fields: list[Any]
+) -> None:
+    """Either the layout holds and the frame is built, or WireError: nothing else; a
+    window or grant is never outside 1..MAX_STREAM_WINDOW."""
+    try:
+        frame = parse(wire.dumps([kind, *fields]))
+    except wire.WireError:
+        return
+    if isinstance(frame, StreamOpen):
+        assert 1 <= frame.window <= MAX_STREAM_WINDOW
+    if isinstance(frame, StreamMore):
+        assert 1 <= frame.n <= MAX_STREAM_WINDOW
