@@ -5,7 +5,8 @@ The far side always runs in a second process (``python -m benchmarks.bench_remot
 TCP echo of the very frame an ask sends (4-byte length prefix + CBOR), and the same echo
 streaming the very frame a tell sends, 64 frames per ``send_all`` (what batching a burst
 can reach) and one per ``send_all``.  Floor and swimactors runs alternate, ``PAIRS``
-times; rows give medians and the median of the per-pair ratios.
+times; rows give medians and the median of the per-pair ratios.  A streamed reply's items
+per second are compared with the remote tell rate of the same pair (target: half of it).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ FLOORS = {
     "floor p99": "raw trio echo of the same frame",
     "batched": "raw trio stream of the same frame, 64 frames a send_all",
     "one frame": "raw trio stream of the same frame, one send_all a frame",
+    "tell": "remote tell of the same message, one sender, same pair",
 }
 
 
@@ -45,6 +47,18 @@ class Hit:
 class Echo(Actor):
     async def receive(self, msg: Any, ctx: Context) -> Any:
         return msg
+
+
+class Items(Actor):
+    """Answers ``["items", n]`` with a stream of n ``Hit(1)``: the items a tell run sends."""
+
+    def receive(self, msg: Any, ctx: Context) -> Any:
+        return self._items(msg[1])
+
+    async def _items(self, count: int) -> AsyncIterator[Hit]:
+        item = Hit(1)
+        for _ in range(count):
+            yield item
 
 
 class Count(Actor):
@@ -80,6 +94,7 @@ async def _serve_raw() -> None:
 async def _serve_system() -> None:
     async with swimactors.open_system("far", bind="127.0.0.1:0", config=CONFIG) as system:
         await system.spawn(Echo, name="echo", public=True)
+        await system.spawn(Items, name="items", public=True)
         # room for every tell of a run: this measures the transport, and requests for a
         # full mailbox are held back only up to half the window, then dropped (docs/guide.md)
         await system.spawn(Count, name="count", public=True, mailbox_size=1 << 18)
@@ -152,6 +167,7 @@ async def _client(port: int) -> AsyncIterator[swimactors.System]:
     ) as system:
         await system.wait_for("echo", timeout=20)
         await system.wait_for("count", timeout=20)
+        await system.wait_for("items", timeout=20)
         yield system
 
 
@@ -176,6 +192,18 @@ async def _tell_rate(system: swimactors.System, count: int) -> float:
     total = await ref.ask("count?", timeout=60)
     elapsed = time.perf_counter() - start
     assert total - before == count, (total, before)
+    return count / elapsed
+
+
+async def _stream_rate(system: swimactors.System, count: int) -> float:
+    """Items per second of one streamed reply of ``count`` items, read by one task."""
+    ref = await system.wait_for("items")
+    received = 0
+    start = time.perf_counter()
+    async for _item in ref.stream(["items", count]):
+        received += 1
+    elapsed = time.perf_counter() - start
+    assert received == count
     return count / elapsed
 
 
@@ -216,7 +244,9 @@ async def _pair(
     batched = await _raw_stream_rate(raw_port, tell_frame, tells, 64)
     asks = await _ask_round_trips(system, trips)
     rate = await _tell_rate(system, tells)
+    streamed = await _stream_rate(system, tells)
     return {
+        "stream": streamed,
         "floor p50": statistics.median(floor) * 1e6,
         "floor p99": _percentile(floor, 0.99) * 1e6,
         "ask p50": statistics.median(asks) * 1e6,
@@ -242,6 +272,7 @@ async def _measure(quick: bool) -> list[Row]:
         _paired(pairs, "remote ask round trip, async receive", "p99", "ask p99", "floor p99"),
         _paired(pairs, "remote tell, one sender", "vs batched raw floor", "tell", "batched"),
         _paired(pairs, "remote tell, one sender", "vs one frame a write", "tell", "one frame"),
+        _paired(pairs, "remote stream, one reader", "items vs remote tell", "stream", "tell"),
     ]
     rows.append(_row(f"{concurrent} concurrent asks", "throughput", burst_rate, "asks/s", None))
     rows.append(
@@ -253,7 +284,7 @@ async def _measure(quick: bool) -> list[Row]:
 def _paired(pairs: list[dict[str, Any]], benchmark: str, metric: str, ours: str, floor: str) -> Row:
     """Medians over the pairs and the median of the per-pair ratios."""
     ratios = [p[ours] / p[floor] for p in pairs]
-    unit = "µs" if "p50" in ours or "p99" in ours else "msg/s"
+    unit = "µs" if "p50" in ours or "p99" in ours else "items/s" if ours == "stream" else "msg/s"
     row = _row(
         benchmark,
         metric,

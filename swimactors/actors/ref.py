@@ -9,10 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Coroutine, Generator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from .streams import ReplyStream
+from typing import Any, Protocol
 
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
@@ -20,6 +17,7 @@ __all__ = [
     "MAX_STREAM_WINDOW",
     "READY",
     "ActorRef",
+    "ItemStream",
     "StreamTarget",
     "Target",
     "Watcher",
@@ -76,12 +74,27 @@ class Target(Protocol):
     def remove_watcher(self, watcher: Watcher) -> None: ...
 
 
+class ItemStream(Protocol):
+    """What ``ref.stream`` returns (a :class:`~.streams.ReplyStream`): the items, and
+    ways to stop reading early."""
+
+    def __aiter__(self) -> ItemStream: ...
+
+    async def __anext__(self) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+    async def __aenter__(self) -> ItemStream: ...
+
+    async def __aexit__(self, *exc_info: object) -> None: ...
+
+
 class StreamTarget(Protocol):
     """A target that can answer a request with a stream (a local actor, a remote one)."""
 
     def open_stream(
         self, msg: Any, sender: ActorRef | None, window: int, timeout: float | None
-    ) -> ReplyStream: ...
+    ) -> ItemStream: ...
 
 
 class ActorRef:
@@ -125,7 +138,7 @@ class ActorRef:
 
     def stream(
         self, msg: Any, *, window: int = DEFAULT_STREAM_WINDOW, timeout: float | None = None
-    ) -> ReplyStream:
+    ) -> ItemStream:
         """Send ``msg`` to an actor whose ``receive`` answers it with an async iterable,
         and read that iterable's items: ``async for item in ref.stream(msg)``.
 
