@@ -26,6 +26,7 @@ def _params(args: argparse.Namespace) -> Params:
         settle=args.settle,
         formed=args.formed,
         starved=args.starved,
+        starvation=args.starvation,
     )
 
 
@@ -46,6 +47,12 @@ def _common(parser: argparse.ArgumentParser, nodes: bool = True) -> None:
         type=int,
         default=None,
         help="members starved (starved: default 1; swarm: the liveness mode, default 0)",
+    )
+    parser.add_argument(
+        "--starvation",
+        choices=("cpu", "late-reader"),
+        default="cpu",
+        help="starved: a slow, stalling CPU (default) or packets read 0.5-2.5 s late",
     )
     parser.add_argument(
         "--settle",
@@ -134,6 +141,7 @@ def _params_for_sweep(args: argparse.Namespace) -> Params:
         settle=args.settle,
         formed=args.formed,
         starved=args.starved,
+        starvation=args.starvation,
     )
 
 

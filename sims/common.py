@@ -30,6 +30,9 @@ class Params:
     starved: int | None = None
     """Members on a starved CPU (``starved``: default 1; ``swarm``: the liveness mode,
     default 0)."""
+    starvation: str = "cpu"
+    """How the starved members starve: ``cpu`` (``Starvation()``: a slow CPU that stalls)
+    or ``late-reader`` (``Starvation.late_reader()``: packets read 0.5-2.5 s late)."""
     settle: float = 0.0
     formed: bool = False
     """Start from a converged cluster (``World.add_formed``) instead of joining by gossip."""

@@ -33,12 +33,22 @@ SWEEP_COLUMNS = (
     "converged_s",
     "false_positives",
     "false_suspicions",
+    "false_deaths_of_healthy",
+    "false_deaths_of_starved",
     "datagram_packets_per_node_s",
     "datagram_bytes_per_node_s",
     "reliable_packets_per_node_s",
     "wall_seconds",
     "node_seconds_per_wall_second",
 )
+
+COUNTS = (
+    "false_positives",
+    "false_suspicions",
+    "false_deaths_of_healthy",
+    "false_deaths_of_starved",
+)
+"""Columns whose sum over the runs is shown too (kinship reports false deaths per run)."""
 
 
 def _fmt(value: Any) -> str:
@@ -94,7 +104,8 @@ def sweep_table(rows: Sequence[dict[str, Any]]) -> str:
             median = percentile(values, 0.5)
             cell = _fmt(median)
             if len(values) > 1:
-                cell += f" (p99 {_fmt(percentile(values, 0.99))})"
+                total = f", sum {sum(values):.0f}" if column in COUNTS else ""
+                cell += f" (p99 {_fmt(percentile(values, 0.99))}{total})"
             cells.append(cell)
         lines.append(" | ".join(cells))
     return "\n".join(lines)

@@ -9,6 +9,10 @@ uniformly from ``stall`` (kinship's starved model: 0.5-2.5 s), as under a GC pau
 noisy neighbour, and nothing is handled until it ends.  The backlog is bounded by
 ``backlog_limit`` (a socket buffer): packets beyond it are dropped and counted.
 
+:meth:`Starvation.late_reader` is the slow node of the Lifeguard paper and of kinship's
+simulator instead: every packet is read 0.5-2.5 s late, in order, while timers fire on
+time, so the node's own probes time out before it reads the acks.
+
 Every draw comes from the node's own sub-stream ``starve/<name>``, so runs replay.
 """
 
@@ -29,12 +33,12 @@ def _seconds(instance: Any, attribute: attrs.Attribute[Any], value: float) -> No
         raise ValueError(f"{attribute.name} must be a finite number of seconds >= 0")
 
 
-def _stall_range(
-    instance: Any, attribute: attrs.Attribute[Any], value: tuple[float, float]
-) -> None:
+def _range(instance: Any, attribute: attrs.Attribute[Any], value: tuple[float, float]) -> None:
     low, high = value
     if not (0.0 <= low <= high and math.isfinite(high)):
-        raise ValueError(f"stall must be (low, high) seconds with 0 <= low <= high, got {value!r}")
+        raise ValueError(
+            f"{attribute.name} must be (low, high) seconds with 0 <= low <= high, got {value!r}"
+        )
 
 
 @attrs.frozen(kw_only=True)
@@ -47,10 +51,27 @@ class Starvation:
     """CPU time to send one packet."""
     stalls_per_minute: float = attrs.field(default=6.0, validator=_seconds)
     """Mean rate of stalls (0: none)."""
-    stall: tuple[float, float] = attrs.field(default=(0.5, 2.5), validator=_stall_range)
+    stall: tuple[float, float] = attrs.field(default=(0.5, 2.5), validator=_range)
     """Range of a stall's length, drawn uniformly."""
     backlog_limit: int = 4096
     """Inputs waiting at most; packets beyond are dropped (counted ``backlog_full``)."""
+    read_lag: tuple[float, float] = attrs.field(default=(0.0, 0.0), validator=_range)
+    """Range of the extra delay before a received packet reaches the queue, drawn uniformly
+    per packet; packets are still read in arrival order (a starved socket reader)."""
+    timers_wait: bool = True
+    """Timer wake-ups queue for the CPU like packets; False: they fire on time."""
+
+    @classmethod
+    def late_reader(cls) -> Starvation:
+        """The Lifeguard paper's and kinship's starved node: every packet read 0.5-2.5 s
+        late, in order; timers on time; no service time and no stalls."""
+        return cls(
+            service=0.0,
+            send_service=0.0,
+            stalls_per_minute=0.0,
+            read_lag=(0.5, 2.5),
+            timers_wait=False,
+        )
 
 
 class Cpu:
@@ -63,6 +84,7 @@ class Cpu:
         self.busy = False
         self.free_at = now
         self.next_stall = self._draw_stall_gap(now)
+        self.last_read = now
 
     def start(self, now: float) -> float:
         """Begin handling the next input at ``now`` or later: when it will be done."""
@@ -80,6 +102,14 @@ class Cpu:
         """Account for sending ``count`` packets after an input: when the last one leaves."""
         self.free_at += count * self.model.send_service
         return self.free_at
+
+    def read_at(self, arrival: float) -> float:
+        """When a packet arriving at ``arrival`` is read: ``read_lag`` later, in order."""
+        low, high = self.model.read_lag
+        if not high:
+            return arrival
+        self.last_read = max(self.last_read, arrival + self.rng.uniform(low, high))
+        return self.last_read
 
     def _draw_stall_gap(self, now: float) -> float:
         rate = self.model.stalls_per_minute / 60.0

@@ -426,7 +426,11 @@ class World:
         if kind in (_DELIVER, _TIMER):
             node: SimNode = entry[3]
             cpu = node.cpu
-            if cpu is not None and node.state is NodeState.RUNNING:
+            if (
+                cpu is not None
+                and node.state is NodeState.RUNNING
+                and (kind == _DELIVER or cpu.model.timers_wait)
+            ):
                 self._wait_for_cpu(node, cpu, entry)
                 return
         elif kind == _SERVED:
@@ -580,9 +584,10 @@ class World:
             dropped = route.dropped
             copies = len(route.deliveries)
             source = (node.address[0], EPHEMERAL_PORT) if reliable else node.address
-            lag = target.receive_lag
+            lag, cpu = target.receive_lag, target.cpu
             for when in route.deliveries:
-                entry = (when + lag, next(self._seq), _DELIVER, target, source, data, node.name)
+                when = when + lag if cpu is None else cpu.read_at(when + lag)
+                entry = (when, next(self._seq), _DELIVER, target, source, data, node.name)
                 heapq.heappush(self._queue, entry)
         if dropped is not None:
             self.dropped[dropped] += 1

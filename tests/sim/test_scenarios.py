@@ -112,6 +112,11 @@ def test_sweep_table_reports_medians_and_p99() -> None:
     assert "2.000 (p99 3.000)" in table
 
 
+def test_sweep_table_sums_the_false_deaths_over_the_runs() -> None:
+    rows = [{"nodes": 50, "false_deaths_of_healthy": v, "load": {}} for v in (0, 2, 1)]
+    assert "1.000 (p99 2.000, sum 3)" in sweep_table(rows)
+
+
 def test_lifeguard_keeps_a_slow_member_from_accusing_healthy_peers() -> None:
     """Lifeguard's claim, in the slow-node scenario: with local health awareness the
     starved member stops suspecting peers that did answer; without it, it keeps on."""

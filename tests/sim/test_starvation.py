@@ -4,10 +4,12 @@ queue for a CPU of finite speed, stalls hold everything up, runs replay from the
 from __future__ import annotations
 
 import itertools
+import random
 
 from sims.common import Params
 from sims.runner import run_one
 from swimactors.sim import Starvation, World
+from swimactors.sim.starvation import Cpu
 
 SLOW_CPU = Starvation(service=0.2, send_service=0.01, stalls_per_minute=0.0)
 
@@ -60,3 +62,47 @@ def test_a_crash_behind_a_starved_member_is_detected_in_time() -> None:
     report = run_one("starved", Params(nodes=50, seed=0))
     assert report["all_down_s"] is not None and report["all_down_s"] <= 15.0
     assert report["false_positives"] == 0
+
+
+def test_a_late_reader_reads_each_packet_half_a_second_to_2_5_s_late_in_order() -> None:
+    cpu = Cpu(Starvation.late_reader(), random.Random(1), 0.0)
+    arrivals = [0.01 * i for i in range(500)]
+    read = [cpu.read_at(arrival) for arrival in arrivals]
+    lags = [r - a for r, a in zip(read, arrivals, strict=True)]
+    assert min(lags) >= 0.5 and max(lags) <= 2.5
+    assert read == sorted(read)  # never overtakes an earlier packet
+
+
+def test_a_late_readers_timers_fire_on_time_so_its_probes_miss_the_acks() -> None:
+    """The Lifeguard paper's slow node: probes time out before the acks are read, so a
+    late reader without local health suspects its healthy peers again and again."""
+    world = World(3, config=Params(lifeguard=False).config())
+    world.add_formed(5)
+    world.starve("n1", Starvation.late_reader())
+    world.run_until(30.0)
+    counters = world.node("n1").core.counters
+    assert counters["probes"] >= 28  # one a second: the timers did not wait
+    assert counters["probe_failures"] >= counters["probes"] // 2
+
+
+def test_lifeguard_spares_healthy_members_from_a_late_readers_suspicions() -> None:
+    """Starved scenario with kinship's model, 10 nodes, 1 late reader, no crash: plain
+    SWIM suspects healthy members hundreds of times (and kills one); Lifeguard's local
+    health makes the late reader patient."""
+    runs = {
+        lifeguard: run_one(
+            "starved",
+            Params(
+                nodes=10,
+                seed=0,
+                formed=True,
+                crashes=0,
+                duration=1.0,
+                lifeguard=lifeguard,
+                starvation="late-reader",
+            ),
+        )
+        for lifeguard in (True, False)
+    }
+    assert runs[False]["false_suspicions"] >= 20 * max(1, runs[True]["false_suspicions"])
+    assert runs[True]["false_deaths_of_healthy"] == 0
