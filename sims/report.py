@@ -33,6 +33,7 @@ SWEEP_COLUMNS = (
     "converged_s",
     "false_positives",
     "false_suspicions",
+    "suspicions_raised",
     "false_deaths_of_healthy",
     "false_deaths_of_starved",
     "datagram_packets_per_node_s",
@@ -45,6 +46,7 @@ SWEEP_COLUMNS = (
 COUNTS = (
     "false_positives",
     "false_suspicions",
+    "suspicions_raised",
     "false_deaths_of_healthy",
     "false_deaths_of_starved",
 )

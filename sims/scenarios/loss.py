@@ -14,10 +14,22 @@ from ..scenario import Scenario
 def run(params: Params, progress: Progress) -> dict[str, Any]:
     sim = Run(params, progress)
     start = sim.start_cluster()
+    before = raised(sim)
     sim.world.set_link(attrs.evolve(sim.link, loss=0.05 if params.loss is None else params.loss))
     sim.planned = start + (params.duration or 600.0)
     sim.advance(sim.planned)
-    return sim.report(loss=sim.world.network.default.loss, measured_s=sim.planned - start)
+    return sim.report(
+        loss=sim.world.network.default.loss,
+        measured_s=sim.planned - start,
+        suspicions_raised=raised(sim) - before,
+    )
+
+
+def raised(sim: Run) -> int:
+    """Failed probes of members thought alive, all nodes together (each starts or
+    confirms a suspicion): false suspicions at their source, where ``false_suspicions``
+    counts every node that marked the member SUSPECT."""
+    return sum(node.counters()["suspicions_raised"] for node in sim.world.nodes.values())
 
 
 SCENARIO = Scenario(

@@ -125,3 +125,10 @@ def test_lifeguard_keeps_a_slow_member_from_accusing_healthy_peers() -> None:
     assert on["false_positives"] == 0
     assert off["false_suspicions"] > 5 * max(1, on["false_suspicions"])
     assert off["false_positives"] >= on["false_positives"]
+
+
+def test_loss_reports_the_suspicions_at_their_source() -> None:
+    """One failed probe's suspicion reaches most nodes: ``false_suspicions`` counts each
+    of them, ``suspicions_raised`` the probes that failed."""
+    report = run_one("loss", Params(nodes=10, seed=0, loss=0.3, duration=30.0))
+    assert 0 < report["suspicions_raised"] < report["false_suspicions"]
