@@ -96,6 +96,7 @@ __all__ = [
     "encode_error",
     "encode_stream",
     "encode_value",
+    "item_prefix",
     "parse",
     "stream_error",
     "tell_frame",
@@ -370,8 +371,14 @@ def encode_stream(
     return wire.encode_frame(wire.dumps([Kind.STREAM, sid, path, uid, sender, value, window]))
 
 
+def item_prefix(sid: int) -> bytes:
+    """The CBOR of an ITEM frame of stream ``sid`` up to its value (cached per stream)."""
+    return wire.cbor_array_header(3) + wire.dumps(Kind.ITEM) + wire.dumps(sid)
+
+
 def tell_frame(prefix: bytes, msg: Any) -> bytes:
-    """A TELL frame from its cached :func:`tell_prefix` and the message."""
+    """A TELL (or ITEM) frame from its cached :func:`tell_prefix` (:func:`item_prefix`)
+    and the message."""
     body = prefix + wire.dumps(encode_value(msg))
     return _LENGTH.pack(len(body)) + body
 
@@ -598,12 +605,12 @@ class PeerSession(Generic[T]):
         if self.consuming.pop(sid, None) is not None and not self.closed:
             self.outgoing += encode(StreamCancel(sid))
 
-    def send_item(self, sid: int, value: list[Any]) -> bool:
-        """Queue an item of the stream ``sid`` this side produces (an encoded value);
-        False when the stream is over (cancelled, or the connection closed)."""
+    def send_item(self, sid: int, frame: bytes) -> bool:
+        """Queue an ITEM frame (:func:`item_frame`) of the stream ``sid`` this side
+        produces; False when the stream is over (cancelled, or the connection closed)."""
         if sid not in self.producing or self.closed:
             return False
-        self.outgoing += wire.encode_frame(wire.dumps([Kind.ITEM, sid, value]))
+        self.outgoing += frame
         return True
 
     def end_stream(self, sid: int, error: BaseException | None) -> None:

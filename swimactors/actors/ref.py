@@ -27,7 +27,7 @@ __all__ = [
 DEFAULT_ASK_TIMEOUT = 5.0
 """Seconds an ``ask`` waits for its reply unless told otherwise."""
 
-DEFAULT_STREAM_WINDOW = 128
+DEFAULT_STREAM_WINDOW = 256
 """Items a streamed reply's producer may send ahead of its reader unless told otherwise."""
 
 MAX_STREAM_WINDOW = 4096

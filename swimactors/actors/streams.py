@@ -168,9 +168,9 @@ class Producer:
         self._scope.cancel()
 
     async def _credit(self) -> None:
-        if not self.credit:
-            self._waiting = trio.lowlevel.current_task()
-            await trio.lowlevel.wait_task_rescheduled(self._abort)
+        """Wait for the reader to grant more items."""
+        self._waiting = trio.lowlevel.current_task()
+        await trio.lowlevel.wait_task_rescheduled(self._abort)
 
     def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self._waiting = None
@@ -187,7 +187,8 @@ class Producer:
                     iterator = aiter(self._source)
                     try:
                         while True:
-                            await self._credit()
+                            if not self.credit:
+                                await self._credit()
                             try:
                                 item = await anext(iterator)
                             except StopAsyncIteration:

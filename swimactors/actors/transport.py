@@ -247,15 +247,16 @@ class _StreamStart(Reply):
 class _RemoteSink:
     """Where a producer for a reader on another node sends: ITEM and END frames."""
 
-    __slots__ = ("_connection", "_sid")
+    __slots__ = ("_connection", "_prefix", "_sid")
 
     def __init__(self, connection: Connection, sid: int) -> None:
         self._connection = connection
         self._sid = sid
+        self._prefix = protocol.item_prefix(sid)
 
     def emit(self, item: Any) -> None:
         connection = self._connection
-        if connection.session.send_item(self._sid, protocol.encode_value(item)):
+        if connection.session.send_item(self._sid, protocol.tell_frame(self._prefix, item)):
             connection.wake_writer()
 
     def end(self, error: BaseException | None) -> None:

@@ -43,6 +43,7 @@ from swimactors.actors.protocol import (
     encode_ask,
     encode_stream,
     encode_value,
+    item_prefix,
     parse,
     tell_frame,
     tell_prefix,
@@ -310,6 +311,10 @@ def test_a_session_is_total_on_arbitrary_bytes(data: bytes) -> None:
 # -- streams ---------------------------------------------------------------------------
 
 
+def send_item(session: PeerSession[str], sid: int, value: Any) -> bool:
+    return session.send_item(sid, tell_frame(item_prefix(sid), value))
+
+
 def open_stream(a: PeerSession[str], sid: int, window: int) -> bool:
     """``a`` asks ``echo`` for a stream ``sid`` granting ``window`` items."""
     a.open_stream(sid, window)
@@ -324,7 +329,7 @@ def test_a_stream_opens_as_a_request_and_flows_on_its_own_credit() -> None:
     assert opened == StreamOpen(7, "echo", 1, None, encode_value("go"), 3)
     assert b.undelivered == 1 and b.producing == {7}
     b.delivered()
-    sent = [b.send_item(7, encode_value(n)) for n in range(3)]
+    sent = [send_item(b, 7, n) for n in range(3)]
     assert sent == [True] * 3
     events = pump(b, a)
     assert [type(e) for e in events] == [StreamItem] * 3
@@ -332,7 +337,7 @@ def test_a_stream_opens_as_a_request_and_flows_on_its_own_credit() -> None:
     assert a.consuming == {7: 0}
     a.grant(7, 2)
     assert pump(a, b) == [StreamMore(7, 2)]
-    b.send_item(7, encode_value(3))
+    send_item(b, 7, 3)
     b.end_stream(7, None)
     b.return_credit()
     events = pump(b, a)
@@ -346,8 +351,8 @@ def test_an_item_beyond_the_streams_credit_breaks_the_connection() -> None:
     handshake(a, b)
     open_stream(a, 1, 1)
     pump(a, b)
-    b.send_item(1, encode_value("ok"))
-    b.send_item(1, encode_value("one too many"))
+    send_item(b, 1, "ok")
+    send_item(b, 1, "one too many")
     with pytest.raises(ProtocolViolation, match="beyond its credit"):
         pump(b, a)
 
@@ -371,11 +376,11 @@ def test_frames_for_a_stream_that_is_over_are_dropped_and_counted() -> None:
     handshake(a, b)
     open_stream(a, 1, 4)
     pump(a, b)
-    b.send_item(1, encode_value("in flight"))
+    send_item(b, 1, "in flight")
     a.cancel_stream(1)
     assert pump(b, a) == [Dropped("stream_frames_stray")]  # the item raced the CANCEL
     assert pump(a, b) == [StreamCancel(1)]
-    assert not b.producing and not b.send_item(1, encode_value("late"))
+    assert not b.producing and not send_item(b, 1, "late")
     a.outgoing += encode(StreamMore(1, 1))  # a grant racing the stream's end
     assert pump(a, b) == [Dropped("stream_frames_stray")]
     a.grant(1, 1)  # granting a stream that is over sends nothing
@@ -412,7 +417,7 @@ def test_closing_forgets_every_stream() -> None:
     a.close()
     b.close()
     assert not a.consuming and not b.producing
-    assert not b.send_item(1, encode_value("x"))
+    assert not send_item(b, 1, "x")
 
 
 stream_frames = st.one_of(
