@@ -192,6 +192,26 @@ def pool_tell(n: int, size: int = 4) -> float:
     return _timed(main)
 
 
+def group_router_tell(n: int, size: int = 4) -> float:
+    """Tells through a round-robin group router over ``size`` local members."""
+
+    async def main() -> float:
+        async with swimactors.open_system() as system:
+            sinks = [Sink(n // size) for _ in range(size)]
+            for sink in sinks:
+                await system.join_group("sinks", await system.spawn(sink))
+            router = await system.spawn_group_router("sinks")
+            msg = Ping()
+            start = time.perf_counter()
+            for _ in range(n // size * size):
+                await router.tell(msg)
+            for sink in sinks:
+                await sink.done.wait()
+            return n // size * size / (time.perf_counter() - start)
+
+    return _timed(main)
+
+
 # -- ask round trip ----------------------------------------------------------------------
 
 
@@ -499,6 +519,14 @@ def run(quick: bool) -> list[Row]:
         lambda: pool_tell(tell_n),
         lambda: actors_tell(tell_n),
         "round-robin pool of 4 actors vs one actor; ratio = pool / direct (target >= 0.83)",
+    )
+    compare(
+        "group router tell vs direct tell",
+        "msg/s",
+        lambda: group_router_tell(tell_n),
+        lambda: actors_tell(tell_n),
+        "round-robin group router over 4 local members vs one actor; ratio = router / "
+        "direct (target >= 0.83)",
     )
     compare(
         "ask vs asyncio Future",

@@ -22,9 +22,9 @@ import outcome
 import trio
 
 from ..actors.actor import Actor
-from ..actors.cell import ActorCell
+from ..actors.cell import ActorCell, State
 from ..actors.errors import ActorError, ActorStopped
-from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef
 from ..actors.routers import check_routing, rendezvous
 
 if TYPE_CHECKING:
@@ -111,6 +111,17 @@ class GroupRouterCell(ActorCell):
     # -- from this node (the Target protocol) ---------------------------------------------
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
+        members = self._members
+        if self._turn is not None and members and self._version == self._groups.version:
+            turn = self._turn + 1  # _route's round robin inline: the hot path
+            if turn >= len(members):
+                turn = 0
+            self._turn = turn
+            target = members[turn].target
+            if isinstance(target, ActorCell) and target.state is State.RUNNING:
+                envelope = (msg, sender, None)  # a local member: straight into its mailbox
+                return READY if target._offer(envelope) else target._refuse_or_wait(envelope)
+            return target.tell(msg, sender)
         if self.broadcast:
             return self._tell_all(msg, sender, self.members())
         member = self._route(msg)

@@ -8,6 +8,8 @@ from collections import Counter
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import trio
 import trio.testing
 
@@ -119,3 +121,47 @@ async def test_a_local_only_system_routes_to_its_own_members(
             await system.spawn_group_router("workers", routing="smallest-mailbox")
         with pytest.raises(ValueError, match="group name"):
             await system.spawn_group_router("a/b")
+
+
+Step = tuple[str, int]
+
+steps = st.lists(
+    st.one_of(
+        st.tuples(st.just("join"), st.integers(1, 3)),
+        st.tuples(st.just("leave"), st.integers(0, 5)),
+        st.tuples(st.just("tell"), st.integers(1, 12)),
+    ),
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(script=steps)
+def test_round_robin_reaches_only_current_members_and_evenly(script: list[Step]) -> None:
+    """Whatever joins and leaves happen between bursts of tells, every tell reaches a
+    member of the group at that moment, and within a burst the members' shares differ
+    by at most one (a model of the group beside the real router)."""
+
+    async def main() -> None:
+        async with swimactors.open_system() as system:
+            router = await system.spawn_group_router("g", name="r")
+            members: list[Any] = []
+            made = 0
+            for action, n in script:
+                if action == "join":
+                    for _ in range(n):
+                        ref = await system.spawn(Worker(f"w{made}", []), name=f"w{made}")
+                        made += 1
+                        await system.join_group("g", ref)
+                        members.append(ref)
+                elif action == "leave" and members:
+                    await system.leave_group("g", members.pop(n % len(members)))
+                elif action == "tell":
+                    if not members:
+                        continue
+                    answers = Counter([await router.ask(i) for i in range(n)])
+                    assert set(answers) <= {m.path for m in members}
+                    shares = [answers.get(m.path, 0) for m in members]
+                    assert max(shares) - min(shares) <= 1
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
