@@ -24,7 +24,7 @@ import trio
 from ..actors.actor import Actor
 from ..actors.cell import ActorCell, State
 from ..actors.errors import ActorError, ActorStopped
-from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef
+from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Target
 from ..actors.routers import check_routing, rendezvous
 
 if TYPE_CHECKING:
@@ -50,6 +50,21 @@ class RouterActor(Actor):
         pass
 
 
+class _Forget:
+    """Takes a stopped router off its groups' list."""
+
+    __slots__ = ("groups",)
+
+    def __init__(self, groups: Groups) -> None:
+        self.groups = groups
+
+    def notify_terminated(self, ref: ActorRef, reason: str | None) -> None:
+        router = ref.target
+        assert isinstance(router, GroupRouterCell)
+        self.groups.routers.discard(router)
+        router.stale()
+
+
 def _address(ref: ActorRef) -> str:
     return f"{ref.node}/{ref.path}#{ref.uid}"
 
@@ -58,12 +73,12 @@ class GroupRouterCell(ActorCell):
     """A cell that delivers what is sent to it to members of a group (or all of them)."""
 
     __slots__ = (
+        "_fast",
         "_groups",
         "_hash_key",
         "_members",
         "_random",
         "_turn",
-        "_version",
         "broadcast",
         "group",
     )
@@ -76,15 +91,28 @@ class GroupRouterCell(ActorCell):
         self._hash_key = key
         self._random = random.Random() if routing == "random" else None
         self._turn = -1 if routing == "round-robin" else None
-        self._version = -1
-        self._members: list[ActorRef] = []
+        self._members: list[ActorRef] | None = None
+        self._fast: list[Target] = []
+        """The members' targets while round robin may take its turn inline (fresh and
+        running); emptied whenever the group changes or the router stops."""
         self.broadcast = routing == "broadcast"
+        groups.routers.add(self)
+        self.add_watcher(_Forget(groups))
+
+    def stale(self) -> None:
+        """The group's members may have changed: re-read them on the next message."""
+        self._members = None
+        self._fast = []
 
     def members(self) -> list[ActorRef]:
-        """The group's members as this node knows them now (re-read when they change)."""
-        if self._version != self._groups.version:
+        """The group's members as this node knows them now (re-read when they change);
+        none once the router is stopped."""
+        if self.state is not State.RUNNING:
+            return []
+        if self._members is None:
             self._members = self._groups.members(self.group)
-            self._version = self._groups.version
+            if self._turn is not None:
+                self._fast = [member.target for member in self._members]
         return self._members
 
     def _route(self, msg: Any) -> ActorRef | None:
@@ -106,18 +134,20 @@ class GroupRouterCell(ActorCell):
         self.system.dead_letters.publish(self.ref, msg, sender)
 
     def _empty(self) -> ActorStopped:
+        if self.state is not State.RUNNING:
+            return ActorStopped(f"{self.ref} is stopped")
         return ActorStopped(f"{self.ref} routes to group {self.group!r}, which has no members")
 
     # -- from this node (the Target protocol) ---------------------------------------------
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
-        members = self._members
-        if self._turn is not None and members and self._version == self._groups.version:
-            turn = self._turn + 1  # _route's round robin inline: the hot path
-            if turn >= len(members):
+        targets = self._fast
+        if targets:
+            turn = self._turn + 1  # type: ignore[operator]  # _route's round robin inline
+            if turn >= len(targets):
                 turn = 0
             self._turn = turn
-            target = members[turn].target
+            target = targets[turn]
             if isinstance(target, ActorCell) and target.state is State.RUNNING:
                 envelope = (msg, sender, None)  # a local member: straight into its mailbox
                 return READY if target._offer(envelope) else target._refuse_or_wait(envelope)

@@ -24,6 +24,7 @@ from ..wire import WireError
 from .names import actor_id
 
 if TYPE_CHECKING:
+    from .group_routers import GroupRouterCell
     from .system import System
 
 __all__ = ["GROUP_PREFIX", "Groups", "TopicDelivery", "check_group"]
@@ -74,8 +75,8 @@ class Groups:
         self._local: dict[str, dict[str, ActorRef]] = {}
         """group -> {registry name: ref} of this node's members (also local-only)."""
         self.counters = {"published": 0, "dropped": 0, "transfers": 0}
-        self.version = 0
-        """Bumped whenever a group's members may have changed (group routers re-read)."""
+        self.routers: set[GroupRouterCell] = set()
+        """The running group routers, told whenever a group's members may have changed."""
 
     # -- membership --------------------------------------------------------------------------
 
@@ -92,7 +93,7 @@ class Groups:
         if name in self._local.get(group, {}):
             return
         self._local.setdefault(group, {})[name] = ref
-        self.version += 1
+        self._changed()
         cluster = self.system.cluster
         if cluster is not None:
             cluster.names.delegate.register(name, actor_id(ref))
@@ -105,10 +106,14 @@ class Groups:
             return
         if not members:
             del self._local[group]
-        self.version += 1
+        self._changed()
         cluster = self.system.cluster
         if cluster is not None:
             cluster.names.delegate.unregister(name)
+
+    def _changed(self) -> None:
+        for router in self.routers:
+            router.stale()
 
     def members(self, group: str) -> list[ActorRef]:
         """Every member of ``group`` this node knows: its own first, then by node."""
@@ -131,7 +136,7 @@ class Groups:
         if not change.name.startswith(GROUP_PREFIX):
             return
         group = change.name[len(GROUP_PREFIX) :].split("/", 1)[0]
-        self.version += 1
+        self._changed()
         if isinstance(change, NameAdded | NameChanged):
             registration = change.registration if isinstance(change, NameAdded) else change.new
             self.index.setdefault(group, {})[change.name] = registration

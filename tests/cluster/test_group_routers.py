@@ -117,6 +117,12 @@ async def test_a_local_only_system_routes_to_its_own_members(
         for label in ("a", "b"):
             await system.join_group("workers", await system.spawn(Worker(label, [])))
         assert set(Counter([await router.ask(i) for i in range(40)])) == {"a", "b"}
+        await system.stop(router)
+        with pytest.raises(ActorStopped, match="is stopped"):
+            await router.ask("x")
+        letters = system.dead_letters.count
+        await router.tell("x")
+        assert system.dead_letters.count == letters + 1
         with pytest.raises(ValueError, match="smallest-mailbox"):
             await system.spawn_group_router("workers", routing="smallest-mailbox")
         with pytest.raises(ValueError, match="group name"):
