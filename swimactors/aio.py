@@ -22,6 +22,7 @@ from typing import Any, TypeVar, Unpack
 
 import outcome
 
+from .actors.proxy import proxy
 from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from .actors.runtime import ActorSource
 from .cluster.system import System
@@ -291,6 +292,11 @@ class AsyncSystem:
     async def run(self, fn: Callable[[System], Awaitable[T]]) -> T:
         """``await fn(system)`` on the runtime thread: any trio-side call of the system."""
         return await _submit(self._runtime, self._loop, fn)
+
+    def proxy(self, ref: AsyncRef, cls: type[T], timeout: float | None = DEFAULT_ASK_TIMEOUT) -> T:
+        """``cls``'s methods (an ``@as_actor`` class) as asks to ``ref``, awaited from
+        asyncio: the same proxy as ``System.proxy`` gives trio code."""
+        return proxy(ref, cls, timeout)
 
     def ref(self, ref: ActorRef) -> AsyncRef:
         """The asyncio handle of a trio ref (one that came back in an answer)."""

@@ -16,15 +16,15 @@ import inspect
 import logging
 import operator
 import typing
-from collections.abc import Callable
-from typing import Any, TypeVar, overload
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar, overload
 
 import attrs
 
 from .actor import Actor
 from .errors import BadCall, BadReply
 from .message import MESSAGES, message
-from .ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from .ref import DEFAULT_ASK_TIMEOUT
 
 __all__ = ["Interface", "WrongReturn", "as_actor", "proxy"]
 
@@ -72,6 +72,12 @@ class Interface:
     methods: dict[str, Method]
     by_call: dict[type, Method]
     proxy_type: type
+
+
+class Asker(Protocol):
+    """What a proxy asks through: an :class:`ActorRef` (trio) or an ``aio.AsyncRef``."""
+
+    def ask(self, msg: Any, timeout: float | None = ...) -> Awaitable[Any]: ...
 
 
 def _show(hint: Any) -> str:
@@ -271,7 +277,7 @@ def _proxy_type(interface_name: str, methods: dict[str, Method]) -> type:
         call.__doc__ = f"Ask the actor to run {signature}."
         return call
 
-    def __init__(self: Any, ref: ActorRef, timeout: float | None) -> None:
+    def __init__(self: Any, ref: Asker, timeout: float | None) -> None:
         self.ref = ref
         self.timeout = timeout
 
@@ -359,14 +365,14 @@ def interface_of(cls: type) -> Interface:
     return interface
 
 
-def proxy(ref: ActorRef, cls: type[T], timeout: float | None = DEFAULT_ASK_TIMEOUT) -> T:
-    """An object with ``cls``'s methods, each an ask to ``ref`` (local or on another node):
-    ``await counter.increment(5)``.  A call that does not fit the method raises
-    :class:`BadCall` before anything is sent; an answer that is not the method's reply
-    raises :class:`BadReply`; the ask's own errors (:class:`AskTimeout`,
-    :class:`ActorFailed`, ...) pass through.  For static typing, declare the methods
-    ``async def``."""
-    if not isinstance(ref, ActorRef):
-        raise TypeError(f"a proxy needs an ActorRef, not {ref!r}")
+def proxy(ref: Asker, cls: type[T], timeout: float | None = DEFAULT_ASK_TIMEOUT) -> T:
+    """An object with ``cls``'s methods, each an ask to ``ref`` (local or on another node;
+    an :class:`ActorRef`, or the asyncio front's ref): ``await counter.increment(5)``.
+    A call that does not fit the method raises :class:`BadCall` before anything is sent;
+    an answer that is not the method's reply raises :class:`BadReply`; the ask's own
+    errors (:class:`AskTimeout`, :class:`ActorFailed`, ...) pass through.  For static
+    typing, declare the methods ``async def``."""
+    if not callable(getattr(ref, "ask", None)):
+        raise TypeError(f"a proxy needs a ref (an ActorRef, or the asyncio front's), not {ref!r}")
     proxy_object: T = interface_of(cls).proxy_type(ref, timeout)
     return proxy_object

@@ -173,7 +173,7 @@ def test_classes_that_cannot_be_proxied_are_refused_where_they_are_written() -> 
     ref = ActorRef("n", "p", 1, None)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="not an @as_actor class"):
         proxy(ref, NoCodec)
-    with pytest.raises(TypeError, match="needs an ActorRef"):
+    with pytest.raises(TypeError, match="needs a ref"):
         proxy("actor://n/p#1", Counter)  # type: ignore[arg-type]
 
 

@@ -9,13 +9,23 @@ from typing import Any
 import pytest
 import trio
 
-from swimactors import Actor, ActorFailed, AskTimeout, Context, aio
+from swimactors import Actor, ActorFailed, AskTimeout, BadCall, Context, aio, as_actor
 from swimactors.loop_thread import ThreadClosed
 
 from .helpers import agent_process
 from .timing import CONFIG
 
 pytestmark = pytest.mark.network
+
+
+@as_actor("tests.aio.Adder")
+class Adder:
+    def __init__(self) -> None:
+        self.total = 0
+
+    def add(self, n: int) -> int:
+        self.total += n
+        return self.total
 
 
 class Tally(Actor):
@@ -52,6 +62,21 @@ def test_spawn_find_ask_tell_and_errors_from_asyncio_tasks() -> None:
                 await stuck.ask("hang", timeout=0.2)
         with pytest.raises(ThreadClosed):
             await ref.ask(1)
+
+    asyncio.run(scenario())
+
+
+def test_a_proxy_is_awaited_from_asyncio() -> None:
+    async def scenario() -> None:
+        async with aio.open_system("proxied") as system:
+            ref = await system.spawn(Adder, name="adder")
+            adder = system.proxy(ref, Adder)
+            assert await adder.add(2) == 2
+            assert sorted(await asyncio.gather(*(adder.add(1) for _ in range(10)))) == list(
+                range(3, 13)
+            )
+            with pytest.raises(BadCall):
+                await adder.add("x")
 
     asyncio.run(scenario())
 
