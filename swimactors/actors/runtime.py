@@ -297,6 +297,10 @@ class LocalSystem:
         cell = self._lookup(path)
         return cell if cell is not None and cell.ref.uid == uid else None
 
+    def local_endpoint(self, path: str, uid: int, peer: str | None) -> ActorCell | None:
+        """Where a message from node ``peer`` to ``path#uid`` goes: the live actor there."""
+        return self.local_cell_at(path, uid)
+
     def resolve(self, node: str, path: str, uid: int) -> ActorRef:
         """A live ref for an address decoded from the wire (dead letters if not held)."""
         if node == self.name:

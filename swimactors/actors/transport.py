@@ -162,6 +162,19 @@ class TcpNetwork:
 TCP = TcpNetwork()
 
 
+class Endpoint(Protocol):
+    """What a delivery from another node is put into: an actor cell, or the like."""
+
+    @property
+    def ref(self) -> ActorRef: ...
+
+    def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool: ...
+
+    async def put(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None: ...
+
+    def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None: ...
+
+
 class Host(Protocol):
     """What the transport needs from the system it serves."""
 
@@ -172,6 +185,11 @@ class Host(Protocol):
     ask_deadlines: AskDeadlines
 
     def local_cell_at(self, path: str, uid: int) -> ActorCell | None: ...
+
+    def local_endpoint(self, path: str, uid: int, peer: str | None) -> Endpoint | None:
+        """Where a TELL or ASK from node ``peer`` to ``path#uid`` goes (a live local actor's
+        cell; a layer above may add targets made on demand, such as grains)."""
+        ...
 
     def resolve(self, node: str, path: str, uid: int) -> ActorRef: ...
 
@@ -389,7 +407,7 @@ class Connection:
         )
         self.stream: trio.abc.Stream | None = None
         self.reason = ""
-        self.held: dict[ActorCell, deque[Held]] = {}
+        self.held: dict[Endpoint, deque[Held]] = {}
         """Per actor, deliveries waiting for room in its mailbox, in arrival order."""
         self.held_count = 0
         self._writer: trio.lowlevel.Task | None = None
@@ -836,7 +854,7 @@ class Connection:
                 self.transport.counters["system_tells_failed"] += 1
             session.delivered()
             return
-        cell = host.local_cell_at(path, uid)
+        cell = host.local_endpoint(path, uid, self.node)
         if corr is not None:
             reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
         if reply is not None and cell is not None and cell not in self.held:
@@ -875,7 +893,7 @@ class Connection:
         elif reply is not None:
             reply.set(result)
 
-    async def _deliver_held(self, cell: ActorCell, held: deque[Held]) -> None:
+    async def _deliver_held(self, cell: Endpoint, held: deque[Held]) -> None:
         """Deliver one actor's held requests in order, each waiting for room."""
         try:
             while held:

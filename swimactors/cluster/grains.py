@@ -2,32 +2,40 @@
 
 ``system.register_grain(kind, factory)`` makes this node a host of ``kind`` (announced in
 the registry as ``$hosts/<kind>/<node>``); ``system.grain(kind, identity)`` is an
-:class:`ActorRef` from any node.  Its first message activates the grain on the node the
-placement picks among the hosts that are UP (rendezvous hashing by default), which records
-the activation in the registry as ``$grain/<kind>/<identity>``; later messages go straight
-to it.  The registry's winner rule settles two activations of one identity: the loser
-forwards what it still has queued to the winner and stops without saving.  An activation
-serves only while its side of a split has quorum, passivates after its kind's idle timeout
-(saving its state), and is found again elsewhere once its node is DOWN or LEFT (the
-registry drops its record).  See docs/grains.md.
+:class:`ActorRef` from any node.  A message to it goes to the grain's *virtual path*
+``$grain/<kind>/<identity>`` on the node that holds the activation (the registry's record
+``$grain/<kind>/<identity>``) or, with none recorded, on the node placement picks among the
+hosts that are UP (rendezvous hashing by default); the route is cached until the registry
+or the hosts change.  A message reaching a virtual path with no activation there
+activates the grain: it queues while the new activation probes the other members (the
+one that sent it excepted) and takes the grain only if no other activation has it.  An
+activation is a small object with no task while idle.  The registry's winner rule settles
+duplicates that a partition let through: the loser forwards what it still has queued to
+the winner and stops without saving.  An activation serves only while its side of a
+split has quorum and passivates after its kind's idle timeout (saving its state).  See
+docs/grains.md.
 """
 
 from __future__ import annotations
 
+import enum
 import inspect
 import logging
 import random
+from collections import deque
 from collections.abc import Awaitable, Callable
+from itertools import count
 from typing import TYPE_CHECKING, Any
 
 import attrs
+import outcome
 import trio
 
-from ..actors.actor import Actor
-from ..actors.context import Context
-from ..actors.errors import ActorError, ActorStopped
+from ..actors.errors import ActorError, ActorFailed, ActorStopped, MailboxFull, NodeDown, describe
+from ..actors.mailbox import as_mailbox
 from ..actors.message import message
-from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef, Watcher
+from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Target, Watcher, current_sender
+from ..actors.reply import Reply
 from ..membership import Status
 from ..placement import Placement, place, rendezvous
 from ..registry import Change, Registration
@@ -43,7 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_IDLE_TIMEOUT",
     "GRAIN_PREFIX",
-    "ActivateGrain",
+    "Activation",
     "Grain",
     "GrainClaim",
     "GrainKind",
@@ -67,31 +75,43 @@ RECORD_POLL = 0.05
 HANDOFF_RATE = 1000.0
 """Activations a node hands off per second at most after the hosts changed."""
 HANDOFF_BATCH = 50
-MAX_CACHED_REFS = 65536
-"""Refs to other nodes' activations kept for reuse (the cache starts over when full)."""
+MAX_CACHED_ROUTES = 65536
+"""Routes to other nodes' grains kept for reuse (the cache starts over when full)."""
 _REACHABLE = (Status.UP, Status.SUSPECT)
 PROBE_TIMEOUT = 2.0
-"""Seconds a new activation waits for each other host's answer to its probe."""
+"""Seconds a new activation waits for each other member's answer to its probe."""
 
 
 class NoGrainHost(ActorError):
     """No member that is UP hosts the grain's kind (or it is unknown here)."""
 
 
-class _Missing:
-    """The registry records no activation of a grain."""
+class Grain:
+    """A virtual actor: subclass it and write ``receive(msg, ctx)`` (plain or ``async``);
+    ``identity`` and ``state`` (loaded from the kind's store, None the first time) are set
+    before ``on_activate`` runs.  ``ctx`` is the grain's :class:`Activation`."""
 
-
-RECORD_MISSING: Any = _Missing()
-
-
-class Grain(Actor):
-    """A virtual actor: subclass it, write ``receive``; ``identity`` and ``state`` (loaded
-    from the kind's store, None the first time) are set before ``on_activate`` runs."""
-
+    __slots__ = ("__dict__", "_activation", "identity", "state")
     identity: str
-    state: Any = None
+    state: Any
     _activation: Activation
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse a plain ``def`` hook where it is written: the runtime awaits them."""
+        super().__init_subclass__(**kwargs)
+        for hook in ("on_activate", "on_deactivate"):
+            method = cls.__dict__.get(hook)
+            if method is not None and not inspect.iscoroutinefunction(method):
+                raise TypeError(f"{cls.__qualname__}.{hook} must be `async def` (it is awaited)")
+
+    @property
+    def context(self) -> Activation:
+        """This grain's activation (``receive`` gets it as ``ctx``)."""
+        return self._activation
+
+    def receive(self, msg: Any, ctx: Activation) -> Any:
+        """Handle one message; its return value answers an ask."""
+        raise NotImplementedError(f"{type(self).__qualname__} must define receive")
 
     async def on_activate(self) -> None:
         """Called when the grain activates, before its first message."""
@@ -112,199 +132,358 @@ class GrainKind:
     idle_timeout: float | None
     placement: Placement
     store: GrainStore
-
-
-@message("swimactors.ActivateGrain")
-class ActivateGrain:
-    """Asks the node placement chose to activate a grain; answered with its ref."""
-
-    kind: str
-    identity: str
+    sync: bool
+    """Whether the grains' ``receive`` is a plain ``def`` (then an idle one is asked
+    directly from the asker's task, as a plain actor is)."""
 
 
 @message("swimactors.GrainProbe")
 class GrainProbe:
-    """Asks a host whether it holds (or is starting) an activation of a grain; ``clock``
-    carries the asker's logical clock.  Answered with a :class:`GrainClaim` or None."""
+    """A new activation ``ref`` with start stamp ``(clock, node)`` asks a member whether it
+    holds one of the same grain.  Answered with a :class:`GrainClaim` or None."""
 
     kind: str
     identity: str
-    clock: int
-
-
-@message("swimactors.GrainClaim")
-class GrainClaim:
-    """An activation and its start stamp ``(clock, node)``: the lowest stamp keeps the
-    grain, every other activation of it yields (forwards to it and stops)."""
-
     clock: int
     node: str
     ref: ActorRef
 
 
-@attrs.frozen
-class _IdleCheck:
-    """An activation's own timer tick: passivate if idle (local only, never on the wire)."""
+@message("swimactors.GrainClaim")
+class GrainClaim:
+    """An activation, its start stamp ``(clock, node)`` and whether it took the grain
+    (``confirmed``): a confirmed one keeps it; between two still probing, the lower stamp."""
+
+    clock: int
+    node: str
+    ref: ActorRef
+    confirmed: bool
 
 
-@attrs.frozen
-class _HandOver:
-    """Queued behind everything a losing duplicate holds: stop once those are forwarded."""
+class Phase(enum.Enum):
+    PROBING = "probing"
+    """Asking the other members; messages queue."""
+    LOADING = "loading"
+    """Took the grain; loading its state and running on_activate; messages queue."""
+    ACTIVE = "active"
+    FORWARDING = "forwarding"
+    """Yielded to another activation: forwards what it holds, then stops."""
+    STOPPING = "stopping"
+    DEAD = "dead"
 
 
-class Activation(Actor):
-    """The actor running one grain: state in and out, quorum checks, idle passivation,
-    and forwarding to the winner after losing a duplicate."""
+_CONFIRMED = (Phase.LOADING, Phase.ACTIVE)
+Envelope = tuple[Any, ActorRef | None, Reply | None]
 
-    def __init__(self, grains: Grains, kind: GrainKind, identity: str) -> None:
+
+class Activation:
+    """One grain's activation on this node: the delivery target of its ref and the
+    ``ctx`` its ``receive`` gets.  It has no task while idle: one is started when a
+    message arrives and ends when the queue is empty (an idle plain-``def`` grain is
+    asked directly, in the asker's task)."""
+
+    __slots__ = (
+        "_room",
+        "busy",
+        "forward_to",
+        "grain",
+        "grains",
+        "kind",
+        "last",
+        "phase",
+        "queue",
+        "record",
+        "recorded",
+        "ref",
+        "requester",
+        "save_on_stop",
+        "sender",
+        "stamp",
+    )
+
+    def __init__(
+        self, grains: Grains, kind: GrainKind, grain: Grain, uid: int, stamp: int, requester: str
+    ) -> None:
         self.grains = grains
         self.kind = kind
-        self.identity = identity
-        self.grain = kind.factory()
-        self.grain.identity = identity
-        self.grain._activation = self
+        self.grain = grain
+        self.ref = ActorRef(grains.system.name, grains.path(kind.name, grain.identity), uid, self)
+        self.stamp = stamp
+        """The start stamp's clock (its node is this one)."""
+        self.requester = requester
+        """The node whose message created it ('' if none): it is not probed."""
+        self.phase = Phase.PROBING
+        self.queue: deque[Envelope] | None = None
+        self.busy = False
+        """A task runs its messages (or a direct ask is inside ``receive``)."""
+        self.last = trio.current_time()
         self.forward_to: ActorRef | None = None
-        self.last_message = trio.current_time()
-        self.active = False
-        self.stale = False
-        self.record_id = ""
-        """How the registry names this activation once recorded."""
-        """Set when its side lost quorum: it stops without saving (the serving side may
-        have moved the grain on)."""
+        self.record: Registration | None = None
+        self.recorded = False
+        """Whether it has been recorded in the registry (after its first message)."""
+        self.save_on_stop = True
+        self.sender: ActorRef | None = None
+        """Who sent the message being handled, when it came from an actor."""
+        self._room: trio.Event | None = None
 
-    async def on_start(self) -> None:
-        kind, identity, me = self.kind.name, self.identity, self.context.self_ref
-        await self.grains.wait_released(kind, identity)
-        winner = await self.grains.confirm(kind, identity, me)
-        if winner is not None:
-            self.forward_to = winner
-            self.grains.release(kind, identity, me)
-            me.tell_nowait(_HandOver())
-            return
-        self.grains.record(kind, identity, me)
-        self.record_id = actor_id(me)
-        self.grain._context = self.context
-        self.grain.state = await self.kind.store.load(kind, identity)
-        await self.grain.on_activate()
-        self.active = True
-        if self.kind.idle_timeout is not None:
-            period = self.kind.idle_timeout / 4
-            self.context.schedule_every(period, _IdleCheck())
+    # -- what ``receive`` may use ----------------------------------------------------------
 
-    async def receive(self, msg: Any, ctx: Context) -> Any:
-        if isinstance(msg, _IdleCheck):
-            self._check_idle()
+    @property
+    def identity(self) -> str:
+        return self.grain.identity
+
+    @property
+    def system(self) -> System:
+        return self.grains.system
+
+    @property
+    def self_ref(self) -> ActorRef:
+        """The grain's ref (virtual: it reaches the grain wherever it is activated)."""
+        return self.grains.ref(self.kind.name, self.grain.identity)
+
+    def deactivate(self) -> None:
+        """Passivate after the message in hand (state saved, hooks run)."""
+        self.grains.deactivate(self, save=True)
+
+    async def save(self) -> None:
+        await self.kind.store.save(self.kind.name, self.grain.identity, self.grain.state)
+
+    # -- delivery (a Target, and what the transport puts messages into) --------------------
+
+    def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool:
+        """Queue a message (and start its task if none runs); False if the queue is full."""
+        if self.phase is Phase.DEAD or self.phase is Phase.STOPPING:
+            self.grains.system.dead_letters.publish(self.ref, msg, sender)
+            if reply is not None:
+                reply.set(outcome.Error(ActorStopped(f"{self.ref} is stopped")))
+            return True
+        queue = self.queue
+        if queue is None:
+            queue = self.queue = deque()
+        elif len(queue) >= self.grains.capacity:
+            return False
+        queue.append((msg, sender, reply))
+        if not self.busy:
+            self._start_task()
+        return True
+
+    async def put(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None:
+        """Queue a message, waiting while the queue is full."""
+        while not self.offer(msg, sender, reply):
+            if self._room is None:
+                self._room = trio.Event()
+            await self._room.wait()
+
+    def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
+        """Answer at once if this is an idle, active plain-``def`` grain; else None."""
+        if not self._direct():
             return None
-        if isinstance(msg, _HandOver):
-            ctx.stop()
-            return None
-        if self.forward_to is None:
-            await self._confirm_record()
-        if self.forward_to is not None:
-            return await self.forward_to.ask(msg)
+        self.busy = True
+        token = current_sender.set(self.ref)
+        try:
+            return outcome.Value(self._receive_now(msg, sender))
+        except QuorumLost as exc:
+            return outcome.Error(exc)
+        except Exception as exc:
+            return outcome.Error(self._failed(exc))
+        finally:
+            current_sender.reset(token)
+            self.busy = False
+            if self.queue or self.phase is Phase.STOPPING:  # told to stop, or raced
+                self._start_task()
+
+    def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
+        if self.offer(msg, sender, None):
+            return READY
+        return self.put(msg, sender, None)
+
+    def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
+        if not self.offer(msg, sender, None):
+            raise MailboxFull(f"mailbox of {self.ref} is full ({self.grains.capacity} messages)")
+
+    async def ask(self, msg: Any, sender: ActorRef | None, timeout: float | None) -> Any:
+        if self.phase is Phase.DEAD or self.phase is Phase.STOPPING:
+            raise ActorStopped(f"{self.ref} is stopped")
+        now = self.ask_now(msg, sender)
+        if now is not None:
+            if self.grains.system.spend_direct_budget():
+                await trio.lowlevel.checkpoint()
+            return now.unwrap()
+        reply = Reply(self.grains.system.stats, self.ref)
+        deadline = None if timeout is None else trio.current_time() + timeout
+        if deadline is None:
+            await self.put(msg, sender, reply)
+        else:
+            with trio.move_on_at(deadline) as scope:
+                await self.put(msg, sender, reply)
+            if scope.cancelled_caught:
+                raise MailboxFull(f"no room in the mailbox of {self.ref} within {timeout} s")
+            if reply.pending:
+                self.grains.system.ask_deadlines.add(deadline, reply)
+        return await reply.wait()
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        raise TypeError("a grain is virtual: it has no lifetime to watch")
+
+    def remove_watcher(self, watcher: Watcher) -> None:
+        raise TypeError("a grain is virtual: it has no lifetime to watch")
+
+    # -- running messages ---------------------------------------------------------------
+
+    def _direct(self) -> bool:
+        return (
+            self.kind.sync
+            and self.phase is Phase.ACTIVE
+            and not self.busy
+            and not self.queue
+            and self.grains.recorded_here(self)
+        )
+
+    def _receive_now(self, msg: Any, sender: ActorRef | None) -> Any:
+        """Run ``receive`` for one message this activation may process now; on a side
+        that lost its quorum it stops instead (without saving) and raises QuorumLost."""
         try:
             self.grains.system.check_quorum()
         except QuorumLost:
-            self.stale = True
-            self.grains.release(self.kind.name, self.identity, ctx.self_ref)
-            ctx.stop()
+            self.grains.deactivate(self, save=False)
             raise
-        self.last_message = trio.current_time()
-        result = self.grain.receive(msg, ctx)
-        if inspect.isawaitable(result):
-            result = await result
-        return result
-
-    async def _confirm_record(self) -> None:
-        """Process only as the registry's activation of this grain: if another won, forward
-        to it from now on; while the record is gone (this node was counted DOWN and has
-        not re-registered yet) wait for it, up to :data:`RECORD_WAIT` seconds."""
-        if self.grains.system.cluster is None:
-            return
-        mine = self.grains.registration(self.kind.name, self.identity)
-        name = self.grains.system.name
-        if mine is not None and mine.actor_id == self.record_id and mine.node == name:
-            return  # the common case: the registry records this activation
-        with trio.move_on_after(RECORD_WAIT):
-            while True:
-                winner = self.grains.recorded(self.kind.name, self.identity)
-                if winner is None or winner == self.context.self_ref:
-                    return
-                if winner != RECORD_MISSING:
-                    self.forward_to = winner
-                    return
-                await trio.sleep(RECORD_POLL)
-        raise ActorStopped(f"{self.kind.name}/{self.identity}: its activation record is gone")
-
-    def _check_idle(self) -> None:
-        timeout = self.kind.idle_timeout
-        cell = self.grains.system.local_cell(self.context.self_ref)
-        if timeout is None or cell is None or cell.queue:
-            return
-        if trio.current_time() - self.last_message >= timeout:
-            self.grains.release(self.kind.name, self.identity, self.context.self_ref)
-            self.context.stop()
-
-    async def save(self) -> None:
-        await self.kind.store.save(self.kind.name, self.identity, self.grain.state)
-
-    async def on_stop(self) -> None:
+        self.last = trio.current_time()
+        self.sender = sender
         try:
-            if self.active and self.forward_to is None and not self.stale:
-                await self.grain.on_deactivate()
-                await self.save()
+            return self.grain.receive(msg, self)
         finally:
-            self.grains.released(self.kind.name, self.identity, self.context.self_ref)
+            self.sender = None
+
+    def _failed(self, exc: Exception) -> ActorFailed:
+        """``receive`` raised: the asker gets it, the activation carries on (resumes)."""
+        self.grains.system.stats.failures += 1
+        log.warning("%s failed: %s", self.ref, describe(exc), exc_info=exc)
+        return ActorFailed.from_exception(exc)
+
+    def _start_task(self) -> None:
+        self.busy = True
+        self.grains.system.nursery.start_soon(self._run)
+
+    async def _run(self) -> None:
+        """Start if new, run the queue, stop if asked; the task ends when it is idle."""
+        current_sender.set(self.ref)
+        try:
+            if self.phase is Phase.PROBING:
+                await self.grains.start(self)
+            queue = self.queue
+            while queue and self.phase is not Phase.STOPPING and self.phase is not Phase.DEAD:
+                envelope = queue.popleft()
+                if self._room is not None:
+                    self._room.set()
+                    self._room = None
+                await self._handle(*envelope)
+                if not self.recorded and self.phase is Phase.ACTIVE:
+                    self.grains.record(self)  # after the first reply: off its path
+            if self.phase is Phase.STOPPING:
+                await self.grains.stopped(self)
+            elif self.phase is Phase.FORWARDING:
+                self.grains.released(self)  # all it held is passed on
+                self.phase = Phase.DEAD
+        finally:
+            self.busy = False
+            if not self.queue:
+                self.queue = None  # an idle activation keeps no queue
+
+    async def _handle(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None:
+        if self.phase is Phase.ACTIVE and not self.grains.recorded_here(self):
+            await self.grains.confirm_record(self)
+        if self.phase is Phase.FORWARDING:
+            await self._forward(msg, sender, reply)
+            return
+        if self.phase is not Phase.ACTIVE:
+            self.grains.system.dead_letters.publish(self.ref, msg, sender)
+            if reply is not None:
+                reply.set(outcome.Error(ActorStopped(f"{self.ref} stopped before replying")))
+            return
+        try:
+            result = self._receive_now(msg, sender)
+            if not self.kind.sync and inspect.isawaitable(result):
+                self.sender = sender
+                result = await result
+        except QuorumLost as exc:
+            if reply is not None:
+                reply.set(outcome.Error(exc))
+            return
+        except Exception as exc:
+            error = self._failed(exc)
+            if reply is not None:
+                reply.set(outcome.Error(error))
+            return
+        finally:
+            self.sender = None
+        if reply is not None:
+            reply.set(outcome.Value(result))
+
+    async def _forward(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None:
+        """Pass a message on to the activation this one yielded to."""
+        winner = self.forward_to
+        assert winner is not None
+        if reply is None:
+            try:
+                await winner.target.tell(msg, sender)
+            except ActorError as exc:
+                log.info("%s: forwarding to %s failed: %s", self.ref, winner, exc)
+            return
+        reply.set(await outcome.acapture(winner.target.ask, msg, sender, DEFAULT_ASK_TIMEOUT))
+
+    def fail_queued(self) -> None:
+        """Turn what is still queued into dead letters; fail its asks."""
+        queue, self.queue = self.queue, None
+        while queue:
+            msg, sender, reply = queue.popleft()
+            self.grains.system.dead_letters.publish(self.ref, msg, sender)
+            if reply is not None:
+                reply.set(outcome.Error(ActorStopped(f"{self.ref} stopped before replying")))
+        if self._room is not None:
+            self._room.set()
+            self._room = None
 
 
 class GrainTarget:
-    """The delivery target of a grain's ref: finds (or activates) the grain per message."""
+    """The delivery target of a grain's ref: the route to its activation (cached per
+    grain until the registry or the hosts change), found or made on first use."""
 
-    __slots__ = ("grains", "identity", "kind")
+    __slots__ = ("grains", "identity", "key", "kind")
 
     def __init__(self, grains: Grains, kind: str, identity: str) -> None:
         self.grains = grains
         self.kind = kind
         self.identity = identity
+        self.key = (kind, identity)
+
+    def _route(self) -> Target:
+        grains = self.grains
+        activation = grains.local.get(self.key)
+        if activation is not None:
+            return activation
+        route = grains.routes.get(self.key)
+        return route if route is not None else grains.route(self.kind, self.identity)
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
-        ref = self.grains.current(self.kind, self.identity)
-        if ref is not None:
-            return ref.target.tell(msg, sender)
-        return self._tell_when_found(msg, sender)
-
-    async def _tell_when_found(self, msg: Any, sender: ActorRef | None) -> None:
-        ref = await self.grains.resolve(self.kind, self.identity, DEFAULT_ASK_TIMEOUT)
-        await ref.target.tell(msg, sender)
+        return self._route().tell(msg, sender)
 
     def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
-        ref = self.grains.current(self.kind, self.identity)
-        if ref is not None:
-            ref.target.tell_nowait(msg, sender)
-        else:
-            self.grains.system.nursery.start_soon(self._tell_logged, msg, sender)
-
-    async def _tell_logged(self, msg: Any, sender: ActorRef | None) -> None:
-        try:
-            await self._tell_when_found(msg, sender)
-        except ActorError as exc:
-            self.grains.counters_undelivered += 1
-            log.info("%s/%s: a told message was lost: %s", self.kind, self.identity, exc)
+        self._route().tell_nowait(msg, sender)
 
     async def ask(self, msg: Any, sender: ActorRef | None, timeout: float | None) -> Any:
-        """Ask the activation; once more, after finding it again, if it had just stopped
-        (a message it had not started is safe to send again)."""
-        find_timeout = DEFAULT_ASK_TIMEOUT if timeout is None else timeout
+        """Ask the activation; once more, along a fresh route, if the one it reached had
+        just stopped (a message it had not started is safe to send again)."""
         for attempt in range(2):
-            ref = self.grains.current(self.kind, self.identity)
-            if ref is None:
-                ref = await self.grains.resolve(self.kind, self.identity, find_timeout)
             try:
-                return await ref.target.ask(msg, sender, timeout)
+                return await self._route().ask(msg, sender, timeout)
             except ActorStopped:
+                self.grains.routes.pop(self.key, None)
                 if attempt:
                     raise
-                await trio.sleep(0)
+                await trio.lowlevel.checkpoint()
+            except NodeDown:
+                self.grains.routes.pop(self.key, None)
+                raise
         raise AssertionError("unreachable")  # pragma: no cover
 
     def add_watcher(self, watcher: Watcher) -> None:
@@ -315,24 +494,27 @@ class GrainTarget:
 
 
 class Grains:
-    """One system's grain kinds, its activations and the resolution of grain refs."""
+    """One system's grain kinds, its activations and the routes of grain refs."""
 
     def __init__(self, system: System, rng: random.Random | None = None) -> None:
         self.system = system
         self.rng = rng or random.Random()
         self.kinds: dict[str, GrainKind] = {}
-        self.local: dict[tuple[str, str], ActorRef] = {}
-        """This node's activations."""
+        self.local: dict[tuple[str, str], Activation] = {}
+        """This node's activations that hold (or are taking) their grain."""
+        self.leaving: dict[int, Activation] = {}
+        """Activations that yielded or are stopping, by uid, until they are done."""
+        self.routes: dict[tuple[str, str], Target] = {}
+        """Where this node sends other nodes' grains' messages (their virtual path there)."""
+        self.capacity = as_mailbox(system.mailbox_size).size
+        """Messages an activation may have queued."""
         self._stopping: dict[tuple[str, str], trio.Event] = {}
-        self._stamps: dict[ActorRef, tuple[int, str]] = {}
-        """Each local activation's start stamp (logical clock, node)."""
-        self._refs: dict[str, tuple[Registration, ActorRef]] = {}
-        """Refs made for registry records, reused while the record is the same object."""
+        self._uids = count(1)
+        self._sweeping = False
         self.clock = 0
         """A Lamport clock: ticks at each activation, follows every probe seen."""
         self.activations = 0
         """Activations started here (a counter)."""
-        self.counters_undelivered = 0
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -349,29 +531,48 @@ class Grains:
             raise ValueError(f"a grain kind is a non-empty string without '/': {kind!r}")
         if idle_timeout is not None and not idle_timeout > 0:
             raise ValueError(f"idle_timeout must be positive or None, not {idle_timeout!r}")
+        sample = factory()
+        if not isinstance(sample, Grain):
+            raise TypeError(f"the factory {factory!r} returned {sample!r}, not a Grain")
+        sync = not inspect.iscoroutinefunction(type(sample).receive)
         self.kinds[kind] = GrainKind(
-            kind, factory, idle_timeout, placement, MemoryGrainStore() if store is None else store
+            kind,
+            factory,
+            idle_timeout,
+            placement,
+            MemoryGrainStore() if store is None else store,
+            sync,
         )
         cluster = self.system.cluster
         if cluster is not None:
             cluster.names.delegate.register(f"{HOST_PREFIX}{kind}/{self.system.name}", "host")
 
+    @staticmethod
+    def path(kind: str, identity: str) -> str:
+        return f"{GRAIN_PREFIX}{kind}/{identity}"
+
     def ref(self, kind: str, identity: str) -> ActorRef:
         """The grain's ref (no activation until a message is sent)."""
-        path = f"{GRAIN_PREFIX}{kind}/{identity}"
+        path = self.path(kind, identity)
         if "/" in kind or not kind or not identity or len(path.encode()) > MAX_NAME_BYTES:
             raise ValueError(f"not a grain address: kind {kind!r}, identity {identity!r}")
         return ActorRef(self.system.name, path, 0, GrainTarget(self, kind, identity))
 
-    def ref_at(self, path: str) -> ActorRef | None:
-        """A grain's ref decoded from the wire (its path), or None if not a grain path."""
-        if not path.startswith(GRAIN_PREFIX):
+    def ref_at(self, node: str, path: str, uid: int) -> ActorRef | None:
+        """A grain ref decoded from the wire: the grain's (virtual) ref for uid 0, this
+        node's activation for its own uid; None if the path is not a grain's."""
+        key = self._key(path)
+        if key is None:
             return None
-        kind, _, identity = path[len(GRAIN_PREFIX) :].partition("/")
-        try:
-            return self.ref(kind, identity)
-        except ValueError:
-            return None
+        if uid == 0:
+            try:
+                return self.ref(*key)
+            except ValueError:
+                return None
+        if node != self.system.name:
+            return None  # another node's activation: an ordinary remote ref
+        activation = self._exact(key, uid)
+        return None if activation is None else activation.ref
 
     def hosts(self, kind: str) -> list[str]:
         """The nodes hosting ``kind`` that are UP (this one included if it hosts it)."""
@@ -384,35 +585,17 @@ class Grains:
             node for node in up if registry.lookup(f"{HOST_PREFIX}{kind}/{node}") is not None
         )
 
-    # -- finding and activating ------------------------------------------------------------
+    # -- routing -------------------------------------------------------------------------------
 
-    def current(self, kind: str, identity: str) -> ActorRef | None:
-        """The grain's activation as this node knows it, if any."""
-        ref = self.local.get((kind, identity))
-        if ref is not None:
-            return ref
+    def route(self, kind: str, identity: str) -> Target:
+        """Where a message to the grain goes from here: its recorded activation's node,
+        else the node placement picks (activating it here if that is this node)."""
         cluster = self.system.cluster
-        if cluster is None:
-            return None
-        name = f"{GRAIN_PREFIX}{kind}/{identity}"
-        registration = cluster.names.registration(name)
-        if registration is None:
-            return None
-        cached = self._refs.get(name)
-        if cached is not None and cached[0] is registration:
-            return cached[1]
-        ref = cluster.names.ref_for(registration)
-        if ref is not None:
-            if len(self._refs) >= MAX_CACHED_REFS:
-                self._refs.clear()
-            self._refs[name] = (registration, ref)
-        return ref
-
-    async def resolve(self, kind: str, identity: str, timeout: float) -> ActorRef:
-        """The grain's activation: the known one, else activated where placement says."""
-        ref = self.current(kind, identity)
-        if ref is not None:
-            return ref
+        if cluster is not None:
+            registration = cluster.names.registration(self.path(kind, identity))
+            node = None if registration is None else registration.node
+            if node is not None and node != self.system.name and cluster.actor_address(node):
+                return self._remember(kind, identity, node)
         placement = self.kinds[kind].placement if kind in self.kinds else Placement.RENDEZVOUS
         owner = place(
             identity,
@@ -426,67 +609,349 @@ class Grains:
             raise NoGrainHost(f"no member that is up hosts grains of kind {kind!r}")
         if owner == self.system.name:
             return self.activate(kind, identity)
+        return self._remember(kind, identity, owner)
+
+    def _remember(self, kind: str, identity: str, node: str) -> Target:
         cluster = self.system.cluster
         assert cluster is not None
-        answer = await cluster.transport.request(owner, ActivateGrain(kind, identity), timeout)
-        if not isinstance(answer, ActorRef):
-            raise NoGrainHost(f"{owner} answered an activation with {answer!r}")
-        return answer
+        target = cluster.transport.resolve(node, self.path(kind, identity), 0).target
+        if len(self.routes) >= MAX_CACHED_ROUTES:
+            self.routes.clear()
+        self.routes[(kind, identity)] = target
+        return target
 
-    def activate(self, kind: str, identity: str) -> ActorRef:
-        """Activate the grain here (or return the activation that exists); also answers
-        another node's :class:`ActivateGrain`.  Refused while this side has no quorum."""
+    def endpoint(self, path: str, uid: int, peer: str | None) -> Activation | None:
+        """Where a message from node ``peer`` to ``path#uid`` here goes: for a grain's
+        virtual path (uid 0) its activation, made now if there is none; for an
+        activation's own uid that activation while it lasts."""
+        key = self._key(path)
+        if key is None:
+            return None
+        if uid:
+            return self._exact(key, uid)
+        activation = self.local.get(key)
+        if activation is not None:
+            return activation
+        try:
+            return self.activate(*key, requester=peer or "")
+        except (ActorError, QuorumLost) as exc:
+            log.info("%s/%s: not activated for %s: %s", *key, peer, exc)
+            return None
+
+    def _exact(self, key: tuple[str, str], uid: int) -> Activation | None:
+        activation = self.local.get(key)
+        if activation is not None and activation.ref.uid == uid:
+            return activation
+        return self.leaving.get(uid)
+
+    @staticmethod
+    def _key(path: str) -> tuple[str, str] | None:
+        if not path.startswith(GRAIN_PREFIX):
+            return None
+        kind, _, identity = path[len(GRAIN_PREFIX) :].partition("/")
+        if not kind or not identity or len(path.encode()) > MAX_NAME_BYTES:
+            return None
+        return kind, identity
+
+    # -- activating ------------------------------------------------------------------------
+
+    def activate(self, kind: str, identity: str, requester: str = "") -> Activation:
+        """A new activation of the grain here (it probes before it takes messages), or
+        the one that exists.  Refused while this side has no quorum."""
+        existing = self.local.get((kind, identity))
+        if existing is not None:
+            return existing
         grain_kind = self.kinds.get(kind)
         if grain_kind is None:
             raise NoGrainHost(f"{self.system.name} does not host grains of kind {kind!r}")
+        if self.system.closing:
+            raise ActorStopped(f"system {self.system.name} is stopping")
         self.system.check_quorum()
-        existing = self.current(kind, identity)
-        if existing is not None:
-            return existing
-        ref = self.system.spawn_under(
-            self.system, lambda: Activation(self, grain_kind, identity), None, None, None
-        )
+        grain = grain_kind.factory()
+        grain.identity = identity
+        grain.state = None
         self.clock += 1
-        self._stamps[ref] = (self.clock, self.system.name)
-        self.local[(kind, identity)] = ref
+        activation = Activation(self, grain_kind, grain, next(self._uids), self.clock, requester)
+        grain._activation = activation
+        self.local[(kind, identity)] = activation
         self.activations += 1
-        return ref
+        if grain_kind.idle_timeout is not None and not self._sweeping:
+            self._sweeping = True
+            self.system.nursery.start_soon(self._sweep)
+        return activation
 
-    async def confirm(self, kind: str, identity: str, ref: ActorRef) -> ActorRef | None:
-        """Probe every other member that is UP or SUSPECT: the activation with the lowest
-        start stamp among those answering, if it is not ``ref``'s (``ref`` yields to it).
+    async def start(self, activation: Activation) -> None:
+        """Take the grain if no other activation has it (:meth:`confirm`), then load its
+        state and run ``on_activate``; else yield to the one that has it."""
+        kind, identity = activation.kind.name, activation.grain.identity
+        await self.wait_released(kind, identity)
+        winner = await self.confirm(activation)
+        if activation.phase is not Phase.PROBING:
+            return  # a lower-stamped activation probed us meanwhile: we yielded to it
+        if winner is not None:
+            self.yield_to(activation, winner)
+            return
+        activation.phase = Phase.LOADING
+        grain = activation.grain
+        try:
+            grain.state = await activation.kind.store.load(kind, identity)
+            await grain.on_activate()
+        except Exception as exc:
+            log.warning("%s failed to activate: %s", activation.ref, describe(exc), exc_info=exc)
+            self.system.stats.failures += 1
+            self.deactivate(activation, save=False)
+            return
+        if activation.phase is Phase.LOADING:
+            activation.phase = Phase.ACTIVE
 
-        With Lamport stamps, of two activations started concurrently the later-stamped
-        one always sees the earlier (a probe answered before an activation started raised
-        that host's clock past the prober's stamp), so exactly one proceeds among hosts
-        that can reach each other.  A host that does not answer in time is passed over.
+    async def confirm(self, activation: Activation) -> ActorRef | None:
+        """Probe every other member that is UP or SUSPECT (but the one whose message made
+        the activation): the activation it must yield to, if any.
+
+        A member answers with its own activation of the grain: a confirmed one wins; one
+        still probing wins if its stamp ``(clock, node)`` is lower, and yields to ours if
+        it is higher (the member tells it so as it answers).  So of two activations that
+        overlap, whichever probes the other's node second sees the first, and both decide
+        the same way.  The member that sent the creating message is skipped: it had no
+        activation when it sent it, and its own later probe travels behind that message
+        on the same connection.  A member that does not answer in time is passed over.
         """
         cluster = self.system.cluster
-        mine = self._stamps.get(ref)
-        if cluster is None or mine is None:
+        if cluster is None:
             return None
-        best: tuple[tuple[int, str], ActorRef] | None = None
-        probe = GrainProbe(kind, identity, mine[0])
+        me = self.system.name
+        mine = (activation.stamp, me)
+        probe = GrainProbe(
+            activation.kind.name, activation.grain.identity, activation.stamp, me, activation.ref
+        )
+        others = [
+            m.name
+            for m in cluster.node.members()
+            if m.name not in (me, activation.requester) and m.status in _REACHABLE
+        ]
+        best: tuple[tuple[int, int, str], ActorRef] | None = None
 
         async def ask(node: str) -> None:
             nonlocal best
             try:
                 claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
             except ActorError as exc:
-                log.info("%s/%s: host %s did not answer a probe: %s", kind, identity, node, exc)
+                log.info("%s: %s did not answer a probe: %s", activation.ref, node, exc)
                 return
             if isinstance(claim, GrainClaim):
-                stamp = (claim.clock, claim.node)
                 self.clock = max(self.clock, claim.clock)
-                if stamp < mine and (best is None or stamp < best[0]):
-                    best = (stamp, claim.ref)
+                stamp = (claim.clock, claim.node)
+                if claim.confirmed or stamp < mine:
+                    rank = (0 if claim.confirmed else 1, *stamp)
+                    if best is None or rank < best[0]:
+                        best = (rank, claim.ref)
 
-        members = cluster.node.members()
-        async with trio.open_nursery() as nursery:
-            for member in members:  # hosts are read from the registry, which can lag
-                if member.name != self.system.name and member.status in _REACHABLE:
-                    nursery.start_soon(ask, member.name)
+        if others:
+            async with trio.open_nursery() as nursery:
+                for node in others:
+                    nursery.start_soon(ask, node)
         return None if best is None else best[1]
+
+    def probe(self, request: GrainProbe) -> GrainClaim | None:
+        """Answer another member's :class:`GrainProbe` (and follow its clock): a probing
+        activation here with a higher stamp than the prober's yields to it."""
+        self.clock = max(self.clock, request.clock) + 1
+        activation = self.local.get((request.kind, request.identity))
+        if activation is None:
+            return None
+        confirmed = activation.phase in _CONFIRMED
+        if not confirmed and (request.clock, request.node) < (activation.stamp, self.system.name):
+            self.yield_to(activation, request.ref)
+            return None
+        return GrainClaim(activation.stamp, self.system.name, activation.ref, confirmed)
+
+    def yield_to(self, activation: Activation, winner: ActorRef) -> None:
+        """Another activation has the grain: forward what this one holds to it, then stop."""
+        kind, identity = activation.kind.name, activation.grain.identity
+        self.release(activation)
+        activation.phase = Phase.FORWARDING
+        activation.forward_to = winner
+        activation.save_on_stop = False
+        self.leaving[activation.ref.uid] = activation
+        if not activation.busy:
+            activation._start_task()
+        log.info("%s/%s: %s yields to %s", kind, identity, activation.ref, winner)
+
+    # -- the registry record ---------------------------------------------------------------
+
+    def record(self, activation: Activation) -> None:
+        """Record a confirmed activation in the registry."""
+        cluster = self.system.cluster
+        key = (activation.kind.name, activation.grain.identity)
+        activation.recorded = True
+        if cluster is not None and self.local.get(key) is activation:
+            names, path = cluster.names, self.path(*key)
+            names.delegate.publish(names.registry.register(path, actor_id(activation.ref)))
+            activation.record = names.registry.lookup(path)  # None while counted DOWN
+
+    def recorded_here(self, activation: Activation) -> bool:
+        """Whether the registry still records ``activation`` as the grain's (always, with
+        no registry or before it is recorded)."""
+        cluster = self.system.cluster
+        if cluster is None or not activation.recorded:
+            return True
+        mine = cluster.names.registry.lookup(activation.ref.path)
+        if mine is activation.record:
+            return mine is not None
+        if (
+            mine is not None
+            and mine.node == self.system.name
+            and mine.actor_id == actor_id(activation.ref)
+        ):
+            activation.record = mine  # re-registered (after a refuted DOWN)
+            return True
+        return False
+
+    async def confirm_record(self, activation: Activation) -> None:
+        """Process only as the registry's activation of the grain: if another won, forward
+        to it from now on; while the record is gone (this node was counted DOWN and has
+        not re-registered yet) wait for it, up to :data:`RECORD_WAIT` seconds."""
+        cluster = self.system.cluster
+        assert cluster is not None
+        with trio.move_on_after(RECORD_WAIT):
+            while activation.phase is Phase.ACTIVE and not self.recorded_here(activation):
+                registration = cluster.names.registration(activation.ref.path)
+                winner = None if registration is None else cluster.names.ref_for(registration)
+                if winner is not None and winner != activation.ref:
+                    self.yield_to(activation, winner)
+                    return
+                await trio.sleep(RECORD_POLL)
+            return
+        self.deactivate(activation, save=False)
+
+    def registration(self, kind: str, identity: str) -> Registration | None:
+        """The registry's record of the grain (None: none, or no registry)."""
+        cluster = self.system.cluster
+        return None if cluster is None else cluster.names.registration(self.path(kind, identity))
+
+    def _loads(self) -> dict[str, int]:
+        """Activations per node, as the registry records them."""
+        cluster = self.system.cluster
+        loads: dict[str, int] = {}
+        if cluster is not None:
+            for name, registration in cluster.names.registrations():
+                if name.startswith(GRAIN_PREFIX):
+                    loads[registration.node] = loads.get(registration.node, 0) + 1
+        return loads
+
+    def follow(self, change: Change) -> None:
+        """A registry change: forget the route of a grain whose record changed, all routes
+        when the hosts changed; a duplicate that lost yields to the winner."""
+        name = change.name
+        if name.startswith(HOST_PREFIX):
+            self.routes.clear()
+            return
+        key = self._key(name)
+        if key is None:
+            return
+        self.routes.pop(key, None)
+        if not isinstance(change, RegistryNameLost):
+            return
+        activation = self.local.get(key)
+        if activation is None or actor_id(activation.ref) != change.lost.actor_id:
+            return
+        cluster = self.system.cluster
+        assert cluster is not None
+        winner = cluster.names.ref_for(change.winner)
+        log.warning("%s/%s: duplicate activation, %s keeps it", *key, change.winner.node)
+        if winner is None:
+            self.deactivate(activation, save=False)
+        else:
+            self.yield_to(activation, winner)
+
+    # -- passivating and leaving -----------------------------------------------------------
+
+    def deactivate(self, activation: Activation, *, save: bool) -> None:
+        """Stop ``activation`` after the message in hand: with ``save``, run
+        ``on_deactivate`` and save its state; its queue fails (asks are retried)."""
+        if activation.phase in (Phase.STOPPING, Phase.DEAD):
+            return
+        if activation.phase is not Phase.ACTIVE or not save:
+            activation.save_on_stop = False
+        self.release(activation)
+        activation.phase = Phase.STOPPING
+        self.leaving[activation.ref.uid] = activation
+        if not activation.busy:
+            activation._start_task()
+
+    async def stopped(self, activation: Activation) -> None:
+        """The last of a stopping activation, in its task: hooks, state, bookkeeping."""
+        activation.fail_queued()
+        try:
+            if activation.save_on_stop:
+                await activation.grain.on_deactivate()
+                await activation.save()
+        except Exception as exc:
+            self.system.stats.failures += 1
+            log.warning("%s: deactivation failed: %s", activation.ref, describe(exc))
+        finally:
+            activation.phase = Phase.DEAD
+            self.released(activation)
+
+    def release(self, activation: Activation) -> None:
+        """Stop routing to ``activation``: forget it and withdraw its record.  A new
+        activation here waits until it has stopped (see :meth:`wait_released`)."""
+        key = (activation.kind.name, activation.grain.identity)
+        if self.local.get(key) is activation:
+            del self.local[key]
+            self._stopping[key] = trio.Event()
+            cluster = self.system.cluster
+            if cluster is not None and activation.recorded:
+                cluster.names.delegate.unregister(self.path(*key))
+
+    def released(self, activation: Activation) -> None:
+        """``activation`` is done (state saved)."""
+        self.release(activation)
+        self.leaving.pop(activation.ref.uid, None)
+        event = self._stopping.pop((activation.kind.name, activation.grain.identity), None)
+        if event is not None:
+            event.set()
+
+    async def wait_released(self, kind: str, identity: str) -> None:
+        event = self._stopping.get((kind, identity))
+        if event is not None:
+            await event.wait()
+
+    def step_down(self) -> None:
+        """This side lost its quorum: stop every activation here without saving (the
+        serving side may activate the grains meanwhile) and withdraw their records."""
+        for activation in list(self.local.values()):
+            self.deactivate(activation, save=False)
+
+    async def shutdown(self) -> None:
+        """The system stops: deactivate every activation (hooks run, states saved)."""
+        for activation in list(self.local.values()):
+            self.deactivate(activation, save=True)
+        while self._stopping:
+            await next(iter(self._stopping.values())).wait()
+
+    async def _sweep(self) -> None:
+        """Passivate activations idle for their kind's timeout (one task for all of them,
+        waking every quarter of the shortest timeout while there are activations)."""
+        try:
+            while self.local:
+                timeouts = [k.idle_timeout for k in self.kinds.values() if k.idle_timeout]
+                await trio.sleep(min(timeouts) / 4)
+                now = trio.current_time()
+                for activation in list(self.local.values()):
+                    timeout = activation.kind.idle_timeout
+                    if (
+                        timeout is not None
+                        and activation.phase is Phase.ACTIVE
+                        and not activation.busy
+                        and not activation.queue
+                        and now - activation.last >= timeout
+                    ):
+                        self.deactivate(activation, save=True)
+        finally:
+            self._sweeping = False
+
+    # -- hand-off when the hosts change ----------------------------------------------------
 
     async def run(self) -> None:
         """Hand off activations whose owner changed whenever the hosts of a kind changed
@@ -499,6 +964,7 @@ class Grains:
             hosts = {kind: self.hosts(kind) for kind in self.kinds}
             if hosts != seen:
                 seen = hosts
+                self.routes.clear()
                 await self.hand_off()
 
     async def hand_off(self) -> int:
@@ -507,124 +973,18 @@ class Grains:
         a second; returns how many it passivated."""
         hosts = {kind: self.hosts(kind) for kind in self.kinds}
         passivated = 0
-        for (kind, identity), ref in list(self.local.items()):
-            grain_kind = self.kinds[kind]
-            if grain_kind.placement is not Placement.RENDEZVOUS:
+        for (kind, identity), activation in list(self.local.items()):
+            if activation.kind.placement is not Placement.RENDEZVOUS:
                 continue
             owner = rendezvous(identity, hosts[kind])
-            cell = self.system.local_cell(ref)
-            if (
-                owner in (None, self.system.name)
-                or cell is None
-                or self.local.get((kind, identity)) != ref
+            if owner in (None, self.system.name) or self.local.get((kind, identity)) is not (
+                activation
             ):
                 continue
-            if not (isinstance(cell.instance, Activation) and cell.instance.active):
+            if activation.phase is not Phase.ACTIVE:
                 continue
-            self.release(kind, identity, ref)
-            cell.request_stop()
+            self.deactivate(activation, save=True)
             passivated += 1
             if passivated % HANDOFF_BATCH == 0:
                 await trio.sleep(HANDOFF_BATCH / HANDOFF_RATE)
         return passivated
-
-    def step_down(self) -> None:
-        """This side lost its quorum: stop every activation here without saving (the
-        serving side may activate the grains meanwhile) and withdraw their records."""
-        for (kind, identity), ref in list(self.local.items()):
-            self.release(kind, identity, ref)
-            cell = self.system.local_cell(ref)
-            if cell is not None:
-                if isinstance(cell.instance, Activation):
-                    cell.instance.stale = True
-                cell.request_stop()
-
-    def probe(self, request: GrainProbe) -> GrainClaim | None:
-        """Answer another host's :class:`GrainProbe` (and follow its clock)."""
-        self.clock = max(self.clock, request.clock) + 1
-        ref = self.local.get((request.kind, request.identity))
-        stamp = None if ref is None else self._stamps.get(ref)
-        return None if ref is None or stamp is None else GrainClaim(*stamp, ref)
-
-    def record(self, kind: str, identity: str, ref: ActorRef) -> None:
-        """Record a confirmed activation in the registry."""
-        cluster = self.system.cluster
-        if cluster is not None and self.local.get((kind, identity)) == ref:
-            cluster.names.delegate.register(f"{GRAIN_PREFIX}{kind}/{identity}", actor_id(ref))
-
-    def registration(self, kind: str, identity: str) -> Registration | None:
-        """The registry's record of the grain (None: none, or no registry)."""
-        cluster = self.system.cluster
-        if cluster is None:
-            return None
-        return cluster.names.registration(f"{GRAIN_PREFIX}{kind}/{identity}")
-
-    def recorded(self, kind: str, identity: str) -> ActorRef | None:
-        """The activation the registry records for the grain: None when there is no
-        registry (local-only), :data:`RECORD_MISSING` when it records none."""
-        cluster = self.system.cluster
-        if cluster is None:
-            return None
-        registration = cluster.names.registration(f"{GRAIN_PREFIX}{kind}/{identity}")
-        ref = None if registration is None else cluster.names.ref_for(registration)
-        return RECORD_MISSING if ref is None else ref
-
-    def _loads(self) -> dict[str, int]:
-        """Activations per node, as the registry records them."""
-        cluster = self.system.cluster
-        loads: dict[str, int] = {}
-        if cluster is not None:
-            for name, registration in cluster.names.registrations():
-                if name.startswith(GRAIN_PREFIX):
-                    loads[registration.node] = loads.get(registration.node, 0) + 1
-        return loads
-
-    # -- leaving -----------------------------------------------------------------------------
-
-    def release(self, kind: str, identity: str, ref: ActorRef) -> None:
-        """Stop routing to ``ref`` (it is deactivating): forget it and withdraw its record.
-        A new activation here waits until it has stopped (see :meth:`wait_released`)."""
-        key = (kind, identity)
-        if self.local.get(key) == ref:
-            del self.local[key]
-            self._stopping[key] = trio.Event()
-            cluster = self.system.cluster
-            if cluster is not None:
-                cluster.names.delegate.unregister(f"{GRAIN_PREFIX}{kind}/{identity}")
-
-    def released(self, kind: str, identity: str, ref: ActorRef) -> None:
-        """``ref`` has stopped (state saved)."""
-        self.release(kind, identity, ref)
-        self._stamps.pop(ref, None)
-        event = self._stopping.pop((kind, identity), None)
-        if event is not None:
-            event.set()
-
-    async def wait_released(self, kind: str, identity: str) -> None:
-        event = self._stopping.get((kind, identity))
-        if event is not None:
-            await event.wait()
-
-    def lost(self, change: Change) -> None:
-        """Another node's activation won ours: forward what we hold to it, then stop."""
-        if not isinstance(change, RegistryNameLost) or not change.name.startswith(GRAIN_PREFIX):
-            return
-        kind, _, identity = change.name[len(GRAIN_PREFIX) :].partition("/")
-        ref = self.local.get((kind, identity))
-        cell = None if ref is None else self.system.local_cell(ref)
-        if ref is None or cell is None or actor_id(ref) != change.lost.actor_id:
-            return
-        cluster = self.system.cluster
-        assert cluster is not None
-        winner = cluster.names.ref_for(change.winner)
-        log.warning("%s/%s: duplicate activation, %s keeps it", kind, identity, change.winner.node)
-        del self.local[(kind, identity)]
-        activation = cell.instance
-        if isinstance(activation, Activation) and winner is not None:
-            activation.forward_to = winner
-            try:
-                ref.tell_nowait(_HandOver())
-                return
-            except ActorError:
-                pass
-        cell.request_stop()

@@ -52,7 +52,7 @@ from ..quorum import AGE_KEY
 from ..quorum import Strategy as QuorumRule
 from .ddata import DataRead, DataWrite, DistributedData
 from .grain_store import GrainStore
-from .grains import DEFAULT_IDLE_TIMEOUT, ActivateGrain, Grain, GrainProbe, Grains
+from .grains import DEFAULT_IDLE_TIMEOUT, GRAIN_PREFIX, Grain, GrainProbe, Grains
 from .group_routers import GroupRouterCell, RouterActor, check_group_routing
 from .groups import TOPIC_GROUP, Groups, TopicDelivery, check_group
 from .names import Names
@@ -364,9 +364,23 @@ class System(LocalSystem):
         return self.grains.ref(kind, identity)
 
     def resolve(self, node: str, path: str, uid: int) -> ActorRef:
-        """A grain's path resolves to a grain ref here; anything else as usual."""
-        grain = self.grains.ref_at(path) if uid == 0 else None
+        """A grain's path resolves to a grain ref here (uid 0: the virtual one, else this
+        node's activation); anything else as usual."""
+        grain = self.grains.ref_at(node, path, uid)
         return grain if grain is not None else super().resolve(node, path, uid)
+
+    def local_endpoint(self, path: str, uid: int, peer: str | None) -> Any:
+        """A message from ``peer`` to a grain's path goes to its activation here (made on
+        demand for the virtual path); anything else to the actor there."""
+        if path.startswith(GRAIN_PREFIX):
+            return self.grains.endpoint(path, uid, peer)
+        return super().local_endpoint(path, uid, peer)
+
+    async def shutdown(self) -> None:
+        """Deactivate the grains (hooks run, states saved), then stop every actor."""
+        self.closing = True
+        await self.grains.shutdown()
+        await super().shutdown()
 
     async def join_group(self, group: str, ref: ActorRef) -> None:
         """Add the local actor ``ref`` to ``group`` cluster-wide (it leaves when it stops)."""
@@ -445,8 +459,6 @@ class System(LocalSystem):
         distributed-data reads and writes)."""
         if isinstance(request, DataWrite | DataRead):
             return self.data.serve(request)
-        if isinstance(request, ActivateGrain):
-            return self.grains.activate(request.kind, request.identity)
         if isinstance(request, GrainProbe):
             return self.grains.probe(request)
         if isinstance(request, Ping):
@@ -597,7 +609,7 @@ async def open_system(
                 cluster = Cluster(node, names, actors)
                 system.cluster = cluster
                 system.data.join_cluster(node, incarnation, env.clock)
-                names.handlers.append(system.grains.lost)
+                names.handlers.append(system.grains.follow)
                 names.handlers.append(system.groups.follow)
                 system.nursery.start_soon(system.grains.run)
                 system.remote = actors

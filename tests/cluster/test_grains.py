@@ -269,3 +269,34 @@ def test_a_joining_host_takes_over_about_its_share_and_the_rest_stay() -> None:
     log = replay(bounded(app), 1)[1]
     moved = int(log[0].split()[1])
     assert 10 <= moved <= 30  # about a quarter of 80
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_concurrent_first_messages_from_every_node_leave_one_activation(seed: int) -> None:
+    """With local placement each asking node activates the grain itself, all at once: the
+    probes let exactly one activation take it, the others forward to it."""
+    from swimactors.placement import Placement
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 4) as systems:
+            for s in systems:
+                s.register_grain("account", Account, placement=Placement.LOCAL)
+            await _formed(systems)
+            while any(len(s.grains.hosts("account")) != 4 for s in systems):
+                await trio.sleep(0.1)
+            answers: list[int] = []
+            for round_ in range(3):
+                identity = f"shared-{round_}"
+
+                async def ask(s: System, identity: str = identity) -> None:
+                    answers.append(await s.grain("account", identity).ask(Add(1)))
+
+                async with trio.open_nursery() as nursery:
+                    for s in systems:
+                        nursery.start_soon(ask, s)
+                held = [s.name for s in systems for (_, i) in s.grains.local if i == identity]
+                assert len(held) == 1, held
+            assert sorted(answers) == [1, 1, 1, 2, 2, 2, 3, 3, 3, 4, 4, 4]
+        return []
+
+    replay(bounded(app), seed)
