@@ -1,17 +1,20 @@
 """Grains against plain actors measured in the same run.
 
 Remote rows: this process (a cluster member that hosts no grains) asks grains hosted by a
-second process (``python -m benchmarks.bench_grains serve``), so every grain lives there.
+second process (``python -m benchmarks.bench_grains serve``), so every grain lives there;
+a third process (``... member``) is a plain member, so each activation probes one node.
 Floor: a plain remote ask to a public actor on the same far node.  Grain and floor runs
 alternate ``PAIRS`` times; rows give medians and the median of the per-pair ratios.
 
-* first message: the ask that activates a new grain (placement, the ActivateGrain request,
-  the activation's probe of the members, then the ask itself);
+* first message: the ask that activates a new grain (its route, the ask to the grain's
+  virtual path on the far node, the activation's probe of the third member, the reply);
 * steady: asks to a grain that is already active;
-* memory: bytes per idle activation (an empty grain) in a local system, by tracemalloc,
-  against a plain spawned actor;
-* moved on a join: the share of identities whose rendezvous owner changes when a sixth
-  node joins five (ideal 1/6).
+* memory: bytes per idle activation (an empty grain, after its first message) in a local
+  system, by tracemalloc, against a plain spawned actor;
+* a join: five hosts in this process (loopback sockets) hold activations, a sixth joins
+  and hosts the kind: the share of activations handed off (ideal 1/6) and the seconds
+  until every old host has handed off, against the seconds until all five see the new
+  member UP (the membership floor of that run).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import sys
 import time
 import tracemalloc
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
@@ -32,8 +35,8 @@ import trio
 import swimactors
 from swimactors import Actor, Context
 from swimactors.cluster.grains import Grain
-from swimactors.membership import Config
-from swimactors.placement import moved
+from swimactors.membership import Config, Status
+from swimactors.placement import rendezvous
 
 Row = dict[str, Any]
 
@@ -61,18 +64,21 @@ class IdleActor(Actor):
         return None
 
 
-async def _serve() -> None:
-    async with swimactors.open_system("far", bind="127.0.0.1:0", config=CONFIG) as system:
-        system.register_grain("echo", EchoGrain, idle_timeout=None)
-        await system.spawn(Echo, name="echo", public=True)
+async def _serve(role: str, seeds: list[str]) -> None:
+    async with swimactors.open_system(
+        role, bind="127.0.0.1:0", seeds=seeds, config=CONFIG
+    ) as system:
+        if role == "far":
+            system.register_grain("echo", EchoGrain, idle_timeout=None)
+            await system.spawn(Echo, name="echo", public=True)
         assert system.cluster is not None
         print(f"port {system.cluster.node.address[1]}", flush=True)
         await trio.sleep_forever()
 
 
 @asynccontextmanager
-async def _far() -> AsyncIterator[int]:
-    command = [sys.executable, "-m", "benchmarks.bench_grains", "serve"]
+async def _process(*args: str) -> AsyncIterator[int]:
+    command = [sys.executable, "-m", "benchmarks.bench_grains", *args]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -113,13 +119,15 @@ def _row(metric: str, ours: list[float], floors: list[float], note: str) -> Row:
 async def _remote(quick: bool) -> list[Row]:
     count = 200 if quick else 2000
     async with (
-        _far() as port,
+        _process("serve", "far") as port,
+        _process("serve", "third", f"127.0.0.1:{port}"),
         swimactors.open_system(
             "near", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=CONFIG
         ) as system,
     ):
         plain = await system.wait_for("echo", timeout=10.0)
-        while system.grains.hosts("echo") != ["far"]:
+        assert system.cluster is not None
+        while system.grains.hosts("echo") != ["far"] or len(system.cluster.node.members()) < 3:
             await trio.sleep(0.05)
         await plain.ask(0)
 
@@ -170,7 +178,7 @@ async def _memory(quick: bool) -> list[Row]:
 
         async def activations() -> None:
             for i in range(count):
-                await system.grain("idle", f"g{i}").tell(None)
+                await system.grain("idle", f"g{i}").ask(None)
             await trio.testing.wait_all_tasks_blocked()
 
         async def actors() -> None:
@@ -193,27 +201,77 @@ async def _memory(quick: bool) -> list[Row]:
     ]
 
 
-def _moved() -> list[Row]:
-    identities = [f"user-{i}" for i in range(100_000)]
-    before = [f"node-{i}" for i in range(5)]
-    start = time.perf_counter()
-    share = len(moved(identities, before, [*before, "node-5"])) / len(identities)
-    elapsed = time.perf_counter() - start
+async def _join(quick: bool) -> list[Row]:
+    count = 600 if quick else 3000
+    identities = [f"user-{i}" for i in range(count)]
+    async with AsyncExitStack() as stack:
+
+        async def host(name: str, seeds: list[str]) -> swimactors.System:
+            system = await stack.enter_async_context(
+                swimactors.open_system(name, bind="127.0.0.1:0", seeds=seeds, config=CONFIG)
+            )
+            system.register_grain("echo", EchoGrain, idle_timeout=None)
+            return system
+
+        first = await host("h0", [])
+        assert first.cluster is not None
+        seeds = [f"127.0.0.1:{first.cluster.node.address[1]}"]
+        systems = [first, *[await host(f"h{i}", seeds) for i in range(1, 5)]]
+        while any(len(s.grains.hosts("echo")) != 5 for s in systems):
+            await trio.sleep(0.05)
+        for i, identity in enumerate(identities):
+            await systems[i % 5].grain("echo", identity).ask(0)
+        before = {identity: s.name for s in systems for (_, identity) in s.grains.local}
+        after = [*(s.name for s in systems), "h5"]
+        expected = {i for i in identities if rendezvous(i, after) == "h5"}
+        start = time.perf_counter()
+        late = await host("h5", seeds)
+        seen_up = handed_off = 0.0
+        while not handed_off:
+            await trio.sleep(0.01)
+            if time.perf_counter() - start > 120:
+                raise TimeoutError("the hand-off did not finish within 120 s")
+            now = time.perf_counter() - start
+            if not seen_up and all(_sees_up(s, "h5") for s in systems):
+                seen_up = now
+            if all(not any(i in expected for (_, i) in s.grains.local) for s in systems):
+                handed_off = now
+        stayed = {identity: s.name for s in systems for (_, identity) in s.grains.local}
+        assert all(before[i] == node for i, node in stayed.items())
+        for identity in sorted(expected)[:50]:  # they answer again, from the new host
+            await first.grain("echo", identity).ask(0)
+        assert all(i in {j for (_, j) in late.grains.local} for i in sorted(expected)[:50])
+    share = (count - len(stayed)) / count
     return [
         {
             "benchmark": "grains",
-            "metric": "identities moved when a 6th node joins",
+            "metric": "share handed off when a 6th host joins 5",
             "value": share,
             "unit": "share",
             "floor": 1 / 6,
             "ratio": share * 6,
-            "note": f"100,000 identities, rendezvous; owners computed twice in {elapsed:.2f} s",
-        }
+            "note": f"{count:,} activations, rendezvous; ideal 1/6",
+        },
+        {
+            "benchmark": "grains",
+            "metric": "hand-off time when a 6th host joins 5",
+            "value": handed_off,
+            "unit": "s",
+            "floor": seen_up,
+            "ratio": handed_off / seen_up if seen_up else None,
+            "note": "floor: until all 5 see the new member UP (same run)",
+        },
     ]
 
 
+def _sees_up(system: swimactors.System, node: str) -> bool:
+    assert system.cluster is not None
+    member = system.cluster.node.member(node)
+    return member is not None and member.status is Status.UP
+
+
 async def _measure(quick: bool) -> list[Row]:
-    return [*(await _remote(quick)), *(await _memory(quick)), *_moved()]
+    return [*(await _remote(quick)), *(await _memory(quick)), *(await _join(quick))]
 
 
 def run(quick: bool) -> list[Row]:
@@ -224,7 +282,7 @@ def run(quick: bool) -> list[Row]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        trio.run(_serve)
+        trio.run(_serve, sys.argv[2], sys.argv[3:])
     else:
         for result in run(quick="--quick" in sys.argv):
             print(result)

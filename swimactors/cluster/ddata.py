@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_DATA_TIMEOUT",
+    "TOMBSTONE_TTL",
     "Consistency",
     "ConsistencyError",
     "DataChanged",
@@ -50,6 +51,9 @@ __all__ = [
 
 log = logging.getLogger("swimactors.ddata")
 
+TOMBSTONE_TTL = 3600.0
+"""Seconds an LWW map keeps a removed key's tombstone (every replica must hear of the
+removal within that time, or a stale copy can bring the key back)."""
 DEFAULT_DATA_TIMEOUT = 3.0
 """Seconds a majority or all read or write waits for the replicas' answers."""
 
@@ -112,6 +116,8 @@ class DistributedData:
         self.delegate: DataDelegate | None = None
         self._subscribers: dict[str, set[ActorRef]] = {}
         self.store.on_change = self._changed
+        self.tombstone_ttl = TOMBSTONE_TTL
+        """Seconds an LWW map tombstone is kept (see :meth:`run`)."""
 
     def join_cluster(self, node: Gossip, incarnation: int, clock: Callable[[], float]) -> None:
         """Replicate over ``node``'s gossip, as the process at epoch ``incarnation`` (the
@@ -122,6 +128,15 @@ class DistributedData:
         self.delegate = DataDelegate(self.store, node)
         self.dropped_notices = 0
         """Change notices not delivered because a subscriber's mailbox was full."""
+
+    async def run(self) -> None:
+        """Drop LWW map tombstones older than :attr:`tombstone_ttl`, every eighth of it.
+        Safe while every replica receives a removal (by gossip or push/pull) within that
+        time: a replica cut off longer that still holds the removed value would bring it
+        back (Cassandra's gc_grace rule; docs/ddata.md)."""
+        while True:
+            await trio.sleep(self.tombstone_ttl / 8)
+            self.store.prune_tombstones(self.clock() - self.tombstone_ttl)
 
     # -- the API ---------------------------------------------------------------------------
 

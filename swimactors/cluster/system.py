@@ -612,6 +612,7 @@ async def open_system(
                 names.handlers.append(system.grains.follow)
                 names.handlers.append(system.groups.follow)
                 system.nursery.start_soon(system.grains.run)
+                system.nursery.start_soon(system.data.run)
                 system.remote = actors
                 system.nursery.start_soon(actors.serve, listener)
                 system.nursery.start_soon(cluster.run)

@@ -6,7 +6,9 @@ after it even across skewed clocks.  Copies join by keeping the higher stamp (ti
 possible between distinct values from a faulty writer, go to the larger encoding, so the
 join stays a join).  None of these types keep per-process metadata: nothing to prune when
 a node goes DOWN.  A removed map key leaves a tombstone (its stamp), so a stale copy
-cannot bring it back.
+cannot bring it back; :meth:`LWWMap.prune` drops tombstones older than a horizon, which
+is safe once every replica holds them and no older write of their keys is still in flight
+(the store prunes after a time bound: docs/ddata.md).
 """
 
 from __future__ import annotations
@@ -126,6 +128,15 @@ class LWWMap:
         delta = LWWMap({key: _stamp(writer, self.writes.get(key), present, value)})
         self.merge(delta)
         return delta
+
+    def prune(self, horizon: int) -> int:
+        """Drop the tombstones stamped before ``horizon`` (a clock); how many went.  The
+        value is unchanged; a write of such a key older than its tombstone that arrives
+        later would bring the key back, hence the time bound on the caller's side."""
+        dead = [k for k, w in self.writes.items() if not w.present and w.clock < horizon]
+        for key in dead:
+            del self.writes[key]
+        return len(dead)
 
     def merge(self, other: LWWMap) -> bool:
         changed = False

@@ -54,7 +54,8 @@ class DataStore:
         self.node = node
         self.incarnation = incarnation
         self.counters: collections.Counter[str] = collections.Counter()
-        """type_conflicts (a merged key held another type here), changes_dropped."""
+        """type_conflicts (a merged key held another type here), changes_dropped,
+        tombstones_pruned."""
         self._data: dict[str, ReplicatedData] = {}
         self._changes: deque[KeyChanged] = deque(maxlen=max_changes)
         self.on_change: Callable[[], None] | None = None
@@ -105,6 +106,14 @@ class DataStore:
                 changed.append(key)
                 self._emit(KeyChanged(key, current.value))
         return changed
+
+    def prune_tombstones(self, horizon: float) -> int:
+        """Drop LWW map tombstones written before ``horizon`` (seconds, the writers'
+        clock); how many went.  Values do not change (see :meth:`LWWMap.prune`)."""
+        clock = max(0, int(horizon * 1_000_000))
+        pruned = sum(v.prune(clock) for v in self._data.values() if isinstance(v, LWWMap))
+        self.counters["tombstones_pruned"] += pruned
+        return pruned
 
     # -- queries --------------------------------------------------------------------------
 
