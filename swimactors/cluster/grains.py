@@ -420,7 +420,8 @@ class Activation:
             reply.set(outcome.Value(result))
 
     async def _forward(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None:
-        """Pass a message on to the activation this one yielded to."""
+        """Pass a message on to the activation this one yielded to, or along the grain's
+        route if that one has stopped meanwhile (it yielded in turn, or passivated)."""
         winner = self.forward_to
         assert winner is not None
         if reply is None:
@@ -429,7 +430,11 @@ class Activation:
             except ActorError as exc:
                 log.info("%s: forwarding to %s failed: %s", self.ref, winner, exc)
             return
-        reply.set(await outcome.acapture(winner.target.ask, msg, sender, DEFAULT_ASK_TIMEOUT))
+        result = await outcome.acapture(winner.target.ask, msg, sender, DEFAULT_ASK_TIMEOUT)
+        if isinstance(result, outcome.Error) and isinstance(result.error, ActorStopped):
+            route = self.self_ref.target
+            result = await outcome.acapture(route.ask, msg, sender, DEFAULT_ASK_TIMEOUT)
+        reply.set(result)
 
     def fail_queued(self) -> None:
         """Turn what is still queued into dead letters; fail its asks."""
