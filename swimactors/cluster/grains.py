@@ -773,10 +773,10 @@ class Grains:
     def yield_to(self, activation: Activation, winner: ActorRef) -> None:
         """Another activation has the grain: forward what this one holds to it, then stop."""
         kind, identity = activation.kind.name, activation.grain.identity
+        activation.save_on_stop = False
         self.release(activation)
         activation.phase = Phase.FORWARDING
         activation.forward_to = winner
-        activation.save_on_stop = False
         self.leaving[activation.ref.uid] = activation
         if not activation.busy:
             activation._start_task()
@@ -846,7 +846,7 @@ class Grains:
 
     def follow(self, change: Change) -> None:
         """A registry change: forget the route of a grain whose record changed, all routes
-        when the hosts changed; a duplicate that lost yields to the winner."""
+        when the hosts changed; a duplicate that lost asks the winner's node about it."""
         name = change.name
         if name.startswith(HOST_PREFIX):
             self.routes.clear()
@@ -860,14 +860,28 @@ class Grains:
         activation = self.local.get(key)
         if activation is None or actor_id(activation.ref) != change.lost.actor_id:
             return
+        self.system.nursery.start_soon(self._settle_duplicate, activation, change.winner.node)
+
+    async def _settle_duplicate(self, activation: Activation, node: str) -> None:
+        """The registry ranks another node's record of our grain first: yield to that
+        activation if its node confirms it holds it (a record withdrawn there, whose
+        removal has not reached us yet, must not make a live activation give way)."""
         cluster = self.system.cluster
         assert cluster is not None
-        winner = cluster.names.ref_for(change.winner)
-        log.warning("%s/%s: duplicate activation, %s keeps it", *key, change.winner.node)
-        if winner is None:
-            self.deactivate(activation, save=False)
-        else:
-            self.yield_to(activation, winner)
+        kind, identity = activation.kind.name, activation.grain.identity
+        probe = GrainProbe(kind, identity, activation.stamp, self.system.name, activation.ref)
+        try:
+            claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
+        except ActorError as exc:
+            log.info("%s: %s did not answer about its record: %s", activation.ref, node, exc)
+            return
+        if (
+            isinstance(claim, GrainClaim)
+            and claim.confirmed
+            and self.local.get((kind, identity)) is activation
+        ):
+            log.warning("%s/%s: duplicate activation, %s keeps it", kind, identity, node)
+            self.yield_to(activation, claim.ref)
 
     # -- passivating and leaving -----------------------------------------------------------
 
@@ -899,12 +913,14 @@ class Grains:
             self.released(activation)
 
     def release(self, activation: Activation) -> None:
-        """Stop routing to ``activation``: forget it and withdraw its record.  A new
-        activation here waits until it has stopped (see :meth:`wait_released`)."""
+        """Stop routing to ``activation``: forget it and withdraw its record.  If it will
+        save its state, a new activation here waits for that (see :meth:`wait_released`);
+        one that yielded or stepped down saves nothing, so nothing waits for it."""
         key = (activation.kind.name, activation.grain.identity)
         if self.local.get(key) is activation:
             del self.local[key]
-            self._stopping[key] = trio.Event()
+            if activation.save_on_stop:
+                self._stopping[key] = trio.Event()
             cluster = self.system.cluster
             if cluster is not None and activation.recorded:
                 cluster.names.delegate.unregister(self.path(*key))
@@ -913,9 +929,10 @@ class Grains:
         """``activation`` is done (state saved)."""
         self.release(activation)
         self.leaving.pop(activation.ref.uid, None)
-        event = self._stopping.pop((activation.kind.name, activation.grain.identity), None)
-        if event is not None:
-            event.set()
+        if activation.save_on_stop:
+            event = self._stopping.pop((activation.kind.name, activation.grain.identity), None)
+            if event is not None:
+                event.set()
 
     async def wait_released(self, kind: str, identity: str) -> None:
         event = self._stopping.get((kind, identity))
