@@ -24,7 +24,7 @@ import trio
 
 import swimactors
 from swimactors import Actor, Context
-from swimactors.aio import settle_from_thread
+from swimactors.aio import AsyncRef, _Bridge
 from swimactors.loop_thread import LoopThread
 from swimactors.membership import Config
 from swimactors.membership.types import format_address
@@ -74,25 +74,19 @@ def native(n: int) -> tuple[float, float]:
 
 
 def through_thread(n: int) -> tuple[float, float]:
-    """The runtime-thread design: the systems on a trio loop in a thread of their own,
-    each ask handed over by :class:`LoopThread` and settled on the asyncio loop."""
+    """The runtime-thread design (what ``aio.open_system`` runs): the systems on a trio loop
+    in a thread of their own, asked through :class:`swimactors.aio.AsyncRef`."""
 
     async def main() -> tuple[float, float]:
-        loop = asyncio.get_running_loop()
         runtime = LoopThread("bench-runtime", two_nodes)
         await asyncio.to_thread(runtime.start, 60.0)
         try:
             local, remote = await asyncio.to_thread(runtime.call, lambda refs: refs)
-
-            def asker(ref: swimactors.ActorRef) -> Callable[[int], Awaitable[Any]]:
-                def ask(msg: int) -> Awaitable[Any]:
-                    future: asyncio.Future[Any] = loop.create_future()
-                    runtime.run_async(lambda _: ref.ask(msg), settle_from_thread(loop, future))
-                    return future
-
-                return ask
-
-            return await timed(asker(local), n), await timed(asker(remote), n)
+            bridge: _Bridge[Any] = _Bridge(runtime, asyncio.get_running_loop())
+            return (
+                await timed(AsyncRef(local, bridge).ask, n),
+                await timed(AsyncRef(remote, bridge).ask, n),
+            )
         finally:
             await asyncio.to_thread(runtime.stop)
 
@@ -126,10 +120,12 @@ def through_guest_mode(n: int) -> tuple[float, float]:
         def asker(ref: swimactors.ActorRef) -> Callable[[int], Awaitable[Any]]:
             def ask(msg: int) -> Awaitable[Any]:
                 future: asyncio.Future[Any] = loop.create_future()
-                settle = settle_from_thread(loop, future)
 
                 async def task() -> None:
-                    settle(await outcome.acapture(ref.ask, msg))
+                    try:
+                        future.set_result(await ref.ask(msg))
+                    except Exception as exc:
+                        future.set_exception(exc)
 
                 token.run_sync_soon(nursery.start_soon, task)
                 return future

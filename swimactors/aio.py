@@ -14,52 +14,81 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar, Unpack
+from typing import Any, Generic, TypeVar, Unpack
 
 import outcome
 
 from .actors.proxy import proxy
-from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
+from .actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef
 from .actors.runtime import ActorSource
 from .cluster.system import System
 from .cluster.system import open_system as _open_system
-from .loop_thread import LoopThread
+from .loop_thread import Begin, Cancel, Crossing, Done, LoopThread
 from .membership.delegate import Delegate
 from .membership.events import DEFAULT_EVENT_BUFFER, EventsDropped
-from .membership.node import Node
 from .membership.threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
 from .membership.types import Member, MemberEvent
 
 __all__ = ["AsyncEvents", "AsyncNode", "AsyncRef", "AsyncSystem", "open_node", "open_system"]
 
+R = TypeVar("R")
 T = TypeVar("T")
+
+_DELIVERED: outcome.Outcome[None] = outcome.Value(None)
 
 DEFAULT_START_TIMEOUT = 30.0
 """Seconds :func:`open_node` waits for the node to bind and start."""
 
 
-def settle_from_thread(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[T]
-) -> Callable[[outcome.Outcome[T]], None]:
-    """A callback for another thread that settles ``future`` on ``loop`` with an outcome
-    (a closed loop or a cancelled future drop it)."""
+class _Bridge(Generic[R]):
+    """The asyncio side of one loop thread: calls go over to it, their outcomes come back
+    onto this asyncio loop (one wake-up of the loop per batch), and an asyncio task that
+    is cancelled while it waits cancels the call on the other side."""
 
-    def settle(result: outcome.Outcome[T]) -> None:
-        if not future.cancelled():
-            if isinstance(result, outcome.Error):
-                future.set_exception(result.error)
-            else:
-                future.set_result(result.unwrap())
+    __slots__ = ("_back", "loop", "thread")
 
-    def from_thread(result: outcome.Outcome[T]) -> None:
+    def __init__(self, thread: LoopThread[R], loop: asyncio.AbstractEventLoop) -> None:
+        self.thread = thread
+        self.loop = loop
+        self._back = Crossing(self._wake)
+
+    def _wake(self, run: Callable[[], None]) -> None:
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            loop.call_soon_threadsafe(settle, result)
+            self.loop.call_soon_threadsafe(run)
 
-    return from_thread
+    async def start(self, begin: Begin[R, T]) -> T:
+        """Await what ``begin`` (on the loop thread) starts and settles."""
+        future: asyncio.Future[T] = self.loop.create_future()
+        call = self.thread.begin(begin, functools.partial(self._back.send, _settle, future))
+        try:
+            return await future
+        except asyncio.CancelledError:
+            call.cancel()
+            raise
+
+    async def run_sync(self, fn: Callable[[R], T]) -> T:
+        """``fn(resource)``'s result, from the loop thread."""
+        return await self.start(lambda resource, done: done(outcome.capture(fn, resource)))
+
+    async def run_async(self, fn: Callable[[R], Awaitable[T]]) -> T:
+        """``await fn(resource)``'s result, run as a task on the loop thread."""
+        thread = self.thread
+        return await self.start(
+            lambda resource, done: thread.spawn(functools.partial(fn, resource), done)
+        )
+
+
+def _settle(future: asyncio.Future[T], result: outcome.Outcome[T]) -> None:
+    if not future.cancelled():  # (an outcome is read, not unwrapped: it may be shared)
+        if isinstance(result, outcome.Value):
+            future.set_result(result.value)
+        elif isinstance(result, outcome.Error):
+            future.set_exception(result.error)
 
 
 class AsyncEvents:
@@ -118,6 +147,7 @@ class AsyncNode(OnNodeThread):
     def __init__(self, thread: NodeThread, loop: asyncio.AbstractEventLoop) -> None:
         self._thread = thread
         self._loop = loop
+        self._bridge = _Bridge(thread, loop)
 
     @property
     def running(self) -> bool:
@@ -125,16 +155,16 @@ class AsyncNode(OnNodeThread):
 
     async def members(self) -> list[Member]:
         """Every member this node knows, itself included, in any status."""
-        return await self._call(lambda node: node.members())
+        return await self._bridge.run_sync(lambda node: node.members())
 
     async def member(self, name: str) -> Member | None:
-        return await self._call(lambda node: node.member(name))
+        return await self._bridge.run_sync(lambda node: node.member(name))
 
     async def local_member(self) -> Member:
-        return await self._call(lambda node: node.local_member)
+        return await self._bridge.run_sync(lambda node: node.local_member)
 
     async def counters(self) -> collections.Counter[str]:
-        return await self._call(lambda node: node.counters)
+        return await self._bridge.run_sync(lambda node: node.counters)
 
     def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> AsyncEvents:
         """Subscribe to membership events from now on."""
@@ -142,36 +172,23 @@ class AsyncNode(OnNodeThread):
 
     async def set_meta(self, meta: bytes) -> None:
         """Replace this node's metadata and announce it (ValueError if too large)."""
-        future: asyncio.Future[None] = self._loop.create_future()
-        self._thread.run_async(
-            lambda node: node.set_meta(meta), settle_from_thread(self._loop, future)
-        )
-        await future
+        await self._bridge.run_async(lambda node: node.set_meta(meta))
 
     async def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None:
-        await self._call(lambda node: node.broadcast(channel, payload, key))
+        await self._bridge.run_sync(lambda node: node.broadcast(channel, payload, key))
 
     async def register_delegate(self, channel: str, delegate: Delegate) -> None:
         """Let a layer ride on this node's gossip; its hooks run on the membership thread."""
-        await self._call(lambda node: node.register_delegate(channel, delegate))
+        await self._bridge.run_sync(lambda node: node.register_delegate(channel, delegate))
 
     async def leave(self, timeout: float | None = None) -> bool:
         """Leave the cluster gracefully and stop the node; True once peers were told."""
-        future: asyncio.Future[bool] = self._loop.create_future()
         try:
-            self._thread.run_async(
-                lambda node: node.leave(timeout), settle_from_thread(self._loop, future)
-            )
-            told = await future
+            told = await self._bridge.run_async(lambda node: node.leave(timeout))
         except NodeClosed:
             return False
         await asyncio.to_thread(self._thread.stop)
         return told
-
-    def _call(self, fn: Callable[[Node], T]) -> asyncio.Future[T]:
-        future: asyncio.Future[T] = self._loop.create_future()
-        self._thread.run_sync(fn, settle_from_thread(self._loop, future))
-        return future
 
 
 @asynccontextmanager
@@ -201,15 +218,6 @@ async def open_node(
 # -- the actor system ------------------------------------------------------------------------
 
 
-def _submit(
-    runtime: LoopThread[Any], loop: asyncio.AbstractEventLoop, fn: Callable[[Any], Awaitable[T]]
-) -> asyncio.Future[T]:
-    """``await fn(resource)`` as a task on the runtime thread, settled on ``loop``."""
-    future: asyncio.Future[T] = loop.create_future()
-    runtime.run_async(fn, settle_from_thread(loop, future))
-    return future
-
-
 class AsyncRef:
     """A ref to an actor (local or on another node) for asyncio tasks.
 
@@ -219,14 +227,11 @@ class AsyncRef:
     :attr:`ref` (the trio ref) in messages.  Equal refs name the same actor.
     """
 
-    __slots__ = ("_loop", "_runtime", "ref")
+    __slots__ = ("_bridge", "ref")
 
-    def __init__(
-        self, ref: ActorRef, runtime: LoopThread[System], loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, ref: ActorRef, bridge: _Bridge[System]) -> None:
         self.ref = ref
-        self._runtime = runtime
-        self._loop = loop
+        self._bridge = bridge
 
     @property
     def node(self) -> str:
@@ -237,14 +242,34 @@ class AsyncRef:
         return self.ref.path
 
     async def ask(self, msg: Any, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> Any:
-        """Send ``msg`` and return the actor's answer (``timeout`` as for the trio ref)."""
+        """Send ``msg`` and return the actor's answer (``timeout`` as for the trio ref).
+
+        Cancelling the awaiting task cancels the ask (a reply that still comes is dropped).
+        """
         ref = self.ref
-        return await _submit(self._runtime, self._loop, lambda _: ref.ask(msg, timeout))
+        thread = self._bridge.thread
+
+        def begin(_: System, done: Done[Any]) -> Cancel:
+            reply = ref.start_ask(msg, timeout, done)  # no task when it can start at once
+            if reply is not None:
+                return reply.cancel
+            return thread.spawn(lambda: ref.ask(msg, timeout), done)
+
+        return await self._bridge.start(begin)
 
     async def tell(self, msg: Any) -> None:
         """Deliver ``msg`` (waits while the actor's mailbox is full)."""
         ref = self.ref
-        await _submit(self._runtime, self._loop, lambda _: ref.tell(msg))
+        thread = self._bridge.thread
+
+        def begin(_: System, done: Done[None]) -> Cancel | None:
+            delivery = ref.tell(msg)
+            if delivery is READY:  # queued: no task needed
+                done(_DELIVERED)
+                return None
+            return thread.spawn(lambda: delivery, done)
+
+        await self._bridge.start(begin)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AsyncRef) and other.ref == self.ref
@@ -261,8 +286,7 @@ class AsyncSystem:
     :func:`open_system`.  Actor bodies run on trio on that thread."""
 
     def __init__(self, runtime: LoopThread[System], loop: asyncio.AbstractEventLoop) -> None:
-        self._runtime = runtime
-        self._loop = loop
+        self._bridge = _Bridge(runtime, loop)
         self._name = ""
 
     @property
@@ -290,8 +314,9 @@ class AsyncSystem:
         await self.run(lambda system: system.stop(ref.ref))
 
     async def run(self, fn: Callable[[System], Awaitable[T]]) -> T:
-        """``await fn(system)`` on the runtime thread: any trio-side call of the system."""
-        return await _submit(self._runtime, self._loop, fn)
+        """``await fn(system)`` on the runtime thread: any trio-side call of the system
+        (cancelled there if the awaiting task is cancelled)."""
+        return await self._bridge.run_async(fn)
 
     def proxy(self, ref: AsyncRef, cls: type[T], timeout: float | None = DEFAULT_ASK_TIMEOUT) -> T:
         """``cls``'s methods (an ``@as_actor`` class) as asks to ``ref``, awaited from
@@ -303,7 +328,7 @@ class AsyncSystem:
         return self._wrap(ref)
 
     def _wrap(self, ref: ActorRef) -> AsyncRef:
-        return AsyncRef(ref, self._runtime, self._loop)
+        return AsyncRef(ref, self._bridge)
 
 
 @asynccontextmanager

@@ -10,6 +10,7 @@ system.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import threading
@@ -21,13 +22,16 @@ import trio
 
 from .errors import SwimactorsError
 
-__all__ = ["Done", "LoopThread", "ThreadClosed"]
+__all__ = ["Begin", "Call", "Cancel", "Crossing", "Done", "LoopThread", "ThreadClosed"]
 
 log = logging.getLogger(__name__)
 
 R = TypeVar("R")
 T = TypeVar("T")
 Done = Callable[[outcome.Outcome[T]], None]
+Cancel = Callable[[], None]
+Begin = Callable[[R, Done[T]], Cancel | None]
+"""Starts work on the loop's thread that calls its ``done`` once; returns how to cancel it."""
 
 
 class ThreadClosed(SwimactorsError, RuntimeError):
@@ -52,6 +56,7 @@ class LoopThread(Generic[R]):
         self._thread = threading.Thread(target=self._main, name=name, daemon=True)
         self._up = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
+        self._crossing: Crossing | None = None
         self._nursery: trio.Nursery | None = None
         self._resource: R | None = None
         self._stopping: trio.Event | None = None
@@ -105,22 +110,43 @@ class LoopThread(Generic[R]):
 
         self._schedule(call, done)
 
-    def run_async(self, fn: Callable[[R], Awaitable[T]], done: Done[T]) -> None:
+    def begin(self, begin: Begin[R, T], done: Done[T]) -> Call:
+        """Call ``begin(resource, done)`` on the loop soon: it starts some work that calls
+        ``done(outcome)`` there once, and returns how to cancel that work (or None).  The
+        returned :class:`Call` cancels it from any thread."""
+        call = Call(self)
+
+        def on_loop(resource: R) -> None:
+            try:
+                call.cancel_on_loop = begin(resource, done)
+            except Exception as exc:
+                _settle(done, outcome.Error(exc))
+
+        self._schedule(on_loop, done)
+        return call
+
+    def run_async(self, fn: Callable[[R], Awaitable[T]], done: Done[T]) -> Call:
         """Run ``await fn(resource)`` as a task on the loop; ``done(outcome)`` runs there
-        (with ``closed_error`` if the loop stopped first)."""
+        (with ``closed_error`` if the loop stopped first; not at all once cancelled)."""
+        return self.begin(lambda resource, done: self.spawn(lambda: fn(resource), done), done)
 
-        async def task(resource: R) -> None:
-            result = await outcome.acapture(fn, resource)
-            if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
-                _settle(done, outcome.Error(self.closed_error(f"{self.name} stopped")))
-                result.unwrap()
-            _settle(done, result)
+    def spawn(self, fn: Callable[[], Awaitable[T]], done: Done[T]) -> Cancel:
+        """On the loop's thread: run ``await fn()`` as a task; ``done(outcome)`` when it
+        ends (not if cancelled by the returned function)."""
+        assert self._nursery is not None
+        scope = trio.CancelScope()
 
-        def start(resource: R) -> None:
-            assert self._nursery is not None
-            self._nursery.start_soon(task, resource)
+        async def task() -> None:
+            with scope:
+                result = await outcome.acapture(fn)
+                if isinstance(result, outcome.Error) and isinstance(result.error, trio.Cancelled):
+                    if not scope.cancel_called:  # the loop is stopping
+                        _settle(done, outcome.Error(self.closed_error(f"{self.name} stopped")))
+                    result.unwrap()
+                _settle(done, result)
 
-        self._schedule(start, done)
+        self._nursery.start_soon(task)
+        return scope.cancel
 
     def call(self, fn: Callable[[R], T]) -> T:
         """Blocking: ``fn(resource)``'s result from the loop (or its error)."""
@@ -140,8 +166,8 @@ class LoopThread(Generic[R]):
         return _Waiter()
 
     def _schedule(self, call: Callable[[R], None], done: Done[Any]) -> None:
-        token = self._token
-        if token is None:
+        crossing = self._crossing
+        if crossing is None:
             raise self.closed_error(f"{self.name} is not running")
 
         def on_loop() -> None:
@@ -151,7 +177,7 @@ class LoopThread(Generic[R]):
                 call(cast(R, self._resource))
 
         try:
-            token.run_sync_soon(on_loop)
+            crossing.send(on_loop)
         except trio.RunFinishedError:
             raise self.closed_error(f"{self.name} stopped") from None
 
@@ -182,6 +208,7 @@ class LoopThread(Generic[R]):
             self._resource, self._nursery = resource, nursery
             self.opened(resource, nursery)
             self._token = trio.lowlevel.current_trio_token()
+            self._crossing = Crossing(self._token.run_sync_soon)
             self._up.set()
             await self._stopping.wait()
             nursery.cancel_scope.cancel()
@@ -190,6 +217,60 @@ class LoopThread(Generic[R]):
         self._closing = True
         if self._stopping is not None:
             self._stopping.set()
+
+
+class Call:
+    """A call handed to a loop thread; :meth:`cancel` cancels it from any thread."""
+
+    __slots__ = ("_thread", "cancel_on_loop")
+
+    def __init__(self, thread: LoopThread[Any]) -> None:
+        self._thread = thread
+        self.cancel_on_loop: Cancel | None = None
+
+    def cancel(self) -> None:
+        """Cancel the work on the loop (nothing if it ended, or if the loop has)."""
+        with contextlib.suppress(ThreadClosed):
+            self._thread._schedule(self._cancel, _ignore)
+
+    def _cancel(self, resource: object) -> None:
+        if self.cancel_on_loop is not None:
+            self.cancel_on_loop()
+            self.cancel_on_loop = None
+
+
+class Crossing:
+    """Calls handed to another thread's loop and run there in order, with one wake-up of
+    that loop for each batch (``wake(fn)`` schedules ``fn`` there, thread-safely)."""
+
+    __slots__ = ("_calls", "_scheduled", "_wake")
+
+    def __init__(self, wake: Callable[[Callable[[], None]], object]) -> None:
+        self._wake = wake
+        self._calls: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]]
+        self._calls = collections.deque()
+        self._scheduled = False
+
+    def send(self, fn: Callable[..., object], *args: Any) -> None:
+        """Queue ``fn(*args)``; wake the loop unless a wake-up is already on its way."""
+        self._calls.append((fn, args))
+        if not self._scheduled:
+            self._scheduled = True
+            try:
+                self._wake(self._run)
+            except BaseException:
+                self._scheduled = False
+                raise
+
+    def _run(self) -> None:
+        self._scheduled = False  # before draining: a call queued from now on wakes again
+        calls = self._calls
+        while calls:
+            fn, args = calls.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("a call handed to %r raised", self._wake)
 
 
 class _Waiter(Generic[T]):
@@ -207,6 +288,10 @@ class _Waiter(Generic[T]):
         self._finished.wait()
         assert self._outcome is not None
         return self._outcome.unwrap()
+
+
+def _ignore(result: outcome.Outcome[Any]) -> None:
+    pass
 
 
 def _settle(done: Done[T], result: outcome.Outcome[T]) -> None:

@@ -35,7 +35,7 @@ from .events import ActorExited, ActorRestarted, ActorStarted
 from .mailbox import Mailbox, Queue, evict
 from .message import Terminated
 from .ref import READY, ActorRef, Watcher, current_sender
-from .reply import Reply
+from .reply import Notify, Reply
 from .streams import Producer, ReplyStream, StreamFeed, open_local
 
 if TYPE_CHECKING:
@@ -255,6 +255,21 @@ class ActorCell:
         if deadline is not None and reply.pending:
             self.system.ask_deadlines.add(deadline, reply)
         return await reply.wait()
+
+    def start_ask(
+        self, msg: Any, sender: ActorRef | None, timeout: float | None, notify: Notify
+    ) -> Reply | None:
+        """An ask without a task (:meth:`ActorRef.start_ask`): answered at once by an idle
+        plain-``def`` actor, else queued; None when it must wait for room."""
+        reply = Reply(self.system.stats, self.ref, notify)
+        answer = self.ask_now(msg, sender)
+        if answer is not None:
+            reply.set(answer)
+        elif not self.offer(msg, sender, reply):
+            return None
+        elif timeout is not None and reply.pending:
+            self.system.ask_deadlines.add(trio.current_time() + timeout, reply)
+        return reply
 
     def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool:
         """Queue a delivery from another node if there is room or the overflow policy

@@ -7,9 +7,9 @@ same methods, so a ref to another node is the same type to its caller.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from contextvars import ContextVar
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 __all__ = [
     "DEFAULT_ASK_TIMEOUT",
@@ -18,6 +18,8 @@ __all__ = [
     "READY",
     "ActorRef",
     "ItemStream",
+    "Started",
+    "StartsAsks",
     "StreamTarget",
     "Target",
     "Watcher",
@@ -97,6 +99,26 @@ class StreamTarget(Protocol):
     ) -> ItemStream: ...
 
 
+class Started(Protocol):
+    """An ask started without a task (its reply slot)."""
+
+    def cancel(self) -> None:
+        """Give up: the asker is told nothing more; a reply that still comes is late."""
+
+
+class StartsAsks(Protocol):
+    """A target that can also start an ask without a task (local actors, remote ones);
+    ``notify`` is called with an ``outcome.Outcome``."""
+
+    def start_ask(
+        self,
+        msg: Any,
+        sender: ActorRef | None,
+        timeout: float | None,
+        notify: Callable[[Any], None],
+    ) -> Started | None: ...
+
+
 class ActorRef:
     """A stable, hashable handle to one actor; valid across its restarts.
 
@@ -153,6 +175,19 @@ class ActorRef:
             raise TypeError(f"{self} cannot answer with a stream")
         opener: StreamTarget = target  # type: ignore[assignment]
         return opener.open_stream(msg, current_sender.get(), window, timeout)
+
+    def start_ask(
+        self, msg: Any, timeout: float | None, notify: Callable[[Any], None]
+    ) -> Started | None:
+        """Start an ask from the actors' loop without a task (for a caller on another
+        loop): ``notify(outcome)`` runs there once, with the ``outcome.Outcome`` of what
+        :meth:`ask` would return or raise; ``cancel()`` on the result gives up.  None
+        when the ask can only be made from a task (this kind of target, or no room yet):
+        use :meth:`ask` then."""
+        target = cast("StartsAsks", self._target)
+        if not hasattr(target, "start_ask"):
+            return None
+        return target.start_ask(msg, current_sender.get(), timeout, notify)
 
     @property
     def target(self) -> Target:

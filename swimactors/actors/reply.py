@@ -1,26 +1,34 @@
-"""A one-shot reply slot for ``ask``: the asker parks on it, the actor fills it once."""
+"""A one-shot reply slot for ``ask``: the asker parks on it (or is called back), the actor
+fills it once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import outcome
 import trio
 
-from .errors import AskTimeout
+from .errors import ActorError, AskTimeout
 from .observe import Stats
 
-__all__ = ["Reply"]
+__all__ = ["Notify", "Reply"]
+
+Notify = Callable[[outcome.Outcome[Any]], None]
+"""Called with an ask's outcome on the actors' loop, for an asker that is not a trio task
+(:meth:`~swimactors.ActorRef.start_ask`)."""
 
 
 class Reply:
-    """Wakes the parked asker with the outcome; counts a reply that comes too late."""
+    """Wakes the parked asker (or calls ``notify``) with the outcome; counts a reply that
+    comes too late."""
 
-    __slots__ = ("_stats", "abandoned", "recipient", "result", "task")
+    __slots__ = ("_stats", "abandoned", "notify", "recipient", "result", "task")
 
-    def __init__(self, stats: Stats, recipient: object) -> None:
+    def __init__(self, stats: Stats, recipient: object, notify: Notify | None = None) -> None:
         self._stats = stats
         self.recipient = recipient
+        self.notify = notify
         self.task: trio.lowlevel.Task | None = None
         self.result: outcome.Outcome[Any] | None = None
         self.abandoned = False
@@ -37,15 +45,25 @@ class Reply:
             if self.task is not None:
                 trio.lowlevel.reschedule(self.task, result)
                 self.task = None
+            elif self.notify is not None:
+                self.notify(result)
 
     def expire(self) -> None:
         """The deadline passed: the asker gets :class:`AskTimeout`; a later reply is late."""
+        self._abandon(AskTimeout(f"no reply from {self.recipient} in time"))
+
+    def cancel(self) -> None:
+        """The asker gave up (a cancelled asyncio task): a later reply is late."""
+        self._abandon(ActorError(f"the ask of {self.recipient} was cancelled"))
+
+    def _abandon(self, error: ActorError) -> None:
         if self.pending:
             self.abandoned = True
             if self.task is not None:
-                error = AskTimeout(f"no reply from {self.recipient} in time")
                 trio.lowlevel.reschedule(self.task, outcome.Error(error))
                 self.task = None
+            elif self.notify is not None:
+                self.notify(outcome.Error(error))
 
     async def wait(self) -> Any:
         """The receive's return value, or its error; parks until ``set`` unless already set."""

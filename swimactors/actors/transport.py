@@ -48,11 +48,18 @@ from ..security import HandshakeError, Keyring, TlsConfig
 from ..security.tls_stream import open_tls
 from . import protocol, tracing
 from .cell import ActorCell
-from .errors import ActorFailed, ActorStopped, MailboxFull, NodeDown, UndecodableReply
+from .errors import (
+    ActorFailed,
+    ActorStopped,
+    MailboxFull,
+    NodeDown,
+    UndecodableReply,
+    Unsendable,
+)
 from .message import encode_ref, ref_resolver
 from .protocol import PeerSession, ProtocolViolation
 from .ref import READY, ActorRef, Watcher
-from .reply import Reply
+from .reply import Notify, Reply
 from .secure import SecureStream, secure
 from .streams import Producer, ReplyStream, as_source
 
@@ -237,6 +244,11 @@ class RemoteTarget:
         self, msg: Any, sender: ActorRef | None, window: int, timeout: float | None
     ) -> ReplyStream:
         return ReplyStream(self.transport.stream_opener(self, msg, sender), window, timeout)
+
+    def start_ask(
+        self, msg: Any, sender: ActorRef | None, timeout: float | None, notify: Notify
+    ) -> Reply | None:
+        return self.transport.start_ask(self, msg, sender, timeout, notify)
 
     def add_watcher(self, watcher: Watcher) -> None:
         self.transport.watch(self, watcher)
@@ -1176,6 +1188,50 @@ class ActorTransport:
             connection.read_stream(sid, stream)
 
         return open_
+
+    def start_ask(
+        self,
+        target: RemoteTarget,
+        msg: Any,
+        sender: ActorRef | None,
+        timeout: float | None,
+        notify: Notify,
+    ) -> Reply | None:
+        """:meth:`ask` without a task (:meth:`ActorRef.start_ask`); None when there is no
+        credit to send it now."""
+        started = trio.current_time()
+        try:
+            value = protocol.encode_value(msg)
+            connection = self.connection(target.node)
+        except (Unsendable, NodeDown) as exc:
+            failed = Reply(self.host.stats, target.ref, notify)
+            failed.set(outcome.Error(exc))
+            return failed
+        session = connection.session
+        if session.credit <= 0:
+            return None
+        corr = next(self._corr)
+        span, trace = (
+            tracing.start_client(target.node, target.path) if tracing.enabled() else _UNTRACED
+        )
+
+        def finish(result: outcome.Outcome[Any]) -> None:
+            session.forget(corr)
+            self.host.stats.remote_asks.observe(trio.current_time() - started)
+            if span is not None:
+                span.end()
+            notify(result)
+
+        reply = Reply(self.host.stats, target.ref, finish)
+        session.expect(corr, reply)
+        connection.try_request(
+            protocol.encode_ask(corr, target.path, target.uid, _sender(sender), value, trace),
+            wake=False,
+        )
+        connection.write_now()
+        if timeout is not None:
+            self.host.ask_deadlines.add(started + timeout, reply)
+        return reply
 
     async def request(self, node: str, request: Any, timeout: float | None) -> Any:
         """Ask ``node``'s system itself (remote spawn)."""

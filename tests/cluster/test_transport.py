@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 
+import outcome
 import pytest
 import trio
 
@@ -194,3 +195,30 @@ async def test_an_unreachable_node_fails_fast_during_the_backoff() -> None:
             with pytest.raises(NodeDown, match="closed"):
                 await ref.ask("later")
             assert transport.counters["dials"] == 2
+
+
+async def test_an_ask_started_without_a_task_crosses_the_wire() -> None:
+    """``start_ask`` (the asyncio front's path) to another node: answered, timed out (and
+    forgotten), refused without credit, and NodeDown for a node that is not a member."""
+    gate = trio.Event()
+    got: list[outcome.Outcome[object]] = []
+    with trio.fail_after(30):
+        async with open_systems(2, transport=TransportConfig(window=2)) as (a, b):
+            await b.spawn(Echo(), name="echo", public=True)
+            await b.spawn(Gate(gate, []), name="gate", public=True)
+            echo = await a.wait_for("echo", timeout=10)
+            held = await a.wait_for("gate", timeout=10)
+            assert echo.start_ask("hello", 5, got.append) is not None
+            await until(lambda: got == [outcome.Value("hello")])
+            pending = cluster_of(a).transport.connections[b.name].session.pending
+            assert held.start_ask("held", 0.3, got.append) is not None
+            assert held.start_ask("held", 0.3, got.append) is not None
+            assert held.start_ask("no credit", 0.3, got.append) is None  # window of 2 taken
+            await until(lambda: len(got) == 3)
+            assert all(isinstance(r, outcome.Error) for r in got[1:])
+            assert isinstance(got[1].error, swimactors.AskTimeout)  # type: ignore[union-attr]
+            assert not pending
+            nobody = cluster_of(a).transport.resolve("nobody", "echo", 1)
+            nobody.start_ask("lost", 5, got.append)
+            assert isinstance(got[3].error, NodeDown)  # type: ignore[union-attr]
+            gate.set()

@@ -4,13 +4,15 @@ errors, and an asyncio program asking an actor in another OS process (a real age
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
 
-from swimactors import Actor, ActorFailed, AskTimeout, BadCall, Context, aio, as_actor
+from swimactors import Actor, ActorFailed, AskTimeout, BadCall, Context, System, aio, as_actor
 from swimactors.loop_thread import ThreadClosed
+from swimactors.membership.types import format_address
 
 from .helpers import agent_process
 from .timing import CONFIG
@@ -79,6 +81,81 @@ def test_a_proxy_is_awaited_from_asyncio() -> None:
                 await adder.add("x")
 
     asyncio.run(scenario())
+
+
+class Slow(Actor):
+    """Answers a number after that many seconds, anything else at once."""
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        if isinstance(msg, float):
+            await trio.sleep(msg)
+        return msg
+
+
+async def cancelled(call: Awaitable[Any]) -> None:
+    """Await ``call`` from a task of its own, then cancel that task once it waits."""
+    task = asyncio.ensure_future(call)
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_cancelling_an_asyncio_call_cancels_it_on_the_runtime_thread() -> None:
+    async def scenario() -> None:
+        async with aio.open_system("solo") as system:
+            slow = await system.spawn(Slow, name="slow")
+            await cancelled(slow.ask(0.2, timeout=None))
+            assert await slow.ask("after") == "after"  # handled once 0.2 was answered
+            assert await system.run(late_replies) == 1  # nobody waited for that answer
+
+            finished = trio.Event()
+
+            async def forever(_: System) -> None:
+                try:
+                    await trio.sleep_forever()
+                finally:
+                    finished.set()
+
+            await cancelled(system.run(forever))
+            await system.run(lambda _: finished.wait())
+
+    asyncio.run(scenario())
+
+
+def test_cancelling_an_asyncio_ask_of_another_node_forgets_it_there() -> None:
+    async def scenario() -> None:
+        async with (
+            aio.open_system("a", bind="127.0.0.1:0", config=CONFIG) as a,
+            aio.open_system("b", "127.0.0.1:0", [await address_of(a)], config=CONFIG) as b,
+        ):
+            await b.spawn(Slow, name="slow", public=True)
+            slow = await a.wait_for("slow", timeout=20)
+            assert await slow.ask("ready") == "ready"
+            await cancelled(slow.ask(1.0, timeout=None))
+            assert await a.run(asks_waiting_for(b.name)) == 0  # before the answer comes
+
+    asyncio.run(scenario())
+
+
+async def late_replies(system: System) -> int:
+    return system.stats.late_replies
+
+
+async def address_of(system: aio.AsyncSystem) -> str:
+    async def gossip_address(system: System) -> str:
+        assert system.cluster is not None
+        return format_address(system.cluster.node.address)
+
+    return await system.run(gossip_address)
+
+
+def asks_waiting_for(node: str) -> Callable[[System], Awaitable[int]]:
+    async def count(system: System) -> int:
+        assert system.cluster is not None
+        return len(system.cluster.transport.connections[node].session.pending)
+
+    return count
 
 
 def test_an_asyncio_program_asks_an_actor_in_another_process() -> None:
