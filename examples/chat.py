@@ -196,6 +196,7 @@ async def main(seed: str, user: str) -> None:
         seeds=[seed],
         config=Config.local(),
         split_brain=keep_majority(),  # the agents' rule: a member must agree with them
+        client=True,  # peers forget this member soon after it quits
     ) as system:
         await system.wait_serving(timeout=10.0)
         _, session, present = await join(

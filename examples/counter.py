@@ -106,6 +106,7 @@ async def main(join: str, command: str, n: int) -> None:
         seeds=[join],
         config=Config.local(),
         split_brain=keep_majority(),  # the agents' rule: a member must agree with them
+        client=True,  # peers forget this member soon after it quits
     ) as system:
         print(await call(system, command, n))
 

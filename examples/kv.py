@@ -100,8 +100,8 @@ async def command(system: swimactors.System, line: str) -> str:
 
 
 async def main(seed: str) -> None:
-    async with swimactors.open_system(
-        "kv-client", bind="127.0.0.1:0", seeds=[seed], config=Config.local()
+    async with swimactors.open_system(  # a client: peers forget it soon after it quits
+        "kv-client", bind="127.0.0.1:0", seeds=[seed], config=Config.local(), client=True
     ) as system:
         await trio.sleep(1.0)  # let membership settle before the first majority
         while True:

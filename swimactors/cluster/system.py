@@ -42,7 +42,7 @@ from ..actors.supervision import DEFAULT_STRATEGY, Strategy
 from ..actors.transport import TCP, ActorNetwork, ActorTransport, Address, TransportConfig
 from ..membership import MemberDown, MemberLeft, Status, decode_meta
 from ..membership.config import Config
-from ..membership.meta import encode_meta
+from ..membership.meta import REAP_KEY, encode_meta
 from ..membership.mirror import open_mirrored_node
 from ..membership.node import DEFAULT_PORT, Node, open_node
 from ..membership.transport import NodeTransport
@@ -529,6 +529,7 @@ async def open_system(
     shutdown_timeout: float = 10.0,
     environment: Environment | None = None,
     membership_thread: bool = False,
+    client: bool = False,
 ) -> AsyncIterator[System]:
     """Run a :class:`System` for the life of the block.
 
@@ -549,7 +550,9 @@ async def open_system(
     decides which side of a partition keeps serving (docs/split-brain.md).
     ``environment`` replaces the sockets and the wall clock (for simulation).
     ``membership_thread`` runs the membership node on a thread of its own, so an actor
-    that blocks the loop does not get this node suspected (docs/guide.md).
+    that blocks the loop does not get this node suspected (docs/guide.md).  ``client``
+    marks a short-lived member (a command-line client): peers forget it soon after it
+    leaves or fails instead of listing it for their ``reap_time`` (``REAP_KEY``).
     """
     check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
     quorum = None if split_brain is None else SplitBrainConfig.of(split_brain)
@@ -571,6 +574,8 @@ async def open_system(
     try:
         tags = dict(meta or {})
         tags[META_KEY] = actor_advertise or str(listening_port)
+        if client:
+            tags[REAP_KEY] = "0"  # as soon as the peers find it safe
         if quorum is not None:  # who is oldest, the same on every node
             tags[AGE_KEY] = str(started)
         if membership_thread and env.node_transport is not None:

@@ -56,6 +56,7 @@ from .messages import (
     message_kind,
     packet_overhead,
 )
+from .meta import announced_reap
 from .suspicion import Suspicion
 from .types import (
     Address,
@@ -957,10 +958,16 @@ class Swim:
         return mine
 
     def _reap(self, now: float) -> None:
-        """Forget DOWN and LEFT members after ``reap_time``."""
-        horizon = now - self.config.reap_time
+        """Forget DOWN and LEFT members after ``reap_time``, or the shorter time they
+        announced (clients), but never before two push/pull periods: by then every peer
+        has heard of the departure, so no exchange brings back an older, alive record."""
+        config = self.config
+        soonest = min(config.reap_time, 2 * config.push_pull_period(self.alive_count()))
         for name in [n for n, s in self._members.items() if not s.status.is_alive]:
-            if self._members[name].since <= horizon and name != self.name:
+            state = self._members[name]
+            announced = announced_reap(state.meta)
+            keep = config.reap_time if announced is None else max(announced, soonest)
+            if now - state.since >= min(keep, config.reap_time) and name != self.name:
                 del self._members[name]
                 self._recently_down.pop(name, None)
 

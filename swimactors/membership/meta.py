@@ -6,11 +6,17 @@ use this convention so ``--meta role=web`` shows up as ``{"role": "web"}`` every
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 from .. import wire
 
-__all__ = ["decode_meta", "encode_meta"]
+__all__ = ["REAP_KEY", "announced_reap", "decode_meta", "encode_meta"]
+
+REAP_KEY = "reap"
+"""Seconds peers keep this member's record once it has left or failed, if shorter than
+their ``reap_time`` (a client, e.g. a command-line run, announces ``0``: forget me as soon
+as it is safe).  Peers never forget before two push/pull periods (``Swim`` says why)."""
 
 
 def encode_meta(values: Mapping[str, str]) -> bytes:
@@ -36,3 +42,14 @@ def decode_meta(data: bytes) -> dict[str, str]:
     ):
         return dict(value)
     return {"_raw": data.hex()}
+
+
+def announced_reap(meta: bytes) -> float | None:
+    """The reap time ``meta`` announces under :data:`REAP_KEY`, if any (and valid)."""
+    if REAP_KEY.encode() not in meta:  # most members announce none: no decoding
+        return None
+    try:
+        seconds = float(decode_meta(meta).get(REAP_KEY, "nan"))
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None

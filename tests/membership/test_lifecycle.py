@@ -24,6 +24,7 @@ from swimactors.membership.messages import (
     PushPull,
     decode_packet,
 )
+from swimactors.membership.meta import REAP_KEY, encode_meta
 from swimactors.membership.types import Address
 
 from .loop import Loop
@@ -96,6 +97,29 @@ def test_down_and_left_members_are_reaped_after_reap_time(gone: Dead | Left) -> 
     assert core.member("p1") is not None
     run(core, 101.0 + 2 * config.reconnect_interval, respond)
     assert core.member("p1") is None
+    assert member(core, "p2").status is UP
+
+
+@pytest.mark.parametrize(
+    ("announced", "forgotten_after"),
+    [("0", 2 * 5.0), ("20", 20.0), ("1000", 100.0), ("soon", 100.0)],
+)
+def test_a_member_announcing_a_short_reap_is_forgotten_sooner(
+    announced: str, forgotten_after: float
+) -> None:
+    """A client announces its own reap time in its metadata; peers keep its record at
+    least two push/pull periods (so no exchange brings it back) and at most reap_time."""
+    config = Config.lan().replace(reap_time=100.0, reconnect_interval=1.0, push_pull_interval=5.0)
+    core = make_core(config=config)
+    add_peers(core, 2)
+    meta = encode_meta({REAP_KEY: announced})
+    deliver(core, 0.5, "p3", Alive("p3", addr(3), 1, meta))
+    deliver(core, 1.0, "p3", Left("p3", 1))
+    respond = acking(lambda name: name != "p3")
+    run(core, 1.0 + forgotten_after - 0.5, respond)
+    assert member(core, "p3").status is LEFT
+    run(core, 1.0 + forgotten_after + 2 * config.reconnect_interval, respond)
+    assert core.member("p3") is None
     assert member(core, "p2").status is UP
 
 
