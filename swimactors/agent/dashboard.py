@@ -1,7 +1,8 @@
 """The agent's live dashboard: ``GET /ui`` (one self-contained page) fed by ``GET
 /v1/stream``, server-sent events carrying a snapshot of the node's view (members, the
-event timeline, actor names and holders, groups and the nodes of their members, quorum
-state, packet rates) whenever the event log grows, and at least every :data:`INTERVAL` s.
+event timeline, actor names and holders, groups and the nodes of their members, grain
+activations (kind, identity, node) and the nodes hosting each kind, quorum state, packet
+rates) whenever the event log grows, and at least every :data:`INTERVAL` s.
 
 It is served by the agent's own HTTP server (a streamed response there), so it needs no
 second port and no other dependency; at most :data:`MAX_STREAMS` pages at once.
@@ -17,6 +18,7 @@ from typing import Any
 
 import trio
 
+from ..cluster.grains import GRAIN_PREFIX, HOST_PREFIX
 from ..cluster.groups import GROUP_PREFIX
 from .api import member_json
 from .control import AgentControl, entry_json
@@ -33,6 +35,8 @@ def snapshot(control: AgentControl) -> dict[str, Any]:
     """What the page shows, as JSON-ready data."""
     node, system = control.node, control.system
     names: list[dict[str, Any]] = []
+    grains: list[dict[str, Any]] = []
+    hosts: dict[str, list[str]] = {}
     groups: set[str] = set()
     if system.cluster is not None:
         registry = system.cluster.names.registry
@@ -40,7 +44,14 @@ def snapshot(control: AgentControl) -> dict[str, Any]:
             holder = registry.lookup(name)
             if name.startswith(GROUP_PREFIX):  # "$group/GROUP/...": one member's registration
                 groups.add(name[len(GROUP_PREFIX) :].split("/", 1)[0])
-            elif holder is not None:
+            elif holder is None:
+                continue
+            elif name.startswith(GRAIN_PREFIX):  # "$grain/KIND/IDENTITY": an activation
+                kind, _, identity = name[len(GRAIN_PREFIX) :].partition("/")
+                grains.append({"kind": kind, "identity": identity, "node": holder.node})
+            elif name.startswith(HOST_PREFIX):  # "$hosts/KIND/NODE": a node hosts KIND
+                hosts.setdefault(name[len(HOST_PREFIX) :].partition("/")[0], []).append(holder.node)
+            else:
                 names.append({"name": name, "node": holder.node})
     counters = node.counters
     return {
@@ -50,9 +61,11 @@ def snapshot(control: AgentControl) -> dict[str, Any]:
         "members": [member_json(m) for m in sorted(node.members(), key=lambda m: m.name)],
         "actors": names,
         "groups": [
-            {"name": group, "members": [ref.node for ref in system.group_members(group)]}
+            {"name": group, "members": sorted(ref.node for ref in system.group_members(group))}
             for group in sorted(groups)
         ],
+        "grains": sorted(grains, key=lambda g: (g["kind"], g["identity"])),
+        "grain_hosts": [{"kind": k, "nodes": sorted(v)} for k, v in sorted(hosts.items())],
         "timeline": [entry_json(e) for e in control.log.since(control.log.last - TIMELINE)],
         "packets": {"sent": counters["packets_sent"], "received": counters["packets_received"]},
     }
