@@ -1,7 +1,8 @@
 """What the fronts cost: an ask from asyncio (through a runtime thread, and through trio's
 guest mode on the asyncio loop) against the trio-native ask in the same run, to a local
 and to a remote actor, with the bare two thread hops as the floor of any runtime thread;
-and the CPU a membership node, and an actor system, use with and without the thread.
+asks from many asyncio tasks at once against as many trio tasks (throughput); and the CPU
+a membership node, and an actor system, use with and without the thread.
 
 Ask latencies are the median of each run's per-ask median; runs of the modes are
 interleaved.  CPU is measured per node process (``time.process_time`` over a steady
@@ -71,6 +72,48 @@ def native(n: int) -> tuple[float, float]:
             return await timed(local.ask, n), await timed(remote.ask, n)
 
     return trio.run(main)
+
+
+TASKS = 32
+"""Concurrent askers in the throughput runs (a web service's requests in flight)."""
+
+
+def native_concurrent(n: int) -> float:
+    """Microseconds per ask with :data:`TASKS` trio tasks asking the local echo at once."""
+
+    async def main() -> float:
+        async with two_nodes() as (local, _):
+            start = time.perf_counter()
+            async with trio.open_nursery() as nursery:
+                for _ in range(TASKS):
+                    nursery.start_soon(_ask_times, local.ask, n // TASKS)
+            return (time.perf_counter() - start) / (n // TASKS * TASKS) * 1e6
+
+    return trio.run(main)
+
+
+def thread_concurrent(n: int) -> float:
+    """The same from :data:`TASKS` asyncio tasks through the runtime thread: replies that
+    arrive together wake the asyncio loop once, asks handed over together wake trio once."""
+
+    async def main() -> float:
+        runtime = LoopThread("bench-runtime", two_nodes)
+        await asyncio.to_thread(runtime.start, 60.0)
+        try:
+            local, _ = await asyncio.to_thread(runtime.call, lambda refs: refs)
+            ask = AsyncRef(local, _Bridge(runtime, asyncio.get_running_loop())).ask
+            start = time.perf_counter()
+            await asyncio.gather(*(_ask_times(ask, n // TASKS) for _ in range(TASKS)))
+            return (time.perf_counter() - start) / (n // TASKS * TASKS) * 1e6
+        finally:
+            await asyncio.to_thread(runtime.stop)
+
+    return asyncio.run(main())
+
+
+async def _ask_times(ask: Callable[[int], Awaitable[Any]], n: int) -> None:
+    for i in range(n):
+        await ask(i)
 
 
 def through_thread(n: int) -> tuple[float, float]:
@@ -208,11 +251,14 @@ def run(quick: bool) -> list[Row]:
     rounds = 1 if quick else 5
     results: dict[str, list[tuple[float, float]]] = {"trio": [], "thread": [], "guest": []}
     hops = []
+    concurrent: dict[str, list[float]] = {"trio": [], "thread": []}
     for _ in range(rounds):
         results["trio"].append(native(asks))
         results["thread"].append(through_thread(asks))
         results["guest"].append(through_guest_mode(asks))
         hops.append(two_hops(asks))
+        concurrent["trio"].append(native_concurrent(4 * asks))
+        concurrent["thread"].append(thread_concurrent(4 * asks))
 
     def p50(mode: str, which: int) -> float:
         return statistics.median(r[which] for r in results[mode])
@@ -241,6 +287,18 @@ def run(quick: bool) -> list[Row]:
                     "note": f"adds {value - floor:.0f} us to the trio-native ask",
                 }
             )
+    per_ask, floor = statistics.median(concurrent["thread"]), statistics.median(concurrent["trio"])
+    rows.append(
+        {
+            "benchmark": "fronts",
+            "metric": f"ask throughput from {TASKS} asyncio tasks at once, local actor",
+            "value": per_ask,
+            "unit": "us per ask",
+            "floor": floor,
+            "ratio": per_ask / floor,
+            "note": f"floor: {TASKS} trio tasks; wake-ups batched both ways",
+        }
+    )
     nodes, window = 4, (5.0 if quick else 10.0)
     pairs = {"membership node": ("thread", "trio"), "actor system": ("system-thread", "system")}
     cpu: dict[str, list[float]] = {mode: [] for pair in pairs.values() for mode in pair}
