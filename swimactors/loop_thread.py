@@ -197,6 +197,8 @@ class LoopThread(Generic[R]):
         finally:
             self._closing = True
             self._up.set()
+            if self._crossing is not None:  # calls that came too late: closed_error
+                self._crossing.close()
             self.closed()
 
     def closed(self) -> None:
@@ -241,32 +243,48 @@ class Call:
 
 class Crossing:
     """Calls handed to another thread's loop and run there in order, with one wake-up of
-    that loop for each batch (``wake(fn)`` schedules ``fn`` there, thread-safely)."""
+    that loop for each batch (``wake(fn)`` schedules ``fn`` there, thread-safely).  Once
+    :meth:`close` says the loop has ended, calls run at once where they are sent."""
 
-    __slots__ = ("_calls", "_scheduled", "_wake")
+    __slots__ = ("_calls", "_closed", "_scheduled", "_wake")
 
     def __init__(self, wake: Callable[[Callable[[], None]], object]) -> None:
         self._wake = wake
         self._calls: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]]
         self._calls = collections.deque()
         self._scheduled = False
+        self._closed = False
 
     def send(self, fn: Callable[..., object], *args: Any) -> None:
-        """Queue ``fn(*args)``; wake the loop unless a wake-up is already on its way."""
-        self._calls.append((fn, args))
-        if not self._scheduled:
+        """Queue ``fn(*args)``; wake the loop unless a wake-up is already on its way.
+        Raises what ``wake`` raises (the call is then dropped)."""
+        call = (fn, args)
+        self._calls.append(call)
+        if self._closed:
+            self._run()
+        elif not self._scheduled:
             self._scheduled = True
             try:
                 self._wake(self._run)
             except BaseException:
                 self._scheduled = False
+                with contextlib.suppress(ValueError):
+                    self._calls.remove(call)
                 raise
+
+    def close(self) -> None:
+        """The loop has ended: run what is still queued here, and later calls at once."""
+        self._closed = True
+        self._run()
 
     def _run(self) -> None:
         self._scheduled = False  # before draining: a call queued from now on wakes again
         calls = self._calls
         while calls:
-            fn, args = calls.popleft()
+            try:
+                fn, args = calls.popleft()
+            except IndexError:  # another thread took the last one
+                return
             try:
                 fn(*args)
             except Exception:
