@@ -327,10 +327,16 @@ class ActorCell:
 
     def start_stream(self, stream: StreamFeed | Producer, *args: Any) -> None:
         """Run ``stream`` (``args`` to its ``run``) until it ends or this actor stops or
-        restarts."""
-        if self.streams is None:
-            self.streams = set()
-        self.streams.add(stream)
+        restarts (an actor that stopped since it answered ends it at once)."""
+        if self.state is not State.RUNNING:
+            if isinstance(stream, Producer):
+                stream.stop(f"{self.ref} stopped")
+            else:
+                stream.cancel()
+        else:
+            if self.streams is None:
+                self.streams = set()
+            self.streams.add(stream)
         self.system.nursery.start_soon(stream.run, *args)
 
     def forget_stream(self, stream: StreamFeed | Producer) -> None:

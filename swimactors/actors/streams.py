@@ -183,6 +183,7 @@ class Producer:
         error: BaseException | None = None
         try:
             with self._scope:
+                await trio.lowlevel.checkpoint_if_cancelled()  # stopped before it started
                 try:
                     iterator = aiter(self._source)
                     try:

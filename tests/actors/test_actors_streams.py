@@ -270,6 +270,27 @@ async def test_stopping_the_producing_actor_ends_its_streams_with_actor_stopped(
             await anext(ref.stream(("count", 1)))
 
 
+async def test_an_actor_that_stops_as_it_answers_ends_the_stream(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The actor answers with an endless stream and stops in the same message: the
+    reader resumes after the actor is gone, and the stream must not outlive it."""
+    probe = Probe()
+
+    class Quitter(Actor):
+        async def receive(self, msg: Any, ctx: Context) -> Any:  # through the mailbox
+            ctx.stop()
+            return numbers(probe, None)
+
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Quitter())
+        with pytest.raises(ActorStopped):
+            async for _ in ref.stream("x"):
+                pass
+        await trio.sleep(1)
+        assert probe.produced == 0
+
+
 async def test_a_reader_cancelled_while_it_waits_cancels_the_producer(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
