@@ -378,7 +378,9 @@ class Activation:
                     self._room = None
                 await self._handle(*envelope)
                 if not self.recorded and self.phase is Phase.ACTIVE:
-                    self.grains.record(self)  # after the first reply: off its path
+                    await trio.lowlevel.checkpoint()  # the first reply leaves first
+                    if self.phase is Phase.ACTIVE:
+                        self.grains.record(self)
             if self.phase is Phase.STOPPING:
                 await self.grains.stopped(self)
             elif self.phase is Phase.FORWARDING:
