@@ -249,11 +249,11 @@ async def actors_across_nodes(demo: Demo) -> None:
         f"Then {HOLDER} is killed: asks in flight fail at once with NodeDown when its "
         "connections drop, and once membership declares it DOWN its name disappears. "
         "This script joins too, as the member 'demo', to start the callers and watch the "
-        "registry; it leaves when the step ends."
+        "registry; it leaves when the step ends, as a client: the agents forget it soon."
     )
     seed = demo.cluster.agents[NAMES[0]].gossip
     async with open_system(
-        "demo", bind="127.0.0.1:0", seeds=[format_address(seed)], config=demo.config
+        "demo", bind="127.0.0.1:0", seeds=[format_address(seed)], config=demo.config, client=True
     ) as system:
         callers = [await system.wait_for(f"caller-{a.name}", 20) for a in demo.agents(but=HOLDER)]
         await system.wait_for("counter", 20)
