@@ -30,7 +30,7 @@ from .actor import Actor
 from .cell import ActorCell, State
 from .errors import ActorStopped
 from .ref import READY, ActorRef
-from .reply import Reply
+from .reply import Notify, Reply
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -216,6 +216,15 @@ class PoolCell(ActorCell):
         if routee is None:
             return _raise(ActorStopped(f"{self.ref} has no routees"))
         return routee.ask(msg, sender, timeout)
+
+    def start_ask(
+        self, msg: Any, sender: ActorRef | None, timeout: float | None, notify: Notify
+    ) -> Reply | None:
+        """Route once, then start the ask at the routee (a broadcast pool cannot answer)."""
+        routee = None if self.broadcast else self._route(msg)
+        if routee is None:
+            return super().start_ask(msg, sender, timeout, notify)  # fails as ask would
+        return routee.start_ask(msg, sender, timeout, notify)
 
     def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool:
         if self.broadcast:

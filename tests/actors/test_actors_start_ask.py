@@ -80,3 +80,22 @@ async def test_an_ask_that_must_wait_for_room_is_not_started(
         assert echo.start_ask("no room", None, got) is None  # ask it from a task instead
         await trio.sleep(1.1)
         assert got == [outcome.Value("wait"), outcome.Value("queued")]
+
+
+class Named(Actor):
+    """Answers with its own name, from an ``async def receive`` (never answered inline)."""
+
+    async def receive(self, msg: Any, ctx: Context) -> str:
+        return ctx.self_ref.path.rsplit("/", 1)[1]
+
+
+async def test_a_started_ask_of_a_round_robin_pool_takes_each_routee_in_turn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        pool = await system.spawn_pool(Named, size=3, name="pool")
+        got = Outcomes()
+        for n in range(6):
+            pool.start_ask(n, None, got)
+            await trio.testing.wait_all_tasks_blocked()
+        assert [result.unwrap() for result in got] == ["0", "1", "2", "0", "1", "2"]
