@@ -20,8 +20,8 @@ from swimactors import (
 )
 from swimactors.ddata import GCounter, LWWMap, ORSet
 from swimactors.quorum import keep_majority
+from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
-from tests.sim.systems import replay, simulated_systems
 
 MAJORITY, ALL = Consistency.MAJORITY, Consistency.ALL
 

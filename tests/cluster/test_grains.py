@@ -14,9 +14,9 @@ from swimactors import AskTimeout, Consistency, NodeDown, System, message, open_
 from swimactors.cluster.grain_store import DataGrainStore, MemoryGrainStore, SQLiteGrainStore
 from swimactors.cluster.grains import Grain, NoGrainHost
 from swimactors.placement import rendezvous
+from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
 from tests.cluster.test_ddata import _formed, bounded
-from tests.sim.systems import replay, simulated_systems
 
 
 @message("test.grains.Add")

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 import swimactors
 from swimactors import Actor, ActorStopped, Context, message
+from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
 from tests.cluster.test_ddata import _formed, bounded
-from tests.sim.systems import replay, simulated_systems
 
 
 @message("test.group_routers.Job")

@@ -9,9 +9,9 @@ from typing import Any
 import trio
 
 from swimactors import Actor, message
+from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
 from tests.cluster.test_ddata import _formed, bounded
-from tests.sim.systems import replay, simulated_systems
 
 
 @message("test.groups.News")

@@ -14,8 +14,8 @@ import trio
 
 from swimactors import Actor, NodeDown, SplitBrainConfig, message
 from swimactors.quorum import keep_majority
+from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
-from tests.sim.systems import replay, simulated_systems
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -1,5 +1,6 @@
 """Whole actor applications on the trio engine: ``open_system`` nodes on a simulated
-network under MockClock with trio's scheduler seeded (shared by the tests that run them)."""
+network under MockClock with trio's scheduler seeded (for tests of applications, and
+``python -m sims.grains``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from typing import Any
 import trio
 import trio.testing
 
-from swimactors import System, open_system
-from swimactors.membership.types import format_address
-from swimactors.sim import LinkModel, address_for
-from swimactors.sim.trio_engine import SimNet, deterministic_scheduling
+from ..cluster.system import System, open_system
+from ..membership.types import format_address
+from .network import LinkModel
+from .trio_engine import SimNet, deterministic_scheduling
+from .world import address_for
 
 __all__ = ["replay", "simulated_systems"]
 
