@@ -37,6 +37,7 @@ from ..membership.meta import decode_meta, encode_meta
 from ..membership.node import Node
 from ..membership.types import Status
 from ..quorum import AGE_KEY, QUORUM_CHANNEL, Decision, QuorumTracker, Strategy, describe
+from ..quorum.tracker import ANNOUNCEMENT_OVERHEAD, REPORT_BUDGET
 
 if TYPE_CHECKING:
     from .system import Cluster, System
@@ -156,12 +157,14 @@ class SplitBrain(Delegate):
         self.cluster = cluster
         self.node: Node = cluster.node
         self.config = config
+        room = self.node.max_broadcast_size - ANNOUNCEMENT_OVERHEAD - len(self.node.name.encode())
         self.tracker = QuorumTracker(
             self.node.name,
             config.strategy,
             stable_after=config.stable_after,
             down_all_when_unstable=config.down_all_when_unstable,
             takeover_margin=config.takeover_margin,
+            report_budget=max(0, min(REPORT_BUDGET, room)),
         )
         self.counters: Counter[str] = Counter()
         self.history: deque[Decision] = deque(maxlen=MAX_HISTORY)

@@ -15,8 +15,9 @@ downed Akka node rejoins as a new member.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
-from typing import Final, Protocol
+from collections import Counter
+from collections.abc import Callable, Iterable
+from typing import Any, Final, Protocol, TypeVar
 
 import attrs
 
@@ -26,6 +27,7 @@ from ..membership.types import Address, Member
 
 __all__ = [
     "AGE_KEY",
+    "READINGS",
     "DownAll",
     "KeepMajority",
     "KeepOldest",
@@ -34,6 +36,7 @@ __all__ = [
     "Outcome",
     "Pair",
     "QuorumConfigError",
+    "Reading",
     "StaticQuorum",
     "Strategy",
     "View",
@@ -45,9 +48,12 @@ __all__ = [
     "keep_referee",
     "member_info",
     "parse_strategy",
+    "resolve",
     "stable_after_for",
     "static_quorum",
 ]
+
+T = TypeVar("T")
 
 AGE_KEY: Final = "started"
 """Member metadata key holding the node's start time in integer milliseconds."""
@@ -98,7 +104,7 @@ def _frozen_members(value: Iterable[MemberInfo]) -> frozenset[MemberInfo]:
 
 
 Pair = tuple[str, str]
-"""A one-way report ``(observer, subject)``: observer cannot reach subject."""
+"""A report ``(observer, subject)``: observer cannot reach subject."""
 
 
 def frozen_pairs(value: Iterable[Pair]) -> frozenset[Pair]:
@@ -110,45 +116,95 @@ def _check_view(view: View, attribute: attrs.Attribute[object], value: object) -
         raise ValueError(f"the view's members must include this node {view.self_name!r}")
 
 
+COVER_SEARCH: Final = 8
+"""Largest cover searched exactly (2**8 branches at most); past it, a greedy one."""
+
+
+def _frozen_heard(value: Iterable[str] | None) -> frozenset[str] | None:
+    return None if value is None else frozenset(value)
+
+
 @attrs.frozen
 class View:
-    """One node's view of the cluster, the input of every rule.
+    """One node's knowledge of the cluster, the input of every rule.
 
     ``members`` is the last stable membership (members downed by a decision are gone,
     members that joined while something was unreachable are not in it yet).
     ``reachable`` names the members this node reaches now (UP in its SWIM view; this
-    node always reaches itself).  ``reports`` are one-way observations ``(observer,
-    subject)``: "observer cannot reach subject"; when both ends are reachable here the
-    reachability inside this side is asymmetric, and both ends are *indirectly
-    connected*: they count for no side and are downed by the side that survives.
+    node always reaches itself).  ``reports`` are what the other members announced,
+    ``(observer, subject)``: "observer cannot reach subject"; ``heard`` names the
+    members whose announcements arrive (None: every observer of a report).  With this
+    node's own reports (the members it does not reach) they sort the members (Akka's
+    terms, docs/split-brain.md):
+
+    * *indirectly connected*: at either end of a mutual report (``a`` cannot reach
+      ``b`` and ``b`` cannot reach ``a``) between members connected to this node;
+    * *far*: not reachable here and not indirectly connected (the other side of a
+      clean cut, or crashed);
+    * *fully connected*: the rest.
     """
 
     self_name: str
     members: frozenset[MemberInfo] = attrs.field(converter=_frozen_members, validator=_check_view)
     reachable: frozenset[str] = attrs.field(converter=_frozen_names)
-    reports: frozenset[tuple[str, str]] = attrs.field(default=(), converter=frozen_pairs)
+    reports: frozenset[Pair] = attrs.field(default=(), converter=frozen_pairs)
+    heard: frozenset[str] | None = attrs.field(default=None, converter=_frozen_heard)
+    _derived: dict[str, frozenset[Any]] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False, hash=False
+    )
 
     @property
     def names(self) -> frozenset[str]:
         return frozenset(m.name for m in self.members)
 
     @property
+    def observations(self) -> frozenset[Pair]:
+        """Every report known here between two members, this node's own included."""
+        return self._memo("observations", self._observations)
+
+    @property
+    def mutual(self) -> frozenset[Pair]:
+        """The reports that count: both ways, between members connected to this node.
+        SWIM reaches a member directly or through a helper, both ways, so a real cut
+        shows from both ends; a one-way report is a stale or passing view (a member
+        still DOWN in one view after a partition healed) and moves nobody."""
+        return self._memo("mutual", self._mutual)
+
+    @property
     def indirect(self) -> frozenset[str]:
-        """Members at either end of a one-way report inside this node's reach."""
-        near = (self.reachable | {self.self_name}) & self.names
-        return frozenset(
-            name for pair in self.reports if pair[0] in near and pair[1] in near for name in pair
-        )
+        """Members at either end of a mutual report: indirectly connected."""
+        return frozenset(name for pair in self.mutual for name in pair)
+
+    @property
+    def component(self) -> frozenset[str]:
+        """The members on this node's side: reached, or indirectly connected."""
+        return ((self.reachable | {self.self_name}) & self.names) | self.indirect
+
+    @property
+    def far(self) -> frozenset[str]:
+        """Members on another side of a clean cut (or crashed)."""
+        return self.names - self.component
+
+    @property
+    def fully_connected(self) -> frozenset[str]:
+        """The component less every indirectly connected member: the part Akka keeps."""
+        return self.component - self.indirect
+
+    @property
+    def kept(self) -> frozenset[str]:
+        """The component less the fewest indirectly connected members that leave no
+        mutual report inside it (the youngest where there is a choice)."""
+        return self._memo("kept", lambda: self.component - self._cover())
 
     @property
     def side(self) -> frozenset[str]:
-        """The members on this node's side: reachable, in the membership, not indirect."""
-        return ((self.reachable | {self.self_name}) & self.names) - self.indirect
+        """The part of the cluster this node serves with when its side wins (``kept``)."""
+        return self.kept
 
     @property
     def unreachable(self) -> frozenset[str]:
-        """Members not on this side (unreachable or indirectly connected)."""
-        return self.names - self.side
+        """Members a winning side downs: every member not kept."""
+        return self.names - self.kept
 
     def oldest(self) -> MemberInfo:
         return min(self.members, key=lambda m: m.seniority)
@@ -156,6 +212,72 @@ class View:
     def lowest(self) -> MemberInfo:
         """The member with the lowest (name, address): keep_majority's tie-breaker."""
         return min(self.members, key=lambda m: (m.name, m.address))
+
+    def _memo(self, key: str, compute: Callable[[], frozenset[T]]) -> frozenset[T]:
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
+    def _observations(self) -> frozenset[Pair]:
+        names, me = self.names, self.self_name
+        own = {(me, name) for name in names - self.reachable - {me}}
+        heard = {(a, b) for a, b in self.reports if a in names and b in names and a != b}
+        return frozenset(own | heard)
+
+    def _mutual(self) -> frozenset[Pair]:
+        heard = {a for a, _ in self.reports} if self.heard is None else self.heard
+        near = self.reachable | heard | {self.self_name}
+        known = self.observations
+        return frozenset((a, b) for a, b in known if (b, a) in known and a in near and b in near)
+
+    def _cover(self) -> frozenset[str]:
+        """Members to remove so that no mutual report is left inside the component: a
+        smallest such set (searched exactly up to :data:`COVER_SEARCH`, else greedily),
+        sparing the oldest members where sizes tie, so every node with the same
+        knowledge removes the same ones."""
+        edges = self.mutual
+        if not edges:
+            return frozenset()
+        order = sorted(self.members, key=lambda m: m.seniority)
+        rank = {m.name: index for index, m in enumerate(order)}
+        smallest = _smallest_cover(edges, rank)
+        return _greedy_cover(edges, rank) if smallest is None else smallest
+
+
+def _smallest_cover(edges: frozenset[Pair], rank: dict[str, int]) -> frozenset[str] | None:
+    """The smallest set of names touching every edge (at most
+    :data:`COVER_SEARCH`; None past it), the youngest where sizes tie."""
+    best: list[frozenset[str]] = []
+
+    def key(cover: frozenset[str]) -> tuple[int, tuple[int, ...]]:
+        return len(cover), tuple(-r for r in sorted(rank[name] for name in cover))
+
+    def search(left: frozenset[Pair], chosen: frozenset[str]) -> None:
+        if best and len(chosen) > len(best[0]):
+            return
+        if not left:
+            if not best or key(chosen) < key(best[0]):
+                best[:] = [chosen]
+            return
+        if len(chosen) >= COVER_SEARCH:
+            return
+        for name in min(left):
+            search(frozenset(e for e in left if name not in e), chosen | {name})
+
+    search(edges, frozenset())
+    return best[0] if best else None
+
+
+def _greedy_cover(edges: frozenset[Pair], rank: dict[str, int]) -> frozenset[str]:
+    """Remove the name on most edges (the youngest on a tie) until none is left."""
+    chosen: set[str] = set()
+    left = set(edges)
+    while left:
+        degree = Counter(name for edge in left for name in edge)
+        victim = max(degree, key=lambda name: (degree[name], rank[name]))
+        chosen.add(victim)
+        left = {edge for edge in left if victim not in edge}
+    return frozenset(chosen)
 
 
 @attrs.frozen
@@ -168,14 +290,48 @@ class Outcome:
     reason: str
 
 
-def _survive(view: View, reason: str) -> Outcome:
-    if view.self_name not in view.side:
-        return _stop(f"this node is indirectly connected ({reason} without it)")
-    return Outcome(True, view.unreachable, reason)
+@attrs.frozen
+class Reading:
+    """One way to count a view: the side a strategy judges, what it counts as away, and
+    the members that serve when that side wins."""
+
+    name: str
+    side: Callable[[View], frozenset[str]]
+    away: Callable[[View], frozenset[str]]
+    keeps: Callable[[View], frozenset[str]]
 
 
-def _stop(reason: str) -> Outcome:
-    return Outcome(False, frozenset(), reason)
+READINGS: Final = (
+    Reading("fully connected", lambda v: v.kept, lambda v: v.names - v.kept, lambda v: v.kept),
+    Reading("as Akka", lambda v: v.component, lambda v: v.far, lambda v: v.fully_connected),
+)
+"""Tried in order; the first whose side wins with this node among its keeps decides.
+The first keeps the most members (a smallest set of indirectly connected members
+removed, judged against all the rest); the second is Akka's (the component judged
+against the far members, only the fully connected kept), so no view serves fewer
+members than Akka would.  Together they let at most one side serve for any reports
+(tests/quorum/test_rules.py; docs/split-brain.md has the argument)."""
+
+
+Judgement = tuple[bool, str]
+"""Does the side win, and why."""
+
+
+def resolve(
+    judge: Callable[[View, frozenset[str], frozenset[str]], Judgement], view: View
+) -> Outcome:
+    """Apply a strategy's judgement to the view's readings (:data:`READINGS`)."""
+    me = view.self_name
+    reasons = []
+    for reading in READINGS:
+        wins, reason = judge(view, reading.side(view), reading.away(view))
+        keeps = reading.keeps(view)
+        if wins and me in keeps:
+            return Outcome(True, view.names - keeps, reason)
+        reasons.append(f"{reason}, without this node" if wins else reason)
+    cut = sorted(b for a, b in view.mutual if a == me)
+    told = f"; indirectly connected, cut from {', '.join(cut)}" if cut else ""
+    return Outcome(False, frozenset(), reasons[0] + told)
 
 
 # ------------------------------------------------------------------------------ strategies
@@ -197,11 +353,21 @@ def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int)
         raise QuorumConfigError(f"{attribute.name} must be an integer >= 1, got {value!r}")
 
 
+class _Judged:
+    """A built-in strategy: a judgement of one side, applied by :func:`resolve`."""
+
+    def judge(self, view: View, side: frozenset[str], away: frozenset[str]) -> Judgement:
+        raise NotImplementedError
+
+    def decide(self, view: View) -> Outcome:
+        return resolve(self.judge, view)
+
+
 @attrs.frozen
-class StaticQuorum:
+class StaticQuorum(_Judged):
     """A side with at least ``size`` members serves.  Safe only while the cluster never
     exceeds ``2 * size - 1`` members; past that, a side that sees ``size`` or more
-    members unreachable stops too (then nobody serves rather than two sides)."""
+    members away stops too (then nobody serves rather than two sides)."""
 
     size: int = attrs.field(validator=_positive_int)
 
@@ -209,20 +375,20 @@ class StaticQuorum:
     def spec(self) -> str:
         return f"static-quorum:{self.size}"
 
-    def decide(self, view: View) -> Outcome:
-        here, away = len(view.side), len(view.unreachable)
+    def judge(self, view: View, side: frozenset[str], away: frozenset[str]) -> Judgement:
+        here, gone = len(side), len(away)
         if here < self.size:
-            return _stop(f"{here} member(s) on this side, the quorum is {self.size}")
-        if away >= self.size:
-            return _stop(
-                f"{away} unreachable member(s) could form a quorum of {self.size} "
+            return False, f"{here} member(s) on this side, the quorum is {self.size}"
+        if gone >= self.size:
+            return False, (
+                f"{gone} member(s) away could form a quorum of {self.size} "
                 f"too: the cluster outgrew 2 * {self.size} - 1 members"
             )
-        return _survive(view, f"{here} member(s) on this side reach the quorum of {self.size}")
+        return True, f"{here} member(s) on this side reach the quorum of {self.size}"
 
 
 @attrs.frozen
-class KeepMajority:
+class KeepMajority(_Judged):
     """The side with more than half of the membership serves; on an exact tie, the side
     holding the member with the lowest (name, address)."""
 
@@ -230,20 +396,20 @@ class KeepMajority:
     def spec(self) -> str:
         return "keep-majority"
 
-    def decide(self, view: View) -> Outcome:
-        here, total = len(view.side), len(view.members)
+    def judge(self, view: View, side: frozenset[str], away: frozenset[str]) -> Judgement:
+        here, total = len(side), len(view.members)
         if 2 * here > total:
-            return _survive(view, f"majority: {here} of {total}")
+            return True, f"majority: {here} of {total}"
         if 2 * here == total:
             lowest = view.lowest().name
-            if lowest in view.side:
-                return _survive(view, f"tie {here} of {total}, won by lowest member {lowest}")
-            return _stop(f"tie {here} of {total}, lost to lowest member {lowest}")
-        return _stop(f"minority: {here} of {total}")
+            if lowest in side:
+                return True, f"tie {here} of {total}, won by lowest member {lowest}"
+            return False, f"tie {here} of {total}, lost to lowest member {lowest}"
+        return False, f"minority: {here} of {total}"
 
 
 @attrs.frozen
-class KeepOldest:
+class KeepOldest(_Judged):
     """The side holding the oldest member serves; with ``down_if_alone``, an oldest left
     alone stops and the rest (if they are all together) serve instead."""
 
@@ -253,20 +419,19 @@ class KeepOldest:
     def spec(self) -> str:
         return "keep-oldest" if self.down_if_alone else "keep-oldest:stay-if-alone"
 
-    def decide(self, view: View) -> Outcome:
+    def judge(self, view: View, side: frozenset[str], away: frozenset[str]) -> Judgement:
         oldest = view.oldest().name
-        side, away = view.side, view.unreachable
         if oldest in side:
             if self.down_if_alone and side == {oldest} and away:
-                return _stop(f"the oldest member {oldest} is alone")
-            return _survive(view, f"this side holds the oldest member {oldest}")
+                return False, f"the oldest member {oldest} is alone"
+            return True, f"this side holds the oldest member {oldest}"
         if self.down_if_alone and away == {oldest}:
-            return _survive(view, f"the oldest member {oldest} is alone on the other side")
-        return _stop(f"the oldest member {oldest} is not on this side")
+            return True, f"the oldest member {oldest} is alone on the other side"
+        return False, f"the oldest member {oldest} is not on this side"
 
 
 @attrs.frozen
-class KeepReferee:
+class KeepReferee(_Judged):
     """The side that reaches the member called ``referee`` serves."""
 
     referee: str = attrs.field()
@@ -280,24 +445,25 @@ class KeepReferee:
     def spec(self) -> str:
         return f"keep-referee:{self.referee}"
 
-    def decide(self, view: View) -> Outcome:
-        if self.referee in view.side:
-            return _survive(view, f"this side reaches the referee {self.referee}")
-        return _stop(f"the referee {self.referee} is not on this side")
+    def judge(self, view: View, side: frozenset[str], away: frozenset[str]) -> Judgement:
+        if self.referee in side:
+            return True, f"this side reaches the referee {self.referee}"
+        return False, f"the referee {self.referee} is not on this side"
 
 
 @attrs.frozen
-class DownAll:
-    """Every side of a split stops (for networks too unstable to trust any side)."""
+class DownAll(_Judged):
+    """Every side of a split stops (for networks too unstable to trust any side); where
+    members are only indirectly connected, the fully connected part serves."""
 
     @property
     def spec(self) -> str:
         return "down-all"
 
-    def decide(self, view: View) -> Outcome:
-        if view.unreachable:
-            return _stop(f"down-all: {len(view.unreachable)} member(s) unreachable")
-        return _survive(view, "down-all: every member is reachable")
+    def judge(self, view: View, side: frozenset[str], away: frozenset[str]) -> Judgement:
+        if view.far:
+            return False, f"down-all: {len(view.far)} member(s) unreachable"
+        return True, "down-all: no member is cleanly unreachable"
 
 
 def static_quorum(size: int, *, max_members: int | None = None) -> StaticQuorum:

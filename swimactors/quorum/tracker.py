@@ -25,7 +25,7 @@ import hashlib
 import math
 from collections import Counter
 from collections.abc import Iterable, Mapping
-from typing import Final, Literal
+from typing import Any, Final, Literal
 
 import attrs
 
@@ -44,8 +44,10 @@ from .rules import (
 )
 
 __all__ = [
+    "ANNOUNCEMENT_OVERHEAD",
     "ANNOUNCE_INTERVAL",
     "QUORUM_CHANNEL",
+    "REPORT_BUDGET",
     "Decision",
     "Phase",
     "QuorumState",
@@ -74,6 +76,13 @@ ANNOUNCE_INTERVAL: Final = 1.0
 MAX_NAME: Final = 256
 MAX_AGE_MS: Final = 1 << 40
 """Largest age of a view an announcement may carry (about 35 years)."""
+MAX_REPORTED: Final = 64
+"""Most names an announcement may list as unreachable (more are refused as malformed)."""
+REPORT_BUDGET: Final = 512
+"""Default bytes of names a node lists as unreachable in one announcement, so that it
+fits a gossip packet; past it the list is cut (sorted by name; docs/split-brain.md)."""
+ANNOUNCEMENT_OVERHEAD: Final = 48
+"""Bytes of an announcement besides its sender's name and the unreachable names."""
 
 
 class Verdict(enum.Enum):
@@ -149,8 +158,12 @@ class QuorumTracker:
     The view is *confirmed* when it has been unchanged for ``stable_after`` and every
     member on this side has announced the same side since the last change (gossip on
     :data:`QUORUM_CHANNEL`: :meth:`take_outgoing` / :meth:`receive`, one heartbeat per
-    :data:`ANNOUNCE_INTERVAL`).  A serving node stops when a member of its side has sent
-    no agreeing heartbeat for ``silence_limit``, or when it cannot confirm within
+    :data:`ANNOUNCE_INTERVAL`).  Announcements also list the members their sender does
+    not reach: fresh ones (heard within ``silence_limit``) are the view's ``reports``, so
+    the members of one side agree on who is only indirectly connected.  A serving node
+    stops when a member of its side has sent no agreeing heartbeat for ``silence_limit``,
+    when the rule with the others' reports has not served it for ``silence_limit`` (a
+    fence: a side that downs it takes over only after that), or when it cannot confirm within
     ``unstable_limit`` of the first change.  A confirmed winning view downs the
     unreachable members only ``silence_limit + takeover_margin`` after each was last
     reachable here, when the far side's lease has run out.  Announcements carry
@@ -165,6 +178,7 @@ class QuorumTracker:
         stable_after: float | None = None,
         down_all_when_unstable: bool | float = True,
         takeover_margin: float | None = None,
+        report_budget: int = REPORT_BUDGET,
     ) -> None:
         if stable_after is not None and not (math.isfinite(stable_after) and stable_after > 0):
             raise QuorumConfigError(f"stable_after must be > 0 seconds, got {stable_after!r}")
@@ -181,14 +195,21 @@ class QuorumTracker:
             )
         self.self_name = self_name
         self.strategy = strategy
+        self.report_budget = report_budget
+        """Bytes of unreachable names an announcement may carry (the driver lowers it to
+        fit its packets)."""
         self._takeover_margin = takeover_margin
         self.counters: Counter[str] = Counter()
         self._stable_after = stable_after
         self._unstable = down_all_when_unstable
         self._members: dict[str, MemberInfo] = {}
         self._joiners: dict[str, MemberInfo] = {}
+        self._infos: dict[str, MemberInfo] = {}
+        """Every member of the last snapshot that has not left."""
         self._reachable: frozenset[str] = frozenset()
         self._reports: frozenset[Pair] = frozenset()
+        self._announced: dict[str, tuple[float, frozenset[str]]] = {}
+        """Member -> (when heard, the members it announced it does not reach)."""
         self._seen: dict[str, tuple[bytes, float, tuple[int, int]]] = {}
         self._away_since: dict[str, float] = {}
         self._renewed: dict[str, float] = {}
@@ -202,6 +223,9 @@ class QuorumTracker:
         self._last_change = 0.0
         self._unstable_since: float | None = 0.0
         """Start of the current unconfirmed period; None once the unstable limit fired."""
+        self._left_out_since: float | None = None
+        """Since when the rule, with what the others announced, has not served this node
+        (its own view still wins): the fence runs from then."""
         self._next_announce: float | None = None
         self._serial = 0
         self._outgoing: list[bytes] = []
@@ -252,8 +276,23 @@ class QuorumTracker:
             UNSTABLE_FRACTION * self.stable_after if extra is True else float(extra)
         )
 
-    def view(self) -> View:
+    def own_view(self) -> View:
+        """This node's view without what others announced: when it loses, the node steps
+        down at once; what only the others' reports say waits for the fence or a
+        confirmed view, so that a passing suspicion elsewhere stops nobody."""
         return View(self.self_name, self._members.values(), self._reachable, self._reports)
+
+    def view(self) -> View:
+        announced = (
+            (name, subject) for name, (_, names) in self._announced.items() for subject in names
+        )
+        return View(
+            self.self_name,
+            self._members.values(),
+            self._reachable,
+            {*self._reports, *announced},
+            self._announced.keys(),
+        )
 
     @property
     def members(self) -> tuple[MemberInfo, ...]:
@@ -270,15 +309,20 @@ class QuorumTracker:
         return oldest if self._phase is Phase.SERVING or oldest == self._host else None
 
     def digest(self) -> bytes:
-        """8 bytes naming this node's side (who it reaches and counts); not its membership,
-        which differs for a while between a node that has taken over and one that has not."""
-        text = ",".join(sorted(self.view().side))
+        """8 bytes naming this node's side (who it counts, and who is kept where members
+        are only indirectly connected); not its membership, which differs for a while
+        between a node that has taken over and one that has not."""
+        view = self.view()
+        parts = [view.component, view.kept, view.fully_connected]
+        if parts[0] == parts[1] == parts[2]:
+            parts = parts[:1]  # no one indirectly connected: as before announcements had reports
+        text = "|".join(",".join(sorted(part)) for part in parts)
         return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
     def converged(self) -> bool:
         """Every other member of this side announced this same view since the last change."""
         mine = self.digest()
-        for name in self.view().side - {self.self_name}:
+        for name in self.view().component - {self.self_name}:
             digest, when, _ = self._seen.get(name, (b"", -math.inf, (0, 0)))
             if digest != mine or when < self._last_change:
                 return False
@@ -288,8 +332,15 @@ class QuorumTracker:
         if self._phase is Phase.NEW:
             return None
         times = [] if self._next_announce is None else [self._next_announce]
+        times.extend(
+            heard + self.silence_limit
+            for name, (heard, names) in self._announced.items()
+            if names or name not in self._reachable
+        )
         if self._phase in _SERVING:
             times.extend(heard + self.silence_limit for heard in self._renewed.values())
+            if self._left_out_since is not None:
+                times.append(self._left_out_since + self.silence_limit)
         if self._takeover is not None:
             times.append(self._takeover[0])
         elif self._phase not in _DECIDED:
@@ -336,13 +387,12 @@ class QuorumTracker:
         self._reachable = frozenset(
             name for name, m in snapshot.items() if m.status is Status.UP
         ) | {self.self_name}
-        self._joiners = {
-            name: info
-            for name, info in infos.items()
-            if name not in self._members and name in self._reachable
-        }
+        self._infos = infos
+        self._find_joiners()
         self._reports = frozen_pairs(reports)
-        self._seen = {name: seen for name, seen in self._seen.items() if name in self._reachable}
+        known = self._members.keys() | self._joiners.keys()
+        self._seen = {name: seen for name, seen in self._seen.items() if name in known}
+        self._announced = {name: a for name, a in self._announced.items() if name in known}
         self._admit_joiners()
         self._track_side(now)
         if self._phase is Phase.NEW:
@@ -356,7 +406,8 @@ class QuorumTracker:
         counted (``counters["rejected_announcements"]``) and dropped."""
         try:
             name, digest, epoch, serial, *rest = wire.loads(payload)
-            age = rest[0] if len(rest) == 1 else None  # absent from older announcements
+            age = rest[0] if rest else None  # absent from older announcements
+            unreachable = rest[1] if len(rest) == 2 else []
             valid = (
                 isinstance(name, str)
                 and 0 < len(name) <= MAX_NAME
@@ -364,8 +415,11 @@ class QuorumTracker:
                 and len(digest) == 8
                 and type(epoch) is int
                 and type(serial) is int
-                and len(rest) <= 1
+                and len(rest) <= 2
                 and (age is None or (type(age) is int and 0 <= age <= MAX_AGE_MS))
+                and type(unreachable) is list
+                and len(unreachable) <= MAX_REPORTED
+                and all(type(n) is str and 0 < len(n) <= MAX_NAME for n in unreachable)
             )
         except (wire.WireError, TypeError, ValueError):
             valid = False
@@ -373,12 +427,19 @@ class QuorumTracker:
             self.counters["rejected_announcements"] += 1
             return
         self.counters["announcements_received"] += 1
-        if name == self.self_name or name not in self._reachable:
+        if name == self.self_name or (name not in self._members and name not in self._joiners):
             return
         previous = self._seen.get(name, (b"", 0.0, (-1, 0)))
         if (epoch, serial) <= previous[2]:
             return
         self._seen[name] = (digest, now, (epoch, serial))
+        reports = frozenset(unreachable)
+        if self._announced.get(name, (0.0, None))[1] == reports:
+            self._announced[name] = (now, reports)  # heard again, nothing new
+        else:
+            before = self._signature()
+            self._announced[name] = (now, reports)
+            self._after_reports(now, before)
         if name in self._renewed:
             agreed_just_before = previous[2] == (epoch, serial - 1) and previous[0] == self.digest()
             self._renew(now, name, digest, age if agreed_just_before else None)
@@ -400,6 +461,7 @@ class QuorumTracker:
         """Do whatever is due at ``now``: announce, confirm, take over or give up."""
         if self._phase is Phase.NEW:
             return
+        self._forget_stale_reports(now)
         if self._next_announce is not None and now >= self._next_announce:
             self._announce(now)
         silent = sorted(
@@ -412,6 +474,15 @@ class QuorumTracker:
                 Verdict.STOP,
                 f"no agreeing heartbeat from {', '.join(silent)} for {self.silence_limit:.1f} s",
             )
+        left_out = self._left_out_since
+        if (
+            self._phase in _SERVING
+            and left_out is not None
+            and now >= left_out + self.silence_limit
+        ):
+            self._takeover = None
+            reason = self.strategy.decide(self.view()).reason
+            self._stop(now, Verdict.STEP_DOWN, f"left out {self.silence_limit:.1f} s: {reason}")
         if self._takeover is not None:
             if now >= self._takeover[0]:
                 self._take_over(now, self._takeover[1])
@@ -438,28 +509,68 @@ class QuorumTracker:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _signature(self) -> tuple[frozenset[MemberInfo], frozenset[str], frozenset[Pair]]:
-        names = self._members.keys()
-        return (
-            frozenset(self._members.values()),
-            self._reachable & names,
-            frozenset(p for p in self._reports if p[0] in names and p[1] in names),
-        )
+    def _signature(self) -> tuple[frozenset[Any], ...]:
+        """What a change is: of the membership, of what this node reaches, or of where the
+        reports put the members (a report that moves nobody is no change)."""
+        if self.self_name not in self._members:  # nothing observed yet
+            return (frozenset(),)
+        view = self.view()
+        reach = self._reachable & view.names
+        return view.members, reach, view.component, view.kept, view.fully_connected
+
+    def _forget_stale_reports(self, now: float) -> None:
+        """A member is heard, and its reports count, while its announcements arrive
+        (within ``silence_limit``): one beyond a clean cut stops counting."""
+        stale = [
+            name
+            for name, (heard, _) in self._announced.items()
+            if now >= heard + self.silence_limit
+        ]
+        if stale:
+            before = self._signature()
+            for name in stale:
+                del self._announced[name]
+            self._after_reports(now, before)
+
+    def _after_reports(self, now: float, before: tuple[frozenset[Any], ...]) -> None:
+        """Reports changed: admit joiners nobody reports any more, note any change."""
+        if self._phase is Phase.NEW:
+            return
+        self._admit_joiners()
+        if self._signature() != before:
+            self._changed(now)
 
     def _track_side(self, now: float) -> None:
-        """Note when members left this side and start the heartbeat lease of newcomers."""
-        side = self.view().side
+        """Note when members stopped being fully connected here (a takeover of them waits
+        from then) and start the heartbeat lease of members newly counted on this side."""
+        view = self.view()
+        kept, side = view.fully_connected, view.component
         self._away_since = {
-            name: self._away_since.get(name, now) for name in self._members if name not in side
+            name: self._away_since.get(name, now) for name in self._members if name not in kept
         }
         self._renewed = {
             name: self._renewed.get(name, now) for name in side if name != self.self_name
         }
 
+    def _find_joiners(self) -> None:
+        """Members UP here and not in the membership (new, or downed while reachable)."""
+        self._joiners = {
+            name: info
+            for name, info in self._infos.items()
+            if name not in self._members and name in self._reachable
+        }
+
     def _admit_joiners(self) -> None:
         """Members seen UP for the first time join the membership only while nothing is
-        unreachable, so a side cannot outvote the other by recruiting during a split."""
-        if self._joiners and not self.view().unreachable:
+        unreachable and nobody reports them, so a side cannot outvote the other by
+        recruiting during a split, and a downed indirectly connected member stays out
+        until its links heal."""
+        reported = {name for pair in self._reports for name in pair}
+        for name, (_, names) in self._announced.items():
+            if names:
+                reported |= names | {name}
+        joiners = self._joiners.keys()
+        if joiners and not self.view().unreachable and not joiners & reported:
             self._members.update(self._joiners)
             self._joiners = {}
 
@@ -469,7 +580,14 @@ class QuorumTracker:
         self._serial += 1
         epoch = self._members[self.self_name].started or 0  # a restarted node starts later
         age = min(MAX_AGE_MS, max(0, round((now - self._last_change) * 1000)))
-        payload = [self.self_name, self.digest(), epoch, self._serial, age]
+        unreachable: list[str] = []
+        room = self.report_budget
+        for name in sorted(self._members.keys() - self._reachable):
+            room -= len(name.encode()) + 2
+            if room < 0 or len(unreachable) == MAX_REPORTED:
+                break
+            unreachable.append(name)
+        payload = [self.self_name, self.digest(), epoch, self._serial, age, unreachable]
         self._outgoing.append(wire.dumps(payload))
         self._next_announce = None
 
@@ -490,11 +608,15 @@ class QuorumTracker:
         if self._phase in _DECIDED or not self.view().unreachable:
             self._unstable_since = now  # a new unstable period: a healed view ends one (Akka)
         self._phase = Phase.PENDING if self._phase in _SERVING else Phase.STOPPED
+        self._track_side(now)
         self._announce(now)
-        if self._phase is Phase.PENDING:
-            outcome = self.strategy.decide(self.view())
-            if not outcome.serving:
-                self._stop(now, Verdict.STEP_DOWN, outcome.reason)
+        if self.strategy.decide(self.view()).serving:
+            self._left_out_since = None
+        elif self._left_out_since is None:
+            self._left_out_since = now
+        own = self.strategy.decide(self.own_view())
+        if self._phase is Phase.PENDING and not own.serving:
+            self._stop(now, Verdict.STEP_DOWN, own.reason)
 
     def _stop(self, now: float, verdict: Verdict, reason: str) -> None:
         self._phase = Phase.LOST if verdict is Verdict.LOST else Phase.STOPPED
@@ -522,13 +644,16 @@ class QuorumTracker:
         self._phase = Phase.SERVING
         for name in outcome.down:
             self._members.pop(name, None)
+        self._find_joiners()  # downed members this node still reaches
         self._host = min(self._members.values(), key=lambda m: m.seniority).name
         self._decisions.append(Decision(now, Verdict.CONFIRMED, outcome.down, outcome.reason))
-        if self._joiners:
-            self._admit_joiners()
-            self._track_side(now)
-            if not self._joiners:
-                self._changed(now)
+        joiners = bool(self._joiners)
+        self._admit_joiners()
+        self._track_side(now)
+        after = self.strategy.decide(self.view())
+        if (joiners and not self._joiners) or not after.serving or after.down:
+            self._changed(now)  # joiners came in, or members were only connected through
+            # the downed ones (their mutual reports went with them): decide again
 
 
 def describe(tracker: QuorumTracker) -> Mapping[str, object]:

@@ -74,3 +74,47 @@ def test_random_partition_schedules_keep_one_singleton_host_and_reform(
         ), "the cluster did not re-form"
         after = overlaps(cluster.changes, [NAMES], healed, world.now)
         assert after.double_holder_s == 0.0
+
+
+# n0 and n1 cannot reach each other, not even through a helper: n0's only link is to
+# n2, n1's are to n3 and n4 (SWIM probes go through one helper at most).  n2, n3 and n4
+# reach everyone: they are the fully connected part.
+INDIRECT_CUTS = (("n0", "n1"), ("n0", "n3"), ("n0", "n4"), ("n1", "n2"))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_indirectly_connected_members_leave_the_fully_connected_part_serving(seed: int) -> None:
+    """Before issue 13 item 4, seeds 0 and 3 had two singleton holders for 7.4 s and 0.8 s
+    (each end of the cut counted the other out and the rest in)."""
+    world = World(seed)
+    metrics = Metrics(world)
+    cluster = QuorumCluster(world, strategy("keep-majority", NAMES))
+    cluster.add_nodes(5)
+    assert world.run_until(lambda: metrics.converged() and cluster.settled(), 120.0, poll=0.5)
+    cut = world.now
+    for a, b in INDIRECT_CUTS:
+        world.partition([a], [b])
+    world.run_for(90.0)
+    window = overlaps(cluster.changes, [NAMES], cut, world.now)
+    assert window.double_holder_s == 0.0
+    assert {"n2", "n3", "n4"} <= set(cluster.serving())
+    world.heal()
+    healed = world.now
+    assert world.run_until(lambda: metrics.converged() and cluster.settled(), healed + 120.0, 0.5)
+    assert overlaps(cluster.changes, [NAMES], healed, world.now).double_holder_s == 0.0
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_cut_between_two_members_that_share_a_neighbour_stops_nobody(seed: int) -> None:
+    """{(A,B),C}: A and B still reach each other through C (SWIM's indirect probe), so
+    every view holds every member UP and all three keep serving (Akka keeps only C)."""
+    world = World(seed)
+    metrics = Metrics(world)
+    cluster = QuorumCluster(world, strategy("keep-majority", NAMES[:3]))
+    cluster.add_nodes(3)
+    assert world.run_until(lambda: metrics.converged() and cluster.settled(), 120.0, 0.5)
+    cut = world.now
+    world.partition(["n0"], ["n1"])
+    world.run_for(60.0)
+    assert sorted(cluster.serving()) == NAMES[:3]
+    assert not [d for _, d in cluster.decisions if d.time > cut and not d.serving]

@@ -3,6 +3,7 @@ announcements, the unstable limit, the takeover margin, joiners and leavers."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -125,6 +126,7 @@ def test_majority_waits_for_stability_and_the_takeover_margin_before_downing() -
 
 
 def test_a_side_member_holding_another_view_blocks_confirmation_then_the_limit_stops() -> None:
+    """a alone holds c SUSPECT (a one-way report, see test_a_one_way_report_does_not_count)."""
     trackers = cluster()
     a = trackers["a"]
     a.observe(10.0, snapshot("ab", suspect="c"))  # b still believes c is reachable
@@ -201,7 +203,7 @@ def test_a_lost_node_regains_only_on_a_stable_converged_view() -> None:
     c.tick(47.0)
     assert state_of(c) == "lost"  # a and b have not announced this view since
     for name in "ab":
-        c.receive(47.5, wire.dumps([name, c.digest(), 0, 99]))
+        c.receive(47.5, wire.dumps([name, c.digest(), "abc".index(name), 99]))
     assert state_of(c) == "ok"
 
 
@@ -296,15 +298,113 @@ def test_takeover_is_timed_from_when_each_downed_member_was_last_reachable() -> 
     assert decision.down == {"d", "e"} and state_of(a) == "ok"
 
 
-def test_an_indirectly_connected_node_stops_and_the_rest_down_it() -> None:
+def test_reports_given_by_the_driver_stop_the_node_they_leave_out_at_once() -> None:
     trackers = cluster("abcde", down_all_when_unstable=False)
     for name, tracker in trackers.items():
-        tracker.observe(10.0, snapshot("abcde"), reports=[("d", "e")])
-        assert state_of(tracker) == ("lost" if name in "de" else "pending")
-    advance(trackers, 10.5, 19.0, reach="abc")
+        tracker.observe(10.0, snapshot("abcde"), reports=[("d", "e"), ("e", "d")])
+        assert state_of(tracker) == ("lost" if name == "e" else "pending")  # e: the youngest
+    advance(trackers, 10.5, 19.0)
     a = trackers["a"]
-    assert [d.down for d in a.take_decisions()] == [{"d", "e"}]
+    assert [d.down for d in a.take_decisions()] == [{"e"}]
     assert trackers["e"].take_decisions()[0].downed
+
+
+def mutual_cut(names: str, cut: str, others: str = "") -> dict[str, list[Member]]:
+    """Snapshots where the members of ``cut`` hold each other SUSPECT (each still reaches
+    everyone else), so the announcements carry mutual reports."""
+    return {
+        name: snapshot(
+            "".join(n for n in names if n == name or name not in cut or n not in cut),
+            suspect="".join(n for n in cut if name in cut and n != name),
+        )
+        for name in names
+    }
+
+
+@pytest.mark.parametrize(
+    ("names", "cut", "kept"),
+    [("abc", "ab", "ac"), ("abcde", "abc", "ade")],  # Akka keeps c; d and e
+)
+def test_mutually_cut_members_are_told_apart_and_the_youngest_downed(
+    names: str, cut: str, kept: str
+) -> None:
+    """{(A,B),C} and {(A,B,C),D,E}: every node learns the reports from the announcements
+    (relayed, so a hears b's through c), counts the same side, keeps the most members
+    (sparing the oldest), and the rest are fenced: stopped ``stable_after`` after they
+    were left out, before the others take over from them."""
+    trackers = cluster(names)
+    for name, members in mutual_cut(names, cut).items():
+        trackers[name].observe(10.0, members)
+    advance(trackers, 10.0, 40.0)
+    left_out = set(names) - set(kept)
+    for name, tracker in trackers.items():
+        decisions = tracker.take_decisions()
+        if name in left_out:
+            [stop] = decisions
+            assert stop.verdict is Verdict.STEP_DOWN and "left out" in stop.reason
+            assert 10.0 + 7.0 <= stop.time <= 10.5 + 7.0
+        else:
+            [takeover] = decisions
+            assert takeover.verdict is Verdict.CONFIRMED and takeover.down == left_out
+            assert takeover.time >= 10.0 + 7.0 + 2.0  # after the fence, with the margin
+            assert state_of(tracker) == "ok" and tracker.singleton_host() == "a"
+
+
+def test_a_downed_member_still_reachable_rejoins_once_its_links_heal() -> None:
+    trackers = cluster()
+    for name, members in mutual_cut("abc", "ab").items():
+        trackers[name].observe(10.0, members)
+    advance(trackers, 10.0, 25.0)
+    c = trackers["c"]
+    assert [m.name for m in c.members] == ["a", "c"]
+    advance(trackers, 25.5, 30.0)
+    assert [m.name for m in c.members] == ["a", "c"]  # b is UP here, but a and b still cut
+    for tracker in trackers.values():
+        tracker.observe(30.0, snapshot("abc"))
+    advance(trackers, 30.0, 60.0)
+    for tracker in trackers.values():
+        assert [m.name for m in tracker.members] == ["a", "b", "c"]
+        assert state_of(tracker) == "ok"
+
+
+def test_a_cut_shorter_than_stable_after_stops_nobody() -> None:
+    """The fence is lifted when the reports go: a and b could not reach each other for
+    6.3 s (0.9 x stable_after)."""
+    trackers = cluster()
+    for name, members in mutual_cut("abc", "ab").items():
+        trackers[name].observe(10.0, members)
+    advance(trackers, 10.0, 16.0)
+    for tracker in trackers.values():
+        tracker.observe(16.3, snapshot("abc"))
+    advance(trackers, 16.5, 40.0)
+    for tracker in trackers.values():
+        assert all(d.serving for d in tracker.take_decisions())
+        assert state_of(tracker) == "ok"
+
+
+def test_a_one_way_report_does_not_count() -> None:
+    """A stale view (b still holds c DOWN after a heal, c reaches b) downs nobody."""
+    trackers = cluster()
+    a, b, c = trackers.values()
+    b.observe(10.0, snapshot("ab", down="c"))
+    advance(trackers, 10.0, 12.0)
+    assert a.view().mutual == frozenset() and a.view().kept == {"a", "b", "c"}
+    assert c.view().kept == {"a", "b", "c"}
+
+
+def test_announcements_list_the_unreachable_within_a_budget() -> None:
+    names = [f"member-{i:03}" for i in range(100)]
+    tracker = QuorumTracker("me", keep_majority())
+    me = Member("me", ("10.0.0.2", 1), 1, Status.UP)
+    members = [Member(n, ("10.0.0.1", 7000 + i), 1, Status.UP) for i, n in enumerate(names)]
+    tracker.observe(0.0, [me, *members])
+    tracker.observe(1.0, [me, *(attrs.evolve(m, status=Status.DOWN) for m in members)])
+    payload = wire.loads(tracker.take_outgoing()[-1])
+    assert payload[-1] == names[: len(payload[-1])] and 30 <= len(payload[-1]) < 64
+    other = QuorumTracker("member-000", keep_majority())
+    other.observe(0.0, [Member("me", ("10.0.0.2", 1), 1, Status.UP), *members[:1]])
+    other.receive(1.0, wire.dumps(["me", b"12345678", 1, 2, 0, names]))  # too many names
+    assert other.counters["rejected_announcements"] == 1
 
 
 @given(
