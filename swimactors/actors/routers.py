@@ -252,8 +252,12 @@ class PoolCell(ActorCell):
     def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
         if self.broadcast:
             return outcome.Error(TypeError(f"{self.ref} broadcasts: it cannot answer an ask"))
+        turn = self._turn
         routee = self._route(msg)
-        return None if routee is None else routee.ask_now(msg, sender)
+        answer = None if routee is None else routee.ask_now(msg, sender)
+        if answer is None:
+            self._turn = turn  # not taken: the offer that follows routes this ask once
+        return answer
 
 
 async def _raise(error: BaseException) -> Any:

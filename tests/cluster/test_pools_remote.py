@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import trio
 
 import swimactors
@@ -17,6 +18,14 @@ class Worker(Actor):
         return ctx.self_ref.path.rsplit("/", 1)[1]
 
 
+class SlowWorker(Actor):
+    """An ``async def`` routee: a remote ask to it cannot be answered at once."""
+
+    async def receive(self, msg: Any, ctx: Context) -> str:
+        await trio.lowlevel.checkpoint()
+        return ctx.self_ref.path.rsplit("/", 1)[1]
+
+
 class Holder(Actor):
     """Hands out the ref it holds (a pool's, here)."""
 
@@ -27,10 +36,11 @@ class Holder(Actor):
         return self.ref
 
 
-async def test_a_pool_answers_round_robin_from_another_node() -> None:
+@pytest.mark.parametrize("worker", [Worker, SlowWorker])
+async def test_a_pool_answers_round_robin_from_another_node(worker: type[Actor]) -> None:
     with trio.fail_after(30):
         async with open_systems(2) as (a, b):
-            pool = await b.spawn_pool(Worker, size=3, name="pool")
+            pool = await b.spawn_pool(worker, size=3, name="pool")
             await b.spawn(Holder(pool), name="holder", public=True)
             holder = await a.wait_for("holder", timeout=10)
             remote_pool = await holder.ask("which")
