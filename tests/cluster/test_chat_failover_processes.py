@@ -20,7 +20,7 @@ from .cluster_helpers import FAST
 from .test_agents_app import OVERRIDES
 
 APP = "examples.chat:setup"
-SPLIT_BRAIN = ["--split-brain", "keep-majority", "--stable-after", "2"]
+SPLIT_BRAIN = ["--split-brain", "keep-majority", "--stable-after", "5"]
 
 
 async def test_sessions_rejoin_the_room_a_survivor_restarts_after_a_kill() -> None:
@@ -34,7 +34,7 @@ async def test_sessions_rejoin_the_room_a_survivor_restarts_after_a_kill() -> No
                 bind="127.0.0.1:0",
                 seeds=[format_address(a.gossip)],
                 config=FAST,
-                split_brain=SplitBrainConfig(strategy=keep_majority(), stable_after=2.0),
+                split_brain=SplitBrainConfig(strategy=keep_majority(), stable_after=5.0),
             ) as client:
                 await client.wait_serving(timeout=20)
                 room, me, _ = await chat.join(client, "me", lambda line: None)

@@ -19,7 +19,7 @@ from .cluster_helpers import FAST
 from .test_agents_app import OVERRIDES
 
 APP = "examples.counter:setup"
-SPLIT_BRAIN = ["--split-brain", "keep-majority", "--stable-after", "2"]
+SPLIT_BRAIN = ["--split-brain", "keep-majority", "--stable-after", "5"]
 
 
 async def test_the_counter_fails_over_with_its_count_when_its_node_is_killed() -> None:
@@ -33,7 +33,7 @@ async def test_the_counter_fails_over_with_its_count_when_its_node_is_killed() -
                 bind="127.0.0.1:0",
                 seeds=[format_address(a.gossip)],
                 config=FAST,
-                split_brain=SplitBrainConfig(strategy=keep_majority(), stable_after=2.0),
+                split_brain=SplitBrainConfig(strategy=keep_majority(), stable_after=5.0),
             ) as client:
                 await client.wait_serving(timeout=20)
                 ref = await client.wait_for("counter", timeout=20)
