@@ -14,7 +14,11 @@ multiplier, push/pull and gossip intervals); the ``fast`` profile sets a 0.2 s p
 interval and 0.1 s probe timeout on both, ``fast+key`` also gives both the same key, so
 each seals every packet and frame.  The floor is a trio process with the wake-ups
 a SWIM node cannot avoid (a ping to a random peer every probe interval; an ack to every
-ping) and no protocol at all.
+ping) and no protocol at all.  ``selectors`` is swimactors' sans-IO core on a stdlib
+``selectors`` loop (a prototype in ``membership_node.py``, no keyring: not run with a key),
+which tells what a lean driver would save over the trio one.  ``BENCH_MEMBERSHIP_BASELINE=DIR``
+adds ``baseline``: swimactors run from another checkout (say, main before a change), so a
+change is measured against its own past in the same interleaved run.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 
 from benchmarks.hosts import Hosts, open_hosts
 
-KINDS = ("floor", "swimactors", "kinship")
+KINDS = ("floor", "swimactors", "selectors", "kinship")
 PROFILES = {"fast": (0.2, 0.1, False), "lan": (1.0, 0.5, False), "fast+key": (0.2, 0.1, True)}
 """probe interval, probe timeout, and whether every packet and frame is sealed"""
 KEY = "YmVuY2htYXJrIGtleSBvZiB0aGlydHktdHdvIGJ5dGU="
@@ -45,9 +49,9 @@ ROOT = Path(__file__).resolve().parent.parent
 class NodeProcess:
     """One node's process and the lines it has printed (read by a thread)."""
 
-    def __init__(self, command: list[str]) -> None:
+    def __init__(self, command: list[str], cwd: Path) -> None:
         self.process = subprocess.Popen(
-            command, cwd=ROOT, stdout=subprocess.PIPE, text=True, start_new_session=True
+            command, cwd=cwd, stdout=subprocess.PIPE, text=True, start_new_session=True
         )
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -110,7 +114,7 @@ def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess
             sys.executable,
             "-m",
             "benchmarks.membership_node",
-            kind,
+            "swimactors" if kind == "baseline" else kind,
             f"n{index}",
             addresses[index],
             seed,
@@ -119,7 +123,7 @@ def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess
             str(timeout),
             *([KEY] if keyed and kind != "floor" else []),
         ]
-        nodes.append(NodeProcess(command))
+        nodes.append(NodeProcess(command, ROOT if kind != "baseline" else _baseline()))
         if index == 0:  # the seed listens before anyone joins through it
             time.sleep(0.5)
     return nodes
@@ -208,13 +212,17 @@ def _table(
     setting = f"{profile} N={size}"
     where = "one netns each" if isolated else "loopback"
     metrics = [
-        ("cpu", "CPU per node", "CPU-s/min", ("kinship", "floor")),
-        ("wake_ups", "wake-ups per node", "1/s", ("kinship", "floor")),
-        ("ip_bytes", "IP bytes sent per node", "B/s", ("kinship",)),
-        ("detect", "kill -9 -> dead everywhere", "s", ("kinship",)),
+        ("swimactors", "cpu", "CPU per node", "CPU-s/min", ("kinship", "floor")),
+        ("swimactors", "wake_ups", "wake-ups per node", "1/s", ("kinship", "floor")),
+        ("swimactors", "ip_bytes", "IP bytes sent per node", "B/s", ("kinship",)),
+        ("swimactors", "detect", "kill -9 -> dead everywhere", "s", ("kinship",)),
+        ("selectors", "cpu", "core on selectors: CPU per node", "CPU-s/min", ("kinship", "floor")),
+        ("swimactors", "cpu", "CPU per node", "CPU-s/min", ("baseline",)),
     ]
-    for key, label, unit, peers in metrics:
-        ours = [r[key] for r in runs["swimactors"]]
+    for subject, key, label, unit, peers in metrics:
+        if subject not in runs:
+            continue
+        ours = [r[key] for r in runs[subject]]
         if any(v is None for v in ours):
             continue
         for peer in peers:
@@ -246,7 +254,14 @@ def _list(values: list[float]) -> str:
 def measure(
     size: int, profile: str, pairs: int, window: float
 ) -> tuple[dict[str, list[dict[str, Any]]], bool]:
-    kinds = [k for k in KINDS if k != "kinship" or _version("kinship") != "not installed"]
+    kinds = [
+        k
+        for k in KINDS
+        if (k != "kinship" or _version("kinship") != "not installed")
+        and (k != "selectors" or not PROFILES[profile][2])
+    ]
+    if os.environ.get("BENCH_MEMBERSHIP_BASELINE"):
+        kinds.append("baseline")
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     hosts = open_hosts(size)
     isolated = hosts.isolated
@@ -270,6 +285,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
     if rows:
         rows[0]["note"] += f"; kinship {_version('kinship')}"
     return rows
+
+
+def _baseline() -> Path:
+    """The checkout ``baseline`` runs from (``BENCH_MEMBERSHIP_BASELINE``)."""
+    return Path(os.environ["BENCH_MEMBERSHIP_BASELINE"]).resolve()
 
 
 def _large() -> list[tuple[int, str]]:

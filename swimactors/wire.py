@@ -363,7 +363,7 @@ class TypeRegistry(Generic[Tag]):
         return cls in self._tag_of
 
     def __contains__(self, tag: object) -> bool:
-        return isinstance(tag, int | str) and not isinstance(tag, bool) and tag in self._by_tag
+        return isinstance(tag, (int, str)) and not isinstance(tag, bool) and tag in self._by_tag
 
     # -- encoding ----------------------------------------------------------------------
 

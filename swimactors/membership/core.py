@@ -21,6 +21,7 @@ import functools
 import hashlib
 import heapq
 import itertools
+import math
 import random
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -415,24 +416,26 @@ class Swim:
         when nothing is pending (a node that has left and has nothing more to say)."""
         if not self._started:
             return None
-        deadlines = [self._next_gossip] if self._queue else []  # no news: no wake-ups
+        # one wake-up's worth of work: compared in place, no list built per call
+        deadline = self._next_gossip if self._queue else math.inf  # no news: no wake-ups
         if not self._leaving:
-            deadlines += [self._next_push_pull, self._next_reconnect]
-            if self._probe is None:
-                deadlines.append(self._next_probe)
-            elif not self._probe.acked and not self._probe.indirect_sent:
-                deadlines.append(self._probe.indirect_at)
+            probe = self._probe
+            if probe is None:
+                due = self._next_probe
+            elif not probe.acked and not probe.indirect_sent:
+                due = probe.indirect_at
             else:
-                deadlines.append(self._probe.ends_at)
+                due = probe.ends_at
+            deadline = min(deadline, due, self._next_push_pull, self._next_reconnect)
             if self._next_join is not None:  # join retries stop once leaving, as in tick()
-                deadlines.append(self._next_join)
+                deadline = min(deadline, self._next_join)
         if self._suspicion_heap:
-            deadlines.append(self._suspicion_heap[0][0])
+            deadline = min(deadline, self._suspicion_heap[0][0])
         if self._relays:
-            deadlines.append(next(iter(self._relays.values())).deadline)
+            deadline = min(deadline, next(iter(self._relays.values())).deadline)
         if self._nacks:
-            deadlines.append(self._nacks[0][0])
-        return min(deadlines, default=None)
+            deadline = min(deadline, self._nacks[0][0])
+        return None if deadline == math.inf else deadline
 
     def tick(self, now: float) -> None:
         """Fire every timer due at ``now``."""

@@ -185,10 +185,10 @@ class Node:
         """A datagram or frame arrived: hand it to the core and act on the result (``peer``:
         the names the TLS certificate of a frame's connection proved)."""
         counters = self._core.counters
-        foreign = counters["rejected_label"]
+        foreign = counters.get("rejected_label")  # .get: no Counter.__missing__ call
         try:
             self._core.receive(trio.current_time(), source, data, peer)
-            if counters["rejected_label"] != foreign:
+            if counters.get("rejected_label") != foreign:
                 self._foreign(source, "another cluster label")
         except Exception:  # the core must not raise on input; a bug must not kill the node
             self._core_errors += 1
