@@ -27,8 +27,8 @@ A value is ``[0, plain CBOR]``, ``[1, [tag, field, ...]]`` for a ``@message`` or
 events and bytes, as h11's ``Connection`` is; it does no I/O, owns no task and reads no
 clock.  It keeps the handshake (HELLO each way; an inbound peer is unnamed until its
 HELLO), credit (a node may have at most ``window`` requests the peer has not yet put
-into a mailbox; the peer returns credit as it delivers, on frames it sends anyway or
-alone past half the window), the correlation of asks with
+into a mailbox; the peer returns credit in one CREDIT frame each time half the window has
+been delivered, so a request costs no frame of its own), the correlation of asks with
 their replies, and the limit on what a peer may have undelivered here.
 
 Streams: a STREAM is a request (it takes connection credit and goes into the actor's
@@ -625,11 +625,10 @@ class PeerSession(Generic[T]):
         self.owed += 1
 
     def return_credit(self) -> None:
-        """Give the peer its credit back lazily: on frames that go out anyway (a reply
-        carries it: one write each way per ask), alone only once half its window is owed.
-        A peer out of credit has a whole window owed here once those are delivered, so
-        it always gets credit back."""
-        if self.owed and (self.outgoing or self.owed >= max(1, self.peer_window // 2)):
+        """Give the peer its credit back lazily, once half its window is owed (queued
+        with whatever goes out then: an ask is one frame, one write, each way).  The peer
+        still has the other half to send meanwhile, so it never waits on this."""
+        if self.owed >= self.peer_window // 2 and self.owed:
             self.outgoing += encode(Credit(self.owed))
             self.owed = 0
 

@@ -140,6 +140,9 @@ class LocalSystem:
         self.remote: RemoteRefs | None = None
         """Makes refs to other nodes' actors; None when local-only (they are dead letters)."""
         self._direct_budget = BUDGET
+        self.flushes: dict[Callable[[], None], None] = {}
+        """Sends that replies to other nodes queued while an actor ran: the actor makes
+        them when its batch ends (one write for the batch, no trip to a writer task)."""
         self._uids = count(1)
         self._live = 0
         self._idle: trio.Event | None = None
@@ -323,6 +326,12 @@ class LocalSystem:
                 return None
             children = cell.children
         return cell
+
+    def run_flushes(self) -> None:
+        """Make the sends queued in :attr:`flushes` (an actor's batch ended)."""
+        flushes, self.flushes = self.flushes, {}
+        for flush in flushes:
+            flush()
 
     def spend_direct_budget(self) -> bool:
         """Count one direct (same-task) ask; True when the asking task should yield now,

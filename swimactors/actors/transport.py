@@ -5,7 +5,8 @@ Each connection carries 4-byte length-prefixed CBOR frames both ways; what they 
 module only moves their bytes: it dials and accepts, feeds what it reads to the session
 and sends what the session queues, and puts the messages it delivers into mailboxes.
 Senders append encoded frames to the connection's buffer and one writer task sends
-whatever has accumulated in a single ``send_all`` (so a burst of tells shares a syscall).
+whatever has accumulated in a single ``send`` (so a burst of tells shares a syscall); an
+asker, the reader, and an actor whose batch of replies ends send at once themselves.
 Asks are multiplexed by correlation id; replies go back on the connection the ask came in.
 
 Flow control is credit-based: a node may have at most ``window`` requests (tells and asks)
@@ -190,6 +191,7 @@ class Host(Protocol):
     stats: Stats
     dead_letters: DeadLetters
     ask_deadlines: AskDeadlines
+    flushes: dict[Callable[[], None], None]
 
     def local_cell_at(self, path: str, uid: int) -> ActorCell | None: ...
 
@@ -321,17 +323,21 @@ class _RemoteLink:
 class _RemoteReply(Reply):
     """The reply slot of an ask that came from another node: filling it sends the answer."""
 
-    __slots__ = ("_connection", "_corr")
+    __slots__ = ("_connection", "_corr", "_flushes")
 
     def __init__(self, host: Host, recipient: object, connection: Connection, corr: int) -> None:
         super().__init__(host.stats, recipient)
         self._connection = connection
         self._corr = corr
+        self._flushes = host.flushes
 
     def set(self, result: outcome.Outcome[Any]) -> None:
         if self.result is None:
             self.result = result
+            # the writer is woken in case no actor batch ends first; an actor that
+            # answered sends the batch's replies itself when its batch ends
             self._connection.send_reply(self._corr, result)
+            self._flushes[self._connection.write_now] = None
 
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
@@ -472,14 +478,22 @@ class Connection:
     def write_now(self) -> None:
         """Send what is queued with one non-blocking ``send`` from this task, sparing a
         switch to the writer task; whatever the socket does not take is the writer's."""
+        if not self._send_now():
+            self.wake_writer()
+
+    def _send_now(self) -> bool:
+        """One non-blocking ``send`` of what is queued (sealed first on a keyed
+        connection), no scheduler trip; True when nothing is left to send."""
         raw = self._raw
         out = self.session.outgoing
         stream = self.stream
-        if raw is not None and out and not self._busy:
-            if isinstance(stream, SecureStream):  # seal here; send sealed bytes in order
+        if isinstance(stream, SecureStream):  # seal here; send sealed bytes in order
+            if out and raw is not None and not self._busy:
                 stream.seal(out)
                 del out[:]
+            if not out:
                 out = stream.unsent
+        if raw is not None and out and not self._busy:
             try:
                 sent = raw.send(out, _DONTWAIT)
             except OSError:  # full (BlockingIOError) or broken: the writer finds out which
@@ -489,8 +503,7 @@ class Connection:
                 counters = self.transport.counters
                 counters["writes"] += 1
                 counters["bytes_sent"] += sent
-        if out:
-            self.wake_writer()
+        return not out
 
     def try_request(self, frame: bytes, wake: bool = True) -> bool:
         """Queue a request if there is credit for it (``wake``: the writer, else the
@@ -654,9 +667,8 @@ class Connection:
         raise OSError(f"connecting to {format_address(self.address)} timed out")
 
     async def _write(self, stream: trio.abc.Stream) -> None:
-        unsent = stream.unsent if isinstance(stream, SecureStream) else bytearray()
         while True:
-            if not (self.session.outgoing or unsent) or self._busy:
+            if self._send_now():  # all sent without a trip through the scheduler
                 self._writer = trio.lowlevel.current_task()
                 await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
                 continue

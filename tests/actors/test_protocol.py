@@ -141,18 +141,19 @@ def test_credit_runs_out_and_comes_back_as_the_peer_delivers() -> None:
     assert a.credit == 2
 
 
-def test_credit_rides_on_the_reply_so_an_ask_is_one_write_each_way() -> None:
-    a, b = pair(window=8)
+def test_an_ask_is_one_frame_each_way_and_credit_comes_at_half_the_window() -> None:
+    a, b = pair(window=4)
     handshake(a, b)
-    assert ask(a, 1, "x")
-    assert [type(event) for event in pump(a, b)] == [Ask]
-    b.delivered()
-    b.return_credit()  # the ask is in a mailbox: its credit waits for the reply
-    assert b.outgoing == bytearray()
-    b.reply(1, "y")
-    events = pump(b, a)
-    assert [type(event) for event in events] == [Answered, Credit]
-    assert events[1] == Credit(1) and a.credit == 8
+    for corr, credit in [(1, []), (2, [Credit(2)]), (3, []), (4, [Credit(2)])]:
+        assert ask(a, corr, "x")
+        assert [type(event) for event in pump(a, b)] == [Ask]
+        b.delivered()
+        b.return_credit()  # queued once half the window is owed, kept until then
+        b.reply(corr, "y")
+        events = pump(b, a)
+        assert [type(event) for event in events] == [*map(type, credit), Answered]
+        assert events[:-1] == credit
+    assert a.credit == 4
 
 
 def test_credit_never_exceeds_the_window() -> None:
