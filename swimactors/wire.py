@@ -35,9 +35,11 @@ __all__ = [
     "FRAME_LIMITS",
     "FrameDecoder",
     "Limits",
+    "Loader",
     "TypeRegistry",
     "WireError",
     "cbor_array_header",
+    "cbor_uint",
     "check_plain",
     "encode_frame",
     "loads",
@@ -126,25 +128,43 @@ def loads(data: bytes | bytearray | memoryview, limits: Limits = FRAME_LIMITS) -
     longer than ``limits.max_items`` (every item takes at least one byte, so shorter ones
     cannot hold too many); depth is bounded by the decoder as it descends.
     """
-    if len(data) > limits.max_bytes:
-        raise WireError(f"message of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit")
-    if len(data) > limits.max_items:
-        scan(data, limits)
-    stream = io.BytesIO(data)
-    try:
-        value = cbor2.CBORDecoder(
-            stream,
+    return Loader(limits).loads(data)
+
+
+class Loader:
+    """:func:`loads` with its decoder made once: for one owner (a connection) that decodes
+    many messages, one after another (not shared between threads)."""
+
+    __slots__ = ("_decoder", "limits")
+
+    def __init__(self, limits: Limits = FRAME_LIMITS) -> None:
+        self.limits = limits
+        self._decoder = cbor2.CBORDecoder(
+            io.BytesIO(),
             semantic_decoders=_NO_TAGS,
             tag_hook=_refuse_tag,
             max_depth=limits.max_depth,
             allow_indefinite=False,
             strict_hashable_types=True,
-        ).decode()
-    except Exception as exc:  # cbor2 raises several types; all mean "bad bytes"
-        raise WireError(f"malformed CBOR: {exc}") from None
-    if stream.tell() != len(data):
-        raise WireError("trailing bytes after the CBOR item")
-    return value
+        )
+
+    def loads(self, data: bytes | bytearray | memoryview) -> Any:
+        """What :func:`loads` says of ``data``, under this loader's limits."""
+        limits = self.limits
+        if len(data) > limits.max_bytes:
+            raise WireError(
+                f"message of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit"
+            )
+        if len(data) > limits.max_items:
+            scan(data, limits)
+        stream = self._decoder.fp = io.BytesIO(data)
+        try:
+            value = self._decoder.decode()
+        except Exception as exc:  # cbor2 raises several types; all mean "bad bytes"
+            raise WireError(f"malformed CBOR: {exc}") from None
+        if stream.tell() != len(data):
+            raise WireError("trailing bytes after the CBOR item")
+        return value
 
 
 _INFO_SIZE = (0,) * 24 + (1, 2, 4, 8)
@@ -219,15 +239,27 @@ def dumps(value: Any) -> bytes:
     return cbor2.dumps(value)
 
 
+def _cbor_head(major: int, value: int) -> bytes:
+    """A CBOR initial byte of ``major`` type with its argument ``value`` (0 <= value < 2**64)."""
+    if value < 24:
+        return bytes([major | value])
+    if value < 0x100:
+        return bytes([major | 24, value])
+    if value < 0x10000:
+        return bytes([major | 25]) + struct.pack(">H", value)
+    if value < 0x100000000:
+        return bytes([major | 26]) + struct.pack(">I", value)
+    return bytes([major | 27]) + struct.pack(">Q", value)
+
+
 def cbor_array_header(length: int) -> bytes:
     """The CBOR major-type-4 header for a definite array of ``length`` items."""
-    if length < 24:
-        return bytes([0x80 | length])
-    if length < 0x100:
-        return bytes([0x98, length])
-    if length < 0x10000:
-        return b"\x99" + struct.pack(">H", length)
-    return b"\x9a" + struct.pack(">I", length)
+    return _cbor_head(0x80, length)
+
+
+def cbor_uint(value: int) -> bytes:
+    """``dumps(value)`` for an unsigned integer below 2**64, without the encoder."""
+    return _cbor_head(0x00, value)
 
 
 def check_plain(value: Any, depth: int = 0) -> Any:
@@ -264,6 +296,8 @@ class _Codec:
 
     encode: Encoder
     decode: Converter
+    kind: type | None = None
+    """Set when decoding only checks that the value is exactly this type."""
 
 
 def _identity(value: Any) -> Any:
@@ -276,7 +310,7 @@ def _scalar(kind: type, name: str) -> _Codec:
             raise WireError(f"expected {name}, got {type(value).__name__}")
         return value
 
-    return _Codec(_identity, decode)
+    return _Codec(_identity, decode, kind)
 
 
 def _decode_float(value: Any) -> float:
@@ -316,6 +350,7 @@ class TypeRegistry(Generic[Tag]):
         self._extra: dict[Any, _Codec] = {}
         self._decoders: dict[type, Converter] = {}
         self._encoders: dict[type, Callable[[Any], list[Any]]] = {}
+        self._heads: dict[type, tuple[bytes, int]] = {}
 
     def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
         """Class decorator: register an attrs class under ``tag``."""
@@ -338,6 +373,7 @@ class TypeRegistry(Generic[Tag]):
         self._fields.pop(cls, None)
         self._decoders.pop(cls, None)
         self._encoders.pop(cls, None)
+        self._heads.pop(cls, None)
 
     def add_codec(self, hint: Any, encode: Encoder, decode: Converter) -> None:
         """Teach this registry a field annotation it cannot derive (e.g. a handle type).
@@ -377,7 +413,21 @@ class TypeRegistry(Generic[Tag]):
         return [tag, *self._fields_to_data(cls, obj)]
 
     def encode(self, obj: Any) -> bytes:
-        return dumps(self.to_data(obj))
+        """``dumps(self.to_data(obj))``, byte for byte, with the array's head and the tag
+        encoded once per class and the fields in one ``dumps``."""
+        cls: type = type(obj)
+        head = self._heads.get(cls)
+        if head is None:
+            if cls not in self._tag_of:
+                raise TypeError(f"{cls.__qualname__} is not registered in {self.name}")
+            fields = len(self._codecs(cls))
+            prefix = cbor_array_header(1 + fields) + dumps(self._tag_of[cls])
+            head = self._heads[cls] = (prefix, len(cbor_array_header(fields)))
+        prefix, skip = head
+        values = self._fields_to_data(cls, obj)
+        if len(values) == 1:
+            return prefix + dumps(values[0])
+        return prefix + dumps(values)[skip:]
 
     def _fields_to_data(self, cls: type, obj: Any) -> list[Any]:
         encoder = self._encoders.get(cls)
@@ -390,7 +440,10 @@ class TypeRegistry(Generic[Tag]):
         plain data (the common small messages) one ``attrgetter`` reads them all."""
         codecs = self._codecs(cls)
         pairs = tuple((name, codec.encode) for name, codec in codecs)
-        if len(pairs) > 1 and all(encode is _identity for _, encode in pairs):
+        if pairs and all(encode is _identity for _, encode in pairs):
+            if len(pairs) == 1:
+                name = pairs[0][0]
+                return lambda obj: [getattr(obj, name)]
             read = operator.attrgetter(*(name for name, _ in pairs))
             return lambda obj: list(read(obj))
 
@@ -403,12 +456,17 @@ class TypeRegistry(Generic[Tag]):
 
     def from_data(self, data: Any) -> Any:
         """Build a registered instance from ``[tag, field, ...]``; :class:`WireError` if not."""
-        if not isinstance(data, list) or not data:
+        if type(data) is not list or not data:
             raise WireError("a message must be a non-empty array")
         tag = data[0]
-        if tag not in self:
+        by_tag: dict[Any, type] = self._by_tag  # any int or str may be asked for
+        cls = by_tag.get(tag) if type(tag) is int or type(tag) is str else None
+        if cls is None:
             raise WireError(f"{self.name}: unknown message tag {tag!r}")
-        return self._fields_from_data(self._by_tag[tag], data[1:])
+        decoder = self._decoders.get(cls)
+        if decoder is None:
+            decoder = self._decoders[cls] = self._compile_decoder(cls)
+        return decoder(data[1:])
 
     def decode(self, data: bytes, limits: Limits = FRAME_LIMITS) -> Any:
         return self.from_data(loads(data, limits))
@@ -440,7 +498,21 @@ class TypeRegistry(Generic[Tag]):
             except (TypeError, ValueError) as exc:
                 raise WireError(f"{qualname}: {exc}") from None
 
-        return decode
+        kinds = tuple(codec.kind for _, codec in codecs)
+        if not positional or None in kinds:
+            return decode
+
+        def decode_scalars(values: Sequence[Any]) -> Any:
+            """Every field is a scalar of one exact type: check the types at once and
+            build the instance straight from the decoded list (else the full path)."""
+            if len(values) == high and tuple(map(type, values)) == kinds:
+                try:
+                    return cls(*values)
+                except (TypeError, ValueError):
+                    pass  # a validator refused it: the full path says why
+            return decode(values)
+
+        return decode_scalars
 
     # -- value checks derived from annotations ------------------------------------------
 

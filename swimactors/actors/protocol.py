@@ -88,19 +88,22 @@ __all__ = [
     "Terminated",
     "Unwatch",
     "Watch",
+    "address",
+    "ask_frame",
     "decode_error",
     "decode_stream_end",
     "decode_value",
     "encode",
-    "encode_ask",
     "encode_error",
     "encode_stream",
     "encode_value",
+    "item_frame",
     "item_prefix",
     "parse",
+    "reply_frame",
     "stream_error",
     "tell_frame",
-    "tell_prefix",
+    "value_bytes",
 ]
 
 T = TypeVar("T")
@@ -328,9 +331,9 @@ _LAYOUTS: dict[int, tuple[type[Frame], Callable[[list[Any]], bool]]] = {
 _KINDS: dict[type[Frame], Kind] = {cls: Kind(kind) for kind, (cls, _) in _LAYOUTS.items()}
 
 
-def parse(frame: bytes) -> Frame:
+def parse(frame: bytes, loads: Callable[[bytes], Any] = wire.loads) -> Frame:
     """One frame, checked against its kind's layout; :class:`wire.WireError` if not."""
-    items = wire.loads(frame)
+    items = loads(frame)
     if type(items) is list and items and type(items[0]) is int:
         layout = _LAYOUTS.get(items[0])
         if layout is not None and layout[1](items):
@@ -349,19 +352,18 @@ def encode(frame: Frame) -> bytes:
 _LENGTH = struct.Struct(">I")
 
 
-def tell_prefix(path: str, uid: int, sender: ActorRef | None) -> bytes:
-    """The CBOR of a TELL frame up to its value (callers cache it per target and sender,
-    since a sender usually tells one target many times)."""
-    head = [Kind.TELL, path, uid, None if sender is None else encode_ref(sender)]
-    return wire.cbor_array_header(5) + b"".join(map(wire.dumps, head))
+# The hot frames are built from bytes: their heads made once, a request's address
+# (path, uid, sender) cached by its caller, the value encoded with one ``dumps``.
+_TELL_HEAD = wire.cbor_array_header(5) + wire.cbor_uint(Kind.TELL)
+_ASK_HEAD = wire.cbor_array_header(6) + wire.cbor_uint(Kind.ASK)
+_TRACED_ASK_HEAD = wire.cbor_array_header(7) + wire.cbor_uint(Kind.ASK)
+_REPLY_HEAD = wire.cbor_array_header(3) + wire.cbor_uint(Kind.REPLY)
 
 
-def encode_ask(
-    corr: int, path: str, uid: int, sender: Sender, value: list[Any], trace: str | None = None
-) -> bytes:
-    """An ASK frame for an already encoded value (the hot path skips :func:`encode`)."""
-    items = [Kind.ASK, corr, path, uid, sender, value]
-    return wire.encode_frame(wire.dumps(items if trace is None else [*items, trace]))
+def address(path: str, uid: int, sender: ActorRef | None) -> bytes:
+    """The CBOR of a request's ``path, uid, sender`` (callers cache it per target and
+    sender, since a sender usually talks to one target many times)."""
+    return b"".join(map(wire.dumps, (path, uid, None if sender is None else encode_ref(sender))))
 
 
 def encode_stream(
@@ -376,10 +378,31 @@ def item_prefix(sid: int) -> bytes:
     return wire.cbor_array_header(3) + wire.dumps(Kind.ITEM) + wire.dumps(sid)
 
 
-def tell_frame(prefix: bytes, msg: Any) -> bytes:
-    """A TELL (or ITEM) frame from its cached :func:`tell_prefix` (:func:`item_prefix`)
-    and the message."""
-    body = prefix + wire.dumps(encode_value(msg))
+def item_frame(prefix: bytes, value: bytes) -> bytes:
+    """An ITEM frame from its stream's cached :func:`item_prefix` and a :func:`value_bytes`."""
+    body = prefix + value
+    return _LENGTH.pack(len(body)) + body
+
+
+def tell_frame(address: bytes, value: bytes) -> bytes:
+    """A TELL frame to a cached :func:`address` of a message's :func:`value_bytes`."""
+    body = _TELL_HEAD + address + value
+    return _LENGTH.pack(len(body)) + body
+
+
+def ask_frame(corr: int, address: bytes, value: bytes, trace: str | None = None) -> bytes:
+    """An ASK frame to a cached :func:`address` of a message's :func:`value_bytes`
+    (``trace``: the asker's traceparent)."""
+    if trace is None:
+        body = _ASK_HEAD + wire.cbor_uint(corr) + address + value
+    else:
+        body = _TRACED_ASK_HEAD + wire.cbor_uint(corr) + address + value + wire.dumps(trace)
+    return _LENGTH.pack(len(body)) + body
+
+
+def reply_frame(corr: int, value: Any) -> bytes:
+    """The REPLY frame answering ask ``corr`` with ``value``."""
+    body = _REPLY_HEAD + wire.cbor_uint(corr) + value_bytes(value)
     return _LENGTH.pack(len(body)) + body
 
 
@@ -401,6 +424,16 @@ def encode_value(value: Any) -> list[Any]:
             f"{type(value).__qualname__} cannot go to another node: use plain data or a "
             f"@message class ({exc})"
         ) from None
+
+
+_MESSAGE_HEAD = wire.cbor_array_header(2) + wire.cbor_uint(_MESSAGE)
+
+
+def value_bytes(value: Any) -> bytes:
+    """``dumps(encode_value(value))``, byte for byte; a message's without the lists."""
+    if MESSAGES.is_registered(type(value)):
+        return _MESSAGE_HEAD + MESSAGES.encode(value)
+    return wire.dumps(encode_value(value))
 
 
 def decode_value(data: Any) -> Any:
@@ -545,6 +578,7 @@ class PeerSession(Generic[T]):
         self.closed = False
         self.last_active = now
         self._decoder = wire.FrameDecoder(max_frame)
+        self._loads = wire.Loader().loads
         self._frames: deque[bytes] = deque()
         self.outgoing += encode(Hello(name, incarnation, window))
 
@@ -571,7 +605,7 @@ class PeerSession(Generic[T]):
         if self.closed:
             return
         try:
-            frame = wire.encode_frame(wire.dumps([Kind.REPLY, corr, encode_value(value)]))
+            frame = reply_frame(corr, value)
         except Unsendable as exc:
             frame = encode(encode_error(corr, exc))
         self.outgoing += frame
@@ -645,7 +679,7 @@ class PeerSession(Generic[T]):
         protocol (after the events before it)."""
         while self._frames:
             try:
-                frame = parse(self._frames.popleft())
+                frame = parse(self._frames.popleft(), self._loads)
             except wire.WireError as exc:
                 raise ProtocolViolation("rejected_malformed", str(exc)) from None
             if self.peer is None and not isinstance(frame, Hello):

@@ -215,7 +215,7 @@ class Host(Protocol):
 class RemoteTarget:
     """The delivery target of a ref to an actor on another node."""
 
-    __slots__ = ("_prefix", "_prefix_sender", "node", "path", "ref", "transport", "uid")
+    __slots__ = ("_address", "_address_sender", "node", "path", "ref", "transport", "uid")
 
     def __init__(self, transport: ActorTransport, node: str, path: str, uid: int) -> None:
         self.transport = transport
@@ -223,15 +223,19 @@ class RemoteTarget:
         self.path = path
         self.uid = uid
         self.ref = ActorRef(node, path, uid, self)
-        self._prefix = b""
-        self._prefix_sender: ActorRef | None = None
+        self._address = b""
+        self._address_sender: ActorRef | None = None
+
+    def address(self, sender: ActorRef | None) -> bytes:
+        """This target's :func:`protocol.address` from ``sender`` (cached per sender)."""
+        if not self._address or sender != self._address_sender:
+            self._address = protocol.address(self.path, self.uid, sender)
+            self._address_sender = sender
+        return self._address
 
     def tell_frame(self, msg: Any, sender: ActorRef | None) -> bytes:
-        """The TELL frame for ``msg`` (its head cached per sender)."""
-        if not self._prefix or sender != self._prefix_sender:
-            self._prefix = protocol.tell_prefix(self.path, self.uid, sender)
-            self._prefix_sender = sender
-        return protocol.tell_frame(self._prefix, msg)
+        """The TELL frame for ``msg``."""
+        return protocol.tell_frame(self.address(sender), protocol.value_bytes(msg))
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         return self.transport.tell(self, msg, sender)
@@ -288,7 +292,9 @@ class _RemoteSink:
 
     def emit(self, item: Any) -> None:
         connection = self._connection
-        if connection.session.send_item(self._sid, protocol.tell_frame(self._prefix, item)):
+        if connection.session.send_item(
+            self._sid, protocol.item_frame(self._prefix, protocol.value_bytes(item))
+        ):
             connection.wake_writer()
 
     def end(self, error: BaseException | None) -> None:
@@ -1155,7 +1161,7 @@ class ActorTransport:
     async def ask(
         self, target: RemoteTarget, msg: Any, sender: ActorRef | None, timeout: float | None
     ) -> Any:
-        value = protocol.encode_value(msg)
+        value = protocol.value_bytes(msg)
         started = trio.current_time()
         deadline = math.inf if timeout is None else started + timeout
         connection = self.connection(target.node)
@@ -1163,7 +1169,7 @@ class ActorTransport:
         span, trace = (
             tracing.start_client(target.node, target.path) if tracing.enabled() else _UNTRACED
         )
-        frame = protocol.encode_ask(corr, target.path, target.uid, _sender(sender), value, trace)
+        frame = protocol.ask_frame(corr, target.address(sender), value, trace)
         reply = Reply(self.host.stats, target.ref)
         connection.session.expect(corr, reply)
         try:
@@ -1213,7 +1219,7 @@ class ActorTransport:
         credit to send it now."""
         started = trio.current_time()
         try:
-            value = protocol.encode_value(msg)
+            value = protocol.value_bytes(msg)
             connection = self.connection(target.node)
         except (Unsendable, NodeDown) as exc:
             failed = Reply(self.host.stats, target.ref, notify)
@@ -1237,8 +1243,7 @@ class ActorTransport:
         reply = Reply(self.host.stats, target.ref, finish)
         session.expect(corr, reply)
         connection.try_request(
-            protocol.encode_ask(corr, target.path, target.uid, _sender(sender), value, trace),
-            wake=False,
+            protocol.ask_frame(corr, target.address(sender), value, trace), wake=False
         )
         connection.write_now()
         if timeout is not None:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import swimactors
 from swimactors import ActorFailed, ActorStopped, MailboxFull, wire
 from swimactors.actors.protocol import (
     MAX_STREAM_WINDOW,
@@ -36,17 +37,19 @@ from swimactors.actors.protocol import (
     Terminated,
     Unwatch,
     Watch,
+    address,
+    ask_frame,
     decode_error,
     decode_stream_end,
     decode_value,
     encode,
-    encode_ask,
     encode_stream,
     encode_value,
+    item_frame,
     item_prefix,
     parse,
     tell_frame,
-    tell_prefix,
+    value_bytes,
 )
 
 MAX_FRAME = 4096
@@ -71,12 +74,12 @@ def pump(source: PeerSession[str], sink: PeerSession[str], now: float = 0.0) -> 
 
 
 def tell(session: PeerSession[str], path: str, value: Any) -> bool:
-    return session.try_request(tell_frame(tell_prefix(path, 1, None), value))
+    return session.try_request(tell_frame(address(path, 1, None), value_bytes(value)))
 
 
 def ask(session: PeerSession[str], corr: int, value: Any) -> bool:
     session.expect(corr, f"token{corr}")
-    return session.try_request(encode_ask(corr, "echo", 1, None, encode_value(value)))
+    return session.try_request(ask_frame(corr, address("echo", 1, None), value_bytes(value)))
 
 
 def handshake(a: PeerSession[str], b: PeerSession[str]) -> None:
@@ -313,7 +316,7 @@ def test_a_session_is_total_on_arbitrary_bytes(data: bytes) -> None:
 
 
 def send_item(session: PeerSession[str], sid: int, value: Any) -> bool:
-    return session.send_item(sid, tell_frame(item_prefix(sid), value))
+    return session.send_item(sid, item_frame(item_prefix(sid), value_bytes(value)))
 
 
 def open_stream(a: PeerSession[str], sid: int, window: int) -> bool:
@@ -474,3 +477,47 @@ def test_a_malformed_stream_frame_is_refused_before_any_object_is_built(
         assert 1 <= frame.window <= MAX_STREAM_WINDOW
     if isinstance(frame, StreamMore):
         assert 1 <= frame.n <= MAX_STREAM_WINDOW
+
+
+@swimactors.message("test.protocol.Point")
+class Point:
+    x: int
+    y: int = 0
+    label: str = ""
+
+
+@swimactors.message("test.protocol.Mark")
+class Mark:
+    n: int
+
+
+@swimactors.message("test.protocol.Empty")
+class Empty:
+    pass
+
+
+values = st.one_of(
+    st.none(),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.text(max_size=30),
+    st.lists(st.integers(min_value=0, max_value=2**40), max_size=30),
+    st.builds(Point, st.integers(min_value=-(2**40), max_value=2**40), st.integers(), st.text()),
+    st.builds(Mark, st.integers(min_value=0, max_value=2**63 - 1)),
+    st.just(Empty()),
+)
+
+
+@given(st.integers(min_value=0, max_value=2**64 - 1), values)
+def test_the_hot_frames_are_what_encode_makes(corr: int, value: Any) -> None:
+    """Frames built from cached heads equal the generic encoding, byte for byte."""
+    where = address("echo", 7, None)
+    assert ask_frame(corr, where, value_bytes(value)) == encode(
+        Ask(corr, "echo", 7, None, encode_value(value))
+    )
+    assert tell_frame(where, value_bytes(value)) == encode(
+        Tell("echo", 7, None, encode_value(value))
+    )
+    session = PeerSession[str]("a", 1, 8, MAX_FRAME)
+    session.outgoing.clear()
+    session.reply(corr, value)
+    assert bytes(session.outgoing) == encode(Reply(corr, encode_value(value)))

@@ -37,7 +37,9 @@ def test_ask_frames_with_and_without_a_trace_context() -> None:
     assert protocol.parse(protocol.encode(plain)[4:]) == plain
     traced = protocol.Ask(1, "echo", 2, None, [0, 1], "00-" + "a" * 32 + "-" + "b" * 16 + "-01")
     assert protocol.parse(protocol.encode(traced)[4:]) == traced
-    assert protocol.parse(protocol.encode_ask(1, "echo", 2, None, [0, 1])[4:]) == plain
+    where, value = protocol.address("echo", 2, None), protocol.value_bytes(1)
+    assert protocol.ask_frame(1, where, value) == protocol.encode(plain)
+    assert protocol.ask_frame(1, where, value, traced.trace) == protocol.encode(traced)
     too_long = protocol.encode(protocol.Ask(1, "echo", 2, None, [0, 1], "x" * 200))
     with pytest.raises(swimactors.wire.WireError):
         protocol.parse(too_long[4:])

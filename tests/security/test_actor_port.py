@@ -127,11 +127,9 @@ async def test_a_peer_that_does_not_read_is_dropped() -> None:
         async with open_systems(1, transport=STRICT) as (a,):
             echo = await a.spawn(Echo(), name="echo")
             stream = await raw_connection(actor_port(a))
-            payload = protocol.encode_value("x" * 16000)
-            asks = b"".join(
-                protocol.encode_ask(corr, echo.path, echo.uid, None, payload)
-                for corr in range(1, 60)
-            )
+            payload = protocol.value_bytes("x" * 16000)
+            where = protocol.address(echo.path, echo.uid, None)
+            asks = b"".join(protocol.ask_frame(corr, where, payload) for corr in range(1, 60))
             with contextlib.suppress(trio.BrokenResourceError):  # reset once dropped
                 await stream.send_all(hello("reader") + asks)
                 for _ in range(40):  # never read the replies
