@@ -71,6 +71,9 @@ class State(enum.Enum):
     DEAD = "dead"
 
 
+_RUNNING = State.RUNNING
+
+
 class Signal(enum.Enum):
     FAIL = "fail"
     RESTART = "restart"
@@ -218,6 +221,12 @@ class ActorCell:
         return self._wait_for_room(envelope)
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
+        queue = self.queue
+        if len(queue) < self.capacity and not self._waiters and self.state is _RUNNING:
+            queue.append((msg, sender, None))  # the common case of _offer, inlined
+            if self._parked:
+                self._wake()
+            return READY
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
             return trio.lowlevel.checkpoint()  # a loop telling the dead still yields

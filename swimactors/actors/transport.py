@@ -430,6 +430,8 @@ class Connection:
             now=trio.current_time(),
         )
         self.stream: trio.abc.Stream | None = None
+        self._sealed: SecureStream | None = None
+        """The stream again when it is sealed (checked on every send)."""
         self.reason = ""
         self.held: dict[Endpoint, deque[Held]] = {}
         """Per actor, deliveries waiting for room in its mailbox, in arrival order."""
@@ -470,8 +472,8 @@ class Connection:
 
     def wake_writer(self) -> None:
         queued = len(self.session.outgoing)
-        if isinstance(self.stream, SecureStream):
-            queued += len(self.stream.unsent)
+        if self._sealed is not None:
+            queued += len(self._sealed.unsent)
         if queued > self.transport.config.max_queued_bytes:
             self.transport.counters["slow_peers_dropped"] += 1
             self.close(f"the peer does not read ({queued} bytes queued)")
@@ -492,8 +494,8 @@ class Connection:
         connection), no scheduler trip; True when nothing is left to send."""
         raw = self._raw
         out = self.session.outgoing
-        stream = self.stream
-        if isinstance(stream, SecureStream):  # seal here; send sealed bytes in order
+        stream = self._sealed
+        if stream is not None:  # seal here; send sealed bytes in order
             if out and raw is not None and not self._busy:
                 stream.seal(out)
                 del out[:]
@@ -588,7 +590,9 @@ class Connection:
                 if transport.tls is not None:
                     stream = self.stream = await self._start_tls(stream, transport.tls)
                 elif transport.keyring is not None:
-                    stream = self.stream = await self._secure(stream, transport.keyring)
+                    stream = self.stream = self._sealed = await self._secure(
+                        stream, transport.keyring
+                    )
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._write, stream)
@@ -613,7 +617,7 @@ class Connection:
                     await trio.aclose_forcefully(stream)
             transport.connection_closed(self)
 
-    async def _secure(self, stream: trio.abc.Stream, keyring: Keyring) -> trio.abc.Stream:
+    async def _secure(self, stream: trio.abc.Stream, keyring: Keyring) -> SecureStream:
         """Both ends prove the cluster key; the peer's proven name must be the node dialled
         (inbound: its HELLO must carry that name)."""
         transport = self.transport
