@@ -8,6 +8,8 @@ order; a record that fails to open breaks the connection.
 
 from __future__ import annotations
 
+import struct
+
 import trio
 
 from .. import wire
@@ -17,6 +19,7 @@ __all__ = ["SecureStream", "secure"]
 
 RECORD = 64 * 1024
 MAX_HELLO = 512
+_LENGTH = struct.Struct(">I")
 
 
 class SecureStream(trio.abc.Stream):
@@ -26,7 +29,8 @@ class SecureStream(trio.abc.Stream):
         self.inner = inner
         self._sealed = sealed
         self._decoder = wire.FrameDecoder(RECORD + 64)
-        self._pending = bytearray()
+        self._pending: list[bytes] = []
+        """Opened records not read yet, in order."""
         self.unsent = bytearray()
         """Sealed bytes not sent yet (a non-blocking send may take only part of them)."""
         self._feed(buffered)
@@ -34,17 +38,28 @@ class SecureStream(trio.abc.Stream):
     def _feed(self, data: bytes | bytearray) -> None:
         try:
             for record in self._decoder.feed(data):
-                self._pending += self._sealed.open(record)
+                plain = self._sealed.open(record)
+                if plain:  # an empty record is no data (and no end of stream)
+                    self._pending.append(plain)
         except HandshakeError as exc:
             raise trio.BrokenResourceError(str(exc)) from None
         if self._decoder.error is not None:
             raise trio.BrokenResourceError(f"sealed record: {self._decoder.error}")
 
     def seal(self, data: bytes | bytearray | memoryview) -> None:
-        """Seal ``data`` into :attr:`unsent` (records the caller must send in order)."""
+        """Seal ``data`` into :attr:`unsent` (records the caller must send in order):
+        one record for up to :data:`RECORD` bytes, so a write batch is one record."""
+        unsent, seal = self.unsent, self._sealed.seal
+        if not data:
+            return
+        if len(data) <= RECORD:
+            record = seal(data)
+            unsent += _LENGTH.pack(len(record))
+            unsent += record
+            return
         view = memoryview(data)
         for start in range(0, len(view), RECORD):
-            self.unsent += wire.encode_frame(self._sealed.seal(bytes(view[start : start + RECORD])))
+            unsent += wire.encode_frame(seal(view[start : start + RECORD]))
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         """Seal ``data`` and send it after whatever sealed bytes were not sent yet."""
@@ -61,9 +76,12 @@ class SecureStream(trio.abc.Stream):
                     raise trio.BrokenResourceError("connection closed inside a sealed record")
                 return b""
             self._feed(data)
-        size = len(self._pending) if max_bytes is None else max_bytes
-        chunk = bytes(self._pending[:size])
-        del self._pending[:size]
+        pending = self._pending
+        chunk = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        if max_bytes is not None and len(chunk) > max_bytes:
+            chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
+            pending.append(rest)
         return chunk
 
     async def wait_send_all_might_not_block(self) -> None:

@@ -56,7 +56,7 @@ class SealedStream:
         self._sent = 0
         self._received = 0
 
-    def seal(self, frame: bytes) -> bytes:
+    def seal(self, frame: bytes | bytearray | memoryview) -> bytes:
         nonce = self._sent.to_bytes(12, "big")
         self._sent += 1
         return self._send.encrypt(nonce, frame, self._label)
