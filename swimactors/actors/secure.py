@@ -70,12 +70,22 @@ class SecureStream(trio.abc.Stream):
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         while not self._pending:
-            data = await self.inner.receive_some()
-            if not data:
-                if self._decoder.buffered:
-                    raise trio.BrokenResourceError("connection closed inside a sealed record")
+            if not self.open(await self.inner.receive_some()):
                 return b""
+        return self.take(max_bytes)
+
+    def open(self, data: bytes | bytearray) -> bool:
+        """Open the records ``data`` (read from the inner stream) completes; False at the
+        end of the stream (``data`` empty: BrokenResourceError inside a record)."""
+        if data:
             self._feed(data)
+            return True
+        if self._decoder.buffered:
+            raise trio.BrokenResourceError("connection closed inside a sealed record")
+        return False
+
+    def take(self, max_bytes: int | None = None) -> bytes:
+        """The plaintext opened and not read yet, up to ``max_bytes`` (b"" if none)."""
         pending = self._pending
         chunk = pending[0] if len(pending) == 1 else b"".join(pending)
         pending.clear()

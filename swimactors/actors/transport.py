@@ -35,6 +35,7 @@ import socket
 import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
+from functools import partial
 from itertools import count
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
@@ -610,6 +611,7 @@ class Connection:
         finally:
             self._close()
             if self._raw is not None:
+                trio.lowlevel.notify_closing(self._raw)  # forget its epoll registration
                 self._raw.close()
                 self._raw = None
             if stream is not None:
@@ -704,18 +706,47 @@ class Connection:
         self._writer = None
         return trio.lowlevel.Abort.SUCCEEDED
 
+    def _receiver(self, stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearray]]:
+        """How the reader takes bytes (b"" at the end of the stream): on a socket, straight
+        from it, a wait until it is readable and one non-blocking ``recv`` (trio's stream
+        tries a ``recv`` first, which fails each time a reply is awaited); else (TLS, a
+        simulated network) the stream's ``receive_some``."""
+        raw, sealed = self._raw, self._sealed
+        if raw is None:
+            return partial(stream.receive_some, 65536)
+
+        async def receive() -> bytes | bytearray:
+            while True:
+                if sealed is not None and (plain := sealed.take()):
+                    return plain
+                await trio.lowlevel.wait_readable(raw)
+                try:
+                    data = raw.recv(65536, _DONTWAIT)
+                except BlockingIOError:
+                    continue
+                if sealed is None:
+                    return data
+                if not sealed.open(data):
+                    return b""
+
+        return receive
+
     async def _read(self, stream: trio.abc.Stream) -> None:
         session = self.session
         counters = self.transport.counters
         config = self.transport.config
+        receive = self._receiver(stream)
         while True:
             deadline = self._frame_started + config.frame_timeout
             if not self._greeted:
                 deadline = min(deadline, self._opened + config.handshake_timeout)
-            with trio.move_on_at(deadline):
-                chunk = await stream.receive_some(65536)
-            if deadline <= trio.current_time():
-                return self._reject("frame_timeouts", "a frame or the HELLO took too long")
+            if deadline == math.inf:  # no frame under way: nothing to time, no cancel scope
+                chunk = await receive()
+            else:
+                with trio.move_on_at(deadline):
+                    chunk = await receive()
+                if deadline <= trio.current_time():
+                    return self._reject("frame_timeouts", "a frame or the HELLO took too long")
             if not chunk:
                 self.reason = "closed by the peer"
                 return
