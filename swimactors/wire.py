@@ -707,6 +707,10 @@ class FrameDecoder:
     def feed(self, data: bytes | bytearray) -> list[bytes]:
         if self.error is not None:
             return []
+        if not self._buffer and len(data) >= 4:  # the common case: exactly one frame
+            (length,) = _LENGTH.unpack_from(data)
+            if len(data) == 4 + length and length <= self.max_frame:
+                return [bytes(data[4:])]
         self._buffer += data
         frames: list[bytes] = []
         view = self._buffer
