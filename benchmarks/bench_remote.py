@@ -4,9 +4,11 @@ The far side always runs in a second process (``python -m benchmarks.bench_remot
 ...``), so both sides have their own interpreter as on two machines.  Floors: a raw trio
 TCP echo of the very frame an ask sends (4-byte length prefix + CBOR), and the same echo
 streaming the very frame a tell sends, 64 frames per ``send_all`` (what batching a burst
-can reach) and one per ``send_all``.  Floor and swimactors runs alternate, ``PAIRS``
-times; rows give medians and the median of the per-pair ratios.  A streamed reply's items
-per second are compared with the remote tell rate of the same pair (target: half of it).
+can reach) and one per ``send_all``.  The same figures are taken with the cluster key
+(sealed connections, :mod:`swimactors.actors.secure`) against the same floors and against
+the plaintext run.  Floor and swimactors runs alternate, ``PAIRS`` times; rows give medians
+and the median of the per-pair ratios.  A streamed reply's items per second are compared
+with the remote tell rate of the same pair (target: half of it).
 """
 
 from __future__ import annotations
@@ -25,17 +27,20 @@ import trio
 import swimactors
 from swimactors import Actor, Context, wire
 from swimactors.membership import Config
+from swimactors.security import Keyring
 
 Row = dict[str, Any]
 
 CONFIG = Config.local()
+KEYED = CONFIG.replace(keyring=Keyring(b"k" * 32))
 PAIRS = 3
 FLOORS = {
     "floor p50": "raw trio echo of the same frame",
     "floor p99": "raw trio echo of the same frame",
     "batched": "raw trio stream of the same frame, 64 frames a send_all",
     "one frame": "raw trio stream of the same frame, one send_all a frame",
-    "tell": "remote tell of the same message, one sender, same pair",
+    "ask p50": "the plaintext ask, same pair",
+    "tell": "the plaintext remote tell of the same message, one sender, same pair",
 }
 
 
@@ -91,8 +96,8 @@ async def _serve_raw() -> None:
     await trio.serve_listeners(handle, listeners)
 
 
-async def _serve_system() -> None:
-    async with swimactors.open_system("far", bind="127.0.0.1:0", config=CONFIG) as system:
+async def _serve_system(config: Config) -> None:
+    async with swimactors.open_system("far", bind="127.0.0.1:0", config=config) as system:
         await system.spawn(Echo, name="echo", public=True)
         await system.spawn(Items, name="items", public=True)
         # room for every tell of a run: this measures the transport, and requests for a
@@ -161,9 +166,9 @@ async def _raw_stream_rate(port: int, frame: bytes, count: int, per_write: int) 
 
 
 @asynccontextmanager
-async def _client(port: int) -> AsyncIterator[swimactors.System]:
+async def _client(port: int, config: Config = CONFIG) -> AsyncIterator[swimactors.System]:
     async with swimactors.open_system(
-        "near", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=CONFIG
+        "near", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=config
     ) as system:
         await system.wait_for("echo", timeout=20)
         await system.wait_for("count", timeout=20)
@@ -235,26 +240,29 @@ def _frames() -> tuple[bytes, bytes]:
 
 
 async def _pair(
-    raw_port: int, system: swimactors.System, frames: tuple[bytes, bytes], sizes: tuple[int, int]
+    raw_port: int,
+    systems: tuple[swimactors.System, swimactors.System],
+    frames: tuple[bytes, bytes],
+    sizes: tuple[int, int],
 ) -> dict[str, Any]:
-    """One floor run and one swimactors run, back to back, of every figure."""
+    """One floor run, one plaintext and one keyed swimactors run, back to back."""
     (ask_frame, tell_frame), (trips, tells) = frames, sizes
     floor = await _raw_round_trips(raw_port, ask_frame, trips)
     one_frame = await _raw_stream_rate(raw_port, tell_frame, tells // 4, 1)
     batched = await _raw_stream_rate(raw_port, tell_frame, tells, 64)
-    asks = await _ask_round_trips(system, trips)
-    rate = await _tell_rate(system, tells)
-    streamed = await _stream_rate(system, tells)
-    return {
-        "stream": streamed,
+    figures = {
         "floor p50": statistics.median(floor) * 1e6,
         "floor p99": _percentile(floor, 0.99) * 1e6,
-        "ask p50": statistics.median(asks) * 1e6,
-        "ask p99": _percentile(asks, 0.99) * 1e6,
         "one frame": one_frame,
         "batched": batched,
-        "tell": rate,
     }
+    for key, system in zip(("", "keyed "), systems, strict=True):
+        asks = await _ask_round_trips(system, trips)
+        figures[f"{key}ask p50"] = statistics.median(asks) * 1e6
+        figures[f"{key}ask p99"] = _percentile(asks, 0.99) * 1e6
+        figures[f"{key}tell"] = await _tell_rate(system, tells)
+    figures["stream"] = await _stream_rate(systems[0], tells)
+    return figures
 
 
 async def _measure(quick: bool) -> list[Row]:
@@ -262,18 +270,36 @@ async def _measure(quick: bool) -> list[Row]:
     tells = 20_000 if quick else 200_000
     concurrent = 1000
     frames = _frames()
-    async with _far("raw") as raw_port, _far("system") as port, _client(port) as system:
+    async with (
+        _far("raw") as raw_port,
+        _far("system") as port,
+        _far("keyed") as keyed_port,
+        _client(port) as system,
+        _client(keyed_port, KEYED) as keyed,
+    ):
         await _raw_round_trips(raw_port, frames[0], 200)  # warm up
-        await _ask_round_trips(system, 200)  # warm up: connection, caches
-        pairs = [await _pair(raw_port, system, frames, (trips, tells)) for _ in range(PAIRS)]
+        for warm in (system, keyed):
+            await _ask_round_trips(warm, 200)  # warm up: connection, caches
+        pairs = [
+            await _pair(raw_port, (system, keyed), frames, (trips, tells)) for _ in range(PAIRS)
+        ]
         burst_rate, burst = await _concurrent_asks(system, concurrent)
+    ask, tell = "remote ask round trip, async receive", "remote tell, one sender"
     rows = [
-        _paired(pairs, "remote ask round trip, async receive", "p50", "ask p50", "floor p50"),
-        _paired(pairs, "remote ask round trip, async receive", "p99", "ask p99", "floor p99"),
-        _paired(pairs, "remote tell, one sender", "vs batched raw floor", "tell", "batched"),
-        _paired(pairs, "remote tell, one sender", "vs one frame a write", "tell", "one frame"),
+        _paired(pairs, ask, "p50", "ask p50", "floor p50"),
+        _paired(pairs, ask, "p99", "ask p99", "floor p99"),
+        _paired(pairs, tell, "vs batched raw floor", "tell", "batched"),
+        _paired(pairs, tell, "vs one frame a write", "tell", "one frame"),
+        _paired(pairs, f"{ask}, keyed", "p50", "keyed ask p50", "floor p50"),
+        _paired(pairs, f"{ask}, keyed", "p99", "keyed ask p99", "floor p99"),
+        _paired(pairs, f"{ask}, keyed", "p50 vs plaintext", "keyed ask p50", "ask p50"),
+        _paired(pairs, f"{tell}, keyed", "vs batched raw floor", "keyed tell", "batched"),
+        _paired(pairs, f"{tell}, keyed", "vs plaintext", "keyed tell", "tell"),
         _paired(pairs, "remote stream, one reader", "items vs remote tell", "stream", "tell"),
     ]
+    rows[6]["note"] += "; keyed - plaintext p50: " + ", ".join(
+        f"{p['keyed ask p50'] - p['ask p50']:+.1f} µs" for p in pairs
+    )
     rows.append(_row(f"{concurrent} concurrent asks", "throughput", burst_rate, "asks/s", None))
     rows.append(
         _row(f"{concurrent} concurrent asks", "p99", _percentile(burst, 0.99) * 1e3, "ms", None)
@@ -316,7 +342,10 @@ def run(quick: bool) -> list[Row]:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
-        trio.run(_serve_raw if sys.argv[2] == "raw" else _serve_system)
+        if sys.argv[2] == "raw":
+            trio.run(_serve_raw)
+        else:
+            trio.run(_serve_system, KEYED if sys.argv[2] == "keyed" else CONFIG)
     else:
         for result in run(quick="--quick" in sys.argv):
             print(result)
