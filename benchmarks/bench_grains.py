@@ -22,17 +22,16 @@ from __future__ import annotations
 import gc
 import math
 import statistics
-import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
 import swimactors
+from benchmarks.serving import served_port
 from swimactors import Actor, Context
 from swimactors.cluster.grains import Grain
 from swimactors.membership import Config, Status
@@ -76,19 +75,6 @@ async def _serve(role: str, seeds: list[str]) -> None:
         await trio.sleep_forever()
 
 
-@asynccontextmanager
-async def _process(*args: str) -> AsyncIterator[int]:
-    command = [sys.executable, "-m", "benchmarks.bench_grains", *args]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = await trio.to_thread.run_sync(process.stdout.readline)
-        yield int(line.split()[1])
-    finally:
-        process.kill()
-        process.wait()
-
-
 async def _latencies(ask: Any, targets: list[Any]) -> list[float]:
     samples = []
     for target in targets:
@@ -119,8 +105,8 @@ def _row(metric: str, ours: list[float], floors: list[float], note: str) -> Row:
 async def _remote(quick: bool) -> list[Row]:
     count = 200 if quick else 2000
     async with (
-        _process("serve", "far") as port,
-        _process("serve", "third", f"127.0.0.1:{port}"),
+        served_port("benchmarks.bench_grains", "serve", "far") as port,
+        served_port("benchmarks.bench_grains", "serve", "third", f"127.0.0.1:{port}"),
         swimactors.open_system(
             "near", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=CONFIG
         ) as system,

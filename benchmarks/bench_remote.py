@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import math
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -25,6 +24,7 @@ from typing import Any
 import trio
 
 import swimactors
+from benchmarks.serving import served_port
 from swimactors import Actor, Context, wire
 from swimactors.membership import Config
 from swimactors.security import Keyring
@@ -107,19 +107,6 @@ async def _serve_system(config: Config) -> None:
         _host, port = system.cluster.node.address
         print(f"port {port}", flush=True)
         await trio.sleep_forever()
-
-
-@asynccontextmanager
-async def _far(mode: str) -> AsyncIterator[int]:
-    command = [sys.executable, "-m", "benchmarks.bench_remote", "serve", mode]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        line = await trio.to_thread.run_sync(process.stdout.readline)
-        yield int(line.split()[1])
-    finally:
-        process.kill()
-        process.wait()
 
 
 # -- measurements ------------------------------------------------------------------------
@@ -271,9 +258,9 @@ async def _measure(quick: bool) -> list[Row]:
     concurrent = 1000
     frames = _frames()
     async with (
-        _far("raw") as raw_port,
-        _far("system") as port,
-        _far("keyed") as keyed_port,
+        served_port("benchmarks.bench_remote", "serve", "raw") as raw_port,
+        served_port("benchmarks.bench_remote", "serve", "system") as port,
+        served_port("benchmarks.bench_remote", "serve", "keyed") as keyed_port,
         _client(port) as system,
         _client(keyed_port, KEYED) as keyed,
     ):

@@ -13,7 +13,6 @@ floor.
 from __future__ import annotations
 
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -27,6 +26,7 @@ import trio
 import swimactors
 from benchmarks.bench_remote import CONFIG as REMOTE_CONFIG
 from benchmarks.bench_remote import Count, Echo, _ask_round_trips, _tell_rate
+from benchmarks.serving import served_port
 from swimactors.membership import Config
 from swimactors.membership.node import Node, open_node
 from swimactors.security import Keyring, PacketSealer, StreamHandshake, TlsConfig
@@ -198,23 +198,18 @@ async def _serve(mode: str, pki: str) -> None:
 @asynccontextmanager
 async def _near(mode: str, pki: str) -> AsyncIterator[swimactors.System]:
     """A system here talking to a far one in another process, both protected by ``mode``."""
-    command = [sys.executable, "-m", "benchmarks.bench_security", "serve", mode, pki]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    try:
-        assert process.stdout is not None
-        port = int((await trio.to_thread.run_sync(process.stdout.readline)).split()[1])
-        async with swimactors.open_system(
+    async with (
+        served_port("benchmarks.bench_security", "serve", mode, pki) as port,
+        swimactors.open_system(
             f"near-{mode}",
             bind="127.0.0.1:0",
             seeds=[f"127.0.0.1:{port}"],
             config=_remote_config(mode, f"near-{mode}", pki),
-        ) as system:
-            await system.wait_for("echo", timeout=20)
-            await system.wait_for("count", timeout=20)
-            yield system
-    finally:
-        process.kill()
-        process.wait()
+        ) as system,
+    ):
+        await system.wait_for("echo", timeout=20)
+        await system.wait_for("count", timeout=20)
+        yield system
 
 
 async def _remote(quick: bool) -> list[Row]:
