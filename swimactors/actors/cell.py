@@ -482,7 +482,6 @@ class ActorCell:
 
     async def _loop(self) -> None:
         queue = self.queue
-        system = self.system
         while True:
             if self._interrupt:
                 if await self._handle_interrupt():
@@ -513,12 +512,8 @@ class ActorCell:
                 budget -= 1
                 if not budget:
                     budget = BUDGET
-                    if system.flushes:
-                        system.run_flushes()
                     await trio.lowlevel.checkpoint()
             ctx.sender = None
-            if system.flushes:
-                system.run_flushes()
 
     async def _handle_interrupt(self) -> bool:
         """Act on a failure in hand, else a stop request, else the oldest signal (a death

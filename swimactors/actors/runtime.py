@@ -21,6 +21,7 @@ from typing import Any, Protocol, TypeVar
 import trio
 
 from ..membership.events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
+from . import step_end
 from .actor import Actor
 from .cell import BUDGET, ActorCell, State
 from .deadlines import AskDeadlines
@@ -140,9 +141,9 @@ class LocalSystem:
         self.remote: RemoteRefs | None = None
         """Makes refs to other nodes' actors; None when local-only (they are dead letters)."""
         self._direct_budget = BUDGET
-        self.flushes: dict[Callable[[], None], None] = {}
-        """Sends that replies to other nodes queued while an actor ran: the actor makes
-        them when its batch ends (one write for the batch, no trip to a writer task)."""
+        self.flushes = step_end.pending_flushes()
+        """Sends queued for other nodes by the running task: made when its step ends
+        (one write for what the step queued, no trip to a writer task; :mod:`.step_end`)."""
         self._uids = count(1)
         self._live = 0
         self._idle: trio.Event | None = None
@@ -327,12 +328,6 @@ class LocalSystem:
             children = cell.children
         return cell
 
-    def run_flushes(self) -> None:
-        """Make the sends queued in :attr:`flushes` (an actor's batch ended)."""
-        flushes, self.flushes = self.flushes, {}
-        for flush in flushes:
-            flush()
-
     def spend_direct_budget(self) -> bool:
         """Count one direct (same-task) ask; True when the asking task should yield now,
         so a loop of direct asks cannot starve the other tasks."""
@@ -403,7 +398,7 @@ async def run_system(
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as relay:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), step_end.installed():
                 async with trio.open_nursery() as nursery:
                     system = make(nursery)
                     nursery.start_soon(system.ask_deadlines.run)

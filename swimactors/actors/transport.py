@@ -4,9 +4,10 @@ Each connection carries 4-byte length-prefixed CBOR frames both ways; what they 
 :mod:`.protocol`'s (a sans-IO :class:`~.protocol.PeerSession` per connection), and this
 module only moves their bytes: it dials and accepts, feeds what it reads to the session
 and sends what the session queues, and puts the messages it delivers into mailboxes.
-Senders append encoded frames to the connection's buffer and one writer task sends
-whatever has accumulated in a single ``send`` (so a burst of tells shares a syscall); an
-asker, the reader, and an actor whose batch of replies ends send at once themselves.
+Senders append encoded frames to the connection's buffer, and whatever one trio task step
+queued goes out in one non-blocking ``send`` as that step ends (:mod:`.step_end`: a burst
+of tells or a batch of replies shares a syscall, and no writer task is woken); the writer
+task sends only what the socket did not take at once (and on TLS streams).
 Asks are multiplexed by correlation id; replies go back on the connection the ask came in.
 
 Flow control is credit-based: a node may have at most ``window`` requests (tells and asks)
@@ -193,6 +194,7 @@ class Host(Protocol):
     dead_letters: DeadLetters
     ask_deadlines: AskDeadlines
     flushes: dict[Callable[[], None], None]
+    """Sends to make when the running task's step ends (:mod:`.step_end`)."""
 
     def local_cell_at(self, path: str, uid: int) -> ActorCell | None: ...
 
@@ -296,7 +298,7 @@ class _RemoteSink:
         if connection.session.send_item(
             self._sid, protocol.item_frame(self._prefix, protocol.value_bytes(item))
         ):
-            connection.wake_writer()
+            connection.send_soon()
 
     def end(self, error: BaseException | None) -> None:
         connection = self._connection
@@ -304,7 +306,7 @@ class _RemoteSink:
         if error is not None and not connection.transport.config.debug:
             error = _public(error)
         connection.session.end_stream(self._sid, error)
-        connection.wake_writer()
+        connection.send_soon()
 
 
 class _RemoteLink:
@@ -318,33 +320,29 @@ class _RemoteLink:
 
     def grant(self, n: int) -> None:
         self._connection.session.grant(self._sid, n)
-        self._connection.wake_writer()
+        self._connection.send_soon()
 
     def cancel(self) -> None:
         connection = self._connection
         connection.readers.pop(self._sid, None)
         connection.session.cancel_stream(self._sid)
-        connection.wake_writer()
+        connection.send_soon()
 
 
 class _RemoteReply(Reply):
     """The reply slot of an ask that came from another node: filling it sends the answer."""
 
-    __slots__ = ("_connection", "_corr", "_flushes")
+    __slots__ = ("_connection", "_corr")
 
     def __init__(self, host: Host, recipient: object, connection: Connection, corr: int) -> None:
         super().__init__(host.stats, recipient)
         self._connection = connection
         self._corr = corr
-        self._flushes = host.flushes
 
     def set(self, result: outcome.Outcome[Any]) -> None:
         if self.result is None:
             self.result = result
-            # the writer is woken in case no actor batch ends first; an actor that
-            # answered sends the batch's replies itself when its batch ends
             self._connection.send_reply(self._corr, result)
-            self._flushes[self._connection.write_now] = None
 
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
@@ -437,6 +435,9 @@ class Connection:
         self.held: dict[Endpoint, deque[Held]] = {}
         """Per actor, deliveries waiting for room in its mailbox, in arrival order."""
         self.held_count = 0
+        self._flushes = transport.host.flushes
+        self._write_now = self.write_now
+        """Registered in :attr:`_flushes` (one bound method, so a dict key made once)."""
         self._writer: trio.lowlevel.Task | None = None
         self._busy = False
         """The writer task is inside ``send_all``."""
@@ -471,7 +472,12 @@ class Connection:
 
     # -- sending ---------------------------------------------------------------------------
 
-    def wake_writer(self) -> None:
+    def send_soon(self) -> None:
+        """Send what is queued when the running task's step ends (:mod:`.step_end`):
+        all that one step queues goes in one write, without a trip to the writer task."""
+        self._flushes[self._write_now] = None
+
+    def _wake_writer(self) -> None:
         queued = len(self.session.outgoing)
         if self._sealed is not None:
             queued += len(self._sealed.unsent)
@@ -488,7 +494,7 @@ class Connection:
         """Send what is queued with one non-blocking ``send`` from this task, sparing a
         switch to the writer task; whatever the socket does not take is the writer's."""
         if not self._send_now():
-            self.wake_writer()
+            self._wake_writer()
 
     def _send_now(self) -> bool:
         """One non-blocking ``send`` of what is queued (sealed first on a keyed
@@ -514,14 +520,13 @@ class Connection:
                 counters["bytes_sent"] += sent
         return not out
 
-    def try_request(self, frame: bytes, wake: bool = True) -> bool:
-        """Queue a request if there is credit for it (``wake``: the writer, else the
-        caller will :meth:`write_now`); :class:`NodeDown` once the connection is closed."""
+    def try_request(self, frame: bytes) -> bool:
+        """Queue a request if there is credit for it, to go when this task step ends;
+        :class:`NodeDown` once the connection is closed."""
         if self.session.closed:
             raise NodeDown(f"connection to {self.node} closed: {self.reason}")
         if self.session.try_request(frame):
-            if wake:
-                self.wake_writer()
+            self._flushes[self._write_now] = None
             return True
         return False
 
@@ -530,7 +535,7 @@ class Connection:
         while not self.try_request(frame):
             await self._credit_event.wait()
 
-    def send_reply(self, corr: int, result: outcome.Outcome[Any], wake: bool = True) -> None:
+    def send_reply(self, corr: int, result: outcome.Outcome[Any]) -> None:
         if self._spans:
             span = self._spans.pop(corr, None)
             if span is not None:
@@ -541,12 +546,11 @@ class Connection:
             assert isinstance(result, outcome.Error)
             error = result.error
             self.session.fail(corr, error if self.transport.config.debug else _public(error))
-        if wake:
-            self.wake_writer()
+        self._flushes[self._write_now] = None
 
     def send_control(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
         self.session.send(frame)
-        self.wake_writer()
+        self.send_soon()
 
     # -- streams ---------------------------------------------------------------------------
 
@@ -763,7 +767,7 @@ class Connection:
             except ProtocolViolation as exc:
                 return self._reject(exc.counter, str(exc))
             session.return_credit()
-            self.write_now()  # replies and the credit they carry, at once
+            self.send_soon()  # replies and the credit they carry, as this step ends
 
     def _reject(self, counter: str, detail: str) -> None:
         self.transport.counters[counter] += 1
@@ -952,9 +956,9 @@ class Connection:
             self.held_count += 1
 
     def _answer(self, corr: int | None, reply: Reply | None, result: outcome.Outcome[Any]) -> None:
-        """Answer an ASK (``corr``; its writer is woken after the read) or a STREAM."""
+        """Answer an ASK (``corr``) or a STREAM."""
         if corr is not None:
-            self.send_reply(corr, result, wake=False)
+            self.send_reply(corr, result)
         elif reply is not None:
             reply.set(result)
 
@@ -968,7 +972,7 @@ class Connection:
                 self.held_count -= 1
                 self.session.delivered()
                 self.session.return_credit()
-                self.wake_writer()
+                self.send_soon()
         finally:
             del self.held[cell]
 
@@ -1208,9 +1212,7 @@ class ActorTransport:
         reply = Reply(self.host.stats, target.ref)
         connection.session.expect(corr, reply)
         try:
-            if connection.try_request(frame, wake=False):
-                connection.write_now()
-            else:
+            if not connection.try_request(frame):
                 with trio.move_on_at(deadline) as scope:
                     await connection.request(frame)
                 if scope.cancelled_caught:
@@ -1277,10 +1279,7 @@ class ActorTransport:
 
         reply = Reply(self.host.stats, target.ref, finish)
         session.expect(corr, reply)
-        connection.try_request(
-            protocol.ask_frame(corr, target.address(sender), value, trace), wake=False
-        )
-        connection.write_now()
+        connection.try_request(protocol.ask_frame(corr, target.address(sender), value, trace))
         if timeout is not None:
             self.host.ask_deadlines.add(started + timeout, reply)
         return reply

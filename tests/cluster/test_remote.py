@@ -288,3 +288,73 @@ async def test_a_remote_ask_is_one_write_each_way() -> None:
                 assert await ref.ask(n) == n
             writes = [c["writes"] - w for c, w in zip(counters, before, strict=True)]
     assert all(asks <= w <= asks * 1.05 for w in writes), writes
+
+
+class _WriterSteps(trio.abc.Instrument):
+    """Counts the steps of the connections' writer tasks."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("Connection._write"):
+            self.steps += 1
+
+
+async def test_replies_go_out_as_the_actor_step_ends_without_the_writer_task() -> None:
+    """An async actor's reply is written by its own task as its step ends: no writer
+    task wakes for it (one task step fewer per ask on the asked node)."""
+    asks = 100
+    writer = _WriterSteps()
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(AsyncEcho, name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            await ref.ask(0)  # the connection is up
+            trio.lowlevel.add_instrument(writer)
+            for n in range(asks):
+                assert await ref.ask(n) == n
+            trio.lowlevel.remove_instrument(writer)
+    assert writer.steps == 0
+
+
+class Gated(Actor):
+    """Answers "fast" at once; "hold" and "block" wait for their gate first."""
+
+    def __init__(self, gates: dict[str, trio.Event], holding: trio.Event) -> None:
+        self.gates = gates
+        self.holding = holding
+
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        if msg == "hold":
+            self.holding.set()
+        if msg != "fast":
+            assert isinstance(msg, str)
+            await self.gates[msg].wait()
+        return msg
+
+
+async def test_a_reply_goes_out_while_its_actor_awaits_the_next_message() -> None:
+    """A reply set in the middle of an actor's batch is sent when the actor suspends on
+    the next message, not when the batch ends (here the batch ends only after it)."""
+    gates, holding = {"hold": trio.Event(), "block": trio.Event()}, trio.Event()
+    answered: dict[str, object] = {}
+
+    async def ask(ref: ActorRef, msg: str) -> None:
+        answered[msg] = await ref.ask(msg, timeout=None)
+
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b), trio.open_nursery() as nursery:
+            gated = await b.spawn(lambda: Gated(gates, holding), name="gated", public=True)
+            cell = b.local_cell(gated)
+            assert cell is not None
+            ref = await a.wait_for("gated", timeout=10)
+            nursery.start_soon(ask, ref, "hold")
+            await holding.wait()  # the actor awaits the "hold" gate
+            for queued, msg in enumerate(("fast", "block"), 1):
+                nursery.start_soon(ask, ref, msg)
+                await until(lambda n=queued: len(cell.queue) == n)  # type: ignore[misc]
+            gates["hold"].set()  # one batch: "hold" ends, "fast" answers, "block" waits
+            await until(lambda: "fast" in answered, timeout=5)
+            assert answered == {"hold": "hold", "fast": "fast"}
+            gates["block"].set()

@@ -1,0 +1,80 @@
+"""Sends made when the running trio task's step ends, by a trio instrument.
+
+A connection with bytes to send registers its flush here instead of waking its writer
+task: everything one step queued for a peer (a batch of replies, a burst of tells) goes
+out in one non-blocking write as that step ends, with no trip through the scheduler, and
+a task that suspends (an ``async def receive`` awaiting) never sits on what it queued.
+One instrument serves every system in a trio run while any of them is open.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import trio
+
+__all__ = ["StepEnd", "installed", "pending_flushes"]
+
+log = logging.getLogger("swimactors.actors.step_end")
+
+Flushes = dict[Callable[[], None], None]
+
+
+class StepEnd(trio.abc.Instrument):
+    """Runs the flushes queued during a task step once that step ends."""
+
+    def __init__(self) -> None:
+        self.pending: Flushes = {}
+        """The flushes to run, each once (a dict: no duplicates)."""
+        self.holders = 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if self.pending:
+            _run(self.pending)
+
+
+def _run(flushes: Flushes) -> None:
+    """Run and remove every queued flush (one that queues another runs it too)."""
+    while flushes:
+        flush, _ = flushes.popitem()
+        try:
+            flush()
+        except Exception:  # a bug must cost one send, never the instrument running it
+            log.exception("a send at the end of a task step failed")
+
+
+_STEP_END: trio.lowlevel.RunVar[StepEnd] = trio.lowlevel.RunVar("swimactors_step_end")
+
+
+def _current() -> StepEnd:
+    try:
+        return _STEP_END.get()
+    except LookupError:
+        step_end = StepEnd()
+        _STEP_END.set(step_end)
+        return step_end
+
+
+def pending_flushes() -> Flushes:
+    """This trio run's queue of flushes (run at each step's end while :func:`installed`)."""
+    return _current().pending
+
+
+@contextmanager
+def installed() -> Iterator[None]:
+    """Run the queued flushes at the end of every task step for the life of the block
+    (blocks nest: the instrument stays while any is open, and runs what is left when the
+    last one closes)."""
+    step_end = _current()
+    if not step_end.holders:
+        trio.lowlevel.add_instrument(step_end)
+    step_end.holders += 1
+    try:
+        yield
+    finally:
+        step_end.holders -= 1
+        if not step_end.holders:
+            trio.lowlevel.remove_instrument(step_end)
+            _run(step_end.pending)
