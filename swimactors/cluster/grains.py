@@ -80,6 +80,9 @@ MAX_CACHED_ROUTES = 65536
 _REACHABLE = (Status.UP, Status.SUSPECT)
 PROBE_TIMEOUT = 2.0
 """Seconds a new activation waits for each other member's answer to its probe."""
+RECORD_DELAY = 0.005
+"""Seconds between an activation taking its grain and its registry record, so activations
+starting close together are recorded in one delta (one broadcast)."""
 
 
 class NoGrainHost(ActorError):
@@ -220,7 +223,7 @@ class Activation:
         self.forward_to: ActorRef | None = None
         self.record: Registration | None = None
         self.recorded = False
-        """Whether it has been recorded in the registry (after its first message)."""
+        """Whether it has been recorded in the registry (soon after it took the grain)."""
         self.save_on_stop = True
         self.sender: ActorRef | None = None
         """Who sent the message being handled, when it came from an actor."""
@@ -367,6 +370,7 @@ class Activation:
     async def _run(self) -> None:
         """Start if new, run the queue, stop if asked; the task ends when it is idle."""
         current_sender.set(self.ref)
+        system = self.grains.system
         try:
             if self.phase is Phase.PROBING:
                 await self.grains.start(self)
@@ -377,10 +381,8 @@ class Activation:
                     self._room.set()
                     self._room = None
                 await self._handle(*envelope)
-                if not self.recorded and self.phase is Phase.ACTIVE:
-                    await trio.lowlevel.checkpoint()  # the first reply leaves first
-                    if self.phase is Phase.ACTIVE:
-                        self.grains.record(self)
+                if not queue and system.flushes:
+                    system.run_flushes()  # replies to other nodes leave now
             if self.phase is Phase.STOPPING:
                 await self.grains.stopped(self)
             elif self.phase is Phase.FORWARDING:
@@ -518,6 +520,8 @@ class Grains:
         self._stopping: dict[tuple[str, str], trio.Event] = {}
         self._uids = count(1)
         self._sweeping = False
+        self._unrecorded: list[Activation] = []
+        """Activations to record in the registry at the end of :data:`RECORD_DELAY`."""
         self.clock = 0
         """A Lamport clock: ticks at each activation, follows every probe seen."""
         self.activations = 0
@@ -710,6 +714,7 @@ class Grains:
             return
         if activation.phase is Phase.LOADING:
             activation.phase = Phase.ACTIVE
+            self.record_soon(activation)
 
     async def confirm(self, activation: Activation) -> ActorRef | None:
         """Probe every other member that is UP or SUSPECT (but the one whose message made
@@ -753,7 +758,9 @@ class Grains:
                     if best is None or rank < best[0]:
                         best = (rank, claim.ref)
 
-        if others:
+        if len(others) == 1:
+            await ask(others[0])  # no task for a lone probe
+        elif others:
             async with trio.open_nursery() as nursery:
                 for node in others:
                     nursery.start_soon(ask, node)
@@ -786,15 +793,39 @@ class Grains:
 
     # -- the registry record ---------------------------------------------------------------
 
-    def record(self, activation: Activation) -> None:
-        """Record a confirmed activation in the registry."""
+    def record_soon(self, activation: Activation) -> None:
+        """Record a confirmed activation in the registry :data:`RECORD_DELAY` seconds from
+        now, with every other confirmed meanwhile: off the first message's path, one delta
+        and one broadcast for a batch."""
+        if self.system.cluster is None:
+            activation.recorded = True
+            return
+        self._unrecorded.append(activation)
+        if len(self._unrecorded) == 1:
+            self.system.nursery.start_soon(self._record_batch)
+
+    async def _record_batch(self) -> None:
+        await trio.sleep(RECORD_DELAY)
+        batch, self._unrecorded = self._unrecorded, []
+        self.record(batch)
+
+    def record(self, activations: list[Activation]) -> None:
+        """Record those of ``activations`` still active here in the registry (one delta)."""
         cluster = self.system.cluster
-        key = (activation.kind.name, activation.grain.identity)
-        activation.recorded = True
-        if cluster is not None and self.local.get(key) is activation:
-            names, path = cluster.names, self.path(*key)
-            names.delegate.publish(names.registry.register(path, actor_id(activation.ref)))
-            activation.record = names.registry.lookup(path)  # None while counted DOWN
+        assert cluster is not None
+        live = [
+            a
+            for a in activations
+            if a.phase is Phase.ACTIVE and self.local.get((a.kind.name, a.grain.identity)) is a
+        ]
+        if not live:
+            return
+        names = cluster.names
+        claims = [(a.ref.path, actor_id(a.ref), b"") for a in live]
+        names.delegate.publish(names.registry.register_all(claims))
+        for activation in live:
+            activation.recorded = True
+            activation.record = names.registry.lookup(activation.ref.path)  # None if DOWN
 
     def recorded_here(self, activation: Activation) -> bool:
         """Whether the registry still records ``activation`` as the grain's (always, with

@@ -20,7 +20,7 @@ its name (so the delegate calls it after a full-state merge).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from ..errors import SwimactorsError
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
@@ -81,16 +81,26 @@ class Registry:
         While this node stands declared dead (its floor reached the epoch) the name is only
         held, and published by :meth:`set_incarnation` once membership has refuted.
         """
-        _check_text(name, "name", MAX_NAME_BYTES)
-        _check_text(actor_id, "actor id", MAX_ACTOR_ID_BYTES)
-        if not isinstance(meta, bytes) or len(meta) > MAX_META_BYTES:
-            raise RegistryError(f"meta must be bytes of at most {MAX_META_BYTES} bytes")
-        mine = self._own(name)
-        clock = mine[0].clock if mine else self._clock + 1
-        delta = self._delta(replaced=mine)
+        return self.register_all([(name, actor_id, meta)])
+
+    def register_all(self, claims: Iterable[tuple[str, str, bytes]]) -> State:
+        """:meth:`register` each ``(name, actor_id, meta)``, in one delta: one merge here and
+        one broadcast for a batch (a later claim on a name replaces an earlier one)."""
+        wanted: dict[str, tuple[str, bytes]] = {}
+        for name, actor_id, meta in claims:
+            _check_text(name, "name", MAX_NAME_BYTES)
+            _check_text(actor_id, "actor id", MAX_ACTOR_ID_BYTES)
+            if not isinstance(meta, bytes) or len(meta) > MAX_META_BYTES:
+                raise RegistryError(f"meta must be bytes of at most {MAX_META_BYTES} bytes")
+            wanted[name] = (actor_id, meta)
+        owned = {name: self._own(name) for name in wanted}
+        delta = self._delta(replaced=[r for mine in owned.values() for r in mine])
         if not self._state.is_floored(self.node, self.incarnation):
-            delta.add(self._new_registration(name, actor_id, meta, clock))
-        self._held[name] = (actor_id, meta)
+            for offset, (name, (actor_id, meta)) in enumerate(wanted.items()):
+                mine = owned[name]
+                clock = mine[0].clock if mine else self._clock + 1
+                delta.add(self._new_registration(name, actor_id, meta, clock, offset))
+        self._held.update(wanted)
         self._apply(delta)
         return delta
 

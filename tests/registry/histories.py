@@ -19,7 +19,9 @@ Op = tuple[str, int, int, int]
 """(kind, replica index, argument, argument)."""
 
 _op = st.tuples(
-    st.sampled_from(["register", "unregister", "down", "sync", "deliver", "restart", "refute"]),
+    st.sampled_from(
+        ["register", "register_all", "unregister", "down", "sync", "deliver", "restart", "refute"]
+    ),
     st.integers(0, 2),
     st.integers(0, 1000),
     st.integers(0, 6),
@@ -46,6 +48,11 @@ def run(ops: list[Op]) -> History:
         if kind == "register":
             deltas.append(replica.register(NAMES[a % 4], f"{replica.node}:{b % 2}"))
             held[i].add(NAMES[a % 4])
+        elif kind == "register_all":  # two or three names in one delta
+            names = [NAMES[(a + k) % 4] for k in range(2 + b % 2)]
+            claims = [(name, f"{replica.node}:{k % 2}", b"") for k, name in enumerate(names)]
+            deltas.append(replica.register_all(claims))
+            held[i].update(names)
         elif kind == "unregister":
             deltas.append(replica.unregister(NAMES[a % 4]))
             held[i].discard(NAMES[a % 4])

@@ -182,6 +182,37 @@ def test_the_change_stream_is_bounded() -> None:
     assert a.changes_dropped == 2
 
 
+def test_register_all_claims_like_one_register_each_in_one_delta() -> None:
+    taken = Registry("b", 1).register("taken", "on-b")
+    batch, single = Registry("a", 1), Registry("a", 1)
+    for registry in (batch, single):
+        registry.merge(taken)
+        registry.register("mine", "old")
+        registry.take_changes()
+    claims = [("new", "n1", b""), ("mine", "m2", b"meta"), ("taken", "on-a", b"")]
+    delta = batch.register_all(claims)
+    for claim in claims:
+        single.register(*claim)
+    names = ["new", "mine", "taken"]
+    assert (
+        [(batch.lookup(n).node, batch.lookup(n).actor_id) for n in names]
+        == [  # type: ignore[union-attr]
+            (single.lookup(n).node, single.lookup(n).actor_id)  # type: ignore[union-attr]
+            for n in names
+        ]
+        == [("a", "n1"), ("a", "m2"), ("b", "on-b")]
+    )
+    assert [type(c) for c in batch.take_changes()] == [NameChanged, NameAdded, NameLost]
+    assert len(delta.entries) == 3
+    other = Registry("c", 1)
+    other.merge(delta)
+    assert {n: other.lookup(n).actor_id for n in names} == {  # type: ignore[union-attr]
+        "new": "n1",
+        "mine": "m2",
+        "taken": "on-a",
+    }
+
+
 @pytest.mark.parametrize(
     "call",
     [
@@ -191,6 +222,7 @@ def test_the_change_stream_is_bounded() -> None:
         lambda r: r.register("x", 7),
         lambda r: r.register("x", "a", "not bytes"),
         lambda r: r.register("x", "a", b"m" * 5000),
+        lambda r: r.register_all([("x", "a", b""), ("", "b", b"")]),
         lambda r: r.node_down("b", -1),
         lambda r: r.node_down("b", True),
         lambda r: r.set_incarnation(2**63),
