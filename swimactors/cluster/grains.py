@@ -370,7 +370,6 @@ class Activation:
     async def _run(self) -> None:
         """Start if new, run the queue, stop if asked; the task ends when it is idle."""
         current_sender.set(self.ref)
-        system = self.grains.system
         try:
             if self.phase is Phase.PROBING:
                 await self.grains.start(self)
@@ -381,8 +380,6 @@ class Activation:
                     self._room.set()
                     self._room = None
                 await self._handle(*envelope)
-                if not queue and system.flushes:
-                    system.run_flushes()  # replies to other nodes leave now
             if self.phase is Phase.STOPPING:
                 await self.grains.stopped(self)
             elif self.phase is Phase.FORWARDING:
