@@ -34,19 +34,20 @@ from .errors import ActorFailed, ActorStopped, MailboxFull, describe
 from .events import ActorExited, ActorRestarted, ActorStarted
 from .mailbox import Mailbox, Queue, evict
 from .message import Terminated
-from .ref import READY, ActorRef, Watcher, current_sender
+from .ref import READY, ActorRef, Watcher, current_sender, sender_now
 from .reply import Notify, Reply
 from .streams import Producer, ReplyStream, StreamFeed, open_local
 
 if TYPE_CHECKING:
     from .runtime import LocalSystem
 
-__all__ = ["BUDGET", "ActorCell", "Parent", "State"]
+__all__ = ["BUDGET", "ActorCell", "CellRef", "Parent", "State"]
 
 log = logging.getLogger("swimactors.actors")
 
 BUDGET = 256
 """Messages an actor handles in a row (and direct asks a task makes) before yielding."""
+_BATCH = range(BUDGET)
 
 Envelope = tuple[Any, ActorRef | None, Reply | None]
 Handler = Callable[[Any, Context], Any]
@@ -96,6 +97,24 @@ class _Waiter:
     def __init__(self, task: trio.lowlevel.Task, envelope: Envelope) -> None:
         self.task = task
         self.envelope = envelope
+
+
+class CellRef(ActorRef):
+    """The ref of a plain local actor: a tell that finds room queues into the actor's
+    mailbox from here, one Python call in all; anything else goes to :meth:`ActorCell.tell`."""
+
+    __slots__ = ()
+
+    def tell(self, msg: Any) -> Awaitable[None]:
+        """Deliver ``msg``; waits only while the mailbox is full (see :meth:`ActorRef.tell`)."""
+        cell: ActorCell = self._target  # type: ignore[assignment]
+        queue = cell.queue
+        if len(queue) < cell.capacity and not cell._waiters and cell.state is _RUNNING:
+            queue.append((msg, sender_now(), None))
+            if cell._parked:
+                cell._wake()
+            return READY
+        return cell.tell(msg, sender_now())
 
 
 class ActorCell:
@@ -149,7 +168,9 @@ class ActorCell:
         self.system = system
         self.parent = parent
         self.name = name
-        self.ref = ActorRef(system.name, path, uid, self)
+        # A cell that routes its tells (a pool) must see them all: a plain ActorRef.
+        ref_type = CellRef if type(self).tell is ActorCell.tell else ActorRef
+        self.ref = ref_type(system.name, path, uid, self)
         self.instance = instance
         self._factory = factory
         self._sync = _is_sync(instance)
@@ -185,13 +206,18 @@ class ActorCell:
 
     def _offer(self, envelope: Envelope) -> bool:
         """Queue ``envelope`` if there is room and nobody is waiting for it, wake the actor;
-        a full mailbox applies its overflow policy: False when the sender must wait
-        (backpressure) or be refused (fail), True when a message was dropped instead."""
+        False when the mailbox is full (see :meth:`_overflow`)."""
         if len(self.queue) < self.capacity and not self._waiters:
             self.queue.append(envelope)
             if self._parked:
                 self._wake()
             return True
+        return False
+
+    def _overflow(self, envelope: Envelope) -> bool:
+        """Apply a drop policy to a full mailbox: True when a message was dropped (this one
+        or the oldest, which makes room for this one), False when the sender must wait
+        (backpressure) or be refused (fail)."""
         overflow = self.mailbox.overflow
         if overflow == "drop-newest":
             self._drop(envelope)
@@ -213,30 +239,30 @@ class ActorCell:
     def _full(self) -> MailboxFull:
         return MailboxFull(f"mailbox of {self.ref} is full ({self.capacity} messages)")
 
-    def _refuse_or_wait(self, envelope: Envelope) -> Awaitable[None]:
-        """What a sender does after ``_offer`` said no: wait for room, or fail."""
-        if self.mailbox.overflow == "fail":
+    def _when_full(self, envelope: Envelope) -> Awaitable[None]:
+        """What a sender does when the mailbox is full: wait for room, fail, or drop (and
+        yield once, so a loop telling a full mailbox still lets the actor run)."""
+        overflow = self.mailbox.overflow
+        if overflow == "backpressure":
+            return self._wait_for_room(envelope)
+        if overflow == "fail":
             self.system.stats.mailbox_drops += 1
             raise self._full()
-        return self._wait_for_room(envelope)
+        self._overflow(envelope)
+        return trio.lowlevel.checkpoint()
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
-        queue = self.queue
-        if len(queue) < self.capacity and not self._waiters and self.state is _RUNNING:
-            queue.append((msg, sender, None))  # the common case of _offer, inlined
-            if self._parked:
-                self._wake()
-            return READY
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
             return trio.lowlevel.checkpoint()  # a loop telling the dead still yields
         envelope = (msg, sender, None)
-        return READY if self._offer(envelope) else self._refuse_or_wait(envelope)
+        return READY if self._offer(envelope) else self._when_full(envelope)
 
     def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
+        envelope = (msg, sender, None)
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
-        elif not self._offer((msg, sender, None)):
+        elif not (self._offer(envelope) or self._overflow(envelope)):
             if self.mailbox.overflow == "fail":
                 self.system.stats.mailbox_drops += 1
             raise self._full()
@@ -245,9 +271,10 @@ class ActorCell:
         if self.state is not State.RUNNING:
             self.system.dead_letters.publish(self.ref, msg, sender)
             raise ActorStopped(f"{self.ref} is stopped")
-        if self._sync and self._parked and not self.queue:
-            return await self._ask_directly(msg, sender)
-        if trio.lowlevel.current_task() is self._task:
+        if self._parked:  # then this is not the actor's own task
+            if self._sync and not self.queue:
+                return await self._ask_directly(msg, sender)
+        elif trio.lowlevel.current_task() is self._task:
             raise RuntimeError(f"{self.ref} asked itself: it cannot reply while it waits")
         deadline = None if timeout is None else trio.current_time() + timeout
         reply = Reply(self.system.stats, self.ref)
@@ -255,13 +282,13 @@ class ActorCell:
         if self._offer(envelope):
             pass
         elif deadline is None:
-            await self._refuse_or_wait(envelope)
+            await self._when_full(envelope)
         else:
             with trio.move_on_at(deadline) as scope:
-                await self._refuse_or_wait(envelope)
+                await self._when_full(envelope)
             if scope.cancelled_caught:
                 raise MailboxFull(f"no room in the mailbox of {self.ref} within {timeout} s")
-        if deadline is not None and reply.pending:
+        if deadline is not None and reply.result is None:  # (not yet answered or dropped)
             self.system.ask_deadlines.add(deadline, reply)
         return await reply.wait()
 
@@ -294,7 +321,7 @@ class ActorCell:
                 reply.set(outcome.Error(ActorStopped(f"{self.ref} is stopped")))
             return True
         envelope = (msg, sender, reply)
-        if self._offer(envelope):
+        if self._offer(envelope) or self._overflow(envelope):
             return True
         if self.mailbox.overflow == "fail":
             self._drop(envelope)
@@ -482,6 +509,8 @@ class ActorCell:
 
     async def _loop(self) -> None:
         queue = self.queue
+        popleft = queue.popleft
+        ctx = self.ctx
         while True:
             if self._interrupt:
                 if await self._handle_interrupt():
@@ -493,13 +522,10 @@ class ActorCell:
                 continue
             receive = self._receive
             sync = self._sync
-            ctx = self.ctx
-            budget = BUDGET
-            while queue and not self._interrupt:
-                msg, sender, reply = queue.popleft()
+            for _ in _BATCH:
+                msg, ctx.sender, reply = popleft()
                 if self._waiters:
                     self._admit_waiter(self._waiters)
-                ctx.sender = sender
                 try:
                     result = receive(msg, ctx) if sync else await receive(msg, ctx)
                 except Exception as exc:
@@ -509,10 +535,10 @@ class ActorCell:
                     break
                 if reply is not None:
                     reply.set(outcome.Value(result))
-                budget -= 1
-                if not budget:
-                    budget = BUDGET
-                    await trio.lowlevel.checkpoint()
+                if not queue or self._interrupt:
+                    break
+            else:  # a whole batch in a row: let the other tasks run
+                await trio.lowlevel.checkpoint()
             ctx.sender = None
 
     async def _handle_interrupt(self) -> bool:

@@ -30,16 +30,18 @@ class AskDeadlines:
         self._seq = count()
         self._sweep_at = _MIN_SWEEP
         self._scope = trio.CancelScope()
+        self._wake_at = math.inf
+        """The scope's deadline, kept here: reading ``CancelScope.deadline`` costs a call."""
 
     def add(self, deadline: float, reply: Reply) -> None:
         heap = self._heap
         if len(heap) >= self._sweep_at:
-            heap[:] = [entry for entry in heap if entry[2].pending]
+            heap[:] = [entry for entry in heap if entry[2].result is None]
             heapq.heapify(heap)
             self._sweep_at = max(_MIN_SWEEP, 2 * len(heap))
         heapq.heappush(heap, (deadline, next(self._seq), reply))
-        if deadline < self._scope.deadline:
-            self._scope.deadline = deadline
+        if deadline < self._wake_at:
+            self._scope.deadline = self._wake_at = deadline
 
     def __len__(self) -> int:
         return len(self._heap)
@@ -48,7 +50,8 @@ class AskDeadlines:
         """Expire due asks forever (until the system's nursery is cancelled)."""
         heap = self._heap
         while True:
-            self._scope = trio.CancelScope(deadline=heap[0][0] if heap else math.inf)
+            self._wake_at = heap[0][0] if heap else math.inf
+            self._scope = trio.CancelScope(deadline=self._wake_at)
             with self._scope:
                 await trio.sleep_forever()
             now = trio.current_time()

@@ -3,7 +3,7 @@ fills it once."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import outcome
@@ -65,14 +65,19 @@ class Reply:
             elif self.notify is not None:
                 self.notify(outcome.Error(error))
 
-    async def wait(self) -> Any:
-        """The receive's return value, or its error; parks until ``set`` unless already set."""
+    def wait(self) -> Awaitable[Any]:
+        """The receive's return value, or its error; parks until ``set`` unless already set.
+        A plain function handing back trio's own wait: no coroutine of ours per ask."""
         if self.result is None:
             self.task = trio.lowlevel.current_task()
-            return await trio.lowlevel.wait_task_rescheduled(self._abort)
-        return self.result.unwrap()
+            return trio.lowlevel.wait_task_rescheduled(self._abort)
+        return _unwrap(self.result)
 
     def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self.task = None
         self.abandoned = True
         return trio.lowlevel.Abort.SUCCEEDED
+
+
+async def _unwrap(result: outcome.Outcome[Any]) -> Any:
+    return result.unwrap()

@@ -176,7 +176,7 @@ class PoolCell(ActorCell):
             turned = routees[turn]
             if turned.state is State.RUNNING:  # else the routees changed: refresh below
                 envelope = (msg, sender, None)
-                return READY if turned._offer(envelope) else turned._refuse_or_wait(envelope)
+                return READY if turned._offer(envelope) else turned._when_full(envelope)
             self._routees = []
         if self.broadcast:
             return self._tell_all(msg, sender)

@@ -150,7 +150,7 @@ class GroupRouterCell(ActorCell):
             target = targets[turn]
             if isinstance(target, ActorCell) and target.state is State.RUNNING:
                 envelope = (msg, sender, None)  # a local member: straight into its mailbox
-                return READY if target._offer(envelope) else target._refuse_or_wait(envelope)
+                return READY if target._offer(envelope) else target._when_full(envelope)
             return target.tell(msg, sender)
         if self.broadcast:
             return self._tell_all(msg, sender, self.members())

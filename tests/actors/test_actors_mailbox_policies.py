@@ -165,6 +165,28 @@ async def test_drop_oldest_keeps_the_newest_and_fails_the_evicted_ask(
         assert gate.got == [3, 4, 5]
 
 
+@pytest.mark.parametrize("overflow", ["drop-newest", "drop-oldest"])
+async def test_a_loop_telling_a_full_dropping_mailbox_lets_the_actor_run(overflow: Any) -> None:
+    """A tell that drops yields once: the actor keeps taking messages while the loop runs
+    (a tell that never yielded would leave it the first two and drop all the rest)."""
+
+    class Counter(Actor):
+        def __init__(self) -> None:
+            self.got: list[int] = []
+
+        async def receive(self, msg: Any, ctx: Context) -> None:
+            self.got.append(msg.n)
+
+    async with swimactors.open_system() as system:
+        counter = Counter()
+        ref = await system.spawn(counter, mailbox_size=Mailbox(2, overflow))
+        for n in range(200):
+            await ref.tell(Item(n))
+        assert len(counter.got) > 50
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(counter.got) + system.stats.mailbox_drops == 200
+
+
 async def test_fail_raises_at_once(autojump_clock: trio.testing.MockClock) -> None:
     async with swimactors.open_system() as system:
         gate, ref = await held_gate(system, mailbox_size=Mailbox(1, "fail"))
