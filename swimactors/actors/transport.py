@@ -7,7 +7,7 @@ and sends what the session queues, and puts the messages it delivers into mailbo
 Senders append encoded frames to the connection's buffer, and whatever one trio task step
 queued goes out in one non-blocking ``send`` as that step ends (:mod:`.step_end`: a burst
 of tells or a batch of replies shares a syscall, and no writer task is woken); the writer
-task sends only what the socket did not take at once (and on TLS streams).
+task sends only what the socket did not take at once (or all on a simulated network).
 Asks are multiplexed by correlation id; replies go back on the connection the ask came in.
 
 Flow control is credit-based: a node may have at most ``window`` requests (tells and asks)
@@ -20,7 +20,7 @@ asks waiting on that connection fail with :class:`NodeDown` at once.
 A frame that does not parse, or announces more than ``max_frame`` bytes, is counted and its
 connection dropped; other connections are untouched.
 
-Under mutual TLS (:attr:`ActorTransport.tls`) a connection is a TLS stream instead of the
+Under mutual TLS (:attr:`ActorTransport.tls`) a connection carries TLS records instead of the
 key handshake's sealed one: a dialled peer's certificate must name the node dialled, an
 inbound peer's HELLO must name a node its certificate names.
 """
@@ -48,6 +48,7 @@ from .. import wire
 from ..membership.once import OncePerPeer
 from ..membership.types import format_address
 from ..security import HandshakeError, Keyring, TlsConfig
+from ..security.records import SecureStream
 from ..security.tls_stream import open_tls
 from . import protocol, tracing
 from .cell import ActorCell
@@ -63,7 +64,7 @@ from .message import encode_ref, ref_resolver
 from .protocol import PeerSession, ProtocolViolation
 from .ref import READY, ActorRef, Watcher
 from .reply import Notify, Reply
-from .secure import SecureStream, secure
+from .secure import secure
 from .streams import Producer, ReplyStream, as_source
 
 if TYPE_CHECKING:
@@ -430,7 +431,7 @@ class Connection:
         )
         self.stream: trio.abc.Stream | None = None
         self._sealed: SecureStream | None = None
-        """The stream again when it is sealed (checked on every send)."""
+        """The stream again when it is sealed, by the key or TLS (checked on every send)."""
         self.reason = ""
         self.held: dict[Endpoint, deque[Held]] = {}
         """Per actor, deliveries waiting for room in its mailbox, in arrival order."""
@@ -590,10 +591,12 @@ class Connection:
                 self._opened = trio.current_time()
                 if isinstance(stream, trio.SocketStream):
                     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    if _DONTWAIT and transport.tls is None:  # TLS bytes only through TLS
+                    if _DONTWAIT:
                         self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
                 if transport.tls is not None:
-                    stream = self.stream = await self._start_tls(stream, transport.tls)
+                    stream = self.stream = self._sealed = await self._start_tls(
+                        stream, transport.tls
+                    )
                 elif transport.keyring is not None:
                     stream = self.stream = self._sealed = await self._secure(
                         stream, transport.keyring
@@ -644,7 +647,7 @@ class Connection:
             return secured
         self._refuse("handshake_timeouts", "the handshake timed out")
 
-    async def _start_tls(self, stream: trio.abc.Stream, tls: TlsConfig) -> trio.abc.Stream:
+    async def _start_tls(self, stream: trio.abc.Stream, tls: TlsConfig) -> SecureStream:
         """Mutual TLS: both ends show a certificate from the CA; a dialled peer's must
         name the node dialled (an inbound one's HELLO is checked against its names)."""
         dialled = self.address is not None
@@ -713,16 +716,16 @@ class Connection:
     def _receiver(self, stream: trio.abc.Stream) -> Callable[[], Awaitable[bytes | bytearray]]:
         """How the reader takes bytes (b"" at the end of the stream): on a socket, straight
         from it, a wait until it is readable and one non-blocking ``recv`` (trio's stream
-        tries a ``recv`` first, which fails each time a reply is awaited); else (TLS, a
-        simulated network) the stream's ``receive_some``."""
+        tries a ``recv`` first, which fails each time a reply is awaited), records opened
+        here (keyed or TLS); else (a simulated network) the stream's ``receive_some``."""
         raw, sealed = self._raw, self._sealed
         if raw is None:
             return partial(stream.receive_some, 65536)
 
         async def receive() -> bytes | bytearray:
+            if sealed is not None and sealed.pending:  # opened with the handshake's bytes
+                return sealed.take()
             while True:
-                if sealed is not None and (plain := sealed.take()):
-                    return plain
                 await trio.lowlevel.wait_readable(raw)
                 try:
                     data = raw.recv(65536, _DONTWAIT)
@@ -730,8 +733,13 @@ class Connection:
                     continue
                 if sealed is None:
                     return data
-                if not sealed.open(data):
-                    return b""
+                if not data:
+                    sealed.end()
+                    return data
+                if plain := sealed.open(data):
+                    return plain
+                if sealed.unsent:  # TLS answered something (an alert, a key update)
+                    self.write_now()
 
         return receive
 

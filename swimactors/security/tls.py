@@ -54,6 +54,8 @@ def _context(purpose: ssl._SSLMethod, cert: str, key: str, ca: str) -> ssl.SSLCo
         raise TlsError(f"cannot load the TLS files ({cert}, {key}, {ca}): {exc}") from None
     context.check_hostname = False  # the node name is checked instead, by the transports
     context.verify_mode = ssl.CERT_REQUIRED  # on the server side too: mutual TLS
+    if purpose == ssl.PROTOCOL_TLS_SERVER:
+        context.num_tickets = 0  # connections are never resumed: no session tickets
     return context
 
 

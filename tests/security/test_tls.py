@@ -134,6 +134,8 @@ async def test_a_tls_cluster_forms_and_answers_remote_asks(pki: Pki, thread: boo
             ref = await a.wait_for("echo", timeout=10)
             answers = [await ref.ask(["x" * 5000, n]) for n in range(50)]
             assert [n for _, n in answers] == list(range(50))  # type: ignore[misc]
+            big = "y" * 1_000_000  # many TLS records, more than one non-blocking send takes
+            assert await ref.ask(big) == big
             assert await (await b.wait_for("echo", timeout=10)).ask("from b") == "from b"
             for system in (a, b, c):  # (a membership thread copies its counters now and then)
                 await until(lambda s=system: node_counter(s, "tcp_frames_received")() > 0)
