@@ -306,7 +306,9 @@ def decode_packet(
     A message of a newer, unknown type is skipped (forward compatibility); a malformed
     message of a known type rejects the whole packet.  A well-formed Alive for which
     ``stale_alive`` returns True is counted, not decoded: while a cluster forms, most
-    messages are such repeats of news already applied.
+    messages are such repeats of news already applied. ``stale_alive`` judges against the
+    record before the packet, so a member the packet names twice is always decoded (an
+    earlier entry may move it, making a later one a conflict).
     """
     if len(data) > packet_budget and data[:1] == _DATAGRAM_HEAD:
         raise Oversized(f"datagram of {len(data)} bytes over the {packet_budget}-byte budget")
@@ -326,14 +328,15 @@ def decode_packet(
         raise wire.WireError("messages must be an array")
     messages = []
     stale = 0
+    named: set[object] = set()  # a member named twice is looked at from then on
     for raw in raw_messages:
         if isinstance(raw, list) and raw and raw[0] not in SWIM:
             continue
         if stale_alive is not None:
-            if _is_stale_alive(raw, stale_alive):
+            if _is_stale_alive(raw, stale_alive, named):
                 stale += 1
                 continue
-            raw = _without_stale_rows(raw, stale_alive)
+            raw = _without_stale_rows(raw, stale_alive, named)
         messages.append(SWIM.from_data(raw))
     address: Address | None = None
     if len(value) == 5:
@@ -363,16 +366,27 @@ _PUSH_PULL_HEAD = {
 _UP_CODE = _STATUS_CODES[Status.UP]
 
 
-def _is_stale_alive(raw: Any, stale_alive: StaleAlive) -> bool:
-    """``raw`` is an Alive that would decode and that ``stale_alive`` says changes nothing."""
+def _is_stale_alive(raw: Any, stale_alive: StaleAlive, named: set[object]) -> bool:
+    """``raw`` is an Alive that would decode, of a member not ``named`` before in the
+    packet, and that ``stale_alive`` says changes nothing."""
     if type(raw) is not list or len(raw) not in (4, 5) or type(raw[0]) is not int:
         return False
-    if raw[0] != _ALIVE_TAG:
+    if raw[0] != _ALIVE_TAG or _named_again(raw[1], named):
         return False
     return _stale_fields(raw[1], raw[2], raw[3], raw[4] if len(raw) == 5 else b"", stale_alive)
 
 
-def _without_stale_rows(raw: Any, stale_alive: StaleAlive) -> Any:
+def _named_again(name: Any, named: set[object]) -> bool:
+    """Whether the packet named ``name`` before (recording it if not)."""
+    if type(name) is not str:
+        return False
+    if name in named:
+        return True
+    named.add(name)
+    return False
+
+
+def _without_stale_rows(raw: Any, stale_alive: StaleAlive, named: set[object]) -> Any:
     """A push/pull's ``raw`` without the UP entries that would decode and that
     ``stale_alive`` says change nothing (the merge applies an UP entry as an Alive):
     in a formed cluster that is nearly all of them."""
@@ -390,6 +404,7 @@ def _without_stale_rows(raw: Any, stale_alive: StaleAlive) -> Any:
         if not (
             type(row) is list
             and len(row) in (4, 5)
+            and not _named_again(row[0], named)
             and type(row[3]) is int
             and row[3] == _UP_CODE
             and _stale_fields(row[0], row[1], row[2], row[4] if len(row) == 5 else b"", stale_alive)

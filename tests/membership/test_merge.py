@@ -55,6 +55,14 @@ def as_messages(sender: str, state: MemberState) -> list[Any]:
     ],
     last=("p3", [("p2", False, 1, Status.SUSPECT, b"")]),
 )
+@example(  # a rejoin at a new address, then the old address: a conflict (the second
+    # entry looked stale against the record before the packet)
+    history=[
+        ("p1", ("p1", False, 0, Status.UP, b"")),
+        ("p1", ("p1", False, 0, Status.LEFT, b"")),
+    ],
+    last=("p1", [("p1", True, 1, Status.UP, b""), ("p1", False, 0, Status.UP, b"")]),
+)
 @example(  # our own record at our incarnation with other metadata: refuted
     history=[],
     last=("p1", [("n0", False, 0, Status.UP, b"m")]),
