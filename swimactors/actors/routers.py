@@ -27,9 +27,9 @@ import outcome
 import trio
 
 from .actor import Actor
-from .cell import ActorCell, State
+from .cell import RUNNING, ActorCell
 from .errors import ActorStopped
-from .ref import READY, ActorRef
+from .ref import ActorRef, sender_now
 from .reply import Notify, Reply
 
 if TYPE_CHECKING:
@@ -121,10 +121,35 @@ class Supervisor(Actor):
         pass
 
 
+class PoolRef(ActorRef):
+    """The ref of a pool: round robin takes its turn here and hands the message to the
+    routee's own ref (the hot path of a pool: two Python calls a tell); anything else goes
+    to the pool's tell."""
+
+    __slots__ = ()
+
+    def tell(self, msg: Any) -> Awaitable[None]:
+        """Deliver ``msg`` to a routee (see :meth:`ActorRef.tell`)."""
+        pool: PoolCell = self._target  # type: ignore[assignment]
+        routees = pool._routees
+        if pool._round_robin and routees:
+            turn = pool._turn + 1
+            if turn >= len(routees):
+                turn = 0
+            pool._turn = turn
+            turned = routees[turn]
+            if turned.state is RUNNING:
+                return turned.ref.tell(msg)
+            pool._routees = []  # the routees changed: the pool's tell re-reads them
+        return pool.tell(msg, sender_now())
+
+
 class PoolCell(ActorCell):
     """A cell that delivers what is sent to it to one of its children (or all)."""
 
     __slots__ = ("_pick", "_round_robin", "_routees", "_turn", "broadcast")
+
+    ref_type = PoolRef
 
     def configure(self, routing: str, key: Callable[[Any], Any] | None) -> None:
         self.broadcast = routing == "broadcast"
@@ -167,17 +192,6 @@ class PoolCell(ActorCell):
         return True
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
-        routees = self._routees
-        if self._round_robin and routees:  # _take_turn inline: the hot path of a pool
-            turn = self._turn + 1
-            if turn >= len(routees):
-                turn = 0
-            self._turn = turn
-            turned = routees[turn]
-            if turned.state is State.RUNNING:  # else the routees changed: refresh below
-                envelope = (msg, sender, None)
-                return READY if turned._offer(envelope) else turned._when_full(envelope)
-            self._routees = []
         if self.broadcast:
             return self._tell_all(msg, sender)
         routee = self._route(msg)

@@ -22,9 +22,9 @@ import outcome
 import trio
 
 from ..actors.actor import Actor
-from ..actors.cell import ActorCell, State
+from ..actors.cell import RUNNING, ActorCell
 from ..actors.errors import ActorError, ActorStopped
-from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Target
+from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef, Target, sender_now
 from ..actors.routers import check_routing, rendezvous
 
 if TYPE_CHECKING:
@@ -69,8 +69,33 @@ def _address(ref: ActorRef) -> str:
     return f"{ref.node}/{ref.path}#{ref.uid}"
 
 
+class GroupRouterRef(ActorRef):
+    """The ref of a group router: round robin takes its turn here and hands a local
+    member's message to that member's own ref (two Python calls a tell); anything else
+    goes to the router's tell."""
+
+    __slots__ = ()
+
+    def tell(self, msg: Any) -> Awaitable[None]:
+        """Deliver ``msg`` to a member (see :meth:`ActorRef.tell`)."""
+        router: GroupRouterCell = self._target  # type: ignore[assignment]
+        targets = router._fast
+        if targets:
+            turn = router._turn + 1  # type: ignore[operator]  # _route's round robin inline
+            if turn >= len(targets):
+                turn = 0
+            router._turn = turn
+            target = targets[turn]
+            if isinstance(target, ActorCell) and target.state is RUNNING:
+                return target.ref.tell(msg)  # a local member: through its own ref
+            return target.tell(msg, sender_now())
+        return router.tell(msg, sender_now())
+
+
 class GroupRouterCell(ActorCell):
     """A cell that delivers what is sent to it to members of a group (or all of them)."""
+
+    ref_type = GroupRouterRef
 
     __slots__ = (
         "_fast",
@@ -107,7 +132,7 @@ class GroupRouterCell(ActorCell):
     def members(self) -> list[ActorRef]:
         """The group's members as this node knows them now (re-read when they change);
         none once the router is stopped."""
-        if self.state is not State.RUNNING:
+        if self.state is not RUNNING:
             return []
         if self._members is None:
             self._members = self._groups.members(self.group)
@@ -134,24 +159,13 @@ class GroupRouterCell(ActorCell):
         self.system.dead_letters.publish(self.ref, msg, sender)
 
     def _empty(self) -> ActorStopped:
-        if self.state is not State.RUNNING:
+        if self.state is not RUNNING:
             return ActorStopped(f"{self.ref} is stopped")
         return ActorStopped(f"{self.ref} routes to group {self.group!r}, which has no members")
 
     # -- from this node (the Target protocol) ---------------------------------------------
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
-        targets = self._fast
-        if targets:
-            turn = self._turn + 1  # type: ignore[operator]  # _route's round robin inline
-            if turn >= len(targets):
-                turn = 0
-            self._turn = turn
-            target = targets[turn]
-            if isinstance(target, ActorCell) and target.state is State.RUNNING:
-                envelope = (msg, sender, None)  # a local member: straight into its mailbox
-                return READY if target._offer(envelope) else target._when_full(envelope)
-            return target.tell(msg, sender)
         if self.broadcast:
             return self._tell_all(msg, sender, self.members())
         member = self._route(msg)
