@@ -378,6 +378,11 @@ class Swim:
         period = self.config.push_pull_period(self.alive_count())
         self._next_push_pull = now + self.rng.random() * period
 
+    def sync_soon(self) -> None:
+        """Swap full states with a random alive member at the next tick, not at the end of
+        the push/pull period (for a layer whose state another member must repair now)."""
+        self._next_push_pull = -math.inf
+
     def leave(self, now: float) -> None:
         """Leave gracefully: spread LEFT; keep ticking until :attr:`leave_finished`."""
         if self._leaving:

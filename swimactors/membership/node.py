@@ -142,6 +142,11 @@ class Node:
         self._core.broadcast(channel, payload, key)
         self._flush()
 
+    def sync_soon(self) -> None:
+        """Swap full states with a random alive member now (see ``Swim.sync_soon``)."""
+        self._core.sync_soon()
+        self._flush()
+
     def join(self, seeds: Iterable[str | Address]) -> None:
         """Join (or re-join) through more members at any time: push/pull with ``seeds``,
         retried with backoff until one answers (ValueError for a malformed address)."""

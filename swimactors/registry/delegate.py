@@ -7,7 +7,10 @@ push/pull and counted as ``deferred``).  The core spreads each broadcast epidemi
 deduplicates it, so the delegate never relays.  A lost delta is repaired by the next
 push/pull, which exchanges full states.  MemberDown and MemberLeft drop the member's
 registrations here and are broadcast as a floor.  A node declared dead by mistake
-re-registers its names at its first push/pull after refuting.
+re-registers its names at its first push/pull after refuting.  After a cut heals, the
+floors each side raised reach the other side in push/pulls: one that drops registrations
+here is gossiped on, so the floored node hears it within gossip rounds and asks for a
+push/pull at once (its names are missing everywhere until it re-registers).
 """
 
 from __future__ import annotations
@@ -44,6 +47,8 @@ class Gossip(Protocol):
     def register_delegate(self, channel: str, delegate: Delegate) -> None: ...
 
     def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None: ...
+
+    def sync_soon(self) -> None: ...
 
 
 class RegistryDelegate(Delegate):
@@ -86,7 +91,14 @@ class RegistryDelegate(Delegate):
     # -- the membership hooks -------------------------------------------------------------
 
     def notify_message(self, payload: bytes, now: float) -> None:
-        self._merge(payload, "deltas")
+        incoming = self._decode(payload, "deltas")
+        if incoming is None:
+            return
+        was_dropped = self.registry.dropped()
+        self.registry.merge(incoming)
+        if self.registry.dropped() and not was_dropped:
+            self.counters["syncs_requested"] += 1
+            self.core.sync_soon()  # re-registers after that full state (_follow_incarnation)
 
     def local_state(self, join: bool) -> bytes:
         data = encode(self.registry.state())
@@ -94,8 +106,15 @@ class RegistryDelegate(Delegate):
         return data
 
     def merge_remote_state(self, data: bytes, join: bool, now: float) -> None:
-        if self._merge(data, "states"):
-            self._follow_incarnation()
+        incoming = self._decode(data, "states")
+        if incoming is None:
+            return
+        news = self._floors_dropping_others(incoming)
+        self.registry.merge(incoming)
+        for node, floor in news:
+            self.counters["floors_spread"] += 1
+            self.publish(self.registry.node_down(node, floor))
+        self._follow_incarnation()
 
     def on_member_event(self, event: MemberEvent) -> None:
         if isinstance(event, MemberDown | MemberLeft):
@@ -104,17 +123,29 @@ class RegistryDelegate(Delegate):
 
     # -- internals ----------------------------------------------------------------------
 
-    def _merge(self, data: bytes, kind: str) -> bool:
+    def _decode(self, data: bytes, kind: str) -> State | None:
+        """A peer's delta or full state, its unverifiable floors dropped (None: malformed)."""
         self.counters[f"{kind}_received"] += 1
         self.counters["bytes_received"] += len(data)
         try:
             incoming = decode(data)
         except RegistryDecodeError:
             self.counters["rejected_malformed"] += 1
-            return False
+            return None
         self._drop_unverified_floors(incoming)
-        self.registry.merge(incoming)
-        return True
+        return incoming
+
+    def _floors_dropping_others(self, incoming: State) -> list[tuple[str, int]]:
+        """Floors in a full state that drop other nodes' registrations held here.  After
+        a cut heals they arrive by push/pull only (their gossip died out on the other
+        side); gossiped on, they reach the floored node, which may be alive and must
+        re-register, at once rather than at its own next push/pull."""
+        registry = self.registry
+        return [
+            (node, floor)
+            for node, floor in sorted(incoming.floors.items())
+            if node != registry.node and registry.holds_for(node, floor)
+        ]
 
     def _drop_unverified_floors(self, incoming: State) -> None:
         """Floors above the incarnation membership knows for their node: a floor is

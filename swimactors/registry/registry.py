@@ -128,8 +128,8 @@ class Registry:
         ``incarnation`` and every name still held is re-registered: the delta is returned.
         """
         _check_incarnation(incarnation)
-        floor = self._state.floors.get(self.node, -1)
-        if self.incarnation > floor or incarnation <= floor:
+        floor = self.floor(self.node)
+        if not self.dropped() or incarnation <= floor:
             return None
         self.incarnation = incarnation
         delta = self._delta(replaced=[])
@@ -148,6 +148,20 @@ class Registry:
     def state(self) -> State:
         """A snapshot of the full state (for push/pull, or to merge elsewhere)."""
         return self._state.copy()
+
+    def floor(self, node_name: str) -> int:
+        """The incarnation up to which ``node_name``'s registrations are dead (-1: none)."""
+        return self._state.floors.get(node_name, -1)
+
+    def holds_for(self, node_name: str, incarnation: int) -> bool:
+        """Whether any registration of ``node_name`` made at or below ``incarnation`` is
+        held here (a floor there would drop it)."""
+        return any(n == node_name and i <= incarnation for n, i in self._state.by_replica)
+
+    def dropped(self) -> bool:
+        """Whether this node's own registrations stand dropped (its floor reached the
+        epoch): they return, re-registered, once :meth:`set_incarnation` moves past it."""
+        return self.floor(self.node) >= self.incarnation
 
     def lookup(self, name: str) -> Registration | None:
         """The winning registration of ``name``, or None if nobody holds it."""

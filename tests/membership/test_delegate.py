@@ -107,6 +107,19 @@ def test_push_pull_carries_and_merges_delegate_state() -> None:
     assert answer.reply and not answer.join and answer.user_state == {"chan": b"state-of-n0"}
 
 
+def test_a_delegate_may_ask_for_a_push_pull_now_instead_of_at_the_period() -> None:
+    core = make_core()
+    add_peers(core, 3)
+    periodic = [t for t, p in run(core, 40.0, acking()) for _ in p.of(PushPull)]
+    assert len(periodic) == 1  # one period of 30 s
+    core.sync_soon()
+    ((when, asked),) = [(t, p) for t, p in run(core, 40.5, acking()) if p.of(PushPull)]
+    assert when <= 40.0  # at the next tick: now, not 30 s on
+    assert asked.destination in {addr(i) for i in (1, 2, 3)}
+    later = [t for t, p in run(core, when + 29.0, acking()) for _ in p.of(PushPull)]
+    assert later == []  # and the period starts over from there
+
+
 def test_the_delegate_sees_every_event_as_it_happens() -> None:
     core = make_core()
     delegate = Recorder()

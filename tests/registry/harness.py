@@ -41,6 +41,8 @@ class Cluster:
         self.nodes: dict[str, Node] = {}
         self.crashed: set[str] = set()
         self.isolated: set[str] = set()
+        self.sides: dict[str, int] = {}
+        """Node name -> its side of a cut (nodes on different sides cannot talk)."""
         self._by_address: dict[Address, Node] = {}
         self._heap: list[tuple[float, int, str, Address, Address, bytes]] = []
         self._order = itertools.count()
@@ -65,6 +67,13 @@ class Cluster:
 
     def heal(self, name: str) -> None:
         self.isolated.discard(name)
+
+    def cut(self, *sides: list[str]) -> None:
+        """Partition the cluster into ``sides`` (each side keeps talking within itself)."""
+        self.sides = {name: i for i, side in enumerate(sides) for name in side}
+
+    def heal_cut(self) -> None:
+        self.sides = {}
 
     def live(self) -> list[Node]:
         return [n for name, n in self.nodes.items() if name not in self.crashed]
@@ -108,7 +117,10 @@ class Cluster:
                 continue
             self.now = max(self.now, when)
             if kind == "p":
-                if {node.name, self._by_address[source].name} & self.isolated:
+                sender = self._by_address[source].name
+                if {node.name, sender} & self.isolated or self.sides.get(
+                    node.name
+                ) != self.sides.get(sender):
                     continue
                 node.core.receive(self.now, source, data)
             else:

@@ -7,7 +7,7 @@ period and the DOWN bound of the core contract (``suspicion_timeouts(n)[1] +
 
 from __future__ import annotations
 
-from swimactors.membership import Config
+from swimactors.membership import Config, Status
 from swimactors.registry import NameLost
 
 from .harness import Cluster
@@ -118,3 +118,39 @@ def test_a_node_declared_dead_by_mistake_gets_its_names_back_after_refuting() ->
     assert victim.core.incarnation > before
     assert victim.registry.incarnation > before  # its names moved to the refuted incarnation
     assert victim.delegate.counters["reregistrations"] == 1
+
+
+def test_after_a_cut_heals_the_names_of_both_sides_answer_everywhere_within_seconds() -> None:
+    """Each side of a cut counts the other DOWN and floors its names; after the heal a
+    floor reaches the other side in a push/pull, and the floored node must re-register
+    at once (not at its own next push/pull, up to minutes later) or its names stay
+    missing everywhere: the default 30 s period, so gossip alone must do it."""
+    config = Config.lan()
+    cluster = Cluster(config, seed=2)
+    for i in range(5):
+        cluster.add(f"n{i}")
+    assert cluster.run_until(30.0, cluster.all_up, every=0.5) < 30.0
+    expected = _register_all(cluster, 2)
+    cluster.run_until(cluster.now + 60.0, lambda: cluster.converged(expected))
+    small, large = ["n0", "n4"], ["n1", "n2", "n3"]
+    cluster.cut(small, large)
+    nodes = cluster.nodes
+
+    def counted_down(viewers: list[str], others: list[str]) -> bool:
+        return all(nodes[v].core.member(o).status is Status.DOWN for v in viewers for o in others)
+
+    cluster.run_until(
+        cluster.now + 120.0,
+        lambda: counted_down(small, large) and counted_down(large, small),
+        every=0.5,
+    )
+    assert counted_down(small, large) and counted_down(large, small)
+    nodes["n2"].delegate.register("made-during-the-cut", "actor-x")
+    expected["made-during-the-cut"] = ("n2", "actor-x")
+    cluster.heal_cut()
+    cluster.run_until(cluster.now + 60.0, cluster.all_up, every=0.2)
+    assert cluster.all_up()
+    up = cluster.now
+    cluster.run_until(up + 120.0, lambda: cluster.converged(expected), every=0.1)
+    assert cluster.converged(expected)
+    assert cluster.now - up <= 5.0

@@ -26,6 +26,7 @@ class FakeCore:
         self.delegates: dict[str, Delegate] = {}
         self.sent: list[bytes] = []
         self.known: dict[str, Member] = {}
+        self.syncs = 0
 
     def member(self, name: str) -> Member | None:
         return self.known.get(name)
@@ -38,6 +39,9 @@ class FakeCore:
         if len(payload) + 16 > self.max_broadcast_size:
             raise BroadcastTooLarge(f"{len(payload)} bytes")
         self.sent.append(payload)
+
+    def sync_soon(self) -> None:
+        self.syncs += 1
 
 
 def _node(name: str, incarnation: int = 1, room: int = 1200) -> tuple[RegistryDelegate, FakeCore]:
@@ -90,6 +94,9 @@ def test_after_a_false_down_a_takeover_made_meanwhile_keeps_the_name() -> None:
     core.incarnation = 6  # a refuted
     delegate.notify_message(encode(floor), 1.0)  # the gossiped floor arrives first
     assert delegate.registry.lookup("x") is None and delegate.counters["reregistrations"] == 0
+    assert core.syncs == 1  # it asks for the full state it re-registers after
+    delegate.notify_message(encode(floor), 1.5)  # a duplicate asks for nothing more
+    assert core.syncs == 1
     delegate.registry.take_changes()
     delegate.merge_remote_state(encode(other.state()), join=False, now=2.0)
     assert delegate.counters["reregistrations"] == 1
@@ -98,6 +105,21 @@ def test_after_a_false_down_a_takeover_made_meanwhile_keeps_the_name() -> None:
     other.merge(decode(core.sent[-1]))
     assert other.lookup("x") == winner
     assert [type(c) for c in delegate.registry.take_changes()] == [NameAdded, NameLost]
+
+
+def test_a_floor_learnt_from_a_full_state_is_spread_by_gossip() -> None:
+    """After a cut heals, floors raised on the other side arrive by push/pull; gossiped
+    on, they reach the floored node itself, which may be alive and must re-register."""
+    delegate, core = _node("a")
+    delegate.notify_message(encode(Registry("c", 3).register("y", "cy")), 0.0)
+    other = Registry("b", 1)  # floors its own incarnation 0: news of nothing held here
+    other.node_down("c", 3)
+    delegate.merge_remote_state(encode(other.state()), join=False, now=1.0)
+    assert delegate.registry.lookup("y") is None
+    (payload,) = core.sent
+    assert decode(payload).floors == {"c": 3}
+    delegate.merge_remote_state(encode(other.state()), join=False, now=2.0)
+    assert len(core.sent) == 1  # known already: nothing more to spread
 
 
 def test_a_registration_too_big_for_any_packet_is_deferred_to_push_pull() -> None:
