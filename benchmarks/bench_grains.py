@@ -5,7 +5,7 @@ second process (``python -m benchmarks.bench_grains serve far``), so every grain
 there; a third process (``... serve third``) is a plain member, so each activation probes
 one node.  Each row is a run of pairs, one grain ask and one floor ask each (which goes
 first alternates), on the same connections: medians, the median of the per-pair ratios
-and both p90s.
+and both p90s (``python -m benchmarks.bench_grains remote [--quick]``: these rows alone).
 
 * first message: the ask that activates a new grain (its route, the ask to the grain's
   virtual path on the far node, the activation's probe of the third member, the reply)
@@ -321,6 +321,9 @@ def run(quick: bool) -> list[Row]:
 if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         trio.run(_serve, sys.argv[2], sys.argv[3:])
+    elif sys.argv[1:2] == ["remote"]:  # the remote rows alone
+        for result in trio.run(_remote, "--quick" in sys.argv):
+            print(result)
     else:
         for result in run(quick="--quick" in sys.argv):
             print(result)

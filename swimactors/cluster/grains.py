@@ -21,6 +21,7 @@ from __future__ import annotations
 import enum
 import inspect
 import logging
+import math
 import random
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -31,7 +32,15 @@ import attrs
 import outcome
 import trio
 
-from ..actors.errors import ActorError, ActorFailed, ActorStopped, MailboxFull, NodeDown, describe
+from ..actors.errors import (
+    ActorError,
+    ActorFailed,
+    ActorStopped,
+    AskTimeout,
+    MailboxFull,
+    NodeDown,
+    describe,
+)
 from ..actors.mailbox import as_mailbox
 from ..actors.message import message
 from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Target, Watcher, current_sender
@@ -56,6 +65,7 @@ __all__ = [
     "GrainClaim",
     "GrainKind",
     "GrainProbe",
+    "GrainStopping",
     "Grains",
     "NoGrainHost",
 ]
@@ -142,25 +152,33 @@ class GrainKind:
 
 @message("swimactors.GrainProbe")
 class GrainProbe:
-    """A new activation ``ref`` with start stamp ``(clock, node)`` asks a member whether it
-    holds one of the same grain.  Answered with a :class:`GrainClaim` or None."""
+    """A new activation (``uid`` on ``node``) with start stamp ``(clock, node)`` asks a
+    member whether it holds one of the same grain.  Answered with a :class:`GrainClaim` or
+    None.  Activations are named by uid, not ref: the grain's path is known."""
 
     kind: str
     identity: str
     clock: int
     node: str
-    ref: ActorRef
+    uid: int
 
 
 @message("swimactors.GrainClaim")
 class GrainClaim:
-    """An activation, its start stamp ``(clock, node)`` and whether it took the grain
-    (``confirmed``): a confirmed one keeps it; between two still probing, the lower stamp."""
+    """An activation (``uid`` on ``node``), its start stamp ``(clock, node)`` and whether
+    it took the grain (``confirmed``): a confirmed one keeps it; between two still probing,
+    the lower stamp."""
 
     clock: int
     node: str
-    ref: ActorRef
+    uid: int
     confirmed: bool
+
+
+@message("swimactors.GrainStopping")
+class GrainStopping:
+    """The answer to a :class:`GrainProbe` from a member whose activation of the grain is
+    still stopping (finishing its message in hand, saving its state): probe again."""
 
 
 class Phase(enum.Enum):
@@ -450,6 +468,41 @@ class Activation:
             self._room = None
 
 
+class AfterRelease:
+    """The route of a grain whose activation here is still stopping (finishing its message
+    in hand, saving its state): a message waits for it to finish, then takes the grain's
+    route.  So no new activation elsewhere, made by a message from here (which does not
+    probe this node), starts while the old one still runs."""
+
+    __slots__ = ("grain",)
+
+    def __init__(self, grain: GrainTarget) -> None:
+        self.grain = grain
+
+    async def tell(self, msg: Any, sender: ActorRef | None) -> None:
+        await self.grain.grains.wait_released(*self.grain.key)
+        await self.grain.tell(msg, sender)
+
+    def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
+        kind, identity = self.grain.key
+        raise MailboxFull(f"grain {kind}/{identity} is stopping here: no room until it is done")
+
+    async def ask(self, msg: Any, sender: ActorRef | None, timeout: float | None) -> Any:
+        deadline = None if timeout is None else trio.current_time() + timeout
+        with trio.move_on_at(math.inf if deadline is None else deadline) as scope:
+            await self.grain.grains.wait_released(*self.grain.key)
+        if scope.cancelled_caught:
+            raise AskTimeout(f"grain {'/'.join(self.grain.key)} was still stopping here")
+        left = None if deadline is None else deadline - trio.current_time()
+        return await self.grain.ask(msg, sender, left)
+
+    def add_watcher(self, watcher: Watcher) -> None:
+        raise TypeError("a grain is virtual: it has no lifetime to watch")
+
+    def remove_watcher(self, watcher: Watcher) -> None:
+        raise TypeError("a grain is virtual: it has no lifetime to watch")
+
+
 class GrainTarget:
     """The delivery target of a grain's ref: the route to its activation (cached per
     grain until the registry or the hosts change), found or made on first use."""
@@ -467,6 +520,8 @@ class GrainTarget:
         activation = grains.local.get(self.key)
         if activation is not None:
             return activation
+        if grains.stopping(self.key):
+            return AfterRelease(self)
         route = grains.routes.get(self.key)
         return route if route is not None else grains.route(self.kind, self.identity)
 
@@ -731,7 +786,11 @@ class Grains:
         me = self.system.name
         mine = (activation.stamp, me)
         probe = GrainProbe(
-            activation.kind.name, activation.grain.identity, activation.stamp, me, activation.ref
+            activation.kind.name,
+            activation.grain.identity,
+            activation.stamp,
+            me,
+            activation.ref.uid,
         )
         others = [
             m.name
@@ -744,6 +803,9 @@ class Grains:
             nonlocal best
             try:
                 claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
+                while isinstance(claim, GrainStopping):  # it finishes first
+                    await trio.sleep(RECORD_POLL)
+                    claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
             except ActorError as exc:
                 log.info("%s: %s did not answer a probe: %s", activation.ref, node, exc)
                 return
@@ -753,7 +815,10 @@ class Grains:
                 if claim.confirmed or stamp < mine:
                     rank = (0 if claim.confirmed else 1, *stamp)
                     if best is None or rank < best[0]:
-                        best = (rank, claim.ref)
+                        best = (
+                            rank,
+                            self._activation_at(claim.node, activation.ref.path, claim.uid),
+                        )
 
         if len(others) == 1:
             await ask(others[0])  # no task for a lone probe
@@ -763,18 +828,28 @@ class Grains:
                     nursery.start_soon(ask, node)
         return None if best is None else best[1]
 
-    def probe(self, request: GrainProbe) -> GrainClaim | None:
+    def probe(self, request: GrainProbe) -> GrainClaim | GrainStopping | None:
         """Answer another member's :class:`GrainProbe` (and follow its clock): a probing
-        activation here with a higher stamp than the prober's yields to it."""
+        activation here with a higher stamp than the prober's yields to it; one that is
+        still stopping makes the prober wait."""
         self.clock = max(self.clock, request.clock) + 1
-        activation = self.local.get((request.kind, request.identity))
+        key = (request.kind, request.identity)
+        activation = self.local.get(key)
         if activation is None:
-            return None
+            return GrainStopping() if key in self._stopping else None
         confirmed = activation.phase in _CONFIRMED
         if not confirmed and (request.clock, request.node) < (activation.stamp, self.system.name):
-            self.yield_to(activation, request.ref)
+            self.yield_to(
+                activation, self._activation_at(request.node, activation.ref.path, request.uid)
+            )
             return None
-        return GrainClaim(activation.stamp, self.system.name, activation.ref, confirmed)
+        return GrainClaim(activation.stamp, self.system.name, activation.ref.uid, confirmed)
+
+    def _activation_at(self, node: str, path: str, uid: int) -> ActorRef:
+        """The ref of another node's activation ``uid`` of the grain at ``path``."""
+        cluster = self.system.cluster
+        assert cluster is not None
+        return cluster.transport.resolve(node, path, uid)
 
     def yield_to(self, activation: Activation, winner: ActorRef) -> None:
         """Another activation has the grain: forward what this one holds to it, then stop."""
@@ -899,7 +974,7 @@ class Grains:
         cluster = self.system.cluster
         assert cluster is not None
         kind, identity = activation.kind.name, activation.grain.identity
-        probe = GrainProbe(kind, identity, activation.stamp, self.system.name, activation.ref)
+        probe = GrainProbe(kind, identity, activation.stamp, self.system.name, activation.ref.uid)
         try:
             claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
         except ActorError as exc:
@@ -911,7 +986,9 @@ class Grains:
             and self.local.get((kind, identity)) is activation
         ):
             log.warning("%s/%s: duplicate activation, %s keeps it", kind, identity, node)
-            self.yield_to(activation, claim.ref)
+            self.yield_to(
+                activation, self._activation_at(claim.node, activation.ref.path, claim.uid)
+            )
 
     # -- passivating and leaving -----------------------------------------------------------
 
@@ -963,6 +1040,10 @@ class Grains:
             event = self._stopping.pop((activation.kind.name, activation.grain.identity), None)
             if event is not None:
                 event.set()
+
+    def stopping(self, key: tuple[str, str]) -> bool:
+        """Whether an activation of grain ``key`` here is still stopping (and saving)."""
+        return key in self._stopping
 
     async def wait_released(self, kind: str, identity: str) -> None:
         event = self._stopping.get((kind, identity))

@@ -301,3 +301,62 @@ def test_concurrent_first_messages_from_every_node_leave_one_activation(seed: in
         return []
 
     replay(bounded(app), seed)
+
+
+INSIDE: dict[str, list[str]] = {}
+"""identity -> the nodes whose activation is inside ``receive`` for it right now."""
+
+
+class Long(Grain):
+    """Stays ``msg`` seconds inside ``receive``; answers who was inside when it entered."""
+
+    async def receive(self, msg: float, ctx: Any) -> Any:
+        inside = INSIDE.setdefault(self.identity, [])
+        inside.append(ctx.system.name)
+        entered = list(inside)
+        try:
+            await trio.sleep(msg)
+            return entered
+        finally:
+            inside.remove(ctx.system.name)
+
+
+@pytest.mark.parametrize("sender", [0, 2])
+def test_a_grain_handed_off_mid_message_starts_on_its_new_owner_only_after_that_message(
+    sender: int,
+) -> None:
+    """A hand-off stops an activation after its message in hand.  The next message, sent
+    from that node (which the new owner does not probe: it sent the message) or from a
+    third one (the new owner's probe finds the old activation still stopping), reaches the
+    new owner only once the old one is done (before, it ran there at the same time)."""
+    identity = next(f"u{i}" for i in range(100) if rendezvous(f"u{i}", ["n0", "n1"]) == "n1")
+    INSIDE.clear()
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 3) as systems:
+            old, new = systems[:2]
+            old.register_grain("long", Long, idle_timeout=None)
+            await _formed(systems)
+            while any(s.grains.hosts("long") != ["n0"] for s in systems):
+                await trio.sleep(0.1)
+            answers: list[list[str]] = []
+
+            async def first() -> None:
+                answers.append(await old.grain("long", identity).ask(8.0, timeout=30.0))
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(first)
+                await trio.sleep(0.5)  # it is inside receive on n0
+                new.register_grain("long", Long, idle_timeout=None)
+                while any(s.grains.hosts("long") != ["n0", "n1"] for s in systems) or any(
+                    i == identity for (_, i) in old.grains.local
+                ):  # handed off
+                    await trio.sleep(0.05)
+                assert not answers  # still inside
+                grain = systems[sender].grain("long", identity)
+                answers.append(await grain.ask(0.1, timeout=30.0))
+            assert [i for (_, i) in new.grains.local] == [identity]
+            assert answers == [["n0"], ["n1"]], answers
+        return []
+
+    replay(bounded(app), 1)
