@@ -10,13 +10,15 @@ trip with trio's lowest-level park and wake (what an ask can at best be on trio)
 through an ``asyncio`` Future (the asker parks on a future that the server task
 resolves), and a request/reply over two trio channels; for spawn + stop, a bare
 ``nursery.start_soon`` task waiting on a channel.  Pykka and Thespian are measured when
-installed (the ``bench`` extra).  Every figure is the median of several pairs.
+installed (the ``bench`` extra).  Every figure is the median of several pairs;
+``BENCH_CLOCK=cpu`` times them by CPU instead of wall time.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
@@ -29,6 +31,10 @@ import swimactors
 from swimactors import Actor, Context
 
 Row = dict[str, Any]
+
+clock = time.process_time if os.environ.get("BENCH_CLOCK") == "cpu" else time.perf_counter
+"""Wall time, or with ``BENCH_CLOCK=cpu`` this process's CPU time: steadier on a shared
+machine, where other processes' load stretches wall time but not the CPU a run uses."""
 
 
 @swimactors.message("bench.Ping")
@@ -48,7 +54,7 @@ class Sink(Actor):
     async def receive(self, msg: Any, ctx: Context) -> Any:
         self.count += 1
         if self.count == self.expected:
-            self.finished_at = time.perf_counter()
+            self.finished_at = clock()
             self.done.set()
         return msg
 
@@ -111,11 +117,11 @@ def floor_tell(n: int) -> float:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(reader)
-            start = time.perf_counter()
+            start = clock()
             async with send:
                 for i in range(n):
                     await send.send(i)
-        return n / (time.perf_counter() - start)
+        return n / (clock() - start)
 
     return _timed(main)
 
@@ -158,7 +164,7 @@ def floor_deque_tell(n: int, room: int = 1024, *, handled: bool = True) -> float
         async with trio.open_nursery() as nursery:
             nursery.start_soon(reader)
             msg = Ping()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n):
                 if len(queue) >= room:
                     wake(0)
@@ -166,7 +172,7 @@ def floor_deque_tell(n: int, room: int = 1024, *, handled: bool = True) -> float
                 queue.append(msg)
                 wake(0)
             wake(0)
-        return n / (time.perf_counter() - start)
+        return n / (clock() - start)
 
     return _timed(main)
 
@@ -177,11 +183,11 @@ def actors_tell(n: int) -> float:
             sink = Sink(n)
             ref = await system.spawn(sink)
             msg = Ping()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n):
                 await ref.tell(msg)
             await sink.done.wait()
-            return n / (time.perf_counter() - start)
+            return n / (clock() - start)
 
     return _timed(main)
 
@@ -195,12 +201,12 @@ def pool_tell(n: int, size: int = 4) -> float:
             made = iter(sinks)
             pool = await system.spawn_pool(lambda: next(made), size=size)
             msg = Ping()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n // size * size):
                 await pool.tell(msg)
             for sink in sinks:
                 await sink.done.wait()
-            return n // size * size / (time.perf_counter() - start)
+            return n // size * size / (clock() - start)
 
     return _timed(main)
 
@@ -215,12 +221,12 @@ def group_router_tell(n: int, size: int = 4) -> float:
                 await system.join_group("sinks", await system.spawn(sink))
             router = await system.spawn_group_router("sinks")
             msg = Ping()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n // size * size):
                 await router.tell(msg)
             for sink in sinks:
                 await sink.done.wait()
-            return n // size * size / (time.perf_counter() - start)
+            return n // size * size / (clock() - start)
 
     return _timed(main)
 
@@ -239,11 +245,11 @@ def floor_ask(n: int) -> float:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(server)
-            start = time.perf_counter()
+            start = clock()
             for i in range(n):
                 await req_send.send(i)
                 await rep_recv.receive()
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             await req_send.aclose()
         return elapsed / n * 1e6
 
@@ -285,11 +291,11 @@ def floor_lowlevel_ask(n: int) -> float:
             nursery.start_soon(server)
             await trio.lowlevel.checkpoint()
             msg = Ping()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n):
                 post((msg, trio.lowlevel.current_task()))
                 await trio.lowlevel.wait_task_rescheduled(unpark)
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             post(None)
         return elapsed / n * 1e6
 
@@ -325,12 +331,12 @@ def floor_future_ask(n: int) -> float:
         task = loop.create_task(server())
         await asyncio.sleep(0)
         msg = Ping()
-        start = time.perf_counter()
+        start = clock()
         for _ in range(n):
             reply: asyncio.Future[Any] = loop.create_future()
             post((msg, reply))
             await reply
-        elapsed = time.perf_counter() - start
+        elapsed = clock() - start
         post(None)
         await task
         return elapsed / n * 1e6
@@ -343,10 +349,10 @@ def actors_ask(n: int, actor: Callable[[], Actor] = Sink) -> float:
         async with swimactors.open_system() as system:
             ref = await system.spawn(actor)
             msg = Ping()
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n):
                 await ref.ask(msg)
-            return (time.perf_counter() - start) / n * 1e6
+            return (clock() - start) / n * 1e6
 
     return _timed(main)
 
@@ -357,10 +363,10 @@ def plain_add_ask(n: int) -> float:
     async def main() -> float:
         async with swimactors.open_system() as system:
             ref = await system.spawn(AddingActor)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n):
                 await ref.ask(Add(1))
-            return (time.perf_counter() - start) / n * 1e6
+            return (clock() - start) / n * 1e6
 
     return _timed(main)
 
@@ -371,10 +377,10 @@ def proxy_call(n: int) -> float:
     async def main() -> float:
         async with swimactors.open_system() as system:
             counter = system.proxy(await system.spawn(ProxiedCounter), ProxiedCounter)
-            start = time.perf_counter()
+            start = clock()
             for _ in range(n):
                 await counter.add(1)
-            return (time.perf_counter() - start) / n * 1e6
+            return (clock() - start) / n * 1e6
 
     return _timed(main)
 
@@ -388,7 +394,7 @@ def floor_spawn(n: int) -> float:
             async for _ in receive:
                 pass
 
-        start = time.perf_counter()
+        start = clock()
         async with trio.open_nursery() as nursery:
             senders = []
             for _ in range(n):
@@ -398,19 +404,19 @@ def floor_spawn(n: int) -> float:
             await trio.lowlevel.checkpoint()
             for send in senders:
                 send.close()
-        return (time.perf_counter() - start) / n * 1e6
+        return (clock() - start) / n * 1e6
 
     return _timed(main)
 
 
 def actors_spawn(n: int) -> float:
     async def main() -> float:
-        start = time.perf_counter()
+        start = clock()
         async with swimactors.open_system() as system:
             for _ in range(n):
                 await system.spawn(Idle())
             await trio.lowlevel.checkpoint()
-        return (time.perf_counter() - start) / n * 1e6
+        return (clock() - start) / n * 1e6
 
     return _timed(main)
 
@@ -433,13 +439,13 @@ def actors_fanout(actors: int, each: int) -> tuple[float, float]:
                 for _ in range(each):
                     await ref.tell(msg)
 
-            start = time.perf_counter()
+            start = clock()
             async with trio.open_nursery() as nursery:
                 for ref in refs:
                     nursery.start_soon(send, ref)
             for sink in sinks:
                 await sink.done.wait()
-            elapsed = time.perf_counter() - start
+            elapsed = clock() - start
             finished = [sink.finished_at - start for sink in sinks]
             return actors * each / elapsed, min(finished) / max(finished)
 
@@ -461,28 +467,28 @@ def pykka_rows(tell_n: int, ask_n: int, spawn_n: int) -> list[Row]:
 
     def tell() -> float:
         ref = PActor.start()
-        start = time.perf_counter()
+        start = clock()
         for i in range(tell_n):
             ref.tell(i)
         ref.ask("sync")
-        rate = tell_n / (time.perf_counter() - start)
+        rate = tell_n / (clock() - start)
         ref.stop()
         return rate
 
     def ask() -> float:
         ref = PActor.start()
-        start = time.perf_counter()
+        start = clock()
         for i in range(ask_n):
             ref.ask(i)
-        per = (time.perf_counter() - start) / ask_n * 1e6
+        per = (clock() - start) / ask_n * 1e6
         ref.stop()
         return per
 
     def spawn() -> float:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(spawn_n):
             PActor.start().stop()
-        return (time.perf_counter() - start) / spawn_n * 1e6
+        return (clock() - start) / spawn_n * 1e6
 
     return [
         {"benchmark": "tell", "metric": "pykka", "value": tell(), "unit": "msg/s"},
@@ -511,19 +517,19 @@ def thespian_rows(tell_n: int, ask_n: int, spawn_n: int) -> list[Row]:
     system = ActorSystem("simpleSystemBase")
     try:
         addr = system.createActor(Echo)
-        start = time.perf_counter()
+        start = clock()
         for i in range(tell_n):
             system.tell(addr, i)
         system.ask(addr, "sync", 10)
-        tell_rate = tell_n / (time.perf_counter() - start)
-        start = time.perf_counter()
+        tell_rate = tell_n / (clock() - start)
+        start = clock()
         for _ in range(ask_n):
             system.ask(addr, "sync", 10)
-        ask_us = (time.perf_counter() - start) / ask_n * 1e6
-        start = time.perf_counter()
+        ask_us = (clock() - start) / ask_n * 1e6
+        start = clock()
         for _ in range(spawn_n):
             system.tell(system.createActor(Echo), ActorExitRequest())
-        spawn_us = (time.perf_counter() - start) / spawn_n * 1e6
+        spawn_us = (clock() - start) / spawn_n * 1e6
     finally:
         system.shutdown()
     return [
