@@ -129,6 +129,23 @@ async def test_a_local_only_system_routes_to_its_own_members(
             await system.spawn_group_router("a/b")
 
 
+async def test_a_round_robin_tell_to_a_pool_member_goes_to_the_pools_routees(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A pool in a group is routed to as a pool (its own routing), not queued in the
+    pool cell's own mailbox."""
+    async with swimactors.open_system() as system:
+        seen: list[str] = []
+        made = iter([Worker("r0", seen), Worker("r1", seen)])
+        pool = await system.spawn_pool(lambda: next(made), size=2)
+        await system.join_group("workers", pool)
+        router = await system.spawn_group_router("workers")
+        for n in range(4):
+            await router.tell(n)
+        await trio.testing.wait_all_tasks_blocked()
+        assert sorted(seen) == ["r0:0", "r0:2", "r1:1", "r1:3"]
+
+
 Step = tuple[str, int]
 
 steps = st.lists(
