@@ -12,13 +12,15 @@ window, four nodes probing every 0.2 s), the four kinds of cluster interleaved.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, TypeVar
 
 import outcome
 import trio
@@ -30,6 +32,7 @@ from swimactors.loop_thread import LoopThread
 from swimactors.membership import Config
 from swimactors.membership.types import format_address
 
+R = TypeVar("R")
 Row = dict[str, Any]
 Refs = tuple[swimactors.ActorRef, swimactors.ActorRef]
 """A ref to a local actor and one to an actor on another node."""
@@ -97,16 +100,11 @@ def thread_concurrent(n: int) -> float:
     arrive together wake the asyncio loop once, asks handed over together wake trio once."""
 
     async def main() -> float:
-        runtime = LoopThread("bench-runtime", two_nodes)
-        await asyncio.to_thread(runtime.start, 60.0)
-        try:
-            local, _ = await asyncio.to_thread(runtime.call, lambda refs: refs)
-            ask = AsyncRef(local, _Bridge(runtime, asyncio.get_running_loop())).ask
+        async with _runtime(two_nodes) as (bridge, (local, _)):
+            ask = AsyncRef(local, bridge).ask
             start = time.perf_counter()
             await asyncio.gather(*(_ask_times(ask, n // TASKS) for _ in range(TASKS)))
             return (time.perf_counter() - start) / (n // TASKS * TASKS) * 1e6
-        finally:
-            await asyncio.to_thread(runtime.stop)
 
     return asyncio.run(main())
 
@@ -121,19 +119,28 @@ def through_thread(n: int) -> tuple[float, float]:
     in a thread of their own, asked through :class:`swimactors.aio.AsyncRef`."""
 
     async def main() -> tuple[float, float]:
-        runtime = LoopThread("bench-runtime", two_nodes)
-        await asyncio.to_thread(runtime.start, 60.0)
-        try:
-            local, remote = await asyncio.to_thread(runtime.call, lambda refs: refs)
-            bridge: _Bridge[Any] = _Bridge(runtime, asyncio.get_running_loop())
+        async with _runtime(two_nodes) as (bridge, (local, remote)):
             return (
                 await timed(AsyncRef(local, bridge).ask, n),
                 await timed(AsyncRef(remote, bridge).ask, n),
             )
-        finally:
-            await asyncio.to_thread(runtime.stop)
 
     return asyncio.run(main())
+
+
+@asynccontextmanager
+async def _runtime(
+    open_resource: Callable[[], AbstractAsyncContextManager[R]],
+) -> AsyncIterator[tuple[_Bridge[R], R]]:
+    """A :class:`LoopThread` holding ``open_resource()`` open, and the asyncio side of it."""
+    runtime = LoopThread("bench-runtime", open_resource)
+    await asyncio.to_thread(runtime.start, 60.0)
+    bridge = _Bridge(runtime, asyncio.get_running_loop())
+    try:
+        yield bridge, await bridge.run_sync(lambda resource: resource)
+    finally:
+        await asyncio.to_thread(runtime.stop)
+        bridge.close()
 
 
 def through_guest_mode(n: int) -> tuple[float, float]:
@@ -184,29 +191,56 @@ def through_guest_mode(n: int) -> tuple[float, float]:
     return asyncio.run(main())
 
 
-def two_hops(n: int) -> float:
+def two_hops(n: int) -> tuple[float, float]:
     """The floor of any runtime thread: a no-op handed to a trio loop in another thread
-    and straight back to the asyncio loop (the two wake-ups every ask pays)."""
+    and straight back to the asyncio loop (the two wake-ups every ask pays), through the
+    fronts' crossings (a pipe each way) and through the loops' own thread-safe calls
+    (trio's ``run_sync_soon``, asyncio's ``call_soon_threadsafe``)."""
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         loop = asyncio.get_running_loop()
-        runtime = LoopThread("bench-hops", _nothing)
-        await asyncio.to_thread(runtime.start, 60.0)
-        try:
-            token = await asyncio.to_thread(
-                runtime.call, lambda _: trio.lowlevel.current_trio_token()
-            )
+        async with _runtime(_nothing) as (bridge, _):
+            token = await bridge.run_sync(lambda _: trio.lowlevel.current_trio_token())
 
             def hop(_: int) -> Awaitable[None]:
                 future: asyncio.Future[None] = loop.create_future()
                 token.run_sync_soon(loop.call_soon_threadsafe, future.set_result, None)
                 return future
 
-            return await timed(hop, n)
-        finally:
-            await asyncio.to_thread(runtime.stop)
+            crossings = await timed(lambda _: bridge.run_sync(_no_op), n)
+            return crossings, await timed(hop, n)
 
     return asyncio.run(main())
+
+
+def _no_op(_: object) -> None:
+    pass
+
+
+def two_threads(n: int) -> float:
+    """The operating system's floor for two hops: two plain threads passing a byte to
+    each other over two pipes (no event loop on either side)."""
+    there, back = os.pipe(), os.pipe()
+
+    def echo() -> None:
+        while os.read(there[0], 1) == b"x":
+            os.write(back[1], b"x")
+
+    thread = threading.Thread(target=echo)
+    thread.start()
+    samples = []
+    try:
+        for _ in range(n + n // 10):
+            start = time.perf_counter()
+            os.write(there[1], b"x")
+            os.read(back[0], 1)
+            samples.append(time.perf_counter() - start)
+    finally:
+        os.write(there[1], b"q")
+        thread.join()
+        for fd in (*there, *back):
+            os.close(fd)
+    return statistics.median(samples[n // 10 :]) * 1e6
 
 
 @asynccontextmanager
@@ -250,28 +284,47 @@ def run(quick: bool) -> list[Row]:
     asks = 300 if quick else 2000
     rounds = 1 if quick else 5
     results: dict[str, list[tuple[float, float]]] = {"trio": [], "thread": [], "guest": []}
-    hops = []
+    hops: dict[str, list[float]] = {"crossings": [], "loops' calls": [], "threads": []}
     concurrent: dict[str, list[float]] = {"trio": [], "thread": []}
     for _ in range(rounds):
         results["trio"].append(native(asks))
         results["thread"].append(through_thread(asks))
         results["guest"].append(through_guest_mode(asks))
-        hops.append(two_hops(asks))
+        crossings, loops_calls = two_hops(asks)
+        hops["crossings"].append(crossings)
+        hops["loops' calls"].append(loops_calls)
+        hops["threads"].append(two_threads(asks))
         concurrent["trio"].append(native_concurrent(4 * asks))
         concurrent["thread"].append(thread_concurrent(4 * asks))
 
     def p50(mode: str, which: int) -> float:
         return statistics.median(r[which] for r in results[mode])
 
+    floor = statistics.median(hops["threads"])
     rows: list[Row] = [
         {
             "benchmark": "fronts",
-            "metric": "asyncio -> trio thread -> asyncio, no work (the two hops' floor)",
-            "value": statistics.median(hops),
+            "metric": "two plain threads, a byte over a pipe each way (the OS floor)",
+            "value": floor,
             "unit": "us",
-            "note": "what any runtime thread adds at least",
+            "note": "no event loop on either side",
         }
     ]
+    for how, label in (("crossings", "the fronts' crossings"), ("loops' calls", "loops' calls")):
+        value = statistics.median(hops[how])
+        rows.append(
+            {
+                "benchmark": "fronts",
+                "metric": f"asyncio -> trio thread -> asyncio, no work, {label}",
+                "value": value,
+                "unit": "us",
+                "floor": floor,
+                "ratio": value / floor,
+                "note": "what any runtime thread adds at least"
+                if how == "crossings"
+                else "run_sync_soon there, call_soon_threadsafe back",
+            }
+        )
     for which, target in enumerate(("local", "remote")):
         floor = p50("trio", which)
         for mode, label in (("thread", "runtime thread"), ("guest", "trio guest mode")):

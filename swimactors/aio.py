@@ -47,19 +47,22 @@ DEFAULT_START_TIMEOUT = 30.0
 
 class _Bridge(Generic[R]):
     """The asyncio side of one loop thread: calls go over to it, their outcomes come back
-    onto this asyncio loop (one wake-up of the loop per batch), and an asyncio task that
-    is cancelled while it waits cancels the call on the other side."""
+    onto this asyncio loop (one wake-up of the loop per batch, the loop watching the
+    crossing's pipe), and an asyncio task that is cancelled while it waits cancels the
+    call on the other side.  :meth:`close` once the loop thread has ended."""
 
     __slots__ = ("_back", "loop", "thread")
 
     def __init__(self, thread: LoopThread[R], loop: asyncio.AbstractEventLoop) -> None:
         self.thread = thread
         self.loop = loop
-        self._back = Crossing(self._wake)
+        self._back = Crossing()
+        loop.add_reader(self._back.fileno, self._back.run)
 
-    def _wake(self, run: Callable[[], None]) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
-            self.loop.call_soon_threadsafe(run)
+    def close(self) -> None:
+        """On the asyncio loop, once no outcome can come any more: settle what came."""
+        self.loop.remove_reader(self._back.fileno)
+        self._back.close()
 
     async def start(self, begin: Begin[R, T]) -> T:
         """Await what ``begin`` (on the loop thread) starts and settles."""
@@ -207,10 +210,12 @@ async def open_node(
     except asyncio.CancelledError:  # the start goes on in the worker: stop it there
         _stop_in_background(thread)
         raise
+    node = AsyncNode(thread, asyncio.get_running_loop())
     try:
-        yield AsyncNode(thread, asyncio.get_running_loop())
+        yield node
     finally:
         await asyncio.to_thread(thread.stop)
+        node._bridge.close()
     if thread.error is not None:
         raise NodeClosed(f"the membership thread of {name} failed") from thread.error
 
@@ -229,7 +234,7 @@ class AsyncRef:
 
     __slots__ = ("_bridge", "ref")
 
-    def __init__(self, ref: ActorRef, bridge: _Bridge[System]) -> None:
+    def __init__(self, ref: ActorRef, bridge: _Bridge[Any]) -> None:
         self.ref = ref
         self._bridge = bridge
 
@@ -359,11 +364,12 @@ async def open_system(
         _stop_in_background(runtime)
         raise
     system = AsyncSystem(runtime, loop)
-    system._name = await system.run(_name_of)
     try:
+        system._name = await system.run(_name_of)
         yield system
     finally:
         await asyncio.to_thread(runtime.stop)
+        system._bridge.close()
     if runtime.error is not None:
         raise runtime.error
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import threading
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar, cast
@@ -22,7 +23,7 @@ import trio
 
 from .errors import SwimactorsError
 
-__all__ = ["Begin", "Call", "Cancel", "Crossing", "Done", "LoopThread", "ThreadClosed"]
+__all__ = ["Begin", "Call", "Cancel", "Crossing", "Done", "LoopThread", "ThreadClosed", "serve"]
 
 log = logging.getLogger(__name__)
 
@@ -176,10 +177,7 @@ class LoopThread(Generic[R]):
             else:  # the resource was set before the token that scheduled this call
                 call(cast(R, self._resource))
 
-        try:
-            crossing.send(on_loop)
-        except trio.RunFinishedError:
-            raise self.closed_error(f"{self.name} stopped") from None
+        crossing.send(on_loop)
 
     # -- the loop's thread -------------------------------------------------------------------
 
@@ -210,7 +208,8 @@ class LoopThread(Generic[R]):
             self._resource, self._nursery = resource, nursery
             self.opened(resource, nursery)
             self._token = trio.lowlevel.current_trio_token()
-            self._crossing = Crossing(self._token.run_sync_soon)
+            self._crossing = Crossing()
+            nursery.start_soon(serve, self._crossing)
             self._up.set()
             await self._stopping.wait()
             nursery.cancel_scope.cancel()
@@ -243,41 +242,61 @@ class Call:
 
 class Crossing:
     """Calls handed to another thread's loop and run there in order, with one wake-up of
-    that loop for each batch (``wake(fn)`` schedules ``fn`` there, thread-safely).  Once
-    :meth:`close` says the loop has ended, calls run at once where they are sent."""
+    that loop for each batch.
 
-    __slots__ = ("_calls", "_closed", "_scheduled", "_wake")
+    The wake-up is one byte written to a pipe whose read end (:attr:`fileno`) that loop
+    watches, calling :meth:`run` when it is readable: one write and one read per batch,
+    cheaper than the loops' own thread-safe calls (trio's ``run_sync_soon`` and asyncio's
+    ``call_soon_threadsafe`` each read their wake-up socket until it is empty and take a
+    lock, and trio hands the calls to a task of its own).  Once :meth:`close` says the
+    loop has ended, calls run at once where they are sent.
+    """
 
-    def __init__(self, wake: Callable[[Callable[[], None]], object]) -> None:
-        self._wake = wake
+    __slots__ = ("_calls", "_closed", "_lock", "_scheduled", "_write_fd", "fileno")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # no write to the pipe once close has closed it
+        self._closed = True  # until the pipe exists
+        self.fileno, self._write_fd = os.pipe()
+        os.set_blocking(self.fileno, False)
+        os.set_blocking(self._write_fd, False)
         self._calls: collections.deque[tuple[Callable[..., object], tuple[Any, ...]]]
         self._calls = collections.deque()
         self._scheduled = False
         self._closed = False
 
     def send(self, fn: Callable[..., object], *args: Any) -> None:
-        """Queue ``fn(*args)``; wake the loop unless a wake-up is already on its way.
-        Raises what ``wake`` raises (the call is then dropped)."""
-        call = (fn, args)
-        self._calls.append(call)
-        if self._closed:
-            self._run()
-        elif not self._scheduled:
+        """Queue ``fn(*args)``; wake the loop unless a wake-up is already on its way."""
+        self._calls.append((fn, args))
+        if not self._scheduled and not self._closed:
             self._scheduled = True
-            try:
-                self._wake(self._run)
-            except BaseException:
-                self._scheduled = False
-                with contextlib.suppress(ValueError):
-                    self._calls.remove(call)
-                raise
+            with self._lock:
+                if not self._closed:
+                    with contextlib.suppress(BlockingIOError):  # full: a wake-up is pending
+                        os.write(self._write_fd, b"\0")
+        if self._closed:
+            self._drain()
+
+    def run(self) -> None:
+        """On the woken loop: take the wake-up and run every call queued so far."""
+        with contextlib.suppress(BlockingIOError):
+            os.read(self.fileno, 4096)
+        self._drain()
 
     def close(self) -> None:
-        """The loop has ended: run what is still queued here, and later calls at once."""
-        self._closed = True
-        self._run()
+        """The loop has ended (and stopped watching :attr:`fileno`): run what is still
+        queued here, and later calls at once; close the pipe."""
+        self._close_pipe()
+        self._drain()
 
-    def _run(self) -> None:
+    def _close_pipe(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                os.close(self.fileno)
+                os.close(self._write_fd)
+
+    def _drain(self) -> None:
         self._scheduled = False  # before draining: a call queued from now on wakes again
         calls = self._calls
         while calls:
@@ -288,7 +307,17 @@ class Crossing:
             try:
                 fn(*args)
             except Exception:
-                log.exception("a call handed to %r raised", self._wake)
+                log.exception("a call handed over by a Crossing raised")
+
+    def __del__(self) -> None:  # one never closed (its loop never ran): no fd leaks
+        self._close_pipe()
+
+
+async def serve(crossing: Crossing) -> None:
+    """Run ``crossing``'s calls on this trio loop as they come, until cancelled."""
+    while True:
+        await trio.lowlevel.wait_readable(crossing.fileno)
+        crossing.run()
 
 
 class _Waiter(Generic[T]):
