@@ -6,16 +6,24 @@ program's own trio loop, so layers written against a node (the registry, the act
 cluster, split-brain handling) run unchanged while probes and acks are answered on the
 other thread, even when the program's loop is blocked (an actor's blocking ``receive``).
 
-What crosses, and how (every crossing is one ``run_sync_soon`` on the other loop):
+What crosses, and how (pushed as it changes: nothing wakes either thread on a timer):
 
-* to the program: events (published on the program's loop, same bounded subscriptions);
-  member snapshots (every event's member at once; the whole list when it changed, the
-  incarnation, health and counters every probe interval); delegate hooks (``notify_message``,
-  ``merge_remote_state``, ``on_member_event``, run on the program's loop in order);
+* to the program, each a ``run_sync_soon`` on its loop: events (published there, same
+  bounded subscriptions), each carrying its member's new record; the node's incarnation,
+  health and own record when they change without an event (a refutation), and the names of
+  departed members the node has since forgotten (reaped), both noticed after a round of
+  the membership loop's own work (a trio instrument's ``before_io_wait``); delegate hooks
+  (``notify_message``, ``merge_remote_state``, ``on_member_event``, run on the program's
+  loop in order);
 * to the node: broadcasts, delegate registrations, ``set_meta``, ``leave``;
+* read from the node when asked: ``counters`` (a blocking call to the membership thread,
+  which never waits for the program);
 * a delegate's ``local_state`` is answered on the membership thread from a copy the
   program's loop refreshes after each of that delegate's broadcasts and merges, so a
   push/pull never waits for a blocked program (the copy may lag by one change).
+
+A member record whose only change is a higher incarnation (it refuted a suspicion this
+node never saw) keeps its older incarnation in the mirror until its next event.
 """
 
 from __future__ import annotations
@@ -35,7 +43,7 @@ from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from .node import Node
 from .threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
-from .types import Member, MemberEvent
+from .types import Member, MemberDown, MemberEvent, MemberLeft
 
 __all__ = ["MirroredNode", "open_mirrored_node"]
 
@@ -45,21 +53,32 @@ T = TypeVar("T")
 
 DEFAULT_START_TIMEOUT = 30.0
 
-COUNTERS_PERIOD = 1.0
-"""Seconds between copies of the node's counters when nothing else changed."""
 
+class _Watch(trio.abc.Instrument):
+    """On the membership thread, after each round of its loop's work: what changed without
+    an event (the node's incarnation and health; departed members it has forgotten), sent
+    to the program at once.  Adds no wake-up of its own."""
 
-class _Snapshot:
-    """What the membership thread sends every probe interval (members: empty when they
-    have not changed since the last one)."""
+    def __init__(self, mirror: MirroredNode, node: Node) -> None:
+        self._mirror = mirror
+        self._node = node
+        self._health = (node.incarnation, node.awareness)
+        self.departed: set[str] = set()
+        """Members whose last event was DOWN or LEFT: the node forgets them in time."""
+        self._reap_check = 0.0
 
-    __slots__ = ("awareness", "counters", "incarnation", "members")
-
-    def __init__(self, node: Node) -> None:
-        self.members = node.members()
-        self.incarnation = node.incarnation
-        self.awareness = node.awareness
-        self.counters = node.counters
+    def before_io_wait(self, timeout: float) -> None:
+        node, mirror = self._node, self._mirror
+        health = (node.incarnation, node.awareness)
+        if health != self._health:
+            self._health = health
+            mirror._to_program(mirror._apply_health, health, node.local_member)
+        if self.departed and trio.current_time() >= self._reap_check:
+            self._reap_check = trio.current_time() + node.config.probe_interval
+            forgotten = [name for name in self.departed if node.member(name) is None]
+            if forgotten:
+                self.departed.difference_update(forgotten)
+                mirror._to_program(mirror._forget, forgotten)
 
 
 class _ForwardingDelegate(Delegate):
@@ -108,8 +127,9 @@ class _ForwardingDelegate(Delegate):
 class MirroredNode(OnNodeThread):
     """The node's interface on the program's trio loop; the node runs on its own thread.
 
-    Reads come from the mirror (members current to the last event or probe interval);
-    writes are sent to the membership thread in order.
+    Reads come from the mirror (current to the membership thread's last round of work that
+    the program's loop has taken in), except ``counters``, read from the node; writes are
+    sent to the membership thread in order.
     """
 
     def __init__(self, thread: NodeThread, token: trio.lowlevel.TrioToken) -> None:
@@ -120,6 +140,7 @@ class MirroredNode(OnNodeThread):
         self._incarnation = 0
         self._awareness = 0
         self._counters: collections.Counter[str] = collections.Counter()
+        """The node's counters as last read (kept for reads after it stopped)."""
         self._delegates: dict[str, _ForwardingDelegate] = {}
         self._crossing_errors = 0
         self._dropped_after_stop = 0
@@ -146,6 +167,10 @@ class MirroredNode(OnNodeThread):
 
     @property
     def counters(self) -> collections.Counter[str]:
+        """The node's counters, read on the membership thread (the last ones read once it
+        has stopped), and the mirror's own."""
+        with contextlib.suppress(NodeClosed):
+            self._counters = self._thread.call(lambda node: node.counters)
         counters = collections.Counter(self._counters)
         counters["membership_thread_errors"] = self._crossing_errors
         counters["membership_thread_closed_drops"] = self._dropped_after_stop
@@ -227,12 +252,17 @@ class MirroredNode(OnNodeThread):
 
     # -- on the program's loop ---------------------------------------------------------------
 
-    def _apply(self, snapshot: _Snapshot) -> None:
-        if snapshot.members:
-            self._members = {member.name: member for member in snapshot.members}
-        self._incarnation = snapshot.incarnation
-        self._awareness = snapshot.awareness
-        self._counters = snapshot.counters
+    def _start(self, members: list[Member], health: tuple[int, int]) -> None:
+        self._members = {member.name: member for member in members}
+        self._incarnation, self._awareness = health
+
+    def _apply_health(self, health: tuple[int, int], local: Member) -> None:
+        self._incarnation, self._awareness = health
+        self._members[local.name] = local
+
+    def _forget(self, names: list[str]) -> None:
+        for name in names:
+            self._members.pop(name, None)
 
     def _publish(self, event: MemberEvent) -> None:
         self._members[event.member.name] = event.member
@@ -240,39 +270,33 @@ class MirroredNode(OnNodeThread):
 
     # -- on the membership thread -----------------------------------------------------------
 
-    async def _pump(self, node: Node) -> None:
-        """Send events as they happen, and snapshots (see :meth:`_pump_snapshots`)."""
+    async def _pump(self, node: Node, started: trio.Event) -> None:
+        """Send the members, then events as they happen, and what changes without one
+        (:class:`_Watch`); sets ``started`` (on the program's loop) once the members are
+        there."""
+        watch = _Watch(self, node)
         with node.events() as events:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._pump_snapshots, node)
+            self._send_members(node, watch)
+            self._to_program(started.set)
+            trio.lowlevel.add_instrument(watch)
+            try:
                 async for event in events:
                     if isinstance(event, MemberEvent):
+                        if isinstance(event, MemberDown | MemberLeft):
+                            watch.departed.add(event.member.name)
+                        else:
+                            watch.departed.discard(event.member.name)
                         self._to_program(self._publish, event)
-                    else:  # the pump fell behind: the program's subscribers see the gap
+                    else:  # the pump fell behind: subscribers see the gap, the mirror resyncs
                         self._to_program(self._hub.lost, event.count)
+                        self._send_members(node, watch)
+            finally:
+                trio.lowlevel.remove_instrument(watch)
 
-    async def _pump_snapshots(self, node: Node) -> None:
-        """Every probe interval, what changed without an event (the member list when it
-        differs from the last one sent, incarnation, health); counters every second."""
-        sent: list[Member] = []
-        health = (node.incarnation, node.awareness)
-        counters_due = 0.0
-        while True:
-            await trio.sleep(node.config.probe_interval)
-            snapshot = _Snapshot(node)
-            changed = snapshot.members != sent or health != (
-                snapshot.incarnation,
-                snapshot.awareness,
-            )
-            if not changed and trio.current_time() < counters_due:
-                continue
-            if snapshot.members == sent:
-                snapshot.members = []
-            else:
-                sent = snapshot.members
-            health = (snapshot.incarnation, snapshot.awareness)
-            counters_due = trio.current_time() + COUNTERS_PERIOD
-            self._to_program(self._apply, snapshot)
+    def _send_members(self, node: Node, watch: _Watch) -> None:
+        members = node.members()
+        watch.departed = {m.name for m in members if not m.status.is_alive}
+        self._to_program(self._start, members, (node.incarnation, node.awareness))
 
 
 @asynccontextmanager
@@ -286,9 +310,14 @@ async def open_mirrored_node(
     await trio.to_thread.run_sync(thread.start, start_timeout, abandon_on_cancel=False)
     mirror = MirroredNode(thread, trio.lowlevel.current_trio_token())
     try:
-        snapshot: _Snapshot = await _call(thread, _Snapshot)
-        mirror._apply(snapshot)
-        thread.run_async(mirror._pump, lambda result: None)
+        started = trio.Event()
+        thread.run_async(
+            lambda node: mirror._pump(node, started),
+            lambda result: mirror._to_program(started.set),  # it ended (the thread failed)
+        )
+        await started.wait()
+        if not mirror._members:
+            raise NodeClosed(f"the membership thread of {name} ended as it started")
         yield mirror
     finally:
         with trio.CancelScope(shield=True):
@@ -296,7 +325,3 @@ async def open_mirrored_node(
         mirror._hub.close()
     if thread.error is not None:
         raise NodeClosed(f"the membership thread of {name} failed") from thread.error
-
-
-async def _call(thread: NodeThread, fn: Callable[[Node], T]) -> T:
-    return await trio.to_thread.run_sync(thread.call, fn)

@@ -4,13 +4,15 @@ mirror's crossings fail safely."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import pytest
 import trio
 
 from swimactors.loop_thread import LoopThread, ThreadClosed
+from swimactors.membership import Status, open_node
 from swimactors.membership.events import EventHub, EventsDropped
 from swimactors.membership.mirror import open_mirrored_node
 
@@ -56,3 +58,35 @@ async def test_a_failing_crossing_is_counted_and_calls_after_stop_are_dropped() 
             assert node.member("a") is not None
         node.broadcast("test", b"late")
         assert node.counters["membership_thread_closed_drops"] == 1
+
+
+async def test_the_mirror_is_pushed_changes_only_and_forgets_what_the_node_reaped() -> None:
+    """Nothing crosses to the program while the cluster is quiet (no timer wakes the
+    mirror); a member's departure arrives as its event, and its record goes from the
+    mirror when the node reaps it, which no event announces."""
+    config = CONFIG.replace(reap_time=0.5)
+    with trio.fail_after(30):
+        async with open_mirrored_node(name="a", bind="127.0.0.1:0", config=config) as a:
+            crossed: list[str] = []
+            to_program = a._to_program
+
+            def counting(fn: Callable[..., None], *args: Any) -> None:
+                crossed.append(getattr(fn, "__name__", repr(fn)))
+                to_program(fn, *args)
+
+            async with open_node(
+                name="b", bind="127.0.0.1:0", seeds=[a.address], config=config
+            ) as b:
+                while a.member("b") is None or b.member("a") is None:
+                    await trio.sleep(0.02)
+                a._to_program = counting  # type: ignore[method-assign]
+                await trio.sleep(4 * config.probe_interval)  # probes and gossip both ways
+                assert [name for name in crossed if name != "_apply_health"] == []
+                assert a.counters["packets_received"] > 0  # read from the node when asked
+                await b.leave()
+            while (member := a.member("b")) is not None and member.status is Status.UP:
+                await trio.sleep(0.02)
+            assert member is not None and member.status is Status.LEFT
+            while a.member("b") is not None:
+                await trio.sleep(0.02)
+            assert "_forget" in crossed
