@@ -2,7 +2,8 @@
 
 ``python -m benchmarks.fronts_trace`` asks the local and the remote echo of
 :func:`benchmarks.bench_fronts.two_nodes` from asyncio the way the asyncio front does
-(one hop in, ``ActorRef.start_ask`` on the runtime thread, one hop out onto a Future) and
+(one crossing in, ``ActorRef.start_ask`` on the runtime thread, one crossing out onto a
+Future) and
 prints the median of each leg: hop in (asyncio hands over -> the ask starts), on the
 runtime thread (-> the reply calls back), hop out (-> the Future is settled), resume
 (-> the awaiting task runs), and how long the runtime thread stays busy after the reply.
@@ -18,6 +19,7 @@ from typing import Any
 import trio
 
 from swimactors import ActorRef
+from swimactors.aio import _Bridge
 from swimactors.loop_thread import LoopThread
 
 from .bench_fronts import Refs, two_nodes
@@ -43,23 +45,25 @@ def trace(asks: int) -> dict[str, list[float]]:
         loop = asyncio.get_running_loop()
         runtime: LoopThread[Refs] = LoopThread("trace-runtime", two_nodes)
         await asyncio.to_thread(runtime.start, 60.0)
+        bridge: _Bridge[Refs] = _Bridge(runtime, loop)
         idle = _Idle()
         await asyncio.to_thread(runtime.call, lambda _: trio.lowlevel.add_instrument(idle))
         try:
             local, remote = await asyncio.to_thread(runtime.call, lambda refs: refs)
             return {
-                "local": await legs(runtime, loop, local, asks, idle),
-                "remote": await legs(runtime, loop, remote, asks, idle),
+                "local": await legs(runtime, bridge, local, asks, idle),
+                "remote": await legs(runtime, bridge, remote, asks, idle),
             }
         finally:
             await asyncio.to_thread(runtime.stop)
+            bridge.close()
 
     return asyncio.run(main())
 
 
 async def legs(
     runtime: LoopThread[Refs],
-    loop: asyncio.AbstractEventLoop,
+    bridge: _Bridge[Refs],
     ref: ActorRef,
     asks: int,
     idle: _Idle,
@@ -76,12 +80,12 @@ async def legs(
 
         def answered(result: Any) -> None:
             stamp.append(clock())
-            loop.call_soon_threadsafe(settle, future, stamp, result)
+            bridge._back.send(settle, future, stamp, result)
 
         ref.start_ask(msg, None, answered)
 
     for i in range(asks + asks // 10):
-        future: asyncio.Future[Any] = loop.create_future()
+        future: asyncio.Future[Any] = bridge.loop.create_future()
         stamp = [clock()]
         runtime.run_sync(lambda refs, f=future, s=stamp, m=i: start(refs, f, s, m), _ignore)
         await future

@@ -23,12 +23,13 @@ from typing import Any, Generic, TypeVar, Unpack
 
 import outcome
 
+from .actors.from_thread import begin_ask, begin_tell
 from .actors.proxy import proxy
-from .actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef
+from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from .actors.runtime import ActorSource
 from .cluster.system import System
 from .cluster.system import open_system as _open_system
-from .loop_thread import Begin, Cancel, Crossing, Done, LoopThread
+from .loop_thread import Begin, Crossing, LoopThread
 from .membership.delegate import Delegate
 from .membership.events import DEFAULT_EVENT_BUFFER, EventsDropped
 from .membership.threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
@@ -38,8 +39,6 @@ __all__ = ["AsyncEvents", "AsyncNode", "AsyncRef", "AsyncSystem", "open_node", "
 
 R = TypeVar("R")
 T = TypeVar("T")
-
-_DELIVERED: outcome.Outcome[None] = outcome.Value(None)
 
 DEFAULT_START_TIMEOUT = 30.0
 """Seconds :func:`open_node` waits for the node to bind and start."""
@@ -251,30 +250,11 @@ class AsyncRef:
 
         Cancelling the awaiting task cancels the ask (a reply that still comes is dropped).
         """
-        ref = self.ref
-        thread = self._bridge.thread
-
-        def begin(_: System, done: Done[Any]) -> Cancel:
-            reply = ref.start_ask(msg, timeout, done)  # no task when it can start at once
-            if reply is not None:
-                return reply.cancel
-            return thread.spawn(lambda: ref.ask(msg, timeout), done)
-
-        return await self._bridge.start(begin)
+        return await self._bridge.start(begin_ask(self._bridge.thread, self.ref, msg, timeout))
 
     async def tell(self, msg: Any) -> None:
         """Deliver ``msg`` (waits while the actor's mailbox is full)."""
-        ref = self.ref
-        thread = self._bridge.thread
-
-        def begin(_: System, done: Done[None]) -> Cancel | None:
-            delivery = ref.tell(msg)
-            if delivery is READY:  # queued: no task needed
-                done(_DELIVERED)
-                return None
-            return thread.spawn(lambda: delivery, done)
-
-        await self._bridge.start(begin)
+        await self._bridge.start(begin_tell(self._bridge.thread, self.ref, msg))
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, AsyncRef) and other.ref == self.ref
