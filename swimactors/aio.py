@@ -213,8 +213,10 @@ async def open_node(
     try:
         yield node
     finally:
-        await asyncio.to_thread(thread.stop)
-        node._bridge.close()
+        try:
+            await asyncio.to_thread(thread.stop)
+        finally:  # (if cancelled meanwhile, the loop must still stop watching the pipe)
+            node._bridge.close()
     if thread.error is not None:
         raise NodeClosed(f"the membership thread of {name} failed") from thread.error
 
@@ -348,8 +350,10 @@ async def open_system(
         system._name = await system.run(_name_of)
         yield system
     finally:
-        await asyncio.to_thread(runtime.stop)
-        system._bridge.close()
+        try:
+            await asyncio.to_thread(runtime.stop)
+        finally:  # (if cancelled meanwhile, the loop must still stop watching the pipe)
+            system._bridge.close()
     if runtime.error is not None:
         raise runtime.error
 
