@@ -81,7 +81,9 @@ async def test_the_mirror_is_pushed_changes_only_and_forgets_what_the_node_reape
                     await trio.sleep(0.02)
                 a._to_program = counting  # type: ignore[method-assign]
                 await trio.sleep(4 * config.probe_interval)  # probes and gossip both ways
-                assert [name for name in crossed if name != "_apply_health"] == []
+                # only what the node's own work changed (a slow probe under load may move
+                # health or a status); the old mirror sent a snapshot every second here
+                assert set(crossed) <= {"_apply_health", "_publish"}
                 assert a.counters["packets_received"] > 0  # read from the node when asked
                 await b.leave()
             while (member := a.member("b")) is not None and member.status is Status.UP:
