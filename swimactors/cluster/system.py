@@ -82,7 +82,8 @@ class Environment:
     rng: random.Random | None = None
     """The membership core's random stream."""
     clock: Callable[[], float] = time.time
-    """Wall-clock seconds, for start times (the incarnation, a renounced seniority)."""
+    """Wall-clock seconds, for start times (the incarnation, a renounced seniority) and the
+    membership's probe turns."""
 
 
 @message("swimactors.Ping")
@@ -590,6 +591,7 @@ async def open_system(
             rng=env.rng,
             incarnation=started,
             transport=env.node_transport,
+            clock=env.clock,
         ) as running:
             node = cast(Node, running)  # a MirroredNode offers the Node interface
             # The registry's epoch must be the node's start incarnation: read it before

@@ -58,6 +58,7 @@ from .messages import (
     packet_overhead,
 )
 from .meta import announced_reap
+from .ring import ProbeRing
 from .suspicion import Suspicion
 from .types import (
     Address,
@@ -127,6 +128,7 @@ class FormedCluster:
             raise ValueError(f"a cluster of {len(self.states)} exceeds {MAX_MEMBERS} members")
         self.names = list(self.states)
         self.index = {name: i for i, name in enumerate(self.names)}
+        self.ring = ProbeRing(self.names)
 
 
 @attrs.define
@@ -139,8 +141,12 @@ class _Probe:
     ends_at: float
     acked: bool = False
     indirect_sent: bool = False
-    expected_nacks: int = 0
-    nacks: int = 0
+    helpers: frozenset[str] = frozenset()
+    """The members asked to ping the target for us."""
+    nacked: set[str] = attrs.Factory(set)
+    """The helpers that pinged it and heard nothing."""
+    failed: bool = False
+    """Suspected before the period ended: every helper had nacked."""
 
 
 @attrs.frozen
@@ -238,8 +244,9 @@ class Swim:
         self._alive: list[str] = []  # other UP/SUSPECT members, for O(1) random picks
         self._alive_index: dict[str, int] = {}
         self._recently_down: dict[str, float] = {}  # name -> since, oldest first
-        self._probe_order: list[str] = []
-        self._probe_cursor = 0
+        self._ring = ProbeRing([name])
+        """The live members and this node, in the order every view shares (see .ring)."""
+        self._probe_turn = 0
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
         self._nacks: collections.deque[tuple[float, int]] = collections.deque()
@@ -266,6 +273,7 @@ class Swim:
         )
         self._next_probe = 0.0
         self._next_gossip = 0.0
+        self._gossip_now: float | None = None
         self._next_push_pull = 0.0
         self._next_reconnect = 0.0
         self._next_join: float | None = None
@@ -375,6 +383,8 @@ class Swim:
         self._alive = list(formed.names)
         self._alive_index = dict(formed.index)
         self._drop_alive(self.name)
+        self._ring = formed.ring.copy()
+        self._ring.add(self.name)
         period = self.config.push_pull_period(self.alive_count())
         self._next_push_pull = now + self.rng.random() * period
 
@@ -422,7 +432,11 @@ class Swim:
         if not self._started:
             return None
         # one wake-up's worth of work: compared in place, no list built per call
-        deadline = self._next_gossip if self._queue else math.inf  # no news: no wake-ups
+        deadline = math.inf  # no news: no wake-ups
+        if self._queue:
+            deadline = self._next_gossip
+            if self._gossip_now is not None:
+                deadline = min(deadline, self._gossip_now)
         if not self._leaving:
             probe = self._probe
             if probe is None:
@@ -458,8 +472,14 @@ class Swim:
             if self._next_join is not None and now >= self._next_join:
                 self._join_seeds(now)
         self._expire_suspicions(now)  # after our own probe, whose failure may confirm one
-        if now >= self._next_gossip:
-            self._next_gossip = now + self.config.gossip_interval
+        regular = now >= self._next_gossip
+        if regular:  # on to our next beat: the phase drawn at start is kept
+            interval = self.config.gossip_interval
+            self._next_gossip += interval * (math.floor((now - self._next_gossip) / interval) + 1)
+            if self._next_gossip <= now:  # (rounding)
+                self._next_gossip += interval
+        if regular or (self._gossip_now is not None and now >= self._gossip_now):
+            self._gossip_now = None
             self._gossip(now)
 
     def receive(
@@ -569,7 +589,7 @@ class Swim:
 
     def _on_ack(self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Ack) -> None:
         probe = self._probe
-        if probe is not None and probe.seq == msg.seq and not probe.acked:
+        if probe is not None and probe.seq == msg.seq and not probe.acked and not probe.failed:
             probe.acked = True
             self._awareness.apply(-1)
             return
@@ -583,8 +603,15 @@ class Swim:
         self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Nack
     ) -> None:
         probe = self._probe
-        if probe is not None and probe.seq == msg.seq:
-            probe.nacks += 1
+        if probe is None or probe.seq != msg.seq or sender not in probe.helpers:
+            return
+        probe.nacked.add(sender)
+        if probe.nacked == probe.helpers and not probe.acked and not probe.failed:
+            # every path has been tried and failed: the direct ping for probe_timeout +
+            # nack_timeout, each helper's for nack_timeout; only an ack late on all of
+            # them could still come, so the verdict need not wait for the period's end
+            probe.failed = True
+            self._probe_failed(now, probe)
 
     def _on_pingreq(
         self, now: float, sender: str, reply_to: Address, reliable: bool, msg: PingReq
@@ -637,12 +664,12 @@ class Swim:
             self._probe_indirectly(now, probe)
         if now >= probe.ends_at:
             self._probe = None
-            if not probe.acked:
+            if not probe.acked and not probe.failed:
                 self._probe_failed(now, probe)
             self._start_probe(now)
 
     def _start_probe(self, now: float) -> None:
-        target = self._next_probe_target()
+        target = self._next_probe_target(now)
         interval = self._awareness.scale(self.config.probe_interval)
         if target is None:
             self._next_probe = now + interval
@@ -671,35 +698,43 @@ class Swim:
         helpers = self._random_alive(self.config.indirect_checks, exclude=avoid)
         for helper in helpers:
             self._send(helper.address, [PingReq(probe.seq, target.name, target.address)])
-        probe.expected_nacks = len(helpers)
+        probe.helpers = frozenset(helper.name for helper in helpers)
         self.counters["indirect_probes"] += 1
         self._send(target.address, [Ping(probe.seq, target.name)], reliable=True)
 
     def _probe_failed(self, now: float, probe: _Probe) -> None:
-        """No ack by the end of the period: distrust ourselves a little, suspect the target."""
+        """No ack by the end of the period, or every helper nacked: distrust ourselves a
+        little (by the helpers that did not nack), suspect the target.  A target that
+        went DOWN or LEFT meanwhile (no ping-reqs went out then) settles nothing."""
+        target = self._members.get(probe.target)
+        if target is None or not target.status.is_alive:
+            return
         self.counters["probe_failures"] += 1
-        if probe.expected_nacks:
-            self._awareness.apply(max(0, probe.expected_nacks - probe.nacks))
+        if probe.helpers:
+            self._awareness.apply(len(probe.helpers - probe.nacked))
         else:
             self._awareness.apply(1)
-        target = self._members.get(probe.target)
-        if target is not None and target.status.is_alive:
-            self.counters["suspicions_raised"] += 1
-            self._apply_suspect(now, Suspect(target.name, target.incarnation, self.name))
+        self.counters["suspicions_raised"] += 1
+        self._apply_suspect(now, Suspect(target.name, target.incarnation, self.name))
 
-    def _next_probe_target(self) -> _MemberState | None:
-        """Round-robin over a shuffled list, reshuffled each pass (time-bounded completeness)."""
-        for _ in range(2):
-            while self._probe_cursor < len(self._probe_order):
-                name = self._probe_order[self._probe_cursor]
-                self._probe_cursor += 1
-                state = self._members.get(name)
-                if state is not None and name != self.name and state.status.is_alive:
-                    return state
-            self._probe_order = list(self._alive)
-            self.rng.shuffle(self._probe_order)
-            self._probe_cursor = 0
-        return None
+    def _next_probe_target(self, now: float) -> _MemberState | None:
+        """The next member on the probe ring: at the cluster's period number while our
+        periods are the base interval (every member probed once per period cluster-wide),
+        one turn on from the last while local health stretches them (every member still
+        once per pass of ours).  See :mod:`.ring`."""
+        if self._awareness.score == 0:
+            self._probe_turn = math.floor(self._cluster_clock(now) / self.config.probe_interval)
+        else:
+            self._probe_turn += 1
+        name = self._ring.target(self.name, self._probe_turn)
+        return None if name is None else self._members[name]
+
+    def _cluster_clock(self, now: float) -> float:
+        """The clock the probe turns are counted on, the same on every node: the wall
+        clock when the driver gave it (``wall_ms``), else ``now`` (a simulation's clock)."""
+        if self._wall_ms is None:
+            return now
+        return self._wall_ms / 1000 + (now - self._wall_origin)
 
     def _expire_relays(self, now: float) -> None:
         """Nack the relays whose target has not answered by ``nack_timeout`` (early enough
@@ -744,7 +779,7 @@ class Swim:
                 return
             state = _MemberState(msg.name, msg.address, msg.incarnation, Status.UP, msg.meta, now)
             self._members[msg.name] = state
-            self._mark_alive(state, insert_for_probe=True)
+            self._mark_alive(state)
             self._enqueue(msg)
             self._emit(MemberUp(state.snapshot(), now))
             return
@@ -775,7 +810,7 @@ class Swim:
                 self._emit(MemberUpdated(state.snapshot(), now))
         else:
             self._recently_down.pop(state.name, None)
-            self._mark_alive(state, insert_for_probe=True)
+            self._mark_alive(state)
             self._emit(MemberUp(state.snapshot(), now))
 
     def _stale_alive(self, name: str, host: str, port: int, incarnation: int) -> bool:
@@ -868,11 +903,17 @@ class Swim:
 
     def _refuted(self, now: float, msg: Suspect | Dead | Left) -> bool:
         """News that we are suspect, dead or gone: outbid it unless it is older than this
-        life of ours.  True when the news was about us (nothing else applies then)."""
+        life of ours.  True when the news was about us (nothing else applies then).
+        News of an earlier life means its sender missed our refutation: our current Alive
+        goes out again (no new incarnation) and rides on what we send next, the ack when
+        the news came with a probe (Lifeguard's buddy system), so a prober that holds a
+        suspicion we have already refuted does not keep it until it times out."""
         if msg.name != self.name:
             return False
         if rules.refutes(self.incarnation, msg):
             self._refute(now, msg.incarnation)
+        elif not self._leaving and ("m", self.name) not in self._queue:
+            self._enqueue(self._self.alive_message())
         return True
 
     def _refute(self, now: float, seen: int) -> None:
@@ -927,14 +968,12 @@ class Swim:
 
     # ===================================================================== member bookkeeping
 
-    def _mark_alive(self, state: _MemberState, insert_for_probe: bool) -> None:
+    def _mark_alive(self, state: _MemberState) -> None:
         if state.name in self._alive_index:
             return
         self._alive_index[state.name] = len(self._alive)
         self._alive.append(state.name)
-        if insert_for_probe:  # at a random place, so newcomers are probed this pass
-            position = self.rng.randint(self._probe_cursor, len(self._probe_order))
-            self._probe_order.insert(position, state.name)
+        self._ring.add(state.name)
         if self._next_join is not None:
             self._next_join = None
 
@@ -952,6 +991,7 @@ class Swim:
     def _drop_alive(self, name: str) -> None:
         index = self._alive_index.pop(name, None)
         if index is not None:  # swap-remove from the alive list
+            self._ring.discard(name)
             last = self._alive.pop()
             if last != name:
                 self._alive[index] = last
@@ -978,6 +1018,7 @@ class Swim:
             if now - state.since >= min(keep, config.reap_time) and name != self.name:
                 del self._members[name]
                 self._recently_down.pop(name, None)
+                self._queue.discard(("m", name))  # news of a forgotten member goes too
 
     def _random_alive(self, k: int, exclude: Collection[str] = ()) -> list[_MemberState]:
         """Up to ``k`` distinct random UP/SUSPECT members other than ``exclude``."""
@@ -1003,10 +1044,13 @@ class Swim:
         self._queue.push(("m", msg.name), message_kind(msg), encode_message(msg))
 
     def _gossip_soon(self, now: float) -> None:
-        """Gossip at the next tick rather than at the next interval: news of a suspicion,
-        a death, a leave or a refutation is worth a packet of its own (it is sent no more
-        often in all, only earlier: each hop saves up to one gossip interval)."""
-        self._next_gossip = min(self._next_gossip, now)
+        """Gossip at the next tick as well as at the next beat: news of a suspicion, a
+        death, a leave or a refutation is worth a packet of its own (it is sent no more
+        often in all, only earlier: each hop saves up to one gossip interval).  The beat
+        keeps its phase: were it restarted here, every node that heard the news in one
+        burst would gossip in step from then on, and a node the burst missed would wait
+        a whole interval for the next round instead of the first of many beats."""
+        self._gossip_now = now if self._gossip_now is None else min(self._gossip_now, now)
 
     def _gossip(self, now: float) -> None:
         """Send queued news to ``gossip_nodes`` random members, recently DOWN ones included."""

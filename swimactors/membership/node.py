@@ -16,7 +16,7 @@ import math
 import random
 import socket as stdlib_socket
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 import trio
@@ -291,6 +291,7 @@ async def open_node(
     leave_timeout: float | None = None,
     incarnation: int | None = None,
     transport: NodeTransport | None = None,
+    clock: Callable[[], float] = time.time,
 ) -> AsyncIterator[Node]:
     """Run a cluster member for the life of the block.
 
@@ -302,6 +303,9 @@ async def open_node(
     always newer than its past life; layers that tag their state with it (the registry)
     may pick it first and pass it in.  ``transport`` replaces the sockets (``bind`` is then
     unused and the transport's address is advertised); the node starts and closes it.
+    ``clock`` reads the wall clock in seconds (a simulation gives its own): the default
+    incarnation, the horizon for forged ones, and the period count that keeps every
+    member's probes in step on the probe ring (docs/protocol.md) come from it.
     """
     config = config if config is not None else Config.lan()
     if config.tls is not None:
@@ -331,7 +335,7 @@ async def open_node(
             address = await _advertised(advertise, transport.address, seed_addresses)
         else:
             address = transport.address
-        wall_ms = int(time.time() * 1000)
+        wall_ms = int(clock() * 1000)
         core = Swim(
             name=name,
             address=address,

@@ -53,6 +53,7 @@ class NodeOptions(TypedDict, total=False):
     leave_timeout: float | None
     incarnation: int | None
     transport: NodeTransport | None
+    clock: Callable[[], float]
 
 
 class ThreadEvents:

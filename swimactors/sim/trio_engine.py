@@ -410,5 +410,6 @@ async def open_sim_node(
         leave_timeout=leave_timeout,
         incarnation=incarnation,
         transport=SimTransport(net, name, address),
+        clock=trio.current_time,
     ) as node:
         yield node

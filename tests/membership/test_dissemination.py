@@ -140,3 +140,21 @@ def test_the_broadcast_queue_is_bounded_and_drops_the_most_sent() -> None:
     queue.push("e", "k", b"e")
     assert len(queue) == 4 and queue.dropped == 1
     assert len(sent_once - {k for k in "abcd" if k in queue}) == 1
+
+
+def test_news_worth_a_packet_goes_out_at_once_and_the_rounds_keep_their_beat() -> None:
+    """Urgent news (a suspicion) is gossiped when it arrives, and the rounds after it stay
+    on the beat drawn at start: restarted at the news, every node that heard it in one
+    burst would gossip in step, and a node the burst missed would wait a whole interval
+    (issue 13: the last node of 100 marked a crash DOWN one round late in a third of runs)."""
+    core = make_core()
+    add_peers(core, 10)
+    respond = acking()
+    beat = min(t for t, _ in pure_gossip(run(core, 10.0, respond)))
+    news_at = 10.0 + beat + CONFIG.gossip_interval / 3  # between two beats
+    run(core, news_at, respond)
+    deliver(core, news_at, "p2", Suspect("p3", 1, "p2"))
+    rounds = sorted({t for t, _ in pure_gossip(run(core, news_at + 1.0, respond))})
+    assert rounds[0] == news_at and len(rounds) > 2
+    offsets = [(t - beat) / CONFIG.gossip_interval for t in rounds[1:]]
+    assert all(abs(k - round(k)) < 1e-6 for k in offsets), offsets
