@@ -14,9 +14,11 @@ multiplier, push/pull and gossip intervals); the ``fast`` profile sets a 0.2 s p
 interval and 0.1 s probe timeout on both, ``fast+key`` also gives both the same key, so
 each seals every packet and frame.  The floor is a trio process with the wake-ups
 a SWIM node cannot avoid (a ping to a random peer every probe interval; an ack to every
-ping) and no protocol at all.  ``selectors`` is swimactors' sans-IO core on a stdlib
-``selectors`` loop (a prototype in ``membership_node.py``, no keyring: not run with a key),
-which tells what a lean driver would save over the trio one.  ``BENCH_MEMBERSHIP_BASELINE=DIR``
+ping) and no protocol at all.  ``lean`` and ``thread`` are swimactors on the blocking front
+(``start_node``: the node on its membership thread, the main thread blocked on events, like
+kinship's blocking node) with the lean (stdlib ``selectors``) and the trio driver; ``swimactors``
+is ``open_node`` in a trio program.  ``BENCH_MEMBERSHIP_KINDS=floor,lean,kinship`` runs only
+those kinds.  ``BENCH_MEMBERSHIP_BASELINE=DIR``
 adds ``baseline``: swimactors run from another checkout (say, main before a change), so a
 change is measured against its own past in the same interleaved run.
 """
@@ -37,7 +39,7 @@ from typing import Any
 
 from benchmarks.hosts import Hosts, open_hosts
 
-KINDS = ("floor", "swimactors", "selectors", "kinship")
+KINDS = ("floor", "swimactors", "lean", "thread", "kinship")
 PROFILES = {"fast": (0.2, 0.1, False), "lan": (1.0, 0.5, False), "fast+key": (0.2, 0.1, True)}
 """probe interval, probe timeout, and whether every packet and frame is sealed"""
 KEY = "YmVuY2htYXJrIGtleSBvZiB0aGlydHktdHdvIGJ5dGU="
@@ -140,8 +142,9 @@ def _run(kind: str, hosts: Hosts, size: int, profile: str, window: float) -> dic
                 raise RuntimeError(f"{kind}: a node exited before the cluster formed")
             return all("ready" in n.lines for n in nodes)
 
-        if _wait(ready, 120) is None:
-            raise RuntimeError(f"{kind}: {size} nodes did not all see each other up in 120 s")
+        limit = max(120, 3 * size)  # 64 interpreters starting at once take a while
+        if _wait(ready, limit) is None:
+            raise RuntimeError(f"{kind}: {size} nodes did not all see each other up in {limit} s")
         time.sleep(3 * PROFILES[profile][0] + 3.0)  # the join's gossip drains
         cpu0, wake0, bytes0 = (
             [n.cpu_seconds() for n in nodes],
@@ -216,7 +219,12 @@ def _table(
         ("swimactors", "wake_ups", "wake-ups per node", "1/s", ("kinship", "floor")),
         ("swimactors", "ip_bytes", "IP bytes sent per node", "B/s", ("kinship",)),
         ("swimactors", "detect", "kill -9 -> dead everywhere", "s", ("kinship",)),
-        ("selectors", "cpu", "core on selectors: CPU per node", "CPU-s/min", ("kinship", "floor")),
+        ("lean", "cpu", "membership thread, lean: CPU per node", "CPU-s/min", ("kinship", "floor")),
+        ("lean", "wake_ups", "membership thread, lean: wake-ups", "1/s", ("kinship", "floor")),
+        ("lean", "ip_bytes", "membership thread, lean: IP bytes sent", "B/s", ("kinship",)),
+        ("lean", "detect", "membership thread, lean: kill -9 -> dead", "s", ("kinship",)),
+        ("thread", "cpu", "membership thread, trio: CPU", "CPU-s/min", ("kinship", "floor")),
+        ("lean", "cpu", "membership thread, lean: CPU per node", "CPU-s/min", ("thread",)),
         ("swimactors", "cpu", "CPU per node", "CPU-s/min", ("baseline",)),
     ]
     for subject, key, label, unit, peers in metrics:
@@ -258,7 +266,7 @@ def measure(
         k
         for k in KINDS
         if (k != "kinship" or _version("kinship") != "not installed")
-        and (k != "selectors" or not PROFILES[profile][2])
+        and k in os.environ.get("BENCH_MEMBERSHIP_KINDS", ",".join(KINDS)).split(",")
     ]
     if os.environ.get("BENCH_MEMBERSHIP_BASELINE"):
         kinds.append("baseline")

@@ -3,8 +3,9 @@ kinship node, or the trio floor (the wake-ups a SWIM node cannot avoid, with no 
 
     python -m benchmarks.membership_node KIND NAME BIND SEED NODES PROBE TIMEOUT [KEY]
 
-``KIND`` is ``swimactors``, ``selectors`` (the same core on a stdlib loop), ``kinship``
-or ``floor``; ``SEED`` is ``-`` for the first node
+``KIND`` is ``swimactors`` (``open_node`` in a trio program), ``lean`` or ``thread`` (the
+blocking front: the membership thread on the lean or the trio driver), ``kinship`` or
+``floor``; ``SEED`` is ``-`` for the first node
 (the floor takes the comma-separated addresses of every floor node instead); ``KEY``, a
 base64 32-byte key, has each library seal every packet and frame its own way.  The node
 prints ``ready`` once it sees ``NODES`` members up, then ``down NAME WALLCLOCK`` for each
@@ -15,6 +16,7 @@ so the steady state the benchmark measures is the library's own.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import socket
 import sys
@@ -54,101 +56,36 @@ async def _swimactors(
                     _say(f"down {event.member.name} {time.time():.6f}")
 
 
-def _selectors(
-    name: str, bind: str, seed: str, nodes: int, probe: float, timeout: float, key: str | None
+def _thread(
+    driver: str,
+    name: str,
+    bind: str,
+    seed: str,
+    nodes: int,
+    probe: float,
+    timeout: float,
+    key: str | None,
 ) -> None:
-    """The same sans-IO core on a stdlib ``selectors`` loop instead of trio: one UDP socket,
-    a TCP listener for push/pull frames, one ``select`` per wake-up up to the core's next
-    deadline.  Not a product driver (no TLS, no keyring, a blocking connect per outgoing
-    frame): what a lean driver would cost, to weigh writing one."""
-    import selectors
+    """A node on the blocking front: its membership thread on ``driver`` (lean or trio),
+    the main thread blocked reading events, as kinship's node below."""
+    os.environ["SWIMACTORS_MEMBERSHIP_DRIVER"] = driver
+    from swimactors.membership import Config, MemberDown, Status, start_node
+    from swimactors.security import Keyring
 
-    from swimactors import wire
-    from swimactors.membership import Config, MemberDown
-    from swimactors.membership.core import Swim
-
-    if key is not None:
-        sys.exit("the selectors prototype has no keyring")
-    config = Config.lan().replace(probe_interval=probe, probe_timeout=timeout)
-    host, port = _host_port(bind)
-    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    udp.setblocking(False)
-    udp.bind((host, port))
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, port))
-    listener.listen(16)
-    listener.setblocking(False)
-    selector = selectors.DefaultSelector()
-    selector.register(udp, selectors.EVENT_READ)
-    selector.register(listener, selectors.EVENT_READ)
-    clock = time.monotonic
-    core = Swim(
-        name=name,
-        address=(host, port),
-        config=config,
-        rng=random.Random(),
-        meta=b"",
-        incarnation=int(time.time() * 1000),
-        wall_ms=int(time.time() * 1000),
+    config = Config.lan().replace(
+        probe_interval=probe,
+        probe_timeout=timeout,
+        keyring=None if key is None else Keyring(key),
     )
-    decoders: dict[socket.socket, wire.FrameDecoder] = {}
-    ready = False
-
-    def flush() -> None:
-        nonlocal ready
-        for packet in core.take_outgoing():
-            if not packet.reliable:
-                udp.sendto(packet.data, packet.destination)
-                continue
-            try:
-                with socket.create_connection(packet.destination, timeout=1.0) as stream:
-                    stream.sendall(wire.encode_frame(packet.data))
-            except OSError:
-                pass
-        for event in core.take_events():
-            if ready and isinstance(event, MemberDown):
+    seeds = [] if seed == "-" else [seed]
+    with start_node(name=name, bind=bind, seeds=seeds, config=config) as node:
+        events = node.events()
+        while sum(m.status is Status.UP for m in node.members()) < nodes:
+            time.sleep(0.1)
+        _say("ready")
+        for event in events:
+            if isinstance(event, MemberDown):
                 _say(f"down {event.member.name} {time.time():.6f}")
-        if not ready and core.alive_count() >= nodes:
-            ready = True
-            _say("ready")
-
-    if seed != "-":
-        core.join([_host_port(seed)], clock())
-    else:
-        core.tick(clock())
-    flush()
-    while True:
-        deadline = core.next_deadline()
-        wait = None if deadline is None else max(0.0, deadline - clock())
-        for selected, _ in selector.select(wait):
-            sock = selected.fileobj
-            assert isinstance(sock, socket.socket)
-            if sock is udp:
-                while True:
-                    try:
-                        data, source = udp.recvfrom(65535)
-                    except BlockingIOError:
-                        break
-                    core.receive(clock(), source[:2], data)
-            elif sock is listener:
-                stream, _ = listener.accept()
-                stream.setblocking(False)
-                selector.register(stream, selectors.EVENT_READ)
-                decoders[stream] = wire.FrameDecoder()
-            else:
-                chunk = sock.recv(65536)
-                peer = sock.getpeername()[:2]
-                for frame in decoders[sock].feed(chunk):
-                    core.receive(clock(), peer, frame)
-                if not chunk:
-                    selector.unregister(sock)
-                    del decoders[sock]
-                    sock.close()
-        now = clock()
-        if deadline is not None and now >= deadline:
-            core.tick(now)
-        flush()
 
 
 def _kinship(
@@ -211,8 +148,9 @@ def main(argv: list[str]) -> None:
         trio.run(_swimactors, name, bind, seed, int(nodes), float(probe), float(timeout), key)
     elif kind == "kinship":
         _kinship(name, bind, seed, int(nodes), float(probe), float(timeout), key)
-    elif kind == "selectors":
-        _selectors(name, bind, seed, int(nodes), float(probe), float(timeout), key)
+    elif kind in ("lean", "thread"):
+        driver = "lean" if kind == "lean" else "trio"
+        _thread(driver, name, bind, seed, int(nodes), float(probe), float(timeout), key)
     elif kind == "floor":
         trio.run(_floor, name, bind, seed, float(probe))
     else:

@@ -32,6 +32,7 @@ from .cluster.system import open_system as _open_system
 from .loop_thread import Begin, Crossing, LoopThread
 from .membership.delegate import Delegate
 from .membership.events import DEFAULT_EVENT_BUFFER, EventsDropped
+from .membership.lean import node_thread
 from .membership.threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
 from .membership.types import Member, MemberEvent
 
@@ -203,7 +204,7 @@ async def open_node(
     ``config``, ``meta``, ...); raises its start-up errors.  Leaving the block leaves the
     cluster and joins the thread (without blocking the loop).
     """
-    thread = NodeThread(name, options)
+    thread = node_thread(name, options)
     try:
         await asyncio.to_thread(thread.start, start_timeout)
     except asyncio.CancelledError:  # the start goes on in the worker: stop it there

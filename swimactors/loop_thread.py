@@ -85,12 +85,16 @@ class LoopThread(Generic[R]):
         if self._thread.ident is None:
             return True
         self._up.wait(timeout)
+        self._ask_to_stop()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _ask_to_stop(self) -> None:
+        """From another thread: have the loop begin to stop (nothing if it has ended)."""
         token = self._token
         if token is not None:
             with contextlib.suppress(trio.RunFinishedError):
                 token.run_sync_soon(self._begin_stop)
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
 
     @property
     def running(self) -> bool:
@@ -187,7 +191,7 @@ class LoopThread(Generic[R]):
 
     def _main(self) -> None:
         try:
-            trio.run(self._run)
+            self._serve()
         except BaseException as exc:  # an opening failure or a crash: reported, not lost
             self.error = exc
             if self._up.is_set():
@@ -201,6 +205,10 @@ class LoopThread(Generic[R]):
 
     def closed(self) -> None:
         """Called on the loop's thread once the loop has ended (override to clean up)."""
+
+    def _serve(self) -> None:
+        """Open the resource, set :attr:`_up`, and run the loop until stopped."""
+        trio.run(self._run)
 
     async def _run(self) -> None:
         async with self._open() as resource, trio.open_nursery() as nursery:

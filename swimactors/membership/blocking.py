@@ -17,6 +17,7 @@ from typing import Unpack
 
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventsDropped
+from .lean import node_thread
 from .threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread, ThreadEvents
 from .types import Member, MemberEvent
 
@@ -148,7 +149,7 @@ def start_node(
     use, a bad address) or TimeoutError after ``start_timeout`` seconds; leaving the block
     leaves the cluster and joins the thread.
     """
-    thread = NodeThread(name, options)
+    thread = node_thread(name, options)
     thread.start(start_timeout)
     try:
         yield BlockingNode(thread)

@@ -262,6 +262,8 @@ class Swim:
         self._seeds: list[Address] = []
         self._outgoing: list[Packet] = []
         self._events: list[MemberEvent] = []
+        self._loads = wire.Loader().loads
+        """This core's CBOR decoder, made once (a core is driven by one thread)."""
         self._started = False
         self._wall_ms = wall_ms
         self._wall_origin = 0.0
@@ -494,7 +496,7 @@ class Swim:
         self._newcomers = 0
         try:
             envelope = decode_packet(
-                data, self.config.label, self._stale_alive, self.config.packet_budget
+                data, self.config.label, self._stale_alive, self.config.packet_budget, self._loads
             )
         except wire.WireError as exc:
             self.counters[f"rejected_{exc.reason}"] += 1

@@ -298,6 +298,7 @@ def decode_packet(
     label: str,
     stale_alive: StaleAlive | None = None,
     packet_budget: int = wire.DEFAULT_PACKET_BUDGET,
+    loads: Callable[[bytes], Any] = wire.loads,
 ) -> Envelope:
     """Decode a packet for the cluster called ``label``; :class:`wire.WireError` if not.
 
@@ -312,7 +313,7 @@ def decode_packet(
     """
     if len(data) > packet_budget and data[:1] == _DATAGRAM_HEAD:
         raise Oversized(f"datagram of {len(data)} bytes over the {packet_budget}-byte budget")
-    value = wire.loads(data)
+    value = loads(data)
     if not isinstance(value, list) or len(value) not in (4, 5):
         raise wire.WireError("a packet must be an array of 4 or 5 items")
     version, packet_label, sender, raw_messages = value[:4]

@@ -40,6 +40,7 @@ import trio
 
 from .core import BroadcastTooLarge
 from .delegate import Delegate
+from .driven import DrivenNode
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from .node import Node
 from .threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
@@ -207,7 +208,7 @@ class MirroredNode(OnNodeThread):
 
     # -- crossings -------------------------------------------------------------------------
 
-    def _to_node(self, fn: Callable[[Node], object]) -> None:
+    def _to_node(self, fn: Callable[[DrivenNode], object]) -> None:
         """Run ``fn(node)`` on the membership thread; an error there is logged, and once
         the node has stopped the call is dropped and counted."""
         try:
@@ -215,7 +216,7 @@ class MirroredNode(OnNodeThread):
         except NodeClosed:
             self._dropped_after_stop += 1
 
-    async def _on_node(self, fn: Callable[[Node], Awaitable[T]]) -> T:
+    async def _on_node(self, fn: Callable[[DrivenNode], Awaitable[T]]) -> T:
         """``await fn(node)`` on the membership thread, awaited on the program's loop."""
         finished = trio.Event()
         results: list[outcome.Outcome[T]] = []
@@ -270,10 +271,11 @@ class MirroredNode(OnNodeThread):
 
     # -- on the membership thread -----------------------------------------------------------
 
-    async def _pump(self, node: Node, started: trio.Event) -> None:
+    async def _pump(self, node: DrivenNode, started: trio.Event) -> None:
         """Send the members, then events as they happen, and what changes without one
         (:class:`_Watch`); sets ``started`` (on the program's loop) once the members are
         there."""
+        assert isinstance(node, Node), "the mirror runs on the trio driver (NodeThread)"
         watch = _Watch(self, node)
         with node.events() as events:
             self._send_members(node, watch)

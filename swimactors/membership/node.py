@@ -9,9 +9,6 @@ fans events out to subscribers.  Leaving the block leaves the cluster gracefully
 
 from __future__ import annotations
 
-import collections
-import ipaddress
-import logging
 import math
 import random
 import socket as stdlib_socket
@@ -23,99 +20,33 @@ import trio
 
 from .config import Config
 from .core import Swim
-from .delegate import Delegate
+from .driven import (
+    DEFAULT_PORT,
+    DrivenNode,
+    leave_timeout_for,
+    new_core,
+    parse_seeds,
+    warn_if_open,
+)
 from .events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
-from .keys import KEYS_CHANNEL, KeyGossip
-from .once import OncePerPeer
 from .sealing import SealedTransport
 from .transport import NodeTransport, Transport, normalize_source, resolve
-from .types import Address, Member, MemberEvent, format_address, parse_address
+from .types import Address, MemberEvent, parse_address
 
 __all__ = ["DEFAULT_PORT", "Node", "open_node"]
 
-log = logging.getLogger(__name__)
 
-DEFAULT_PORT = 7946
-"""memberlist's and Serf's default gossip port."""
-
-
-class Node:
+class Node(DrivenNode):
     """A running member of a cluster; get one from :func:`open_node`."""
 
     def __init__(self, core: Swim, transport: NodeTransport, leave_timeout: float) -> None:
-        self._core = core
-        self._transport = transport
+        super().__init__(core, transport, leave_timeout)
+        self._transport: NodeTransport = transport
         self._hub: EventHub[MemberEvent] = EventHub()
-        self._leave_timeout = leave_timeout
         self._timer = trio.CancelScope()
         self._deadline = math.inf
         """The core's next deadline (inf: none), which the timer scope always carries."""
-        self._leaving = False
         self._left = trio.Event()
-        self._core_errors = 0
-        self._foreign = OncePerPeer("dropping packets from another cluster", log)
-        self._keys: KeyGossip | None = None
-        if core.config.keyring is not None:
-            self._keys = KeyGossip(core.config.keyring, self._broadcast_keyring)
-            core.register_delegate(KEYS_CHANNEL, self._keys)
-
-    # -- what users read -----------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        return self._core.name
-
-    @property
-    def address(self) -> Address:
-        """The address peers reach this node at (the real port when bound to port 0)."""
-        return self._core.address
-
-    @property
-    def bound_address(self) -> Address:
-        """The transport's own address (differs from :attr:`address` behind NAT)."""
-        return self._transport.address
-
-    @property
-    def config(self) -> Config:
-        return self._core.config
-
-    @property
-    def incarnation(self) -> int:
-        return self._core.incarnation
-
-    @property
-    def awareness(self) -> int:
-        """Lifeguard local health score: 0 is healthy, higher means slower probing."""
-        return self._core.awareness
-
-    @property
-    def local_member(self) -> Member:
-        member = self._core.member(self._core.name)
-        assert member is not None, "the core always knows itself"
-        return member
-
-    @property
-    def keys(self) -> KeyGossip | None:
-        """Cluster-wide key rotation (install, use, remove); None without a keyring."""
-        return self._keys
-
-    def members(self) -> list[Member]:
-        """Every member this node knows, itself included, in any status."""
-        return self._core.members()
-
-    def member(self, name: str) -> Member | None:
-        return self._core.member(name)
-
-    @property
-    def counters(self) -> collections.Counter[str]:
-        """Protocol counters (the core's) plus transport and event-delivery counters."""
-        counters = collections.Counter(self._core.counters)
-        counters.update(self._transport.counters)
-        counters["events_dropped"] = self._hub.dropped
-        counters["driver_errors"] = self._core_errors
-        if self._keys is not None:
-            counters.update(self._keys.counters)
-        return counters
 
     def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription[MemberEvent]:
         """Subscribe to membership events from now on (``async for event in ...``).
@@ -125,55 +56,14 @@ class Node:
         """
         return self._hub.subscribe(buffer)
 
-    # -- what users do -------------------------------------------------------------------
-
-    @property
-    def max_broadcast_size(self) -> int:
-        """Largest payload :meth:`broadcast` takes (a channel name of up to 16 bytes)."""
-        return self._core.max_broadcast_size
-
-    def register_delegate(self, channel: str, delegate: Delegate) -> None:
-        """Let a layer ride on this node's gossip under ``channel`` (see :class:`Delegate`)."""
-        self._core.register_delegate(channel, delegate)
-
-    def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None:
-        """Spread ``payload`` to every member by gossip, starting now (raises
-        :class:`~swimactors.membership.BroadcastTooLarge` past :attr:`max_broadcast_size`)."""
-        self._core.broadcast(channel, payload, key)
-        self._flush()
-
-    def sync_soon(self) -> None:
-        """Swap full states with a random alive member now (see ``Swim.sync_soon``)."""
-        self._core.sync_soon()
-        self._flush()
-
-    def join(self, seeds: Iterable[str | Address]) -> None:
-        """Join (or re-join) through more members at any time: push/pull with ``seeds``,
-        retried with backoff until one answers (ValueError for a malformed address)."""
-        self._join(_parse_seeds(seeds))
-
-    def _broadcast_keyring(self, data: bytes) -> None:
-        self.broadcast(KEYS_CHANNEL, data, key=KEYS_CHANNEL)
-
-    def force_leave(self, name: str) -> bool:
-        """Mark the DOWN member ``name`` LEFT cluster-wide (Serf's force-leave); False
-        when it is not DOWN here."""
-        done = self._core.force_leave(name, trio.current_time())
-        self._flush()
-        return done
-
     async def set_meta(self, meta: bytes) -> None:
         """Replace this node's metadata and announce it (raises ValueError if too large)."""
-        self._core.set_meta(meta, trio.current_time())
-        self._flush()
+        await super().set_meta(meta)
         await trio.lowlevel.checkpoint()
 
     async def leave(self, timeout: float | None = None) -> bool:
         """Leave the cluster gracefully; True once peers were told within ``timeout``."""
-        if not self._leaving:
-            self._leaving = True
-            self._core.leave(trio.current_time())
-            self._flush()
+        self._begin_leave()
         with trio.move_on_after(self._leave_timeout if timeout is None else timeout):
             await self._left.wait()
             await self._transport.flush()
@@ -182,33 +72,21 @@ class Node:
 
     # -- the driver ----------------------------------------------------------------------
 
-    def _name_at(self, address: Address) -> str | None:
-        """The member known at ``address`` (the name a TLS peer there must prove)."""
-        return next((m.name for m in self._core.members() if m.address == address), None)
+    def _now(self) -> float:
+        return trio.current_time()
 
-    def _deliver(self, source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
-        """A datagram or frame arrived: hand it to the core and act on the result (``peer``:
-        the names the TLS certificate of a frame's connection proved)."""
-        counters = self._core.counters
-        foreign = counters.get("rejected_label")  # .get: no Counter.__missing__ call
-        try:
-            self._core.receive(trio.current_time(), source, data, peer)
-            if counters.get("rejected_label") != foreign:
-                self._foreign(source, "another cluster label")
-        except Exception:  # the core must not raise on input; a bug must not kill the node
-            self._core_errors += 1
-            log.exception("SWIM core raised on a packet from %s", source)
-        self._flush()
+    def _publish(self, event: MemberEvent) -> None:
+        self._hub.publish(event)
+
+    def _events_dropped(self) -> int:
+        return self._hub.dropped
 
     def _flush(self) -> None:
-        """Send the core's outgoing packets, publish its events, and move the timer to the
-        core's next deadline, earlier or later: an ack that beats the probe timeout moves
-        it later, and the node must not wake at the old time to find nothing to do."""
+        """Send and publish what the core handed back, then move the timer to the core's
+        next deadline, earlier or later: an ack that beats the probe timeout moves it
+        later, and the node must not wake at the old time to find nothing to do."""
+        super()._flush()
         core = self._core
-        for packet in core.take_outgoing():
-            self._transport.send(packet)
-        for event in core.take_events():
-            self._hub.publish(event)
         if self._leaving and core.leave_finished:
             self._left.set()
         deadline = core.next_deadline()
@@ -228,29 +106,12 @@ class Node:
             now = trio.current_time()
             if now < self._deadline:  # moved later after the scope had already expired
                 continue
-            try:
-                core.tick(now)
-            except Exception:
-                self._core_errors += 1
-                log.exception("SWIM core raised in tick()")
+            if not self._tick(now):
                 await trio.sleep(core.config.probe_interval)
             self._flush()
 
-    def _join(self, seeds: list[Address]) -> None:
-        """Push/pull with the seeds; the core retries with backoff until one answers, so
-        agents may be started in any order."""
-        self._core.join(seeds, trio.current_time())
-        self._flush()
-
     def _close(self) -> None:
         self._hub.close()
-
-
-def _parse_seeds(seeds: Iterable[str | Address]) -> list[Address]:
-    return [
-        parse_address(seed, DEFAULT_PORT) if isinstance(seed, str) else (seed[0], int(seed[1]))
-        for seed in seeds
-    ]
 
 
 async def _advertised(
@@ -270,8 +131,8 @@ async def _advertised(
     try:
         # a dual-stack [::] bind with an IPv4 seed advertises its IPv4 address
         seed_family, sockaddr = await resolve(target[0], target[1], 0 if seeds else family)
-        with trio.socket.socket(seed_family, stdlib_socket.SOCK_DGRAM) as probe:
-            await probe.connect(sockaddr)  # no packet is sent: this only asks for a route
+        with stdlib_socket.socket(seed_family, stdlib_socket.SOCK_DGRAM) as probe:
+            probe.connect(sockaddr)  # no packet is sent: this only asks for a route
             local = normalize_source(probe.getsockname())[0]
     except OSError:
         local = "127.0.0.1" if family == stdlib_socket.AF_INET else "::1"
@@ -310,9 +171,7 @@ async def open_node(
     config = config if config is not None else Config.lan()
     if config.tls is not None:
         config.tls.check_names(name)  # else every peer would refuse this node
-    seed_addresses = _parse_seeds(seeds)
-    if leave_timeout is None:
-        leave_timeout = max(2.0, 10 * config.gossip_interval)
+    seed_addresses = parse_seeds(seeds)
     node: Node | None = None
     on_sockets = transport is None
     sockets: Transport | None = None
@@ -321,13 +180,7 @@ async def open_node(
         sockets = Transport(tcp_timeout=config.tcp_timeout, tls=config.tls)
         await sockets.bind(host, int(port))
         transport = sockets
-        if config.keyring is None and not ipaddress.ip_address(sockets.address[0]).is_loopback:
-            log.warning(
-                "node %s binds %s without a keyring: anyone who can reach it can join, "
-                "read and forge membership (see docs/security.md)",
-                name,
-                format_address(sockets.address),
-            )
+        warn_if_open(name, config, sockets.address)
     if config.keyring is not None:
         transport = SealedTransport(transport, config.keyring, config.label)
     try:
@@ -335,17 +188,8 @@ async def open_node(
             address = await _advertised(advertise, transport.address, seed_addresses)
         else:
             address = transport.address
-        wall_ms = int(clock() * 1000)
-        core = Swim(
-            name=name,
-            address=address,
-            config=config,
-            rng=rng if rng is not None else random.Random(),
-            meta=meta,
-            incarnation=wall_ms if incarnation is None else incarnation,
-            wall_ms=wall_ms,
-        )
-        node = Node(core, transport, leave_timeout)
+        core = new_core(name, address, config, rng, meta, incarnation, clock)
+        node = Node(core, transport, leave_timeout_for(config, leave_timeout))
         if sockets is not None:
             sockets.name_at = node._name_at
         body_error: BaseException | None = None

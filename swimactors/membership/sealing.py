@@ -21,11 +21,42 @@ from .once import OncePerPeer
 from .transport import Deliver, NodeTransport
 from .types import Address, Packet
 
-__all__ = ["SealedTransport"]
+__all__ = ["SealedTransport", "Sealing"]
 
 log = logging.getLogger(__name__)
 
 _FOREIGN = (Rejected.UNKNOWN_KEY, Rejected.FORGED, Rejected.UNSEALED)
+
+
+class Sealing:
+    """Seals outgoing packets and opens incoming ones with the cluster keyring (no I/O:
+    both drivers wrap their sends and deliveries with it)."""
+
+    def __init__(self, keyring: Keyring, label: str, wall: Callable[[], float] = time.time) -> None:
+        self.sealer = PacketSealer(keyring, label)
+        self._wall = wall
+        self._foreign = OncePerPeer("dropping packets from another cluster or key", log)
+
+    def seal(self, packet: Packet) -> Packet:
+        return Packet(
+            packet.destination, self.sealer.seal(packet.data, self._wall()), packet.reliable
+        )
+
+    def opening(self, deliver: Deliver) -> Deliver:
+        """``deliver`` behind opening: what fails to open is dropped (counted by the sealer,
+        logged once per peer host when it is another cluster's or another key's)."""
+
+        def open_and_deliver(
+            source: Address, data: bytes, peer: frozenset[str] | None = None
+        ) -> None:
+            opened = self.sealer.open(data, self._wall())
+            if isinstance(opened, Rejected):
+                if opened in _FOREIGN:
+                    self._foreign(source, opened.value.replace("_", " "))
+                return
+            deliver(source, opened, peer)
+
+        return open_and_deliver
 
 
 class SealedTransport:
@@ -39,9 +70,8 @@ class SealedTransport:
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._inner = inner
-        self.sealer = PacketSealer(keyring, label)
-        self._wall = wall
-        self._foreign = OncePerPeer("dropping packets from another cluster or key", log)
+        self.sealing = Sealing(keyring, label, wall)
+        self.sealer = self.sealing.sealer
 
     @property
     def address(self) -> Address:
@@ -54,21 +84,10 @@ class SealedTransport:
         return counters
 
     def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
-        def open_and_deliver(
-            source: Address, data: bytes, peer: frozenset[str] | None = None
-        ) -> None:
-            opened = self.sealer.open(data, self._wall())
-            if isinstance(opened, Rejected):
-                if opened in _FOREIGN:
-                    self._foreign(source, opened.value.replace("_", " "))
-                return
-            deliver(source, opened, peer)
-
-        self._inner.start(nursery, open_and_deliver)
+        self._inner.start(nursery, self.sealing.opening(deliver))
 
     def send(self, packet: Packet) -> None:
-        sealed = self.sealer.seal(packet.data, self._wall())
-        self._inner.send(Packet(packet.destination, sealed, packet.reliable))
+        self._inner.send(self.sealing.seal(packet))
 
     async def flush(self) -> None:
         await self._inner.flush()

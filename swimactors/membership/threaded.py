@@ -1,13 +1,15 @@
-"""The membership thread: one node's trio driver on its own trio loop in a dedicated thread,
-and everything that crosses between that thread and the application's threads.
+"""The membership thread: one node's driver in a dedicated thread (the trio driver here;
+the lean one, which the fronts use by default, in :mod:`~swimactors.membership.lean`), and
+everything that crosses between that thread and the application's threads.
 
 A node on its own thread keeps answering probes, acks and suspicions while the application
 thread or event loop is blocked (a sync database call, a long computation), so a busy
 process is not declared DOWN by its peers.  Only two things cross the boundary:
 
-* calls: a function of the :class:`~swimactors.membership.Node` run on the membership
-  thread, its outcome handed back (:class:`~swimactors.loop_thread.LoopThread`): member
-  snapshots, counters, ``set_meta``, broadcasts, delegates, ``leave``;
+* calls: a function of the node (a :class:`~swimactors.membership.driven.DrivenNode`)
+  run on the membership thread, its outcome handed back
+  (:class:`~swimactors.loop_thread.LoopThread`): member snapshots, counters,
+  ``set_meta``, broadcasts, delegates, ``leave``;
 * events: copied as they happen into each subscriber's :class:`ThreadEvents`, a bounded
   buffer behind a lock that any thread may read.
 
@@ -26,6 +28,7 @@ import trio
 
 from ..loop_thread import LoopThread, ThreadClosed
 from .config import Config
+from .driven import DrivenNode
 from .events import DEFAULT_EVENT_BUFFER, EventBuffer, EventsDropped
 from .node import Node, open_node
 from .transport import NodeTransport
@@ -117,9 +120,11 @@ class ThreadEvents:
             self._on_ready()
 
 
-class NodeThread(LoopThread[Node]):
+class NodeThread(LoopThread[DrivenNode]):
     """Runs ``open_node(name=name, **options)`` on a new trio loop in a daemon thread and
-    relays its events to :class:`ThreadEvents` subscribers.
+    relays its events to :class:`ThreadEvents` subscribers (the lean driver,
+    :class:`~swimactors.membership.lean.LeanNodeThread`, runs the same node on a stdlib
+    loop instead).
 
     :meth:`start` returns once the node is up (or raises its start-up error); :meth:`stop`
     leaves the cluster gracefully and joins the thread.  Calls made after the node stopped
@@ -131,6 +136,7 @@ class NodeThread(LoopThread[Node]):
     def __init__(self, name: str, options: NodeOptions) -> None:
         super().__init__(f"swimactors-membership-{name}", lambda: open_node(name=name, **options))
         self.node_name = name
+        self._options = options
         self._lock = threading.Lock()
         self._subscribers: set[ThreadEvents] = set()
         self.address: Address = ("", 0)
@@ -154,10 +160,15 @@ class NodeThread(LoopThread[Node]):
         with self._lock:
             self._subscribers.discard(events)
 
-    def opened(self, node: Node, nursery: trio.Nursery) -> None:
+    def opened(self, node: DrivenNode, nursery: trio.Nursery) -> None:
+        assert isinstance(node, Node), "open_node gives the trio driver's node"
+        self._learn(node)
+        nursery.start_soon(self._relay_events, node)
+
+    def _learn(self, node: DrivenNode) -> None:
+        """Keep the facts fixed once the node has started (read without crossing)."""
         self.address, self.bound_address = node.address, node.bound_address
         self.config, self.max_broadcast_size = node.config, node.max_broadcast_size
-        nursery.start_soon(self._relay_events, node)
 
     def closed(self) -> None:
         with self._lock:
@@ -168,10 +179,14 @@ class NodeThread(LoopThread[Node]):
     async def _relay_events(self, node: Node) -> None:
         with node.events(RELAY_BUFFER) as events:
             async for item in events:
-                with self._lock:
-                    subscribers = list(self._subscribers)
-                for subscriber in subscribers:
-                    subscriber._deliver(item)
+                self._relay(item)
+
+    def _relay(self, item: MemberEvent | EventsDropped) -> None:
+        """Copy one event (or gap) into every subscriber's buffer."""
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for subscriber in subscribers:
+            subscriber._deliver(item)
 
 
 class OnNodeThread:

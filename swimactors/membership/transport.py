@@ -24,7 +24,7 @@ import logging
 import math
 import socket as stdlib_socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 import trio
 
@@ -34,7 +34,15 @@ from ..security.tls_stream import open_tls
 from .once import OncePerPeer
 from .types import Address, Packet, format_address
 
-__all__ = ["Deliver", "NodeTransport", "Transport", "TransportLimits"]
+__all__ = [
+    "Deliver",
+    "NodeTransport",
+    "Transport",
+    "TransportLimits",
+    "bind_sockets",
+    "resolve",
+    "resolve_now",
+]
 
 log = logging.getLogger(__name__)
 
@@ -136,21 +144,68 @@ def normalize_source(sockaddr: SockAddr) -> Address:
     return host, port
 
 
-async def resolve(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
-    """``(family, sockaddr)`` for ``host:port``; IP literals never touch DNS."""
-    flags = 0
+def _numeric_flags(host: str) -> int:
+    """``AI_NUMERICHOST`` for an IP literal (never a DNS query), else 0."""
     try:
         ipaddress.ip_address(host.partition("%")[0])
-        flags = stdlib_socket.AI_NUMERICHOST
     except ValueError:
-        pass
-    infos = await trio.socket.getaddrinfo(
-        host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=flags
-    )
+        return 0
+    return stdlib_socket.AI_NUMERICHOST
+
+
+def _first(host: str, infos: list[tuple[Any, ...]]) -> tuple[int, SockAddr]:
     if not infos:
         raise OSError(errno.EADDRNOTAVAIL, f"no address for {host}")
     fam, _type, _proto, _canon, sockaddr = infos[0]
     return int(fam), (str(sockaddr[0]), *sockaddr[1:])
+
+
+async def resolve(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
+    """``(family, sockaddr)`` for ``host:port``; IP literals never touch DNS."""
+    infos = await trio.socket.getaddrinfo(
+        host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=_numeric_flags(host)
+    )
+    return _first(host, infos)
+
+
+def resolve_now(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
+    """:func:`resolve` for a thread that may block (a host name is a blocking DNS query)."""
+    infos = stdlib_socket.getaddrinfo(
+        host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=_numeric_flags(host)
+    )
+    return _first(host, infos)
+
+
+def bind_sockets(
+    family: int, sockaddr: SockAddr, asked: Address
+) -> tuple[stdlib_socket.socket, stdlib_socket.socket, Address]:
+    """A non-blocking UDP socket and a listening TCP socket on the same port, and that
+    address (retrying when port 0 picks a port taken on TCP); ``asked`` names the address
+    in the error.  A wildcard IPv6 bind is dual stack (IPv4 peers arrive as ::ffff:a.b.c.d)."""
+    attempts = 20 if sockaddr[1] == 0 else 1
+    for attempt in range(attempts):
+        udp = stdlib_socket.socket(family, stdlib_socket.SOCK_DGRAM)
+        tcp = stdlib_socket.socket(family, stdlib_socket.SOCK_STREAM)
+        for sock in (udp, tcp):
+            sock.setblocking(False)
+            if family == stdlib_socket.AF_INET6 and _is_unspecified(sockaddr[0]):
+                sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 0)
+        try:
+            udp.bind(sockaddr)
+            bound = udp.getsockname()
+            tcp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
+            tcp.bind((bound[0], bound[1], *sockaddr[2:]))
+            tcp.listen(128)
+        except OSError as exc:
+            udp.close()
+            tcp.close()
+            if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise OSError(
+                    exc.errno, f"cannot bind {format_address(asked)}: {exc.strerror}"
+                ) from None
+            continue
+        return udp, tcp, normalize_source(bound)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 class Transport:
@@ -184,39 +239,16 @@ class Transport:
     # -- setup ---------------------------------------------------------------------------
 
     async def bind(self, host: str, port: int) -> Address:
-        """Bind UDP and TCP on the same port (retrying when port 0 collides on TCP)."""
+        """Bind UDP and TCP on the same port (see :func:`bind_sockets`)."""
         try:
             family, sockaddr = await resolve(host, port)
         except OSError as exc:
             raise OSError(exc.errno, f"cannot resolve {host!r}: {exc.strerror}") from None
         self._family = family
-        attempts = 20 if port == 0 else 1
-        for attempt in range(attempts):
-            udp = stdlib_socket.socket(family, stdlib_socket.SOCK_DGRAM)
-            udp.setblocking(False)
-            tcp = trio.socket.socket(family, stdlib_socket.SOCK_STREAM)
-            if family == stdlib_socket.AF_INET6 and _is_unspecified(sockaddr[0]):
-                for sock in (udp, tcp):  # dual stack: IPv4 peers arrive as ::ffff:a.b.c.d
-                    sock.setsockopt(stdlib_socket.IPPROTO_IPV6, stdlib_socket.IPV6_V6ONLY, 0)
-            try:
-                udp.bind(sockaddr)
-                bound = udp.getsockname()
-                tcp.setsockopt(stdlib_socket.SOL_SOCKET, stdlib_socket.SO_REUSEADDR, 1)
-                await tcp.bind((bound[0], bound[1], *sockaddr[2:]))
-                tcp.listen(128)
-            except OSError as exc:
-                udp.close()
-                tcp.close()
-                if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
-                    raise OSError(
-                        exc.errno, f"cannot bind {format_address((host, port))}: {exc.strerror}"
-                    ) from None
-                continue
-            self._udp = udp
-            self._listener = trio.SocketListener(tcp)
-            self.address = normalize_source(bound)
-            return self.address
-        raise AssertionError("unreachable")  # pragma: no cover
+        udp, tcp, self.address = bind_sockets(family, sockaddr, (host, port))
+        self._udp = udp
+        self._listener = trio.SocketListener(trio.socket.from_stdlib_socket(tcp))
+        return self.address
 
     def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
         """Start sending, and receiving into ``deliver``, in ``nursery`` (cancel it to stop)."""

@@ -25,7 +25,7 @@ from swimactors.membership.types import Address
 from .helpers import BLOCK, block_with_peers, peer_process
 from .timing import CONFIG, CONVERGE_BOUND, down_bound
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("membership_driver")]
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout: float) -> None:

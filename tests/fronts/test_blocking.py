@@ -32,7 +32,7 @@ from swimactors.membership.types import Address
 from .helpers import BLOCK, block_with_peers, blocking_cluster, peer_process, sees_up, wait_for
 from .timing import CONFIG, CONVERGE_BOUND, down_bound
 
-pytestmark = pytest.mark.network
+pytestmark = [pytest.mark.network, pytest.mark.usefixtures("membership_driver")]
 
 
 def test_join_members_events_meta_and_leave() -> None:

@@ -1,0 +1,396 @@
+"""The lean driver's network: the trio transport's sockets and limits, on a poller.
+
+One UDP socket and one TCP listener on one port, as in
+:class:`~swimactors.membership.transport.Transport`: datagrams for probes and gossip, one
+length-prefixed frame per reliable packet over at most one outgoing connection per peer
+(non-blocking connect, written as the socket accepts, closed when idle), incoming
+connections only read.  The same :class:`TransportLimits` and counter names; every failure
+is counted, nothing raises into the loop.  Deadlines (connect, a stalled write or frame,
+idleness) are kept as one earliest :attr:`LeanSockets.deadline` for the loop's wait and
+handled by :meth:`LeanSockets.expire`.  No TLS (the fronts use the trio driver for it);
+a host name is resolved with a blocking lookup on the membership thread, cached for
+``resolve_ttl``.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import functools
+import logging
+import math
+import socket
+import time
+from collections.abc import Callable
+
+from .. import wire
+from .poller import READ, WRITE, Poller
+from .sealing import Sealing
+from .transport import (
+    Deliver,
+    SockAddr,
+    TransportLimits,
+    _is_literal,
+    normalize_source,
+    resolve_now,
+)
+from .types import Address, Packet, format_address
+
+__all__ = ["LeanSockets"]
+
+log = logging.getLogger("swimactors.membership.transport")
+
+
+class _Outgoing:
+    """One outgoing connection: connecting, writing its frames, or idle."""
+
+    __slots__ = ("connected", "deadline", "destination", "frames", "sock")
+
+    def __init__(self, sock: socket.socket, destination: Address, deadline: float) -> None:
+        self.sock = sock
+        self.destination = destination
+        self.frames: collections.deque[memoryview] = collections.deque()
+        self.connected = False
+        self.deadline = deadline
+        """Connect deadline, then write-stall deadline while frames wait, else idle end."""
+
+
+class _Incoming:
+    """One accepted connection, read until EOF, idleness or a stalled frame."""
+
+    __slots__ = ("deadline", "decoder", "frame_deadline", "heard", "sock", "source")
+
+    def __init__(self, sock: socket.socket, source: Address, max_frame: int, idle: float) -> None:
+        self.sock = sock
+        self.source = source
+        self.decoder = wire.FrameDecoder(max_frame)
+        self.deadline = idle
+        self.frame_deadline = math.inf
+        self.heard = False
+        """Whether anything has arrived on it yet."""
+
+
+class LeanSockets:
+    """Owns the node's sockets on ``poller``; the node calls :meth:`send`, and what
+    arrives goes to the ``deliver`` given to :meth:`start` (opened first when sealed)."""
+
+    def __init__(
+        self,
+        udp: socket.socket,
+        listener: socket.socket,
+        address: Address,
+        *,
+        tcp_timeout: float,
+        sealing: Sealing | None,
+        poller: Poller,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.address = address
+        self.limits = TransportLimits()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._udp = udp
+        self._listener = listener
+        self._family = udp.family
+        self._tcp_timeout = tcp_timeout
+        self._sealing = sealing
+        self._poller = poller
+        self._clock = clock
+        self._deliver: Deliver = _discard
+        self._resolved: dict[Address, tuple[float, SockAddr]] = {}
+        self._outgoing: dict[Address, _Outgoing] = {}
+        self._incoming: dict[socket.socket, _Incoming] = {}
+        self._accept_paused = math.inf
+        """When accepting resumes after an accept error (EMFILE): inf while accepting."""
+        self.deadline = math.inf
+        """The earliest connection deadline (inf: none); :meth:`expire` acts on it."""
+
+    @property
+    def counters(self) -> collections.Counter[str]:
+        if self._sealing is None:
+            return self._counters
+        counters = collections.Counter(self._counters)
+        counters.update(self._sealing.sealer.counters)
+        return counters
+
+    def start(self, deliver: Deliver) -> None:
+        """Register the sockets; what arrives from now on goes to ``deliver``."""
+        self._deliver = deliver if self._sealing is None else self._sealing.opening(deliver)
+        self._poller.register(self._udp, READ, self._read_datagrams)
+        self._poller.register(self._listener, READ, self._accept)
+
+    def close(self) -> None:
+        """Close every socket; frames still queued are dropped (counted)."""
+        for conn in list(self._outgoing.values()):
+            self._close_outgoing(conn)
+        for incoming in list(self._incoming.values()):
+            self._close_incoming(incoming)
+        self._udp.close()
+        self._listener.close()
+
+    @property
+    def drained(self) -> bool:
+        """Whether every frame handed to :meth:`send` has been written (or dropped)."""
+        return not any(conn.frames for conn in self._outgoing.values())
+
+    @property
+    def receiving(self) -> bool:
+        """Whether a frame is on its way: an accepted connection that has sent nothing
+        yet, or part of a frame (a node that leaves waits for it, within its timeout:
+        it may be the push/pull answer that tells it whom to tell)."""
+        return any(i.decoder.buffered or not i.heard for i in self._incoming.values())
+
+    def _reckon(self) -> None:
+        """Recompute :attr:`deadline` after any connection's changed (TCP events are
+        rare: the loop reads one attribute a turn)."""
+        deadlines = [conn.deadline for conn in self._outgoing.values()]
+        deadlines.extend(min(i.deadline, i.frame_deadline) for i in self._incoming.values())
+        deadlines.append(self._accept_paused)
+        self.deadline = min(deadlines)
+
+    def expire(self, now: float) -> None:
+        """Act on every deadline that has passed."""
+        for conn in [c for c in self._outgoing.values() if c.deadline <= now]:
+            if not conn.connected:
+                self._fail(conn, "tcp_connect_failures", "connect timed out")
+            elif conn.frames:
+                self._fail(conn, "tcp_send_failures", "write timed out")
+            else:  # idle
+                self._close_outgoing(conn)
+        for incoming in [i for i in self._incoming.values() if i.frame_deadline <= now]:
+            self._count("tcp_frame_timeouts", incoming.source)
+            self._close_incoming(incoming)
+        for incoming in [i for i in self._incoming.values() if i.deadline <= now]:
+            self._close_incoming(incoming)  # idle (a frame under way expires first)
+        if self._accept_paused <= now:
+            self._accept_paused = math.inf
+            self._poller.register(self._listener, READ, self._accept)
+        self._reckon()
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send(self, packet: Packet) -> None:
+        """Send a datagram at once, or queue a frame on the peer's connection; drop
+        (counted) what cannot go."""
+        if self._sealing is not None:
+            packet = self._sealing.seal(packet)
+        if packet.reliable:
+            self._send_frame(packet.destination, packet.data)
+            return
+        destination = packet.destination
+        cached = self._resolved.get(destination)
+        if cached is None or (cached[0] != math.inf and cached[0] <= self._clock()):
+            try:
+                sockaddr = self._sockaddr(destination)
+            except OSError as exc:
+                self._count("udp_send_errors", destination, exc)
+                return
+        else:
+            sockaddr = cached[1]
+        data = packet.data
+        try:
+            self._udp.sendto(data, sockaddr)
+        except BlockingIOError:  # the socket buffer is full: UDP may drop, and so do we
+            self._count("udp_send_dropped", destination)
+        except OSError as exc:
+            self._count("udp_send_errors", destination, exc)
+        else:
+            counters = self._counters
+            counters["udp_packets_sent"] += 1
+            counters["udp_bytes_sent"] += len(data)
+
+    def _sockaddr(self, destination: Address) -> SockAddr:
+        """Where to reach ``destination`` from our sockets' family (cached; IPv4 mapped on
+        a v6 socket); a host name is a blocking lookup."""
+        host, port = destination
+        family = self._family
+        found, sockaddr = resolve_now(host, port, socket.AF_INET if family == socket.AF_INET else 0)
+        if found != family:
+            if family != socket.AF_INET6:
+                raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
+            sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
+        if len(self._resolved) >= self.limits.resolve_cache:
+            self._resolved.clear()
+        ttl = math.inf if _is_literal(host) else self._clock() + self.limits.resolve_ttl
+        self._resolved[destination] = (ttl, sockaddr)
+        return sockaddr
+
+    def _send_frame(self, destination: Address, data: bytes) -> None:
+        conn = self._outgoing.get(destination)
+        if conn is None:
+            if len(self._outgoing) >= self.limits.max_outgoing:
+                self._count("tcp_dropped_frames", destination)
+                return
+            conn = self._dial(destination)
+            if conn is None:
+                self._count("tcp_dropped_frames", destination)
+                return
+        if len(conn.frames) >= self.limits.peer_queue:
+            self._count("tcp_dropped_frames", destination)
+            return
+        conn.frames.append(memoryview(wire.encode_frame(data)))
+        if conn.connected:
+            self._write(conn)
+
+    def _dial(self, destination: Address) -> _Outgoing | None:
+        """Start a non-blocking connect (None, counted, if it fails at once)."""
+        try:
+            sockaddr = self._sockaddr(destination)
+        except OSError as exc:
+            self._count("tcp_connect_failures", destination, exc)
+            return None
+        sock = socket.socket(self._family, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        code = sock.connect_ex(sockaddr)
+        if code not in (0, errno.EINPROGRESS):
+            sock.close()
+            self._count("tcp_connect_failures", destination, errno.errorcode.get(code, code))
+            return None
+        conn = _Outgoing(sock, destination, self._clock() + self._tcp_timeout)
+        self._outgoing[destination] = conn
+        self._poller.register(sock, WRITE, lambda mask: self._on_outgoing(conn, mask))
+        self._reckon()
+        return conn
+
+    def _on_outgoing(self, conn: _Outgoing, mask: int) -> None:
+        if self._outgoing.get(conn.destination) is not conn:  # closed earlier this round
+            return
+        if not conn.connected:
+            code = conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+            if code:
+                self._fail(conn, "tcp_connect_failures", errno.errorcode.get(code, code))
+                return
+            conn.connected = True
+            self._counters["tcp_connections_opened"] += 1
+        elif mask & READ:  # peers never write on our outgoing connections: closed
+            self._close_outgoing(conn)
+            return
+        self._write(conn)
+
+    def _write(self, conn: _Outgoing) -> None:
+        """Write what the socket takes; wait for writability while frames remain."""
+        frames, counters = conn.frames, self._counters
+        while frames:
+            view = frames[0]
+            try:
+                sent = conn.sock.send(view)
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                self._fail(conn, "tcp_send_failures", exc)
+                return
+            counters["tcp_bytes_sent"] += sent
+            if sent < len(view):
+                frames[0] = view[sent:]
+                break
+            frames.popleft()
+            counters["tcp_frames_sent"] += 1
+        limit = self._tcp_timeout if frames else self.limits.outgoing_idle
+        conn.deadline = self._clock() + limit
+        self._poller.modify(conn.sock, READ | WRITE if frames else READ)
+        self._reckon()
+
+    def _fail(self, conn: _Outgoing, what: str, detail: object) -> None:
+        self._count(what, conn.destination, detail)
+        self._close_outgoing(conn)
+
+    def _close_outgoing(self, conn: _Outgoing) -> None:
+        if self._outgoing.get(conn.destination) is conn:
+            del self._outgoing[conn.destination]
+        self._poller.unregister(conn.sock)
+        conn.sock.close()
+        for _ in conn.frames:
+            self._count("tcp_dropped_frames", conn.destination)
+        conn.frames.clear()
+        self._reckon()
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _read_datagrams(self, mask: int) -> None:
+        """Read one datagram: the poller is level-triggered, so another one waiting
+        wakes the next turn at once, and a quiet socket costs no failed ``recvfrom``."""
+        try:
+            data, source = self._udp.recvfrom(self.limits.max_datagram)
+        except BlockingIOError:
+            return
+        except OSError as exc:  # e.g. ICMP errors surfaced by some platforms
+            self._count("udp_receive_errors", None, exc)
+            return
+        counters = self._counters
+        counters["udp_packets_received"] += 1
+        counters["udp_bytes_received"] += len(data)
+        self._deliver(normalize_source(source), data)
+
+    def _accept(self, mask: int) -> None:
+        for _ in range(self.limits.receive_batch):
+            try:
+                sock, peer = self._listener.accept()
+            except BlockingIOError:
+                break
+            except OSError as exc:  # EMFILE and friends: back off instead of spinning
+                self._count("tcp_accept_errors", None, exc)
+                self._poller.unregister(self._listener)
+                self._accept_paused = self._clock() + 0.1
+                break
+            if len(self._incoming) >= self.limits.max_incoming:
+                self._count("tcp_connections_refused", None)
+                sock.close()
+                continue
+            sock.setblocking(False)
+            idle = self._clock() + self.limits.incoming_idle
+            incoming = _Incoming(sock, normalize_source(peer), self.limits.max_frame, idle)
+            self._incoming[sock] = incoming
+            self._counters["tcp_connections_accepted"] += 1
+            self._poller.register(sock, READ, functools.partial(self._read, incoming))
+        self._reckon()
+
+    def _read(self, incoming: _Incoming, mask: int) -> None:
+        if incoming.sock not in self._incoming:  # closed earlier this round
+            return
+        source, decoder, counters = incoming.source, incoming.decoder, self._counters
+        try:
+            data = incoming.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError as exc:
+            self._count("tcp_receive_errors", source, exc)
+            self._close_incoming(incoming)
+            return
+        if not data:
+            if decoder.buffered:
+                self._count("tcp_truncated_frames", source)
+            self._close_incoming(incoming)
+            return
+        counters["tcp_bytes_received"] += len(data)
+        incoming.heard = True
+        for frame in decoder.feed(data):
+            counters["tcp_frames_received"] += 1
+            self._deliver(source, frame, None)
+        if decoder.error is not None:
+            self._count("tcp_oversized_frames", source, decoder.error)
+            self._close_incoming(incoming)
+            return
+        now = self._clock()
+        incoming.deadline = now + self.limits.incoming_idle
+        if not decoder.buffered:
+            incoming.frame_deadline = math.inf
+        elif incoming.frame_deadline == math.inf:
+            incoming.frame_deadline = now + self._tcp_timeout
+        self._reckon()
+
+    def _close_incoming(self, incoming: _Incoming) -> None:
+        if self._incoming.pop(incoming.sock, None) is not None:
+            self._poller.unregister(incoming.sock)
+            incoming.sock.close()
+            self._reckon()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _count(self, what: str, peer: Address | None, detail: object = None) -> None:
+        self._counters[what] += 1
+        if log.isEnabledFor(logging.DEBUG):
+            where = format_address(peer) if peer else "-"
+            log.debug("%s (peer %s): %s", what.replace("_", " "), where, detail or "")
+
+
+def _discard(source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
+    """Delivery before :meth:`LeanSockets.start`."""
