@@ -82,11 +82,15 @@ def _actor_frame(data: bytes) -> object:
     frame = protocol.parse(data)
     if isinstance(frame, protocol.StreamEnd):
         protocol.decode_stream_end(frame)
-    if isinstance(
-        frame,
-        protocol.Tell | protocol.Ask | protocol.Reply | protocol.StreamOpen | protocol.StreamItem,
+    if isinstance(frame, protocol.Tell):
+        values = frame.values
+    elif isinstance(
+        frame, protocol.Ask | protocol.Reply | protocol.StreamOpen | protocol.StreamItem
     ):
-        value = frame.value
+        values = [frame.value]
+    else:
+        return frame
+    for value in values:
         if not (type(value) is list and value and value[0] == 2):  # refs need a live system
             protocol.decode_value(value)
     return frame
@@ -99,6 +103,7 @@ def _actor_seeds() -> tuple[bytes, ...]:
         for frame in (
             [Kind.HELLO, "a", 1, 64],
             [Kind.TELL, "/user/x", 1, None, value({"k": [1, 2.5, b"x"]})],
+            [Kind.TELL, "/user/x", 1, None, value(1), value("two")],
             [Kind.ASK, 5, "/user/x", 2, ["b", "/user/y", 3], value("hi")],
             [Kind.REPLY, 5, value([None, True])],
             [Kind.ERROR, 5, "failed", "ValueError", "boom", ""],

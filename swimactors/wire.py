@@ -350,7 +350,7 @@ class TypeRegistry(Generic[Tag]):
         self._extra: dict[Any, _Codec] = {}
         self._decoders: dict[type, Converter] = {}
         self._encoders: dict[type, Callable[[Any], list[Any]]] = {}
-        self._heads: dict[type, tuple[bytes, int]] = {}
+        self._to_bytes: dict[type, Callable[[Any], bytes]] = {}
 
     def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
         """Class decorator: register an attrs class under ``tag``."""
@@ -373,7 +373,7 @@ class TypeRegistry(Generic[Tag]):
         self._fields.pop(cls, None)
         self._decoders.pop(cls, None)
         self._encoders.pop(cls, None)
-        self._heads.pop(cls, None)
+        self._to_bytes.pop(cls, None)
 
     def add_codec(self, hint: Any, encode: Encoder, decode: Converter) -> None:
         """Teach this registry a field annotation it cannot derive (e.g. a handle type).
@@ -413,21 +413,33 @@ class TypeRegistry(Generic[Tag]):
         return [tag, *self._fields_to_data(cls, obj)]
 
     def encode(self, obj: Any) -> bytes:
-        """``dumps(self.to_data(obj))``, byte for byte, with the array's head and the tag
-        encoded once per class and the fields in one ``dumps``."""
-        cls: type = type(obj)
-        head = self._heads.get(cls)
-        if head is None:
-            if cls not in self._tag_of:
-                raise TypeError(f"{cls.__qualname__} is not registered in {self.name}")
-            fields = len(self._codecs(cls))
-            prefix = cbor_array_header(1 + fields) + dumps(self._tag_of[cls])
-            head = self._heads[cls] = (prefix, len(cbor_array_header(fields)))
-        prefix, skip = head
-        values = self._fields_to_data(cls, obj)
-        if len(values) == 1:
-            return prefix + dumps(values[0])
-        return prefix + dumps(values)[skip:]
+        """``dumps(self.to_data(obj))``, byte for byte (see :meth:`encoder`)."""
+        encode = self.encoder(type(obj))
+        if encode is None:
+            raise TypeError(f"{type(obj).__qualname__} is not registered in {self.name}")
+        return encode(obj)
+
+    def encoder(self, cls: type) -> Callable[[Any], bytes] | None:
+        """What :meth:`encode` does for instances of ``cls`` (None if not registered):
+        the array's head and the tag encoded once per class, the fields in one ``dumps``."""
+        encode = self._to_bytes.get(cls)
+        if encode is None and cls in self._tag_of:
+            encode = self._to_bytes[cls] = self._compile_to_bytes(cls)
+        return encode
+
+    def _compile_to_bytes(self, cls: type) -> Callable[[Any], bytes]:
+        codecs = self._codecs(cls)
+        prefix = cbor_array_header(1 + len(codecs)) + dumps(self._tag_of[cls])
+        fields = self._compile_encoder(cls)
+        if not codecs:
+            return lambda obj: prefix
+        if len(codecs) == 1:
+            name, codec = codecs[0]
+            if codec.encode is _identity:
+                return lambda obj: prefix + cbor2.dumps(getattr(obj, name))
+            return lambda obj: prefix + cbor2.dumps(fields(obj)[0])
+        skip = len(cbor_array_header(len(codecs)))
+        return lambda obj: prefix + cbor2.dumps(fields(obj))[skip:]
 
     def _fields_to_data(self, cls: type, obj: Any) -> list[Any]:
         encoder = self._encoders.get(cls)

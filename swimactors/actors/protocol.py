@@ -5,7 +5,9 @@ a frame's whole layout against its kind's row in a table (a malformed frame mean
 broken or hostile peer: the connection is dropped), and builds the frame's class:
 
     [HELLO, node, incarnation, window]       first frame on a connection, each way
-    [TELL, path, uid, sender, value]         sender: [node, path, uid] or None
+    [TELL, path, uid, sender, value, ...]    one or more values (a burst of tells from
+                                             one sender to one actor is one frame);
+                                             sender: [node, path, uid] or None
     [ASK, corr, path, uid, sender, value]        (+ traceparent when tracing, tracing.py)
     [REPLY, corr, value]
     [ERROR, corr, kind, type_name, message, traceback]
@@ -68,6 +70,8 @@ __all__ = [
     "MAX_STREAMS",
     "MAX_STREAM_WINDOW",
     "MAX_WINDOW",
+    "TELL_BYTES",
+    "TELL_VALUES",
     "Answered",
     "Ask",
     "Credit",
@@ -102,7 +106,6 @@ __all__ = [
     "parse",
     "reply_frame",
     "stream_error",
-    "tell_frame",
     "value_bytes",
 ]
 
@@ -114,6 +117,13 @@ MAX_WINDOW = 65536
 
 MAX_STREAMS = 1024
 """Streams one peer may have this node produce at once; more are ended at once (full)."""
+
+TELL_VALUES = 251
+"""Values one TELL frame carries at most (its one-byte array count: 4 fields + values)."""
+
+TELL_BYTES = 1 << 14
+"""A value joins a TELL frame only while the frame stays within this many bytes (and
+within the node's ``max_frame``): a burst never makes a frame longer than one tell would."""
 
 
 class Kind(enum.IntEnum):
@@ -156,7 +166,8 @@ class Tell:
     path: str
     uid: int
     sender: Sender
-    value: Any
+    values: list[Any]
+    """One or more messages, in the order they were told."""
 
 
 @attrs.define(weakref_slot=False)
@@ -289,12 +300,16 @@ def _error(value: Any) -> bool:
     )
 
 
-_LAYOUTS: dict[int, tuple[type[Frame], Callable[[list[Any]], bool]]] = {
+def _tell(path: str, uid: int, sender: Sender, *values: Any) -> Tell:
+    return Tell(path, uid, sender, list(values))
+
+
+_LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = {
     Kind.HELLO: (
         Hello,
         lambda f: len(f) == 4 and type(f[1]) is str and _uint(f[2]) and _uint(f[3]),
     ),
-    Kind.TELL: (Tell, lambda f: len(f) == 5 and _address(f, 1) and _ref(f[3])),
+    Kind.TELL: (_tell, lambda f: len(f) >= 5 and _address(f, 1) and _ref(f[3])),
     Kind.ASK: (
         Ask,
         lambda f: (
@@ -326,9 +341,25 @@ _LAYOUTS: dict[int, tuple[type[Frame], Callable[[list[Any]], bool]]] = {
     Kind.END: (StreamEnd, lambda f: len(f) == 3 and _uint(f[1]) and _error(f[2])),
     Kind.CANCEL: (StreamCancel, lambda f: len(f) == 2 and _uint(f[1])),
 }
-"""Each kind's class and layout check (see the module docstring)."""
+"""Each kind's builder (its class, but for TELL's values) and layout check (see the
+module docstring)."""
 
-_KINDS: dict[type[Frame], Kind] = {cls: Kind(kind) for kind, (cls, _) in _LAYOUTS.items()}
+_KINDS: dict[type, Kind] = {
+    Hello: Kind.HELLO,
+    Tell: Kind.TELL,
+    Ask: Kind.ASK,
+    Reply: Kind.REPLY,
+    ErrorReply: Kind.ERROR,
+    Credit: Kind.CREDIT,
+    Watch: Kind.WATCH,
+    Unwatch: Kind.UNWATCH,
+    Terminated: Kind.TERMINATED,
+    StreamOpen: Kind.STREAM,
+    StreamItem: Kind.ITEM,
+    StreamMore: Kind.MORE,
+    StreamEnd: Kind.END,
+    StreamCancel: Kind.CANCEL,
+}
 
 
 def parse(frame: bytes, loads: Callable[[bytes], Any] = wire.loads) -> Frame:
@@ -346,6 +377,8 @@ def encode(frame: Frame) -> bytes:
     items = [_KINDS[type(frame)], *attrs.astuple(frame, recurse=False)]
     if isinstance(frame, Ask) and frame.trace is None:
         items.pop()  # an untraced ASK has six fields
+    elif isinstance(frame, Tell):
+        items[4:] = frame.values
     return wire.encode_frame(wire.dumps(items))
 
 
@@ -354,7 +387,9 @@ _LENGTH = struct.Struct(">I")
 
 # The hot frames are built from bytes: their heads made once, a request's address
 # (path, uid, sender) cached by its caller, the value encoded with one ``dumps``.
-_TELL_HEAD = wire.cbor_array_header(5) + wire.cbor_uint(Kind.TELL)
+_TELL_HEAD = b"\x98\x05" + wire.cbor_uint(Kind.TELL)
+"""A TELL's array head in its two-byte form, so the count grows in place as a burst's
+values join the frame (CBOR allows a longer head than needed)."""
 _ASK_HEAD = wire.cbor_array_header(6) + wire.cbor_uint(Kind.ASK)
 _TRACED_ASK_HEAD = wire.cbor_array_header(7) + wire.cbor_uint(Kind.ASK)
 _REPLY_HEAD = wire.cbor_array_header(3) + wire.cbor_uint(Kind.REPLY)
@@ -381,12 +416,6 @@ def item_prefix(sid: int) -> bytes:
 def item_frame(prefix: bytes, value: bytes) -> bytes:
     """An ITEM frame from its stream's cached :func:`item_prefix` and a :func:`value_bytes`."""
     body = prefix + value
-    return _LENGTH.pack(len(body)) + body
-
-
-def tell_frame(address: bytes, value: bytes) -> bytes:
-    """A TELL frame to a cached :func:`address` of a message's :func:`value_bytes`."""
-    body = _TELL_HEAD + address + value
     return _LENGTH.pack(len(body)) + body
 
 
@@ -431,8 +460,9 @@ _MESSAGE_HEAD = wire.cbor_array_header(2) + wire.cbor_uint(_MESSAGE)
 
 def value_bytes(value: Any) -> bytes:
     """``dumps(encode_value(value))``, byte for byte; a message's without the lists."""
-    if MESSAGES.is_registered(type(value)):
-        return _MESSAGE_HEAD + MESSAGES.encode(value)
+    encode = MESSAGES.encoder(type(value))
+    if encode is not None:
+        return _MESSAGE_HEAD + encode(value)
     return wire.dumps(encode_value(value))
 
 
@@ -574,7 +604,12 @@ class PeerSession(Generic[T]):
         self.consuming: dict[int, int] = {}
         """Streams this side opened, with how many items the peer may still send."""
         self.outgoing = bytearray()
-        """Bytes to send, in order; the driver sends and removes them."""
+        """Bytes to send, in order; the driver sends them and says so (:meth:`sent`)."""
+        self._burst = -1
+        """Where in :attr:`outgoing` the TELL frame that ends it starts (-1: none)."""
+        self._burst_end = -1
+        self._burst_address = b""
+        self._burst_bytes = min(TELL_BYTES, max_frame)
         self.closed = False
         self.last_active = now
         self._decoder = wire.FrameDecoder(max_frame)
@@ -585,12 +620,51 @@ class PeerSession(Generic[T]):
     # -- sending -------------------------------------------------------------------------
 
     def try_request(self, frame: bytes) -> bool:
-        """Queue a TELL or ASK if there is credit for it; False when there is none."""
+        """Queue an ASK or STREAM if there is credit for it; False when there is none."""
         if self.credit > 0:
             self.credit -= 1
             self.outgoing += frame
             return True
         return False
+
+    def try_tell(self, address: bytes, value: bytes) -> bool:
+        """Queue a tell of ``value`` (:func:`value_bytes`) to ``address`` (:func:`address`)
+        if there is credit for it; False when there is none.  It joins the TELL frame that
+        ends :attr:`outgoing` when that one goes to the same address and has room (a burst
+        of tells is one frame), else starts a new one."""
+        if self.credit <= 0:
+            return False
+        self.credit -= 1
+        out = self.outgoing
+        start = self._burst
+        if (
+            len(out) == self._burst_end
+            and address == self._burst_address
+            and out[start + 5] < 4 + TELL_VALUES
+            and len(out) - start + len(value) <= self._burst_bytes
+        ):
+            out += value
+            out[start + 5] += 1
+            _LENGTH.pack_into(out, start, len(out) - start - 4)
+        else:
+            self._burst = len(out)
+            self._burst_address = address
+            body = _TELL_HEAD + address + value
+            out += _LENGTH.pack(len(body))
+            out += body
+        self._burst_end = len(out)
+        return True
+
+    def sent(self, n: int) -> None:
+        """The driver sent the first ``n`` bytes of :attr:`outgoing`."""
+        del self.outgoing[:n]
+        self._burst_end = -1
+
+    def take(self) -> bytearray:
+        """All of :attr:`outgoing`, for the driver to send (it is empty after)."""
+        data, self.outgoing = self.outgoing, bytearray()
+        self._burst_end = -1
+        return data
 
     def expect(self, corr: int, token: T) -> None:
         """An ASK with ``corr`` is (about to be) sent: its reply will carry ``token``."""
@@ -701,11 +775,12 @@ class PeerSession(Generic[T]):
         return frame
 
     def _request(self, frame: Tell | Ask | StreamOpen) -> Event:
-        if self.undelivered >= self.peer_window:
+        count = len(frame.values) if type(frame) is Tell else 1
+        if self.undelivered + count > self.peer_window:
             raise ProtocolViolation(
                 "rejected_malformed", "the peer sent more requests than its window allows"
             )
-        self.undelivered += 1
+        self.undelivered += count
         return frame
 
     def _answer(self, frame: Reply | ErrorReply) -> Event | None:

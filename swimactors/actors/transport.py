@@ -219,7 +219,16 @@ class Host(Protocol):
 class RemoteTarget:
     """The delivery target of a ref to an actor on another node."""
 
-    __slots__ = ("_address", "_address_sender", "node", "path", "ref", "transport", "uid")
+    __slots__ = (
+        "_address",
+        "_address_sender",
+        "_connection",
+        "node",
+        "path",
+        "ref",
+        "transport",
+        "uid",
+    )
 
     def __init__(self, transport: ActorTransport, node: str, path: str, uid: int) -> None:
         self.transport = transport
@@ -229,6 +238,8 @@ class RemoteTarget:
         self.ref = ActorRef(node, path, uid, self)
         self._address = b""
         self._address_sender: ActorRef | None = None
+        self._connection: Connection | None = None
+        """The connection the last tell went on, while it is open (spares a lookup)."""
 
     def address(self, sender: ActorRef | None) -> bytes:
         """This target's :func:`protocol.address` from ``sender`` (cached per sender)."""
@@ -237,11 +248,13 @@ class RemoteTarget:
             self._address_sender = sender
         return self._address
 
-    def tell_frame(self, msg: Any, sender: ActorRef | None) -> bytes:
-        """The TELL frame for ``msg``."""
-        return protocol.tell_frame(self.address(sender), protocol.value_bytes(msg))
-
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
+        connection = self._connection
+        if connection is not None and not connection.session.closed:
+            value = protocol.value_bytes(msg)
+            if connection.try_tell(self.address(sender), value):
+                return READY
+            return self.transport.tell_later(connection, self, value, msg, sender)
         return self.transport.tell(self, msg, sender)
 
     def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
@@ -402,6 +415,29 @@ def _public(error: BaseException) -> BaseException:
 
 
 Held = tuple[Any, ActorRef | None, Reply | None]
+
+
+class _Recipient:
+    """Where a request goes (``endpoint``: None at the system's path, or when no such
+    actor lives here) and its sender's ref, or why that did not decode (``error``)."""
+
+    __slots__ = ("endpoint", "error", "path", "sender", "uid")
+
+    def __init__(
+        self,
+        path: str,
+        uid: int,
+        sender: ActorRef | None,
+        endpoint: Endpoint | None,
+        error: wire.WireError | None,
+    ) -> None:
+        self.path = path
+        self.uid = uid
+        self.sender = sender
+        self.endpoint = endpoint
+        self.error = error
+
+
 _TLS_REFUSALS = frozenset({"rejected_tls", "rejected_certificate"})
 
 
@@ -501,13 +537,13 @@ class Connection:
         """One non-blocking ``send`` of what is queued (sealed first on a keyed
         connection), no scheduler trip; True when nothing is left to send."""
         raw = self._raw
-        out = self.session.outgoing
+        session = self.session
+        out = session.outgoing
         stream = self._sealed
         if stream is not None:  # seal here; send sealed bytes in order
             if out and raw is not None and not self._busy:
-                stream.seal(out)
-                del out[:]
-            if not out:
+                stream.seal(session.take())
+            if not session.outgoing:
                 out = stream.unsent
         if raw is not None and out and not self._busy:
             try:
@@ -515,7 +551,10 @@ class Connection:
             except OSError:  # full (BlockingIOError) or broken: the writer finds out which
                 sent = 0
             if sent:
-                del out[:sent]
+                if stream is None:
+                    session.sent(sent)
+                else:
+                    del out[:sent]
                 counters = self.transport.counters
                 counters["writes"] += 1
                 counters["bytes_sent"] += sent
@@ -530,6 +569,21 @@ class Connection:
             self._flushes[self._write_now] = None
             return True
         return False
+
+    def try_tell(self, address: bytes, value: bytes) -> bool:
+        """:meth:`try_request` for a tell (:meth:`PeerSession.try_tell`: a burst of tells
+        to one actor is one frame)."""
+        if self.session.closed:
+            raise NodeDown(f"connection to {self.node} closed: {self.reason}")
+        if self.session.try_tell(address, value):
+            self._flushes[self._write_now] = None
+            return True
+        return False
+
+    async def tell(self, address: bytes, value: bytes) -> None:
+        """Queue a tell, waiting for credit (the peer delivering earlier requests)."""
+        while not self.try_tell(address, value):
+            await self._credit_event.wait()
 
     async def request(self, frame: bytes) -> None:
         """Queue a request, waiting for credit (the peer delivering earlier ones)."""
@@ -698,7 +752,7 @@ class Connection:
         self._busy = True
         try:
             session = self.session
-            data, session.outgoing = session.outgoing, bytearray()
+            data = session.take()
             self.transport.counters["writes"] += 1
             self.transport.counters["bytes_sent"] += len(data)
             with trio.move_on_after(self.transport.config.frame_timeout):
@@ -818,13 +872,15 @@ class Connection:
             self.transport.identified(self)
 
     def _tell(self, frame: protocol.Tell) -> None:
-        self._deliver(frame.path, frame.uid, frame.sender, frame.value, None)
+        to = self._recipient(frame.path, frame.uid, frame.sender)
+        for value in frame.values:  # a burst: its actor and sender found once
+            self._deliver(to, value, None)
 
     def _ask(self, frame: protocol.Ask) -> None:
         if frame.trace is not None and tracing.enabled():
             span = tracing.start_server(self.transport.host.name, frame.path, frame.trace)
             self._spans[frame.corr] = span  # ended when the reply goes out
-        self._deliver(frame.path, frame.uid, frame.sender, frame.value, frame.corr)
+        self._deliver(self._recipient(frame.path, frame.uid, frame.sender), frame.value, frame.corr)
 
     def _answered(self, event: protocol.Answered[Reply]) -> None:
         frame = event.frame
@@ -845,7 +901,8 @@ class Connection:
 
     def _stream_open(self, frame: protocol.StreamOpen) -> None:
         start = _StreamStart(self.transport.host, self, frame)
-        self._deliver(frame.path, frame.uid, frame.sender, frame.value, None, start)
+        to = self._recipient(frame.path, frame.uid, frame.sender)
+        self._deliver(to, frame.value, None, start)
 
     def _stream_item(self, frame: protocol.StreamItem) -> None:
         stream = self.readers.get(frame.sid)
@@ -897,27 +954,36 @@ class Connection:
     }
     """What the driver does with each event of the session."""
 
-    def _deliver(
-        self,
-        path: str,
-        uid: int,
-        sender: list[Any] | None,
-        value: Any,
-        corr: int | None,
-        reply: Reply | None = None,
-    ) -> None:
-        """Put a TELL, ASK (``corr``) or STREAM (``reply``) into its mailbox (or hold it
-        while that mailbox is full)."""
+    def _recipient(self, path: str, uid: int, sender: list[Any] | None) -> _Recipient:
+        """Where a request to ``path#uid`` goes, and its sender's ref (found once for all
+        the values of a TELL)."""
         host = self.transport.host
-        session = self.session
         try:
-            msg = protocol.decode_value(value)
             sender_ref = None if sender is None else host.resolve(*sender)
         except wire.WireError as exc:
+            return _Recipient(path, uid, None, None, exc)
+        cell = None if path == SYSTEM_PATH else host.local_endpoint(path, uid, self.node)
+        return _Recipient(path, uid, sender_ref, cell, None)
+
+    def _deliver(
+        self, to: _Recipient, value: Any, corr: int | None, reply: Reply | None = None
+    ) -> None:
+        """Put a TELL's value, an ASK (``corr``) or a STREAM (``reply``) into its mailbox
+        (or hold it while that mailbox is full)."""
+        host = self.transport.host
+        session = self.session
+        error = to.error
+        if error is None:
+            try:
+                msg = protocol.decode_value(value)
+            except wire.WireError as exc:
+                error = exc
+        if error is not None:
             self.transport.counters["undecodable_messages"] += 1
-            self._answer(corr, reply, outcome.Error(exc))
+            self._answer(corr, reply, outcome.Error(error))
             session.delivered()
             return
+        path, uid, sender_ref, cell = to.path, to.uid, to.sender, to.endpoint
         if path == SYSTEM_PATH:
             refusal = self.transport.refusal("spawn", session.peer) if host.spawns(msg) else None
             result = (
@@ -931,7 +997,6 @@ class Connection:
                 self.transport.counters["system_tells_failed"] += 1
             session.delivered()
             return
-        cell = host.local_endpoint(path, uid, self.node)
         if corr is not None:
             reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
         if reply is not None and cell is not None and cell not in self.held:
@@ -1168,33 +1233,36 @@ class ActorTransport:
     # -- sending ---------------------------------------------------------------------------
 
     def tell(self, target: RemoteTarget, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
-        frame = target.tell_frame(msg, sender)
+        """A tell on the connection to the target's node, dialled if need be (the
+        target keeps that connection for its next tells)."""
+        value = protocol.value_bytes(msg)
         try:
-            connection = self.connection(target.node)
-            if connection.try_request(frame):
+            connection = target._connection = self.connection(target.node)
+            if connection.try_tell(target.address(sender), value):
                 return READY
         except NodeDown:
             self._undeliverable(target, msg, sender)
             return trio.lowlevel.checkpoint()
-        return self._tell_later(connection, target, frame, msg, sender)
+        return self.tell_later(connection, target, value, msg, sender)
 
-    async def _tell_later(
+    async def tell_later(
         self,
         connection: Connection,
         target: RemoteTarget,
-        frame: bytes,
+        value: bytes,
         msg: Any,
         sender: ActorRef | None,
     ) -> None:
+        """A tell that waits for credit (a dead letter if the connection closes first)."""
         try:
-            await connection.request(frame)
+            await connection.tell(target.address(sender), value)
         except NodeDown:
             self._undeliverable(target, msg, sender)
 
     def tell_nowait(self, target: RemoteTarget, msg: Any, sender: ActorRef | None) -> None:
-        frame = target.tell_frame(msg, sender)
+        value = protocol.value_bytes(msg)
         try:
-            if self.connection(target.node).try_request(frame):
+            if self.connection(target.node).try_tell(target.address(sender), value):
                 return
         except NodeDown:
             self._undeliverable(target, msg, sender)

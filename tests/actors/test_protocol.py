@@ -18,6 +18,7 @@ from swimactors import ActorFailed, ActorStopped, MailboxFull, wire
 from swimactors.actors.protocol import (
     MAX_STREAM_WINDOW,
     MAX_STREAMS,
+    TELL_VALUES,
     Answered,
     Ask,
     Credit,
@@ -48,7 +49,6 @@ from swimactors.actors.protocol import (
     item_frame,
     item_prefix,
     parse,
-    tell_frame,
     value_bytes,
 )
 
@@ -65,7 +65,7 @@ def pair(window: int = 8) -> tuple[PeerSession[str], PeerSession[str]]:
 
 def pump(source: PeerSession[str], sink: PeerSession[str], now: float = 0.0) -> list[Any]:
     """Move everything ``source`` queued into ``sink``; the events ``sink`` hands back."""
-    data, source.outgoing = bytes(source.outgoing), bytearray()
+    data = bytes(source.take())
     sink.receive_data(data, now)
     events = []
     while (event := sink.next_event()) is not None:
@@ -74,7 +74,7 @@ def pump(source: PeerSession[str], sink: PeerSession[str], now: float = 0.0) -> 
 
 
 def tell(session: PeerSession[str], path: str, value: Any) -> bool:
-    return session.try_request(tell_frame(address(path, 1, None), value_bytes(value)))
+    return session.try_tell(address(path, 1, None), value_bytes(value))
 
 
 def ask(session: PeerSession[str], corr: int, value: Any) -> bool:
@@ -124,9 +124,7 @@ def test_credit_runs_out_and_comes_back_as_the_peer_delivers() -> None:
     a, b = pair(window=4)
     handshake(a, b)
     assert [tell(a, "x", n) for n in range(5)] == [True] * 4 + [False]
-    events = pump(a, b)
-    assert [event.value for event in events] == [encode_value(n) for n in range(4)]
-    assert all(isinstance(event, Tell) for event in events)
+    assert pump(a, b) == [Tell("x", 1, None, [encode_value(n) for n in range(4)])]
     assert b.undelivered == 4
     b.return_credit()  # nothing delivered yet: nothing to return
     assert pump(b, a) == []
@@ -514,10 +512,97 @@ def test_the_hot_frames_are_what_encode_makes(corr: int, value: Any) -> None:
     assert ask_frame(corr, where, value_bytes(value)) == encode(
         Ask(corr, "echo", 7, None, encode_value(value))
     )
-    assert tell_frame(where, value_bytes(value)) == encode(
-        Tell("echo", 7, None, encode_value(value))
-    )
     session = PeerSession[str]("a", 1, 8, MAX_FRAME)
-    session.outgoing.clear()
+    session.take()
+    session.try_tell(where, value_bytes(value))
+    assert parse(bytes(session.take())[4:]) == Tell("echo", 7, None, [encode_value(value)])
     session.reply(corr, value)
     assert bytes(session.outgoing) == encode(Reply(corr, encode_value(value)))
+
+
+def test_a_burst_of_tells_to_one_actor_is_one_frame_until_something_else_goes_out() -> None:
+    a, b = pair(window=64)
+    handshake(a, b)
+    for n in range(3):
+        tell(a, "x", n)
+    tell(a, "y", 3)  # another actor: a frame of its own
+    sender = swimactors.ActorRef("a", "me", 2, None)  # type: ignore[arg-type]
+    assert a.try_tell(address("y", 1, sender), value_bytes(4))  # another sender
+    ask(a, 1, "q")
+    tell(a, "y", 5)  # after the ask: a new frame, so the order on the wire holds
+    tell(a, "y", 6)
+    assert pump(a, b) == [
+        Tell("x", 1, None, [encode_value(n) for n in range(3)]),
+        Tell("y", 1, None, [encode_value(3)]),
+        Tell("y", 1, ["a", "me", 2], [encode_value(4)]),
+        Ask(1, "echo", 1, None, encode_value("q")),
+        Tell("y", 1, None, [encode_value(5), encode_value(6)]),
+    ]
+    assert b.undelivered == 8
+
+
+def test_a_tell_after_a_send_starts_a_new_frame() -> None:
+    a, b = pair()
+    handshake(a, b)
+    tell(a, "x", 1)
+    head = bytes(a.outgoing[:3])
+    a.sent(3)  # part of the frame went out: the rest cannot grow any more
+    tell(a, "x", 2)
+    b.receive_data(head + bytes(a.take()), 0.0)
+    assert [b.next_event(), b.next_event()] == [
+        Tell("x", 1, None, [encode_value(1)]),
+        Tell("x", 1, None, [encode_value(2)]),
+    ]
+
+
+def test_a_tell_frame_stops_taking_values_at_its_limits() -> None:
+    a, b = pair(window=1024)
+    handshake(a, b)
+    for n in range(TELL_VALUES + 1):
+        tell(a, "x", n)
+    big = "b" * (MAX_FRAME // 3)  # MAX_FRAME < TELL_BYTES: frames stay within MAX_FRAME
+    for _ in range(6):
+        tell(a, "x", big)
+    events = pump(a, b)  # b's limit is MAX_FRAME too: a longer frame would be refused
+    assert [len(event.values) for event in events] == [TELL_VALUES, 3, 2, 2]
+    assert [v for event in events for v in event.values] == [
+        *map(encode_value, range(TELL_VALUES + 1)),
+        *[encode_value(big)] * 6,
+    ]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("tell"), st.sampled_from(["x", "y"]), st.integers(0, 2**40)),
+            st.tuples(st.just("ask"), st.just("echo"), st.integers(0, 2**40)),
+            st.tuples(st.just("send"), st.just(""), st.integers(0, 64)),
+        ),
+        max_size=60,
+    )
+)
+def test_tells_bursts_asks_and_partial_sends_arrive_in_order(ops: list[Any]) -> None:
+    """Whatever mix of tells (to two actors), asks and partial sends, the peer gets every
+    request once, in the order it was made."""
+    a, b = pair(window=1024)
+    handshake(a, b)
+    wire_bytes = bytearray()
+    made = []
+    for corr, (op, path, n) in enumerate(ops, 1):
+        if op == "tell":
+            assert tell(a, path, n)
+            made.append((path, n))
+        elif op == "ask":
+            assert ask(a, corr, n)
+            made.append(("echo", n))
+        else:
+            taken = bytes(a.outgoing[:n])
+            a.sent(len(taken))
+            wire_bytes += taken
+    wire_bytes += a.take()
+    b.receive_data(bytes(wire_bytes), 0.0)
+    got = []
+    while (event := b.next_event()) is not None:
+        values = event.values if isinstance(event, Tell) else [event.value]
+        got.extend((event.path, decode_value(value)) for value in values)
+    assert got == made

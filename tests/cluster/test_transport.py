@@ -70,6 +70,28 @@ async def test_a_full_remote_mailbox_does_not_delay_other_actors_on_the_connecti
             gate.set()
 
 
+async def test_a_burst_of_tells_is_one_frame_delivered_in_order_past_a_full_mailbox() -> None:
+    gate = trio.Event()
+    got: list[object] = []
+    burst, capacity = 40, 4
+    with trio.fail_after(30):
+        async with open_systems(2, transport=TransportConfig(window=128)) as (a, b):
+            await b.spawn(Gate(gate, got), name="gate", public=True, mailbox_size=capacity)
+            ref = await a.wait_for("gate", timeout=10)
+            await ref.tell("first")  # the connection is up
+            await until(lambda: cluster_of(b).transport.counters["frames_received"] >= 2)
+            counters = cluster_of(b).transport.counters
+            frames = counters["frames_received"]
+            for n in range(burst):  # one task step: the burst goes out as it ends
+                await ref.tell(n)
+            await until(lambda: counters["frames_received"] > frames)
+            assert counters["frames_received"] == frames + 1
+            gate.set()  # the mailbox drains; what was held back follows in order
+            await until(lambda: len(got) == 1 + burst)
+            assert got == ["first", *range(burst)]
+            assert counters["refused_full"] == 0
+
+
 async def _fill(ref: ActorRef, start: int, limit: int) -> int:
     """tell_nowait numbers from ``start`` until MailboxFull; how many were taken."""
     for sent in range(limit):
