@@ -643,10 +643,11 @@ class Connection:
                     stream = await self._dial()
                 self.stream = stream
                 self._opened = trio.current_time()
+                raw = None
                 if isinstance(stream, trio.SocketStream):
                     stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
                     if _DONTWAIT:
-                        self._raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
+                        raw = stream.socket.fileno()
                 if transport.tls is not None:
                     stream = self.stream = self._sealed = await self._start_tls(
                         stream, transport.tls
@@ -655,6 +656,8 @@ class Connection:
                     stream = self.stream = self._sealed = await self._secure(
                         stream, transport.keyring
                     )
+                if raw is not None:  # only now: nothing may go out in a handshake
+                    self._raw = socket.socket(fileno=os.dup(raw))
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._write, stream)

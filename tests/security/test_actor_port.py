@@ -186,3 +186,27 @@ async def test_error_replies_carry_tracebacks_only_in_debug_mode() -> None:
             with pytest.raises(swimactors.ActorFailed) as failed:
                 await ref.ask("boom")
             assert "raise KeyError" in failed.value.traceback
+
+
+class Collect(swimactors.Actor):
+    def __init__(self, got: list[object]) -> None:
+        self.got = got
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> None:
+        self.got.append(msg)
+
+
+async def test_tells_made_during_the_key_handshake_wait_for_it() -> None:
+    """What tasks queue while a connection's key handshake runs is sealed and sent after
+    it, never written on the socket in the clear in the middle of it."""
+    got: list[object] = []
+    with trio.fail_after(30):
+        async with open_systems(2, config=KEYED) as (a, b):
+            await b.spawn(Collect(got), name="collect", public=True)
+            ref = await a.wait_for("collect", timeout=10)
+            for n in range(200):  # the first dials; the rest span the handshake's steps
+                await ref.tell(n)
+                await trio.lowlevel.checkpoint()
+            await until(lambda: len(got) == 200)
+            assert got == list(range(200))
+            assert counter(b, "rejected_handshake")() == 0
