@@ -3,8 +3,9 @@
 The far side always runs in a second process (``python -m benchmarks.bench_remote serve
 ...``), so both sides have their own interpreter as on two machines.  Floors: a raw trio
 TCP echo of the very frame an ask sends (4-byte length prefix + CBOR), and the same echo
-streaming the very frame a tell sends, 64 frames per ``send_all`` (what batching a burst
-can reach) and one per ``send_all``.  The same figures are taken with the cluster key
+streaming the frame a lone tell sends, 64 frames per ``send_all`` (what batching a burst
+can reach) and one per ``send_all`` (swimactors sends a burst of tells to one actor as
+one frame, so it puts fewer bytes on the wire per message than these floors).  The same figures are taken with the cluster key
 (sealed connections, :mod:`swimactors.actors.secure`) against the same floors and against
 the plaintext run.  Floor and swimactors runs alternate, ``PAIRS`` times; rows give medians
 and the median of the per-pair ratios.  A streamed reply's items per second are compared
@@ -37,8 +38,8 @@ PAIRS = 3
 FLOORS = {
     "floor p50": "raw trio echo of the same frame",
     "floor p99": "raw trio echo of the same frame",
-    "batched": "raw trio stream of the same frame, 64 frames a send_all",
-    "one frame": "raw trio stream of the same frame, one send_all a frame",
+    "batched": "raw trio stream of a lone tell's frame, 64 frames a send_all",
+    "one frame": "raw trio stream of a lone tell's frame, one send_all a frame",
     "ask p50": "the plaintext ask, same pair",
     "tell": "the plaintext remote tell of the same message, one sender, same pair",
 }

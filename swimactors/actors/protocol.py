@@ -727,10 +727,11 @@ class PeerSession(Generic[T]):
             self.producing.discard(sid)
             self.outgoing += encode(StreamEnd(sid, stream_error(error)))
 
-    def delivered(self) -> None:
-        """One request the peer sent is in a mailbox (or answered, or dead-lettered)."""
-        self.undelivered -= 1
-        self.owed += 1
+    def delivered(self, count: int = 1) -> None:
+        """``count`` requests the peer sent are in a mailbox (or answered, or
+        dead-lettered)."""
+        self.undelivered -= count
+        self.owed += count
 
     def return_credit(self) -> None:
         """Give the peer its credit back lazily, once half its window is owed (queued

@@ -9,7 +9,9 @@ import pytest
 import trio
 
 import swimactors
-from swimactors import Actor, ActorRef, MailboxFull, NameLost, NodeDown, TransportConfig
+from swimactors import Actor, ActorRef, MailboxFull, NameLost, NodeDown, TransportConfig, wire
+from swimactors.actors import protocol
+from swimactors.actors.protocol import Kind
 
 from .cluster_helpers import cluster_of, open_systems, until
 
@@ -135,6 +137,34 @@ async def test_garbage_and_oversized_frames_drop_only_their_connection() -> None
             assert counters["rejected_malformed"] == 2
             assert counters["rejected_oversized"] == 1
             assert await ref.ask("after") == "after"  # the real peer was never disturbed
+
+
+class Collect(Actor):
+    def __init__(self, got: list[object]) -> None:
+        self.got = got
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> None:
+        self.got.append(msg)
+
+
+async def test_a_value_that_does_not_decode_fails_alone_in_its_burst() -> None:
+    got: list[object] = []
+    with trio.fail_after(30):
+        async with open_systems(1) as (a,):
+            ref = await a.spawn(Collect(got), name="collect")
+            port = a.actor_address("n0")
+            assert port is not None
+            value = protocol.encode_value
+            burst = [Kind.TELL, ref.path, ref.uid, None, value(1), [1, ["no.such.Tag"]], value(2)]
+            stream = await trio.open_tcp_stream(*port)
+            async with stream:
+                await stream.send_all(
+                    protocol.encode(protocol.Hello("stranger", 1, 64))
+                    + wire.encode_frame(wire.dumps(burst))
+                )
+                await until(lambda: len(got) == 2)
+            assert got == [1, 2]
+            assert cluster_of(a).transport.counters["undecodable_messages"] == 1
 
 
 class Claimant(Actor):
