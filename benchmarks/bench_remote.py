@@ -5,11 +5,12 @@ The far side always runs in a second process (``python -m benchmarks.bench_remot
 TCP echo of the very frame an ask sends (4-byte length prefix + CBOR), and the same echo
 streaming the frame a lone tell sends, 64 frames per ``send_all`` (what batching a burst
 can reach) and one per ``send_all`` (swimactors sends a burst of tells to one actor as
-one frame, so it puts fewer bytes on the wire per message than these floors).  The same figures are taken with the cluster key
-(sealed connections, :mod:`swimactors.actors.secure`) against the same floors and against
-the plaintext run.  Floor and swimactors runs alternate, ``PAIRS`` times; rows give medians
-and the median of the per-pair ratios.  A streamed reply's items per second are compared
-with the remote tell rate of the same pair (target: half of it).
+one frame, so it puts fewer bytes on the wire per message than these floors).  The same
+figures are taken with the cluster key (sealed connections, :mod:`swimactors.actors.secure`)
+against the same floors and against the plaintext run.  Floor and swimactors runs
+alternate, ``PAIRS`` times; rows give medians and the median of the per-pair ratios.  A
+streamed reply's items per second are compared with the remote tell rate of the same pair
+(target: half of it).
 """
 
 from __future__ import annotations

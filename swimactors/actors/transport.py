@@ -400,6 +400,13 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _split_cancelled(exc: BaseException) -> tuple[BaseException | None, BaseException | None]:
+    """``exc`` as (its errors, its cancellations): either may be None."""
+    if isinstance(exc, BaseExceptionGroup):
+        return exc.split(Exception)
+    return (exc, None) if isinstance(exc, Exception) else (None, exc)
+
+
 def _sole_cause(exc: BaseException) -> BaseException:
     """``exc`` without the exception groups of nurseries that had one failure."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
@@ -664,14 +671,14 @@ class Connection:
                     nursery.start_soon(self._watch_idle)
                     await self._read(stream)
                     nursery.cancel_scope.cancel()
-        except Exception as raised:
-            exc = _sole_cause(raised)  # the reader's error comes out of the nursery wrapped
-            if isinstance(exc, OSError | trio.BrokenResourceError | trio.ClosedResourceError):
-                self.reason = self.reason or f"{type(exc).__name__}: {exc}"
-            else:  # a bug here must cost one connection, not the system
-                transport.counters["connection_errors"] += 1
-                self.reason = self.reason or f"internal error: {exc!r}"
-                log.exception("actor connection to %s failed", self.node or self.address)
+        except BaseException as raised:
+            # the reader's error comes out of the nursery wrapped, with its siblings'
+            # Cancelled when the system is being cancelled too: those go on up
+            failed, cancelled = _split_cancelled(raised)
+            if failed is not None:
+                self._failed(_sole_cause(failed))
+            if cancelled is not None:
+                raise cancelled from None
         finally:
             self._close()
             if self._raw is not None:
@@ -682,6 +689,16 @@ class Connection:
                 with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(stream)
             transport.connection_closed(self)
+
+    def _failed(self, exc: BaseException) -> None:
+        """Why the connection ended: a broken stream, or a bug that costs this connection
+        only (counted and logged), never the system."""
+        if isinstance(exc, OSError | trio.BrokenResourceError | trio.ClosedResourceError):
+            self.reason = self.reason or f"{type(exc).__name__}: {exc}"
+        else:
+            self.transport.counters["connection_errors"] += 1
+            self.reason = self.reason or f"internal error: {exc!r}"
+            log.error("actor connection to %s failed", self.node or self.address, exc_info=exc)
 
     async def _secure(self, stream: trio.abc.Stream, keyring: Keyring) -> SecureStream:
         """Both ends prove the cluster key; the peer's proven name must be the node dialled
