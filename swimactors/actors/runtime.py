@@ -398,7 +398,7 @@ async def run_system(
     body_error: BaseException | None = None
     try:
         async with trio.open_nursery() as relay:
-            with trio.CancelScope(shield=True), step_end.installed():
+            with trio.CancelScope(shield=True):
                 async with trio.open_nursery() as nursery:
                     system = make(nursery)
                     nursery.start_soon(system.ask_deadlines.run)

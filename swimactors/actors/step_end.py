@@ -4,7 +4,8 @@ A connection with bytes to send registers its flush here instead of waking its w
 task: everything one step queued for a peer (a batch of replies, a burst of tells) goes
 out in one non-blocking write as that step ends, with no trip through the scheduler, and
 a task that suspends (an ``async def receive`` awaiting) never sits on what it queued.
-One instrument serves every system in a trio run while any of them is open.
+One instrument serves every connection in a trio run, installed while any of them is up
+(a system without connections to other nodes pays nothing per task step).
 """
 
 from __future__ import annotations

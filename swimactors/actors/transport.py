@@ -50,7 +50,7 @@ from ..membership.types import format_address
 from ..security import HandshakeError, Keyring, TlsConfig
 from ..security.records import SecureStream
 from ..security.tls_stream import open_tls
-from . import protocol, tracing
+from . import protocol, step_end, tracing
 from .cell import ActorCell
 from .errors import (
     ActorFailed,
@@ -760,12 +760,15 @@ class Connection:
         raise OSError(f"connecting to {format_address(self.address)} timed out")
 
     async def _write(self, stream: trio.abc.Stream) -> None:
-        while True:
-            if self._send_now():  # all sent without a trip through the scheduler
-                self._writer = trio.lowlevel.current_task()
-                await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
-                continue
-            await self._send(stream)
+        """Send what the socket did not take at once; while it runs (the connection is
+        up), every task step's end makes the sends queued in it (:mod:`.step_end`)."""
+        with step_end.installed():
+            while True:
+                if self._send_now():  # all sent without a trip through the scheduler
+                    self._writer = trio.lowlevel.current_task()
+                    await trio.lowlevel.wait_task_rescheduled(self._abort_wait)
+                    continue
+                await self._send(stream)
 
     async def _send(self, stream: trio.abc.Stream) -> None:
         """Send everything queued in one ``send_all`` (many frames per syscall)."""
