@@ -213,6 +213,10 @@ class QuorumTracker:
         self._seen: dict[str, tuple[bytes, float, tuple[int, int]]] = {}
         self._away_since: dict[str, float] = {}
         self._renewed: dict[str, float] = {}
+        self._held: dict[bytes, float] = {}
+        """Digest -> until when this node held that view (announced it, or left it)."""
+        self._holding: bytes | None = None
+        """The digest of this node's last announcement."""
         self._phase = Phase.NEW
         self._takeover: tuple[float, Outcome] | None = None
         """In TAKING_OVER: when, and the outcome to apply then."""
@@ -446,13 +450,16 @@ class QuorumTracker:
         self.tick(now)
 
     def _renew(self, now: float, name: str, digest: bytes, age: int | None) -> None:
-        """The heartbeat lease on a member of this side: an agreeing heartbeat renews it
-        (any, while still converging after our own change).  The first heartbeat of
-        another view, right after an agreeing one (``age`` given), renews it up to the
+        """The heartbeat lease on a member of this side: a heartbeat naming this node's
+        view renews it, or one this node held within ``silence_limit`` (the sender lags
+        behind our own change and still counts us in; any other view may count us out,
+        and its takeover of us is timed from the last agreeing heartbeat).  The first
+        heartbeat of another view, right after an agreeing one (``age`` given), renews it up to the
         sender's change, ``age`` ms ago: the sender agreed until then, and it times any
         takeover of this node from that change, so this is as safe as the heartbeat
         before it (and a healed blip does not fence the member it was about)."""
-        if digest == self.digest() or now <= self._last_change + self.silence_limit:
+        held_lately = now <= self._held.get(digest, -math.inf) + self.silence_limit
+        if digest == self.digest() or held_lately:
             self._renewed[name] = now
         elif age is not None:
             self._renewed[name] = max(self._renewed[name], now - age / 1000.0)
@@ -587,7 +594,11 @@ class QuorumTracker:
             if room < 0 or len(unreachable) == MAX_REPORTED:
                 break
             unreachable.append(name)
-        payload = [self.self_name, self.digest(), epoch, self._serial, age, unreachable]
+        digest = self.digest()
+        self._held = {d: t for d, t in self._held.items() if now <= t + self.silence_limit}
+        self._held[digest] = now
+        self._holding = digest
+        payload = [self.self_name, digest, epoch, self._serial, age, unreachable]
         self._outgoing.append(wire.dumps(payload))
         self._next_announce = None
 
@@ -602,6 +613,8 @@ class QuorumTracker:
         self._announce(now)
 
     def _changed(self, now: float) -> None:
+        if self._holding is not None:
+            self._held[self._holding] = now  # the view this change ends was held until now
         self._last_change = now
         self._waiting_for_peers = False
         self._takeover = None
