@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar, Unpack
 
 import outcome
 
-from .actors.from_thread import begin_ask, begin_tell
+from .actors.from_thread import ForeignRef, begin_ask, begin_tell
 from .actors.proxy import proxy
 from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from .actors.runtime import ActorSource
@@ -225,7 +225,7 @@ async def open_node(
 # -- the actor system ------------------------------------------------------------------------
 
 
-class AsyncRef:
+class AsyncRef(ForeignRef):
     """A ref to an actor (local or on another node) for asyncio tasks.
 
     ``await ref.ask(msg, timeout=...)`` and ``await ref.tell(msg)`` run on the runtime
@@ -234,19 +234,11 @@ class AsyncRef:
     :attr:`ref` (the trio ref) in messages.  Equal refs name the same actor.
     """
 
-    __slots__ = ("_bridge", "ref")
+    __slots__ = ("_bridge",)
 
     def __init__(self, ref: ActorRef, bridge: _Bridge[Any]) -> None:
-        self.ref = ref
+        super().__init__(ref)
         self._bridge = bridge
-
-    @property
-    def node(self) -> str:
-        return self.ref.node
-
-    @property
-    def path(self) -> str:
-        return self.ref.path
 
     async def ask(self, msg: Any, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> Any:
         """Send ``msg`` and return the actor's answer (``timeout`` as for the trio ref).
@@ -258,15 +250,6 @@ class AsyncRef:
     async def tell(self, msg: Any) -> None:
         """Deliver ``msg`` (waits while the actor's mailbox is full)."""
         await self._bridge.start(begin_tell(self._bridge.thread, self.ref, msg))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, AsyncRef) and other.ref == self.ref
-
-    def __hash__(self) -> int:
-        return hash(self.ref)
-
-    def __repr__(self) -> str:
-        return repr(self.ref)
 
 
 class AsyncSystem:

@@ -18,7 +18,7 @@ from typing import Any, TypeVar, cast
 
 import outcome
 
-from .actors.from_thread import begin_ask, begin_tell
+from .actors.from_thread import ForeignRef, begin_ask, begin_tell
 from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from .actors.runtime import ActorSource
 from .cluster.system import System
@@ -33,7 +33,7 @@ DEFAULT_START_TIMEOUT = 30.0
 """Seconds :func:`open_system` waits for the system to bind and start."""
 
 
-class BlockingRef:
+class BlockingRef(ForeignRef):
     """A ref to an actor (local or on another node) for blocking code.
 
     :meth:`ask` and :meth:`tell` run on the runtime thread and raise the same errors as
@@ -41,19 +41,11 @@ class BlockingRef:
     ...).  Put :attr:`ref` (the trio ref) in messages.  Equal refs name the same actor.
     """
 
-    __slots__ = ("_runtime", "ref")
+    __slots__ = ("_runtime",)
 
     def __init__(self, ref: ActorRef, runtime: LoopThread[System]) -> None:
-        self.ref = ref
+        super().__init__(ref)
         self._runtime = runtime
-
-    @property
-    def node(self) -> str:
-        return self.ref.node
-
-    @property
-    def path(self) -> str:
-        return self.ref.path
 
     def ask(self, msg: Any, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> Any:
         """Send ``msg`` and return the actor's answer (``timeout`` as for the trio ref).
@@ -63,15 +55,6 @@ class BlockingRef:
     def tell(self, msg: Any) -> None:
         """Deliver ``msg`` (waits while the actor's mailbox is full)."""
         _wait(self._runtime, begin_tell(self._runtime, self.ref, msg))
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, BlockingRef) and other.ref == self.ref
-
-    def __hash__(self) -> int:
-        return hash(self.ref)
-
-    def __repr__(self) -> str:
-        return repr(self.ref)
 
 
 class BlockingSystem:

@@ -11,9 +11,36 @@ import outcome
 from ..loop_thread import Begin, Cancel, Done, LoopThread
 from .ref import READY, ActorRef
 
-__all__ = ["begin_ask", "begin_tell"]
+__all__ = ["ForeignRef", "begin_ask", "begin_tell"]
 
 _DELIVERED: outcome.Outcome[None] = outcome.Value(None)
+
+
+class ForeignRef:
+    """What the asyncio and blocking fronts' refs share: the trio ref they stand for (put
+    :attr:`ref` in messages), its node and path; equal when they name the same actor."""
+
+    __slots__ = ("ref",)
+
+    def __init__(self, ref: ActorRef) -> None:
+        self.ref = ref
+
+    @property
+    def node(self) -> str:
+        return self.ref.node
+
+    @property
+    def path(self) -> str:
+        return self.ref.path
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, type(self)) and other.ref == self.ref
+
+    def __hash__(self) -> int:
+        return hash(self.ref)
+
+    def __repr__(self) -> str:
+        return repr(self.ref)
 
 
 def begin_ask(
