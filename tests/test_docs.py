@@ -323,3 +323,21 @@ def test_every_cited_constant_has_the_stated_value() -> None:
                 for part in actual if isinstance(actual, tuple) else (actual,):
                     assert part in numbers(line), f"`{dotted}` is {actual}: {line}"
     assert cited > 20
+
+
+ARCHITECTURE = Path(__file__).parents[1] / "docs" / "architecture.md"
+
+
+def test_architecture_names_every_module() -> None:
+    """docs/architecture.md's layout says what each module is for, so none may be missing."""
+    text = ARCHITECTURE.read_text()
+    layout = text.split("## Layout", 1)[1].split("\n## ", 1)[0]
+    package = Path(swimactors.__file__).parent
+    for path in sorted(package.rglob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        name = path.stem
+        where = layout if path.parent == package else text
+        assert re.search(rf"\b{re.escape(name)}\b", where), f"docs/architecture.md: {path}"
+    for sub in sorted(p for p in package.iterdir() if (p / "__init__.py").exists()):
+        assert f"{sub.name}/" in layout, f"docs/architecture.md's layout: {sub.name}/"

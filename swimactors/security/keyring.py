@@ -18,6 +18,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
+from ..errors import SwimactorsError
+
 __all__ = [
     "KEY_SIZES",
     "MAX_KEYS",
@@ -37,7 +39,7 @@ sending sealed, or ``send`` plaintext while accepting both (the first migration 
 _POLICIES = ("refuse", "accept", "send")
 
 
-class KeyringError(ValueError):
+class KeyringError(SwimactorsError, ValueError):
     """A key or keyring file is malformed, or a keyring change is not allowed."""
 
 
