@@ -112,9 +112,11 @@ class AsyncEvents:
 
     @property
     def dropped(self) -> int:
+        """Events this subscription lost because it fell more than its buffer behind."""
         return self._events.dropped
 
     def close(self) -> None:
+        """Unsubscribe: the iteration ends."""
         self._events.close()
 
     def __aiter__(self) -> AsyncEvents:
@@ -154,6 +156,7 @@ class AsyncNode(OnNodeThread):
 
     @property
     def running(self) -> bool:
+        """Whether the membership thread is still running the node."""
         return self._thread.running
 
     async def members(self) -> list[Member]:
@@ -161,12 +164,15 @@ class AsyncNode(OnNodeThread):
         return await self._bridge.run_sync(lambda node: node.members())
 
     async def member(self, name: str) -> Member | None:
+        """The member called ``name`` as this node sees it, or None."""
         return await self._bridge.run_sync(lambda node: node.member(name))
 
     async def local_member(self) -> Member:
+        """This node as a member."""
         return await self._bridge.run_sync(lambda node: node.local_member)
 
     async def counters(self) -> collections.Counter[str]:
+        """The node's counters (packets, drops by reason, ...)."""
         return await self._bridge.run_sync(lambda node: node.counters)
 
     def events(self, buffer: int = DEFAULT_EVENT_BUFFER) -> AsyncEvents:
@@ -178,6 +184,7 @@ class AsyncNode(OnNodeThread):
         await self._bridge.run_async(lambda node: node.set_meta(meta))
 
     async def broadcast(self, channel: str, payload: bytes, key: str | None = None) -> None:
+        """Spread ``payload`` to every member by gossip on ``channel``."""
         await self._bridge.run_sync(lambda node: node.broadcast(channel, payload, key))
 
     async def register_delegate(self, channel: str, delegate: Delegate) -> None:

@@ -18,6 +18,8 @@ __all__ = ["Placement", "moved", "owners", "place", "rendezvous", "score"]
 
 
 class Placement(Enum):
+    """Which candidate node an identity's grain is placed on."""
+
     RENDEZVOUS = "rendezvous"
     """The highest-scoring candidate for the identity: stable, ~1/N moves on a change."""
     LOCAL = "local"

@@ -362,6 +362,7 @@ class TypeRegistry(Generic[Tag]):
         return decorate
 
     def add(self, tag: Tag, cls: type) -> None:
+        """Register the attrs class ``cls`` under ``tag`` (ValueError if the tag names another)."""
         if not attrs.has(cls):
             raise TypeError(f"{cls.__qualname__} must be an attrs class to go on the wire")
         if tag in self._by_tag and self._by_tag[tag] is not cls:
@@ -393,9 +394,11 @@ class TypeRegistry(Generic[Tag]):
             raise TypeError(f"{cls.__qualname__} cannot be a message: {exc}") from None
 
     def tag_of(self, cls: type) -> Tag:
+        """The tag ``cls`` is registered under (KeyError if none)."""
         return self._tag_of[cls]
 
     def is_registered(self, cls: type) -> bool:
+        """Whether ``cls`` has a tag here."""
         return cls in self._tag_of
 
     def __contains__(self, tag: object) -> bool:
@@ -481,6 +484,7 @@ class TypeRegistry(Generic[Tag]):
         return decoder(data[1:])
 
     def decode(self, data: bytes, limits: Limits = FRAME_LIMITS) -> Any:
+        """The registered instance ``data`` encodes (:class:`WireError` if it does not)."""
         return self.from_data(loads(data, limits))
 
     def _fields_from_data(self, cls: type, values: Sequence[Any]) -> Any:
@@ -717,6 +721,7 @@ class FrameDecoder:
         self._buffer = bytearray()
 
     def feed(self, data: bytes | bytearray) -> list[bytes]:
+        """The frames completed by ``data``, in order (none once :attr:`error` is set)."""
         if self.error is not None:
             return []
         if not self._buffer and len(data) >= 4:  # the common case: exactly one frame

@@ -67,6 +67,8 @@ def _is_sync(actor: Actor) -> bool:
 
 
 class State(enum.Enum):
+    """A cell's life: running, stopping (children and ``on_stop`` first), dead."""
+
     RUNNING = "running"
     STOPPING = "stopping"
     DEAD = "dead"
@@ -79,6 +81,9 @@ _DEAD = State.DEAD
 
 
 class Signal(enum.Enum):
+    """What a cell's loop handles before its mailbox: a failure, a restart ordered by its
+    supervisor, a watched actor's termination."""
+
     FAIL = "fail"
     RESTART = "restart"
     TERMINATED = "terminated"

@@ -40,6 +40,7 @@ class Timer:
 
     @property
     def cancelled(self) -> bool:
+        """Whether the timer was cancelled (it fires no more)."""
         return self._scope.cancel_called
 
     async def run(self, delay: float, msg: Any, interval: float | None) -> None:
@@ -77,14 +78,17 @@ class Context:
 
     @property
     def self_ref(self) -> ActorRef:
+        """This actor's own ref."""
         return self._cell.ref
 
     @property
     def system(self) -> LocalSystem:
+        """The system this actor runs in (an application's ``System`` on a cluster)."""
         return self._cell.system
 
     @property
     def children(self) -> list[ActorRef]:
+        """Refs of this actor's running children."""
         return [child.ref for child in self._cell.children.values()]
 
     async def spawn(

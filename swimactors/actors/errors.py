@@ -94,6 +94,7 @@ class ActorFailed(ActorError):
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> ActorFailed:
+        """The failure ``exc`` as it crosses to the asker: its type, message and traceback."""
         text = "".join(traceback.format_exception(exc))
         return cls(type(exc).__qualname__, str(exc), text)
 

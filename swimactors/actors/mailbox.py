@@ -50,6 +50,7 @@ class Mailbox:
     priority: Callable[[Any], Any] | None = None
 
     def new_queue(self) -> Queue:
+        """An empty queue for one mailbox: FIFO, or ordered by ``priority``."""
         return deque() if self.priority is None else PriorityQueue(self.priority)
 
 

@@ -98,6 +98,7 @@ class DeadLetters:
         self._subscribers: list[trio.MemorySendChannel[DeadLetter]] = []
 
     def publish(self, recipient: ActorRef, message: Any, sender: ActorRef | None) -> None:
+        """Record an undelivered message and hand it to the subscribers (never blocks)."""
         self.count += 1
         letter = DeadLetter(recipient, message, sender)
         self.recent.append(letter)

@@ -156,6 +156,9 @@ Sender = list[Any] | None
 
 @attrs.define(weakref_slot=False)
 class Hello:
+    """A connection's first frame: who is speaking (node, incarnation) and how many
+    requests it lets the peer have in flight (``window``)."""
+
     node: str
     incarnation: int
     window: int
@@ -163,6 +166,8 @@ class Hello:
 
 @attrs.define(weakref_slot=False)
 class Tell:
+    """Messages for one actor, with no reply; a burst of tells is one frame."""
+
     path: str
     uid: int
     sender: Sender
@@ -172,6 +177,8 @@ class Tell:
 
 @attrs.define(weakref_slot=False)
 class Ask:
+    """A request for one actor; the answer comes back as a REPLY or ERROR with ``corr``."""
+
     corr: int
     path: str
     uid: int
@@ -183,12 +190,17 @@ class Ask:
 
 @attrs.define(weakref_slot=False)
 class Reply:
+    """The value answering the ask ``corr``."""
+
     corr: int
     value: Any
 
 
 @attrs.define(weakref_slot=False)
 class ErrorReply:
+    """The ask ``corr`` failed: its error's kind, type, message and (in debug mode) the
+    remote traceback."""
+
     corr: int
     kind: str
     type_name: str
@@ -198,23 +210,31 @@ class ErrorReply:
 
 @attrs.define(weakref_slot=False)
 class Credit:
+    """The peer may have ``n`` more requests in flight (flow control)."""
+
     n: int
 
 
 @attrs.define(weakref_slot=False)
 class Watch:
+    """Tell this node when the actor ``path``/``uid`` here terminates."""
+
     path: str
     uid: int
 
 
 @attrs.define(weakref_slot=False)
 class Unwatch:
+    """Forget a WATCH of ``path``/``uid``."""
+
     path: str
     uid: int
 
 
 @attrs.define(weakref_slot=False)
 class Terminated:
+    """A watched actor terminated (``reason`` None for a normal stop)."""
+
     path: str
     uid: int
     reason: str | None
@@ -222,6 +242,8 @@ class Terminated:
 
 @attrs.define(weakref_slot=False)
 class StreamOpen:
+    """A request whose reply is a stream ``sid``; the reader grants ``window`` items."""
+
     sid: int
     path: str
     uid: int
@@ -232,18 +254,24 @@ class StreamOpen:
 
 @attrs.define(weakref_slot=False)
 class StreamItem:
+    """One item of the stream ``sid``."""
+
     sid: int
     value: Any
 
 
 @attrs.define(weakref_slot=False)
 class StreamMore:
+    """The reader grants ``n`` more items of the stream ``sid``."""
+
     sid: int
     n: int
 
 
 @attrs.define(weakref_slot=False)
 class StreamEnd:
+    """The stream ``sid`` ended, normally or with an error."""
+
     sid: int
     error: list[str] | None
     """None when the stream ended normally, else an ERROR frame's last four fields."""
@@ -251,6 +279,8 @@ class StreamEnd:
 
 @attrs.define(weakref_slot=False)
 class StreamCancel:
+    """The reader gave up the stream ``sid``: its producer stops."""
+
     sid: int
 
 

@@ -268,6 +268,7 @@ class LocalSystem:
         strategy: Strategy | None,
         cell_type: type[ActorCell] = ActorCell,
     ) -> ActorRef:
+        """Start ``actor`` as a child of ``parent`` (the system at the top) and return its ref."""
         if self.closing:
             raise ActorStopped(f"system {self.name} is stopping")
         if isinstance(parent, ActorCell) and parent.state is not State.RUNNING:
@@ -291,6 +292,7 @@ class LocalSystem:
         return cell.ref
 
     def local_cell(self, ref: ActorRef) -> ActorCell | None:
+        """The cell behind ``ref`` if it is an actor of this system, else None."""
         target = ref.target
         if isinstance(target, ActorCell) and target.system is self:
             return target
@@ -346,6 +348,7 @@ class LocalSystem:
                 self._on_failure()
 
     def actor_finished(self) -> None:
+        """A cell's task ended: count it, and wake a shutdown waiting for the last one."""
         self._live -= 1
         if self._live == 0 and self._idle is not None:
             self._idle.set()

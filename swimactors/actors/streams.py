@@ -68,9 +68,12 @@ class StreamFeed:
 
     @property
     def cancelled(self) -> bool:
+        """Whether :meth:`cancel` was called (or the actor stopped or restarted)."""
         return self._scope.cancel_called
 
     async def run(self, items: AsyncIterable[Any]) -> None:
+        """Read ``items`` into the actor's mailbox, then send it :class:`StreamFinished`
+        (not after a cancel)."""
         cell = self._cell
         try:
             with self._scope:
@@ -327,6 +330,7 @@ class ReplyStream:
             link.cancel()
 
     async def aclose(self) -> None:
+        """Stop reading: the producer is told to cancel."""
         self.cancel()
         await trio.lowlevel.checkpoint()
 

@@ -47,6 +47,9 @@ def _check_scope(instance: object, attribute: attrs.Attribute[Scope], value: Sco
 
 @attrs.frozen
 class Restart:
+    """Rebuild the failing actor (see :func:`restart`); more than ``max_restarts`` in
+    ``within`` seconds escalates."""
+
     max_restarts: int = attrs.field(default=3, validator=attrs.validators.ge(0))
     within: float = attrs.field(default=5.0, validator=attrs.validators.ge(0))
     scope: Scope = attrs.field(default="one_for_one", validator=_check_scope)
@@ -54,17 +57,19 @@ class Restart:
 
 @attrs.frozen
 class Stop:
+    """Stop the failing actor (see :func:`stop`)."""
+
     scope: Scope = attrs.field(default="one_for_one", validator=_check_scope)
 
 
 @attrs.frozen
 class Escalate:
-    pass
+    """Stop the failing actor and fail its parent with its error (see :func:`escalate`)."""
 
 
 @attrs.frozen
 class Resume:
-    pass
+    """Keep the instance, drop the message that failed (see :func:`resume`)."""
 
 
 Strategy = Restart | Stop | Escalate | Resume

@@ -34,12 +34,15 @@ MAX_SEEDS = 64
 
 @attrs.frozen
 class DnsSeed:
+    """A seed given as a DNS name: A/AAAA records at ``port``, or SRV records (``srv``)."""
+
     name: str
     srv: bool
     port: int = DEFAULT_PORT
 
 
 def is_dns_seed(text: str) -> bool:
+    """Whether a ``--join`` value is a ``dns://`` or ``dns+srv://`` seed."""
     return text.startswith(("dns://", "dns+srv://"))
 
 

@@ -57,6 +57,9 @@ class EventError(ValueError):
 
 @attrs.frozen
 class UserEvent:
+    """A user event (``swimactors event``): named, a small payload, deduplicated by
+    ``(origin, sequence)``."""
+
     origin: str
     sequence: int
     name: str
@@ -65,6 +68,9 @@ class UserEvent:
 
 @attrs.frozen
 class Query:
+    """A user query (``swimactors query``): the matching members answer the collector
+    actor ``reply_to`` on the origin node within ``timeout`` seconds."""
+
     origin: str
     sequence: int
     name: str

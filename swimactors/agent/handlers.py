@@ -57,11 +57,14 @@ def member_event_kind(event: MemberEvent) -> str | None:
 
 @attrs.frozen
 class HandlerSpec:
+    """One ``--event-handler``: the script, and the event kinds it runs for."""
+
     script: str
     filters: tuple[str, ...] = ()
     """``kind`` or ``kind:name`` entries; empty: every event."""
 
     def wants(self, kind: str, name: str = "") -> bool:
+        """Whether this handler runs for an event of ``kind`` (a user event or query ``name``)."""
         if not self.filters:
             return True
         return any(f == kind or (name and f == f"{kind}:{name}") for f in self.filters)

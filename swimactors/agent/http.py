@@ -51,6 +51,8 @@ class HttpError(Exception):
 
 @attrs.frozen
 class Request:
+    """An HTTP request as a handler sees it: the body read whole, within the limits."""
+
     method: str
     path: str
     query: dict[str, str]
@@ -60,6 +62,8 @@ class Request:
 
 @attrs.frozen
 class Response:
+    """What a handler returns: a whole body, or a ``stream`` of chunks."""
+
     status: int
     body: bytes
     content_type: str = "text/plain; charset=utf-8"

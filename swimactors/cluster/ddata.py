@@ -66,6 +66,7 @@ class Consistency(enum.Enum):
     ALL = "all"
 
     def needed(self, replicas: int) -> int:
+        """Answers (this replica's included) a read or write at this level needs of ``replicas``."""
         if self is Consistency.LOCAL:
             return 1
         if self is Consistency.MAJORITY:

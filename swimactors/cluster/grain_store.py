@@ -39,7 +39,10 @@ class GrainStore(Protocol):
         """The saved state, or None if there is none."""
         ...
 
-    async def save(self, kind: str, identity: str, state: Any) -> None: ...
+    async def save(self, kind: str, identity: str, state: Any) -> None:
+        """Keep ``state`` as the grain's state (DataError unless it is plain data within
+        the size limit)."""
+        ...
 
 
 def check_state(state: Any) -> None:
@@ -97,6 +100,7 @@ class SQLiteGrainStore:
             await trio.to_thread.run_sync(self._upsert, kind, identity, data)
 
     def close(self) -> None:
+        """Close the database file."""
         self._db.close()
 
     def _select(self, kind: str, identity: str) -> bytes | None:
@@ -126,6 +130,7 @@ class DataGrainStore:
 
     @staticmethod
     def key(kind: str, identity: str) -> str:
+        """The distributed-data key a grain's state is kept under."""
         return f"$grain/{kind}/{identity}"
 
     async def load(self, kind: str, identity: str) -> Any:

@@ -139,6 +139,9 @@ class Grain:
 
 @attrs.frozen
 class GrainKind:
+    """A registered grain kind: how to build one, where it lives, how long it idles and
+    where its state is kept."""
+
     name: str
     factory: Callable[[], Grain]
     """Builds a grain (a class works); its ``identity`` is set before ``on_activate``."""
@@ -182,6 +185,9 @@ class GrainStopping:
 
 
 class Phase(enum.Enum):
+    """An activation's life, from asking the other members whether they hold the grain to
+    its end."""
+
     PROBING = "probing"
     """Asking the other members; messages queue."""
     LOADING = "loading"

@@ -94,6 +94,7 @@ class SplitBrainConfig:
 
     @classmethod
     def of(cls, value: Strategy | SplitBrainConfig) -> SplitBrainConfig:
+        """``open_system(split_brain=...)``'s value as a config (a bare rule: default timing)."""
         if isinstance(value, SplitBrainConfig):
             return value
         if not callable(getattr(value, "decide", None)):

@@ -389,6 +389,7 @@ class System(LocalSystem):
         self.groups.join(group, ref)
 
     async def leave_group(self, group: str, ref: ActorRef) -> None:
+        """Take ``ref`` out of ``group`` on every node."""
         await trio.lowlevel.checkpoint()
         self.groups.leave_now(group, ref)
 
@@ -401,6 +402,7 @@ class System(LocalSystem):
         await self.join_group(TOPIC_GROUP + topic, ref)
 
     async def unsubscribe(self, topic: str, ref: ActorRef) -> None:
+        """Stop ``ref`` receiving what is published to ``topic``."""
         await self.leave_group(TOPIC_GROUP + topic, ref)
 
     async def publish(self, topic: str, msg: Any) -> int:
@@ -508,6 +510,7 @@ class System(LocalSystem):
             self.split_brain.check()
 
     def actor_address(self, node: str) -> Address | None:
+        """Where ``node``'s actor transport listens, if it is a live member with one."""
         return None if self.cluster is None else self.cluster.actor_address(node)
 
 

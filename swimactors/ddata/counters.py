@@ -134,6 +134,7 @@ class PNCounter:
         return PNCounter(removed=self.removed.increment(writer, -amount))
 
     def decrement(self, writer: Writer, amount: int = 1) -> PNCounter:
+        """Subtract ``amount``; returns the delta."""
         return self.increment(writer, -amount)
 
     def merge(self, other: PNCounter) -> bool:

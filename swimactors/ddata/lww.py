@@ -76,6 +76,7 @@ class LWWRegister:
         return None if self.write is None else self.write.value
 
     def set(self, writer: Writer, value: Any) -> LWWRegister:
+        """Write ``value`` (plain CBOR, at most 4,096 bytes) as ``writer``; returns the delta."""
         check_value(value, MAX_VALUE_BYTES, "an LWW value")
         delta = LWWRegister(_stamp(writer, self.write, True, value))
         self.merge(delta)
@@ -110,14 +111,18 @@ class LWWMap:
         return {key: w.value for key, w in sorted(self.writes.items()) if w.present}
 
     def get(self, key: str, default: Any = None) -> Any:
+        """The value at ``key``, or ``default`` if it is absent or removed."""
         write = self.writes.get(key)
         return write.value if write is not None and write.present else default
 
     def set(self, writer: Writer, key: str, value: Any) -> LWWMap:
+        """Write ``value`` at ``key`` as ``writer``; returns the delta."""
         check_value(value, MAX_VALUE_BYTES, "an LWW value")
         return self._write(writer, key, True, value)
 
     def remove(self, writer: Writer, key: str) -> LWWMap:
+        """Remove ``key`` (a tombstone, pruned after the system's ``tombstone_ttl``); returns the
+        delta."""
         return self._write(writer, key, False, None)
 
     def _write(self, writer: Writer, key: str, present: bool, value: Any) -> LWWMap:
@@ -169,6 +174,7 @@ class Flag:
         return self.enabled
 
     def switch_on(self, writer: Writer) -> Flag:
+        """Turn the flag on for good; returns the delta."""
         self.enabled = True
         return Flag(True)
 

@@ -70,15 +70,18 @@ class ORSet:
     # -- mutators: each returns the delta ------------------------------------------------
 
     def add(self, writer: Writer, element: Element) -> ORSet:
+        """Add ``element`` (an add wins over a concurrent remove); returns the delta."""
         check_element(element)
         if element not in self.by_element and len(self.by_element) >= MAX_ENTRIES:
             raise DataError(f"an ORSet holds at most {MAX_ENTRIES} elements")
         return self._update(writer, [element], ())
 
     def remove(self, writer: Writer, element: Element) -> ORSet:
+        """Remove ``element`` as far as this replica has seen it; returns the delta."""
         return self._update(writer, [], [element])
 
     def clear(self, writer: Writer) -> ORSet:
+        """Remove every element this replica has seen; returns the delta."""
         return self._update(writer, [], list(self.by_element))
 
     def _update(self, writer: Writer, adds: list[Element], removes: Iterable[Element]) -> ORSet:

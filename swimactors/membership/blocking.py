@@ -92,14 +92,17 @@ class BlockingNode(OnNodeThread):
         return self._thread.call(lambda node: node.members())
 
     def member(self, name: str) -> Member | None:
+        """The member called ``name`` as this node sees it, or None."""
         return self._thread.call(lambda node: node.member(name))
 
     @property
     def local_member(self) -> Member:
+        """This node as a member."""
         return self._thread.call(lambda node: node.local_member)
 
     @property
     def incarnation(self) -> int:
+        """This node's current incarnation."""
         return self._thread.call(lambda node: node.incarnation)
 
     @property
@@ -109,6 +112,7 @@ class BlockingNode(OnNodeThread):
 
     @property
     def counters(self) -> collections.Counter[str]:
+        """The node's counters (packets, drops by reason, ...)."""
         return self._thread.call(lambda node: node.counters)
 
     def events(self, timeout: float | None = None, buffer: int = DEFAULT_EVENT_BUFFER) -> Events:

@@ -297,6 +297,7 @@ class Swim:
 
     @property
     def incarnation(self) -> int:
+        """This node's current incarnation (raised to refute a suspicion)."""
         return self._self.incarnation
 
     @property
@@ -319,6 +320,7 @@ class Swim:
         return [self._members[n].snapshot() for n in sorted(self._members)]
 
     def member(self, name: str) -> Member | None:
+        """A snapshot of the member called ``name``, or None."""
         state = self._members.get(name)
         return None if state is None else state.snapshot()
 
@@ -327,10 +329,12 @@ class Swim:
         return len(self._alive) + 1
 
     def take_outgoing(self) -> list[Packet]:
+        """The packets to send since the last call; the driver sends them."""
         packets, self._outgoing = self._outgoing, []
         return packets
 
     def take_events(self) -> list[MemberEvent]:
+        """The member events since the last call; the driver hands them to subscribers."""
         events, self._events = self._events, []
         return events
 

@@ -108,6 +108,7 @@ Pair = tuple[str, str]
 
 
 def frozen_pairs(value: Iterable[Pair]) -> frozenset[Pair]:
+    """``(reporter, unreachable)`` pairs as a frozenset of strings."""
     return frozenset((str(a), str(b)) for a, b in value)
 
 
@@ -155,6 +156,7 @@ class View:
 
     @property
     def names(self) -> frozenset[str]:
+        """The names of the members counted."""
         return frozenset(m.name for m in self.members)
 
     @property
@@ -207,6 +209,7 @@ class View:
         return self.names - self.kept
 
     def oldest(self) -> MemberInfo:
+        """The oldest member (smallest :attr:`MemberInfo.seniority`): keep_oldest's pick."""
         return min(self.members, key=lambda m: m.seniority)
 
     def lowest(self) -> MemberInfo:
@@ -357,9 +360,11 @@ class _Judged:
     """A built-in strategy: a judgement of one side, applied by :func:`resolve`."""
 
     def judge(self, view: View, side: frozenset[str], away: frozenset[str]) -> Judgement:
+        """The verdict on one side (``side`` reached, ``away`` not) of ``view``."""
         raise NotImplementedError
 
     def decide(self, view: View) -> Outcome:
+        """The rule applied to ``view``: its side's verdict, resolving indirect connections."""
         return resolve(self.judge, view)
 
 
@@ -478,18 +483,22 @@ def static_quorum(size: int, *, max_members: int | None = None) -> StaticQuorum:
 
 
 def keep_majority() -> KeepMajority:
+    """The rule :class:`KeepMajority`: the side with more than half serves."""
     return KeepMajority()
 
 
 def keep_oldest(down_if_alone: bool = True) -> KeepOldest:
+    """The rule :class:`KeepOldest`: the side holding the oldest member serves."""
     return KeepOldest(down_if_alone)
 
 
 def keep_referee(name: str) -> KeepReferee:
+    """The rule :class:`KeepReferee`: the side that reaches ``name`` serves."""
     return KeepReferee(name)
 
 
 def down_all() -> DownAll:
+    """The rule :class:`DownAll`: every side of a split stops."""
     return DownAll()
 
 

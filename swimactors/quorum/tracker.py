@@ -113,6 +113,7 @@ class Decision:
 
     @property
     def serving(self) -> bool:
+        """Whether this side serves after the decision."""
         return self.verdict in (Verdict.SERVE, Verdict.CONFIRMED)
 
     @property
@@ -239,10 +240,12 @@ class QuorumTracker:
 
     @property
     def phase(self) -> Phase:
+        """Where the tracker stands (:class:`Phase`)."""
         return self._phase
 
     @property
     def state(self) -> QuorumState:
+        """What users see: ``ok`` (serving on a confirmed view), ``pending`` or ``lost``."""
         if self._phase not in _SERVING:
             return "lost"
         return "ok" if self._phase is Phase.SERVING else "pending"
@@ -287,6 +290,8 @@ class QuorumTracker:
         return View(self.self_name, self._members.values(), self._reachable, self._reports)
 
     def view(self) -> View:
+        """The view the rule judges now: the decided members, who is reachable, and the
+        reports heard from this node and in announcements."""
         announced = (
             (name, subject) for name, (_, names) in self._announced.items() for subject in names
         )
@@ -333,6 +338,8 @@ class QuorumTracker:
         return True
 
     def next_deadline(self) -> float | None:
+        """When :meth:`tick` must next run (an announcement, a lease or the stability window
+        running out, a takeover); None before the first view."""
         if self._phase is Phase.NEW:
             return None
         times = [] if self._next_announce is None else [self._next_announce]
@@ -360,6 +367,7 @@ class QuorumTracker:
         return min(times) if times else None
 
     def take_decisions(self) -> list[Decision]:
+        """The decisions since the last call, for the driver to act on."""
         decisions, self._decisions = self._decisions, []
         return decisions
 

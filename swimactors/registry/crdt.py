@@ -58,10 +58,12 @@ class Registration:
 
     @property
     def dot(self) -> Dot:
+        """This registration's dot: ``(node, incarnation, counter)``."""
         return (self.node, self.incarnation, self.counter)
 
     @property
     def replica(self) -> Replica:
+        """The writing process: ``(node, incarnation)``."""
         return (self.node, self.incarnation)
 
     def rank(self) -> tuple[int, str, int, int]:
@@ -200,6 +202,7 @@ class State:
         return sorted((self.entries[d] for d in dots), key=Registration.rank)
 
     def is_floored(self, node: str, incarnation: int) -> bool:
+        """Whether everything ``node`` wrote in ``incarnation`` is known to be gone."""
         return incarnation <= self.floors.get(node, -1)
 
     def copy(self) -> State:

@@ -71,6 +71,7 @@ class RegistryDelegate(Delegate):
         return next(iter(delta.entries.values()))
 
     def unregister(self, name: str) -> None:
+        """Withdraw this node's claim on ``name`` and broadcast the delta."""
         self.publish(self.registry.unregister(name))
 
     def publish(self, delta: State) -> None:

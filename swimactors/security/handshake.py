@@ -57,6 +57,7 @@ class SealedStream:
         self._received = 0
 
     def seal(self, frame: bytes | bytearray | memoryview) -> bytes:
+        """One frame sealed under this direction's key and the next nonce."""
         nonce = self._sent.to_bytes(12, "big")
         self._sent += 1
         return self._send.encrypt(nonce, frame, self._label)
@@ -105,6 +106,7 @@ class StreamHandshake:
         """The peer's node name, authentic once :meth:`on_proof` returned."""
 
     def hello(self) -> bytes:
+        """This side's hello frame, the first thing it sends."""
         return self._hello
 
     def on_hello(self, frame: bytes) -> bytes:

@@ -123,10 +123,12 @@ class Keyring:
 
     @property
     def primary(self) -> bytes:
+        """The key this node seals with."""
         return self._primary
 
     @property
     def primary_id(self) -> bytes:
+        """The primary key's 4-byte id, as carried in each sealed packet's header."""
         return key_id(self._primary)
 
     @property

@@ -68,6 +68,8 @@ CoreFactory = Callable[[NodeSpec, random.Random, int], Core]
 
 
 class NodeState(enum.Enum):
+    """A simulated node's fault state: running, paused (a stalled process), crashed or left."""
+
     RUNNING = "running"
     PAUSED = "paused"
     CRASHED = "crashed"
