@@ -349,6 +349,9 @@ class TypeRegistry(Generic[Tag]):
         self._required: dict[type, int] = {}
         self._extra: dict[Any, _Codec] = {}
         self._decoders: dict[type, Converter] = {}
+        self.builders: dict[Tag, Converter] = {}
+        """By tag, what :meth:`from_data` does with a whole ``[tag, field, ...]`` (for
+        the tags it has met; read-only for callers that decode many in a row)."""
         self._encoders: dict[type, Callable[[Any], list[Any]]] = {}
         self._to_bytes: dict[type, Callable[[Any], bytes]] = {}
 
@@ -373,6 +376,7 @@ class TypeRegistry(Generic[Tag]):
         self._tag_of[cls] = tag
         self._fields.pop(cls, None)
         self._decoders.pop(cls, None)
+        self.builders.pop(tag, None)
         self._encoders.pop(cls, None)
         self._to_bytes.pop(cls, None)
 
@@ -474,14 +478,23 @@ class TypeRegistry(Generic[Tag]):
         if type(data) is not list or not data:
             raise WireError("a message must be a non-empty array")
         tag = data[0]
+        builders: dict[Any, Converter] = self.builders  # any int or str may be asked for
+        build = builders.get(tag) if type(tag) is int or type(tag) is str else None
+        if build is None:
+            build = self._builder(tag)
+        return build(data)
+
+    def _builder(self, tag: Any) -> Converter:
+        """What :meth:`from_data` does for ``tag``'s class, compiled once per tag."""
         by_tag: dict[Any, type] = self._by_tag  # any int or str may be asked for
         cls = by_tag.get(tag) if type(tag) is int or type(tag) is str else None
         if cls is None:
             raise WireError(f"{self.name}: unknown message tag {tag!r}")
-        decoder = self._decoders.get(cls)
-        if decoder is None:
-            decoder = self._decoders[cls] = self._compile_decoder(cls)
-        return decoder(data[1:])
+        decode = self._decoders.get(cls)
+        if decode is None:
+            decode = self._decoders[cls] = self._compile_decoder(cls)
+        build = self.builders[tag] = self._compile_builder(cls, type(tag), decode)
+        return build
 
     def decode(self, data: bytes, limits: Limits = FRAME_LIMITS) -> Any:
         """The registered instance ``data`` encodes (:class:`WireError` if it does not)."""
@@ -514,21 +527,27 @@ class TypeRegistry(Generic[Tag]):
             except (TypeError, ValueError) as exc:
                 raise WireError(f"{qualname}: {exc}") from None
 
-        kinds = tuple(codec.kind for _, codec in codecs)
+        kinds = self._scalar_kinds(cls)
+        return decode if kinds is None else _build_scalars(cls, kinds, decode, 0)
+
+    def _scalar_kinds(self, cls: type) -> tuple[type, ...] | None:
+        """The exact type of each field when every field is a scalar and ``cls`` takes
+        them positionally (instances can then be built straight from a decoded list)."""
+        kinds = [codec.kind for _, codec in self._codecs(cls)]
+        positional = all(f.init and not f.kw_only and f.alias == f.name for f in attrs.fields(cls))
         if not positional or None in kinds:
-            return decode
+            return None
+        return tuple(kind for kind in kinds if kind is not None)
 
-        def decode_scalars(values: Sequence[Any]) -> Any:
-            """Every field is a scalar of one exact type: check the types at once and
-            build the instance straight from the decoded list (else the full path)."""
-            if len(values) == high and tuple(map(type, values)) == kinds:
-                try:
-                    return cls(*values)
-                except (TypeError, ValueError):
-                    pass  # a validator refused it: the full path says why
-            return decode(values)
+    def _compile_builder(self, cls: type, tag_type: type, decode: Converter) -> Converter:
+        kinds: tuple[type, ...] | None = self._scalar_kinds(cls)
+        if kinds is not None:
+            return _build_scalars(cls, (tag_type,) + kinds, decode, 1)  # noqa: RUF005 (mypy)
 
-        return decode_scalars
+        def build(data: Any) -> Any:
+            return decode(data[1:])
+
+        return build
 
     # -- value checks derived from annotations ------------------------------------------
 
@@ -696,6 +715,32 @@ class TypeRegistry(Generic[Tag]):
             return obj
 
         return decode
+
+
+def _build_scalars(cls: type, kinds: tuple[type, ...], decode: Converter, skip: int) -> Converter:
+    """Build ``cls`` from a decoded list whose items' types are exactly ``kinds`` (the
+    first ``skip`` of them not fields: a tag, already checked), else, or when a validator
+    refuses, through ``decode`` (the full path, which says why).  Generated per class, as
+    attrs generates ``__init__``: a check per field, no loop, no slice."""
+    checks = " and ".join(
+        [f"len(values) == {len(kinds)}"]
+        + [f"type(values[{i}]) is kind_{i}" for i in range(skip, len(kinds))]
+    )
+    args = ", ".join(f"values[{i}]" for i in range(skip, len(kinds)))
+    source = (
+        "def build(values):\n"
+        f"    if {checks}:\n"
+        "        try:\n"
+        f"            return cls({args})\n"
+        "        except (TypeError, ValueError):\n"
+        "            pass\n"
+        f"    return decode(values[{skip}:])\n"
+    )
+    namespace: dict[str, Any] = {f"kind_{i}": kind for i, kind in enumerate(kinds)}
+    namespace.update(cls=cls, decode=decode)
+    exec(compile(source, f"<wire builder {cls.__qualname__}>", "exec"), namespace)
+    build: Converter = namespace["build"]
+    return build
 
 
 # -- stream framing ------------------------------------------------------------------------

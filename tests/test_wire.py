@@ -250,6 +250,27 @@ def test_type_registry_refuses_anything_not_matching_the_annotations(data: Any) 
         REG.from_data(data)
 
 
+@REG.register("reading")
+@attrs.frozen
+class Reading:  # every field a scalar: built straight from the decoded list when it fits
+    sensor: str
+    value: int = attrs.field(default=0, validator=attrs.validators.ge(0))
+    unit: str = "C"
+
+
+@given(st.lists(plain, max_size=4))
+def test_an_all_scalar_message_is_built_only_from_fields_of_its_exact_types(
+    fields: list[Any],
+) -> None:
+    kinds = (str, int, str)
+    fits = 1 <= len(fields) <= 3 and all(type(f) is k for f, k in zip(fields, kinds, strict=False))
+    if fits and (len(fields) < 2 or fields[1] >= 0):
+        assert REG.from_data(["reading", *fields]) == Reading(*fields)
+    else:
+        with pytest.raises(wire.WireError):
+            REG.from_data(["reading", *fields])
+
+
 def test_type_registry_refuses_unregistered_types_and_reused_tags() -> None:
     with pytest.raises(TypeError):
         REG.encode(Point(1, 2.0))

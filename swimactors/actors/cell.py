@@ -22,6 +22,7 @@ import inspect
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import outcome
@@ -41,7 +42,7 @@ from .streams import Producer, ReplyStream, StreamFeed, open_local
 if TYPE_CHECKING:
     from .runtime import LocalSystem
 
-__all__ = ["BUDGET", "RUNNING", "ActorCell", "CellRef", "Parent", "State"]
+__all__ = ["BUDGET", "RUNNING", "ActorCell", "CellRef", "Parent", "State", "offer_all"]
 
 log = logging.getLogger("swimactors.actors")
 
@@ -123,6 +124,18 @@ class CellRef(ActorRef):
                 cell._wake()
             return READY
         return cell.tell(msg, sender_now())
+
+
+def offer_all(endpoint: Any, msgs: list[Any], sender: ActorRef | None) -> int:
+    """``endpoint.offer`` of each of ``msgs`` in order until one does not fit (the
+    sender must wait for it); how many were taken.  A plain actor with room takes them
+    all in one step (:meth:`ActorCell.queue_all`); cells that route (pools) each."""
+    if type(endpoint) is ActorCell and endpoint.queue_all(msgs, sender):
+        return len(msgs)
+    for taken, msg in enumerate(msgs):
+        if not endpoint.offer(msg, sender, None):
+            return taken
+    return len(msgs)
 
 
 class ActorCell:
@@ -336,6 +349,23 @@ class ActorCell:
             self._drop(envelope)
             return True
         return False
+
+    def queue_all(self, msgs: list[Any], sender: ActorRef | None) -> bool:
+        """Queue all of ``msgs`` (a burst of tells from another node) in one step if this
+        plain running cell's FIFO mailbox has room for them all; False (nothing queued)
+        if not."""
+        queue = self.queue
+        if (
+            type(queue) is not deque
+            or self.state is not RUNNING
+            or self._waiters
+            or self.capacity - len(queue) < len(msgs)
+        ):
+            return False
+        queue.extend(zip(msgs, repeat(sender), repeat(None)))
+        if self._parked:
+            self._wake()
+        return True
 
     def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
         """Answer an ask from another node at once if this is an idle plain-``def`` actor

@@ -97,6 +97,7 @@ __all__ = [
     "decode_error",
     "decode_stream_end",
     "decode_value",
+    "decode_values",
     "encode",
     "encode_error",
     "encode_stream",
@@ -499,15 +500,39 @@ def value_bytes(value: Any) -> bytes:
 def decode_value(data: Any) -> Any:
     """The inverse of :func:`encode_value` (refs bind through the running system);
     :class:`wire.WireError` if it does not decode."""
-    if isinstance(data, list) and data:
+    if type(data) is list and data:
         kind = data[0]
+        if kind == _MESSAGE and len(data) == 2:  # the usual case first
+            return MESSAGES.from_data(data[1])
         if kind == _PLAIN and len(data) == 2:
             return wire.check_plain(data[1])
-        if kind == _MESSAGE and len(data) == 2:
-            return MESSAGES.from_data(data[1])
         if kind == _REF and len(data) == 4:
             return decode_ref(data[1:])
     raise wire.WireError("malformed actor value")
+
+
+def decode_values(values: list[Any]) -> list[Any]:
+    """A burst's values decoded in order, up to the first that does not decode (the
+    caller takes that one and those after it one by one, through :func:`decode_value`):
+    a message's class is looked up once per burst, not per value."""
+    messages: list[Any] = []
+    builders = MESSAGES.builders
+    for value in values:
+        if type(value) is list and len(value) == 2 and value[0] == _MESSAGE:
+            data = value[1]
+            tag = data[0] if type(data) is list and data else None
+            build = builders.get(tag) if type(tag) is str else None
+            if build is not None:
+                try:
+                    messages.append(build(data))
+                except wire.WireError:
+                    break
+                continue
+        try:
+            messages.append(decode_value(value))
+        except wire.WireError:
+            break
+    return messages
 
 
 _ERROR_KINDS: dict[str, type[ActorError]] = {

@@ -51,7 +51,7 @@ from ..security import HandshakeError, Keyring, TlsConfig
 from ..security.records import SecureStream
 from ..security.tls_stream import open_tls
 from . import protocol, step_end, tracing
-from .cell import ActorCell
+from .cell import ActorCell, offer_all
 from .errors import (
     ActorFailed,
     ActorStopped,
@@ -901,15 +901,7 @@ class Connection:
         to = self._recipient(frame.path, frame.uid, frame.sender)
         values, cell, done = frame.values, to.endpoint, 0
         if cell is not None and to.error is None and cell not in self.held:
-            decode, sender = protocol.decode_value, to.sender
-            for value in values:
-                try:
-                    msg = decode(value)
-                except wire.WireError:
-                    break
-                if not cell.offer(msg, sender, None):
-                    break
-                done += 1
+            done = offer_all(cell, protocol.decode_values(values), to.sender)
             self.session.delivered(done)
         for value in values[done:] if done else values:
             self._deliver(to, value, None)

@@ -15,7 +15,7 @@ from test_actors_mailbox import Hold, Item, held_gate
 
 import swimactors
 from swimactors import Actor, Context, Mailbox, MailboxFull
-from swimactors.actors.cell import ActorCell
+from swimactors.actors.cell import ActorCell, offer_all
 from swimactors.actors.mailbox import OVERFLOWS
 from swimactors.actors.observe import DeadLetters, Stats
 from swimactors.actors.supervision import DEFAULT_STRATEGY
@@ -99,6 +99,36 @@ class MailboxMachine(RuleBasedStateMachine):
             self.model.append(msg)
             self.drops += 1
             self.dead += 1
+
+    @precondition(lambda self: self.cell is not None)
+    @rule(keys=st.lists(st.integers(0, 3), max_size=7))
+    def offer_a_burst(self, keys: list[int]) -> None:
+        """A burst of tells from the wire: as many offers in order, stopping at the first
+        a backpressure mailbox has no room for (what was taken is returned)."""
+        assert self.cell is not None
+        burst = []
+        for key in keys:
+            self.serial += 1
+            burst.append((key, self.serial))
+        taken = offer_all(self.cell, burst, None)
+        expected = len(burst)
+        for at, msg in enumerate(burst):
+            overflow = self.mailbox.overflow
+            if len(self.model) < self.mailbox.size:
+                self.model.append(msg)
+            elif overflow == "backpressure":
+                expected = at
+                break
+            elif overflow in ("drop-newest", "fail"):  # from the wire, fail drops it
+                self.drops += 1
+                self.dead += 1
+            else:
+                victim = 0 if self.mailbox.priority is None else self.model.index(max(self.model))
+                del self.model[victim]
+                self.model.append(msg)
+                self.drops += 1
+                self.dead += 1
+        assert taken == expected
 
     @precondition(lambda self: self.cell is not None and self.model)
     @rule()

@@ -43,6 +43,7 @@ from swimactors.actors.protocol import (
     decode_error,
     decode_stream_end,
     decode_value,
+    decode_values,
     encode,
     encode_stream,
     encode_value,
@@ -522,6 +523,32 @@ def test_the_hot_frames_are_what_encode_makes(corr: int, value: Any) -> None:
     )
     session.reply(corr, value)
     assert bytes(session.outgoing) == encode(Reply(corr, encode_value(value)))
+
+
+wire_values = st.one_of(
+    values.map(encode_value),
+    st.lists(st.one_of(st.integers(-3, 3), st.text(max_size=12), st.none()), max_size=4).map(
+        lambda fields: [1, fields]  # message-like values, mostly refused
+    ),
+    st.builds(
+        lambda tag, n: [1, [tag, n]],
+        st.sampled_from(["test.protocol.Mark", "test.protocol.Point"]),
+        st.integers(-2, 2),
+    ),
+)
+
+
+@given(st.lists(wire_values, max_size=8))
+def test_a_burst_decodes_as_its_values_one_by_one_up_to_the_first_refused(
+    burst: list[Any],
+) -> None:
+    expected = []
+    for value in burst:
+        try:
+            expected.append(decode_value(value))
+        except wire.WireError:
+            break
+    assert decode_values(burst) == expected
 
 
 def test_a_burst_of_tells_to_one_actor_is_one_frame_until_something_else_goes_out() -> None:
