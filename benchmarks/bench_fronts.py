@@ -1,6 +1,7 @@
 """What the fronts cost: an ask from asyncio (through a runtime thread, and through trio's
 guest mode on the asyncio loop) against the trio-native ask in the same run, to a local
-and to a remote actor, with the bare two thread hops as the floor of any runtime thread;
+and to a remote actor (on the asyncio loop's own connection, and through the runtime
+thread), with the bare two thread hops as the floor of any runtime thread;
 asks from many asyncio tasks at once against as many trio tasks (throughput); and the CPU
 a membership node, and an actor system, use with and without the thread.
 
@@ -20,14 +21,15 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import outcome
 import trio
 
 import swimactors
 from swimactors import Actor, Context
-from swimactors.aio import AsyncRef, _Bridge
+from swimactors.actors.transport import RemoteTarget
+from swimactors.aio import AsyncRef, _Bridge, direct_peers
 from swimactors.loop_thread import LoopThread
 from swimactors.membership import Config
 from swimactors.membership.types import format_address
@@ -114,16 +116,24 @@ async def _ask_times(ask: Callable[[int], Awaitable[Any]], n: int) -> None:
         await ask(i)
 
 
-def through_thread(n: int) -> tuple[float, float]:
+def through_thread(n: int) -> tuple[float, float, float]:
     """The runtime-thread design (what ``aio.open_system`` runs): the systems on a trio loop
-    in a thread of their own, asked through :class:`swimactors.aio.AsyncRef`."""
+    in a thread of their own, asked through :class:`swimactors.aio.AsyncRef`: the local
+    echo through the runtime thread, the remote one on the asyncio loop's own connection
+    to its node (:mod:`swimactors.actors.aio_peers`), and the remote one through the
+    runtime thread (the path with a cluster key, TLS, a split-brain rule or tracing)."""
 
-    async def main() -> tuple[float, float]:
+    async def main() -> tuple[float, float, float]:
         async with _runtime(two_nodes) as (bridge, (local, remote)):
-            return (
-                await timed(AsyncRef(local, bridge).ask, n),
-                await timed(AsyncRef(remote, bridge).ask, n),
-            )
+            peers = direct_peers(bridge, cast(RemoteTarget, remote.target).transport)
+            try:
+                return (
+                    await timed(AsyncRef(local, bridge).ask, n),
+                    await timed(AsyncRef(remote, bridge, peers).ask, n),
+                    await timed(AsyncRef(remote, bridge).ask, n),
+                )
+            finally:
+                peers.close()
 
     return asyncio.run(main())
 
@@ -283,7 +293,7 @@ def cluster_cpu(mode: str, nodes: int, window: float) -> list[float]:
 def run(quick: bool) -> list[Row]:
     asks = 300 if quick else 2000
     rounds = 1 if quick else 5
-    results: dict[str, list[tuple[float, float]]] = {"trio": [], "thread": [], "guest": []}
+    results: dict[str, list[tuple[float, ...]]] = {"trio": [], "thread": [], "guest": []}
     hops: dict[str, list[float]] = {"crossings": [], "loops' calls": [], "threads": []}
     concurrent: dict[str, list[float]] = {"trio": [], "thread": []}
     for _ in range(rounds):
@@ -299,6 +309,11 @@ def run(quick: bool) -> list[Row]:
 
     def p50(mode: str, which: int) -> float:
         return statistics.median(r[which] for r in results[mode])
+
+    def added(mode: str, which: int, floor: int) -> float:
+        """The median over rounds of each round's difference to its trio-native ask."""
+        pairs = zip(results[mode], results["trio"], strict=True)
+        return statistics.median(r[which] - trio[floor] for r, trio in pairs)
 
     floor = statistics.median(hops["threads"])
     rows: list[Row] = [
@@ -325,21 +340,27 @@ def run(quick: bool) -> list[Row]:
                 else "run_sync_soon there, call_soon_threadsafe back",
             }
         )
-    for which, target in enumerate(("local", "remote")):
-        floor = p50("trio", which)
-        for mode, label in (("thread", "runtime thread"), ("guest", "trio guest mode")):
-            value = p50(mode, which)
-            rows.append(
-                {
-                    "benchmark": "fronts",
-                    "metric": f"ask p50 from asyncio, {target} actor, {label}",
-                    "value": value,
-                    "unit": "us",
-                    "floor": floor,
-                    "ratio": value / floor,
-                    "note": f"adds {value - floor:.0f} us to the trio-native ask",
-                }
-            )
+    cases = (
+        ("local actor, runtime thread", "thread", 0, 0),
+        ("local actor, trio guest mode", "guest", 0, 0),
+        ("remote actor, the asyncio loop's own connection", "thread", 1, 1),
+        ("remote actor, through the runtime thread", "thread", 2, 1),
+        ("remote actor, trio guest mode", "guest", 1, 1),
+    )
+    for label, mode, which, trio_which in cases:
+        floor, value = p50("trio", trio_which), p50(mode, which)
+        rows.append(
+            {
+                "benchmark": "fronts",
+                "metric": f"ask p50 from asyncio, {label}",
+                "value": value,
+                "unit": "us",
+                "floor": floor,
+                "ratio": value / floor,
+                "note": f"adds {added(mode, which, trio_which):.0f} us to the trio-native ask"
+                " (median of the rounds' differences)",
+            }
+        )
     per_ask, floor = statistics.median(concurrent["thread"]), statistics.median(concurrent["trio"])
     rows.append(
         {

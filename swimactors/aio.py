@@ -23,18 +23,24 @@ from typing import Any, Generic, TypeVar, Unpack
 
 import outcome
 
+from . import wire
+from .actors import protocol, tracing
+from .actors.aio_peers import AsyncPeers
+from .actors.errors import UndecodableReply
 from .actors.from_thread import ForeignRef, begin_ask, begin_tell
+from .actors.message import ref_resolver
 from .actors.proxy import proxy
 from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from .actors.runtime import ActorSource
+from .actors.transport import ActorTransport, RemoteTarget, TcpNetwork
 from .cluster.system import System
 from .cluster.system import open_system as _open_system
-from .loop_thread import Begin, Crossing, LoopThread
+from .loop_thread import Begin, Crossing, LoopThread, ThreadClosed
 from .membership.delegate import Delegate
 from .membership.events import DEFAULT_EVENT_BUFFER, EventsDropped
 from .membership.lean import node_thread
 from .membership.threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread
-from .membership.types import Member, MemberEvent
+from .membership.types import Address, Member, MemberDown, MemberEvent, MemberLeft
 
 __all__ = ["AsyncEvents", "AsyncNode", "AsyncRef", "AsyncSystem", "open_node", "open_system"]
 
@@ -235,27 +241,45 @@ async def open_node(
 class AsyncRef(ForeignRef):
     """A ref to an actor (local or on another node) for asyncio tasks.
 
-    ``await ref.ask(msg, timeout=...)`` and ``await ref.tell(msg)`` run on the runtime
-    thread and raise the same errors as the trio ref (:class:`~swimactors.AskTimeout`,
-    :class:`~swimactors.ActorStopped`, :class:`~swimactors.ActorFailed`, ...).  Put
-    :attr:`ref` (the trio ref) in messages.  Equal refs name the same actor.
+    ``await ref.ask(msg, timeout=...)`` and ``await ref.tell(msg)`` raise the same errors
+    as the trio ref (:class:`~swimactors.AskTimeout`, :class:`~swimactors.ActorStopped`,
+    :class:`~swimactors.ActorFailed`, ...).  To a local actor they run on the runtime
+    thread; to one on another node, on the asyncio loop's own connection to that node
+    when the system has one (:mod:`swimactors.actors.aio_peers`).  Put :attr:`ref` (the
+    trio ref) in messages.  Equal refs name the same actor.
     """
 
-    __slots__ = ("_bridge",)
+    __slots__ = ("_address", "_bridge", "_peers")
 
-    def __init__(self, ref: ActorRef, bridge: _Bridge[Any]) -> None:
+    def __init__(
+        self, ref: ActorRef, bridge: _Bridge[Any], peers: AsyncPeers | None = None
+    ) -> None:
         super().__init__(ref)
         self._bridge = bridge
+        self._peers = peers if isinstance(ref.target, RemoteTarget) else None
+        self._address = protocol.address(ref.path, ref.uid, None) if self._peers else b""
 
     async def ask(self, msg: Any, timeout: float | None = DEFAULT_ASK_TIMEOUT) -> Any:
         """Send ``msg`` and return the actor's answer (``timeout`` as for the trio ref).
 
         Cancelling the awaiting task cancels the ask (a reply that still comes is dropped).
         """
+        peers = self._peers
+        if peers is not None:
+            node = self.ref.node
+            link = peers.links.get(node) or await peers.link(node)
+            if link is not None:
+                return await link.ask(self._address, msg, self.ref, timeout)
         return await self._bridge.start(begin_ask(self._bridge.thread, self.ref, msg, timeout))
 
     async def tell(self, msg: Any) -> None:
         """Deliver ``msg`` (waits while the actor's mailbox is full)."""
+        peers = self._peers
+        if peers is not None:
+            node = self.ref.node
+            link = peers.links.get(node) or await peers.link(node)
+            if link is not None and await link.tell(self._address, msg):
+                return
         await self._bridge.start(begin_tell(self._bridge.thread, self.ref, msg))
 
 
@@ -266,6 +290,7 @@ class AsyncSystem:
     def __init__(self, runtime: LoopThread[System], loop: asyncio.AbstractEventLoop) -> None:
         self._bridge = _Bridge(runtime, loop)
         self._name = ""
+        self._peers: AsyncPeers | None = None
 
     @property
     def name(self) -> str:
@@ -306,7 +331,7 @@ class AsyncSystem:
         return self._wrap(ref)
 
     def _wrap(self, ref: ActorRef) -> AsyncRef:
-        return AsyncRef(ref, self._bridge)
+        return AsyncRef(ref, self._bridge, self._peers)
 
 
 @asynccontextmanager
@@ -339,8 +364,15 @@ async def open_system(
     system = AsyncSystem(runtime, loop)
     try:
         system._name = await system.run(_name_of)
+        transport = await system._bridge.run_sync(_direct_transport)
+        if transport is not None:
+            peers = system._peers = direct_peers(system._bridge, transport)
+            follow = functools.partial(_follow_departures, system._bridge, peers)
+            runtime.run_async(follow, _ignore)
         yield system
     finally:
+        if system._peers is not None:
+            system._peers.close()
         try:
             await asyncio.to_thread(runtime.stop)
         finally:  # (if cancelled meanwhile, the loop must still stop watching the pipe)
@@ -351,6 +383,74 @@ async def open_system(
 
 async def _name_of(system: System) -> str:
     return system.name
+
+
+def _direct_transport(system: System) -> ActorTransport | None:
+    """The system's actor transport when asyncio may reach other nodes on connections of
+    its own: plain TCP, no cluster key or TLS (their handshakes run on trio), no
+    split-brain gate on asks, no tracing (spans are the runtime's)."""
+    cluster = system.cluster
+    if cluster is None:
+        return None
+    transport = cluster.transport
+    if (
+        type(transport) is not ActorTransport
+        or transport.keyring is not None
+        or transport.tls is not None
+        or not isinstance(transport.network, TcpNetwork)
+        or tracing.enabled()
+    ):
+        return None
+    return transport
+
+
+def direct_peers(bridge: _Bridge[Any], transport: ActorTransport) -> AsyncPeers:
+    """The asyncio connections of a system whose runtime ``bridge`` reaches, speaking
+    for ``transport``'s node (where a node listens is asked of that thread)."""
+
+    def locate(node: str) -> Awaitable[Address | None]:
+        return bridge.run_sync(lambda _: transport.host.actor_address(node))
+
+    def decode(node: str, value: Any, future: asyncio.Future[Any]) -> None:
+        def on_runtime(_: object) -> Any:
+            resolving = ref_resolver.set(transport.host.resolve)
+            try:
+                return protocol.decode_value(value)
+            except wire.WireError as exc:
+                raise UndecodableReply(f"from {node}: {exc}") from None
+            finally:
+                ref_resolver.reset(resolving)
+
+        try:
+            bridge.thread.run_sync(
+                on_runtime, functools.partial(bridge._back.send, _settle, future)
+            )
+        except ThreadClosed as exc:
+            future.set_exception(exc)
+
+    return AsyncPeers(
+        bridge.loop,
+        transport.host.name,
+        transport.incarnation,
+        transport.config,
+        locate,
+        decode,
+    )
+
+
+async def _follow_departures(bridge: _Bridge[System], peers: AsyncPeers, system: System) -> None:
+    """On the runtime thread: a node that goes DOWN or LEFT fails its asks from asyncio
+    at once, as it does the runtime's own."""
+    assert system.cluster is not None
+    with system.cluster.node.events() as events:
+        async for event in events:
+            if isinstance(event, MemberDown | MemberLeft):
+                reason = "down" if isinstance(event, MemberDown) else "left"
+                bridge._back.send(peers.node_down, event.member.name, reason)
+
+
+def _ignore(result: outcome.Outcome[Any]) -> None:
+    pass
 
 
 def _stop_in_background(thread: LoopThread[Any]) -> None:
