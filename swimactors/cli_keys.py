@@ -63,7 +63,7 @@ def add_commands(commands: Any, address: Callable[[str], str]) -> None:
     keys.add_argument(
         "--token-file",
         metavar="PATH",
-        help=f"bearer token for install, use and remove (default ${TOKEN_ENV})",
+        help=f"bearer token for install, use, remove and listing the keys (default ${TOKEN_ENV})",
     )
     keys.set_defaults(run=run_command(_keys))
 
@@ -81,4 +81,5 @@ def _keys(args: argparse.Namespace) -> None:
         ring = call_agent(args, "POST", f"/v1/keys/{operation}", {"key": getattr(args, operation)})
     for entry in ring["keys"]:
         mark = "primary" if entry["id"] == ring["primary"] else ""
-        print(f"{entry['key']}  {entry['id']}  {mark}".rstrip())
+        key = entry.get("key", "(key shown with the token)")
+        print(f"{key}  {entry['id']}  {mark}".rstrip())

@@ -36,6 +36,7 @@ __all__ = [
     "FrameDecoder",
     "Limits",
     "Loader",
+    "ReceiveBudget",
     "TypeRegistry",
     "WireError",
     "cbor_array_header",
@@ -756,14 +757,17 @@ def encode_frame(payload: bytes) -> bytes:
 class FrameDecoder:
     """Sans-IO reassembly of length-prefixed frames from a byte stream.
 
-    ``feed`` never raises: a header announcing more than ``max_frame`` bytes sets
+    ``feed`` never raises: a header announcing more than ``max_frame`` bytes (more than
+    ``first_frame`` for the stream's first frame, a greeting that must be small) sets
     :attr:`error`, after which the stream is poisoned and the owner should close it.
     """
 
-    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME) -> None:
+    def __init__(self, max_frame: int = DEFAULT_MAX_FRAME, first_frame: int | None = None) -> None:
         self.max_frame = max_frame
         self.error: str | None = None
         self._buffer = bytearray()
+        self._limit = max_frame if first_frame is None else min(first_frame, max_frame)
+        """The limit on the next frame: ``first_frame`` until one has arrived."""
 
     def feed(self, data: bytes | bytearray) -> list[bytes]:
         """The frames completed by ``data``, in order (none once :attr:`error` is set)."""
@@ -771,7 +775,8 @@ class FrameDecoder:
             return []
         if not self._buffer and len(data) >= 4:  # the common case: exactly one frame
             (length,) = _LENGTH.unpack_from(data)
-            if len(data) == 4 + length and length <= self.max_frame:
+            if len(data) == 4 + length and length <= self._limit:
+                self._limit = self.max_frame
                 return [bytes(data[4:])]
         self._buffer += data
         frames: list[bytes] = []
@@ -779,19 +784,58 @@ class FrameDecoder:
         start = 0
         while len(view) - start >= 4:
             (length,) = _LENGTH.unpack_from(view, start)
-            if length > self.max_frame:
-                self.error = f"frame of {length} bytes exceeds the {self.max_frame}-byte limit"
+            if length > self._limit:
+                self.error = f"frame of {length} bytes exceeds the {self._limit}-byte limit"
                 self._buffer.clear()
                 return frames
             end = start + 4 + length
             if end > len(view):
                 break
             frames.append(bytes(view[start + 4 : end]))
+            self._limit = self.max_frame
             start = end
         del self._buffer[:start]
         return frames
+
+    def clear(self) -> None:
+        """Forget the bytes held (the stream is closed): their memory goes at once, even
+        while something still refers to the decoder."""
+        self._buffer = bytearray()
 
     @property
     def buffered(self) -> int:
         """Bytes held for an incomplete frame."""
         return len(self._buffer)
+
+
+K = TypeVar("K")
+
+
+class ReceiveBudget(Generic[K]):
+    """Bytes held in frames not yet complete, summed over one listener's connections, kept
+    within ``limit``: past it the connections holding the most are to be dropped, so
+    half-sent frames on many connections cannot hold more memory than that (each frame's
+    deadline alone would let them hold it until the deadline)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.total = 0
+        self._held: dict[K, int] = {}
+
+    def hold(self, key: K, held: int) -> list[K]:
+        """``key`` now holds ``held`` bytes: the keys to drop, largest first (``key``
+        itself may be one), which are forgotten here."""
+        self.release(key)
+        if held:
+            self._held[key] = held
+            self.total += held
+        over: list[K] = []
+        while self.total > self.limit:
+            largest = max(self._held, key=self._held.__getitem__)
+            over.append(largest)
+            self.release(largest)
+        return over
+
+    def release(self, key: K) -> None:
+        """``key`` holds nothing any more (its frame completed, or it closed)."""
+        self.total -= self._held.pop(key, 0)

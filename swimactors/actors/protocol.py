@@ -67,6 +67,7 @@ from .ref import MAX_STREAM_WINDOW, ActorRef
 from .tracing import MAX_TRACEPARENT
 
 __all__ = [
+    "MAX_HELLO_FRAME",
     "MAX_STREAMS",
     "MAX_STREAM_WINDOW",
     "MAX_WINDOW",
@@ -114,6 +115,11 @@ T = TypeVar("T")
 
 MAX_WINDOW = 65536
 """The largest window a peer may announce (a bigger one is taken as this)."""
+
+MAX_HELLO_FRAME = 1024
+"""Bytes the first frame of a connection, its HELLO, may take (one carries a name of at
+most 128 bytes and two integers): a stranger cannot make a node buffer a big frame
+before saying who it is."""
 
 
 MAX_STREAMS = 1024
@@ -667,7 +673,7 @@ class PeerSession(Generic[T]):
         self._burst_bytes = min(TELL_BYTES, max_frame)
         self.closed = False
         self.last_active = now
-        self._decoder = wire.FrameDecoder(max_frame)
+        self._decoder = wire.FrameDecoder(max_frame, first_frame=MAX_HELLO_FRAME)
         self._loads = wire.Loader().loads
         self._frames: deque[bytes] = deque()
         self.outgoing += encode(Hello(name, incarnation, window))
@@ -909,6 +915,8 @@ class PeerSession(Generic[T]):
     def close(self) -> list[T]:
         """The connection is gone: the tokens of the asks still waiting, to fail them."""
         self.closed = True
+        self._decoder.clear()
+        self._frames.clear()
         self.producing.clear()
         self.consuming.clear()
         pending, self.pending = self.pending, {}

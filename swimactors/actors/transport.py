@@ -112,6 +112,10 @@ class TransportConfig:
     """Seconds a new connection has to finish the key handshake and send its HELLO."""
     frame_timeout: float = 30.0
     """Seconds a frame may take to arrive once started, and a write to be taken."""
+    max_receiving_bytes: int = 16 * 1024 * 1024
+    """Bytes held in frames still arriving, over all connections at once; past this the
+    connection holding the most is dropped (counted ``rejected_receive_budget``), so
+    half-sent frames on many connections cannot take more memory."""
     max_queued_bytes: int = 32 * 1024 * 1024
     """Bytes queued for a peer that does not read; past this its connection is closed
     and the asks waiting on it fail with NodeDown."""
@@ -133,6 +137,8 @@ class TransportConfig:
     def __attrs_post_init__(self) -> None:
         if self.window < 1 or self.max_frame < 64:
             raise ValueError("window must be >= 1 and max_frame >= 64")
+        if self.max_receiving_bytes < self.max_frame:
+            raise ValueError("max_receiving_bytes must be >= max_frame")
         if not self.trusted <= {"spawn", "watch"}:
             raise ValueError('trusted holds only "spawn" and "watch"')
 
@@ -845,6 +851,11 @@ class Connection:
                 self._frame_started = math.inf
             elif self._frame_started == math.inf:
                 self._frame_started = trio.current_time()
+            for over in self.transport.receiving.hold(self, session.partial_frame):
+                over._reject("rejected_receive_budget", "its frames in progress hold too much")
+                if over is self:
+                    return None
+                over._scope.cancel()
             try:
                 while (event := session.next_event()) is not None:
                     self._EVENTS[type(event)](self, event)
@@ -1087,6 +1098,7 @@ class Connection:
             self._scope.cancel()
 
     def _close(self) -> None:
+        self.transport.receiving.release(self)
         pending = self.session.close()
         self._scope.cancel()
         self._credit_event.set()
@@ -1135,6 +1147,8 @@ class ActorTransport:
         ``open_system`` from the membership config)."""
         self.tls_refused = OncePerPeer("refusing actor connections (TLS)", log)
         self._inbound: collections.Counter[str] = collections.Counter()
+        self.receiving = wire.ReceiveBudget[Connection](config.max_receiving_bytes)
+        """Bytes each connection holds in a frame still arriving, within the config's sum."""
         self._spawn_tokens: dict[str, tuple[float, float]] = {}
 
     # -- listening -------------------------------------------------------------------------

@@ -63,7 +63,7 @@ def read_token(path: str | None) -> str | None:
 def call_agent(args: argparse.Namespace, method: str, path: str, body: Any = None) -> Any:
     """One request to the agent: its JSON answer, or a CommandError."""
     address = parse_address(args.http)
-    token = read_token(args.token_file) if method != "GET" else None
+    token = read_token(getattr(args, "token_file", None))
     timeout = args.timeout + (body.get("timeout", 0) if isinstance(body, dict) else 0)
     try:
         status, data = trio.run(

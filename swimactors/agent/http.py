@@ -42,6 +42,9 @@ MAX_RESPONSE_BYTES = 64 * 1024 * 1024
 MAX_CONNECTIONS = 64
 REQUEST_TIMEOUT = 10.0
 """Seconds a client may take to send a whole request (or stay idle between requests)."""
+LONG_ANSWER = 0.5
+"""Seconds after which a connection still being answered may give its place to a new
+client when every place is taken (see :class:`_Connections`)."""
 READ_ONLY_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -139,6 +142,11 @@ class Router:
             log.exception("handler for %s %s failed", request.method, request.path)
             return Response.error(500, "internal error")
 
+    def authorized(self, request: Request) -> bool:
+        """Whether ``request`` carries this router's bearer token (a handler that shows
+        secrets to GET asks this)."""
+        return self._refuse(request) is None
+
     def _refuse(self, request: Request) -> Response | None:
         """Why a state-changing request may not run, or None when its token is right."""
         if self.token is None:
@@ -188,30 +196,39 @@ async def serve_http(
 
 class _Connections:
     """Up to ``limit`` open connections.  When all are taken, a new client takes the place
-    of the one that has waited longest for its next request (a slow or idle client), so
-    64 clients that trickle bytes cannot lock everyone else out; one being answered stays."""
+    of the one that has waited longest for its next request (a slow or idle client), or
+    failing that of the one answered longest if that has taken ``LONG_ANSWER`` seconds
+    already (a long poll, an event stream, a client that does not read its answer), so
+    64 clients that trickle bytes or hold answers open cannot lock everyone else out."""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._open: dict[trio.CancelScope, float | None] = {}  # scope -> waiting since
+        self._open: dict[trio.CancelScope, tuple[bool, float]] = {}
+        """scope -> (whether it waits for a request, since when it waits or is answered)"""
 
     def admit(self, scope: trio.CancelScope) -> bool:
+        now = trio.current_time()
         if len(self._open) >= self.limit:
-            waiting = [(since, id(s), s) for s, since in self._open.items() if since is not None]
-            if not waiting:
+            evictable = [
+                (not waiting, since, id(s), s)
+                for s, (waiting, since) in self._open.items()
+                if waiting or since <= now - LONG_ANSWER
+            ]
+            if not evictable:
                 return False
-            _, _, oldest = min(waiting)
+            *_, oldest = min(evictable)
             oldest.cancel()
             del self._open[oldest]
-        self._open[scope] = trio.current_time()
+        self._open[scope] = (True, now)
         return True
 
     def waiting(self, scope: trio.CancelScope) -> Callable[[bool], None]:
-        """A switch the connection flips: True while it waits for a request."""
+        """A switch the connection flips: True while it waits for a request, False while
+        it is answered."""
 
         def switch(waiting: bool) -> None:
             if scope in self._open:
-                self._open[scope] = trio.current_time() if waiting else None
+                self._open[scope] = (waiting, trio.current_time())
 
         return switch
 

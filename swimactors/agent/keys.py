@@ -2,7 +2,9 @@
 
 A change made on one agent spreads to the whole cluster by gossip
 (:mod:`swimactors.membership.keys`); the body of a POST is ``{"key": "<base64>"}``.  Every
-answer is this node's keyring: ``{"primary": id, "keys": [{"id", "key"}], "clock": n}``.
+answer is this node's keyring: ``{"primary": id, "keys": [{"id", "key"}], "clock": n}``,
+the keys themselves only to a request with the agent's bearer token (a GET needs none, and
+the keys are the cluster's credentials).
 """
 
 from __future__ import annotations
@@ -17,11 +19,16 @@ from .http import Request, Response, Router
 __all__ = ["keyring_json", "keys_router"]
 
 
-def keyring_json(keys: KeyGossip) -> dict[str, Any]:
+def keyring_json(keys: KeyGossip, secret: bool = False) -> dict[str, Any]:
+    """The keyring as JSON: key ids, and the keys themselves when ``secret``."""
     ring = keys.keyring
+    listed = [
+        {"id": key_id(k).hex(), "key": encode_key(k)} if secret else {"id": key_id(k).hex()}
+        for k in ring.keys
+    ]
     return {
         "primary": ring.primary_id.hex(),
-        "keys": [{"id": key_id(k).hex(), "key": encode_key(k)} for k in ring.keys],
+        "keys": listed,
         "clock": keys.clock,
         "plaintext": ring.plaintext,
     }
@@ -31,7 +38,7 @@ def keys_router(keys: KeyGossip, router: Router) -> Router:
     """Add the key routes for ``keys`` (a node's :attr:`~swimactors.membership.Node.keys`)."""
 
     async def listing(request: Request) -> Response:
-        return Response.json(keyring_json(keys))
+        return Response.json(keyring_json(keys, router.authorized(request)))
 
     def change(operation: str) -> Any:
         async def handler(request: Request) -> Response:
@@ -44,7 +51,7 @@ def keys_router(keys: KeyGossip, router: Router) -> Router:
             except (ValueError, KeyError) as exc:  # KeyringError is a ValueError
                 message = str(exc) if isinstance(exc, KeyringError) else "malformed JSON body"
                 return Response.error(400, message)
-            return Response.json(keyring_json(keys))
+            return Response.json(keyring_json(keys, secret=True))
 
         return handler
 

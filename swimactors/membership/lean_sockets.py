@@ -99,6 +99,7 @@ class LeanSockets:
         self._resolved: dict[Address, tuple[float, SockAddr]] = {}
         self._outgoing: dict[Address, _Outgoing] = {}
         self._incoming: dict[socket.socket, _Incoming] = {}
+        self._receiving = wire.ReceiveBudget[_Incoming](self.limits.max_receiving)
         self._accept_paused = math.inf
         """When accepting resumes after an accept error (EMFILE): inf while accepting."""
         self.deadline = math.inf
@@ -375,9 +376,13 @@ class LeanSockets:
             incoming.frame_deadline = math.inf
         elif incoming.frame_deadline == math.inf:
             incoming.frame_deadline = now + self._tcp_timeout
+        for over in self._receiving.hold(incoming, decoder.buffered):
+            self._count("tcp_receive_budget", over.source)
+            self._close_incoming(over)
         self._reckon()
 
     def _close_incoming(self, incoming: _Incoming) -> None:
+        self._receiving.release(incoming)
         if self._incoming.pop(incoming.sock, None) is not None:
             self._poller.unregister(incoming.sock)
             incoming.sock.close()

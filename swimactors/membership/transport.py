@@ -106,6 +106,9 @@ class TransportLimits:
     """Frames waiting on one outgoing connection."""
     max_outgoing = 1024
     max_incoming = 1024
+    max_receiving = 2 * wire.DEFAULT_MAX_FRAME
+    """Bytes held in frames still arriving, over all incoming connections at once; past
+    this the connection holding the most is closed (``tcp_receive_budget``)."""
     outgoing_idle = 15.0
     """An outgoing connection unused this long is closed."""
     incoming_idle = 60.0
@@ -231,6 +234,7 @@ class Transport:
         )
         self._peers: dict[Address, trio.MemorySendChannel[bytes]] = {}
         self._incoming = 0
+        self._receiving = wire.ReceiveBudget[trio.CancelScope](self.limits.max_receiving)
         self._resolved: dict[Address, tuple[float, SockAddr]] = {}
         self._nursery: trio.Nursery | None = None
         self._streams: set[trio.abc.Stream] = set()
@@ -497,7 +501,8 @@ class Transport:
                 nursery.start_soon(self._read_connection, stream)
 
     async def _read_connection(self, stream: trio.SocketStream) -> None:
-        """Read frames until EOF, idleness, a stalled frame or a frame over the limit."""
+        """Read frames until EOF, idleness, a stalled frame, a frame over the limit or
+        over the receive budget shared by all incoming connections."""
         decoder = wire.FrameDecoder(self.limits.max_frame)
         self.counters["tcp_connections_accepted"] += 1
         frame_deadline = math.inf
@@ -505,6 +510,7 @@ class Transport:
         self._streams.add(stream)
         names: frozenset[str] | None = None
         connection: trio.abc.Stream = stream
+        scope = trio.CancelScope()  # cancelled when the receive budget drops this one
         try:
             async with stream:
                 source = normalize_source(stream.socket.getpeername())
@@ -519,32 +525,37 @@ class Transport:
                             return self._refuse_tls(source, f"TLS handshake failed: {reason}")
                     if names is None:
                         return self._refuse_tls(source, "the TLS handshake timed out")
-                while True:
-                    idle_deadline = trio.current_time() + self.limits.incoming_idle
-                    with trio.move_on_at(min(idle_deadline, frame_deadline)):
-                        data = await connection.receive_some(65536)
-                        if not data:
-                            if decoder.buffered:
-                                self._count("tcp_truncated_frames", source)
-                            return
-                        self.counters["tcp_bytes_received"] += len(data)
-                        for frame in decoder.feed(data):
-                            self.counters["tcp_frames_received"] += 1
-                            self._deliver(source, frame, names)
-                        if decoder.error is not None:
-                            self._count("tcp_oversized_frames", source, decoder.error)
-                            return
-                        if not decoder.buffered:
-                            frame_deadline = math.inf
-                        elif frame_deadline == math.inf:
-                            frame_deadline = trio.current_time() + self._tcp_timeout
-                        continue
-                    if decoder.buffered:
-                        self._count("tcp_frame_timeouts", source)
-                    return
+                with scope:
+                    while True:
+                        idle_deadline = trio.current_time() + self.limits.incoming_idle
+                        with trio.move_on_at(min(idle_deadline, frame_deadline)):
+                            data = await connection.receive_some(65536)
+                            if not data:
+                                if decoder.buffered:
+                                    self._count("tcp_truncated_frames", source)
+                                return
+                            self.counters["tcp_bytes_received"] += len(data)
+                            for frame in decoder.feed(data):
+                                self.counters["tcp_frames_received"] += 1
+                                self._deliver(source, frame, names)
+                            if decoder.error is not None:
+                                self._count("tcp_oversized_frames", source, decoder.error)
+                                return
+                            if not decoder.buffered:
+                                frame_deadline = math.inf
+                            elif frame_deadline == math.inf:
+                                frame_deadline = trio.current_time() + self._tcp_timeout
+                            for over in self._receiving.hold(scope, decoder.buffered):
+                                over.cancel()
+                            continue
+                        if decoder.buffered:
+                            self._count("tcp_frame_timeouts", source)
+                        return
+                self._count("tcp_receive_budget", source)  # cancelled by the budget
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self._count("tcp_receive_errors", source, exc)
         finally:
+            self._receiving.release(scope)
             self._incoming -= 1
             self._streams.discard(stream)
 

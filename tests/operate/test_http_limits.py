@@ -9,6 +9,7 @@ import pytest
 import trio
 
 from swimactors.agent.http import (
+    LONG_ANSWER,
     MAX_CONNECTIONS,
     MAX_HEADER_BYTES,
     Request,
@@ -26,9 +27,15 @@ async def echo(request: Request) -> Response:
     return Response.json({"method": request.method, "body": request.body.decode()})
 
 
+async def forever(request: Request) -> Response:
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
 def router(token: str | None) -> Router:
     routes = Router(token)
     routes.add("GET", "/v1/read", echo)
+    routes.add("GET", "/v1/wait", forever)  # a long poll, an event stream
     routes.add("POST", "/v1/change", echo)
     return routes
 
@@ -67,6 +74,28 @@ async def test_slow_clients_do_not_lock_others_out() -> None:
                 assert status == 200
             assert trio.current_time() - start < 2.0
             for stream in stalled:
+                await stream.aclose()
+            nursery.cancel_scope.cancel()
+
+
+async def test_answers_held_open_do_not_lock_others_out() -> None:
+    """MAX_CONNECTIONS clients each start an answer that never ends (a long poll, an event
+    stream, or a client that does not read its answer); once they have been answered for
+    LONG_ANSWER, a new client takes the place of the oldest (before: refused until they
+    ended, for ever with event streams)."""
+    with trio.fail_after(20):
+        async with trio.open_nursery() as nursery:
+            address = await nursery.start(serve_http, router(None), "127.0.0.1", 0)
+            held = []
+            for _ in range(MAX_CONNECTIONS):
+                stream = await trio.open_tcp_stream(*address)
+                await stream.send_all(b"GET /v1/wait HTTP/1.1\r\nHost: x\r\n\r\n")
+                held.append(stream)
+            await trio.sleep(LONG_ANSWER + 0.1)
+            for _ in range(5):
+                status, _ = await http_get(address, "/v1/read", timeout=2)
+                assert status == 200
+            for stream in held:
                 await stream.aclose()
             nursery.cancel_scope.cancel()
 

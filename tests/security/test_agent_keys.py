@@ -14,7 +14,7 @@ import pytest
 import trio
 
 from swimactors.agent.cluster import AgentProcess, open_local_cluster, wait_until
-from swimactors.agent.http import http_get
+from swimactors.agent.http import http_get, http_request
 from swimactors.membership.types import format_address
 from swimactors.security import Keyring
 from tests.network.fast import CONFIG, OVERRIDES
@@ -30,8 +30,11 @@ async def cli(*args: str) -> subprocess.CompletedProcess[bytes]:
     return await trio.run_process(command, capture_stdout=True, capture_stderr=True, check=False)
 
 
+TOKEN = "secret"
+
+
 async def keyring(agent: AgentProcess) -> dict[str, Any]:
-    status, body = await http_get(agent.http, "/v1/keys")
+    status, body = await http_request(agent.http, "GET", "/v1/keys", token=TOKEN)
     assert status == 200
     result: dict[str, Any] = json.loads(body)
     return result
@@ -67,7 +70,7 @@ async def test_rotation_in_three_steps_keeps_the_cluster_whole(tmp_path: Any) ->
     path = tmp_path / "keyring.json"
     Keyring(K1).save(path)
     token = tmp_path / "token"
-    token.write_text("secret\n")
+    token.write_text(f"{TOKEN}\n")
     auth = ["--http-token-file", str(token)]
     with trio.fail_after(90):
         async with open_local_cluster(overrides=OVERRIDES) as cluster:
@@ -96,8 +99,12 @@ async def test_rotation_in_three_steps_keeps_the_cluster_whole(tmp_path: Any) ->
                 assert took is not None, f"{flag} did not reach every agent"
                 await trio.sleep(5 * CONFIG.probe_interval)  # let probes run under each step
                 assert await all_up(agents)
-            listing = await cli("keys", "--list", "--http", http(a))
+            listing = await cli("keys", "--list", "--http", http(a), "--token-file", str(token))
             assert listing.stdout.decode().split() == [K2, Keyring(K2).primary_id.hex(), "primary"]
+            # without the token the listing names the keys but never shows them
+            status, body = await http_get(a.http, "/v1/keys")
+            assert status == 200 and K2.encode() not in body
+            assert json.loads(body)["keys"] == [{"id": Keyring(K2).primary_id.hex()}]
             assert Keyring.load(path).keys == [base64.b64decode(K2)]  # c saved its file
             refused = await cli(
                 "keys", "--remove", K2, "--http", http(a), "--token-file", str(token)
