@@ -49,7 +49,7 @@ from ..membership import Status
 from ..placement import Placement, place, rendezvous
 from ..registry import Change, Registration
 from ..registry import NameLost as RegistryNameLost
-from ..registry.codec import MAX_NAME_BYTES
+from ..registry.codec import MAX_COUNTER, MAX_NAME_BYTES
 from .grain_store import GrainStore, MemoryGrainStore
 from .names import actor_id
 from .split_brain import QuorumLost
@@ -90,6 +90,10 @@ MAX_CACHED_ROUTES = 65536
 _REACHABLE = (Status.UP, Status.SUSPECT)
 PROBE_TIMEOUT = 2.0
 """Seconds a new activation waits for each other member's answer to its probe."""
+MAX_CLOCK = MAX_COUNTER
+"""The grains' Lamport clock stops here (2**44-1, the registry's bound); a probe claiming
+more is refused: past 2**64 no probe could be encoded again, so a node's activations
+would go ahead without asking anyone."""
 RECORD_DELAY = 0.005
 """Seconds between an activation taking its grain and its registry record, so activations
 starting close together are recorded in one delta (one broadcast)."""
@@ -739,7 +743,7 @@ class Grains:
         grain = grain_kind.factory()
         grain.identity = identity
         grain.state = None
-        self.clock += 1
+        self.clock = min(self.clock + 1, MAX_CLOCK)
         activation = Activation(self, grain_kind, grain, next(self._uids), self.clock, requester)
         grain._activation = activation
         self.local[(kind, identity)] = activation
@@ -816,7 +820,7 @@ class Grains:
                 log.info("%s: %s did not answer a probe: %s", activation.ref, node, exc)
                 return
             if isinstance(claim, GrainClaim):
-                self.clock = max(self.clock, claim.clock)
+                self.clock = min(max(self.clock, claim.clock), MAX_CLOCK)
                 stamp = (claim.clock, claim.node)
                 if claim.confirmed or stamp < mine:
                     rank = (0 if claim.confirmed else 1, *stamp)
@@ -837,8 +841,10 @@ class Grains:
     def probe(self, request: GrainProbe) -> GrainClaim | GrainStopping | None:
         """Answer another member's :class:`GrainProbe` (and follow its clock): a probing
         activation here with a higher stamp than the prober's yields to it; one that is
-        still stopping makes the prober wait."""
-        self.clock = max(self.clock, request.clock) + 1
+        still stopping makes the prober wait.  A clock past :data:`MAX_CLOCK` is refused."""
+        if not 0 <= request.clock <= MAX_CLOCK:
+            raise ValueError(f"a grain probe's clock must be within 0..{MAX_CLOCK}")
+        self.clock = min(max(self.clock, request.clock) + 1, MAX_CLOCK)
         key = (request.kind, request.identity)
         activation = self.local.get(key)
         if activation is None:
