@@ -10,7 +10,9 @@ the asking node as actor messages to a collector actor it spawned for that query
 from __future__ import annotations
 
 import collections
+import importlib
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -26,6 +28,8 @@ from ..membership.node import Node
 
 __all__ = [
     "MAX_NAME",
+    "MAX_PATTERN",
+    "MAX_PATTERN_REPEATS",
     "MAX_PAYLOAD",
     "MAX_PER_SECOND",
     "Collector",
@@ -36,6 +40,7 @@ __all__ = [
     "Query",
     "QueryAnswer",
     "UserEvent",
+    "check_pattern",
     "matches",
 ]
 
@@ -49,6 +54,17 @@ MAX_PER_SECOND = 10.0
 MAX_QUERY_TIMEOUT = 30.0
 REMEMBERED = 4096
 """Recent (origin, sequence) pairs kept to drop duplicates."""
+MAX_PATTERN = 256
+"""Characters of a query's tag pattern."""
+MAX_PATTERN_REPEATS = 2
+"""Quantifiers (``*``, ``+``, ``?``, ``{m,n}``) a tag pattern may hold: each node matches
+every query's patterns on its own loop, and Python's backtracking ``re`` takes time
+exponential in nested or chained quantifiers (one 8-character pattern, ``(.*.*)*X``,
+held a node's loop 16 s on a 15-character tag); with at most two, each on one character,
+a match costs at most the square of the tag's length."""
+_sre_parser: Any = importlib.import_module("re._parser")  # the stdlib's own parser (no stubs)
+_sre: Any = importlib.import_module("re._constants")
+_ONE_CHARACTER = frozenset({_sre.LITERAL, _sre.NOT_LITERAL, _sre.ANY, _sre.IN})
 
 
 class EventError(ValueError):
@@ -155,6 +171,8 @@ def _decode_query(data: bytes) -> Query:
         and 0 < timeout <= MAX_QUERY_TIMEOUT
     ):
         raise wire.WireError("a malformed query")
+    for _, pattern in tags:
+        check_pattern(pattern)  # an EventError (a ValueError) drops it, counted
     return Query(
         event.origin,
         event.sequence,
@@ -165,6 +183,41 @@ def _decode_query(data: bytes) -> Query:
         tuple((k, v) for k, v in tags),
         float(timeout),
     )
+
+
+def check_pattern(pattern: str) -> None:
+    """Refuse (:class:`EventError`) a tag pattern that could take long to match: over
+    :data:`MAX_PATTERN` characters, more than :data:`MAX_PATTERN_REPEATS` quantifiers, a
+    quantifier on anything but one character, ``.`` or a class, back-references or
+    look-arounds.  Literals, classes, groups, ``|`` and anchors are free."""
+    if len(pattern) > MAX_PATTERN:
+        raise EventError(f"a tag pattern is at most {MAX_PATTERN} characters")
+    try:
+        with warnings.catch_warnings():  # e.g. FutureWarning for "[[": the sender's to see
+            warnings.simplefilter("ignore")
+            parsed = _sre_parser.parse(pattern)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise EventError(f"bad tag pattern {pattern!r}: {exc}") from None
+    if _repeats(list(parsed)) > MAX_PATTERN_REPEATS:
+        raise EventError(f"a tag pattern holds at most {MAX_PATTERN_REPEATS} quantifiers")
+
+
+def _repeats(items: list[tuple[Any, Any]]) -> int:
+    """The quantifiers in a parsed pattern; EventError for what is not allowed."""
+    count = 0
+    for op, arg in items:
+        if op in (_sre.MAX_REPEAT, _sre.MIN_REPEAT):
+            body = list(arg[2])
+            if len(body) != 1 or body[0][0] not in _ONE_CHARACTER:
+                raise EventError("a quantifier in a tag pattern follows one character only")
+            count += 1
+        elif op is _sre.SUBPATTERN:
+            count += _repeats(list(arg[-1]))
+        elif op is _sre.BRANCH:
+            count += sum(_repeats(list(branch)) for branch in arg[1])
+        elif op not in _ONE_CHARACTER and op is not _sre.AT:
+            raise EventError(f"{str(op).lower()} is not allowed in a tag pattern")
+    return count
 
 
 def matches(query: Query, name: str, tags: Mapping[str, str]) -> bool:
@@ -285,10 +338,7 @@ class EventChannel(Delegate):
         _check_name(query.name)
         _check_payload(query.payload)
         for _, pattern in query.tags:
-            try:
-                re.compile(pattern)
-            except re.error as exc:
-                raise EventError(f"bad tag pattern {pattern!r}: {exc}") from None
+            check_pattern(pattern)
         self.node.broadcast(QUERY_CHANNEL, _encode_query(query))
         self._query(query)
 
