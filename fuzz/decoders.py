@@ -8,6 +8,7 @@ tests/security/ and the atheris targets in this package.
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import Callable
 
 import attrs
@@ -15,6 +16,11 @@ import attrs
 from swimactors import wire
 from swimactors.actors import protocol
 from swimactors.actors.protocol import Kind
+from swimactors.agent import events
+from swimactors.cluster.ddata import DataRead, DataWrite
+from swimactors.cluster.grains import GrainProbe
+from swimactors.cluster.groups import TopicDelivery
+from swimactors.cluster.system import SpawnRequest
 from swimactors.ddata import (
     GCounter,
     LWWMap,
@@ -25,6 +31,7 @@ from swimactors.ddata import (
     encode_data,
     encode_entries,
 )
+from swimactors.membership.keys import KeyGossip
 from swimactors.membership.messages import (
     Alive,
     Dead,
@@ -40,8 +47,11 @@ from swimactors.membership.messages import (
 )
 from swimactors.membership.meta import decode_meta, encode_meta
 from swimactors.membership.types import Status
+from swimactors.quorum import QuorumTracker, keep_majority
 from swimactors.registry import codec as registry_codec
 from swimactors.registry.crdt import State
+from swimactors.security import HandshakeError, Keyring, StreamHandshake
+from swimactors.security.packets import PacketSealer
 
 __all__ = ["DECODERS", "Decoder"]
 
@@ -96,14 +106,31 @@ def _actor_frame(data: bytes) -> object:
     return frame
 
 
+_SYSTEM_REQUESTS = (
+    GrainProbe("counter", "alice", 7, "b", 3),
+    DataWrite(b"\x80", "majority"),
+    DataRead("kv/1", "all"),
+    TopicDelivery("news", protocol.encode_value("hi"), ["/user/x#1"]),
+    SpawnRequest("echo", [1, "two"], "named"),
+)
+"""The requests a node's system answers itself (their types registered by importing)."""
+
+
 def _actor_seeds() -> tuple[bytes, ...]:
     value = protocol.encode_value
+    burst = [value(n) for n in range(protocol.TELL_VALUES)]
+    system = [
+        [Kind.ASK, corr, "$system", 0, None, value(request)]
+        for corr, request in enumerate(_SYSTEM_REQUESTS, 20)
+    ]
     return tuple(
         wire.dumps(frame)
         for frame in (
             [Kind.HELLO, "a", 1, 64],
             [Kind.TELL, "/user/x", 1, None, value({"k": [1, 2.5, b"x"]})],
             [Kind.TELL, "/user/x", 1, None, value(1), value("two")],
+            [Kind.TELL, "/user/x", 1, ["b", "/user/y", 3], *burst],
+            *system,
             [Kind.ASK, 5, "/user/x", 2, ["b", "/user/y", 3], value("hi")],
             [Kind.REPLY, 5, value([None, True])],
             [Kind.ERROR, 5, "failed", "ValueError", "boom", ""],
@@ -165,6 +192,89 @@ def _meta(data: bytes) -> object:
     return decode_meta(data)
 
 
+_KEY = b"K" * 32
+_LABEL = "fuzz"
+_WALL = 1_733_000_000.0
+
+
+def _handshake_seeds() -> tuple[bytes, ...]:
+    """A key holder's hello and proof for the responder of :func:`_handshake`."""
+    initiator = StreamHandshake(Keyring(_KEY), _LABEL, "a", initiator=True, nonce=b"i" * 32)
+    proof = initiator.on_hello(_responder().hello())
+    return (initiator.hello() + proof,)
+
+
+def _responder() -> StreamHandshake:
+    return StreamHandshake(Keyring(_KEY), _LABEL, "b", initiator=False, nonce=b"r" * 32)
+
+
+def _handshake(data: bytes) -> object:
+    """The actor port's key handshake on a stranger's bytes: a hello (its length from its
+    name-length byte), then a proof; a refusal is a WireError."""
+    responder = _responder()
+    end = 39 + data[38] if len(data) > 38 else len(data)
+    try:
+        responder.on_hello(data[:end])
+        return responder.on_proof(data[end:])
+    except HandshakeError as exc:
+        raise wire.WireError(str(exc)) from None
+
+
+def _sealed_seeds() -> tuple[bytes, ...]:
+    sealer = PacketSealer(Keyring(_KEY), _LABEL, session=b"s" * 12)
+    return tuple(sealer.seal(seed, _WALL) for seed in _packet_seeds())
+
+
+def _sealed_packet(data: bytes) -> object:
+    """A datagram opened with the cluster key (never decoded unless it opens), then read."""
+    opened = PacketSealer(Keyring(_KEY), _LABEL).open(data, _WALL)
+    return opened if not isinstance(opened, bytes) else _packet(opened)
+
+
+def _quorum(data: bytes) -> object:
+    """A split-brain announcement: malformed ones are counted, never raised."""
+    tracker = QuorumTracker("a", keep_majority())
+    tracker.receive(0.0, data)
+    return tracker.counters
+
+
+def _quorum_seeds() -> tuple[bytes, ...]:
+    return (wire.dumps(["b", b"12345678", 1_733_000_000_000, 4, 120, ["c"]]),)
+
+
+def _keys(data: bytes) -> object:
+    """A keyring heard from a peer (sealed gossip): malformed ones are counted."""
+    gossip = KeyGossip(Keyring(_KEY), lambda payload: None)
+    gossip.notify_message(data, 0.0)
+    return gossip.counters
+
+
+def _keys_seeds() -> tuple[bytes, ...]:
+    return (wire.dumps([3, b"N" * 32, [_KEY, b"N" * 32]]),)
+
+
+def _user_event(data: bytes) -> object:
+    """An agent's user event or query heard on gossip, tag patterns included: a pattern
+    accepted is matched at once against a long tag (slow ones show as atheris timeouts)."""
+    with contextlib.suppress(wire.WireError, ValueError):
+        return events._decode_event(data)
+    try:
+        query = events._decode_query(data)
+    except ValueError as exc:  # a WireError, or an EventError for a refused pattern
+        raise wire.WireError(str(exc)) from None
+    tag = "a" * 120 + "!"
+    for _key, pattern in query.tags:
+        re.fullmatch(pattern, tag)
+    return query
+
+
+def _user_event_seeds() -> tuple[bytes, ...]:
+    return (
+        wire.dumps(["a", 7, "deploy", b"v1.2"]),
+        wire.dumps(["a", 8, "whoami", b"", ["a", "/user/q", 2], ["b"], [["role", "web.*"]], 5]),
+    )
+
+
 def _frames(data: bytes) -> object:
     return wire.FrameDecoder(max_frame=1 << 16).feed(data)
 
@@ -176,6 +286,11 @@ _EACH = (
     Decoder("registry", registry_codec.decode, _registry_seeds()),
     Decoder("ddata", _ddata, _ddata_seeds()),
     Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),
+    Decoder("handshake", _handshake, _handshake_seeds()),
+    Decoder("sealed_packet", _sealed_packet, _sealed_seeds()),
+    Decoder("quorum", _quorum, _quorum_seeds()),
+    Decoder("keys", _keys, _keys_seeds()),
+    Decoder("user_event", _user_event, _user_event_seeds()),
     Decoder("frames", _frames, (wire.encode_frame(b"abc") * 3,)),
     Decoder("cbor", wire.loads, (wire.dumps({"a": [1, -2, 2.5, None, True, b"x"]}),)),
 )
