@@ -87,6 +87,9 @@ log = logging.getLogger("swimactors.actors.transport")
 Address = tuple[str, int]
 SYSTEM_PATH = "$system"
 """The path of a node's own request handler (remote spawn)."""
+MAX_SPAWN_QUOTAS = 4096
+"""Peers whose remote-spawn quota is tracked at once; a quota that has filled up again is
+forgotten to make room, and while every one is in use, new peers' spawns are refused."""
 
 
 @attrs.frozen(kw_only=True)
@@ -519,6 +522,20 @@ class Connection:
     @property
     def closed(self) -> bool:
         return self.session.closed
+
+    @property
+    def stranger(self) -> bool:
+        """An inbound peer whose name membership does not know (anyone, without a key)."""
+        node = self.node
+        return self.address is None and (
+            node is None or self.transport.host.actor_address(node) is None
+        )
+
+    @property
+    def quota_key(self) -> str:
+        """Whom this peer's remote spawns count against: its name, or a stranger's source
+        address (a name made up per connection would otherwise bring a fresh quota)."""
+        return f"address {self.peer_host}" if self.stranger else self.node or ""
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -1026,7 +1043,7 @@ class Connection:
             return
         path, uid, sender_ref, cell = to.path, to.uid, to.sender, to.endpoint
         if path == SYSTEM_PATH:
-            refusal = self.transport.refusal("spawn", session.peer) if host.spawns(msg) else None
+            refusal = self.transport.refusal("spawn", self.quota_key) if host.spawns(msg) else None
             result = (
                 outcome.Error(refusal)
                 if refusal is not None
@@ -1201,15 +1218,20 @@ class ActorTransport:
             return PermissionError(f"remote {operation} is refused here (untrusted mode)")
         if operation != "spawn":
             return None
-        now = trio.current_time()
-        tokens, since = self._spawn_tokens.get(peer or "", (float(config.spawn_burst), now))
-        tokens = min(float(config.spawn_burst), tokens + (now - since) * config.spawn_rate)
-        if tokens < 1:
+        now, key = trio.current_time(), peer or ""
+        burst, rate = float(config.spawn_burst), config.spawn_rate
+        if key not in self._spawn_tokens and len(self._spawn_tokens) >= MAX_SPAWN_QUOTAS:
+            self._spawn_tokens = {  # forget the quotas that have filled up again
+                k: (t, at)
+                for k, (t, at) in self._spawn_tokens.items()
+                if t + (now - at) * rate < burst
+            }
+        tokens, since = self._spawn_tokens.get(key, (burst, now))
+        tokens = min(burst, tokens + (now - since) * rate)
+        if tokens < 1 or len(self._spawn_tokens) >= MAX_SPAWN_QUOTAS:
             self.counters["refused_spawn"] += 1
             return PermissionError(f"remote spawn quota of {peer} is used up; try later")
-        if len(self._spawn_tokens) >= 4096:
-            self._spawn_tokens.clear()
-        self._spawn_tokens[peer or ""] = (tokens - 1, now)
+        self._spawn_tokens[key] = (tokens - 1, now)
         return None
 
     def close_all(self) -> None:
@@ -1262,6 +1284,12 @@ class ActorTransport:
                 del self._inbound[key]
         if connection.node is not None and self.connections.get(connection.node) is connection:
             del self.connections[connection.node]
+        if (
+            connection.node is not None
+            and connection.stranger
+            and not any(c.node == connection.node for c in self._all)
+        ):
+            self._forget_watches(connection.node)  # a stranger's watches end with it
 
     def node_down(self, node: str, reason: str) -> None:
         """``node`` went DOWN or LEFT: fail what waits on it, tell its watchers, forget it."""
@@ -1269,7 +1297,7 @@ class ActorTransport:
             if connection.node == node:
                 connection.close(f"{node} is {reason}")
         self._failures.pop(node, None)
-        self._proxies.pop(node, None)
+        self._forget_watches(node)
         for ref in [ref for ref in self._watchers if ref.node == node]:
             for watcher in self._watchers.pop(ref):
                 watcher.notify_terminated(ref, f"node {node} {reason}")
@@ -1439,6 +1467,13 @@ class ActorTransport:
             if not watchers:
                 del self._watchers[target.ref]
                 self.send_control(target.node, protocol.Unwatch(target.path, target.uid))
+
+    def _forget_watches(self, node: str) -> None:
+        """Drop ``node``'s remote watches of local actors (from the actors too)."""
+        for ref, proxy in self._proxies.pop(node, {}).items():
+            cell = self.host.local_cell_at(ref.path, ref.uid)
+            if cell is not None:
+                cell.remove_watcher(proxy)
 
     def forget_proxy(self, node: str, ref: ActorRef) -> None:
         proxies = self._proxies.get(node)

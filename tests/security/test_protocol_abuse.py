@@ -1,6 +1,7 @@
 """Protocol abuse on the actor port by a stranger with no key (a plaintext cluster): system
 requests with values past what the protocol can carry are refused, so no forged request
-breaks a node for good."""
+breaks a node for good; made-up names bring no fresh spawn quota, and a stranger's remote
+watches end with its connection."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ from typing import Any
 import pytest
 import trio
 
+import swimactors
 from swimactors import System
 from swimactors.actors import protocol
-from swimactors.actors.transport import SYSTEM_PATH
+from swimactors.actors.transport import SYSTEM_PATH, TransportConfig
 from swimactors.cluster.grains import MAX_CLOCK, Grain, GrainProbe
+from swimactors.cluster.system import SpawnRequest
 from swimactors.placement import Placement
-from tests.cluster.cluster_helpers import cluster_of, open_systems
-from tests.security.test_actor_port import actor_port, hello, raw_connection
+from tests.cluster.cluster_helpers import cluster_of, open_systems, until
+from tests.security.test_actor_port import actor_port, counter, hello, raw_connection
 
 pytestmark = pytest.mark.network
 
@@ -63,3 +66,42 @@ async def test_a_grain_probe_past_the_clock_limit_is_refused() -> None:
             held = [s.name for s in (a, b) for (_, i) in s.grains.local if i == "shared"]
             assert held == ["n1"] and answers == [1, 2]
             assert cluster_of(a).transport.counters["rejected_malformed"] == 0
+
+
+class Echo(swimactors.Actor):
+    def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return msg
+
+
+async def test_strangers_share_one_spawn_quota_per_address() -> None:
+    """Remote spawns count against the peer's name, and for a name membership does not
+    know against its source address (before: each made-up name brought a fresh quota, so
+    a stranger spawned without limit by changing names)."""
+    quota = TransportConfig(spawn_burst=3, spawn_rate=0.01)
+    with trio.fail_after(30):
+        async with open_systems(2, transport=quota) as (a, b):
+            b.register_spawnable("echo", Echo)
+            where = protocol.address(SYSTEM_PATH, 0, None)
+            spawn = protocol.value_bytes(SpawnRequest("echo", []))
+            for n in range(3):
+                stream = await raw_connection(actor_port(b))
+                asks = b"".join(protocol.ask_frame(c, where, spawn) for c in (1, 2))
+                await stream.send_all(hello(f"stranger{n}") + asks)
+            await until(lambda: counter(b, "refused_spawn")() == 3)
+            assert (await a.spawn_on("n1", "echo")).node == "n1"  # a member's own quota
+
+
+async def test_a_stranger_s_watches_end_with_its_connection() -> None:
+    """Before: a WATCH from a name membership does not know stayed registered for good,
+    one more per made-up name (memory grew with every connection)."""
+    with trio.fail_after(30):
+        async with open_systems(1) as (a,):
+            echo = await a.spawn(Echo(), name="echo")
+            transport = cluster_of(a).transport
+            for n in range(20):
+                stream = await raw_connection(actor_port(a))
+                watch = protocol.encode(protocol.Watch(echo.path, echo.uid))
+                await stream.send_all(hello(f"watcher{n}") + watch)
+                await until(lambda n=n: f"watcher{n}" in transport._proxies)
+                await stream.aclose()
+            await until(lambda: not transport._proxies)
