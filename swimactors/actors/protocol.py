@@ -608,7 +608,8 @@ class Answered(Generic[T]):
 @attrs.define(weakref_slot=False)
 class Dropped:
     """A frame dropped by the session, to be counted under ``counter`` (a stream frame
-    that came after its stream was over, or a stream refused as one too many)."""
+    that came after its stream was over, a stream refused as one too many, or a reply
+    to an ask nobody waits for)."""
 
     counter: str
 
@@ -845,9 +846,9 @@ class PeerSession(Generic[T]):
         self.undelivered += count
         return frame
 
-    def _answer(self, frame: Reply | ErrorReply) -> Event | None:
+    def _answer(self, frame: Reply | ErrorReply) -> Event:
         token = self.pending.pop(frame.corr, None)
-        return None if token is None else Answered(token, frame)
+        return Dropped("replies_stray") if token is None else Answered(token, frame)
 
     def _credit(self, frame: Credit) -> Event:
         self.credit = min(self.credit + frame.n, self.window)

@@ -205,7 +205,7 @@ def test_a_reply_nobody_waits_for_is_dropped() -> None:
     pump(a, b)
     a.forget(1)  # the asker gave up
     b.reply(1, "late")
-    assert pump(b, a) == []
+    assert pump(b, a) == [Dropped("replies_stray")]  # and counted
 
 
 def test_an_unsendable_reply_becomes_an_error_reply() -> None:
