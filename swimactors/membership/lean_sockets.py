@@ -60,12 +60,15 @@ class _Incoming:
 
     __slots__ = ("deadline", "decoder", "frame_deadline", "heard", "sock", "source")
 
-    def __init__(self, sock: socket.socket, source: Address, max_frame: int, idle: float) -> None:
+    def __init__(
+        self, sock: socket.socket, source: Address, max_frame: int, idle: float, due: float
+    ) -> None:
         self.sock = sock
         self.source = source
         self.decoder = wire.FrameDecoder(max_frame)
         self.deadline = idle
-        self.frame_deadline = math.inf
+        self.frame_deadline = due
+        """When the frame under way (first the first one, due at once) must be complete."""
         self.heard = False
         """Whether anything has arrived on it yet."""
 
@@ -100,6 +103,8 @@ class LeanSockets:
         self._outgoing: dict[Address, _Outgoing] = {}
         self._incoming: dict[socket.socket, _Incoming] = {}
         self._receiving = wire.ReceiveBudget[_Incoming](self.limits.max_receiving)
+        self._per_host: collections.Counter[str] = collections.Counter()
+        """Incoming connections by source IP address."""
         self._accept_paused = math.inf
         """When accepting resumes after an accept error (EMFILE): inf while accepting."""
         self.deadline = math.inf
@@ -332,14 +337,20 @@ class LeanSockets:
                 self._poller.unregister(self._listener)
                 self._accept_paused = self._clock() + 0.1
                 break
-            if len(self._incoming) >= self.limits.max_incoming:
-                self._count("tcp_connections_refused", None)
+            source = normalize_source(peer)
+            if (
+                len(self._incoming) >= self.limits.max_incoming
+                or self._per_host[source[0]] >= self.limits.max_incoming_per_address
+            ):
+                self._count("tcp_connections_refused", source)
                 sock.close()
                 continue
             sock.setblocking(False)
-            idle = self._clock() + self.limits.incoming_idle
-            incoming = _Incoming(sock, normalize_source(peer), self.limits.max_frame, idle)
+            now = self._clock()
+            idle, due = now + self.limits.incoming_idle, now + self._tcp_timeout
+            incoming = _Incoming(sock, source, self.limits.max_frame, idle, due)
             self._incoming[sock] = incoming
+            self._per_host[source[0]] += 1
             self._counters["tcp_connections_accepted"] += 1
             self._poller.register(sock, READ, functools.partial(self._read, incoming))
         self._reckon()
@@ -384,6 +395,10 @@ class LeanSockets:
     def _close_incoming(self, incoming: _Incoming) -> None:
         self._receiving.release(incoming)
         if self._incoming.pop(incoming.sock, None) is not None:
+            host = incoming.source[0]
+            self._per_host[host] -= 1
+            if self._per_host[host] <= 0:
+                del self._per_host[host]
             self._poller.unregister(incoming.sock)
             incoming.sock.close()
             self._reckon()

@@ -106,6 +106,8 @@ class TransportLimits:
     """Frames waiting on one outgoing connection."""
     max_outgoing = 1024
     max_incoming = 1024
+    max_incoming_per_address = 64
+    """Incoming connections at once from one IP address (a peer opens one)."""
     max_receiving = 2 * wire.DEFAULT_MAX_FRAME
     """Bytes held in frames still arriving, over all incoming connections at once; past
     this the connection holding the most is closed (``tcp_receive_budget``)."""
@@ -235,6 +237,8 @@ class Transport:
         self._peers: dict[Address, trio.MemorySendChannel[bytes]] = {}
         self._incoming = 0
         self._receiving = wire.ReceiveBudget[trio.CancelScope](self.limits.max_receiving)
+        self._per_host: collections.Counter[str] = collections.Counter()
+        """Incoming connections by source IP address."""
         self._resolved: dict[Address, tuple[float, SockAddr]] = {}
         self._nursery: trio.Nursery | None = None
         self._streams: set[trio.abc.Stream] = set()
@@ -493,27 +497,34 @@ class Transport:
                     self._count("tcp_accept_errors", None, exc)
                     await trio.sleep(0.1)
                     continue
-                if self._incoming >= self.limits.max_incoming:
-                    self._count("tcp_connections_refused", None)
+                try:
+                    source = normalize_source(stream.socket.getpeername())
+                except OSError:  # already reset
+                    await stream.aclose()
+                    continue
+                if (
+                    self._incoming >= self.limits.max_incoming
+                    or self._per_host[source[0]] >= self.limits.max_incoming_per_address
+                ):
+                    self._count("tcp_connections_refused", source)
                     await stream.aclose()
                     continue
                 self._incoming += 1
-                nursery.start_soon(self._read_connection, stream)
+                self._per_host[source[0]] += 1
+                nursery.start_soon(self._read_connection, stream, source)
 
-    async def _read_connection(self, stream: trio.SocketStream) -> None:
+    async def _read_connection(self, stream: trio.SocketStream, source: Address) -> None:
         """Read frames until EOF, idleness, a stalled frame, a frame over the limit or
         over the receive budget shared by all incoming connections."""
         decoder = wire.FrameDecoder(self.limits.max_frame)
         self.counters["tcp_connections_accepted"] += 1
         frame_deadline = math.inf
-        source: Address = ("", 0)
         self._streams.add(stream)
         names: frozenset[str] | None = None
         connection: trio.abc.Stream = stream
         scope = trio.CancelScope()  # cancelled when the receive budget drops this one
         try:
             async with stream:
-                source = normalize_source(stream.socket.getpeername())
                 if self._tls is not None:
                     with trio.move_on_after(self._tcp_timeout):
                         try:
@@ -525,6 +536,7 @@ class Transport:
                             return self._refuse_tls(source, f"TLS handshake failed: {reason}")
                     if names is None:
                         return self._refuse_tls(source, "the TLS handshake timed out")
+                frame_deadline = trio.current_time() + self._tcp_timeout  # the first is due
                 with scope:
                     while True:
                         idle_deadline = trio.current_time() + self.limits.incoming_idle
@@ -548,7 +560,7 @@ class Transport:
                             for over in self._receiving.hold(scope, decoder.buffered):
                                 over.cancel()
                             continue
-                        if decoder.buffered:
+                        if frame_deadline <= trio.current_time():
                             self._count("tcp_frame_timeouts", source)
                         return
                 self._count("tcp_receive_budget", source)  # cancelled by the budget
@@ -557,6 +569,9 @@ class Transport:
         finally:
             self._receiving.release(scope)
             self._incoming -= 1
+            self._per_host[source[0]] -= 1
+            if self._per_host[source[0]] <= 0:
+                del self._per_host[source[0]]
             self._streams.discard(stream)
 
     # -- bookkeeping ---------------------------------------------------------------------

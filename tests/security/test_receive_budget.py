@@ -115,3 +115,26 @@ def test_half_sent_frames_on_the_membership_port_hold_at_most_the_budget(
         finally:
             for sock in attackers:
                 sock.close()
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("driver", ["lean", "trio"])
+def test_idle_connections_cannot_lock_the_membership_port(
+    driver: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """At most 64 connections per address, each closed unless its first frame arrives
+    within ``tcp_timeout`` (before: 1,024 silent connections from anyone held every place
+    for 60 s, refusing peers' push/pull, so nobody could join)."""
+    monkeypatch.setenv(DRIVER_VARIABLE, driver)
+    config = CONFIG.replace(tcp_timeout=0.5)
+    per_address = TransportLimits.max_incoming_per_address
+    with start_node(name="a", bind="127.0.0.1:0", config=config) as a:
+        silent = [socket.create_connection(a.address) for _ in range(per_address + 6)]
+        try:
+            wait_for(lambda: a.counters["tcp_connections_refused"] == 6, 5)
+            wait_for(lambda: a.counters["tcp_frame_timeouts"] == per_address, 5)
+            with start_node(name="b", bind="127.0.0.1:0", seeds=[a.address], config=config) as b:
+                wait_for(lambda: sees_up(a, {"a", "b"}) and sees_up(b, {"a", "b"}), CONVERGE_BOUND)
+        finally:
+            for sock in silent:
+                sock.close()
