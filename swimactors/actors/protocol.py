@@ -53,6 +53,7 @@ import attrs
 
 from .. import wire
 from ..errors import RemoteProtocolError
+from ..membership.messages import MAX_NAME
 from .errors import (
     ActorError,
     ActorFailed,
@@ -313,11 +314,16 @@ def _uint(value: Any) -> bool:
     return type(value) is int and 0 <= value < 2**63
 
 
+def _node(value: Any) -> bool:
+    """A node name as membership has them: 1..128 bytes, printable (names reach logs)."""
+    return type(value) is str and 0 < len(value.encode()) <= MAX_NAME and value.isprintable()
+
+
 def _ref(value: Any) -> bool:
     return value is None or (
         type(value) is list
         and len(value) == 3
-        and type(value[0]) is str
+        and _node(value[0])
         and type(value[1]) is str
         and _uint(value[2])
     )
@@ -344,7 +350,7 @@ def _tell(path: str, uid: int, sender: Sender, *values: Any) -> Tell:
 _LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = {
     Kind.HELLO: (
         Hello,
-        lambda f: len(f) == 4 and type(f[1]) is str and _uint(f[2]) and _uint(f[3]),
+        lambda f: len(f) == 4 and _node(f[1]) and _uint(f[2]) and _uint(f[3]),
     ),
     Kind.TELL: (_tell, lambda f: len(f) >= 5 and _address(f, 1) and _ref(f[3])),
     Kind.ASK: (

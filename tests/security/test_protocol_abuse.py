@@ -1,7 +1,7 @@
 """Protocol abuse on the actor port by a stranger with no key (a plaintext cluster): system
 requests with values past what the protocol can carry are refused, so no forged request
-breaks a node for good; made-up names bring no fresh spawn quota, and a stranger's remote
-watches end with its connection."""
+breaks a node for good; made-up names bring no fresh spawn quota, a stranger's remote
+watches end with its connection, and node names follow membership's rule."""
 
 from __future__ import annotations
 
@@ -11,14 +11,20 @@ import pytest
 import trio
 
 import swimactors
-from swimactors import System
+from swimactors import System, wire
 from swimactors.actors import protocol
 from swimactors.actors.transport import SYSTEM_PATH, TransportConfig
 from swimactors.cluster.grains import MAX_CLOCK, Grain, GrainProbe
 from swimactors.cluster.system import SpawnRequest
 from swimactors.placement import Placement
 from tests.cluster.cluster_helpers import cluster_of, open_systems, until
-from tests.security.test_actor_port import actor_port, counter, hello, raw_connection
+from tests.security.test_actor_port import (
+    actor_port,
+    closed_by_peer,
+    counter,
+    hello,
+    raw_connection,
+)
 
 pytestmark = pytest.mark.network
 
@@ -105,3 +111,24 @@ async def test_a_stranger_s_watches_end_with_its_connection() -> None:
                 await until(lambda n=n: f"watcher{n}" in transport._proxies)
                 await stream.aclose()
             await until(lambda: not transport._proxies)
+
+
+@pytest.mark.parametrize("name", ["evil\x1b[2J", "two\nlines", "", "n" * 129])
+def test_a_hello_or_sender_naming_an_impossible_node_is_refused(name: str) -> None:
+    """Node names on the actor port follow membership's rule (1..128 bytes, printable):
+    before, a HELLO could carry terminal escapes and newlines into the node's logs."""
+    with pytest.raises(wire.WireError):
+        protocol.parse(wire.dumps([protocol.Kind.HELLO, name, 1, 64]))
+    sender = [name, "/user/x", 1]
+    tell = [protocol.Kind.TELL, "/user/y", 1, sender, protocol.encode_value("hi")]
+    with pytest.raises(wire.WireError):
+        protocol.parse(wire.dumps(tell))
+
+
+async def test_an_unprintable_hello_is_dropped_and_counted() -> None:
+    with trio.fail_after(30):
+        async with open_systems(1) as (a,):
+            stream = await raw_connection(actor_port(a))
+            await stream.send_all(hello("evil\x1b[2J"))
+            assert await closed_by_peer(stream)
+            assert counter(a, "rejected_malformed")() == 1
