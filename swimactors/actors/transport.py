@@ -1407,9 +1407,7 @@ class ActorTransport:
             value = protocol.value_bytes(msg)
             connection = self.connection(target.node)
         except (Unsendable, NodeDown) as exc:
-            failed = Reply(self.host.stats, target.ref, notify)
-            failed.set(outcome.Error(exc))
-            return failed
+            return self.failed_ask(target, exc, notify)
         session = connection.session
         if session.credit <= 0:
             return None
@@ -1431,6 +1429,13 @@ class ActorTransport:
         if timeout is not None:
             self.host.ask_deadlines.add(started + timeout, reply)
         return reply
+
+    def failed_ask(self, target: RemoteTarget, error: Exception, notify: Notify) -> Reply:
+        """The reply slot of an ask from :meth:`start_ask` that failed before it was sent
+        (``notify`` has been called with ``error``)."""
+        failed = Reply(self.host.stats, target.ref, notify)
+        failed.set(outcome.Error(error))
+        return failed
 
     async def request(self, node: str, request: Any, timeout: float | None) -> Any:
         """Ask ``node``'s system itself (remote spawn)."""

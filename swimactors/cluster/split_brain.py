@@ -31,6 +31,7 @@ from .. import wire
 from ..actors.errors import ActorError
 from ..actors.mailbox import Mailbox
 from ..actors.ref import ActorRef
+from ..actors.reply import Notify, Reply
 from ..actors.transport import TCP, ActorNetwork, ActorTransport, RemoteTarget, TransportConfig
 from ..membership.delegate import Delegate
 from ..membership.meta import decode_meta, encode_meta
@@ -122,7 +123,8 @@ def singleton_factory(meta: bytes) -> str | None:
 
 class GatedTransport(ActorTransport):
     """The actor transport of a system with a split-brain rule: asks (and so
-    ``spawn_on``) fail fast with :class:`QuorumLost` while this side has lost."""
+    ``spawn_on``), started by a task or not, fail fast with :class:`QuorumLost` while
+    this side has lost."""
 
     def __init__(
         self,
@@ -140,6 +142,22 @@ class GatedTransport(ActorTransport):
     ) -> Any:
         self._gate()
         return await super().ask(target, msg, sender, timeout)
+
+    def start_ask(
+        self,
+        target: RemoteTarget,
+        msg: Any,
+        sender: ActorRef | None,
+        timeout: float | None,
+        notify: Notify,
+    ) -> Reply | None:
+        """The same gate for an ask started without a task (the asyncio and blocking
+        fronts' asks): it fails at once with :class:`QuorumLost`."""
+        try:
+            self._gate()
+        except QuorumLost as exc:
+            return self.failed_ask(target, exc, notify)
+        return super().start_ask(target, msg, sender, timeout, notify)
 
 
 class SplitBrain(Delegate):

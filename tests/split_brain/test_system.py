@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import outcome
 import pytest
 import trio
 
@@ -105,6 +108,10 @@ async def test_a_remote_ask_from_the_losing_side_fails_fast() -> None:
                         break
             with trio.fail_after(0.5), pytest.raises(QuorumLost):
                 await remote.ask("add")
+            outcomes: list[outcome.Outcome[Any]] = []  # an ask from asyncio or blocking code
+            remote.start_ask("add", 1.0, outcomes.append)
+            assert len(outcomes) == 1 and isinstance(outcomes[0], outcome.Error)
+            assert isinstance(outcomes[0].error, QuorumLost)
             assert await ref.ask("add") == 2  # the majority still serves
 
 
