@@ -14,13 +14,16 @@ multiplier, push/pull and gossip intervals); the ``fast`` profile sets a 0.2 s p
 interval and 0.1 s probe timeout on both, ``fast+key`` also gives both the same key, so
 each seals every packet and frame.  The floor is a trio process with the wake-ups
 a SWIM node cannot avoid (a ping to a random peer every probe interval; an ack to every
-ping) and no protocol at all.  ``lean`` and ``thread`` are swimactors on the blocking front
-(``start_node``: the node on its membership thread, the main thread blocked on events, like
-kinship's blocking node) with the lean (stdlib ``selectors``) and the trio driver; ``swimactors``
-is ``open_node`` in a trio program.  ``BENCH_MEMBERSHIP_KINDS=floor,lean,kinship`` runs only
-those kinds.  ``BENCH_MEMBERSHIP_BASELINE=DIR``
-adds ``baseline``: swimactors run from another checkout (say, main before a change), so a
-change is measured against its own past in the same interleaved run.
+ping) and no protocol at all; ``epoll`` is the same floor on a bare ``select.epoll`` loop
+(what any Python process pays for those wake-ups).  ``lean`` and ``thread`` are swimactors
+on the blocking front (``start_node``: the node on its membership thread, the main thread
+blocked on events, like kinship's blocking node) with the lean (``epoll``) and the trio
+driver; ``swimactors`` is ``open_node`` in a trio program.
+``BENCH_MEMBERSHIP_KINDS=floor,lean,kinship`` runs only those kinds.
+``BENCH_MEMBERSHIP_BASELINE=DIR`` adds ``baseline``: swimactors run from another checkout
+(say, main before a change), so a change is measured against its own past in the same
+interleaved run; ``BENCH_MEMBERSHIP_BASELINE_KIND=lean`` has it run that kind (default
+``swimactors``).
 """
 
 from __future__ import annotations
@@ -39,11 +42,13 @@ from typing import Any
 
 from benchmarks.hosts import Hosts, open_hosts
 
-KINDS = ("floor", "swimactors", "lean", "thread", "kinship")
+KINDS = ("floor", "epoll", "swimactors", "lean", "thread", "kinship")
 PROFILES = {"fast": (0.2, 0.1, False), "lan": (1.0, 0.5, False), "fast+key": (0.2, 0.1, True)}
 """probe interval, probe timeout, and whether every packet and frame is sealed"""
 KEY = "YmVuY2htYXJrIGtleSBvZiB0aGlydHktdHdvIGJ5dGU="
 """32 bytes in base64, the same for both libraries (a benchmark's key, not a secret)."""
+FLOORS = ("floor", "epoll")
+"""Kinds without a protocol: every node knows every other's address from the start."""
 PAIRS = 3
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,20 +115,20 @@ def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess
     nodes: list[NodeProcess] = []
     for index in range(size):
         first = "-" if index == 0 else addresses[0]
-        seed = ",".join(addresses) if kind == "floor" else first
+        seed = ",".join(addresses) if kind in FLOORS else first
         command = [
             *hosts.prefix(index),
             sys.executable,
             "-m",
             "benchmarks.membership_node",
-            "swimactors" if kind == "baseline" else kind,
+            _baseline_kind() if kind == "baseline" else kind,
             f"n{index}",
             addresses[index],
             seed,
             str(size),
             str(probe),
             str(timeout),
-            *([KEY] if keyed and kind != "floor" else []),
+            *([KEY] if keyed and kind not in FLOORS else []),
         ]
         nodes.append(NodeProcess(command, ROOT if kind != "baseline" else _baseline()))
         if index == 0:  # the seed listens before anyone joins through it
@@ -173,7 +178,7 @@ def _run(kind: str, hosts: Hosts, size: int, profile: str, window: float) -> dic
             ),
             "detect": None,
         }
-        if kind != "floor":
+        if kind not in FLOORS:
             result["detect"] = _detect(nodes, profile)
         return result
     finally:
@@ -220,12 +225,14 @@ def _table(
         ("swimactors", "ip_bytes", "IP bytes sent per node", "B/s", ("kinship",)),
         ("swimactors", "detect", "kill -9 -> dead everywhere", "s", ("kinship",)),
         ("lean", "cpu", "membership thread, lean: CPU per node", "CPU-s/min", ("kinship", "floor")),
+        ("lean", "cpu", "membership thread, lean: CPU per node", "CPU-s/min", ("epoll",)),
+        ("epoll", "cpu", "epoll floor (no protocol): CPU per node", "CPU-s/min", ("kinship",)),
         ("lean", "wake_ups", "membership thread, lean: wake-ups", "1/s", ("kinship", "floor")),
         ("lean", "ip_bytes", "membership thread, lean: IP bytes sent", "B/s", ("kinship",)),
         ("lean", "detect", "membership thread, lean: kill -9 -> dead", "s", ("kinship",)),
         ("thread", "cpu", "membership thread, trio: CPU", "CPU-s/min", ("kinship", "floor")),
         ("lean", "cpu", "membership thread, lean: CPU per node", "CPU-s/min", ("thread",)),
-        ("swimactors", "cpu", "CPU per node", "CPU-s/min", ("baseline",)),
+        (_baseline_kind(), "cpu", f"{_baseline_kind()}: CPU per node", "CPU-s/min", ("baseline",)),
     ]
     for subject, key, label, unit, peers in metrics:
         if subject not in runs:
@@ -298,6 +305,11 @@ def run(quick: bool) -> list[dict[str, Any]]:
 def _baseline() -> Path:
     """The checkout ``baseline`` runs from (``BENCH_MEMBERSHIP_BASELINE``)."""
     return Path(os.environ["BENCH_MEMBERSHIP_BASELINE"]).resolve()
+
+
+def _baseline_kind() -> str:
+    """What ``baseline`` runs (``BENCH_MEMBERSHIP_BASELINE_KIND``, default ``swimactors``)."""
+    return os.environ.get("BENCH_MEMBERSHIP_BASELINE_KIND", "swimactors")
 
 
 def _large() -> list[tuple[int, str]]:

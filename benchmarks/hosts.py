@@ -1,6 +1,11 @@
 """Where benchmark nodes run: one network namespace per node on one bridge, so the kernel
 counts every node's IP bytes the same way whatever library sends them (its veth's bytes,
 less the Ethernet headers); without root, loopback ports and no byte counts.
+
+Every host knows every other host's MAC address from the start (permanent neighbour
+entries): the kernel's ARP table is one for all namespaces, and 64 hosts learning 63
+neighbours each overflowed its default limit of 1,024 dynamic entries ("neighbor table
+overflow"), dropping packets until clusters of 64 could not form.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ class Hosts:
 
     def address(self, index: int) -> str:
         if self.isolated:
-            return f"10.78.{index // 250}.{index % 250 + 1}:{self._port}"
+            return f"{_ip_of(index)}:{self._port}"
         return f"127.0.0.1:{self._ports[index]}"
 
     def prefix(self, index: int) -> list[str]:
@@ -81,17 +86,41 @@ class Hosts:
                 "peer",
                 "name",
                 "eth0",
+                "address",
+                _mac_of(index),
                 "netns",
                 host,
             )
             _ip("-n", switch, "link", "set", port, "master", "bridge0", "up")
-            _ip("-n", host, "addr", "add", f"{self.address(index).split(':')[0]}/16", "dev", "eth0")
+            _ip("-n", host, "addr", "add", f"{_ip_of(index)}/16", "dev", "eth0")
             _ip("-n", host, "link", "set", "eth0", "up")
+        for index in range(self.count):
+            neighbours = "".join(
+                f"neigh replace {_ip_of(other)} lladdr {_mac_of(other)} dev eth0 nud permanent\n"
+                for other in range(self.count)
+                if other != index
+            )
+            subprocess.run(
+                ["ip", "-n", self.namespaces[index + 1], "-batch", "-"],
+                input=neighbours,
+                check=True,
+                capture_output=True,
+                timeout=10,
+                text=True,
+            )
 
     def close(self) -> None:
         for namespace in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "del", namespace], capture_output=True, timeout=10)
         self.namespaces.clear()
+
+
+def _ip_of(index: int) -> str:
+    return f"10.78.{index // 250}.{index % 250 + 1}"
+
+
+def _mac_of(index: int) -> str:
+    return f"02:78:00:00:{index // 250:02x}:{index % 250 + 1:02x}"
 
 
 def _free_ports(count: int) -> list[int]:

@@ -4,13 +4,14 @@ kinship node, or the trio floor (the wake-ups a SWIM node cannot avoid, with no 
     python -m benchmarks.membership_node KIND NAME BIND SEED NODES PROBE TIMEOUT [KEY]
 
 ``KIND`` is ``swimactors`` (``open_node`` in a trio program), ``lean`` or ``thread`` (the
-blocking front: the membership thread on the lean or the trio driver), ``kinship`` or
-``floor``; ``SEED`` is ``-`` for the first node
-(the floor takes the comma-separated addresses of every floor node instead); ``KEY``, a
-base64 32-byte key, has each library seal every packet and frame its own way.  The node
-prints ``ready`` once it sees ``NODES`` members up, then ``down NAME WALLCLOCK`` for each
-member it declares dead, and nothing else: it reads no clock and polls nothing once ready,
-so the steady state the benchmark measures is the library's own.
+blocking front: the membership thread on the lean or the trio driver), ``kinship``, or
+a floor: ``floor`` on trio, ``epoll`` on a bare ``select.epoll`` loop; ``SEED`` is ``-``
+for the first node (a floor takes the comma-separated addresses of every floor node
+instead); ``KEY``, a base64 32-byte key, has each library seal every packet and frame
+its own way.  The node prints ``ready`` once it sees ``NODES`` members up, then
+``down NAME WALLCLOCK`` for each member it declares dead, and nothing else: it reads no
+clock and polls nothing once ready, so the steady state the benchmark measures is the
+library's own.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import select
 import socket
 import sys
 import time
@@ -140,6 +142,28 @@ async def _floor(name: str, bind: str, peers: str, probe: float) -> None:
             await trio.sleep(probe)
 
 
+def _epoll_floor(name: str, bind: str, peers: str, probe: float) -> None:
+    """The floor's wake-ups on a bare ``select.epoll`` loop: what any Python process
+    pays for them, without trio."""
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.setblocking(False)
+    udp.bind(_host_port(bind))
+    others = [_host_port(p) for p in peers.split(",") if p != bind]
+    ping, ack = b"p" * 40, b"a" * 40
+    poller = select.epoll()
+    poller.register(udp.fileno(), select.EPOLLIN)
+    _say("ready")
+    due = time.monotonic() + random.random() * probe
+    while True:
+        if poller.poll(max(0.0, due - time.monotonic())):
+            data, source = udp.recvfrom(2048)
+            if data[:1] == b"p":
+                udp.sendto(ack, source)
+        if time.monotonic() >= due:
+            udp.sendto(ping, random.choice(others))
+            due += probe
+
+
 def main(argv: list[str]) -> None:
     logging.disable(logging.WARNING)  # the plaintext warning, once per node
     kind, name, bind, seed, nodes, probe, timeout, *rest = argv
@@ -153,6 +177,8 @@ def main(argv: list[str]) -> None:
         _thread(driver, name, bind, seed, int(nodes), float(probe), float(timeout), key)
     elif kind == "floor":
         trio.run(_floor, name, bind, seed, float(probe))
+    elif kind == "epoll":
+        _epoll_floor(name, bind, seed, float(probe))
     else:
         sys.exit(f"unknown kind {kind!r}")
 

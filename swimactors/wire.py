@@ -255,7 +255,12 @@ def _cbor_head(major: int, value: int) -> bytes:
 
 def cbor_array_header(length: int) -> bytes:
     """The CBOR major-type-4 header for a definite array of ``length`` items."""
+    if 0 <= length < 24:  # a packet's few messages: one byte, made once
+        return _SHORT_ARRAY_HEADS[length]
     return _cbor_head(0x80, length)
+
+
+_SHORT_ARRAY_HEADS = tuple(bytes([0x80 | length]) for length in range(24))
 
 
 def cbor_uint(value: int) -> bytes:
@@ -484,6 +489,21 @@ class TypeRegistry(Generic[Tag]):
         if build is None:
             build = self._builder(tag)
         return build(data)
+
+    def from_data_if_known(self, data: Any) -> Any | None:
+        """:meth:`from_data`, but None for ``[tag, ...]`` with a tag this registry does not
+        know (a newer message type, which a reader may skip)."""
+        if type(data) is list and data:
+            tag = data[0]
+            if type(tag) is not int and type(tag) is not str:  # (a bool or a float is no tag)
+                return None
+            builders: dict[Any, Converter] = self.builders  # any int or str may be asked for
+            build = builders.get(tag)
+            if build is not None:
+                return build(data)
+            if tag not in self._by_tag:
+                return None
+        return self.from_data(data)
 
     def _builder(self, tag: Any) -> Converter:
         """What :meth:`from_data` does for ``tag``'s class, compiled once per tag."""

@@ -28,35 +28,31 @@ class _Item:
     transmits: int = 0
 
 
-class BroadcastQueue:
-    """Keyed, size-aware queue of encoded messages with per-item transmit counts."""
+class BroadcastQueue(dict[Hashable, _Item]):
+    """Keyed, size-aware queue of encoded messages with per-item transmit counts: a
+    mapping of its items by key (so ``len``, ``in`` and truth are the dict's own, read by
+    the core every turn without a Python call); change it only by its methods."""
 
     def __init__(self, max_items: int = 8192) -> None:
+        super().__init__()
         self.max_items = max_items
         self.dropped = 0
         """Items evicted because the queue was full (the most-sent, oldest first)."""
-        self._items: dict[Hashable, _Item] = {}
         self._buckets: dict[int, dict[Hashable, _Item]] = {}  # transmits -> oldest first
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._items
 
     def push(self, key: Hashable, kind: str, data: bytes) -> None:
         """Queue ``data`` (a message of ``kind``), replacing anything under the same key."""
         self.discard(key)
         item = _Item(key, kind, data)
-        self._items[key] = item
+        self[key] = item
         self._buckets.setdefault(0, {})[key] = item
-        if len(self._items) > self.max_items:
+        if len(self) > self.max_items:
             most_sent = self._buckets[max(self._buckets)]
             self.discard(next(iter(most_sent)))
             self.dropped += 1
 
     def discard(self, key: Hashable) -> None:
-        item = self._items.pop(key, None)
+        item = self.pop(key, None)
         if item is not None:
             bucket = self._buckets[item.transmits]
             del bucket[key]
@@ -83,11 +79,11 @@ class BroadcastQueue:
             self.discard(item.key)
             if item.transmits + 1 < limit:
                 item.transmits += 1
-                self._items[item.key] = item
+                self[item.key] = item
                 self._buckets.setdefault(item.transmits, {})[item.key] = item
         return [(item.kind, item.data) for item in chosen]
 
     def transmits(self, key: Hashable) -> int | None:
         """How often the item under ``key`` has been sent, or None if it is gone."""
-        item = self._items.get(key)
+        item = self.get(key)
         return None if item is None else item.transmits

@@ -146,8 +146,8 @@ class LeanNode(DrivenNode):
         self._sockets = sockets
         self._publish_to = publish
 
-    def _now(self) -> float:
-        return time.monotonic()
+    _now = staticmethod(time.monotonic)
+    """The driver's clock (``time.monotonic`` itself: read per packet)."""
 
     def _publish(self, event: MemberEvent) -> None:
         self._publish_to(event)
@@ -199,10 +199,11 @@ class LeanNodeThread(NodeThread):
 
     def _serve(self) -> None:
         poller = Poller()
+        crossing = Crossing()
         try:
-            node, sockets = self._open_lean(poller)
+            node, sockets = self._open_lean(poller, crossing.send)
             try:
-                crossing = self._crossing = Crossing()
+                self._crossing = crossing
                 poller.register(crossing.fileno, READ, lambda mask: crossing.run())
                 self._resource = self._node = node
                 self._learn(node)
@@ -210,18 +211,20 @@ class LeanNodeThread(NodeThread):
                 self._loop(node, sockets, poller)
             finally:
                 self._closing = True
+                sockets.close()  # first: calls run as the crossing closes send nothing
                 if self._crossing is not None:
                     poller.unregister(self._crossing.fileno)
-                    self._crossing.close()
                 for wait in self._waits:
                     assert wait.task is not None
                     wait.task.stopped()
                 self._waits.clear()
-                sockets.close()
         finally:
+            crossing.close()
             poller.close()
 
-    def _open_lean(self, poller: Poller) -> tuple[LeanNode, LeanSockets]:
+    def _open_lean(
+        self, poller: Poller, post: Callable[..., object]
+    ) -> tuple[LeanNode, LeanSockets]:
         """Bind, build the core and the node, and join the seeds (errors: start-up's)."""
         options, name = self._options, self.node_name
         config = options.get("config") or Config.lan()
@@ -246,6 +249,7 @@ class LeanNodeThread(NodeThread):
             tcp_timeout=config.tcp_timeout,
             sealing=sealing,
             poller=poller,
+            post=post,
         )
         core = new_core(
             name,
@@ -282,7 +286,7 @@ class LeanNodeThread(NodeThread):
             wake_at = min(deadline, sockets.deadline, self._stop_at)
             if waits:
                 wake_at = min(wake_at, min(wait.deadline for wait in waits))
-            timeout = None if wake_at == math.inf else max(0.0, wake_at - clock())
+            timeout = -1.0 if wake_at == math.inf else max(0.0, wake_at - clock())
             if self._closing and node._told():
                 timeout = 0.0  # one last look for what has arrived
             ready = wait(timeout)

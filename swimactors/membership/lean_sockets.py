@@ -7,9 +7,10 @@ length-prefixed frame per reliable packet over at most one outgoing connection p
 connections only read.  The same :class:`TransportLimits` and counter names; every failure
 is counted, nothing raises into the loop.  Deadlines (connect, a stalled write or frame,
 idleness) are kept as one earliest :attr:`LeanSockets.deadline` for the loop's wait and
-handled by :meth:`LeanSockets.expire`.  No TLS (the fronts use the trio driver for it);
-a host name is resolved with a blocking lookup on the membership thread, cached for
-``resolve_ttl``.
+handled by :meth:`LeanSockets.expire`.  No TLS (the fronts use the trio driver for it).
+A host name is looked up on a thread of its own, never on the loop's: packets to it wait
+for the first answer (bounded), and once ``resolve_ttl`` has passed the last answer keeps
+serving while the next lookup runs.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ import functools
 import logging
 import math
 import socket
+import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from .. import wire
 from .poller import READ, WRITE, Poller
@@ -39,6 +42,10 @@ from .types import Address, Packet, format_address
 __all__ = ["LeanSockets"]
 
 log = logging.getLogger("swimactors.membership.transport")
+
+MAX_LOOKUPS = 16
+"""Host-name lookups running at once (a thread each); a packet to yet another unknown
+name is dropped and counted as its send failing."""
 
 
 class _Outgoing:
@@ -86,20 +93,32 @@ class LeanSockets:
         tcp_timeout: float,
         sealing: Sealing | None,
         poller: Poller,
+        post: Callable[..., Any],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """``post(fn, *args)`` runs ``fn(*args)`` on the loop's thread (from any thread:
+        how a lookup's answer comes back)."""
         self.address = address
         self.limits = TransportLimits()
         self._counters: collections.Counter[str] = collections.Counter()
         self._udp = udp
         self._listener = listener
         self._family = udp.family
+        self._ipv4 = udp.family == socket.AF_INET
+        """An IPv4 socket's sources are ``(host, port)`` already (no mapped addresses)."""
         self._tcp_timeout = tcp_timeout
         self._sealing = sealing
         self._poller = poller
         self._clock = clock
+        self._post = post
         self._deliver: Deliver = _discard
-        self._resolved: dict[Address, tuple[float, SockAddr]] = {}
+        self._sockaddrs: dict[Address, SockAddr] = {}
+        """Where each destination is reached: an IP literal's, or a host name's last answer."""
+        self._renew_at: dict[Address, float] = {}
+        """When each host name's answer is looked up again (only names are here)."""
+        self._lookups: dict[Address, list[Packet]] = {}
+        """Host names being looked up, and the packets waiting for the first answer."""
+        self._closed = False
         self._outgoing: dict[Address, _Outgoing] = {}
         self._incoming: dict[socket.socket, _Incoming] = {}
         self._receiving = wire.ReceiveBudget[_Incoming](self.limits.max_receiving)
@@ -125,7 +144,14 @@ class LeanSockets:
         self._poller.register(self._listener, READ, self._accept)
 
     def close(self) -> None:
-        """Close every socket; frames still queued are dropped (counted)."""
+        """Close every socket; frames still queued are dropped (counted), and so is what
+        is sent from now on or waits for a lookup."""
+        self._closed = True
+        self._sockaddrs.clear()  # every later send asks _sockaddr, which refuses it
+        for held in self._lookups.values():
+            for packet in held:
+                self._unreachable(packet, "closed")
+            held.clear()
         for conn in list(self._outgoing.values()):
             self._close_outgoing(conn)
         for incoming in list(self._incoming.values()):
@@ -177,22 +203,18 @@ class LeanSockets:
     def send(self, packet: Packet) -> None:
         """Send a datagram at once, or queue a frame on the peer's connection; drop
         (counted) what cannot go."""
+        destination = packet.destination
+        sockaddr = self._sockaddrs.get(destination)
+        if sockaddr is None or destination in self._renew_at:  # (an IP literal: neither)
+            sockaddr = self._sockaddr(packet)
+            if sockaddr is None:
+                return
         if self._sealing is not None:
             packet = self._sealing.seal(packet)
-        if packet.reliable:
-            self._send_frame(packet.destination, packet.data)
-            return
-        destination = packet.destination
-        cached = self._resolved.get(destination)
-        if cached is None or (cached[0] != math.inf and cached[0] <= self._clock()):
-            try:
-                sockaddr = self._sockaddr(destination)
-            except OSError as exc:
-                self._count("udp_send_errors", destination, exc)
-                return
-        else:
-            sockaddr = cached[1]
         data = packet.data
+        if packet.reliable:
+            self._send_frame(destination, data, sockaddr)
+            return
         try:
             self._udp.sendto(data, sockaddr)
         except BlockingIOError:  # the socket buffer is full: UDP may drop, and so do we
@@ -204,29 +226,93 @@ class LeanSockets:
             counters["udp_packets_sent"] += 1
             counters["udp_bytes_sent"] += len(data)
 
-    def _sockaddr(self, destination: Address) -> SockAddr:
-        """Where to reach ``destination`` from our sockets' family (cached; IPv4 mapped on
-        a v6 socket); a host name is a blocking lookup."""
-        host, port = destination
-        family = self._family
-        found, sockaddr = resolve_now(host, port, socket.AF_INET if family == socket.AF_INET else 0)
-        if found != family:
-            if family != socket.AF_INET6:
-                raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
-            sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
-        if len(self._resolved) >= self.limits.resolve_cache:
-            self._resolved.clear()
-        ttl = math.inf if _is_literal(host) else self._clock() + self.limits.resolve_ttl
-        self._resolved[destination] = (ttl, sockaddr)
-        return sockaddr
+    def _sockaddr(self, packet: Packet) -> SockAddr | None:
+        """Where to send ``packet``: an IP literal's address, found at once; a host name's
+        last answer, looked up again off this thread once ``resolve_ttl`` has passed; or
+        None: ``packet`` waits for a name's first answer, or is dropped (counted)."""
+        destination = packet.destination
+        if self._closed:
+            self._unreachable(packet, "closed")
+            return None
+        if _is_literal(destination[0]):
+            try:
+                sockaddr = _sockaddr_on(self._family, destination)
+            except OSError as exc:
+                self._unreachable(packet, exc)
+                return None
+            self._remember(destination, sockaddr)
+            return sockaddr
+        known = self._sockaddrs.get(destination)
+        if known is not None:
+            if self._renew_at[destination] <= self._clock() and destination not in self._lookups:
+                self._look_up(destination)
+            return known
+        held = self._lookups.get(destination)
+        if held is None:
+            if len(self._lookups) >= MAX_LOOKUPS:
+                self._unreachable(packet, "too many host names being looked up")
+                return None
+            held = self._look_up(destination)
+        if len(held) >= self.limits.peer_queue:
+            self._unreachable(packet, "too many packets waiting for a lookup")
+        else:
+            held.append(packet)
+        return None
 
-    def _send_frame(self, destination: Address, data: bytes) -> None:
+    def _remember(self, destination: Address, sockaddr: SockAddr) -> None:
+        if len(self._sockaddrs) >= self.limits.resolve_cache:
+            self._sockaddrs.clear()
+            self._renew_at.clear()
+        self._sockaddrs[destination] = sockaddr
+
+    def _look_up(self, destination: Address) -> list[Packet]:
+        """Start looking ``destination``'s host name up on a thread of its own; the list
+        of packets waiting for the answer."""
+        held = self._lookups[destination] = []
+        family, post, answered = self._family, self._post, self._looked_up
+
+        def look_up() -> None:
+            try:
+                found: SockAddr | OSError = _sockaddr_on(family, destination)
+            except OSError as exc:
+                found = exc
+            post(answered, destination, found)
+
+        threading.Thread(target=look_up, name="swimactors-lookup", daemon=True).start()
+        return held
+
+    def _looked_up(self, destination: Address, found: SockAddr | OSError) -> None:
+        """On the loop's thread: a lookup's answer; send what waited for it (a failed
+        renewal keeps the last answer until the next one)."""
+        held = self._lookups.pop(destination, [])
+        if self._closed:
+            return
+        if isinstance(found, OSError):
+            if destination in self._sockaddrs:
+                self._renew_at[destination] = self._clock() + self.limits.resolve_ttl
+            for packet in held:
+                self._unreachable(packet, found)
+            return
+        self._remember(destination, found)
+        self._renew_at[destination] = self._clock() + self.limits.resolve_ttl
+        for packet in held:
+            self.send(packet)
+
+    def _unreachable(self, packet: Packet, detail: object) -> None:
+        """Count ``packet`` as not sent: its destination has no address."""
+        if packet.reliable:
+            self._count("tcp_connect_failures", packet.destination, detail)
+            self._count("tcp_dropped_frames", packet.destination)
+        else:
+            self._count("udp_send_errors", packet.destination, detail)
+
+    def _send_frame(self, destination: Address, data: bytes, sockaddr: SockAddr) -> None:
         conn = self._outgoing.get(destination)
         if conn is None:
             if len(self._outgoing) >= self.limits.max_outgoing:
                 self._count("tcp_dropped_frames", destination)
                 return
-            conn = self._dial(destination)
+            conn = self._dial(destination, sockaddr)
             if conn is None:
                 self._count("tcp_dropped_frames", destination)
                 return
@@ -237,13 +323,8 @@ class LeanSockets:
         if conn.connected:
             self._write(conn)
 
-    def _dial(self, destination: Address) -> _Outgoing | None:
+    def _dial(self, destination: Address, sockaddr: SockAddr) -> _Outgoing | None:
         """Start a non-blocking connect (None, counted, if it fails at once)."""
-        try:
-            sockaddr = self._sockaddr(destination)
-        except OSError as exc:
-            self._count("tcp_connect_failures", destination, exc)
-            return None
         sock = socket.socket(self._family, socket.SOCK_STREAM)
         sock.setblocking(False)
         code = sock.connect_ex(sockaddr)
@@ -324,7 +405,7 @@ class LeanSockets:
         counters = self._counters
         counters["udp_packets_received"] += 1
         counters["udp_bytes_received"] += len(data)
-        self._deliver(normalize_source(source), data)
+        self._deliver(source if self._ipv4 else normalize_source(source), data)
 
     def _accept(self, mask: int) -> None:
         for _ in range(self.limits.receive_batch):
@@ -410,6 +491,18 @@ class LeanSockets:
         if log.isEnabledFor(logging.DEBUG):
             where = format_address(peer) if peer else "-"
             log.debug("%s (peer %s): %s", what.replace("_", " "), where, detail or "")
+
+
+def _sockaddr_on(family: int, destination: Address) -> SockAddr:
+    """``destination``'s socket address for a socket of ``family`` (IPv4 mapped on an IPv6
+    one); a host name is a blocking lookup, an IP literal never is."""
+    host, port = destination
+    found, sockaddr = resolve_now(host, port, socket.AF_INET if family == socket.AF_INET else 0)
+    if found != family:
+        if family != socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
+        sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
+    return sockaddr
 
 
 def _discard(source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:

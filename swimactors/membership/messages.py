@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import attrs
 
@@ -38,6 +38,7 @@ __all__ = [
     "UserMessage",
     "decode_packet",
     "encode_packet",
+    "kind_and_bytes",
 ]
 
 PROTOCOL_VERSION = 1
@@ -241,9 +242,9 @@ class PushPull:
 # -- the envelope --------------------------------------------------------------------------
 
 
-@attrs.frozen
-class Envelope:
-    """A decoded packet: who sent it, where they can be answered, and its messages."""
+class Envelope(NamedTuple):
+    """A decoded packet: who sent it, where they can be answered, and its messages (a
+    named tuple: one is built per packet received)."""
 
     sender: str
     messages: tuple[Any, ...]
@@ -331,14 +332,16 @@ def decode_packet(
     stale = 0
     named: set[object] = set()  # a member named twice is looked at from then on
     for raw in raw_messages:
-        if isinstance(raw, list) and raw and raw[0] not in SWIM:
-            continue
-        if stale_alive is not None:
-            if _is_stale_alive(raw, stale_alive, named):
+        if stale_alive is not None and type(raw) is list and raw:
+            tag = raw[0]  # only an Alive or a push/pull can be stale (not a ping or an ack)
+            if tag == _ALIVE_TAG and _is_stale_alive(raw, stale_alive, named):
                 stale += 1
                 continue
-            raw = _without_stale_rows(raw, stale_alive, named)
-        messages.append(SWIM.from_data(raw))
+            if tag == _PUSH_PULL_TAG:
+                raw = _without_stale_rows(raw, stale_alive, named)
+        message = SWIM.from_data_if_known(raw)
+        if message is not None:  # (None: a newer message type, skipped)
+            messages.append(message)
     address: Address | None = None
     if len(value) == 5:
         raw_address = value[4]
@@ -446,9 +449,8 @@ class LabelMismatch(wire.WireError):
 def encode_message(message: Any) -> bytes:
     """A message's CBOR bytes.  A push/pull reuses each entry's bytes: a full state is
     mostly entries unchanged since the last one, and encoding them is most of its cost."""
-    if type(message) is PushPull:
-        return _encode_push_pull(message)
-    return SWIM.encode(message)
+    encode = _ENCODERS.get(type(message))
+    return SWIM.encode(message) if encode is None else encode(message)
 
 
 def _encode_push_pull(message: PushPull) -> bytes:
@@ -463,9 +465,32 @@ def _encode_push_pull(message: PushPull) -> bytes:
     )
 
 
+_ENCODERS: dict[type, Callable[[Any], bytes]] = {
+    **{
+        cls: SWIM.encoder(cls) or SWIM.encode
+        for cls in (Ping, Ack, PingReq, Nack, Alive, Suspect, Dead, Left, UserMessage)
+    },
+    PushPull: _encode_push_pull,
+}
+"""Each message type's encoder (the registry's compiled ones; a push/pull's own), found by
+one look-up per message."""
+_CODECS = {cls: (cls.__name__.lower(), encode) for cls, encode in _ENCODERS.items()}
+"""Each message type's kind (as :func:`message_kind` names it) and encoder."""
+
+
 @functools.lru_cache(maxsize=1 << 17)
 def _entry_bytes(state: MemberState) -> bytes:
     return wire.dumps([state.name, state.address, state.incarnation, state.status_code, state.meta])
+
+
+def kind_and_bytes(message: Any) -> tuple[str, bytes]:
+    """:func:`message_kind` and :func:`encode_message` of ``message`` in one look-up (what
+    a sender counts and sends, per message)."""
+    codec = _CODECS.get(type(message))
+    if codec is None:
+        return message_kind(message), encode_message(message)
+    kind, encode = codec
+    return kind, encode(message)
 
 
 def message_kind(message: Any) -> str:

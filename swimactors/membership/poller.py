@@ -35,6 +35,11 @@ class Poller:
         self.handlers: dict[int, Handler] = {}
         """By file descriptor (a handler may close another socket during a batch: look
         each one up as its turn comes)."""
+        self.wait: Callable[[float], list[tuple[int, int]]] = (
+            self._epoll.poll if self._epoll is not None else self._poll_wait
+        )
+        """``(fd, events)`` of the sockets ready within ``timeout`` seconds (negative: no
+        limit); ``epoll``'s own method, no Python call in between."""
 
     def register(self, sock: socket.socket | int, events: int, handler: Handler) -> None:
         """Watch ``sock`` (a socket or a file descriptor) for ``events``."""
@@ -50,11 +55,8 @@ class Poller:
         self._poll.unregister(fd)
         del self.handlers[fd]
 
-    def wait(self, timeout: float | None) -> list[tuple[int, int]]:
-        """``(fd, events)`` of the sockets ready within ``timeout`` seconds (None: no limit)."""
-        if self._epoll is not None:
-            return self._epoll.poll(-1 if timeout is None else timeout)
-        return self._poll.poll(None if timeout is None else math.ceil(timeout * 1000))
+    def _poll_wait(self, timeout: float) -> list[tuple[int, int]]:
+        return self._poll.poll(math.ceil(timeout * 1000) if timeout >= 0 else -1)
 
     def close(self) -> None:
         if self._epoll is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 import attrs
 
@@ -67,7 +68,12 @@ class Status(enum.Enum):
     @property
     def is_alive(self) -> bool:
         """UP or SUSPECT: still a member we probe and gossip to."""
-        return self in (Status.UP, Status.SUSPECT)
+        return self is _UP or self is _SUSPECT
+
+
+_UP, _SUSPECT = Status.UP, Status.SUSPECT
+"""Read as module constants: an Enum member read off its class costs about 200 ns on
+Python 3.11 (a global about 15), and an Enum's hash is a Python call."""
 
 
 @attrs.frozen
@@ -129,9 +135,9 @@ class MemberConflict(MemberEvent):
     other: Address = ("", 0)
 
 
-@attrs.frozen
-class Packet:
-    """One unit for the driver to send: a datagram, or a frame on the reliable stream."""
+class Packet(NamedTuple):
+    """One unit for the driver to send: a datagram, or a frame on the reliable stream (a
+    named tuple: one is built per packet sent)."""
 
     destination: Address
     data: bytes

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from pathlib import Path
 from typing import cast
@@ -14,10 +15,10 @@ from typing import cast
 import pytest
 import trio
 
-from swimactors.membership import MemberEvent, MemberLeft, Status, start_node
+from swimactors.membership import MemberEvent, MemberLeft, Status, lean_sockets, start_node
 from swimactors.membership.lean import DRIVER_VARIABLE, LeanNodeThread, node_thread
 from swimactors.membership.threaded import NodeThread
-from swimactors.membership.transport import NodeTransport
+from swimactors.membership.transport import NodeTransport, SockAddr
 from swimactors.security import Keyring
 from tests.security.test_tls import Pki
 
@@ -115,3 +116,31 @@ def test_an_unknown_driver_name_is_an_error(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv(DRIVER_VARIABLE, "asyncio")
     with pytest.raises(ValueError, match="'lean' or 'trio'"):
         node_thread("a", {})
+
+
+def test_a_host_name_is_looked_up_off_the_loop_and_what_waited_for_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A seed given by host name: its lookup runs on a thread of its own, so the node keeps
+    answering calls while it blocks, and the join frame that waited for it goes out once
+    it answers (the lean loop used to block in ``getaddrinfo``)."""
+    answer = threading.Event()
+    calls_while_blocked: list[bool] = []
+    real = lean_sockets.resolve_now
+
+    def slow_resolve(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
+        if host != "seed.invalid":
+            return real(host, port, family)
+        answered = answer.wait(timeout=10 * CONVERGE_BOUND)
+        calls_while_blocked.append(answered)
+        return socket.AF_INET, ("127.0.0.1", port)
+
+    monkeypatch.setattr(lean_sockets, "resolve_now", slow_resolve)
+    with start_node(name="b", bind="127.0.0.1:0", config=CONFIG) as b:
+        seed = f"seed.invalid:{b.address[1]}"
+        with start_node(name="a", bind="127.0.0.1:0", seeds=[seed], config=CONFIG) as a:
+            assert {m.name for m in a.members()} == {"a"}  # answered while the lookup blocks
+            assert a.counters["tcp_frames_sent"] == 0  # the join frame waits for the answer
+            answer.set()
+            wait_for(lambda: sees_up(a, {"a", "b"}) and sees_up(b, {"a", "b"}), CONVERGE_BOUND)
+    assert calls_while_blocked and all(calls_while_blocked)

@@ -202,7 +202,7 @@ class SingleCore(RuleBasedStateMachine):
     @invariant()
     def the_broadcast_queue_stays_bounded(self) -> None:
         queue = self.core._queue
-        keys = list(queue._items)
+        keys = list(queue)  # the queue is a mapping of its items by key
         member_news = [k for k in keys if isinstance(k, tuple) and k[0] == "m"]
         assert len(member_news) <= len(self.core.members())  # at most one item per member
         assert len(queue) <= queue.max_items
