@@ -147,7 +147,8 @@ class LeanNode(DrivenNode):
         self._publish_to = publish
 
     _now = staticmethod(time.monotonic)
-    """The driver's clock (``time.monotonic`` itself: read per packet)."""
+    """The driver's clock, the loop's and its sockets' too (``time.monotonic`` itself:
+    read per packet)."""
 
     def _publish(self, event: MemberEvent) -> None:
         self._publish_to(event)
@@ -193,7 +194,7 @@ class LeanNodeThread(NodeThread):
         if not self._closing and self._node is not None:
             self._closing = True
             self._node._begin_leave()
-            self._stop_at = time.monotonic() + self._node._leave_timeout
+            self._stop_at = self._node._now() + self._node._leave_timeout
 
     # -- the loop's thread -------------------------------------------------------------------
 
@@ -250,6 +251,7 @@ class LeanNodeThread(NodeThread):
             sealing=sealing,
             poller=poller,
             post=post,
+            clock=LeanNode._now,
         )
         core = new_core(
             name,
@@ -273,7 +275,7 @@ class LeanNodeThread(NodeThread):
         deadline, what is ready, the core's tick when due, the expired deadlines.  A
         stopping node ends only on a turn that found nothing to read: a push/pull answer
         already on its way (a join just made) teaches it a member to tell it is leaving."""
-        core, clock, wait, handlers = node._core, time.monotonic, poller.wait, poller.handlers
+        core, clock, wait, handlers = node._core, node._now, poller.wait, poller.handlers
         waits = self._waits
         resume = 0.0
         """A core whose tick raised is next ticked a probe interval later, not in a spin."""
