@@ -295,6 +295,7 @@ def _run_agent(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``swimactors`` command line; returns the exit status."""
     args = _parser().parse_args(argv)
     code: int = args.run(args)
     return code

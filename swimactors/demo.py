@@ -80,6 +80,7 @@ class Demo:
 
 
 async def start_cluster(demo: Demo) -> None:
+    """Step 1: start five agents, each joining through the first."""
     demo.heading("1. Five agents join one cluster")
     demo.say(
         "Each agent is its own process with one UDP socket (probes and gossip) and a TCP "
@@ -110,6 +111,7 @@ async def _all_up(demo: Demo, count: int) -> bool:
 
 
 async def crash_and_detect(demo: Demo) -> None:
+    """Step 2: SIGKILL one agent and time its SUSPECT and DOWN everywhere."""
     config, n = demo.config, len(NAMES)
     low, high = config.suspicion_timeouts(n)
     bound = high + 3 * config.probe_interval + 1.0
@@ -150,6 +152,7 @@ def _since(moment: float | None, start: float) -> str:
 
 
 async def restart_and_rejoin(demo: Demo) -> None:
+    """Step 3: restart the killed agent on its port; it is UP again everywhere."""
     demo.heading(f"3. Agent {VICTIM} restarts on the same port")
     old = demo.cluster.agents[VICTIM]
     before = {m["name"]: m for m in await demo.agents()[0].members()}[VICTIM]["incarnation"]
@@ -166,6 +169,7 @@ async def restart_and_rejoin(demo: Demo) -> None:
 
 
 async def graceful_leave(demo: Demo) -> None:
+    """Step 4: SIGTERM one agent; the others see it LEFT at once."""
     demo.heading(f"4. Agent {LEAVER} leaves gracefully (SIGTERM)")
     demo.say(
         "A leaving agent gossips 'left' before it exits, so nobody has to wait for probes to "
@@ -184,6 +188,7 @@ async def graceful_leave(demo: Demo) -> None:
 
 
 async def stop_all(demo: Demo) -> None:
+    """Step 6: stop every agent still running."""
     demo.heading("6. Stopping every agent")
     for agent in demo.agents():
         await demo.cluster.stop(agent.name, signal.SIGTERM)
@@ -240,6 +245,7 @@ async def setup_actors(system: System) -> None:
 
 
 async def actors_across_nodes(demo: Demo) -> None:
+    """Step 5: call a named actor from every agent, then kill its holder."""
     demo.heading(f"5. Actors: 'counter' on agent {HOLDER}, called from every other agent")
     demo.say(
         "Every agent runs a full actor system (`swimactors agent --app ...`). Agent "
@@ -287,6 +293,7 @@ STEPS: list[Step] = [
 
 
 async def run(steps: list[Step] = STEPS) -> None:
+    """Run the demo's ``steps`` against five agent processes, stopping them all at the end."""
     config = config_from("local", [(k, str(v)) for k, v in OVERRIDES.items()])
     print("swimactors demo: SWIM membership with five agent processes on 127.0.0.1")
     settings = ", ".join(f"{k}={v:g} s" for k, v in OVERRIDES.items())
@@ -306,6 +313,7 @@ async def run(steps: list[Step] = STEPS) -> None:
 
 
 def main() -> int:
+    """``make demo``: run the demo; exit status 130 when interrupted."""
     try:
         trio.run(run)
     except KeyboardInterrupt:

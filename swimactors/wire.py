@@ -237,6 +237,7 @@ def scan(data: bytes | bytearray | memoryview, limits: Limits = FRAME_LIMITS) ->
 
 
 def dumps(value: Any) -> bytes:
+    """CBOR of a plain value (no checks: for values this node built itself)."""
     return cbor2.dumps(value)
 
 

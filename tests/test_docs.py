@@ -212,9 +212,11 @@ def test_every_field_is_listed_with_its_default(
     [
         (Keyring, 'Keyring(primary, others=(), *, plaintext="refuse", max_age=60.0)'),
         (TlsConfig, "TlsConfig(cert=PATH, key=PATH, ca=PATH)"),
+        (swimactors.Mailbox, 'Mailbox(size, overflow="backpressure", priority=None)'),
+        (swimactors.restart, 'restart(max_restarts=3, within=5.0, *, scope="one_for_one")'),
     ],
 )
-def test_signatures_shown_as_in_the_code(cls: type, text: str) -> None:
+def test_signatures_shown_as_in_the_code(cls: Callable[..., Any], text: str) -> None:
     assert text in CONFIGURATION.read_text()
     shown = ast.parse(f"def f{text.split('(', 1)[1].join('()')[:-1]}: ...").body[0]
     assert isinstance(shown, ast.FunctionDef)
@@ -341,3 +343,48 @@ def test_architecture_names_every_module() -> None:
         assert re.search(rf"\b{re.escape(name)}\b", where), f"docs/architecture.md: {path}"
     for sub in sorted(p for p in package.iterdir() if (p / "__init__.py").exists()):
         assert f"{sub.name}/" in layout, f"docs/architecture.md's layout: {sub.name}/"
+
+
+def test_per_call_defaults_as_in_the_signatures() -> None:
+    """The pools/routers/proxies table and the streams table state the calls' defaults."""
+    calls = {
+        "spawn_pool(": System.spawn_pool,
+        "spawn_group_router(": System.spawn_group_router,
+        "proxy(": System.proxy,
+    }
+    checked = 0
+    call: Callable[..., Any] | None = None
+    for cells in rows("Pools, group routers, proxies"):
+        call = next((f for text, f in calls.items() if cells[0].startswith(f"`{text}")), call)
+        parameter = re.fullmatch(r"`(\w+)`", cells[1])
+        if call is None or parameter is None:
+            continue
+        default = inspect.signature(call).parameters[parameter[1]].default
+        assert same(value(cells[2]), default), (call, parameter[1], cells[2])
+        checked += 1
+    for cells in rows("Streams"):
+        if stream := re.fullmatch(r"`ref\.stream\(msg, (\w+)=\)`", cells[0]):
+            default = inspect.signature(swimactors.ActorRef.stream).parameters[stream[1]].default
+            assert same(value(cells[1]), default), (stream[1], cells[1])
+            checked += 1
+    assert checked == 7
+
+
+def test_every_module_public_class_and_function_has_a_docstring() -> None:
+    """Each module, and each public class and function at its top level, says what it is."""
+    package = Path(swimactors.__file__).parent
+    missing = []
+    for path in sorted(package.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        if ast.get_docstring(tree) is None:
+            missing.append(str(path))
+        for node in tree.body:
+            kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+            if not isinstance(node, kinds) or node.name.startswith("_"):
+                continue
+            overload = any(
+                isinstance(d, ast.Name) and d.id == "overload" for d in node.decorator_list
+            )
+            if not overload and ast.get_docstring(node) is None:
+                missing.append(f"{path}:{node.lineno} {node.name}")
+    assert missing == []

@@ -160,8 +160,10 @@ class ActorRef:
         """Send ``msg`` and return what the actor's ``receive`` returns for it.
 
         Raises :class:`AskTimeout` after ``timeout`` seconds (``None``: wait forever),
-        :class:`ActorStopped` if the actor is or gets stopped first, and
-        :class:`ActorFailed` if ``receive`` raised.
+        :class:`MailboxFull` if the mailbox had no room for it in that time (it was never
+        queued), :class:`ActorStopped` if the actor is or gets stopped first,
+        :class:`ActorFailed` if ``receive`` raised, and :class:`NodeDown` if the actor's
+        node is lost before it answers.
         """
         return self._target.ask(msg, sender_now(), timeout)
 

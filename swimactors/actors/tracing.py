@@ -31,11 +31,13 @@ def enable(tracer_provider: Any = None) -> None:
 
 
 def disable() -> None:
+    """Stop tracing asks (the default)."""
     global _tracer
     _tracer = None
 
 
 def enabled() -> bool:
+    """Whether asks are traced (:func:`enable` was called)."""
     return _tracer is not None
 
 

@@ -26,6 +26,7 @@ __all__ = ["actors_router", "member_json", "membership_router"]
 
 
 def member_json(member: Member) -> dict[str, Any]:
+    """One member as ``GET /v1/members`` lists it (a contract outside tools rely on)."""
     return {
         "name": member.name,
         "address": format_address(member.address),
@@ -36,6 +37,7 @@ def member_json(member: Member) -> dict[str, Any]:
 
 
 def status_counts(members: list[Member]) -> dict[str, int]:
+    """How many members are in each status (every status present, zeros included)."""
     counts = dict.fromkeys((s.value for s in Status), 0)
     for member in members:
         counts[member.status.value] += 1

@@ -245,6 +245,9 @@ def _version(args: argparse.Namespace) -> None:
 def run_command(
     command: Callable[[argparse.Namespace], None],
 ) -> Callable[[argparse.Namespace], int]:
+    """``command`` as a CLI entry point: exit status 0, or its error's status with one
+    line on stderr (130 when interrupted)."""
+
     def run(args: argparse.Namespace) -> int:
         try:
             command(args)

@@ -53,6 +53,7 @@ MAX_QUERY_ANSWERS = 1024
 
 
 def entry_json(entry: LogEntry) -> dict[str, Any]:
+    """One event-log entry as ``monitor`` and ``GET /v1/events`` show it."""
     return {"seq": entry.sequence, "time": entry.time, "kind": entry.kind, **entry.fields}
 
 

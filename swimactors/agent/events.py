@@ -102,6 +102,8 @@ class Query:
 
 @message("swimactors.agent.QueryAnswer")
 class QueryAnswer:
+    """One member's answer to the query ``sequence``, told to the asking node's collector."""
+
     sequence: int
     node: str
     payload: bytes

@@ -39,6 +39,7 @@ def _label_value(value: str) -> str:
 
 
 def family(lines: list[str], name: str, kind: str, help_text: str) -> None:
+    """Append the ``# HELP`` and ``# TYPE`` lines of one metric family."""
     lines.append(f"# HELP {PREFIX}_{name} {help_text}")
     lines.append(f"# TYPE {PREFIX}_{name} {kind}")
 

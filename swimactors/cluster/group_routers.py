@@ -38,6 +38,7 @@ GROUP_ROUTINGS = ("round-robin", "random", "consistent-hash", "broadcast")
 
 
 def check_group_routing(routing: str, key: Callable[[Any], Any] | None) -> None:
+    """ValueError unless ``routing`` (with ``key``) is one a group router takes."""
     check_routing(routing, key)
     if routing not in GROUP_ROUTINGS:
         raise ValueError(f"a group router routes {', '.join(GROUP_ROUTINGS)}, not {routing!r}")

@@ -47,6 +47,7 @@ class TopicDelivery:
 
 
 def check_group(group: object) -> str:
+    """``group`` if it is a valid group name (1..256 bytes, no ``/``), else ValueError."""
     if not isinstance(group, str) or not group or "/" in group or len(group.encode()) > 256:
         raise ValueError(f"a group name is 1..256 bytes without '/': {group!r}")
     return group

@@ -62,6 +62,7 @@ class Writer:
 
     @property
     def replica(self) -> Replica:
+        """The writing process: ``(node, incarnation)``."""
         return (self.node, self.incarnation)
 
 
@@ -72,7 +73,9 @@ class ReplicatedData(Protocol):
         """Join ``other`` (a delta or a full state) into this value; True if it changed."""
         ...
 
-    def copy(self) -> Self: ...
+    def copy(self) -> Self:
+        """An independent copy (the store hands out copies, never its own value)."""
+        ...
 
     @property
     def value(self) -> Any:

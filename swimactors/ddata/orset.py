@@ -29,6 +29,7 @@ K = TypeVar("K")
 
 
 def check_element(element: object) -> None:
+    """DataError unless ``element`` is a str, int or bytes within the size limit."""
     if isinstance(element, bool) or not isinstance(element, str | int | bytes):
         raise DataError(f"an ORSet element is a str, int or bytes, got {element!r}")
     check_value(element, MAX_ELEMENT_BYTES, "an ORSet element")

@@ -40,6 +40,7 @@ class KeyChanged:
 
 
 def check_key(key: object) -> None:
+    """DataError unless ``key`` is a non-empty str of at most 1,024 bytes."""
     if not isinstance(key, str) or not 0 < len(key.encode()) <= MAX_KEY_BYTES:
         raise DataError(f"a key is a non-empty string of at most {MAX_KEY_BYTES} bytes")
 
@@ -62,6 +63,7 @@ class DataStore:
         """Called (synchronously) whenever a change is queued."""
 
     def writer(self, now: float) -> Writer:
+        """The writer of an update made now by this replica."""
         return Writer(self.node, self.incarnation, now)
 
     # -- mutations ------------------------------------------------------------------------
@@ -128,6 +130,7 @@ class DataStore:
         return default if current is None else current.value
 
     def keys(self) -> list[str]:
+        """Every key this replica holds, sorted."""
         return sorted(self._data)
 
     def __len__(self) -> int:
@@ -138,6 +141,7 @@ class DataStore:
         return {key: value.copy() for key, value in self._data.items()}
 
     def take_changes(self) -> list[KeyChanged]:
+        """The changes since the last call (oldest dropped and counted past ``max_changes``)."""
         changes = list(self._changes)
         self._changes.clear()
         return changes

@@ -241,6 +241,7 @@ class DrivenNode(abc.ABC):
 
 
 def parse_seeds(seeds: Iterable[str | Address]) -> list[Address]:
+    """Seed addresses from ``host:port`` strings or pairs (the default port when none)."""
     return [
         parse_address(seed, DEFAULT_PORT) if isinstance(seed, str) else (seed[0], int(seed[1]))
         for seed in seeds

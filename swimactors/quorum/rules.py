@@ -348,7 +348,9 @@ class Strategy(Protocol):
         """The rule in the CLI's notation (``parse_strategy(s.spec) == s``)."""
         ...
 
-    def decide(self, view: View) -> Outcome: ...
+    def decide(self, view: View) -> Outcome:
+        """Whether this node's side of ``view`` serves, and whom it counts as gone."""
+        ...
 
 
 def _positive_int(instance: object, attribute: attrs.Attribute[int], value: int) -> None:

@@ -252,6 +252,7 @@ class QuorumTracker:
 
     @property
     def serving(self) -> bool:
+        """Whether this side serves now (``ok`` or ``pending``)."""
         return self._phase in _SERVING
 
     @property

@@ -68,6 +68,7 @@ def decode_key(key: str | bytes) -> bytes:
 
 
 def encode_key(key: bytes) -> str:
+    """A key in base64, as keyring files, the CLI and the HTTP API show it."""
     return base64.b64encode(key).decode()
 
 

@@ -66,6 +66,7 @@ class Rejected(enum.Enum):
 
 
 def is_sealed(data: bytes) -> bool:
+    """Whether ``data`` starts like a sealed packet (its first byte is :data:`MAGIC`)."""
     return bool(data) and data[0] == MAGIC
 
 

@@ -64,6 +64,7 @@ class CrashStats:
     """Seconds after the crash at which each node first marked it DOWN."""
 
     def as_dict(self) -> dict[str, Any]:
+        """This crash's figures as plain values (seconds after the crash)."""
         return {
             "node": self.subject,
             "crashed_at": self.time,
@@ -281,6 +282,7 @@ class Metrics:
         return True
 
     def node_hours(self) -> float:
+        """Simulated hours the nodes have been alive, summed: the denominator of the rates."""
         now = self.world.now
         live = sum(now - since for since in self._alive_since.values())
         return (self._alive_seconds + live) / 3600.0
@@ -325,6 +327,7 @@ class Metrics:
         }
 
     def summary(self) -> dict[str, Any]:
+        """The run's figures as plain values (for tables and JSON)."""
         hours = max(1e-12, self.node_hours())
         return {
             "false_positives": len(self.false_positives),

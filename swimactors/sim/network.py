@@ -85,6 +85,7 @@ class Rule:
     name: str = "rule"
 
     def matches(self, src: str, dst: str, reliable: bool) -> bool:
+        """Whether this rule applies to a packet from ``src`` to ``dst`` on that channel."""
         if not (self.streams if reliable else self.datagrams):
             return False
         return (self.src is None or src in self.src) and (self.dst is None or dst in self.dst)
@@ -134,6 +135,7 @@ class Network:
             self._links[(dst, src)] = model
 
     def link(self, src: str, dst: str) -> LinkModel:
+        """The link model from ``src`` to ``dst`` (the default unless one was set)."""
         return self._links.get((src, dst), self.default)
 
     def add_rule(self, rule: Rule) -> int:
@@ -144,10 +146,12 @@ class Network:
         return handle
 
     def remove_rule(self, handle: int) -> None:
+        """Take the rule ``handle`` (from :meth:`add_rule`) out of the chain."""
         self._rules = [entry for entry in self._rules if entry[0] != handle]
 
     @property
     def rules(self) -> list[Rule]:
+        """The link rules in force, in chain order."""
         return [rule for _, rule, _ in self._rules]
 
     def partition(

@@ -131,6 +131,7 @@ class SimNode:
 
     @property
     def slowed(self) -> bool:
+        """Whether the node's timers or receives lag (a slow or starved process)."""
         return bool(self.timer_lag or self.receive_lag)
 
     @property

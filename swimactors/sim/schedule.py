@@ -58,6 +58,7 @@ class Step:
 
 
 def dumps(steps: Sequence[Step]) -> str:
+    """The schedule as compact JSON (:func:`loads` reads it back)."""
     return json.dumps([step.as_dict() for step in steps], separators=(",", ":"))
 
 

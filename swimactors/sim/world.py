@@ -204,6 +204,7 @@ class World:
         return node
 
     def node(self, name: str) -> SimNode:
+        """The node called ``name`` (SimulationError if there is none)."""
         try:
             return self.nodes[name]
         except KeyError:
@@ -380,6 +381,7 @@ class World:
         heapq.heappush(self._queue, (max(time, self.now), next(self._seq), _ACTION, action))
 
     def after(self, delay: float, action: Callable[[], object]) -> None:
+        """Run ``action`` ``delay`` simulated seconds from now."""
         self.at(self.now + delay, action)
 
     def run_until(
@@ -602,4 +604,5 @@ class World:
 
     @property
     def trace_hash(self) -> str:
+        """The hash of every event so far: the same seed and scenario give the same hash."""
         return self.trace.hash
