@@ -186,13 +186,21 @@ class Endpoint(Protocol):
     """What a delivery from another node is put into: an actor cell, or the like."""
 
     @property
-    def ref(self) -> ActorRef: ...
+    def ref(self) -> ActorRef:
+        """The ref of the actor deliveries reach."""
+        ...
 
-    def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool: ...
+    def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool:
+        """Queue a delivery if there is room; False when the sender must wait."""
+        ...
 
-    async def put(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None: ...
+    async def put(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> None:
+        """Queue a delivery, waiting while there is no room."""
+        ...
 
-    def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None: ...
+    def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
+        """An ask's outcome at once if it can be answered without the mailbox, else None."""
+        ...
 
 
 class Host(Protocol):
@@ -206,18 +214,26 @@ class Host(Protocol):
     flushes: dict[Callable[[], None], None]
     """Sends to make when the running task's step ends (:mod:`.step_end`)."""
 
-    def local_cell_at(self, path: str, uid: int) -> ActorCell | None: ...
+    def local_cell_at(self, path: str, uid: int) -> ActorCell | None:
+        """The live local actor at ``path#uid``, if there is one."""
+        ...
 
     def local_endpoint(self, path: str, uid: int, peer: str | None) -> Endpoint | None:
         """Where a TELL or ASK from node ``peer`` to ``path#uid`` goes (a live local actor's
         cell; a layer above may add targets made on demand, such as grains)."""
         ...
 
-    def resolve(self, node: str, path: str, uid: int) -> ActorRef: ...
+    def resolve(self, node: str, path: str, uid: int) -> ActorRef:
+        """A ref for an actor address decoded from the wire."""
+        ...
 
-    def actor_address(self, node: str) -> Address | None: ...
+    def actor_address(self, node: str) -> Address | None:
+        """Where ``node``'s actor transport listens, if it is a live member with one."""
+        ...
 
-    def serve_request(self, request: Any) -> Any: ...
+    def serve_request(self, request: Any) -> Any:
+        """The answer to a request addressed to this system itself."""
+        ...
 
     def spawns(self, request: Any) -> bool:
         """Whether ``request`` (to the system itself) starts an actor: remote spawn, which

@@ -458,8 +458,9 @@ class System(LocalSystem):
         return isinstance(request, SpawnRequest)
 
     def serve_request(self, request: Any) -> Any:
-        """Answer another node's request to this system itself (remote spawn, direct
-        distributed-data reads and writes)."""
+        """Answer another node's request to this system itself: distributed-data reads and
+        writes, grain probes, pings, published messages for local subscribers, remote
+        spawns."""
         if isinstance(request, DataWrite | DataRead):
             return self.data.serve(request)
         if isinstance(request, GrainProbe):
