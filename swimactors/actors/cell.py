@@ -415,6 +415,7 @@ class ActorCell:
         self.system.nursery.start_soon(stream.run, *args)
 
     def forget_stream(self, stream: StreamFeed | Producer) -> None:
+        """Stop tracking ``stream`` (it ended): a stop or restart no longer cancels it."""
         if self.streams is not None:
             self.streams.discard(stream)
 
@@ -493,12 +494,15 @@ class ActorCell:
     # -- signals from other actors and the system --------------------------------------
 
     def notify_terminated(self, ref: ActorRef, reason: str | None) -> None:
+        """A watched actor ``ref`` terminated: handled before the mailbox, as ``Terminated``."""
         self._signal(Signal.TERMINATED, (ref, reason))
 
     def child_failed(self, error: BaseException) -> None:
+        """A child failed with ``error``: this cell's supervision decides, before its mailbox."""
         self._signal(Signal.FAIL, error)
 
     def request_stop(self) -> None:
+        """Stop once the message being handled is done (children and ``on_stop`` first)."""
         if self.state is RUNNING:
             self._stop_requested = self._interrupt = True
             if self._parked:
@@ -535,6 +539,7 @@ class ActorCell:
     # -- the actor's task ----------------------------------------------------------------
 
     async def run(self) -> None:
+        """The actor's task: ``on_start``, then its messages one at a time until it stops."""
         self._task = trio.lowlevel.current_task()
         current_sender.set(self.ref)
         try:

@@ -34,6 +34,7 @@ class AskDeadlines:
         """The scope's deadline, kept here: reading ``CancelScope.deadline`` costs a call."""
 
     def add(self, deadline: float, reply: Reply) -> None:
+        """Fail ``reply`` with AskTimeout at ``deadline`` unless it is answered first."""
         heap = self._heap
         if len(heap) >= self._sweep_at:
             heap[:] = [entry for entry in heap if entry[2].result is None]

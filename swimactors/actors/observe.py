@@ -64,6 +64,7 @@ class Histogram:
         self.total = 0.0
 
     def observe(self, value: float) -> None:
+        """Count ``value`` in its bucket."""
         self.buckets[bisect.bisect_left(self.bounds, value)] += 1
         self.count += 1
         self.total += value

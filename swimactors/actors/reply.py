@@ -35,9 +35,12 @@ class Reply:
 
     @property
     def pending(self) -> bool:
+        """Whether an answer can still be taken (none yet, and the asker still waits)."""
         return self.result is None and not self.abandoned
 
     def set(self, result: outcome.Outcome[Any]) -> None:
+        """Answer the ask once: wake the asker or call ``notify``; an answer after the asker gave
+        up is counted as late."""
         if self.abandoned:
             self._stats.late_replies += 1
         elif self.result is None:

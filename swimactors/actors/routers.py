@@ -108,17 +108,19 @@ class Supervisor(Actor):
         self.strategy = strategy
 
     def start_routees(self, cell: ActorCell) -> None:
+        """Spawn the pool's ``size`` routees as children of ``cell``, named 0..size-1."""
         for index in range(self.size):
             cell.system.spawn_under(cell, self.routee, str(index), self.mailbox, self.strategy)
 
     async def on_restart(self, error: BaseException) -> None:
+        """The restart stopped the routees: start a new set."""
         pool = self.context._cell
         assert isinstance(pool, PoolCell)
         pool._routees = []  # the old ones stopped with the restart
         self.start_routees(pool)
 
     def receive(self, msg: Any, ctx: Any) -> None:
-        pass
+        """Nothing: messages to a pool go straight to its routees."""
 
 
 class PoolRef(ActorRef):
@@ -152,6 +154,7 @@ class PoolCell(ActorCell):
     ref_type = PoolRef
 
     def configure(self, routing: str, key: Callable[[Any], Any] | None) -> None:
+        """Route by ``routing`` (with ``key`` for consistent-hash) over no routees yet."""
         self.broadcast = routing == "broadcast"
         self._round_robin = routing == "round-robin"
         self._pick = picker(routing, key) if routing in PICKED else self._take_turn

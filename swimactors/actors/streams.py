@@ -156,6 +156,7 @@ class Producer:
         self._stopped: str | None = None
 
     def grant(self, n: int) -> None:
+        """The reader may take ``n`` more items: wake the producer if it waits for credit."""
         self.credit += n
         task, self._waiting = self._waiting, None
         if task is not None:
@@ -180,6 +181,7 @@ class Producer:
         return trio.lowlevel.Abort.SUCCEEDED
 
     async def run(self) -> None:
+        """Send the iterable's items while the reader has credit, then its end (or error)."""
         cell = self.cell
         if cell is not None:
             current_sender.set(cell.ref)

@@ -172,10 +172,12 @@ class TcpNetwork:
     """Actor connections over TCP."""
 
     async def listen(self, host: str, port: int) -> tuple[trio.abc.Listener[Any], int]:
+        """A TCP listener on ``host:port`` (port 0: any free one) and the port it took."""
         listener = await bind_listener(host, port)
         return listener, int(listener.socket.getsockname()[1])
 
     async def connect(self, address: Address) -> trio.abc.Stream:
+        """A TCP stream to a peer's actor port."""
         return await trio.open_tcp_stream(*address)
 
 
@@ -537,6 +539,7 @@ class Connection:
 
     @property
     def closed(self) -> bool:
+        """Whether the connection's session has ended (nothing more is sent or taken)."""
         return self.session.closed
 
     @property
@@ -637,6 +640,8 @@ class Connection:
             await self._credit_event.wait()
 
     def send_reply(self, corr: int, result: outcome.Outcome[Any]) -> None:
+        """Answer the ask ``corr`` (an error without its traceback unless ``debug``); sent
+        when the task step ends."""
         if self._spans:
             span = self._spans.pop(corr, None)
             if span is not None:
@@ -650,6 +655,7 @@ class Connection:
         self._flushes[self._write_now] = None
 
     def send_control(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
+        """Send a WATCH, UNWATCH or TERMINATED frame soon."""
         self.session.send(frame)
         self.send_soon()
 
@@ -681,6 +687,8 @@ class Connection:
     # -- the connection's tasks ----------------------------------------------------------
 
     async def run(self, stream: trio.abc.Stream | None) -> None:
+        """Dial (or take the accepted ``stream``), shake hands, then read and write until the
+        connection ends; every pending ask then fails with NodeDown."""
         transport = self.transport
         ref_resolver.set(transport.host.resolve)  # whoever started us, decode for our system
         try:
@@ -1126,6 +1134,7 @@ class Connection:
     # -- closing ---------------------------------------------------------------------------
 
     def close(self, reason: str) -> None:
+        """End the connection for ``reason`` (the first reason given is kept)."""
         if not self.session.closed:
             self.reason = self.reason or reason
             self._scope.cancel()
@@ -1251,6 +1260,7 @@ class ActorTransport:
         return None
 
     def close_all(self) -> None:
+        """Close every connection: the system is stopping."""
         for connection in list(self._all):
             connection.close("system stopping")
 
@@ -1275,6 +1285,8 @@ class ActorTransport:
         return connection
 
     def dial_failed(self, connection: Connection) -> None:
+        """A dial to the connection's node failed: messages to it fail fast for a backoff
+        doubling from ``backoff_min`` to ``backoff_max``."""
         assert connection.node is not None
         failures, _ = self._failures.get(connection.node, (0, 0.0))
         delay = min(self.config.backoff_max, self.config.backoff_min * 2**failures)
@@ -1282,16 +1294,19 @@ class ActorTransport:
         self.counters["dial_failures"] += 1
 
     def dial_succeeded(self, connection: Connection) -> None:
+        """A dial succeeded: the node's backoff is over."""
         assert connection.node is not None
         self._failures.pop(connection.node, None)
 
     def identified(self, connection: Connection) -> None:
+        """The peer said who it is: use this connection for its node unless one is open."""
         assert connection.node is not None
         current = self.connections.get(connection.node)
         if current is None or current.closed:
             self.connections[connection.node] = connection
 
     def connection_closed(self, connection: Connection) -> None:
+        """Forget a closed connection (its inbound slot, and its node's entry if it held it)."""
         self._all.discard(connection)
         if connection.address is None:
             key = connection.peer_host or ""
@@ -1469,9 +1484,12 @@ class ActorTransport:
     # -- death watch -----------------------------------------------------------------------
 
     def resolve(self, node: str, path: str, uid: int) -> ActorRef:
+        """A ref to the actor ``path#uid`` on another node."""
         return RemoteTarget(self, node, path, uid).ref
 
     def watch(self, target: RemoteTarget, watcher: Watcher) -> None:
+        """Tell ``watcher`` when the remote actor stops (at once if its node is not a member);
+        one WATCH frame per watched actor, however many watch it here."""
         watchers = self._watchers.get(target.ref)
         if watchers is None:
             if self.host.actor_address(target.node) is None:
@@ -1482,6 +1500,7 @@ class ActorTransport:
         watchers.add(watcher)
 
     def unwatch(self, target: RemoteTarget, watcher: Watcher) -> None:
+        """Stop telling ``watcher``; the last one gone sends UNWATCH."""
         watchers = self._watchers.get(target.ref)
         if watchers is not None:
             watchers.discard(watcher)
@@ -1497,6 +1516,7 @@ class ActorTransport:
                 cell.remove_watcher(proxy)
 
     def forget_proxy(self, node: str, ref: ActorRef) -> None:
+        """A local actor watched from ``node`` as ``ref`` has stopped: drop its watch proxy."""
         proxies = self._proxies.get(node)
         if proxies is not None:
             proxies.pop(ref, None)

@@ -124,6 +124,8 @@ class AgentControl:
     # -- routes ------------------------------------------------------------------------
 
     def add_routes(self, router: Router) -> Router:
+        """Add the operator's routes (join, leave, force-leave, tags, event, query, events,
+        info, rtt) to ``router``; returns it."""
         router.add("POST", "/v1/join", self._join)
         router.add("POST", "/v1/leave", self._leave)
         router.add("POST", "/v1/force-leave", self._force_leave)

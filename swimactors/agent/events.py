@@ -256,9 +256,11 @@ class EventLog:
 
     @property
     def last(self) -> int:
+        """The sequence number of the newest entry (0 before any)."""
         return self._next - 1
 
     def add(self, time: float, kind: str, **fields: Any) -> LogEntry:
+        """Append an entry and wake whoever waits for the log to grow."""
         entry = LogEntry(self._next, time, kind, fields)
         self._next += 1
         self._entries.append(entry)
@@ -267,6 +269,7 @@ class EventLog:
         return entry
 
     def since(self, sequence: int) -> list[LogEntry]:
+        """The entries still kept that came after ``sequence``."""
         return [e for e in self._entries if e.sequence > sequence]
 
     async def wait_after(self, sequence: int) -> None:
@@ -284,6 +287,7 @@ class Collector(Actor):
         self.answers: dict[str, bytes] = {}
 
     async def receive(self, msg: Any, ctx: Context) -> None:
+        """Keep each node's first answer to this query, up to the limit."""
         if (
             isinstance(msg, QueryAnswer)
             and msg.sequence == self.sequence
@@ -329,6 +333,7 @@ class EventChannel(Delegate):
         return self._sequence
 
     def send_event(self, name: str, payload: bytes) -> UserEvent:
+        """Broadcast a user event to every member (EventError for a bad name or payload)."""
         _check_name(name)
         _check_payload(payload)
         event = UserEvent(self.node.name, self.next_sequence(), name, payload)
@@ -337,6 +342,8 @@ class EventChannel(Delegate):
         return event
 
     def send_query(self, query: Query) -> None:
+        """Broadcast ``query`` to every member (EventError for a bad name, payload or tag
+        pattern)."""
         _check_name(query.name)
         _check_payload(query.payload)
         for _, pattern in query.tags:

@@ -109,12 +109,14 @@ class EventHandlers:
                     self.dropped += 1
 
     def member_event(self, event: MemberEvent) -> None:
+        """Queue the scripts that want this membership event."""
         kind = member_event_kind(event)
         if kind is not None:
             data = _member_line(event.member).encode()
             self._queue(kind, "", {"SWIMACTORS_EVENT": kind}, data)
 
     def user_event(self, event: UserEvent) -> None:
+        """Queue the scripts that want this user event, its payload on their stdin."""
         env = {
             "SWIMACTORS_EVENT": "user",
             "SWIMACTORS_USER_EVENT": event.name,

@@ -76,15 +76,18 @@ class Response:
 
     @classmethod
     def json(cls, value: Any, status: int = 200) -> Response:
+        """``value`` as indented JSON."""
         body = json.dumps(value, indent=2, sort_keys=True).encode() + b"\n"
         return cls(status, body, "application/json")
 
     @classmethod
     def text(cls, text: str, status: int = 200, content_type: str | None = None) -> Response:
+        """``text`` as UTF-8 plain text (or ``content_type``)."""
         return cls(status, text.encode(), content_type or "text/plain; charset=utf-8")
 
     @classmethod
     def error(cls, status: int, message: str) -> Response:
+        """An error as JSON: ``{"error": message, "status": status}``."""
         return cls.json({"error": message, "status": status}, status)
 
 
@@ -103,6 +106,7 @@ class Router:
         self.token = token
 
     def add(self, method: str, path: str, handler: Handler) -> None:
+        """Route ``method path`` to ``handler`` (ValueError if it is routed already)."""
         methods = self._routes.setdefault(path, {})
         if method.upper() in methods:
             raise ValueError(f"{method.upper()} {path} is already routed")
@@ -119,9 +123,12 @@ class Router:
 
     @property
     def paths(self) -> list[str]:
+        """Every routed path, sorted."""
         return sorted(self._routes)
 
     async def dispatch(self, request: Request) -> Response:
+        """The handler's response, or 404, 405, 401/403 for a state change without the
+        token, 500 when the handler raises."""
         methods = self._routes.get(request.path)
         if methods is None:
             return Response.error(404, f"no such path {request.path}")

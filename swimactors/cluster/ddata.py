@@ -190,6 +190,7 @@ class DistributedData:
         self._subscribers.setdefault(key, set()).add(ref)
 
     def unsubscribe(self, key: str, ref: ActorRef) -> None:
+        """Stop telling ``ref`` about changes of ``key``."""
         refs = self._subscribers.get(key)
         if refs is not None:
             refs.discard(ref)

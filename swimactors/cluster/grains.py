@@ -600,6 +600,7 @@ class Grains:
         placement: Placement = Placement.RENDEZVOUS,
         store: GrainStore | None = None,
     ) -> None:
+        """Host grains of ``kind`` here (see :meth:`System.register_grain`)."""
         if not isinstance(kind, str) or not kind or "/" in kind:
             raise ValueError(f"a grain kind is a non-empty string without '/': {kind!r}")
         if idle_timeout is not None and not idle_timeout > 0:
@@ -622,6 +623,7 @@ class Grains:
 
     @staticmethod
     def path(kind: str, identity: str) -> str:
+        """The actor path of a grain: ``$grain/<kind>/<identity>``."""
         return f"{GRAIN_PREFIX}{kind}/{identity}"
 
     def ref(self, kind: str, identity: str) -> ActorRef:
@@ -1058,6 +1060,7 @@ class Grains:
         return key in self._stopping
 
     async def wait_released(self, kind: str, identity: str) -> None:
+        """Return once this node's activation of the grain, if stopping, has stopped."""
         event = self._stopping.get((kind, identity))
         if event is not None:
             await event.wait()

@@ -82,6 +82,7 @@ class Groups:
     # -- membership --------------------------------------------------------------------------
 
     def record_name(self, group: str, ref: ActorRef) -> str:
+        """The registry name recording ``ref``'s membership of ``group``."""
         return f"{GROUP_PREFIX}{group}/{ref.node}/{actor_id(ref)}"
 
     def join(self, group: str, ref: ActorRef) -> None:
@@ -101,6 +102,7 @@ class Groups:
         cell.add_watcher(_Leave(self, group))
 
     def leave_now(self, group: str, ref: ActorRef) -> None:
+        """Take the local actor ``ref`` out of ``group`` and withdraw its record."""
         name = self.record_name(group, ref)
         members = self._local.get(group)
         if members is None or members.pop(name, None) is None:

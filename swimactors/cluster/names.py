@@ -63,6 +63,7 @@ class Names:
     # -- reading -----------------------------------------------------------------------------
 
     def registration(self, name: str) -> Registration | None:
+        """The winning registration of ``name``, or None."""
         return self.registry.lookup(name)
 
     def registrations(self) -> Iterator[tuple[str, Registration]]:
@@ -73,6 +74,7 @@ class Names:
                 yield name, registration
 
     def ref_for(self, registration: Registration) -> ActorRef | None:
+        """The ref a registration names (None if its actor id is malformed)."""
         path, _, uid = registration.actor_id.rpartition("#")
         if not path or not uid.isdigit():
             return None
@@ -90,6 +92,7 @@ class Names:
         cell.add_watcher(_Unpublish(self, name))
 
     def unpublish(self, name: str, ref: ActorRef) -> None:
+        """Withdraw this node's public ``name`` if ``ref`` still holds it."""
         if self.public.get(name) == ref:
             del self.public[name]
             self.delegate.unregister(name)

@@ -203,10 +203,12 @@ class SplitBrain(Delegate):
 
     @property
     def serving(self) -> bool:
+        """Whether this side serves now."""
         return self.tracker.serving
 
     @property
     def state(self) -> str:
+        """The quorum state users see: ``ok``, ``pending`` or ``lost``."""
         return self.tracker.state
 
     def check(self) -> None:
@@ -258,6 +260,8 @@ class SplitBrain(Delegate):
     # -- driving -----------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Follow membership, the tracker's deadlines and the registry's singletons until
+        cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._follow_members)
             nursery.start_soon(self._run_timer)

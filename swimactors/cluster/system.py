@@ -125,6 +125,8 @@ class Cluster:
             return None
 
     async def run(self) -> None:
+        """Follow membership (DOWN and LEFT members' connections and names) and keep the name
+        registry until cancelled."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._follow_members)
             nursery.start_soon(self.names.run)
@@ -336,6 +338,8 @@ class System(LocalSystem):
         return super().names()
 
     async def names_may_change(self) -> None:
+        """Return when the cluster's names may have changed (at most 0.5 s: local names
+        appear unannounced)."""
         if self.cluster is None:
             await super().names_may_change()
             return

@@ -41,6 +41,8 @@ class Stamped:
     value: Any
 
     def order(self) -> tuple[int, str, bool, bytes]:
+        """The total order of writes: the later clock wins, then node, presence and value
+        break ties."""
         return (self.clock, self.node, self.present, dumps(self.value))
 
 

@@ -19,6 +19,7 @@ class Awareness:
         self.score = 0
 
     def apply(self, delta: int) -> None:
+        """Change the score by ``delta``, kept within 0..``max_score``."""
         self.score = min(self.max_score, max(0, self.score + delta))
 
     def scale(self, timeout: float) -> float:

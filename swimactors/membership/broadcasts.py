@@ -52,6 +52,7 @@ class BroadcastQueue(dict[Hashable, _Item]):
             self.dropped += 1
 
     def discard(self, key: Hashable) -> None:
+        """Drop the queued update ``key``, if any."""
         item = self.pop(key, None)
         if item is not None:
             bucket = self._buckets[item.transmits]

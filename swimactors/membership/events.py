@@ -44,6 +44,7 @@ class EventBuffer(Generic[E]):
         """Total events lost by reading too slowly."""
 
     def push(self, event: E) -> None:
+        """Queue ``event``; when full, the oldest goes and is counted as lost."""
         if len(self._queue) == self._queue.maxlen:
             self.lost(1)
         self._queue.append(event)
@@ -55,6 +56,7 @@ class EventBuffer(Generic[E]):
 
     @property
     def empty(self) -> bool:
+        """Whether there is nothing to read, not even a loss to report."""
         return not self._queue and not self._pending_drop
 
     def pop(self) -> E | EventsDropped | None:
@@ -138,6 +140,7 @@ class EventHub(Generic[E]):
         """Events lost across all subscribers (the node reports it in its counters)."""
 
     def subscribe(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription[E]:
+        """A new subscription with its own ``buffer`` (ended at once if the hub is closed)."""
         subscription = Subscription(self, buffer)
         if self._closed:
             subscription.close()
@@ -151,6 +154,7 @@ class EventHub(Generic[E]):
         return bool(self._subscribers)
 
     def publish(self, event: E | EventsDropped) -> None:
+        """Hand ``event`` to every subscription (never blocks; a full one drops its oldest)."""
         for subscription in list(self._subscribers):
             before = subscription.dropped
             subscription._push(event)

@@ -218,12 +218,14 @@ class MemberState:
 
     @property
     def status(self) -> Status:
+        """The member's status."""
         return _CODE_STATUS[self.status_code]
 
     @classmethod
     def of(
         cls, name: str, address: Address, incarnation: int, status: Status, meta: bytes
     ) -> MemberState:
+        """A member's state with its status as the wire's code."""
         return cls(name, address, incarnation, _STATUS_CODES[status], meta)
 
 

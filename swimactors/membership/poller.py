@@ -48,9 +48,11 @@ class Poller:
         self.handlers[fd] = handler
 
     def modify(self, sock: socket.socket | int, events: int) -> None:
+        """Wait for ``events`` on ``sock`` from now on."""
         self._poll.modify(_fd(sock), events)
 
     def unregister(self, sock: socket.socket | int) -> None:
+        """Stop watching ``sock``."""
         fd = _fd(sock)
         self._poll.unregister(fd)
         del self.handlers[fd]
@@ -59,6 +61,7 @@ class Poller:
         return self._poll.poll(math.ceil(timeout * 1000) if timeout >= 0 else -1)
 
     def close(self) -> None:
+        """Release the epoll object and forget every handler."""
         if self._epoll is not None:
             self._epoll.close()
         self.handlers.clear()

@@ -46,12 +46,14 @@ class ProbeRing:
         return ring
 
     def add(self, name: str) -> None:
+        """Put ``name`` on the ring (at its hash's place)."""
         place = _place(name)
         at = bisect.bisect_left(self._places, place)
         if at == len(self._places) or self._places[at] != place:
             self._places.insert(at, place)
 
     def discard(self, name: str) -> None:
+        """Take ``name`` off the ring, if it is there."""
         place = _place(name)
         at = bisect.bisect_left(self._places, place)
         if at < len(self._places) and self._places[at] == place:

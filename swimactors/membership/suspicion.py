@@ -50,5 +50,6 @@ class Suspicion:
 
     @property
     def deadline(self) -> float:
+        """When the suspect is declared DOWN, given the confirmations so far."""
         timeout = suspicion_timeout(self.low, self.high, self.confirmations, self.expected)
         return self.started + timeout

@@ -161,6 +161,7 @@ class NodeThread(LoopThread[DrivenNode]):
             self._subscribers.discard(events)
 
     def opened(self, node: DrivenNode, nursery: trio.Nursery) -> None:
+        """The node is up on the thread: learn it and relay its events to the subscribers."""
         assert isinstance(node, Node), "open_node gives the trio driver's node"
         self._learn(node)
         nursery.start_soon(self._relay_events, node)
@@ -171,6 +172,7 @@ class NodeThread(LoopThread[DrivenNode]):
         self.config, self.max_broadcast_size = node.config, node.max_broadcast_size
 
     def closed(self) -> None:
+        """The node has stopped: end every subscription."""
         with self._lock:
             subscribers, self._subscribers = list(self._subscribers), set()
         for events in subscribers:

@@ -98,6 +98,7 @@ class CausalContext:
         return f"CausalContext(vv={self.vv!r}, cloud={self.cloud!r})"
 
     def contains(self, dot: Dot) -> bool:
+        """Whether ``dot`` has been seen."""
         replica = (dot[0], dot[1])
         if self.vv.get(replica, 0) >= dot[2]:
             return True
@@ -105,6 +106,7 @@ class CausalContext:
         return counters is not None and dot[2] in counters
 
     def replicas(self) -> set[Replica]:
+        """Every process (``(node, incarnation)``) with a dot seen."""
         return set(self.vv) | set(self.cloud)
 
     def dots(self, replica: Replica) -> Iterator[int]:
@@ -113,6 +115,7 @@ class CausalContext:
         yield from sorted(self.cloud.get(replica, ()))
 
     def add(self, dot: Dot) -> None:
+        """Record ``dot`` as seen."""
         self.add_counters((dot[0], dot[1]), (dot[2],))
 
     def add_counters(self, replica: Replica, counters: Iterable[int], seen: int = 0) -> None:
@@ -148,6 +151,7 @@ class CausalContext:
         return max(top, self.vv.get(replica, 0)) + 1
 
     def drop(self, replica: Replica) -> None:
+        """Forget every dot of ``replica``."""
         self.vv.pop(replica, None)
         self.cloud.pop(replica, None)
 

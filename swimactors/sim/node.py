@@ -84,9 +84,11 @@ class NodeClock:
         self.rate = 1.0
 
     def local(self, sim_time: float) -> float:
+        """The node's local time at simulated time ``sim_time``."""
         return self.offset + self.rate * sim_time
 
     def to_sim(self, local_time: float) -> float:
+        """The simulated time at which the node's clock reads ``local_time``."""
         return (local_time - self.offset) / self.rate
 
     def set_drift(self, sim_time: float, drift: float) -> None:

@@ -51,6 +51,7 @@ class Step:
     value: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
+        """The step as JSON-able data, empty fields left out."""
         return {k: v for k, v in attrs.asdict(self).items() if v not in ("", (), 0.0)} | {
             "at": self.at,
             "op": self.op,
@@ -83,6 +84,7 @@ class Swarm:
 
     @classmethod
     def draw(cls, rng: random.Random) -> Swarm:
+        """Fault rates drawn from ``rng`` (one seed's swarm run)."""
         return cls(
             loss=rng.choice([0.0, 0.0, 0.01, 0.05, 0.1]),
             duplicate=rng.choice([0.0, 0.01, 0.05]),

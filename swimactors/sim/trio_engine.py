@@ -321,10 +321,12 @@ class SimNet:
         )
 
     def attach(self, endpoint: SimTransport) -> None:
+        """Deliver packets for ``endpoint``'s address to it."""
         self._endpoints[endpoint.address] = endpoint
         self._names[endpoint.address] = endpoint.name
 
     def detach(self, endpoint: SimTransport) -> None:
+        """Stop delivering to ``endpoint`` (its node stopped)."""
         if self._endpoints.get(endpoint.address) is endpoint:
             del self._endpoints[endpoint.address]
 
@@ -336,6 +338,8 @@ class SimNet:
         digest.update(data)
 
     def send(self, source: SimTransport, packet: Packet) -> None:
+        """Route ``packet`` through the network model: dropped and counted, or delivered at
+        its arrival times."""
         now = trio.current_time()
         source.sent += 1
         dst_name = self._names.get(packet.destination, "?")
