@@ -4,6 +4,7 @@ docs fails here."""
 
 from __future__ import annotations
 
+import argparse
 import ast
 import enum
 import importlib
@@ -23,7 +24,9 @@ from swimactors.cluster.system import Environment, System
 from swimactors.membership.transport import TransportLimits
 from swimactors.security import Keyring, TlsConfig
 
-CONFIGURATION = Path(__file__).parents[1] / "docs" / "configuration.md"
+ROOT = Path(__file__).parents[1]
+CONFIGURATION = ROOT / "docs" / "configuration.md"
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def sections() -> dict[str, list[str]]:
@@ -390,3 +393,19 @@ def test_every_module_public_class_and_function_has_a_docstring() -> None:
             if not overload and ast.get_docstring(node) is None:
                 missing.append(f"{path}:{node.lineno} {node.name}")
     assert missing == []
+
+
+def test_every_command_line_option_is_documented() -> None:
+    """Each ``swimactors`` subcommand's options appear in the docs, the agent's in the guide."""
+    from swimactors import cli
+
+    docs = "\n".join(p.read_text() for p in DOCS)
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    commands = next(a for a in cli._parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in commands.choices.items():
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option.startswith("--") and option != "--help":
+                    where = guide if name == "agent" else docs
+                    pattern = re.escape(option) + r"(?![\w-])"
+                    assert re.search(pattern, where), f"swimactors {name} {option}"
