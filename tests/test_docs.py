@@ -409,3 +409,9 @@ def test_every_command_line_option_is_documented() -> None:
                     where = guide if name == "agent" else docs
                     pattern = re.escape(option) + r"(?![\w-])"
                     assert re.search(pattern, where), f"swimactors {name} {option}"
+
+
+def test_the_readme_lists_every_page() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for page in sorted((ROOT / "docs").glob("*.md")):
+        assert f"`docs/{page.name}`" in readme, page.name
