@@ -116,14 +116,14 @@ class QuorumCluster:
 
     def _observe(self, node: SimNode) -> None:
         tracker = self.trackers[node.name]
-        tracker.observe(node.now(self.world.now), node.core.members())
+        unreached = node.core.unreached()  # type: ignore[attr-defined]
+        tracker.observe(node.now(self.world.now), node.core.members(), unreached=unreached)
         self._after_input(node)
 
     def _tick(self, node: SimNode, generation: int) -> None:
         if self._timer.get(node.name) != generation or not self._running(node.name):
             return
-        self.trackers[node.name].tick(node.now(self.world.now))
-        self._after_input(node)
+        self._observe(node)  # observing ticks; a probe's verdict raises no event
 
     def _announcement(self, node: SimNode, payload: bytes) -> None:
         self.trackers[node.name].receive(node.now(self.world.now), payload)

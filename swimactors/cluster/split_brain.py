@@ -278,15 +278,15 @@ class SplitBrain(Delegate):
                 self._observe()
 
     def _observe(self) -> None:
-        self.tracker.observe(trio.current_time(), self.node.members())
+        node = self.node
+        self.tracker.observe(trio.current_time(), node.members(), unreached=node.unreached())
         self._after_input()
 
     async def _run_timer(self) -> None:
         while True:
             with trio.CancelScope(deadline=self._deadline()) as self._timer:
                 await trio.sleep_forever()
-            self.tracker.tick(trio.current_time())
-            self._after_input()
+            self._observe()  # observing ticks; a probe's verdict raises no event
             await trio.lowlevel.checkpoint()
 
     async def _follow_names(self) -> None:

@@ -267,6 +267,9 @@ class Swim:
         self._nacks: collections.deque[tuple[float, int]] = collections.deque()
         """(when, seq) of the relays still to nack if no ack came, earliest first."""
         self._suspicions: dict[str, Suspicion] = {}
+        self._unreached: set[str] = set()
+        """Members whose last probe from this node failed, until a probe succeeds, a packet
+        comes from them directly, or they are forgotten (a refuted death is not a reach)."""
         self._suspicion_heap: list[tuple[float, str, int]] = []
         self._queue = BroadcastQueue()
         self._awareness = Awareness(self.config.awareness_max_multiplier)
@@ -340,6 +343,14 @@ class Swim:
         """A snapshot of the member called ``name``, or None."""
         state = self._members.get(name)
         return None if state is None else state.snapshot()
+
+    def unreached(self) -> frozenset[str]:
+        """Members whose last probe from this node failed, directly and through every
+        helper (until a probe succeeds, a packet comes from them directly, or they are
+        forgotten): this node's own failure detector.  SUSPECT is anyone's word and
+        spreads to every view; this is not (the split-brain rules need who cannot reach
+        whom)."""
+        return frozenset(self._unreached)
 
     def alive_count(self) -> int:
         """Members UP or SUSPECT, this node included."""
@@ -533,6 +544,7 @@ class Swim:
             return
         if stale_alives:
             counters["received_alive"] += stale_alives
+        self._unreached.discard(sender)  # it reached us directly: not cut both ways
         reliable = sender_address is not None
         reply_to = sender_address or source
         for message in messages:
@@ -618,6 +630,7 @@ class Swim:
         probe = self._probe
         if probe is not None and probe.seq == msg.seq and not probe.acked and not probe.failed:
             probe.acked = True
+            self._unreached.discard(probe.target)
             self._awareness.apply(-1)
             return
         relay = self._relays.pop(msg.seq, None)
@@ -737,6 +750,7 @@ class Swim:
         if target is None or not target.status.is_alive:
             return
         self.counters["probe_failures"] += 1
+        self._unreached.add(target.name)
         if probe.helpers:
             self._awareness.apply(len(probe.helpers - probe.nacked))
         else:
@@ -1045,6 +1059,7 @@ class Swim:
             if now - state.since >= min(keep, config.reap_time) and name != self.name:
                 del self._members[name]
                 self._recently_down.pop(name, None)
+                self._unreached.discard(name)
                 self._queue.discard(("m", name))  # news of a forgotten member goes too
 
     def _random_alive(self, k: int, exclude: Collection[str] = ()) -> list[_MemberState]:

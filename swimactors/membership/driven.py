@@ -132,6 +132,10 @@ class DrivenNode(abc.ABC):
         """Every member this node knows, itself included, in any status."""
         return self._core.members()
 
+    def unreached(self) -> frozenset[str]:
+        """Live members whose last probe from this node failed (``Swim.unreached``)."""
+        return self._core.unreached()
+
     def member(self, name: str) -> Member | None:
         return self._core.member(name)
 

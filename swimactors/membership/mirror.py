@@ -55,22 +55,31 @@ T = TypeVar("T")
 DEFAULT_START_TIMEOUT = 30.0
 
 
+Health = tuple[int, int, frozenset[str]]
+"""What changes without an event: incarnation, awareness, the members it fails to probe."""
+
+
+def _health(node: Node) -> Health:
+    return node.incarnation, node.awareness, node.unreached()
+
+
 class _Watch(trio.abc.Instrument):
     """On the membership thread, after each round of its loop's work: what changed without
-    an event (the node's incarnation and health; departed members it has forgotten), sent
+    an event (the node's incarnation, health and the members it fails to probe; departed
+    members it has forgotten), sent
     to the program at once.  Adds no wake-up of its own."""
 
     def __init__(self, mirror: MirroredNode, node: Node) -> None:
         self._mirror = mirror
         self._node = node
-        self._health = (node.incarnation, node.awareness)
+        self._health = _health(node)
         self.departed: set[str] = set()
         """Members whose last event was DOWN or LEFT: the node forgets them in time."""
         self._reap_check = 0.0
 
     def before_io_wait(self, timeout: float) -> None:
         node, mirror = self._node, self._mirror
-        health = (node.incarnation, node.awareness)
+        health = _health(node)
         if health != self._health:
             self._health = health
             mirror._to_program(mirror._apply_health, health, node.local_member)
@@ -140,6 +149,7 @@ class MirroredNode(OnNodeThread):
         self._members: dict[str, Member] = {}
         self._incarnation = 0
         self._awareness = 0
+        self._unreached: frozenset[str] = frozenset()
         self._counters: collections.Counter[str] = collections.Counter()
         """The node's counters as last read (kept for reads after it stopped)."""
         self._delegates: dict[str, _ForwardingDelegate] = {}
@@ -155,6 +165,9 @@ class MirroredNode(OnNodeThread):
     @property
     def awareness(self) -> int:
         return self._awareness
+
+    def unreached(self) -> frozenset[str]:
+        return self._unreached
 
     @property
     def local_member(self) -> Member:
@@ -253,12 +266,12 @@ class MirroredNode(OnNodeThread):
 
     # -- on the program's loop ---------------------------------------------------------------
 
-    def _start(self, members: list[Member], health: tuple[int, int]) -> None:
+    def _start(self, members: list[Member], health: Health) -> None:
         self._members = {member.name: member for member in members}
-        self._incarnation, self._awareness = health
+        self._incarnation, self._awareness, self._unreached = health
 
-    def _apply_health(self, health: tuple[int, int], local: Member) -> None:
-        self._incarnation, self._awareness = health
+    def _apply_health(self, health: Health, local: Member) -> None:
+        self._incarnation, self._awareness, self._unreached = health
         self._members[local.name] = local
 
     def _forget(self, names: list[str]) -> None:
@@ -298,7 +311,7 @@ class MirroredNode(OnNodeThread):
     def _send_members(self, node: Node, watch: _Watch) -> None:
         members = node.members()
         watch.departed = {m.name for m in members if not m.status.is_alive}
-        self._to_program(self._start, members, (node.incarnation, node.awareness))
+        self._to_program(self._start, members, _health(node))
 
 
 @asynccontextmanager

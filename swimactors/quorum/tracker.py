@@ -209,6 +209,10 @@ class QuorumTracker:
         """Every member of the last snapshot that has not left."""
         self._reachable: frozenset[str] = frozenset()
         self._reports: frozenset[Pair] = frozenset()
+        self._unreached: frozenset[str] = frozenset()
+        """Live members this node's own last probe failed to reach (announced even when
+        they are no longer members here: a member that lags behind a takeover still
+        counts the report)."""
         self._announced: dict[str, tuple[float, frozenset[str]]] = {}
         """Member -> (when heard, the members it announced it does not reach)."""
         self._seen: dict[str, tuple[bytes, float, tuple[int, int]]] = {}
@@ -380,8 +384,18 @@ class QuorumTracker:
 
     # -- inputs ------------------------------------------------------------------------------
 
-    def observe(self, now: float, members: Iterable[Member], reports: Iterable[Pair] = ()) -> None:
-        """Feed the core's current member list (self included) and one-way reports."""
+    def observe(
+        self,
+        now: float,
+        members: Iterable[Member],
+        reports: Iterable[Pair] = (),
+        unreached: Iterable[str] | None = None,
+    ) -> None:
+        """Feed the core's current member list (self included), one-way reports, and the
+        live members this node's own probes fail to reach (``Swim.unreached``).  With
+        ``unreached``, a member is reachable unless DOWN or in it: a SUSPECT member is
+        only another member's word (SWIM spreads one member's suspicion to every view,
+        so a member cut from one peer flaps everywhere).  Without it, UP members are."""
         snapshot = {m.name: m for m in members}
         if self.self_name not in snapshot:
             raise ValueError(f"the member list must include this node {self.self_name!r}")
@@ -397,8 +411,10 @@ class QuorumTracker:
             elif name in snapshot:  # LEFT: a graceful departure needs no decision
                 del self._members[name]
         self._members[self.self_name] = infos[self.self_name]
-        self._reachable = frozenset(
-            name for name, m in snapshot.items() if m.status is Status.UP
+        self._unreached = frozenset(()) if unreached is None else frozenset(unreached)
+        counted = (Status.UP,) if unreached is None else (Status.UP, Status.SUSPECT)
+        self._reachable = (
+            frozenset(name for name, m in snapshot.items() if m.status in counted) - self._unreached
         ) | {self.self_name}
         self._infos = infos
         self._find_joiners()
@@ -531,8 +547,9 @@ class QuorumTracker:
         if self.self_name not in self._members:  # nothing observed yet
             return (frozenset(),)
         view = self.view()
-        reach = self._reachable & view.names
-        return view.members, reach, view.component, view.kept, view.fully_connected
+        own = frozenset({self.strategy.decide(self.own_view()).serving})
+        oldest = frozenset({view.oldest().name})
+        return view.names, oldest, view.component, view.kept, view.fully_connected, own
 
     def _forget_stale_reports(self, now: float) -> None:
         """A member is heard, and its reports count, while its announcements arrive
@@ -598,7 +615,7 @@ class QuorumTracker:
         age = min(MAX_AGE_MS, max(0, round((now - self._last_change) * 1000)))
         unreachable: list[str] = []
         room = self.report_budget
-        for name in sorted(self._members.keys() - self._reachable):
+        for name in sorted((self._members.keys() - self._reachable) | self._unreached):
             room -= len(name.encode()) + 2
             if room < 0 or len(unreachable) == MAX_REPORTED:
                 break
@@ -627,7 +644,11 @@ class QuorumTracker:
         self._last_change = now
         self._waiting_for_peers = False
         self._takeover = None
-        if self._phase in _DECIDED or not self.view().unreachable:
+        if (
+            self._phase in _DECIDED
+            or self._phase is Phase.TAKING_OVER
+            or not self.view().unreachable
+        ):
             self._unstable_since = now  # a new unstable period: a healed view ends one (Akka)
         self._phase = Phase.PENDING if self._phase in _SERVING else Phase.STOPPED
         self._track_side(now)

@@ -451,3 +451,34 @@ def test_heartbeats_naming_another_side_do_not_renew_the_lease() -> None:
     advance(trackers, 17.5, 17.5)
     [decision] = a.take_decisions()
     assert not decision.serving and "from c" in decision.reason
+
+
+def test_a_heartbeat_naming_a_view_this_node_held_lately_renews_the_lease() -> None:
+    """a loses d at 10.0; b and c lag behind and still announce the view a held until
+    then.  Their heartbeats renew a's lease for silence_limit (7 s) after a left that
+    view, not longer: a stops 7 s after the last of them that could (17.0 -> 24.0).
+    Without the rule the lease would run from the last agreeing heartbeat (10.0 -> 17.0)."""
+    trackers = cluster("abcd", down_all_when_unstable=False)
+    a = trackers["a"]
+    advance(trackers, 7.5, 10.0)
+    a.observe(10.0, snapshot("abc", suspect="d"))  # b, c never see the change
+    advance(trackers, 10.5, 23.5, reach="abc")
+    assert a.serving and not [d for d in a.take_decisions() if not d.serving]
+    advance(trackers, 24.0, 24.0, reach="abc")
+    [stop] = a.take_decisions()
+    assert not stop.serving and "from b, c" in stop.reason
+
+
+def test_own_probes_decide_reachability_not_anyones_suspicion() -> None:
+    """With ``unreached`` (the core's own probe verdicts), a member SUSPECT on another's
+    word still counts as reachable (no change, no step-down); one this node's own probe
+    failed is unreachable and announced as such, even once it is no longer a member."""
+    trackers = cluster("abc")
+    a = trackers["a"]
+    a.observe(10.0, snapshot("ab", suspect="c"), unreached=())
+    assert state_of(a) == "ok" and not a.take_decisions()
+    a.observe(11.0, snapshot("abc"), unreached="c")
+    assert state_of(a) == "pending"
+    assert wire.loads(a.take_outgoing()[-1])[-1] == ["c"]
+    a.observe(12.0, snapshot("ab"), unreached="cd")  # d: not (or no longer) a member here
+    assert wire.loads(a.take_outgoing()[-1])[-1] == ["c", "d"]
