@@ -81,6 +81,9 @@ MAX_REPORTED: Final = 64
 REPORT_BUDGET: Final = 512
 """Default bytes of names a node lists as unreachable in one announcement, so that it
 fits a gossip packet; past it the list is cut (sorted by name; docs/split-brain.md)."""
+HEARD_WITHIN: Final = 2.5
+"""Seconds a member SUSPECT on another member's word alone still counts as reachable
+after its last heartbeat (2.5 announcements)."""
 ANNOUNCEMENT_OVERHEAD: Final = 48
 """Bytes of an announcement besides its sender's name and the unreachable names."""
 
@@ -210,6 +213,10 @@ class QuorumTracker:
         self._reachable: frozenset[str] = frozenset()
         self._reports: frozenset[Pair] = frozenset()
         self._unreached: frozenset[str] = frozenset()
+        self._up: frozenset[str] = frozenset()
+        """UP here, and not unreached by this node's own probes."""
+        self._suspects: frozenset[str] = frozenset()
+        """SUSPECT on another member's word only (with ``unreached``): reachable while heard."""
         """Live members this node's own last probe failed to reach (announced even when
         they are no longer members here: a member that lags behind a takeover still
         counts the report)."""
@@ -353,6 +360,7 @@ class QuorumTracker:
             for name, (heard, names) in self._announced.items()
             if names or name not in self._reachable
         )
+        times.extend(self._heard(n) + HEARD_WITHIN for n in self._suspects & self._reachable)
         if self._phase in _SERVING:
             times.extend(heard + self.silence_limit for heard in self._renewed.values())
             if self._left_out_since is not None:
@@ -412,10 +420,11 @@ class QuorumTracker:
                 del self._members[name]
         self._members[self.self_name] = infos[self.self_name]
         self._unreached = frozenset(()) if unreached is None else frozenset(unreached)
-        counted = (Status.UP,) if unreached is None else (Status.UP, Status.SUSPECT)
-        self._reachable = (
-            frozenset(name for name, m in snapshot.items() if m.status in counted) - self._unreached
-        ) | {self.self_name}
+        up = frozenset(name for name, m in snapshot.items() if m.status is Status.UP)
+        suspect = frozenset(n for n, m in snapshot.items() if m.status is Status.SUSPECT)
+        self._up = (up - self._unreached) | {self.self_name}
+        self._suspects = frozenset() if unreached is None else suspect - self._unreached
+        self._reachable = self._reach(now)
         self._infos = infos
         self._find_joiners()
         self._reports = frozen_pairs(reports)
@@ -462,6 +471,8 @@ class QuorumTracker:
         if (epoch, serial) <= previous[2]:
             return
         self._seen[name] = (digest, now, (epoch, serial))
+        if name in self._suspects:
+            self._recount(now)
         reports = frozenset(unreachable)
         if self._announced.get(name, (0.0, None))[1] == reports:
             self._announced[name] = (now, reports)  # heard again, nothing new
@@ -494,6 +505,7 @@ class QuorumTracker:
         if self._phase is Phase.NEW:
             return
         self._forget_stale_reports(now)
+        self._recount(now)
         if self._next_announce is not None and now >= self._next_announce:
             self._announce(now)
         silent = sorted(
@@ -550,6 +562,26 @@ class QuorumTracker:
         own = frozenset({self.strategy.decide(self.own_view()).serving})
         oldest = frozenset({view.oldest().name})
         return view.names, oldest, view.component, view.kept, view.fully_connected, own
+
+    def _reach(self, now: float) -> frozenset[str]:
+        """Who this node reaches: UP and not unreached by its own probes, or SUSPECT on
+        another's word alone and heard within :data:`HEARD_WITHIN` (a member cut from one
+        peer flaps in every view, but its heartbeats arrive; a member beyond a clean cut
+        falls silent, and is unreachable here long before the lease runs out)."""
+        heard = {n for n in self._suspects if now < self._heard(n) + HEARD_WITHIN}
+        return self._up | heard
+
+    def _heard(self, name: str) -> float:
+        return self._seen.get(name, (b"", -math.inf, (0, 0)))[1]
+
+    def _recount(self, now: float) -> None:
+        """A suspect was heard, or fell silent: recount who is reachable."""
+        reachable = self._reach(now)
+        if reachable != self._reachable and self._phase is not Phase.NEW:
+            before = self._signature()
+            self._reachable = reachable
+            self._find_joiners()
+            self._after_reports(now, before)
 
     def _forget_stale_reports(self, now: float) -> None:
         """A member is heard, and its reports count, while its announcements arrive

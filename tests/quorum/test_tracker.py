@@ -471,14 +471,41 @@ def test_a_heartbeat_naming_a_view_this_node_held_lately_renews_the_lease() -> N
 
 def test_own_probes_decide_reachability_not_anyones_suspicion() -> None:
     """With ``unreached`` (the core's own probe verdicts), a member SUSPECT on another's
-    word still counts as reachable (no change, no step-down); one this node's own probe
-    failed is unreachable and announced as such, even once it is no longer a member."""
+    word counts as reachable while its heartbeats arrive (no change, no step-down) and
+    not once they stop for HEARD_WITHIN (2.5 s); one this node's own probe failed is
+    unreachable and announced as such, even when it is no longer a member here."""
     trackers = cluster("abc")
     a = trackers["a"]
+    advance(trackers, 7.5, 10.0)
     a.observe(10.0, snapshot("ab", suspect="c"), unreached=())
+    advance(trackers, 10.5, 12.0)
     assert state_of(a) == "ok" and not a.take_decisions()
-    a.observe(11.0, snapshot("abc"), unreached="c")
-    assert state_of(a) == "pending"
-    assert wire.loads(a.take_outgoing()[-1])[-1] == ["c"]
-    a.observe(12.0, snapshot("ab"), unreached="cd")  # d: not (or no longer) a member here
-    assert wire.loads(a.take_outgoing()[-1])[-1] == ["c", "d"]
+    advance(trackers, 12.5, 13.5, reach="ab")  # c's last heartbeat: at 11.5 or 12.0
+    assert "c" in a.view().reachable
+    advance(trackers, 15.0, 15.0, reach="ab")
+    assert "c" not in a.view().reachable and state_of(a) == "pending"
+    b = trackers["b"]
+    b.observe(16.0, snapshot("abc"), unreached="c")
+    assert "c" not in b.view().reachable
+    assert wire.loads(b.take_outgoing()[-1])[-1] == ["c"]
+    b.observe(17.0, snapshot("ab"), unreached="cd")  # d: not (or no longer) a member here
+    assert wire.loads(b.take_outgoing()[-1])[-1] == ["c", "d"]
+
+
+def test_the_reachability_of_an_indirectly_connected_member_is_no_change() -> None:
+    """d and e cannot reach each other; c's own probes of d fail now and then (d is
+    on c's side either way, indirectly connected), so c confirms 7 s after the cut was
+    known and takes e over at 10 + 7 + 2 = 19 s, not 7 s after d's last flap."""
+    trackers = cluster("abcde")
+    c = trackers["c"]
+    for name, tracker in trackers.items():
+        tracker.observe(10.0, snapshot("abcde"), unreached={"d": "e", "e": "d"}.get(name, ""))
+    advance(trackers, 10.0, 12.0)
+    assert c.view().indirect == {"d", "e"}
+    for step in range(5):
+        c.observe(12.5 + step, snapshot("abcde"), unreached="d" if step % 2 == 0 else "")
+        advance(trackers, 13.0 + step, 13.0 + step)
+    advance(trackers, 17.5, 20.0)
+    [decision] = c.take_decisions()
+    assert decision.verdict is Verdict.CONFIRMED and decision.down == {"e"}
+    assert decision.time == 19.0
