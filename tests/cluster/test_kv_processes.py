@@ -14,6 +14,11 @@ from .cluster_helpers import FAST, until
 from .test_agents_app import OVERRIDES
 
 KEYS = {f"key-{i}": f"value-{i}" for i in range(1000)}
+ANSWER_BOUND = 30.0
+"""Seconds one majority write or read may wait for its replicas.  The example's 5 s is for
+an idle machine; on a loaded 2-core box (three agents and this process among other
+engineers' work) one round sometimes took longer, failing a write that was still under
+way.  A bound on the machine, not the behaviour: a majority must still answer each call."""
 
 
 async def test_three_agents_one_killed_every_key_answers() -> None:
@@ -28,11 +33,11 @@ async def test_three_agents_one_killed_every_key_answers() -> None:
             ) as writer:
                 await until(lambda: len(writer.data.replicas()) == 3, timeout=20)
                 for key, value in KEYS.items():
-                    await kv.put(writer, key, value)
+                    await kv.put(writer, key, value, timeout=ANSWER_BOUND)
             cluster.kill("b")
             async with swimactors.open_system(
                 "reader", bind="127.0.0.1:0", seeds=seeds, config=FAST
             ) as reader:
                 await until(lambda: len(reader.data.replicas()) >= 2, timeout=20)
-                answers = {key: await kv.get(reader, key) for key in KEYS}
+                answers = {key: await kv.get(reader, key, timeout=ANSWER_BOUND) for key in KEYS}
                 assert answers == KEYS

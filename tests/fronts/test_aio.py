@@ -12,9 +12,11 @@ import pytest
 
 from swimactors import aio
 from swimactors.membership import (
+    MemberAlive,
     MemberDown,
     MemberEvent,
     MemberLeft,
+    MemberSuspect,
     MemberUp,
     MemberUpdated,
     NodeClosed,
@@ -38,6 +40,12 @@ async def sees_up(node: aio.AsyncNode, names: set[str]) -> bool:
     return {m.name for m in await node.members() if m.status is Status.UP} >= names
 
 
+def announced(event: object) -> bool:
+    """A member's own change: not a suspicion and its refutation, which a loaded machine
+    may add at any moment (probes answered late) and which this test is not about."""
+    return isinstance(event, MemberEvent) and not isinstance(event, MemberSuspect | MemberAlive)
+
+
 def test_join_members_events_meta_and_leave() -> None:
     async def scenario() -> None:
         async with (
@@ -51,10 +59,10 @@ def test_join_members_events_meta_and_leave() -> None:
             async with asyncio.timeout(CONVERGE_BOUND):
                 with a.events() as events:
                     await b.set_meta(b"role=web")
-                    updated = await anext(e async for e in events if isinstance(e, MemberEvent))
+                    updated = await anext(e async for e in events if announced(e))
                     assert isinstance(updated, MemberUpdated) and updated.member.meta == b"role=web"
                     assert await b.leave() is True
-                    left = await anext(e async for e in events if isinstance(e, MemberEvent))
+                    left = await anext(e async for e in events if announced(e))
                     assert isinstance(left, MemberLeft) and left.member.name == "b"
             with pytest.raises(NodeClosed):
                 await b.members()

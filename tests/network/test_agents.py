@@ -153,10 +153,10 @@ async def test_members_command_prints_a_table_and_json() -> None:
 
 
 async def test_members_command_fails_clearly_when_no_agent_listens() -> None:
-    with socket.socket() as probe:
+    with socket.socket() as probe:  # bound, not listening: refused, and no one else's port
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    result = await run_cli("members", "--http", f"127.0.0.1:{port}", "--timeout", "2")
+        result = await run_cli("members", "--http", f"127.0.0.1:{port}", "--timeout", "2")
     assert result.returncode == 2
     assert b"cannot reach" in result.stderr
     assert b"swimactors agent" in result.stderr

@@ -85,12 +85,11 @@ async def test_server_and_client_round_trip_on_loopback() -> None:
 
 @pytest.mark.network
 async def test_client_reports_an_unreachable_server_clearly() -> None:
-    listener = trio.socket.socket()
-    await listener.bind(("127.0.0.1", 0))
-    port = listener.getsockname()[1]
-    listener.close()  # nothing listens there now
-    with pytest.raises(HttpError, match=r"cannot reach 127\.0\.0\.1"):
-        await http_get(("127.0.0.1", port), "/v1/members", timeout=5)
+    with trio.socket.socket() as held:  # bound, never listening: refused, and kept from
+        await held.bind(("127.0.0.1", 0))  # another process (a closed port could be reused)
+        port = held.getsockname()[1]
+        with pytest.raises(HttpError, match=r"cannot reach 127\.0\.0\.1"):
+            await http_get(("127.0.0.1", port), "/v1/members", timeout=5)
 
 
 def test_member_json_follows_the_contract() -> None:

@@ -30,6 +30,7 @@ from swimactors.membership import (
 from swimactors.membership.events import EventsDropped
 from swimactors.membership.node import Node, open_node
 from tests.network.fast import CONFIG
+from tests.network.ports import ReservedPort
 
 pytestmark = pytest.mark.network
 
@@ -334,15 +335,14 @@ async def test_a_dual_stack_node_talks_to_ipv4_peers() -> None:
 
 
 async def test_a_node_started_before_its_seed_joins_once_the_seed_is_up() -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    with trio.fail_after(TEST_TIMEOUT):
+    with trio.fail_after(TEST_TIMEOUT), ReservedPort() as seed:
+        port = seed.port
         async with open_node(
             name="b", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=FAST
         ) as b:
-            await trio.sleep(0.5)  # its first join attempts are refused: counted, not raised
-            assert b.counters["tcp_connect_failures"] >= 1
+            # its first join attempts are refused: counted, not raised
+            await wait_for(lambda: b.counters["tcp_connect_failures"] >= 1, CONVERGE_BOUND)
+            seed.release()  # held until now: another process could take a port only probed
             async with open_node(name="a", bind=f"127.0.0.1:{port}", config=FAST) as a:
                 await wait_for(all_up([a, b]), FAST.reconnect_interval + CONVERGE_BOUND)
 

@@ -100,10 +100,13 @@ class NamespaceClient:
 
 async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
     seen: dict[tuple[str, str], float] = {}
+    """The first time each agent logged each marker after the cut: a flap before it (a
+    SUSPECT under load) must not count, or the minority would look lost while still ok."""
+    cut: float | None = None
 
     def on_line(agent: AgentProcess, line: str) -> None:
         for marker in ("quorum lost", "re-created singleton"):
-            if marker in line:
+            if marker in line and cut is not None:
                 seen.setdefault((agent.name, marker), trio.current_time())
 
     clients: dict[int, NamespaceClient] = {}
