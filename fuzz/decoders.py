@@ -92,11 +92,9 @@ def _actor_frame(data: bytes) -> object:
     frame = protocol.parse(data)
     if isinstance(frame, protocol.StreamEnd):
         protocol.decode_stream_end(frame)
-    if isinstance(frame, protocol.Tell):
+    if isinstance(frame, protocol.Tell | protocol.StreamItem):
         values = frame.values
-    elif isinstance(
-        frame, protocol.Ask | protocol.Reply | protocol.StreamOpen | protocol.StreamItem
-    ):
+    elif isinstance(frame, protocol.Ask | protocol.Reply | protocol.StreamOpen):
         values = [frame.value]
     else:
         return frame
@@ -138,6 +136,7 @@ def _actor_seeds() -> tuple[bytes, ...]:
             [Kind.TERMINATED, "/user/x", 1, None],
             [Kind.STREAM, 6, "/user/x", 2, None, value(["count", 10]), 64],
             [Kind.ITEM, 6, value({"i": 1})],
+            [Kind.ITEM, 6, value(1), value("two"), value([3])],
             [Kind.MORE, 6, 32],
             [Kind.END, 6, ["failed", "ValueError", "boom", ""]],
             [Kind.CANCEL, 6],

@@ -367,6 +367,11 @@ class ActorCell:
             self._wake()
         return True
 
+    def behind(self) -> bool:
+        """At least a whole batch (:data:`BUDGET` messages) is queued: whoever feeds this
+        actor from the wire should let it run before feeding it more."""
+        return len(self.queue) >= BUDGET
+
     def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
         """Answer an ask from another node at once if this is an idle plain-``def`` actor
         (as a local direct ask does); None when it must go through the mailbox."""

@@ -15,7 +15,8 @@ broken or hostile peer: the connection is dropped), and builds the frame's class
     [WATCH, path, uid] / [UNWATCH, path, uid]
     [TERMINATED, path, uid, reason]          the watched actor stopped
     [STREAM, sid, path, uid, sender, value, window]   a request answered by a stream
-    [ITEM, sid, value]                       one item of the stream ``sid``
+    [ITEM, sid, value, ...]                  one or more items of the stream ``sid``
+                                             (a burst of them is one frame, as for TELL)
     [MORE, sid, n]                           n more items of ``sid`` may be sent
     [END, sid, error]                        ``sid`` is over; error: None or [kind, type,
                                              message, traceback] as in ERROR
@@ -104,8 +105,6 @@ __all__ = [
     "encode_error",
     "encode_stream",
     "encode_value",
-    "item_frame",
-    "item_prefix",
     "parse",
     "reply_frame",
     "stream_error",
@@ -127,7 +126,8 @@ MAX_STREAMS = 1024
 """Streams one peer may have this node produce at once; more are ended at once (full)."""
 
 TELL_VALUES = 251
-"""Values one TELL frame carries at most (its one-byte array count: 4 fields + values)."""
+"""Values one TELL frame carries at most (its one-byte array count: 4 fields + values);
+an ITEM frame carries at most 253 items (2 fields + items)."""
 
 TELL_BYTES = 1 << 14
 """A value joins a TELL frame only while the frame stays within this many bytes (and
@@ -262,10 +262,11 @@ class StreamOpen:
 
 @attrs.define(weakref_slot=False)
 class StreamItem:
-    """One item of the stream ``sid``."""
+    """Items of the stream ``sid``; a burst of items is one frame."""
 
     sid: int
-    value: Any
+    values: list[Any]
+    """One or more items, in the order they were produced."""
 
 
 @attrs.define(weakref_slot=False)
@@ -347,6 +348,10 @@ def _tell(path: str, uid: int, sender: Sender, *values: Any) -> Tell:
     return Tell(path, uid, sender, list(values))
 
 
+def _items(sid: int, *values: Any) -> StreamItem:
+    return StreamItem(sid, list(values))
+
+
 _LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = {
     Kind.HELLO: (
         Hello,
@@ -379,7 +384,7 @@ _LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = 
         StreamOpen,
         lambda f: len(f) == 7 and _uint(f[1]) and _address(f, 2) and _ref(f[4]) and _grant(f[6]),
     ),
-    Kind.ITEM: (StreamItem, lambda f: len(f) == 3 and _uint(f[1])),
+    Kind.ITEM: (_items, lambda f: len(f) >= 3 and _uint(f[1])),
     Kind.MORE: (StreamMore, lambda f: len(f) == 3 and _uint(f[1]) and _grant(f[2])),
     Kind.END: (StreamEnd, lambda f: len(f) == 3 and _uint(f[1]) and _error(f[2])),
     Kind.CANCEL: (StreamCancel, lambda f: len(f) == 2 and _uint(f[1])),
@@ -422,6 +427,8 @@ def encode(frame: Frame) -> bytes:
         items.pop()  # an untraced ASK has six fields
     elif isinstance(frame, Tell):
         items[4:] = frame.values
+    elif isinstance(frame, StreamItem):
+        items[2:] = frame.values
     return wire.encode_frame(wire.dumps(items))
 
 
@@ -433,6 +440,10 @@ _LENGTH = struct.Struct(">I")
 _TELL_HEAD = b"\x98\x05" + wire.cbor_uint(Kind.TELL)
 """A TELL's array head in its two-byte form, so the count grows in place as a burst's
 values join the frame (CBOR allows a longer head than needed)."""
+_ITEM_HEAD = b"\x98\x03" + wire.cbor_uint(Kind.ITEM)
+"""An ITEM's, likewise: a burst of items of one stream is one frame."""
+_BURST_COUNT = 255
+"""The most items a burst frame's one-byte array count holds (kind, address, values)."""
 _ASK_HEAD = wire.cbor_array_header(6) + wire.cbor_uint(Kind.ASK)
 _TRACED_ASK_HEAD = wire.cbor_array_header(7) + wire.cbor_uint(Kind.ASK)
 _REPLY_HEAD = wire.cbor_array_header(3) + wire.cbor_uint(Kind.REPLY)
@@ -449,17 +460,6 @@ def encode_stream(
 ) -> bytes:
     """A STREAM frame (a request answered by a stream) for an already encoded value."""
     return wire.encode_frame(wire.dumps([Kind.STREAM, sid, path, uid, sender, value, window]))
-
-
-def item_prefix(sid: int) -> bytes:
-    """The CBOR of an ITEM frame of stream ``sid`` up to its value (cached per stream)."""
-    return wire.cbor_array_header(3) + wire.dumps(Kind.ITEM) + wire.dumps(sid)
-
-
-def item_frame(prefix: bytes, value: bytes) -> bytes:
-    """An ITEM frame from its stream's cached :func:`item_prefix` and a :func:`value_bytes`."""
-    body = prefix + value
-    return _LENGTH.pack(len(body)) + body
 
 
 def ask_frame(corr: int, address: bytes, value: bytes, trace: str | None = None) -> bytes:
@@ -667,15 +667,17 @@ class PeerSession(Generic[T]):
         """Requests received and not yet :meth:`delivered`."""
         self.pending: dict[int, T] = {}
         """Asks sent on this connection awaiting their reply, by correlation id."""
-        self.producing: set[int] = set()
-        """Streams the peer opened here that are not over yet."""
+        self.producing: dict[int, bytes] = {}
+        """Streams the peer opened here that are not over yet (with their ids' CBOR)."""
         self.consuming: dict[int, int] = {}
         """Streams this side opened, with how many items the peer may still send."""
         self.outgoing = bytearray()
         """Bytes to send, in order; the driver sends them and says so (:meth:`sent`)."""
         self._burst = -1
-        """Where in :attr:`outgoing` the TELL frame that ends it starts (-1: none)."""
+        """Where in :attr:`outgoing` the burst (TELL or ITEM frame) that ends it starts."""
         self._burst_end = -1
+        """Where that burst ends (it takes more only while it ends :attr:`outgoing`)."""
+        self._burst_head = b""
         self._burst_address = b""
         self._burst_bytes = min(TELL_BYTES, max_frame)
         self.closed = False
@@ -703,12 +705,20 @@ class PeerSession(Generic[T]):
         if self.credit <= 0:
             return False
         self.credit -= 1
+        self._add_to_burst(_TELL_HEAD, address, value)
+        return True
+
+    def _add_to_burst(self, head: bytes, address: bytes, value: bytes) -> None:
+        """Append ``value`` to the frame ``head + address + values`` that ends
+        :attr:`outgoing` if there is one with room, its count and length grown in place;
+        else start one."""
         out = self.outgoing
         start = self._burst
         if (
             len(out) == self._burst_end
+            and head is self._burst_head
             and address == self._burst_address
-            and out[start + 5] < 4 + TELL_VALUES
+            and out[start + 5] < _BURST_COUNT
             and len(out) - start + len(value) <= self._burst_bytes
         ):
             out += value
@@ -716,12 +726,12 @@ class PeerSession(Generic[T]):
             _LENGTH.pack_into(out, start, len(out) - start - 4)
         else:
             self._burst = len(out)
+            self._burst_head = head
             self._burst_address = address
-            body = _TELL_HEAD + address + value
+            body = head + address + value
             out += _LENGTH.pack(len(body))
             out += body
         self._burst_end = len(out)
-        return True
 
     def sent(self, n: int) -> None:
         """The driver sent the first ``n`` bytes of :attr:`outgoing`."""
@@ -781,18 +791,21 @@ class PeerSession(Generic[T]):
         if self.consuming.pop(sid, None) is not None and not self.closed:
             self.outgoing += encode(StreamCancel(sid))
 
-    def send_item(self, sid: int, frame: bytes) -> bool:
-        """Queue an ITEM frame (:func:`item_frame`) of the stream ``sid`` this side
-        produces; False when the stream is over (cancelled, or the connection closed)."""
-        if sid not in self.producing or self.closed:
+    def send_item(self, sid: int, value: bytes) -> bool:
+        """Queue an item (:func:`value_bytes`) of the stream ``sid`` this side produces;
+        False when the stream is over (cancelled, or the connection closed).  It joins the
+        ITEM frame of ``sid`` that ends :attr:`outgoing` when that one has room (a burst
+        of items is one frame, as tells are)."""
+        address = self.producing.get(sid)
+        if address is None or self.closed:
             return False
-        self.outgoing += frame
+        self._add_to_burst(_ITEM_HEAD, address, value)
         return True
 
     def end_stream(self, sid: int, error: BaseException | None) -> None:
         """End the stream ``sid`` this side produces (``error``: how it failed)."""
         if sid in self.producing and not self.closed:
-            self.producing.discard(sid)
+            del self.producing[sid]
             self.outgoing += encode(StreamEnd(sid, stream_error(error)))
 
     def delivered(self, count: int = 1) -> None:
@@ -873,18 +886,18 @@ class PeerSession(Generic[T]):
             )
             self.delivered()
             return Dropped("streams_refused")
-        self.producing.add(frame.sid)
+        self.producing[frame.sid] = wire.cbor_uint(frame.sid)
         return frame
 
     def _item(self, frame: StreamItem) -> Event:
         allowed = self.consuming.get(frame.sid)
         if allowed is None:
             return Dropped("stream_frames_stray")
-        if not allowed:
+        if allowed < len(frame.values):
             raise ProtocolViolation(
                 "rejected_malformed", f"stream {frame.sid}: an item beyond its credit"
             )
-        self.consuming[frame.sid] = allowed - 1
+        self.consuming[frame.sid] = allowed - len(frame.values)
         return frame
 
     def _end(self, frame: StreamEnd) -> Event:
@@ -896,7 +909,7 @@ class PeerSession(Generic[T]):
         if frame.sid not in self.producing:
             return Dropped("stream_frames_stray")
         if isinstance(frame, StreamCancel):
-            self.producing.discard(frame.sid)
+            del self.producing[frame.sid]
         return frame
 
     _RULES: dict[type[Frame], Callable[[PeerSession[Any], Any], Event | None]] = {

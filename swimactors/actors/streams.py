@@ -262,6 +262,11 @@ class ReplyStream:
         self._buffer.append(item)
         self._wake()
 
+    def emit_all(self, items: list[Any]) -> None:
+        """:meth:`emit` each of ``items`` (a burst from another node)."""
+        self._buffer.extend(items)
+        self._wake()
+
     def end(self, error: BaseException | None) -> None:
         if self._end is _OPEN:
             self._end = None if error is None else failure(error)

@@ -327,18 +327,15 @@ class _StreamStart(Reply):
 class _RemoteSink:
     """Where a producer for a reader on another node sends: ITEM and END frames."""
 
-    __slots__ = ("_connection", "_prefix", "_sid")
+    __slots__ = ("_connection", "_sid")
 
     def __init__(self, connection: Connection, sid: int) -> None:
         self._connection = connection
         self._sid = sid
-        self._prefix = protocol.item_prefix(sid)
 
     def emit(self, item: Any) -> None:
         connection = self._connection
-        if connection.session.send_item(
-            self._sid, protocol.item_frame(self._prefix, protocol.value_bytes(item))
-        ):
+        if connection.session.send_item(self._sid, protocol.value_bytes(item)):
             connection.send_soon()
 
     def end(self, error: BaseException | None) -> None:
@@ -525,6 +522,10 @@ class Connection:
         """When the stream was ready: the peer's HELLO is due ``handshake_timeout`` later."""
         self._greeted = False
         self._frame_started = math.inf
+        self._behind = False
+        """A burst left its actor a whole batch or more to handle: the reader lets it run
+        before it decodes the next frame, so it never runs further ahead of an actor than
+        that (a backlog of decoded messages is memory, and the GC's walk)."""
         self._spans: dict[int, Any] = {}
         """Open SERVER spans of traced asks from this peer, by correlation id."""
         self.readers: weakref.WeakValueDictionary[int, ReplyStream] = weakref.WeakValueDictionary()
@@ -901,6 +902,11 @@ class Connection:
                 while (event := session.next_event()) is not None:
                     self._EVENTS[type(event)](self, event)
                     counters["frames_received"] += 1
+                    if self._behind:  # let the actor run before the next frame
+                        self._behind = False
+                        session.return_credit()
+                        self.send_soon()
+                        await trio.lowlevel.checkpoint()
             except ProtocolViolation as exc:
                 return self._reject(exc.counter, str(exc))
             session.return_credit()
@@ -955,6 +961,7 @@ class Connection:
         if cell is not None and to.error is None and cell not in self.held:
             done = offer_all(cell, protocol.decode_values(values), to.sender)
             self.session.delivered(done)
+            self._behind = isinstance(cell, ActorCell) and cell.behind()
         for value in values[done:] if done else values:
             self._deliver(to, value, None)
 
@@ -987,18 +994,21 @@ class Connection:
         self._deliver(to, frame.value, None, start)
 
     def _stream_item(self, frame: protocol.StreamItem) -> None:
+        """Hand an ITEM frame's items to their reader in order (one that does not decode
+        ends the stream there with :class:`UndecodableReply`)."""
         stream = self.readers.get(frame.sid)
         if stream is None:  # dropped by its reader this instant: its CANCEL is queued
             self.transport.counters["stream_frames_stray"] += 1
             return
-        try:
-            item = protocol.decode_value(frame.value)
-        except wire.WireError as exc:
-            self.transport.counters["undecodable_messages"] += 1
-            stream.cancel()
-            stream.end(UndecodableReply(f"stream item from {self.node}: {exc}"))
-            return
-        stream.emit(item)
+        items = protocol.decode_values(frame.values)
+        stream.emit_all(items)
+        if len(items) < len(frame.values):
+            try:
+                protocol.decode_value(frame.values[len(items)])
+            except wire.WireError as exc:
+                self.transport.counters["undecodable_messages"] += 1
+                stream.cancel()
+                stream.end(UndecodableReply(f"stream item from {self.node}: {exc}"))
 
     def _stream_more(self, frame: protocol.StreamMore) -> None:
         producer = self.producers.get(frame.sid)

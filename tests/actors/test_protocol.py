@@ -47,8 +47,6 @@ from swimactors.actors.protocol import (
     encode,
     encode_stream,
     encode_value,
-    item_frame,
-    item_prefix,
     parse,
     value_bytes,
 )
@@ -315,7 +313,7 @@ def test_a_session_is_total_on_arbitrary_bytes(data: bytes) -> None:
 
 
 def send_item(session: PeerSession[str], sid: int, value: Any) -> bool:
-    return session.send_item(sid, item_frame(item_prefix(sid), value_bytes(value)))
+    return session.send_item(sid, value_bytes(value))
 
 
 def open_stream(a: PeerSession[str], sid: int, window: int) -> bool:
@@ -330,13 +328,13 @@ def test_a_stream_opens_as_a_request_and_flows_on_its_own_credit() -> None:
     assert open_stream(a, 7, 3)
     (opened,) = pump(a, b)
     assert opened == StreamOpen(7, "echo", 1, None, encode_value("go"), 3)
-    assert b.undelivered == 1 and b.producing == {7}
+    assert b.undelivered == 1 and list(b.producing) == [7]
     b.delivered()
     sent = [send_item(b, 7, n) for n in range(3)]
     assert sent == [True] * 3
-    events = pump(b, a)
-    assert [type(e) for e in events] == [StreamItem] * 3
-    assert [decode_value(e.value) for e in events] == [0, 1, 2]
+    (items,) = pump(b, a)  # a burst of items is one frame
+    assert isinstance(items, StreamItem)
+    assert [decode_value(v) for v in items.values] == [0, 1, 2]
     assert a.consuming == {7: 0}
     a.grant(7, 2)
     assert pump(a, b) == [StreamMore(7, 2)]
@@ -358,6 +356,31 @@ def test_an_item_beyond_the_streams_credit_breaks_the_connection() -> None:
     send_item(b, 1, "one too many")
     with pytest.raises(ProtocolViolation, match="beyond its credit"):
         pump(b, a)
+
+
+def test_items_of_one_stream_are_one_frame_until_its_limits_or_another_frame() -> None:
+    a, b = pair()
+    handshake(a, b)
+    open_stream(a, 1, 1000)
+    open_stream(a, 2, 10)
+    pump(a, b)
+    for n in range(300):  # one frame holds at most 253 items (its one-byte count)
+        send_item(b, 1, n)
+    send_item(b, 2, "other")  # another stream: a frame of its own
+    send_item(b, 1, "after")
+    b.end_stream(1, None)
+    events = pump(b, a)
+    assert [(type(e).__name__, e.sid) for e in events] == [
+        ("StreamItem", 1),
+        ("StreamItem", 1),
+        ("StreamItem", 2),
+        ("StreamItem", 1),
+        ("StreamEnd", 1),
+    ]
+    assert [len(e.values) for e in events[:4]] == [253, 47, 1, 1]
+    items = [decode_value(v) for e in events[:4] if e.sid == 1 for v in e.values]
+    assert items == [*range(300), "after"]
+    assert a.consuming == {2: 9}
 
 
 def test_a_stream_error_crosses_as_the_typed_error_of_an_ask() -> None:
@@ -436,7 +459,11 @@ stream_frames = st.one_of(
         st.integers(-5, 5).map(encode_value),
         st.integers(1, MAX_STREAM_WINDOW),
     ),
-    st.builds(StreamItem, st.integers(0, 2**63 - 1), st.text(max_size=10).map(encode_value)),
+    st.builds(
+        StreamItem,
+        st.integers(0, 2**63 - 1),
+        st.lists(st.text(max_size=10).map(encode_value), min_size=1, max_size=4),
+    ),
     st.builds(StreamMore, st.integers(0, 2**63 - 1), st.integers(1, MAX_STREAM_WINDOW)),
     st.builds(
         StreamEnd,

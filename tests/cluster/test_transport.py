@@ -11,7 +11,8 @@ import trio
 import swimactors
 from swimactors import Actor, ActorRef, MailboxFull, NameLost, NodeDown, TransportConfig, wire
 from swimactors.actors import protocol
-from swimactors.actors.protocol import Kind
+from swimactors.actors.cell import BUDGET, ActorCell
+from swimactors.actors.protocol import TELL_VALUES, Kind
 
 from .cluster_helpers import cluster_of, open_systems, until
 
@@ -165,6 +166,35 @@ async def test_a_value_that_does_not_decode_fails_alone_in_its_burst() -> None:
                 await until(lambda: len(got) == 2)
             assert got == [1, 2]
             assert cluster_of(a).transport.counters["undecodable_messages"] == 1
+
+
+class Depth(Actor):
+    """Records how many messages are still queued as it takes each one."""
+
+    def __init__(self, depths: list[int]) -> None:
+        self.depths = depths
+        self.cell: ActorCell | None = None
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> None:
+        assert self.cell is not None
+        self.depths.append(len(self.cell.queue))
+
+
+async def test_the_reader_lets_an_actor_it_feeds_run_before_decoding_more() -> None:
+    """5,000 tells sent in one step cross in one read; the reader stops after each burst
+    that leaves the actor a whole batch behind, so the backlog stays within about a batch
+    and a frame (it grew to the whole read: all 5,000 decoded before the actor ran)."""
+    depths: list[int] = []
+    actor = Depth(depths)
+    with trio.fail_after(60):
+        async with open_systems(2) as (a, b):
+            local = await b.spawn(actor, name="depth", public=True, mailbox_size=1 << 14)
+            actor.cell = b.local_cell(local)
+            ref = await a.wait_for("depth", timeout=10)
+            for n in range(5000):
+                await ref.tell(n)
+            await until(lambda: len(depths) == 5000)
+            assert max(depths) < 2 * BUDGET + TELL_VALUES
 
 
 class Claimant(Actor):
