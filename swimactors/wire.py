@@ -360,7 +360,8 @@ class TypeRegistry(Generic[Tag]):
         """By tag, what :meth:`from_data` does with a whole ``[tag, field, ...]`` (for
         the tags it has met; read-only for callers that decode many in a row)."""
         self._encoders: dict[type, Callable[[Any], list[Any]]] = {}
-        self._to_bytes: dict[type, Callable[[Any], bytes]] = {}
+        self._to_bytes: dict[bytes, dict[type, Callable[[Any], bytes]]] = {b"": {}}
+        """By head (see :meth:`encoder`), by class, what encodes an instance to bytes."""
 
     def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
         """Class decorator: register an attrs class under ``tag``."""
@@ -385,7 +386,8 @@ class TypeRegistry(Generic[Tag]):
         self._decoders.pop(cls, None)
         self.builders.pop(tag, None)
         self._encoders.pop(cls, None)
-        self._to_bytes.pop(cls, None)
+        for table in self._to_bytes.values():
+            table.pop(cls, None)
 
     def add_codec(self, hint: Any, encode: Encoder, decode: Converter) -> None:
         """Teach this registry a field annotation it cannot derive (e.g. a handle type).
@@ -433,17 +435,27 @@ class TypeRegistry(Generic[Tag]):
             raise TypeError(f"{type(obj).__qualname__} is not registered in {self.name}")
         return encode(obj)
 
-    def encoder(self, cls: type) -> Callable[[Any], bytes] | None:
-        """What :meth:`encode` does for instances of ``cls`` (None if not registered):
-        the array's head and the tag encoded once per class, the fields in one ``dumps``."""
-        encode = self._to_bytes.get(cls)
+    def encoder(self, cls: type, head: bytes = b"") -> Callable[[Any], bytes] | None:
+        """What :meth:`encode` does for instances of ``cls`` (None if not registered),
+        with ``head`` before it: the head, the array's head and the tag encoded once per
+        class, the fields in one ``dumps``."""
+        table = self.encoders(head)
+        encode = table.get(cls)
         if encode is None and cls in self._tag_of:
-            encode = self._to_bytes[cls] = self._compile_to_bytes(cls)
+            encode = table[cls] = self._compile_to_bytes(cls, head)
         return encode
 
-    def _compile_to_bytes(self, cls: type) -> Callable[[Any], bytes]:
+    def encoders(self, head: bytes = b"") -> dict[type, Callable[[Any], bytes]]:
+        """The :meth:`encoder` of each class made so far for ``head``, by class (read-only
+        for a caller that encodes many: one lookup per instance)."""
+        table = self._to_bytes.get(head)
+        if table is None:
+            table = self._to_bytes[head] = {}
+        return table
+
+    def _compile_to_bytes(self, cls: type, head: bytes) -> Callable[[Any], bytes]:
         codecs = self._codecs(cls)
-        prefix = cbor_array_header(1 + len(codecs)) + dumps(self._tag_of[cls])
+        prefix = head + cbor_array_header(1 + len(codecs)) + dumps(self._tag_of[cls])
         fields = self._compile_encoder(cls)
         if not codecs:
             return lambda obj: prefix

@@ -501,12 +501,18 @@ def encode_value(value: Any) -> list[Any]:
 _MESSAGE_HEAD = wire.cbor_array_header(2) + wire.cbor_uint(_MESSAGE)
 
 
+_VALUE_ENCODERS = MESSAGES.encoders(_MESSAGE_HEAD)
+
+
 def value_bytes(value: Any) -> bytes:
-    """``dumps(encode_value(value))``, byte for byte; a message's without the lists."""
-    encode = MESSAGES.encoder(type(value))
-    if encode is not None:
-        return _MESSAGE_HEAD + encode(value)
-    return wire.dumps(encode_value(value))
+    """``dumps(encode_value(value))``, byte for byte; a message's without the lists, by
+    its class's encoder with the value's head compiled in (one lookup, one call)."""
+    encode = _VALUE_ENCODERS.get(type(value))
+    if encode is None:
+        encode = MESSAGES.encoder(type(value), _MESSAGE_HEAD)
+        if encode is None:
+            return wire.dumps(encode_value(value))
+    return encode(value)
 
 
 def decode_value(data: Any) -> Any:

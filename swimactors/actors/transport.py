@@ -243,6 +243,10 @@ class Host(Protocol):
         ...
 
 
+_NOBODY = object()
+"""No sender yet: a remote target's cached address is for nobody."""
+
+
 class RemoteTarget:
     """The delivery target of a ref to an actor on another node."""
 
@@ -264,7 +268,7 @@ class RemoteTarget:
         self.uid = uid
         self.ref = ActorRef(node, path, uid, self)
         self._address = b""
-        self._address_sender: ActorRef | None = None
+        self._address_sender: object = _NOBODY
         self._connection: Connection | None = None
         """The connection the last tell went on, while it is open (spares a lookup)."""
 
@@ -279,7 +283,8 @@ class RemoteTarget:
         connection = self._connection
         if connection is not None and not connection.session.closed:
             value = protocol.value_bytes(msg)
-            if connection.try_tell(self.address(sender), value):
+            address = self._address if sender is self._address_sender else self.address(sender)
+            if connection.try_tell(address, value):
                 return READY
             return self.transport.tell_later(connection, self, value, msg, sender)
         return self.transport.tell(self, msg, sender)
