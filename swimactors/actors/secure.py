@@ -1,6 +1,6 @@
 """Actor connections under the cluster key: the handshake on a fresh stream, then a stream
-whose every write is sealed (:mod:`swimactors.security.handshake` does the cryptography,
-:class:`~swimactors.security.records.KeyRecords` the records).
+whose every write is sealed (:mod:`swimactors.security.handshake` does the cryptography:
+the handshake and the records).
 
 The actor protocol runs unchanged on top: the stream carries its bytes as sealed records
 (a 4-byte length, then AES-GCM of up to 64 KiB of them), opened strictly in order; a
@@ -13,7 +13,7 @@ import trio
 
 from .. import wire
 from ..security import HandshakeError, Keyring, StreamHandshake
-from ..security.records import KeyRecords, SecureStream
+from ..security.records import SecureStream
 
 __all__ = ["secure"]
 
@@ -49,4 +49,4 @@ async def secure(
     await stream.send_all(wire.encode_frame(proof))
     sealed = handshake.on_proof(await next_frame())
     assert handshake.peer_name is not None
-    return SecureStream(stream, KeyRecords(sealed), bytes(buffer)), handshake.peer_name
+    return SecureStream(stream, sealed, bytes(buffer)), handshake.peer_name

@@ -48,7 +48,7 @@ from .. import wire
 from ..membership.once import OncePerPeer
 from ..membership.types import format_address
 from ..security import HandshakeError, Keyring, TlsConfig
-from ..security.records import SecureStream
+from ..security.records import RecordRejected, SecureStream
 from ..security.tls_stream import open_tls
 from . import protocol, step_end, tracing
 from .cell import ActorCell, offer_all
@@ -746,7 +746,9 @@ class Connection:
     def _failed(self, exc: BaseException) -> None:
         """Why the connection ended: a broken stream, or a bug that costs this connection
         only (counted and logged), never the system."""
-        if isinstance(exc, OSError | trio.BrokenResourceError | trio.ClosedResourceError):
+        if isinstance(exc, RecordRejected):  # altered, replayed or foreign bytes
+            self._reject("rejected_records", str(exc))
+        elif isinstance(exc, OSError | trio.BrokenResourceError | trio.ClosedResourceError):
             self.reason = self.reason or f"{type(exc).__name__}: {exc}"
         else:
             self.transport.counters["connection_errors"] += 1

@@ -5,7 +5,8 @@ keys for this one connection::
 
     each end -> HELLO  = 0x1d | version | key id (4) | nonce (32) | name length (1) | name
     each end -> PROOF  = HMAC-SHA256(its proof key, transcript)
-    then frames        = AES-GCM(its send key, nonce = frame counter) with the label as AD
+    then records       = length (4) | AES-GCM(its send key, nonce = record number) with
+                         the label as AD
 
 The transcript is the label and both hellos, the initiator's first; from it and the key,
 ``HKDF-SHA256(key, salt=nonce_i || nonce_r, info=transcript hash)`` gives four keys: a
@@ -13,8 +14,8 @@ proof key and a send key per direction.  Fresh nonces on both sides make every
 connection's keys new (a recorded connection cannot be replayed into another), the roles
 in the derivation stop a reflected proof, and the names in the transcript make each end's
 claimed node name authentic: only a key holder can complete the handshake under a name.
-Frames are opened strictly in order (TCP delivers them so): a dropped, repeated, reordered
-or altered frame fails and the connection must be closed.
+Records are opened strictly in order (TCP delivers them so): a dropped, repeated, reordered
+or altered record fails and breaks the connection.
 """
 
 from __future__ import annotations
@@ -29,17 +30,21 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .. import wire
 from ..errors import SwimactorsError
 from .keyring import Keyring
 
-__all__ = ["HELLO_MAGIC", "HandshakeError", "SealedStream", "StreamHandshake"]
+__all__ = ["HELLO_MAGIC", "RECORD", "HandshakeError", "SealedStream", "StreamHandshake"]
 
 HELLO_MAGIC = 0x1D
 VERSION = 1
 NONCE_SIZE = 32
 MAX_NAME = 255
 TAG_SIZE = 16
+RECORD = 64 * 1024
+"""The most plaintext one sealed record carries (a write batch is one record)."""
 _HELLO_HEAD = struct.Struct(">BB4s32sB")
+_LENGTH = struct.Struct(">I")
 
 
 class HandshakeError(SwimactorsError):
@@ -47,31 +52,60 @@ class HandshakeError(SwimactorsError):
 
 
 class SealedStream:
-    """Seals frames we send and opens frames we receive on one authenticated connection."""
+    """The sealed records of one authenticated connection, both ways (a
+    :class:`~.records.Records` codec): a 4-byte length, then AES-GCM of up to
+    :data:`RECORD` bytes, the nonce the record's number in its direction, the label as
+    associated data; records open strictly in order, and one that does not is a
+    :class:`HandshakeError` (close the connection)."""
 
     def __init__(self, send_key: bytes, receive_key: bytes, label: bytes) -> None:
-        self._send = AESGCM(send_key)
-        self._receive = AESGCM(receive_key)
-        self._label = label
+        self._encrypt = AESGCM(send_key).encrypt
+        self._decrypt = AESGCM(receive_key).decrypt
+        self._label = label or None
+        """An empty label is no associated data: the same tag, one cipher call less."""
         self._sent = 0
         self._received = 0
+        self._decoder = wire.FrameDecoder(RECORD + TAG_SIZE)
 
-    def seal(self, frame: bytes | bytearray | memoryview) -> bytes:
-        """One frame sealed under this direction's key and the next nonce."""
-        nonce = self._sent.to_bytes(12, "big")
-        self._sent += 1
-        return self._send.encrypt(nonce, frame, self._label)
+    def seal(self, data: bytes | bytearray | memoryview, out: bytearray) -> None:
+        """Append the records carrying ``data`` to ``out``."""
+        if len(data) > RECORD:
+            view = memoryview(data)
+            for start in range(0, len(view), RECORD):
+                self.seal(view[start : start + RECORD], out)
+            return
+        sent = self._sent
+        self._sent = sent + 1
+        out += _LENGTH.pack(len(data) + TAG_SIZE)
+        out += self._encrypt(sent.to_bytes(12, "big"), data, self._label)
 
-    def open(self, frame: bytes) -> bytes:
-        """The plaintext of the next frame; :class:`HandshakeError` if it is not that."""
-        nonce = self._received.to_bytes(12, "big")
+    def open(self, data: bytes | bytearray, out: bytearray) -> bytes:
+        """The plaintext of the records ``data`` completes (b"" if none); nothing goes to
+        ``out`` (keyed records never answer)."""
+        decoder = self._decoder
+        if not decoder.buffered and len(data) > 4:  # the usual read: one whole record
+            (length,) = _LENGTH.unpack_from(data)
+            if length == len(data) - 4 and length <= decoder.max_frame:
+                return self._open(memoryview(data)[4:])
+        records = decoder.feed(data)
+        if decoder.error is not None:
+            raise HandshakeError(f"sealed record: {decoder.error}")
+        return b"".join(map(self._open, records))
+
+    def end(self) -> None:
+        """The peer closed: :class:`HandshakeError` if that cut a record."""
+        if self._decoder.buffered:
+            raise HandshakeError("connection closed inside a sealed record")
+
+    def _open(self, record: bytes | memoryview) -> bytes:
+        received = self._received
         try:
-            plain = self._receive.decrypt(nonce, frame, self._label)
+            plain = self._decrypt(received.to_bytes(12, "big"), record, self._label)
         except InvalidTag:
             raise HandshakeError(
-                "a frame failed to open: altered, replayed or out of order"
+                "a sealed record failed to open: altered, replayed or out of order"
             ) from None
-        self._received += 1
+        self._received = received + 1
         return plain
 
 
@@ -141,7 +175,7 @@ class StreamHandshake:
         return hmac.new(mine, transcript, "sha256").digest()
 
     def on_proof(self, frame: bytes) -> SealedStream:
-        """Check the peer's proof: the connection's sealed stream once it holds."""
+        """Check the peer's proof: the connection's sealed records once it holds."""
         if self._expected_proof is None or self._stream is None:
             raise HandshakeError("a proof before the hello")
         if not hmac.compare_digest(frame, self._expected_proof):

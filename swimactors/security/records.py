@@ -2,25 +2,25 @@
 (the caller may send those bytes with its own non-blocking ``send``), what is received is
 opened strictly in order; a record that fails to open breaks the stream.
 
-How bytes become records is the :class:`Records` codec's: :class:`KeyRecords` (the key
-handshake's AES-GCM records, 4-byte length first) or TLS's (:mod:`.tls_stream`).
+How bytes become records is the :class:`Records` codec's: the key handshake's AES-GCM
+records (:class:`~.handshake.SealedStream`, 4-byte length first) or TLS's
+(:mod:`.tls_stream`).
 """
 
 from __future__ import annotations
 
-import struct
 from typing import Protocol
 
 import trio
 
-from .. import wire
-from .handshake import HandshakeError, SealedStream
+from .handshake import RECORD, HandshakeError
 
-__all__ = ["RECORD", "KeyRecords", "Records", "SecureStream"]
+__all__ = ["RECORD", "RecordRejected", "Records", "SecureStream"]
 
-RECORD = 64 * 1024
-"""The most plaintext one keyed record carries (a write batch is one record)."""
-_LENGTH = struct.Struct(">I")
+
+class RecordRejected(trio.BrokenResourceError):
+    """A received record did not open (altered, replayed, reordered, or sealed under
+    another key or label): the stream is broken, and its owner counts it."""
 
 
 class Records(Protocol):
@@ -31,48 +31,12 @@ class Records(Protocol):
 
     def open(self, data: bytes | bytearray, out: bytearray) -> bytes:
         """The plaintext of the records ``data`` completes (b"" if none); bytes the
-        protocol must answer with go to ``out``; ``trio.BrokenResourceError`` if a record
-        fails to open."""
+        protocol must answer with go to ``out``; :class:`RecordRejected` or
+        :class:`~.handshake.HandshakeError` if a record fails to open."""
 
     def end(self) -> None:
-        """The peer closed: ``trio.BrokenResourceError`` if that cut a record."""
-
-
-class KeyRecords:
-    """Records under the key handshake's connection keys: a 4-byte length, then AES-GCM
-    of up to :data:`RECORD` bytes (:class:`~.handshake.SealedStream`)."""
-
-    def __init__(self, sealed: SealedStream) -> None:
-        self._seal = sealed.seal
-        self._open = sealed.open
-        self._decoder = wire.FrameDecoder(RECORD + 64)
-
-    def seal(self, data: bytes | bytearray | memoryview, out: bytearray) -> None:
-        seal = self._seal
-        if len(data) <= RECORD:
-            record = seal(data)
-            out += _LENGTH.pack(len(record))
-            out += record
-            return
-        view = memoryview(data)
-        for start in range(0, len(view), RECORD):
-            out += wire.encode_frame(seal(view[start : start + RECORD]))
-
-    def open(self, data: bytes | bytearray, out: bytearray) -> bytes:
-        decoder = self._decoder
-        records = decoder.feed(data)
-        if decoder.error is not None:
-            raise trio.BrokenResourceError(f"sealed record: {decoder.error}")
-        try:
-            if len(records) == 1:  # the usual read: one whole record
-                return self._open(records[0])
-            return b"".join(map(self._open, records))
-        except HandshakeError as exc:
-            raise trio.BrokenResourceError(str(exc)) from None
-
-    def end(self) -> None:
-        if self._decoder.buffered:
-            raise trio.BrokenResourceError("connection closed inside a sealed record")
+        """The peer closed: ``trio.BrokenResourceError`` or
+        :class:`~.handshake.HandshakeError` if that cut a record."""
 
 
 class SecureStream(trio.abc.Stream):
@@ -83,8 +47,9 @@ class SecureStream(trio.abc.Stream):
         self.records = records
         self.unsent = bytearray()
         """Sealed bytes not sent yet (a non-blocking send may take only part of them)."""
-        self.pending = records.open(buffered, self.unsent)
+        self.pending = b""
         """Plaintext opened and not read yet."""
+        self.pending = self.open(buffered)
 
     def seal(self, data: bytes | bytearray | memoryview) -> None:
         """Seal ``data`` into :attr:`unsent` (bytes the caller must send in order)."""
@@ -94,14 +59,20 @@ class SecureStream(trio.abc.Stream):
     def open(self, data: bytes | bytearray) -> bytes:
         """The plaintext the bytes ``data`` (read from the inner stream, not empty)
         complete, after any not read yet; b"" if none."""
-        plain = self.records.open(data, self.unsent)
+        try:
+            plain = self.records.open(data, self.unsent)
+        except HandshakeError as exc:
+            raise RecordRejected(str(exc)) from None
         if self.pending:
             plain, self.pending = self.pending + plain, b""
         return plain
 
     def end(self) -> None:
         """The inner stream ended: ``trio.BrokenResourceError`` if inside a record."""
-        self.records.end()
+        try:
+            self.records.end()
+        except HandshakeError as exc:
+            raise trio.BrokenResourceError(str(exc)) from None
 
     def take(self, max_bytes: int | None = None) -> bytes:
         """The plaintext opened and not read yet, up to ``max_bytes`` (b"" if none)."""
@@ -121,7 +92,7 @@ class SecureStream(trio.abc.Stream):
         while not self.pending:
             data = await self.inner.receive_some()
             if not data:
-                self.records.end()
+                self.end()
                 return b""
             self.pending = self.open(data)
         return self.take(max_bytes)

@@ -14,7 +14,7 @@ import ssl
 
 import trio
 
-from .records import RECORD, SecureStream
+from .records import RECORD, RecordRejected, SecureStream
 from .tls import certificate_names
 
 __all__ = ["TlsRecords", "open_tls"]
@@ -53,7 +53,7 @@ class TlsRecords:
         except ssl.SSLZeroReturnError:
             pass  # the peer's close_notify: its FIN follows
         except ssl.SSLError as exc:
-            raise trio.BrokenResourceError(f"TLS: {exc}") from exc
+            raise RecordRejected(f"TLS: {exc}") from exc
         finally:
             if self._outgoing.pending:  # what TLS answers (an alert, a key update)
                 out += self._outgoing.read()

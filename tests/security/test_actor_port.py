@@ -14,6 +14,7 @@ import trio
 
 import swimactors
 from swimactors.actors import protocol
+from swimactors.actors.secure import secure
 from swimactors.actors.transport import TransportConfig
 from swimactors.security import Keyring
 from tests.cluster.cluster_helpers import FAST, cluster_of, open_systems, until
@@ -92,6 +93,31 @@ async def test_keyed_systems_talk_and_strangers_are_refused() -> None:
                 pass
             assert await ref.ask("still") == "still"
             assert counter(b, "rejected_impostor")() == 0
+
+
+async def test_an_altered_record_breaks_the_connection_and_is_counted() -> None:
+    """A key holder's connection whose record was altered in flight (or replayed) is closed
+    before any frame in it is read, and counted; the cluster's own traffic goes on."""
+    with trio.fail_after(30):
+        async with open_systems(2, config=KEYED) as (a, b):
+            await b.spawn(Echo(), name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            for alter in (True, False):
+                stream = await raw_connection(actor_port(b))
+                sealed, peer = await secure(
+                    stream, KEYED.keyring, KEYED.label, "n9", initiator=True
+                )
+                assert peer == b.name
+                sealed.seal(hello("n9"))
+                record = bytearray(sealed.unsent)
+                if alter:
+                    record[-1] ^= 1  # a bit of the tag
+                    await stream.send_all(record)
+                else:  # the HELLO, then the same record again
+                    await stream.send_all(record + record)
+                assert await closed_by_peer(stream)
+            await until(lambda: counter(b, "rejected_records")() == 2)
+            assert await ref.ask("still") == "still"
 
 
 async def test_a_hello_in_another_members_name_from_elsewhere_is_refused() -> None:
