@@ -1,13 +1,14 @@
 """The cost of encryption: sealing primitives, membership and remote actors with and
 without a key.
 
-Rows: seal + open of one membership packet (300 and 1,400 bytes) and of one actor frame
-on an authenticated connection (100 bytes, a typical tell), the connection handshake; a
-membership cluster on loopback run plaintext and keyed, interleaved, ``ROUNDS`` times: CPU
-seconds per node per minute and bytes sent per node per second; remote ask p50 and one
-sender's tell throughput to a system in another process, over plaintext, keyed and mutual
-TLS connections interleaved (``bench_remote``'s measurements).  Medians; plaintext is the
-floor (remote rows: medians of the per-round differences and ratios).
+Rows: seal + open of one membership packet (300 and 1,400 bytes) and of one record on an
+authenticated actor connection (100 bytes, a lone ask; 16 KiB, a batch of tells), the
+connection handshake; a membership cluster on loopback run plaintext and keyed,
+interleaved, ``ROUNDS`` times: CPU seconds per node per minute and bytes sent per node per
+second; remote ask p50, the CPU both processes spend per ask, and one sender's tell
+throughput to a system in another process, over plaintext, keyed and mutual TLS
+connections interleaved (``bench_remote``'s measurements).  Medians; plaintext is the floor
+(remote rows: medians of the per-round differences and ratios).
 """
 
 from __future__ import annotations
@@ -71,21 +72,22 @@ def _primitives(quick: bool) -> list[Row]:
     responder = StreamHandshake(Keyring(KEY), "bench", "b", initiator=False)
     proof_i, proof_r = initiator.on_hello(responder.hello()), responder.on_hello(initiator.hello())
     send, receive = initiator.on_proof(proof_r), responder.on_proof(proof_i)
-    frame, records, answers = b"x" * 100, bytearray(), bytearray()
+    records, answers = bytearray(), bytearray()
+    for size in (100, 16384):  # a lone ask; a batch of tells
 
-    def record_round_trip() -> None:
-        send.seal(frame, records)
-        receive.open(records, answers)
-        records.clear()
+        def record_round_trip(frame: bytes = b"x" * size) -> None:
+            send.seal(frame, records)
+            receive.open(records, answers)
+            records.clear()
 
-    rows.append(
-        {
-            "benchmark": "security",
-            "metric": "record seal+open 100 B",
-            "value": _per_call(record_round_trip, number) * 1e6,
-            "unit": "us",
-        }
-    )
+        rows.append(
+            {
+                "benchmark": "security",
+                "metric": f"record seal+open {size:,} B",
+                "value": _per_call(record_round_trip, number // (1 + size // 1000)) * 1e6,
+                "unit": "us",
+            }
+        )
 
     def handshake() -> None:
         i = StreamHandshake(Keyring(KEY), "bench", "a", initiator=True)
@@ -192,10 +194,18 @@ def _issue_certificates(directory: str, names: list[str]) -> None:
         issued.private_key_pem.write_to_path(f"{directory}/{name}.key")
 
 
+class CpuClock(swimactors.Actor):
+    """Answers with this process's CPU seconds so far (the far side's share of a run)."""
+
+    def receive(self, msg: Any, ctx: swimactors.Context) -> float:
+        return time.process_time()
+
+
 async def _serve(mode: str, pki: str) -> None:
     config = _remote_config(mode, f"far-{mode}", pki)
     async with swimactors.open_system(f"far-{mode}", bind="127.0.0.1:0", config=config) as system:
         await system.spawn(Echo, name="echo", public=True)
+        await system.spawn(CpuClock, name="cpu", public=True)
         # room for every tell of a run: this measures the transport, and requests for a
         # full mailbox are held back only up to half the window, then dropped (docs/guide.md)
         await system.spawn(Count, name="count", public=True, mailbox_size=1 << 18)
@@ -218,12 +228,15 @@ async def _near(mode: str, pki: str) -> AsyncIterator[swimactors.System]:
     ):
         await system.wait_for("echo", timeout=20)
         await system.wait_for("count", timeout=20)
+        await system.wait_for("cpu", timeout=20)
         yield system
 
 
 async def _remote(quick: bool) -> list[Row]:
     trips, tells = (500, 20_000) if quick else (2000, 100_000)
-    results = {mode: {"ask": list[float](), "tell": list[float]()} for mode in MODES}
+    results = {
+        mode: {"ask": list[float](), "cpu": list[float](), "tell": list[float]()} for mode in MODES
+    }
     with tempfile.TemporaryDirectory() as pki:
         _issue_certificates(pki, [f"{side}-tls" for side in ("near", "far")])
         async with (
@@ -238,15 +251,21 @@ async def _remote(quick: bool) -> list[Row]:
                 order = MODES[round_ % 3 :] + MODES[: round_ % 3]  # rotated each round
                 for mode in order:
                     system = systems[mode]
+                    far = await system.wait_for("cpu")
+                    near_cpu, far_cpu = time.process_time(), await far.ask("cpu?")
                     asks = await _ask_round_trips(system, trips)
+                    near_cpu = time.process_time() - near_cpu
+                    far_cpu = await far.ask("cpu?") - far_cpu
                     results[mode]["ask"].append(statistics.median(asks) * 1e6)
+                    results[mode]["cpu"].append((near_cpu + far_cpu) / trips * 1e6)
                     results[mode]["tell"].append(await _tell_rate(system, tells))
     note = f"floor: plaintext connection; {REMOTE_ROUNDS} interleaved rounds"
     floor = results["plain"]
     rows: list[Row] = []
     for mode, label in (("keyed", "keyed"), ("tls", "mutual TLS")):
-        ask, tell = results[mode]["ask"], results[mode]["tell"]
+        ask, cpu, tell = results[mode]["ask"], results[mode]["cpu"], results[mode]["tell"]
         extra = sorted(a - f for a, f in zip(ask, floor["ask"], strict=True))
+        extra_cpu = sorted(c - f for c, f in zip(cpu, floor["cpu"], strict=True))
         ratios = sorted(t / f for t, f in zip(tell, floor["tell"], strict=True))
         rows += [
             {
@@ -258,6 +277,17 @@ async def _remote(quick: bool) -> list[Row]:
                 "ratio": statistics.median(a / f for a, f in zip(ask, floor["ask"], strict=True)),
                 "note": f"{note}; +{statistics.median(extra):.1f} us (per round "
                 f"{extra[0]:+.0f}..{extra[-1]:+.0f}; target < 10)",
+            },
+            {
+                "benchmark": "security",
+                "metric": f"remote ask CPU per ask (both processes), {label}",
+                "value": statistics.median(cpu),
+                "unit": "us",
+                "floor": statistics.median(floor["cpu"]),
+                "ratio": statistics.median(c / f for c, f in zip(cpu, floor["cpu"], strict=True)),
+                "note": f"{note}; +{statistics.median(extra_cpu):.1f} us (per round "
+                f"{extra_cpu[0]:+.0f}..{extra_cpu[-1]:+.0f}): the round trip runs one side "
+                "then the other, so this is what the key adds to its latency, less the noise",
             },
             {
                 "benchmark": "security",
