@@ -18,6 +18,7 @@ from swimactors.actors import protocol
 from swimactors.actors.protocol import Kind
 from swimactors.agent import events
 from swimactors.cluster.ddata import DataRead, DataWrite
+from swimactors.cluster.grain_leases import GrainLease
 from swimactors.cluster.grains import GrainProbe
 from swimactors.cluster.groups import TopicDelivery
 from swimactors.cluster.system import SpawnRequest
@@ -106,6 +107,7 @@ def _actor_frame(data: bytes) -> object:
 
 _SYSTEM_REQUESTS = (
     GrainProbe("counter", "alice", 7, "b", 3),
+    GrainLease("b", ["counter"], [["a", "b"]]),
     DataWrite(b"\x80", "majority"),
     DataRead("kv/1", "all"),
     TopicDelivery("news", protocol.encode_value("hi"), ["/user/x#1"]),

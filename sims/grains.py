@@ -1,8 +1,10 @@
 """``python -m sims.grains [--seeds 1-4 | --seed N]``: grains and distributed data on the
 trio engine under a partition, a crash and a join, with the checks of issue 17.
 
-Five nodes under keep-majority ask ten grains and write unique keys at majority from every
-node; the seed draws the schedule: a 3|2 cut (which nodes, when, how long), a crash of one
+Five nodes under keep-majority ask ten grains, and 100 grains of a second kind that
+passivate after 0.5 s idle (so activations, most of them on leases without a probe, go on
+all the time), and write unique keys at majority from every node; the seed draws the
+schedule: a 3|2 cut (which nodes, when, how long), a crash of one
 node after the heal, and a sixth host joining.  Checked:
 
 * no two activations of one identity inside ``receive`` at once on nodes whose sides
@@ -37,6 +39,9 @@ from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
 
 IDENTITIES = [f"g{i}" for i in range(10)]
+CHURN = [f"c{i}" for i in range(100)]
+"""Grains of a second kind that passivate after 0.5 s idle: activations all the time,
+through the cut, the crash and the join."""
 NODES = 5
 
 
@@ -50,6 +55,9 @@ class Checks:
     lost_writes: list[str] = attrs.Factory(list)
     acked: int = 0
     answered: int = 0
+    activations: int = 0
+    skipped: int = 0
+    """Activations that took their grain without probing (leases, docs/grains.md)."""
 
     @property
     def failures(self) -> list[str]:
@@ -90,12 +98,12 @@ async def _load(
 ) -> None:
     writes = 0
     while system.name not in crashed and not stop.is_set():
-        identity = rng.choice(IDENTITIES)
-        try:
-            await system.grain("probe", identity).ask(None, timeout=1.0)
-            checks.answered += 1
-        except Exception:  # QuorumLost, NodeDown, AskTimeout, ...
-            await trio.sleep(0.2)
+        for kind, identity in (("probe", rng.choice(IDENTITIES)), ("churn", rng.choice(CHURN))):
+            try:
+                await system.grain(kind, identity).ask(None, timeout=1.0)
+                checks.answered += 1
+            except Exception:  # QuorumLost, NodeDown, AskTimeout, ...
+                await trio.sleep(0.2)
         writes += 1
         key, value = f"w/{system.name}/{writes}", writes
         try:
@@ -115,9 +123,13 @@ async def _load(
 ACKED: list[tuple[str, int]] = []
 
 
-def _held(systems: list[System], crashed: set[str]) -> Counter[str]:
+def _held(systems: list[System], crashed: set[str], kind: str | None = None) -> Counter[str]:
     return Counter(
-        identity for s in systems if s.name not in crashed for (_, identity) in s.grains.local
+        identity
+        for s in systems
+        if s.name not in crashed
+        for (k, identity) in s.grains.local
+        if kind in (None, k)
     )
 
 
@@ -139,8 +151,8 @@ def scenario(seed: int) -> Any:
         with trio.fail_after(400):
             async with simulated_systems(net, NODES, split_brain=rule) as systems:
                 for s in systems:
-                    s.register_grain("probe", Probe, idle_timeout=None)
-                await _await(lambda: all(len(s.grains.hosts("probe")) == NODES for s in systems))
+                    _host(s)
+                await _await(lambda: all(len(s.grains.hosts("churn")) == NODES for s in systems))
                 await _await(lambda: all(s.quorum_state == "ok" for s in systems))
                 names = [s.name for s in systems]
                 stop = trio.Event()
@@ -162,13 +174,21 @@ def scenario(seed: int) -> Any:
                     net.crash(names[victim])
                     await trio.sleep(draw.uniform(5.0, 10.0))
                     async with _join(net, NODES, rule) as late:
-                        late.register_grain("probe", Probe, idle_timeout=None)
+                        _host(late)
                         await trio.sleep(20.0)
                         stop.set()
                         await _final_checks([*systems, late], crashed, checks)
+                        everyone = [*systems, late]
+                        checks.activations = sum(s.grains.activations for s in everyone)
+                        checks.skipped = sum(s.grains.leases.skipped for s in everyone)
         return checks.failures
 
     return app, checks
+
+
+def _host(system: System) -> None:
+    system.register_grain("probe", Probe, idle_timeout=None)
+    system.register_grain("churn", Probe, idle_timeout=0.5)
 
 
 async def _final_checks(systems: list[System], crashed: set[str], checks: Checks) -> None:
@@ -177,7 +197,7 @@ async def _final_checks(systems: list[System], crashed: set[str], checks: Checks
     live = [s for s in systems if s.name not in crashed]
     for identity in IDENTITIES:
         await _ask_until_answered(live[0], identity)
-    held = _held(live, crashed)
+    held = _held(live, crashed, "probe")
     if set(held.values()) != {1} or set(held) != set(IDENTITIES):
         checks.at_end.append(f"at the end: {dict(held)} activations")
     checks.acked = len(ACKED)
@@ -228,7 +248,8 @@ def report(seed: int, trace: str, checks: Checks) -> str:
     """One line per seed; a failure adds its findings and the command that replays it."""
     head = (
         f"seed {seed}: {checks.answered} grain answers, {checks.acked} acknowledged majority "
-        f"writes, trace {trace[:16]}"
+        f"writes, {checks.activations} activations ({checks.skipped} without probing), "
+        f"trace {trace[:16]}"
     )
     if not checks.failures:
         return f"{head}: ok"

@@ -260,6 +260,7 @@ CONSTANT_HOMES = [
     "swimactors.cluster.ddata",
     "swimactors.cluster.grains",
     "swimactors.cluster.grain_store",
+    "swimactors.cluster.grain_leases",
     "swimactors.ddata.base",
     "swimactors.agent.http",
     "swimactors.agent.dashboard",

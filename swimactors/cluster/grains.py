@@ -50,6 +50,7 @@ from ..placement import Placement, place, rendezvous
 from ..registry import Change, Registration
 from ..registry import NameLost as RegistryNameLost
 from ..registry.codec import MAX_COUNTER, MAX_NAME_BYTES
+from .grain_leases import Leases
 from .grain_store import GrainStore, MemoryGrainStore
 from .names import actor_id
 from .split_brain import QuorumLost
@@ -221,6 +222,7 @@ class Activation:
         "grains",
         "kind",
         "last",
+        "lessees",
         "phase",
         "queue",
         "record",
@@ -242,7 +244,11 @@ class Activation:
         self.stamp = stamp
         """The start stamp's clock (its node is this one)."""
         self.requester = requester
-        """The node whose message created it ('' if none): it is not probed."""
+        """The node whose message created it ('' if none): not probed unless this node
+        ever granted it a lease."""
+        self.lessees: dict[str, float] | None = None
+        """Members this node had granted a lease under which they own the grain, when
+        it was created: each until when (they are probed even if not UP or SUSPECT)."""
         self.phase = Phase.PROBING
         self.queue: deque[Envelope] | None = None
         self.busy = False
@@ -586,6 +592,8 @@ class Grains:
         """Activations to record in the registry at the end of :data:`RECORD_DELAY`."""
         self.clock = 0
         """A Lamport clock: ticks at each activation, follows every probe seen."""
+        self.leases = Leases(self)
+        """Leases that let this node's rendezvous activations skip probing."""
         self.activations = 0
         """Activations started here (a counter)."""
 
@@ -749,6 +757,10 @@ class Grains:
         activation = Activation(self, grain_kind, grain, next(self._uids), self.clock, requester)
         grain._activation = activation
         self.local[(kind, identity)] = activation
+        if self.system.cluster is not None:
+            activation.lessees = self.leases.grantees(kind, identity)
+            if grain_kind.placement is Placement.RENDEZVOUS:
+                self.leases.want()
         self.activations += 1
         if grain_kind.idle_timeout is not None and not self._sweeping:
             self._sweeping = True
@@ -781,19 +793,28 @@ class Grains:
             self.record_soon(activation)
 
     async def confirm(self, activation: Activation) -> ActorRef | None:
-        """Probe every other member that is UP or SUSPECT (but the one whose message made
-        the activation): the activation it must yield to, if any.
+        """Probe every other member that is UP or SUSPECT, and every member this node
+        had granted a lease under which it owns the grain: the activation this one must
+        yield to, if any.  None at once, without probing, when the leases allow it
+        (:meth:`Leases.may_skip_probes`).
 
         A member answers with its own activation of the grain: a confirmed one wins; one
         still probing wins if its stamp ``(clock, node)`` is lower, and yields to ours if
         it is higher (the member tells it so as it answers).  So of two activations that
         overlap, whichever probes the other's node second sees the first, and both decide
-        the same way.  The member that sent the creating message is skipped: it had no
-        activation when it sent it, and its own later probe travels behind that message
-        on the same connection.  A member that does not answer in time is passed over.
+        the same way.  The member that sent the creating message is skipped if this
+        node never granted it a lease: it had no activation when it sent it, and its own
+        later probe travels behind that message on the same connection (a lessee may
+        skip that probe).  A member that does not answer in time is passed over; a
+        lessee only once its lease has run out (until then it may skip its probes).
         """
         cluster = self.system.cluster
         if cluster is None:
+            return None
+        kind, identity = activation.kind.name, activation.grain.identity
+        lessees, activation.lessees = activation.lessees or {}, None
+        if not lessees and self.leases.may_skip_probes(kind, identity):
+            self.leases.skipped += 1
             return None
         me = self.system.name
         mine = (activation.stamp, me)
@@ -804,11 +825,15 @@ class Grains:
             me,
             activation.ref.uid,
         )
-        others = [
+        requester = activation.requester
+        if not requester or self.leases.ever_granted(requester):
+            requester = me  # probed like any other (a lessee may skip its later probe)
+        others = [  # a list, in member order: the simulator replays from a seed
             m.name
             for m in cluster.node.members()
-            if m.name not in (me, activation.requester) and m.status in _REACHABLE
+            if m.name not in (me, requester) and m.status in _REACHABLE
         ]
+        others += [node for node in lessees if node != me and node not in others]
         best: tuple[tuple[int, int, str], ActorRef] | None = None
 
         async def ask(node: str) -> None:
@@ -820,6 +845,8 @@ class Grains:
                     claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
             except ActorError as exc:
                 log.info("%s: %s did not answer a probe: %s", activation.ref, node, exc)
+                if node in lessees:
+                    await trio.sleep_until(lessees[node])  # its lease runs out first
                 return
             if isinstance(claim, GrainClaim):
                 self.clock = min(max(self.clock, claim.clock), MAX_CLOCK)
@@ -843,21 +870,24 @@ class Grains:
     def probe(self, request: GrainProbe) -> GrainClaim | GrainStopping | None:
         """Answer another member's :class:`GrainProbe` (and follow its clock): a probing
         activation here with a higher stamp than the prober's yields to it; one that is
-        still stopping makes the prober wait.  A clock past :data:`MAX_CLOCK` is refused."""
+        still stopping makes the prober wait.  A clock past :data:`MAX_CLOCK` is refused.
+        Unless it claims the grain, the answer voids the prober's lease here (the prober
+        may take the grain)."""
         if not 0 <= request.clock <= MAX_CLOCK:
             raise ValueError(f"a grain probe's clock must be within 0..{MAX_CLOCK}")
         self.clock = min(max(self.clock, request.clock) + 1, MAX_CLOCK)
         key = (request.kind, request.identity)
         activation = self.local.get(key)
-        if activation is None:
-            return GrainStopping() if key in self._stopping else None
-        confirmed = activation.phase in _CONFIRMED
-        if not confirmed and (request.clock, request.node) < (activation.stamp, self.system.name):
+        if activation is not None:
+            confirmed = activation.phase in _CONFIRMED
+            mine = (activation.stamp, self.system.name)
+            if confirmed or mine < (request.clock, request.node):
+                return GrainClaim(activation.stamp, self.system.name, activation.ref.uid, confirmed)
             self.yield_to(
                 activation, self._activation_at(request.node, activation.ref.path, request.uid)
             )
-            return None
-        return GrainClaim(activation.stamp, self.system.name, activation.ref.uid, confirmed)
+        self.leases.revoke(request.node)
+        return GrainStopping() if key in self._stopping else None
 
     def _activation_at(self, node: str, path: str, uid: int) -> ActorRef:
         """The ref of another node's activation ``uid`` of the grain at ``path``."""
@@ -1054,6 +1084,14 @@ class Grains:
             event = self._stopping.pop((activation.kind.name, activation.grain.identity), None)
             if event is not None:
                 event.set()
+
+    def held_keys(self) -> list[tuple[str, str]]:
+        """Every grain with an activation here in any phase, or one still stopping."""
+        return [
+            *self.local,
+            *self._stopping,
+            *((a.kind.name, a.grain.identity) for a in self.leaving.values()),
+        ]
 
     def stopping(self, key: tuple[str, str]) -> bool:
         """Whether an activation of grain ``key`` here is still stopping (and saving)."""

@@ -51,6 +51,7 @@ from ..placement import Placement
 from ..quorum import AGE_KEY
 from ..quorum import Strategy as QuorumRule
 from .ddata import DataRead, DataWrite, DistributedData
+from .grain_leases import GrainLease
 from .grain_store import GrainStore
 from .grains import DEFAULT_IDLE_TIMEOUT, GRAIN_PREFIX, Grain, GrainProbe, Grains
 from .group_routers import GroupRouterCell, RouterActor, check_group_routing
@@ -469,6 +470,8 @@ class System(LocalSystem):
             return self.data.serve(request)
         if isinstance(request, GrainProbe):
             return self.grains.probe(request)
+        if isinstance(request, GrainLease):
+            return self.grains.leases.serve(request)
         if isinstance(request, Ping):
             return self.name
         if isinstance(request, TopicDelivery):
