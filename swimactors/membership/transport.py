@@ -108,7 +108,7 @@ class TransportLimits:
     max_incoming = 1024
     max_incoming_per_address = 64
     """Incoming connections at once from one IP address (a peer opens one)."""
-    max_receiving = 2 * wire.DEFAULT_MAX_FRAME
+    max_receiving = wire.DEFAULT_MAX_FRAME
     """Bytes held in frames still arriving, over all incoming connections at once; past
     this the connection holding the most is closed (``tcp_receive_budget``)."""
     outgoing_idle = 15.0
