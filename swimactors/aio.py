@@ -35,7 +35,7 @@ from .actors.runtime import ActorSource
 from .actors.transport import ActorTransport, RemoteTarget, TcpNetwork
 from .cluster.system import System
 from .cluster.system import open_system as _open_system
-from .loop_thread import Begin, Crossing, LoopThread, ThreadClosed
+from .loop_thread import DEFAULT_START_TIMEOUT, Begin, Crossing, LoopThread, ThreadClosed
 from .membership.delegate import Delegate
 from .membership.events import DEFAULT_EVENT_BUFFER, EventsDropped
 from .membership.lean import node_thread
@@ -46,9 +46,6 @@ __all__ = ["AsyncEvents", "AsyncNode", "AsyncRef", "AsyncSystem", "open_node", "
 
 R = TypeVar("R")
 T = TypeVar("T")
-
-DEFAULT_START_TIMEOUT = 30.0
-"""Seconds :func:`open_node` waits for the node to bind and start."""
 
 
 class _Bridge(Generic[R]):

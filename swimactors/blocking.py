@@ -23,14 +23,11 @@ from .actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef
 from .actors.runtime import ActorSource
 from .cluster.system import System
 from .cluster.system import open_system as _open_system
-from .loop_thread import Begin, Cancel, Done, LoopThread
+from .loop_thread import DEFAULT_START_TIMEOUT, Begin, Cancel, Done, LoopThread
 
 __all__ = ["BlockingRef", "BlockingSystem", "open_system"]
 
 T = TypeVar("T")
-
-DEFAULT_START_TIMEOUT = 30.0
-"""Seconds :func:`open_system` waits for the system to bind and start."""
 
 
 class BlockingRef(ForeignRef):

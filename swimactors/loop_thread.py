@@ -23,7 +23,20 @@ import trio
 
 from .errors import SwimactorsError
 
-__all__ = ["Begin", "Call", "Cancel", "Crossing", "Done", "LoopThread", "ThreadClosed", "serve"]
+__all__ = [
+    "DEFAULT_START_TIMEOUT",
+    "Begin",
+    "Call",
+    "Cancel",
+    "Crossing",
+    "Done",
+    "LoopThread",
+    "ThreadClosed",
+    "serve",
+]
+
+DEFAULT_START_TIMEOUT = 30.0
+"""Seconds the fronts wait for a loop thread to bind and start (``start_timeout``)."""
 
 log = logging.getLogger(__name__)
 

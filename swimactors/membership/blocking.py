@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from types import TracebackType
 from typing import Unpack
 
+from ..loop_thread import DEFAULT_START_TIMEOUT
 from .delegate import Delegate
 from .events import DEFAULT_EVENT_BUFFER, EventsDropped
 from .lean import node_thread
@@ -22,9 +23,6 @@ from .threaded import NodeClosed, NodeOptions, NodeThread, OnNodeThread, ThreadE
 from .types import Member, MemberEvent
 
 __all__ = ["BlockingNode", "Events", "start_node"]
-
-DEFAULT_START_TIMEOUT = 30.0
-"""Seconds :func:`start_node` waits for the node to bind and start."""
 
 
 class Events:

@@ -38,6 +38,7 @@ from typing import Any, TypeVar, Unpack
 import outcome
 import trio
 
+from ..loop_thread import DEFAULT_START_TIMEOUT
 from .core import BroadcastTooLarge
 from .delegate import Delegate
 from .driven import DrivenNode
@@ -51,8 +52,6 @@ __all__ = ["MirroredNode", "open_mirrored_node"]
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-DEFAULT_START_TIMEOUT = 30.0
 
 
 Health = tuple[int, int, frozenset[str]]
