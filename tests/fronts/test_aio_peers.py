@@ -106,9 +106,11 @@ def test_asks_fail_with_node_down_when_the_connection_closes() -> None:
         async with two_systems() as (a, _b, tally):
             assert await tally.ask(0) == 0
             pending = asyncio.ensure_future(tally.ask("nap", timeout=None))
-            await asyncio.sleep(0.05)
             assert a._peers is not None
-            a._peers.links["b"].close("test")
+            link = a._peers.links["b"]
+            while not link.session.pending:  # the ask is on its way
+                await asyncio.sleep(0)
+            link.close("test")
             with pytest.raises(NodeDown, match="connection to b closed: test"):
                 await pending
             assert await tally.ask(0) == 0  # a new connection for the next ask
