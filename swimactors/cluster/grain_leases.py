@@ -122,8 +122,10 @@ class Leases:
 
     def may_skip_probes(self, kind: str, identity: str) -> bool:
         """Whether a new activation here may take the grain without probing: it is a
-        rendezvous grain this node owns under its view, every member UP or SUSPECT has
-        leased to it, no stranger probed, and the registry records no activation of it.
+        rendezvous grain this node owns under its view, every member whose activations
+        may serve (:meth:`Grains.unsettled`: UP or SUSPECT, or DOWN but still counted by
+        the split-brain rule) has leased to it, no stranger probed, and the registry
+        records no activation of it.
         (The caller has checked that no member this node granted owns it.)"""
         grains = self.grains
         cluster = grains.system.cluster
@@ -146,8 +148,8 @@ class Leases:
             }
             if self.strangers:
                 return False
-        for name in reachable:
-            if name != me and self.held.get(name, -1.0) <= now:
+        for name in grains.unsettled():
+            if self.held.get(name, -1.0) <= now:
                 return False
         return grains.registration(kind, identity) is None
 

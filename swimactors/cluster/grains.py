@@ -91,6 +91,12 @@ MAX_CACHED_ROUTES = 65536
 _REACHABLE = (Status.UP, Status.SUSPECT)
 PROBE_TIMEOUT = 2.0
 """Seconds a new activation waits for each other member's answer to its probe."""
+PROBE_RETRY = 0.25
+"""Seconds between probes of a member that did not answer and may still hold the grain
+(it is UP or SUSPECT here, or the split-brain rule has not taken over from it)."""
+PROBE_PATIENCE = 60.0
+"""Seconds a new activation waits for such members before it gives up without taking
+the grain (what it queued fails; the next message starts a new one)."""
 MAX_CLOCK = MAX_COUNTER
 """The grains' Lamport clock stops here (2**44-1, the registry's bound); a probe claiming
 more is refused: past 2**64 no probe could be encoded again, so a node's activations
@@ -793,8 +799,8 @@ class Grains:
             self.record_soon(activation)
 
     async def confirm(self, activation: Activation) -> ActorRef | None:
-        """Probe every other member that is UP or SUSPECT, and every member this node
-        had granted a lease under which it owns the grain: the activation this one must
+        """Probe every other member that may serve (:meth:`unsettled`), and every member
+        this node had granted a lease under which it owns the grain: the activation this one must
         yield to, if any.  None at once, without probing, when the leases allow it
         (:meth:`Leases.may_skip_probes`).
 
@@ -805,8 +811,10 @@ class Grains:
         the same way.  The member that sent the creating message is skipped if this
         node never granted it a lease: it had no activation when it sent it, and its own
         later probe travels behind that message on the same connection (a lessee may
-        skip that probe).  A member that does not answer in time is passed over; a
-        lessee only once its lease has run out (until then it may skip its probes).
+        skip that probe).  A member that does not answer is probed again until it
+        does or no longer counts (:meth:`unsettled`; a lessee also not before its lease
+        has run out), at most :data:`PROBE_PATIENCE` seconds: then the activation stops
+        without taking the grain.
         """
         cluster = self.system.cluster
         if cluster is None:
@@ -828,27 +836,14 @@ class Grains:
         requester = activation.requester
         if not requester or self.leases.ever_granted(requester):
             requester = me  # probed like any other (a lessee may skip its later probe)
-        others = [  # a list, in member order: the simulator replays from a seed
-            m.name
-            for m in cluster.node.members()
-            if m.name not in (me, requester) and m.status in _REACHABLE
-        ]
+        others = [node for node in self.unsettled() if node != requester]
         others += [node for node in lessees if node != me and node not in others]
         best: tuple[tuple[int, int, str], ActorRef] | None = None
 
         async def ask(node: str) -> None:
             nonlocal best
-            try:
-                claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
-                while isinstance(claim, GrainStopping):  # it finishes first
-                    await trio.sleep(RECORD_POLL)
-                    claim = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
-            except ActorError as exc:
-                log.info("%s: %s did not answer a probe: %s", activation.ref, node, exc)
-                if node in lessees:
-                    await trio.sleep_until(lessees[node])  # its lease runs out first
-                return
-            if isinstance(claim, GrainClaim):
+            claim = await self._claim_of(activation, node, probe, lessees.get(node, -math.inf))
+            if claim is not None:
                 self.clock = min(max(self.clock, claim.clock), MAX_CLOCK)
                 stamp = (claim.clock, claim.node)
                 if claim.confirmed or stamp < mine:
@@ -859,13 +854,61 @@ class Grains:
                             self._activation_at(claim.node, activation.ref.path, claim.uid),
                         )
 
-        if len(others) == 1:
-            await ask(others[0])  # no task for a lone probe
-        elif others:
-            async with trio.open_nursery() as nursery:
-                for node in others:
-                    nursery.start_soon(ask, node)
+        with trio.move_on_after(PROBE_PATIENCE) as patience:
+            if len(others) == 1:
+                await ask(others[0])  # no task for a lone probe
+            elif others:
+                async with trio.open_nursery() as nursery:
+                    for node in others:
+                        nursery.start_soon(ask, node)
+        if patience.cancelled_caught:
+            log.warning("%s: gave up waiting for members that do not answer", activation.ref)
+            self.deactivate(activation, save=False)
         return None if best is None else best[1]
+
+    async def _claim_of(
+        self, activation: Activation, node: str, probe: GrainProbe, granted_until: float
+    ) -> GrainClaim | None:
+        """``node``'s claim on the grain (None: it has none).  Asked again while its
+        activation is still stopping, and while it does not answer but may still hold
+        one that serves: it is in :meth:`unsettled`, or a lease this node granted it
+        runs (until then it may take the grain without probing us)."""
+        cluster = self.system.cluster
+        assert cluster is not None
+        while activation.phase is Phase.PROBING:
+            try:
+                answer = await cluster.transport.request(node, probe, PROBE_TIMEOUT)
+            except ActorError as exc:
+                if trio.current_time() >= granted_until and node not in self.unsettled():
+                    log.info("%s: %s did not answer a probe: %s", activation.ref, node, exc)
+                    return None
+                await trio.sleep(PROBE_RETRY)
+                continue
+            if isinstance(answer, GrainStopping):  # it finishes first
+                await trio.sleep(RECORD_POLL)
+                continue
+            return answer if isinstance(answer, GrainClaim) else None
+        return None
+
+    def unsettled(self) -> list[str]:
+        """The other members whose activations may serve, so a new activation must hear
+        from them before it takes a grain (in member order: the simulator replays from
+        a seed): those UP or SUSPECT here, and those the split-brain rule still counts
+        (a member DOWN here before the rule took over from it may still serve on its
+        side; once it took over, that side has stopped: docs/split-brain.md).  Without
+        a rule a member DOWN here is passed over: both sides of a partition serve."""
+        cluster = self.system.cluster
+        if cluster is None:
+            return []
+        me = self.system.name
+        split_brain = self.system.split_brain
+        counted = [] if split_brain is None else [m.name for m in split_brain.tracker.members]
+        names = [
+            m.name
+            for m in cluster.node.members()
+            if m.name != me and (m.status in _REACHABLE or m.name in counted)
+        ]
+        return names + [n for n in counted if n != me and n not in names]
 
     def probe(self, request: GrainProbe) -> GrainClaim | GrainStopping | None:
         """Answer another member's :class:`GrainProbe` (and follow its clock): a probing

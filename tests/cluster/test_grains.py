@@ -236,6 +236,135 @@ def test_under_a_partition_only_the_serving_side_processes_and_one_activation_re
     assert log[1] == "after heal: [1] activation(s) per identity"
 
 
+class Busy(Grain):
+    """Stays 2 s inside ``receive``, recording overlaps as :class:`Slow` does."""
+
+    async def receive(self, msg: Any, ctx: Any) -> Any:
+        system = ctx.system
+        busy = PROCESSING.setdefault(self.identity, {})
+        OVERLAPS.extend(
+            f"{trio.current_time():.3f} {self.identity} {node}+{system.name}"
+            for node, other in busy.items()
+            if _serving(other) and _serving(system)
+        )
+        busy[system.name] = system
+        try:
+            await trio.sleep(2.0)
+            return system.name
+        finally:
+            del busy[system.name]
+
+
+def _serving(system: System) -> bool:
+    return system.quorum_state in ("ok", "pending")
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_in_a_cut_an_activation_waits_for_the_far_side_until_the_rule_took_over(
+    seed: int,
+) -> None:
+    """A 3|2 cut; the minority may serve for up to ``stable_after`` (10 s, its heartbeat
+    lease), longer than SWIM takes to count it DOWN.  Grain ``x`` gets a first message
+    on both sides (local placement: each activates it); ``held``, active on n3 and kept
+    busy by n4, gets one on n0.  An activation waits for the members it cannot reach
+    until they answer or the rule has taken over from them, so only n0 takes ``x`` and
+    ``held``, within a second of the takeover, and the minority's ``x`` stops with its
+    side.  Before, a probe that failed passed over its member (``sims.grains --seed
+    27``): here both sides ran ``x`` and ``held`` at once.  Passing over a member once it
+    is DOWN here is not enough either: n0 then took both ~6 s before the takeover, while
+    the minority's heartbeat lease could still run (it stopped first here, on its own
+    probes)."""
+    from swimactors import SplitBrainConfig
+    from swimactors.placement import Placement
+    from swimactors.quorum import keep_majority
+
+    PROCESSING.clear()
+    OVERLAPS.clear()
+    stable = 10.0
+
+    async def app(net: SimNet) -> list[str]:
+        rule = SplitBrainConfig(strategy=keep_majority(), stable_after=stable)
+        async with simulated_systems(net, 5, split_brain=rule) as systems:
+            n0, _, _, n3, n4 = systems
+            for s in systems:
+                s.register_grain("busy", Busy, idle_timeout=None, placement=Placement.LOCAL)
+            await _formed(systems)
+            while any(s.quorum_state != "ok" for s in systems):
+                await trio.sleep(0.1)
+            assert await n3.grain("busy", "held").ask(None) == "n3"
+            names = [s.name for s in systems]
+            net.partition(names[:3], names[3:])
+            cut = trio.current_time()
+            answers: dict[str, str] = {}
+
+            async def keep_busy() -> None:  # n3's activation of held runs while it serves
+                while n4.quorum_state != "lost":
+                    with trio.move_on_after(3.0):
+                        await n4.grain("busy", "held").ask(None, timeout=3.0)
+
+            async def ask(s: System, identity: str, wait: float) -> None:
+                await trio.sleep(wait)
+                target = s.grain("busy", identity)
+                if identity == "held":  # the registry routes it to n3: activate it on n0
+                    target = s.grains.activate("busy", identity).ref
+                try:
+                    got = await target.ask(None, timeout=60.0)
+                    answers[f"{s.name} {identity}"] = f"{got} {trio.current_time()}"
+                except Exception as exc:  # the minority's: QuorumLost, ActorStopped
+                    answers[f"{s.name} {identity}"] = type(exc).__name__
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(keep_busy)
+                nursery.start_soon(ask, n0, "x", 0.5)
+                nursery.start_soon(ask, n3, "x", 0.5)
+                nursery.start_soon(ask, n0, "held", 1.0)
+            assert n0.split_brain is not None
+            while not any(d.down for d in n0.split_brain.history):
+                await trio.sleep(0.1)
+            took_over = next(d.time for d in n0.split_brain.history if d.down)
+            log = [f"{k}: {v}" for k, v in sorted(answers.items())]
+            log.append(f"took over {took_over - cut:.1f} s after the cut")
+            log.append(f"{ {i: _holders(systems, i) for i in ('x', 'held')} }")
+            net.heal()
+        return [*log, f"{took_over}"]
+
+    log = replay(bounded(app), seed)[1]
+    assert OVERLAPS == []
+    n0_held, n0_x, n3_x, _, held, took_over = log
+    assert n3_x in ("n3 x: QuorumLost", "n3 x: ActorStopped"), log
+    for line in (n0_held, n0_x):
+        node, answered = line.split(": ")[1].split()
+        started = float(answered) - 2.0  # receive takes 2 s
+        assert node == "n0" and 0 <= started - float(took_over) < 1.0, log
+    assert held == "{'x': ['n0'], 'held': ['n0']}", log
+
+
+def _holders(systems: list[System], identity: str) -> list[str]:
+    return [s.name for s in systems if ("busy", identity) in s.grains.local]
+
+
+def test_without_a_rule_an_activation_waits_for_an_unreachable_member_until_it_is_down() -> None:
+    """No split-brain rule: a member cut away is passed over only once it is DOWN here
+    (before, a probe that failed passed over it at once, while it was UP or SUSPECT)."""
+    from swimactors.membership import Status
+    from swimactors.placement import Placement
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 3) as systems:
+            for s in systems:
+                s.register_grain("account", Account, placement=Placement.LOCAL)
+            await _formed(systems)
+            net.partition(["n0", "n1"], ["n2"])
+            assert await systems[0].grain("account", "y").ask(Add(1), timeout=60.0) == 1
+            assert systems[0].cluster is not None
+            member = systems[0].cluster.node.member("n2")
+            assert member is not None and member.status is Status.DOWN, member
+            net.heal()
+        return []
+
+    replay(bounded(app), 1)
+
+
 def test_a_joining_host_takes_over_about_its_share_and_the_rest_stay() -> None:
     identities = [f"user-{i}" for i in range(80)]
 
