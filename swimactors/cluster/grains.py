@@ -192,7 +192,8 @@ class GrainClaim:
 @message("swimactors.GrainStopping")
 class GrainStopping:
     """The answer to a :class:`GrainProbe` from a member whose activation of the grain is
-    still stopping (finishing its message in hand, saving its state): probe again."""
+    still stopping (finishing its message in hand, saving its state), or still probing
+    while it does not count the prober as UP or SUSPECT: probe again."""
 
 
 class Phase(enum.Enum):
@@ -912,8 +913,10 @@ class Grains:
 
     def probe(self, request: GrainProbe) -> GrainClaim | GrainStopping | None:
         """Answer another member's :class:`GrainProbe` (and follow its clock): a probing
-        activation here with a higher stamp than the prober's yields to it; one that is
-        still stopping makes the prober wait.  A clock past :data:`MAX_CLOCK` is refused.
+        activation here with a higher stamp than the prober's yields to it if the prober
+        is a member UP or SUSPECT here, else makes it probe again (a made-up name must not
+        make a live activation give way); one that is still stopping makes the prober
+        wait.  A clock past :data:`MAX_CLOCK` is refused.
         Unless it claims the grain, the answer voids the prober's lease here (the prober
         may take the grain)."""
         if not 0 <= request.clock <= MAX_CLOCK:
@@ -926,11 +929,20 @@ class Grains:
             mine = (activation.stamp, self.system.name)
             if confirmed or mine < (request.clock, request.node):
                 return GrainClaim(activation.stamp, self.system.name, activation.ref.uid, confirmed)
+            if not self._counts(request.node):  # unverifiable: a made-up name, or a joiner
+                self.leases.revoke(request.node)
+                return GrainStopping()  # its next probe meets ours once it took the grain
             self.yield_to(
                 activation, self._activation_at(request.node, activation.ref.path, request.uid)
             )
         self.leases.revoke(request.node)
         return GrainStopping() if key in self._stopping else None
+
+    def _counts(self, node: str) -> bool:
+        """Whether ``node`` is a member UP or SUSPECT here (one a probe could come from)."""
+        cluster = self.system.cluster
+        member = None if cluster is None else cluster.node.member(node)
+        return member is not None and member.status in _REACHABLE
 
     def _activation_at(self, node: str, path: str, uid: int) -> ActorRef:
         """The ref of another node's activation ``uid`` of the grain at ``path``."""

@@ -15,7 +15,7 @@ import trio
 
 from swimactors import System, open_system
 from swimactors.cluster.grain_leases import LEASE_TIME, MAX_LESSEES, GrainLease
-from swimactors.cluster.grains import Grain, GrainProbe, Phase
+from swimactors.cluster.grains import Grain, GrainClaim, GrainProbe, GrainStopping, Phase
 from swimactors.placement import rendezvous
 from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
@@ -205,6 +205,34 @@ def test_a_probe_from_a_member_this_node_does_not_count_stops_skipping() -> None
             n1.grains.probe(GrainProbe(KIND, identity, 1, "n9", 1))
             assert set(n1.grains.leases.strangers) == {"n9"}
             assert not n1.grains.leases.may_skip_probes(KIND, identity)
+            return []
+
+    _run(app)
+
+
+def test_a_lower_stamped_probe_from_a_node_this_node_does_not_count_makes_nothing_yield() -> None:
+    """A probe naming a node that is not UP or SUSPECT here (made up, in a plaintext
+    cluster), with a lower stamp than a probing activation's: before, that activation
+    yielded and forwarded its messages to the made-up node; now the prober is told to
+    probe again (it meets ours once ours took the grain) and ours takes the grain.  A
+    member's lower-stamped probe still wins."""
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 3) as systems:
+            n0 = systems[0]
+            await _leased(systems)
+            activation = n0.grains.activate(KIND, "forged")
+            assert activation.phase is Phase.PROBING and activation.stamp > 0
+            answer = n0.grains.probe(GrainProbe(KIND, "forged", 0, "n9", 1))
+            assert isinstance(answer, GrainStopping)
+            assert activation.phase is Phase.PROBING
+            assert await activation.ask(1, None, 5.0) == 1
+            assert _held(systems, "forged") == ["n0"]
+            answer = n0.grains.probe(GrainProbe(KIND, "forged", 0, "n9", 1))
+            assert isinstance(answer, GrainClaim) and answer.confirmed
+            fair = n0.grains.activate(KIND, "fair")
+            assert n0.grains.probe(GrainProbe(KIND, "fair", 0, "n1", 1)) is None
+            assert fair.phase is Phase.FORWARDING
             return []
 
     _run(app)
