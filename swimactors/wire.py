@@ -465,6 +465,9 @@ class TypeRegistry(Generic[Tag]):
                 return lambda obj: prefix + cbor2.dumps(getattr(obj, name))
             return lambda obj: prefix + cbor2.dumps(fields(obj)[0])
         skip = len(cbor_array_header(len(codecs)))
+        if all(codec.encode is _identity for _, codec in codecs):  # one call, no list:
+            read = operator.attrgetter(*(name for name, _ in codecs))  # a tuple is an array
+            return lambda obj: prefix + cbor2.dumps(read(obj))[skip:]
         return lambda obj: prefix + cbor2.dumps(fields(obj))[skip:]
 
     def _fields_to_data(self, cls: type, obj: Any) -> list[Any]:

@@ -22,6 +22,7 @@ import hashlib
 import heapq
 import itertools
 import math
+import operator
 import random
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
@@ -104,6 +105,8 @@ class _SentCounters(dict[str, tuple[str, str]]):
 
 
 _SENT_COUNTERS = _SentCounters()
+_BYTES = operator.itemgetter(1)
+"""The bytes of a ``(kind, bytes)`` pair (what :func:`kind_and_bytes` and the queue give)."""
 
 
 class BroadcastTooLarge(SwimactorsError, ValueError):
@@ -278,8 +281,11 @@ class Swim:
         self._introductions: collections.OrderedDict[str, float] = collections.OrderedDict()
         self._seq = self.rng.randrange(1 << 30)
         self._seeds: list[Address] = []
-        self._outgoing: list[Packet] = []
-        self._events: list[MemberEvent] = []
+        self.outgoing: list[Packet] = []
+        """The packets :meth:`take_outgoing` hands over next (read, do not change: a
+        driver looks whether there are any before it takes them)."""
+        self.events: list[MemberEvent] = []
+        """The events :meth:`take_events` hands over next (read, do not change)."""
         self._loads = wire.Loader().loads
         """This core's CBOR decoder, made once (a core is driven by one thread)."""
         self._started = False
@@ -358,12 +364,12 @@ class Swim:
 
     def take_outgoing(self) -> list[Packet]:
         """The packets to send since the last call; the driver sends them."""
-        packets, self._outgoing = self._outgoing, []
+        packets, self.outgoing = self.outgoing, []
         return packets
 
     def take_events(self) -> list[MemberEvent]:
         """The member events since the last call; the driver hands them to subscribers."""
-        events, self._events = self._events, []
+        events, self.events = self.events, []
         return events
 
     def register_delegate(self, channel: str, delegate: Delegate) -> None:
@@ -531,7 +537,12 @@ class Swim:
         self._newcomers = 0
         try:
             sender, messages, sender_address, stale_alives = decode_packet(
-                data, config.label, self._stale_alive, config.packet_budget, self._loads
+                data,
+                config.label,
+                self._stale_alive,
+                config.packet_budget,
+                self._loads,
+                self._members,
             )
         except wire.WireError as exc:
             counters[f"rejected_{exc.reason}"] += 1
@@ -1124,20 +1135,17 @@ class Swim:
     ) -> bool:
         """Encode ``messages`` into one packet, filling the rest of a datagram's budget
         with queued news (piggybacking).  False when ``require_payload`` found none."""
-        encoded = [kind_and_bytes(m) for m in messages]
-        if reliable:
-            data = encode_packet(
-                self.config.label, self.name, [d for _, d in encoded], self.address
-            )
-        else:
-            if self._queue:
-                room = self.config.packet_budget - self._overhead - sum(len(d) for _, d in encoded)
-                limit = self.config.retransmit_limit(self.alive_count())
-                encoded += self._queue.take(room, limit)
-            if require_payload and not encoded:
-                return False
-            data = encode_packet(self.config.label, self.name, [d for _, d in encoded])
-        self._outgoing.append(Packet(destination, data, reliable))
+        encoded = list(map(kind_and_bytes, messages))
+        if not reliable and self._queue:
+            room = self.config.packet_budget - self._overhead - sum(len(d) for _, d in encoded)
+            limit = self.config.retransmit_limit(self.alive_count())
+            encoded += self._queue.take(room, limit)
+        if require_payload and not encoded:
+            return False
+        items = list(map(_BYTES, encoded))
+        reply_to = self.address if reliable else None  # (a stream's source port is ephemeral)
+        data = encode_packet(self.config.label, self.name, items, reply_to)
+        self.outgoing.append(Packet(destination, data, reliable))
         counters = self.counters
         counters["packets_sent"] += 1
         counters["bytes_sent"] += len(data)
@@ -1189,6 +1197,6 @@ class Swim:
         return self._seq
 
     def _emit(self, event: MemberEvent) -> None:
-        self._events.append(event)
+        self.events.append(event)
         for delegate in self._delegates.values():
             delegate.on_member_event(event)

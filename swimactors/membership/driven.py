@@ -232,10 +232,13 @@ class DrivenNode(abc.ABC):
     def _flush(self) -> None:
         """Send the core's outgoing packets and publish its events."""
         core = self._core
-        for packet in core.take_outgoing():
-            self._transport.send(packet)
-        for event in core.take_events():
-            self._publish(event)
+        if core.outgoing:  # (most turns send or publish nothing: no calls then)
+            send = self._transport.send
+            for packet in core.take_outgoing():
+                send(packet)
+        if core.events:
+            for event in core.take_events():
+                self._publish(event)
 
     def _join(self, seeds: list[Address]) -> None:
         """Push/pull with the seeds; the core retries with backoff until one answers, so

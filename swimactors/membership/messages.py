@@ -8,7 +8,7 @@ an ephemeral one and cannot be answered).  Each message is ``[tag, field, ...]``
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from typing import Any, NamedTuple
 
 import attrs
@@ -267,12 +267,16 @@ def encode_packet(
     sender_address: Address | None = None,
 ) -> bytes:
     """Assemble already-encoded messages into one packet, without re-encoding them."""
-    parts = [_packet_head(label, sender, sender_address is not None)]
-    parts.append(wire.cbor_array_header(len(messages)))
-    parts.extend(messages)
+    count = len(messages)
+    head = _SHORT_ARRAY_HEADS[count] if count < 24 else wire.cbor_array_header(count)
+    parts = [_packet_head(label, sender, sender_address is not None), head, *messages]
     if sender_address is not None:
         parts.append(wire.dumps(list(sender_address)))
     return b"".join(parts)
+
+
+_SHORT_ARRAY_HEADS = tuple(map(wire.cbor_array_header, range(24)))
+"""The head of a packet's array of messages, for the usual few (one byte, made once)."""
 
 
 @functools.lru_cache(maxsize=64)
@@ -302,6 +306,7 @@ def decode_packet(
     stale_alive: StaleAlive | None = None,
     packet_budget: int = wire.DEFAULT_PACKET_BUDGET,
     loads: Callable[[bytes], Any] = wire.loads,
+    known: Container[str] = frozenset(),
 ) -> Envelope:
     """Decode a packet for the cluster called ``label``; :class:`wire.WireError` if not.
 
@@ -312,7 +317,8 @@ def decode_packet(
     ``stale_alive`` returns True is counted, not decoded: while a cluster forms, most
     messages are such repeats of news already applied. ``stale_alive`` judges against the
     record before the packet, so a member the packet names twice is always decoded (an
-    earlier entry may move it, making a later one a conflict).
+    earlier entry may move it, making a later one a conflict).  A sender in ``known`` (the
+    members a core knows: their names were checked when it learnt them) is not checked again.
     """
     if len(data) > packet_budget and data[:1] == _DATAGRAM_HEAD:
         raise Oversized(f"datagram of {len(data)} bytes over the {packet_budget}-byte budget")
@@ -324,24 +330,29 @@ def decode_packet(
         raise wire.WireError(f"unsupported protocol version {version!r}")
     if packet_label != label:
         raise LabelMismatch(f"packet labelled {packet_label!r}, this cluster is {label!r}")
-    if not isinstance(sender, str) or not 0 < len(sender.encode()) <= MAX_NAME:
+    if type(sender) is not str:
         raise wire.WireError("bad sender name")
-    if not sender.isprintable():
-        raise UnprintableName(f"sender {sender!r} has unprintable characters")
+    if sender not in known:
+        if not 0 < len(sender.encode()) <= MAX_NAME:
+            raise wire.WireError("bad sender name")
+        if not sender.isprintable():
+            raise UnprintableName(f"sender {sender!r} has unprintable characters")
     if not isinstance(raw_messages, list):
         raise wire.WireError("messages must be an array")
     messages = []
     stale = 0
     named: set[object] = set()  # a member named twice is looked at from then on
+    builders = SWIM.builders
     for raw in raw_messages:
-        if stale_alive is not None and type(raw) is list and raw:
-            tag = raw[0]  # only an Alive or a push/pull can be stale (not a ping or an ack)
+        tag = raw[0] if type(raw) is list and raw else None
+        if stale_alive is not None:  # only an Alive or a push/pull can be stale
             if tag == _ALIVE_TAG and _is_stale_alive(raw, stale_alive, named):
                 stale += 1
                 continue
             if tag == _PUSH_PULL_TAG:
                 raw = _without_stale_rows(raw, stale_alive, named)
-        message = SWIM.from_data_if_known(raw)
+        build = builders.get(tag) if type(tag) is int else None  # (a bool is no tag)
+        message = build(raw) if build is not None else SWIM.from_data_if_known(raw)
         if message is not None:  # (None: a newer message type, skipped)
             messages.append(message)
     address: Address | None = None
