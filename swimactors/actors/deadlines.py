@@ -4,7 +4,9 @@ A trio cancel scope costs about as much as a trip through the scheduler, which w
 double the price of an ask.  Instead every pending ask puts its deadline on one heap, and a
 single task per system sleeps until the earliest one and expires what is due.  Answered
 asks are left on the heap and swept out when it grows past twice its size after the last
-sweep, so it stays proportional to the asks actually pending.
+sweep, so it stays proportional to the asks actually pending; the task sleeps until the
+earliest ask still pending (it drops the answered ones before it), so it does not wake
+once per answered ask when their deadlines come.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ class AskDeadlines:
         """Expire due asks forever (until the system's nursery is cancelled)."""
         heap = self._heap
         while True:
+            while heap and not heap[0][2].pending:  # answered: no wake-up for it
+                heapq.heappop(heap)
             self._wake_at = heap[0][0] if heap else math.inf
             self._scope = trio.CancelScope(deadline=self._wake_at)
             with self._scope:

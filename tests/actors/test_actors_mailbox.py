@@ -124,6 +124,34 @@ async def test_answered_asks_do_not_pile_up_on_the_deadline_heap() -> None:
         assert len(system.ask_deadlines) <= 2048
 
 
+class _DeadlineSteps(trio.abc.Instrument):
+    """Counts the task steps of the system's ask-deadline task."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+
+    def after_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task.coro.cr_code.co_qualname == "AskDeadlines.run":
+            self.steps += 1
+
+
+async def test_the_deadline_task_does_not_wake_for_answered_asks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """100 asks a tenth of a second apart, each with a 1 s timeout: their deadlines pass
+    during the run, and the task wakes about once a timeout (for the ask pending when it
+    went to sleep, answered since), not once per answered ask."""
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Gate())
+        counted = _DeadlineSteps()
+        trio.lowlevel.add_instrument(counted)
+        for n in range(100):
+            assert await ref.ask(Item(n), timeout=1.0) == n + 1
+            await trio.sleep(0.1)
+        trio.lowlevel.remove_instrument(counted)
+        assert 1 <= counted.steps <= 12  # it woke once per answered ask: 90
+
+
 async def test_stop_turns_queued_messages_into_dead_letters_and_fails_asks(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
