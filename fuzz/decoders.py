@@ -15,6 +15,7 @@ import attrs
 
 from swimactors import wire
 from swimactors.actors import protocol
+from swimactors.actors.message import MESSAGES
 from swimactors.actors.protocol import Kind
 from swimactors.agent import events
 from swimactors.cluster.ddata import DataRead, DataWrite
@@ -93,7 +94,9 @@ def _actor_frame(data: bytes) -> object:
     frame = protocol.parse(data)
     if isinstance(frame, protocol.StreamEnd):
         protocol.decode_stream_end(frame)
-    if isinstance(frame, protocol.Tell | protocol.StreamItem):
+    if isinstance(frame, protocol.TellRun):
+        values = protocol.run_values(frame)[len(protocol.decode_run(frame)) :]
+    elif isinstance(frame, protocol.Tell | protocol.StreamItem):
         values = frame.values
     elif isinstance(frame, protocol.Ask | protocol.Reply | protocol.StreamOpen):
         values = [frame.value]
@@ -119,6 +122,8 @@ _SYSTEM_REQUESTS = (
 def _actor_seeds() -> tuple[bytes, ...]:
     value = protocol.encode_value
     burst = [value(n) for n in range(protocol.TELL_VALUES)]
+    probe = list(attrs.astuple(_SYSTEM_REQUESTS[0], recurse=False))
+    run = [MESSAGES.tag_of(GrainProbe), len(probe), *probe, *probe]
     system = [
         [Kind.ASK, corr, "$system", 0, None, value(request)]
         for corr, request in enumerate(_SYSTEM_REQUESTS, 20)
@@ -130,6 +135,7 @@ def _actor_seeds() -> tuple[bytes, ...]:
             [Kind.TELL, "/user/x", 1, None, value({"k": [1, 2.5, b"x"]})],
             [Kind.TELL, "/user/x", 1, None, value(1), value("two")],
             [Kind.TELL, "/user/x", 1, ["b", "/user/y", 3], *burst],
+            [Kind.RUN, "/user/x", 1, None, *run],
             *system,
             [Kind.ASK, 5, "/user/x", 2, ["b", "/user/y", 3], value("hi")],
             [Kind.REPLY, 5, value([None, True])],

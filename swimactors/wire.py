@@ -362,6 +362,8 @@ class TypeRegistry(Generic[Tag]):
         self._encoders: dict[type, Callable[[Any], list[Any]]] = {}
         self._to_bytes: dict[bytes, dict[type, Callable[[Any], bytes]]] = {b"": {}}
         """By head (see :meth:`encoder`), by class, what encodes an instance to bytes."""
+        self._flat: dict[type, tuple[int, Callable[[Any], bytes]] | None] = {}
+        self._flat_builders: dict[Any, tuple[int, Callable[[list[Any]], list[Any]]] | None] = {}
 
     def register(self, tag: Tag) -> Callable[[type[T]], type[T]]:
         """Class decorator: register an attrs class under ``tag``."""
@@ -388,6 +390,8 @@ class TypeRegistry(Generic[Tag]):
         self._encoders.pop(cls, None)
         for table in self._to_bytes.values():
             table.pop(cls, None)
+        self._flat.pop(cls, None)
+        self._flat_builders.pop(tag, None)
 
     def add_codec(self, hint: Any, encode: Encoder, decode: Converter) -> None:
         """Teach this registry a field annotation it cannot derive (e.g. a handle type).
@@ -469,6 +473,41 @@ class TypeRegistry(Generic[Tag]):
             read = operator.attrgetter(*(name for name, _ in codecs))  # a tuple is an array
             return lambda obj: prefix + cbor2.dumps(read(obj))[skip:]
         return lambda obj: prefix + cbor2.dumps(fields(obj))[skip:]
+
+    def flat_encoder(self, cls: type, most: int) -> tuple[int, Callable[[Any], bytes]] | None:
+        """For a registered class whose fields are all scalars taken positionally, at most
+        ``most`` of them: how many, and what encodes an instance's fields one after
+        another with no array around them (what :meth:`flat_builder` builds from); None
+        for any other class."""
+        if cls not in self._flat:
+            kinds = self._scalar_kinds(cls) if cls in self._tag_of else None
+            if kinds is None or not 0 < len(kinds) <= most:
+                self._flat[cls] = None
+            else:
+                codecs = self._codecs(cls)
+                if len(codecs) == 1:
+                    name = codecs[0][0]
+                    self._flat[cls] = (1, lambda obj: cbor2.dumps(getattr(obj, name)))
+                else:
+                    fields = self._compile_encoder(cls)
+                    skip = len(cbor_array_header(len(codecs)))
+                    self._flat[cls] = (len(codecs), lambda obj: cbor2.dumps(fields(obj))[skip:])
+        return self._flat[cls]
+
+    def flat_builder(self, tag: Any, width: int) -> Callable[[list[Any]], list[Any]] | None:
+        """What builds instances of ``tag``'s class from their fields laid end to end,
+        ``width`` per instance (:meth:`flat_encoder`), up to the first whose fields are not
+        of their exact types or which its class refuses; None unless ``tag`` names an
+        all-scalar class of exactly ``width`` fields."""
+        if tag not in self._flat_builders:
+            by_tag: dict[Any, type] = self._by_tag  # any int or str may be asked for
+            cls = by_tag.get(tag) if type(tag) is int or type(tag) is str else None
+            kinds = None if cls is None else self._scalar_kinds(cls)
+            self._flat_builders[tag] = (
+                None if cls is None or not kinds else (len(kinds), _build_flat(cls, kinds))
+            )
+        known = self._flat_builders[tag]
+        return known[1] if known is not None and known[0] == width else None
 
     def _fields_to_data(self, cls: type, obj: Any) -> list[Any]:
         encoder = self._encoders.get(cls)
@@ -777,6 +816,34 @@ def _build_scalars(cls: type, kinds: tuple[type, ...], decode: Converter, skip: 
     namespace.update(cls=cls, decode=decode)
     exec(compile(source, f"<wire builder {cls.__qualname__}>", "exec"), namespace)
     build: Converter = namespace["build"]
+    return build
+
+
+def _build_flat(cls: type, kinds: tuple[type, ...]) -> Callable[[list[Any]], list[Any]]:
+    """Build instances of ``cls`` from fields laid end to end, ``len(kinds)`` each, while
+    each field's type is exactly its kind and the class takes them (a validator's
+    refusal ends the run there); generated per class, as :func:`_build_scalars` is."""
+    names = ", ".join(f"f{i}" for i in range(len(kinds)))
+    groups = "it" if len(kinds) == 1 else f"zip({', '.join(['it'] * len(kinds))})"
+    checks = " and ".join(f"type(f{i}) is kind_{i}" for i in range(len(kinds)))
+    source = (
+        "def build_flat(fields):\n"
+        "    built = []\n"
+        "    append = built.append\n"
+        "    it = iter(fields)\n"
+        f"    for {names} in {groups}:\n"
+        f"        if not ({checks}):\n"
+        "            break\n"
+        "        try:\n"
+        f"            append(cls({names}))\n"
+        "        except (TypeError, ValueError):\n"
+        "            break\n"
+        "    return built\n"
+    )
+    namespace: dict[str, Any] = {f"kind_{i}": kind for i, kind in enumerate(kinds)}
+    namespace["cls"] = cls
+    exec(compile(source, f"<wire flat builder {cls.__qualname__}>", "exec"), namespace)
+    build: Callable[[list[Any]], list[Any]] = namespace["build_flat"]
     return build
 
 

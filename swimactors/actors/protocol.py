@@ -21,10 +21,17 @@ broken or hostile peer: the connection is dropped), and builds the frame's class
     [END, sid, error]                        ``sid`` is over; error: None or [kind, type,
                                              message, traceback] as in ERROR
     [CANCEL, sid]                            the consumer stopped reading ``sid``
+    [RUN, path, uid, sender, tag, width, field, ...]   tells of one message class to one
+                                             actor, each message its ``width`` fields
+                                             laid end to end (no value around them)
 
 A value is ``[0, plain CBOR]``, ``[1, [tag, field, ...]]`` for a ``@message`` or
 ``[2, node, path, uid]`` for a bare :class:`ActorRef`; it is decoded separately
 (:func:`decode_value`), so a message the receiver cannot decode fails only that message.
+A RUN carries ``@message`` instances of a class whose fields are all scalars (at most
+:data:`RUN_WIDTH` of them) without their values' two arrays, the most common remote tell:
+the receiver builds each straight from its fields; each still counts as one request, and
+one that does not build fails alone, as in a TELL (:func:`run_values`).
 
 :class:`PeerSession` is one connection's protocol state, fed bytes and handing back
 events and bytes, as h11's ``Connection`` is; it does no I/O, owns no task and reads no
@@ -73,6 +80,7 @@ __all__ = [
     "MAX_STREAMS",
     "MAX_STREAM_WINDOW",
     "MAX_WINDOW",
+    "RUN_WIDTH",
     "TELL_BYTES",
     "TELL_VALUES",
     "Answered",
@@ -92,12 +100,14 @@ __all__ = [
     "StreamMore",
     "StreamOpen",
     "Tell",
+    "TellRun",
     "Terminated",
     "Unwatch",
     "Watch",
     "address",
     "ask_frame",
     "decode_error",
+    "decode_run",
     "decode_stream_end",
     "decode_value",
     "decode_values",
@@ -105,8 +115,11 @@ __all__ = [
     "encode_error",
     "encode_stream",
     "encode_value",
+    "flat_encoder",
     "parse",
     "reply_frame",
+    "run_address",
+    "run_values",
     "stream_error",
     "value_bytes",
 ]
@@ -128,6 +141,9 @@ MAX_STREAMS = 1024
 TELL_VALUES = 251
 """Values one TELL frame carries at most (its one-byte array count: 4 fields + values);
 an ITEM frame carries at most 253 items (2 fields + items)."""
+
+RUN_WIDTH = 16
+"""The most fields a message class may have to travel in RUN frames (more go in TELLs)."""
 
 TELL_BYTES = 1 << 14
 """A value joins a TELL frame only while the frame stays within this many bytes (and
@@ -151,6 +167,7 @@ class Kind(enum.IntEnum):
     MORE = 11
     END = 12
     CANCEL = 13
+    RUN = 14
 
 
 # -- the frames -------------------------------------------------------------------------
@@ -181,6 +198,21 @@ class Tell:
     sender: Sender
     values: list[Any]
     """One or more messages, in the order they were told."""
+
+
+@attrs.define(weakref_slot=False)
+class TellRun:
+    """Messages of one class for one actor, with no reply: a run of tells, each message
+    ``width`` of :attr:`fields` in a row."""
+
+    path: str
+    uid: int
+    sender: Sender
+    tag: str | int
+    """The class's ``@message`` tag."""
+    width: int
+    fields: list[Any]
+    """The messages' fields, in the order they were told (a multiple of ``width``)."""
 
 
 @attrs.define(weakref_slot=False)
@@ -296,6 +328,7 @@ class StreamCancel:
 Frame = (
     Hello
     | Tell
+    | TellRun
     | Ask
     | Reply
     | ErrorReply
@@ -352,6 +385,22 @@ def _items(sid: int, *values: Any) -> StreamItem:
     return StreamItem(sid, list(values))
 
 
+def _run(path: str, uid: int, sender: Sender, tag: str | int, width: int, *fields: Any) -> TellRun:
+    return TellRun(path, uid, sender, tag, width, list(fields))
+
+
+def _run_layout(f: list[Any]) -> bool:
+    return (
+        len(f) >= 7
+        and _address(f, 1)
+        and _ref(f[3])
+        and (type(f[4]) is str or type(f[4]) is int)
+        and type(f[5]) is int
+        and 0 < f[5] <= RUN_WIDTH
+        and (len(f) - 6) % f[5] == 0
+    )
+
+
 _LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = {
     Kind.HELLO: (
         Hello,
@@ -388,6 +437,7 @@ _LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = 
     Kind.MORE: (StreamMore, lambda f: len(f) == 3 and _uint(f[1]) and _grant(f[2])),
     Kind.END: (StreamEnd, lambda f: len(f) == 3 and _uint(f[1]) and _error(f[2])),
     Kind.CANCEL: (StreamCancel, lambda f: len(f) == 2 and _uint(f[1])),
+    Kind.RUN: (_run, _run_layout),
 }
 """Each kind's builder (its class, but for TELL's values) and layout check (see the
 module docstring)."""
@@ -407,6 +457,7 @@ _KINDS: dict[type, Kind] = {
     StreamMore: Kind.MORE,
     StreamEnd: Kind.END,
     StreamCancel: Kind.CANCEL,
+    TellRun: Kind.RUN,
 }
 
 
@@ -429,6 +480,8 @@ def encode(frame: Frame) -> bytes:
         items[4:] = frame.values
     elif isinstance(frame, StreamItem):
         items[2:] = frame.values
+    elif isinstance(frame, TellRun):
+        items[6:] = frame.fields
     return wire.encode_frame(wire.dumps(items))
 
 
@@ -437,13 +490,16 @@ _LENGTH = struct.Struct(">I")
 
 # The hot frames are built from bytes: their heads made once, a request's address
 # (path, uid, sender) cached by its caller, the value encoded with one ``dumps``.
-_TELL_HEAD = b"\x98\x05" + wire.cbor_uint(Kind.TELL)
-"""A TELL's array head in its two-byte form, so the count grows in place as a burst's
-values join the frame (CBOR allows a longer head than needed)."""
-_ITEM_HEAD = b"\x98\x03" + wire.cbor_uint(Kind.ITEM)
+_TELL_HEAD = b"\x98\x04" + wire.cbor_uint(Kind.TELL)
+"""A TELL's array head before its values, in its two-byte form, so the count grows in
+place as a burst's values join the frame (CBOR allows a longer head than needed)."""
+_ITEM_HEAD = b"\x98\x02" + wire.cbor_uint(Kind.ITEM)
 """An ITEM's, likewise: a burst of items of one stream is one frame."""
+_RUN_HEAD = b"\x98\x06" + wire.cbor_uint(Kind.RUN)
+"""A RUN's, likewise (its address: path, uid, sender, tag, width)."""
 _BURST_COUNT = 255
 """The most items a burst frame's one-byte array count holds (kind, address, values)."""
+_NO_LENGTH = bytes(4)
 _ASK_HEAD = wire.cbor_array_header(6) + wire.cbor_uint(Kind.ASK)
 _TRACED_ASK_HEAD = wire.cbor_array_header(7) + wire.cbor_uint(Kind.ASK)
 _REPLY_HEAD = wire.cbor_array_header(3) + wire.cbor_uint(Kind.REPLY)
@@ -453,6 +509,19 @@ def address(path: str, uid: int, sender: ActorRef | None) -> bytes:
     """The CBOR of a request's ``path, uid, sender`` (callers cache it per target and
     sender, since a sender usually talks to one target many times)."""
     return b"".join(map(wire.dumps, (path, uid, None if sender is None else encode_ref(sender))))
+
+
+def run_address(address: bytes, tag: str | int, width: int) -> bytes:
+    """The CBOR of a RUN's ``path, uid, sender, tag, width`` from the :func:`address` of
+    its actor and sender (callers cache it per target, sender and class)."""
+    return address + wire.dumps(tag) + wire.cbor_uint(width)
+
+
+def flat_encoder(cls: type) -> tuple[str | int, int, Callable[[Any], bytes]] | None:
+    """How tells of ``cls`` go in a RUN: its tag, its width and what encodes an
+    instance's fields; None for a class that cannot (its tells go in TELLs)."""
+    flat = MESSAGES.flat_encoder(cls, RUN_WIDTH)
+    return None if flat is None else (MESSAGES.tag_of(cls), *flat)
 
 
 def encode_stream(
@@ -553,6 +622,20 @@ def decode_values(values: list[Any]) -> list[Any]:
     return messages
 
 
+def decode_run(frame: TellRun) -> list[Any]:
+    """A RUN's messages, built straight from their fields up to the first that does not
+    build (the caller takes that one and those after it from :func:`run_values`, one by
+    one through :func:`decode_value`, which says why)."""
+    build = MESSAGES.flat_builder(frame.tag, frame.width)
+    return [] if build is None else build(frame.fields)
+
+
+def run_values(frame: TellRun) -> list[Any]:
+    """A RUN's messages as the values a TELL would carry (``[1, [tag, field, ...]]``)."""
+    tag, width, fields = frame.tag, frame.width, frame.fields
+    return [[_MESSAGE, [tag, *fields[at : at + width]]] for at in range(0, len(fields), width)]
+
+
 _ERROR_KINDS: dict[str, type[ActorError]] = {
     "failed": ActorFailed,
     "stopped": ActorStopped,
@@ -629,6 +712,7 @@ class Dropped:
 Event = (
     Hello
     | Tell
+    | TellRun
     | Ask
     | Answered[Any]
     | Credit
@@ -703,41 +787,47 @@ class PeerSession(Generic[T]):
             return True
         return False
 
-    def try_tell(self, address: bytes, value: bytes) -> bool:
+    def try_tell(self, address: bytes, value: bytes, width: int = 0) -> bool:
         """Queue a tell of ``value`` (:func:`value_bytes`) to ``address`` (:func:`address`)
         if there is credit for it; False when there is none.  It joins the TELL frame that
         ends :attr:`outgoing` when that one goes to the same address and has room (a burst
-        of tells is one frame), else starts a new one."""
+        of tells is one frame), else starts a new one.  With a ``width``, ``value`` is a
+        message's fields (:func:`flat_encoder`) and ``address`` a :func:`run_address`:
+        consecutive tells of one class go in one RUN frame likewise."""
         if self.credit <= 0:
             return False
         self.credit -= 1
-        self._add_to_burst(_TELL_HEAD, address, value)
+        if width:
+            self._add_to_burst(_RUN_HEAD, address, value, width)
+        else:
+            self._add_to_burst(_TELL_HEAD, address, value, 1)
         return True
 
-    def _add_to_burst(self, head: bytes, address: bytes, value: bytes) -> None:
-        """Append ``value`` to the frame ``head + address + values`` that ends
-        :attr:`outgoing` if there is one with room, its count and length grown in place;
-        else start one."""
+    def _add_to_burst(self, head: bytes, address: bytes, value: bytes, items: int) -> None:
+        """Append ``value`` (``items`` array items) to the frame ``head + address +
+        values`` that ends :attr:`outgoing` if there is one with room, its count and
+        length grown in place; else start one."""
         out = self.outgoing
         start = self._burst
-        if (
-            len(out) == self._burst_end
+        end = len(out)
+        if not (
+            end == self._burst_end
             and head is self._burst_head
             and address == self._burst_address
-            and out[start + 5] < _BURST_COUNT
-            and len(out) - start + len(value) <= self._burst_bytes
+            and out[start + 5] + items <= _BURST_COUNT
+            and end - start + len(value) <= self._burst_bytes
         ):
-            out += value
-            out[start + 5] += 1
-            _LENGTH.pack_into(out, start, len(out) - start - 4)
-        else:
-            self._burst = len(out)
+            self._burst = start = end
             self._burst_head = head
             self._burst_address = address
-            body = head + address + value
-            out += _LENGTH.pack(len(body))
-            out += body
-        self._burst_end = len(out)
+            out += _NO_LENGTH
+            out += head
+            out += address
+        out += value
+        out[start + 5] += items
+        end = len(out)
+        _LENGTH.pack_into(out, start, end - start - 4)
+        self._burst_end = end
 
     def sent(self, n: int) -> None:
         """The driver sent the first ``n`` bytes of :attr:`outgoing`."""
@@ -805,7 +895,7 @@ class PeerSession(Generic[T]):
         address = self.producing.get(sid)
         if address is None or self.closed:
             return False
-        self._add_to_burst(_ITEM_HEAD, address, value)
+        self._add_to_burst(_ITEM_HEAD, address, value, 1)
         return True
 
     def end_stream(self, sid: int, error: BaseException | None) -> None:
@@ -862,8 +952,13 @@ class PeerSession(Generic[T]):
         self.peer = frame.node
         return frame
 
-    def _request(self, frame: Tell | Ask | StreamOpen) -> Event:
-        count = len(frame.values) if type(frame) is Tell else 1
+    def _request(self, frame: Tell | TellRun | Ask | StreamOpen) -> Event:
+        if isinstance(frame, Tell):
+            count = len(frame.values)
+        elif isinstance(frame, TellRun):
+            count = len(frame.fields) // frame.width
+        else:
+            count = 1
         if self.undelivered + count > self.peer_window:
             raise ProtocolViolation(
                 "rejected_malformed", "the peer sent more requests than its window allows"
@@ -921,6 +1016,7 @@ class PeerSession(Generic[T]):
     _RULES: dict[type[Frame], Callable[[PeerSession[Any], Any], Event | None]] = {
         Hello: _hello,
         Tell: _request,
+        TellRun: _request,
         Ask: _request,
         Reply: _answer,
         ErrorReply: _answer,

@@ -35,7 +35,7 @@ import os
 import socket
 import weakref
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import partial
 from itertools import count
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
@@ -62,7 +62,7 @@ from .errors import (
 )
 from .message import encode_ref, ref_resolver
 from .protocol import PeerSession, ProtocolViolation
-from .ref import READY, ActorRef, Watcher
+from .ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Watcher, sender_now
 from .reply import Notify, Reply
 from .secure import secure
 from .streams import Producer, ReplyStream, as_source
@@ -254,6 +254,10 @@ class RemoteTarget:
         "_address",
         "_address_sender",
         "_connection",
+        "_run_address",
+        "_run_class",
+        "_run_fields",
+        "_run_width",
         "node",
         "path",
         "ref",
@@ -266,28 +270,50 @@ class RemoteTarget:
         self.node = node
         self.path = path
         self.uid = uid
-        self.ref = ActorRef(node, path, uid, self)
+        self.ref: ActorRef = RemoteRef(node, path, uid, self)
         self._address = b""
         self._address_sender: object = _NOBODY
         self._connection: Connection | None = None
         """The connection the last tell went on, while it is open (spares a lookup)."""
+        self._run_class: type | None = None
+        """The class the last tell in a RUN frame had (:meth:`_runs`), with its run
+        address for the cached sender, its width and its fields' encoder."""
+        self._run_address = b""
+        self._run_width = 0
+        self._run_fields: Callable[[Any], bytes] = protocol.value_bytes
 
     def address(self, sender: ActorRef | None) -> bytes:
         """This target's :func:`protocol.address` from ``sender`` (cached per sender)."""
         if not self._address or sender != self._address_sender:
             self._address = protocol.address(self.path, self.uid, sender)
             self._address_sender = sender
+            self._run_class = None
         return self._address
+
+    def _runs(self, cls: type) -> bool:
+        """Whether tells of ``cls`` go in RUN frames (:func:`protocol.flat_encoder`); if
+        so, its run address from the cached address is kept for the next ones."""
+        flat = protocol.flat_encoder(cls)
+        if flat is None:
+            return False
+        tag, self._run_width, self._run_fields = flat
+        self._run_address = protocol.run_address(self._address, tag, self._run_width)
+        self._run_class = cls
+        return True
 
     def tell(self, msg: Any, sender: ActorRef | None) -> Awaitable[None]:
         connection = self._connection
-        if connection is not None and not connection.session.closed:
-            value = protocol.value_bytes(msg)
-            address = self._address if sender is self._address_sender else self.address(sender)
-            if connection.try_tell(address, value):
+        if connection is None or connection.session.closed:
+            return self.transport.tell(self, msg, sender)
+        address = self.address(sender)
+        if type(msg) is self._run_class or self._runs(type(msg)):
+            fields = self._run_fields(msg)
+            if connection.try_tell(self._run_address, fields, self._run_width):
                 return READY
-            return self.transport.tell_later(connection, self, value, msg, sender)
-        return self.transport.tell(self, msg, sender)
+        elif connection.try_tell(address, protocol.value_bytes(msg)):
+            return READY
+        value = protocol.value_bytes(msg)  # waiting for credit: in a TELL, as before
+        return self.transport.tell_later(connection, self, value, msg, sender)
 
     def tell_nowait(self, msg: Any, sender: ActorRef | None) -> None:
         self.transport.tell_nowait(self, msg, sender)
@@ -310,6 +336,40 @@ class RemoteTarget:
 
     def remove_watcher(self, watcher: Watcher) -> None:
         self.transport.unwatch(self, watcher)
+
+
+class RemoteRef(ActorRef):
+    """The ref of an actor on another node: a tell of the class the last one had, from
+    the same sender, that finds its connection open and credit left joins the queued RUN
+    frame from here (one call to the session); anything else goes to
+    :meth:`RemoteTarget.tell`."""
+
+    __slots__ = ()
+
+    def tell(self, msg: Any) -> Awaitable[None]:
+        """Deliver ``msg``; waits only while the peer owes credit (see :meth:`ActorRef.tell`)."""
+        target: RemoteTarget = self._target  # type: ignore[assignment]
+        sender = sender_now()
+        connection = target._connection
+        if (
+            connection is not None
+            and type(msg) is target._run_class
+            and sender is target._address_sender
+        ):
+            session = connection.session
+            if not session.closed and session.try_tell(
+                target._run_address, target._run_fields(msg), target._run_width
+            ):
+                connection._flushes[connection._write_now] = None
+                return READY
+        return target.tell(msg, sender)
+
+    def ask(
+        self, msg: Any, timeout: float | None = DEFAULT_ASK_TIMEOUT
+    ) -> Coroutine[Any, Any, Any]:
+        """See :meth:`ActorRef.ask`."""
+        target: RemoteTarget = self._target  # type: ignore[assignment]
+        return target.transport.ask(target, msg, sender_now(), timeout)
 
 
 class _StreamStart(Reply):
@@ -625,12 +685,12 @@ class Connection:
             return True
         return False
 
-    def try_tell(self, address: bytes, value: bytes) -> bool:
+    def try_tell(self, address: bytes, value: bytes, width: int = 0) -> bool:
         """:meth:`try_request` for a tell (:meth:`PeerSession.try_tell`: a burst of tells
         to one actor is one frame)."""
         if self.session.closed:
             raise NodeDown(f"connection to {self.node} closed: {self.reason}")
-        if self.session.try_tell(address, value):
+        if self.session.try_tell(address, value, width):
             self._flushes[self._write_now] = None
             return True
         return False
@@ -854,11 +914,13 @@ class Connection:
         if raw is None:
             return partial(stream.receive_some, 65536)
 
+        fd = raw.fileno()  # (trio takes an int without a call per wait)
+
         async def receive() -> bytes | bytearray:
             if sealed is not None and sealed.pending:  # opened with the handshake's bytes
                 return sealed.take()
             while True:
-                await trio.lowlevel.wait_readable(raw)
+                await trio.lowlevel.wait_readable(fd)
                 try:
                     data = raw.recv(65536, _DONTWAIT)
                 except BlockingIOError:
@@ -880,13 +942,14 @@ class Connection:
         counters = self.transport.counters
         config = self.transport.config
         receive = self._receiver(stream)
+        events = self._EVENTS
         while True:
-            deadline = self._frame_started + config.frame_timeout
-            if not self._greeted:
-                deadline = min(deadline, self._opened + config.handshake_timeout)
-            if deadline == math.inf:  # no frame under way: nothing to time, no cancel scope
-                chunk = await receive()
+            if self._frame_started == math.inf and self._greeted:
+                chunk = await receive()  # no frame under way: nothing to time, no cancel scope
             else:
+                deadline = self._frame_started + config.frame_timeout
+                if not self._greeted:
+                    deadline = min(deadline, self._opened + config.handshake_timeout)
                 with trio.move_on_at(deadline):
                     chunk = await receive()
                 if deadline <= trio.current_time():
@@ -895,29 +958,34 @@ class Connection:
                 self.reason = "closed by the peer"
                 return
             counters["bytes_received"] += len(chunk)
-            session.receive_data(chunk, trio.current_time())
-            if not session.partial_frame:
-                self._frame_started = math.inf
-            elif self._frame_started == math.inf:
-                self._frame_started = trio.current_time()
-            for over in self.transport.receiving.hold(self, session.partial_frame):
-                over._reject("rejected_receive_budget", "its frames in progress hold too much")
-                if over is self:
-                    return None
-                over._scope.cancel()
+            now = trio.current_time()
+            session.receive_data(chunk, now)
+            partial = session.partial_frame
+            if partial or self._frame_started != math.inf:  # a frame is, or was, under way
+                if not partial:
+                    self._frame_started = math.inf
+                elif self._frame_started == math.inf:
+                    self._frame_started = now
+                for over in self.transport.receiving.hold(self, partial):
+                    over._reject("rejected_receive_budget", "its frames in progress hold too much")
+                    if over is self:
+                        return None
+                    over._scope.cancel()
             try:
                 while (event := session.next_event()) is not None:
-                    self._EVENTS[type(event)](self, event)
+                    events[type(event)](self, event)
                     counters["frames_received"] += 1
                     if self._behind:  # let the actor run before the next frame
                         self._behind = False
                         session.return_credit()
-                        self.send_soon()
+                        if session.outgoing:
+                            self.send_soon()
                         await trio.lowlevel.checkpoint()
             except ProtocolViolation as exc:
                 return self._reject(exc.counter, str(exc))
             session.return_credit()
-            self.send_soon()  # replies and the credit they carry, as this step ends
+            if session.outgoing:  # what this step queued (and the credit it returns)
+                self.send_soon()
 
     def _reject(self, counter: str, detail: str) -> None:
         self.transport.counters[counter] += 1
@@ -959,18 +1027,32 @@ class Connection:
                 )
             self.transport.identified(self)
 
-    def _tell(self, frame: protocol.Tell) -> None:
-        """Deliver a TELL's values in order, its actor and sender found once: straight
-        into the mailbox while it takes them, the rest (and anything unusual) through
-        :meth:`_deliver`."""
+    def _tell(self, frame: protocol.Tell | protocol.TellRun) -> None:
+        """Deliver a TELL's values or a RUN's messages in order, their actor and sender
+        found once: straight into the mailbox while it takes them, the rest (and anything
+        unusual) one by one through :meth:`_deliver`."""
         to = self._recipient(frame.path, frame.uid, frame.sender)
-        values, cell, done = frame.values, to.endpoint, 0
-        if cell is not None and to.error is None and cell not in self.held:
-            done = offer_all(cell, protocol.decode_values(values), to.sender)
-            self.session.delivered(done)
-            self._behind = isinstance(cell, ActorCell) and cell.behind()
-        for value in values[done:] if done else values:
+        cell = to.endpoint
+        straight = cell is not None and to.error is None and cell not in self.held
+        if isinstance(frame, protocol.TellRun):
+            done = self._offer_all(to, protocol.decode_run(frame)) if straight else 0
+            if done * frame.width == len(frame.fields):
+                return
+            rest = protocol.run_values(frame)[done:]
+        else:
+            done = self._offer_all(to, protocol.decode_values(frame.values)) if straight else 0
+            rest = frame.values[done:] if done else frame.values
+        for value in rest:
             self._deliver(to, value, None)
+
+    def _offer_all(self, to: _Recipient, messages: list[Any]) -> int:
+        """Queue ``messages`` for ``to`` while its mailbox takes them; how many it took."""
+        cell = to.endpoint
+        assert cell is not None
+        done = offer_all(cell, messages, to.sender)
+        self.session.delivered(done)
+        self._behind = isinstance(cell, ActorCell) and cell.behind()
+        return done
 
     def _ask(self, frame: protocol.Ask) -> None:
         if frame.trace is not None and tracing.enabled():
@@ -1038,6 +1120,7 @@ class Connection:
     _EVENTS: dict[type, Callable[[Connection, Any], None]] = {
         protocol.Hello: _hello,
         protocol.Tell: _tell,
+        protocol.TellRun: _tell,
         protocol.Ask: _ask,
         protocol.Answered: _answered,
         protocol.Credit: _credit,
@@ -1398,27 +1481,32 @@ class ActorTransport:
     ) -> Any:
         value = protocol.value_bytes(msg)
         started = trio.current_time()
-        deadline = math.inf if timeout is None else started + timeout
-        connection = self.connection(target.node)
+        connection = target._connection
+        if connection is None or connection.session.closed:
+            connection = target._connection = self.connection(target.node)
+        session = connection.session
         corr = next(self._corr)
         span, trace = (
             tracing.start_client(target.node, target.path) if tracing.enabled() else _UNTRACED
         )
-        frame = protocol.ask_frame(corr, target.address(sender), value, trace)
-        reply = Reply(self.host.stats, target.ref)
-        connection.session.expect(corr, reply)
+        address = target._address if sender is target._address_sender else target.address(sender)
+        frame = protocol.ask_frame(corr, address, value, trace)
+        host = self.host
+        reply = Reply(host.stats, target.ref)
+        session.expect(corr, reply)
         try:
             if not connection.try_request(frame):
+                deadline = math.inf if timeout is None else started + timeout
                 with trio.move_on_at(deadline) as scope:
                     await connection.request(frame)
                 if scope.cancelled_caught:
                     raise MailboxFull(f"no credit to reach {target.ref} within {timeout} s")
-            if timeout is not None and reply.pending:
-                self.host.ask_deadlines.add(deadline, reply)
+            if timeout is not None and reply.result is None:  # (not failed meanwhile)
+                host.ask_deadlines.add(started + timeout, reply)
             return await reply.wait()
         finally:
-            connection.session.forget(corr)
-            self.host.stats.remote_asks.observe(trio.current_time() - started)
+            session.forget(corr)
+            host.stats.remote_asks.observe(trio.current_time() - started)
             if span is not None:
                 span.end()
 

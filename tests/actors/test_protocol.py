@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -18,6 +19,7 @@ from swimactors import ActorFailed, ActorStopped, MailboxFull, wire
 from swimactors.actors.protocol import (
     MAX_STREAM_WINDOW,
     MAX_STREAMS,
+    RUN_WIDTH,
     TELL_VALUES,
     Answered,
     Ask,
@@ -35,19 +37,24 @@ from swimactors.actors.protocol import (
     StreamMore,
     StreamOpen,
     Tell,
+    TellRun,
     Terminated,
     Unwatch,
     Watch,
     address,
     ask_frame,
     decode_error,
+    decode_run,
     decode_stream_end,
     decode_value,
     decode_values,
     encode,
     encode_stream,
     encode_value,
+    flat_encoder,
     parse,
+    run_address,
+    run_values,
     value_bytes,
 )
 
@@ -74,6 +81,14 @@ def pump(source: PeerSession[str], sink: PeerSession[str], now: float = 0.0) -> 
 
 def tell(session: PeerSession[str], path: str, value: Any) -> bool:
     return session.try_tell(address(path, 1, None), value_bytes(value))
+
+
+def tell_run(session: PeerSession[str], path: str, msg: Any) -> bool:
+    """A tell of an all-scalar message, in a RUN frame as a remote ref sends it."""
+    flat = flat_encoder(type(msg))
+    assert flat is not None
+    tag, width, fields = flat
+    return session.try_tell(run_address(address(path, 1, None), tag, width), fields(msg), width)
 
 
 def ask(session: PeerSession[str], corr: int, value: Any) -> bool:
@@ -171,6 +186,16 @@ def test_a_peer_sending_past_its_window_breaks_the_connection() -> None:
     for _ in range(3):  # the third ignores the credit it does not have
         a.credit = 1
         tell(a, "x", 0)
+    with pytest.raises(ProtocolViolation, match="more requests than its window"):
+        pump(a, b)
+
+
+def test_a_peer_sending_a_run_past_its_window_breaks_the_connection() -> None:
+    a, b = pair(window=2)
+    handshake(a, b)
+    for n in range(3):  # one RUN frame of three messages: each counts
+        a.credit = 1
+        tell_run(a, "x", Mark(n))
     with pytest.raises(ProtocolViolation, match="more requests than its window"):
         pump(a, b)
 
@@ -554,6 +579,119 @@ def test_the_hot_frames_are_what_encode_makes(corr: int, value: Any) -> None:
     assert bytes(session.outgoing) == encode(Reply(corr, encode_value(value)))
 
 
+def test_tells_of_an_all_scalar_class_go_in_a_run_frame_of_their_fields() -> None:
+    a, b = pair(window=256)
+    handshake(a, b)
+    for n in range(3):
+        tell_run(a, "x", Mark(n))
+    tell_run(a, "x", Point(1, 2, "p"))  # another class: a RUN of its own
+    tell(a, "x", 7)  # a TELL between runs: the order on the wire holds
+    tell_run(a, "x", Mark(3))
+    events = pump(a, b)
+    assert events == [
+        TellRun("x", 1, None, "test.protocol.Mark", 1, [0, 1, 2]),
+        TellRun("x", 1, None, "test.protocol.Point", 3, [1, 2, "p"]),
+        Tell("x", 1, None, [encode_value(7)]),
+        TellRun("x", 1, None, "test.protocol.Mark", 1, [3]),
+    ]
+    assert b.undelivered == 6  # a message of a run is one request, as a tell is
+    assert decode_run(events[0]) == [Mark(0), Mark(1), Mark(2)]
+    assert run_values(events[1]) == [encode_value(Point(1, 2, "p"))]
+    for _ in range((255 - 6) // 3 + 1):  # a run frame holds as many as its count byte
+        tell_run(a, "y", Point(0))
+    assert [len(event.fields) // 3 for event in pump(a, b)] == [83, 1]
+
+
+def test_only_registered_classes_of_a_few_scalar_fields_go_in_runs() -> None:
+    @swimactors.message("test.protocol.Wide")
+    class Wide:
+        x0: int = 0
+        x1: int = 0
+        x2: int = 0
+        x3: int = 0
+        x4: int = 0
+        x5: int = 0
+        x6: int = 0
+        x7: int = 0
+        x8: int = 0
+        x9: int = 0
+        x10: int = 0
+        x11: int = 0
+        x12: int = 0
+        x13: int = 0
+        x14: int = 0
+        x15: int = 0
+        x16: int = 0
+
+    @swimactors.message("test.protocol.Nested")
+    class Nested:
+        points: list[int]
+
+    assert flat_encoder(Mark) is not None
+    assert flat_encoder(Wide) is None  # more than RUN_WIDTH fields
+    assert len(attrs.fields(Wide)) == RUN_WIDTH + 1
+    assert flat_encoder(Nested) is None  # not a scalar
+    assert flat_encoder(Empty) is None  # nothing to lay flat: a TELL
+    assert flat_encoder(int) is None and flat_encoder(dict) is None
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        ["x", 1, None, "test.protocol.Mark", 0, 1],  # width 0
+        ["x", 1, None, "test.protocol.Mark", 2, 1, 2, 3],  # not whole messages
+        ["x", 1, None, "test.protocol.Mark", 1],  # no message at all
+        ["x", 1, None, "test.protocol.Mark", RUN_WIDTH + 1, *range(RUN_WIDTH + 1)],
+        ["x", 1, None, 1.5, 1, 1],  # a tag is an int or a str
+        ["x", 1, None, "test.protocol.Mark", True, 1],  # a width is an int
+        ["x", -1, None, "test.protocol.Mark", 1, 1],
+    ],
+)
+def test_a_malformed_run_is_refused(fields: list[Any]) -> None:
+    with pytest.raises(wire.WireError):
+        parse(wire.dumps([Kind.RUN, *fields]))
+
+
+@given(
+    st.sampled_from([("test.protocol.Mark", 1), ("test.protocol.Point", 3), ("nobody", 1)]),
+    st.lists(st.one_of(st.integers(-3, 3), st.text(max_size=3), st.none()), max_size=12),
+)
+def test_a_run_builds_as_its_values_decode_one_by_one_up_to_the_first_refused(
+    kind: tuple[str, int], fields: list[Any]
+) -> None:
+    tag, width = kind
+    frame = TellRun("x", 1, None, tag, width, fields[: len(fields) - len(fields) % width])
+    expected = []
+    for value in run_values(frame):
+        try:
+            expected.append(decode_value(value))
+        except wire.WireError:
+            break
+    assert decode_run(frame) == expected
+    assert len(run_values(frame)) == len(frame.fields) // width
+
+
+@given(
+    st.lists(
+        st.builds(
+            Point,
+            st.integers(-(2**63), 2**63 - 1),
+            st.integers(-(2**64), 2**64 - 1),
+            st.text(),
+        )
+    )
+)
+def test_a_run_carries_each_message_as_encode_value_would(points: list[Point]) -> None:
+    a, b = pair(window=4096)
+    handshake(a, b)
+    for point in points:
+        assert tell_run(a, "x", point)
+    events = pump(a, b)
+    assert [m for event in events for m in decode_run(event)] == points
+    assert [v for event in events for v in run_values(event)] == list(map(encode_value, points))
+    assert all(parse(encode(event)[4:]) == event for event in events)
+
+
 wire_values = st.one_of(
     values.map(encode_value),
     st.lists(st.one_of(st.integers(-3, 3), st.text(max_size=12), st.none()), max_size=4).map(
@@ -635,6 +773,7 @@ def test_a_tell_frame_stops_taking_values_at_its_limits() -> None:
     st.lists(
         st.one_of(
             st.tuples(st.just("tell"), st.sampled_from(["x", "y"]), st.integers(0, 2**40)),
+            st.tuples(st.just("run"), st.sampled_from(["x", "y"]), st.integers(0, 2**40)),
             st.tuples(st.just("ask"), st.just("echo"), st.integers(0, 2**40)),
             st.tuples(st.just("send"), st.just(""), st.integers(0, 64)),
         ),
@@ -642,8 +781,8 @@ def test_a_tell_frame_stops_taking_values_at_its_limits() -> None:
     )
 )
 def test_tells_bursts_asks_and_partial_sends_arrive_in_order(ops: list[Any]) -> None:
-    """Whatever mix of tells (to two actors), asks and partial sends, the peer gets every
-    request once, in the order it was made."""
+    """Whatever mix of tells (to two actors, in TELL and RUN frames), asks and partial
+    sends, the peer gets every request once, in the order it was made."""
     a, b = pair(window=1024)
     handshake(a, b)
     wire_bytes = bytearray()
@@ -652,6 +791,9 @@ def test_tells_bursts_asks_and_partial_sends_arrive_in_order(ops: list[Any]) -> 
         if op == "tell":
             assert tell(a, path, n)
             made.append((path, n))
+        elif op == "run":
+            assert tell_run(a, path, Mark(n))
+            made.append((path, Mark(n)))
         elif op == "ask":
             assert ask(a, corr, n)
             made.append(("echo", n))
@@ -663,6 +805,9 @@ def test_tells_bursts_asks_and_partial_sends_arrive_in_order(ops: list[Any]) -> 
     b.receive_data(bytes(wire_bytes), 0.0)
     got = []
     while (event := b.next_event()) is not None:
+        if isinstance(event, TellRun):
+            got.extend((event.path, msg) for msg in decode_run(event))
+            continue
         values = event.values if isinstance(event, Tell) else [event.value]
         got.extend((event.path, decode_value(value)) for value in values)
     assert got == made

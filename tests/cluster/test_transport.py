@@ -73,7 +73,15 @@ async def test_a_full_remote_mailbox_does_not_delay_other_actors_on_the_connecti
             gate.set()
 
 
-async def test_a_burst_of_tells_is_one_frame_delivered_in_order_past_a_full_mailbox() -> None:
+@swimactors.message("test.transport.Num")
+class Num:
+    n: int
+
+
+@pytest.mark.parametrize("make", [int, Num], ids=["TELL", "RUN"])
+async def test_a_burst_of_tells_is_one_frame_delivered_in_order_past_a_full_mailbox(
+    make: type,
+) -> None:
     gate = trio.Event()
     got: list[object] = []
     burst, capacity = 40, 4
@@ -86,13 +94,29 @@ async def test_a_burst_of_tells_is_one_frame_delivered_in_order_past_a_full_mail
             counters = cluster_of(b).transport.counters
             frames = counters["frames_received"]
             for n in range(burst):  # one task step: the burst goes out as it ends
-                await ref.tell(n)
+                await ref.tell(make(n))
             await until(lambda: counters["frames_received"] > frames)
             assert counters["frames_received"] == frames + 1
             gate.set()  # the mailbox drains; what was held back follows in order
             await until(lambda: len(got) == 1 + burst)
-            assert got == ["first", *range(burst)]
+            assert got == ["first", *map(make, range(burst))]
             assert counters["refused_full"] == 0
+
+
+async def test_a_message_of_a_run_that_does_not_build_fails_alone() -> None:
+    got: list[object] = []
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Collect(got), name="collect", public=True)
+            ref = await a.wait_for("collect", timeout=10)
+            await ref.tell(Num(0))  # the connection is up, the run's address cached
+            await until(lambda: got == [Num(0)])
+            for n in (1, "two", 3):  # a str where an int goes: refused by the receiver
+                await ref.tell(Num(n))  # type: ignore[arg-type]
+            counters = cluster_of(b).transport.counters
+            await until(lambda: len(got) == 3)
+            assert got == [Num(0), Num(1), Num(3)]
+            assert counters["undecodable_messages"] == 1
 
 
 async def _fill(ref: ActorRef, start: int, limit: int) -> int:
