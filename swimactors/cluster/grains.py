@@ -50,7 +50,7 @@ from ..placement import Placement, place, rendezvous
 from ..registry import Change, Registration
 from ..registry import NameLost as RegistryNameLost
 from ..registry.codec import MAX_COUNTER, MAX_NAME_BYTES
-from .grain_leases import Leases
+from .grain_leases import LEASE_TIME, Leases
 from .grain_store import GrainStore, MemoryGrainStore
 from .names import actor_id
 from .split_brain import QuorumLost
@@ -603,6 +603,9 @@ class Grains:
         """Leases that let this node's rendezvous activations skip probing."""
         self.activations = 0
         """Activations started here (a counter)."""
+        self.started = trio.current_time()
+        """When this system started: it takes no grain before :data:`LEASE_TIME` later
+        (see :meth:`confirm`)."""
 
     # -- the API ---------------------------------------------------------------------------
 
@@ -816,11 +819,19 @@ class Grains:
         does or no longer counts (:meth:`unsettled`; a lessee also not before its lease
         has run out), at most :data:`PROBE_PATIENCE` seconds: then the activation stops
         without taking the grain.
+
+        A process decides nothing in its first :data:`LEASE_TIME` seconds: a previous
+        process under this node's name may have granted leases it does not know of (they
+        have run out by then), and until its join has shown it the members it would take
+        any grain at once (no member to ask, leases from all none of them).
         """
         cluster = self.system.cluster
         if cluster is None:
             return None
         kind, identity = activation.kind.name, activation.grain.identity
+        await trio.sleep_until(self.started + LEASE_TIME)  # a fresh process (above)
+        if activation.phase is not Phase.PROBING:
+            return None
         lessees, activation.lessees = activation.lessees or {}, None
         if not lessees and self.leases.may_skip_probes(kind, identity):
             self.leases.skipped += 1

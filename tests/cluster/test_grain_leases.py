@@ -16,7 +16,9 @@ import trio
 from swimactors import System, open_system
 from swimactors.cluster.grain_leases import LEASE_TIME, MAX_LESSEES, GrainLease
 from swimactors.cluster.grains import Grain, GrainClaim, GrainProbe, GrainStopping, Phase
+from swimactors.membership.types import format_address
 from swimactors.placement import rendezvous
+from swimactors.sim import address_for
 from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
 from tests.cluster.test_ddata import _formed, bounded
@@ -236,6 +238,46 @@ def test_a_lower_stamped_probe_from_a_node_this_node_does_not_count_makes_nothin
             return []
 
     _run(app)
+
+
+def test_a_restarted_node_takes_no_grain_before_its_old_grants_ran_out() -> None:
+    """n2 granted n1 a lease, and n1 took a grain it owns without probing.  n2 crashes,
+    restarts under its name and at once gets a first message for that grain, before it
+    knows n1 (its join is under way): its view then is itself alone, so it would take
+    the grain (no member to ask), and n1 may still skip on the old process's grant.  A
+    process takes no grain in its first :data:`LEASE_TIME` seconds (by then every grant
+    its old process made has run out, and its join has shown it the members), so it
+    probes n1 and forwards to n1's activation.  Before, it took the grain at once."""
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 2) as (n0, n1):
+            async with _n2(net, 1002) as old:
+                systems = [n0, n1, old]
+                await _leased(systems)
+                identity = _owned_by("n1", systems, "restart-")
+                skipped = n1.grains.leases.skipped
+                assert await n1.grain(KIND, identity).ask(1) == 1
+                assert n1.grains.leases.skipped == skipped + 1
+                net.crash("n2")
+            net.crashed.discard("n2")  # the same name and address, a new process
+            async with _n2(net, 1003) as new:
+                new.register_grain(KIND, Account)
+                activation = new.grains.activate(KIND, identity)
+                assert await activation.ask(1, None, 10.0) == 2  # n1's, forwarded
+                assert _held([n0, n1, new], identity) == ["n1"]
+        return []
+
+    _run(app)
+
+
+def _n2(net: SimNet, incarnation: int) -> Any:
+    return open_system(
+        name="n2",
+        bind=format_address(address_for(2)),
+        seeds=[format_address(address_for(0))],
+        environment=net.environment("n2", address_for(2), incarnation=incarnation),
+        shutdown_timeout=1.0,
+    )
 
 
 async def test_a_flood_of_lease_asks_keeps_a_bounded_table_and_bad_ones_are_refused() -> None:

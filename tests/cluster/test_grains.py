@@ -475,13 +475,18 @@ def test_a_grain_handed_off_mid_message_starts_on_its_new_owner_only_after_that_
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(first)
-                await trio.sleep(0.5)  # it is inside receive on n0
+                while INSIDE.get(identity) != ["n0"]:  # it is inside receive on n0
+                    await trio.sleep(0.05)
                 new.register_grain("long", Long, idle_timeout=None)
                 while any(s.grains.hosts("long") != ["n0", "n1"] for s in systems) or any(
                     i == identity for (_, i) in old.grains.local
                 ):  # handed off
                     await trio.sleep(0.05)
                 assert not answers  # still inside
+                asker = systems[sender].cluster
+                assert asker is not None  # a stale record would route it to n0 again:
+                while asker.names.registration(f"$grain/long/{identity}") is not None:
+                    await trio.sleep(0.05)  # the withdrawal reaches it within gossip rounds
                 grain = systems[sender].grain("long", identity)
                 answers.append(await grain.ask(0.1, timeout=30.0))
             assert [i for (_, i) in new.grains.local] == [identity]
