@@ -74,8 +74,16 @@ ANNOUNCE_INTERVAL: Final = 1.0
 """Seconds between a node's announcements (its heartbeat on the quorum channel)."""
 
 MAX_NAME: Final = 256
+MAX_STAMP: Final = (1 << 44) - 1
+"""Largest epoch (a start time in ms: the year 2527) or serial (one a second: 557,000
+years) an announcement may carry."""
 MAX_AGE_MS: Final = 1 << 40
 """Largest age of a view an announcement may carry (about 35 years)."""
+FORGET_AFTER: Final = 0.5
+"""After this fraction of ``silence_limit`` with no newer announcement from a member, an
+older one resets the order (only): a forged ``(epoch, serial)`` far ahead no longer hides
+the member's real announcements, whose next one counts, before the member's lease runs
+out."""
 MAX_REPORTED: Final = 64
 """Most names an announcement may list as unreachable (more are refused as malformed)."""
 REPORT_BUDGET: Final = 512
@@ -441,7 +449,10 @@ class QuorumTracker:
 
     def receive(self, now: float, payload: bytes) -> None:
         """Another node's announcement arrived on :data:`QUORUM_CHANNEL`; bad bytes are
-        counted (``counters["rejected_announcements"]``) and dropped."""
+        counted (``counters["rejected_announcements"]``) and dropped.  It counts when its
+        ``(epoch, serial)`` is above the last one heard from its sender, and its epoch not
+        below the start time the sender advertises in membership (:data:`FORGET_AFTER`
+        bounds how long one may hold the others back)."""
         try:
             name, digest, epoch, serial, *rest = wire.loads(payload)
             age = rest[0] if rest else None  # absent from older announcements
@@ -453,6 +464,8 @@ class QuorumTracker:
                 and len(digest) == 8
                 and type(epoch) is int
                 and type(serial) is int
+                and 0 <= epoch <= MAX_STAMP
+                and 0 <= serial <= MAX_STAMP
                 and len(rest) <= 2
                 and (age is None or (type(age) is int and 0 <= age <= MAX_AGE_MS))
                 and type(unreachable) is list
@@ -467,8 +480,14 @@ class QuorumTracker:
         self.counters["announcements_received"] += 1
         if name == self.self_name or (name not in self._members and name not in self._joiners):
             return
+        if epoch < self._epoch_of(name):
+            self.counters["announcements_past_epoch"] += 1
+            return
         previous = self._seen.get(name, (b"", 0.0, (-1, 0)))
-        if (epoch, serial) <= previous[2]:
+        if (epoch, serial) <= previous[2]:  # a late copy, or forged news ahead of it
+            if now >= previous[1] + FORGET_AFTER * self.silence_limit:
+                self._seen[name] = (b"", previous[1], (epoch, serial))
+                self.counters["announcement_order_reset"] += 1
             return
         self._seen[name] = (digest, now, (epoch, serial))
         if name in self._suspects:
@@ -484,6 +503,13 @@ class QuorumTracker:
             agreed_just_before = previous[2] == (epoch, serial - 1) and previous[0] == self.digest()
             self._renew(now, name, digest, age if agreed_just_before else None)
         self.tick(now)
+
+    def _epoch_of(self, name: str) -> int:
+        """The start time ``name`` advertises in membership: an announcement with an
+        earlier epoch is a late copy from a life before (a later one may be from a
+        restart or renouncement whose metadata has not arrived yet)."""
+        info = self._infos.get(name) or self._members.get(name) or self._joiners[name]
+        return info.started or 0
 
     def _renew(self, now: float, name: str, digest: bytes, age: int | None) -> None:
         """The heartbeat lease on a member of this side: a heartbeat naming this node's

@@ -268,6 +268,13 @@ def test_a_stale_announcement_does_not_replace_a_newer_one() -> None:
     assert not a.converged()
     a.receive(4.0, wire.dumps(["b", a.digest(), 2, 1]))  # b restarted: a later start time
     assert a.converged()
+    restarted = [
+        attrs.evolve(m, meta=encode_meta(age_meta(2))) if m.name == "b" else m
+        for m in snapshot("ab", suspect="c")
+    ]
+    a.observe(4.2, restarted)  # its new start time arrives
+    a.receive(4.5, wire.dumps(["b", b"oldlife!", 1, 99]))  # a late copy from b's last life
+    assert a.converged() and a.counters["announcements_past_epoch"] == 1
 
 
 def test_tracker_refuses_bad_configuration_and_views_without_itself() -> None:
