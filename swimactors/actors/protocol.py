@@ -590,7 +590,12 @@ def decode_value(data: Any) -> Any:
     if type(data) is list and data:
         kind = data[0]
         if kind == _MESSAGE and len(data) == 2:  # the usual case first
-            return MESSAGES.from_data(data[1])
+            message = data[1]
+            if type(message) is list and message and type(message[0]) is str:
+                build = MESSAGES.builders.get(message[0])  # (a tag met before)
+                if build is not None:
+                    return build(message)
+            return MESSAGES.from_data(message)
         if kind == _PLAIN and len(data) == 2:
             return wire.check_plain(data[1])
         if kind == _REF and len(data) == 4:
@@ -761,12 +766,12 @@ class PeerSession(Generic[T]):
         """Streams the peer opened here that are not over yet (with their ids' CBOR)."""
         self.consuming: dict[int, int] = {}
         """Streams this side opened, with how many items the peer may still send."""
-        self.outgoing = bytearray()
-        """Bytes to send, in order; the driver sends them and says so (:meth:`sent`)."""
-        self._burst = -1
-        """Where in :attr:`outgoing` the burst (TELL or ITEM frame) that ends it starts."""
-        self._burst_end = -1
-        """Where that burst ends (it takes more only while it ends :attr:`outgoing`)."""
+        self._out = bytearray()
+        """The frames queued before the burst (:attr:`outgoing` adds the burst to them)."""
+        self._burst = bytearray()
+        """The burst frame being grown (TELL, RUN or ITEM; empty: none), its array count
+        and length written only when it joins :attr:`outgoing`."""
+        self._burst_count = 0
         self._burst_head = b""
         self._burst_address = b""
         self._burst_bytes = min(TELL_BYTES, max_frame)
@@ -778,6 +783,18 @@ class PeerSession(Generic[T]):
         self.outgoing += encode(Hello(name, incarnation, window))
 
     # -- sending -------------------------------------------------------------------------
+
+    @property
+    def outgoing(self) -> bytearray:
+        """Bytes to send, in order; the driver sends them and says so (:meth:`sent`).  The
+        burst being grown joins them here, complete: a tell after this starts a new one."""
+        if self._burst:
+            self._queue_burst()
+        return self._out
+
+    @outgoing.setter
+    def outgoing(self, data: bytearray) -> None:
+        self._out = data
 
     def try_request(self, frame: bytes) -> bool:
         """Queue an ASK or STREAM if there is credit for it; False when there is none."""
@@ -803,41 +820,45 @@ class PeerSession(Generic[T]):
             self._add_to_burst(_TELL_HEAD, address, value, 1)
         return True
 
+    def _queue_burst(self) -> None:
+        """The burst being grown joins :attr:`outgoing`, its count and length written."""
+        burst = self._burst
+        burst[5] = self._burst_count
+        _LENGTH.pack_into(burst, 0, len(burst) - 4)
+        self._out += burst
+        burst.clear()
+
     def _add_to_burst(self, head: bytes, address: bytes, value: bytes, items: int) -> None:
-        """Append ``value`` (``items`` array items) to the frame ``head + address +
-        values`` that ends :attr:`outgoing` if there is one with room, its count and
-        length grown in place; else start one."""
-        out = self.outgoing
-        start = self._burst
-        end = len(out)
+        """Append ``value`` (``items`` array items) to the burst frame ``head + address +
+        values`` if one is being grown with room; else start one (the one before joins
+        :attr:`outgoing`)."""
+        burst = self._burst
+        count = self._burst_count + items
         if not (
-            end == self._burst_end
+            burst
             and head is self._burst_head
             and address == self._burst_address
-            and out[start + 5] + items <= _BURST_COUNT
-            and end - start + len(value) <= self._burst_bytes
+            and count <= _BURST_COUNT
+            and len(burst) + len(value) <= self._burst_bytes
         ):
-            self._burst = start = end
+            if burst:
+                self._queue_burst()
             self._burst_head = head
             self._burst_address = address
-            out += _NO_LENGTH
-            out += head
-            out += address
-        out += value
-        out[start + 5] += items
-        end = len(out)
-        _LENGTH.pack_into(out, start, end - start - 4)
-        self._burst_end = end
+            burst += _NO_LENGTH
+            burst += head
+            burst += address
+            count = head[1] + items
+        burst += value
+        self._burst_count = count
 
     def sent(self, n: int) -> None:
         """The driver sent the first ``n`` bytes of :attr:`outgoing`."""
         del self.outgoing[:n]
-        self._burst_end = -1
 
     def take(self) -> bytearray:
         """All of :attr:`outgoing`, for the driver to send (it is empty after)."""
-        data, self.outgoing = self.outgoing, bytearray()
-        self._burst_end = -1
+        data, self._out = self.outgoing, bytearray()
         return data
 
     def expect(self, corr: int, token: T) -> None:
