@@ -24,7 +24,7 @@ import trio
 from ..actors.actor import Actor
 from ..actors.cell import RUNNING, ActorCell
 from ..actors.errors import ActorError, ActorStopped
-from ..actors.ref import DEFAULT_ASK_TIMEOUT, ActorRef, Target, sender_now
+from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Target, sender_now
 from ..actors.routers import check_routing, rendezvous
 
 if TYPE_CHECKING:
@@ -71,9 +71,10 @@ def _address(ref: ActorRef) -> str:
 
 
 class GroupRouterRef(ActorRef):
-    """The ref of a group router: round robin takes its turn here and hands a local
-    member's message to that member's own ref (two Python calls a tell); anything else
-    goes to the router's tell."""
+    """The ref of a group router: round robin takes its turn here and queues into a
+    plain local member's mailbox when it has room (one Python call a tell, like a direct
+    tell), or hands the message to the member's ref (a pool) or its target (remote);
+    anything else goes to the router's tell."""
 
     __slots__ = ()
 
@@ -87,6 +88,13 @@ class GroupRouterRef(ActorRef):
                 turn = 0
             router._turn = turn
             target = targets[turn]
+            if type(target) is ActorCell:
+                queue = target.queue
+                if len(queue) < target.limit:  # CellRef.tell's fast path, inlined
+                    queue.append((msg, sender_now(), None))
+                    if target._parked:
+                        target._wake()
+                    return READY
             if isinstance(target, ActorCell) and target.state is RUNNING:
                 return target.ref.tell(msg)  # a local member: through its own ref
             return target.tell(msg, sender_now())

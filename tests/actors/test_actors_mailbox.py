@@ -87,6 +87,22 @@ async def test_a_cancelled_blocked_tell_is_not_delivered(
         assert gate.got == [0, 2]
 
 
+async def test_a_sender_that_gave_up_waiting_leaves_the_mailbox_open(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with swimactors.open_system() as system:
+        gate, ref = await held_gate(system, mailbox_size=1)
+        await ref.tell(Item(0))
+        with trio.move_on_after(1):
+            await ref.tell(Item(1))  # waits for room, then gives up
+        gate.gate.set()
+        await trio.testing.wait_all_tasks_blocked()  # drained: the actor is idle
+        with trio.fail_after(1):  # room, nobody waiting: the tell queues at once
+            await ref.tell(Item(2))
+        assert await ref.ask(Item(3)) == 3
+        assert gate.got == [0, 2, 3]
+
+
 async def test_ask_on_a_full_mailbox_is_refused_as_full_without_being_queued(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
