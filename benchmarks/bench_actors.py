@@ -546,7 +546,12 @@ def run(quick: bool) -> list[Row]:
     rows: list[Row] = []
 
     def compare(
-        bench: str, unit: str, ours: Callable[[], float], floor: Callable[[], float], note: str
+        bench: str,
+        unit: str,
+        ours: Callable[[], float],
+        floor: Callable[[], float],
+        note: str,
+        metric: str = "swimactors",
     ) -> None:
         """Alternate the two measurements so both see the same machine load."""
         pairs = [(floor(), ours()) for _ in range(repeats)]
@@ -558,7 +563,7 @@ def run(quick: bool) -> list[Row]:
         rows.append(
             {
                 "benchmark": bench,
-                "metric": "swimactors",
+                "metric": metric,
                 "value": value,
                 "unit": unit,
                 "floor": floor_value,
@@ -618,6 +623,15 @@ def run(quick: bool) -> list[Row]:
         lambda: actors_ask(ask_n),
         lambda: floor_future_ask(ask_n),
         "the same round trip on asyncio; ratio = floor / ours (target >= 1)",
+    )
+    compare(
+        "trio park/wake vs asyncio Future",
+        "us/op",
+        lambda: floor_lowlevel_ask(ask_n),
+        lambda: floor_future_ask(ask_n),
+        "the two floors against each other: no ask that runs receive in the actor's task "
+        "can beat trio's (ratio = asyncio / trio)",
+        metric="trio floor",
     )
     compare(
         "ask vs two trio channels",

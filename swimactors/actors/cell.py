@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import outcome
 import trio
+from trio.lowlevel import current_task, reschedule, wait_task_rescheduled
 
 from . import supervision
 from .actor import Actor
@@ -301,9 +302,9 @@ class ActorCell:
         if self._parked:  # then this is not the actor's own task
             if self._sync and not self.queue:
                 return await self._ask_directly(msg, sender)
-        elif trio.lowlevel.current_task() is self._task:
+        elif current_task() is self._task:
             raise RuntimeError(f"{self.ref} asked itself: it cannot reply while it waits")
-        deadline = None if timeout is None else trio.current_time() + timeout
+        deadline = None if timeout is None else self.system.now() + timeout
         reply = Reply(self.system.stats, self.ref)
         envelope = (msg, sender, reply)
         if self._offer(envelope):
@@ -331,7 +332,7 @@ class ActorCell:
         elif not self.offer(msg, sender, reply):
             return None
         elif timeout is not None and reply.pending:
-            self.system.ask_deadlines.add(trio.current_time() + timeout, reply)
+            self.system.ask_deadlines.add(self.system.now() + timeout, reply)
         return reply
 
     def offer(self, msg: Any, sender: ActorRef | None, reply: Reply | None) -> bool:
@@ -450,7 +451,7 @@ class ActorCell:
         return result
 
     async def _wait_for_room(self, envelope: Envelope) -> None:
-        task = trio.lowlevel.current_task()
+        task = current_task()
         if task is self._task:  # waiting for itself to make room would never end
             raise MailboxFull(f"{self.ref} told itself a message with its mailbox full")
         waiter = _Waiter(task, envelope)
@@ -466,14 +467,14 @@ class ActorCell:
                 self._reopen()
             return trio.lowlevel.Abort.SUCCEEDED
 
-        await trio.lowlevel.wait_task_rescheduled(abort)
+        await wait_task_rescheduled(abort)
 
     def _admit_waiter(self, waiters: dict[_Waiter, None]) -> None:
         """Move the longest-waiting sender's message into the mailbox and release it."""
         waiter = next(iter(waiters))
         del waiters[waiter]
         self.queue.append(waiter.envelope)
-        trio.lowlevel.reschedule(waiter.task)
+        reschedule(waiter.task)
         if not waiters:
             self._reopen()
 
@@ -538,7 +539,7 @@ class ActorCell:
     def _wake(self) -> None:
         self._parked = False
         assert self._task is not None
-        trio.lowlevel.reschedule(self._task)
+        reschedule(self._task)
 
     def _abort_park(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self._parked = False
@@ -555,7 +556,7 @@ class ActorCell:
 
     async def run(self) -> None:
         """The actor's task: ``on_start``, then its messages one at a time until it stops."""
-        self._task = trio.lowlevel.current_task()
+        self._task = current_task()
         current_sender.set(self.ref)
         try:
             if type(self.instance).on_start is not Actor.on_start:
@@ -570,6 +571,7 @@ class ActorCell:
         queue = self.queue
         popleft = queue.popleft
         ctx = self.ctx
+        abort_park = self._abort_park
         while True:
             if self._interrupt:
                 if await self._handle_interrupt():
@@ -577,7 +579,7 @@ class ActorCell:
                 continue
             if not queue:
                 self._parked = True
-                await trio.lowlevel.wait_task_rescheduled(self._abort_park)
+                await wait_task_rescheduled(abort_park)
                 continue
             receive = self._receive
             sync = self._sync
@@ -752,7 +754,7 @@ class ActorCell:
                 assert waiters is not None
                 waiter = next(iter(waiters))
                 del waiters[waiter]
-                trio.lowlevel.reschedule(waiter.task)
+                reschedule(waiter.task)
                 msg, sender, reply = waiter.envelope
             publish(self.ref, msg, sender)
             if reply is not None:

@@ -8,6 +8,7 @@ from typing import Any
 
 import outcome
 import trio
+from trio.lowlevel import current_task, reschedule, wait_task_rescheduled
 
 from .errors import ActorError, AskTimeout
 from .observe import Stats
@@ -46,7 +47,7 @@ class Reply:
         elif self.result is None:
             self.result = result
             if self.task is not None:
-                trio.lowlevel.reschedule(self.task, result)
+                reschedule(self.task, result)
                 self.task = None
             elif self.notify is not None:
                 self.notify(result)
@@ -63,7 +64,7 @@ class Reply:
         if self.pending:
             self.abandoned = True
             if self.task is not None:
-                trio.lowlevel.reschedule(self.task, outcome.Error(error))
+                reschedule(self.task, outcome.Error(error))
                 self.task = None
             elif self.notify is not None:
                 self.notify(outcome.Error(error))
@@ -72,8 +73,8 @@ class Reply:
         """The receive's return value, or its error; parks until ``set`` unless already set.
         A plain function handing back trio's own wait: no coroutine of ours per ask."""
         if self.result is None:
-            self.task = trio.lowlevel.current_task()
-            return trio.lowlevel.wait_task_rescheduled(self._abort)
+            self.task = current_task()
+            return wait_task_rescheduled(self._abort)
         return _unwrap(self.result)
 
     def _abort(self, raise_cancel: Any) -> trio.lowlevel.Abort:

@@ -137,6 +137,9 @@ class LocalSystem:
         self.children: dict[str, ActorCell] = {}
         self.failure: BaseException | None = None
         self.ask_deadlines = AskDeadlines()
+        self.now = trio.lowlevel.current_clock().current_time
+        """``trio.current_time`` bound once: one Python call where that is three (an
+        ask reads it for its deadline)."""
         self.closing = False
         self.remote: RemoteRefs | None = None
         """Makes refs to other nodes' actors; None when local-only (they are dead letters)."""
