@@ -8,9 +8,10 @@ connections only read.  The same :class:`TransportLimits` and counter names; eve
 is counted, nothing raises into the loop.  Deadlines (connect, a stalled write or frame,
 idleness) are kept as one earliest :attr:`LeanSockets.deadline` for the loop's wait and
 handled by :meth:`LeanSockets.expire`.  No TLS (the fronts use the trio driver for it).
-A host name is looked up on a thread of its own, never on the loop's: packets to it wait
-for the first answer (bounded), and once ``resolve_ttl`` has passed the last answer keeps
-serving while the next lookup runs.
+A host name is looked up on a thread of its own, never on the loop's, as
+:class:`~swimactors.membership.host_names.HostNames` says: packets to it wait for the first
+answer (bounded), a stale answer keeps serving while it is renewed, and a name that failed
+or did not answer in time is not looked up again for a while (its packets are dropped).
 """
 
 from __future__ import annotations
@@ -33,19 +34,16 @@ from .transport import (
     Deliver,
     SockAddr,
     TransportLimits,
+    _host_names,
     _is_literal,
+    _sockaddr_on,
     normalize_source,
-    resolve_now,
 )
 from .types import Address, Packet, format_address
 
 __all__ = ["LeanSockets"]
 
 log = logging.getLogger("swimactors.membership.transport")
-
-MAX_LOOKUPS = 16
-"""Host-name lookups running at once (a thread each); a packet to yet another unknown
-name is dropped and counted as its send failing."""
 
 
 class _Outgoing:
@@ -113,11 +111,12 @@ class LeanSockets:
         self._post = post
         self._deliver: Deliver = _discard
         self._sockaddrs: dict[Address, SockAddr] = {}
-        """Where each destination is reached: an IP literal's, or a host name's last answer."""
-        self._renew_at: dict[Address, float] = {}
-        """When each host name's answer is looked up again (only names are here)."""
-        self._lookups: dict[Address, list[Packet]] = {}
-        """Host names being looked up, and the packets waiting for the first answer."""
+        """Where each IP literal destination is reached."""
+        self._names = _host_names(self.limits)
+        self._held: dict[Address, list[Packet]] = {}
+        """Packets waiting for a host name's first answer."""
+        self._threads = 0
+        """Lookup threads still running (those past their deadline included)."""
         self._closed = False
         self._outgoing: dict[Address, _Outgoing] = {}
         self._incoming: dict[socket.socket, _Incoming] = {}
@@ -148,10 +147,10 @@ class LeanSockets:
         is sent from now on or waits for a lookup."""
         self._closed = True
         self._sockaddrs.clear()  # every later send asks _sockaddr, which refuses it
-        for held in self._lookups.values():
+        for held in self._held.values():
             for packet in held:
                 self._unreachable(packet, "closed")
-            held.clear()
+        self._held.clear()
         for conn in list(self._outgoing.values()):
             self._close_outgoing(conn)
         for incoming in list(self._incoming.values()):
@@ -177,6 +176,7 @@ class LeanSockets:
         deadlines = [conn.deadline for conn in self._outgoing.values()]
         deadlines.extend(min(i.deadline, i.frame_deadline) for i in self._incoming.values())
         deadlines.append(self._accept_paused)
+        deadlines.append(self._names.deadline)
         self.deadline = min(deadlines)
 
     def expire(self, now: float) -> None:
@@ -196,6 +196,9 @@ class LeanSockets:
         if self._accept_paused <= now:
             self._accept_paused = math.inf
             self._poller.register(self._listener, READ, self._accept)
+        for name in self._names.expire(now):
+            for packet in self._held.pop(name, ()):
+                self._unreachable(packet, "host name lookup timed out")
         self._reckon()
 
     # -- sending -------------------------------------------------------------------------
@@ -205,7 +208,7 @@ class LeanSockets:
         (counted) what cannot go."""
         destination = packet.destination
         sockaddr = self._sockaddrs.get(destination)
-        if sockaddr is None or destination in self._renew_at:  # (an IP literal: neither)
+        if sockaddr is None:
             sockaddr = self._sockaddr(packet)
             if sockaddr is None:
                 return
@@ -228,8 +231,8 @@ class LeanSockets:
 
     def _sockaddr(self, packet: Packet) -> SockAddr | None:
         """Where to send ``packet``: an IP literal's address, found at once; a host name's
-        last answer, looked up again off this thread once ``resolve_ttl`` has passed; or
-        None: ``packet`` waits for a name's first answer, or is dropped (counted)."""
+        last answer (looked up again off this thread once stale); or None: ``packet``
+        waits for a name's first answer, or is dropped (counted)."""
         destination = packet.destination
         if self._closed:
             self._unreachable(packet, "closed")
@@ -240,35 +243,34 @@ class LeanSockets:
             except OSError as exc:
                 self._unreachable(packet, exc)
                 return None
-            self._remember(destination, sockaddr)
+            if len(self._sockaddrs) >= self.limits.resolve_cache:
+                self._sockaddrs.clear()
+            self._sockaddrs[destination] = sockaddr
             return sockaddr
-        known = self._sockaddrs.get(destination)
+        names = self._names
+        if names.due(destination, self._clock()):
+            self._look_up(destination)
+        known = names.answer(destination)
         if known is not None:
-            if self._renew_at[destination] <= self._clock() and destination not in self._lookups:
-                self._look_up(destination)
             return known
-        held = self._lookups.get(destination)
-        if held is None:
-            if len(self._lookups) >= MAX_LOOKUPS:
-                self._unreachable(packet, "too many host names being looked up")
-                return None
-            held = self._look_up(destination)
+        if not names.under_way(destination):
+            self._unreachable(packet, "host name not found lately, or too many being looked up")
+            return None
+        held = self._held.setdefault(destination, [])
         if len(held) >= self.limits.peer_queue:
             self._unreachable(packet, "too many packets waiting for a lookup")
         else:
             held.append(packet)
         return None
 
-    def _remember(self, destination: Address, sockaddr: SockAddr) -> None:
-        if len(self._sockaddrs) >= self.limits.resolve_cache:
-            self._sockaddrs.clear()
-            self._renew_at.clear()
-        self._sockaddrs[destination] = sockaddr
-
-    def _look_up(self, destination: Address) -> list[Packet]:
-        """Start looking ``destination``'s host name up on a thread of its own; the list
-        of packets waiting for the answer."""
-        held = self._lookups[destination] = []
+    def _look_up(self, destination: Address) -> None:
+        """Look ``destination``'s host name up on a thread of its own, unless as many
+        lookups or threads as the limits allow are busy already."""
+        if self._threads >= self.limits.lookup_threads:
+            return
+        if not self._names.begin(destination, self._clock()):
+            return
+        self._threads += 1
         family, post, answered = self._family, self._post, self._looked_up
 
         def look_up() -> None:
@@ -279,22 +281,21 @@ class LeanSockets:
             post(answered, destination, found)
 
         threading.Thread(target=look_up, name="swimactors-lookup", daemon=True).start()
-        return held
+        self._reckon()
 
     def _looked_up(self, destination: Address, found: SockAddr | OSError) -> None:
-        """On the loop's thread: a lookup's answer; send what waited for it (a failed
-        renewal keeps the last answer until the next one)."""
-        held = self._lookups.pop(destination, [])
+        """On the loop's thread: a lookup's answer, however late; send what waited for it
+        (or drop it, when the name has no answer)."""
+        self._threads -= 1
         if self._closed:
             return
-        if isinstance(found, OSError):
-            if destination in self._sockaddrs:
-                self._renew_at[destination] = self._clock() + self.limits.resolve_ttl
+        self._names.finish(destination, found, self._clock())
+        self._reckon()
+        held = self._held.pop(destination, ())
+        if self._names.answer(destination) is None:
             for packet in held:
                 self._unreachable(packet, found)
             return
-        self._remember(destination, found)
-        self._renew_at[destination] = self._clock() + self.limits.resolve_ttl
         for packet in held:
             self.send(packet)
 
@@ -491,18 +492,6 @@ class LeanSockets:
         if log.isEnabledFor(logging.DEBUG):
             where = format_address(peer) if peer else "-"
             log.debug("%s (peer %s): %s", what.replace("_", " "), where, detail or "")
-
-
-def _sockaddr_on(family: int, destination: Address) -> SockAddr:
-    """``destination``'s socket address for a socket of ``family`` (IPv4 mapped on an IPv6
-    one); a host name is a blocking lookup, an IP literal never is."""
-    host, port = destination
-    found, sockaddr = resolve_now(host, port, socket.AF_INET if family == socket.AF_INET else 0)
-    if found != family:
-        if family != socket.AF_INET6:
-            raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
-        sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
-    return sockaddr
 
 
 def _discard(source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:

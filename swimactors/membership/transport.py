@@ -31,12 +31,14 @@ import trio
 from .. import wire
 from ..security import TlsConfig
 from ..security.tls_stream import open_tls
+from .host_names import HostNames, SockAddr
 from .once import OncePerPeer
 from .types import Address, Packet, format_address
 
 __all__ = [
     "Deliver",
     "NodeTransport",
+    "SockAddr",
     "Transport",
     "TransportLimits",
     "bind_sockets",
@@ -58,9 +60,6 @@ class Deliver(Protocol):
 
 def _discard(source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
     """Delivery before the transport is started."""
-
-
-SockAddr = tuple[str, int] | tuple[str, int, int, int]
 
 
 class NodeTransport(Protocol):
@@ -119,7 +118,30 @@ class TransportLimits:
     receive_batch = 64
     """Datagrams handled per wake-up before other tasks get a turn."""
     resolve_cache = 4096
+    """Host names (and IP literals) whose answers are kept; past it all are forgotten."""
     resolve_ttl = 30.0
+    """A host name's answer is looked up again after this long (it serves meanwhile)."""
+    resolve_failed_ttl = 20.0
+    """A name whose lookup failed is not looked up again for this long (nscd's default
+    for hosts): a forged member at a name that never resolves costs one lookup per 20 s."""
+    resolve_timeout = 5.0
+    """A lookup not answered within this long counts as failed (its thread is left to
+    finish: a lookup cannot be cancelled)."""
+    max_lookups = 16
+    """Host names looked up at once; a packet to yet another new name is dropped."""
+    lookup_threads = 64
+    """Lookup threads alive at once, those past their deadline included."""
+
+
+def _host_names(limits: TransportLimits) -> HostNames:
+    """The host-name table ``limits`` describe."""
+    return HostNames(
+        ttl=limits.resolve_ttl,
+        failed_ttl=limits.resolve_failed_ttl,
+        timeout=limits.resolve_timeout,
+        max_lookups=limits.max_lookups,
+        size=limits.resolve_cache,
+    )
 
 
 class _WrongCertificate(Exception):
@@ -181,6 +203,20 @@ def resolve_now(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
     return _first(host, infos)
 
 
+def _sockaddr_on(family: int, destination: Address) -> SockAddr:
+    """``destination``'s socket address for a socket of ``family`` (IPv4 mapped on an IPv6
+    one); a host name is a blocking lookup, an IP literal never is."""
+    host, port = destination
+    found, sockaddr = resolve_now(
+        host, port, stdlib_socket.AF_INET if family == stdlib_socket.AF_INET else 0
+    )
+    if found != family:
+        if family != stdlib_socket.AF_INET6:
+            raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
+        sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
+    return sockaddr
+
+
 def bind_sockets(
     family: int, sockaddr: SockAddr, asked: Address
 ) -> tuple[stdlib_socket.socket, stdlib_socket.socket, Address]:
@@ -239,7 +275,16 @@ class Transport:
         self._receiving = wire.ReceiveBudget[trio.CancelScope](self.limits.max_receiving)
         self._per_host: collections.Counter[str] = collections.Counter()
         """Incoming connections by source IP address."""
-        self._resolved: dict[Address, tuple[float, SockAddr]] = {}
+        self._sockaddrs: dict[Address, SockAddr] = {}
+        """Where each IP literal destination is reached."""
+        self._names = _host_names(self.limits)
+        self._held: dict[Address, list[Packet]] = {}
+        """Datagrams waiting for a host name's first answer."""
+        self._answered: dict[Address, trio.Event] = {}
+        """Set when the lookup under way for a host name ends."""
+        self._lookup_threads = trio.CapacityLimiter(self.limits.lookup_threads)
+        """Its own threads: a lookup that never returns keeps its thread, and must not
+        hold one of trio's default limiter (the whole process's worker threads)."""
         self._nursery: trio.Nursery | None = None
         self._streams: set[trio.abc.Stream] = set()
         self._closed = False
@@ -292,10 +337,9 @@ class Transport:
         if packet.reliable:
             self._send_frame(packet.destination, packet.data)
             return
-        cached = self._resolved.get(packet.destination)
-        # IP literals never expire (math.inf): no clock read on the common path
-        if cached is not None and (cached[0] == math.inf or cached[0] > trio.current_time()):
-            self._sendto(packet.data, cached[1], packet.destination)
+        sockaddr = self._sockaddrs.get(packet.destination)
+        if sockaddr is not None:
+            self._sendto(packet.data, sockaddr, packet.destination)
             return
         try:
             self._queue_in.send_nowait(packet)
@@ -319,12 +363,20 @@ class Transport:
             if isinstance(packet, trio.Event):
                 packet.set()
                 continue
+            destination = packet.destination
             try:
-                sockaddr = await self._sockaddr(packet.destination)
+                sockaddr = self._sockaddr(destination)
             except OSError as exc:
-                self._count("udp_send_errors", packet.destination, exc)
+                self._count("udp_send_errors", destination, exc)
+                continue
+            if sockaddr is not None:
+                self._sendto(packet.data, sockaddr, destination)
+                continue
+            held = self._held.setdefault(destination, [])
+            if len(held) >= self.limits.peer_queue:
+                self._count("udp_send_errors", destination, "too many waiting for a lookup")
             else:
-                self._sendto(packet.data, sockaddr, packet.destination)
+                held.append(packet)
 
     def _sendto(self, data: bytes, sockaddr: SockAddr, destination: Address) -> None:
         assert self._udp is not None
@@ -338,24 +390,54 @@ class Transport:
             self.counters["udp_packets_sent"] += 1
             self.counters["udp_bytes_sent"] += len(data)
 
-    async def _sockaddr(self, destination: Address) -> SockAddr:
-        """Where to send a datagram on our socket's family (cached; IPv4 mapped on v6)."""
+    def _sockaddr(self, destination: Address) -> SockAddr | None:
+        """Where to send a datagram on our socket's family (IPv4 mapped on v6): an IP
+        literal's address, or a host name's last answer (looked up again in a task of its
+        own once stale); None while a name's first lookup runs.  OSError: no address."""
+        if _is_literal(destination[0]):
+            sockaddr = _sockaddr_on(self._family, destination)
+            if len(self._sockaddrs) >= self.limits.resolve_cache:
+                self._sockaddrs.clear()
+            self._sockaddrs[destination] = sockaddr
+            return sockaddr
+        names = self._names
         now = trio.current_time()
-        cached = self._resolved.get(destination)
-        if cached is not None and cached[0] > now:
-            return cached[1]
-        host, port = destination
-        literal = _is_literal(host)
-        only_v4 = self._family == stdlib_socket.AF_INET
-        family, sockaddr = await resolve(host, port, stdlib_socket.AF_INET if only_v4 else 0)
-        if family != self._family:
-            if self._family != stdlib_socket.AF_INET6:
-                raise OSError(errno.EAFNOSUPPORT, "IPv6 peer on an IPv4 socket")
-            sockaddr = (f"::ffff:{sockaddr[0]}", port, 0, 0)
-        if len(self._resolved) >= self.limits.resolve_cache:
-            self._resolved.clear()
-        expires = math.inf if literal else now + self.limits.resolve_ttl
-        self._resolved[destination] = (expires, sockaddr)
+        if names.due(destination, now) and self._nursery and names.begin(destination, now):
+            self._answered[destination] = trio.Event()
+            self._nursery.start_soon(self._look_up, destination)
+        known = names.answer(destination)
+        if known is not None or names.under_way(destination):
+            return known
+        raise OSError(errno.EHOSTUNREACH, "host name not found lately, or too many lookups")
+
+    async def _look_up(self, destination: Address) -> None:
+        """Look a host name up off the loop within ``resolve_timeout``; send the datagrams
+        that waited for it (or count them failed)."""
+        found: SockAddr | OSError = OSError(errno.ETIMEDOUT, "host name lookup timed out")
+        with trio.move_on_after(self.limits.resolve_timeout):
+            try:
+                found = await trio.to_thread.run_sync(
+                    _sockaddr_on,
+                    self._family,
+                    destination,
+                    limiter=self._lookup_threads,
+                    abandon_on_cancel=True,
+                )
+            except OSError as exc:
+                found = exc
+        self._names.finish(destination, found, trio.current_time())
+        self._answered.pop(destination).set()
+        sockaddr = self._names.answer(destination)
+        for packet in self._held.pop(destination, ()):
+            if sockaddr is None:
+                self._count("udp_send_errors", destination, found)
+            else:
+                self._sendto(packet.data, sockaddr, destination)
+
+    async def _connectable(self, destination: Address) -> SockAddr:
+        """:meth:`_sockaddr` for a connection: waits for a name's lookup under way."""
+        while (sockaddr := self._sockaddr(destination)) is None:
+            await self._answered[destination].wait()
         return sockaddr
 
     def _send_frame(self, destination: Address, data: bytes) -> None:
@@ -412,7 +494,14 @@ class Transport:
 
     async def _connect(self, destination: Address) -> trio.abc.Stream:
         """A connection to ``destination`` (under TLS: to the member known there)."""
-        stream = await trio.open_tcp_stream(*destination)
+        sockaddr = await self._connectable(destination)
+        sock = trio.socket.socket(self._family, stdlib_socket.SOCK_STREAM)
+        try:
+            await sock.connect(sockaddr)
+        except BaseException:
+            sock.close()
+            raise
+        stream: trio.abc.Stream = trio.SocketStream(sock)
         if self._tls is None:
             return stream
         try:

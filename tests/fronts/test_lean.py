@@ -15,7 +15,7 @@ from typing import cast
 import pytest
 import trio
 
-from swimactors.membership import MemberEvent, MemberLeft, Status, lean_sockets, start_node
+from swimactors.membership import MemberEvent, MemberLeft, Status, start_node, transport
 from swimactors.membership.lean import DRIVER_VARIABLE, LeanNodeThread, node_thread
 from swimactors.membership.threaded import NodeThread
 from swimactors.membership.transport import NodeTransport, SockAddr
@@ -126,7 +126,7 @@ def test_a_host_name_is_looked_up_off_the_loop_and_what_waited_for_it_is_sent(
     it answers (the lean loop used to block in ``getaddrinfo``)."""
     answer = threading.Event()
     calls_while_blocked: list[bool] = []
-    real = lean_sockets.resolve_now
+    real = transport.resolve_now
 
     def slow_resolve(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
         if host != "seed.invalid":
@@ -135,7 +135,7 @@ def test_a_host_name_is_looked_up_off_the_loop_and_what_waited_for_it_is_sent(
         calls_while_blocked.append(answered)
         return socket.AF_INET, ("127.0.0.1", port)
 
-    monkeypatch.setattr(lean_sockets, "resolve_now", slow_resolve)
+    monkeypatch.setattr(transport, "resolve_now", slow_resolve)
     with start_node(name="b", bind="127.0.0.1:0", config=CONFIG) as b:
         seed = f"seed.invalid:{b.address[1]}"
         with start_node(name="a", bind="127.0.0.1:0", seeds=[seed], config=CONFIG) as a:
