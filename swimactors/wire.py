@@ -36,6 +36,7 @@ __all__ = [
     "FrameDecoder",
     "Limits",
     "Loader",
+    "Newcomers",
     "ReceiveBudget",
     "TypeRegistry",
     "WireError",
@@ -942,3 +943,46 @@ class ReceiveBudget(Generic[K]):
     def release(self, key: K) -> None:
         """``key`` holds nothing any more (its frame completed, or it closed)."""
         self.total -= self._held.pop(key, 0)
+
+
+class Newcomers(Generic[K]):
+    """Connections accepted but not yet proven (a key or TLS handshake, a HELLO), at
+    most ``total`` at once and ``per_source`` from one source address.  A newcomer past
+    either bound takes the place of the oldest (from its own source first): a peer's
+    handshake takes milliseconds, so only a stalled one grows old, and strangers that
+    stall can neither hold more places nor lock a peer out by filling them."""
+
+    def __init__(self, total: int, per_source: int) -> None:
+        self.total = total
+        self.per_source = per_source
+        self._all: dict[K, str] = {}
+        """Each newcomer's source, oldest first."""
+        self._by_source: dict[str, dict[K, None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._all)
+
+    def arrive(self, key: K, source: str) -> K | None:
+        """``key`` arrived from ``source``: the newcomer to drop to make room (forgotten
+        here), or None."""
+        same = self._by_source.setdefault(source, {})
+        oldest = None
+        if len(same) >= self.per_source:
+            oldest = next(iter(same))
+        elif len(self._all) >= self.total:
+            oldest = next(iter(self._all))
+        if oldest is not None:
+            self.proven(oldest)
+        self._all[key] = source
+        self._by_source.setdefault(source, {})[key] = None
+        return oldest
+
+    def proven(self, key: K) -> None:
+        """``key`` is no newcomer any more (proven, or closed)."""
+        source = self._all.pop(key, None)
+        if source is None:
+            return
+        same = self._by_source[source]
+        del same[key]
+        if not same:
+            del self._by_source[source]

@@ -113,6 +113,11 @@ class TransportConfig:
     """Inbound connections at once from one IP address."""
     handshake_timeout: float = 5.0
     """Seconds a new connection has to finish the key handshake and send its HELLO."""
+    max_handshakes: int = 128
+    max_handshakes_per_address: int = 16
+    """Inbound connections still in their handshake or before their HELLO, in all and
+    from one IP address; a newcomer past either takes the place of the oldest (its own
+    address's first), which is closed (counted ``handshakes_displaced``)."""
     frame_timeout: float = 30.0
     """Seconds a frame may take to arrive once started, and a write to be taken."""
     max_receiving_bytes: int = 16 * 1024 * 1024
@@ -142,6 +147,8 @@ class TransportConfig:
             raise ValueError("window must be >= 1 and max_frame >= 64")
         if self.max_receiving_bytes < self.max_frame:
             raise ValueError("max_receiving_bytes must be >= max_frame")
+        if not 1 <= self.max_handshakes_per_address <= self.max_handshakes:
+            raise ValueError("need 1 <= max_handshakes_per_address <= max_handshakes")
         if not self.trusted <= {"spawn", "watch"}:
             raise ValueError('trusted holds only "spawn" and "watch"')
 
@@ -1289,6 +1296,9 @@ class ActorTransport:
         ``open_system`` from the membership config)."""
         self.tls_refused = OncePerPeer("refusing actor connections (TLS)", log)
         self._inbound: collections.Counter[str] = collections.Counter()
+        self._newcomers = wire.Newcomers[Connection](
+            config.max_handshakes, config.max_handshakes_per_address
+        )
         self.receiving = wire.ReceiveBudget[Connection](config.max_receiving_bytes)
         """Bytes each connection holds in a frame still arriving, within the config's sum."""
         self._spawn_tokens: dict[str, tuple[float, float]] = {}
@@ -1316,6 +1326,10 @@ class ActorTransport:
                 connection.peer_host = source
                 self._inbound[source or ""] += 1
                 self._all.add(connection)
+                displaced = self._newcomers.arrive(connection, source or "")
+                if displaced is not None:
+                    self.counters["handshakes_displaced"] += 1
+                    displaced.close("displaced: its handshake or HELLO took longest")
                 self.host.nursery.start_soon(connection.run, stream)
 
     def _admit(self, source: str | None) -> bool:
@@ -1401,6 +1415,7 @@ class ActorTransport:
     def identified(self, connection: Connection) -> None:
         """The peer said who it is: use this connection for its node unless one is open."""
         assert connection.node is not None
+        self._newcomers.proven(connection)
         current = self.connections.get(connection.node)
         if current is None or current.closed:
             self.connections[connection.node] = connection
@@ -1408,6 +1423,7 @@ class ActorTransport:
     def connection_closed(self, connection: Connection) -> None:
         """Forget a closed connection (its inbound slot, and its node's entry if it held it)."""
         self._all.discard(connection)
+        self._newcomers.proven(connection)
         if connection.address is None:
             key = connection.peer_host or ""
             self._inbound[key] -= 1

@@ -107,6 +107,11 @@ class TransportLimits:
     max_incoming = 1024
     max_incoming_per_address = 64
     """Incoming connections at once from one IP address (a peer opens one)."""
+    max_handshakes = 128
+    max_handshakes_per_address = 16
+    """TLS handshakes under way at once on incoming connections, in all and from one IP
+    address; a newcomer past either takes the place of the oldest (its own address's
+    first), which is closed (``tls_handshakes_displaced``)."""
     max_receiving = wire.DEFAULT_MAX_FRAME
     """Bytes held in frames still arriving, over all incoming connections at once; past
     this the connection holding the most is closed (``tcp_receive_budget``)."""
@@ -273,6 +278,9 @@ class Transport:
         self._peers: dict[Address, trio.MemorySendChannel[bytes]] = {}
         self._incoming = 0
         self._receiving = wire.ReceiveBudget[trio.CancelScope](self.limits.max_receiving)
+        self._handshakes = wire.Newcomers[trio.CancelScope](
+            self.limits.max_handshakes, self.limits.max_handshakes_per_address
+        )
         self._per_host: collections.Counter[str] = collections.Counter()
         """Incoming connections by source IP address."""
         self._sockaddrs: dict[Address, SockAddr] = {}
@@ -600,11 +608,19 @@ class Transport:
                     continue
                 self._incoming += 1
                 self._per_host[source[0]] += 1
-                nursery.start_soon(self._read_connection, stream, source)
+                handshake = trio.CancelScope()
+                if self._tls is not None:
+                    displaced = self._handshakes.arrive(handshake, source[0])
+                    if displaced is not None:
+                        displaced.cancel()
+                nursery.start_soon(self._read_connection, stream, source, handshake)
 
-    async def _read_connection(self, stream: trio.SocketStream, source: Address) -> None:
+    async def _read_connection(
+        self, stream: trio.SocketStream, source: Address, handshake: trio.CancelScope
+    ) -> None:
         """Read frames until EOF, idleness, a stalled frame, a frame over the limit or
-        over the receive budget shared by all incoming connections."""
+        over the receive budget shared by all incoming connections; under TLS, after a
+        handshake that ``handshake`` cancels when a newcomer takes its place."""
         decoder = wire.FrameDecoder(self.limits.max_frame)
         self.counters["tcp_connections_accepted"] += 1
         frame_deadline = math.inf
@@ -615,7 +631,7 @@ class Transport:
         try:
             async with stream:
                 if self._tls is not None:
-                    with trio.move_on_after(self._tcp_timeout):
+                    with handshake, trio.move_on_after(self._tcp_timeout):
                         try:
                             connection, names = await open_tls(
                                 stream, self._tls.server, server_side=True
@@ -623,6 +639,9 @@ class Transport:
                         except trio.BrokenResourceError as exc:
                             reason = exc.__cause__ or exc
                             return self._refuse_tls(source, f"TLS handshake failed: {reason}")
+                    self._handshakes.proven(handshake)
+                    if handshake.cancel_called:
+                        return self._count("tls_handshakes_displaced", source)
                     if names is None:
                         return self._refuse_tls(source, "the TLS handshake timed out")
                 frame_deadline = trio.current_time() + self._tcp_timeout  # the first is due
@@ -657,6 +676,7 @@ class Transport:
             self._count("tcp_receive_errors", source, exc)
         finally:
             self._receiving.release(scope)
+            self._handshakes.proven(handshake)
             self._incoming -= 1
             self._per_host[source[0]] -= 1
             if self._per_host[source[0]] <= 0:

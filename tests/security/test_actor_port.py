@@ -236,3 +236,43 @@ async def test_tells_made_during_the_key_handshake_wait_for_it() -> None:
             await until(lambda: len(got) == 200)
             assert got == list(range(200))
             assert counter(b, "rejected_handshake")() == 0
+
+
+CROWDED = TransportConfig(
+    handshake_timeout=30.0,  # the deadline alone would hold every stalled place for 30 s
+    max_connections=48,
+    max_handshakes=16,
+    max_handshakes_per_address=4,
+)
+
+
+@pytest.mark.parametrize("keyed", [True, False], ids=["key handshake", "HELLO"])
+async def test_strangers_stalling_before_they_are_proven_cannot_lock_peers_out(
+    keyed: bool,
+) -> None:
+    """64 connections from 8 addresses that start a key handshake (or, without a key,
+    never say HELLO) and stall: at most 16 stay (4 per address), the oldest making room
+    for each newcomer, and a member's first ask goes through at once.  Without the bound
+    the 48 places fill and the member's connection is refused."""
+    config = KEYED if keyed else FAST
+    with trio.fail_after(30):
+        async with open_systems(2, config=config, transport=CROWDED) as (a, b):
+            await b.spawn(Echo(), name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            stalled = []
+            for n in range(64):
+                stream = await raw_connection(actor_port(b), source=f"127.0.0.{2 + n % 8}")
+                await stream.send_all(b"\x1d\x01" if keyed else b"")  # a hello's first bytes
+                stalled.append(stream)
+            await until(
+                lambda: counter(b, "accepted")() + counter(b, "connections_refused")() == 64
+            )
+            assert counter(b, "handshakes_displaced")() == 64 - 16
+            assert len(cluster_of(b).transport._newcomers) == 16
+            assert counter(b, "connections_refused")() == 0
+            with trio.fail_after(2):
+                assert await ref.ask("through") == "through"
+            closed = [await closed_by_peer(s, 0.2) for s in stalled]
+            assert closed.count(True) >= 64 - 16  # the displaced ones, gone at once
+            for stream in stalled:
+                await stream.aclose()

@@ -46,6 +46,36 @@ def test_a_budget_never_holds_more_than_its_limit(
         assert budget.total == sum(held.values()) <= limit
 
 
+@given(
+    st.lists(st.tuples(st.booleans(), st.integers(0, 5)), max_size=80),
+    st.integers(1, 12),
+    st.integers(1, 12),
+)
+def test_newcomers_stay_bounded_and_the_oldest_makes_room(
+    steps: list[tuple[bool, int]], total: int, per_source: int
+) -> None:
+    """Arrivals (from one of 6 sources) and proofs: never more than the bounds, every
+    arrival is admitted, and the one displaced is its source's oldest when that source is
+    full, else the oldest of all."""
+    newcomers = wire.Newcomers[int](total, per_source)
+    waiting: list[tuple[int, str]] = []  # oldest first
+    for key, (arrives, n) in enumerate(steps):
+        if not arrives:
+            if waiting:
+                gone = waiting.pop(n % len(waiting))
+                newcomers.proven(gone[0])
+            continue
+        source = f"10.0.0.{n}"
+        same = [k for k, s in waiting if s == source]
+        expected = same[0] if len(same) >= per_source else None
+        if expected is None and len(waiting) >= total:
+            expected = waiting[0][0]
+        assert newcomers.arrive(key, source) == expected
+        waiting = [(k, s) for k, s in waiting if k != expected] + [(key, source)]
+        assert len(newcomers) == len(waiting) <= total
+        assert all(sum(s == src for _, s in waiting) <= per_source for _, src in waiting)
+
+
 @given(st.binary(max_size=200), st.integers(1, 64))
 def test_only_the_first_frame_has_the_greeting_limit(payload: bytes, cut: int) -> None:
     big = b"x" * 300

@@ -21,6 +21,7 @@ from swimactors.actors import protocol
 from swimactors.actors.transport import TransportConfig
 from swimactors.membership import Status
 from swimactors.membership.messages import Ping, encode_message, encode_packet
+from swimactors.membership.transport import TransportLimits
 from swimactors.membership.types import Packet
 from swimactors.security import Keyring, TlsConfig, TlsError
 from swimactors.wire import encode_frame
@@ -311,3 +312,51 @@ def test_certificate_names_reads_dns_and_ip_alternatives() -> None:
     assert certificate_names(cert) == {"n0", "10.0.0.1", "2001:db8::1"}
     assert certificate_names(None) == frozenset()
     assert certificate_names({}) == frozenset()
+
+
+async def test_strangers_stalling_in_tls_handshakes_hold_a_bounded_number_of_places(
+    pki: Pki, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """64 connections from 8 addresses to each TCP port, each sending the first bytes of
+    a ClientHello and no more: at most 16 handshakes stay per port (4 per address), the
+    oldest making room for each newcomer, long before the 30 s deadlines; a new node then
+    joins over TLS and asks."""
+    monkeypatch.setattr(TransportLimits, "max_handshakes", 16)
+    monkeypatch.setattr(TransportLimits, "max_handshakes_per_address", 4)
+    crowded = TransportConfig(
+        handshake_timeout=30.0, max_handshakes=16, max_handshakes_per_address=4
+    )
+    config = FAST.replace(tcp_timeout=30.0)
+    with trio.fail_after(30):
+        async with swimactors.open_system(
+            "n0",
+            bind="127.0.0.1:0",
+            config=config.replace(tls=pki.config("n0")),
+            transport=crowded,
+            shutdown_timeout=2.0,
+        ) as a:
+            await a.spawn(Echo(), name="echo", public=True)
+            stalled = []
+            for port in (actor_port(a), cluster_of(a).node.address):
+                for n in range(64):
+                    sock = trio.socket.socket()
+                    await sock.bind((f"127.0.0.{2 + n % 8}", 0))
+                    await sock.connect(port)
+                    stream = trio.SocketStream(sock)
+                    await stream.send_all(b"\x16\x03\x01")  # a ClientHello's record header
+                    stalled.append(stream)
+            await until(lambda: actor_counter(a, "handshakes_displaced")() == 64 - 16)
+            await until(lambda: node_counter(a, "tls_handshakes_displaced")() == 64 - 16)
+            assert len(cluster_of(a).transport._newcomers) == 16
+            async with swimactors.open_system(
+                "n1",
+                bind="127.0.0.1:0",
+                seeds=seed_of(a),
+                config=config.replace(tls=pki.config("n1")),
+                shutdown_timeout=2.0,
+            ) as b:
+                await until(lambda: up(a) == up(b) == {"n0", "n1"})
+                ref = await b.wait_for("echo", timeout=10)
+                assert await ref.ask("through") == "through"
+            for stream in stalled:
+                await stream.aclose()
