@@ -345,9 +345,12 @@ class Transport:
         if packet.reliable:
             self._send_frame(packet.destination, packet.data)
             return
-        sockaddr = self._sockaddrs.get(packet.destination)
+        destination = packet.destination
+        sockaddr = self._sockaddrs.get(destination)
+        if sockaddr is None and not self._names.due(destination, trio.current_time()):
+            sockaddr = self._names.answer(destination)  # a host name's fresh answer
         if sockaddr is not None:
-            self._sendto(packet.data, sockaddr, packet.destination)
+            self._sendto(packet.data, sockaddr, destination)
             return
         try:
             self._queue_in.send_nowait(packet)
