@@ -829,9 +829,10 @@ class Grains:
         if cluster is None:
             return None
         kind, identity = activation.kind.name, activation.grain.identity
-        await trio.sleep_until(self.started + LEASE_TIME)  # a fresh process (above)
-        if activation.phase is not Phase.PROBING:
-            return None
+        if trio.current_time() < self.started + LEASE_TIME:  # a fresh process (above)
+            await trio.sleep_until(self.started + LEASE_TIME)
+            if activation.phase is not Phase.PROBING:
+                return None
         lessees, activation.lessees = activation.lessees or {}, None
         if not lessees and self.leases.may_skip_probes(kind, identity):
             self.leases.skipped += 1
@@ -851,10 +852,13 @@ class Grains:
         others = [node for node in self.unsettled() if node != requester]
         others += [node for node in lessees if node != me and node not in others]
         best: tuple[tuple[int, int, str], ActorRef] | None = None
+        patience = trio.current_time() + PROBE_PATIENCE
 
         async def ask(node: str) -> None:
             nonlocal best
-            claim = await self._claim_of(activation, node, probe, lessees.get(node, -math.inf))
+            claim = await self._claim_of(
+                activation, node, probe, lessees.get(node, -math.inf), patience
+            )
             if claim is not None:
                 self.clock = min(max(self.clock, claim.clock), MAX_CLOCK)
                 stamp = (claim.clock, claim.node)
@@ -866,25 +870,27 @@ class Grains:
                             self._activation_at(claim.node, activation.ref.path, claim.uid),
                         )
 
-        with trio.move_on_after(PROBE_PATIENCE) as patience:
-            if len(others) == 1:
-                await ask(others[0])  # no task for a lone probe
-            elif others:
-                async with trio.open_nursery() as nursery:
-                    for node in others:
-                        nursery.start_soon(ask, node)
-        if patience.cancelled_caught:
-            log.warning("%s: gave up waiting for members that do not answer", activation.ref)
-            self.deactivate(activation, save=False)
+        if len(others) == 1:
+            await ask(others[0])  # no task for a lone probe
+        elif others:
+            async with trio.open_nursery() as nursery:
+                for node in others:
+                    nursery.start_soon(ask, node)
         return None if best is None else best[1]
 
     async def _claim_of(
-        self, activation: Activation, node: str, probe: GrainProbe, granted_until: float
+        self,
+        activation: Activation,
+        node: str,
+        probe: GrainProbe,
+        granted_until: float,
+        patience: float,
     ) -> GrainClaim | None:
         """``node``'s claim on the grain (None: it has none).  Asked again while its
         activation is still stopping, and while it does not answer but may still hold
         one that serves: it is in :meth:`unsettled`, or a lease this node granted it
-        runs (until then it may take the grain without probing us)."""
+        runs (until then it may take the grain without probing us).  Past ``patience``
+        the activation stops instead, without taking the grain."""
         cluster = self.system.cluster
         assert cluster is not None
         while activation.phase is Phase.PROBING:
@@ -894,12 +900,15 @@ class Grains:
                 if trio.current_time() >= granted_until and node not in self.unsettled():
                     log.info("%s: %s did not answer a probe: %s", activation.ref, node, exc)
                     return None
-                await trio.sleep(PROBE_RETRY)
-                continue
-            if isinstance(answer, GrainStopping):  # it finishes first
-                await trio.sleep(RECORD_POLL)
-                continue
-            return answer if isinstance(answer, GrainClaim) else None
+                answer = None
+            else:
+                if not isinstance(answer, GrainStopping):  # a stopping one finishes first
+                    return answer if isinstance(answer, GrainClaim) else None
+            if trio.current_time() >= patience:
+                log.warning("%s: gave up waiting for %s to answer", activation.ref, node)
+                self.deactivate(activation, save=False)
+                return None
+            await trio.sleep(PROBE_RETRY if answer is None else RECORD_POLL)
         return None
 
     def unsettled(self) -> list[str]:

@@ -365,6 +365,40 @@ def test_without_a_rule_an_activation_waits_for_an_unreachable_member_until_it_i
     replay(bounded(app), 1)
 
 
+def test_an_activation_that_waits_past_its_patience_stops_without_the_grain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A member that may serve does not answer for longer than ``PROBE_PATIENCE`` (1 s
+    here, 60 by default): the activation stops without taking the grain, its ask fails
+    (after one retry along a fresh route, which waits as long), and nothing is held."""
+    from swimactors import ActorStopped
+    from swimactors.cluster import grains
+    from swimactors.membership import Status
+    from swimactors.placement import Placement
+
+    monkeypatch.setattr(grains, "PROBE_PATIENCE", 1.0)
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 3) as systems:
+            for s in systems:
+                s.register_grain("account", Account, placement=Placement.LOCAL)
+            await _formed(systems)
+            await trio.sleep(3.0)  # past a fresh system's first 3 s
+            net.partition(["n0", "n1"], ["n2"])
+            cut = trio.current_time()
+            with pytest.raises(ActorStopped):
+                await systems[0].grain("account", "z").ask(Add(1), timeout=60.0)
+            assert trio.current_time() - cut < 2 * (1.0 + 2.0)  # patience + a probe's timeout
+            assert systems[0].cluster is not None
+            member = systems[0].cluster.node.member("n2")
+            assert member is not None and member.status is not Status.DOWN
+            assert not systems[0].grains.local
+            net.heal()
+        return []
+
+    replay(bounded(app), 1)
+
+
 def test_a_joining_host_takes_over_about_its_share_and_the_rest_stay() -> None:
     identities = [f"user-{i}" for i in range(80)]
 
