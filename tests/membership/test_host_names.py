@@ -72,4 +72,4 @@ class HostNamesMachine(RuleBasedStateMachine):
 
 
 TestHostNames = HostNamesMachine.TestCase
-TestHostNames.settings = settings(max_examples=200, stateful_step_count=30, deadline=None)
+TestHostNames.settings = settings(max_examples=100, stateful_step_count=25, deadline=None)
