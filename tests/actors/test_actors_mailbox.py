@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import pytest
 import trio
 import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import swimactors
 from swimactors import Actor, ActorStopped, AskTimeout, Context, MailboxFull, message
+from swimactors.actors.cell import RUNNING, ActorCell
 
 
 @message
@@ -233,3 +237,87 @@ async def test_an_ask_cancelled_from_outside_counts_its_reply_as_late(
         gate.gate.set()
         assert await ref.ask(Item(1)) == 2
         assert system.stats.late_replies == 1
+
+
+class Valve(Actor):
+    """Records items; while closed, ``receive`` and ``on_stop`` wait for it to open."""
+
+    def __init__(self) -> None:
+        self.opened = trio.Event()
+        self.got: list[int] = []
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        await self.opened.wait()
+        self.got.append(msg.n)
+
+    async def on_stop(self) -> None:
+        await self.opened.wait()
+
+
+valve_ops = st.lists(
+    st.one_of(
+        st.tuples(st.just("send"), st.integers(1, 4)),
+        st.tuples(st.just("cancel"), st.integers(0, 7)),
+        st.tuples(st.just("nowait"), st.just(0)),
+        st.tuples(st.just("open"), st.just(0)),
+        st.tuples(st.just("close"), st.just(0)),
+        st.tuples(st.just("stop"), st.just(0)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=100, deadline=None)
+@given(valve_ops)
+def test_a_tell_queues_straight_in_exactly_when_the_mailbox_is_open(
+    program: list[tuple[str, int]],
+) -> None:
+    """``limit`` (what a tell's fast path tests) is the capacity while the actor runs
+    and no sender waits for room, else 0, through senders parking, giving up, being
+    admitted and the actor stopping; once the senders are done, a running actor takes a
+    tell at once."""
+
+    async def main() -> None:
+        async with swimactors.open_system() as system, trio.open_nursery() as nursery:
+            valve = Valve()
+            ref = await system.spawn(valve, mailbox_size=2)
+            cell = ref.target
+            assert isinstance(cell, ActorCell)
+            senders: list[trio.CancelScope] = []
+            items = iter(range(1_000))
+
+            async def send(count: int, scope: trio.CancelScope) -> None:
+                with scope:
+                    for _ in range(count):
+                        await ref.tell(Item(next(items)))
+
+            for op, arg in program:
+                if op == "send":
+                    senders.append(trio.CancelScope())
+                    nursery.start_soon(send, arg, senders[-1])
+                elif op == "cancel" and senders:
+                    senders[arg % len(senders)].cancel()
+                elif op == "nowait":
+                    with contextlib.suppress(MailboxFull):
+                        ref.tell_nowait(Item(next(items)))
+                elif op == "open":
+                    valve.opened.set()
+                elif op == "close" and valve.opened.is_set():
+                    valve.opened = trio.Event()
+                elif op == "stop":
+                    nursery.start_soon(system.stop, ref)
+                await trio.testing.wait_all_tasks_blocked()
+                open_ = cell.state is RUNNING and not cell._waiters
+                assert cell.limit == (cell.capacity if open_ else 0)
+            for scope in senders:
+                scope.cancel()
+            valve.opened.set()
+            await trio.testing.wait_all_tasks_blocked()
+            assert cell.limit == (cell.capacity if cell.state is RUNNING else 0)
+            if cell.state is RUNNING:
+                with trio.fail_after(1):
+                    await ref.tell(Item(-1))
+                await trio.testing.wait_all_tasks_blocked()
+                assert valve.got[-1] == -1
+
+    trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
