@@ -23,7 +23,11 @@ driver; ``swimactors`` is ``open_node`` in a trio program.
 ``BENCH_MEMBERSHIP_BASELINE=DIR`` adds ``baseline``: swimactors run from another checkout
 (say, main before a change), so a change is measured against its own past in the same
 interleaved run; ``BENCH_MEMBERSHIP_BASELINE_KIND=lean`` has it run that kind (default
-``swimactors``).
+``swimactors``).  ``BENCH_MEMBERSHIP_MIXED=1`` (with a baseline) adds ``mixed``: one
+cluster whose even-numbered nodes run that kind from this checkout and odd-numbered ones
+from the baseline, both halves measured over the same window: a change against its past
+under the same load at the same moment (runs one after another differ by more than the
+few per cent a change in the core is worth).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ KEY = "YmVuY2htYXJrIGtleSBvZiB0aGlydHktdHdvIGJ5dGU="
 FLOORS = ("floor", "epoll")
 """Kinds without a protocol: every node knows every other's address from the start."""
 PAIRS = 3
+SAME_CLUSTER = "baseline in the same cluster"
+"""The peer name of a mixed cluster's baseline half in the tables."""
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -116,12 +122,13 @@ def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess
     for index in range(size):
         first = "-" if index == 0 else addresses[0]
         seed = ",".join(addresses) if kind in FLOORS else first
+        from_baseline = kind == "baseline" or (kind == "mixed" and index % 2 == 1)
         command = [
             *hosts.prefix(index),
             sys.executable,
             "-m",
             "benchmarks.membership_node",
-            _baseline_kind() if kind == "baseline" else kind,
+            _baseline_kind() if kind in ("baseline", "mixed") else kind,
             f"n{index}",
             addresses[index],
             seed,
@@ -130,7 +137,7 @@ def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess
             str(timeout),
             *([KEY] if keyed and kind not in FLOORS else []),
         ]
-        nodes.append(NodeProcess(command, ROOT if kind != "baseline" else _baseline()))
+        nodes.append(NodeProcess(command, _baseline() if from_baseline else ROOT))
         if index == 0:  # the seed listens before anyone joins through it
             time.sleep(0.5)
     return nodes
@@ -164,10 +171,9 @@ def _run(kind: str, hosts: Hosts, size: int, profile: str, window: float) -> dic
             hosts.ip_bytes_sent(),
         )
         elapsed = time.monotonic() - start
+        cpu = [(b - a) / elapsed * 60 for a, b in zip(cpu0, cpu1, strict=True)]
         result: dict[str, Any] = {
-            "cpu": statistics.median(
-                (b - a) / elapsed * 60 for a, b in zip(cpu0, cpu1, strict=True)
-            ),
+            "cpu": statistics.median(cpu),
             "wake_ups": statistics.median(
                 (b - a) / elapsed for a, b in zip(wake0, wake1, strict=True)
             ),
@@ -178,7 +184,9 @@ def _run(kind: str, hosts: Hosts, size: int, profile: str, window: float) -> dic
             ),
             "detect": None,
         }
-        if kind not in FLOORS:
+        if kind == "mixed":  # this checkout's nodes, and the baseline's beside them
+            result["cpu"], result["cpu_baseline"] = map(statistics.median, (cpu[0::2], cpu[1::2]))
+        elif kind not in FLOORS:
             result["detect"] = _detect(nodes, profile)
         return result
     finally:
@@ -233,7 +241,10 @@ def _table(
         ("thread", "cpu", "membership thread, trio: CPU", "CPU-s/min", ("kinship", "floor")),
         ("lean", "cpu", "membership thread, lean: CPU per node", "CPU-s/min", ("thread",)),
         (_baseline_kind(), "cpu", f"{_baseline_kind()}: CPU per node", "CPU-s/min", ("baseline",)),
+        ("mixed", "cpu", f"{_baseline_kind()}, mixed cluster: CPU", "CPU-s/min", (SAME_CLUSTER,)),
     ]
+    if "mixed" in runs:  # the baseline's half of each mixed cluster, as a peer of its own
+        runs = {**runs, SAME_CLUSTER: [{"cpu": r["cpu_baseline"]} for r in runs["mixed"]]}
     for subject, key, label, unit, peers in metrics:
         if subject not in runs:
             continue
@@ -277,6 +288,8 @@ def measure(
     ]
     if os.environ.get("BENCH_MEMBERSHIP_BASELINE"):
         kinds.append("baseline")
+        if os.environ.get("BENCH_MEMBERSHIP_MIXED"):
+            kinds.append("mixed")
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     hosts = open_hosts(size)
     isolated = hosts.isolated

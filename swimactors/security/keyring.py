@@ -97,6 +97,7 @@ class Keyring:
         self.version = 0
         self._keys: dict[bytes, bytes] = {}
         self._primary = decode_key(primary)
+        self._primary_id = key_id(self._primary)
         self.install(self._primary)
         for key in others:
             self.install(key)
@@ -129,8 +130,9 @@ class Keyring:
 
     @property
     def primary_id(self) -> bytes:
-        """The primary key's 4-byte id, as carried in each sealed packet's header."""
-        return key_id(self._primary)
+        """The primary key's 4-byte id, as carried in each sealed packet's header (read
+        per packet sealed: hashed once per primary, not per read)."""
+        return self._primary_id
 
     @property
     def keys(self) -> list[bytes]:
@@ -165,7 +167,7 @@ class Keyring:
             raise KeyringError("install a key before using it")
         if raw == self._primary:
             return False
-        self._primary = raw
+        self._primary, self._primary_id = raw, key_id(raw)
         self.version += 1
         return True
 

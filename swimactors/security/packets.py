@@ -50,6 +50,7 @@ HEADER_SIZE = _HEADER.size
 OVERHEAD = HEADER_SIZE + 4 + 16
 """Bytes sealing adds to a packet."""
 WINDOW = 1024
+_WINDOW_BITS = (1 << WINDOW) - 1
 _INFO = b"swimactors packet v1"
 
 
@@ -94,7 +95,7 @@ class _Window:
     def mark(self, sequence: int) -> None:
         offset = self.highest - sequence
         if offset < 0:
-            self.bits = ((self.bits << -offset) | 1) & ((1 << WINDOW) - 1)
+            self.bits = ((self.bits << -offset) | 1) & _WINDOW_BITS
             self.highest = sequence
         else:
             self.bits |= 1 << offset
