@@ -124,7 +124,7 @@ class DistributedData:
         """Replicate over ``node``'s gossip, as the process at epoch ``incarnation`` (the
         node's start incarnation); called once, before any update."""
         self.clock = clock
-        self.store = DataStore(self.system.name, incarnation)
+        self.store = DataStore(self.system.name, incarnation, clock=clock)
         self.store.on_change = self._changed
         self.delegate = DataDelegate(self.store, node)
         self.dropped_notices = 0

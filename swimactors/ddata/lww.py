@@ -28,7 +28,13 @@ from .base import (
     check_value,
 )
 
-__all__ = ["Flag", "LWWMap", "LWWRegister", "Stamped"]
+__all__ = ["MAX_AHEAD", "Flag", "LWWMap", "LWWRegister", "Stamped", "latest_stamp"]
+
+MAX_AHEAD = 2**30
+"""Seconds (34 years) a stamp from another node may be ahead of the local clock.  A write
+replaces a stamp by one past it, so a forged stamp near 2**63-1 would leave its key
+unwritable for good; under this horizon every key stays writable (a stamp at the edge
+delays others' acceptance of the next write by a microsecond)."""
 
 
 @attrs.frozen
@@ -44,6 +50,15 @@ class Stamped:
         """The total order of writes: the later clock wins, then node, presence and value
         break ties."""
         return (self.clock, self.node, self.present, dumps(self.value))
+
+
+def latest_stamp(value: object) -> int:
+    """The highest stamp clock in an LWW value (-1: none, or not an LWW value)."""
+    if isinstance(value, LWWRegister):
+        return -1 if value.write is None else value.write.clock
+    if isinstance(value, LWWMap):
+        return max((write.clock for write in value.writes.values()), default=-1)
+    return -1
 
 
 def _later(mine: Stamped | None, theirs: Stamped) -> bool:

@@ -18,10 +18,10 @@ import attrs
 from ..registry.codec import MAX_INT
 from .base import MAX_KEY_BYTES, DataError, DataTypeError, ReplicatedData, Writer
 from .counters import GCounter, PNCounter
-from .lww import Flag, LWWMap, LWWRegister
+from .lww import MAX_AHEAD, Flag, LWWMap, LWWRegister, latest_stamp
 from .orset import ORSet
 
-__all__ = ["DATA_TYPES", "DataStore", "Entries", "KeyChanged"]
+__all__ = ["DATA_TYPES", "MAX_KEYS", "MAX_STORE_ENTRIES", "DataStore", "Entries", "KeyChanged"]
 
 D = TypeVar("D", GCounter, PNCounter, ORSet, LWWRegister, LWWMap, Flag)
 
@@ -29,6 +29,27 @@ DATA_TYPES = (GCounter, PNCounter, ORSet, LWWRegister, LWWMap, Flag)
 
 Entries = dict[str, ReplicatedData]
 """A store delta or full state: key -> value (or the value's delta)."""
+
+MAX_KEYS = 65536
+"""Most keys a store holds: a new key past it is refused (update) or dropped (merge)."""
+MAX_STORE_ENTRIES = 1 << 20
+"""Most entries all values hold together (counter slots, set elements and dots, map keys):
+a merge that would take the store past it is dropped, so no stream of deltas, however
+many writers it names, grows a node's store without bound."""
+
+
+def entries_of(value: ReplicatedData) -> int:
+    """What a key holding ``value`` counts against :data:`MAX_STORE_ENTRIES`: one, and one
+    per slot, element, dot, floor or map key."""
+    if isinstance(value, GCounter):
+        return 1 + len(value.slots)
+    if isinstance(value, PNCounter):
+        return 1 + len(value.added.slots) + len(value.removed.slots)
+    if isinstance(value, ORSet):
+        return 1 + len(value.entries) + value.context.size() + len(value.floors)
+    if isinstance(value, LWWMap):
+        return 1 + len(value.writes)
+    return 1
 
 
 @attrs.frozen
@@ -48,7 +69,15 @@ def check_key(key: object) -> None:
 class DataStore:
     """The replica of node ``node`` running at epoch ``incarnation``."""
 
-    def __init__(self, node: str, incarnation: int = 0, max_changes: int = 65536) -> None:
+    def __init__(
+        self,
+        node: str,
+        incarnation: int = 0,
+        max_changes: int = 65536,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """``clock``: the writers' time (seconds), against which a merged LWW stamp may be
+        at most :data:`~.lww.MAX_AHEAD` ahead (None: not checked)."""
         check_key(node)
         if isinstance(incarnation, bool) or not 0 <= incarnation <= MAX_INT:
             raise DataError(f"incarnation must be an integer in 0..2**63-1, got {incarnation!r}")
@@ -56,8 +85,12 @@ class DataStore:
         self.incarnation = incarnation
         self.counters: collections.Counter[str] = collections.Counter()
         """type_conflicts (a merged key held another type here), changes_dropped,
-        tombstones_pruned."""
+        tombstones_pruned, rejected_over_limit (a merge past :data:`MAX_KEYS` or
+        :data:`MAX_STORE_ENTRIES`), rejected_future (an LWW stamp past the horizon)."""
         self._data: dict[str, ReplicatedData] = {}
+        self._entries = 0
+        self._clock = clock
+        """Entries of every value held (:func:`entries_of`)."""
         self._changes: deque[KeyChanged] = deque(maxlen=max_changes)
         self.on_change: Callable[[], None] | None = None
         """Called (synchronously) whenever a change is queued."""
@@ -81,14 +114,19 @@ class DataStore:
             raise DataError(f"{kind!r} is not a replicated data type")
         current = self._data.get(key)
         if current is None:
+            if len(self._data) >= MAX_KEYS:
+                raise DataError(f"a store holds at most {MAX_KEYS} keys")
             current = kind()
         elif not isinstance(current, kind):
             raise DataTypeError(f"{key!r} holds a {type(current).__name__}, not a {kind.__name__}")
-        before = current.value
+        if self._entries >= MAX_STORE_ENTRIES:
+            raise DataError(f"the store holds {MAX_STORE_ENTRIES} entries, its most")
+        before, size = current.value, entries_of(current) if key in self._data else 0
         delta = modify(current, self.writer(now))
         if not isinstance(delta, kind):
             raise DataError(f"the update of {key!r} must return the mutator's delta")
         self._data[key] = current
+        self._entries += entries_of(current) - size
         if current.value != before:
             self._emit(KeyChanged(key, current.value))
         return {key: delta}
@@ -96,15 +134,30 @@ class DataStore:
     def merge(self, entries: Entries) -> list[str]:
         """Join a delta or full state from any node; returns the keys whose value changed."""
         changed = []
+        horizon = None if self._clock is None else int((self._clock() + MAX_AHEAD) * 1_000_000)
         for key, incoming in sorted(entries.items()):
+            if horizon is not None and latest_stamp(incoming) > horizon:
+                self.counters["rejected_future"] += 1
+                continue
             current = self._data.get(key)
             if current is None:
+                if len(self._data) >= MAX_KEYS:
+                    self.counters["rejected_over_limit"] += 1
+                    continue
                 current = type(incoming)()
             elif type(current) is not type(incoming):
                 self.counters["type_conflicts"] += 1
                 continue
+            size = entries_of(current) if key in self._data else 0
+            if self._entries + entries_of(incoming) > MAX_STORE_ENTRIES:
+                current = current.copy()  # near the limit: merge aside, keep it if it fits
             if current.merge(incoming):  # same type: checked above
+                grown = entries_of(current) - size
+                if self._entries + grown > MAX_STORE_ENTRIES:
+                    self.counters["rejected_over_limit"] += 1
+                    continue
                 self._data[key] = current
+                self._entries += grown
                 changed.append(key)
                 self._emit(KeyChanged(key, current.value))
         return changed
@@ -115,6 +168,7 @@ class DataStore:
         clock = max(0, int(horizon * 1_000_000))
         pruned = sum(v.prune(clock) for v in self._data.values() if isinstance(v, LWWMap))
         self.counters["tombstones_pruned"] += pruned
+        self._entries -= pruned
         return pruned
 
     # -- queries --------------------------------------------------------------------------

@@ -222,6 +222,21 @@ class State:
         """Entries held: registrations + causal-context entries + floors (the churn bound)."""
         return len(self.entries) + self.context.size() + len(self.floors)
 
+    def split_off(self, replicas: Iterable[Replica]) -> State:
+        """Move the registrations and dots of ``replicas`` out of this state, into the
+        state returned (a valid delta on its own: a state's part per replica is one)."""
+        moved = State()
+        for replica in replicas:
+            for dot in list(self.by_replica.get(replica, ())):
+                moved.add(self.entries[dot])
+                self.remove(dot)
+            context = self.context
+            moved.context.add_counters(
+                replica, context.cloud.get(replica, ()), context.vv.get(replica, 0)
+            )
+            context.drop(replica)
+        return moved
+
     # -- building blocks ---------------------------------------------------------------
 
     def add(self, registration: Registration) -> None:

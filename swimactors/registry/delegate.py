@@ -32,6 +32,13 @@ CHANNEL = "registry"
 _BROADCAST_HEADROOM = 32
 """Bytes of a broadcast taken by the core's user-message framing (channel name, tags)."""
 
+WAITING_DELTAS = 256
+"""Gossiped deltas (parts) kept while membership does not know their writer yet; the
+oldest goes first (a later push/pull brings what it carried)."""
+RECENT_MEMBERS = 1024
+"""Members of the latest events remembered: a mirrored node's member table catches up
+with an event after the delegate hears of it, and a delta right behind must not wait."""
+
 
 class Gossip(Protocol):
     """What the delegate needs from a membership core (:class:`~swimactors.membership.Swim`)."""
@@ -60,6 +67,9 @@ class RegistryDelegate(Delegate):
         self.counters: collections.Counter[str] = collections.Counter()
         """deltas_sent, parts_sent, bytes_sent, deferred, deltas/states_received,
         bytes_received, rejected_malformed, state_bytes_sent."""
+        self._waiting: collections.deque[State] = collections.deque()
+        """Parts of gossiped deltas whose writers membership does not know yet."""
+        self._recent: collections.OrderedDict[str, Member] = collections.OrderedDict()
         core.register_delegate(CHANNEL, self)
 
     # -- local mutations ----------------------------------------------------------------
@@ -93,8 +103,11 @@ class RegistryDelegate(Delegate):
 
     def notify_message(self, payload: bytes, now: float) -> None:
         incoming = self._decode(payload, "deltas")
-        if incoming is None:
-            return
+        if incoming is not None:
+            self._wait(self._hold_back(incoming))
+            self._merge_delta(incoming)
+
+    def _merge_delta(self, incoming: State) -> None:
         was_dropped = self.registry.dropped()
         self.registry.merge(incoming)
         if self.registry.dropped() and not was_dropped:
@@ -110,6 +123,8 @@ class RegistryDelegate(Delegate):
         incoming = self._decode(data, "states")
         if incoming is None:
             return
+        if self._hold_back(incoming).context.replicas():
+            self.counters["states_held_back"] += 1  # its writers' news comes first
         news = self._floors_dropping_others(incoming)
         self.registry.merge(incoming)
         for node, floor in news:
@@ -118,9 +133,22 @@ class RegistryDelegate(Delegate):
         self._follow_incarnation()
 
     def on_member_event(self, event: MemberEvent) -> None:
+        member = event.member
+        self._recent[member.name] = member
+        self._recent.move_to_end(member.name)
+        if len(self._recent) > RECENT_MEMBERS:
+            self._recent.popitem(last=False)
         if isinstance(event, MemberDown | MemberLeft):
-            member = event.member
             self.publish(self.registry.node_down(member.name, member.incarnation))
+        elif any(
+            member.name == node for part in self._waiting for node, _ in part.context.replicas()
+        ):
+            waiting, self._waiting = self._waiting, collections.deque()
+            for part in waiting:
+                still = self._hold_back(part)
+                if still.context.replicas():
+                    self._waiting.append(still)
+                self._merge_delta(part)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -149,15 +177,52 @@ class RegistryDelegate(Delegate):
         ]
 
     def _drop_unverified_floors(self, incoming: State) -> None:
-        """Floors above the incarnation membership knows for their node: a floor is
-        raised only when a node is seen DOWN or LEFT at an incarnation, so a higher one is
-        forged (or runs ahead of our membership view, and comes back with a later
-        push/pull).  Floors of nodes membership does not know cannot be checked."""
+        """Floors of nodes membership does not know, or above the incarnation it knows
+        for their node: a floor is raised only when a node is seen DOWN or LEFT at an
+        incarnation, so a higher one is forged (or runs ahead of our membership view, and
+        comes back with a later push/pull)."""
         for node, floor in list(incoming.floors.items()):
-            known = self.core.member(node)
-            if known is not None and floor > known.incarnation:
+            known = self._incarnation(node)
+            if known is None or floor > known:
                 del incoming.floors[node]
                 self.counters["rejected_floors"] += 1
+
+    def _hold_back(self, incoming: State) -> State:
+        """Split off (and return) the processes membership cannot vouch for yet: of a
+        node it does not know, or at an incarnation above the one it knows (a new member,
+        or a restart, whose news is still on its way: from gossip they wait for it in
+        :meth:`_wait`; a full state's come again with a later push/pull).  A made-up node
+        so never enters the registry.  Nodes whose part would take them past the
+        registry's limits are dropped too (``rejected_over_limit``)."""
+        waiting = []
+        for replica in incoming.context.replicas():
+            known = self._incarnation(replica[0])
+            if known is None or replica[1] > known:
+                waiting.append(replica)
+        held_back = incoming.split_off(waiting)
+        over = self.registry.over_limits(incoming)
+        if over:
+            self.counters["rejected_over_limit"] += len(over)
+            incoming.split_off([r for r in incoming.context.replicas() if r[0] in over])
+        return held_back
+
+    def _incarnation(self, node: str) -> int | None:
+        """The incarnation membership knows for ``node`` (None: not a member), or that of
+        its latest event if higher."""
+        member = self.core.member(node)
+        recent = self._recent.get(node)
+        known = [m.incarnation for m in (member, recent) if m is not None]
+        return max(known) if known else None
+
+    def _wait(self, part: State) -> None:
+        """Keep a gossiped delta's part until membership knows its writers (counted
+        ``held_back``; the oldest is dropped past :data:`WAITING_DELTAS`)."""
+        if part.context.replicas():
+            self.counters["held_back"] += 1
+            self._waiting.append(part)
+            if len(self._waiting) > WAITING_DELTAS:
+                self._waiting.popleft()
+                self.counters["held_back_dropped"] += 1
 
     def _follow_incarnation(self) -> None:
         """Re-register our names if we were declared dead and have since refuted it.

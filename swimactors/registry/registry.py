@@ -25,9 +25,16 @@ from collections.abc import Callable, Iterable
 from ..errors import SwimactorsError
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
 from .codec import MAX_ACTOR_ID_BYTES, MAX_COUNTER, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
-from .crdt import Dot, Registration, State
+from .crdt import Dot, Registration, Replica, State
 
-__all__ = ["Registry", "RegistryError"]
+__all__ = ["MAX_NAMES_PER_PROCESS", "MAX_REPLICAS_PER_NODE", "Registry", "RegistryError"]
+
+MAX_NAMES_PER_PROCESS = 65536
+"""Most registrations (and most out-of-order dots) one process of a node may hold: past
+it, its new ones are refused (here) or dropped (from a peer)."""
+MAX_REPLICAS_PER_NODE = 8
+"""Most processes (incarnations) of one node held at once; a node holds one, and briefly
+two or three across restarts and false DOWNs."""
 
 
 class RegistryError(SwimactorsError, ValueError):
@@ -94,6 +101,9 @@ class Registry:
                 raise RegistryError(f"meta must be bytes of at most {MAX_META_BYTES} bytes")
             wanted[name] = (actor_id, meta)
         owned = {name: self._own(name) for name in wanted}
+        held = len(self._state.by_replica.get((self.node, self.incarnation), ()))
+        if held + sum(1 for name in wanted if not owned[name]) > MAX_NAMES_PER_PROCESS:
+            raise RegistryError(f"a node holds at most {MAX_NAMES_PER_PROCESS} names")
         delta = self._delta(replaced=[r for mine in owned.values() for r in mine])
         if not self._state.is_floored(self.node, self.incarnation):
             for offset, (name, (actor_id, meta)) in enumerate(wanted.items()):
@@ -138,6 +148,34 @@ class Registry:
             self._clock += 1
         self._apply(delta)
         return delta
+
+    def over_limits(self, incoming: State) -> set[str]:
+        """Nodes whose part of ``incoming`` would take one of their processes past
+        :data:`MAX_NAMES_PER_PROCESS` registrations (or out-of-order dots), or the node
+        past :data:`MAX_REPLICAS_PER_NODE` processes, here (floored processes do not
+        count: the merge drops them).  Costs what ``incoming`` holds, and a scan of this
+        state's processes only when ``incoming`` brings a new one."""
+        state = self._state
+        held = state.context
+        over = set()
+        fresh: dict[str, set[Replica]] = {}
+        for replica in incoming.context.replicas():
+            if state.is_floored(*replica) or incoming.is_floored(*replica):
+                continue
+            dots: Iterable[Dot] = incoming.by_replica.get(replica, ())
+            added = sum(1 for dot in dots if dot not in state.entries)
+            names = len(state.by_replica.get(replica, ())) + added
+            cloud = len(held.cloud.get(replica, ())) + len(incoming.context.cloud.get(replica, ()))
+            if max(names, cloud) > MAX_NAMES_PER_PROCESS:
+                over.add(replica[0])
+            if replica not in held.vv and replica not in held.cloud:
+                fresh.setdefault(replica[0], set()).add(replica)
+        if fresh:
+            for replica in held.replicas():
+                if replica[0] in fresh and not state.is_floored(*replica):
+                    fresh[replica[0]].add(replica)
+            over.update(node for node, mine in fresh.items() if len(mine) > MAX_REPLICAS_PER_NODE)
+        return over
 
     def merge(self, delta_or_state: State) -> None:
         """Join a delta or a full state received from any node (idempotent, any order)."""

@@ -18,7 +18,9 @@ from swimactors.registry.delegate import CHANNEL, RegistryDelegate
 
 
 class FakeCore:
-    """Records broadcasts; refuses payloads over ``max_broadcast_size`` like the real core."""
+    """Records broadcasts; refuses payloads over ``max_broadcast_size`` like the real core.
+    Membership knows every one-letter node (at incarnation 100, unless ``known`` says
+    otherwise) and no other."""
 
     def __init__(self, incarnation: int = 1, max_broadcast_size: int = 1200) -> None:
         self.incarnation = incarnation
@@ -29,7 +31,9 @@ class FakeCore:
         self.syncs = 0
 
     def member(self, name: str) -> Member | None:
-        return self.known.get(name)
+        if name in self.known or len(name) != 1:
+            return self.known.get(name)
+        return Member(name, ("10.0.0.1", 7946), 100, Status.UP, b"")
 
     def register_delegate(self, channel: str, delegate: Delegate) -> None:
         self.delegates[channel] = delegate
@@ -185,7 +189,7 @@ def test_a_floor_above_the_incarnation_membership_knows_is_dropped_and_counted()
     forged.floors["unknown"] = 3  # a node membership does not know: cannot be checked
     a.notify_message(encode(forged), now=1.0)
     assert a.registry.lookup("svc") is not None
-    assert a.counters["rejected_floors"] == 1
+    assert a.counters["rejected_floors"] == 2
     honest = State()
     honest.floors["b"] = 7  # b seen DOWN at its incarnation
     a.notify_message(encode(honest), now=2.0)

@@ -4,10 +4,28 @@ weaponised").  Sans-IO: the protocol cores with explicit time."""
 
 from __future__ import annotations
 
+import attrs
+import pytest
+
 from swimactors import wire
+from swimactors.ddata import DataError, DataStore, Flag, GCounter, LWWRegister, Writer
+from swimactors.ddata import store as store_module
+from swimactors.ddata.codec import decode_entries, encode_entries
+from swimactors.ddata.lww import MAX_AHEAD, Stamped
+from swimactors.membership import Member, MemberUp, MemberUpdated, Status
 from swimactors.quorum import QuorumTracker, Verdict
 from swimactors.quorum.tracker import MAX_STAMP
+from swimactors.registry import Registry, encode
+from swimactors.registry import registry as registry_module
+from swimactors.registry.crdt import Registration, State
+from swimactors.registry.delegate import WAITING_DELTAS
+from swimactors.registry.registry import (
+    MAX_NAMES_PER_PROCESS,
+    MAX_REPLICAS_PER_NODE,
+    RegistryError,
+)
 from tests.quorum.test_tracker import advance, cluster, snapshot
+from tests.registry.test_delegate import _node as registry_node
 
 
 def forged_announcement(name: str, digest: bytes, epoch: int, serial: int) -> bytes:
@@ -40,3 +58,103 @@ def test_a_forged_serial_does_not_hide_a_member_s_real_announcements() -> None:
     b.observe(30.5, snapshot("ab", suspect="c"))
     advance(trackers, 30.5, 31.0)
     assert a._seen["b"][0] == b.digest() != c.digest()
+
+
+def test_registry_deltas_from_made_up_nodes_are_held_back_not_kept() -> None:
+    """A stream of forged deltas, each under a node membership does not know, grew every
+    node's registry without bound, never pruned.  Now a writer membership does not know
+    is held back (a bounded queue of gossiped deltas): a made-up one never enters the
+    registry, and a real newcomer's delta counts once its membership news arrives."""
+    delegate, core = registry_node("a")
+    for i in range(2 * WAITING_DELTAS):
+        delegate.notify_message(encode(Registry(f"ghost-{i}", 1).register("svc", "x")), 1.0)
+    assert delegate.registry.names() == [] and delegate.registry.size() <= 1
+    assert len(delegate._waiting) == WAITING_DELTAS
+    assert delegate.counters["held_back_dropped"] == WAITING_DELTAS
+    # the legitimate race: a new member's delta before the news of the member
+    delegate.notify_message(encode(Registry("newcomer", 9).register("web", "n1")), 2.0)
+    assert delegate.registry.lookup("web") is None
+    member = Member("newcomer", ("10.0.0.9", 7946), 9, Status.UP, b"")
+    core.known["newcomer"] = member
+    delegate.on_member_event(MemberUp(member, 3.0))
+    winner = delegate.registry.lookup("web")
+    assert winner is not None and winner.node == "newcomer"
+    # a restart's delta (a higher incarnation) likewise waits for its news
+    delegate.notify_message(encode(Registry("newcomer", 12).register("api", "n2")), 4.0)
+    assert delegate.registry.lookup("api") is None
+    core.known["newcomer"] = attrs.evolve(member, incarnation=12)
+    delegate.on_member_event(MemberUpdated(core.known["newcomer"], 5.0))
+    assert delegate.registry.lookup("api") is not None
+    # a mirrored node's member table catches up after the event: the event counts
+    delegate.on_member_event(MemberUp(attrs.evolve(member, name="mirrored"), 6.0))
+    delegate.notify_message(encode(Registry("mirrored", 9).register("db", "m1")), 6.0)
+    assert delegate.registry.lookup("db") is not None
+
+
+def test_one_peer_cannot_grow_the_registry_past_its_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A known member (or someone speaking as one) may hold at most MAX_NAMES_PER_PROCESS
+    names in a process and MAX_REPLICAS_PER_NODE processes; its deltas past them are
+    dropped and counted, and this node's own registrations past them are refused."""
+    assert MAX_NAMES_PER_PROCESS == 65536
+    monkeypatch.setattr(registry_module, "MAX_NAMES_PER_PROCESS", limit := 300)
+    delegate, _ = registry_node("a")
+    flood = Registry("b", 1)
+    batch = [(f"n{i}", "x", b"") for i in range(limit)]
+    delegate.merge_remote_state(encode(flood.register_all(batch)), join=False, now=1.0)
+    assert len(delegate.registry) == limit
+    forged = State()  # what a peer past the limit would send
+    forged.add(Registration("one-more", "b", 1, "x", b"", limit + 1, limit + 1))
+    delegate.notify_message(encode(forged), 2.0)
+    assert delegate.registry.lookup("one-more") is None
+    for incarnation in range(2, MAX_REPLICAS_PER_NODE + 5):  # processes nobody floors
+        forged = State()
+        forged.add(Registration("s", "c", incarnation, "x", b"", 1, 1))
+        delegate.notify_message(encode(forged), 3.0)
+    held = {i for node, i in delegate.registry.state().context.replicas() if node == "c"}
+    assert len(held) == MAX_REPLICAS_PER_NODE
+    assert delegate.counters["rejected_over_limit"] == 1 + 3
+    own = Registry("a", 1)
+    with pytest.raises(RegistryError):
+        own.register_all([(f"m{i}", "x", b"") for i in range(limit + 1)])
+
+
+def test_forged_data_deltas_cannot_grow_a_store_past_its_limits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Distributed-data deltas from made-up writers were merged without bound: a new
+    counter slot per made-up writer, a new key per delta.  Now a store holds at most
+    MAX_KEYS keys and MAX_STORE_ENTRIES entries in all; past them a merge is dropped and
+    counted, and a local update past them is refused."""
+    assert (store_module.MAX_KEYS, store_module.MAX_STORE_ENTRIES) == (65536, 1 << 20)
+    monkeypatch.setattr(store_module, "MAX_KEYS", 40)
+    monkeypatch.setattr(store_module, "MAX_STORE_ENTRIES", 300)
+    store = DataStore("a", 1)
+    for i in range(1000):  # one slot of the same counter per made-up writer
+        writer = Writer(f"ghost-{i}", 1, 0.0)
+        store.merge(decode_entries(encode_entries({"hits": GCounter().increment(writer)})))
+    for i in range(1000):  # one key per delta
+        writer = Writer(f"ghost-{i}", 1, 0.0)
+        store.merge(decode_entries(encode_entries({f"k{i}": Flag().switch_on(writer)})))
+    assert len(store) <= 40 and store._entries <= 300
+    assert store.counters["rejected_over_limit"] >= 1000
+    with pytest.raises(DataError):
+        store.update("hits", GCounter, lambda c, w: c.increment(w), 1.0)
+
+
+def test_a_forged_last_writer_wins_stamp_cannot_freeze_a_key() -> None:
+    """A write is stamped one past the stamp it replaces: after a forged stamp at
+    2**63-1 no write of that key could ever be stamped again (DataError, for good).
+    Now a stamp more than MAX_AHEAD ahead of the local clock is dropped and counted,
+    and below it the next write simply goes one past it."""
+    now = 1_700_000_000.0
+    store = DataStore("a", 1, clock=lambda: now)
+    for ahead in (2**63 - 1 - int(now * 1e6), MAX_AHEAD * 1_000_000 + 1):
+        forged = LWWRegister(Stamped(int(now * 1e6) + ahead, "ghost", True, "forged"))
+        store.merge(decode_entries(encode_entries({"config": forged})))
+    assert store.value("config") is None and store.counters["rejected_future"] == 2
+    edge = LWWRegister(Stamped(int((now + MAX_AHEAD) * 1e6), "ghost", True, "forged"))
+    store.merge(decode_entries(encode_entries({"config": edge})))
+    store.update("config", LWWRegister, lambda r, w: r.set(w, "mine"), now)
+    assert store.value("config") == "mine"
