@@ -123,6 +123,33 @@ class _EveryTag(Mapping[int, Callable[..., Any]]):
 _NO_TAGS = _EveryTag()
 
 
+class Tagged:
+    """What a marking :class:`Loader` leaves in place of a tagged item: its content was
+    read as plain data and dropped, never resolved.  No check accepts it as a value."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<tagged item>"
+
+
+TAGGED = Tagged()
+
+
+def _mark_tag(*_args: Any) -> Tagged:
+    return TAGGED
+
+
+class _MarkEveryTag(_EveryTag):
+    """Semantic decoders that put :data:`TAGGED` in place of every tagged item."""
+
+    def __getitem__(self, tag: int) -> Callable[..., Any]:
+        return _mark_tag
+
+
+_MARK_TAGS = _MarkEveryTag()
+
+
 def loads(data: bytes | bytearray | memoryview, limits: Limits = FRAME_LIMITS) -> Any:
     """Decode one CBOR item of the wire's subset within ``limits``; :class:`WireError` if not.
 
@@ -139,12 +166,14 @@ class Loader:
 
     __slots__ = ("_decoder", "limits")
 
-    def __init__(self, limits: Limits = FRAME_LIMITS) -> None:
+    def __init__(self, limits: Limits = FRAME_LIMITS, *, mark_tags: bool = False) -> None:
+        """``mark_tags``: a tagged item becomes :data:`TAGGED` instead of failing the
+        whole message (for a framed protocol that drops one bad value, not its stream)."""
         self.limits = limits
         self._decoder = cbor2.CBORDecoder(
             io.BytesIO(),
-            semantic_decoders=_NO_TAGS,
-            tag_hook=_refuse_tag,
+            semantic_decoders=_MARK_TAGS if mark_tags else _NO_TAGS,
+            tag_hook=_mark_tag if mark_tags else _refuse_tag,
             max_depth=limits.max_depth,
             allow_indefinite=False,
             strict_hashable_types=True,
@@ -291,6 +320,27 @@ def check_plain(value: Any, depth: int = 0) -> Any:
     raise WireError(f"unsupported value of type {type(value).__name__}")
 
 
+def _check_sendable(value: Any, depth: int = 0) -> None:
+    """:class:`WireError` unless ``value`` encodes as plain CBOR (what :func:`check_plain`
+    accepts, tuples too: they go as arrays); checked before sending a field typed ``Any``."""
+    if depth > MAX_PLAIN_DEPTH:
+        raise WireError("value nested too deeply")
+    if value is None or isinstance(value, bool | float | str | bytes | bytearray):
+        return
+    if isinstance(value, int):
+        if not -(2**64) <= value < 2**64:
+            raise WireError("integers on the wire are 64-bit (bignum tags are refused)")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_sendable(item, depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _plain_key(key)
+            _check_sendable(item, depth + 1)
+    else:
+        raise WireError(f"unsupported value of type {type(value).__name__}")
+
+
 def _plain_key(key: Any) -> str | bytes:
     """Map keys are text or bytes: their hashes are seeded, so no key set can collide."""
     if isinstance(key, str | bytes):
@@ -306,10 +356,26 @@ class _Codec:
     decode: Converter
     kind: type | None = None
     """Set when decoding only checks that the value is exactly this type."""
+    check: Callable[[Any], object] | None = None
+    """In a checking registry, what refuses (:class:`WireError`) a field value that
+    would go out in a form the wire refuses (an integer past 64 bits, a tagged value)."""
 
 
 def _identity(value: Any) -> Any:
     return value
+
+
+def _check_int(value: Any) -> None:
+    if type(value) is int and not -(2**64) <= value < 2**64:
+        raise WireError("integers on the wire are 64-bit (bignum tags are refused)")
+
+
+def _checks_each(check: Callable[[Any], object]) -> Callable[[Any], None]:
+    def check_each(values: Iterable[Any]) -> None:
+        for value in values:
+            check(value)
+
+    return check_each
 
 
 def _scalar(kind: type, name: str) -> _Codec:
@@ -349,8 +415,12 @@ class TypeRegistry(Generic[Tag]):
     wire), the actor layer uses stable string names.
     """
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, checked: bool = False) -> None:
         self.name = name
+        self.checked = checked
+        """Encoding refuses field values the wire refuses (:class:`WireError`) before
+        any byte is made: for classes whose instances users build (actor messages); a
+        registry whose values the node builds itself within its bounds skips the checks."""
         self._by_tag: dict[Tag, type] = {}
         self._tag_of: dict[type, Tag] = {}
         self._fields: dict[type, tuple[tuple[str, _Codec], ...]] = {}
@@ -466,7 +536,7 @@ class TypeRegistry(Generic[Tag]):
             return lambda obj: prefix
         if len(codecs) == 1:
             name, codec = codecs[0]
-            if codec.encode is _identity:
+            if codec.encode is _identity and codec.check is None:
                 return lambda obj: prefix + cbor2.dumps(getattr(obj, name))
             return lambda obj: prefix + cbor2.dumps(fields(obj)[0])
         skip = len(cbor_array_header(len(codecs)))
@@ -486,13 +556,13 @@ class TypeRegistry(Generic[Tag]):
                 self._flat[cls] = None
             else:
                 codecs = self._codecs(cls)
+                ints = tuple(i for i, (_, c) in enumerate(codecs) if c.check is not None)
                 if len(codecs) == 1:
-                    name = codecs[0][0]
-                    self._flat[cls] = (1, lambda obj: cbor2.dumps(getattr(obj, name)))
+                    self._flat[cls] = (1, _flat_one(codecs[0][0], bool(ints)))
                 else:  # scalars are written as they are: their tuple is an array
                     read = operator.attrgetter(*(name for name, _ in codecs))
                     skip = len(cbor_array_header(len(codecs)))
-                    self._flat[cls] = (len(codecs), lambda obj: cbor2.dumps(read(obj))[skip:])
+                    self._flat[cls] = (len(codecs), _flat_many(read, skip, ints))
         return self._flat[cls]
 
     def flat_builder(self, tag: Any, width: int) -> Callable[[list[Any]], list[Any]] | None:
@@ -521,17 +591,22 @@ class TypeRegistry(Generic[Tag]):
         plain data (the common small messages) one ``attrgetter`` reads them all."""
         codecs = self._codecs(cls)
         pairs = tuple((name, codec.encode) for name, codec in codecs)
+        checks = tuple((i, c.check) for i, (_, c) in enumerate(codecs) if c.check is not None)
         if pairs and all(encode is _identity for _, encode in pairs):
             if len(pairs) == 1:
                 name = pairs[0][0]
-                return lambda obj: [getattr(obj, name)]
+
+                def read_one(obj: Any) -> list[Any]:
+                    return [getattr(obj, name)]
+
+                return _checking(read_one, checks)
             read = operator.attrgetter(*(name for name, _ in pairs))
-            return lambda obj: list(read(obj))
+            return _checking(lambda obj: list(read(obj)), checks)
 
         def encode(obj: Any) -> list[Any]:
             return [encode_field(getattr(obj, name)) for name, encode_field in pairs]
 
-        return encode
+        return _checking(encode, checks)
 
     # -- decoding ----------------------------------------------------------------------
 
@@ -689,11 +764,11 @@ class TypeRegistry(Generic[Tag]):
         if extra is not None:
             return extra
         if hint is Any or hint is object:
-            return _Codec(_identity, _decode_plain)
+            return _Codec(_identity, _decode_plain, None, _check_sendable if self.checked else None)
         if hint is bool:
             return _scalar(bool, "bool")
         if hint is int:
-            return _scalar(int, "int")
+            return attrs.evolve(_scalar(int, "int"), check=_check_int if self.checked else None)
         if hint is str:
             return _scalar(str, "str")
         if hint is bytes:
@@ -726,12 +801,19 @@ class TypeRegistry(Generic[Tag]):
         def decode(value: Any) -> Any:
             return None if value is None else inner.decode(value)
 
-        return _Codec(encode, decode)
+        check = inner.check
+
+        def check_present(value: Any) -> None:
+            if value is not None and check is not None:
+                check(value)
+
+        return _Codec(encode, decode, None, check and check_present)
 
     def _tuple_codec(self, args: tuple[Any, ...]) -> _Codec:
         if len(args) == 2 and args[1] is Ellipsis:
             return self._sequence_codec(self._codec_for(args[0]), tuple)
         items = [self._codec_for(a) for a in args]
+        checks = [(i, c.check) for i, c in enumerate(items) if c.check is not None]
 
         def encode(value: Any) -> Any:
             return [c.encode(v) for c, v in zip(items, value, strict=True)]
@@ -741,9 +823,14 @@ class TypeRegistry(Generic[Tag]):
                 raise WireError(f"expected an array of {len(items)} items")
             return tuple([c.decode(v) for c, v in zip(items, value, strict=True)])
 
+        def check(value: Any) -> None:
+            for i, check_item in checks:
+                check_item(value[i])
+
+        checked = check if checks else None
         if all(c.encode is _identity for c in items):  # CBOR writes a tuple as an array
-            return _Codec(_identity, decode)
-        return _Codec(encode, decode)
+            return _Codec(_identity, decode, None, checked)
+        return _Codec(encode, decode, None, checked)
 
     @staticmethod
     def _sequence_codec(item: _Codec, kind: type) -> _Codec:
@@ -755,7 +842,7 @@ class TypeRegistry(Generic[Tag]):
                 raise WireError("expected an array")
             return kind(item.decode(v) for v in value)
 
-        return _Codec(encode, decode)
+        return _Codec(encode, decode, None, item.check and _checks_each(item.check))
 
     @staticmethod
     def _dict_codec(key: _Codec, val: _Codec) -> _Codec:
@@ -767,7 +854,17 @@ class TypeRegistry(Generic[Tag]):
                 raise WireError("expected a map")
             return {key.decode(k): val.decode(v) for k, v in value.items()}
 
-        return _Codec(encode, decode)
+        check_key = key.check and _checks_each(key.check)
+        check_value = val.check and _checks_each(val.check)
+
+        def check(value: dict[Any, Any]) -> None:
+            if check_key is not None:
+                check_key(value.keys())
+            if check_value is not None:
+                check_value(value.values())
+
+        checked = check if check_key or check_value else None
+        return _Codec(encode, decode, None, checked)
 
     def _struct_codec(self, cls: type) -> _Codec:
         """A nested attrs value: registered ones carry their tag, others are bare arrays."""
@@ -792,6 +889,52 @@ class TypeRegistry(Generic[Tag]):
             return obj
 
         return decode
+
+
+def _flat_one(name: str, checked: bool) -> Callable[[Any], bytes]:
+    """A one-scalar class's field as CBOR; ``checked``: an int field, refused past 64 bits."""
+    if not checked:
+        return lambda obj: cbor2.dumps(getattr(obj, name))
+
+    def encode(obj: Any) -> bytes:
+        value = getattr(obj, name)
+        _check_int(value)
+        return cbor2.dumps(value)
+
+    return encode
+
+
+def _flat_many(
+    read: Callable[[Any], tuple[Any, ...]], skip: int, ints: tuple[int, ...]
+) -> Callable[[Any], bytes]:
+    """An all-scalar class's fields as CBOR, one after another (``skip``: the array head
+    dropped); the int fields at ``ints`` are refused past 64 bits."""
+    if not ints:
+        return lambda obj: cbor2.dumps(read(obj))[skip:]
+
+    def encode(obj: Any) -> bytes:
+        values = read(obj)
+        for at in ints:
+            _check_int(values[at])
+        return cbor2.dumps(values)[skip:]
+
+    return encode
+
+
+def _checking(
+    encode: Callable[[Any], list[Any]], checks: tuple[tuple[int, Callable[[Any], object]], ...]
+) -> Callable[[Any], list[Any]]:
+    """``encode``, then each check on its field (none: ``encode`` itself)."""
+    if not checks:
+        return encode
+
+    def encode_checked(obj: Any) -> list[Any]:
+        values = encode(obj)
+        for i, check in checks:
+            check(values[i])
+        return values
+
+    return encode_checked
 
 
 def _build_scalars(cls: type, kinds: tuple[type, ...], decode: Converter, skip: int) -> Converter:

@@ -46,7 +46,7 @@ def decode_ref(value: Any) -> ActorRef:
     return resolve(node, path, uid)
 
 
-MESSAGES: wire.TypeRegistry[str] = wire.TypeRegistry("actors")
+MESSAGES: wire.TypeRegistry[str] = wire.TypeRegistry("actors", checked=True)
 """Every ``@message`` class, by tag; fields may hold an :class:`ActorRef`."""
 MESSAGES.add_codec(ActorRef, encode_ref, decode_ref)
 

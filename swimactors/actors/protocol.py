@@ -55,7 +55,7 @@ import enum
 import struct
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
@@ -121,6 +121,7 @@ __all__ = [
     "run_address",
     "run_values",
     "stream_error",
+    "unsendable",
     "value_bytes",
 ]
 
@@ -461,6 +462,10 @@ _KINDS: dict[type, Kind] = {
 }
 
 
+_VALUE_FRAMES: Final = frozenset({Tell, TellRun, Ask, Reply, StreamOpen, StreamItem})
+"""The frames that carry values (a value that does not decode fails alone)."""
+
+
 def parse(frame: bytes, loads: Callable[[bytes], Any] = wire.loads) -> Frame:
     """One frame, checked against its kind's layout; :class:`wire.WireError` if not."""
     items = loads(frame)
@@ -556,15 +561,22 @@ def encode_value(value: Any) -> list[Any]:
     """A message or reply as CBOR data; :class:`Unsendable` if it cannot cross the wire."""
     if isinstance(value, ActorRef):
         return [_REF, *encode_ref(value)]
-    if MESSAGES.is_registered(type(value)):
-        return [_MESSAGE, MESSAGES.to_data(value)]
     try:
+        if MESSAGES.is_registered(type(value)):
+            return [_MESSAGE, MESSAGES.to_data(value)]
         return [_PLAIN, wire.check_plain(value)]
     except wire.WireError as exc:
-        raise Unsendable(
-            f"{type(value).__qualname__} cannot go to another node: use plain data or a "
-            f"@message class ({exc})"
-        ) from None
+        raise unsendable(value, exc) from None
+
+
+def unsendable(value: Any, error: wire.WireError) -> Unsendable:
+    """The error for ``value``, which the wire refuses (``error`` says why)."""
+    if MESSAGES.is_registered(type(value)):
+        return Unsendable(f"{type(value).__qualname__} cannot go to another node: {error}")
+    return Unsendable(
+        f"{type(value).__qualname__} cannot go to another node: use plain data or a "
+        f"@message class ({error})"
+    )
 
 
 _MESSAGE_HEAD = wire.cbor_array_header(2) + wire.cbor_uint(_MESSAGE)
@@ -581,7 +593,10 @@ def value_bytes(value: Any) -> bytes:
         encode = MESSAGES.encoder(type(value), _MESSAGE_HEAD)
         if encode is None:
             return wire.dumps(encode_value(value))
-    return encode(value)
+    try:
+        return encode(value)
+    except wire.WireError as exc:  # a field the wire refuses (MESSAGES checks them)
+        raise unsendable(value, exc) from None
 
 
 def decode_value(data: Any) -> Any:
@@ -779,6 +794,7 @@ class PeerSession(Generic[T]):
         self.last_active = now
         self._decoder = wire.FrameDecoder(max_frame, first_frame=MAX_HELLO_FRAME)
         self._loads = wire.Loader().loads
+        self._marking_loads: Callable[[bytes], Any] | None = None
         self._frames: deque[bytes] = deque()
         self.outgoing += encode(Hello(name, incarnation, window))
 
@@ -951,10 +967,11 @@ class PeerSession(Generic[T]):
         bytes so far are used up.  :class:`ProtocolViolation` when the peer broke the
         protocol (after the events before it)."""
         while self._frames:
+            raw = self._frames.popleft()
             try:
-                frame = parse(self._frames.popleft(), self._loads)
+                frame = parse(raw, self._loads)
             except wire.WireError as exc:
-                raise ProtocolViolation("rejected_malformed", str(exc)) from None
+                frame = self._with_tags_marked(raw, exc)
             if self.peer is None and not isinstance(frame, Hello):
                 raise ProtocolViolation("rejected_malformed", "the first frame must be HELLO")
             event = self._RULES[type(frame)](self, frame)
@@ -963,6 +980,21 @@ class PeerSession(Generic[T]):
         if self._decoder.error is not None:
             raise ProtocolViolation("rejected_oversized", self._decoder.error)
         return None
+
+    def _with_tags_marked(self, raw: bytes, error: wire.WireError) -> Frame:
+        """A frame refused for a tagged item (an integer past 64 bits, say) inside its
+        values, read again with each tagged item marked (never resolved): those values
+        then fail one by one, answered or counted as undecodable, and the connection
+        lives on.  A tag anywhere else, or any other fault, breaks the protocol."""
+        if self._marking_loads is None:
+            self._marking_loads = wire.Loader(mark_tags=True).loads
+        try:
+            frame = parse(raw, self._marking_loads)
+        except wire.WireError:
+            raise ProtocolViolation("rejected_malformed", str(error)) from None
+        if type(frame) not in _VALUE_FRAMES:
+            raise ProtocolViolation("rejected_malformed", str(error))
+        return frame
 
     def _hello(self, frame: Hello) -> Event:
         if self.peer is not None and self.peer != frame.node:

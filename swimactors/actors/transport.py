@@ -314,7 +314,10 @@ class RemoteTarget:
             return self.transport.tell(self, msg, sender)
         address = self.address(sender)
         if type(msg) is self._run_class or self._runs(type(msg)):
-            fields = self._run_fields(msg)
+            try:
+                fields = self._run_fields(msg)
+            except wire.WireError as exc:  # a field the wire refuses
+                raise protocol.unsendable(msg, exc) from None
             if connection.try_tell(self._run_address, fields, self._run_width):
                 return READY
         elif connection.try_tell(address, protocol.value_bytes(msg)):

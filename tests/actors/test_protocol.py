@@ -554,7 +554,12 @@ values = st.one_of(
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
     st.text(max_size=30),
     st.lists(st.integers(min_value=0, max_value=2**40), max_size=30),
-    st.builds(Point, st.integers(min_value=-(2**40), max_value=2**40), st.integers(), st.text()),
+    st.builds(
+        Point,
+        st.integers(min_value=-(2**40), max_value=2**40),
+        st.integers(-(2**64), 2**64 - 1),
+        st.text(),
+    ),
     st.builds(Mark, st.integers(min_value=0, max_value=2**63 - 1)),
     st.just(Empty()),
 )
