@@ -36,8 +36,9 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = f"{clock(record.created)} [{self._node}] {record.levelname} {record.name}: "
         text += printable(record.getMessage())
-        if record.exc_info:
-            text += "\n" + self.formatException(record.exc_info)
+        if record.exc_info:  # an exception's message may carry a peer's words too
+            lines = self.formatException(record.exc_info).split("\n")
+            text += "".join("\n" + printable(line) for line in lines)
         return text
 
 

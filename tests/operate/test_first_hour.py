@@ -4,6 +4,8 @@ hooks and message fields, and warnings for a cluster that is misconfigured."""
 
 from __future__ import annotations
 
+import io
+import logging
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import trio
 import swimactors
 from swimactors import Actor, message
 from swimactors.agent.cluster import open_local_cluster, wait_until
+from swimactors.agent.logs import _Formatter as AgentFormatter
 from swimactors.agent.logs import printable
 from swimactors.agent.runner import StartupError, describe_event, startup_failure
 from swimactors.membership.types import Member, MemberUp, Status
@@ -53,6 +56,26 @@ def test_names_from_the_network_are_printed_escaped() -> None:
     line = describe_event(MemberUp(member, 0.0))
     assert "\x1b" not in line and "evil\\x1b[2J" in line
     assert printable("plain") == "plain"
+
+
+def test_a_logged_exception_from_the_network_is_printed_escaped() -> None:
+    """The agent escaped log messages but not the tracebacks after them, where an
+    exception's message (a peer's words, say a remote error) reached the terminal raw."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(AgentFormatter("n0"))
+    logger = logging.getLogger("swimactors.test.escaped")
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        raise ValueError("from a peer: \x1b[2J\x07")
+    except ValueError:
+        logger.exception("it failed")
+    finally:
+        logger.removeHandler(handler)
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\\x1b[2J\\x07" in text
+    assert "Traceback (most recent call last):\n" in text  # lines stay lines
 
 
 def test_a_plain_def_hook_is_refused_where_it_is_written() -> None:
