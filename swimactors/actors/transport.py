@@ -1106,8 +1106,10 @@ class Connection:
                 protocol.decode_value(frame.values[len(items)])
             except wire.WireError as exc:
                 self.transport.counters["undecodable_messages"] += 1
-                stream.cancel()
+                link = stream.link  # (ending the stream forgets it)
                 stream.end(UndecodableReply(f"stream item from {self.node}: {exc}"))
+                if link is not None:  # the producer stops; the items before are read
+                    link.cancel()
 
     def _stream_more(self, frame: protocol.StreamMore) -> None:
         producer = self.producers.get(frame.sid)

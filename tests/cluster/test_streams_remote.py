@@ -10,17 +10,31 @@ import pytest
 import trio
 
 import swimactors
-from swimactors import Actor, ActorFailed, ActorStopped, Context, NodeDown, Unsendable
+from swimactors import (
+    Actor,
+    ActorFailed,
+    ActorStopped,
+    Context,
+    NodeDown,
+    UndecodableReply,
+    Unsendable,
+)
 from swimactors.actors.transport import ActorTransport
 from swimactors.security import Keyring
 
 from .cluster_helpers import FAST, cluster_of, open_systems, until
 
 
+@swimactors.message("test.streams.Mark")
+class Mark:
+    n: int
+
+
 class Source(Actor):
     """("count", n): n numbers; ("forever",): numbers without end (a checkpoint each);
-    ("fail", k): raises at k; ("bad",): an item with no wire form.  Keeps its streams'
-    state: produced and closed, by request."""
+    ("fail", k): raises at k; ("bad",): an item with no wire form; ("marks", n): n
+    ``Mark``s, the one at ``n - 1`` with a str for its int when asked for ("bad marks",
+    n).  Keeps its streams' state: produced and closed, by request."""
 
     def __init__(self) -> None:
         self.produced: dict[str, int] = {}
@@ -30,7 +44,13 @@ class Source(Actor):
         if msg == "state":
             return [self.produced, sorted(self.closed)]
         kind, arg = msg
+        if kind.endswith("marks"):
+            return self.marks(arg, bad=kind == "bad marks")
         return self.items(kind, arg)
+
+    async def marks(self, count: int, bad: bool) -> AsyncIterator[Mark]:
+        for n in range(count):
+            yield Mark("x" if bad and n == count - 1 else n)  # type: ignore[arg-type]
 
     async def items(self, kind: str, arg: Any) -> AsyncIterator[Any]:
         self.produced[kind] = 0
@@ -76,6 +96,21 @@ async def test_a_remote_stream_arrives_whole_in_order_and_errors_are_typed() -> 
                 await anext(a.resolve("n1", "nobody", 9).stream(["count", 1]))
             counters = transport_of(b).counters
             assert counters["rejected_malformed"] == 0
+
+
+async def test_an_item_that_does_not_decode_ends_the_stream_after_the_items_before_it() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Source, name="source", public=True)
+            ref = await a.wait_for("source", timeout=10)
+            marks = [mark async for mark in ref.stream(["marks", 3000], window=512)]
+            assert marks == [Mark(n) for n in range(3000)]
+            got = []
+            with pytest.raises(UndecodableReply):
+                async for mark in ref.stream(["bad marks", 6]):
+                    got.append(mark)
+            assert got == [Mark(n) for n in range(5)]
+            assert transport_of(a).counters["undecodable_messages"] == 1
 
 
 async def test_a_slow_stream_reader_never_stalls_other_traffic_on_the_connection() -> None:
