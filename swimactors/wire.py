@@ -536,13 +536,13 @@ class TypeRegistry(Generic[Tag]):
             return lambda obj: prefix
         if len(codecs) == 1:
             name, codec = codecs[0]
-            if codec.encode is _identity and codec.check is None:
-                return lambda obj: prefix + cbor2.dumps(getattr(obj, name))
+            if codec.encode is _identity:
+                return _encode_one(prefix, name, codec.check)
             return lambda obj: prefix + cbor2.dumps(fields(obj)[0])
         skip = len(cbor_array_header(len(codecs)))
         if all(codec.encode is _identity for _, codec in codecs):  # one call, no list:
             read = operator.attrgetter(*(name for name, _ in codecs))  # a tuple is an array
-            return lambda obj: prefix + cbor2.dumps(read(obj))[skip:]
+            return _encode_read(prefix, read, skip, _checks_of(codecs))
         return lambda obj: prefix + cbor2.dumps(fields(obj))[skip:]
 
     def flat_encoder(self, cls: type, most: int) -> tuple[int, Callable[[Any], bytes]] | None:
@@ -556,13 +556,14 @@ class TypeRegistry(Generic[Tag]):
                 self._flat[cls] = None
             else:
                 codecs = self._codecs(cls)
-                ints = tuple(i for i, (_, c) in enumerate(codecs) if c.check is not None)
                 if len(codecs) == 1:
-                    self._flat[cls] = (1, _flat_one(codecs[0][0], bool(ints)))
+                    name, codec = codecs[0]
+                    self._flat[cls] = (1, _encode_one(b"", name, codec.check))
                 else:  # scalars are written as they are: their tuple is an array
                     read = operator.attrgetter(*(name for name, _ in codecs))
                     skip = len(cbor_array_header(len(codecs)))
-                    self._flat[cls] = (len(codecs), _flat_many(read, skip, ints))
+                    encode = _encode_read(b"", read, skip, _checks_of(codecs))
+                    self._flat[cls] = (len(codecs), encode)
         return self._flat[cls]
 
     def flat_builder(self, tag: Any, width: int) -> Callable[[list[Any]], list[Any]] | None:
@@ -591,7 +592,7 @@ class TypeRegistry(Generic[Tag]):
         plain data (the common small messages) one ``attrgetter`` reads them all."""
         codecs = self._codecs(cls)
         pairs = tuple((name, codec.encode) for name, codec in codecs)
-        checks = tuple((i, c.check) for i, (_, c) in enumerate(codecs) if c.check is not None)
+        checks = _checks_of(codecs)
         if pairs and all(encode is _identity for _, encode in pairs):
             if len(pairs) == 1:
                 name = pairs[0][0]
@@ -891,39 +892,56 @@ class TypeRegistry(Generic[Tag]):
         return decode
 
 
-def _flat_one(name: str, checked: bool) -> Callable[[Any], bytes]:
-    """A one-scalar class's field as CBOR; ``checked``: an int field, refused past 64 bits."""
-    if not checked:
-        return lambda obj: cbor2.dumps(getattr(obj, name))
+Checks = tuple[tuple[int, Callable[[Any], object]], ...]
+"""Where a class's checked fields are, and their checks (see ``_Codec.check``)."""
+
+
+def _checks_of(codecs: tuple[tuple[str, _Codec], ...]) -> Checks:
+    return tuple((i, codec.check) for i, (_, codec) in enumerate(codecs) if codec.check)
+
+
+def _encode_one(
+    prefix: bytes, name: str, check: Callable[[Any], object] | None
+) -> Callable[[Any], bytes]:
+    """``prefix``, then field ``name`` as CBOR (``check`` applied first, if any)."""
+    if check is None:
+        return lambda obj: prefix + cbor2.dumps(getattr(obj, name))
+    if check is _check_int:  # the usual one, inline: a tell's hot path
+
+        def encode_int(obj: Any, low: int = -(2**64), high: int = 2**64) -> bytes:
+            value = getattr(obj, name)
+            if type(value) is int and not low <= value < high:
+                _check_int(value)
+            return prefix + cbor2.dumps(value)
+
+        return encode_int
 
     def encode(obj: Any) -> bytes:
         value = getattr(obj, name)
-        _check_int(value)
-        return cbor2.dumps(value)
+        check(value)
+        return prefix + cbor2.dumps(value)
 
     return encode
 
 
-def _flat_many(
-    read: Callable[[Any], tuple[Any, ...]], skip: int, ints: tuple[int, ...]
+def _encode_read(
+    prefix: bytes, read: Callable[[Any], tuple[Any, ...]], skip: int, checks: Checks
 ) -> Callable[[Any], bytes]:
-    """An all-scalar class's fields as CBOR, one after another (``skip``: the array head
-    dropped); the int fields at ``ints`` are refused past 64 bits."""
-    if not ints:
-        return lambda obj: cbor2.dumps(read(obj))[skip:]
+    """``prefix``, then the fields ``read`` returns as a CBOR array less its ``skip``-byte
+    head (``checks`` applied first)."""
+    if not checks:
+        return lambda obj: prefix + cbor2.dumps(read(obj))[skip:]
 
     def encode(obj: Any) -> bytes:
         values = read(obj)
-        for at in ints:
-            _check_int(values[at])
-        return cbor2.dumps(values)[skip:]
+        for at, check in checks:
+            check(values[at])
+        return prefix + cbor2.dumps(values)[skip:]
 
     return encode
 
 
-def _checking(
-    encode: Callable[[Any], list[Any]], checks: tuple[tuple[int, Callable[[Any], object]], ...]
-) -> Callable[[Any], list[Any]]:
+def _checking(encode: Callable[[Any], list[Any]], checks: Checks) -> Callable[[Any], list[Any]]:
     """``encode``, then each check on its field (none: ``encode`` itself)."""
     if not checks:
         return encode

@@ -151,6 +151,12 @@ class Pair:
     both: tuple[int, int]
 
 
+@swimactors.message("test.abuse.Two")
+class Two:
+    label: int
+    n: int
+
+
 async def read_frames(stream: trio.SocketStream, count: int) -> list[protocol.Frame]:
     """The next ``count`` frames the peer sends after its HELLO (and credit)."""
     decoder, frames = wire.FrameDecoder(), []
@@ -171,8 +177,10 @@ async def test_integers_past_64_bits_are_refused_before_anything_is_sent() -> No
         async with open_systems(2) as (a, b):
             b.register_spawnable("echo", Echo)
             echo = await a.spawn_on("n1", "echo")
-            assert await echo.ask(Small(1)) == Small(1)  # its tells now go in RUN frames
-            for value in (Small(2**64), Big(2**64), Big(1, [2**70]), {"k": -(2**64) - 1}):
+            for first in (Small(1), Two(1, 2)):  # their tells now go in RUN frames
+                assert await echo.ask(first) == first
+            values = (Small(2**64), Pair((1, 2**64)), Two(1, -(2**64) - 1), Big(2**64))
+            for value in (*values, Big(1, [2**70]), {"k": -(2**64) - 1}):
                 with pytest.raises(swimactors.Unsendable, match="64-bit"):
                     await echo.ask(value)
                 with pytest.raises(swimactors.Unsendable, match="64-bit"):
