@@ -22,6 +22,7 @@ import os
 import statistics
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import outcome
@@ -126,13 +127,17 @@ def floor_tell(n: int) -> float:
     return _timed(main)
 
 
-def floor_deque_tell(n: int, room: int = 1024, *, handled: bool = True) -> float:
+def floor_deque_tell(
+    n: int, room: int = 1024, *, handled: bool = True, envelope: bool = False
+) -> float:
     """A sender appending to a bounded deque, a reader draining it whole each time it
     runs and awaiting ``Sink.receive`` for each message (``handled``; else nothing per
-    message); each parks on trio's lowest-level primitive only when it must."""
+    message); each parks on trio's lowest-level primitive only when it must.  With
+    ``envelope`` each message travels as an actor's does: a ``(msg, sender, reply)``
+    tuple, the sender read from a ContextVar, unpacked by the reader."""
 
     async def main() -> float:
-        queue: collections.deque[Ping] = collections.deque()
+        queue: collections.deque[Any] = collections.deque()
         parked: list[trio.lowlevel.Task | None] = [None, None]  # reader, sender
         receive = Sink(n).receive
 
@@ -149,7 +154,12 @@ def floor_deque_tell(n: int, room: int = 1024, *, handled: bool = True) -> float
         async def reader() -> None:
             seen = 0
             while seen < n:
-                if handled:
+                if envelope:
+                    while queue:
+                        msg, sender, _ = queue.popleft()
+                        await receive(msg, sender)
+                        seen += 1
+                elif handled:
                     while queue:
                         await receive(queue.popleft(), None)  # type: ignore[arg-type]
                         seen += 1
@@ -165,16 +175,29 @@ def floor_deque_tell(n: int, room: int = 1024, *, handled: bool = True) -> float
             nursery.start_soon(reader)
             msg = Ping()
             start = clock()
-            for _ in range(n):
-                if len(queue) >= room:
+            if envelope:
+                for _ in range(n):
+                    if len(queue) >= room:
+                        wake(0)
+                        await park(1)
+                    queue.append((msg, sender_now(), None))
                     wake(0)
-                    await park(1)
-                queue.append(msg)
-                wake(0)
+            else:
+                for _ in range(n):
+                    if len(queue) >= room:
+                        wake(0)
+                        await park(1)
+                    queue.append(msg)
+                    wake(0)
             wake(0)
         return n / (clock() - start)
 
     return _timed(main)
+
+
+_sender: ContextVar[Any] = ContextVar("bench_sender", default=None)
+sender_now = _sender.get
+"""The envelope floor's sender read, bound once as the runtime's is."""
 
 
 def actors_tell(n: int) -> float:
@@ -579,6 +602,14 @@ def run(quick: bool) -> list[Row]:
         lambda: floor_deque_tell(tell_n),
         f"{tell_n:,} msgs, one actor; the floor awaits the same receive per message; "
         "ratio = ours / floor (target >= 0.9)",
+    )
+    compare(
+        "tell vs deque floor with envelopes",
+        "msg/s",
+        lambda: actors_tell(tell_n),
+        lambda: floor_deque_tell(tell_n, envelope=True),
+        "the same floor carrying (msg, sender, reply) tuples as a mailbox must; ratio = "
+        "ours / floor",
     )
     compare(
         "tell vs bare deque drain",
