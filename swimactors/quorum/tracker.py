@@ -667,7 +667,8 @@ class QuorumTracker:
 
     def _announce(self, now: float) -> None:
         """Announce this node's side, with ``(start time, serial)`` and how long ago (ms)
-        this view began, so a peer that agreed until the change can tell when it ended."""
+        this view began, so a peer that agreed until the change can tell when it ended,
+        and the names it does not reach, if any."""
         self._serial += 1
         epoch = self._members[self.self_name].started or 0  # a restarted node starts later
         age = min(MAX_AGE_MS, max(0, round((now - self._last_change) * 1000)))
@@ -682,7 +683,9 @@ class QuorumTracker:
         self._held = {d: t for d, t in self._held.items() if now <= t + self.silence_limit}
         self._held[digest] = now
         self._holding = digest
-        payload = [self.self_name, digest, epoch, self._serial, age, unreachable]
+        payload: list[object] = [self.self_name, digest, epoch, self._serial, age]
+        if unreachable:  # else the 5-field form, which nodes from before reports accept
+            payload.append(unreachable)
         self._outgoing.append(wire.dumps(payload))
         self._next_announce = None
 

@@ -499,6 +499,27 @@ def test_own_probes_decide_reachability_not_anyones_suspicion() -> None:
     assert wire.loads(b.take_outgoing()[-1])[-1] == ["c", "d"]
 
 
+def test_an_announcement_with_nothing_to_report_has_the_older_five_fields() -> None:
+    """Nodes from before the reports accept at most five fields: while a node reaches
+    everyone its heartbeats keep that form, so their leases on it hold in a rolling
+    upgrade; the sixth field, the unreachable names, comes only with something to
+    report, and a later five-field announcement withdraws the report."""
+    trackers = cluster("abc")
+    a, b = trackers["a"], trackers["b"]
+    b.tick(8.0)
+    assert len(wire.loads(b.take_outgoing()[-1])) == 5
+    b.observe(8.5, snapshot("abc"), unreached="c")
+    reporting = b.take_outgoing()[-1]
+    assert wire.loads(reporting)[5:] == [["c"]]
+    a.receive(8.5, reporting)
+    assert ("b", "c") in a.view().observations
+    b.observe(9.5, snapshot("abc"), unreached="")
+    healed = b.take_outgoing()[-1]
+    assert len(wire.loads(healed)) == 5
+    a.receive(9.5, healed)
+    assert ("b", "c") not in a.view().observations
+
+
 def test_the_reachability_of_an_indirectly_connected_member_is_no_change() -> None:
     """d and e cannot reach each other; c's own probes of d fail now and then (d is
     on c's side either way, indirectly connected), so c confirms 7 s after the cut was
