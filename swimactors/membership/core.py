@@ -86,6 +86,8 @@ MAX_MEMBERS = 100_000
 """Members beyond this are refused (and counted): a bound against forged Alive floods."""
 MAX_RELAYS = 1024
 """Ping-req relays in flight at once; more are refused and counted."""
+MAX_RECHECKS = 64
+"""Pings to unreached members that came back, remembered for their acks (oldest go)."""
 INTRODUCTIONS_PER_PERIOD = 4
 """Full-state swaps with unknown senders allowed per probe interval (see ``_introduce``)."""
 SEEN_USER_MESSAGES = 4096
@@ -273,6 +275,8 @@ class Swim:
         self._unreached: set[str] = set()
         """Members whose last probe from this node failed, until a probe succeeds, a packet
         comes from them directly, or they are forgotten (a refuted death is not a reach)."""
+        self._rechecks: dict[int, None] = {}
+        """Seqs of the pings sent to unreached members that came back (``_recheck``)."""
         self._suspicion_heap: list[tuple[float, str, int]] = []
         self._queue = BroadcastQueue()
         self._awareness = Awareness(self.config.awareness_max_multiplier)
@@ -648,6 +652,8 @@ class Swim:
         if relay is not None:
             self._send(relay.requester, [Ack(relay.requester_seq)])
             return
+        if self._rechecks.pop(msg.seq, 0) is None:
+            return  # its arrival ended the verdict (receive)
         self.counters["late_acks"] += 1
 
     def _on_nack(
@@ -769,6 +775,19 @@ class Swim:
         self.counters["suspicions_raised"] += 1
         self._apply_suspect(now, Suspect(target.name, target.incarnation, self.name))
 
+    def _recheck(self, state: _MemberState) -> None:
+        """Ping a member back from DOWN that this node's last probe could not reach: after
+        a split heals its answer ends the verdict within a round trip, not at its turn on
+        the ring (up to a pass later); a link still cut leaves it unreached.  Over the
+        reliable channel, which carries no news: a datagram would spend retransmissions
+        of the heal's news on a member that has it (so sent, heals were no faster)."""
+        seq = self._next_seq()
+        self._rechecks[seq] = None
+        if len(self._rechecks) > MAX_RECHECKS:
+            del self._rechecks[next(iter(self._rechecks))]
+        self.counters["rechecks"] += 1
+        self._send(state.address, [Ping(seq, state.name)], reliable=True)
+
     def _next_probe_target(self, now: float) -> _MemberState | None:
         """The next member on the probe ring: at the cluster's period number while our
         periods are the base interval (every member probed once per period cluster-wide),
@@ -863,6 +882,8 @@ class Swim:
         else:
             self._recently_down.pop(state.name, None)
             self._mark_alive(state)
+            if state.name in self._unreached:
+                self._recheck(state)
             self._emit(MemberUp(state.snapshot(), now))
 
     def _stale_alive(self, name: str, host: str, port: int, incarnation: int) -> bool:

@@ -417,3 +417,26 @@ def test_full_state_swaps_with_unknown_senders_are_limited_in_all() -> None:
     swaps = [p for p in sent(core) if p.of(PushPull)]
     assert len(swaps) == 4
     assert core.counters["introductions_limited"] == 15
+
+
+# -- a member back from DOWN that this node could not reach --------------------------------
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_an_unreached_member_back_from_down_is_pinged_at_once(answers: bool) -> None:
+    """p1's probes failed until it went DOWN; its return, heard from p2, brings a ping
+    to p1 at once (reliable: no news piggybacked) rather than at its turn on the ring:
+    its ack ends the verdict within a round trip (a healed split), and without one p1
+    stays unreached (a link still cut)."""
+    core = make_core()
+    add_peers(core, 3)
+    run(core, 40.0, acking(lambda name: name != "p1"))
+    assert member(core, "p1").status is Status.DOWN and core.unreached() == {"p1"}
+    late = core.counters["late_acks"]
+    deliver(core, 40.0, "p2", Alive("p1", addr(1), 2))
+    pings = [(p.destination, p.reliable, ping) for p in sent(core) for ping in p.of(Ping)]
+    assert [(to, reliable, ping.target) for to, reliable, ping in pings] == [(addr(1), True, "p1")]
+    if answers:
+        deliver(core, 40.01, "p1", Ack(pings[0][2].seq), reliable=True)
+    assert core.unreached() == (set() if answers else {"p1"})
+    assert core.counters["late_acks"] == late

@@ -11,6 +11,7 @@ from sims.common import Params
 from sims.quorum import QuorumCluster, overlaps
 from sims.scenarios.indirect_split import run_seed
 from sims.scenarios.split_brain import EXPECTED, RULES, SUITE_SPLITS, run_case, strategy
+from sims.scenarios.split_heal import run_seed as split_heal
 from swimactors.quorum import stable_after_for
 from swimactors.sim import World
 from swimactors.sim.metrics import Metrics
@@ -114,6 +115,16 @@ def test_a_nodes_own_probes_tell_who_it_cannot_reach() -> None:
     world.run_for(5.0)
     for name in ("n1", "n2"):
         assert not world.nodes[name].core.unreached()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_after_a_heal_the_probe_verdicts_end_once_the_views_agree(seed: int) -> None:
+    """A 3|2 cut held 60 s, healed: each member back from DOWN is pinged at once by the
+    nodes that could not reach it, so every ``Swim.unreached`` is empty by the time
+    SWIM's views agree (sims.scenarios.split_heal), not a probe-ring pass later."""
+    heal = split_heal(seed)
+    assert heal.converged_s is not None and heal.unreached_s is not None
+    assert heal.unreached_s <= heal.converged_s + 0.2
 
 
 @pytest.mark.parametrize("seed", range(2))
