@@ -24,7 +24,8 @@ def ip(*args: str) -> None:
 class Topology:
     """Namespaces ``<p>h1..h<hosts>`` (10.77.0.1-) and a switch namespace ``<p>sw`` holding
     bridge ``ba`` (the first ``left`` hosts) and ``bb`` (the rest), joined by the veth pair
-    ``ab``/``ba2``: :meth:`cut` splits the hosts ``left | hosts - left``."""
+    ``ab``/``ba2``: :meth:`cut` splits the hosts ``left | hosts - left``, :meth:`block`
+    cuts one pair of hosts."""
 
     def __init__(self, hosts: int, left: int) -> None:
         if not 0 < left < hosts < 250:
@@ -60,6 +61,12 @@ class Topology:
     def cut(self, up: bool = False) -> None:
         for end in ("ab", "ba2"):
             ip("-n", self.switch, "link", "set", end, "up" if up else "down")
+
+    def block(self, first: int, second: int) -> None:
+        """Cut the link between two hosts, both ways, and nothing else (blackhole routes
+        in each one's namespace; gone with the namespaces)."""
+        for here, there in ((first, second), (second, first)):
+            ip("-n", self.hosts[here], "route", "add", "blackhole", f"{self.address(there)}/32")
 
     def destroy(self) -> None:
         for ns in reversed(self.created):

@@ -193,3 +193,110 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
         finally:
             for client in clients.values():
                 await client.aclose()
+
+
+INDIRECT_CUTS = ((0, 1), (0, 3), (0, 4), (1, 2))
+"""h1 reaches only h3, h2 only h4 and h5: h1 and h2 share no helper (SWIM probes go
+through one), h3, h4 and h5 reach everyone (sims.scenarios.indirect_split, for real)."""
+INDIRECT_HOLD = 30.0
+INDIRECT_STABLE = 10.0
+"""h2's heartbeats name another view from its first failed probe of h1 until h1's own
+first failed probe of h2 is announced; h1 reaches that turn on its ring up to four
+probe periods after the cut, stretched by the awareness its refutations add.  The
+others' lease on h2 (``stable_after``) must outlast that (docs/split-brain.md, "Limits"):
+at the default 7 s they stopped in 2 of 16 runs; at 10 s in none of 10 runs alone and
+in 2 of 3 full-suite runs (loaded): such a run is an expected failure, not a pass."""
+LEASE_RACE = "no agreeing heartbeat from h2"
+"""How the race shows: each of h3-h5 first stops on its lease on h2."""
+INDIRECT_PROFILE = "lan"
+INDIRECT_OVERRIDES = {"push_pull_interval": 5.0, "reconnect_interval": 2.0}
+"""The simulator's settings (LAN).  The ``local`` profile (memberlist's DefaultLocalConfig)
+asks one random helper, so h1's probes of h4 and h5 go through h2 or the other two times
+in three and fail, and its short suspicion has h1 DOWN before its refutation gets out:
+nobody's view settles (docs/split-brain.md, "Limits")."""
+
+
+async def test_indirectly_connected_agents_leave_the_fully_connected_ones_serving() -> None:
+    """Issue 13 item 4 on real processes: with h1 and h2 cut from each other, the fully
+    connected h3, h4 and h5 never lose quorum and keep the counter on h5; the younger of
+    h1 and h2 (h2) stops.  Expected to fail (xfail) only by the known race: h3-h5's lease
+    on h2 runs out first (docs/split-brain.md, "Limits"); any other stop fails."""
+    lost: list[tuple[str, float, str]] = []
+    """(agent, when, why) of each ``quorum lost`` line."""
+
+    def on_line(agent: AgentProcess, line: str) -> None:
+        if "quorum lost (" in line:
+            why = line.split("quorum lost (", 1)[1]
+            lost.append((agent.name, trio.current_time(), why))
+
+    clients: dict[int, NamespaceClient] = {}
+    with open_topology(5, 4) as topology, trio.fail_after(100):
+        try:
+            async with open_local_cluster(
+                profile=INDIRECT_PROFILE, overrides=INDIRECT_OVERRIDES, on_line=on_line
+            ) as cluster:
+                agents: list[AgentProcess] = []
+                for index, ns in enumerate(topology.hosts):
+                    agents.append(
+                        await cluster.start(
+                            f"h{index + 1}",
+                            host=topology.address(index),
+                            port=PORT,
+                            join=[(topology.address(0), PORT)] if index else [],
+                            command_prefix=["ip", "netns", "exec", ns],
+                            app="tests.split_brain.app:setup",
+                            extra_args=[
+                                "--split-brain",
+                                "keep-majority",
+                                "--stable-after",
+                                str(INDIRECT_STABLE),
+                            ],
+                        )
+                    )
+
+                async def get_json(index: int, path: str) -> Any:
+                    if index not in clients:
+                        clients[index] = await NamespaceClient.start(
+                            topology.hosts[index], agents[index]
+                        )
+                    return await clients[index].get(path)
+
+                async def serving(indexes: range, key: str) -> dict[str, tuple[str, list[str]]]:
+                    """Each agent's quorum ("ok" or "lost"; with ``key`` "state": "ok",
+                    "pending" or "lost") and where it sees the counter."""
+                    seen = {}
+                    for index in indexes:
+                        health = (await get_json(index, "/v1/health")) or {}
+                        entries = (await get_json(index, "/v1/actors")) or []
+                        found = [e["node"] for e in entries if e["name"] == "counter"]
+                        state = health.get("split_brain", {}) if key == "state" else health
+                        seen[f"h{index + 1}"] = (state.get(key, "?"), found)
+                    return seen
+
+                async def settled() -> bool:
+                    seen = await serving(range(5), "state")
+                    return all(v == ("ok", [HOLDER]) for v in seen.values())
+
+                output = "\n".join
+                assert await wait_until(settled, 40, 0.2), output(a.output() for a in agents)
+                cut = trio.current_time()
+                for first, second in INDIRECT_CUTS:
+                    topology.block(first, second)
+                await trio.sleep(INDIRECT_HOLD)
+                after = [(name, round(t - cut, 2)) for name, t, _ in lost]
+                everyone = await serving(range(5), "quorum")
+                fully_connected = {name: everyone[name] for name in ("h3", "h4", "h5")}
+                report = f"{after=} {everyone=}\n" + output(a.output() for a in agents)
+                first_stop: dict[str, str] = {}
+                for name, _, why in lost:
+                    first_stop.setdefault(name, why)
+                stopped = {name: why for name, why in first_stop.items() if name >= "h3"}
+                if stopped and all(why.startswith(LEASE_RACE) for why in stopped.values()):
+                    pytest.xfail(f"h2's report outran h1's by stable_after: {after}")
+                assert not stopped, report
+                assert fully_connected == dict.fromkeys(fully_connected, ("ok", [HOLDER])), report
+                assert everyone["h2"][0] == "lost", report
+                print(f"\nnetns indirect, {INDIRECT_HOLD:.0f} s: quorum lost {after}; {everyone}")
+        finally:
+            for client in clients.values():
+                await client.aclose()
