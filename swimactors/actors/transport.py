@@ -261,6 +261,7 @@ class RemoteTarget:
         "_address",
         "_address_sender",
         "_connection",
+        "_plain_class",
         "_run_address",
         "_run_class",
         "_run_fields",
@@ -288,6 +289,8 @@ class RemoteTarget:
         self._run_address = b""
         self._run_width = 0
         self._run_fields: Callable[[Any], bytes] = protocol.value_bytes
+        self._plain_class: type | None = None
+        """The class of the last tell that went in a TELL frame (not a RUN's)."""
 
     def address(self, sender: ActorRef | None) -> bytes:
         """This target's :func:`protocol.address` from ``sender`` (cached per sender)."""
@@ -302,6 +305,7 @@ class RemoteTarget:
         so, its run address from the cached address is kept for the next ones."""
         flat = protocol.flat_encoder(cls)
         if flat is None:
+            self._plain_class = cls
             return False
         tag, self._run_width, self._run_fields = flat
         self._run_address = protocol.run_address(self._address, tag, self._run_width)
@@ -313,7 +317,8 @@ class RemoteTarget:
         if connection is None or connection.session.closed:
             return self.transport.tell(self, msg, sender)
         address = self.address(sender)
-        if type(msg) is self._run_class or self._runs(type(msg)):
+        cls = type(msg)
+        if cls is self._run_class or (cls is not self._plain_class and self._runs(cls)):
             try:
                 fields = self._run_fields(msg)
             except wire.WireError as exc:  # a field the wire refuses
@@ -349,10 +354,10 @@ class RemoteTarget:
 
 
 class RemoteRef(ActorRef):
-    """The ref of an actor on another node: a tell of the class the last one had, from
-    the same sender, that finds its connection open and credit left joins the queued RUN
-    frame from here (one call to the session); anything else goes to
-    :meth:`RemoteTarget.tell`."""
+    """The ref of an actor on another node: a tell of a class the target has met, from
+    the sender of its last tell, that finds its connection open and credit left joins
+    the queued RUN or TELL frame from here (one call to the session); anything else goes
+    to :meth:`RemoteTarget.tell`."""
 
     __slots__ = ()
 
@@ -361,15 +366,20 @@ class RemoteRef(ActorRef):
         target: RemoteTarget = self._target  # type: ignore[assignment]
         sender = sender_now()
         connection = target._connection
-        if (
-            connection is not None
-            and type(msg) is target._run_class
-            and sender is target._address_sender
-        ):
+        if connection is not None and sender is target._address_sender:
             session = connection.session
-            if not session.closed and session.try_tell(
-                target._run_address, target._run_fields(msg), target._run_width
-            ):
+            cls = type(msg)
+            if session.closed:
+                queued = False
+            elif cls is target._run_class:
+                queued = session.try_tell(
+                    target._run_address, target._run_fields(msg), target._run_width
+                )
+            elif cls is target._plain_class:
+                queued = session.try_tell(target._address, protocol.value_bytes(msg))
+            else:
+                queued = False
+            if queued:
                 connection._flushes[connection._write_now] = None
                 return READY
         return target.tell(msg, sender)

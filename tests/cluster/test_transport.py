@@ -103,6 +103,20 @@ async def test_a_burst_of_tells_is_one_frame_delivered_in_order_past_a_full_mail
             assert counters["refused_full"] == 0
 
 
+async def test_tells_alternating_runs_and_plain_values_arrive_in_order() -> None:
+    got: list[object] = []
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Collect(got), name="collect", public=True)
+            ref = await a.wait_for("collect", timeout=10)
+            told: list[object] = [Num(0), 0, "zero"]  # each kind met once, then fast
+            told += [x for n in range(1, 300) for x in (Num(n), n, Num(-n), str(n))]
+            for msg in told:
+                await ref.tell(msg)
+            await until(lambda: len(got) == len(told))
+            assert got == told
+
+
 async def test_a_message_of_a_run_that_does_not_build_fails_alone() -> None:
     got: list[object] = []
     with trio.fail_after(30):
