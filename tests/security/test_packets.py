@@ -128,6 +128,7 @@ def test_rotation_install_use_remove() -> None:
     receiver.keyring.remove(KEY)
     sealed_with_old = PacketSealer(Keyring(KEY), "c").seal(b"3", NOW)
     assert receiver.open(sealed_with_old, NOW) is Rejected.UNKNOWN_KEY
+    assert receiver.open(sender.seal(b"4", NOW), NOW) == b"4"  # the sender left KEY for good
     with pytest.raises(KeyringError):
         receiver.keyring.remove(new_key)  # the primary
 
