@@ -47,7 +47,7 @@ from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Target, Watcher, 
 from ..actors.reply import Reply
 from ..membership import Status
 from ..placement import Placement, place, rendezvous
-from ..registry import Change, Registration
+from ..registry import Change, Registration, RegistryError
 from ..registry import NameLost as RegistryNameLost
 from ..registry.codec import MAX_COUNTER, MAX_NAME_BYTES
 from .grain_leases import LEASE_TIME, Leases
@@ -597,6 +597,8 @@ class Grains:
         self._sweeping = False
         self._unrecorded: list[Activation] = []
         """Activations to record in the registry at the end of :data:`RECORD_DELAY`."""
+        self._unrecorded_logged = False
+        """Whether the registry's refusal (it is full) was logged since it last took some."""
         self.clock = 0
         """A Lamport clock: ticks at each activation, follows every probe seen."""
         self.leases = Leases(self)
@@ -1013,7 +1015,15 @@ class Grains:
             return
         names = cluster.names
         claims = [(a.ref.path, actor_id(a.ref), b"") for a in live]
-        names.delegate.publish(names.registry.register_all(claims))
+        try:
+            names.delegate.publish(names.registry.register_all(claims))
+        except RegistryError as exc:  # full: they serve unrecorded, probes still guard them
+            names.delegate.counters["grains_unrecorded"] += len(live)
+            if not self._unrecorded_logged:
+                self._unrecorded_logged = True
+                log.warning("grain activations are not recorded in the registry: %s", exc)
+            return
+        self._unrecorded_logged = False
         for activation in live:
             activation.recorded = True
             activation.record = names.registry.lookup(activation.ref.path)  # None if DOWN

@@ -13,7 +13,8 @@ import trio
 from swimactors import AskTimeout, Consistency, NodeDown, System, message, open_system
 from swimactors.cluster.grain_store import DataGrainStore, MemoryGrainStore, SQLiteGrainStore
 from swimactors.cluster.grains import Grain, NoGrainHost
-from swimactors.placement import rendezvous
+from swimactors.placement import Placement, rendezvous
+from swimactors.registry import registry as registry_module
 from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
 from tests.cluster.test_ddata import _formed, bounded
@@ -109,6 +110,30 @@ def test_grains_activate_on_their_rendezvous_owner_once_from_any_node() -> None:
             return []
 
     replay(bounded(app), 1)
+
+
+def test_grains_past_the_registrys_capacity_serve_unrecorded_and_are_counted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry_module, "MAX_NAMES_PER_PROCESS", 12)
+    identities = [f"user-{i}" for i in range(30)]
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 2) as systems:
+            for s in systems:
+                s.register_grain("account", Account, placement=Placement.LOCAL)
+            await _formed(systems)
+            n0 = systems[0]
+            for identity in identities:
+                assert await n0.grain("account", identity).ask(Add(1)) == 1
+            await trio.sleep(1)  # past the record delay: the registry refused the rest
+            for identity in identities:
+                assert await n0.grain("account", identity).ask(Add(1)) == 2
+            assert n0.cluster is not None
+            counters = n0.cluster.names.delegate.counters
+            return [f"unrecorded {counters['grains_unrecorded'] > 0}"]
+
+    assert replay(bounded(app), 1)[1] == ["unrecorded True"]
 
 
 def test_a_crashed_nodes_grains_reactivate_elsewhere_with_their_replicated_state() -> None:
@@ -275,7 +300,6 @@ def test_in_a_cut_an_activation_waits_for_the_far_side_until_the_rule_took_over(
     the minority's heartbeat lease could still run (it stopped first here, on its own
     probes)."""
     from swimactors import SplitBrainConfig
-    from swimactors.placement import Placement
     from swimactors.quorum import keep_majority
 
     PROCESSING.clear()
