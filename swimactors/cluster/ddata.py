@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from ..actors.errors import ActorError
+from ..actors.errors import ActorError, NodeDown
 from ..actors.message import message
 from ..actors.ref import ActorRef
 from ..ddata import (
@@ -56,6 +56,9 @@ TOMBSTONE_TTL = 3600.0
 removal within that time, or a stale copy can bring the key back)."""
 DEFAULT_DATA_TIMEOUT = 3.0
 """Seconds a majority or all read or write waits for the replicas' answers."""
+RETRY_PAUSE = 0.1
+"""Seconds before a majority or all request goes again to a replica whose connection broke
+while it is still UP or SUSPECT here (writes and reads merge, so a repeat is harmless)."""
 
 
 class Consistency(enum.Enum):
@@ -215,37 +218,57 @@ class DistributedData:
     ) -> None:
         others = self.replicas()
         needed = level.needed(len(others) + 1)
-        reached = 1
+        reached, pending = 1, len(others)
         done = trio.Event()
 
         async def ask(node: str) -> None:
-            nonlocal reached
-            cluster = self.system.cluster
-            assert cluster is not None
+            nonlocal reached, pending
             try:
-                answer = await cluster.transport.request(node, request, timeout)
-            except (ActorError, trio.TooSlowError) as exc:
-                log.debug("%s: %s did not answer: %s", what, node, exc)
-                return
-            if isinstance(request, DataRead) and not self._merge_answer(answer):
-                return
-            reached += 1
-            if reached >= needed:
+                if await self._answer(node, request, timeout, what):
+                    reached += 1
+            finally:
+                pending -= 1
+            if reached >= needed or pending == 0:
                 done.set()
 
+        timed_out = False
         if reached < needed:
-            with trio.move_on_after(timeout):
+            with trio.move_on_after(timeout) as scope:
                 async with trio.open_nursery() as nursery:
                     for node in others:
                         nursery.start_soon(ask, node)
                     await done.wait()
                     nursery.cancel_scope.cancel()
+            timed_out = scope.cancelled_caught
         if reached < needed:
+            ended = f"within {timeout} s" if timed_out else "(the others failed or left)"
             raise ConsistencyError(
-                f"{level.value} {what}: {reached} of {needed} replicas answered within {timeout} s",
+                f"{level.value} {what}: {reached} of {needed} replicas answered {ended}",
                 needed=needed,
                 reached=reached,
             )
+
+    async def _answer(
+        self, node: str, request: DataWrite | DataRead, timeout: float, what: str
+    ) -> bool:
+        """Whether ``node`` answered ``request`` (a read's answer merged).  A broken
+        connection is retried while ``node`` is still a replica: a peer that briefly took
+        this node for DOWN closes it, and the refutation brings this node back at once."""
+        cluster = self.system.cluster
+        assert cluster is not None
+        while True:
+            try:
+                answer = await cluster.transport.request(node, request, timeout)
+            except NodeDown as exc:
+                if node not in self.replicas():
+                    log.debug("%s: %s left: %s", what, node, exc)
+                    return False
+                await trio.sleep(RETRY_PAUSE)
+                continue
+            except (ActorError, trio.TooSlowError) as exc:
+                log.debug("%s: %s did not answer: %s", what, node, exc)
+                return False
+            return not isinstance(request, DataRead) or self._merge_answer(answer)
 
     def _merge_answer(self, answer: Any) -> bool:
         if not isinstance(answer, bytes):

@@ -27,6 +27,13 @@ FAST = CONFIG.replace(suspicion_mult=2, push_pull_interval=1.0)
 with detection in well under two seconds on loopback (a shorter suspicion) and names
 spread by push/pull within a second."""
 
+PROBES = {"probe_interval": 0.5, "probe_timeout": 0.25}
+"""Probe timing a loaded 2-core box answers in time (the fronts' tests use it too), for the
+failover tests with a split-brain rule.  With 0.1 s timeouts, late answers under load made
+members flap SUSPECT after the kill, so the rule saw no stable view within its limit and
+downed every node ("quorum lost", the client's asks failing).  A bound on the machine: the
+tests still need detection, a confirmed view and the failover."""
+
 
 async def until(check: Callable[[], bool], timeout: float = 10.0) -> None:
     """Poll ``check`` until it holds; fail the test after ``timeout`` seconds."""

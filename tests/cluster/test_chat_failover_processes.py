@@ -16,7 +16,7 @@ from swimactors.agent.cluster import open_local_cluster
 from swimactors.membership.types import format_address
 from swimactors.quorum import keep_majority
 
-from .cluster_helpers import FAST
+from .cluster_helpers import FAST, PROBES
 from .test_agents_app import OVERRIDES
 
 APP = "examples.chat:setup"
@@ -25,7 +25,7 @@ SPLIT_BRAIN = ["--split-brain", "keep-majority", "--stable-after", "5"]
 
 async def test_sessions_rejoin_the_room_a_survivor_restarts_after_a_kill() -> None:
     with trio.fail_after(120):
-        async with open_local_cluster(profile="local", overrides=OVERRIDES) as cluster:
+        async with open_local_cluster(profile="local", overrides=OVERRIDES | PROBES) as cluster:
             a = await cluster.start("a", app=APP, extra_args=SPLIT_BRAIN)
             for name in "bc":
                 await cluster.start(name, join=[a.gossip], app=APP, extra_args=SPLIT_BRAIN)
@@ -33,7 +33,7 @@ async def test_sessions_rejoin_the_room_a_survivor_restarts_after_a_kill() -> No
                 "client",
                 bind="127.0.0.1:0",
                 seeds=[format_address(a.gossip)],
-                config=FAST,
+                config=FAST.replace(**PROBES),
                 split_brain=SplitBrainConfig(strategy=keep_majority(), stable_after=5.0),
             ) as client:
                 await client.wait_serving(timeout=20)

@@ -15,17 +15,11 @@ from swimactors.agent.cluster import open_local_cluster
 from swimactors.membership.types import format_address
 from swimactors.quorum import keep_majority
 
-from .cluster_helpers import FAST
+from .cluster_helpers import FAST, PROBES
 from .test_agents_app import OVERRIDES
 
 APP = "examples.counter:setup"
 SPLIT_BRAIN = ["--split-brain", "keep-majority", "--stable-after", "5"]
-PROBES = {"probe_interval": 0.5, "probe_timeout": 0.25}
-"""Probe timing a loaded 2-core box answers in time (the fronts' tests use it too).  With
-0.1 s timeouts, late answers under load made members flap SUSPECT after the kill, so the
-split-brain rule saw no stable view within its limit and downed every node ("quorum lost",
-the client's asks failing).  A bound on the machine: the test still needs detection,
-a confirmed view and the failover with the count."""
 
 
 async def test_the_counter_fails_over_with_its_count_when_its_node_is_killed() -> None:

@@ -87,6 +87,43 @@ def test_all_fails_with_a_typed_error_while_a_replica_is_unreachable() -> None:
     assert _run(app) == ["majority ok", "all failed 2/3", "local value 3", "n1 value 3"]
 
 
+def test_writes_and_reads_outlive_replicas_briefly_taking_this_node_for_down() -> None:
+    """A replica that takes the writer for DOWN (its probe answers late under load) closes
+    their connection, failing the request in flight; the writer refutes at once, so the
+    request goes again and the call succeeds well within its timeout instead of failing."""
+
+    def closing_on_first_request(system: System) -> None:
+        serve, closed = system.data.serve, []
+
+        def serve_after_closing(request: Any) -> Any:
+            if not closed:  # the answer is lost with the connection
+                closed.append(True)
+                assert system.cluster is not None
+                system.cluster.transport.node_down("n0", "down")
+            return serve(request)
+
+        system.data.serve = serve_after_closing  # type: ignore[method-assign]
+
+    async def app(net: SimNet) -> list[str]:
+        log = []
+        async with simulated_systems(net, 3) as systems:
+            await _formed(systems)
+            a, b, c = systems
+            for replica in (b, c):
+                closing_on_first_request(replica)
+            start = trio.current_time()
+            await a.data.update("hits", GCounter, lambda g, w: g.increment(w, 2), write=ALL)
+            log.append(f"all ok {b.data.value('hits')} {c.data.value('hits')}")
+            for replica in (b, c):
+                closing_on_first_request(replica)
+            log.append(f"read {await a.data.get('hits', read=ALL)}")
+            took = trio.current_time() - start
+            log.append(f"well within the timeouts: {took < 1.0}")
+        return log
+
+    assert _run(app) == ["all ok 2 2", "read 2", "well within the timeouts: True"]
+
+
 def test_subscribers_are_told_each_change_on_their_node() -> None:
     seen: list[Any] = []
 

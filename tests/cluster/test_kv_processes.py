@@ -15,10 +15,10 @@ from .test_agents_app import OVERRIDES
 
 KEYS = {f"key-{i}": f"value-{i}" for i in range(1000)}
 ANSWER_BOUND = 30.0
-"""Seconds one majority write or read may wait for its replicas.  The example's 5 s is for
-an idle machine; on a loaded 2-core box (three agents and this process among other
-engineers' work) one round sometimes took longer, failing a write that was still under
-way.  A bound on the machine, not the behaviour: a majority must still answer each call."""
+"""Seconds one majority write or read may wait for its replicas: a bound on the machine,
+not the behaviour (a majority must still answer each call).  On a loaded 2-core box the
+agents at times take this busy process for DOWN for a moment and close their connections
+to it; the calls in flight then go again (docs/ddata.md) and still answer in time."""
 
 
 async def test_three_agents_one_killed_every_key_answers() -> None:
