@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import trio
 
-from swimactors.agent.cluster import AgentProcess, open_local_cluster, wait_until
+from swimactors.agent.cluster import AgentProcess, LocalCluster, open_local_cluster, wait_until
 from tests.network.fast import OVERRIDES
-from tests.network.netns import open_topology
+from tests.network.netns import Topology, open_topology
 
 from .app import HOLDER
 
@@ -98,6 +99,51 @@ class NamespaceClient:
             await self.process.wait()
 
 
+class NamespaceClients:
+    """One :class:`NamespaceClient` per agent, started at its first GET."""
+
+    def __init__(self) -> None:
+        self._clients: dict[int, NamespaceClient] = {}
+
+    def getter(
+        self, topology: Topology, agents: list[AgentProcess]
+    ) -> Callable[[int, str], Awaitable[Any]]:
+        """``get_json(index, path)``: the JSON at ``path`` of agent ``index``."""
+
+        async def get_json(index: int, path: str) -> Any:
+            if index not in self._clients:
+                self._clients[index] = await NamespaceClient.start(
+                    topology.hosts[index], agents[index]
+                )
+            return await self._clients[index].get(path)
+
+        return get_json
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+
+
+async def _start_agents(
+    cluster: LocalCluster, topology: Topology, stable_after: float
+) -> list[AgentProcess]:
+    """h1..h5, one per namespace, each joining h1, under keep-majority."""
+    agents: list[AgentProcess] = []
+    for index, ns in enumerate(topology.hosts):
+        agents.append(
+            await cluster.start(
+                f"h{index + 1}",
+                host=topology.address(index),
+                port=PORT,
+                join=[(topology.address(0), PORT)] if index else [],
+                command_prefix=["ip", "netns", "exec", ns],
+                app="tests.split_brain.app:setup",
+                extra_args=["--split-brain", "keep-majority", "--stable-after", str(stable_after)],
+            )
+        )
+    return agents
+
+
 async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
     seen: dict[tuple[str, str], float] = {}
     """The first time each agent logged each marker after the cut: a flap before it (a
@@ -109,35 +155,12 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
             if marker in line and cut is not None:
                 seen.setdefault((agent.name, marker), trio.current_time())
 
-    clients: dict[int, NamespaceClient] = {}
+    clients = NamespaceClients()
     with open_topology(5, 3) as topology, trio.fail_after(120):
         try:
             async with open_local_cluster(overrides=OVERRIDES, on_line=on_line) as cluster:
-                agents: list[AgentProcess] = []
-                for index, ns in enumerate(topology.hosts):
-                    agents.append(
-                        await cluster.start(
-                            f"h{index + 1}",
-                            host=topology.address(index),
-                            port=PORT,
-                            join=[(topology.address(0), PORT)] if index else [],
-                            command_prefix=["ip", "netns", "exec", ns],
-                            app="tests.split_brain.app:setup",
-                            extra_args=[
-                                "--split-brain",
-                                "keep-majority",
-                                "--stable-after",
-                                str(STABLE_AFTER),
-                            ],
-                        )
-                    )
-
-                async def get_json(index: int, path: str) -> Any:
-                    if index not in clients:
-                        clients[index] = await NamespaceClient.start(
-                            topology.hosts[index], agents[index]
-                        )
-                    return await clients[index].get(path)
+                agents = await _start_agents(cluster, topology, STABLE_AFTER)
+                get_json = clients.getter(topology, agents)
 
                 async def health(index: int) -> dict[str, Any]:
                     return await get_json(index, "/v1/health") or {}
@@ -191,8 +214,7 @@ async def test_a_3_2_cut_leaves_the_counter_on_the_majority_only() -> None:
                     "after the heal"
                 )
         finally:
-            for client in clients.values():
-                await client.aclose()
+            await clients.aclose()
 
 
 INDIRECT_CUTS = ((0, 1), (0, 3), (0, 4), (1, 2))
@@ -229,37 +251,14 @@ async def test_indirectly_connected_agents_leave_the_fully_connected_ones_servin
             why = line.split("quorum lost (", 1)[1]
             lost.append((agent.name, trio.current_time(), why))
 
-    clients: dict[int, NamespaceClient] = {}
+    clients = NamespaceClients()
     with open_topology(5, 4) as topology, trio.fail_after(100):
         try:
             async with open_local_cluster(
                 profile=INDIRECT_PROFILE, overrides=INDIRECT_OVERRIDES, on_line=on_line
             ) as cluster:
-                agents: list[AgentProcess] = []
-                for index, ns in enumerate(topology.hosts):
-                    agents.append(
-                        await cluster.start(
-                            f"h{index + 1}",
-                            host=topology.address(index),
-                            port=PORT,
-                            join=[(topology.address(0), PORT)] if index else [],
-                            command_prefix=["ip", "netns", "exec", ns],
-                            app="tests.split_brain.app:setup",
-                            extra_args=[
-                                "--split-brain",
-                                "keep-majority",
-                                "--stable-after",
-                                str(INDIRECT_STABLE),
-                            ],
-                        )
-                    )
-
-                async def get_json(index: int, path: str) -> Any:
-                    if index not in clients:
-                        clients[index] = await NamespaceClient.start(
-                            topology.hosts[index], agents[index]
-                        )
-                    return await clients[index].get(path)
+                agents = await _start_agents(cluster, topology, INDIRECT_STABLE)
+                get_json = clients.getter(topology, agents)
 
                 async def serving(indexes: range, key: str) -> dict[str, tuple[str, list[str]]]:
                     """Each agent's quorum ("ok" or "lost"; with ``key`` "state": "ok",
@@ -298,5 +297,4 @@ async def test_indirectly_connected_agents_leave_the_fully_connected_ones_servin
                 assert everyone["h2"][0] == "lost", report
                 print(f"\nnetns indirect, {INDIRECT_HOLD:.0f} s: quorum lost {after}; {everyone}")
         finally:
-            for client in clients.values():
-                await client.aclose()
+            await clients.aclose()
