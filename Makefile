@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 lint: $(STAMP)
 	$(VENV)/bin/ruff check swimactors sims tests benchmarks examples fuzz
 	$(VENV)/bin/ruff format --check swimactors sims tests benchmarks examples fuzz
-	$(VENV)/bin/mypy --strict swimactors
+	$(VENV)/bin/mypy --strict swimactors sims benchmarks examples fuzz
 	$(VENV)/bin/lint-imports
 
 # The dashboard's browser test drives Debian's chromium with its chromedriver; install them

@@ -342,8 +342,9 @@ def floor_future_ask(n: int) -> float:
                     if item is None:
                         return
                     item[1].set_result(await receive(item[0], None))  # type: ignore[arg-type]
-                idle[0] = loop.create_future()
-                await idle[0]
+                waiter = loop.create_future()
+                idle[0] = waiter
+                await waiter
 
         def post(item: tuple[Ping, asyncio.Future[Any]] | None) -> None:
             inbox.append(item)

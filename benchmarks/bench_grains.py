@@ -39,7 +39,7 @@ import trio
 import swimactors
 from benchmarks.serving import served_port
 from swimactors import Actor, Context
-from swimactors.cluster.grains import Grain
+from swimactors.cluster.grains import Activation, Grain
 from swimactors.membership import Config, Status
 from swimactors.placement import Placement, rendezvous
 
@@ -56,12 +56,12 @@ class Echo(Actor):
 
 
 class EchoGrain(Grain):
-    def receive(self, msg: Any, ctx: Context) -> Any:
+    def receive(self, msg: Any, ctx: Activation) -> Any:
         return msg
 
 
 class Idle(Grain):
-    def receive(self, msg: Any, ctx: Context) -> Any:
+    def receive(self, msg: Any, ctx: Activation) -> Any:
         return None
 
 

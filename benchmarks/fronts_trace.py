@@ -12,6 +12,7 @@ runtime thread (-> the reply calls back), hop out (-> the Future is settled), re
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import time
 from typing import Any
@@ -27,7 +28,7 @@ from .bench_fronts import Refs, two_nodes
 LEGS = ("hop in", "runtime thread", "hop out", "resume")
 
 
-class _Idle:
+class _Idle(trio.abc.Instrument):
     """A trio instrument noting when the loop is about to wait for I/O with nothing to do."""
 
     def __init__(self) -> None:
@@ -87,7 +88,7 @@ async def legs(
     for i in range(asks + asks // 10):
         future: asyncio.Future[Any] = bridge.loop.create_future()
         stamp = [clock()]
-        runtime.run_sync(lambda refs, f=future, s=stamp, m=i: start(refs, f, s, m), _ignore)
+        runtime.run_sync(functools.partial(start, future=future, stamp=stamp, msg=i), _ignore)
         await future
         stamp.append(clock())
         stamps.append(stamp)

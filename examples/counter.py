@@ -30,7 +30,7 @@ import sys
 from typing import Any
 
 import swimactors
-from swimactors import Consistency, Context, as_actor, message
+from swimactors import Actor, Consistency, Context, as_actor, message
 from swimactors.ddata import PNCounter
 from swimactors.membership import Config
 from swimactors.quorum import keep_majority
@@ -52,21 +52,29 @@ class Get:
 
 
 @as_actor("examples.counter.Counter")
-class Counter:
+class Counter(Actor):
     """The cluster's counter; its methods are what clients call (``Add`` and ``Get``
-    messages do the same, for clients without the class: the web and asyncio fronts)."""
+    messages do the same, for clients without the class: the web and asyncio fronts).
+    An Actor subclass, so type checkers know ``self.context``."""
 
     async def increment(self, n: int = 1) -> int:
         """Add ``n`` (negative: subtract) on a majority of the nodes; the new count."""
-        value: int = await self.context.system.data.update(
+        value: int = await self._system().data.update(
             KEY, PNCounter, lambda counter, writer: counter.increment(writer, n), write=MAJORITY
         )
         return value
 
     async def get(self) -> int:
         """The count, read from a majority of the nodes."""
-        value: int = await self.context.system.data.get(KEY, read=MAJORITY, default=0)
+        value: int = await self._system().data.get(KEY, read=MAJORITY, default=0)
         return value
+
+    def _system(self) -> swimactors.System:
+        """The cluster system this counter runs in (an actor's context is typed with the
+        local system only, which has no distributed data)."""
+        system = self.context.system
+        assert isinstance(system, swimactors.System)
+        return system
 
     async def receive(self, msg: Any, ctx: Context) -> Any:
         match msg:

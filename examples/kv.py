@@ -88,8 +88,8 @@ async def command(system: swimactors.System, line: str) -> str:
                 await put(system, key, value)
                 return "ok"
             case ["get", key]:
-                value = await get(system, key)
-                return "(none)" if value is None else value
+                found = await get(system, key)
+                return "(none)" if found is None else found
             case ["members"]:
                 return "\n".join(members(system))
             case ["actors"]:

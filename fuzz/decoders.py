@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Callable
+from typing import cast
 
 import attrs
 
@@ -122,7 +123,7 @@ _SYSTEM_REQUESTS = (
 def _actor_seeds() -> tuple[bytes, ...]:
     value = protocol.encode_value
     burst = [value(n) for n in range(protocol.TELL_VALUES)]
-    probe = list(attrs.astuple(_SYSTEM_REQUESTS[0], recurse=False))
+    probe = list(attrs.astuple(cast(attrs.AttrsInstance, _SYSTEM_REQUESTS[0]), recurse=False))
     run = [MESSAGES.tag_of(GrainProbe), len(probe), *probe, *probe]
     system = [
         [Kind.ASK, corr, "$system", 0, None, value(request)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import sys
 
-import atheris
+import atheris  # type: ignore[import-untyped]
 
 with atheris.instrument_imports(include=["swimactors", "fuzz"]):
     from fuzz.decoders import DECODERS

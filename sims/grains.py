@@ -21,6 +21,7 @@ printed too).
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sys
 from collections import Counter
@@ -31,7 +32,7 @@ import trio
 
 from swimactors import Consistency, SplitBrainConfig, System, open_system
 from swimactors.cluster.grains import Grain
-from swimactors.ddata import LWWRegister
+from swimactors.ddata import LWWRegister, Writer
 from swimactors.membership.types import format_address
 from swimactors.quorum import keep_majority
 from swimactors.sim import address_for
@@ -110,7 +111,7 @@ async def _load(
             await system.data.update(
                 key,
                 LWWRegister,
-                lambda r, w, v=value: r.set(w, v),
+                functools.partial(_set_to, value),
                 write=Consistency.MAJORITY,
                 timeout=1.0,
             )
@@ -118,6 +119,11 @@ async def _load(
             continue
         if system.name not in crashed:
             ACKED.append((key, value))
+
+
+def _set_to(value: int, register: LWWRegister, writer: Writer) -> LWWRegister:
+    """The update that writes ``value`` (a partial per write: no loop variable captured)."""
+    return register.set(writer, value)
 
 
 ACKED: list[tuple[str, int]] = []

@@ -4,6 +4,7 @@ others; indirect probes must keep both from being declared DOWN."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from swimactors.sim import LinkModel
@@ -22,7 +23,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
     at = start
     while at < sim.planned - 10.0:
         model = LinkModel(loss=1.0) if down else sim.link
-        world.at(at, lambda model=model: world.set_link(model, a, b))  # type: ignore[misc]
+        world.at(at, functools.partial(world.set_link, model, a, b))
         at += 4.0 if down else 6.0
         down = not down
     world.at(at, lambda: world.set_link(sim.link, a, b))

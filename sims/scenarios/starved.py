@@ -8,6 +8,7 @@ DOWN (Lifeguard's claim), counted as kinship does: once per (member, incarnation
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from swimactors.membership.types import MemberDown, MemberEvent
@@ -49,7 +50,7 @@ def run(params: Params, progress: Progress) -> dict[str, Any]:
 
     world.on_event(observe)
     for name in victims:
-        world.at(crash_at, lambda name=name: world.crash(name))
+        world.at(crash_at, functools.partial(world.crash, name))
     sim.advance(sim.planned)
     healthy = [n for n in names if n not in starved and n not in victims]
     healthy_all_down = (

@@ -47,8 +47,10 @@ __all__ = [
 
 log = logging.getLogger("swimactors.system")
 
-ActorSource = Actor | Callable[[], Actor]
-"""What ``spawn`` takes: an instance (a restart keeps it) or a factory (a restart calls it)."""
+ActorSource = Actor | Callable[[], Actor] | type[Any]
+"""What ``spawn`` takes: an instance (a restart keeps it) or a factory (a restart calls it).
+Any class passes the type check, because an ``@as_actor`` class is made an Actor where
+type checkers cannot see it; one that does not build an Actor is a TypeError at spawn."""
 
 DEFAULT_MAILBOX = 1024
 MAX_NAME = 128

@@ -416,7 +416,7 @@ class System(LocalSystem):
         subscribers it was addressed to."""
         return await self.groups.publish(topic, msg)
 
-    def register_spawnable(self, name: str, factory: Callable[..., Actor]) -> None:
+    def register_spawnable(self, name: str, factory: Callable[..., Actor] | type[Any]) -> None:
         """Allow other nodes to start ``factory(*args)`` here by ``name`` (see spawn_on)."""
         if not callable(factory):
             raise TypeError(f"a spawnable must be callable, not {factory!r}")
