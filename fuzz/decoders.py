@@ -132,7 +132,8 @@ def _actor_seeds() -> tuple[bytes, ...]:
     return tuple(
         wire.dumps(frame)
         for frame in (
-            [Kind.HELLO, "a", 1, 64],
+            [Kind.HELLO, "a", 1, 64, protocol.VERSION, protocol.OLDEST_VERSION],
+            [Kind.HELLO, "a", 1, 64],  # from code before versions
             [Kind.TELL, "/user/x", 1, None, value({"k": [1, 2.5, b"x"]})],
             [Kind.TELL, "/user/x", 1, None, value(1), value("two")],
             [Kind.TELL, "/user/x", 1, ["b", "/user/y", 3], *burst],

@@ -4,7 +4,10 @@ Every frame is one CBOR array whose first item is its :class:`Kind`; :func:`pars
 a frame's whole layout against its kind's row in a table (a malformed frame means a
 broken or hostile peer: the connection is dropped), and builds the frame's class:
 
-    [HELLO, node, incarnation, window]       first frame on a connection, each way
+    [HELLO, node, incarnation, window, version, oldest, ...]
+                                             first frame on a connection, each way: the
+                                             dialler's first, the accepter's in answer
+                                             (versions: see below)
     [TELL, path, uid, sender, value, ...]    one or more values (a burst of tells from
                                              one sender to one actor is one frame);
                                              sender: [node, path, uid] or None
@@ -40,6 +43,15 @@ HELLO), credit (a node may have at most ``window`` requests the peer has not yet
 into a mailbox; the peer returns credit in one CREDIT frame each time half the window has
 been delivered, so a request costs no frame of its own), the correlation of asks with
 their replies, and the limit on what a peer may have undelivered here.
+
+Versions: a node speaks every protocol version from :data:`OLDEST_VERSION` to
+:data:`VERSION` and its HELLO says so; a connection speaks the lower of the two ends'
+newest versions, and a pair with no version in common refuses the connection
+(``rejected_version``).  A HELLO of four items, without versions, is version 1 (the code
+before versions): a node answers one in kind and sends no RUN frame on that connection;
+the dialler that gets one in answer to its versioned HELLO knows the peer refuses it and
+dials again unversioned (``rejected_unversioned``).  Items past ``oldest`` are ignored,
+so a later version may add some.
 
 Streams: a STREAM is a request (it takes connection credit and goes into the actor's
 mailbox like an ASK); its items then flow on their own credit, ``window`` items granted
@@ -80,9 +92,13 @@ __all__ = [
     "MAX_STREAMS",
     "MAX_STREAM_WINDOW",
     "MAX_WINDOW",
+    "OLDEST_VERSION",
+    "RUN_VERSION",
     "RUN_WIDTH",
     "TELL_BYTES",
     "TELL_VALUES",
+    "UNVERSIONED",
+    "VERSION",
     "Answered",
     "Ask",
     "Credit",
@@ -136,6 +152,20 @@ most 128 bytes and two integers): a stranger cannot make a node buffer a big fra
 before saying who it is."""
 
 
+VERSION = 2
+"""The newest actor protocol version this node speaks (2: HELLO carries versions, RUN)."""
+
+OLDEST_VERSION = 1
+"""The oldest version it still speaks (1: the unversioned protocol, without RUN)."""
+
+UNVERSIONED = 1
+"""What a HELLO without versions speaks: the protocol before versions (RUN frames, added
+late in it, are not sent to such a peer, since most of its releases cannot read them)."""
+
+RUN_VERSION = 2
+"""The first version whose peers are sent RUN frames."""
+
+
 MAX_STREAMS = 1024
 """Streams one peer may have this node produce at once; more are ended at once (full)."""
 
@@ -182,12 +212,15 @@ Sender = list[Any] | None
 
 @attrs.define(weakref_slot=False)
 class Hello:
-    """A connection's first frame: who is speaking (node, incarnation) and how many
-    requests it lets the peer have in flight (``window``)."""
+    """A connection's first frame: who is speaking (node, incarnation), how many
+    requests it lets the peer have in flight (``window``) and the protocol versions it
+    speaks (``oldest`` to ``version``; both :data:`UNVERSIONED`: four items on the wire)."""
 
     node: str
     incarnation: int
     window: int
+    version: int = UNVERSIONED
+    oldest: int = UNVERSIONED
 
 
 @attrs.define(weakref_slot=False)
@@ -378,6 +411,27 @@ def _error(value: Any) -> bool:
     )
 
 
+def _hello(
+    node: str,
+    incarnation: int,
+    window: int,
+    version: int = UNVERSIONED,
+    oldest: int = UNVERSIONED,
+    *later: Any,
+) -> Hello:
+    """A HELLO; items a later version adds (``later``) are ignored."""
+    return Hello(node, incarnation, window, version, oldest)
+
+
+def _hello_layout(f: list[Any]) -> bool:
+    return (
+        (len(f) == 4 or (len(f) >= 6 and _uint(f[4]) and _uint(f[5]) and 0 < f[5] <= f[4]))
+        and _node(f[1])
+        and _uint(f[2])
+        and _uint(f[3])
+    )
+
+
 def _tell(path: str, uid: int, sender: Sender, *values: Any) -> Tell:
     return Tell(path, uid, sender, list(values))
 
@@ -403,10 +457,7 @@ def _run_layout(f: list[Any]) -> bool:
 
 
 _LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = {
-    Kind.HELLO: (
-        Hello,
-        lambda f: len(f) == 4 and _node(f[1]) and _uint(f[2]) and _uint(f[3]),
-    ),
+    Kind.HELLO: (_hello, _hello_layout),
     Kind.TELL: (_tell, lambda f: len(f) >= 5 and _address(f, 1) and _ref(f[3])),
     Kind.ASK: (
         Ask,
@@ -487,6 +538,8 @@ def encode(frame: Frame) -> bytes:
         items[2:] = frame.values
     elif isinstance(frame, TellRun):
         items[6:] = frame.fields
+    elif isinstance(frame, Hello) and frame.version == UNVERSIONED:
+        del items[4:]  # as the code before versions sends and reads it
     return wire.encode_frame(wire.dumps(items))
 
 
@@ -763,10 +816,16 @@ class PeerSession(Generic[T]):
         max_frame: int,
         peer: str | None = None,
         now: float = 0.0,
+        versioned: bool = True,
     ) -> None:
         self.window = window
         self.peer = peer
         """The peer's name (None for an inbound connection until its HELLO arrives)."""
+        self.peer_version: int | None = None
+        """The newest version the peer's HELLO announced (None until it arrives)."""
+        self.runs = versioned and peer is not None
+        """Whether tells may go in RUN frames: the peer speaks :data:`RUN_VERSION` or
+        later (a dialler's versioned HELLO is refused by any peer that does not)."""
         self.peer_window = window
         """The peer's announced window: how much it may have undelivered here."""
         self.credit = window
@@ -796,7 +855,20 @@ class PeerSession(Generic[T]):
         self._loads = wire.Loader().loads
         self._marking_loads: Callable[[bytes], Any] | None = None
         self._frames: deque[bytes] = deque()
-        self.outgoing += encode(Hello(name, incarnation, window))
+        self._hello_frame = Hello(name, incarnation, window, VERSION, OLDEST_VERSION)
+        """This side's HELLO; the dialler's goes first, the accepter's in answer."""
+        self._greeted_with: bool | None = None
+        """Whether this side's HELLO carried versions (None: not sent yet)."""
+        if peer is not None:
+            self._greet(versioned)
+
+    def _greet(self, versioned: bool) -> None:
+        """Queue this side's HELLO, without versions for a peer that has none."""
+        hello = self._hello_frame
+        if not versioned:
+            hello = Hello(hello.node, hello.incarnation, hello.window)
+        self.outgoing += encode(hello)
+        self._greeted_with = versioned
 
     # -- sending -------------------------------------------------------------------------
 
@@ -972,7 +1044,7 @@ class PeerSession(Generic[T]):
                 frame = parse(raw, self._loads)
             except wire.WireError as exc:
                 frame = self._with_tags_marked(raw, exc)
-            if self.peer is None and not isinstance(frame, Hello):
+            if self.peer_version is None and not isinstance(frame, Hello):
                 raise ProtocolViolation("rejected_malformed", "the first frame must be HELLO")
             event = self._RULES[type(frame)](self, frame)
             if event is not None:
@@ -997,12 +1069,31 @@ class PeerSession(Generic[T]):
         return frame
 
     def _hello(self, frame: Hello) -> Event:
+        if self.peer_version is not None:
+            raise ProtocolViolation("rejected_malformed", "a second HELLO")
         if self.peer is not None and self.peer != frame.node:
             raise ProtocolViolation(
                 "rejected_malformed", f"HELLO from {frame.node!r} on a connection to {self.peer!r}"
             )
+        versioned = frame.version != UNVERSIONED
+        if self._greeted_with is None:  # the accepter answers in kind
+            self._greet(versioned)
+        elif self._greeted_with and not versioned:  # it refuses our versioned HELLO
+            raise ProtocolViolation(
+                "rejected_unversioned",
+                f"{frame.node!r} speaks the actor protocol from before versions",
+            )
+        common = min(VERSION, frame.version)
+        if common < max(OLDEST_VERSION, frame.oldest):
+            raise ProtocolViolation(
+                "rejected_version",
+                f"{frame.node!r} speaks actor protocol versions {frame.oldest} to "
+                f"{frame.version}, this node {OLDEST_VERSION} to {VERSION}",
+            )
         self.peer_window = max(1, min(frame.window, MAX_WINDOW))
         self.peer = frame.node
+        self.peer_version = frame.version
+        self.runs = common >= RUN_VERSION
         return frame
 
     def _request(self, frame: Tell | TellRun | Ask | StreamOpen) -> Event:

@@ -87,6 +87,8 @@ log = logging.getLogger("swimactors.actors.transport")
 Address = tuple[str, int]
 SYSTEM_PATH = "$system"
 """The path of a node's own request handler (remote spawn)."""
+MAX_UNVERSIONED = 4096
+"""Nodes remembered as speaking the actor protocol from before versions."""
 MAX_SPAWN_QUOTAS = 4096
 """Peers whose remote-spawn quota is tracked at once; a quota that has filled up again is
 forgotten to make room, and while every one is in use, new peers' spawns are refused."""
@@ -300,10 +302,21 @@ class RemoteTarget:
             self._run_class = None
         return self._address
 
+    def attach(self, connection: Connection) -> Connection:
+        """Send on ``connection`` from now on; what went in RUN frames on another one is
+        asked again (its peer may not read them)."""
+        if connection is not self._connection:
+            self._connection = connection
+            self._run_class = self._plain_class = None
+        return connection
+
     def _runs(self, cls: type) -> bool:
-        """Whether tells of ``cls`` go in RUN frames (:func:`protocol.flat_encoder`); if
-        so, its run address from the cached address is kept for the next ones."""
-        flat = protocol.flat_encoder(cls)
+        """Whether tells of ``cls`` go in RUN frames (:func:`protocol.flat_encoder`, to a
+        peer that reads them); if so, its run address from the cached address is kept
+        for the next ones."""
+        connection = self._connection
+        runs = connection is not None and connection.session.runs
+        flat = protocol.flat_encoder(cls) if runs else None
         if flat is None:
             self._plain_class = cls
             return False
@@ -580,6 +593,7 @@ class Connection:
             config.max_frame,
             peer=node,
             now=trio.current_time(),
+            versioned=node not in transport.unversioned,
         )
         self.stream: trio.abc.Stream | None = None
         self._sealed: SecureStream | None = None
@@ -1010,9 +1024,17 @@ class Connection:
     def _reject(self, counter: str, detail: str) -> None:
         self.transport.counters[counter] += 1
         self.reason = f"dropped: {detail}"
+        peer = self.address or (self.peer_host or "", 0)
         if counter in _TLS_REFUSALS:  # a peer without the right certificate retries: once
-            peer = self.address or (self.peer_host or "", 0)
             self.transport.tls_refused(peer, detail)
+            return
+        if counter == "rejected_version":  # it dials again: once
+            self.write_now()  # our HELLO, so that the peer can say why too
+            self.transport.version_refused(peer, detail)
+            return
+        if counter == "rejected_unversioned":  # dialled again without versions
+            assert self.node is not None
+            self.transport.met_unversioned(self.node, peer, detail)
             return
         log.warning("actor connection from %s dropped: %s", self.node or self.address, detail)
 
@@ -1033,6 +1055,8 @@ class Connection:
 
     def _hello(self, frame: protocol.Hello) -> None:
         self._greeted = True
+        if frame.version != protocol.UNVERSIONED:  # (upgraded since we dialled it without)
+            self.transport.unversioned.pop(frame.node, None)
         if self.address is None:  # an inbound connection: now we know who it is
             if self.peer_names is not None and frame.node not in self.peer_names:
                 shown = ", ".join(sorted(self.peer_names)) or "no name"
@@ -1310,6 +1334,16 @@ class ActorTransport:
         """Mutual TLS for every connection, in place of the key handshake (set by
         ``open_system`` from the membership config)."""
         self.tls_refused = OncePerPeer("refusing actor connections (TLS)", log)
+        self.version_refused = OncePerPeer(
+            "refusing actor connections (no protocol version in common)", log
+        )
+        self.unversioned: dict[str, None] = {}
+        """Nodes that answered a versioned HELLO without versions (code from before them):
+        dialled without versions from then on (see :meth:`met_unversioned`)."""
+        self._unversioned_logged = OncePerPeer(
+            "an actor peer on code from before protocol versions (dialling it again without)",
+            log,
+        )
         self._inbound: collections.Counter[str] = collections.Counter()
         self._newcomers = wire.Newcomers[Connection](
             config.max_handshakes, config.max_handshakes_per_address
@@ -1413,6 +1447,16 @@ class ActorTransport:
         self.host.nursery.start_soon(connection.run, None)
         return connection
 
+    def met_unversioned(self, node: str, peer: Address, detail: str) -> None:
+        """``node`` answered our versioned HELLO without versions, so it refuses ours:
+        dial it without versions from now on (at most :data:`MAX_UNVERSIONED` nodes, the
+        oldest forgotten first; one is forgotten when it goes down or says a versioned
+        HELLO)."""
+        self.unversioned[node] = None
+        if len(self.unversioned) > MAX_UNVERSIONED:
+            del self.unversioned[next(iter(self.unversioned))]
+        self._unversioned_logged(peer, detail)
+
     def dial_failed(self, connection: Connection) -> None:
         """A dial to the connection's node failed: messages to it fail fast for a backoff
         doubling from ``backoff_min`` to ``backoff_max``."""
@@ -1459,6 +1503,7 @@ class ActorTransport:
             if connection.node == node:
                 connection.close(f"{node} is {reason}")
         self._failures.pop(node, None)
+        self.unversioned.pop(node, None)
         self._forget_watches(node)
         for ref in [ref for ref in self._watchers if ref.node == node]:
             for watcher in self._watchers.pop(ref):
@@ -1471,7 +1516,7 @@ class ActorTransport:
         target keeps that connection for its next tells)."""
         value = protocol.value_bytes(msg)
         try:
-            connection = target._connection = self.connection(target.node)
+            connection = target.attach(self.connection(target.node))
             if connection.try_tell(target.address(sender), value):
                 return READY
         except NodeDown:
@@ -1514,7 +1559,7 @@ class ActorTransport:
         started = trio.current_time()
         connection = target._connection
         if connection is None or connection.session.closed:
-            connection = target._connection = self.connection(target.node)
+            connection = target.attach(self.connection(target.node))
         session = connection.session
         corr = next(self._corr)
         span, trace = (

@@ -23,6 +23,7 @@ from .config import Config
 from .core import Swim
 from .delegate import Delegate
 from .keys import KEYS_CHANNEL, KeyGossip
+from .messages import PROTOCOL_VERSION
 from .once import OncePerPeer
 from .types import Address, Member, MemberEvent, Packet, format_address, parse_address
 
@@ -65,6 +66,9 @@ class DrivenNode(abc.ABC):
         self._leaving = False
         self._core_errors = 0
         self._foreign = OncePerPeer("dropping packets from another cluster", log)
+        self._other_version = OncePerPeer(
+            "dropping packets of another membership protocol version", log
+        )
         self._keys: KeyGossip | None = None
         if core.config.keyring is not None:
             self._keys = KeyGossip(core.config.keyring, self._broadcast_keyring)
@@ -210,10 +214,13 @@ class DrivenNode(abc.ABC):
         the names the TLS certificate of a frame's connection proved)."""
         counters = self._core.counters
         foreign = counters.get("rejected_label")  # .get: no Counter.__missing__ call
+        versions = counters.get("rejected_version")
         try:
             self._core.receive(self._now(), source, data, peer)
             if counters.get("rejected_label") != foreign:
                 self._foreign(source, "another cluster label")
+            if counters.get("rejected_version") != versions:
+                self._other_version(source, f"this node speaks version {PROTOCOL_VERSION}")
         except Exception:  # the core must not raise on input; a bug must not kill the node
             self._core_errors += 1
             log.exception("SWIM core raised on a packet from %s", source)

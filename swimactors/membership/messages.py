@@ -327,7 +327,7 @@ def decode_packet(
         raise wire.WireError("a packet must be an array of 4 or 5 items")
     version, packet_label, sender, raw_messages = value[:4]
     if version != PROTOCOL_VERSION:
-        raise wire.WireError(f"unsupported protocol version {version!r}")
+        raise VersionMismatch(f"protocol version {version!r}, this node speaks {PROTOCOL_VERSION}")
     if packet_label != label:
         raise LabelMismatch(f"packet labelled {packet_label!r}, this cluster is {label!r}")
     if type(sender) is not str:
@@ -457,6 +457,12 @@ class LabelMismatch(wire.WireError):
     """The packet belongs to another cluster (its label differs)."""
 
     reason = "label"
+
+
+class VersionMismatch(wire.WireError):
+    """The packet is of another protocol version (a node on other code)."""
+
+    reason = "version"
 
 
 def encode_message(message: Any) -> bytes:

@@ -19,8 +19,10 @@ from swimactors import ActorFailed, ActorStopped, MailboxFull, wire
 from swimactors.actors.protocol import (
     MAX_STREAM_WINDOW,
     MAX_STREAMS,
+    OLDEST_VERSION,
     RUN_WIDTH,
     TELL_VALUES,
+    VERSION,
     Answered,
     Ask,
     Credit,
@@ -96,18 +98,24 @@ def ask(session: PeerSession[str], corr: int, value: Any) -> bool:
     return session.try_request(ask_frame(corr, address("echo", 1, None), value_bytes(value)))
 
 
+def hello(node: str, incarnation: int, window: int) -> Hello:
+    """The HELLO this version sends (with its versions)."""
+    return Hello(node, incarnation, window, VERSION, OLDEST_VERSION)
+
+
 def handshake(a: PeerSession[str], b: PeerSession[str]) -> None:
-    assert pump(a, b) == [Hello("a", 11, a.window)]
-    assert pump(b, a) == [Hello("b", 22, b.window)]
+    assert pump(a, b) == [hello("a", 11, a.window)]
+    assert pump(b, a) == [hello("b", 22, b.window)]
 
 
-def test_each_side_opens_with_hello_and_the_inbound_side_learns_its_peer() -> None:
+def test_the_dialler_says_hello_and_the_accepter_answers_once_it_learns_its_peer() -> None:
     a, b = pair()
-    assert b.peer is None
-    assert pump(a, b, now=5.0) == [Hello("a", 11, 8)]
+    assert b.peer is None and not b.outgoing  # nothing before the dialler's HELLO
+    assert pump(a, b, now=5.0) == [hello("a", 11, 8)]
     assert b.peer == "a" and b.last_active == 5.0
-    assert pump(b, a) == [Hello("b", 22, 8)]
+    assert pump(b, a) == [hello("b", 22, 8)]
     assert a.peer == "b"
+    assert a.runs and b.runs and a.peer_version == b.peer_version == VERSION
 
 
 def test_an_inbound_peer_must_say_hello_first() -> None:
@@ -121,17 +129,84 @@ def test_an_inbound_peer_must_say_hello_first() -> None:
 
 def test_a_hello_naming_another_node_breaks_the_connection() -> None:
     a, b = pair()
-    impostor = PeerSession[str]("mallory", 1, 8, MAX_FRAME)
+    impostor = PeerSession[str]("mallory", 1, 8, MAX_FRAME, peer="a")
     with pytest.raises(ProtocolViolation, match="HELLO from 'mallory'"):
         pump(impostor, a)
-    assert pump(a, b) == [Hello("a", 11, 8)]
+    assert pump(a, b) == [hello("a", 11, 8)]
 
 
 def test_a_peer_window_is_clamped() -> None:
-    big = PeerSession[str]("big", 1, 10**9, MAX_FRAME)
-    small = PeerSession[str]("small", 1, 8, MAX_FRAME, peer="big")
+    big = PeerSession[str]("big", 1, 10**9, MAX_FRAME, peer="small")
+    small = PeerSession[str]("small", 1, 8, MAX_FRAME)
     pump(big, small)
     assert small.peer_window == 65536
+
+
+def test_a_dialler_without_versions_is_answered_in_kind_and_sent_no_run() -> None:
+    """Code from before versions reads a four-item HELLO only, and maybe no RUN."""
+    old = PeerSession[str]("old", 1, 8, MAX_FRAME, peer="b", versioned=False)
+    b = PeerSession[str]("b", 22, 8, MAX_FRAME)
+    assert len(wire.loads(bytes(old.outgoing)[4:])) == 4
+    assert pump(old, b) == [Hello("old", 1, 8)]
+    answer = bytes(b.outgoing)
+    assert wire.loads(answer[4:]) == [Kind.HELLO, "b", 22, 8]
+    assert not b.runs and b.peer_version == 1
+    assert pump(b, old) == [Hello("b", 22, 8)]
+    assert not old.runs
+
+
+def test_a_dialler_answered_without_versions_knows_its_hello_is_refused() -> None:
+    a = PeerSession[str]("a", 11, 8, MAX_FRAME, peer="old")
+    old_answer = encode(Hello("old", 1, 8))  # what code before versions sends at once
+    a.receive_data(old_answer, 0.0)
+    with pytest.raises(ProtocolViolation, match="from before versions") as info:
+        a.next_event()
+    assert info.value.counter == "rejected_unversioned"
+
+
+def test_a_peer_with_no_version_in_common_is_refused_after_our_hello() -> None:
+    b = PeerSession[str]("b", 22, 8, MAX_FRAME)
+    future = wire.encode_frame(wire.dumps([Kind.HELLO, "future", 1, 8, VERSION + 3, VERSION + 1]))
+    b.receive_data(future, 0.0)
+    with pytest.raises(ProtocolViolation, match="versions 3 to 5, this node 1 to 2") as info:
+        b.next_event()
+    assert info.value.counter == "rejected_version"
+    assert parse(bytes(b.outgoing)[4:]) == hello("b", 22, 8)  # the peer can say why too
+    dialler = PeerSession[str]("c", 33, 8, MAX_FRAME, peer="future")  # and the other way
+    dialler.receive_data(future, 0.0)
+    with pytest.raises(ProtocolViolation) as info:
+        dialler.next_event()
+    assert info.value.counter == "rejected_version"
+
+
+def test_a_newer_peer_is_spoken_to_in_this_version_and_its_later_hello_items_ignored() -> None:
+    b = PeerSession[str]("b", 22, 8, MAX_FRAME)
+    newer = [Kind.HELLO, "newer", 1, 8, VERSION + 1, 1, "a later field", [1, 2]]
+    b.receive_data(wire.encode_frame(wire.dumps(newer)), 0.0)
+    assert b.next_event() == Hello("newer", 1, 8, VERSION + 1, 1)
+    assert b.runs and b.peer_version == VERSION + 1
+
+
+@pytest.mark.parametrize(
+    "items",
+    [
+        [Kind.HELLO, "x", 1, 8, 2],  # a version without its oldest
+        [Kind.HELLO, "x", 1, 8, 2, 3],  # oldest past newest
+        [Kind.HELLO, "x", 1, 8, 2, 0],
+        [Kind.HELLO, "x", 1, 8, "2", 1],
+    ],
+)
+def test_a_hello_with_versions_that_make_no_sense_is_malformed(items: list[Any]) -> None:
+    with pytest.raises(wire.WireError):
+        parse(wire.dumps(items))
+
+
+def test_a_second_hello_breaks_the_connection() -> None:
+    a, b = pair()
+    handshake(a, b)
+    a.outgoing += encode(hello("a", 11, 8))
+    with pytest.raises(ProtocolViolation, match="a second HELLO"):
+        pump(a, b)
 
 
 def test_credit_runs_out_and_comes_back_as_the_peer_delivers() -> None:

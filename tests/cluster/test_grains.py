@@ -157,7 +157,11 @@ def test_a_crashed_nodes_grains_reactivate_elsewhere_with_their_replicated_state
             for identity in identities:
                 while True:
                     try:
-                        value = await systems[0].grain("account", identity).ask(Add(1), timeout=2.0)
+                        # (long enough for an activation that waits for n2's lease: an
+                        # ask that timed out there may still be served, and its retry too)
+                        value = (
+                            await systems[0].grain("account", identity).ask(Add(1), timeout=10.0)
+                        )
                         break
                     except (NodeDown, AskTimeout) as exc:  # n2 not yet DOWN everywhere
                         log.append(f"{identity}: {type(exc).__name__}")
