@@ -242,8 +242,10 @@ class Host(Protocol):
         """Where ``node``'s actor transport listens, if it is a live member with one."""
         ...
 
-    def serve_request(self, request: Any) -> Any:
-        """The answer to a request addressed to this system itself."""
+    def serve_request(self, request: Any, peer: str) -> Any:
+        """The answer to a request addressed to this system itself by node ``peer`` (the
+        connection's, as its HELLO named it and the key, a certificate or membership's
+        address proved it)."""
         ...
 
     def spawns(self, request: Any) -> bool:
@@ -1213,11 +1215,13 @@ class Connection:
             return
         path, uid, sender_ref, cell = to.path, to.uid, to.sender, to.endpoint
         if path == SYSTEM_PATH:
+            peer = self.node
+            assert peer is not None  # (requests come after the HELLO)
             refusal = self.transport.refusal("spawn", self.quota_key) if host.spawns(msg) else None
             result = (
                 outcome.Error(refusal)
                 if refusal is not None
-                else outcome.capture(host.serve_request, msg)
+                else outcome.capture(host.serve_request, msg, peer)
             )
             if corr is not None or reply is not None:
                 self._answer(corr, reply, result)

@@ -450,7 +450,7 @@ class System(LocalSystem):
         request = SpawnRequest(factory, list(args), name, public and name is not None)
         if node == self.name:
             await trio.lowlevel.checkpoint()
-            result = self.serve_request(request)
+            result = self.serve_request(request, self.name)
         elif self.cluster is None:
             raise ValueError(f"a local-only system has no node {node!r}")
         else:
@@ -462,10 +462,17 @@ class System(LocalSystem):
         """Remote spawn is the one system request the spawn quota counts."""
         return isinstance(request, SpawnRequest)
 
-    def serve_request(self, request: Any) -> Any:
-        """Answer another node's request to this system itself: distributed-data reads and
-        writes, grain probes, pings, published messages for local subscribers, remote
-        spawns."""
+    def serve_request(self, request: Any, peer: str) -> Any:
+        """Answer node ``peer``'s request to this system itself: distributed-data reads and
+        writes, grain probes and leases (only for ``peer`` itself: a forged one naming a
+        member must not make an activation yield), pings, published messages for local
+        subscribers, remote spawns."""
+        if isinstance(request, GrainProbe | GrainLease) and request.node != peer:
+            assert self.cluster is not None  # (a request from another node)
+            self.cluster.transport.counters["refused_forged_requests"] += 1
+            raise PermissionError(
+                f"a {type(request).__name__} for {request.node!r} from {peer!r}, not that node"
+            )
         if isinstance(request, DataWrite | DataRead):
             return self.data.serve(request)
         if isinstance(request, GrainProbe):

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import trio
 
-from swimactors import System, open_system
+from swimactors import ActorFailed, System, open_system
 from swimactors.cluster.grain_leases import LEASE_TIME, MAX_LESSEES, GrainLease
 from swimactors.cluster.grains import Grain, GrainClaim, GrainProbe, GrainStopping, Phase
 from swimactors.membership.types import format_address
@@ -235,6 +235,40 @@ def test_a_lower_stamped_probe_from_a_node_this_node_does_not_count_makes_nothin
             fair = n0.grains.activate(KIND, "fair")
             assert n0.grains.probe(GrainProbe(KIND, "fair", 0, "n1", 1)) is None
             assert fair.phase is Phase.FORWARDING
+            return []
+
+    _run(app)
+
+
+def test_a_forged_probe_or_lease_naming_a_member_is_refused() -> None:
+    """n2 sends n0 a probe in n1's name with a lower stamp than n0's probing activation:
+    before, that activation yielded and forwarded its messages to an activation n1 never
+    made (a plaintext cluster: n1 is UP, and the request did not carry who sent it); now
+    a probe or lease is served only for the node the connection is from.  n1's own probe
+    still wins."""
+
+    async def app(net: SimNet) -> list[str]:
+        async with simulated_systems(net, 3) as systems:
+            n0, n1, n2 = systems
+            await _leased(systems)
+            activation = n0.grains.activate(KIND, "forged")
+            assert activation.phase is Phase.PROBING and activation.stamp > 0
+            forgeries = [
+                GrainProbe(KIND, "forged", 0, "n1", 1),
+                GrainLease("n1", [KIND], [["n0", "n1", "n2"]]),
+            ]
+            for forged in forgeries:
+                with pytest.raises(ActorFailed, match="PermissionError"):
+                    await n2.cluster.transport.request("n0", forged, 5.0)  # type: ignore[union-attr]
+            assert n0.cluster.transport.counters["refused_forged_requests"] == 2  # type: ignore[union-attr]
+            assert activation.phase is Phase.PROBING
+            assert await activation.ask(1, None, 5.0) == 1
+            assert _held(systems, "forged") == ["n0"]
+            fair = n0.grains.activate(KIND, "fair")
+            answer = await n1.cluster.transport.request(  # type: ignore[union-attr]
+                "n0", GrainProbe(KIND, "fair", 0, "n1", 1), 5.0
+            )
+            assert answer is None and fair.phase in (Phase.FORWARDING, Phase.DEAD)  # yielded
             return []
 
     _run(app)
