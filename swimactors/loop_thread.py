@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 import os
 import threading
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ import outcome
 import trio
 
 from .errors import SwimactorsError
+from .logs import logger
 
 __all__ = [
     "DEFAULT_START_TIMEOUT",
@@ -38,7 +38,7 @@ __all__ = [
 DEFAULT_START_TIMEOUT = 30.0
 """Seconds the fronts wait for a loop thread to bind and start (``start_timeout``)."""
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 R = TypeVar("R")
 T = TypeVar("T")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from itertools import repeat
@@ -29,6 +28,7 @@ import outcome
 import trio
 from trio.lowlevel import current_task, reschedule, wait_task_rescheduled
 
+from ..logs import logger
 from . import supervision
 from .actor import Actor
 from .context import Context, Timer
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["BUDGET", "RUNNING", "ActorCell", "CellRef", "Parent", "State", "offer_all"]
 
-log = logging.getLogger("swimactors.actors")
+log = logger("swimactors.actors")
 
 BUDGET = 256
 """Messages an actor handles in a row (and direct asks a task makes) before yielding."""

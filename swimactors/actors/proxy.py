@@ -13,7 +13,6 @@ decode, as for any message; nothing is pickled.
 from __future__ import annotations
 
 import inspect
-import logging
 import operator
 import typing
 from collections.abc import Awaitable, Callable
@@ -21,6 +20,7 @@ from typing import Any, Protocol, TypeVar, overload
 
 import attrs
 
+from ..logs import logger
 from .actor import Actor
 from .errors import BadCall, BadReply
 from .message import MESSAGES, message
@@ -28,7 +28,7 @@ from .ref import DEFAULT_ASK_TIMEOUT
 
 __all__ = ["Interface", "WrongReturn", "as_actor", "proxy"]
 
-log = logging.getLogger("swimactors.actors")
+log = logger("swimactors.actors")
 
 T = TypeVar("T")
 

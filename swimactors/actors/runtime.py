@@ -11,7 +11,6 @@ This module knows nothing of clusters: a layer above may subclass :class:`LocalS
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 import trio
 
+from ..logs import logger
 from ..membership.events import DEFAULT_EVENT_BUFFER, EventHub, Subscription
 from . import step_end
 from .actor import Actor
@@ -45,7 +45,7 @@ __all__ = [
     "run_system",
 ]
 
-log = logging.getLogger("swimactors.system")
+log = logger("swimactors.system")
 
 ActorSource = Actor | Callable[[], Actor] | type[Any]
 """What ``spawn`` takes: an instance (a restart keeps it) or a factory (a restart calls it).

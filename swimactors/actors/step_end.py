@@ -10,15 +10,16 @@ One instrument serves every connection in a trio run, installed while any of the
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import trio
 
+from ..logs import logger
+
 __all__ = ["StepEnd", "installed", "pending_flushes"]
 
-log = logging.getLogger("swimactors.actors.step_end")
+log = logger("swimactors.actors.step_end")
 
 Flushes = dict[Callable[[], None], None]
 

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import ipaddress
-import logging
 import math
 import os
 import socket
@@ -45,6 +44,7 @@ import outcome
 import trio
 
 from .. import wire
+from ..logs import logger
 from ..membership.once import OncePerPeer
 from ..membership.types import format_address
 from ..security import HandshakeError, Keyring, TlsConfig
@@ -82,7 +82,7 @@ __all__ = [
     "bind_listener",
 ]
 
-log = logging.getLogger("swimactors.actors.transport")
+log = logger("swimactors.actors.transport")
 
 Address = tuple[str, int]
 SYSTEM_PATH = "$system"

@@ -22,6 +22,7 @@ import trio
 
 from .. import __version__
 from ..actors.errors import ActorError
+from ..logs import printable
 from ..membership.meta import decode_meta, encode_meta
 from ..membership.types import MemberEvent, format_address, parse_address
 from .api import member_json, status_counts
@@ -39,7 +40,6 @@ from .events import (
 )
 from .handlers import EventHandlers, member_event_kind
 from .http import Request, Response, Router
-from .logs import printable
 
 if TYPE_CHECKING:
     from ..cluster.system import System

@@ -9,7 +9,6 @@ worker thread (the resolver of ``/etc/resolv.conf``, or ``nameserver`` for tests
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 
 import attrs
@@ -18,12 +17,13 @@ import dns.rdatatype
 import dns.resolver
 import trio
 
+from ..logs import logger
 from ..membership.node import Node
 from ..membership.types import Address, format_address, parse_address
 
 __all__ = ["DEFAULT_PORT", "DnsSeed", "is_dns_seed", "join_until_joined", "parse_dns_seed"]
 
-log = logging.getLogger("swimactors.agent.discovery")
+log = logger("swimactors.agent.discovery")
 DEFAULT_PORT = 7946
 LOOKUP_TIMEOUT = 3.0
 FIRST_RETRY = 1.0

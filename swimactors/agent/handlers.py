@@ -13,7 +13,6 @@ bytes) is the node's answer.  Scripts run one at a time, each for at most
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -21,6 +20,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 import trio
 
+from ..logs import logger
 from ..membership.meta import decode_meta
 from ..membership.types import (
     Member,
@@ -36,7 +36,7 @@ from .events import MAX_PAYLOAD, Query, UserEvent
 
 __all__ = ["EventHandlers", "HandlerSpec", "member_event_kind", "parse_handler"]
 
-log = logging.getLogger("swimactors.agent.handlers")
+log = logger("swimactors.agent.handlers")
 SCRIPT_TIMEOUT = 10.0
 QUEUE = 64
 _KINDS = {"member-join", "member-leave", "member-failed", "member-update", "user", "query"}

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import hmac
 import json
-import logging
 import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -22,6 +21,7 @@ import attrs
 import h11
 import trio
 
+from ..logs import logger
 from ..membership.types import Address, format_address
 
 __all__ = [
@@ -34,7 +34,7 @@ __all__ = [
     "serve_http",
 ]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 MAX_HEADER_BYTES = 16 * 1024
 MAX_BODY_BYTES = 64 * 1024

@@ -2,7 +2,9 @@
 
 The agent's own lines (events, "listening on ...") and the stdlib ``logging`` records of
 every layer (split-brain decisions, transport warnings) share the clock and the node name,
-and anything that came from the network is printed with control characters escaped.
+and anything that came from the network is printed with control characters escaped
+(:func:`swimactors.logs.printable`; the library's loggers escape their records already,
+and this format escapes any other logger's too).
 """
 
 from __future__ import annotations
@@ -12,20 +14,15 @@ import sys
 import time
 from typing import TextIO
 
-__all__ = ["clock", "configure_logging", "printable"]
+from ..logs import printable, printable_traceback
+
+__all__ = ["clock", "configure_logging"]
 
 
 def clock(now: float | None = None) -> str:
     """Local wall-clock time with milliseconds, as every agent line starts."""
     now = time.time() if now is None else now
     return time.strftime("%H:%M:%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}"
-
-
-def printable(text: str) -> str:
-    """``text`` with control and other unprintable characters escaped (``\\x1b``)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 class _Formatter(logging.Formatter):
@@ -36,9 +33,8 @@ class _Formatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = f"{clock(record.created)} [{self._node}] {record.levelname} {record.name}: "
         text += printable(record.getMessage())
-        if record.exc_info:  # an exception's message may carry a peer's words too
-            lines = self.formatException(record.exc_info).split("\n")
-            text += "".join("\n" + printable(line) for line in lines)
+        if record.exc_info and record.exc_info[1] is not None:  # a peer's words too
+            text += "\n" + printable_traceback(record.exc_info[1])
         return text
 
 

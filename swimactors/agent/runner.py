@@ -8,7 +8,6 @@ it listens (``listening on HOST:PORT``, ``HTTP API on http://HOST:PORT``), which
 from __future__ import annotations
 
 import ipaddress
-import logging
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -20,6 +19,7 @@ import trio
 from ..actors.transport import TransportConfig
 from ..cluster.split_brain import SplitBrainConfig
 from ..cluster.system import open_system
+from ..logs import logger, printable
 from ..membership.config import Config
 from ..membership.events import EventsDropped
 from ..membership.meta import decode_meta
@@ -47,11 +47,11 @@ from .discovery import is_dns_seed, join_until_joined
 from .handlers import EventHandlers, HandlerSpec
 from .http import Router, serve_http
 from .keys import keys_router
-from .logs import clock, printable
+from .logs import clock
 
 __all__ = ["AgentOptions", "StartupError", "describe_event", "run_agent", "startup_failure"]
 
-log = logging.getLogger("swimactors.agent")
+log = logger("swimactors.agent")
 MISCONFIGURATION_CHECK = 2.0
 """Seconds between looks at the counters that reveal a misconfigured cluster."""
 

@@ -13,7 +13,6 @@ See docs/ddata.md.
 from __future__ import annotations
 
 import enum
-import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from ..ddata import (
     encode_entries,
 )
 from ..ddata.store import D
+from ..logs import logger
 from ..membership import Status
 from ..registry.delegate import Gossip
 
@@ -49,7 +49,7 @@ __all__ = [
     "DistributedData",
 ]
 
-log = logging.getLogger("swimactors.ddata")
+log = logger("swimactors.ddata")
 
 TOMBSTONE_TTL = 3600.0
 """Seconds an LWW map keeps a removed key's tombstone (every replica must hear of the

@@ -17,13 +17,13 @@ does.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 import trio
 
 from ..actors.errors import ActorError
 from ..actors.message import message
+from ..logs import logger
 from ..membership import Status
 from ..placement import Placement, rendezvous
 
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 __all__ = ["LEASE_TIME", "GrainLease", "Leases", "View"]
 
-log = logging.getLogger("swimactors.grains")
+log = logger("swimactors.grains")
 
 LEASE_TIME = 3.0
 """Seconds a member's grant lasts from when it answered (the lessee counts 0.9 of it

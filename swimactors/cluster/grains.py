@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import enum
 import inspect
-import logging
 import math
 import random
 from collections import deque
@@ -45,6 +44,7 @@ from ..actors.mailbox import as_mailbox
 from ..actors.message import message
 from ..actors.ref import DEFAULT_ASK_TIMEOUT, READY, ActorRef, Target, Watcher, current_sender
 from ..actors.reply import Reply
+from ..logs import logger
 from ..membership import Status
 from ..placement import Placement, place, rendezvous
 from ..registry import Change, Registration, RegistryError
@@ -71,7 +71,7 @@ __all__ = [
     "NoGrainHost",
 ]
 
-log = logging.getLogger("swimactors.grains")
+log = logger("swimactors.grains")
 
 GRAIN_PREFIX = "$grain/"
 """Registry names of activations (and ref paths of grains): ``$grain/<kind>/<identity>``."""

@@ -11,7 +11,6 @@ at most once, in publish order per publisher (one connection per node pair, in o
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 from ..actors.errors import ActorError
@@ -19,6 +18,7 @@ from ..actors.message import message
 from ..actors.protocol import decode_value, encode_value
 from ..actors.ref import ActorRef
 from ..actors.transport import SYSTEM_PATH, RemoteTarget
+from ..logs import logger
 from ..registry import Change, NameAdded, NameChanged, NameRemoved, Registration
 from ..wire import WireError
 from .names import actor_id
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 __all__ = ["GROUP_PREFIX", "Groups", "TopicDelivery", "check_group"]
 
-log = logging.getLogger("swimactors.groups")
+log = logger("swimactors.groups")
 
 GROUP_PREFIX = "$group/"
 TOPIC_GROUP = "$topic:"

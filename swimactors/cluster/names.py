@@ -8,7 +8,6 @@ another node is told :class:`NameLost` and, unless the system keeps losers, stop
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 
 import trio
@@ -16,13 +15,14 @@ import trio
 from ..actors.message import message
 from ..actors.ref import ActorRef
 from ..actors.runtime import LocalSystem
+from ..logs import logger
 from ..membership.node import Node
 from ..registry import Change, Registration, Registry, RegistryDelegate
 from ..registry import NameLost as RegistryNameLost
 
 __all__ = ["LOSER_NOTICE_TIMEOUT", "NameLost", "Names", "actor_id"]
 
-log = logging.getLogger("swimactors.cluster")
+log = logger("swimactors.cluster")
 
 LOSER_NOTICE_TIMEOUT = 3.0
 """Seconds an actor that lost its name may spend on the NameLost notice before it stops."""

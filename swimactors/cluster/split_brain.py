@@ -17,7 +17,6 @@ announcements on :data:`~swimactors.quorum.QUORUM_CHANNEL`, a timer) and acts:
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections import Counter, deque
@@ -33,6 +32,7 @@ from ..actors.mailbox import Mailbox
 from ..actors.ref import ActorRef
 from ..actors.reply import Notify, Reply
 from ..actors.transport import TCP, ActorNetwork, ActorTransport, RemoteTarget, TransportConfig
+from ..logs import logger
 from ..membership.delegate import Delegate
 from ..membership.meta import decode_meta, encode_meta
 from ..membership.node import Node
@@ -53,7 +53,7 @@ __all__ = [
     "singleton_meta",
 ]
 
-log = logging.getLogger("swimactors.split_brain")
+log = logger("swimactors.split_brain")
 
 _SINGLETON = "singleton"
 MAX_HISTORY = 32

@@ -11,7 +11,6 @@ background task turns membership events into :class:`NodeDown` failures and
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import random
@@ -40,6 +39,7 @@ from ..actors.runtime import (
 )
 from ..actors.supervision import DEFAULT_STRATEGY, Strategy
 from ..actors.transport import TCP, ActorNetwork, ActorTransport, Address, TransportConfig
+from ..logs import logger
 from ..membership import MemberDown, MemberLeft, Status, decode_meta
 from ..membership.config import Config
 from ..membership.meta import REAP_KEY, encode_meta
@@ -61,7 +61,7 @@ from .split_brain import GatedTransport, QuorumLost, SplitBrain, SplitBrainConfi
 
 __all__ = ["META_KEY", "Cluster", "Environment", "SpawnRequest", "System", "open_system"]
 
-log = logging.getLogger("swimactors.system")
+log = logger("swimactors.system")
 
 META_KEY = "actors"
 """The member-metadata key that carries the actor transport's port."""

@@ -13,12 +13,12 @@ from __future__ import annotations
 import abc
 import collections
 import ipaddress
-import logging
 import random
 import time
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from ..logs import logger
 from .config import Config
 from .core import Swim
 from .delegate import Delegate
@@ -37,7 +37,7 @@ __all__ = [
     "warn_if_open",
 ]
 
-log = logging.getLogger("swimactors.membership.node")
+log = logger("swimactors.membership.node")
 """The trio driver's logger name, kept for both drivers (operators filter on it)."""
 
 DEFAULT_PORT = 7946

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .. import wire
+from ..logs import logger
 from .poller import READ, WRITE, Poller
 from .sealing import Sealing
 from .transport import (
@@ -43,7 +44,7 @@ from .types import Address, Packet, format_address
 
 __all__ = ["LeanSockets"]
 
-log = logging.getLogger("swimactors.membership.transport")
+log = logger("swimactors.membership.transport")
 
 
 class _Outgoing:

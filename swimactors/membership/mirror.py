@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar, Unpack
@@ -38,6 +37,7 @@ from typing import Any, TypeVar, Unpack
 import outcome
 import trio
 
+from ..logs import logger
 from ..loop_thread import DEFAULT_START_TIMEOUT
 from .core import BroadcastTooLarge
 from .delegate import Delegate
@@ -49,7 +49,7 @@ from .types import Member, MemberDown, MemberEvent, MemberLeft
 
 __all__ = ["MirroredNode", "open_mirrored_node"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 T = TypeVar("T")
 

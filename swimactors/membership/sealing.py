@@ -10,12 +10,12 @@ open is logged once per host (it is another cluster, or holds another key) and c
 from __future__ import annotations
 
 import collections
-import logging
 import time
 from collections.abc import Callable
 
 import trio
 
+from ..logs import logger
 from ..security import Keyring, PacketSealer, Rejected
 from .once import OncePerPeer
 from .transport import Deliver, NodeTransport
@@ -23,7 +23,7 @@ from .types import Address, Packet
 
 __all__ = ["SealedTransport", "Sealing"]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 _FOREIGN = (Rejected.UNKNOWN_KEY, Rejected.FORGED, Rejected.UNSEALED)
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 import trio
 
 from .. import wire
+from ..logs import logger
 from ..security import TlsConfig
 from ..security.tls_stream import open_tls
 from .host_names import HostNames, SockAddr
@@ -46,7 +47,7 @@ __all__ = [
     "resolve_now",
 ]
 
-log = logging.getLogger(__name__)
+log = logger(__name__)
 
 
 class Deliver(Protocol):

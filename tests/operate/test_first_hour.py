@@ -19,8 +19,8 @@ import swimactors
 from swimactors import Actor, message
 from swimactors.agent.cluster import open_local_cluster, wait_until
 from swimactors.agent.logs import _Formatter as AgentFormatter
-from swimactors.agent.logs import printable
 from swimactors.agent.runner import StartupError, describe_event, startup_failure
+from swimactors.logs import printable
 from swimactors.membership.types import Member, MemberUp, Status
 from tests.network.fast import OVERRIDES
 
