@@ -71,6 +71,27 @@ def test_a_crashed_nodes_counts_and_elements_stay() -> None:
         assert store.value("hits") == 15 and "n02" in store.value("who")
 
 
+def test_a_node_that_never_knew_a_departed_writer_still_counts_its_data() -> None:
+    """Why writers are not filtered by membership (docs/security.md): n02 wrote and went
+    for good; n05 joins later, never sees n02 as a member (reaped), and must still take
+    its counter slot and elements from a full state, or n05's values would differ from
+    everyone else's for ever.  A forged writer looks just the same."""
+    cluster, delegates = _cluster(5, seed=7, loss=0.0)
+    for node in cluster.nodes.values():
+        node.core.config = node.core.config.replace(reap_time=10.0)
+    _write_everywhere(cluster, delegates)
+    cluster.run_until(cluster.now + 5)
+    cluster.crash("n02")
+    cluster.run_until(cluster.now + 60)  # DOWN, then reaped everywhere
+    assert all(node.core.member("n02") is None for node in cluster.live())
+    joiner = cluster.add("n05")
+    delegates["n05"] = DataDelegate(DataStore("n05", 1), joiner.core)
+    cluster.run_until(cluster.now + 15)  # a push/pull or two
+    store = delegates["n05"].store
+    assert joiner.core.member("n02") is None
+    assert store.value("hits") == 15 and "n02" in store.value("who")
+
+
 def test_malformed_gossip_is_counted_and_dropped() -> None:
     cluster, delegates = _cluster(2, seed=1, loss=0.0)
     delegate = delegates["n00"]
