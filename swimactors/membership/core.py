@@ -275,6 +275,8 @@ class Swim:
         self._unreached: set[str] = set()
         """Members whose last probe from this node failed, until a probe succeeds, a packet
         comes from them directly, or they are forgotten (a refuted death is not a reach)."""
+        self._heard: set[str] = set()
+        """Members that have sent this node a packet themselves, until forgotten."""
         self._rechecks: dict[int, None] = {}
         """Seqs of the pings sent to unreached members that came back (``_recheck``)."""
         self._suspicion_heap: list[tuple[float, str, int]] = []
@@ -361,6 +363,12 @@ class Swim:
         spreads to every view; this is not (the split-brain rules need who cannot reach
         whom)."""
         return frozenset(self._unreached)
+
+    def heard_from(self, address: Address) -> bool:
+        """Whether a member at ``address`` has sent this node a packet itself (a driver
+        looks its host name up before names only gossip has told of)."""
+        heard, members = self._heard, self._members
+        return any(members[name].address == address for name in heard if name in members)
 
     def alive_count(self) -> int:
         """Members UP or SUSPECT, this node included."""
@@ -568,7 +576,9 @@ class Swim:
             if isinstance(message, NEWS) and self._from_the_future(now, message.incarnation):
                 continue
             self._handlers[kind](now, sender, reply_to, reliable, message)
-        if sender not in self._members:
+        if sender in self._members:
+            self._heard.add(sender)
+        else:
             self._introduce(now, sender, reply_to, messages)
 
     # ===================================================================== start-up
@@ -1092,6 +1102,7 @@ class Swim:
                 del self._members[name]
                 self._recently_down.pop(name, None)
                 self._unreached.discard(name)
+                self._heard.discard(name)
                 self._queue.discard(("m", name))  # news of a forgotten member goes too
 
     def _random_alive(self, k: int, exclude: Collection[str] = ()) -> list[_MemberState]:

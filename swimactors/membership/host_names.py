@@ -5,8 +5,10 @@ Member addresses on the wire may be host names (an ``advertise`` name), so a for
 can name a host whose DNS never answers.  The drivers look names up off their loop and ask
 this table first: a name whose lookup failed, or did not answer within ``timeout``, is not
 looked up again for ``failed_ttl`` (packets to it are dropped at once), a stale answer
-keeps serving while it is renewed, and at most ``max_lookups`` names are looked up at once.
-Sans-IO: the caller runs the lookups and passes the time.
+keeps serving while it is renewed, and at most ``max_lookups`` names are looked up at once,
+the last ``vouched_lookups`` of them only for names the driver vouches for (members that
+have sent this node a packet themselves), so names nobody answers for, a forged member's,
+cannot take every place.  Sans-IO: the caller runs the lookups and passes the time.
 """
 
 from __future__ import annotations
@@ -34,15 +36,24 @@ class HostNames:
         "size",
         "timeout",
         "ttl",
+        "vouched_lookups",
     )
 
     def __init__(
-        self, *, ttl: float, failed_ttl: float, timeout: float, max_lookups: int, size: int
+        self,
+        *,
+        ttl: float,
+        failed_ttl: float,
+        timeout: float,
+        max_lookups: int,
+        size: int,
+        vouched_lookups: int = 0,
     ) -> None:
         self.ttl = ttl
         self.failed_ttl = failed_ttl
         self.timeout = timeout
         self.max_lookups = max_lookups
+        self.vouched_lookups = vouched_lookups
         self.size = size
         self._answers: dict[Address, tuple[SockAddr, float]] = {}
         """Each name's last answer and when it is looked up again."""
@@ -79,10 +90,12 @@ class HostNames:
     def under_way(self, name: Address) -> bool:
         return name in self._lookups
 
-    def begin(self, name: Address, now: float) -> bool:
+    def begin(self, name: Address, now: float, vouched: bool = False) -> bool:
         """Record a lookup of ``name`` starting now; False when ``max_lookups`` are
-        already under way (then start none)."""
-        if len(self._lookups) >= self.max_lookups:
+        already under way, or all but the ``vouched_lookups`` and ``name`` is not
+        ``vouched`` for (then start none)."""
+        room = self.max_lookups if vouched else self.max_lookups - self.vouched_lookups
+        if len(self._lookups) >= room:
             return False
         due = self._lookups[name] = now + self.timeout
         self.deadline = min(self.deadline, due)

@@ -265,6 +265,7 @@ class LeanNodeThread(NodeThread):
         node = LeanNode(
             core, sockets, leave_timeout_for(config, options.get("leave_timeout")), self._relay
         )
+        sockets.heard_from = core.heard_from
         sockets.start(node._deliver)
         if seeds:
             node._join(seeds)

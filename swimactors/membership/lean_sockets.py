@@ -37,6 +37,7 @@ from .transport import (
     TransportLimits,
     _host_names,
     _is_literal,
+    _nobody,
     _sockaddr_on,
     normalize_source,
 )
@@ -99,6 +100,8 @@ class LeanSockets:
         how a lookup's answer comes back)."""
         self.address = address
         self.limits = TransportLimits()
+        self.heard_from: Callable[[Address], bool] = _nobody
+        """As :attr:`Transport.heard_from <.transport.Transport.heard_from>`."""
         self._counters: collections.Counter[str] = collections.Counter()
         self._udp = udp
         self._listener = listener
@@ -269,7 +272,7 @@ class LeanSockets:
         lookups or threads as the limits allow are busy already."""
         if self._threads >= self.limits.lookup_threads:
             return
-        if not self._names.begin(destination, self._clock()):
+        if not self._names.begin(destination, self._clock(), self.heard_from(destination)):
             return
         self._threads += 1
         family, post, answered = self._family, self._post, self._looked_up

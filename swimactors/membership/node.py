@@ -192,6 +192,7 @@ async def open_node(
         node = Node(core, transport, leave_timeout_for(config, leave_timeout))
         if sockets is not None:
             sockets.name_at = node._name_at
+            sockets.heard_from = core.heard_from
         body_error: BaseException | None = None
         async with trio.open_nursery() as nursery:
             transport.start(nursery, node._deliver)

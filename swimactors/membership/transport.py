@@ -135,8 +135,16 @@ class TransportLimits:
     finish: a lookup cannot be cancelled)."""
     max_lookups = 16
     """Host names looked up at once; a packet to yet another new name is dropped."""
+    vouched_lookups = 4
+    """Of ``max_lookups``, the places kept for names of members that have sent this node
+    a packet themselves (a forged member's name that never answers cannot take them)."""
     lookup_threads = 64
     """Lookup threads alive at once, those past their deadline included."""
+
+
+def _nobody(address: Address) -> bool:
+    """No member has been heard from at ``address`` (until the node says otherwise)."""
+    return False
 
 
 def _host_names(limits: TransportLimits) -> HostNames:
@@ -147,6 +155,7 @@ def _host_names(limits: TransportLimits) -> HostNames:
         timeout=limits.resolve_timeout,
         max_lookups=limits.max_lookups,
         size=limits.resolve_cache,
+        vouched_lookups=limits.vouched_lookups,
     )
 
 
@@ -266,6 +275,9 @@ class Transport:
         self.name_at: Callable[[Address], str | None] = lambda address: None
         """The member membership knows at an address (a dialled peer's certificate must
         name it); None when unknown, as for a seed."""
+        self.heard_from: Callable[[Address], bool] = _nobody
+        """Whether a member at an address has sent this node a packet itself (its host
+        name may take the lookups kept for such, ``TransportLimits.vouched_lookups``)."""
         self.limits = TransportLimits()
         self.counters: collections.Counter[str] = collections.Counter()
         self.address: Address = ("", 0)
@@ -414,7 +426,11 @@ class Transport:
             return sockaddr
         names = self._names
         now = trio.current_time()
-        if names.due(destination, now) and self._nursery and names.begin(destination, now):
+        if (
+            names.due(destination, now)
+            and self._nursery
+            and names.begin(destination, now, self.heard_from(destination))
+        ):
             self._answered[destination] = trio.Event()
             self._nursery.start_soon(self._look_up, destination)
         known = names.answer(destination)

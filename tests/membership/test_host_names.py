@@ -1,6 +1,6 @@
 """HostNames, the drivers' host-name table, against a model: lookups bounded and due by
-their deadline, failures remembered for ``failed_ttl``, answers kept through failed
-renewals."""
+their deadline (the last places kept for names vouched for), failures remembered for
+``failed_ttl``, answers kept through failed renewals."""
 
 from __future__ import annotations
 
@@ -13,14 +13,19 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 from swimactors.membership.host_names import HostNames
 
 NAMES = [(f"n{i}.example", 7946) for i in range(6)]
-TTL, FAILED_TTL, TIMEOUT, MAX_LOOKUPS = 30.0, 20.0, 5.0, 3
+TTL, FAILED_TTL, TIMEOUT, MAX_LOOKUPS, VOUCHED_LOOKUPS = 30.0, 20.0, 5.0, 3, 1
 
 
 class HostNamesMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.names = HostNames(
-            ttl=TTL, failed_ttl=FAILED_TTL, timeout=TIMEOUT, max_lookups=MAX_LOOKUPS, size=64
+            ttl=TTL,
+            failed_ttl=FAILED_TTL,
+            timeout=TIMEOUT,
+            max_lookups=MAX_LOOKUPS,
+            size=64,
+            vouched_lookups=VOUCHED_LOOKUPS,
         )
         self.now = 0.0
         self.under_way: dict[tuple[str, int], float] = {}
@@ -37,14 +42,16 @@ class HostNamesMachine(RuleBasedStateMachine):
             if name not in self.answers:
                 self.failed_until[name] = self.now + FAILED_TTL
 
-    @rule(name=st.sampled_from(NAMES))
-    def send(self, name: tuple[str, int]) -> None:
-        """What a driver does per packet: look the name up when due."""
+    @rule(name=st.sampled_from(NAMES), vouched=st.booleans())
+    def send(self, name: tuple[str, int], vouched: bool) -> None:
+        """What a driver does per packet: look the name up when due (``vouched``: a
+        member at that name has sent this node a packet)."""
         failing = self.failed_until.get(name, -1.0) > self.now
         if self.names.due(name, self.now):
             assert not failing and name not in self.under_way
-            started = self.names.begin(name, self.now)
-            assert started == (len(self.under_way) < MAX_LOOKUPS)
+            started = self.names.begin(name, self.now, vouched)
+            room = MAX_LOOKUPS if vouched else MAX_LOOKUPS - VOUCHED_LOOKUPS
+            assert started == (len(self.under_way) < room)
             if started:
                 self.under_way[name] = self.now + TIMEOUT
         elif name not in self.under_way and name not in self.answers:
