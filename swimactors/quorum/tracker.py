@@ -342,11 +342,7 @@ class QuorumTracker:
         are only indirectly connected); not its membership, which differs for a while
         between a node that has taken over and one that has not."""
         view = self.view()
-        parts = [view.component, view.kept, view.fully_connected]
-        if parts[0] == parts[1] == parts[2]:
-            parts = parts[:1]  # no one indirectly connected: as before announcements had reports
-        text = "|".join(",".join(sorted(part)) for part in parts)
-        return hashlib.blake2b(text.encode(), digest_size=8).digest()
+        return _side_digest(view.component, view.kept, view.fully_connected)
 
     def converged(self) -> bool:
         """Every other member of this side announced this same view since the last change."""
@@ -501,7 +497,8 @@ class QuorumTracker:
             self._after_reports(now, before)
         if name in self._renewed:
             agreed_just_before = previous[2] == (epoch, serial - 1) and previous[0] == self.digest()
-            self._renew(now, name, digest, age if agreed_just_before else None)
+            counts_us_in = self._counts_in(digest, reports)
+            self._renew(now, name, digest, age if agreed_just_before else None, counts_us_in)
         self.tick(now)
 
     def _epoch_of(self, name: str) -> int:
@@ -511,17 +508,30 @@ class QuorumTracker:
         info = self._infos.get(name) or self._members.get(name) or self._joiners[name]
         return info.started or 0
 
-    def _renew(self, now: float, name: str, digest: bytes, age: int | None) -> None:
+    def _counts_in(self, digest: bytes, reported: frozenset[str]) -> bool:
+        """Whether an announcement names the plain side "every member of ours but the
+        ones it reports", with this node on it: its sender then counts this node fully
+        connected (no member indirectly connected, nobody kept out).  A list cut by the
+        budget hides names the sender counts out, so the digest does not match."""
+        side = frozenset(self._members.keys() - reported)
+        return self.self_name in side and digest == _side_digest(side, side, side)
+
+    def _renew(
+        self, now: float, name: str, digest: bytes, age: int | None, counts_us_in: bool
+    ) -> None:
         """The heartbeat lease on a member of this side: a heartbeat naming this node's
         view renews it, or one this node held within ``silence_limit`` (the sender lags
-        behind our own change and still counts us in; any other view may count us out,
-        and its takeover of us is timed from the last agreeing heartbeat).  The first
+        behind our own change and still counts us in), or one whose plain side holds this
+        node (``counts_us_in``: the sender reports a member this node still reaches, the
+        first end of a mutual cut before the second end finds it; docs/split-brain.md has
+        the safety argument).  Any other view may count us out, and its takeover of us is
+        timed from the last agreeing heartbeat.  The first
         heartbeat of another view, right after an agreeing one (``age`` given), renews it up to the
         sender's change, ``age`` ms ago: the sender agreed until then, and it times any
         takeover of this node from that change, so this is as safe as the heartbeat
         before it (and a healed blip does not fence the member it was about)."""
         held_lately = now <= self._held.get(digest, -math.inf) + self.silence_limit
-        if digest == self.digest() or held_lately:
+        if digest == self.digest() or held_lately or counts_us_in:
             self._renewed[name] = now
         elif age is not None:
             self._renewed[name] = max(self._renewed[name], now - age / 1000.0)
@@ -758,6 +768,18 @@ class QuorumTracker:
         if (joiners and not self._joiners) or not after.serving or after.down:
             self._changed(now)  # joiners came in, or members were only connected through
             # the downed ones (their mutual reports went with them): decide again
+
+
+def _side_digest(
+    component: frozenset[str], kept: frozenset[str], fully_connected: frozenset[str]
+) -> bytes:
+    """8 bytes naming a side: its component alone when nobody is indirectly connected
+    (as before announcements had reports), else with its kept and fully connected parts."""
+    parts = [component, kept, fully_connected]
+    if parts[0] == parts[1] == parts[2]:
+        parts = parts[:1]
+    text = "|".join(",".join(sorted(part)) for part in parts)
+    return hashlib.blake2b(text.encode(), digest_size=8).digest()
 
 
 def describe(tracker: QuorumTracker) -> Mapping[str, object]:

@@ -461,19 +461,59 @@ def test_heartbeats_naming_another_side_do_not_renew_the_lease() -> None:
 
 
 def test_a_heartbeat_naming_a_view_this_node_held_lately_renews_the_lease() -> None:
-    """a loses d at 10.0; b and c lag behind and still announce the view a held until
-    then.  Their heartbeats renew a's lease for silence_limit (7 s) after a left that
-    view, not longer: a stops 7 s after the last of them that could (17.0 -> 24.0).
-    Without the rule the lease would run from the last agreeing heartbeat (10.0 -> 17.0)."""
+    """d leaves a's membership at 10.0; b and c lag behind and still announce the view a
+    held until then.  Their heartbeats renew a's lease for silence_limit (7 s) after a
+    left that view, not longer: a stops 7 s after the last of them that could (17.0 ->
+    24.0).  Without the rule the lease would run from the last agreeing heartbeat (10.0
+    -> 17.0)."""
     trackers = cluster("abcd", down_all_when_unstable=False)
     a = trackers["a"]
     advance(trackers, 7.5, 10.0)
-    a.observe(10.0, snapshot("abc", suspect="d"))  # b, c never see the change
+    a.observe(10.0, snapshot("abc", left="d"))  # b, c never see the change
     advance(trackers, 10.5, 23.5, reach="abc")
     assert a.serving and not [d for d in a.take_decisions() if not d.serving]
     advance(trackers, 24.0, 24.0, reach="abc")
     [stop] = a.take_decisions()
     assert not stop.serving and "from b, c" in stop.reason
+
+
+def test_a_heartbeat_whose_plain_side_holds_this_node_renews_the_lease() -> None:
+    """The first end of a mutual cut: b's probe of a fails, so b announces the side
+    b-e with a reported, while c, d and e still hold a-e (a one-way report moves nobody)
+    and a has not found the cut yet.  b counts c, d and e fully connected, so their
+    leases on b hold for as long as it says so (before: they all stopped 7 s after b's
+    change, the race in docs/split-brain.md); a's lease on b, which reports a, runs out."""
+    trackers = cluster("abcde", down_all_when_unstable=False)
+    b = trackers["b"]
+    advance(trackers, 7.5, 10.0)
+    b.observe(10.0, snapshot("abcde"), unreached="a")
+    assert wire.loads(b.take_outgoing()[-1])[-1] == ["a"]
+    advance(trackers, 10.5, 40.0)
+    for name in "cde":
+        assert trackers[name].serving, name
+        assert not [d for d in trackers[name].take_decisions() if not d.serving], name
+    stops = [d for d in trackers["a"].take_decisions() if not d.serving]
+    assert stops and stops[0].time <= 17.5 and "from b" in stops[0].reason
+
+
+@pytest.mark.parametrize("budget", [512, 3])
+def test_a_report_list_cut_by_the_budget_renews_no_lease(budget: int) -> None:
+    """b does not reach a or c.  Listed in full, its side (b, d, e) is the one d counts
+    from the list, which holds d: d's lease on b holds.  Cut by a budget with room for
+    one name, the list says b-e, not the side b announces, so it renews nothing (b may
+    count d in, but a cut list cannot prove it) and d stops on its lease on b."""
+    trackers = cluster("abcde", down_all_when_unstable=False)
+    b, d = trackers["b"], trackers["d"]
+    b.report_budget = budget
+    advance(trackers, 7.5, 10.0)
+    b.observe(10.0, snapshot("abcde"), unreached="ac")
+    assert len(wire.loads(b.take_outgoing()[-1])[-1]) == (2 if budget == 512 else 1)
+    advance(trackers, 10.5, 25.0)
+    stops = [x for x in d.take_decisions() if not x.serving]
+    if budget == 512:
+        assert not stops
+    else:
+        assert stops and stops[0].reason == "no agreeing heartbeat from b for 7.0 s"
 
 
 def test_own_probes_decide_reachability_not_anyones_suspicion() -> None:
