@@ -693,8 +693,9 @@ class Connection:
         stream = self._sealed
         if stream is not None:  # seal here; send sealed bytes in order
             if out and raw is not None and not self._busy:
-                stream.seal(session.take())
-            if not session.outgoing:
+                stream.seal(out)
+                out.clear()
+            if not out:
                 out = stream.unsent
         if raw is not None and out and not self._busy:
             try:

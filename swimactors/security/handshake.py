@@ -45,6 +45,8 @@ RECORD = 64 * 1024
 """The most plaintext one sealed record carries (a write batch is one record)."""
 _HELLO_HEAD = struct.Struct(">BB4s32sB")
 _LENGTH = struct.Struct(">I")
+_SEALED = RECORD + TAG_SIZE
+_VIEW_FROM = 4096
 
 
 class HandshakeError(SwimactorsError):
@@ -65,7 +67,9 @@ class SealedStream:
         """An empty label is no associated data: the same tag, one cipher call less."""
         self._sent = 0
         self._received = 0
-        self._decoder = wire.FrameDecoder(RECORD + TAG_SIZE)
+        self._decoder = wire.FrameDecoder(_SEALED)
+        self._partial = False
+        """The decoder holds the start of a record."""
 
     def seal(self, data: bytes | bytearray | memoryview, out: bytearray) -> None:
         """Append the records carrying ``data`` to ``out``."""
@@ -82,22 +86,23 @@ class SealedStream:
     def open(self, data: bytes | bytearray, out: bytearray) -> bytes:
         """The plaintext of the records ``data`` completes (b"" if none); nothing goes to
         ``out`` (keyed records never answer)."""
+        size = len(data) - 4
+        if not self._partial and size > 0 and _LENGTH.unpack_from(data)[0] == size <= _SEALED:
+            # the usual read: one whole record (a small one is copied: cheaper than a view)
+            return self._open(data[4:] if size < _VIEW_FROM else memoryview(data)[4:])
         decoder = self._decoder
-        if not decoder.buffered and len(data) > 4:  # the usual read: one whole record
-            (length,) = _LENGTH.unpack_from(data)
-            if length == len(data) - 4 and length <= decoder.max_frame:
-                return self._open(memoryview(data)[4:])
         records = decoder.feed(data)
         if decoder.error is not None:
             raise HandshakeError(f"sealed record: {decoder.error}")
+        self._partial = decoder.buffered > 0
         return b"".join(map(self._open, records))
 
     def end(self) -> None:
         """The peer closed: :class:`HandshakeError` if that cut a record."""
-        if self._decoder.buffered:
+        if self._partial:
             raise HandshakeError("connection closed inside a sealed record")
 
-    def _open(self, record: bytes | memoryview) -> bytes:
+    def _open(self, record: bytes | bytearray | memoryview) -> bytes:
         received = self._received
         try:
             plain = self._decrypt(received.to_bytes(12, "big"), record, self._label)
