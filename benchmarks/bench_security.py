@@ -7,8 +7,10 @@ connection handshake; a membership cluster on loopback run plaintext and keyed,
 interleaved, ``ROUNDS`` times: CPU seconds per node per minute and bytes sent per node per
 second; remote ask p50, the CPU both processes spend per ask, and one sender's tell
 throughput to a system in another process, over plaintext, keyed and mutual TLS
-connections interleaved (``bench_remote``'s measurements).  Medians; plaintext is the floor
-(remote rows: medians of the per-round differences and ratios).
+connections interleaved (``bench_remote``'s measurements), then the ask p50 again with
+both systems of each mode in this process (a round trip with no process waking: the
+code's own cost).  Medians; plaintext is the floor (remote rows: medians of the per-round
+differences and ratios).
 """
 
 from __future__ import annotations
@@ -232,6 +234,42 @@ async def _near(mode: str, pki: str) -> AsyncIterator[swimactors.System]:
         yield system
 
 
+@asynccontextmanager
+async def _pair_here(mode: str, pki: str) -> AsyncIterator[swimactors.System]:
+    """Both systems of ``mode`` in this process (the near one yielded): a round trip that
+    never waits for a process to wake, so its cost is the code's own."""
+    config = _remote_config(mode, f"far-{mode}", pki)
+    async with swimactors.open_system(f"far-{mode}", bind="127.0.0.1:0", config=config) as far:
+        await far.spawn(Echo, name="echo", public=True)
+        assert far.cluster is not None
+        async with swimactors.open_system(
+            f"near-{mode}",
+            bind="127.0.0.1:0",
+            seeds=[f"127.0.0.1:{far.cluster.node.address[1]}"],
+            config=_remote_config(mode, f"near-{mode}", pki),
+        ) as near:
+            await near.wait_for("echo", timeout=20)
+            yield near
+
+
+async def _asks_here(pki: str, trips: int) -> dict[str, list[float]]:
+    """Ask p50 per round and mode, both systems of each mode in this process."""
+    p50s: dict[str, list[float]] = {mode: [] for mode in MODES}
+    async with (
+        _pair_here("plain", pki) as plain,
+        _pair_here("keyed", pki) as keyed,
+        _pair_here("tls", pki) as tls,
+    ):
+        systems = {"plain": plain, "keyed": keyed, "tls": tls}
+        for system in systems.values():
+            await _ask_round_trips(system, 200)  # warm up
+        for round_ in range(REMOTE_ROUNDS):
+            for mode in MODES[round_ % 3 :] + MODES[: round_ % 3]:
+                asks = await _ask_round_trips(systems[mode], trips)
+                p50s[mode].append(statistics.median(asks) * 1e6)
+    return p50s
+
+
 async def _remote(quick: bool) -> list[Row]:
     trips, tells = (500, 20_000) if quick else (2000, 100_000)
     results = {
@@ -259,6 +297,7 @@ async def _remote(quick: bool) -> list[Row]:
                     results[mode]["ask"].append(statistics.median(asks) * 1e6)
                     results[mode]["cpu"].append((near_cpu + far_cpu) / trips * 1e6)
                     results[mode]["tell"].append(await _tell_rate(system, tells))
+        here = await _asks_here(pki, trips)
     note = f"floor: plaintext connection; {REMOTE_ROUNDS} interleaved rounds"
     floor = results["plain"]
     rows: list[Row] = []
@@ -267,6 +306,7 @@ async def _remote(quick: bool) -> list[Row]:
         extra = sorted(a - f for a, f in zip(ask, floor["ask"], strict=True))
         extra_cpu = sorted(c - f for c, f in zip(cpu, floor["cpu"], strict=True))
         ratios = sorted(t / f for t, f in zip(tell, floor["tell"], strict=True))
+        extra_here = sorted(a - f for a, f in zip(here[mode], here["plain"], strict=True))
         rows += [
             {
                 "benchmark": "security",
@@ -288,6 +328,19 @@ async def _remote(quick: bool) -> list[Row]:
                 "note": f"{note}; +{statistics.median(extra_cpu):.1f} us (per round "
                 f"{extra_cpu[0]:+.0f}..{extra_cpu[-1]:+.0f}): the round trip runs one side "
                 "then the other, so this is what the key adds to its latency, less the noise",
+            },
+            {
+                "benchmark": "security",
+                "metric": f"remote ask p50, {label}, both systems in this process",
+                "value": statistics.median(here[mode]),
+                "unit": "us",
+                "floor": statistics.median(here["plain"]),
+                "ratio": statistics.median(
+                    a / f for a, f in zip(here[mode], here["plain"], strict=True)
+                ),
+                "note": f"{note}; +{statistics.median(extra_here):.1f} us (per round "
+                f"{extra_here[0]:+.1f}..{extra_here[-1]:+.1f}): no process sleeps between "
+                "the hops, so this is the code's own cost, without the cold caches of a wake",
             },
             {
                 "benchmark": "security",
