@@ -73,6 +73,8 @@ async def test_keyed_systems_talk_and_strangers_are_refused() -> None:
             await b.spawn(Echo(), name="echo", public=True)
             ref = await a.wait_for("echo", timeout=10)
             assert await ref.ask("hi") == "hi"
+            big = bytes(range(256)) * 800  # 200 KiB: a write of several records each way
+            assert await ref.ask(big) == big
             answers: list[object] = []
 
             async def ask(n: int) -> None:
