@@ -1,8 +1,9 @@
 """Actor runtime speed against raw floors measured in the same run, interleaved.
 
 Floors do the same work per message as the actor: each calls the very ``receive`` the
-actor runs (``Sink.receive``, an ``async def``) once per message, so what separates them
-from swimactors is the runtime alone.  For tell, a task draining a bounded
+actor runs (an ``async def``: ``Sink.receive`` for tells, ``Server.receive``, one that can
+wait, for asks) once per message, so what separates them from swimactors is the runtime
+alone.  For tell, a task draining a bounded
 ``collections.deque`` that the sender fills without a scheduler trip until it is full
 (what a mailbox can at best be on trio), the same with nothing done per message (for
 scale), and a bounded ``trio.open_memory_channel`` fed by awaited sends; for ask, a round
@@ -60,6 +61,19 @@ class Sink(Actor):
         return msg
 
 
+class Server(Sink):
+    """The asked actor of the ask rows: a receive that can wait (an ``await`` on a branch
+    these runs never take), so an ask goes through the actor's own task as the floors'
+    round trips do. ``Sink``, whose receive has no ``await``, is answered in the asker's
+    task (the row ``ask, async receive without await``)."""
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        self.count += 1
+        if msg is None:
+            await trio.lowlevel.checkpoint()
+        return msg
+
+
 class SyncEcho(Actor):
     """A plain-``def`` receive: an ask to it runs in the asker's task."""
 
@@ -83,6 +97,8 @@ class AddingActor(Actor):
             case Add(n=n):
                 self.value += n
                 return self.value
+            case None:  # never sent: an await makes this receive one that can wait, as
+                await trio.lowlevel.checkpoint()  # the proxy's is (an ask goes to its task)
         return None
 
 
@@ -279,15 +295,15 @@ def floor_ask(n: int) -> float:
     return _timed(main)
 
 
-def floor_lowlevel_ask(n: int) -> float:
+def floor_lowlevel_ask(n: int, actor: Callable[[], Sink] = Server) -> float:
     """A round trip with trio's lowest-level park and wake: the asker queues its request
-    and parks, the server task awaits ``Sink.receive`` and reschedules the asker with the
-    answer (two task switches, nothing else)."""
+    and parks, the server task awaits the ``receive`` of ``actor`` and reschedules the
+    asker with the answer (two task switches, nothing else)."""
 
     async def main() -> float:
         inbox: collections.deque[tuple[Ping, trio.lowlevel.Task] | None] = collections.deque()
         idle: list[trio.lowlevel.Task | None] = [None]
-        receive = Sink().receive
+        receive = actor().receive
 
         def unpark(_: Any) -> trio.lowlevel.Abort:
             return trio.lowlevel.Abort.FAILED
@@ -325,15 +341,15 @@ def floor_lowlevel_ask(n: int) -> float:
     return _timed(main)
 
 
-def floor_future_ask(n: int) -> float:
-    """An asyncio round trip: the asker queues a Future, the server task awaits
-    ``Sink.receive`` and resolves it."""
+def floor_future_ask(n: int, actor: Callable[[], Sink] = Server) -> float:
+    """An asyncio round trip: the asker queues a Future, the server task awaits the
+    ``receive`` of ``actor`` and resolves it."""
 
     async def main() -> float:
         loop = asyncio.get_running_loop()
         inbox: collections.deque[tuple[Ping, asyncio.Future[Any]] | None] = collections.deque()
         idle: list[asyncio.Future[None] | None] = [None]
-        receive = Sink().receive
+        receive = actor().receive
 
         async def server() -> None:
             while True:
@@ -368,7 +384,7 @@ def floor_future_ask(n: int) -> float:
     return asyncio.run(main())
 
 
-def actors_ask(n: int, actor: Callable[[], Actor] = Sink) -> float:
+def actors_ask(n: int, actor: Callable[[], Actor] = Server) -> float:
     async def main() -> float:
         async with swimactors.open_system() as system:
             ref = await system.spawn(actor)
@@ -655,6 +671,14 @@ def run(quick: bool) -> list[Row]:
         lambda: actors_ask(ask_n),
         lambda: floor_future_ask(ask_n),
         "the same round trip on asyncio; ratio = floor / ours (target >= 1)",
+    )
+    compare(
+        "ask, async receive without await",
+        "us/op",
+        lambda: actors_ask(ask_n, Sink),
+        lambda: floor_future_ask(ask_n, Sink),
+        "receive is an async def with no await (it cannot wait): answered in the asker's "
+        "task; floor: asyncio's round trip awaiting the same receive; ratio = floor / ours",
     )
     compare(
         "trio park/wake vs asyncio Future",

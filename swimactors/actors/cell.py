@@ -11,16 +11,20 @@ Stop rule: a stopping actor finishes the message in hand; then every message sti
 (or waiting for room) becomes a dead letter and every pending ask fails with
 :class:`ActorStopped`; its children stop, then its ``on_stop`` runs.
 
-An actor whose ``receive`` is a plain ``def`` cannot wait, so an ask that finds it idle is
-answered by calling ``receive`` directly in the asker's task: no task switch at all.
+An actor whose ``receive`` is a plain ``def`` cannot wait, nor can an ``async def`` whose
+body has no ``await`` (its coroutine ends in its first step), so an ask that finds it idle
+is answered by running ``receive`` directly in the asker's task: no task switch at all.
 """
 
 from __future__ import annotations
 
+import dis
 import enum
+import functools
 import inspect
+import types
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Generator
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -66,6 +70,55 @@ def _is_sync(actor: Actor) -> bool:
     if sync is None:
         sync = _sync_receive[cls] = not inspect.iscoroutinefunction(cls.receive)
     return sync
+
+
+_SUSPENDING = frozenset(
+    {"YIELD_VALUE", "SEND", "GET_AWAITABLE", "GET_AITER", "GET_ANEXT", "BEFORE_ASYNC_WITH"}
+)
+"""The opcodes of ``await``, ``async for`` and ``async with``: a coroutine suspends only there."""
+_never_waits_by_code: dict[types.CodeType, bool] = {}
+
+
+def _never_waits(handler: Handler) -> bool:
+    """Whether ``handler`` is an ``async def`` whose body has no ``await``, ``async for``
+    or ``async with`` (read off its bytecode, cached): its coroutine returns in its first
+    step, so it can no more wait than a plain ``def`` can."""
+    code = getattr(getattr(handler, "__func__", handler), "__code__", None)
+    if not isinstance(code, types.CodeType) or not code.co_flags & inspect.CO_COROUTINE:
+        return False
+    never = _never_waits_by_code.get(code)
+    if never is None:
+        ops = {instruction.opname for instruction in dis.get_instructions(code)}
+        never = _never_waits_by_code[code] = ops.isdisjoint(_SUSPENDING)
+    return never
+
+
+def _direct_handler(receive: Handler, sync: bool) -> Handler | None:
+    """What an ask that finds the actor idle runs in the asker's task: a plain ``def``
+    receive itself, an ``async def`` one that cannot wait (:func:`_never_waits`) run to
+    its end by :func:`_run_through`; None for one that can wait."""
+    if sync:
+        return receive
+    if _never_waits(receive):
+        return functools.partial(_run_through, receive)
+    return None
+
+
+def _run_through(receive: Handler, msg: Any, ctx: Context) -> Any:
+    """What an ``async`` ``receive`` that cannot suspend returns for ``msg``, from its
+    coroutine's one step (a loop over a generator that awaits it: no StopIteration to
+    catch)."""
+    coro = receive(msg, ctx)
+    answer: list[Any] = []
+    for _ in _await_into(answer, coro):
+        coro.close()
+        raise RuntimeError(f"{coro!r} suspended although its code has no await")
+    return answer[0]
+
+
+@types.coroutine
+def _await_into(answer: list[Any], coro: Coroutine[Any, Any, Any]) -> Generator[Any, None, None]:
+    answer.append((yield from coro))
 
 
 class State(enum.Enum):
@@ -146,6 +199,7 @@ class ActorCell:
     """The class of this cell's ref: a cell that overrides ``tell`` brings its own."""
 
     __slots__ = (
+        "_direct",
         "_done",
         "_escalate",
         "_factory",
@@ -199,6 +253,9 @@ class ActorCell:
         self._factory = factory
         self._sync = _is_sync(instance)
         self._receive: Handler = instance.receive
+        self._direct = _direct_handler(self._receive, self._sync)
+        """What an ask that finds the actor idle runs in the asker's task (None: ``receive``
+        can wait, the ask goes through the mailbox)."""
         self.behaviours: list[Handler] | None = None
         """Handlers ``ctx.become`` stacked over ``receive`` (None: just ``receive``)."""
         self.strategy = strategy
@@ -300,7 +357,7 @@ class ActorCell:
             self.system.dead_letters.publish(self.ref, msg, sender)
             raise ActorStopped(f"{self.ref} is stopped")
         if self._parked:  # then this is not the actor's own task
-            if self._sync and not self.queue:
+            if self._direct is not None and not self.queue:
                 return await self._ask_directly(msg, sender)
         elif current_task() is self._task:
             raise RuntimeError(f"{self.ref} asked itself: it cannot reply while it waits")
@@ -434,13 +491,14 @@ class ActorCell:
         )
 
     async def _ask_directly(self, msg: Any, sender: ActorRef | None) -> Any:
-        """Run a plain-``def`` receive from the asker's task (it cannot wait, so this is
-        safe), inside the actor task's contextvars so it sees what its own task would."""
-        assert self._task is not None
+        """Run a receive that cannot wait (:func:`_direct_handler`) from the asker's task
+        (so this is safe), inside the actor task's contextvars so it sees what its own
+        task would."""
+        assert self._task is not None and self._direct is not None
         ctx = self.ctx
         ctx.sender = sender
         try:
-            result = self._task.context.run(self._receive, msg, ctx)
+            result = self._task.context.run(self._direct, msg, ctx)
         except Exception as exc:
             self._fail(exc)
             raise ActorFailed.from_exception(exc) from None
@@ -493,6 +551,7 @@ class ActorCell:
             if not behaviours
             else not inspect.iscoroutinefunction(self._receive)
         )
+        self._direct = _direct_handler(self._receive, self._sync)
         self._interrupt = True
 
     def add_watcher(self, watcher: Watcher) -> None:

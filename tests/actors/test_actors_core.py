@@ -11,6 +11,7 @@ import trio.testing
 
 import swimactors
 from swimactors import Actor, ActorFailed, ActorStopped, AskTimeout, Context, message
+from swimactors.actors import cell as cell_module
 
 
 @message
@@ -52,6 +53,20 @@ class SyncCounter(Actor):
         self.total = 0
 
     def receive(self, msg: Any, ctx: Context) -> Any:
+        match msg:
+            case Add(n):
+                self.total += n
+                return self.total
+            case Boom(text):
+                raise KeyError(text)
+        return self.total
+
+
+class EagerCounter(SyncCounter):
+    """An async receive with no await in it: it cannot wait either, so asks to it are
+    answered in the asker's task too."""
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:  # type: ignore[override]
         match msg:
             case Add(n):
                 self.total += n
@@ -157,9 +172,10 @@ async def test_ref_stays_valid_across_restarts() -> None:
         assert await system.find(ref.path) is ref
 
 
-async def test_sync_receive_answers_directly_and_fails_cleanly() -> None:
+@pytest.mark.parametrize("counter", [SyncCounter, EagerCounter])
+async def test_sync_receive_answers_directly_and_fails_cleanly(counter: type[Actor]) -> None:
     async with swimactors.open_system() as system:
-        ref = await system.spawn(SyncCounter)
+        ref = await system.spawn(counter)
         assert await ref.ask(Add(2)) == 2
         await ref.tell(Add(3))
         assert await ref.ask(Get()) == 5
@@ -170,9 +186,10 @@ async def test_sync_receive_answers_directly_and_fails_cleanly() -> None:
         assert system.stats.restarts == 1
 
 
-async def test_direct_asks_still_let_other_tasks_run() -> None:
+@pytest.mark.parametrize("counter", [SyncCounter, EagerCounter])
+async def test_direct_asks_still_let_other_tasks_run(counter: type[Actor]) -> None:
     async with swimactors.open_system() as system:
-        ref = await system.spawn(SyncCounter)
+        ref = await system.spawn(counter)
         ticks = 0
 
         async def ticker() -> None:
@@ -189,6 +206,89 @@ async def test_direct_asks_still_let_other_tasks_run() -> None:
                 await ref.ask(Add(1))
             assert ticks > start
             nursery.cancel_scope.cancel()
+
+
+async def test_an_idle_actor_whose_receive_cannot_wait_is_asked_in_the_askers_task() -> None:
+    """A plain def, or an async def with no await: run by the asker's task inside the
+    actor's contextvars (a tell from it names the actor as sender). An await anywhere in
+    the body, even on a branch not taken, sends the ask through the actor's own task."""
+    where: list[tuple[str, trio.lowlevel.Task, Any]] = []
+
+    class Plain(Actor):
+        def receive(self, msg: Any, ctx: Context) -> Any:
+            where.append(("plain", trio.lowlevel.current_task(), ctx.sender))
+            return swimactors.actors.ref.current_sender.get()
+
+    class Eager(Actor):
+        async def receive(self, msg: Any, ctx: Context) -> Any:
+            where.append(("eager", trio.lowlevel.current_task(), ctx.sender))
+            return swimactors.actors.ref.current_sender.get()
+
+    class MayWait(Actor):
+        async def receive(self, msg: Any, ctx: Context) -> Any:
+            if msg is None:
+                await trio.sleep(1)
+            where.append(("may wait", trio.lowlevel.current_task(), ctx.sender))
+            return swimactors.actors.ref.current_sender.get()
+
+    async with swimactors.open_system() as system:
+        refs = [await system.spawn(actor) for actor in (Plain, Eager, MayWait)]
+        await trio.testing.wait_all_tasks_blocked()
+        for ref in refs:
+            assert await ref.ask(Get()) == ref  # the actor's own contextvars
+    me = trio.lowlevel.current_task()
+    assert [(kind, task is me, sender) for kind, task, sender in where] == [
+        ("plain", True, None),
+        ("eager", True, None),
+        ("may wait", False, None),
+    ]
+
+
+async def _awaits(msg: Any, ctx: Context) -> Any:
+    return await trio.sleep(0)
+
+
+async def _loops(msg: Any, ctx: Context) -> Any:
+    async for item in msg:
+        return item
+
+
+async def _enters(msg: Any, ctx: Context) -> Any:
+    async with msg:
+        return None
+
+
+async def _comprehends(msg: Any, ctx: Context) -> Any:
+    return [await item for item in msg]
+
+
+async def _starts_a_task(msg: Any, ctx: Context) -> Any:
+    async def later() -> None:
+        await trio.sleep(1)  # in a coroutine of its own, not in this one's body
+
+    ctx.system.nursery.start_soon(later)
+
+
+async def _plain_async(msg: Any, ctx: Context) -> Any:
+    return msg
+
+
+@pytest.mark.parametrize(
+    ("handler", "never_waits"),
+    [
+        (_awaits, False),
+        (_loops, False),
+        (_enters, False),
+        (_comprehends, False),
+        (_starts_a_task, True),
+        (_plain_async, True),
+        (EagerCounter().receive, True),
+        (SyncCounter().receive, False),  # a plain def: the other way of not waiting
+        (lambda msg, ctx: _plain_async(msg, ctx), False),  # returns a coroutine: unknown
+    ],
+)
+def test_which_async_receives_cannot_wait(handler: Any, never_waits: bool) -> None:
+    assert cell_module._never_waits(handler) is never_waits
 
 
 async def test_ask_a_stopped_actor_raises_and_dead_letters() -> None:

@@ -65,7 +65,7 @@ class Recorder(Actor):
     async def receive(self, msg: Any, ctx: Context) -> Any:
         self.handled.record(ctx.self_ref.path, msg.seq)
         if isinstance(msg, SpawnChild):
-            factory = _factory(self.handled, msg.sync)
+            factory = _factory(self.handled, msg.sync, msg.seq)
             return await ctx.spawn(factory, mailbox_size=2)
         await trio.sleep(0)
         if msg.fail:
@@ -88,8 +88,24 @@ class SyncRecorder(Actor):
         return msg.seq
 
 
-def _factory(handled: Handled, sync: bool) -> Any:
-    return (lambda: SyncRecorder(handled)) if sync else (lambda: Recorder(handled))
+class EagerRecorder(SyncRecorder):
+    """An async receive without await: it cannot wait, so asks may run in the asker's task."""
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:  # type: ignore[override]
+        self.handled.record(ctx.self_ref.path, msg.seq)
+        if isinstance(msg, SpawnChild):
+            return None
+        if msg.fail:
+            raise RuntimeError(f"job {msg.seq}")
+        return msg.seq
+
+
+def _factory(handled: Handled, sync: bool, seq: int) -> Any:
+    """A Recorder, or one whose receive cannot wait (plain def or async without await,
+    by the parity of ``seq``)."""
+    if not sync:
+        return lambda: Recorder(handled)
+    return (lambda: SyncRecorder(handled)) if seq % 2 else (lambda: EagerRecorder(handled))
 
 
 STRATEGIES: list[Strategy] = [
@@ -158,7 +174,7 @@ async def _step(
     ledger: Ledger,
 ) -> None:
     if op == "spawn":
-        refs.append(await system.spawn(_factory(handled, flag), supervision=STRATEGIES[arg]))
+        refs.append(await system.spawn(_factory(handled, flag, seq), supervision=STRATEGIES[arg]))
         return
     if op == "sleep":
         await trio.sleep(arg * 0.4)
