@@ -4,6 +4,8 @@ A connection with bytes to send registers its flush here instead of waking its w
 task: everything one step queued for a peer (a batch of replies, a burst of tells) goes
 out in one non-blocking write as that step ends, with no trip through the scheduler, and
 a task that suspends (an ``async def receive`` awaiting) never sits on what it queued.
+A task a connection lent its read role to is told here when its step ends (the role
+comes back unless the task suspended reading that socket).
 One instrument serves every connection in a trio run, installed while any of them is up
 (a system without connections to other nodes pays nothing per task step).
 """
@@ -17,24 +19,33 @@ import trio
 
 from ..logs import logger
 
-__all__ = ["StepEnd", "installed", "pending_flushes"]
+__all__ = ["StepEnd", "installed", "lent_reads", "pending_flushes"]
 
 log = logger("swimactors.actors.step_end")
 
 Flushes = dict[Callable[[], None], None]
+LentReads = dict[trio.lowlevel.Task, Callable[[], None]]
 
 
 class StepEnd(trio.abc.Instrument):
-    """Runs the flushes queued during a task step once that step ends."""
+    """Runs the flushes queued during a task step once that step ends, and tells a
+    connection when the step of the task holding its read role ends."""
 
     def __init__(self) -> None:
         self.pending: Flushes = {}
         """The flushes to run, each once (a dict: no duplicates)."""
+        self.lent: LentReads = {}
+        """Tasks holding a connection's read role, each with what to call as a step of
+        theirs ends."""
         self.holders = 0
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         if self.pending:
             _run(self.pending)
+        if self.lent:
+            ended = self.lent.get(task)
+            if ended is not None:
+                ended()
 
 
 def _run(flushes: Flushes) -> None:
@@ -62,6 +73,11 @@ def _current() -> StepEnd:
 def pending_flushes() -> Flushes:
     """This trio run's queue of flushes (run at each step's end while :func:`installed`)."""
     return _current().pending
+
+
+def lent_reads() -> LentReads:
+    """This trio run's tasks holding a connection's read role (see :class:`StepEnd`)."""
+    return _current().lent
 
 
 @contextmanager

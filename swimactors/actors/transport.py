@@ -28,6 +28,7 @@ inbound peer's HELLO must name a node its certificate names.
 from __future__ import annotations
 
 import collections
+import contextvars
 import ipaddress
 import math
 import os
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 import attrs
 import outcome
 import trio
+from trio.lowlevel import current_task, reschedule, wait_readable, wait_task_rescheduled
 
 from .. import wire
 from ..logs import logger
@@ -484,6 +486,9 @@ class _RemoteReply(Reply):
 
 
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
+WASTED_SKIPS = 16
+"""Wakes by a reply a task sits out, after it left a connection's read role unused,
+before that connection lends it the role again."""
 _UNTRACED: tuple[Any, str | None] = (None, None)
 
 
@@ -612,6 +617,25 @@ class Connection:
         """The writer task is inside ``send_all``."""
         self._raw: socket.socket | None = None
         """A duplicate of the socket for non-blocking sends from other tasks (Linux)."""
+        self._fd = -1
+        """The socket's descriptor to wait on (-1: not a socket, no non-blocking reads)."""
+        self._context: contextvars.Context | None = None
+        """The reader task's context: whoever reads decodes in it (:data:`ref_resolver`)."""
+        self._lent = step_end.lent_reads()
+        self._holder: trio.lowlevel.Task | None = None
+        """The task the read role is lent to (:meth:`_lend`); None while the reader has it."""
+        self._lender: trio.lowlevel.Task | None = None
+        """The reader task, parked while it lends the role."""
+        self._holder_reading = False
+        """The holder is suspended waiting on the socket (it keeps the role)."""
+        self._holder_read = False
+        self._wasted: trio.lowlevel.Task | None = None
+        self._wasted_skips = 0
+        """A task the role came back from unused, not lent it for its next wakes."""
+        self._woke: trio.lowlevel.Task | None = None
+        """The last asking task a reply in the chunk being handled woke."""
+        self._holder_reply: outcome.Outcome[Any] | None = None
+        """The holder's reply, however it came (read, timed out, connection closed)."""
         self._credit_event = trio.Event()
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
@@ -815,6 +839,8 @@ class Connection:
                     )
                 if raw is not None:  # only now: nothing may go out in a handshake
                     self._raw = socket.socket(fileno=os.dup(raw))
+                    self._fd = self._raw.fileno()  # (trio takes an int without a call)
+                self._context = current_task().context
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
                     nursery.start_soon(self._write, stream)
@@ -947,39 +973,43 @@ class Connection:
         from it, a wait until it is readable and one non-blocking ``recv`` (trio's stream
         tries a ``recv`` first, which fails each time a reply is awaited), records opened
         here (keyed or TLS); else (a simulated network) the stream's ``receive_some``."""
-        raw, sealed = self._raw, self._sealed
-        if raw is None:
+        sealed, fd, received = self._sealed, self._fd, self._received
+        if self._raw is None:
             return partial(stream.receive_some, 65536)
-
-        fd = raw.fileno()  # (trio takes an int without a call per wait)
 
         async def receive() -> bytes | bytearray:
             if sealed is not None and sealed.pending:  # opened with the handshake's bytes
                 return sealed.take()
             while True:
-                await trio.lowlevel.wait_readable(fd)
-                try:
-                    data = raw.recv(65536, _DONTWAIT)
-                except BlockingIOError:
-                    continue
-                if sealed is None:
+                await wait_readable(fd)
+                if (data := received()) is not None:
                     return data
-                if not data:
-                    sealed.end()
-                    return data
-                if plain := sealed.open(data):
-                    return plain
-                if sealed.unsent:  # TLS answered something (an alert, a key update)
-                    self.write_now()
 
         return receive
 
+    def _received(self) -> bytes | bytearray | None:
+        """One non-blocking ``recv`` from the readable socket, opened if sealed: the bytes
+        (b"" at the end of the stream), or None when there is nothing to hand on yet."""
+        assert self._raw is not None
+        try:
+            data = self._raw.recv(65536, _DONTWAIT)
+        except BlockingIOError:
+            return None
+        sealed = self._sealed
+        if sealed is None:
+            return data
+        if not data:
+            sealed.end()
+            return data
+        if plain := sealed.open(data):
+            return plain
+        if sealed.unsent:  # TLS answered something (an alert, a key update)
+            self.write_now()
+        return None
+
     async def _read(self, stream: trio.abc.Stream) -> None:
-        session = self.session
-        counters = self.transport.counters
         config = self.transport.config
         receive = self._receiver(stream)
-        events = self._EVENTS
         while True:
             if self._frame_started == math.inf and self._greeted:
                 chunk = await receive()  # no frame under way: nothing to time, no cancel scope
@@ -994,35 +1024,165 @@ class Connection:
             if not chunk:
                 self.reason = "closed by the peer"
                 return
-            counters["bytes_received"] += len(chunk)
-            now = trio.current_time()
-            session.receive_data(chunk, now)
-            partial = session.partial_frame
-            if partial or self._frame_started != math.inf:  # a frame is, or was, under way
-                if not partial:
-                    self._frame_started = math.inf
-                elif self._frame_started == math.inf:
-                    self._frame_started = now
-                for over in self.transport.receiving.hold(self, partial):
-                    over._reject("rejected_receive_budget", "its frames in progress hold too much")
-                    if over is self:
-                        return None
-                    over._scope.cancel()
+            if not self._took(chunk):
+                return
             try:
-                while (event := session.next_event()) is not None:
-                    events[type(event)](self, event)
-                    counters["frames_received"] += 1
-                    if self._behind:  # let the actor run before the next frame
-                        self._behind = False
-                        session.return_credit()
-                        if session.outgoing:
-                            self.send_soon()
+                while not self._handle_events():  # let the actor run before the next frame
+                    await trio.lowlevel.checkpoint()
+                woke = self._woke
+                if woke is not None and self._lends_to(woke):
+                    await self._lend(woke)
+                    while not self._handle_events():  # what the holder left
                         await trio.lowlevel.checkpoint()
             except ProtocolViolation as exc:
                 return self._reject(exc.counter, str(exc))
-            session.return_credit()
-            if session.outgoing:  # what this step queued (and the credit it returns)
-                self.send_soon()
+
+    def _took(self, chunk: bytes | bytearray) -> bool:
+        """Give a chunk read to the session, timing a frame it leaves under way and holding
+        that frame's bytes in the receive budget; False when this connection is over the
+        budget (rejected)."""
+        session = self.session
+        self.transport.counters["bytes_received"] += len(chunk)
+        now = trio.current_time()
+        session.receive_data(chunk, now)
+        partial = session.partial_frame
+        if partial or self._frame_started != math.inf:  # a frame is, or was, under way
+            if not partial:
+                self._frame_started = math.inf
+            elif self._frame_started == math.inf:
+                self._frame_started = now
+            for over in self.transport.receiving.hold(self, partial):
+                over._reject("rejected_receive_budget", "its frames in progress hold too much")
+                if over is self:
+                    return False
+                over._scope.cancel()
+        return True
+
+    def _handle_events(self) -> bool:
+        """Act on the session's events in order, then return the credit they freed (sent
+        when the step ends); False when one left an actor a whole batch behind: the caller
+        lets it run, then calls again for the rest."""
+        session = self.session
+        events = self._EVENTS
+        counters = self.transport.counters
+        done = True
+        self._woke = None
+        while (event := session.next_event()) is not None:
+            events[type(event)](self, event)
+            counters["frames_received"] += 1
+            if self._behind:
+                self._behind = done = False
+                break
+        session.return_credit()
+        if session.outgoing:  # what this step queued (and the credit it returns)
+            self.send_soon()
+        return done
+
+    # -- the read role, lent to an asking task -------------------------------------------
+
+    def _lends_to(self, task: trio.lowlevel.Task) -> bool:
+        """Whether the reader lends its role to ``task``, which a reply just woke: on a
+        socket, with no frame under way, to a task holding no other role (one that left
+        the role unused sits out its next :data:`WASTED_SKIPS` wakes)."""
+        if self._fd < 0 or self._frame_started != math.inf or task in self._lent:
+            return False
+        if task is self._wasted and self._wasted_skips:
+            self._wasted_skips -= 1
+            return False
+        return True
+
+    async def _lend(self, task: trio.lowlevel.Task) -> None:
+        """Lend the read role to ``task`` and park until it comes back: its next ask here
+        reads the socket itself (:meth:`read_for`), with no switch to this task and back.
+        The role comes back when a step of the holder ends elsewhere than in that read
+        (:mod:`.step_end`), or when the holder meets anything but plain frames."""
+        self._holder = task
+        self._holder_read = False
+        self._lent[task] = self._holder_step_ended
+        self._lender = current_task()
+        await wait_task_rescheduled(self._abort_lend)
+
+    def _abort_lend(self, raise_cancel: Any) -> trio.lowlevel.Abort:
+        self._lender = None
+        self._give_back()
+        return trio.lowlevel.Abort.SUCCEEDED
+
+    def _give_back(self) -> None:
+        """End the lending: the reader task reads again."""
+        holder = self._holder
+        if holder is not None:
+            self._holder = None
+            del self._lent[holder]
+            lender, self._lender = self._lender, None
+            if lender is not None:
+                reschedule(lender)
+
+    def _holder_step_ended(self) -> None:
+        """A step of the holder ended: it keeps the role only while it waits on the socket."""
+        if not self._holder_reading:
+            if not self._holder_read:
+                self._wasted, self._wasted_skips = self._holder, WASTED_SKIPS
+            self._give_back()
+
+    def _holder_answered(self, result: outcome.Outcome[Any]) -> None:
+        """The holder's reply is in (read, timed out, or failed by a closing connection):
+        keep it, and wake the holder if it waits on the socket (trio forgets the socket's
+        registration, and the next wait on it makes it again)."""
+        self._holder_reply = result
+        if self._holder_reading:
+            trio.lowlevel.notify_closing(self._fd)
+
+    async def read_for(self, reply: Reply) -> Any:
+        """The answer to the calling task's ask, which holds the read role: it reads the
+        socket itself until its reply is in, doing with every frame on the way what the
+        reader would (in the reader's context); anything unusual gives the role back and
+        the reply comes the usual way."""
+        assert self._context is not None
+        holder = current_task()
+        self._holder_read = True
+        reply.notify = self._holder_answered
+        try:
+            while reply.pending and self._holder is holder:
+                self._holder_reading = True
+                try:
+                    await wait_readable(self._fd)
+                except trio.ClosedResourceError:  # woken by _holder_answered, or closing
+                    continue
+                finally:
+                    self._holder_reading = False
+                if not self._context.run(self._read_lent):
+                    self._give_back()
+        finally:
+            reply.notify = None
+        answer, self._holder_reply = self._holder_reply, None
+        if answer is not None:
+            return answer.unwrap()
+        return await reply.wait()
+
+    def _read_lent(self) -> bool:
+        """One read by the holder of the role; False when the reader task must take over
+        (the end of the stream, a frame left under way, an actor left behind, a fault:
+        the connection ends as if the reader had met it)."""
+        try:
+            chunk = self._received()
+            if chunk is None:
+                return True
+            if not chunk:
+                self.close("closed by the peer")
+                return False
+            if not self._took(chunk):
+                self._scope.cancel()
+                return False
+            done = self._handle_events()
+        except ProtocolViolation as exc:
+            self._reject(exc.counter, str(exc))
+            self._scope.cancel()
+            return False
+        except Exception as exc:
+            self._failed(exc)
+            self._scope.cancel()
+            return False
+        return done and self._frame_started == math.inf
 
     def _reject(self, counter: str, detail: str) -> None:
         self.transport.counters[counter] += 1
@@ -1109,13 +1269,16 @@ class Connection:
 
     def _answered(self, event: protocol.Answered[Reply]) -> None:
         frame = event.frame
+        reply = event.token
+        if reply.task is not None:  # a task parked on it: it may take the read role
+            self._woke = reply.task
         if isinstance(frame, protocol.ErrorReply):
-            event.token.set(outcome.Error(protocol.decode_error(frame)))
+            reply.set(outcome.Error(protocol.decode_error(frame)))
             return
         try:
-            event.token.set(outcome.Value(protocol.decode_value(frame.value)))
+            reply.set(outcome.Value(protocol.decode_value(frame.value)))
         except wire.WireError as exc:
-            event.token.set(outcome.Error(UndecodableReply(f"from {self.node}: {exc}")))
+            reply.set(outcome.Error(UndecodableReply(f"from {self.node}: {exc}")))
 
     def _credit(self, frame: protocol.Credit) -> None:
         self._credit_event.set()
@@ -1584,6 +1747,9 @@ class ActorTransport:
                     raise MailboxFull(f"no credit to reach {target.ref} within {timeout} s")
             if timeout is not None and reply.result is None:  # (not failed meanwhile)
                 host.ask_deadlines.add(started + timeout, reply)
+            holder = connection._holder
+            if holder is not None and holder is current_task():
+                return await connection.read_for(reply)
             return await reply.wait()
         finally:
             session.forget(corr)
