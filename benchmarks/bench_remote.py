@@ -10,7 +10,9 @@ figures are taken with the cluster key (sealed connections, :mod:`swimactors.act
 against the same floors and against the plaintext run.  Floor and swimactors runs
 alternate, ``PAIRS`` times; rows give medians and the median of the per-pair ratios.  A
 streamed reply's items per second are compared with the remote tell rate of the same pair
-(target: half of it).
+(target: half of it).  The ask rows ask an actor whose ``async def receive`` can await
+(through the actor's task); the "without await" rows one whose receive has no await,
+which an ask finding it idle has answered in the task that read it.
 """
 
 from __future__ import annotations
@@ -52,6 +54,19 @@ class Hit:
 
 
 class Echo(Actor):
+    """An ``async def receive`` that can await (on a branch the benchmark never takes), so
+    each ask goes through the actor's own task."""
+
+    async def receive(self, msg: Any, ctx: Context) -> Any:
+        if msg is None:
+            await trio.lowlevel.checkpoint()
+        return msg
+
+
+class InstantEcho(Actor):
+    """An ``async def receive`` with no await: it cannot wait, so an ask that finds it
+    idle is answered in the task that read it."""
+
     async def receive(self, msg: Any, ctx: Context) -> Any:
         return msg
 
@@ -101,6 +116,7 @@ async def _serve_raw() -> None:
 async def _serve_system(config: Config) -> None:
     async with swimactors.open_system("far", bind="127.0.0.1:0", config=config) as system:
         await system.spawn(Echo, name="echo", public=True)
+        await system.spawn(InstantEcho, name="instant", public=True)
         await system.spawn(Items, name="items", public=True)
         # room for every tell of a run: this measures the transport, and requests for a
         # full mailbox are held back only up to half the window, then dropped (docs/guide.md)
@@ -160,13 +176,16 @@ async def _client(port: int, config: Config = CONFIG) -> AsyncIterator[swimactor
         "near", bind="127.0.0.1:0", seeds=[f"127.0.0.1:{port}"], config=config
     ) as system:
         await system.wait_for("echo", timeout=20)
+        await system.wait_for("instant", timeout=20)
         await system.wait_for("count", timeout=20)
         await system.wait_for("items", timeout=20)
         yield system
 
 
-async def _ask_round_trips(system: swimactors.System, count: int) -> list[float]:
-    ref = await system.wait_for("echo")
+async def _ask_round_trips(
+    system: swimactors.System, count: int, name: str = "echo"
+) -> list[float]:
+    ref = await system.wait_for(name)
     msg = Hit(1)
     samples = []
     for _ in range(count):
@@ -250,6 +269,9 @@ async def _pair(
         figures[f"{key}ask p50"] = statistics.median(asks) * 1e6
         figures[f"{key}ask p99"] = _percentile(asks, 0.99) * 1e6
         figures[f"{key}tell"] = await _tell_rate(system, tells)
+    instant = await _ask_round_trips(systems[0], trips, "instant")
+    figures["instant p50"] = statistics.median(instant) * 1e6
+    figures["instant p99"] = _percentile(instant, 0.99) * 1e6
     figures["stream"] = await _stream_rate(systems[0], tells)
     return figures
 
@@ -285,6 +307,8 @@ async def _measure(quick: bool) -> list[Row]:
         _paired(pairs, f"{tell}, keyed", "vs batched raw floor", "keyed tell", "batched"),
         _paired(pairs, f"{tell}, keyed", "vs plaintext", "keyed tell", "tell"),
         _paired(pairs, "remote stream, one reader", "items vs remote tell", "stream", "tell"),
+        _paired(pairs, f"{ask} without await", "p50", "instant p50", "floor p50"),
+        _paired(pairs, f"{ask} without await", "p99", "instant p99", "floor p99"),
     ]
     rows[6]["note"] += "; keyed - plaintext p50: " + ", ".join(
         f"{p['keyed ask p50'] - p['ask p50']:+.1f} µs" for p in pairs

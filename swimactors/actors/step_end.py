@@ -19,7 +19,7 @@ import trio
 
 from ..logs import logger
 
-__all__ = ["StepEnd", "installed", "lent_reads", "pending_flushes"]
+__all__ = ["StepEnd", "installed", "lent_reads", "pending_flushes", "run_flushes"]
 
 log = logger("swimactors.actors.step_end")
 
@@ -41,15 +41,17 @@ class StepEnd(trio.abc.Instrument):
 
     def after_task_step(self, task: trio.lowlevel.Task) -> None:
         if self.pending:
-            _run(self.pending)
+            run_flushes(self.pending)
         if self.lent:
             ended = self.lent.get(task)
             if ended is not None:
                 ended()
 
 
-def _run(flushes: Flushes) -> None:
-    """Run and remove every queued flush (one that queues another runs it too)."""
+def run_flushes(flushes: Flushes) -> None:
+    """Run and remove every queued flush (one that queues another runs it too): at the
+    end of a step, or earlier by a task about to wait on a socket, so that what it queued
+    goes out before it spends time registering the wait."""
     while flushes:
         flush, _ = flushes.popitem()
         try:
@@ -95,4 +97,4 @@ def installed() -> Iterator[None]:
         step_end.holders -= 1
         if not step_end.holders:
             trio.lowlevel.remove_instrument(step_end)
-            _run(step_end.pending)
+            run_flushes(step_end.pending)

@@ -226,6 +226,9 @@ class Host(Protocol):
     ask_deadlines: AskDeadlines
     flushes: dict[Callable[[], None], None]
     """Sends to make when the running task's step ends (:mod:`.step_end`)."""
+    now: Callable[[], float]
+    """The trio clock's current time (its own method: ``trio.current_time()`` is three
+    Python calls)."""
 
     def local_cell_at(self, path: str, uid: int) -> ActorCell | None:
         """The live local actor at ``path#uid``, if there is one."""
@@ -610,6 +613,7 @@ class Connection:
         """Per actor, deliveries waiting for room in its mailbox, in arrival order."""
         self.held_count = 0
         self._flushes = transport.host.flushes
+        self._now = transport.host.now
         self._write_now = self.write_now
         """Registered in :attr:`_flushes` (one bound method, so a dict key made once)."""
         self._writer: trio.lowlevel.Task | None = None
@@ -1029,6 +1033,8 @@ class Connection:
             try:
                 while not self._handle_events():  # let the actor run before the next frame
                     await trio.lowlevel.checkpoint()
+                if self._flushes:  # send what this read queued before waiting again
+                    step_end.run_flushes(self._flushes)
                 woke = self._woke
                 if woke is not None and self._lends_to(woke):
                     await self._lend(woke)
@@ -1043,7 +1049,7 @@ class Connection:
         budget (rejected)."""
         session = self.session
         self.transport.counters["bytes_received"] += len(chunk)
-        now = trio.current_time()
+        now = self._now()
         session.receive_data(chunk, now)
         partial = session.partial_frame
         if partial or self._frame_started != math.inf:  # a frame is, or was, under way
@@ -1141,8 +1147,11 @@ class Connection:
         holder = current_task()
         self._holder_read = True
         reply.notify = self._holder_answered
+        flushes = self._flushes
         try:
-            while reply.pending and self._holder is holder:
+            while reply.result is None and not reply.abandoned and self._holder is holder:
+                if flushes:  # what the last read queued goes out before the wait
+                    step_end.run_flushes(flushes)
                 self._holder_reading = True
                 try:
                     await wait_readable(self._fd)
@@ -1393,14 +1402,14 @@ class Connection:
                 self.transport.counters["system_tells_failed"] += 1
             session.delivered()
             return
-        if corr is not None:
-            reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
-        if reply is not None and cell is not None and cell not in self.held:
+        if (corr is not None or reply is not None) and cell is not None and cell not in self.held:
             now = cell.ask_now(msg, sender_ref)
             if now is not None:
                 self._answer(corr, reply, now)
                 session.delivered()
                 return
+        if corr is not None:
+            reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
         if cell is None:
             host.dead_letters.publish(host.resolve(host.name, path, uid), msg, sender_ref)
             if reply is not None:
@@ -1724,7 +1733,8 @@ class ActorTransport:
         self, target: RemoteTarget, msg: Any, sender: ActorRef | None, timeout: float | None
     ) -> Any:
         value = protocol.value_bytes(msg)
-        started = trio.current_time()
+        host = self.host
+        started = host.now()
         connection = target._connection
         if connection is None or connection.session.closed:
             connection = target.attach(self.connection(target.node))
@@ -1735,7 +1745,6 @@ class ActorTransport:
         )
         address = target._address if sender is target._address_sender else target.address(sender)
         frame = protocol.ask_frame(corr, address, value, trace)
-        host = self.host
         reply = Reply(host.stats, target.ref)
         session.expect(corr, reply)
         try:
@@ -1745,15 +1754,18 @@ class ActorTransport:
                     await connection.request(frame)
                 if scope.cancelled_caught:
                     raise MailboxFull(f"no credit to reach {target.ref} within {timeout} s")
+            holder = connection._holder
+            reading = holder is not None and holder is current_task()
+            if reading:  # the ask goes out now, the rest is done while it travels
+                step_end.run_flushes(host.flushes)
             if timeout is not None and reply.result is None:  # (not failed meanwhile)
                 host.ask_deadlines.add(started + timeout, reply)
-            holder = connection._holder
-            if holder is not None and holder is current_task():
+            if reading:
                 return await connection.read_for(reply)
             return await reply.wait()
         finally:
             session.forget(corr)
-            host.stats.remote_asks.observe(trio.current_time() - started)
+            host.stats.remote_asks.observe(host.now() - started)
             if span is not None:
                 span.end()
 
