@@ -33,7 +33,7 @@ import trio
 from trio.lowlevel import current_task, reschedule, wait_task_rescheduled
 
 from ..logs import logger
-from . import supervision
+from . import step_end, supervision
 from .actor import Actor
 from .context import Context, Timer
 from .errors import ActorFailed, ActorStopped, MailboxFull, describe
@@ -203,6 +203,7 @@ class ActorCell:
         "_done",
         "_escalate",
         "_factory",
+        "_holding",
         "_interrupt",
         "_parked",
         "_receive",
@@ -284,6 +285,9 @@ class ActorCell:
         self._escalate: BaseException | None = None
         self._task: trio.lowlevel.Task | None = None
         self._parked = False
+        self._holding: step_end.ReadRole | None = None
+        """The read role of a connection whose socket the parked actor task waits on
+        (:meth:`_hold`): waking it means kicking it off that socket."""
         self._interrupt = False
         self._stop_requested = False
 
@@ -597,8 +601,30 @@ class ActorCell:
 
     def _wake(self) -> None:
         self._parked = False
+        if self._holding is not None:
+            self._holding.kick()
+            return
         assert self._task is not None
         reschedule(self._task)
+
+    async def _hold(self, role: step_end.ReadRole) -> None:
+        """Parked holding a connection's read role (the reader lent it for the ask that
+        woke this actor): read that socket until woken, so the next ask to this actor is
+        read, handled and answered in this one task; park the usual way if the role goes
+        back to the reader first."""
+        self._holding = role
+        try:
+            await role.read_while(self._still_parked)
+        except BaseException:
+            self._parked = False
+            raise
+        finally:
+            self._holding = None
+        if self._parked:
+            await wait_task_rescheduled(self._abort_park)
+
+    def _still_parked(self) -> bool:
+        return self._parked
 
     def _abort_park(self, raise_cancel: Any) -> trio.lowlevel.Abort:
         self._parked = False
@@ -631,6 +657,7 @@ class ActorCell:
         popleft = queue.popleft
         ctx = self.ctx
         abort_park = self._abort_park
+        lent = step_end.lent_reads()
         while True:
             if self._interrupt:
                 if await self._handle_interrupt():
@@ -638,7 +665,10 @@ class ActorCell:
                 continue
             if not queue:
                 self._parked = True
-                await wait_task_rescheduled(abort_park)
+                if lent and (role := lent.get(self._task)) is not None:  # type: ignore[arg-type]
+                    await self._hold(role)
+                else:
+                    await wait_task_rescheduled(abort_park)
                 continue
             receive = self._receive
             sync = self._sync

@@ -14,17 +14,34 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import trio
 
 from ..logs import logger
 
-__all__ = ["StepEnd", "installed", "lent_reads", "pending_flushes", "run_flushes"]
+__all__ = ["ReadRole", "StepEnd", "installed", "lent_reads", "pending_flushes", "run_flushes"]
 
 log = logger("swimactors.actors.step_end")
 
 Flushes = dict[Callable[[], None], None]
-LentReads = dict[trio.lowlevel.Task, Callable[[], None]]
+
+
+class ReadRole(Protocol):
+    """A connection's read role as lent to a task (see ``Connection`` in :mod:`.transport`)."""
+
+    def step_ended(self) -> None:
+        """A step of the holder ended: the role comes back unless it waits on the socket."""
+
+    def kick(self) -> None:
+        """Wake the holder if it waits on the socket (something else wants it)."""
+
+    async def read_while(self, waiting: Callable[[], bool]) -> None:
+        """Read the socket in the holder's task while ``waiting()`` holds and the role is
+        still lent to it."""
+
+
+LentReads = dict[trio.lowlevel.Task, ReadRole]
 
 
 class StepEnd(trio.abc.Instrument):
@@ -43,9 +60,9 @@ class StepEnd(trio.abc.Instrument):
         if self.pending:
             run_flushes(self.pending)
         if self.lent:
-            ended = self.lent.get(task)
-            if ended is not None:
-                ended()
+            role = self.lent.get(task)
+            if role is not None:
+                role.step_ended()
 
 
 def run_flushes(flushes: Flushes) -> None:

@@ -1104,7 +1104,7 @@ class Connection:
         (:mod:`.step_end`), or when the holder meets anything but plain frames."""
         self._holder = task
         self._holder_read = False
-        self._lent[task] = self._holder_step_ended
+        self._lent[task] = self
         self._lender = current_task()
         await wait_task_rescheduled(self._abort_lend)
 
@@ -1123,50 +1123,59 @@ class Connection:
             if lender is not None:
                 reschedule(lender)
 
-    def _holder_step_ended(self) -> None:
+    def step_ended(self) -> None:
         """A step of the holder ended: it keeps the role only while it waits on the socket."""
         if not self._holder_reading:
             if not self._holder_read:
                 self._wasted, self._wasted_skips = self._holder, WASTED_SKIPS
             self._give_back()
 
-    def _holder_answered(self, result: outcome.Outcome[Any]) -> None:
-        """The holder's reply is in (read, timed out, or failed by a closing connection):
-        keep it, and wake the holder if it waits on the socket (trio forgets the socket's
+    def kick(self) -> None:
+        """Wake the holder if it waits on the socket (trio forgets the socket's
         registration, and the next wait on it makes it again)."""
-        self._holder_reply = result
         if self._holder_reading:
             trio.lowlevel.notify_closing(self._fd)
 
+    def _holder_answered(self, result: outcome.Outcome[Any]) -> None:
+        """The holder's reply is in (read, timed out, or failed by a closing connection):
+        keep it and wake the holder."""
+        self._holder_reply = result
+        self.kick()
+
     async def read_for(self, reply: Reply) -> Any:
         """The answer to the calling task's ask, which holds the read role: it reads the
-        socket itself until its reply is in, doing with every frame on the way what the
-        reader would (in the reader's context); anything unusual gives the role back and
-        the reply comes the usual way."""
-        assert self._context is not None
-        holder = current_task()
-        self._holder_read = True
+        socket itself until its reply is in; anything unusual gives the role back and the
+        reply comes the usual way."""
         reply.notify = self._holder_answered
-        flushes = self._flushes
         try:
-            while reply.result is None and not reply.abandoned and self._holder is holder:
-                if flushes:  # what the last read queued goes out before the wait
-                    step_end.run_flushes(flushes)
-                self._holder_reading = True
-                try:
-                    await wait_readable(self._fd)
-                except trio.ClosedResourceError:  # woken by _holder_answered, or closing
-                    continue
-                finally:
-                    self._holder_reading = False
-                if not self._context.run(self._read_lent):
-                    self._give_back()
+            await self.read_while(lambda: reply.result is None and not reply.abandoned)
         finally:
             reply.notify = None
         answer, self._holder_reply = self._holder_reply, None
         if answer is not None:
             return answer.unwrap()
         return await reply.wait()
+
+    async def read_while(self, waiting: Callable[[], bool]) -> None:
+        """The holder of the read role reads the socket while ``waiting()`` holds and the
+        role is still its, doing with every frame what the reader would (in the reader's
+        context); what a read queued goes out before the next wait."""
+        assert self._context is not None
+        holder = current_task()
+        self._holder_read = True
+        flushes = self._flushes
+        while waiting() and self._holder is holder:
+            if flushes:
+                step_end.run_flushes(flushes)
+            self._holder_reading = True
+            try:
+                await wait_readable(self._fd)
+            except trio.ClosedResourceError:  # kicked, or the connection is closing
+                continue
+            finally:
+                self._holder_reading = False
+            if not self._context.run(self._read_lent):
+                self._give_back()
 
     def _read_lent(self) -> bool:
         """One read by the holder of the role; False when the reader task must take over
@@ -1417,8 +1426,12 @@ class Connection:
             session.delivered()
             return
         held = self.held.get(cell)
+        actor = cell if corr is not None and type(cell) is ActorCell else None
+        parked = actor is not None and actor._parked
         if held is None and cell.offer(msg, sender_ref, reply):
             session.delivered()
+            if parked and actor is not None and not actor._parked:  # woke it: it may read
+                self._woke = actor._task
         elif self.held_count >= session.peer_window // 2:
             self.transport.counters["refused_full"] += 1
             host.dead_letters.publish(cell.ref, msg, sender_ref)

@@ -180,3 +180,88 @@ async def test_a_task_that_leaves_the_role_unused_is_not_lent_it_on_every_reply(
                 await trio.sleep(0)
             trio.lowlevel.remove_instrument(a_reader)
     assert asks <= a_reader.steps <= asks * 1.15
+
+
+class Awaiting(Actor):
+    """An async receive that can await (only for ``"sleep"``), so asks go through its task."""
+
+    def __init__(self) -> None:
+        self.seen: list[object] = []
+
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        if msg == "sleep":
+            await trio.sleep(0.05)
+        self.seen.append(msg)
+        return msg
+
+
+async def _asked_reader(b: swimactors.System) -> _ReaderSteps:
+    """Steps of b's reader of its connection from n0."""
+    assert b.cluster is not None
+    return _ReaderSteps(b.cluster.transport.connections["n0"]._context)
+
+
+async def test_the_asked_actor_reads_the_next_ask_itself() -> None:
+    """The asked node's reader lends its role to the actor task an ask woke: parked with
+    it, the actor reads the next ask from the socket itself (no reader step per ask)."""
+    asks = 200
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Awaiting, name="awaiting", public=True)
+            ref = await a.wait_for("awaiting", timeout=10)
+            for n in range(3):
+                assert await ref.ask(n) == n
+            reader = await _asked_reader(b)
+            trio.lowlevel.add_instrument(reader)
+            for n in range(asks):
+                assert await ref.ask(n) == n
+            trio.lowlevel.remove_instrument(reader)
+    assert reader.steps <= asks * 0.1
+
+
+async def test_an_actor_reading_the_socket_is_woken_by_local_tells_signals_and_stops() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            actor = Awaiting()
+            local = await b.spawn(lambda: actor, name="awaiting", public=True)
+            ref = await a.wait_for("awaiting", timeout=10)
+            for n in range(5):
+                assert await ref.ask(n) == n  # it now waits on b's socket between asks
+            await local.tell("local")  # kicks it off the socket
+            await ref.tell("remote")
+            assert await ref.ask("sleep") == "sleep"  # really awaits: the role goes back
+            assert await local.ask("local ask") == "local ask"
+            assert actor.seen[5:] == ["local", "remote", "sleep", "local ask"]
+            for n in range(5):
+                assert await ref.ask(n) == n
+            await b.stop(local)  # a stop wakes it off the socket too
+            with pytest.raises(swimactors.ActorStopped):
+                await local.ask("stopped")
+            await b.spawn(Echo, name="echo", public=True)
+            echo = await a.wait_for("echo", timeout=10)
+            assert await echo.ask("still read") == "still read"
+
+
+async def test_an_actor_reading_one_nodes_socket_answers_another_node() -> None:
+    with trio.fail_after(30):
+        async with open_systems(3) as (a, b, c):
+            await b.spawn(Awaiting, name="awaiting", public=True)
+            from_a = await a.wait_for("awaiting", timeout=10)
+            from_c = await c.wait_for("awaiting", timeout=10)
+            for n in range(30):
+                assert await from_a.ask(n) == n
+                assert await from_c.ask(-n) == -n
+
+
+async def test_an_actor_reading_a_socket_that_closes_goes_on_serving() -> None:
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            local = await b.spawn(Awaiting, name="awaiting", public=True)
+            ref = await a.wait_for("awaiting", timeout=10)
+            for n in range(5):
+                assert await ref.ask(n) == n
+            assert b.cluster is not None
+            b.cluster.transport.close_all()
+            await trio.testing.wait_all_tasks_blocked()
+            assert await local.ask("local") == "local"
+            assert await ref.ask("redialled") == "redialled"
