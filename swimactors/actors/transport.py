@@ -1132,9 +1132,13 @@ class Connection:
 
     def kick(self) -> None:
         """Wake the holder if it waits on the socket (trio forgets the socket's
-        registration, and the next wait on it makes it again)."""
+        registration, and the next wait on it makes it again): something else needs it,
+        so the role goes back to the reader and the holder sits out its next wakes (an
+        actor woken by local tells as well would otherwise be kicked on each)."""
         if self._holder_reading:
             trio.lowlevel.notify_closing(self._fd)
+            self._wasted, self._wasted_skips = self._holder, WASTED_SKIPS
+            self._give_back()
 
     def _holder_answered(self, result: outcome.Outcome[Any]) -> None:
         """The holder's reply is in (read, timed out, or failed by a closing connection):

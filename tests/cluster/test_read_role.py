@@ -265,3 +265,34 @@ async def test_an_actor_reading_a_socket_that_closes_goes_on_serving() -> None:
             await trio.testing.wait_all_tasks_blocked()
             assert await local.ask("local") == "local"
             assert await ref.ask("redialled") == "redialled"
+
+
+async def test_an_actor_woken_off_the_socket_gives_the_role_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Waking an actor off the socket costs trio a new registration: one woken so by a
+    local tell hands the role back and sits out its next wakes, so an actor told locally
+    while idle is kicked once, not on every tell."""
+    kicks = 0
+    notify_closing = trio.lowlevel.notify_closing
+
+    def counted(fd: int) -> None:
+        nonlocal kicks
+        kicks += 1
+        notify_closing(fd)
+
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            actor = Awaiting()
+            local = await b.spawn(lambda: actor, name="awaiting", public=True)
+            ref = await a.wait_for("awaiting", timeout=10)
+            for n in range(5):
+                assert await ref.ask(n) == n  # it now waits on b's socket between asks
+            monkeypatch.setattr(trio.lowlevel, "notify_closing", counted)
+            for n in range(10):
+                await local.tell(n)
+                await trio.testing.wait_all_tasks_blocked()  # idle again
+            assert await ref.ask("after") == "after"
+            monkeypatch.undo()
+    assert kicks == 1
+    assert actor.seen[5:] == [*range(10), "after"]
