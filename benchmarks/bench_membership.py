@@ -12,13 +12,15 @@ per-pair ratios.
 Both libraries use their LAN preset (the same suspicion multiplier, 4, retransmit
 multiplier, push/pull and gossip intervals); the ``fast`` profile sets a 0.2 s probe
 interval and 0.1 s probe timeout on both, ``fast+key`` also gives both the same key, so
-each seals every packet and frame.  The floor is a trio process with the wake-ups
-a SWIM node cannot avoid (a ping to a random peer every probe interval; an ack to every
-ping) and no protocol at all; ``epoll`` is the same floor on a bare ``select.epoll`` loop
-(what any Python process pays for those wake-ups).  ``lean`` and ``thread`` are swimactors
-on the blocking front (``start_node``: the node on its membership thread, the main thread
-blocked on events, like kinship's blocking node) with the lean (``epoll``) and the trio
-driver; ``swimactors`` is ``open_node`` in a trio program.
+each seals every packet and frame (and runs ``lean-clear`` and ``kinship-clear``, the same
+nodes without the key, in the same rotation: the row "lean, keyed/unkeyed CPU vs kinship
+keyed/clear" is our sealing's cost over kinship's, per pair). The floor is a trio process
+with the wake-ups a SWIM node cannot avoid (a ping to a random peer every probe interval;
+an ack to every ping) and no protocol at all; ``epoll`` is the same floor on a bare
+``select.epoll`` loop (what any Python process pays for those wake-ups). ``lean`` and
+``thread`` are swimactors on the blocking front (``start_node``: the node on its membership
+thread, the main thread blocked on events, like kinship's blocking node) with the lean
+(``epoll``) and the trio driver; ``swimactors`` is ``open_node`` in a trio program.
 ``BENCH_MEMBERSHIP_KINDS=floor,lean,kinship`` runs only those kinds.
 ``BENCH_MEMBERSHIP_BASELINE=DIR`` adds ``baseline``: swimactors run from another checkout
 (say, main before a change), so a change is measured against its own past in the same
@@ -53,6 +55,11 @@ KEY = "YmVuY2htYXJrIGtleSBvZiB0aGlydHktdHdvIGJ5dGU="
 """32 bytes in base64, the same for both libraries (a benchmark's key, not a secret)."""
 FLOORS = ("floor", "epoll")
 """Kinds without a protocol: every node knows every other's address from the start."""
+CLEAR = {"lean-clear": "lean", "kinship-clear": "kinship"}
+"""In a keyed profile, the same library without the key, in the same interleaved run:
+what sealing costs each library, measured under the same load."""
+KEYED_OVER_CLEAR = "keyed/clear"
+"""Suffix of the pseudo-kinds whose "CPU" is a library's keyed over its unkeyed CPU."""
 PAIRS = 3
 SAME_CLUSTER = "baseline in the same cluster"
 """The peer name of a mixed cluster's baseline half in the tables."""
@@ -128,14 +135,14 @@ def _start(kind: str, hosts: Hosts, size: int, profile: str) -> list[NodeProcess
             sys.executable,
             "-m",
             "benchmarks.membership_node",
-            _baseline_kind() if kind in ("baseline", "mixed") else kind,
+            _baseline_kind() if kind in ("baseline", "mixed") else CLEAR.get(kind, kind),
             f"n{index}",
             addresses[index],
             seed,
             str(size),
             str(probe),
             str(timeout),
-            *([KEY] if keyed and kind not in FLOORS else []),
+            *([KEY] if keyed and kind not in FLOORS and kind not in CLEAR else []),
         ]
         nodes.append(NodeProcess(command, _baseline() if from_baseline else ROOT))
         if index == 0:  # the seed listens before anyone joins through it
@@ -242,9 +249,25 @@ def _table(
         ("lean", "cpu", "membership thread, lean: CPU per node", "CPU-s/min", ("thread",)),
         (_baseline_kind(), "cpu", f"{_baseline_kind()}: CPU per node", "CPU-s/min", ("baseline",)),
         ("mixed", "cpu", f"{_baseline_kind()}, mixed cluster: CPU", "CPU-s/min", (SAME_CLUSTER,)),
+        ("lean", "cpu", "membership thread, lean, keyed: CPU", "CPU-s/min", ("lean-clear",)),
+        ("kinship", "cpu", "kinship, keyed: CPU", "CPU-s/min", ("kinship-clear",)),
+        ("lean-clear", "cpu", "lean, unkeyed: CPU", "CPU-s/min", ("kinship-clear",)),
+        (
+            f"lean {KEYED_OVER_CLEAR}",
+            "cpu",
+            "lean, keyed/unkeyed CPU",
+            "x",
+            (f"kinship {KEYED_OVER_CLEAR}",),
+        ),
     ]
     if "mixed" in runs:  # the baseline's half of each mixed cluster, as a peer of its own
         runs = {**runs, SAME_CLUSTER: [{"cpu": r["cpu_baseline"]} for r in runs["mixed"]]}
+    for clear, kind in CLEAR.items():  # each library's keyed CPU over its own unkeyed, per pair
+        if clear in runs and kind in runs:
+            cpu = [
+                {"cpu": k["cpu"] / c["cpu"]} for k, c in zip(runs[kind], runs[clear], strict=True)
+            ]
+            runs = {**runs, f"{kind} {KEYED_OVER_CLEAR}": cpu}
     for subject, key, label, unit, peers in metrics:
         if subject not in runs:
             continue
@@ -290,6 +313,8 @@ def measure(
         kinds.append("baseline")
         if os.environ.get("BENCH_MEMBERSHIP_MIXED"):
             kinds.append("mixed")
+    if PROFILES[profile][2]:
+        kinds.extend([clear for clear, kind in CLEAR.items() if kind in kinds])
     runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in kinds}
     hosts = open_hosts(size)
     isolated = hosts.isolated

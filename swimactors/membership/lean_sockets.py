@@ -103,6 +103,11 @@ class LeanSockets:
         self.heard_from: Callable[[Address], bool] = _nobody
         """As :attr:`Transport.heard_from <.transport.Transport.heard_from>`."""
         self._counters: collections.Counter[str] = collections.Counter()
+        self._udp_sent = self._udp_bytes_sent = self._udp_received = self._udp_bytes_received = 0
+        """The per-datagram counters, plain ints: a Counter's dict costs more per packet."""
+        self._buffer = memoryview(bytearray(self.limits.max_datagram))
+        """Every datagram is read into this buffer, then copied out at its size (a
+        ``recvfrom`` of the largest size allocates 64 KiB per datagram and shrinks it)."""
         self._udp = udp
         self._listener = listener
         self._family = udp.family
@@ -134,10 +139,17 @@ class LeanSockets:
 
     @property
     def counters(self) -> collections.Counter[str]:
-        if self._sealing is None:
-            return self._counters
         counters = collections.Counter(self._counters)
-        counters.update(self._sealing.sealer.counters)
+        for name, value in (
+            ("udp_packets_sent", self._udp_sent),
+            ("udp_bytes_sent", self._udp_bytes_sent),
+            ("udp_packets_received", self._udp_received),
+            ("udp_bytes_received", self._udp_bytes_received),
+        ):
+            if value:
+                counters[name] = value
+        if self._sealing is not None:
+            counters.update(self._sealing.sealer.counters)
         return counters
 
     def start(self, deliver: Deliver) -> None:
@@ -216,9 +228,7 @@ class LeanSockets:
             sockaddr = self._sockaddr(packet)
             if sockaddr is None:
                 return
-        if self._sealing is not None:
-            packet = self._sealing.seal(packet)
-        data = packet.data
+        data = packet.data if self._sealing is None else self._sealing.seal(packet.data)
         if packet.reliable:
             self._send_frame(destination, data, sockaddr)
             return
@@ -229,9 +239,8 @@ class LeanSockets:
         except OSError as exc:
             self._count("udp_send_errors", destination, exc)
         else:
-            counters = self._counters
-            counters["udp_packets_sent"] += 1
-            counters["udp_bytes_sent"] += len(data)
+            self._udp_sent += 1
+            self._udp_bytes_sent += len(data)
 
     def _sockaddr(self, packet: Packet) -> SockAddr | None:
         """Where to send ``packet``: an IP literal's address, found at once; a host name's
@@ -400,17 +409,17 @@ class LeanSockets:
     def _read_datagrams(self, mask: int) -> None:
         """Read one datagram: the poller is level-triggered, so another one waiting
         wakes the next turn at once, and a quiet socket costs no failed ``recvfrom``."""
+        buffer = self._buffer
         try:
-            data, source = self._udp.recvfrom(self.limits.max_datagram)
+            size, source = self._udp.recvfrom_into(buffer)
         except BlockingIOError:
             return
         except OSError as exc:  # e.g. ICMP errors surfaced by some platforms
             self._count("udp_receive_errors", None, exc)
             return
-        counters = self._counters
-        counters["udp_packets_received"] += 1
-        counters["udp_bytes_received"] += len(data)
-        self._deliver(source if self._ipv4 else normalize_source(source), data)
+        self._udp_received += 1
+        self._udp_bytes_received += size
+        self._deliver(source if self._ipv4 else normalize_source(source), bytes(buffer[:size]))
 
     def _accept(self, mask: int) -> None:
         for _ in range(self.limits.receive_batch):

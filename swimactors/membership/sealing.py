@@ -37,10 +37,9 @@ class Sealing:
         self._wall = wall
         self._foreign = OncePerPeer("dropping packets from another cluster or key", log)
 
-    def seal(self, packet: Packet) -> Packet:
-        return Packet(
-            packet.destination, self.sealer.seal(packet.data, self._wall()), packet.reliable
-        )
+    def seal(self, data: bytes) -> bytes:
+        """``data`` sealed now."""
+        return self.sealer.seal(data, self._wall())
 
     def opening(self, deliver: Deliver) -> Deliver:
         """``deliver`` behind opening: what fails to open is dropped (counted by the sealer,
@@ -87,7 +86,7 @@ class SealedTransport:
         self._inner.start(nursery, self.sealing.opening(deliver))
 
     def send(self, packet: Packet) -> None:
-        self._inner.send(self.sealing.seal(packet))
+        self._inner.send(packet._replace(data=self.sealing.seal(packet.data)))
 
     async def flush(self) -> None:
         await self._inner.flush()

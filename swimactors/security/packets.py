@@ -113,7 +113,8 @@ class PacketSealer:
         max_sessions: int = 65536,
     ) -> None:
         self.keyring = keyring
-        self.counters: collections.Counter[str] = collections.Counter()
+        self._counters: collections.Counter[str] = collections.Counter()
+        self._sealed = self._opened = 0  # per packet: plain ints, cheaper than the Counter
         self._label = label.encode()
         self._session = session if session is not None else os.urandom(12)
         if len(self._session) != 12:
@@ -136,7 +137,7 @@ class PacketSealer:
         self._sequence += 1
         stamp = _STAMP.pack(min(max(int(wall), 0), 0xFFFFFFFF))
         nonce = self._sequence.to_bytes(12, "big")
-        self.counters["sealed_packets"] += 1
+        self._sealed += 1
         header = _HEADER.pack(MAGIC, ident, self._session, self._sequence)
         return header + cipher.encrypt(nonce, stamp + data, self._label)
 
@@ -144,14 +145,14 @@ class PacketSealer:
         """The plaintext of a sealed packet, or why it was dropped (counted)."""
         result = self._open(data, wall)
         if isinstance(result, Rejected):
-            self.counters[f"rejected_sealing_{result.value}"] += 1
+            self._counters[f"rejected_sealing_{result.value}"] += 1
         return result
 
     def _open(self, data: bytes, wall: float) -> bytes | Rejected:
         if not is_sealed(data):
             if self.keyring.plaintext == "refuse":
                 return Rejected.UNSEALED
-            self.counters["plaintext_accepted"] += 1
+            self._counters["plaintext_accepted"] += 1
             return data
         if len(data) < OVERHEAD:
             return Rejected.TRUNCATED
@@ -178,7 +179,7 @@ class PacketSealer:
         window.mark(sequence)
         window.last_seen = wall
         self._windows.move_to_end(slot)
-        self.counters["opened_packets"] += 1
+        self._opened += 1
         return plain[4:]
 
     def _new_window(self, slot: tuple[bytes, bytes], cipher: AESGCM, wall: float) -> _Window | None:
@@ -191,6 +192,16 @@ class PacketSealer:
             self._windows.popitem(last=False)
         window = self._windows[slot] = _Window(cipher)
         return window
+
+    @property
+    def counters(self) -> collections.Counter[str]:
+        """Packets sealed and opened, plaintext accepted, and each rejection."""
+        counters = collections.Counter(self._counters)
+        if self._sealed:
+            counters["sealed_packets"] = self._sealed
+        if self._opened:
+            counters["opened_packets"] = self._opened
+        return counters
 
     @property
     def sessions(self) -> int:
