@@ -1,6 +1,7 @@
 """split heal: how soon after a clean split heals each node's own probe verdicts end.
 
-Five nodes, cut 3|2 for 60 s, healed: per seed, the seconds until SWIM's views agree
+Five nodes, cut 3|2 for 60 s, healed: per seed, the seconds until the first packet
+crosses the healed cut (a reconnect or the gossip to the dead), until SWIM's views agree
 (every member UP everywhere) and until every node's ``Swim.unreached()`` is empty; and,
 with ``--holder``, the split-brain matrix's heal time (one agreed singleton holder
 everywhere, keep-majority).  The figures in docs/split-brain.md ("Limits").
@@ -15,19 +16,23 @@ import statistics
 
 import attrs
 
-from swimactors.sim import World
+from swimactors.sim import PacketRecord, World
 from swimactors.sim.metrics import Metrics
 
 from ..common import Params
 from .split_brain import run_case
 
 CUT_S, LIMIT_S = 60.0, 120.0
+SIDE = frozenset({"n0", "n1"})
+"""The minority side of the cut."""
 
 
 @attrs.frozen
 class Heal:
     """Seconds after the heal (None: not within ``LIMIT_S``)."""
 
+    contact_s: float | None
+    """The first packet delivered from one side of the cut to the other."""
     converged_s: float | None
     unreached_s: float | None
 
@@ -39,10 +44,17 @@ def run_seed(seed: int) -> Heal:
     world.add_nodes(5, stagger=0.02)
     if not world.run_until(metrics.converged, 60.0, poll=0.5):
         raise RuntimeError(f"seed {seed}: the cluster did not converge before the cut")
-    world.partition(["n0", "n1"], ["n2", "n3", "n4"])
+    world.partition(sorted(SIDE), ["n2", "n3", "n4"])
     world.run_for(CUT_S)
     healed_at = world.now
     world.heal()
+    contact: list[float] = []
+
+    def across(packet: PacketRecord) -> None:
+        if not contact and packet.dropped is None and (packet.src in SIDE) != (packet.dst in SIDE):
+            contact.append(packet.time - healed_at)
+
+    world.on_packet(across)
     converged = reached = None
     while world.now < healed_at + LIMIT_S and (converged is None or reached is None):
         world.run_for(0.1)
@@ -51,7 +63,7 @@ def run_seed(seed: int) -> Heal:
         verdicts = (n.core.unreached() for n in world.nodes.values())  # type: ignore[attr-defined]
         if reached is None and not any(verdicts):
             reached = world.now - healed_at
-    return Heal(converged, reached)
+    return Heal(contact[0] if contact else None, converged, reached)
 
 
 def _summary(label: str, values: list[float | None]) -> str:
@@ -73,7 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     low, _, high = args.seeds.partition(":")
     seeds = range(int(low), int(high or int(low) + 1))
     heals = [run_seed(seed) for seed in seeds]
+    print(_summary("first packet across", [h.contact_s for h in heals]))
     print(_summary("SWIM views agree", [h.converged_s for h in heals]))
+    print(
+        _summary(
+            "SWIM views agree, after the first packet across",
+            [
+                h.converged_s - h.contact_s
+                for h in heals
+                if h.converged_s is not None and h.contact_s is not None
+            ],
+        )
+    )
     print(_summary("every unreached() empty", [h.unreached_s for h in heals]))
     if args.holder:
         holder = [

@@ -279,6 +279,8 @@ class Swim:
         """Members that have sent this node a packet themselves, until forgotten."""
         self._rechecks: dict[int, None] = {}
         """Seqs of the pings sent to unreached members that came back (``_recheck``)."""
+        self._told_down: dict[str, float] = {}
+        """DOWN members that spoke to us, and when we last told them so (``_tell_down``)."""
         self._suspicion_heap: list[tuple[float, str, int]] = []
         self._queue = BroadcastQueue()
         self._awareness = Awareness(self.config.awareness_max_multiplier)
@@ -317,7 +319,7 @@ class Swim:
             Nack: self._on_nack,
             Alive: _update(self._apply_alive),  # membership news goes straight to the
             Suspect: _update(self._apply_suspect),  # precedence rules (_apply_*)
-            Dead: _update(self._apply_dead),
+            Dead: self._on_dead,
             Left: _update(self._apply_left),
             UserMessage: self._on_usermessage,
             PushPull: self._on_pushpull,
@@ -576,10 +578,13 @@ class Swim:
             if isinstance(message, NEWS) and self._from_the_future(now, message.incarnation):
                 continue
             self._handlers[kind](now, sender, reply_to, reliable, message)
-        if sender in self._members:
-            self._heard.add(sender)
-        else:
+        state = self._members.get(sender)
+        if state is None:
             self._introduce(now, sender, reply_to, messages)
+        else:
+            self._heard.add(sender)
+            if state.status is DOWN:
+                self._tell_down(now, state)
 
     # ===================================================================== start-up
 
@@ -691,6 +696,16 @@ class Swim:
         self._nacks.append((now + self.config.nack_timeout, seq))
         self._send(msg.address, [Ping(seq, msg.target)])
 
+    def _on_dead(
+        self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Dead
+    ) -> None:
+        """Dead news.  News that we are dead is answered to its sender at once with our
+        Alive (refuted if need be): the sender holds us DOWN, and the gossip of our
+        refutation, sent a bounded number of times to random members, may miss it."""
+        self._apply_dead(now, msg)
+        if msg.name == self.name and not self._leaving:
+            self._send(reply_to, [self._self.alive_message()])
+
     def _on_usermessage(
         self, now: float, sender: str, reply_to: Address, reliable: bool, msg: UserMessage
     ) -> None:
@@ -798,6 +813,19 @@ class Swim:
         self.counters["rechecks"] += 1
         self._send(state.address, [Ping(seq, state.name)], reliable=True)
 
+    def _tell_down(self, now: float, state: _MemberState) -> None:
+        """A member we hold DOWN spoke to us: tell it, so that it outbids the news (its
+        answer, ``_on_dead``, comes straight back).  After a heal, a node that missed the
+        gossip of a member's return would otherwise hold it DOWN until a push/pull; a
+        crashed member sends nothing, so nothing here brings one back.  Sent to the
+        address on record (a forged sender aims nothing), once per probe interval."""
+        last = self._told_down.get(state.name)
+        if last is not None and now - last < self.config.probe_interval:
+            return
+        self._told_down[state.name] = now
+        self.counters["told_down"] += 1
+        self._send(state.address, [Dead(state.name, state.incarnation, self.name)])
+
     def _next_probe_target(self, now: float) -> _MemberState | None:
         """The next member on the probe ring: at the cluster's period number while our
         periods are the base interval (every member probed once per period cluster-wide),
@@ -891,6 +919,7 @@ class Swim:
                 self._emit(MemberUpdated(state.snapshot(), now))
         else:
             self._recently_down.pop(state.name, None)
+            self._told_down.pop(state.name, None)
             self._mark_alive(state)
             if state.name in self._unreached:
                 self._recheck(state)
@@ -1101,6 +1130,7 @@ class Swim:
             if now - state.since >= min(keep, config.reap_time) and name != self.name:
                 del self._members[name]
                 self._recently_down.pop(name, None)
+                self._told_down.pop(name, None)
                 self._unreached.discard(name)
                 self._heard.discard(name)
                 self._queue.discard(("m", name))  # news of a forgotten member goes too
