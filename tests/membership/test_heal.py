@@ -9,7 +9,18 @@ from sims.scenarios.split_heal import run_seed as split_heal
 from swimactors.membership import Status
 from swimactors.membership.messages import Ack, Alive, Dead, Ping
 
-from .util import CONFIG, Sent, add_peers, addr, deliver, make_core, member, sent
+from .util import (
+    CONFIG,
+    Sent,
+    acking,
+    add_peers,
+    addr,
+    deliver,
+    make_core,
+    member,
+    run,
+    sent,
+)
 
 
 def told(packets: list[Sent]) -> list[tuple[tuple[str, int], Dead]]:
@@ -33,13 +44,17 @@ def test_a_member_held_down_that_speaks_is_told_so_at_most_once_per_probe_interv
     assert core.counters["told_down"] == 2
 
 
-def test_the_news_goes_to_the_address_on_record_not_to_a_forged_source() -> None:
+def test_a_forged_packet_from_a_crashed_member_brings_nothing_back() -> None:
+    """The news goes to the address on record, not to the packet's source; a crashed
+    member there does not answer, so it stays DOWN."""
     core = make_core()
     add_peers(core, 3)
     deliver(core, 0.0, "p2", Dead("p1", 1, "p2"))
     sent(core)
     deliver(core, 1.0, "p1", Alive("p2", addr(2), 1), source=("10.66.0.1", 9999))
     assert told(sent(core)) == [(addr(1), Dead("p1", 1, "n0"))]
+    run(core, 30.0, acking(lambda name: name != "p1"))
+    assert member(core, "p1").status is Status.DOWN
 
 
 def test_news_of_our_death_is_answered_to_its_sender_with_our_alive() -> None:
