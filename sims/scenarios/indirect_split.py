@@ -42,6 +42,9 @@ class Outcome:
     """Seconds after the first 30 s of the cut with one of n2-n4 not serving."""
     stopped_s: float
     """Seconds of the whole cut with one of n2-n4 not serving."""
+    end_stopped_s: float
+    """Seconds of the whole cut with n0 not serving (the older end, which the rule keeps
+    once both ends have found the cut)."""
     serving_at_end: frozenset[str]
     healed: bool
     """One agreed holder everywhere within 120 s of the heal."""
@@ -75,11 +78,13 @@ def not_serving_s(changes: list[Change], names: frozenset[str], start: float, en
     return total
 
 
-def run_seed(seed: int, rule: str = "keep-majority", delay: float = 0.0) -> Outcome:
+def run_seed(
+    seed: int, rule: str = "keep-majority", delay: float = 0.0, stable_after: float | None = None
+) -> Outcome:
     """Settle, wait ``delay`` s, cut, hold ``HOLD_S``, heal, settle."""
     world = World(seed)
     metrics = Metrics(world)
-    cluster = QuorumCluster(world, strategy(rule, NAMES))
+    cluster = QuorumCluster(world, strategy(rule, NAMES), stable_after=stable_after)
     cluster.add_nodes(len(NAMES))
     if not world.run_until(lambda: metrics.converged() and cluster.settled(), 120.0, poll=0.5):
         raise RuntimeError(f"seed {seed}: the cluster did not settle before the cut")
@@ -92,6 +97,7 @@ def run_seed(seed: int, rule: str = "keep-majority", delay: float = 0.0) -> Outc
     during = overlaps(cluster.changes, [list(NAMES)], cut, world.now)
     gap = not_serving_s(cluster.changes, FULLY_CONNECTED, cut + SETTLE_S, world.now)
     stopped = not_serving_s(cluster.changes, FULLY_CONNECTED, cut, world.now)
+    end_stopped = not_serving_s(cluster.changes, frozenset({"n0"}), cut, world.now)
     serving = frozenset(cluster.serving())
     world.heal()
     healed_at = world.now
@@ -100,7 +106,7 @@ def run_seed(seed: int, rule: str = "keep-majority", delay: float = 0.0) -> Outc
     )
     after = overlaps(cluster.changes, [list(NAMES)], healed_at, world.now)
     double = during.double_holder_s + after.double_holder_s
-    return Outcome(seed, double, gap, stopped, serving, healed)
+    return Outcome(seed, double, gap, stopped, end_stopped, serving, healed)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,16 +114,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0:64", help="half-open range, e.g. 0:64")
     parser.add_argument("--rule", default="keep-majority")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds before the cut")
+    parser.add_argument("--stable-after", type=float, default=None, help="seconds (default 7)")
     args = parser.parse_args(argv)
     low, _, high = args.seeds.partition(":")
     kinds: Counter[str] = Counter()
     besides: Counter[str] = Counter()
-    gaps = stops = 0.0
+    gaps = stops = end_stops = 0.0
+    end_seeds = 0
     for seed in range(int(low), int(high or int(low) + 1)):
-        outcome = run_seed(seed, args.rule, args.delay)
+        outcome = run_seed(seed, args.rule, args.delay, args.stable_after)
         kinds[outcome.kind] += 1
         gaps += outcome.gap_s
         stops += outcome.stopped_s
+        end_stops += outcome.end_stopped_s
+        end_seeds += outcome.end_stopped_s > 0
         besides[",".join(sorted(outcome.serving_at_end - FULLY_CONNECTED)) or "none"] += 1
         if outcome.kind != "clean":
             print(
@@ -130,6 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     print("also serving at the end:", ", ".join(f"{k} {n}" for k, n in sorted(besides.items())))
     print(f"n2-n4 not all serving after the first {SETTLE_S:.0f} s: {gaps:.1f} s in total")
     print(f"n2-n4 not all serving during the cut: {stops:.1f} s in total")
+    print(f"n0 not serving during the cut: {end_seeds} seeds, {end_stops:.1f} s in total")
     return 1 if kinds["double holder"] else 0
 
 

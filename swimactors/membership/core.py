@@ -267,6 +267,8 @@ class Swim:
         self._ring = ProbeRing([name])
         """The live members and this node, in the order every view shares (see .ring)."""
         self._probe_turn = 0
+        self._pass_left = 0
+        """Turns left in the current pass of the probe ring (``_next_probe_target``)."""
         self._probe: _Probe | None = None
         self._relays: dict[int, _Relay] = {}
         self._nacks: collections.deque[tuple[float, int]] = collections.deque()
@@ -827,14 +829,21 @@ class Swim:
         self._send(state.address, [Dead(state.name, state.incarnation, self.name)])
 
     def _next_probe_target(self, now: float) -> _MemberState | None:
-        """The next member on the probe ring: at the cluster's period number while our
-        periods are the base interval (every member probed once per period cluster-wide),
-        one turn on from the last while local health stretches them (every member still
-        once per pass of ours).  See :mod:`.ring`."""
-        if self._awareness.score == 0:
+        """The next member on the probe ring: one turn on from the last, and a pass (one
+        turn for every other member) starts at the cluster's period number while our
+        periods are the base interval (then every member is probed once per period
+        cluster-wide).  Only between passes may the turn jump: jumping whenever our
+        periods were back to the base one skipped the turns a stretched period had
+        spanned, and a member whose suspicion of us we refuted once a pass, always at
+        the same turn, went unprobed for good (its side of a mutual cut was found 40 s
+        late).  See :mod:`.ring`."""
+        if self._pass_left <= 0 and self._awareness.score == 0:
             self._probe_turn = math.floor(self._cluster_clock(now) / self.config.probe_interval)
         else:
             self._probe_turn += 1
+        if self._pass_left <= 0:
+            self._pass_left = len(self._ring) - 1
+        self._pass_left -= 1
         name = self._ring.target(self.name, self._probe_turn)
         return None if name is None else self._members[name]
 

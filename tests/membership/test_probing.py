@@ -87,6 +87,32 @@ def test_a_member_suspected_again_and_again_does_not_jump_the_queue(seed: int) -
     assert all(sorted(p) == peers for p in passes), passes
 
 
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_pass_probes_every_member_while_refutations_stretch_the_period(seed: int) -> None:
+    """The end of a mutual cut refutes the other end's suspicion about once a pass, at
+    the same turn: the refutation stretches the next period (awareness 1), the next ack
+    shrinks it back.  Taking the turn from the clock whenever the period was back to
+    the base one skipped the turn the stretched period spanned, the same member's each
+    pass, which was never probed (issue 13: the end cut from n1 found the cut 40 s
+    late, and the fully connected members' leases ran out first)."""
+    core = make_core(seed=seed)
+    peers = add_peers(core, 5)
+    acks = acking()
+    marked: list[str] = []
+
+    def respond(core: Swim, now: float, out: list[Sent]) -> None:
+        acks(core, now, out)
+        for ping in (ping for p in out if not p.reliable for ping in p.of(Ping)):
+            marked[:] = marked or [ping.target]
+            if ping.target == marked[0]:
+                deliver(core, now, "p2", Suspect(core.name, core.incarnation, "p2"))
+
+    targets = [name for _, name in probes(run(core, 60.0, respond))]
+    passes = [targets[i : i + 5] for i in range(0, len(targets) - 4, 5)]
+    assert core.counters["refutations"] >= 6
+    assert len(passes) >= 6 and all(sorted(p) == peers for p in passes), passes
+
+
 def test_probes_are_one_probe_interval_apart() -> None:
     core = make_core()
     add_peers(core, 3)

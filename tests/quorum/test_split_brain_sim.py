@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from sims.common import Params
 from sims.quorum import QuorumCluster, overlaps
+from sims.scenarios.indirect_split import CUTS as INDIRECT_CUTS
 from sims.scenarios.indirect_split import run_seed
 from sims.scenarios.split_brain import EXPECTED, RULES, SUITE_SPLITS, run_case, strategy
 from sims.scenarios.split_heal import run_seed as split_heal
@@ -99,15 +100,42 @@ def test_indirectly_connected_members_leave_the_fully_connected_part_serving(see
 def test_the_fully_connected_part_serves_while_the_second_end_has_not_found_the_cut(
     seed: int,
 ) -> None:
-    """The race of a mutual cut (docs/split-brain.md, "Limits"): with the cut 2 s after
-    the cluster settled, n1's probe finds it at 1.6-2.1 s and n0's only at 8.8 s (seed
-    0) or not within 40 s (seed 9: n0's probe ring skipped n1).  Until then n1 announces
-    a side without n0 and everyone else one without reports.  Before, n2-n4's leases on
-    n1 ran out 7 s after its change: they stopped for 6.9 s (seed 0) and 40.2 s (seed
-    9).  Now n1's heartbeats, whose side holds them fully connected, renew the lease.
-    (``python -m sims.scenarios.indirect_split --seeds 0:32 --delay 2``)"""
-    outcome = run_seed(seed, delay=2.0)
+    """The race of a mutual cut (docs/split-brain.md, "Limits"), made likely by a lease
+    (``stable_after`` 3.5 s) shorter than the 3-4 s between the ends' reports with the
+    cut 2 s after the cluster settled: n1 announces a side without n0 until n0 has
+    found the cut too, and everyone else one without reports.  Before, n2-n4's leases
+    on n1 ran out 3.5 s after its change: they were not all serving for 54.9 s (seed 0)
+    and 23.0 s (seed 9) of the cut, 4.0 s and 5.2 s with the probe ring's fix alone.
+    n1's heartbeats, whose side holds them fully connected, now renew their leases."""
+    outcome = run_seed(seed, delay=2.0, stable_after=3.5)
     assert outcome.stopped_s == 0.0 and outcome.kind == "clean", outcome
+
+
+@pytest.mark.parametrize("seed", [0, 9])
+def test_each_end_of_a_mutual_cut_finds_it_within_a_pass(seed: int) -> None:
+    """With the cut 2 s after the cluster settled, n1 finds it first and n0 refutes n1's
+    suspicion of it once a pass, always before the same turn: n0's probe ring skipped
+    n1's turn every pass (seed 9: n0 had not probed n1 40 s after the cut; seed 0: 8.8 s
+    after n1).  Each pass of a ring now probes every member (test_probing.py)."""
+    world = World(seed)
+    metrics = Metrics(world)
+    cluster = QuorumCluster(world, strategy("keep-majority", NAMES))
+    cluster.add_nodes(5)
+    assert world.run_until(lambda: metrics.converged() and cluster.settled(), 120.0, 0.5)
+    world.run_for(2.0)
+    cut = world.now
+    for a, b in INDIRECT_CUTS:
+        world.partition([a], [b])
+    found: dict[str, float] = {}
+
+    def both_found() -> bool:
+        for end, other in (("n0", "n1"), ("n1", "n0")):
+            if end not in found and other in world.nodes[end].core.unreached():  # type: ignore[attr-defined]
+                found[end] = world.now - cut
+        return len(found) == 2
+
+    assert world.run_until(both_found, cut + 40.0, 0.05), found
+    assert abs(found["n0"] - found["n1"]) <= 5.0, found
 
 
 def test_a_nodes_own_probes_tell_who_it_cannot_reach() -> None:
