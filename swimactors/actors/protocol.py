@@ -888,7 +888,7 @@ class PeerSession(Generic[T]):
         """Queue an ASK or STREAM if there is credit for it; False when there is none."""
         if self.credit > 0:
             self.credit -= 1
-            self.outgoing += frame
+            self._append(frame)
             return True
         return False
 
@@ -907,6 +907,13 @@ class PeerSession(Generic[T]):
         else:
             self._add_to_burst(_TELL_HEAD, address, value, 1)
         return True
+
+    def _append(self, frame: bytes) -> None:
+        """Queue ``frame`` after what is queued (the burst being grown joins first): what
+        ``self.outgoing += frame`` does, in one call instead of the property's two."""
+        if self._burst:
+            self._queue_burst()
+        self._out += frame
 
     def _queue_burst(self) -> None:
         """The burst being grown joins :attr:`outgoing`, its count and length written."""
@@ -942,7 +949,7 @@ class PeerSession(Generic[T]):
 
     def sent(self, n: int) -> None:
         """The driver sent the first ``n`` bytes of :attr:`outgoing`."""
-        del self.outgoing[:n]
+        del self._out[:n]
 
     def take(self) -> bytearray:
         """All of :attr:`outgoing`, for the driver to send (it is empty after)."""
@@ -965,7 +972,7 @@ class PeerSession(Generic[T]):
             frame = reply_frame(corr, value)
         except Unsendable as exc:
             frame = encode(encode_error(corr, exc))
-        self.outgoing += frame
+        self._append(frame)
         self.return_credit()
 
     def fail(self, corr: int, error: BaseException) -> None:

@@ -53,7 +53,7 @@ from ..security import HandshakeError, Keyring, TlsConfig
 from ..security.records import RecordRejected, SecureStream
 from ..security.tls_stream import open_tls
 from . import protocol, step_end, tracing
-from .cell import ActorCell, offer_all
+from .cell import RUNNING, ActorCell, offer_all
 from .errors import (
     ActorFailed,
     ActorStopped,
@@ -655,6 +655,9 @@ class Connection:
         """A burst left its actor a whole batch or more to handle: the reader lets it run
         before it decodes the next frame, so it never runs further ahead of an actor than
         that (a backlog of decoded messages is memory, and the GC's walk)."""
+        self._last_recipient: _Recipient | None = None
+        self._last_sender: list[Any] | None = None
+        """The last request's actor (a running local cell) and its sender, as on the wire."""
         self._spans: dict[int, Any] = {}
         """Open SERVER spans of traced asks from this peer, by correlation id."""
         self.readers: weakref.WeakValueDictionary[int, ReplyStream] = weakref.WeakValueDictionary()
@@ -1372,14 +1375,27 @@ class Connection:
 
     def _recipient(self, path: str, uid: int, sender: list[Any] | None) -> _Recipient:
         """Where a request to ``path#uid`` goes, and its sender's ref (found once for all
-        the values of a TELL)."""
+        the values of a TELL; the last one found for a running local actor is kept, for
+        requests in a row to one actor from one sender)."""
+        last = self._last_recipient
+        if (
+            last is not None
+            and last.uid == uid
+            and last.path == path
+            and self._last_sender == sender
+            and last.endpoint.state is RUNNING  # type: ignore[union-attr]
+        ):
+            return last
         host = self.transport.host
         try:
             sender_ref = None if sender is None else host.resolve(*sender)
         except wire.WireError as exc:
             return _Recipient(path, uid, None, None, exc)
         cell = None if path == SYSTEM_PATH else host.local_endpoint(path, uid, self.node)
-        return _Recipient(path, uid, sender_ref, cell, None)
+        recipient = _Recipient(path, uid, sender_ref, cell, None)
+        if type(cell) is ActorCell:
+            self._last_recipient, self._last_sender = recipient, sender
+        return recipient
 
     def _deliver(
         self, to: _Recipient, value: Any, corr: int | None, reply: Reply | None = None
