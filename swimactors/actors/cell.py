@@ -435,15 +435,24 @@ class ActorCell:
         return len(self.queue) >= BUDGET
 
     def ask_now(self, msg: Any, sender: ActorRef | None) -> outcome.Outcome[Any] | None:
-        """Answer an ask from another node at once if this is an idle plain-``def`` actor
-        (as a local direct ask does); None when it must go through the mailbox."""
-        if not (self._sync and self._parked and not self.queue and self.state is RUNNING):
+        """Answer an ask from another node at once if this is an idle actor whose receive
+        cannot wait (:func:`_direct_handler`), as a local direct ask does; None when it
+        must go through the mailbox (also while the actor's own task, holding a
+        connection's read role, is the one reading the ask: :meth:`_hold`)."""
+        direct = self._direct
+        if (
+            direct is None
+            or not self._parked
+            or self.queue
+            or self._holding is not None
+            or self.state is not RUNNING
+        ):
             return None
         assert self._task is not None
         ctx = self.ctx
         ctx.sender = sender
         try:
-            return outcome.Value(self._task.context.run(self._receive, msg, ctx))
+            return outcome.Value(self._task.context.run(direct, msg, ctx))
         except Exception as exc:
             self._fail(exc)
             return outcome.Error(ActorFailed.from_exception(exc))

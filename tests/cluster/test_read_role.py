@@ -296,3 +296,35 @@ async def test_an_actor_woken_off_the_socket_gives_the_role_back(
             monkeypatch.undo()
     assert kicks == 1
     assert actor.seen[5:] == [*range(10), "after"]
+
+
+class Switching(Actor):
+    """Can await (so an ask wakes its task, which then holds the read role) until asked
+    "plain"; from then on a plain ``def`` behaviour, which an idle actor answers at once."""
+
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        if msg is None:
+            await trio.lowlevel.checkpoint()
+        if msg == "plain":
+            ctx.become(self.plain)
+        return msg
+
+    def plain(self, msg: object, ctx: swimactors.Context) -> object:
+        return ["plain", msg]
+
+
+async def test_an_actor_that_turns_plain_while_reading_the_socket_still_answers() -> None:
+    """The actor's own task, reading the socket, meets an ask to itself: it cannot be
+    answered at once in that task (the actor's context is the one running), so it goes
+    through the mailbox; the connection lives on."""
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Switching, name="switching", public=True)
+            ref = await a.wait_for("switching", timeout=10)
+            for n in range(5):
+                assert await ref.ask(n) == n
+            assert await ref.ask("plain") == "plain"
+            for n in range(5):
+                assert await ref.ask(n) == ["plain", n]
+            assert b.cluster is not None
+            assert b.cluster.transport.counters["connection_errors"] == 0

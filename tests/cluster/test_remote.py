@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+import trio.testing
 
 import swimactors
 from swimactors import Actor, ActorRef, NodeDown, message
@@ -301,6 +302,12 @@ class _WriterSteps(trio.abc.Instrument):
             self.steps += 1
 
 
+class AwaitingEcho(Actor):
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        await trio.lowlevel.checkpoint()
+        return msg
+
+
 async def test_replies_go_out_as_the_actor_step_ends_without_the_writer_task() -> None:
     """An async actor's reply is written by its own task as its step ends: no writer
     task wakes for it (one task step fewer per ask on the asked node)."""
@@ -308,7 +315,7 @@ async def test_replies_go_out_as_the_actor_step_ends_without_the_writer_task() -
     writer = _WriterSteps()
     with trio.fail_after(30):
         async with open_systems(2) as (a, b):
-            await b.spawn(AsyncEcho, name="echo", public=True)
+            await b.spawn(AwaitingEcho, name="echo", public=True)
             ref = await a.wait_for("echo", timeout=10)
             await ref.ask(0)  # the connection is up
             trio.lowlevel.add_instrument(writer)
@@ -316,6 +323,45 @@ async def test_replies_go_out_as_the_actor_step_ends_without_the_writer_task() -
                 assert await ref.ask(n) == n
             trio.lowlevel.remove_instrument(writer)
     assert writer.steps == 0
+
+
+class _OwnTask(Actor):
+    """Says whether it handles a message in its own task (set as it starts)."""
+
+    def __init__(self) -> None:
+        self.own: trio.lowlevel.Task | None = None
+
+    async def on_start(self) -> None:
+        self.own = trio.lowlevel.current_task()
+
+
+class Instant(_OwnTask):
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return trio.lowlevel.current_task() is self.own
+
+
+class Awaiting(_OwnTask):
+    async def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        if msg is None:
+            await trio.lowlevel.checkpoint()
+        return trio.lowlevel.current_task() is self.own
+
+
+async def test_an_ask_that_cannot_wait_is_answered_by_the_task_that_read_it() -> None:
+    """An ask from another node to an idle actor whose receive cannot wait (no await in
+    it) is answered in the task that read it, as the frame is handled: no switch to the
+    actor's task. One that can await runs in the actor's own task."""
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Instant, name="instant", public=True)
+            await b.spawn(Awaiting, name="awaiting", public=True)
+            instant = await a.wait_for("instant", timeout=10)
+            awaiting = await a.wait_for("awaiting", timeout=10)
+            await awaiting.ask("the connection is up")
+            await trio.testing.wait_all_tasks_blocked()
+            for _ in range(3):
+                assert await instant.ask("in your task?") is False
+                assert await awaiting.ask("in your task?") is True
 
 
 class Gated(Actor):
