@@ -27,7 +27,7 @@ from . import protocol
 from .errors import AskTimeout, MailboxFull, NodeDown, UndecodableReply
 from .message import ref_resolver
 from .ref import ActorRef
-from .transport import TransportConfig
+from .transport import MAX_UNVERSIONED, TransportConfig
 
 __all__ = ["AsyncPeers", "ResolveOnRuntime"]
 
@@ -73,6 +73,9 @@ class AsyncPeers:
         self.links: dict[str, Link] = {}
         self._dialling: dict[str, asyncio.Task[Link | None]] = {}
         self._retry_at: dict[str, float] = {}
+        self.unversioned: dict[str, None] = {}
+        """Nodes on code from before protocol versions: dialled without them (as the
+        transport's :meth:`~.transport.ActorTransport.met_unversioned`)."""
         self._closed = False
         self.counters: collections.Counter[str] = collections.Counter()
 
@@ -118,8 +121,15 @@ class AsyncPeers:
         self.counters["dial_failures"] += 1
         self._retry_at[node] = self.loop.time() + self.config.backoff_max
 
+    def met_unversioned(self, node: str) -> None:
+        """``node`` refuses a versioned HELLO: dial it without versions from now on."""
+        self.unversioned[node] = None
+        if len(self.unversioned) > MAX_UNVERSIONED:
+            del self.unversioned[next(iter(self.unversioned))]
+
     def node_down(self, node: str, reason: str) -> None:
         """``node`` went DOWN or LEFT: its asks fail with :class:`NodeDown` at once."""
+        self.unversioned.pop(node, None)
         link = self.links.get(node)
         if link is not None:
             link.close(f"{node} is {reason}")
@@ -149,6 +159,7 @@ class Link:
             config.max_frame,
             node,
             loop.time(),
+            versioned=node not in peers.unversioned,
         )
         self._corrs = itertools.count(1)
         self._credit: asyncio.Event | None = None
@@ -282,6 +293,8 @@ class Link:
                     )
         except protocol.ProtocolViolation as exc:
             self._peers.counters[exc.counter] += 1
+            if exc.counter == "rejected_unversioned":
+                self._peers.met_unversioned(self.node)
             self.close(f"dropped: {exc}")
 
     def _answered(self, event: protocol.Answered[asyncio.Future[Any]]) -> None:

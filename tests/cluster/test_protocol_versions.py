@@ -3,6 +3,7 @@ and a peer with no version in common (docs/protocol.md, "Actor protocol versions
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import struct
@@ -13,8 +14,9 @@ import pytest
 import trio
 
 import swimactors
-from swimactors import NodeDown, wire
+from swimactors import ActorRef, NodeDown, TransportConfig, wire
 from swimactors.actors import protocol
+from swimactors.actors.aio_peers import AsyncPeers
 from swimactors.actors.protocol import Kind
 from swimactors.membership.messages import PROTOCOL_VERSION
 from swimactors.membership.node import open_node
@@ -165,3 +167,52 @@ async def test_membership_packets_of_another_version_are_counted_and_logged_once
             assert node.counters["rejected_malformed"] == 0
     logged = [r.getMessage() for r in caplog.records if "protocol version" in r.getMessage()]
     assert len(logged) == 1 and "this node speaks version 1" in logged[0]
+
+
+def test_an_asyncio_client_answered_without_versions_dials_again_without_them() -> None:
+    """The asyncio front's own connections follow the rule too: refused once by a node
+    on code from before versions, then dialled without them (before: refused on every
+    dial, so no ask from asyncio reached that node)."""
+
+    async def main() -> list[int]:
+        hellos: list[int] = []
+
+        async def old_node(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write(old_hello("old"))
+            try:
+                while True:
+                    size = struct.unpack(">I", await reader.readexactly(4))[0]
+                    frame = wire.loads(await reader.readexactly(size))
+                    if frame[0] == Kind.HELLO:
+                        hellos.append(len(frame))
+                        if len(frame) != 4:
+                            break  # malformed to that code: dropped
+                    elif frame[0] == Kind.ASK:
+                        writer.write(protocol.reply_frame(frame[1], "answered"))
+            except asyncio.IncompleteReadError:
+                pass
+            writer.close()
+
+        server = await asyncio.start_server(old_node, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+
+        async def locate(node: str) -> tuple[str, int]:
+            return ("127.0.0.1", port)
+
+        loop = asyncio.get_running_loop()
+        peers = AsyncPeers(loop, "a", 1, TransportConfig(), locate, lambda *args: None)
+        address = protocol.address("echo", 1, None)
+        ref = ActorRef("old", "echo", 1, None)  # type: ignore[arg-type]  # (named in errors only)
+        link = await peers.link("old")
+        assert link is not None
+        with pytest.raises(NodeDown, match="from before versions"):
+            await link.ask(address, "first", ref, 5.0)
+        link = await peers.link("old")
+        assert link is not None
+        assert await link.ask(address, "second", ref, 5.0) == "answered"
+        assert peers.counters["rejected_unversioned"] == 1
+        peers.close()
+        server.close()
+        return hellos
+
+    assert asyncio.run(main()) == [6, 4]
