@@ -4,6 +4,7 @@ errors, and an asyncio program asking an actor in another OS process (a real age
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable
 from typing import Any
 
@@ -83,19 +84,26 @@ def test_a_proxy_is_awaited_from_asyncio() -> None:
     asyncio.run(scenario())
 
 
-class Slow(Actor):
-    """Answers a number after that many seconds, anything else at once."""
+class Gated(Actor):
+    """Answers "wait" once the test opens its gate, after saying it has the message (so a
+    test interrupts an ask known to be under way, whatever the machine's load)."""
+
+    def __init__(self) -> None:
+        self.started = threading.Event()
+        self.gate = threading.Event()
 
     async def receive(self, msg: Any, ctx: Context) -> Any:
-        if isinstance(msg, float):
-            await trio.sleep(msg)
+        if msg == "wait":
+            self.started.set()
+            await trio.to_thread.run_sync(self.gate.wait)
         return msg
 
 
-async def cancelled(call: Awaitable[Any]) -> None:
-    """Await ``call`` from a task of its own, then cancel that task once it waits."""
+async def cancelled(call: Awaitable[Any], started: threading.Event) -> None:
+    """Await ``call`` from a task of its own, then cancel that task once the runtime
+    thread has ``started`` on it."""
     task = asyncio.ensure_future(call)
-    await asyncio.sleep(0.05)
+    assert await asyncio.to_thread(started.wait, 10)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -104,20 +112,23 @@ async def cancelled(call: Awaitable[Any]) -> None:
 def test_cancelling_an_asyncio_call_cancels_it_on_the_runtime_thread() -> None:
     async def scenario() -> None:
         async with aio.open_system("solo") as system:
-            slow = await system.spawn(Slow, name="slow")
-            await cancelled(slow.ask(0.2, timeout=None))
-            assert await slow.ask("after") == "after"  # handled once 0.2 was answered
+            gated = Gated()
+            ref = await system.spawn(gated, name="gated")
+            await cancelled(ref.ask("wait", timeout=None), gated.started)
+            gated.gate.set()
+            assert await ref.ask("after") == "after"  # handled once "wait" was answered
             assert await system.run(late_replies) == 1  # nobody waited for that answer
 
-            finished = trio.Event()
+            running, finished = threading.Event(), trio.Event()
 
             async def forever(_: System) -> None:
+                running.set()
                 try:
                     await trio.sleep_forever()
                 finally:
                     finished.set()
 
-            await cancelled(system.run(forever))
+            await cancelled(system.run(forever), running)
             await system.run(lambda _: finished.wait())
 
     asyncio.run(scenario())
@@ -129,12 +140,14 @@ def test_cancelling_an_asyncio_ask_of_another_node_forgets_it_there() -> None:
             aio.open_system("a", bind="127.0.0.1:0", config=CONFIG) as a,
             aio.open_system("b", "127.0.0.1:0", [await address_of(a)], config=CONFIG) as b,
         ):
-            await b.spawn(Slow, name="slow", public=True)
-            slow = await a.wait_for("slow", timeout=20)
-            assert await slow.ask("ready") == "ready"
-            await cancelled(slow.ask(1.0, timeout=None))
+            gated = Gated()
+            await b.spawn(gated, name="gated", public=True)
+            ref = await a.wait_for("gated", timeout=20)
+            assert await ref.ask("ready") == "ready"
+            await cancelled(ref.ask("wait", timeout=None), gated.started)
             assert a._peers is not None  # the ask went on the asyncio loop's own connection
             assert not a._peers.links[b.name].session.pending  # before the answer comes
+            gated.gate.set()
 
     asyncio.run(scenario())
 

@@ -15,7 +15,7 @@ from swimactors import ActorFailed, AskTimeout, System, blocking
 from swimactors.loop_thread import ThreadClosed
 from swimactors.membership.types import format_address
 
-from .test_aio_system import Slow, Tally, late_replies
+from .test_aio_system import Gated, Tally, late_replies
 from .timing import CONFIG
 
 pytestmark = pytest.mark.network
@@ -69,11 +69,18 @@ async def gossip_address(system: System) -> str:
 
 def test_an_interrupted_ask_is_given_up_on_the_runtime_thread() -> None:
     with blocking.open_system("solo") as system:
-        slow = system.spawn(Slow, name="slow")
+        gated = Gated()
+        ref = system.spawn(gated, name="gated")
         main = threading.get_ident()
-        threading.Timer(0.1, signal.pthread_kill, (main, signal.SIGINT)).start()
+
+        def interrupt() -> None:
+            if gated.started.wait(10):  # the ask is under way: interrupt the asker
+                signal.pthread_kill(main, signal.SIGINT)
+
+        threading.Thread(target=interrupt).start()
         with pytest.raises(KeyboardInterrupt):
-            slow.ask(0.3, timeout=None)
-        assert slow.ask("after") == "after"  # handled once 0.3 was answered
+            ref.ask("wait", timeout=None)
+        gated.gate.set()
+        assert ref.ask("after") == "after"  # handled once "wait" was answered
         assert system.run(late_replies) == 1  # nobody waited for that answer
         assert system.run(lambda _: trio.sleep(0)) is None
