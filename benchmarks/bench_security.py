@@ -20,8 +20,8 @@ import sys
 import tempfile
 import time
 import timeit
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import trio
@@ -252,17 +252,22 @@ async def _pair_here(mode: str, pki: str) -> AsyncIterator[swimactors.System]:
             yield near
 
 
+@asynccontextmanager
+async def _each_mode(
+    near: Callable[[str, str], AbstractAsyncContextManager[swimactors.System]], pki: str
+) -> AsyncIterator[dict[str, swimactors.System]]:
+    """The asking system of every mode, from ``near``, each warmed up by 200 asks."""
+    async with AsyncExitStack() as stack:
+        systems = {mode: await stack.enter_async_context(near(mode, pki)) for mode in MODES}
+        for system in systems.values():
+            await _ask_round_trips(system, 200)
+        yield systems
+
+
 async def _asks_here(pki: str, trips: int) -> dict[str, list[float]]:
     """Ask p50 per round and mode, both systems of each mode in this process."""
     p50s: dict[str, list[float]] = {mode: [] for mode in MODES}
-    async with (
-        _pair_here("plain", pki) as plain,
-        _pair_here("keyed", pki) as keyed,
-        _pair_here("tls", pki) as tls,
-    ):
-        systems = {"plain": plain, "keyed": keyed, "tls": tls}
-        for system in systems.values():
-            await _ask_round_trips(system, 200)  # warm up
+    async with _each_mode(_pair_here, pki) as systems:
         for round_ in range(REMOTE_ROUNDS):
             for mode in MODES[round_ % 3 :] + MODES[: round_ % 3]:
                 asks = await _ask_round_trips(systems[mode], trips)
@@ -277,14 +282,7 @@ async def _remote(quick: bool) -> list[Row]:
     }
     with tempfile.TemporaryDirectory() as pki:
         _issue_certificates(pki, [f"{side}-tls" for side in ("near", "far")])
-        async with (
-            _near("plain", pki) as plain,
-            _near("keyed", pki) as keyed,
-            _near("tls", pki) as tls,
-        ):
-            systems = {"plain": plain, "keyed": keyed, "tls": tls}
-            for system in systems.values():
-                await _ask_round_trips(system, 200)  # warm up
+        async with _each_mode(_near, pki) as systems:
             for round_ in range(REMOTE_ROUNDS):
                 order = MODES[round_ % 3 :] + MODES[: round_ % 3]  # rotated each round
                 for mode in order:

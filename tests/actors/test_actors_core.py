@@ -53,10 +53,12 @@ class SyncCounter(Actor):
         self.total = 0
 
     def receive(self, msg: Any, ctx: Context) -> Any:
+        return self.count(msg)
+
+    def count(self, msg: Any) -> int:
         match msg:
             case Add(n):
                 self.total += n
-                return self.total
             case Boom(text):
                 raise KeyError(text)
         return self.total
@@ -67,13 +69,7 @@ class EagerCounter(SyncCounter):
     answered in the asker's task too."""
 
     async def receive(self, msg: Any, ctx: Context) -> Any:  # type: ignore[override]
-        match msg:
-            case Add(n):
-                self.total += n
-                return self.total
-            case Boom(text):
-                raise KeyError(text)
-        return self.total
+        return self.count(msg)
 
 
 async def test_tell_then_ask_sees_messages_in_order() -> None:

@@ -219,14 +219,23 @@ async def test_the_asked_actor_reads_the_next_ask_itself() -> None:
     assert reader.steps <= asks * 0.1
 
 
+async def _holding_the_socket(
+    a: swimactors.System, b: swimactors.System
+) -> tuple[Awaiting, ActorRef, ActorRef]:
+    """An Awaiting actor on ``b``, its local ref, and ``a``'s ref to it, asked five times
+    from ``a`` so that it now waits on b's socket between asks."""
+    actor = Awaiting()
+    local = await b.spawn(lambda: actor, name="awaiting", public=True)
+    ref = await a.wait_for("awaiting", timeout=10)
+    for n in range(5):
+        assert await ref.ask(n) == n
+    return actor, local, ref
+
+
 async def test_an_actor_reading_the_socket_is_woken_by_local_tells_signals_and_stops() -> None:
     with trio.fail_after(30):
         async with open_systems(2) as (a, b):
-            actor = Awaiting()
-            local = await b.spawn(lambda: actor, name="awaiting", public=True)
-            ref = await a.wait_for("awaiting", timeout=10)
-            for n in range(5):
-                assert await ref.ask(n) == n  # it now waits on b's socket between asks
+            actor, local, ref = await _holding_the_socket(a, b)
             await local.tell("local")  # kicks it off the socket
             await ref.tell("remote")
             assert await ref.ask("sleep") == "sleep"  # really awaits: the role goes back
@@ -283,11 +292,7 @@ async def test_an_actor_woken_off_the_socket_gives_the_role_back(
 
     with trio.fail_after(30):
         async with open_systems(2) as (a, b):
-            actor = Awaiting()
-            local = await b.spawn(lambda: actor, name="awaiting", public=True)
-            ref = await a.wait_for("awaiting", timeout=10)
-            for n in range(5):
-                assert await ref.ask(n) == n  # it now waits on b's socket between asks
+            actor, local, ref = await _holding_the_socket(a, b)
             monkeypatch.setattr(trio.lowlevel, "notify_closing", counted)
             for n in range(10):
                 await local.tell(n)
