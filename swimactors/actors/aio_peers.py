@@ -27,7 +27,7 @@ from . import protocol
 from .errors import AskTimeout, MailboxFull, NodeDown, UndecodableReply
 from .message import ref_resolver
 from .ref import ActorRef
-from .transport import MAX_UNVERSIONED, TransportConfig
+from .transport import TransportConfig, remember_unversioned
 
 __all__ = ["AsyncPeers", "ResolveOnRuntime"]
 
@@ -123,9 +123,7 @@ class AsyncPeers:
 
     def met_unversioned(self, node: str) -> None:
         """``node`` refuses a versioned HELLO: dial it without versions from now on."""
-        self.unversioned[node] = None
-        if len(self.unversioned) > MAX_UNVERSIONED:
-            del self.unversioned[next(iter(self.unversioned))]
+        remember_unversioned(self.unversioned, node)
 
     def node_down(self, node: str, reason: str) -> None:
         """``node`` went DOWN or LEFT: its asks fail with :class:`NodeDown` at once."""

@@ -166,6 +166,14 @@ async def bind_listener(host: str, port: int) -> trio.SocketListener:
     return listeners[0]
 
 
+def remember_unversioned(nodes: dict[str, None], node: str) -> None:
+    """Note that ``node`` speaks only the unversioned protocol, forgetting the oldest such
+    note past :data:`MAX_UNVERSIONED` (a bound whoever claims names)."""
+    nodes[node] = None
+    if len(nodes) > MAX_UNVERSIONED:
+        del nodes[next(iter(nodes))]
+
+
 class ActorNetwork(Protocol):
     """How actor connections are made: TCP (:data:`TCP`), or the simulated network of
     ``swimactors.sim.trio_engine``."""
@@ -1662,9 +1670,7 @@ class ActorTransport:
         dial it without versions from now on (at most :data:`MAX_UNVERSIONED` nodes, the
         oldest forgotten first; one is forgotten when it goes down or says a versioned
         HELLO)."""
-        self.unversioned[node] = None
-        if len(self.unversioned) > MAX_UNVERSIONED:
-            del self.unversioned[next(iter(self.unversioned))]
+        remember_unversioned(self.unversioned, node)
         self._unversioned_logged(peer, detail)
 
     def dial_failed(self, connection: Connection) -> None:
