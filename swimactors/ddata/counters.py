@@ -57,7 +57,9 @@ class GCounter:
         return sum(slot.count for slot in self.slots.values())
 
     def increment(self, writer: Writer, amount: int = 1) -> GCounter:
-        """Add ``amount`` (>= 0) as ``writer``'s process; returns the delta."""
+        """Add ``amount`` (>= 0) as ``writer``'s process; returns the delta.  The slot
+        stops at MAX_INT, so a slot forged at the maximum never makes this node send a
+        count its peers refuse (every delta and full state it sends would be dropped)."""
         _check_amount(amount)
         replica = writer.replica
         slot = self.slots.get(replica)
@@ -65,7 +67,7 @@ class GCounter:
             raise DataError(f"a counter holds at most {MAX_ENTRIES} slots")
         slot = slot or Slot(0)
         older = [r for r in self.slots if r[0] == replica[0] and r[1] < replica[1]]
-        count = slot.count + amount + sum(self.slots[r].count for r in older)
+        count = min(slot.count + amount + sum(self.slots[r].count for r in older), MAX_INT)
         covers = replica[1] - 1 if older else slot.covers
         delta = GCounter({replica: Slot(count, covers)})
         self.merge(delta)

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import TypeVar
 
 from ..registry.crdt import CausalContext, Dot, Replica
-from .base import MAX_ELEMENT_BYTES, MAX_ENTRIES, DataError, Writer, check_value
+from .base import MAX_ELEMENT_BYTES, MAX_ENTRIES, MAX_INT, DataError, Writer, check_value
 
 __all__ = ["Element", "ORSet"]
 
@@ -104,6 +104,8 @@ class ORSet:
                 if dot[0] != node or dot[1] >= incarnation:  # older ones: the floor drops them
                     delta.context.add(dot)
         counter = self.context.next_counter(writer.replica)
+        if adds and counter + len(adds) - 1 > MAX_INT:  # a dot forged at the maximum
+            raise DataError(f"{writer.replica} has no dots left: a new process gets fresh ones")
         for offset, element in enumerate(adds):
             delta.insert((node, incarnation, counter + offset), element)
         self.merge(delta)

@@ -158,3 +158,32 @@ def test_a_forged_last_writer_wins_stamp_cannot_freeze_a_key() -> None:
     store.merge(decode_entries(encode_entries({"config": edge})))
     store.update("config", LWWRegister, lambda r, w: r.set(w, "mine"), now)
     assert store.value("config") == "mine"
+
+
+def test_a_count_or_dot_forged_at_the_maximum_cannot_make_a_node_s_data_undecodable() -> None:
+    """A forged delta giving this node's own counter slot the count 2**63-1 (or one of its
+    set dots that counter) made its next increment or add go one past it: a delta, and a
+    full state, that every peer refuses (`count ... out of range`), so none of its data
+    spread again, on any key.  Now a slot stops at the maximum and an add with no dot left
+    is refused (DataError); what the node sends still decodes."""
+    from swimactors.ddata import ORSet
+    from swimactors.ddata.base import MAX_INT
+
+    store = DataStore("a", 5)
+    slot = GCounter().increment(Writer("a", 5, 0.0), MAX_INT)
+    dot = ORSet()
+    dot.insert(("a", 5, MAX_INT), "forged")
+    dot.context.add(("a", 5, MAX_INT))
+    store.merge(decode_entries(encode_entries({"hits": slot, "tags": dot})))
+    store.update("other", GCounter, lambda c, w: c.increment(w), 1.0)
+    delta = store.update("hits", GCounter, lambda c, w: c.increment(w, 7), 1.0)
+    assert decode_entries(encode_entries(delta))["hits"].value == MAX_INT
+    with pytest.raises(DataError, match="no dots left"):
+        store.update("tags", ORSet, lambda s, w: s.add(w, "mine"), 1.0)
+    state = decode_entries(encode_entries(store.state()))
+    assert state["other"].value == 1 and state["tags"].value == {"forged"}
+    assert DataStore("a", 6).writer(2.0).replica == ("a", 6)  # a new process: fresh dots
+    later = DataStore("a", 6)
+    later.merge(state)
+    later.update("tags", ORSet, lambda s, w: s.add(w, "mine"), 2.0)
+    assert decode_entries(encode_entries(later.state()))["tags"].value == {"forged", "mine"}
