@@ -130,8 +130,10 @@ def _decode_event(data: bytes) -> UserEvent:
     origin, sequence, name, payload = value
     if not (type(origin) is str and type(sequence) is int and type(name) is str):
         raise wire.WireError("a user event is [str, int, str, bytes]")
-    if type(payload) is not bytes or len(payload) > MAX_PAYLOAD or len(name) > MAX_NAME:
+    if type(payload) is not bytes or len(payload) > MAX_PAYLOAD:
         raise wire.WireError("a user event's payload must be bytes within the limit")
+    _check_name(name)  # it reaches handlers' environments (no NUL) and terminals
+    _check_name(origin)
     return UserEvent(origin, sequence, name, payload)
 
 

@@ -146,14 +146,18 @@ class EventHandlers:
         full["SWIMACTORS_SELF_TAGS"] = tags
         self.ran += 1
         with trio.move_on_after(timeout) as scope:
-            result = await trio.run_process(
-                ["/bin/sh", "-c", spec.script],
-                stdin=data,
-                capture_stdout=True,
-                stderr=subprocess.DEVNULL,
-                env=full,
-                check=False,
-            )
+            try:
+                result = await trio.run_process(
+                    ["/bin/sh", "-c", spec.script],
+                    stdin=data,
+                    capture_stdout=True,
+                    stderr=subprocess.DEVNULL,
+                    env=full,
+                    check=False,
+                )
+            except (OSError, ValueError) as exc:  # no shell, an environment it cannot take
+                log.warning("event handler %r could not start: %s", spec.script, exc)
+                return b""
             if result.returncode != 0:
                 log.warning("event handler %r exited %d", spec.script, result.returncode)
             return bytes(result.stdout[: MAX_PAYLOAD + 1])

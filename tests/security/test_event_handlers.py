@@ -1,0 +1,62 @@
+"""Event handler scripts get a received event's or query's name in their environment: a
+forged name must neither reach it raw nor take the agent down.
+
+Before: one forged datagram, a user event or query whose name held a NUL byte, made the
+agent's handler runner raise (``embedded null byte`` from the environment) and the whole
+agent exited, on every agent with a handler for user events or queries."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import trio
+
+from swimactors import wire
+from swimactors.agent.cluster import open_local_cluster, wait_until
+from swimactors.agent.events import EVENT_CHANNEL, QUERY_CHANNEL
+from swimactors.agent.handlers import EventHandlers, parse_handler
+from swimactors.agent.http import http_get
+from swimactors.membership.messages import UserMessage, encode_message
+from tests.security.test_attacks import gossip_with, send_datagram, statuses_of, suspected
+
+
+@pytest.mark.network
+async def test_a_forged_event_or_query_with_an_unprintable_name_is_dropped() -> None:
+    with trio.fail_after(60):
+        async with open_local_cluster(profile="lan") as cluster:
+            handlers = ["--event-handler", "user=true", "--event-handler", "query=echo hi"]
+            victim = await cluster.start("v", extra_args=handlers)
+            peer = await cluster.start("p1", join=[victim.gossip])
+
+            async def formed() -> bool:
+                return (await statuses_of(peer)).get("v") == "up"
+
+            assert await wait_until(formed, 15) is not None
+            event = ["p1", 10**12, "de\x00ploy", b"x"]
+            query = ["p1", 10**12 + 1, "q\x00", b"", ["p1", "127.0.0.1", 9], [], [], 1.0]
+            for channel, value in ((EVENT_CHANNEL, event), (QUERY_CHANNEL, query)):
+                forged = encode_message(UserMessage(channel, wire.dumps(value)))
+                await trio.to_thread.run_sync(send_datagram, victim.gossip, gossip_with(forged))
+
+            async def dropped() -> bool:
+                _, body = await http_get(victim.http, "/v1/info")
+                return bool(json.loads(body)["events"]["malformed_dropped"] == 2)
+
+            assert await wait_until(dropped, 5) is not None
+            await trio.sleep(1.0)
+            assert victim.running
+            assert (await statuses_of(peer)).get("v") == "up"
+            assert suspected([peer], "v") == []
+
+
+async def test_a_handler_that_cannot_start_is_logged_not_raised(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "swimactors.agent.handlers")
+    handlers = EventHandlers([parse_handler("user=true")], "v")
+    with trio.fail_after(10):
+        answer = await handlers._run(handlers.specs[0], {"NAME": "a\x00b"}, b"", 5.0)
+    assert answer == b""
+    assert any("could not start" in r.getMessage() for r in caplog.records)
