@@ -139,6 +139,7 @@ __all__ = [
     "stream_error",
     "unsendable",
     "value_bytes",
+    "wire_address",
 ]
 
 T = TypeVar("T")
@@ -401,6 +402,20 @@ def _address(f: list[Any], at: int) -> bool:
     return type(f[at]) is str and _uint(f[at + 1])
 
 
+def _ask_layout(f: list[Any]) -> bool:
+    """An ASK's layout; with REPLY's, the frames of every ask, so checked without helper
+    calls (what :func:`_uint` and :func:`_address` check, written out)."""
+    return (
+        (len(f) == 6 or (len(f) == 7 and type(f[6]) is str and len(f[6]) <= MAX_TRACEPARENT))
+        and type(f[1]) is int
+        and 0 <= f[1] < 2**63
+        and type(f[2]) is str
+        and type(f[3]) is int
+        and 0 <= f[3] < 2**63
+        and (f[4] is None or _ref(f[4]))
+    )
+
+
 def _grant(value: Any) -> bool:
     return type(value) is int and 0 < value <= MAX_STREAM_WINDOW
 
@@ -459,17 +474,8 @@ def _run_layout(f: list[Any]) -> bool:
 _LAYOUTS: dict[int, tuple[Callable[..., Frame], Callable[[list[Any]], bool]]] = {
     Kind.HELLO: (_hello, _hello_layout),
     Kind.TELL: (_tell, lambda f: len(f) >= 5 and _address(f, 1) and _ref(f[3])),
-    Kind.ASK: (
-        Ask,
-        lambda f: (
-            len(f) in (6, 7)
-            and _uint(f[1])
-            and _address(f, 2)
-            and _ref(f[4])
-            and (len(f) == 6 or (type(f[6]) is str and len(f[6]) <= MAX_TRACEPARENT))
-        ),
-    ),
-    Kind.REPLY: (Reply, lambda f: len(f) == 3 and _uint(f[1])),
+    Kind.ASK: (Ask, _ask_layout),
+    Kind.REPLY: (Reply, lambda f: len(f) == 3 and type(f[1]) is int and 0 <= f[1] < 2**63),
     Kind.ERROR: (
         ErrorReply,
         lambda f: len(f) == 6 and _uint(f[1]) and all(type(v) is str for v in f[2:]),
@@ -559,14 +565,35 @@ _BURST_COUNT = 255
 """The most items a burst frame's one-byte array count holds (kind, address, values)."""
 _NO_LENGTH = bytes(4)
 _ASK_HEAD = wire.cbor_array_header(6) + wire.cbor_uint(Kind.ASK)
+_UINT_FOLLOWS = {24 + n: struct.Struct(f">{code}") for n, code in enumerate("BHIQ")}
+"""The unsigned integer after a CBOR head byte of 24 to 27, by that byte."""
+_NOT_LONE: Final = object()
 _TRACED_ASK_HEAD = wire.cbor_array_header(7) + wire.cbor_uint(Kind.ASK)
 _REPLY_HEAD = wire.cbor_array_header(3) + wire.cbor_uint(Kind.REPLY)
+
+
+def _uint_at(data: bytes | bytearray, at: int) -> tuple[int, int]:
+    """The CBOR unsigned integer below 2**63 at ``data[at]`` and where the next item
+    starts; ``(-1, at)`` if there is none."""
+    first = data[at]
+    if first < 24:
+        return first, at + 1
+    follows = _UINT_FOLLOWS.get(first)
+    if follows is None or len(data) < at + 1 + follows.size:
+        return -1, at
+    (value,) = follows.unpack_from(data, at + 1)
+    return (value, at + 1 + follows.size) if value < 2**63 else (-1, at)
 
 
 def address(path: str, uid: int, sender: ActorRef | None) -> bytes:
     """The CBOR of a request's ``path, uid, sender`` (callers cache it per target and
     sender, since a sender usually talks to one target many times)."""
-    return b"".join(map(wire.dumps, (path, uid, None if sender is None else encode_ref(sender))))
+    return wire_address(path, uid, None if sender is None else encode_ref(sender))
+
+
+def wire_address(path: str, uid: int, sender: Sender) -> bytes:
+    """:func:`address` with the sender as the wire has it."""
+    return b"".join(map(wire.dumps, (path, uid, sender)))
 
 
 def run_address(address: bytes, tag: str | int, width: int) -> bytes:
@@ -1036,10 +1063,67 @@ class PeerSession(Generic[T]):
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray, now: float) -> None:
-        """Bytes from the peer (framing only; :meth:`next_event` checks the frames)."""
+    def receive_data(self, data: bytes | bytearray, now: float) -> int:
+        """Bytes from the peer (framing only; :meth:`next_event` checks the frames); what
+        :attr:`partial_frame` then is."""
         self.last_active = now
-        self._frames.extend(self._decoder.feed(data))
+        decoder = self._decoder
+        self._frames.extend(decoder.feed(data))
+        return decoder.buffered
+
+    # An ask in a row is one whole frame per read each way, whose head the reader can
+    # tell in advance: the asker awaits the REPLY to its own ask, and the asked node's
+    # next ASK most likely goes to the actor, from the sender, of the one before.  The two
+    # methods below recognise such a read by its bytes and decode only its value (no
+    # parse of the frame, no event queue); anything else, even a value that does not
+    # load, is left to :meth:`receive_data` and :meth:`next_event`, which say why.
+
+    def lone_reply(self, data: bytes | bytearray, corr: int, now: float) -> Answered[T] | None:
+        """The event :meth:`next_event` would make of ``data`` when it is exactly the
+        whole REPLY to the pending ask ``corr``; None for anything else."""
+        head = _REPLY_HEAD + wire.cbor_uint(corr)
+        value = self._lone_value(data, head)
+        if value is _NOT_LONE or corr not in self.pending:
+            return None
+        self.last_active = now
+        return Answered(self.pending.pop(corr), Reply(corr, value))
+
+    def lone_ask(
+        self, data: bytes | bytearray, address: bytes, now: float
+    ) -> tuple[int, Any] | None:
+        """The correlation id and value of ``data`` when it is exactly one whole untraced
+        ASK to ``address`` (:func:`address`), counted as :meth:`next_event` counts it;
+        None for anything else."""
+        if data[4:6] != _ASK_HEAD or len(data) < 7:
+            return None
+        corr, at = _uint_at(data, 6)
+        if corr < 0:
+            return None
+        value = self._lone_value(data, data[4:at] + address)
+        if value is _NOT_LONE:
+            return None
+        self._admit(1)
+        self.last_active = now
+        return corr, value
+
+    def _lone_value(self, data: bytes | bytearray, head: bytes | bytearray) -> Any:
+        """The value after ``head`` when ``data`` is exactly one whole frame that starts
+        with ``head``, nothing is buffered before it and the peer has greeted;
+        :data:`_NOT_LONE` if not."""
+        start = 4 + len(head)
+        if (
+            data[4:start] != head
+            or _LENGTH.unpack_from(data)[0] != len(data) - 4
+            or len(data) - 4 > self._decoder.max_frame
+            or self._frames
+            or self._decoder.buffered
+            or self.peer_version is None
+        ):
+            return _NOT_LONE
+        try:
+            return self._loads(data[start:])
+        except wire.WireError:
+            return _NOT_LONE
 
     def next_event(self) -> Event | None:
         """The next thing the peer said that the driver must act on; None when the
@@ -1110,12 +1194,17 @@ class PeerSession(Generic[T]):
             count = len(frame.fields) // frame.width
         else:
             count = 1
+        self._admit(count)
+        return frame
+
+    def _admit(self, count: int) -> None:
+        """``count`` requests arrived: within the window the peer was given, or the peer
+        broke the protocol."""
         if self.undelivered + count > self.peer_window:
             raise ProtocolViolation(
                 "rejected_malformed", "the peer sent more requests than its window allows"
             )
         self.undelivered += count
-        return frame
 
     def _answer(self, frame: Reply | ErrorReply) -> Event:
         token = self.pending.pop(frame.corr, None)

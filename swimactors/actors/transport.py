@@ -584,6 +584,9 @@ class _Recipient:
         self.endpoint = endpoint
         self.error = error
 
+    def __str__(self) -> str:
+        return f"{self.path}#{self.uid}"
+
 
 _TLS_REFUSALS = frozenset({"rejected_tls", "rejected_certificate"})
 
@@ -648,6 +651,8 @@ class Connection:
         """The last asking task a reply in the chunk being handled woke."""
         self._holder_reply: outcome.Outcome[Any] | None = None
         """The holder's reply, however it came (read, timed out, connection closed)."""
+        self._awaited = -1
+        """The correlation id of the ask whose holder reads (:meth:`read_for`; -1: none)."""
         self._credit_event = trio.Event()
         self._scope = trio.CancelScope()
         self._nursery: trio.Nursery | None = None
@@ -666,6 +671,8 @@ class Connection:
         self._last_recipient: _Recipient | None = None
         self._last_sender: list[Any] | None = None
         """The last request's actor (a running local cell) and its sender, as on the wire."""
+        self._last_address = b""
+        """Their :func:`protocol.wire_address`: the next ASK to them is taken straight."""
         self._spans: dict[int, Any] = {}
         """Open SERVER spans of traced asks from this peer, by correlation id."""
         self.readers: weakref.WeakValueDictionary[int, ReplyStream] = weakref.WeakValueDictionary()
@@ -1039,11 +1046,12 @@ class Connection:
             if not chunk:
                 self.reason = "closed by the peer"
                 return
-            if not self._took(chunk):
-                return
             try:
-                while not self._handle_events():  # let the actor run before the next frame
-                    await trio.lowlevel.checkpoint()
+                if not self._took_alone(chunk):
+                    if not self._took(chunk):
+                        return
+                    while not self._handle_events():  # let the actor run before the next frame
+                        await trio.lowlevel.checkpoint()
                 if self._flushes:  # send what this read queued before waiting again
                     step_end.run_flushes(self._flushes)
                 woke = self._woke
@@ -1054,6 +1062,34 @@ class Connection:
             except ProtocolViolation as exc:
                 return self._reject(exc.counter, str(exc))
 
+    def _took_alone(self, chunk: bytes | bytearray) -> bool:
+        """Act on ``chunk`` at once when it is one whole frame of asks in a row: the REPLY
+        the holder awaits, or an ASK to the actor and from the sender of the request
+        before (:meth:`PeerSession.lone_reply`, :meth:`~PeerSession.lone_ask`); False
+        for anything else, which the caller takes the usual way."""
+        session = self.session
+        self._woke = None
+        if self._awaited >= 0:
+            answered = session.lone_reply(chunk, self._awaited, self._now())
+            if answered is None:
+                return False
+            self._answered(answered)
+        else:
+            to = self._last_recipient
+            if to is None or to.endpoint.state is not RUNNING:  # type: ignore[union-attr]
+                return False
+            ask = session.lone_ask(chunk, self._last_address, self._now())
+            if ask is None:
+                return False
+            self._deliver(to, ask[1], ask[0])
+            session.return_credit()
+            if session.outgoing:
+                self.send_soon()
+        counters = self.transport.counters
+        counters["bytes_received"] += len(chunk)
+        counters["frames_received"] += 1
+        return True
+
     def _took(self, chunk: bytes | bytearray) -> bool:
         """Give a chunk read to the session, timing a frame it leaves under way and holding
         that frame's bytes in the receive budget; False when this connection is over the
@@ -1061,8 +1097,7 @@ class Connection:
         session = self.session
         self.transport.counters["bytes_received"] += len(chunk)
         now = self._now()
-        session.receive_data(chunk, now)
-        partial = session.partial_frame
+        partial = session.receive_data(chunk, now)
         if partial or self._frame_started != math.inf:  # a frame is, or was, under way
             if not partial:
                 self._frame_started = math.inf
@@ -1157,16 +1192,21 @@ class Connection:
         self._holder_reply = result
         self.kick()
 
-    async def read_for(self, reply: Reply) -> Any:
-        """The answer to the calling task's ask, which holds the read role: it reads the
-        socket itself until its reply is in; anything unusual gives the role back and the
-        reply comes the usual way."""
+    async def read_for(self, reply: Reply, corr: int) -> Any:
+        """The answer to the calling task's ask ``corr``, which holds the read role: it
+        reads the socket itself until its reply is in (a read that is just that REPLY
+        taken straight, :meth:`PeerSession.lone_reply`); anything unusual gives the role
+        back and the reply comes the usual way."""
         reply.notify = self._holder_answered
+        self._awaited = corr
         try:
             await self.read_while(lambda: reply.result is None and not reply.abandoned)
         finally:
             reply.notify = None
+            self._awaited = -1
         answer, self._holder_reply = self._holder_reply, None
+        if type(answer) is outcome.Value:  # (read once, here: no unwrap's bookkeeping)
+            return answer.value
         if answer is not None:
             return answer.unwrap()
         return await reply.wait()
@@ -1203,6 +1243,8 @@ class Connection:
             if not chunk:
                 self.close("closed by the peer")
                 return False
+            if self._took_alone(chunk):
+                return True
             if not self._took(chunk):
                 self._scope.cancel()
                 return False
@@ -1403,6 +1445,7 @@ class Connection:
         recipient = _Recipient(path, uid, sender_ref, cell, None)
         if type(cell) is ActorCell:
             self._last_recipient, self._last_sender = recipient, sender
+            self._last_address = protocol.wire_address(path, uid, sender)
         return recipient
 
     def _deliver(
@@ -1439,21 +1482,21 @@ class Connection:
                 self.transport.counters["system_tells_failed"] += 1
             session.delivered()
             return
-        if (corr is not None or reply is not None) and cell is not None and cell not in self.held:
+        held = None if cell is None else self.held.get(cell)
+        if (corr is not None or reply is not None) and cell is not None and held is None:
             now = cell.ask_now(msg, sender_ref)
             if now is not None:
                 self._answer(corr, reply, now)
                 session.delivered()
                 return
         if corr is not None:
-            reply = _RemoteReply(host, f"{path}#{uid}", self, corr)
+            reply = _RemoteReply(host, to, self, corr)
         if cell is None:
             host.dead_letters.publish(host.resolve(host.name, path, uid), msg, sender_ref)
             if reply is not None:
                 reply.set(outcome.Error(ActorStopped(f"no actor {path}#{uid} on {host.name}")))
             session.delivered()
             return
-        held = self.held.get(cell)
         actor = cell if corr is not None and type(cell) is ActorCell else None
         parked = actor is not None and actor._parked
         if held is None and cell.offer(msg, sender_ref, reply):
@@ -1800,7 +1843,7 @@ class ActorTransport:
             if timeout is not None and reply.result is None:  # (not failed meanwhile)
                 host.ask_deadlines.add(started + timeout, reply)
             if reading:
-                return await connection.read_for(reply)
+                return await connection.read_for(reply, corr)
             return await reply.wait()
         finally:
             session.forget(corr)

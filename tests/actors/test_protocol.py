@@ -58,6 +58,7 @@ from swimactors.actors.protocol import (
     run_address,
     run_values,
     value_bytes,
+    wire_address,
 )
 
 MAX_FRAME = 4096
@@ -891,3 +892,148 @@ def test_tells_bursts_asks_and_partial_sends_arrive_in_order(ops: list[Any]) -> 
         values = event.values if isinstance(event, Tell) else [event.value]
         got.extend((event.path, decode_value(value)) for value in values)
     assert got == made
+
+
+# -- asks in a row, taken straight (lone_reply, lone_ask) ---------------------------------
+
+_SHAPES = [
+    "whole",
+    "two frames",
+    "cut short",
+    "after a partial frame",
+    "behind a frame not yet taken",
+    "another corr",
+]
+
+
+def _twins() -> tuple[PeerSession[str], PeerSession[str]]:
+    """Two sessions in the same state: one for the straight path, one for the usual."""
+    sessions = []
+    for _ in range(2):
+        a, b = pair()
+        handshake(a, b)
+        sessions.append(a)
+    return sessions[0], sessions[1]
+
+
+def _shaped(frame: bytes, shape: str, other: bytes) -> tuple[bytes, bytes]:
+    """What is fed before the read and the read itself, for each :data:`_SHAPES`."""
+    if shape == "two frames":
+        return b"", frame + frame
+    if shape == "cut short":
+        return b"", frame[:-1]
+    if shape == "after a partial frame":
+        return frame[:2], frame
+    if shape == "behind a frame not yet taken":
+        return encode(Credit(1)), frame
+    if shape == "another corr":
+        return b"", other
+    return b"", frame
+
+
+def _usual(session: PeerSession[str], data: bytes) -> list[Any] | str:
+    session.receive_data(data, 1.0)
+    try:
+        return pump_events(session)
+    except ProtocolViolation as exc:
+        return exc.counter
+
+
+def pump_events(session: PeerSession[str]) -> list[Any]:
+    events = []
+    while (event := session.next_event()) is not None:
+        events.append(event)
+    return events
+
+
+@given(st.integers(0, 2**63 - 1), wire_values | st.binary(max_size=9), st.sampled_from(_SHAPES))
+def test_a_lone_reply_is_what_the_usual_path_makes_of_it_and_anything_else_is_left_to_it(
+    corr: int, value: Any, shape: str
+) -> None:
+    """The REPLY an asker awaits, read alone, is the event the session would have made of
+    it; any other read (or a value that does not load) is left untouched to the usual path."""
+    straight, usual = _twins()
+    for session in (straight, usual):
+        session.expect(corr, "token")
+    body = [Kind.REPLY, corr, value] if type(value) is not bytes else None
+    frame = wire.encode_frame(wire.dumps(body)) if body else _reply_head(corr) + value
+    before, data = _shaped(frame, shape, wire.encode_frame(wire.dumps([Kind.REPLY, corr ^ 1, 0])))
+    straight.receive_data(before, 0.0)
+    events = _usual(usual, before + data)
+    answered = straight.lone_reply(data, corr, 1.0)
+    if answered is None:
+        assert "token" in straight.pending.values() and straight.last_active == 0.0
+        assert shape != "whole" or body is None  # (bytes that do not load)
+        return
+    assert shape == "whole" and events == [answered] and straight.pending == usual.pending == {}
+    assert straight.last_active == 1.0
+
+
+def _reply_head(corr: int) -> bytes:
+    """A REPLY frame's head whose value is whatever follows (for bytes that do not load)."""
+    head = wire.dumps([Kind.REPLY, corr, 0])[:-1]
+    return head
+
+
+@given(
+    st.integers(0, 2**63 - 1),
+    st.text(max_size=12),
+    st.integers(0, 2**63 - 1),
+    st.none() | st.tuples(nodes, st.text(max_size=8), st.integers(0, 9)).map(list),
+    wire_values,
+    st.sampled_from([*_SHAPES[:-1], "traced", "another actor"]),
+)
+def test_a_lone_ask_is_what_the_usual_path_makes_of_it_and_anything_else_is_left_to_it(
+    corr: int, path: str, uid: int, sender: list[Any] | None, value: Any, shape: str
+) -> None:
+    """An untraced ASK to the address of the request before, read alone, is the ASK the
+    session would have handed on (counted against the window the same); anything else
+    is left untouched to the usual path."""
+    straight, usual = _twins()
+    address = wire_address(path, uid, sender)
+    frame = wire.encode_frame(wire.dumps([Kind.ASK, corr, path, uid, sender, value]))
+    other = frame
+    if shape == "traced":
+        other = wire.encode_frame(wire.dumps([Kind.ASK, corr, path, uid, sender, value, "t"]))
+    elif shape == "another actor":
+        other = wire.encode_frame(wire.dumps([Kind.ASK, corr, path + "x", uid, sender, value]))
+    shape = "another corr" if shape in ("traced", "another actor") else shape
+    before, data = _shaped(frame, shape, other)
+    straight.receive_data(before, 0.0)
+    events = _usual(usual, before + data)
+    ask = straight.lone_ask(data, address, 1.0)
+    if ask is None:
+        assert straight.undelivered == 0 and straight.last_active == 0.0
+        assert shape != "whole"
+        return
+    assert shape == "whole" and events == [Ask(corr, path, uid, sender, value)]
+    assert ask == (corr, value) and straight.undelivered == usual.undelivered == 1
+
+
+def test_a_lone_ask_past_the_window_breaks_the_connection() -> None:
+    a, b = pair(window=2)
+    handshake(a, b)
+    frame = ask_frame(1, address("echo", 1, None), value_bytes("x"))
+    assert b.lone_ask(frame, address("echo", 1, None), 0.0) is not None
+    assert b.lone_ask(frame, address("echo", 1, None), 0.0) is not None
+    with pytest.raises(ProtocolViolation, match="more requests than its window"):
+        b.lone_ask(frame, address("echo", 1, None), 0.0)
+
+
+def test_nothing_is_taken_straight_before_the_hello() -> None:
+    a, b = pair()
+    frame = ask_frame(1, address("echo", 1, None), value_bytes("x"))
+    assert b.lone_ask(frame, address("echo", 1, None), 0.0) is None
+    a.expect(1, "token")
+    assert a.lone_reply(wire.encode_frame(wire.dumps([Kind.REPLY, 1, [0, 1]])), 1, 0.0) is None
+
+
+@given(st.binary(max_size=64), st.integers(0, 300))
+def test_taking_straight_is_total_on_arbitrary_bytes(data: bytes, corr: int) -> None:
+    a, b = pair()
+    handshake(a, b)
+    a.expect(corr, "token")
+    a.lone_reply(data, corr, 0.0)
+    a.lone_reply(_reply_head(corr) + data, corr, 0.0)
+    b.lone_ask(data, address("echo", 1, None), 0.0)
+    b.lone_ask(b"\0\0\0\0" + ask_frame(corr, b"", b"")[4:6] + data, b"", 0.0)

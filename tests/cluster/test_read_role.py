@@ -4,12 +4,15 @@ traffic behave as when the reader task reads."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 import trio.testing
 
 import swimactors
-from swimactors import Actor, ActorRef, AskTimeout, NodeDown
+from swimactors import Actor, ActorRef, AskTimeout, NodeDown, wire
+from swimactors.actors import protocol
 from swimactors.security import Keyring
 
 from .cluster_helpers import FAST, open_systems
@@ -217,6 +220,37 @@ async def test_the_asked_actor_reads_the_next_ask_itself() -> None:
                 assert await ref.ask(n) == n
             trio.lowlevel.remove_instrument(reader)
     assert reader.steps <= asks * 0.1
+
+
+@pytest.mark.parametrize("keyed", [False, True])
+@pytest.mark.parametrize("actor", [Echo, Awaiting])
+async def test_asks_in_a_row_are_taken_straight_each_way(
+    actor: type[Actor], keyed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once an ask has gone to an actor, the next ones from the same sender and their
+    replies are each one read taken straight (``PeerSession.lone_ask``/``lone_reply``):
+    no frame is parsed on either node, whoever reads (the reader, the asking task, the
+    asked actor)."""
+    parsed = 0
+    parse = protocol.parse
+
+    def counted(frame: bytes, loads: Any = wire.loads) -> protocol.Frame:
+        nonlocal parsed
+        parsed += 1
+        return parse(frame, loads)
+
+    config = FAST.replace(keyring=Keyring(b"K" * 32)) if keyed else FAST
+    with trio.fail_after(30):
+        async with open_systems(2, config=config) as (a, b):
+            await b.spawn(actor, name="asked", public=True)
+            ref = await a.wait_for("asked", timeout=10)
+            for n in range(3):
+                assert await ref.ask(n) == n
+            monkeypatch.setattr(protocol, "parse", counted)
+            for n in range(200):
+                assert await ref.ask(n) == n
+            monkeypatch.undo()
+    assert parsed <= 4  # (a CREDIT frame per half window)
 
 
 async def _holding_the_socket(
