@@ -565,24 +565,11 @@ _BURST_COUNT = 255
 """The most items a burst frame's one-byte array count holds (kind, address, values)."""
 _NO_LENGTH = bytes(4)
 _ASK_HEAD = wire.cbor_array_header(6) + wire.cbor_uint(Kind.ASK)
-_UINT_FOLLOWS = {24 + n: struct.Struct(f">{code}") for n, code in enumerate("BHIQ")}
-"""The unsigned integer after a CBOR head byte of 24 to 27, by that byte."""
+_UINT_SIZES = {**dict.fromkeys(range(24), 0), 24: 1, 25: 2, 26: 4, 27: 8}
+"""How many bytes follow a CBOR unsigned integer's first byte, by that byte."""
 _NOT_LONE: Final = object()
 _TRACED_ASK_HEAD = wire.cbor_array_header(7) + wire.cbor_uint(Kind.ASK)
 _REPLY_HEAD = wire.cbor_array_header(3) + wire.cbor_uint(Kind.REPLY)
-
-
-def _uint_at(data: bytes | bytearray, at: int) -> tuple[int, int]:
-    """The CBOR unsigned integer below 2**63 at ``data[at]`` and where the next item
-    starts; ``(-1, at)`` if there is none."""
-    first = data[at]
-    if first < 24:
-        return first, at + 1
-    follows = _UINT_FOLLOWS.get(first)
-    if follows is None or len(data) < at + 1 + follows.size:
-        return -1, at
-    (value,) = follows.unpack_from(data, at + 1)
-    return (value, at + 1 + follows.size) if value < 2**63 else (-1, at)
 
 
 def address(path: str, uid: int, sender: ActorRef | None) -> bytes:
@@ -882,6 +869,9 @@ class PeerSession(Generic[T]):
         self._loads = wire.Loader().loads
         self._marking_loads: Callable[[bytes], Any] | None = None
         self._frames: deque[bytes] = deque()
+        self.partial_frame = 0
+        """Bytes received of a frame not yet complete (the driver bounds how long it may
+        take)."""
         self._hello_frame = Hello(name, incarnation, window, VERSION, OLDEST_VERSION)
         """This side's HELLO; the dialler's goes first, the accepter's in answer."""
         self._greeted_with: bool | None = None
@@ -1063,13 +1053,12 @@ class PeerSession(Generic[T]):
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray, now: float) -> int:
-        """Bytes from the peer (framing only; :meth:`next_event` checks the frames); what
-        :attr:`partial_frame` then is."""
+    def receive_data(self, data: bytes | bytearray, now: float) -> None:
+        """Bytes from the peer (framing only; :meth:`next_event` checks the frames)."""
         self.last_active = now
         decoder = self._decoder
         self._frames.extend(decoder.feed(data))
-        return decoder.buffered
+        self.partial_frame = decoder.buffered
 
     # An ask in a row is one whole frame per read each way, whose head the reader can
     # tell in advance: the asker awaits the REPLY to its own ask, and the asked node's
@@ -1094,13 +1083,13 @@ class PeerSession(Generic[T]):
         """The correlation id and value of ``data`` when it is exactly one whole untraced
         ASK to ``address`` (:func:`address`), counted as :meth:`next_event` counts it;
         None for anything else."""
-        if data[4:6] != _ASK_HEAD or len(data) < 7:
+        size = _UINT_SIZES.get(data[6]) if data[4:6] == _ASK_HEAD and len(data) > 6 else None
+        if size is None:
             return None
-        corr, at = _uint_at(data, 6)
-        if corr < 0:
-            return None
+        at = 7 + size  # where the address starts, after the correlation id
         value = self._lone_value(data, data[4:at] + address)
-        if value is _NOT_LONE:
+        corr = int.from_bytes(data[7:at]) if size else data[6]
+        if value is _NOT_LONE or corr >= 2**63:
             return None
         self._admit(1)
         self.last_active = now
@@ -1116,7 +1105,7 @@ class PeerSession(Generic[T]):
             or _LENGTH.unpack_from(data)[0] != len(data) - 4
             or len(data) - 4 > self._decoder.max_frame
             or self._frames
-            or self._decoder.buffered
+            or self.partial_frame
             or self.peer_version is None
         ):
             return _NOT_LONE
@@ -1278,17 +1267,13 @@ class PeerSession(Generic[T]):
         """The connection is gone: the tokens of the asks still waiting, to fail them."""
         self.closed = True
         self._decoder.clear()
+        self.partial_frame = 0
         self._frames.clear()
         self.producing.clear()
         self.consuming.clear()
         pending, self.pending = self.pending, {}
         return list(pending.values())
 
-    @property
-    def partial_frame(self) -> int:
-        """Bytes received of a frame not yet complete (the driver bounds how long it
-        may take)."""
-        return self._decoder.buffered
 
     def is_idle(self) -> bool:
         """Nothing pending either way and nothing left to send."""

@@ -1097,7 +1097,8 @@ class Connection:
         session = self.session
         self.transport.counters["bytes_received"] += len(chunk)
         now = self._now()
-        partial = session.receive_data(chunk, now)
+        session.receive_data(chunk, now)
+        partial = session.partial_frame
         if partial or self._frame_started != math.inf:  # a frame is, or was, under way
             if not partial:
                 self._frame_started = math.inf
