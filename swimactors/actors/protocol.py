@@ -1067,15 +1067,16 @@ class PeerSession(Generic[T]):
     # parse of the frame, no event queue); anything else, even a value that does not
     # load, is left to :meth:`receive_data` and :meth:`next_event`, which say why.
 
-    def lone_reply(self, data: bytes | bytearray, corr: int, now: float) -> Answered[T] | None:
-        """The event :meth:`next_event` would make of ``data`` when it is exactly the
-        whole REPLY to the pending ask ``corr``; None for anything else."""
+    def lone_reply(self, data: bytes | bytearray, corr: int, now: float) -> tuple[T, Any] | None:
+        """The token and value of the ``Answered`` event :meth:`next_event` would make of
+        ``data`` when it is exactly the whole REPLY to the pending ask ``corr``; None for
+        anything else."""
         head = _REPLY_HEAD + wire.cbor_uint(corr)
         value = self._lone_value(data, head)
         if value is _NOT_LONE or corr not in self.pending:
             return None
         self.last_active = now
-        return Answered(self.pending.pop(corr), Reply(corr, value))
+        return self.pending.pop(corr), value
 
     def lone_ask(
         self, data: bytes | bytearray, address: bytes, now: float
@@ -1273,7 +1274,6 @@ class PeerSession(Generic[T]):
         self.consuming.clear()
         pending, self.pending = self.pending, {}
         return list(pending.values())
-
 
     def is_idle(self) -> bool:
         """Nothing pending either way and nothing left to send."""

@@ -1073,7 +1073,8 @@ class Connection:
             answered = session.lone_reply(chunk, self._awaited, self._now())
             if answered is None:
                 return False
-            self._answered(answered)
+            reply, value = answered  # (the holder's: read by it, no task parked on it)
+            reply.set(self._reply_outcome(value))
         else:
             to = self._last_recipient
             if to is None or to.endpoint.state is not RUNNING:  # type: ignore[union-attr]
@@ -1191,7 +1192,8 @@ class Connection:
         """The holder's reply is in (read, timed out, or failed by a closing connection):
         keep it and wake the holder."""
         self._holder_reply = result
-        self.kick()
+        if self._holder_reading:
+            self.kick()
 
     async def read_for(self, reply: Reply, corr: int) -> Any:
         """The answer to the calling task's ask ``corr``, which holds the read role: it
@@ -1350,11 +1352,15 @@ class Connection:
             self._woke = reply.task
         if isinstance(frame, protocol.ErrorReply):
             reply.set(outcome.Error(protocol.decode_error(frame)))
-            return
+        else:
+            reply.set(self._reply_outcome(frame.value))
+
+    def _reply_outcome(self, value: Any) -> outcome.Outcome[Any]:
+        """A REPLY's value decoded (:class:`UndecodableReply` if it does not decode)."""
         try:
-            reply.set(outcome.Value(protocol.decode_value(frame.value)))
+            return outcome.Value(protocol.decode_value(value))
         except wire.WireError as exc:
-            reply.set(outcome.Error(UndecodableReply(f"from {self.node}: {exc}")))
+            return outcome.Error(UndecodableReply(f"from {self.node}: {exc}"))
 
     def _credit(self, frame: protocol.Credit) -> None:
         self._credit_event.set()
@@ -1847,7 +1853,8 @@ class ActorTransport:
                 return await connection.read_for(reply, corr)
             return await reply.wait()
         finally:
-            session.forget(corr)
+            if corr in session.pending:  # (an answer took it out)
+                session.forget(corr)
             host.stats.remote_asks.observe(host.now() - started)
             if span is not None:
                 span.end()

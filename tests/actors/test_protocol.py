@@ -965,7 +965,8 @@ def test_a_lone_reply_is_what_the_usual_path_makes_of_it_and_anything_else_is_le
         assert "token" in straight.pending.values() and straight.last_active == 0.0
         assert shape != "whole" or body is None  # (bytes that do not load)
         return
-    assert shape == "whole" and events == [answered] and straight.pending == usual.pending == {}
+    assert shape == "whole" and events == [Answered("token", Reply(corr, answered[1]))]
+    assert answered[0] == "token" and straight.pending == usual.pending == {}
     assert straight.last_active == 1.0
 
 
