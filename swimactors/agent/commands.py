@@ -22,6 +22,7 @@ from typing import Any
 import trio
 
 from .. import __version__
+from ..logs import printable
 from ..membership.types import parse_address
 from .http import HttpError, http_request
 
@@ -99,7 +100,7 @@ def format_members(members: list[dict[str, Any]]) -> str:
     for m in members:
         meta = ",".join(f"{k}={v}" for k, v in sorted(m["meta"].items()))
         rows.append([m["name"], m["address"], m["status"], str(m["incarnation"]), meta])
-    return _table(rows)
+    return _table([[printable(cell) for cell in row] for row in rows])
 
 
 def _tag_filters(items: list[str]) -> list[tuple[str, re.Pattern[str]]]:
@@ -129,11 +130,11 @@ def _members(args: argparse.Namespace) -> None:
         _print_json(members)
     elif args.detailed:
         for m in members:
-            print(f"{m['name']}:")
+            print(printable(f"{m['name']}:"))
             for key in ("address", "status", "incarnation"):
-                print(f"  {key}: {m[key]}")
+                print(printable(f"  {key}: {m[key]}"))
             for key, value in sorted(m["meta"].items()):
-                print(f"  tag {key}: {value}")
+                print(printable(f"  tag {key}: {value}"))
     elif members:
         print(format_members(members))
 
@@ -177,11 +178,16 @@ def _query(args: argparse.Namespace) -> None:
         _print_json(answer)
         return
     for node, payload in answer["answers"].items():
-        print(f"{node}: {payload.rstrip()}")
+        print(printable(f"{node}: {payload.rstrip()}"))
     print(f"{len(answer['answers'])} answers")
 
 
 def _describe(entry: dict[str, Any]) -> str:
+    """One line for an event of ``monitor``, what peers wrote in it escaped."""
+    return printable(_event_text(entry))
+
+
+def _event_text(entry: dict[str, Any]) -> str:
     if "member" in entry:
         m = entry["member"]
         return f"{entry['kind']:<14} {m['name']} {m['address']} incarnation={m['incarnation']}"
@@ -209,7 +215,7 @@ def _info(args: argparse.Namespace) -> None:
     for section in ("agent", "tags", "members", "config", "counters", "events"):
         print(f"{section}:")
         for key, value in info[section].items():
-            print(f"  {key} = {value}")
+            print(printable(f"  {key} = {value}"))
     print(f"quorum: {info['quorum']}\nactors: {info['actors']}")
 
 

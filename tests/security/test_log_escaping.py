@@ -90,3 +90,52 @@ def test_every_library_logger_escapes() -> None:
     assert len(module_loggers) >= 15
     unescaped = [name for name, log in loggers if id(log) in module_loggers and not log.filters]
     assert unescaped == []
+
+
+@pytest.mark.network
+async def test_the_command_line_prints_what_peers_wrote_escaped() -> None:
+    """A forged member's tags and a forged user event's payload reach the operator's
+    terminal through `swimactors members` and `swimactors monitor`: before, raw (a
+    terminal retitled and cleared, a forged line).  Now escaped, as the logs are."""
+    import json as json_module
+    import subprocess
+
+    import trio
+
+    from swimactors import wire
+    from swimactors.agent.cluster import open_local_cluster, wait_until
+    from swimactors.agent.commands import _describe
+    from swimactors.agent.events import EVENT_CHANNEL
+    from swimactors.agent.http import http_get
+    from swimactors.membership.messages import Alive, UserMessage, encode_message
+    from swimactors.membership.meta import encode_meta
+    from swimactors.membership.types import format_address
+    from tests.security.test_attacks import gossip_with, send_datagram
+
+    with trio.fail_after(60):
+        async with open_local_cluster(profile="lan") as cluster:
+            victim = await cluster.start("v")
+            member = Alive("m", ("127.254.0.1", 9), 1, encode_meta({"role": HOSTILE}))
+            event = UserMessage(
+                EVENT_CHANNEL, wire.dumps(["m", 10**12, "deploy", HOSTILE.encode()])
+            )
+            for message in (member, event):
+                packet = gossip_with(encode_message(message))
+                await trio.to_thread.run_sync(send_datagram, victim.gossip, packet)
+
+            events: list[dict[str, Any]] = []
+
+            async def heard() -> bool:
+                _, body = await http_get(victim.http, "/v1/events?since=0")
+                found = json_module.loads(body)["events"]
+                events[:] = [e for e in found if e["kind"] == "user"]
+                return bool(events)
+
+            assert await wait_until(heard, 5) is not None
+            command = [sys.executable, "-m", "swimactors", "members"]
+            command += ["--http", format_address(victim.http)]
+            listed = await trio.run_process(command, capture_stdout=True, stderr=subprocess.DEVNULL)
+    shown = [listed.stdout.decode(), _describe(events[0])]
+    for text in shown:
+        assert "\x1b" not in text and "\x07" not in text and "\nFAKE" not in text
+        assert "\\x1b]0;owned\\x07\\x1b[2J\\nFAKE" in text
