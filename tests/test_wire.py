@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import string
 from typing import Any
 
 import attrs
@@ -34,6 +35,7 @@ from swimactors.membership.messages import (
     decode_packet,
     encode_message,
     encode_packet,
+    valid_host,
 )
 
 # -- strategies for SWIM messages ----------------------------------------------------------
@@ -41,7 +43,9 @@ from swimactors.membership.messages import (
 names = st.text(min_size=1, max_size=24).filter(
     lambda s: len(s.encode()) <= 128 and s.isprintable()
 )
-hosts = st.text(min_size=1, max_size=40).filter(lambda s: len(s) <= 255)
+hosts = st.text(
+    alphabet=string.ascii_letters + string.digits + "-_.:%", min_size=1, max_size=40
+).filter(valid_host)
 addresses = st.tuples(hosts, st.integers(1, 65535))
 counters = st.integers(0, 2**63 - 1)
 incarnations = st.integers(0, MAX_INCARNATION)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import collections
 import contextvars
+import errno
 import ipaddress
 import math
 import os
@@ -196,8 +197,12 @@ class TcpNetwork:
         return listener, int(listener.socket.getsockname()[1])
 
     async def connect(self, address: Address) -> trio.abc.Stream:
-        """A TCP stream to a peer's actor port."""
-        return await trio.open_tcp_stream(*address)
+        """A TCP stream to a peer's actor port (OSError also for a host name the resolver
+        cannot encode, a ValueError that would end the connection's task)."""
+        try:
+            return await trio.open_tcp_stream(*address)
+        except ValueError as exc:
+            raise OSError(errno.EINVAL, f"no such host {address[0]!r}: {exc}") from None
 
 
 TCP = TcpNetwork()

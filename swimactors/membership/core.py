@@ -57,6 +57,7 @@ from .messages import (
     encode_packet,
     kind_and_bytes,
     packet_overhead,
+    valid_host,
 )
 from .meta import announced_reap
 from .ring import ProbeRing
@@ -204,12 +205,14 @@ def _validate_address(address: Address) -> None:
     if (
         not isinstance(address, tuple)
         or len(address) != 2
-        or not isinstance(address[0], str)
-        or not address[0]
+        or not valid_host(address[0])
         or not isinstance(address[1], int)
         or not 0 < address[1] <= 65535
     ):
-        raise ValueError(f"address must be (host, port) with a port in 1..65535: {address!r}")
+        raise ValueError(
+            "address must be (host, port): an IP or ASCII host name (xn-- for others), "
+            f"a port in 1..65535: {address!r}"
+        )
 
 
 def _validate_meta(meta: bytes, limit: int) -> None:

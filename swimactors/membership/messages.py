@@ -8,6 +8,7 @@ an ephemeral one and cannot be answered).  Each message is ``[tag, field, ...]``
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable, Container, Sequence
 from typing import Any, NamedTuple
 
@@ -39,6 +40,7 @@ __all__ = [
     "decode_packet",
     "encode_packet",
     "kind_and_bytes",
+    "valid_host",
 ]
 
 PROTOCOL_VERSION = 1
@@ -84,10 +86,36 @@ def _optional_name(instance: Any, attribute: attrs.Attribute[Any], value: str) -
         raise UnprintableName(f"{attribute.name} {value!r} has unprintable characters")
 
 
+_HOST = re.compile(r"(?:[0-9A-Za-z_:%-]{1,63}\.)*[0-9A-Za-z_:%-]{1,63}\.?")
+"""An IP literal or an ASCII host name (labels of 1..63 characters; ``xn--`` for others):
+what a resolver can be asked.  Anything else (``x..y``, a 64-character label, non-ASCII)
+made the host-name lookup raise ``UnicodeError`` on the node that sent to it."""
+
+
+_VALID_HOSTS: set[str] = set()
+"""Hosts found valid lately (at most 4,096): most addresses on the wire repeat."""
+
+
+def valid_host(host: str) -> bool:
+    """Whether ``host`` can be a member's host: at most 253 characters, see :data:`_HOST`."""
+    if type(host) is not str:
+        return False
+    if host in _VALID_HOSTS:
+        return True
+    if len(host) > 253 or _HOST.fullmatch(host) is None:
+        return False
+    if len(_VALID_HOSTS) >= 4096:
+        _VALID_HOSTS.clear()
+    _VALID_HOSTS.add(host)
+    return True
+
+
 def _address(instance: Any, attribute: attrs.Attribute[Any], value: Address) -> None:
     host, port = value
-    if not host or len(host) > 255 or not 0 < port <= 65535:
-        raise ValueError(f"{attribute.name} must be (host, port) with a port in 1..65535")
+    if not valid_host(host) or not 0 < port <= 65535:
+        raise ValueError(
+            f"{attribute.name} must be (host, port): an IP or ASCII host name, a port in 1..65535"
+        )
 
 
 def _counter(instance: Any, attribute: attrs.Attribute[Any], value: int) -> None:
@@ -362,6 +390,7 @@ def decode_packet(
             not isinstance(raw_address, list)
             or len(raw_address) != 2
             or not isinstance(raw_address[0], str)
+            or not valid_host(raw_address[0])
             or type(raw_address[1]) is not int
             or not 0 < raw_address[1] <= 65535
         ):
@@ -441,8 +470,7 @@ def _stale_fields(
         and name.isprintable()
         and type(address) is list
         and len(address) == 2
-        and type(address[0]) is str
-        and 0 < len(address[0]) <= 255
+        and valid_host(address[0])
         and type(address[1]) is int
         and 0 < address[1] <= 65535
         and type(incarnation) is int

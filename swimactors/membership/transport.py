@@ -23,7 +23,7 @@ import ipaddress
 import logging
 import math
 import socket as stdlib_socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 
 import trio
@@ -203,19 +203,32 @@ def _first(host: str, infos: list[tuple[Any, ...]]) -> tuple[int, SockAddr]:
 
 
 async def resolve(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
-    """``(family, sockaddr)`` for ``host:port``; IP literals never touch DNS."""
-    infos = await trio.socket.getaddrinfo(
-        host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=_numeric_flags(host)
-    )
+    """``(family, sockaddr)`` for ``host:port``; IP literals never touch DNS.  OSError
+    when there is none (a name the resolver cannot even encode included)."""
+    with _unencodable_is_unreachable(host):
+        infos = await trio.socket.getaddrinfo(
+            host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=_numeric_flags(host)
+        )
     return _first(host, infos)
 
 
 def resolve_now(host: str, port: int, family: int = 0) -> tuple[int, SockAddr]:
     """:func:`resolve` for a thread that may block (a host name is a blocking DNS query)."""
-    infos = stdlib_socket.getaddrinfo(
-        host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=_numeric_flags(host)
-    )
+    with _unencodable_is_unreachable(host):
+        infos = stdlib_socket.getaddrinfo(
+            host, port, family=family, type=stdlib_socket.SOCK_DGRAM, flags=_numeric_flags(host)
+        )
     return _first(host, infos)
+
+
+@contextlib.contextmanager
+def _unencodable_is_unreachable(host: str) -> Iterator[None]:
+    """A host name IDNA cannot encode (``UnicodeError``, a ValueError) as an OSError: the
+    callers count a failed lookup and go on, where a ValueError ended the node."""
+    try:
+        yield
+    except ValueError as exc:
+        raise OSError(errno.EINVAL, f"no such host name {host!r}: {exc}") from None
 
 
 def _sockaddr_on(family: int, destination: Address) -> SockAddr:

@@ -31,6 +31,7 @@ from swimactors.agent.http import HttpError, http_get
 from swimactors.membership.core import INCARNATION_HORIZON
 from swimactors.membership.messages import (
     MAX_INCARNATION,
+    Alive,
     MemberState,
     Ping,
     PushPull,
@@ -314,3 +315,36 @@ async def _refuted_above(victim: AgentProcess, incarnation: int) -> bool:
 
 async def _counted(agent: AgentProcess, name: str) -> bool:
     return await metric(agent, name) == 1
+
+
+@pytest.mark.parametrize("host", ["x..y", "a" * 64 + ".example", "\u00e9" * 70])
+def test_a_host_a_resolver_cannot_encode_is_refused_on_the_wire(host: str) -> None:
+    """What IDNA cannot encode made the host-name lookup raise UnicodeError: a refused
+    address on the wire, and an OSError (a failed lookup) from the resolver."""
+    from swimactors.membership.messages import valid_host
+    from swimactors.membership.transport import resolve_now
+
+    assert not valid_host(host)
+    assert all(valid_host(h) for h in ("10.0.0.1", "::ffff:10.0.0.1", "fe80::1%eth0", "db-1.lan."))
+    with pytest.raises(OSError):
+        resolve_now(host, 9)
+
+
+async def test_a_member_at_a_host_name_no_resolver_can_encode_harms_no_node() -> None:
+    """One forged Alive for a made-up member at host ``x..y``: every node that sent to it
+    looked the name up, the lookup raised UnicodeError (not an OSError) and the node
+    exited, and the member was gossiped on, so one datagram ended the whole cluster."""
+    with trio.fail_after(120):
+        async with cluster_of_three() as (_cluster, victim, peers):
+            stand_in = encode_message(Alive("m", ("hhhh", 9), 1, b""))
+            forged = stand_in.replace(b"hhhh", b"x..y")
+            effect = await under_attack(
+                victim,
+                lambda: trio.to_thread.run_sync(send_datagram, victim.gossip, gossip_with(forged)),
+            )
+            assert_harmless(effect, "a member at host x..y")
+            await trio.sleep(2.0)  # a probe period or two: sends to m would have begun
+            assert all(agent.running for agent in (victim, *peers))
+            assert await metric(victim, rejected("malformed")) == 1
+            assert "m" not in await statuses_of(victim)
+            assert suspected(peers, "v") == []
