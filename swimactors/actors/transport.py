@@ -198,11 +198,11 @@ class TcpNetwork:
 
     async def connect(self, address: Address) -> trio.abc.Stream:
         """A TCP stream to a peer's actor port (OSError also for a host name the resolver
-        cannot encode, a ValueError that would end the connection's task)."""
+        cannot encode or a port out of range, which would end the connection's task)."""
         try:
             return await trio.open_tcp_stream(*address)
-        except ValueError as exc:
-            raise OSError(errno.EINVAL, f"no such host {address[0]!r}: {exc}") from None
+        except (ValueError, OverflowError) as exc:  # (a port past 2**63 too)
+            raise OSError(errno.EINVAL, f"cannot connect to {address!r}: {exc}") from None
 
 
 TCP = TcpNetwork()

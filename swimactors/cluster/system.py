@@ -42,6 +42,7 @@ from ..actors.transport import TCP, ActorNetwork, ActorTransport, Address, Trans
 from ..logs import logger
 from ..membership import MemberDown, MemberLeft, Status, decode_meta
 from ..membership.config import Config
+from ..membership.messages import valid_host
 from ..membership.meta import REAP_KEY, encode_meta
 from ..membership.mirror import open_mirrored_node
 from ..membership.node import DEFAULT_PORT, Node, open_node
@@ -119,11 +120,12 @@ class Cluster:
         if value is None:
             return None
         try:
-            if value.isdigit():
-                return member.address[0], int(value)
-            return parse_address(value)
+            host, port = (
+                (member.address[0], int(value)) if value.isdigit() else parse_address(value)
+            )
         except ValueError:
             return None
+        return (host, port) if 0 < port <= 65535 and valid_host(host) else None
 
     async def run(self) -> None:
         """Follow membership (DOWN and LEFT members' connections and names) and keep the name

@@ -348,3 +348,25 @@ async def test_a_member_at_a_host_name_no_resolver_can_encode_harms_no_node() ->
             assert await metric(victim, rejected("malformed")) == 1
             assert "m" not in await statuses_of(victim)
             assert suspected(peers, "v") == []
+
+
+@pytest.mark.parametrize(
+    "tag", [str(2**70), "99999", "0", "x..y:7000", "[::1]:0", "\u00b2", "localhost:70000"]
+)
+async def test_a_member_s_actor_address_out_of_range_is_none_and_never_dialled(tag: str) -> None:
+    """A member's ``actors`` tag gave the actor port as any digits: past 2**63 the dial
+    raised OverflowError (not an OSError) in the connection's task."""
+    from swimactors.actors.transport import TCP
+    from swimactors.cluster.system import Cluster
+    from swimactors.membership import Member
+    from swimactors.membership.meta import encode_meta
+
+    member = Member("m", ("127.0.0.1", 9), 1, Status.UP, encode_meta({"actors": tag}))
+
+    class View:
+        def member(self, name: str) -> Member:
+            return member
+
+    assert Cluster(View(), None, None).actor_address("m") is None  # type: ignore[arg-type]
+    with pytest.raises(OSError):
+        await TCP.connect(("127.0.0.1", 2**70))
