@@ -7,7 +7,9 @@ it listens (``listening on HOST:PORT``, ``HTTP API on http://HOST:PORT``), which
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import resource
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -24,6 +26,7 @@ from ..membership.config import Config
 from ..membership.events import EventsDropped
 from ..membership.meta import decode_meta
 from ..membership.node import Node
+from ..membership.transport import TransportLimits
 from ..membership.types import (
     Address,
     MemberAlive,
@@ -45,7 +48,7 @@ from .control import AgentControl
 from .dashboard import add_dashboard
 from .discovery import is_dns_seed, join_until_joined
 from .handlers import EventHandlers, HandlerSpec
-from .http import Router, serve_http
+from .http import MAX_CONNECTIONS, Router, serve_http
 from .keys import keys_router
 from .logs import clock
 
@@ -143,6 +146,38 @@ async def _print_events(node: Node, out: TextIO) -> None:
                 )
 
 
+FILES_BESIDES_CONNECTIONS = 1024
+"""Descriptors kept for all but the ports' connections: files, sockets, threads' pipes."""
+
+
+def _descriptors_wanted(transport: TransportConfig) -> int:
+    """Descriptors the agent's ports may hold at once within their own caps (actor port,
+    membership TCP in and out, HTTP API), plus the rest."""
+    actor = transport.max_connections + transport.max_handshakes
+    membership = TransportLimits.max_incoming + TransportLimits.max_outgoing
+    return actor + membership + MAX_CONNECTIONS + FILES_BESIDES_CONNECTIONS
+
+
+def _raise_open_files_limit(wanted: int) -> None:
+    """Raise the soft limit on open files towards ``wanted`` (up to the hard limit): with
+    the usual soft limit of 1,024 a flood of connections within the ports' own caps ran
+    the agent out of descriptors, and its HTTP API and its peers' connections met EMFILE.
+    Warns when the hard limit is lower."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        log.warning(
+            "open files are limited to %d: the ports may hold %d connections within their "
+            "caps, so a flood of them can exhaust descriptors (raise `ulimit -n`)",
+            soft,
+            wanted - FILES_BESIDES_CONNECTIONS,
+        )
+
+
 async def _warn_misconfiguration(node: Node, rule: str | None) -> None:
     """Say so when packets from another cluster arrive (a ``label`` that differs: such a
     node never joins), and when members differ from this one in having a split-brain rule
@@ -191,6 +226,7 @@ async def run_agent(options: AgentOptions, out: TextIO = sys.stdout) -> None:
         setup = load_app(options.app) if options.app else None  # fail before binding
     except AppError as exc:
         raise StartupError(f"--app {options.app}: {exc}") from None
+    _raise_open_files_limit(_descriptors_wanted(options.transport))
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with open_system(
             name=options.name,
