@@ -80,6 +80,11 @@ class Config:
     push_pull_max_newcomers: int = attrs.field(default=1024, validator=_at_least_one)
     """Members one push/pull may add that this node did not know; the rest are dropped
     (``rejected_newcomer_limit``) and learnt from gossip and later exchanges instead."""
+    push_pull_max_replies: int = attrs.field(default=128, validator=_at_least_one)
+    """Push/pull requests answered per second at most (a burst of as many; memberlist's
+    ``maxPushPullRequests`` is 128): each answer is this node's whole state, sent to the
+    address the request names, so a stream of small requests must not buy unbounded work
+    and traffic.  Past it a request is merged but not answered (``push_pull_replies_refused``)."""
     label: str = attrs.field(default="", validator=_label)
     keyring: Keyring | None = attrs.field(default=None, validator=_keyring)
     """With a keyring every packet and frame is sealed (docs/security.md); None sends
