@@ -74,9 +74,10 @@ class Names:
                 yield name, registration
 
     def ref_for(self, registration: Registration) -> ActorRef | None:
-        """The ref a registration names (None if its actor id is malformed)."""
+        """The ref a registration names (None if its actor id is malformed: a forged one
+        must not raise where a name is looked up, or lost, as ``#²`` did)."""
         path, _, uid = registration.actor_id.rpartition("#")
-        if not path or not uid.isdigit():
+        if not path or not (uid.isascii() and uid.isdigit() and int(uid) < 2**64):
             return None
         return self.system.resolve(registration.node, path, int(uid))
 

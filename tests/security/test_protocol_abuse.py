@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
 import pytest
 import trio
 
@@ -228,3 +229,34 @@ async def test_a_bignum_value_fails_alone_and_the_connection_lives() -> None:
             await stream.send_all(b"\x00\x00\x00\x03" + bytes.fromhex("81c200"))
             assert await closed_by_peer(stream)
             assert counter(a, "rejected_malformed")() == 1
+
+
+class Idle(swimactors.Actor):
+    async def receive(self, msg: Any, ctx: Any) -> Any:
+        return msg
+
+
+async def test_a_forged_name_winner_with_a_malformed_actor_id_stops_no_node() -> None:
+    """A forged registry delta (a lower clock wins) giving n0's public name to member n1
+    with the actor id ``/user/x#²``: ``"²".isdigit()`` holds but ``int("²")`` raises, so
+    n0's name task raised ValueError when it lost the name, and n0's system ended.  Now a
+    malformed actor id resolves to no ref: the name is lost (plaintext forgery, which the
+    key stops), the node lives, and a lookup finds nothing to call."""
+    from swimactors.registry import encode as encode_registry
+    from swimactors.registry.crdt import Registration, State
+
+    with trio.fail_after(60):
+        async with open_systems(2) as (a, b):
+            a.spawn_public(Idle, "svc")
+            await until(lambda: cluster_of(b).names.registry.lookup("svc") is not None)
+            member = cluster_of(a).node.member("n1")
+            assert member is not None
+            for actor_id in ("/user/x#\u00b2", "/user/x#" + "9" * 30, "#1"):
+                forged = State()
+                registration = Registration("svc", "n1", member.incarnation, actor_id, b"", 1, 0)
+                forged.add(attrs.evolve(registration, counter=10**6 + len(actor_id)))
+                cluster_of(a).names.delegate.notify_message(encode_registry(forged), 1.0)
+                await trio.sleep(0.2)
+                assert cluster_of(a).names.ref_for(registration) is None
+            assert a.lookup("svc") is None
+            assert await (await a.spawn(Idle)).ask("still running") == "still running"
