@@ -140,6 +140,7 @@ __all__ = [
     "unsendable",
     "value_bytes",
     "wire_address",
+    "wire_ref",
 ]
 
 T = TypeVar("T")
@@ -396,6 +397,13 @@ def _ref(value: Any) -> bool:
         and type(value[1]) is str
         and _uint(value[2])
     )
+
+
+def wire_ref(node: Any, path: Any, uid: Any) -> bool:
+    """Whether ``(node, path, uid)`` is a ref as frames carry it: a ref made from anything
+    else (a negative or 64-bit uid, an unprintable node) makes a peer drop the frame's
+    connection as malformed, so refs from outside the actor protocol are checked first."""
+    return _ref([node, path, uid])
 
 
 def _address(f: list[Any], at: int) -> bool:

@@ -23,6 +23,7 @@ from .. import wire
 from ..actors.actor import Actor
 from ..actors.context import Context
 from ..actors.message import message
+from ..actors.protocol import wire_ref
 from ..membership.delegate import Delegate
 from ..membership.node import Node
 
@@ -165,9 +166,7 @@ def _decode_query(data: bytes) -> Query:
     if not (
         isinstance(reply_to, list)
         and len(reply_to) == 3
-        and type(reply_to[0]) is str
-        and type(reply_to[1]) is str
-        and type(reply_to[2]) is int
+        and wire_ref(*reply_to)  # answers go there: a ref peers accept
         and _strings(nodes)
         and isinstance(tags, list)
         and all(_strings(t) and len(t) == 2 for t in tags)

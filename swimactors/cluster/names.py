@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 import trio
 
 from ..actors.message import message
+from ..actors.protocol import wire_ref
 from ..actors.ref import ActorRef
 from ..actors.runtime import LocalSystem
 from ..logs import logger
@@ -77,7 +78,9 @@ class Names:
         """The ref a registration names (None if its actor id is malformed: a forged one
         must not raise where a name is looked up, or lost, as ``#²`` did)."""
         path, _, uid = registration.actor_id.rpartition("#")
-        if not path or not (uid.isascii() and uid.isdigit() and int(uid) < 2**64):
+        if not (path and uid.isascii() and uid.isdigit()):
+            return None
+        if not wire_ref(registration.node, path, int(uid)):
             return None
         return self.system.resolve(registration.node, path, int(uid))
 

@@ -60,3 +60,36 @@ async def test_a_handler_that_cannot_start_is_logged_not_raised(
         answer = await handlers._run(handlers.specs[0], {"NAME": "a\x00b"}, b"", 5.0)
     assert answer == b""
     assert any("could not start" in r.getMessage() for r in caplog.records)
+
+
+@pytest.mark.network
+async def test_a_forged_query_cannot_make_its_answers_break_connections() -> None:
+    """A query names where its answers go, ``[node, path, uid]``, and every matching node
+    answers there.  A forged query whose uid was -1 or 2**63 had every node send a frame
+    its peer refuses, which drops the whole connection (and the asks on it).  Now such a
+    query is dropped as malformed."""
+    from tests.security.test_attacks import metric
+
+    with trio.fail_after(60):
+        async with open_local_cluster(profile="lan") as cluster:
+            answer = ["--event-handler", "query=echo hi"]
+            victim = await cluster.start("v", extra_args=answer)
+            peer = await cluster.start("p1", join=[victim.gossip], extra_args=answer)
+
+            async def formed() -> bool:
+                return (await statuses_of(peer)).get("v") == "up"
+
+            assert await wait_until(formed, 15) is not None
+            for sequence, uid in ((10**12, -1), (10**12 + 1, 2**63)):
+                query = ["p1", sequence, "q", b"", ["v", "/user/x", uid], [], [], 1.0]
+                forged = encode_message(UserMessage(QUERY_CHANNEL, wire.dumps(query)))
+                await trio.to_thread.run_sync(send_datagram, victim.gossip, gossip_with(forged))
+
+            async def dropped() -> bool:
+                _, body = await http_get(victim.http, "/v1/info")
+                return bool(json.loads(body)["events"]["malformed_dropped"] == 2)
+
+            assert await wait_until(dropped, 5) is not None
+            await trio.sleep(1.5)  # p1 has heard the queries too, and would have answered
+            malformed = 'actor_transport_events_total{event="rejected_malformed"}'
+            assert await metric(victim, malformed) == 0

@@ -251,7 +251,12 @@ async def test_a_forged_name_winner_with_a_malformed_actor_id_stops_no_node() ->
             await until(lambda: cluster_of(b).names.registry.lookup("svc") is not None)
             member = cluster_of(a).node.member("n1")
             assert member is not None
-            for actor_id in ("/user/x#\u00b2", "/user/x#" + "9" * 30, "#1"):
+            for actor_id in (
+                "/user/x#\u00b2",
+                "/user/x#" + "9" * 30,
+                "/user/x#" + str(2**63),
+                "#1",
+            ):
                 forged = State()
                 registration = Registration("svc", "n1", member.incarnation, actor_id, b"", 1, 0)
                 forged.add(attrs.evolve(registration, counter=10**6 + len(actor_id)))
