@@ -187,3 +187,26 @@ def test_a_count_or_dot_forged_at_the_maximum_cannot_make_a_node_s_data_undecoda
     later.merge(state)
     later.update("tags", ORSet, lambda s, w: s.add(w, "mine"), 2.0)
     assert decode_entries(encode_entries(later.state()))["tags"].value == {"forged", "mine"}
+
+
+def test_a_store_larger_than_one_message_reaches_its_peers_in_parts() -> None:
+    """A store's state went whole into every push/pull: past about 26,000 counters it held
+    more CBOR items than a decoder accepts (262,144), so every peer refused it, all keys
+    with it, and a joiner never got the data (forged deltas within the store's limits
+    could bring any node there).  Now each push/pull carries the next part, keys in
+    turn, each part under the item limit."""
+    from swimactors.ddata.delegate import STATE_PART_BYTES, DataDelegate
+    from tests.registry.test_delegate import FakeCore
+
+    store = DataStore("a", 1)
+    for i in range(30_000):
+        store.update(f"counter:{i:05d}", GCounter, lambda c, w: c.increment(w), 1.0)
+    sender = DataDelegate(store, FakeCore())
+    receiver = DataDelegate(DataStore("b", 1), FakeCore())
+    for exchange in range(6):
+        part = sender.local_state(join=exchange == 0)
+        assert len(part) <= STATE_PART_BYTES
+        receiver.merge_remote_state(part, join=False, now=1.0)
+    assert receiver.counters["rejected_malformed"] == 0
+    assert len(receiver.store) == 30_000
+    assert receiver.store.value("counter:29999") == 1
