@@ -590,7 +590,7 @@ class Swim:
             self._introduce(now, sender, reply_to, messages)
         else:
             self._heard.add(sender)
-            if state.status is DOWN:
+            if state.status is DOWN or state.status is LEFT:
                 self._tell_down(now, state)
 
     # ===================================================================== start-up
@@ -836,17 +836,24 @@ class Swim:
         self._send(state.address, [Ping(seq, state.name)], reliable=True)
 
     def _tell_down(self, now: float, state: _MemberState) -> None:
-        """A member we hold DOWN spoke to us: tell it, so that it outbids the news (its
-        answer, ``_on_dead``, comes straight back).  After a heal, a node that missed the
-        gossip of a member's return would otherwise hold it DOWN until a push/pull; a
-        crashed member sends nothing, so nothing here brings one back.  Sent to the
-        address on record (a forged sender aims nothing), once per probe interval."""
+        """A member we hold DOWN or LEFT spoke to us: tell it, so that it outbids the news
+        (its answer, ``_on_dead``, comes straight back).  After a heal, a node that missed
+        the gossip of a member's return would otherwise hold it DOWN until a push/pull,
+        and a forged Left kept a live member LEFT until one; a crashed member sends
+        nothing, and a leaving one does not outbid, so nothing here brings either back.
+        Sent to the address on record (a forged sender aims nothing), once per probe
+        interval."""
         last = self._told_down.get(state.name)
         if last is not None and now - last < self.config.probe_interval:
             return
         self._told_down[state.name] = now
         self.counters["told_down"] += 1
-        self._send(state.address, [Dead(state.name, state.incarnation, self.name)])
+        news = (
+            Left(state.name, state.incarnation)
+            if state.status is LEFT
+            else Dead(state.name, state.incarnation, self.name)
+        )
+        self._send(state.address, [news])
 
     def _next_probe_target(self, now: float) -> _MemberState | None:
         """The next member on the probe ring: one turn on from the last, and a pass (one

@@ -210,3 +210,42 @@ def test_a_store_larger_than_one_message_reaches_its_peers_in_parts() -> None:
     assert receiver.counters["rejected_malformed"] == 0
     assert len(receiver.store) == 30_000
     assert receiver.store.value("counter:29999") == 1
+
+
+def test_a_member_forged_left_is_told_when_it_speaks_and_comes_back() -> None:
+    """A forged Left for a live member made every node that heard it hold the member LEFT
+    (its names and grains dropped) until a push/pull reached it, up to 30 s on `lan`: a
+    LEFT member that spoke was not told, as a DOWN one is.  Now it is, and it outbids
+    the news at once."""
+    from swimactors.membership.config import Config
+    from swimactors.membership.core import INCARNATION_HORIZON, Swim
+    from swimactors.membership.messages import Alive, Left, Ping, encode_message, encode_packet
+
+    wall = 1_700_000_000_000
+    a = Swim("a", ("10.0.0.1", 7946), Config.lan(), incarnation=wall, wall_ms=wall)
+    v = Swim("v", ("10.0.0.2", 7946), Config.lan(), incarnation=wall, wall_ms=wall)
+
+    def deliver(sender: Swim, receiver: Swim, now: float) -> None:
+        for packet in sender.outgoing:
+            if packet.destination == receiver.address:
+                receiver.receive(now, sender.address, packet.data)
+        sender.outgoing.clear()
+
+    for name, address in (("v", v.address), ("p1", ("10.0.0.3", 7946))):
+        alive = encode_message(Alive(name, address, wall, b""))
+        a.receive(1.0, address, encode_packet("", name, [alive]))
+    v.receive(1.0, a.address, encode_packet("", "a", [encode_message(Alive("a", a.address, wall))]))
+    forged = Left("v", wall + INCARNATION_HORIZON - 1)
+    a.receive(1.1, ("10.0.0.9", 1), encode_packet("", "p1", [encode_message(forged)]))
+    member = a.member("v")
+    assert member is not None and member.status is Status.LEFT
+    for step in range(100):  # a gossips the news to p1 until it is spent
+        a.tick(1.2 + step * 0.2)
+        a.outgoing.clear()
+    a.receive(22.0, v.address, encode_packet("", "v", [encode_message(Ping(7, "a"))]))
+    deliver(a, v, 22.1)  # the ack, and a's word that it holds v LEFT
+    assert v.incarnation == forged.incarnation + 1
+    v.tick(22.2)
+    deliver(v, a, 22.3)
+    member = a.member("v")
+    assert member is not None and member.status is Status.UP
