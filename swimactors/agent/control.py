@@ -146,9 +146,9 @@ class AgentControl:
             return Response.error(400, 'expected {"addresses": ["host:port", ...]}')
         try:
             seeds = [parse_address(a) for a in addresses]
+            self.node.join(seeds)  # ValueError for a host no resolver takes, or port 0
         except ValueError as exc:
             return Response.error(400, str(exc))
-        self.node.join(seeds)
         return Response.json({"joining": [format_address(s) for s in seeds]})
 
     async def _leave(self, request: Request) -> Response:

@@ -19,6 +19,7 @@ import struct
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
+from pathlib import Path
 
 import attrs
 import cbor2
@@ -370,3 +371,23 @@ async def test_a_member_s_actor_address_out_of_range_is_none_and_never_dialled(t
     assert Cluster(View(), None, None).actor_address("m") is None  # type: ignore[arg-type]
     with pytest.raises(OSError):
         await TCP.connect(("127.0.0.1", 2**70))
+
+
+async def test_joining_through_a_host_no_resolver_takes_is_a_bad_request(tmp_path: Path) -> None:
+    """`POST /v1/join` with `x..y:9`: a 500 (the join raised ValueError) now a 400 saying
+    why (before the host rule, the lookup raised in the driver and ended the agent)."""
+    from swimactors.agent.http import http_request
+
+    (tmp_path / "token").write_text("t0ken\n")
+    with trio.fail_after(60):
+        async with open_local_cluster(profile="lan") as cluster:
+            agent = await cluster.start(
+                "v", extra_args=["--http-token-file", str(tmp_path / "token")]
+            )
+            for seed in ("x..y:9", "\u00e9\u00e9.example:9"):
+                status, body = await http_request(
+                    agent.http, "POST", "/v1/join", {"addresses": [seed]}, token="t0ken"
+                )
+                assert status == 400 and b"host name" in body
+            await trio.sleep(1.0)
+            assert agent.running
