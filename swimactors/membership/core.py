@@ -52,11 +52,14 @@ from .messages import (
     PushPull,
     Suspect,
     UserMessage,
-    decode_packet,
+    ack_item,
+    decode_value,
     encode_message,
     encode_packet,
     kind_and_bytes,
+    load_packet,
     packet_overhead,
+    probe_exchange,
     valid_host,
 )
 from .meta import announced_reap
@@ -557,13 +560,11 @@ class Swim:
         counters["bytes_received"] += len(data)
         self._newcomers = 0
         try:
-            sender, messages, sender_address, stale_alives = decode_packet(
-                data,
-                config.label,
-                self._stale_alive,
-                config.packet_budget,
-                self._loads,
-                self._members,
+            value = load_packet(data, config.packet_budget, self._loads)
+            if peer is None and self._answered_at_once(source, value):
+                return
+            sender, messages, sender_address, stale_alives = decode_value(
+                value, config.label, self._stale_alive, self._members
             )
         except wire.WireError as exc:
             counters[f"rejected_{exc.reason}"] += 1
@@ -592,6 +593,26 @@ class Swim:
             self._heard.add(sender)
             if state.status is DOWN or state.status is LEFT:
                 self._tell_down(now, state)
+
+    def _answered_at_once(self, source: Address, value: Any) -> bool:
+        """A lone ping or ack from a live member (``probe_exchange``: most of what a node
+        receives) handled as the rest of :meth:`receive` would, without message objects;
+        False, nothing done, for anything else (tests/membership compare both paths)."""
+        exchange = probe_exchange(value, self.config.label, self.name)
+        if exchange is None:
+            return False
+        sender, seq, ping = exchange
+        state = self._members.get(sender)
+        if state is None or state.status is DOWN or state.status is LEFT or sender == self.name:
+            return False  # (one held DOWN or LEFT is told so: the general path)
+        if not ping and not self._probe_acked(seq):
+            return False  # a relayed, rechecked or late ack
+        self.counters[self._received[Ping if ping else Ack]] += 1
+        self._unreached.discard(sender)
+        if ping:
+            self._send_encoded(source, [ack_item(seq)])
+        self._heard.add(sender)
+        return True
 
     # ===================================================================== start-up
 
@@ -661,14 +682,10 @@ class Swim:
         if msg.target and msg.target != self.name:
             self.counters["rejected_misdirected"] += 1
             return
-        self._send(reply_to, [Ack(msg.seq)], reliable=reliable)
+        self._send_encoded(reply_to, [ack_item(msg.seq)], reliable=reliable)
 
     def _on_ack(self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Ack) -> None:
-        probe = self._probe
-        if probe is not None and probe.seq == msg.seq and not probe.acked and not probe.failed:
-            probe.acked = True
-            self._unreached.discard(probe.target)
-            self._awareness.apply(-1)
+        if self._probe_acked(msg.seq):
             return
         relay = self._relays.pop(msg.seq, None)
         if relay is not None:
@@ -677,6 +694,16 @@ class Swim:
         if self._rechecks.pop(msg.seq, 0) is None:
             return  # its arrival ended the verdict (receive)
         self.counters["late_acks"] += 1
+
+    def _probe_acked(self, seq: int) -> bool:
+        """Whether ``seq`` answers our probe in progress, now marked acked."""
+        probe = self._probe
+        if probe is None or probe.seq != seq or probe.acked or probe.failed:
+            return False
+        probe.acked = True
+        self._unreached.discard(probe.target)
+        self._awareness.apply(-1)
+        return True
 
     def _on_nack(
         self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Nack
@@ -1233,7 +1260,18 @@ class Swim:
     ) -> bool:
         """Encode ``messages`` into one packet, filling the rest of a datagram's budget
         with queued news (piggybacking).  False when ``require_payload`` found none."""
-        encoded = list(map(kind_and_bytes, messages))
+        return self._send_encoded(
+            destination, list(map(kind_and_bytes, messages)), reliable, require_payload
+        )
+
+    def _send_encoded(
+        self,
+        destination: Address,
+        encoded: list[tuple[str, bytes]],
+        reliable: bool = False,
+        require_payload: bool = False,
+    ) -> bool:
+        """:meth:`_send` of messages already encoded (``kind_and_bytes`` pairs)."""
         if not reliable and self._queue:
             room = self.config.packet_budget - self._overhead - sum(len(d) for _, d in encoded)
             limit = self.config.retransmit_limit(self.alive_count())

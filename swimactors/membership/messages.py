@@ -37,9 +37,13 @@ __all__ = [
     "Suspect",
     "UnprintableName",
     "UserMessage",
+    "ack_item",
     "decode_packet",
+    "decode_value",
     "encode_packet",
     "kind_and_bytes",
+    "load_packet",
+    "probe_exchange",
     "valid_host",
 ]
 
@@ -348,9 +352,28 @@ def decode_packet(
     earlier entry may move it, making a later one a conflict).  A sender in ``known`` (the
     members a core knows: their names were checked when it learnt them) is not checked again.
     """
+    return decode_value(load_packet(data, packet_budget, loads), label, stale_alive, known)
+
+
+def load_packet(
+    data: bytes,
+    packet_budget: int = wire.DEFAULT_PACKET_BUDGET,
+    loads: Callable[[bytes], Any] = wire.loads,
+) -> Any:
+    """The CBOR value of a packet (:func:`decode_packet`'s first step): a datagram longer
+    than ``packet_budget`` is refused before any decoding (:class:`Oversized`)."""
     if len(data) > packet_budget and data[:1] == _DATAGRAM_HEAD:
         raise Oversized(f"datagram of {len(data)} bytes over the {packet_budget}-byte budget")
-    value = loads(data)
+    return loads(data)
+
+
+def decode_value(
+    value: Any,
+    label: str,
+    stale_alive: StaleAlive | None = None,
+    known: Container[str] = frozenset(),
+) -> Envelope:
+    """:func:`decode_packet` of a packet :func:`load_packet` has loaded."""
     if not isinstance(value, list) or len(value) not in (4, 5):
         raise wire.WireError("a packet must be an array of 4 or 5 items")
     version, packet_label, sender, raw_messages = value[:4]
@@ -397,6 +420,44 @@ def decode_packet(
             raise wire.WireError("bad sender address")
         address = (raw_address[0], raw_address[1])
     return Envelope(sender, tuple(messages), address, stale)
+
+
+_PING_TAG = SWIM.tag_of(Ping)
+_ACK_TAG = SWIM.tag_of(Ack)
+_ACK_HEAD = wire.cbor_array_header(2) + wire.dumps(_ACK_TAG)
+
+
+def probe_exchange(value: Any, label: str, name: str) -> tuple[str, int, bool] | None:
+    """``(sender, seq, is_ping)`` when a loaded packet is a datagram of ``label`` that
+    carries one Ping for ``name`` (or for whoever: a seed's) or one Ack, and nothing else:
+    most of what a node receives, which ``Swim.receive`` handles without message objects.
+    None for anything else (left to :func:`decode_value`, to which what this accepts is
+    the same lone ``Ping`` or ``Ack``)."""
+    if type(value) is not list or len(value) != 4:
+        return None
+    version, packet_label, sender, messages = value
+    if version != PROTOCOL_VERSION or packet_label != label or type(sender) is not str:
+        return None
+    if type(messages) is not list or len(messages) != 1 or type(messages[0]) is not list:
+        return None
+    message = messages[0]
+    size = len(message)
+    if size < 2 or type(message[0]) is not int or type(message[1]) is not int:
+        return None
+    tag, seq = message[0], message[1]
+    if not 0 <= seq < 2**63:  # (Ping's and Ack's validator)
+        return None
+    if tag == _ACK_TAG and size == 2:
+        return sender, seq, False
+    if tag == _PING_TAG and size == 3 and type(message[2]) is str:
+        target = message[2]
+        return (sender, seq, True) if not target or target == name else None
+    return None
+
+
+def ack_item(seq: int) -> tuple[str, bytes]:
+    """``kind_and_bytes(Ack(seq))``, without building the ``Ack``."""
+    return "ack", _ACK_HEAD + wire.dumps(seq)
 
 
 _ALIVE_TAG = SWIM.tag_of(Alive)
