@@ -37,7 +37,14 @@ from .counters import GCounter, PNCounter, Slot
 from .lww import Flag, LWWMap, LWWRegister, Stamped
 from .orset import ORSet, check_element
 
-__all__ = ["DataDecodeError", "decode_data", "decode_entries", "encode_data", "encode_entries"]
+__all__ = [
+    "DataDecodeError",
+    "decode_data",
+    "decode_entries",
+    "encode_data",
+    "encode_entries",
+    "within_decode_limits",
+]
 
 WIRE: TypeRegistry[int] = TypeRegistry("ddata")
 
@@ -223,6 +230,26 @@ def decode_entries(data: bytes) -> dict[str, ReplicatedData]:
             raise DataDecodeError("a store delta nested in a store delta")
         result[entry.key] = _from_wire(inner)
     return result
+
+
+def within_decode_limits(value: ReplicatedData) -> bool:
+    """Whether ``value`` holds no more slots, elements, replicas, cloud counters or map
+    entries than the decoder accepts (``MAX_ENTRIES`` each): merging two values that each
+    fit can make one that does not, which no peer would take from this node again."""
+    if isinstance(value, GCounter):
+        return len(value.slots) <= MAX_ENTRIES
+    if isinstance(value, PNCounter):
+        return within_decode_limits(value.added) and within_decode_limits(value.removed)
+    if isinstance(value, ORSet):
+        context = value.context
+        return (
+            len(value.entries) <= MAX_ENTRIES
+            and len(context.replicas() | value.by_replica.keys()) <= MAX_ENTRIES
+            and all(len(counters) <= MAX_ENTRIES for counters in context.cloud.values())
+        )
+    if isinstance(value, LWWMap):
+        return len(value.writes) <= MAX_ENTRIES
+    return True
 
 
 def _check_int(value: int, what: str, low: int = 0) -> None:

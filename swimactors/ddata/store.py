@@ -16,7 +16,8 @@ from typing import Any, TypeVar
 import attrs
 
 from ..registry.codec import MAX_INT
-from .base import MAX_KEY_BYTES, DataError, DataTypeError, ReplicatedData, Writer
+from .base import MAX_ENTRIES, MAX_KEY_BYTES, DataError, DataTypeError, ReplicatedData, Writer
+from .codec import within_decode_limits
 from .counters import GCounter, PNCounter
 from .lww import MAX_AHEAD, Flag, LWWMap, LWWRegister, latest_stamp
 from .orset import ORSet
@@ -149,11 +150,16 @@ class DataStore:
                 self.counters["type_conflicts"] += 1
                 continue
             size = entries_of(current) if key in self._data else 0
-            if self._entries + entries_of(incoming) > MAX_STORE_ENTRIES:
-                current = current.copy()  # near the limit: merge aside, keep it if it fits
+            if (
+                self._entries + entries_of(incoming) > MAX_STORE_ENTRIES
+                or size + entries_of(incoming) > MAX_ENTRIES
+            ):
+                current = current.copy()  # near a limit: merge aside, keep it if it fits
             if current.merge(incoming):  # same type: checked above
                 grown = entries_of(current) - size
-                if self._entries + grown > MAX_STORE_ENTRIES:
+                if self._entries + grown > MAX_STORE_ENTRIES or (
+                    grown + size > MAX_ENTRIES and not within_decode_limits(current)
+                ):
                     self.counters["rejected_over_limit"] += 1
                     continue
                 self._data[key] = current

@@ -249,3 +249,28 @@ def test_a_member_forged_left_is_told_when_it_speaks_and_comes_back() -> None:
     deliver(v, a, 22.3)
     member = a.member("v")
     assert member is not None and member.status is Status.UP
+
+
+def test_deltas_that_fit_cannot_merge_into_a_value_no_peer_would_take(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two set deltas of 40,000 elements each (each within the 65,536 a value may hold on
+    the wire) merged into one value of 80,000: kept here, and refused by every peer in
+    each push/pull from this node.  Now such a merge is dropped and counted (here with the
+    limit scaled down to 300 and deltas of 200)."""
+    from swimactors.ddata import ORSet
+    from swimactors.ddata import codec as codec_module
+
+    limit = 300
+    monkeypatch.setattr(store_module, "MAX_ENTRIES", limit, raising=False)
+    monkeypatch.setattr(codec_module, "MAX_ENTRIES", limit)
+    store = DataStore("a", 1)
+    for writer in ("ghost-1", "ghost-2"):
+        delta = ORSet()
+        for counter in range(1, 201):
+            delta.insert((writer, 1, counter), f"{writer}-{counter}")
+            delta.context.add((writer, 1, counter))
+        store.merge(decode_entries(encode_entries({"set": delta})))
+    assert len(store.value("set")) == 200
+    assert store.counters["rejected_over_limit"] == 1
+    assert len(decode_entries(encode_entries(store.state()))["set"].value) == 200
