@@ -27,6 +27,8 @@ from swimactors.agent.events import (
 from swimactors.agent.handlers import HandlerSpec, parse_handler
 
 names = st.text(min_size=1, max_size=64).filter(str.isprintable)
+nodes = names.filter(lambda name: len(name.encode()) <= 128)
+"""Node names, as an answer address holds them (at most 128 bytes)."""
 payloads = st.binary(max_size=MAX_PAYLOAD)
 events = st.builds(UserEvent, names, st.integers(0, 2**63 - 1), names, payloads)
 queries = st.builds(
@@ -35,7 +37,7 @@ queries = st.builds(
     st.integers(0, 2**63 - 1),
     names,
     payloads,
-    st.tuples(names, names, st.integers(0, 2**31)),
+    st.tuples(nodes, names, st.integers(0, 2**31)),
     st.lists(names, max_size=4).map(tuple),
     st.lists(st.tuples(names, st.just(".*")), max_size=3).map(tuple),
     st.floats(0.1, 30),
