@@ -169,6 +169,42 @@ def _actor_session(data: bytes) -> object:
     return events
 
 
+_LONE_ADDRESS = protocol.wire_address("/user/x", 2, ["b", "/user/y", 3])
+"""The address of the request before, kept by the connection (an ASK to it is taken
+straight)."""
+
+
+def _actor_lone(data: bytes) -> object:
+    """A read offered as the transport offers every read: to the straight paths of asks
+    in a row first (``lone_reply`` for the pending ask 5, ``lone_ask`` to
+    :data:`_LONE_ADDRESS`), else to the usual path; on a session past its HELLO."""
+    session = protocol.PeerSession[str]("b", 1, 4, 1 << 16, peer="a")
+    session.receive_data(wire.encode_frame(_actor_seeds()[0]), 0.0)
+    session.next_event()
+    session.expect(5, "token")
+    try:
+        reply = session.lone_reply(data, 5, 0.0)
+        ask = None if reply is not None else session.lone_ask(data, _LONE_ADDRESS, 0.0)
+        if reply is not None or ask is not None:
+            return reply, ask
+        session.receive_data(data, 0.0)
+        return list(iter(session.next_event, None))
+    except protocol.ProtocolViolation as exc:
+        raise wire.WireError(str(exc)) from None
+
+
+def _lone_seeds() -> tuple[bytes, ...]:
+    value = protocol.encode_value
+    return tuple(
+        wire.encode_frame(wire.dumps(frame))
+        for frame in (
+            [Kind.REPLY, 5, value([None, True])],
+            [Kind.ASK, 300, "/user/x", 2, ["b", "/user/y", 3], value("hi")],
+            [Kind.ASK, 2**40, "/user/x", 2, ["b", "/user/y", 3], value(1)],
+        )
+    )
+
+
 def _session_seeds() -> tuple[bytes, ...]:
     frames = [wire.encode_frame(seed) for seed in _actor_seeds()]
     hello, streams = frames[0], frames[-5:]
@@ -292,6 +328,7 @@ _EACH = (
     Decoder("packet", _packet, _packet_seeds()),
     Decoder("actor_frame", _actor_frame, _actor_seeds()),
     Decoder("actor_session", _actor_session, _session_seeds()),
+    Decoder("actor_lone", _actor_lone, _lone_seeds()),
     Decoder("registry", registry_codec.decode, _registry_seeds()),
     Decoder("ddata", _ddata, _ddata_seeds()),
     Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),
