@@ -46,7 +46,9 @@ class Params:
         fixed suspicion timeout (max multiplier 1)."""
         config = Config.lan()
         if not self.lifeguard:
-            config = config.replace(awareness_max_multiplier=1, suspicion_max_timeout_mult=1)
+            config = config.replace(
+                awareness_max_multiplier=1, suspicion_max_timeout_mult=1, buddy_first=False
+            )
         return config
 
 

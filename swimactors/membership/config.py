@@ -40,6 +40,11 @@ def _at_least_one(instance: Any, attribute: attrs.Attribute[Any], value: Any) ->
         raise ConfigError(f"Config.{attribute.name} must be an integer >= 1, got {value!r}")
 
 
+def _flag(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ConfigError(f"Config.{attribute.name} must be True or False, got {value!r}")
+
+
 def _keyring(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if value is not None and not isinstance(value, Keyring):
         raise ConfigError(f"Config.keyring must be a Keyring or None, got {value!r}")
@@ -72,6 +77,10 @@ class Config:
     push_pull_scale_threshold: int = attrs.field(default=32, validator=_at_least_one)
     push_pull_max_scale: int = attrs.field(default=4, validator=_at_least_one)
     awareness_max_multiplier: int = attrs.field(default=8, validator=_at_least_one)
+    buddy_first: bool = attrs.field(default=True, validator=_flag)
+    """Lifeguard's buddy system, first: a suspicion this node raises is sent to the suspect
+    at once and spreads only if no refutation comes back within :attr:`buddy_timeout`.
+    False: it spreads at once, and the suspect hears of it when probed (memberlist)."""
     reconnect_interval: float = attrs.field(default=30.0, validator=_positive)
     reap_time: float = attrs.field(default=3600.0, validator=_positive)
     tcp_timeout: float = attrs.field(default=10.0, validator=_positive)
@@ -169,6 +178,15 @@ class Config:
         every nack reached the prober just after its period had ended and never counted
         for Lifeguard's local health."""
         return min(self.probe_timeout, 0.8 * (self.probe_interval - self.probe_timeout))
+
+    @property
+    def buddy_timeout(self) -> float:
+        """How long a suspicion this node raises waits for the suspect's refutation before
+        it spreads (``buddy_first``): a tenth of ``probe_timeout``, a round trip's budget.
+        Every other node starts its suspicion timer that much later, so a real crash is
+        DOWN everywhere that much later too (the first node's verdict reaches most by
+        gossip at once, the rest by their own timers)."""
+        return self.probe_timeout / 10
 
     def suspicion_timeouts(self, members: int) -> tuple[float, float]:
         """Lifeguard's (minimum, maximum) suspicion timeout for a cluster of ``members``."""

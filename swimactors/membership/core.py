@@ -91,7 +91,8 @@ MAX_MEMBERS = 100_000
 MAX_RELAYS = 1024
 """Ping-req relays in flight at once; more are refused and counted."""
 MAX_RECHECKS = 64
-"""Pings to unreached members that came back, remembered for their acks (oldest go)."""
+"""Pings outside the probe ring (rechecks, buddy pings), remembered for their acks
+(oldest go)."""
 INTRODUCTIONS_PER_PERIOD = 4
 """Full-state swaps with unknown senders allowed per probe interval (see ``_introduce``)."""
 SEEN_USER_MESSAGES = 4096
@@ -286,10 +287,14 @@ class Swim:
         self._heard: set[str] = set()
         """Members that have sent this node a packet themselves, until forgotten."""
         self._rechecks: dict[int, None] = {}
-        """Seqs of the pings sent to unreached members that came back (``_recheck``)."""
+        """Seqs of the pings sent outside the probe ring (``_recheck``, ``_ask_suspect``):
+        their acks are expected, not late."""
         self._told_down: dict[str, float] = {}
         """DOWN members that spoke to us, and when we last told them so (``_tell_down``)."""
         self._suspicion_heap: list[tuple[float, str, int]] = []
+        self._withheld: collections.deque[tuple[float, str, int]] = collections.deque()
+        """(until, name, incarnation) of the suspicions this node raised that wait for
+        the suspect's answer before they spread (``_ask_suspect``), earliest first."""
         self._queue = BroadcastQueue()
         self._awareness = Awareness(self.config.awareness_max_multiplier)
         self._delegates: dict[str, Delegate] = {}
@@ -514,6 +519,8 @@ class Swim:
                 deadline = min(deadline, self._next_join)
         if self._suspicion_heap:
             deadline = min(deadline, self._suspicion_heap[0][0])
+        if self._withheld:
+            deadline = min(deadline, self._withheld[0][0])
         if self._relays:
             deadline = min(deadline, next(iter(self._relays.values())).deadline)
         if self._nacks:
@@ -537,6 +544,7 @@ class Swim:
             if self._next_join is not None and now >= self._next_join:
                 self._join_seeds(now)
         self._expire_suspicions(now)  # after our own probe, whose failure may confirm one
+        self._spread_unanswered(now)  # before the gossip, which carries them
         regular = now >= self._next_gossip
         if regular:  # on to our next beat: the phase drawn at start is kept
             interval = self.config.gossip_interval
@@ -847,7 +855,37 @@ class Swim:
         else:
             self._awareness.apply(1)
         self.counters["suspicions_raised"] += 1
-        self._apply_suspect(now, Suspect(target.name, target.incarnation, self.name))
+        suspect = Suspect(target.name, target.incarnation, self.name)
+        if target.status is UP and self.config.buddy_first:
+            self._apply_suspect(now, suspect, spread=False)
+            self._ask_suspect(now, target, suspect)
+        else:
+            self._apply_suspect(now, suspect)
+
+    def _ask_suspect(self, now: float, target: _MemberState, suspect: Suspect) -> None:
+        """Lifeguard's buddy system, first: tell the member we have just suspected, by a
+        ping carrying the suspicion, now rather than at our next probe of it, and hold the
+        news back for a round trip (``Config.buddy_timeout``).  A live member's refutation
+        rides back on its ack (``_refuted``) and ends the suspicion before anyone else
+        has heard of it; if none comes, the suspicion spreads then
+        (``_spread_unanswered``).  Under loss a raised suspicion reached nearly every node
+        before the refutation caught up.  The wait is short and not stretched by local
+        health: while it lasts our view differs from everyone else's (a split-brain
+        tracker compares views), and on a real crash every other node starts its
+        suspicion timer that much later."""
+        self.counters["suspects_asked"] += 1
+        self._send(target.address, [suspect, Ping(self._expected_ack(), target.name)])
+        until = now + self.config.buddy_timeout
+        self._withheld.append((until, suspect.name, suspect.incarnation))
+
+    def _spread_unanswered(self, now: float) -> None:
+        """Spread the suspicions held back (``_ask_suspect``) that are still standing."""
+        while self._withheld and self._withheld[0][0] <= now:
+            _, name, incarnation = self._withheld.popleft()
+            suspicion = self._suspicions.get(name)
+            if suspicion is not None and suspicion.incarnation == incarnation:
+                self._enqueue(Suspect(name, incarnation, self.name))
+                self._gossip_soon(now)
 
     def _recheck(self, state: _MemberState) -> None:
         """Ping a member back from DOWN that this node's last probe could not reach: after
@@ -855,12 +893,16 @@ class Swim:
         the ring (up to a pass later); a link still cut leaves it unreached.  Over the
         reliable channel, which carries no news: a datagram would spend retransmissions
         of the heal's news on a member that has it (so sent, heals were no faster)."""
+        self.counters["rechecks"] += 1
+        self._send(state.address, [Ping(self._expected_ack(), state.name)], reliable=True)
+
+    def _expected_ack(self) -> int:
+        """A seq for a ping outside the probe ring, whose ack is expected, not late."""
         seq = self._next_seq()
         self._rechecks[seq] = None
         if len(self._rechecks) > MAX_RECHECKS:
             del self._rechecks[next(iter(self._rechecks))]
-        self.counters["rechecks"] += 1
-        self._send(state.address, [Ping(seq, state.name)], reliable=True)
+        return seq
 
     def _tell_down(self, now: float, state: _MemberState) -> None:
         """A member we hold DOWN or LEFT spoke to us: tell it, so that it outbids the news
@@ -1013,9 +1055,10 @@ class Swim:
         self.counters["rejected_newcomer_limit"] += 1
         return True
 
-    def _apply_suspect(self, now: float, msg: Suspect) -> None:
+    def _apply_suspect(self, now: float, msg: Suspect, spread: bool = True) -> None:
         """Suspect news starts a suspicion; a repeated Suspect(i) from a new source is an
-        independent confirmation that shortens the timeout."""
+        independent confirmation that shortens the timeout.  ``spread=False``: the news is
+        not queued (``_ask_suspect`` holds it back)."""
         if self._refuted(now, msg):
             return
         state = self._members.get(msg.name)
@@ -1038,9 +1081,11 @@ class Swim:
             # it keeps its place in our probe pass: moving it to the front broke round
             # robin (a starved member, suspected anew each period, took nearly every probe
             # and a crashed one behind it was never probed)
-            self._gossip_soon(now)
+            if spread:
+                self._gossip_soon(now)
         self._start_suspicion(now, state, msg.source)
-        self._enqueue(msg)
+        if spread:
+            self._enqueue(msg)
 
     def _apply_dead(self, now: float, msg: Dead) -> None:
         """Dead news marks the member DOWN."""

@@ -31,8 +31,12 @@ def probe_starts(log: list[tuple[float, Sent]]) -> list[float]:
     return [t for t, p in log if not p.reliable and p.of(Ping)]
 
 
+ONE_PING_A_PROBE = PATIENT.replace(indirect_checks=0, buddy_first=False)
+"""No helpers, and no ping to the suspect at the verdict: every datagram ping starts a probe."""
+
+
 def test_missed_acks_stretch_the_probe_interval_up_to_the_cap() -> None:
-    core = make_core(config=PATIENT.replace(indirect_checks=0))
+    core = make_core(config=ONE_PING_A_PROBE)
     add_peers(core, 4)
     starts = probe_starts(run(core, 80.0))
     gaps = [round(b - a, 6) for a, b in itertools.pairwise(starts)]
@@ -42,7 +46,7 @@ def test_missed_acks_stretch_the_probe_interval_up_to_the_cap() -> None:
 
 
 def test_the_probe_timeout_stretches_too() -> None:
-    core = make_core(config=PATIENT.replace(indirect_checks=0))
+    core = make_core(config=ONE_PING_A_PROBE)
     add_peers(core, 4)
     log = run(core, 40.0)
     pings = [t for t, p in log if p.of(Ping) and not p.reliable]

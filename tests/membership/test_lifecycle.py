@@ -134,7 +134,16 @@ def test_a_crashed_node_restarts_with_a_fresh_state_and_rejoins(new_address: boo
     assert loop.all_see("n4", DOWN)
     down_at = member(loop.by_name("n0"), "n4").incarnation
     reborn = loop.restart("n4", incarnation=0, new_address=new_address)
-    loop.run_until(loop.now + 30.0, until=lambda: loop.all_see("n4", UP))
+
+    def reborn_everywhere() -> bool:
+        return all(
+            (seen := core.member("n4")) is not None
+            and seen.status is UP
+            and seen.incarnation == reborn.incarnation
+            for core in loop.cores.values()
+        )
+
+    loop.run_until(loop.now + 30.0, until=reborn_everywhere)
     assert loop.all_see("n4", UP)
     for core in loop.cores.values():
         seen = member(core, "n4")

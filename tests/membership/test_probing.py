@@ -14,6 +14,7 @@ from swimactors.membership import MemberAlive, MemberSuspect, Status, Swim
 from swimactors.membership.core import MAX_RELAYS
 from swimactors.membership.messages import Ack, Alive, Nack, Ping, PingReq, PushPull, Suspect
 from swimactors.membership.ring import ProbeRing
+from swimactors.membership.types import Address
 
 from .util import (
     CONFIG,
@@ -27,6 +28,7 @@ from .util import (
     member,
     next_deadline,
     packet,
+    peer_address,
     run,
     sent,
 )
@@ -277,6 +279,7 @@ def test_when_every_helper_has_nacked_the_target_is_suspected_at_once() -> None:
     deliver(core, nacked_at, helpers[-1], Nack(ping.seq))
     events = [e for e in core.take_events() if isinstance(e, MemberSuspect)]
     assert [(e.member.name, e.time) for e in events] == [(ping.target, nacked_at)]
+    assert [p.of(Suspect) for p in sent(core)] == [[Suspect(ping.target, 1, "n0")]]  # buddy
     assert core.awareness == 0 and core.counters["probe_failures"] == 1
     deliver(core, nacked_at + 0.05, ping.target, Ack(ping.seq))  # too late: counted so
     assert core.counters["late_acks"] == 1 and core.awareness == 0
@@ -418,6 +421,75 @@ def test_a_probe_of_an_up_member_carries_no_suspicion() -> None:
     now, ping = until_probe(core)
     deliver(core, now, "p1", Ack(ping.seq))
     assert not [m for _, p in run(core, 10.0, acking()) for m in p.of(Suspect)]
+
+
+def fail_a_probe(core: Swim) -> tuple[float, str, list[Sent]]:
+    """Run a probe nobody answers to its verdict: (verdict time, target, what went out)."""
+    now, ping = until_probe(core)
+    verdict = now + CONFIG.probe_interval
+    log = run(core, verdict)
+    assert member(core, ping.target).status is Status.SUSPECT
+    return verdict, ping.target, [p for t, p in log if t == verdict]
+
+
+def suspicions_of(name: str, packets: list[tuple[float, Sent]]) -> list[tuple[float, Address]]:
+    """(time, destination) of each packet that carries a suspicion of ``name``."""
+    return [(t, p.destination) for t, p in packets if any(s.name == name for s in p.of(Suspect))]
+
+
+@pytest.mark.parametrize("answers", [True, False])
+def test_a_suspicion_we_raise_goes_to_the_suspect_first(answers: bool) -> None:
+    """Lifeguard's buddy system, first (issue 13, 10 % loss): the verdict sends the
+    suspect a ping carrying the suspicion at once, and nobody else hears of it yet.  Its
+    refutation, riding on the ack within ``buddy_timeout`` (a round trip's budget, not
+    stretched by local health), ends the suspicion before it has spread; without one it
+    spreads then."""
+    core = make_core()
+    add_peers(core, 4)
+    verdict, target, out = fail_a_probe(core)
+    assert core.awareness > 0  # (no helper nacked) and yet the wait is not stretched
+    [(asked, to)] = [(p, p.destination) for p in out if p.of(Suspect)]
+    assert to == peer_address(target) and not asked.reliable
+    assert asked.of(Suspect) == [Suspect(target, 1, "n0")] and len(asked.of(Ping)) == 1
+    late = core.counters["late_acks"]
+    if answers:
+        refutation = Alive(target, peer_address(target), 2)
+        answered = verdict + CONFIG.buddy_timeout * 0.9
+        deliver(core, answered, target, Ack(asked.of(Ping)[0].seq), refutation)
+        assert member(core, target).status is Status.UP
+        assert core.counters["late_acks"] == late  # the ack was expected
+    log = run(core, verdict + 10.0, acking())
+    if answers:
+        assert suspicions_of(target, log) == []
+        assert member(core, target).status is Status.UP
+    else:
+        spread = suspicions_of(target, log)
+        assert spread[0][0] == verdict + CONFIG.buddy_timeout
+        assert {to for _, to in spread} - {peer_address(target)}  # gossiped to others
+
+
+def test_without_buddy_first_a_suspicion_we_raise_spreads_at_once() -> None:
+    """``buddy_first=False`` (memberlist): the suspicion is gossiped at the verdict, and
+    the suspect hears of it only when it is next probed."""
+    core = make_core(config=CONFIG.replace(buddy_first=False))
+    add_peers(core, 4)
+    _, target, out = fail_a_probe(core)
+    carriers = {p.destination for p in out if p.of(Suspect)}
+    assert carriers - {peer_address(target)}  # gossiped to others at once
+    assert core.counters["suspects_asked"] == 0
+
+
+def test_a_suspicion_confirmed_by_our_probe_spreads_at_once() -> None:
+    """Only a suspicion this node starts waits for the suspect: one already spreading
+    (here on p9's word) is confirmed by our failed probe and passed on at the verdict."""
+    core = make_core()
+    add_peers(core, 4)
+    for name in ("p1", "p2", "p3", "p4"):
+        deliver(core, 0.0, "p4" if name != "p4" else "p3", Suspect(name, 1, "p9"))
+    _, target, out = fail_a_probe(core)
+    assert core.counters["suspects_asked"] == 0
+    ours = Suspect(target, 1, "n0")
+    assert {p.destination for p in out if ours in p.of(Suspect)} - {peer_address(target)}
 
 
 def test_ping_req_helpers_are_members_in_good_standing() -> None:
