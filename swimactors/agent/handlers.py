@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 import trio
 
-from ..logs import logger
+from ..logs import logger, printable
 from ..membership.meta import decode_meta
 from ..membership.types import (
     Member,
@@ -83,7 +83,9 @@ def parse_handler(text: str) -> HandlerSpec:
 
 
 def _member_line(member: Member) -> str:
-    tags = ",".join(f"{k}={v}" for k, v in sorted(decode_meta(member.meta).items()))
+    """The member's line for a handler's stdin, tags escaped: a peer's tag holding a line
+    break or a tab would otherwise hand the script a line or a field of its making."""
+    tags = printable(",".join(f"{k}={v}" for k, v in sorted(decode_meta(member.meta).items())))
     return f"{member.name}\t{format_address(member.address)}\t{member.status.value}\t{tags}\n"
 
 

@@ -93,3 +93,22 @@ async def test_a_forged_query_cannot_make_its_answers_break_connections() -> Non
             await trio.sleep(1.5)  # p1 has heard the queries too, and would have answered
             malformed = 'actor_transport_events_total{event="rejected_malformed"}'
             assert await metric(victim, malformed) == 0
+
+
+def test_a_member_s_tags_reach_a_handler_s_stdin_as_one_line_of_four_fields() -> None:
+    """Member handlers read one ``name<TAB>address<TAB>status<TAB>tags`` line per member:
+    a forged member whose tag held a line break and tabs handed them a second member line
+    of its making (an address to add to a load balancer, say).  Now tags are escaped."""
+    from swimactors.agent.handlers import _member_line
+    from swimactors.membership import Member, Status
+    from swimactors.membership.meta import encode_meta
+
+    forged = encode_meta({"role": "web\nevil\t10.6.6.6:1\tup\t"})
+    line = _member_line(Member("m", ("10.0.0.1", 7946), 1, Status.UP, forged))
+    assert line.count("\n") == 1 and line.endswith("\n")
+    assert line.rstrip("\n").split("\t") == [
+        "m",
+        "10.0.0.1:7946",
+        "up",
+        r"role=web\nevil\t10.6.6.6:1\tup\t",
+    ]
