@@ -175,6 +175,9 @@ class AgentControl:
             and all(type(k) is str for k in drop)
         ):
             return Response.error(400, 'expected {"set": {"key": "value"}, "delete": ["key"]}')
+        if not all(k.isprintable() and v.isprintable() for k, v in add.items()):
+            # tags reach peers' terminals and this node's handlers' environment (no NUL)
+            return Response.error(400, "tags are printable text (no control characters)")
         if reserved := RESERVED_TAGS & (set(add) | set(drop)):
             return Response.error(400, f"tags {sorted(reserved)} are set by the runtime")
         tags = decode_meta(self.node.local_member.meta)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import pytest
 import trio
@@ -112,3 +113,25 @@ def test_a_member_s_tags_reach_a_handler_s_stdin_as_one_line_of_four_fields() ->
         "up",
         r"role=web\nevil\t10.6.6.6:1\tup\t",
     ]
+
+
+@pytest.mark.network
+async def test_tags_set_over_the_api_are_printable(tmp_path: Path) -> None:
+    """`PUT /v1/tags` took a NUL byte: every handler run after it put the node's tags in
+    its environment (`SWIMACTORS_SELF_TAGS`) and could not start."""
+    from swimactors.agent.http import http_request
+
+    (tmp_path / "token").write_text("t0ken\n")
+    with trio.fail_after(60):
+        async with open_local_cluster(profile="lan") as cluster:
+            extra = ["--http-token-file", str(tmp_path / "token")]
+            agent = await cluster.start("v", extra_args=extra)
+            for tags in ({"role": "a\x00b"}, {"\x1b[2J": "x"}, {"role": "line\nbreak"}):
+                status, _ = await http_request(
+                    agent.http, "PUT", "/v1/tags", {"set": tags}, token="t0ken"
+                )
+                assert status == 400
+            status, _ = await http_request(
+                agent.http, "PUT", "/v1/tags", {"set": {"role": "web"}}, token="t0ken"
+            )
+            assert status == 200
