@@ -27,8 +27,9 @@ from swimactors.agent.events import (
 from swimactors.agent.handlers import HandlerSpec, parse_handler
 
 names = st.text(min_size=1, max_size=64).filter(str.isprintable)
-nodes = names.filter(lambda name: len(name.encode()) <= 128)
-"""Node names, as an answer address holds them (at most 128 bytes)."""
+nodes = st.text(min_size=1, max_size=32).filter(str.isprintable)
+"""Node names, as an answer address holds them: 32 characters are at most 128 bytes
+(filtering 64-character names by their bytes failed hypothesis's filter health check)."""
 payloads = st.binary(max_size=MAX_PAYLOAD)
 events = st.builds(UserEvent, names, st.integers(0, 2**63 - 1), names, payloads)
 queries = st.builds(
