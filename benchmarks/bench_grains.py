@@ -38,8 +38,7 @@ import trio
 
 import swimactors
 from benchmarks.serving import served_port
-from swimactors import Actor, Context
-from swimactors.cluster.grains import Activation, Grain
+from swimactors import Actor, Context, Grain, GrainContext
 from swimactors.membership import Config, Status
 from swimactors.placement import Placement, rendezvous
 
@@ -56,12 +55,12 @@ class Echo(Actor):
 
 
 class EchoGrain(Grain):
-    def receive(self, msg: Any, ctx: Activation) -> Any:
+    def receive(self, msg: Any, ctx: GrainContext) -> Any:
         return msg
 
 
 class Idle(Grain):
-    def receive(self, msg: Any, ctx: Activation) -> Any:
+    def receive(self, msg: Any, ctx: GrainContext) -> Any:
         return None
 
 

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
         MemoryGrainStore,
         SQLiteGrainStore,
     )
-    from .cluster.grains import Grain, NoGrainHost
+    from .cluster.grains import Grain, GrainContext, NoGrainHost
     from .cluster.names import NameLost
     from .cluster.split_brain import QuorumChanged, QuorumLost, SplitBrainConfig
     from .cluster.system import Environment, System, open_system
@@ -73,6 +73,7 @@ _WHERE = {
     "DataGrainStore": ".cluster.grain_store",
     "Environment": ".cluster.system",
     "Grain": ".cluster.grains",
+    "GrainContext": ".cluster.grains",
     "GrainStore": ".cluster.grain_store",
     "Mailbox": ".actors.mailbox",
     "MailboxFull": ".actors.errors",
@@ -125,6 +126,7 @@ __all__ = [
     "DataGrainStore",
     "Environment",
     "Grain",
+    "GrainContext",
     "GrainStore",
     "LocalProtocolError",
     "Mailbox",

@@ -25,7 +25,7 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from itertools import count
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 import outcome
@@ -64,6 +64,7 @@ __all__ = [
     "Activation",
     "Grain",
     "GrainClaim",
+    "GrainContext",
     "GrainKind",
     "GrainProbe",
     "GrainStopping",
@@ -110,10 +111,39 @@ class NoGrainHost(ActorError):
     """No member that is UP hosts the grain's kind (or it is unknown here)."""
 
 
+class GrainContext(Protocol):
+    """What a grain's ``receive`` may use of its activation (its ``ctx``): annotate
+    ``ctx: GrainContext`` in a typed grain."""
+
+    @property
+    def identity(self) -> str:
+        """The grain's identity (its ``kind`` is the one it was registered under)."""
+        ...
+
+    @property
+    def system(self) -> System:
+        """The node's system."""
+        ...
+
+    @property
+    def sender(self) -> ActorRef | None:
+        """Who sent the message being handled, when it came from an actor."""
+        ...
+
+    @property
+    def self_ref(self) -> ActorRef:
+        """The grain's ref (virtual: it reaches the grain wherever it is activated)."""
+        ...
+
+    def deactivate(self) -> None:
+        """Passivate after the message in hand (state saved, hooks run)."""
+        ...
+
+
 class Grain:
     """A virtual actor: subclass it and write ``receive(msg, ctx)`` (plain or ``async``);
     ``identity`` and ``state`` (loaded from the kind's store, None the first time) are set
-    before ``on_activate`` runs.  ``ctx`` is the grain's :class:`Activation`."""
+    before ``on_activate`` runs.  ``ctx`` is the grain's :class:`GrainContext`."""
 
     __slots__ = ("__dict__", "_activation", "identity", "state")
     identity: str
@@ -129,11 +159,11 @@ class Grain:
                 raise TypeError(f"{cls.__qualname__}.{hook} must be `async def` (it is awaited)")
 
     @property
-    def context(self) -> Activation:
+    def context(self) -> GrainContext:
         """This grain's activation (``receive`` gets it as ``ctx``)."""
         return self._activation
 
-    def receive(self, msg: Any, ctx: Activation) -> Any:
+    def receive(self, msg: Any, ctx: GrainContext) -> Any:
         """Handle one message; its return value answers an ask."""
         raise NotImplementedError(f"{type(self).__qualname__} must define receive")
 
@@ -217,9 +247,9 @@ Envelope = tuple[Any, ActorRef | None, Reply | None]
 
 class Activation:
     """One grain's activation on this node: the delivery target of its ref and the
-    ``ctx`` its ``receive`` gets.  It has no task while idle: one is started when a
-    message arrives and ends when the queue is empty (an idle plain-``def`` grain is
-    asked directly, in the asker's task)."""
+    ``ctx`` its ``receive`` gets (a :class:`GrainContext`).  It has no task while idle:
+    one is started when a message arrives and ends when the queue is empty (an idle
+    plain-``def`` grain is asked directly, in the asker's task)."""
 
     __slots__ = (
         "_room",
