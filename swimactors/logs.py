@@ -4,13 +4,17 @@ character in it must not reach a terminal or forge a log line.
 
 Every module's logger comes from :func:`logger`; its records leave it with their message
 and traceback escaped (:func:`printable`), whatever handler and format an application
-gives them.
+gives them.  The record stays structured: ``msg`` is still the format and ``args`` the
+values (a text escaped, anything else as it was unless its text is unprintable), so a
+handler that keeps them apart (JSON, OpenTelemetry, Sentry's grouping by format) can.
 """
 
 from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["logger", "printable", "printable_traceback"]
 
@@ -38,12 +42,46 @@ def printable_traceback(exc: BaseException) -> str:
     return "\n".join(parts)
 
 
+class _Printed:
+    """A value whose text has unprintable characters, printed escaped (``%s`` and ``%r``
+    alike); the value itself is ``value``."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __str__(self) -> str:
+        return printable(str(self.value))
+
+    def __repr__(self) -> str:
+        return printable(repr(self.value))
+
+
+def _escaped(value: Any) -> Any:
+    """``value`` as a record may carry it: a text escaped, a number or None as it is,
+    any other value as it is unless its ``str`` or ``repr`` is unprintable."""
+    if isinstance(value, str):
+        return printable(value)
+    if value is None or isinstance(value, (int, float)):
+        return value
+    if str(value).isprintable() and repr(value).isprintable():
+        return value
+    return _Printed(value)
+
+
 class _Escaping(logging.Filter):
-    """Formats a record's message once, escaped, and its traceback likewise."""
+    """Escapes a record whose message would print unprintable text: its format and each
+    of its values in place (the record stays structured), and its traceback."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = printable(record.getMessage())
-        record.args = None
+        if not record.getMessage().isprintable():
+            record.msg = _escaped(record.msg)
+            args = record.args
+            if isinstance(args, Mapping):
+                record.args = {key: _escaped(value) for key, value in args.items()}
+            elif args:
+                record.args = tuple(map(_escaped, args))
         if record.exc_info and record.exc_info[1] is not None and not record.exc_text:
             record.exc_text = printable_traceback(record.exc_info[1])
         return True

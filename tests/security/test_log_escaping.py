@@ -69,6 +69,60 @@ def test_a_traceback_is_escaped_line_by_line(caplog: pytest.LogCaptureFixture) -
     assert printable(printable(HOSTILE)) == printable(HOSTILE)  # the agent's format again
 
 
+class Kept(logging.Handler):
+    """A structured handler: keeps each record as it reaches handlers."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def kept_record(*args: Any) -> logging.LogRecord:
+    """The record of one warning from a library logger, as a handler gets it."""
+    log = logger("swimactors.test_structured")
+    handler = Kept()
+    log.addHandler(handler)
+    try:
+        log.warning(*args)
+    finally:
+        log.removeHandler(handler)
+    (record,) = handler.records
+    return record
+
+
+def test_a_forged_line_in_an_argument_is_escaped_and_the_record_keeps_its_values() -> None:
+    """The format and the values stay apart for a handler that reads them (JSON,
+    OpenTelemetry); the line a formatter prints has the newline escaped.  Before, the
+    record reached handlers as one flattened message with no arguments."""
+    record = kept_record("peer %s said %r after %d tries", HOSTILE, "x", 3)
+    line = logging.Formatter("%(levelname)s %(message)s").format(record)
+    assert len(line.splitlines()) == 1 and line.isprintable()
+    assert "\\nFAKE 12:00:00 [n9] WARNING quorum lost" in line
+    assert record.msg == "peer %s said %r after %d tries"
+    assert record.args == (printable(HOSTILE), "x", 3)
+
+
+def test_a_printable_record_reaches_handlers_untouched() -> None:
+    value = object()
+    record = kept_record("value %(n)s", {"n": value})
+    assert isinstance(record.args, dict) and record.args["n"] is value
+    hostile = kept_record("value %(n)s of %(peer)s", {"n": value, "peer": HOSTILE})
+    assert hostile.args == {"n": value, "peer": printable(HOSTILE)}
+
+
+def test_a_value_whose_text_is_unprintable_prints_escaped_and_is_still_held() -> None:
+    """An exception whose text a peer wrote, given as a value, not a string."""
+    error = ValueError(HOSTILE)
+    record = kept_record("reply from %s: %s (%r)", "n1", error, error)
+    assert record.getMessage().isprintable()
+    assert f"{printable(HOSTILE)} ({printable(repr(error))})" in record.getMessage()
+    assert isinstance(record.args, tuple)
+    assert record.args[0] == "n1" and record.args[1].value is error
+
+
 def test_every_library_logger_escapes() -> None:
     """One helper for every module: a logger made with ``logging.getLogger`` in a new
     module would print raw."""
