@@ -93,29 +93,37 @@ class AsyncPeers:
 
     async def _dial(self, node: str) -> Link | None:
         try:
-            address = await self._locate(node)
-            family = _family(address)
-            if address is None or family is None:
-                self._failed(node)
+            sock = await self.connect(node)
+            if sock is None:
                 return None
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                sock.setblocking(False)
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                async with asyncio.timeout(self.config.connect_timeout):
-                    await self.loop.sock_connect(sock, address)
-            except (OSError, TimeoutError):
-                sock.close()
-                self._failed(node)
-                return None
-            if self._closed:  # the system stopped meanwhile
-                sock.close()
-                return None
-            self.counters["dials"] += 1
             link = self.links[node] = Link(self, node, sock)
             return link
         finally:
             del self._dialling[node]
+
+    async def connect(self, node: str) -> socket.socket | None:
+        """A new TCP connection to ``node``'s actor transport; None if there is none to
+        be had (then the node is tried again after a backoff) or the system stopped."""
+        address = await self._locate(node)
+        family = _family(address)
+        if address is None or family is None:
+            self._failed(node)
+            return None
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            async with asyncio.timeout(self.config.connect_timeout):
+                await self.loop.sock_connect(sock, address)
+        except (OSError, TimeoutError):
+            sock.close()
+            self._failed(node)
+            return None
+        if self._closed:  # the system stopped meanwhile
+            sock.close()
+            return None
+        self.counters["dials"] += 1
+        return sock
 
     def _failed(self, node: str) -> None:
         self.counters["dial_failures"] += 1
@@ -163,10 +171,14 @@ class Link:
         self._credit: asyncio.Event | None = None
         self._writing = False
         self._flush_soon = False
+        self._redialling: asyncio.Task[None] | None = None
+        """Dialling the peer again without versions (:meth:`_redial_unversioned`; kept
+        here, since the loop holds its tasks weakly)."""
         self.reason: str | None = None
         """Why the connection closed (None while it is open)."""
         loop.add_reader(sock.fileno(), self._readable)
         self._idle = loop.call_later(config.idle_timeout / 2, self._check_idle)
+        self._hello_due = loop.call_later(config.handshake_timeout, self._check_hello)
         self._flush()
 
     # -- asking and telling ----------------------------------------------------------------
@@ -293,7 +305,32 @@ class Link:
             self._peers.counters[exc.counter] += 1
             if exc.counter == "rejected_unversioned":
                 self._peers.met_unversioned(self.node)
+                self._detach()
+                self._writing = True  # nothing goes out until the new socket is there
+                self._redialling = self._loop.create_task(self._redial_unversioned())
+                return
             self.close(f"dropped: {exc}")
+
+    async def _redial_unversioned(self) -> None:
+        """The peer is on code from before versions and read nothing after our HELLO:
+        dial it again without versions and send again what it never read (the asks
+        stay pending meanwhile; more are queued)."""
+        sock = await self._peers.connect(self.node)
+        if sock is None:
+            self.close(f"dropped: {self.node} is on code from before versions and unreachable")
+            return
+        if self.reason is not None:  # closed meanwhile
+            sock.close()
+            return
+        self._writing = False
+        self._sock = sock
+        self._loop.add_reader(sock.fileno(), self._readable)
+        self._hello_due.cancel()
+        self._hello_due = self._loop.call_later(
+            self._peers.config.handshake_timeout, self._check_hello
+        )
+        self.session.redial_unversioned()
+        self._flush()
 
     def _answered(self, event: protocol.Answered[asyncio.Future[Any]]) -> None:
         future, frame = event.token, event.frame
@@ -323,17 +360,30 @@ class Link:
         else:
             self._idle = self._loop.call_later(max(half - quiet, 0.1), self._check_idle)
 
+    def _check_hello(self) -> None:
+        """Close the connection if the peer has not said HELLO by now (what was sent on
+        it is kept until then, in case the peer is from before versions)."""
+        if self.session.peer_version is None:
+            self.close("no HELLO from the peer in time")
+
+    def _detach(self) -> None:
+        """Close the socket (the loop forgets it first)."""
+        if self._sock.fileno() < 0:  # closed already (between two dials)
+            return
+        fileno = self._sock.fileno()
+        self._loop.remove_reader(fileno)
+        if self._writing:
+            self._loop.remove_writer(fileno)
+        self._sock.close()
+
     def close(self, reason: str) -> None:
         """Close the connection; its pending asks fail with :class:`NodeDown`."""
         if self.reason is not None:
             return
         self.reason = reason
         self._idle.cancel()
-        fileno = self._sock.fileno()
-        self._loop.remove_reader(fileno)
-        if self._writing:
-            self._loop.remove_writer(fileno)
-        self._sock.close()
+        self._hello_due.cancel()
+        self._detach()
         if self._peers.links.get(self.node) is self:
             del self._peers.links[self.node]
         error = NodeDown(f"connection to {self.node} closed: {reason}")

@@ -50,8 +50,9 @@ newest versions, and a pair with no version in common refuses the connection
 (``rejected_version``).  A HELLO of four items, without versions, is version 1 (the code
 before versions): a node answers one in kind and sends no RUN frame on that connection;
 the dialler that gets one in answer to its versioned HELLO knows the peer refuses it and
-dials again unversioned (``rejected_unversioned``).  Items past ``oldest`` are ignored,
-so a later version may add some.
+dials again unversioned (``rejected_unversioned``), sending again what it had sent after
+its HELLO, which that peer never read (:meth:`PeerSession.redial_unversioned`).  Items
+past ``oldest`` are ignored, so a later version may add some.
 
 Streams: a STREAM is a request (it takes connection credit and goes into the actor's
 mailbox like an ASK); its items then flow on their own credit, ``window`` items granted
@@ -845,9 +846,10 @@ class PeerSession(Generic[T]):
         """The peer's name (None for an inbound connection until its HELLO arrives)."""
         self.peer_version: int | None = None
         """The newest version the peer's HELLO announced (None until it arrives)."""
-        self.runs = versioned and peer is not None
-        """Whether tells may go in RUN frames: the peer speaks :data:`RUN_VERSION` or
-        later (a dialler's versioned HELLO is refused by any peer that does not)."""
+        self.runs = False
+        """Whether tells may go in RUN frames: the peer's HELLO said it speaks
+        :data:`RUN_VERSION` or later (before it, a dialled peer may be one from before
+        versions, which gets again what it was sent: :meth:`redial_unversioned`)."""
         self.peer_window = window
         """The peer's announced window: how much it may have undelivered here."""
         self.credit = window
@@ -884,8 +886,14 @@ class PeerSession(Generic[T]):
         """This side's HELLO; the dialler's goes first, the accepter's in answer."""
         self._greeted_with: bool | None = None
         """Whether this side's HELLO carried versions (None: not sent yet)."""
+        self._unanswered: bytearray | None = None
+        """What a dialler sent from its versioned HELLO on, kept until the peer's HELLO
+        (bounded by the HELLO's deadline): a peer from before versions reads none of it
+        (:meth:`redial_unversioned`)."""
         if peer is not None:
             self._greet(versioned)
+            if versioned:
+                self._unanswered = bytearray()
 
     def _greet(self, versioned: bool) -> None:
         """Queue this side's HELLO, without versions for a peer that has none."""
@@ -974,11 +982,15 @@ class PeerSession(Generic[T]):
 
     def sent(self, n: int) -> None:
         """The driver sent the first ``n`` bytes of :attr:`outgoing`."""
+        if self._unanswered is not None:
+            self._unanswered += self._out[:n]
         del self._out[:n]
 
     def take(self) -> bytearray:
         """All of :attr:`outgoing`, for the driver to send (it is empty after)."""
         data, self._out = self.outgoing, bytearray()
+        if self._unanswered is not None:
+            self._unanswered += data
         return data
 
     def expect(self, corr: int, token: T) -> None:
@@ -1183,7 +1195,26 @@ class PeerSession(Generic[T]):
         self.peer = frame.node
         self.peer_version = frame.version
         self.runs = common >= RUN_VERSION
+        self._unanswered = None
         return frame
+
+    def redial_unversioned(self) -> None:
+        """Start again on a new connection to a peer that refused this side's versioned
+        HELLO (``rejected_unversioned``: code from before versions, which drops the
+        connection at that HELLO and reads nothing after it): greet it without versions
+        and queue again everything sent or queued after the HELLO (no RUN frame goes
+        before the peer's HELLO, so that peer reads it all).  Asks stay pending and
+        credit stays spent: nothing is lost or doubled."""
+        assert self._unanswered is not None and self.peer_version is None
+        after_hello = len(encode(self._hello_frame))
+        queued = (self._unanswered + self.outgoing)[after_hello:]
+        self._unanswered = None
+        self._out = bytearray()
+        self._decoder = wire.FrameDecoder(self._decoder.max_frame, first_frame=MAX_HELLO_FRAME)
+        self._frames.clear()
+        self.partial_frame = 0
+        self._greet(False)
+        self._out += queued
 
     def _request(self, frame: Tell | TellRun | Ask | StreamOpen) -> Event:
         if isinstance(frame, Tell):

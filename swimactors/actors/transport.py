@@ -334,11 +334,12 @@ class RemoteTarget:
         """Whether tells of ``cls`` go in RUN frames (:func:`protocol.flat_encoder`, to a
         peer that reads them); if so, its run address from the cached address is kept
         for the next ones."""
-        connection = self._connection
-        runs = connection is not None and connection.session.runs
+        session = None if self._connection is None else self._connection.session
+        runs = session is not None and session.runs
         flat = protocol.flat_encoder(cls) if runs else None
         if flat is None:
-            self._plain_class = cls
+            if session is not None and session.peer_version is not None:
+                self._plain_class = cls  # (before the peer's HELLO: decided again after)
             return False
         tag, self._run_width, self._run_fields = flat
         self._run_address = protocol.run_address(self._address, tag, self._run_width)
@@ -668,6 +669,8 @@ class Connection:
         self._opened = math.inf
         """When the stream was ready: the peer's HELLO is due ``handshake_timeout`` later."""
         self._greeted = False
+        self._redialling = False
+        """The peer refused our versioned HELLO: dial it again without versions."""
         self._frame_started = math.inf
         self._behind = False
         """A burst left its actor a whole batch or more to handle: the reader lets it run
@@ -745,7 +748,7 @@ class Connection:
         if stream is not None:  # seal here; send sealed bytes in order
             if out and raw is not None and not self._busy:
                 stream.seal(out)
-                out.clear()
+                session.sent(len(out))
             if not out:
                 out = stream.unsent
         if raw is not None and out and not self._busy:
@@ -842,38 +845,16 @@ class Connection:
 
     async def run(self, stream: trio.abc.Stream | None) -> None:
         """Dial (or take the accepted ``stream``), shake hands, then read and write until the
-        connection ends; every pending ask then fails with NodeDown."""
+        connection ends; every pending ask then fails with NodeDown.  A peer on code from
+        before versions is dialled again at once without them, with what it never read."""
         transport = self.transport
         ref_resolver.set(transport.host.resolve)  # whoever started us, decode for our system
         try:
             with self._scope:
-                if stream is None:
-                    stream = await self._dial()
-                self.stream = stream
-                self._opened = trio.current_time()
-                raw = None
-                if isinstance(stream, trio.SocketStream):
-                    stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
-                    if _DONTWAIT:
-                        raw = stream.socket.fileno()
-                if transport.tls is not None:
-                    stream = self.stream = self._sealed = await self._start_tls(
-                        stream, transport.tls
-                    )
-                elif transport.keyring is not None:
-                    stream = self.stream = self._sealed = await self._secure(
-                        stream, transport.keyring
-                    )
-                if raw is not None:  # only now: nothing may go out in a handshake
-                    self._raw = socket.socket(fileno=os.dup(raw))
-                    self._fd = self._raw.fileno()  # (trio takes an int without a call)
-                self._context = current_task().context
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    nursery.start_soon(self._write, stream)
-                    nursery.start_soon(self._watch_idle)
-                    await self._read(stream)
-                    nursery.cancel_scope.cancel()
+                while await self._serve(stream):
+                    await self._release(self.stream)
+                    stream = self.stream = None
+                    self._redial()
         except BaseException as raised:
             # the reader's error comes out of the nursery wrapped, with its siblings'
             # Cancelled when the system is being cancelled too: those go on up
@@ -884,14 +865,59 @@ class Connection:
                 raise cancelled from None
         finally:
             self._close()
-            if self._raw is not None:
-                trio.lowlevel.notify_closing(self._raw)  # forget its epoll registration
-                self._raw.close()
-                self._raw = None
-            if stream is not None:
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(stream)
+            await self._release(self.stream or stream)
             transport.connection_closed(self)
+
+    async def _serve(self, stream: trio.abc.Stream | None) -> bool:
+        """One stream of the connection (dialled if None), to its end; True when the peer
+        refused our versioned HELLO and is to be dialled again without versions."""
+        transport = self.transport
+        if stream is None:
+            stream = await self._dial()
+        self.stream = stream
+        self._opened = trio.current_time()
+        raw = None
+        if isinstance(stream, trio.SocketStream):
+            stream.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            if _DONTWAIT:
+                raw = stream.socket.fileno()
+        if transport.tls is not None:
+            stream = self.stream = self._sealed = await self._start_tls(stream, transport.tls)
+        elif transport.keyring is not None:
+            stream = self.stream = self._sealed = await self._secure(stream, transport.keyring)
+        if raw is not None:  # only now: nothing may go out in a handshake
+            self._raw = socket.socket(fileno=os.dup(raw))
+            self._fd = self._raw.fileno()  # (trio takes an int without a call)
+        self._context = current_task().context
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._write, stream)
+            nursery.start_soon(self._watch_idle)
+            await self._read(stream)
+            nursery.cancel_scope.cancel()
+        return self._redialling
+
+    def _redial(self) -> None:
+        """Start again for a new stream to the same peer, without versions (the session
+        queues again what the peer never read; asks stay pending)."""
+        self._redialling = False
+        self._sealed = None
+        self._fd = -1
+        self._greeted = False
+        self._frame_started = math.inf
+        self.transport.receiving.release(self)
+        self.reason = ""
+        self.session.redial_unversioned()
+
+    async def _release(self, stream: trio.abc.Stream | None) -> None:
+        """Close ``stream`` and this side's duplicate of its socket."""
+        if self._raw is not None:
+            trio.lowlevel.notify_closing(self._raw)  # forget its epoll registration
+            self._raw.close()
+            self._raw = None
+        if stream is not None:
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
 
     def _failed(self, exc: BaseException) -> None:
         """Why the connection ended: a broken stream, or a bug that costs this connection
@@ -1281,6 +1307,7 @@ class Connection:
         if counter == "rejected_unversioned":  # dialled again without versions
             assert self.node is not None
             self.transport.met_unversioned(self.node, peer, detail)
+            self._redialling = self.address is not None
             return
         log.warning("actor connection from %s dropped: %s", self.node or self.address, detail)
 

@@ -165,6 +165,35 @@ def test_a_dialler_answered_without_versions_knows_its_hello_is_refused() -> Non
     assert info.value.counter == "rejected_unversioned"
 
 
+def test_a_dialler_refused_for_its_versions_greets_again_with_all_it_had_sent() -> None:
+    """Code from before versions reads nothing after our versioned HELLO: the session
+    queues again, behind a HELLO without versions, every frame it had handed the driver
+    (some sent, some taken) or still queued; asks stay pending and credit stays spent."""
+    a = PeerSession[str]("a", 11, 8, MAX_FRAME, peer="old")
+    assert ask(a, 1, "first")
+    assert tell(a, "x", Mark(1))
+    a.sent(len(a.outgoing) - 3)  # the socket took most of it
+    rest = bytes(a.take())
+    assert ask(a, 2, "second")
+    old = PeerSession[str]("old", 1, 8, MAX_FRAME, versioned=False)
+    a.receive_data(encode(Hello("old", 1, 8)), 0.0)
+    with pytest.raises(ProtocolViolation, match="from before versions"):
+        a.next_event()
+    assert rest and a.credit == 5 and set(a.pending) == {1, 2}
+    a.redial_unversioned()
+    old.receive_data(a.take(), 0.0)
+    events = []
+    while (event := old.next_event()) is not None:
+        events.append(event)
+    hello_a, first, told, second = events
+    assert hello_a == Hello("a", 11, 8)  # four items: what that code reads
+    assert isinstance(first, Ask) and decode_value(first.value) == "first"
+    assert isinstance(told, Tell) and decode_values(told.values) == [Mark(1)]
+    assert isinstance(second, Ask) and decode_value(second.value) == "second"
+    assert pump(old, a) == [Hello("old", 1, 8)]
+    assert not a.runs and a.credit == 5 and set(a.pending) == {1, 2}
+
+
 def test_a_peer_with_no_version_in_common_is_refused_after_our_hello() -> None:
     b = PeerSession[str]("b", 22, 8, MAX_FRAME)
     future = wire.encode_frame(wire.dumps([Kind.HELLO, "future", 1, 8, VERSION + 3, VERSION + 1]))
