@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import weakref
+from collections.abc import Callable
 from types import TracebackType
 from typing import Generic, TypeVar
 
@@ -135,9 +136,16 @@ class EventHub(Generic[E]):
 
     def __init__(self) -> None:
         self._subscribers: weakref.WeakSet[Subscription[E]] = weakref.WeakSet()
+        self._relays: list[Callable[[E], None]] = []
         self._closed = False
         self.dropped = 0
         """Events lost across all subscribers (the node reports it in its counters)."""
+
+    def relay(self, deliver: Callable[[E], None]) -> None:
+        """Hand every event to ``deliver`` too, as it is published: a subscription's reader
+        is a task that runs later, so what it passes on to subscribers of its own (the
+        membership thread's) could reach one that subscribed after the event."""
+        self._relays.append(deliver)
 
     def subscribe(self, buffer: int = DEFAULT_EVENT_BUFFER) -> Subscription[E]:
         """A new subscription with its own ``buffer`` (ended at once if the hub is closed)."""
@@ -159,6 +167,9 @@ class EventHub(Generic[E]):
             before = subscription.dropped
             subscription._push(event)
             self.dropped += subscription.dropped - before
+        if not isinstance(event, EventsDropped):
+            for deliver in self._relays:
+                deliver(event)
 
     def lost(self, count: int) -> None:
         """``count`` events never reached this hub: every subscriber is told of the gap."""

@@ -36,9 +36,6 @@ from .types import Address, MemberEvent
 
 __all__ = ["NodeClosed", "NodeOptions", "NodeThread", "ThreadEvents"]
 
-RELAY_BUFFER = 65536
-"""The membership thread's own subscription, emptied into the subscribers at once."""
-
 
 class NodeClosed(ThreadClosed):
     """The node's membership thread is not running: it was stopped, or it failed."""
@@ -161,10 +158,11 @@ class NodeThread(LoopThread[DrivenNode]):
             self._subscribers.discard(events)
 
     def opened(self, node: DrivenNode, nursery: trio.Nursery) -> None:
-        """The node is up on the thread: learn it and relay its events to the subscribers."""
+        """The node is up on the thread: learn it and relay its events to the subscribers
+        as they are published, so a subscriber gets exactly those from its subscription on."""
         assert isinstance(node, Node), "open_node gives the trio driver's node"
         self._learn(node)
-        nursery.start_soon(self._relay_events, node)
+        node._hub.relay(self._relay)
 
     def _learn(self, node: DrivenNode) -> None:
         """Keep the facts fixed once the node has started (read without crossing)."""
@@ -177,11 +175,6 @@ class NodeThread(LoopThread[DrivenNode]):
             subscribers, self._subscribers = list(self._subscribers), set()
         for events in subscribers:
             events._end()
-
-    async def _relay_events(self, node: Node) -> None:
-        with node.events(RELAY_BUFFER) as events:
-            async for item in events:
-                self._relay(item)
 
     def _relay(self, item: MemberEvent | EventsDropped) -> None:
         """Copy one event (or gap) into every subscriber's buffer."""

@@ -26,7 +26,9 @@ from swimactors.membership import (
     open_node,
     start_node,
 )
+from swimactors.membership.driven import DrivenNode
 from swimactors.membership.events import EventsDropped
+from swimactors.membership.threaded import ThreadEvents
 from swimactors.membership.types import Address
 
 from .helpers import BLOCK, block_with_peers, blocking_cluster, peer_process, sees_up, wait_for
@@ -75,6 +77,27 @@ def test_a_slow_reader_loses_the_oldest_events_and_is_told() -> None:
         left = events.get(0)
         assert isinstance(left, MemberLeft) and left.member.name == "b"
         assert events.get(0) is None
+
+
+def test_a_subscriber_gets_the_events_from_its_subscription_on() -> None:
+    """An event published on the membership thread just before a subscription there does
+    not reach it; the next one does.  The trio driver relayed events through a task that
+    ran later, so a new subscriber could get one from before it (a test waited until b saw
+    a UP, subscribed, and read a's MemberUp first)."""
+    with start_node(name="a", bind="127.0.0.1:0", config=CONFIG) as a:
+        thread = a._thread
+        (member,) = a.members()
+        before, after = MemberUpdated(member, 1.0), MemberUpdated(member, 2.0)
+
+        def publish_then_subscribe(node: DrivenNode) -> ThreadEvents:
+            node._publish(before)
+            return thread.subscribe()
+
+        events = thread.call(publish_then_subscribe)
+        thread.call(lambda node: node._publish(after))
+        assert events.get(CONVERGE_BOUND) == after
+        assert events.get(0) is None
+        events.close()
 
 
 def test_a_blocked_main_thread_is_not_suspected_with_the_membership_thread() -> None:
