@@ -4,9 +4,11 @@ and a peer with no version in common (docs/protocol.md, "Actor protocol versions
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import struct
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -178,6 +180,27 @@ async def test_membership_packets_of_another_version_are_counted_and_logged_once
     assert len(logged) == 1 and "this node speaks version 1" in logged[0]
 
 
+@contextlib.asynccontextmanager
+async def asyncio_peers(
+    serve: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+    config: TransportConfig,
+) -> AsyncIterator[AsyncPeers]:
+    """Node a's asyncio connections, every node located at one local server that runs
+    ``serve`` on each connection."""
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+
+    async def locate(node: str) -> tuple[str, int]:
+        return ("127.0.0.1", port)
+
+    peers = AsyncPeers(asyncio.get_running_loop(), "a", 1, config, locate, lambda *args: None)
+    try:
+        yield peers
+    finally:
+        peers.close()
+        server.close()
+
+
 def test_an_asyncio_client_answered_without_versions_dials_again_at_once() -> None:
     """The asyncio front's own connections follow the rule too: refused by a node on
     code from before versions, dialled again at once without them, with the ask it had
@@ -202,24 +225,15 @@ def test_an_asyncio_client_answered_without_versions_dials_again_at_once() -> No
                 pass
             writer.close()
 
-        server = await asyncio.start_server(old_node, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-
-        async def locate(node: str) -> tuple[str, int]:
-            return ("127.0.0.1", port)
-
-        loop = asyncio.get_running_loop()
-        peers = AsyncPeers(loop, "a", 1, TransportConfig(), locate, lambda *args: None)
-        address = protocol.address("echo", 1, None)
-        ref = ActorRef("old", "echo", 1, None)  # type: ignore[arg-type]  # (named in errors only)
-        link = await peers.link("old")
-        assert link is not None
-        assert await link.ask(address, "first", ref, 5.0) == "answered"
-        assert await peers.link("old") is link
-        assert await link.ask(address, "second", ref, 5.0) == "answered"
-        assert peers.counters["rejected_unversioned"] == 1 and peers.counters["dials"] == 2
-        peers.close()
-        server.close()
+        async with asyncio_peers(old_node, TransportConfig()) as peers:
+            address = protocol.address("echo", 1, None)
+            ref = ActorRef("old", "echo", 1, None)  # type: ignore[arg-type]  # (in errors only)
+            link = await peers.link("old")
+            assert link is not None
+            assert await link.ask(address, "first", ref, 5.0) == "answered"
+            assert await peers.link("old") is link
+            assert await link.ask(address, "second", ref, 5.0) == "answered"
+            assert peers.counters["rejected_unversioned"] == 1 and peers.counters["dials"] == 2
         return hellos
 
     assert asyncio.run(main()) == [6, 4]
@@ -236,21 +250,11 @@ def test_an_asyncio_connection_whose_peer_never_says_hello_closes() -> None:
                 pass
             writer.close()
 
-        server = await asyncio.start_server(silent, "127.0.0.1", 0)
-        port = server.sockets[0].getsockname()[1]
-
-        async def locate(node: str) -> tuple[str, int]:
-            return ("127.0.0.1", port)
-
-        loop = asyncio.get_running_loop()
-        config = TransportConfig(handshake_timeout=0.2)
-        peers = AsyncPeers(loop, "a", 1, config, locate, lambda *args: None)
-        ref = ActorRef("silent", "echo", 1, None)  # type: ignore[arg-type]  # (named in errors only)
-        link = await peers.link("silent")
-        assert link is not None
-        with pytest.raises(NodeDown, match="no HELLO"):
-            await link.ask(protocol.address("echo", 1, None), "first", ref, 30.0)
-        peers.close()
-        server.close()
+        async with asyncio_peers(silent, TransportConfig(handshake_timeout=0.2)) as peers:
+            ref = ActorRef("silent", "echo", 1, None)  # type: ignore[arg-type]  # (in errors only)
+            link = await peers.link("silent")
+            assert link is not None
+            with pytest.raises(NodeDown, match="no HELLO"):
+                await link.ask(protocol.address("echo", 1, None), "first", ref, 30.0)
 
     asyncio.run(main())
