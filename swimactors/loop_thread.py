@@ -140,7 +140,11 @@ class LoopThread(Generic[R]):
             except Exception as exc:
                 _settle(done, outcome.Error(exc))
 
-        self._schedule(on_loop, done)
+        try:
+            self._schedule(on_loop, done)
+        except BaseException:  # an interrupt once the work was handed over: give it up
+            call.cancel()
+            raise
         return call
 
     def run_async(self, fn: Callable[[R], Awaitable[T]], done: Done[T]) -> Call:
