@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -67,6 +68,18 @@ async def gossip_address(system: System) -> str:
     return format_address(system.cluster.node.address)
 
 
+@pytest.fixture
+def sigint_raises() -> Iterator[None]:
+    """SIGINT raises KeyboardInterrupt for the test, even where this process was started
+    with it ignored (a background job of a shell without job control)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises")
 def test_an_interrupted_ask_is_given_up_on_the_runtime_thread() -> None:
     with blocking.open_system("solo") as system:
         gated = Gated()
@@ -78,10 +91,12 @@ def test_an_interrupted_ask_is_given_up_on_the_runtime_thread() -> None:
                 signal.pthread_kill(main, signal.SIGINT)
 
         threading.Thread(target=interrupt).start()
-        with pytest.raises(KeyboardInterrupt):
-            ref.ask("wait", timeout=90)  # bounded: a lost interrupt fails, not hangs
-        system.run(lambda _: trio.sleep(0))  # after the give-up on the runtime thread
-        gated.gate.set()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                ref.ask("wait", timeout=90)  # bounded: a lost interrupt fails, not hangs
+            system.run(lambda _: trio.sleep(0))  # after the give-up on the runtime thread
+        finally:
+            gated.gate.set()  # whatever happened, the actor's thread ends and the system stops
         assert ref.ask("after") == "after"  # handled once "wait" was answered
         assert system.run(late_replies) == 1  # nobody waited for that answer
         assert system.run(lambda _: trio.sleep(0)) is None
