@@ -26,6 +26,7 @@ from ..actors.message import message
 from ..actors.protocol import wire_ref
 from ..membership.delegate import Delegate
 from ..membership.node import Node
+from ..membership.rate import TokenBucket
 
 __all__ = [
     "MAX_NAME",
@@ -316,20 +317,15 @@ class EventChannel(Delegate):
         self.rate = rate
         self.dropped = 0
         self._sequence = node.incarnation  # grows across restarts (wall-clock based)
-        self._tokens = rate
-        self._refilled = trio.current_time()
+        self._sends = TokenBucket(rate, trio.current_time())
         self._seen: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
         node.register_delegate(EVENT_CHANNEL, _Receiver(self, _decode_event, self._event))
         node.register_delegate(QUERY_CHANNEL, _Receiver(self, _decode_query, self._query))
 
     def next_sequence(self) -> int:
         """Reserve a sequence number for an event or query, within the rate limit."""
-        now = trio.current_time()
-        self._tokens = min(self.rate, self._tokens + (now - self._refilled) * self.rate)
-        self._refilled = now
-        if self._tokens < 1:
+        if not self._sends.take(trio.current_time()):
             raise EventError(f"more than {self.rate:g} events and queries per second")
-        self._tokens -= 1
         self._sequence += 1
         return self._sequence
 

@@ -63,6 +63,7 @@ from .messages import (
     valid_host,
 )
 from .meta import announced_reap
+from .rate import TokenBucket
 from .ring import ProbeRing
 from .suspicion import Suspicion
 from .types import (
@@ -315,8 +316,8 @@ class Swim:
         """The ``now`` at which the wall clock read ``wall_ms`` (when the core started)."""
         self._leaving = False
         self._newcomers = 0  # unknown members named by the packet being received
-        self._reply_tokens = float(self.config.push_pull_max_replies)
-        self._replies_refilled = 0.0
+        self._replies = TokenBucket(self.config.push_pull_max_replies)
+        """Push/pull requests this node may answer (``push_pull_max_replies`` a second)."""
         self._overhead = packet_overhead(self.config.label, name) + (
             SEALING_OVERHEAD if self.config.keyring is not None else 0
         )
@@ -773,22 +774,10 @@ class Swim:
             if delegate is not None:
                 delegate.merge_remote_state(data, msg.join, now)
         if not msg.reply:
-            if self._reply_allowed(now):
+            if self._replies.take(now):
                 self._push_pull(now, reply_to, join=msg.join, reply=True)
             else:
                 self.counters["push_pull_replies_refused"] += 1
-
-    def _reply_allowed(self, now: float) -> bool:
-        """Take one of ``push_pull_max_replies`` per second (a token bucket): whether this
-        push/pull request may be answered."""
-        rate = self.config.push_pull_max_replies
-        elapsed = max(now - self._replies_refilled, 0.0)
-        self._reply_tokens = min(rate, self._reply_tokens + elapsed * rate)
-        self._replies_refilled = now
-        if self._reply_tokens < 1:
-            return False
-        self._reply_tokens -= 1
-        return True
 
     # ===================================================================== failure detection
 
