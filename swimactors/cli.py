@@ -24,6 +24,7 @@ from .cli_keys import add_agent_flags, keyring_from
 from .cli_keys import add_commands as add_key_commands
 from .cluster.split_brain import SplitBrainConfig
 from .membership.config import Config, ConfigError
+from .membership.messages import valid_host
 from .membership.types import parse_address
 from .quorum import Strategy, parse_strategy
 from .security import TlsConfig
@@ -49,6 +50,13 @@ def _name(text: str) -> str:
 def _http_address(text: str) -> str:
     """``HOST:PORT``, or a bare ``PORT`` on the loopback address."""
     return _address(f"127.0.0.1:{text}" if text.isdigit() else text)
+
+
+def _allowed_host(text: str) -> str:
+    """A host name for ``--http-allow-host`` (or ``*``)."""
+    if text != "*" and not valid_host(text.removesuffix(".")):
+        raise argparse.ArgumentTypeError(f"not a host name: {text!r}")
+    return text
 
 
 def _address(text: str) -> str:
@@ -154,6 +162,15 @@ def _parser() -> argparse.ArgumentParser:
         const="127.0.0.1:8946",
         metavar="[HOST:]PORT",
         help="serve the HTTP API here (alone: 127.0.0.1:8946; a bare port binds loopback)",
+    )
+    agent.add_argument(
+        "--http-allow-host",
+        action="append",
+        default=[],
+        type=_allowed_host,
+        metavar="NAME",
+        help="a host name the HTTP API answers for besides IP addresses, localhost and the "
+        "--http name (repeatable; '*': any); others get 421 (DNS rebinding)",
     )
     agent.add_argument(
         "--http-token-file",
@@ -281,6 +298,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         app=args.app,
         split_brain=split_brain,
         http_token=token,
+        http_allowed_hosts=tuple(args.http_allow_host),
         event_handlers=handlers,
         keyring_file=args.keyring_file,
         dns_server=args.dns_server,

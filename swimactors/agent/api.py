@@ -20,7 +20,7 @@ from .http import Request, Response, Router
 
 if TYPE_CHECKING:
     from ..cluster.system import System
-from .prometheus import render_metrics
+from .prometheus import PREFIX, family, render_metrics
 
 __all__ = ["actors_router", "member_json", "membership_router"]
 
@@ -85,7 +85,7 @@ def membership_router(
             node.counters,
             node.awareness,
             extra_gauges() if extra_gauges is not None else {},
-            extra_metrics() if extra_metrics is not None else "",
+            (extra_metrics() if extra_metrics is not None else "") + _http_metrics(router),
         )
         return Response.text(text, content_type="text/plain; version=0.0.4; charset=utf-8")
 
@@ -93,6 +93,18 @@ def membership_router(
     router.add("GET", "/v1/health", health)
     router.add("GET", "/metrics", metrics)
     return router
+
+
+def _http_metrics(router: Router) -> str:
+    lines: list[str] = []
+    family(
+        lines,
+        "http_host_refused_total",
+        "counter",
+        "HTTP requests refused for a Host header that is not allowed (DNS rebinding).",
+    )
+    lines.append(f"{PREFIX}_http_host_refused_total {router.refused_hosts}")
+    return "\n".join(lines) + "\n"
 
 
 def actors_router(system: System, router: Router | None = None) -> Router:

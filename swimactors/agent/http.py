@@ -3,18 +3,22 @@
 A :class:`Router` maps ``(method, path)`` to an async handler; :func:`serve_http` runs it
 with hard limits on header and body size (however the bytes arrive), connection count and
 time, where a new client may take the place of one that is slow to send its request, so
-slow clients cannot lock others out.  Anything but ``GET``/``HEAD`` changes state and needs
-``Authorization: Bearer TOKEN`` with the router's token (a router without one refuses such
-requests).  :func:`http_request` and :func:`http_get` are the client the CLI uses.
+slow clients cannot lock others out.  A request's ``Host`` must be an IP address,
+``localhost`` or a name the router allows (421 otherwise), so a DNS-rebinding page in a
+browser on the operator's machine cannot read the API.  Anything but ``GET``/``HEAD``
+changes state and needs ``Authorization: Bearer TOKEN`` with the router's token (a router
+without one refuses such requests).  :func:`http_request` and :func:`http_get` are the
+client the CLI uses.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hmac
+import ipaddress
 import json
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any
 
 import attrs
@@ -29,6 +33,7 @@ __all__ = [
     "Request",
     "Response",
     "Router",
+    "allowed_host",
     "http_get",
     "http_request",
     "serve_http",
@@ -94,16 +99,49 @@ class Response:
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+def _host_name(host: str) -> str:
+    """The name or address of a ``Host`` header (``host[:port]``, ``[v6][:port]``),
+    lowercased, without a trailing dot."""
+    if host.startswith("["):
+        name, closed, _ = host[1:].partition("]")
+        name = name if closed else host
+    else:
+        name = host.partition(":")[0]
+    return name.lower().removesuffix(".")
+
+
+def allowed_host(host: str | None, names: frozenset[str]) -> bool:
+    """Whether a request with this ``Host`` header may be answered: none at all (HTTP/1.0;
+    a browser always sends one), an IP address, ``localhost``, or one of ``names``
+    (lowercase; ``*`` allows any).  A DNS-rebinding page reaches the API under the
+    attacker's own host name, which is none of these."""
+    if host is None or "*" in names:
+        return True
+    name = _host_name(host)
+    if name == "localhost" or name in names:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
 class Router:
     """``(method, path) -> handler``; unknown paths get 404, known ones 405 for other methods.
 
-    Methods other than GET and HEAD change state: they need ``token`` as a bearer token
-    (401 without it, 403 when this router has no token, so state cannot be changed at all).
+    A request whose ``Host`` is not an IP address, ``localhost`` or one of
+    ``allowed_hosts`` gets 421 (counted in :attr:`refused_hosts`).  Methods other than
+    GET and HEAD change state: they need ``token`` as a bearer token (401 without it, 403
+    when this router has no token, so state cannot be changed at all).
     """
 
-    def __init__(self, token: str | None = None) -> None:
+    def __init__(self, token: str | None = None, allowed_hosts: Iterable[str] = ()) -> None:
         self._routes: dict[str, dict[str, Handler]] = {}
         self.token = token
+        self.allowed_hosts = frozenset(_host_name(name) for name in allowed_hosts)
+        self.refused_hosts = 0
+        """Requests refused for their ``Host`` header."""
 
     def add(self, method: str, path: str, handler: Handler) -> None:
         """Route ``method path`` to ``handler`` (ValueError if it is routed already)."""
@@ -127,8 +165,16 @@ class Router:
         return sorted(self._routes)
 
     async def dispatch(self, request: Request) -> Response:
-        """The handler's response, or 404, 405, 401/403 for a state change without the
-        token, 500 when the handler raises."""
+        """The handler's response, or 421 for a ``Host`` not allowed, 404, 405, 401/403 for
+        a state change without the token, 500 when the handler raises."""
+        host = request.headers.get("host")
+        if not allowed_host(host, self.allowed_hosts):
+            self.refused_hosts += 1
+            return Response.error(
+                421,
+                f"this agent does not answer for the host {(host or '')[:100]!r}: use its IP "
+                "address or localhost, or allow the name (swimactors agent --http-allow-host)",
+            )
         methods = self._routes.get(request.path)
         if methods is None:
             return Response.error(404, f"no such path {request.path}")

@@ -106,6 +106,10 @@ class AgentOptions:
     """The split-brain rule and timing (``--split-brain``); None: off."""
     http_token: str | None = None
     """Bearer token for the HTTP API's state-changing routes; None: they are refused."""
+    http_allowed_hosts: tuple[str, ...] = ()
+    """Host names the HTTP API answers for besides IP addresses, ``localhost`` and the
+    name in ``http`` (``--http-allow-host``; ``*``: any): a request for another is refused
+    (421), so a DNS-rebinding page cannot read the API."""
     event_handlers: tuple[HandlerSpec, ...] = ()
     keyring_file: str | None = None
     """Where the keyring came from (``--keyring-file``); key changes are saved back to it."""
@@ -310,9 +314,10 @@ async def _start_http(
     assert options.http is not None
     system = control.system
     quorum = system.split_brain
+    host, port = parse_address(options.http)
     router = membership_router(
         control.node,
-        Router(options.http_token),
+        Router(options.http_token, (*options.http_allowed_hosts, host)),
         extra_health=None if quorum is None else quorum.health,
         extra_gauges=None if quorum is None else quorum.metrics,
         extra_metrics=lambda: render_actor_metrics(system),
@@ -320,7 +325,6 @@ async def _start_http(
     add_dashboard(control, control.add_routes(actors_router(system, router)))
     if control.node.keys is not None:
         keys_router(control.node.keys, router)
-    host, port = parse_address(options.http)
     try:
         bound: Address = await nursery.start(serve_http, router, host, port)
     except OSError as exc:

@@ -39,7 +39,7 @@ async def test_stream_sends_snapshots_as_server_sent_events() -> None:
             status, page = await http_get(a.http, "/ui")
             assert status == 200 and b"EventSource" in page
             stream = await trio.open_tcp_stream(*a.http)
-            await stream.send_all(b"GET /v1/stream HTTP/1.1\r\nHost: a\r\n\r\n")
+            await stream.send_all(b"GET /v1/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             data = b""
             while data.count(b"event: snapshot") < 2:  # the first at once, then per second
                 data += await stream.receive_some(65536)

@@ -89,7 +89,7 @@ async def test_answers_held_open_do_not_lock_others_out() -> None:
             held = []
             for _ in range(MAX_CONNECTIONS):
                 stream = await trio.open_tcp_stream(*address)
-                await stream.send_all(b"GET /v1/wait HTTP/1.1\r\nHost: x\r\n\r\n")
+                await stream.send_all(b"GET /v1/wait HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 held.append(stream)
             await trio.sleep(LONG_ANSWER + 0.1)
             for _ in range(5):
