@@ -40,6 +40,7 @@ from .events import (
 )
 from .handlers import EventHandlers, member_event_kind
 from .http import Request, Response, Router
+from .prometheus import PREFIX, family
 
 if TYPE_CHECKING:
     from ..cluster.system import System
@@ -293,13 +294,32 @@ class AgentControl:
                 "actors": self.system.live_actors,
                 "config": {k: v for k, v in config.items() if _plain(v)},
                 "counters": dict(sorted(node.counters.items())),
-                "events": {
-                    "malformed_dropped": self.channel.dropped,
-                    "handler_runs": self.handlers.ran,
-                    "handler_dropped": self.handlers.dropped,
-                },
+                "events": self.event_counts(),
             }
         )
+
+    def event_counts(self) -> dict[str, int]:
+        """User events and queries dropped or refused, and handler runs (``info``)."""
+        return {
+            "malformed_dropped": self.channel.dropped,
+            "queries_refused": self.channel.refused,
+            "handler_runs": self.handlers.ran,
+            "handler_dropped": self.handlers.dropped,
+        }
+
+    def metrics(self) -> str:
+        """:meth:`event_counts` in the Prometheus text format (appended to ``/metrics``)."""
+        lines: list[str] = []
+        family(
+            lines,
+            "agent_events_total",
+            "counter",
+            "Agent user events and queries: dropped malformed, queries refused (answer "
+            "address not on their origin), handler runs and handler events dropped.",
+        )
+        for event, value in self.event_counts().items():
+            lines.append(f'{PREFIX}_agent_events_total{{event="{event}"}} {value}')
+        return "\n".join(lines) + "\n"
 
 
 class _LogToEvents(logging.Handler):

@@ -4,7 +4,8 @@ Both ride the existing broadcast channel (piggybacked on probes, once per node, 
 by origin and sequence), so they cost no new port.  Sizes and rates are bounded at the
 sender (:data:`MAX_PAYLOAD`, :data:`MAX_PER_SECOND`) and everything received is decoded
 totally: a malformed broadcast is dropped and counted.  A query's answers travel back to
-the asking node as actor messages to a collector actor it spawned for that query.
+the asking node as actor messages to a collector actor it spawned for that query; a query
+is answered only when that actor is on the query's origin, a member this node knows alive.
 """
 
 from __future__ import annotations
@@ -316,11 +317,14 @@ class EventChannel(Delegate):
         self.on_query = on_query
         self.rate = rate
         self.dropped = 0
+        self.refused = 0
+        """Queries not answered: their answers were to go to another node than their
+        origin, or their origin is no live member (see :meth:`_received_query`)."""
         self._sequence = node.incarnation  # grows across restarts (wall-clock based)
         self._sends = TokenBucket(rate, trio.current_time())
         self._seen: collections.OrderedDict[tuple[str, int], None] = collections.OrderedDict()
         node.register_delegate(EVENT_CHANNEL, _Receiver(self, _decode_event, self._event))
-        node.register_delegate(QUERY_CHANNEL, _Receiver(self, _decode_query, self._query))
+        node.register_delegate(QUERY_CHANNEL, _Receiver(self, _decode_query, self._received_query))
 
     def next_sequence(self) -> int:
         """Reserve a sequence number for an event or query, within the rate limit."""
@@ -364,6 +368,18 @@ class EventChannel(Delegate):
     def _query(self, query: Query) -> None:
         if self._first_time(query.origin, query.sequence):
             self.on_query(query)
+
+    def _received_query(self, query: Query) -> None:
+        """A query heard on gossip is answered only where it came from: its answer address
+        must be on its origin, a member membership knows alive (answers then go to that
+        node's address as membership knows it).  Before, a forged query named any actor on
+        any node, and every matching node told it a QueryAnswer.  The origin is a claim
+        (gossip is relayed, so no hop proves it): a forger can still name a live member."""
+        origin = self.node.member(query.origin)
+        if query.reply_to[0] != query.origin or origin is None or not origin.status.is_alive:
+            self.refused += 1
+            return
+        self._query(query)
 
 
 class _Receiver(Delegate):

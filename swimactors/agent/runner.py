@@ -320,7 +320,7 @@ async def _start_http(
         Router(options.http_token, (*options.http_allowed_hosts, host)),
         extra_health=None if quorum is None else quorum.health,
         extra_gauges=None if quorum is None else quorum.metrics,
-        extra_metrics=lambda: render_actor_metrics(system),
+        extra_metrics=lambda: render_actor_metrics(system) + control.metrics(),
     )
     add_dashboard(control, control.add_routes(actors_router(system, router)))
     if control.node.keys is not None:

@@ -96,6 +96,49 @@ async def test_a_forged_query_cannot_make_its_answers_break_connections() -> Non
             assert await metric(victim, malformed) == 0
 
 
+@pytest.mark.network
+async def test_a_query_is_answered_only_at_its_origin() -> None:
+    """A query names where its answers go, ``[node, path, uid]``.  Before, a forged query
+    named any actor on any node, and every matching node told that actor a QueryAnswer.
+    Now the answer address must be on the query's origin, a member membership knows
+    alive: otherwise no node answers, and each counts it (``queries_refused``).  What is
+    left in plaintext: an origin is a claim, so a forger can still name a live member
+    as the origin and an actor on it (the third query below)."""
+    from tests.security.test_attacks import cluster_of_three, metric
+
+    dead_letters = "actor_dead_letters_total"
+    with trio.fail_after(60):
+        async with cluster_of_three() as (_, victim, (p1, p2)):
+            for sequence, origin, to in (
+                (10**12, "p1", "p2"),  # answers elsewhere than the origin
+                (10**12 + 1, "ghost", "ghost"),  # an origin membership does not know
+            ):
+                query = [origin, sequence, "q", b"", [to, "/user/x", 1], [], [], 1.0]
+                forged = encode_message(UserMessage(QUERY_CHANNEL, wire.dumps(query)))
+                await trio.to_thread.run_sync(send_datagram, victim.gossip, gossip_with(forged))
+
+            async def refused_everywhere() -> bool:
+                for agent in (victim, p1, p2):
+                    _, body = await http_get(agent.http, "/v1/info")
+                    if json.loads(body)["events"]["queries_refused"] != 2:
+                        return False
+                return True
+
+            assert await wait_until(refused_everywhere, 10) is not None
+            assert await metric(victim, 'agent_events_total{event="queries_refused"}') == 2
+            await trio.sleep(1.0)  # an answer would have reached p2 by now
+            assert await metric(p2, dead_letters) == 0
+
+            query = ["p1", 10**12 + 2, "q", b"", ["p1", "/user/x", 1], [], [], 1.0]
+            forged = encode_message(UserMessage(QUERY_CHANNEL, wire.dumps(query)))
+            await trio.to_thread.run_sync(send_datagram, victim.gossip, gossip_with(forged))
+
+            async def answered() -> bool:
+                return await metric(p1, dead_letters) == 3  # v, p1 and p2 answered
+
+            assert await wait_until(answered, 10) is not None
+
+
 def test_a_member_s_tags_reach_a_handler_s_stdin_as_one_line_of_four_fields() -> None:
     """Member handlers read one ``name<TAB>address<TAB>status<TAB>tags`` line per member:
     a forged member whose tag held a line break and tabs handed them a second member line
