@@ -287,7 +287,7 @@ class ActorCell:
         self._parked = False
         self._holding: step_end.ReadRole | None = None
         """The read role of a connection whose socket the parked actor task waits on
-        (:meth:`_hold`): waking it means kicking it off that socket."""
+        (:meth:`_loop`): waking it means kicking it off that socket."""
         self._interrupt = False
         self._stop_requested = False
 
@@ -438,7 +438,7 @@ class ActorCell:
         """Answer an ask from another node at once if this is an idle actor whose receive
         cannot wait (:func:`_direct_handler`), as a local direct ask does; None when it
         must go through the mailbox (also while the actor's own task, holding a
-        connection's read role, is the one reading the ask: :meth:`_hold`)."""
+        connection's read role, is the one reading the ask: :meth:`_loop`)."""
         direct = self._direct
         if (
             direct is None
@@ -616,22 +616,6 @@ class ActorCell:
         assert self._task is not None
         reschedule(self._task)
 
-    async def _hold(self, role: step_end.ReadRole) -> None:
-        """Parked holding a connection's read role (the reader lent it for the ask that
-        woke this actor): read that socket until woken, so the next ask to this actor is
-        read, handled and answered in this one task; park the usual way if the role goes
-        back to the reader first."""
-        self._holding = role
-        try:
-            await role.read_while(self._still_parked)
-        except BaseException:
-            self._parked = False
-            raise
-        finally:
-            self._holding = None
-        if self._parked:
-            await wait_task_rescheduled(self._abort_park)
-
     def _still_parked(self) -> bool:
         return self._parked
 
@@ -666,6 +650,7 @@ class ActorCell:
         popleft = queue.popleft
         ctx = self.ctx
         abort_park = self._abort_park
+        still_parked = self._still_parked
         lent = step_end.lent_reads()
         while True:
             if self._interrupt:
@@ -675,9 +660,21 @@ class ActorCell:
             if not queue:
                 self._parked = True
                 if lent and (role := lent.get(self._task)) is not None:  # type: ignore[arg-type]
-                    await self._hold(role)
-                else:
-                    await wait_task_rescheduled(abort_park)
+                    # holding the read role the reader lent for the ask that woke this
+                    # actor: read that socket until woken, so the next ask to it is read,
+                    # handled and answered in this one task (parked the usual way if the
+                    # role goes back to the reader first)
+                    self._holding = role
+                    try:
+                        await role.read_while(still_parked)
+                    except BaseException:
+                        self._parked = False
+                        raise
+                    finally:
+                        self._holding = None
+                    if not self._parked:
+                        continue
+                await wait_task_rescheduled(abort_park)
                 continue
             receive = self._receive
             sync = self._sync

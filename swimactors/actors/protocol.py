@@ -1091,8 +1091,7 @@ class PeerSession(Generic[T]):
         """The token and value of the ``Answered`` event :meth:`next_event` would make of
         ``data`` when it is exactly the whole REPLY to the pending ask ``corr``; None for
         anything else."""
-        head = _REPLY_HEAD + wire.cbor_uint(corr)
-        value = self._lone_value(data, head)
+        value = self._lone_value(data, 4, _REPLY_HEAD + wire.cbor_uint(corr))
         if value is _NOT_LONE or corr not in self.pending:
             return None
         self.last_active = now
@@ -1104,11 +1103,11 @@ class PeerSession(Generic[T]):
         """The correlation id and value of ``data`` when it is exactly one whole untraced
         ASK to ``address`` (:func:`address`), counted as :meth:`next_event` counts it;
         None for anything else."""
-        size = _UINT_SIZES.get(data[6]) if data[4:6] == _ASK_HEAD and len(data) > 6 else None
+        size = _UINT_SIZES.get(data[6]) if len(data) > 6 and data.startswith(_ASK_HEAD, 4) else None
         if size is None:
             return None
         at = 7 + size  # where the address starts, after the correlation id
-        value = self._lone_value(data, data[4:at] + address)
+        value = self._lone_value(data, at, address)
         corr = int.from_bytes(data[7:at]) if size else data[6]
         if value is _NOT_LONE or corr >= 2**63:
             return None
@@ -1116,13 +1115,12 @@ class PeerSession(Generic[T]):
         self.last_active = now
         return corr, value
 
-    def _lone_value(self, data: bytes | bytearray, head: bytes | bytearray) -> Any:
-        """The value after ``head`` when ``data`` is exactly one whole frame that starts
-        with ``head``, nothing is buffered before it and the peer has greeted;
+    def _lone_value(self, data: bytes | bytearray, at: int, head: bytes) -> Any:
+        """The value after ``head`` when ``data`` is exactly one whole frame with ``head``
+        at ``at``, nothing is buffered before it and the peer has greeted;
         :data:`_NOT_LONE` if not."""
-        start = 4 + len(head)
         if (
-            data[4:start] != head
+            not data.startswith(head, at)
             or _LENGTH.unpack_from(data)[0] != len(data) - 4
             or len(data) - 4 > self._decoder.max_frame
             or self._frames
@@ -1131,7 +1129,7 @@ class PeerSession(Generic[T]):
         ):
             return _NOT_LONE
         try:
-            return self._loads(data[start:])
+            return self._loads(data[at + len(head) :])
         except wire.WireError:
             return _NOT_LONE
 

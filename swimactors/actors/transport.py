@@ -1105,7 +1105,7 @@ class Connection:
             if answered is None:
                 return False
             reply, value = answered  # (the holder's: read by it, no task parked on it)
-            reply.set(self._reply_outcome(value))
+            reply.result = self._reply_outcome(value)
         else:
             to = self._last_recipient
             if to is None or to.endpoint.state is not RUNNING:  # type: ignore[union-attr]
@@ -1231,14 +1231,31 @@ class Connection:
         reads the socket itself until its reply is in (a read that is just that REPLY
         taken straight, :meth:`PeerSession.lone_reply`); anything unusual gives the role
         back and the reply comes the usual way."""
+        assert self._context is not None
         reply.notify = self._holder_answered
         self._awaited = corr
+        holder = current_task()
+        self._holder_read = True
+        flushes = self._flushes
         try:
-            await self.read_while(lambda: reply.result is None and not reply.abandoned)
+            while reply.result is None and not reply.abandoned and self._holder is holder:
+                if flushes:
+                    step_end.run_flushes(flushes)
+                self._holder_reading = True
+                try:
+                    await wait_readable(self._fd)
+                except trio.ClosedResourceError:  # kicked, or the connection is closing
+                    continue
+                finally:
+                    self._holder_reading = False
+                if not self._context.run(self._read_lent):
+                    self._give_back()
         finally:
             reply.notify = None
             self._awaited = -1
         answer, self._holder_reply = self._holder_reply, None
+        if answer is None:
+            answer = reply.result
         if type(answer) is outcome.Value:  # (read once, here: no unwrap's bookkeeping)
             return answer.value
         if answer is not None:
@@ -1505,24 +1522,12 @@ class Connection:
             self._answer(corr, reply, outcome.Error(error))
             session.delivered()
             return
-        path, uid, sender_ref, cell = to.path, to.uid, to.sender, to.endpoint
-        if path == SYSTEM_PATH:
-            peer = self.node
-            assert peer is not None  # (requests come after the HELLO)
-            refusal = self.transport.refusal("spawn", self.quota_key) if host.spawns(msg) else None
-            result = (
-                outcome.Error(refusal)
-                if refusal is not None
-                else outcome.capture(host.serve_request, msg, peer)
-            )
-            if corr is not None or reply is not None:
-                self._answer(corr, reply, result)
-            elif isinstance(result, outcome.Error):  # a tell to the system: nobody to tell
-                self.transport.counters["system_tells_failed"] += 1
-            session.delivered()
+        sender_ref, cell = to.sender, to.endpoint
+        if cell is None:  # the system's path, or no such actor here
+            self._deliver_nowhere(to, msg, corr, reply)
             return
-        held = None if cell is None else self.held.get(cell)
-        if (corr is not None or reply is not None) and cell is not None and held is None:
+        held = self.held.get(cell) if self.held else None
+        if held is None and (corr is not None or reply is not None):
             now = cell.ask_now(msg, sender_ref)
             if now is not None:
                 self._answer(corr, reply, now)
@@ -1530,12 +1535,6 @@ class Connection:
                 return
         if corr is not None:
             reply = _RemoteReply(host, to, self, corr)
-        if cell is None:
-            host.dead_letters.publish(host.resolve(host.name, path, uid), msg, sender_ref)
-            if reply is not None:
-                reply.set(outcome.Error(ActorStopped(f"no actor {path}#{uid} on {host.name}")))
-            session.delivered()
-            return
         actor = cell if corr is not None and type(cell) is ActorCell else None
         parked = actor is not None and actor._parked
         if held is None and cell.offer(msg, sender_ref, reply):
@@ -1555,6 +1554,33 @@ class Connection:
                 self._nursery.start_soon(self._deliver_held, cell, held)
             held.append((msg, sender_ref, reply))
             self.held_count += 1
+
+    def _deliver_nowhere(
+        self, to: _Recipient, msg: Any, corr: int | None, reply: Reply | None
+    ) -> None:
+        """:meth:`_deliver` of a request to the system's path (served here), or to an
+        actor that does not live here (a dead letter; an ask fails)."""
+        host = self.transport.host
+        path = to.path
+        if path == SYSTEM_PATH:
+            peer = self.node
+            assert peer is not None  # (requests come after the HELLO)
+            refusal = self.transport.refusal("spawn", self.quota_key) if host.spawns(msg) else None
+            result = (
+                outcome.Error(refusal)
+                if refusal is not None
+                else outcome.capture(host.serve_request, msg, peer)
+            )
+            if corr is not None or reply is not None:
+                self._answer(corr, reply, result)
+            elif isinstance(result, outcome.Error):  # a tell to the system: nobody to tell
+                self.transport.counters["system_tells_failed"] += 1
+        else:
+            host.dead_letters.publish(host.resolve(host.name, path, to.uid), msg, to.sender)
+            if corr is not None or reply is not None:
+                error = ActorStopped(f"no actor {path}#{to.uid} on {host.name}")
+                self._answer(corr, reply, outcome.Error(error))
+        self.session.delivered()
 
     def _answer(self, corr: int | None, reply: Reply | None, result: outcome.Outcome[Any]) -> None:
         """Answer an ASK (``corr``) or a STREAM."""
@@ -1866,8 +1892,6 @@ class ActorTransport:
         )
         address = target._address if sender is target._address_sender else target.address(sender)
         frame = protocol.ask_frame(corr, address, value, trace)
-        reply = Reply(host.stats, target.ref)
-        session.expect(corr, reply)
         try:
             if not connection.try_request(frame):
                 deadline = math.inf if timeout is None else started + timeout
@@ -1879,7 +1903,10 @@ class ActorTransport:
             reading = holder is not None and holder is current_task()
             if reading:  # the ask goes out now, the rest is done while it travels
                 step_end.run_flushes(host.flushes)
-            if timeout is not None and reply.result is None:  # (not failed meanwhile)
+            # expected before this step ends: only a step after it can read the reply
+            reply = Reply(host.stats, target.ref)
+            session.expect(corr, reply)
+            if timeout is not None:
                 host.ask_deadlines.add(started + timeout, reply)
             if reading:
                 return await connection.read_for(reply, corr)
