@@ -690,7 +690,7 @@ class ActorCell:
                     self._fail(exc)
                     break
                 if reply is not None:
-                    reply.set(outcome.Value(result))
+                    reply.answer(result)
                 if not queue or self._interrupt:
                     break
             else:  # a whole batch in a row: let the other tasks run

@@ -1063,13 +1063,16 @@ class PeerSession(Generic[T]):
         self.undelivered -= count
         self.owed += count
 
-    def return_credit(self) -> None:
+    def return_credit(self) -> bool:
         """Give the peer its credit back lazily, once half its window is owed (queued
         with whatever goes out then: an ask is one frame, one write, each way).  The peer
-        still has the other half to send meanwhile, so it never waits on this."""
+        still has the other half to send meanwhile, so it never waits on this.  True
+        when a CREDIT frame was queued."""
         if self.owed >= self.peer_window // 2 and self.owed:
             self.outgoing += encode(Credit(self.owed))
             self.owed = 0
+            return True
+        return False
 
     # -- receiving -----------------------------------------------------------------------
 

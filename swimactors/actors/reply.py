@@ -52,6 +52,11 @@ class Reply:
             elif self.notify is not None:
                 self.notify(result)
 
+    def answer(self, value: Any) -> None:
+        """``set`` with the receive's return value (a reply to another node sends it
+        without making the outcome)."""
+        self.set(outcome.Value(value))
+
     def expire(self) -> None:
         """The deadline passed: the asker gets :class:`AskTimeout`; a later reply is late."""
         self._abandon(AskTimeout(f"no reply from {self.recipient} in time"))

@@ -501,7 +501,14 @@ class _RemoteReply(Reply):
             self.result = result
             self._connection.send_reply(self._corr, result)
 
+    def answer(self, value: Any) -> None:
+        if self.result is None:
+            self.result = _ANSWERED
+            self._connection.send_value(self._corr, value)
 
+
+_ANSWERED: outcome.Outcome[Any] = outcome.Value(None)
+"""What a :class:`_RemoteReply` answered with a value keeps (the value went out)."""
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 WASTED_SKIPS = 16
 """Wakes by a reply a task sits out, after it left a connection's read role unused,
@@ -811,6 +818,14 @@ class Connection:
             self.session.fail(corr, error if self.transport.config.debug else _public(error))
         self._flushes[self._write_now] = None
 
+    def send_value(self, corr: int, value: Any) -> None:
+        """:meth:`send_reply` of ``value`` (the actor's answer, no outcome made)."""
+        if self._spans:
+            self.send_reply(corr, outcome.Value(value))
+            return
+        self.session.reply(corr, value)
+        self._flushes[self._write_now] = None
+
     def send_control(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
         """Send a WATCH, UNWATCH or TERMINATED frame soon."""
         self.session.send(frame)
@@ -1113,9 +1128,8 @@ class Connection:
             ask = session.lone_ask(chunk, self._last_address, self._now())
             if ask is None:
                 return False
-            self._deliver(to, ask[1], ask[0])
-            session.return_credit()
-            if session.outgoing:
+            self._deliver(to, ask[1], ask[0])  # (an answer made here queued its own send)
+            if session.return_credit():
                 self.send_soon()
         counters = self.transport.counters
         counters["bytes_received"] += len(chunk)
