@@ -508,7 +508,8 @@ class _RemoteReply(Reply):
 
 
 _ANSWERED: outcome.Outcome[Any] = outcome.Value(None)
-"""What a :class:`_RemoteReply` answered with a value keeps (the value went out)."""
+"""The result of a reply slot answered with a value that is not kept in it: a
+:class:`_RemoteReply`'s went out, the holder's is :attr:`Connection._holder_value`."""
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 WASTED_SKIPS = 16
 """Wakes by a reply a task sits out, after it left a connection's read role unused,
@@ -664,6 +665,8 @@ class Connection:
         """The last asking task a reply in the chunk being handled woke."""
         self._holder_reply: outcome.Outcome[Any] | None = None
         """The holder's reply, however it came (read, timed out, connection closed)."""
+        self._holder_value: Any = None
+        """The decoded answer to the holder's ask, taken straight (:meth:`read_for`)."""
         self._awaited = -1
         """The correlation id of the ask whose holder reads (:meth:`read_for`; -1: none)."""
         self._credit_event = trio.Event()
@@ -1120,7 +1123,12 @@ class Connection:
             if answered is None:
                 return False
             reply, value = answered  # (the holder's: read by it, no task parked on it)
-            reply.result = self._reply_outcome(value)
+            try:
+                self._holder_value = protocol.decode_value(value)
+            except wire.WireError:
+                reply.result = self._reply_outcome(value)  # (UndecodableReply)
+            else:
+                reply.result = _ANSWERED
         else:
             to = self._last_recipient
             if to is None or to.endpoint.state is not RUNNING:  # type: ignore[union-attr]
@@ -1270,6 +1278,9 @@ class Connection:
         answer, self._holder_reply = self._holder_reply, None
         if answer is None:
             answer = reply.result
+            if answer is _ANSWERED:  # read straight: its value was kept aside
+                value, self._holder_value = self._holder_value, None
+                return value
         if type(answer) is outcome.Value:  # (read once, here: no unwrap's bookkeeping)
             return answer.value
         if answer is not None:
