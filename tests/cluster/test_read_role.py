@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 import swimactors
-from swimactors import Actor, ActorRef, AskTimeout, NodeDown, wire
+from swimactors import Actor, ActorRef, AskTimeout, NodeDown, UndecodableReply, wire
 from swimactors.actors import protocol
 from swimactors.security import Keyring
 
@@ -251,6 +251,48 @@ async def test_asks_in_a_row_are_taken_straight_each_way(
                 assert await ref.ask(n) == n
             monkeypatch.undo()
     assert parsed <= 4  # (a CREDIT frame per half window)
+
+
+class Spoiler(Actor):
+    """Echoes, but answers "spoil" with "spoilt" (which the test makes undecodable)."""
+
+    def receive(self, msg: object, ctx: swimactors.Context) -> object:
+        return "spoilt" if msg == "spoil" else msg
+
+
+async def test_an_answer_taken_straight_that_does_not_decode_fails_its_ask_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The asking task's reply, read by it and taken straight, is decoded there: one that
+    does not decode is that ask's UndecodableReply, and the asks after it are answered."""
+    parsed = 0
+    parse, decode = protocol.parse, protocol.decode_value
+
+    def counted(frame: bytes, loads: Any = wire.loads) -> protocol.Frame:
+        nonlocal parsed
+        parsed += 1
+        return parse(frame, loads)
+
+    def refusing(data: Any) -> Any:
+        value = decode(data)
+        if value == "spoilt":
+            raise wire.WireError("refused by the test")
+        return value
+
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Spoiler, name="asked", public=True)
+            ref = await a.wait_for("asked", timeout=10)
+            for n in range(3):
+                assert await ref.ask(n) == n
+            monkeypatch.setattr(protocol, "parse", counted)
+            monkeypatch.setattr(protocol, "decode_value", refusing)
+            with pytest.raises(UndecodableReply, match="refused by the test"):
+                await ref.ask("spoil")
+            for n in range(3):
+                assert await ref.ask(n) == n
+            monkeypatch.undo()
+    assert parsed == 0  # (all taken straight)
 
 
 async def _holding_the_socket(
