@@ -53,12 +53,14 @@ from .messages import (
     Suspect,
     UserMessage,
     ack_item,
+    datagram_head,
     decode_value,
     encode_message,
     encode_packet,
     kind_and_bytes,
     load_packet,
     packet_overhead,
+    ping_item,
     probe_exchange,
     valid_host,
 )
@@ -310,6 +312,10 @@ class Swim:
         """The events :meth:`take_events` hands over next (read, do not change)."""
         self._loads = wire.Loader().loads
         """This core's CBOR decoder, made once (a core is driven by one thread)."""
+        self._datagram_head = datagram_head(self.config.label)
+        """How this cluster's datagrams start (what ``probe_exchange`` looks for)."""
+        self._encoded_name = wire.dumps(name)
+        """This node's name as a ping for it names it (what ``probe_exchange`` looks for)."""
         self._started = False
         self._wall_ms = wall_ms
         self._wall_origin = 0.0
@@ -558,32 +564,34 @@ class Swim:
 
     def receive(
         self, now: float, source: Address, data: bytes, peer: frozenset[str] | None = None
-    ) -> None:
+    ) -> str | None:
         """Handle one datagram or reliable-channel frame from ``source``; never raises.
         ``peer``: the node names a TLS certificate proved for the connection the frame came
-        on; the packet's sender must be one of them (``rejected_certificate``)."""
+        on; the packet's sender must be one of them (``rejected_certificate``).  Returns
+        why a packet that did not decode was refused (``label``, ``version``, ...: its
+        ``rejected_<reason>`` counter), else None."""
         if not self._started:
             self._start(now)
         counters, config = self.counters, self.config
         counters["packets_received"] += 1
         counters["bytes_received"] += len(data)
         self._newcomers = 0
+        if peer is None and self._answered_at_once(source, data):
+            return None
         try:
             value = load_packet(data, config.packet_budget, self._loads)
-            if peer is None and self._answered_at_once(source, value):
-                return
             sender, messages, sender_address, stale_alives = decode_value(
                 value, config.label, self._stale_alive, self._members
             )
         except wire.WireError as exc:
             counters[f"rejected_{exc.reason}"] += 1
-            return
+            return exc.reason
         if sender == self.name:
             counters["rejected_own_name"] += 1
-            return
+            return None
         if peer is not None and sender not in peer:
             counters["rejected_certificate"] += 1
-            return
+            return None
         if stale_alives:
             counters["received_alive"] += stale_alives
         self._unreached.discard(sender)  # it reached us directly: not cut both ways
@@ -602,12 +610,16 @@ class Swim:
             self._heard.add(sender)
             if state.status is DOWN or state.status is LEFT:
                 self._tell_down(now, state)
+        return None
 
-    def _answered_at_once(self, source: Address, value: Any) -> bool:
+    def _answered_at_once(self, source: Address, data: bytes) -> bool:
         """A lone ping or ack from a live member (``probe_exchange``: most of what a node
-        receives) handled as the rest of :meth:`receive` would, without message objects;
-        False, nothing done, for anything else (tests/membership compare both paths)."""
-        exchange = probe_exchange(value, self.config.label, self.name)
+        receives) handled as the rest of :meth:`receive` would, read from its bytes without
+        decoding CBOR or building message objects; False, nothing done, for anything else
+        (tests/membership compare both paths)."""
+        if len(data) > self.config.packet_budget:
+            return False  # (refused as oversized on the general path)
+        exchange = probe_exchange(data, self._datagram_head, self._encoded_name)
         if exchange is None:
             return False
         sender, seq, ping = exchange
@@ -810,10 +822,10 @@ class Swim:
             indirect_at=now + self._awareness.scale(self.config.probe_timeout),
             ends_at=now + interval,
         )
-        messages: list[Any] = [Ping(seq, target.name)]
+        encoded = [ping_item(seq, target.name)]
         if target.status is SUSPECT:  # Lifeguard buddy system: let it refute now
-            messages.insert(0, Suspect(target.name, target.incarnation, self.name))
-        self._send(target.address, messages)
+            encoded.insert(0, kind_and_bytes(Suspect(target.name, target.incarnation, self.name)))
+        self._send_encoded(target.address, encoded)
 
     def _probe_indirectly(self, now: float, probe: _Probe) -> None:
         probe.indirect_sent = True

@@ -212,18 +212,16 @@ class DrivenNode(abc.ABC):
     def _deliver(self, source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
         """A datagram or frame arrived: hand it to the core and act on the result (``peer``:
         the names the TLS certificate of a frame's connection proved)."""
-        counters = self._core.counters
-        foreign = counters.get("rejected_label")  # .get: no Counter.__missing__ call
-        versions = counters.get("rejected_version")
         try:
-            self._core.receive(self._now(), source, data, peer)
-            if counters.get("rejected_label") != foreign:
-                self._foreign(source, "another cluster label")
-            if counters.get("rejected_version") != versions:
-                self._other_version(source, f"this node speaks version {PROTOCOL_VERSION}")
+            refused = self._core.receive(self._now(), source, data, peer)
         except Exception:  # the core must not raise on input; a bug must not kill the node
             self._core_errors += 1
             log.exception("SWIM core raised on a packet from %s", source)
+        else:
+            if refused == "label":
+                self._foreign(source, "another cluster label")
+            elif refused == "version":
+                self._other_version(source, f"this node speaks version {PROTOCOL_VERSION}")
         self._flush()
 
     def _tick(self, now: float) -> bool:

@@ -38,11 +38,13 @@ __all__ = [
     "UnprintableName",
     "UserMessage",
     "ack_item",
+    "datagram_head",
     "decode_packet",
     "decode_value",
     "encode_packet",
     "kind_and_bytes",
     "load_packet",
+    "ping_item",
     "probe_exchange",
     "valid_host",
 ]
@@ -425,39 +427,77 @@ def decode_value(
 _PING_TAG = SWIM.tag_of(Ping)
 _ACK_TAG = SWIM.tag_of(Ack)
 _ACK_HEAD = wire.cbor_array_header(2) + wire.dumps(_ACK_TAG)
+_PING_HEAD = wire.cbor_array_header(3) + wire.dumps(_PING_TAG)
 
 
-def probe_exchange(value: Any, label: str, name: str) -> tuple[str, int, bool] | None:
-    """``(sender, seq, is_ping)`` when a loaded packet is a datagram of ``label`` that
-    carries one Ping for ``name`` (or for whoever: a seed's) or one Ack, and nothing else:
-    most of what a node receives, which ``Swim.receive`` handles without message objects.
-    None for anything else (left to :func:`decode_value`, to which what this accepts is
-    the same lone ``Ping`` or ``Ack``)."""
-    if type(value) is not list or len(value) != 4:
+def datagram_head(label: str) -> bytes:
+    """How every datagram of ``label`` at this protocol version starts: ``[version,
+    label, ...`` (what :func:`probe_exchange` looks for)."""
+    return _DATAGRAM_HEAD + wire.dumps(PROTOCOL_VERSION) + wire.dumps(label)
+
+
+_LONE_PING = wire.cbor_array_header(1) + _PING_HEAD
+_LONE_ACK = wire.cbor_array_header(1) + _ACK_HEAD
+"""``[[tag, ...``: one message, a Ping (three items) or an Ack (two)."""
+_TEXT, _TEXT_1 = 0x60, 0x78
+"""Initial bytes of a text string: 0x60 + a length below 24, or 0x78 and one length byte."""
+_UINT_SIZE = (0,) * 24 + (1, 2, 4, 8)
+"""Bytes after a CBOR unsigned integer's initial byte (0..27)."""
+_NOBODY = wire.dumps("")
+
+
+def probe_exchange(data: bytes, head: bytes, me: bytes) -> tuple[str, int, bool] | None:
+    """``(sender, seq, is_ping)`` when ``data`` is a datagram starting with ``head`` (its
+    :func:`datagram_head`) that carries one Ping for ``me`` (this node's name, encoded)
+    or for whoever (a seed's), or one Ack, and nothing else: most of what a node
+    receives, which ``Swim.receive`` handles without decoding CBOR or building message
+    objects.  Read from the bytes: None for anything else or encoded otherwise (left to
+    :func:`load_packet` and :func:`decode_value`, to which what this accepts is the same
+    lone ``Ping`` or ``Ack``)."""
+    at, end = len(head), len(data)
+    if end <= at or not data.startswith(head):
         return None
-    version, packet_label, sender, messages = value
-    if version != PROTOCOL_VERSION or packet_label != label or type(sender) is not str:
+    initial = data[at]
+    if _TEXT <= initial < _TEXT_1:  # the sender's name
+        start = at + 1
+        at = start + initial - _TEXT
+    elif initial == _TEXT_1 and end > at + 1:
+        start = at + 2
+        at = start + data[at + 1]
+    else:
         return None
-    if type(messages) is not list or len(messages) != 1 or type(messages[0]) is not list:
+    shape = data[at : at + 3]
+    ping = shape == _LONE_PING
+    if (not ping and shape != _LONE_ACK) or end <= at + 3:
         return None
-    message = messages[0]
-    size = len(message)
-    if size < 2 or type(message[0]) is not int or type(message[1]) is not int:
+    initial = data[at + 3]  # the sequence number's
+    if initial > 27:
         return None
-    tag, seq = message[0], message[1]
-    if not 0 <= seq < 2**63:  # (Ping's and Ack's validator)
+    size = _UINT_SIZE[initial]
+    at += 4 + size
+    seq = initial if not size else int.from_bytes(data[at - size : at], "big")
+    if ping:
+        target = data[at:]
+        if target != _NOBODY and target != me:
+            return None
+    elif at != end:
         return None
-    if tag == _ACK_TAG and size == 2:
-        return sender, seq, False
-    if tag == _PING_TAG and size == 3 and type(message[2]) is str:
-        target = message[2]
-        return (sender, seq, True) if not target or target == name else None
-    return None
+    if seq >= 2**63:  # (Ping's and Ack's validator: 0 <= seq < 2**63)
+        return None
+    try:
+        return data[start : at - 4 - size].decode(), seq, ping
+    except UnicodeDecodeError:
+        return None
 
 
 def ack_item(seq: int) -> tuple[str, bytes]:
     """``kind_and_bytes(Ack(seq))``, without building the ``Ack``."""
     return "ack", _ACK_HEAD + wire.dumps(seq)
+
+
+def ping_item(seq: int, target: str) -> tuple[str, bytes]:
+    """``kind_and_bytes(Ping(seq, target))``, without building the ``Ping``."""
+    return "ping", _PING_HEAD + wire.dumps(seq) + wire.dumps(target)
 
 
 _ALIVE_TAG = SWIM.tag_of(Alive)
