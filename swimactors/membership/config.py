@@ -89,6 +89,16 @@ class Config:
     push_pull_max_newcomers: int = attrs.field(default=1024, validator=_at_least_one)
     """Members one push/pull may add that this node did not know; the rest are dropped
     (``rejected_newcomer_limit``) and learnt from gossip and later exchanges instead."""
+    newcomer_rate: float = attrs.field(default=64.0, validator=_positive)
+    """Unknown members this node adds per second at most, after a burst of
+    ``newcomer_burst``: one push/pull adds at most ``push_pull_max_newcomers``, but
+    repeated ones (or gossip naming made-up members) filled a node with tens of thousands
+    it then probes in ring order, so a real member's failure was found by it only once
+    per pass.  Past it an unknown member is dropped (``rejected_newcomer_rate``) and
+    learnt later from gossip or a push/pull."""
+    newcomer_burst: int = attrs.field(default=4096, validator=_at_least_one)
+    """Unknown members this node may add at once after a quiet spell (a join into a
+    cluster of thousands, two clusters merging): the depth of ``newcomer_rate``'s bucket."""
     push_pull_max_replies: int = attrs.field(default=128, validator=_at_least_one)
     """Push/pull requests answered per second at most (a burst of as many; memberlist's
     ``maxPushPullRequests`` is 128): each answer is this node's whole state, sent to the

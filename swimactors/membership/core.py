@@ -324,6 +324,11 @@ class Swim:
         self._newcomers = 0  # unknown members named by the packet being received
         self._replies = TokenBucket(self.config.push_pull_max_replies)
         """Push/pull requests this node may answer (``push_pull_max_replies`` a second)."""
+        self._newcomers_allowed = TokenBucket(
+            self.config.newcomer_rate, burst=self.config.newcomer_burst
+        )
+        """Unknown members this node may add (``newcomer_rate`` a second, a burst of
+        ``newcomer_burst``), whatever packets name them."""
         self._overhead = packet_overhead(self.config.label, name) + (
             SEALING_OVERHEAD if self.config.keyring is not None else 0
         )
@@ -991,6 +996,9 @@ class Swim:
         if state is None:
             if len(self._members) >= MAX_MEMBERS:
                 self.counters["rejected_member_limit"] += 1
+                return
+            if not self._newcomers_allowed.take(now):
+                self.counters["rejected_newcomer_rate"] += 1
                 return
             state = _MemberState(msg.name, msg.address, msg.incarnation, UP, msg.meta, now)
             self._members[msg.name] = state
