@@ -20,10 +20,11 @@ from .. import wire
 from ..security.keyring import KEY_SIZES, MAX_KEYS, Keyring, KeyringError, decode_key
 from .delegate import Delegate
 
-__all__ = ["KEYS_CHANNEL", "KeyGossip"]
+__all__ = ["KEYS_CHANNEL", "MAX_CLOCK", "KeyGossip"]
 
 KEYS_CHANNEL = "keys"
-_MAX_CLOCK = 2**53
+MAX_CLOCK = 2**53 - 1
+"""The highest keyring clock a node sends or adopts."""
 
 
 def _encode(clock: int, primary: bytes, keys: list[bytes]) -> bytes:
@@ -39,7 +40,7 @@ def _decode(data: bytes) -> tuple[int, bytes, list[bytes]] | None:
     if not (isinstance(value, list) and len(value) == 3):
         return None
     clock, primary, keys = value
-    if not (isinstance(clock, int) and 0 < clock < _MAX_CLOCK and isinstance(keys, list)):
+    if not (isinstance(clock, int) and 0 < clock <= MAX_CLOCK and isinstance(keys, list)):
         return None
     if not 0 < len(keys) <= MAX_KEYS or primary not in keys:
         return None
@@ -94,6 +95,12 @@ class KeyGossip(Delegate):
         return Keyring(self.keyring.primary, self.keyring.keys)
 
     def _change(self, wanted: Keyring) -> None:
+        if self.clock >= MAX_CLOCK:  # the change would be this node's alone, refused by peers
+            raise KeyringError(
+                f"the keyring's clock is at its maximum ({MAX_CLOCK}), so no further change "
+                "can spread: restart every node with the keyring it should have (a restarted "
+                "cluster starts again at clock 0; docs/security.md)"
+            )
         data = _encode(self.clock + 1, wanted.primary, wanted.keys)
         self._adopt(self.clock + 1, wanted.primary, wanted.keys, data)
         self._broadcast(data)

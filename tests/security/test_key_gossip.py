@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from swimactors import wire
-from swimactors.membership.keys import KeyGossip
+from swimactors.membership.keys import MAX_CLOCK, KeyGossip
 from swimactors.security import Keyring, KeyringError
 
 K1, K2, K3 = b"1" * 32, b"2" * 32, b"3" * 32
@@ -103,3 +103,19 @@ def test_refused_changes_raise_and_change_nothing() -> None:
     with pytest.raises(KeyringError):
         a.remove(K1)  # the primary
     assert sent == [] and a.clock == 0
+
+
+def test_at_the_clock_s_maximum_a_change_is_refused_not_made_alone() -> None:
+    """A keyring at clock 2**53-1 (sent by a key holder) leaves no room for a next change.
+    Before: the change was made here at clock 2**53, which every peer refuses as
+    malformed, so this node alone sealed with the new key.  Now it raises, changing
+    nothing, and says how to start over."""
+    a, sent = node()
+    b, _ = node()
+    at_maximum = wire.dumps([MAX_CLOCK, K2, [K1, K2]])
+    for peer in (a, b):
+        peer.notify_message(at_maximum, 0.0)
+        assert peer.clock == MAX_CLOCK and peer.keyring.primary == K2
+    with pytest.raises(KeyringError, match="maximum"):
+        a.use(K1)
+    assert sent == [] and a.keyring.primary == K2 and a.clock == MAX_CLOCK
