@@ -217,6 +217,18 @@ def _registry_seeds() -> tuple[bytes, ...]:
     return (registry_codec.encode(state), wire.dumps([1, [["n", 1, 1, [], []]], {"n": 1}]))
 
 
+def _registry_part_seeds() -> tuple[bytes, ...]:
+    """A full state's parts: one that opens the order, one that starts inside a process
+    (its piece) and ends inside the next."""
+    entry = [[3, 1, "x", "/user/x#1", b""]]
+    return (
+        wire.dumps([2, None, ["n", 1, 3], [["n", 1, 2, [], []]], {"n": 0}]),
+        wire.dumps(
+            [2, ["n", 1, 3], ["o", 2, 5], [["n", 1, 4, [9], entry], ["o", 2, 4, [], []]], {}]
+        ),
+    )
+
+
 def _ddata_seeds() -> tuple[bytes, ...]:
     writer = Writer("node-a", 1_733_000_000, 1_733_000_000.0)
     counter = GCounter().increment(writer, 3)
@@ -330,6 +342,7 @@ _EACH = (
     Decoder("actor_session", _actor_session, _session_seeds()),
     Decoder("actor_lone", _actor_lone, _lone_seeds()),
     Decoder("registry", registry_codec.decode, _registry_seeds()),
+    Decoder("registry_part", registry_codec.decode_part, _registry_part_seeds()),
     Decoder("ddata", _ddata, _ddata_seeds()),
     Decoder("meta", _meta, (encode_meta({"role": "web", "dc": "eu"}),)),
     Decoder("handshake", _handshake, _handshake_seeds()),

@@ -18,7 +18,8 @@ import attrs
 
 from ..membership.messages import MAX_INCARNATION
 from ..wire import TypeRegistry, WireError, loads
-from .crdt import Registration, State, joined
+from .crdt import Registration, Replica, State, joined
+from .parts import Key, Part, Piece, floor_key
 
 __all__ = [
     "MAX_ACTOR_ID_BYTES",
@@ -28,7 +29,9 @@ __all__ = [
     "MAX_NAME_BYTES",
     "RegistryDecodeError",
     "decode",
+    "decode_part",
     "encode",
+    "encode_part",
     "split",
 ]
 
@@ -78,24 +81,54 @@ class _WireState:
     floors: dict[str, int]
 
 
+@WIRE.register(2)
+@attrs.frozen
+class _WirePart:
+    start: tuple[str, int, int] | None
+    end: tuple[str, int, int] | None
+    replicas: list[_WireReplica]
+    floors: dict[str, int]
+
+
 # -- encoding ------------------------------------------------------------------------------
 
 
 def encode(state: State) -> bytes:
     """The CBOR bytes of a state or delta."""
+    return WIRE.encode(_WireState(_groups(state), dict(sorted(state.floors.items()))))
+
+
+def encode_part(part: Part) -> bytes:
+    """The CBOR bytes of a full state's part (a whole state as :func:`encode` writes it,
+    which every version reads)."""
+    if part.whole and part.piece is None:
+        return encode(part.state)
+    groups = _groups(part.state)
+    piece = part.piece
+    if piece is not None:
+        entries = [_wire_entry(r) for r in sorted(piece.entries, key=lambda r: r.counter)]
+        groups.insert(0, _WireReplica(*piece.replica, piece.seen, sorted(piece.cloud), entries))
+    floors = dict(sorted(part.state.floors.items()))
+    return WIRE.encode(_WirePart(part.start, part.end, groups, floors))
+
+
+def _groups(state: State) -> list[_WireReplica]:
     context = state.context
-    replicas = []
+    groups = []
     for replica in sorted(context.replicas()):
         registrations = sorted(
             (state.entries[dot] for dot in state.by_replica.get(replica, ())),
             key=lambda r: r.counter,
         )
-        entries = [
-            _WireEntry(r.counter, r.clock, r.name, r.actor_id, r.meta) for r in registrations
-        ]
+        entries = [_wire_entry(r) for r in registrations]
         cloud = sorted(context.cloud.get(replica, ()))
-        replicas.append(_WireReplica(*replica, context.vv.get(replica, 0), cloud, entries))
-    return WIRE.encode(_WireState(replicas, dict(sorted(state.floors.items()))))
+        groups.append(_WireReplica(*replica, context.vv.get(replica, 0), cloud, entries))
+    return groups
+
+
+def _wire_entry(registration: Registration) -> _WireEntry:
+    r = registration
+    return _WireEntry(r.counter, r.clock, r.name, r.actor_id, r.meta)
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -103,6 +136,22 @@ def encode(state: State) -> bytes:
 
 def decode(data: bytes) -> State:
     """Parse bytes from :func:`encode`; :class:`RegistryDecodeError` on anything else."""
+    message = _message(data)
+    if not isinstance(message, _WireState):
+        raise RegistryDecodeError("a state part where a state or delta was expected")
+    return _to_state(message)
+
+
+def decode_part(data: bytes) -> Part:
+    """Parse a full state's part from :func:`encode_part` (or a whole state from
+    :func:`encode`: the part of every key); :class:`RegistryDecodeError` on anything else."""
+    message = _message(data)
+    if isinstance(message, _WireState):
+        return Part(None, None, _to_state(message))
+    return _to_part(message)
+
+
+def _message(data: bytes) -> _WireState | _WirePart:
     try:
         value = loads(data)
         if not isinstance(value, list) or not value or type(value[0]) is not int:
@@ -110,7 +159,8 @@ def decode(data: bytes) -> State:
         message = WIRE.from_data(value)
     except WireError as exc:
         raise RegistryDecodeError(str(exc)) from None
-    return _to_state(message)
+    assert isinstance(message, _WireState | _WirePart)
+    return message
 
 
 def _check_int(value: int, what: str, low: int = 0) -> None:
@@ -125,31 +175,99 @@ def _check_text(value: str | bytes, what: str, limit: int, empty: bool = False) 
 
 
 def _to_state(message: _WireState) -> State:
-    state = State()
-    for node, floor in message.floors.items():
-        _check_text(node, "node name", MAX_NAME_BYTES)
-        _check_int(floor, "floor")
-        state.floors[node] = floor
-    seen_replicas: set[tuple[str, int]] = set()
+    state = _floors(message.floors)
+    seen_replicas: set[Replica] = set()
     for group in message.replicas:
-        replica = (group.node, group.incarnation)
-        if replica in seen_replicas:
-            raise RegistryDecodeError(f"replica {replica} appears twice")
-        seen_replicas.add(replica)
-        _check_text(group.node, "node name", MAX_NAME_BYTES)
-        _check_int(group.incarnation, "incarnation")
-        _check_int(group.seen, "seen counter")
-        for counter in group.cloud:
-            _check_int(counter, "cloud counter", 1)
-        if state.is_floored(*replica):
-            continue
-        state.context.add_counters(replica, group.cloud, group.seen)
-        for entry in group.entries:
-            state.add(_to_registration(replica, entry, state))
+        replica = _replica(group, seen_replicas)
+        if not state.is_floored(*replica):
+            _add_group(state, replica, group)
     return state
 
 
-def _to_registration(replica: tuple[str, int], entry: _WireEntry, state: State) -> Registration:
+def _to_part(message: _WirePart) -> Part:
+    """A part: every item within ``[start, end)``; a process that ``start`` falls inside
+    (past its counter 1) is the part's piece, every other one an ordinary state's."""
+    start, end = message.start, message.end
+    for key in (start, end):
+        if key is not None:
+            _check_text(key[0], "node name", MAX_NAME_BYTES)
+            _check_int(key[1], "key incarnation")
+            _check_int(key[2], "key counter")
+    if start is not None and end is not None and start >= end:
+        raise RegistryDecodeError(f"part range {start!r}..{end!r} is empty")
+    state = _floors(message.floors)
+    for node in state.floors:
+        if not _within(floor_key(node), start, end):
+            raise RegistryDecodeError(f"floor of {node!r} outside the part's range")
+    part = Part(start, end, state)
+    seen_replicas: set[Replica] = set()
+    for group in message.replicas:
+        replica = _replica(group, seen_replicas)
+        low = max(1, start[2]) if start is not None and start[:2] == replica else 1
+        if not _within((*replica, low), start, end):
+            raise RegistryDecodeError(f"replica {replica} outside the part's range")
+        top = end[2] if end is not None and end[:2] == replica else MAX_COUNTER + 1
+        counters = [*group.cloud, *(entry.counter for entry in group.entries)]
+        if group.seen >= top or any(not low <= c < top for c in counters):
+            raise RegistryDecodeError(f"replica {replica}'s counters outside the part's range")
+        if low > 1:
+            if 0 < group.seen < low - 1:
+                raise RegistryDecodeError(f"replica {replica}'s range ends before it starts")
+            part.piece = _to_piece(replica, low, group)
+        elif not state.is_floored(*replica):
+            _add_group(state, replica, group)
+    return part
+
+
+def _within(key: Key, start: Key | None, end: Key | None) -> bool:
+    return (start is None or start <= key) and (end is None or key < end)
+
+
+def _floors(floors: dict[str, int]) -> State:
+    state = State()
+    for node, floor in floors.items():
+        _check_text(node, "node name", MAX_NAME_BYTES)
+        _check_int(floor, "floor")
+        state.floors[node] = floor
+    return state
+
+
+def _replica(group: _WireReplica, seen_replicas: set[Replica]) -> Replica:
+    replica = (group.node, group.incarnation)
+    if replica in seen_replicas:
+        raise RegistryDecodeError(f"replica {replica} appears twice")
+    seen_replicas.add(replica)
+    _check_text(group.node, "node name", MAX_NAME_BYTES)
+    _check_int(group.incarnation, "incarnation")
+    _check_int(group.seen, "seen counter")
+    for counter in group.cloud:
+        _check_int(counter, "cloud counter", 1)
+    return replica
+
+
+def _add_group(state: State, replica: Replica, group: _WireReplica) -> None:
+    state.context.add_counters(replica, group.cloud, group.seen)
+    for entry in group.entries:
+        state.add(_to_registration(replica, entry, state))
+
+
+def _to_piece(replica: Replica, low: int, group: _WireReplica) -> Piece:
+    """A process's share from counter ``low``: its registrations' dots must be among the
+    counters it observed (``low..seen`` and its cloud)."""
+    observed = State()
+    observed.context.add_counters(replica, group.cloud)
+    entries = []
+    for entry in group.entries:
+        registration = _to_registration(replica, entry, observed, low, group.seen)
+        observed.entries[registration.dot] = registration
+        entries.append(registration)
+    return Piece(replica, low, group.seen, list(group.cloud), entries)
+
+
+def _to_registration(
+    replica: Replica, entry: _WireEntry, state: State, low: int = 1, seen: int = 0
+) -> Registration:
+    """A group's registration; its dot must be in ``state``'s context (or ``low..seen``)."""
     _check_int(entry.counter, "counter", 1)
     _check_int(entry.clock, "clock")
     _check_text(entry.name, "name", MAX_NAME_BYTES)
@@ -158,7 +276,7 @@ def _to_registration(replica: tuple[str, int], entry: _WireEntry, state: State) 
     dot = (*replica, entry.counter)
     if dot in state.entries:
         raise RegistryDecodeError(f"dot {dot} appears twice")
-    if not state.context.contains(dot):
+    if not state.context.contains(dot) and not low <= entry.counter <= seen:
         raise RegistryDecodeError(f"registration {dot} outside its causal context")
     node, incarnation = replica
     return Registration(

@@ -241,11 +241,16 @@ class State:
 
     def add(self, registration: Registration) -> None:
         """Store a registration and record its dot as observed."""
+        self._store(registration)
+        if not self.context.contains(registration.dot):
+            self.context.add(registration.dot)
+
+    def _store(self, registration: Registration) -> None:
+        """Store a registration whose dot the caller records as observed."""
         dot = registration.dot
         self.entries[dot] = registration
         self.by_name.setdefault(registration.name, set()).add(dot)
         self.by_replica.setdefault(registration.replica, set()).add(dot)
-        self.context.add(dot)
 
     def remove(self, dot: Dot) -> str:
         """Drop a stored registration (its dot stays observed); returns its name."""
@@ -292,10 +297,38 @@ class State:
                 and not self.context.contains(dot)
                 and not self.is_floored(dot[0], dot[1])
             ):
-                self.add(registration)
+                self._store(registration)  # its dot: with the context, below
                 touched.add(registration.name)
         live = [r for r in other_context.replicas() if not self.is_floored(*r)]
         self.context.merge(other_context, live)
+        return touched
+
+    def merge_range(
+        self,
+        replica: Replica,
+        low: int,
+        seen: int,
+        cloud: Iterable[int],
+        stored: Iterable[Registration],
+    ) -> set[str]:
+        """Join a share of ``replica``'s state that observed the counters ``low..seen``
+        and ``cloud`` and still stores ``stored`` (of those): the join of a state
+        restricted to them.  This state must have observed ``1..low - 1`` if the range is
+        not empty (the context keeps no range apart from its version vector)."""
+        if self.is_floored(*replica):
+            return set()
+        cloud = set(cloud)
+        registrations = {r.dot: r for r in stored}
+        touched: set[str] = set()
+        for dot in list(self.by_replica.get(replica, ())):
+            observed = low <= dot[2] <= seen or dot[2] in cloud
+            if observed and dot not in registrations:
+                touched.add(self.remove(dot))
+        for dot, registration in registrations.items():
+            if dot not in self.entries and not self.context.contains(dot):
+                self._store(registration)  # its dot: in range or cloud, recorded below
+                touched.add(registration.name)
+        self.context.add_counters(replica, cloud, seen if seen >= low else 0)
         return touched
 
 

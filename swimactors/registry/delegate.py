@@ -4,25 +4,31 @@
 ``"registry"`` channel.  Local mutations go through it so their deltas are broadcast at
 once (split to fit a gossip packet; a registration too large for any packet is left to
 push/pull and counted as ``deferred``).  The core spreads each broadcast epidemically and
-deduplicates it, so the delegate never relays.  A lost delta is repaired by the next
-push/pull, which exchanges full states.  MemberDown and MemberLeft drop the member's
+deduplicates it, so the delegate never relays.  A lost delta is repaired by push/pull,
+which carries the full state (in parts, key ranges in turn, when it is too large for one
+message: :mod:`~swimactors.registry.parts`).  MemberDown and MemberLeft drop the member's
 registrations here and are broadcast as a floor.  A node declared dead by mistake
-re-registers its names at its first push/pull after refuting.  After a cut heals, the
-floors each side raised reach the other side in push/pulls: one that drops registrations
-here is gossiped on, so the floored node hears it within gossip rounds and asks for a
-push/pull at once (its names are missing everywhere until it re-registers).
+re-registers its names once, after refuting, it has merged parts covering every key.
+After a cut heals, the floors each side raised reach the other side in push/pulls: one
+that drops registrations here is gossiped on, so the floored node hears it within gossip
+rounds and asks for a push/pull at once (its names are missing everywhere until it
+re-registers).
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Protocol
+from collections.abc import Callable
+from typing import Protocol, TypeVar
+
+import attrs
 
 from ..membership.core import BroadcastTooLarge
 from ..membership.delegate import Delegate
 from ..membership.types import Member, MemberDown, MemberEvent, MemberLeft
-from .codec import RegistryDecodeError, decode, encode, split
+from .codec import RegistryDecodeError, decode, decode_part, encode_part, split
 from .crdt import Registration, State
+from .parts import PART_BYTES, PART_ITEMS, Coverage, Key, Part, Piece, after_replica
 from .registry import Registry
 
 __all__ = ["CHANNEL", "RegistryDelegate"]
@@ -38,6 +44,26 @@ oldest goes first (a later push/pull brings what it carried)."""
 RECENT_MEMBERS = 1024
 """Members of the latest events remembered: a mirrored node's member table catches up
 with an event after the delegate hears of it, and a delta right behind must not wait."""
+WAITING_PIECES = 4
+"""Full-state pieces kept until the counters below them arrive (a process larger than a
+part comes in several, in any order); the oldest goes first (the next cycle brings it).
+Each holds up to a part's registrations, so this bounds what peers can park here."""
+
+Range = tuple[Key | None, Key | None]
+_Decoded = TypeVar("_Decoded", State, Part)
+
+
+@attrs.define
+class _Waiting:
+    """A piece waiting for the counters below it, the key range it covers, and the
+    episode (:meth:`RegistryDelegate._episode`) it arrived in (None: none, or not known
+    before the merge it arrived with ends)."""
+
+    piece: Piece
+    covers: Range
+    episode: int | None = None
+    arrived: bool = True
+    """Still in the merge it arrived with."""
 
 
 class Gossip(Protocol):
@@ -70,6 +96,17 @@ class RegistryDelegate(Delegate):
         self._waiting: collections.deque[State] = collections.deque()
         """Parts of gossiped deltas whose writers membership does not know yet."""
         self._recent: collections.OrderedDict[str, Member] = collections.OrderedDict()
+        self.part_items = PART_ITEMS
+        self.part_bytes = PART_BYTES
+        """How large a full-state part may be (CBOR items, bytes)."""
+        self._next: Key | None = None
+        """Where the next full-state part starts (None: at the first key)."""
+        self._pieces: collections.deque[_Waiting] = collections.deque()
+        """Pieces of peers' full states waiting for the counters below them."""
+        self._coverage: Coverage | None = None
+        """Key ranges of full-state parts merged since this node stood dropped and
+        refuted (None: it does not), and its floor then (:meth:`_follow_incarnation`)."""
+        self._coverage_floor = -1
         core.register_delegate(CHANNEL, self)
 
     # -- local mutations ----------------------------------------------------------------
@@ -102,7 +139,7 @@ class RegistryDelegate(Delegate):
     # -- the membership hooks -------------------------------------------------------------
 
     def notify_message(self, payload: bytes, now: float) -> None:
-        incoming = self._decode(payload, "deltas")
+        incoming = self._decode(payload, "deltas", decode)
         if incoming is not None:
             self._wait(self._hold_back(incoming))
             self._merge_delta(incoming)
@@ -115,14 +152,21 @@ class RegistryDelegate(Delegate):
             self.core.sync_soon()  # re-registers after that full state (_follow_incarnation)
 
     def local_state(self, join: bool) -> bytes:
-        data = encode(self.registry.state())
+        """The full state, whole when it fits the decoders' limits, else its next part
+        (key ranges in turn, so successive push/pulls carry all of it)."""
+        part = self.registry.part(self._next, self.part_items, self.part_bytes)
+        self._next = part.end
+        data = encode_part(part)
         self.counters["state_bytes_sent"] += len(data)
+        if not part.whole:
+            self.counters["state_parts_sent"] += 1
         return data
 
     def merge_remote_state(self, data: bytes, join: bool, now: float) -> None:
-        incoming = self._decode(data, "states")
-        if incoming is None:
+        part = self._decode(data, "states", decode_part)
+        if part is None:
             return
+        incoming = part.state
         if self._hold_back(incoming).context.replicas():
             self.counters["states_held_back"] += 1  # its writers' news comes first
         news = self._floors_dropping_others(incoming)
@@ -130,7 +174,15 @@ class RegistryDelegate(Delegate):
         for node, floor in news:
             self.counters["floors_spread"] += 1
             self.publish(self.registry.node_down(node, floor))
-        self._follow_incarnation()
+        covered = self._merge_piece(part)
+        episode = self._episode()
+        for item in self._merge_waiting_pieces():
+            if item.arrived or item.episode == episode:
+                covered.append(item.covers)
+        for item in self._pieces:
+            if item.arrived:
+                item.arrived, item.episode = False, episode
+        self._follow_incarnation(covered, episode)
 
     def on_member_event(self, event: MemberEvent) -> None:
         member = event.member
@@ -152,17 +204,74 @@ class RegistryDelegate(Delegate):
 
     # -- internals ----------------------------------------------------------------------
 
-    def _decode(self, data: bytes, kind: str) -> State | None:
-        """A peer's delta or full state, its unverifiable floors dropped (None: malformed)."""
+    def _decode(
+        self, data: bytes, kind: str, decoder: Callable[[bytes], _Decoded]
+    ) -> _Decoded | None:
+        """A peer's delta or full state's part, its unverifiable floors dropped (None:
+        malformed)."""
         self.counters[f"{kind}_received"] += 1
         self.counters["bytes_received"] += len(data)
         try:
-            incoming = decode(data)
+            incoming = decoder(data)
         except RegistryDecodeError:
             self.counters["rejected_malformed"] += 1
             return None
-        self._drop_unverified_floors(incoming)
+        self._drop_unverified_floors(incoming if isinstance(incoming, State) else incoming.state)
         return incoming
+
+    def _merge_piece(self, part: Part) -> list[Range]:
+        """Merge the part's piece, or keep it until the counters below it arrive (a piece
+        of a process membership does not vouch for is dropped); the key ranges merged."""
+        piece = part.piece
+        if piece is None:
+            return [(part.start, part.end)]
+        end = after_replica(piece.replica)
+        if part.end is not None and part.end < end:
+            end = part.end
+        if self.registry.takes_piece(piece) or not self._known(piece):
+            self._merge_vouched(piece)
+            return [(part.start, part.end)]
+        self.counters["pieces_waiting"] += 1
+        self._pieces.append(_Waiting(piece, (part.start, end)))
+        if len(self._pieces) > WAITING_PIECES:
+            self._pieces.popleft()
+            self.counters["pieces_dropped"] += 1
+        return [(end, part.end)]
+
+    def _merge_waiting_pieces(self) -> list[_Waiting]:
+        """Merge the waiting pieces whose earlier counters have arrived; those merged."""
+        merged: list[_Waiting] = []
+        while True:
+            ready = [item for item in self._pieces if self.registry.takes_piece(item.piece)]
+            if not ready:
+                return merged
+            for item in ready:
+                self._pieces.remove(item)
+                self._merge_vouched(item.piece)
+                merged.append(item)
+
+    def _merge_vouched(self, piece: Piece) -> None:
+        """Merge ``piece`` unless membership cannot vouch for its process or it would take
+        it past the limits (dropped as a state's process is: it comes again)."""
+        if self._vouched(piece):
+            self.registry.merge_piece(piece)
+
+    def _known(self, piece: Piece) -> bool:
+        """Whether membership knows the piece's process (its node, at an incarnation at
+        least the process's)."""
+        known = self._incarnation(piece.replica[0])
+        return known is not None and piece.replica[1] <= known
+
+    def _vouched(self, piece: Piece) -> bool:
+        """Whether membership vouches for the piece's process and it stays within the
+        limits (counted ``states_held_back`` or ``rejected_over_limit`` if not)."""
+        if not self._known(piece):
+            self.counters["states_held_back"] += 1
+            return False
+        if self.registry.over_limits(piece):
+            self.counters["rejected_over_limit"] += 1
+            return False
+        return True
 
     def _floors_dropping_others(self, incoming: State) -> list[tuple[str, int]]:
         """Floors in a full state that drop other nodes' registrations held here.  After
@@ -224,13 +333,36 @@ class RegistryDelegate(Delegate):
                 self._waiting.popleft()
                 self.counters["held_back_dropped"] += 1
 
-    def _follow_incarnation(self) -> None:
+    def _episode(self) -> int | None:
+        """This node's floor while it stands dropped and refuted (its names wait for a
+        full state to be re-registered), else None.  Floors only rise, and past a
+        re-registration the epoch is above the old floor, so a floor names one episode."""
+        registry = self.registry
+        floor = registry.floor(registry.node)
+        return floor if registry.dropped() and self.core.incarnation > floor else None
+
+    def _follow_incarnation(self, covered: list[Range], episode: int | None) -> None:
         """Re-register our names if we were declared dead and have since refuted it.
 
         Only after merging a full state: by then this node has seen what the cluster did
         while it was counted dead, so a name taken over meanwhile ranks before its
-        re-registration (a floor alone, gossiped, would not carry those takeovers).
+        re-registration (a floor alone, gossiped, would not carry those takeovers).  A
+        full state in parts counts once the key ranges ``covered`` by the parts merged in
+        this ``episode`` cover every key: parts from any peers, in any order; a lost one
+        leaves a gap, which a later one fills.
         """
+        if episode is None:
+            self._coverage = None
+            return
+        if self._coverage is None or self._coverage_floor != episode:
+            self._coverage, self._coverage_floor = Coverage(), episode
+        for start, end in covered:
+            self._coverage.add(start, end)
+        if not self._coverage.complete():
+            self.counters["syncs_requested"] += 1
+            self.core.sync_soon()  # the next part, at once
+            return
+        self._coverage = None
         delta = self.registry.set_incarnation(self.core.incarnation)
         if delta is not None:
             self.counters["reregistrations"] += 1

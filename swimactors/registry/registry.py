@@ -26,6 +26,7 @@ from ..errors import SwimactorsError
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
 from .codec import MAX_ACTOR_ID_BYTES, MAX_COUNTER, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
 from .crdt import Dot, Registration, Replica, State
+from .parts import PART_BYTES, PART_ITEMS, Key, Part, Piece, cut
 
 __all__ = ["MAX_NAMES_PER_PROCESS", "MAX_REPLICAS_PER_NODE", "Registry", "RegistryError"]
 
@@ -149,23 +150,32 @@ class Registry:
         self._apply(delta)
         return delta
 
-    def over_limits(self, incoming: State) -> set[str]:
-        """Nodes whose part of ``incoming`` would take one of their processes past
-        :data:`MAX_NAMES_PER_PROCESS` registrations (or out-of-order dots), or the node
-        past :data:`MAX_REPLICAS_PER_NODE` processes, here (floored processes do not
-        count: the merge drops them).  Costs what ``incoming`` holds, and a scan of this
-        state's processes only when ``incoming`` brings a new one."""
+    def over_limits(self, incoming: State | Piece) -> set[str]:
+        """Nodes whose part of ``incoming`` (a delta, a state or a full state's piece)
+        would take one of their processes past :data:`MAX_NAMES_PER_PROCESS`
+        registrations (or out-of-order dots), or the node past
+        :data:`MAX_REPLICAS_PER_NODE` processes, here (floored processes do not count: the
+        merge drops them).  Costs what ``incoming`` holds, and a scan of this state's
+        processes only when ``incoming`` brings a new one."""
+        shares: list[tuple[Replica, Iterable[Dot], int]]
+        if isinstance(incoming, Piece):
+            shares = [(incoming.replica, (r.dot for r in incoming.entries), len(incoming.cloud))]
+        else:
+            shares = [
+                (r, incoming.by_replica.get(r, ()), len(incoming.context.cloud.get(r, ())))
+                for r in incoming.context.replicas()
+                if not incoming.is_floored(*r)
+            ]
         state = self._state
         held = state.context
         over = set()
         fresh: dict[str, set[Replica]] = {}
-        for replica in incoming.context.replicas():
-            if state.is_floored(*replica) or incoming.is_floored(*replica):
+        for replica, dots, cloud_size in shares:
+            if state.is_floored(*replica):
                 continue
-            dots: Iterable[Dot] = incoming.by_replica.get(replica, ())
             added = sum(1 for dot in dots if dot not in state.entries)
             names = len(state.by_replica.get(replica, ())) + added
-            cloud = len(held.cloud.get(replica, ())) + len(incoming.context.cloud.get(replica, ()))
+            cloud = len(held.cloud.get(replica, ())) + cloud_size
             if max(names, cloud) > MAX_NAMES_PER_PROCESS:
                 over.add(replica[0])
             if replica not in held.vv and replica not in held.cloud:
@@ -181,11 +191,32 @@ class Registry:
         """Join a delta or a full state received from any node (idempotent, any order)."""
         self._apply(delta_or_state)
 
+    def takes_piece(self, piece: Piece) -> bool:
+        """Whether :meth:`merge_piece` can join ``piece`` now: this replica has observed
+        the counters of its process below it (or the piece needs none of them)."""
+        return piece.applies_to(self._state)
+
+    def merge_piece(self, piece: Piece) -> bool:
+        """Join a full state part's piece, if :meth:`takes_piece` (else nothing is done:
+        False, try again later)."""
+        if not piece.applies_to(self._state):
+            return False
+        touched = self._state.merge_range(
+            piece.replica, piece.low, piece.seen, piece.cloud, piece.entries
+        )
+        self._settled(touched, piece.entries)
+        return True
+
     # -- queries --------------------------------------------------------------------------
 
     def state(self) -> State:
         """A snapshot of the full state (for push/pull, or to merge elsewhere)."""
         return self._state.copy()
+
+    def part(self, start: Key | None, items: int = PART_ITEMS, size: int = PART_BYTES) -> Part:
+        """The full state's part from key ``start`` (None: the first) of about ``items``
+        CBOR items and ``size`` bytes at most (:func:`~swimactors.registry.parts.cut`)."""
+        return cut(self._state, start, items, size)
 
     def floor(self, node_name: str) -> int:
         """The incarnation up to which ``node_name``'s registrations are dead (-1: none)."""
@@ -251,8 +282,11 @@ class Registry:
         return Registration(name, self.node, self.incarnation, actor_id, meta, counter, clock)
 
     def _apply(self, delta: State) -> None:
-        touched = self._state.merge(delta)
-        self._clock = max(self._clock, *(r.clock for r in delta.entries.values()), 0)
+        self._settled(self._state.merge(delta), delta.entries.values())
+
+    def _settled(self, touched: set[str], registrations: Iterable[Registration]) -> None:
+        """Follow the clocks of ``registrations`` merged, and settle the names touched."""
+        self._clock = max(self._clock, *(r.clock for r in registrations), 0)
         if self._reported and touched:
             self._reported.intersection_update(self._state.entries)
         for name in sorted(touched):

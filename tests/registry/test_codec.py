@@ -118,7 +118,8 @@ def test_corrupted_encodings_decode_or_fail_cleanly(history: History, data: st.D
         ([1, [["n", 1, 1, [], [[1, 0, "x", "a", b"m" * (MAX_META_BYTES + 1)]]]], {}], "meta"),
         ([1, [], {"n": -3}], "floor"),
         ([1, [], {"n": "3"}], "expected int"),
-        ([2, [], {}], "unknown message tag"),
+        ([3, [], {}], "unknown message tag"),
+        ([2, None, None, [], {}], "a state part where a state or delta"),
         ({"not": "an array"}, "not a registry message"),
         ([[1], [], {}], "not a registry message"),  # an unhashable tag
         ([True, [], {}], "not a registry message"),
