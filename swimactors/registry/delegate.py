@@ -111,11 +111,13 @@ class RegistryDelegate(Delegate):
 
     # -- local mutations ----------------------------------------------------------------
 
-    def register(self, name: str, actor_id: str, meta: bytes = b"") -> Registration:
-        """Register ``name`` here and broadcast the delta; returns the new registration."""
+    def register(self, name: str, actor_id: str, meta: bytes = b"") -> Registration | None:
+        """Register ``name`` here and broadcast the delta; returns the new registration,
+        or None while this node stands declared dead (the name is held and published
+        once membership has refuted: :meth:`Registry.register`)."""
         delta = self.registry.register(name, actor_id, meta)
         self.publish(delta)
-        return next(iter(delta.entries.values()))
+        return next(iter(delta.entries.values()), None)
 
     def unregister(self, name: str) -> None:
         """Withdraw this node's claim on ``name`` and broadcast the delta."""

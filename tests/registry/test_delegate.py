@@ -61,6 +61,7 @@ def test_it_registers_on_the_registry_channel() -> None:
 def test_a_registration_is_broadcast_as_one_small_delta() -> None:
     delegate, core = _node("a")
     registration = delegate.register("counter", "actor-1")
+    assert registration is not None
     assert registration.name == "counter" and registration.node == "a"
     (payload,) = core.sent
     peer = Registry("b", 1)
@@ -69,6 +70,22 @@ def test_a_registration_is_broadcast_as_one_small_delta() -> None:
     delegate.unregister("counter")
     peer.merge(decode(core.sent[-1]))
     assert peer.lookup("counter") is None
+
+
+def test_a_name_registered_while_declared_dead_is_held_then_published() -> None:
+    """Registering while this node stands declared dead (a spawn or a singleton re-created
+    at that moment) must not raise: the name waits for the refutation."""
+    delegate, core = _node("a", incarnation=5)
+    delegate.on_member_event(MemberDown(Member("a", ("h", 1), 5, Status.DOWN), 1.0))
+    assert delegate.register("counter", "actor-1") is None
+    assert delegate.registry.lookup("counter") is None
+    core.incarnation = 6  # membership refuted the false DOWN
+    delegate.merge_remote_state(encode(Registry("z", 1).state()), join=False, now=2.0)
+    peer = Registry("b", 1)
+    for payload in core.sent:
+        peer.merge(decode(payload))
+    held = peer.lookup("counter")
+    assert held is not None and (held.node, held.actor_id) == ("a", "actor-1")
 
 
 def test_a_large_delta_is_split_into_parts_that_fit() -> None:
