@@ -209,6 +209,10 @@ class MirroredNode(OnNodeThread):
         if delegate is not None:
             delegate.refresh_soon()
 
+    def sync_soon(self) -> None:
+        """Swap full states with a random alive member now (see ``Swim.sync_soon``)."""
+        self._to_node(lambda node: node.sync_soon())
+
     async def set_meta(self, meta: bytes) -> None:
         await self._on_node(lambda node: node.set_meta(meta))
 

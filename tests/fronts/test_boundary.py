@@ -1,6 +1,6 @@
 """The thread boundary's small parts: a gap reported to a hub reaches every subscriber, a
-loop thread's calls settle (with a None resource too) or report that it stopped, and the
-mirror's crossings fail safely."""
+loop thread's calls settle (with a None resource too) or report that it stopped, the
+mirror's crossings fail safely, and the mirror offers what the registry asks of a node."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ import trio
 from swimactors.loop_thread import LoopThread, ThreadClosed
 from swimactors.membership import Status, open_node
 from swimactors.membership.events import EventHub, EventsDropped
-from swimactors.membership.mirror import open_mirrored_node
+from swimactors.membership.mirror import MirroredNode, open_mirrored_node
+from swimactors.registry.delegate import Gossip
 
 from .timing import CONFIG
 
@@ -92,3 +93,26 @@ async def test_the_mirror_is_pushed_changes_only_and_forgets_what_the_node_reape
             while a.member("b") is not None:
                 await trio.sleep(0.02)
             assert "_forget" in crossed
+
+
+def test_a_mirrored_node_offers_everything_the_registry_asks_of_a_node() -> None:
+    """``System(membership_thread=True)`` hands the registry a mirrored node."""
+    wanted = {name for name in vars(Gossip) if not name.startswith("_")}
+    assert wanted and all(hasattr(MirroredNode, name) for name in wanted)
+
+
+async def test_a_mirrored_node_swaps_full_states_at_once_when_asked() -> None:
+    """The registry asks for a push/pull when a false DOWN dropped its names; with a
+    long push/pull period only that request can start one within the test."""
+    config = CONFIG.replace(push_pull_interval=600.0)
+    with trio.fail_after(30):
+        async with (
+            open_mirrored_node(name="a", bind="127.0.0.1:0", config=config) as a,
+            open_node(name="b", bind="127.0.0.1:0", seeds=[a.address], config=config) as b,
+        ):
+            while a.member("b") is None or b.member("a") is None:
+                await trio.sleep(0.02)
+            before = a.counters["push_pulls"]
+            a.sync_soon()
+            while a.counters["push_pulls"] == before:
+                await trio.sleep(0.02)
