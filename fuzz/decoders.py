@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
+from collections import Counter
 from collections.abc import Callable
 from typing import cast
 
@@ -23,6 +24,7 @@ from swimactors.cluster.ddata import DataRead, DataWrite
 from swimactors.cluster.grain_leases import GrainLease
 from swimactors.cluster.grains import GrainProbe
 from swimactors.cluster.groups import TopicDelivery
+from swimactors.cluster.singletons import SingletonBook, retirement
 from swimactors.cluster.system import SpawnRequest
 from swimactors.ddata import (
     GCounter,
@@ -299,6 +301,13 @@ def _quorum_seeds() -> tuple[bytes, ...]:
     return (wire.dumps(["b", b"12345678", 1_733_000_000_000, 4, 120, ["c"]]),)
 
 
+def _singleton(data: bytes) -> object:
+    """A singleton's retirement notice heard on gossip: malformed ones are counted."""
+    book = SingletonBook(lambda name: False, Counter())
+    book.notify_message(data, 0.0)
+    return book.counters
+
+
 def _keys(data: bytes) -> object:
     """A keyring heard from a peer (sealed gossip): malformed ones are counted."""
     gossip = KeyGossip(Keyring(_KEY), lambda payload: None)
@@ -348,6 +357,7 @@ _EACH = (
     Decoder("handshake", _handshake, _handshake_seeds()),
     Decoder("sealed_packet", _sealed_packet, _sealed_seeds()),
     Decoder("quorum", _quorum, _quorum_seeds()),
+    Decoder("singleton", _singleton, (retirement("counter", "n4", "/user/counter#7"),)),
     Decoder("keys", _keys, _keys_seeds()),
     Decoder("user_event", _user_event, _user_event_seeds()),
     Decoder("frames", _frames, (wire.encode_frame(b"abc") * 3,)),

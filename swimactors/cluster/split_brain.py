@@ -20,25 +20,33 @@ from __future__ import annotations
 import math
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
 
-from .. import wire
 from ..actors.errors import ActorError
 from ..actors.mailbox import Mailbox
 from ..actors.ref import ActorRef
 from ..actors.reply import Notify, Reply
 from ..actors.transport import TCP, ActorNetwork, ActorTransport, RemoteTarget, TransportConfig
 from ..logs import logger
+from ..membership.core import BroadcastTooLarge
 from ..membership.delegate import Delegate
 from ..membership.meta import decode_meta, encode_meta
 from ..membership.node import Node
-from ..membership.types import Status
 from ..quorum import AGE_KEY, QUORUM_CHANNEL, Decision, QuorumTracker, Strategy, describe
 from ..quorum.tracker import ANNOUNCEMENT_OVERHEAD, REPORT_BUDGET
+from .names import actor_id
+from .singletons import (
+    SINGLETON_CHANNEL,
+    Singleton,
+    SingletonBook,
+    retirement,
+    singleton_factory,
+    singleton_meta,
+)
 
 if TYPE_CHECKING:
     from .system import Cluster, System
@@ -55,7 +63,6 @@ __all__ = [
 
 log = logger("swimactors.split_brain")
 
-_SINGLETON = "singleton"
 MAX_HISTORY = 32
 """Decisions kept for the API (the most recent ones)."""
 
@@ -101,24 +108,6 @@ class SplitBrainConfig:
         if not callable(getattr(value, "decide", None)):
             raise TypeError(f"split_brain takes a quorum rule or a SplitBrainConfig, not {value!r}")
         return cls(strategy=value)
-
-
-def singleton_meta(factory: str) -> bytes:
-    """Registry metadata marking a singleton and naming the spawnable that re-creates it."""
-    return wire.dumps([_SINGLETON, factory])
-
-
-def singleton_factory(meta: bytes) -> str | None:
-    """The spawnable named by :func:`singleton_meta` bytes; None for anything else."""
-    if not meta:
-        return None
-    try:
-        items = wire.loads(meta)
-    except (wire.WireError, ValueError, TypeError):
-        return None
-    if type(items) is list and len(items) == 2 and items[0] == _SINGLETON:
-        return items[1] if type(items[1]) is str and items[1] else None
-    return None
 
 
 class GatedTransport(ActorTransport):
@@ -189,15 +178,15 @@ class SplitBrain(Delegate):
         self.history: deque[Decision] = deque(maxlen=MAX_HISTORY)
         self.changed = trio.Event()
         """Set (and replaced) whenever the quorum state changes."""
-        self.singletons: dict[str, tuple[str, str]] = {}
-        """Singleton name -> (factory, node holding it), as last seen in the registry."""
+        self.book = SingletonBook(self._registered, self.counters)
+        """The cluster's singletons as this node knows them (and their retirements)."""
         self.withheld: dict[str, ActorRef] = {}
         """Public names withdrawn while lost, and the local actor each named."""
         self._local_singletons: dict[str, ActorRef] = {}
-        self._absent: dict[str, float] = {}
-        """Remembered singletons not registered now, and since when (see _forget_retired)."""
+        """The singletons running here, until they stop (a step-down clears it first)."""
         self._timer = trio.CancelScope()
         self.node.register_delegate(QUORUM_CHANNEL, self)
+        self.node.register_delegate(SINGLETON_CHANNEL, self.book)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -247,15 +236,30 @@ class SplitBrain(Delegate):
         ref = self.system.spawn_public(
             create, name, mailbox_size, supervision, singleton_meta(factory)
         )
-        self._local_singletons = {
-            key: value
-            for key, value in self._local_singletons.items()
-            if self.system.local_cell(value) is not None
-        }
         self._local_singletons[name] = ref
-        self.singletons[name] = (factory, self.node.name)
-        self._absent.pop(name, None)
+        self.book.spawned(name, Singleton(factory, self.node.name, actor_id(ref)))
+        cell = self.system.local_cell(ref)
+        assert cell is not None
+        cell.add_watcher(_SingletonStopped(self, name))
         return ref
+
+    def _stopped(self, name: str, ref: ActorRef) -> None:
+        """A singleton of this node stopped.  Unless this side stepped down (which stops
+        them itself), the system is closing (a failover moves them) or it lost its name
+        to another node, it was stopped on purpose: every node forgets it."""
+        if self._local_singletons.get(name) != ref:
+            return
+        del self._local_singletons[name]
+        holder = self.cluster.names.registration(name)
+        here = (self.node.name, actor_id(ref))
+        if self.system.closing or (holder is not None and (holder.node, holder.actor_id) != here):
+            return
+        self.book.retire(name, *here)
+        try:
+            self.node.broadcast(SINGLETON_CHANNEL, retirement(name, *here), key=f"retired {name}")
+        except BroadcastTooLarge:
+            self.counters["retirements_unsent"] += 1
+        log.info("%s: singleton %r stopped on purpose", self.node.name, name)
 
     # -- driving -----------------------------------------------------------------------------
 
@@ -296,16 +300,25 @@ class SplitBrain(Delegate):
             self._learn_singletons()
 
     def _deadline(self) -> float:
-        deadline = self.tracker.next_deadline()
-        return math.inf if deadline is None else deadline
+        deadlines = [self.tracker.next_deadline()]
+        if self._hosting():
+            deadlines.append(self.book.next_due(self.tracker.stable_after))
+        return min((d for d in deadlines if d is not None), default=math.inf)
+
+    def _hosting(self) -> bool:
+        """Serving on a confirmed view as the singleton host."""
+        tracker = self.tracker
+        return tracker.state == "ok" and tracker.singleton_host() == self.node.name
+
+    def _registered(self, name: str) -> bool:
+        return self.cluster.names.registration(name) is not None
 
     def _after_input(self) -> None:
         for payload in self.tracker.take_outgoing():
             self.node.broadcast(QUORUM_CHANNEL, payload, key="quorum")
         for decision in self.tracker.take_decisions():
             self._apply(decision)
-        if self._absent:
-            self._forget_retired(trio.current_time())
+        self._recreate_overdue(trio.current_time())
         self._timer.deadline = self._deadline()
 
     # -- acting on decisions -----------------------------------------------------------------
@@ -336,7 +349,7 @@ class SplitBrain(Delegate):
             if decision.down:
                 self._take_over(decision.down)
             if decision.stable and self.tracker.singleton_host() == self.node.name:
-                self._fail_over()
+                self._recreate(self.book.missing())
         self.changed.set()
         self.changed = trio.Event()
 
@@ -391,53 +404,46 @@ class SplitBrain(Delegate):
             self.cluster.transport.node_down(member_name, "down")
             self.counters["members_downed"] += 1
 
-    def _fail_over(self) -> None:
-        """On the singleton host, serving on a confirmed view: re-create every remembered
-        singleton nobody holds (it lived on a downed member, or its side stepped down)."""
-        for name, (factory, holder) in sorted(self.singletons.items()):
-            if self.cluster.names.registration(name) is not None:
-                continue
+    def _recreate(self, names: Iterable[str]) -> None:
+        """On the singleton host, serving: re-create these remembered singletons (nobody
+        holds them: they lived on a downed member, or their holder stepped down)."""
+        for name in names:
+            singleton = self.book.remembered[name]
             try:
-                self.spawn_singleton(factory, name, None, None)
+                self.spawn_singleton(singleton.factory, name, None, None)
             except (ActorError, LookupError, ValueError) as exc:
                 self.counters["singleton_failovers_failed"] += 1
+                self.book.postpone(name, trio.current_time())
                 log.error("%s: cannot re-create singleton %r: %s", self.node.name, name, exc)
                 continue
             self.counters["singletons_recreated"] += 1
             log.warning(
-                "%s: re-created singleton %r (it lived on %s)", self.node.name, name, holder
+                "%s: re-created singleton %r (it lived on %s)", self.node.name, name, singleton.node
             )
 
+    def _recreate_overdue(self, now: float) -> None:
+        """A remembered singleton nobody has held for ``stable_after`` while this node
+        served on a confirmed view was not stopped on purpose (its notice would have
+        come): its holder stepped down while this side kept winning.  The host
+        re-creates it."""
+        self.book.hold_absences(now, self.tracker.state == "ok")
+        if self._hosting():
+            self._recreate(self.book.overdue(now, self.tracker.stable_after))
+
     def _learn_singletons(self) -> None:
-        """Remember every singleton in the registry and where it lives; a remembered one
-        that is no longer registered starts its absence (see :meth:`_forget_retired`)."""
-        names = self.cluster.names
-        for name, registration in names.registrations():
-            factory = singleton_factory(registration.meta)
-            if factory is not None:
-                self.singletons[name] = (factory, registration.node)
-                self._absent.pop(name, None)
-        now = trio.current_time()
-        for name in self.singletons.keys() - self._absent.keys():
-            if names.registration(name) is None:
-                self._absent[name] = now
+        """Remember every singleton in the registry and where it lives."""
+        self.book.learn(self.cluster.names.registrations(), trio.current_time())
+        self._timer.deadline = self._deadline()
 
-    def _forget_retired(self, now: float) -> None:
-        """Forget a singleton that stayed unregistered for ``stable_after`` while this
-        node served on a confirmed view and reached its holder: it was stopped on
-        purpose.  Otherwise (its holder out of reach, or this side stepping down) it is
-        kept, for the next failover to re-create."""
-        confirmed = self.tracker.state == "ok"
-        for name, since in list(self._absent.items()):
-            if self.cluster.names.registration(name) is not None:
-                del self._absent[name]
-            elif not (confirmed and self._reachable(self.singletons[name][1])):
-                self._absent[name] = now
-            elif now - since >= self.tracker.stable_after:
-                del self._absent[name], self.singletons[name]
 
-    def _reachable(self, name: str) -> bool:
-        if name == self.node.name:
-            return True
-        member = self.node.member(name)
-        return member is not None and member.status is Status.UP
+class _SingletonStopped:
+    """Watches a singleton of this node and tells the component when it stops."""
+
+    __slots__ = ("name", "split_brain")
+
+    def __init__(self, split_brain: SplitBrain, name: str) -> None:
+        self.split_brain = split_brain
+        self.name = name
+
+    def notify_terminated(self, ref: ActorRef, reason: str | None) -> None:
+        self.split_brain._stopped(self.name, ref)
