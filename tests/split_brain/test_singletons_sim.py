@@ -10,40 +10,25 @@ from collections.abc import Awaitable, Callable
 import trio
 
 import swimactors
-from swimactors import Actor, SplitBrainConfig, System
-from swimactors.membership.delegate import Delegate
+from sims.scenarios.singleton_faults import (
+    NAME,
+    RULE,
+    STABLE_AFTER,
+    Counter,
+    running,
+    stall_quorum,
+    until,
+)
+from swimactors import System
 from swimactors.membership.types import format_address
-from swimactors.quorum import QUORUM_CHANNEL, keep_majority
 from swimactors.sim.systems import replay, simulated_systems
 from swimactors.sim.trio_engine import SimNet
 from swimactors.sim.world import address_for
 
-STABLE_AFTER = 3.0
-RULE = SplitBrainConfig(strategy=keep_majority(), stable_after=STABLE_AFTER)
-NAME = "the-counter"
 BOUND = STABLE_AFTER + 3.0
 """Seconds from the holder's return to service until the singleton runs again: the
 host's wait of ``stable_after`` (a deliberate stop's notice has arrived by then) and
 a few gossip rounds."""
-
-
-class Counter(Actor):
-    def __init__(self) -> None:
-        self.value = 0
-
-    def receive(self, msg: object, ctx: swimactors.Context) -> object:
-        if msg == "add":
-            self.value += 1
-        return self.value
-
-
-class Deaf(Delegate):
-    """Takes the quorum channel's announcements and reads none of them."""
-
-
-def running(systems: list[System]) -> list[str]:
-    """The nodes running a local actor called NAME."""
-    return [s.name for s in systems if NAME in s.children]
 
 
 def registered(systems: list[System]) -> set[str | None]:
@@ -75,31 +60,12 @@ class Watch:
             await trio.sleep(0.05)
 
 
-async def until(check: Callable[[], bool], limit: float) -> bool:
-    with trio.move_on_after(limit):
-        while not check():
-            await trio.sleep(0.05)
-        return True
-    return False
-
-
 async def settled_with_singleton_on(systems: list[System], holder: System) -> None:
     for system in systems:
         system.register_spawnable("counter", Counter)
     assert await until(lambda: states(systems) == ["ok"] * 5, 60.0)
     await holder.spawn("counter", name=NAME, singleton=True)
     assert await until(lambda: registered(systems) == {holder.name}, 10.0)
-
-
-async def stall_quorum(holder: System, seconds: float) -> None:
-    """The holder reads no quorum announcement for ``seconds`` (a stall as its tracker
-    sees it: its leases on the others run out, membership keeps answering, so the rest
-    of the side keeps serving on its confirmed view)."""
-    assert holder.cluster is not None and holder.split_brain is not None
-    node = holder.cluster.node
-    node.register_delegate(QUORUM_CHANNEL, Deaf())
-    await trio.sleep(seconds)
-    node.register_delegate(QUORUM_CHANNEL, holder.split_brain)
 
 
 def step_down_app(holder_index: int) -> Callable[[SimNet], Awaitable[list[str]]]:
