@@ -163,6 +163,13 @@ def run_seed(seed: int, faults: int = 6) -> Outcome:
     return outcome
 
 
+def _innermost(exc: BaseException) -> BaseException:
+    """The first leaf of nested exception groups, and what caused it."""
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc.__cause__ or exc
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m sims.scenarios.singleton_faults")
     parser.add_argument("--seeds", default="0:20", help="half-open range, e.g. 0:20")
@@ -171,11 +178,16 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("swimactors").setLevel(logging.ERROR)  # a line per decision otherwise
     low, _, high = args.seeds.partition(":")
     seeds = range(int(low), int(high or int(low) + 1))
-    clean = double = 0
+    clean = double = crashed = 0
     none_s = 0.0
     settle: list[float] = []
     for seed in seeds:
-        outcome = run_seed(seed, args.faults)
+        try:
+            outcome = run_seed(seed, args.faults)
+        except Exception as exc:  # a node's crash ends the run: count it, go on
+            crashed += 1
+            print(f"seed {seed}: crashed: {_innermost(exc)!r}", flush=True)
+            continue
         none_s += outcome.none_s
         double += outcome.most_running > 1
         if outcome.settled_s is not None:
@@ -188,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{outcome.settled_s}, faults {'; '.join(outcome.faults)}",
                 flush=True,
             )
-    print(f"clean {clean} of {len(seeds)}; seeds with two running at once: {double}")
+    print(
+        f"clean {clean} of {len(seeds)}; seeds with two running at once: {double}; "
+        f"crashed: {crashed}"
+    )
     print(f"no instance running: {none_s:.1f} s in total")
     if settle:
         print(f"settled after the last fault: max {max(settle):.1f} s")
