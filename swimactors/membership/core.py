@@ -748,6 +748,9 @@ class Swim:
     def _on_pingreq(
         self, now: float, sender: str, reply_to: Address, reliable: bool, msg: PingReq
     ) -> None:
+        if msg.target == self.name:  # we are the member asked about: alive, so say so now
+            self._send_encoded(reply_to, [ack_item(msg.seq)], reliable=reliable)
+            return
         if len(self._relays) >= MAX_RELAYS:
             self.counters["rejected_relays"] += 1
             return
