@@ -30,6 +30,13 @@ def _positive(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> Non
         raise ConfigError(f"Config.{attribute.name} must be finite, got {value!r}")
 
 
+def _non_negative(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"Config.{attribute.name} must be a number >= 0, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"Config.{attribute.name} must be finite, got {value!r}")
+
+
 def _non_negative_int(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"Config.{attribute.name} must be an integer >= 0, got {value!r}")
@@ -83,6 +90,13 @@ class Config:
     False: it spreads at once, and the suspect hears of it when probed (memberlist)."""
     reconnect_interval: float = attrs.field(default=30.0, validator=_positive)
     reap_time: float = attrs.field(default=3600.0, validator=_positive)
+    dead_node_reclaim_time: float = attrs.field(default=0.0, validator=_non_negative)
+    """How long a member must have been DOWN before its name may be claimed from another
+    address (a restart on a new IP or port; ``rules.may_move``); until then such an
+    Alive is refused as a conflict.  0: at once.  memberlist's ``DeadNodeReclaimTime``,
+    whose 0 means never, but memberlist forgets a dead member after
+    ``gossip_to_the_dead_time`` and then takes any address; a DOWN member is kept here
+    for ``reap_time``."""
     tcp_timeout: float = attrs.field(default=10.0, validator=_positive)
     packet_budget: int = attrs.field(default=DEFAULT_PACKET_BUDGET, validator=_at_least_one)
     max_meta_size: int = attrs.field(default=512, validator=_non_negative_int)

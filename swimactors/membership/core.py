@@ -990,8 +990,9 @@ class Swim:
     # methods carry it out (state, suspicion timers, events, gossip).
 
     def _apply_alive(self, now: float, msg: Alive) -> None:
-        """Alive news: a new member, a refutation, a rejoin or new metadata; a live
-        member's name claimed from another address is a conflict and is refused."""
+        """Alive news: a new member, a refutation, a rejoin or new metadata; a name claimed
+        from another address is a conflict and is refused unless ``rules.may_move``
+        allows the move (the member LEFT, or has been DOWN ``dead_node_reclaim_time``)."""
         if msg.name == self.name:
             self._on_news_about_self_alive(now, msg)
             return
@@ -1009,7 +1010,9 @@ class Swim:
             self._enqueue(msg)
             self._emit(MemberUp(state.snapshot(), now))
             return
-        if state.status.is_alive and state.address != msg.address:
+        if state.address != msg.address and not rules.may_move(
+            state.status, now - state.since, self.config.dead_node_reclaim_time
+        ):
             self.counters["name_conflicts"] += 1
             self._emit(MemberConflict(state.snapshot(), now, other=msg.address))
             return

@@ -16,7 +16,7 @@ from typing import Final
 from .messages import Alive, Dead, Left, Suspect
 from .types import Status
 
-__all__ = ["PRECEDENCE", "News", "refutes", "supersedes", "wins"]
+__all__ = ["PRECEDENCE", "News", "may_move", "refutes", "supersedes", "wins"]
 
 News = Alive | Suspect | Dead | Left
 """Membership news: what the gossip says about one member."""
@@ -63,3 +63,17 @@ def refutes(own_incarnation: int, news: Suspect | Dead | Left) -> bool:
     """News that we are suspect, dead or gone must be outbid unless it is about an
     earlier life of ours (a lower incarnation than the one we are at)."""
     return news.incarnation >= own_incarnation
+
+
+def may_move(status: Status, down_for: float, reclaim_time: float) -> bool:
+    """Whether a member held at ``status`` may be claimed at another address (a restart on
+    a new IP or port), ``down_for`` seconds after it went DOWN (or LEFT).  Never while UP or
+    SUSPECT: two processes claim one name, and the claim is refused as a conflict (the
+    holder keeps the name until it is declared DOWN).  At once when LEFT: it said it was
+    going.  When DOWN, once it has been DOWN for ``reclaim_time``
+    (``Config.dead_node_reclaim_time``; 0, the default: at once).  The incarnation must
+    still win (:data:`PRECEDENCE`): a stale Alive from an address the member held before
+    never brings it back."""
+    if status is LEFT:
+        return True
+    return status is DOWN and down_for >= reclaim_time
