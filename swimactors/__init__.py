@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .actors.proxy import as_actor
     from .actors.ref import ActorRef
     from .actors.streams import ReplyStream, StreamFeed, StreamFinished
-    from .actors.supervision import escalate, restart, resume, stop
+    from .actors.supervision import by_error, escalate, restart, resume, stop
     from .actors.transport import TransportConfig
     from .cluster.ddata import Consistency, ConsistencyError, DataChanged
     from .cluster.grain_store import (
@@ -97,6 +97,7 @@ _WHERE = {
     "UndecodableReply": ".actors.errors",
     "Unsendable": ".actors.errors",
     "as_actor": ".actors.proxy",
+    "by_error": ".actors.supervision",
     "escalate": ".actors.supervision",
     "message": ".actors.message",
     "open_system": ".cluster.system",
@@ -154,6 +155,7 @@ __all__ = [
     "Unsendable",
     "__version__",
     "as_actor",
+    "by_error",
     "escalate",
     "message",
     "open_system",

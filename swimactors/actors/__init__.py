@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .message import MESSAGES
     from .observe import DeadLetter, DeadLetters, Stats
     from .runtime import ActorSource, LocalSystem, open_runtime
-    from .supervision import Escalate, Restart, Resume, Stop, Strategy
+    from .supervision import ByError, Directive, Escalate, Restart, Resume, Stop, Strategy
 
 __getattr__, __dir__ = lazy_exports(
     __name__,
@@ -25,8 +25,10 @@ __getattr__, __dir__ = lazy_exports(
     {
         "MESSAGES": ".message",
         "ActorSource": ".runtime",
+        "ByError": ".supervision",
         "DeadLetter": ".observe",
         "DeadLetters": ".observe",
+        "Directive": ".supervision",
         "Escalate": ".supervision",
         "LocalSystem": ".runtime",
         "Restart": ".supervision",
@@ -42,8 +44,10 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "MESSAGES",
     "ActorSource",
+    "ByError",
     "DeadLetter",
     "DeadLetters",
+    "Directive",
     "Escalate",
     "LocalSystem",
     "Restart",

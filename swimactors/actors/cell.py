@@ -213,7 +213,7 @@ class ActorCell:
         "_task",
         "_waiters",
         "_watchers",
-        "_window",
+        "_windows",
         "behaviours",
         "capacity",
         "children",
@@ -280,7 +280,7 @@ class ActorCell:
         self._waiters: dict[_Waiter, None] | None = None
         self._signals: deque[tuple[Signal, Any]] | None = None
         self._watchers: set[Watcher] | None = None
-        self._window: supervision.RestartWindow | None = None
+        self._windows: dict[supervision.Restart, supervision.RestartWindow] | None = None
         self._done: trio.Event | None = None
         self._escalate: BaseException | None = None
         self._task: trio.lowlevel.Task | None = None
@@ -741,33 +741,46 @@ class ActorCell:
     async def _supervise(self, error: BaseException) -> bool:
         """Apply this actor's strategy to ``error``; True when the actor is done."""
         strategy = self.strategy
+        directive = (
+            strategy.directive_for(error) if type(strategy) is supervision.ByError else strategy
+        )
         if self.system.closing:  # no restarts while the system shuts down
             await self._stop(describe(error))
             return True
-        if isinstance(strategy, supervision.Resume):
+        if isinstance(directive, supervision.Resume):
             return False
-        if isinstance(strategy, supervision.Restart):
-            if self._window is None:
-                self._window = supervision.RestartWindow(strategy.max_restarts, strategy.within)
-            if self._window.allow(trio.current_time()):
-                if strategy.scope == "all_for_one":
-                    for sibling in self._siblings():
-                        sibling._signal(Signal.RESTART, error)
+        if isinstance(directive, supervision.Restart):
+            if self._windows is None:
+                self._windows = {}
+            window = self._windows.get(directive)
+            if window is None:
+                window = self._windows[directive] = supervision.RestartWindow(
+                    directive.max_restarts, directive.within
+                )
+            if window.allow(trio.current_time()):
+                for sibling in self._siblings(directive.scope):
+                    sibling._signal(Signal.RESTART, error)
                 await self._restart(error)
                 return self.state is not RUNNING
-            log.warning("%s exceeded %s; escalating", self.ref, strategy)
-        elif isinstance(strategy, supervision.Stop):
-            if strategy.scope == "all_for_one":
-                for sibling in self._siblings():
-                    sibling.request_stop()
+            log.warning("%s exceeded %s; escalating", self.ref, directive)
+        elif isinstance(directive, supervision.Stop):
+            for sibling in self._siblings(directive.scope):
+                sibling.request_stop()
             await self._stop(describe(error))
             return True
         self._escalate = error
         await self._stop(describe(error))
         return True
 
-    def _siblings(self) -> list[ActorCell]:
-        return [c for c in self.parent.children.values() if c is not self]
+    def _siblings(self, scope: supervision.Scope) -> list[ActorCell]:
+        """The siblings a decision of ``scope`` also applies to: none, all, or those
+        spawned after this one (``children`` keeps spawn order)."""
+        if scope == "one_for_one":
+            return []
+        siblings = list(self.parent.children.values())
+        if scope == "rest_for_one":
+            return siblings[siblings.index(self) + 1 :] if self in siblings else []
+        return [c for c in siblings if c is not self]
 
     async def _restart(self, error: BaseException) -> None:
         """Replace the instance with a fresh one from the factory; keep the mailbox."""

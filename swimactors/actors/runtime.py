@@ -32,7 +32,7 @@ from .observe import DeadLetters, Stats
 from .proxy import proxy
 from .ref import DEFAULT_ASK_TIMEOUT, ActorRef, Watcher
 from .routers import PoolCell, Routing, Supervisor, check_routing
-from .supervision import DEFAULT_STRATEGY, Strategy
+from .supervision import DEFAULT_STRATEGY, Strategy, check_strategy
 
 __all__ = [
     "DEFAULT_MAILBOX",
@@ -128,6 +128,7 @@ class LocalSystem:
         supervision: Strategy = DEFAULT_STRATEGY,
     ) -> None:
         check_capacity(mailbox_size)
+        check_strategy(supervision)
         self.name = name
         self.nursery = nursery
         self.mailbox_size = mailbox_size
@@ -279,6 +280,8 @@ class LocalSystem:
         if isinstance(parent, ActorCell) and parent.state is not State.RUNNING:
             raise ActorStopped(f"{parent.ref} is stopping and cannot spawn")
         mailbox = as_mailbox(self.mailbox_size if mailbox_size is None else mailbox_size)
+        if strategy is not None:
+            check_strategy(strategy)
         uid = next(self._uids)
         if name is None:
             name = f"${uid}"
@@ -378,6 +381,7 @@ async def open_runtime(
 ) -> AsyncIterator[LocalSystem]:
     """Run a local-only :class:`LocalSystem` for the life of the block (see :func:`run_system`)."""
     check_capacity(mailbox_size)
+    check_strategy(supervision)
 
     def make(nursery: trio.Nursery) -> LocalSystem:
         return LocalSystem(name, nursery, mailbox_size=mailbox_size, supervision=supervision)

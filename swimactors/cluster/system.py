@@ -37,7 +37,7 @@ from ..actors.runtime import (
     check_name,
     run_system,
 )
-from ..actors.supervision import DEFAULT_STRATEGY, Strategy
+from ..actors.supervision import DEFAULT_STRATEGY, Strategy, check_strategy
 from ..actors.transport import TCP, ActorNetwork, ActorTransport, Address, TransportConfig
 from ..logs import logger
 from ..membership import MemberDown, MemberLeft, Status, decode_meta
@@ -576,6 +576,7 @@ async def open_system(
     leaves or fails instead of listing it for their ``reap_time`` (``REAP_KEY``).
     """
     check_capacity(mailbox_size)  # here, not inside the nurseries: a plain ValueError
+    check_strategy(supervision)  # likewise a plain TypeError
     quorum = None if split_brain is None else SplitBrainConfig.of(split_brain)
     if bind is None and not seeds:
         if quorum is not None:
