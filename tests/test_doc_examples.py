@@ -54,6 +54,7 @@ RUN = {
         "join_group",
         "class Ticker",
         "class Search",
+        "swimactors.by_error(",
     ],
     "docs/configuration.md": ["Config.lan().replace"],
     "docs/ddata.md": ["DataStore(", "system.data.update"],
@@ -295,6 +296,42 @@ async def test_actors_streamed_reply() -> None:
             ns["ref"] = await system.spawn(ns["Search"])
             await run(use.replace("    ...", "    hits.append(hit)"), ns | {"hits": (hits := [])})
     assert hits == ["cats 0", "cats 1", "cats 2"]
+
+
+async def test_actors_supervision_by_error() -> None:
+    class Fetcher(Actor):
+        """Counts its messages; a bad one raises ValueError, an unreachable one OSError."""
+
+        def __init__(self) -> None:
+            self.seen = 0
+
+        async def receive(self, msg: Any, ctx: swimactors.Context) -> Any:
+            self.seen += 1
+            if msg == "bad":
+                raise ValueError(msg)
+            if msg == "down":
+                raise ConnectionError(msg)
+            return self.seen
+
+    with trio.fail_after(30):
+        async with swimactors.open_system() as system:
+            ns = await run(
+                block("docs/actors.md", "swimactors.by_error("),
+                {
+                    "swimactors": swimactors,
+                    "system": system,
+                    "Fetcher": Fetcher,
+                },
+            )
+            fetcher = ns["fetcher"]
+            assert await fetcher.ask("ok") == 1
+            with pytest.raises(swimactors.ActorFailed):
+                await fetcher.ask("bad")
+            assert await fetcher.ask("ok") == 3  # resumed: the same instance
+            with pytest.raises(swimactors.ActorFailed):
+                await fetcher.ask("down")
+            assert await fetcher.ask("ok") == 1  # restarted: a fresh one
+    assert system.stats.restarts == 1
 
 
 # -- docs/configuration.md, docs/security.md ------------------------------------------
