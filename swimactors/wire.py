@@ -164,12 +164,14 @@ class Loader:
     """:func:`loads` with its decoder made once: for one owner (a connection) that decodes
     many messages, one after another (not shared between threads)."""
 
-    __slots__ = ("_decoder", "limits")
+    __slots__ = ("_checked_above", "_decoder", "limits")
 
     def __init__(self, limits: Limits = FRAME_LIMITS, *, mark_tags: bool = False) -> None:
         """``mark_tags``: a tagged item becomes :data:`TAGGED` instead of failing the
         whole message (for a framed protocol that drops one bad value, not its stream)."""
         self.limits = limits
+        self._checked_above = min(limits.max_bytes, limits.max_items)
+        """No size check or header scan for data this long or shorter (one test)."""
         self._decoder = cbor2.CBORDecoder(
             io.BytesIO(),
             semantic_decoders=_MARK_TAGS if mark_tags else _NO_TAGS,
@@ -181,13 +183,14 @@ class Loader:
 
     def loads(self, data: bytes | bytearray | memoryview) -> Any:
         """What :func:`loads` says of ``data``, under this loader's limits."""
-        limits = self.limits
-        if len(data) > limits.max_bytes:
-            raise WireError(
-                f"message of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit"
-            )
-        if len(data) > limits.max_items:
-            scan(data, limits)
+        if len(data) > self._checked_above:
+            limits = self.limits
+            if len(data) > limits.max_bytes:
+                raise WireError(
+                    f"message of {len(data)} bytes exceeds the {limits.max_bytes}-byte limit"
+                )
+            if len(data) > limits.max_items:
+                scan(data, limits)
         stream = self._decoder.fp = io.BytesIO(data)
         try:
             value = self._decoder.decode()

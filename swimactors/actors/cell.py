@@ -652,6 +652,8 @@ class ActorCell:
         abort_park = self._abort_park
         still_parked = self._still_parked
         lent = step_end.lent_reads()
+        task = self._task
+        assert task is not None
         while True:
             if self._interrupt:
                 if await self._handle_interrupt():
@@ -659,14 +661,14 @@ class ActorCell:
                 continue
             if not queue:
                 self._parked = True
-                if lent and (role := lent.get(self._task)) is not None:  # type: ignore[arg-type]
+                if lent and (role := lent.get(task)) is not None:
                     # holding the read role the reader lent for the ask that woke this
                     # actor: read that socket until woken, so the next ask to it is read,
                     # handled and answered in this one task (parked the usual way if the
                     # role goes back to the reader first)
                     self._holding = role
                     try:
-                        await role.read_while(still_parked)
+                        await role.read_while(still_parked, task)
                     except BaseException:
                         self._parked = False
                         raise

@@ -7,7 +7,7 @@ the actors that produce them.
 
 from __future__ import annotations
 
-import bisect
+from bisect import bisect_left
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -55,18 +55,21 @@ class Histogram:
     """Counts of observations per bucket (Prometheus' cumulative buckets are summed when
     rendered), their count and their sum; fixed memory."""
 
-    __slots__ = ("bounds", "buckets", "count", "total")
+    __slots__ = ("bounds", "buckets", "total")
 
     def __init__(self, bounds: tuple[float, ...] = ASK_BUCKETS) -> None:
         self.bounds = bounds
         self.buckets = [0] * (len(bounds) + 1)  # the last one: above every bound
-        self.count = 0
         self.total = 0.0
+
+    @property
+    def count(self) -> int:
+        """How many values were observed (summed when read: one add less per ask)."""
+        return sum(self.buckets)
 
     def observe(self, value: float) -> None:
         """Count ``value`` in its bucket."""
-        self.buckets[bisect.bisect_left(self.bounds, value)] += 1
-        self.count += 1
+        self.buckets[bisect_left(self.bounds, value)] += 1
         self.total += value
 
 

@@ -659,6 +659,8 @@ _MESSAGE_HEAD = wire.cbor_array_header(2) + wire.cbor_uint(_MESSAGE)
 
 
 _VALUE_ENCODERS = MESSAGES.encoders(_MESSAGE_HEAD)
+_BUILDERS = MESSAGES.builders
+"""The messages' builders by tag (the registry's own table, filled as tags are met)."""
 
 
 def value_bytes(value: Any) -> bytes:
@@ -678,18 +680,18 @@ def value_bytes(value: Any) -> bytes:
 def decode_value(data: Any) -> Any:
     """The inverse of :func:`encode_value` (refs bind through the running system);
     :class:`wire.WireError` if it does not decode."""
-    if type(data) is list and data:
-        kind = data[0]
-        if kind == _MESSAGE and len(data) == 2:  # the usual case first
-            message = data[1]
-            if type(message) is list and message and type(message[0]) is str:
-                build = MESSAGES.builders.get(message[0])  # (a tag met before)
-                if build is not None:
-                    return build(message)
-            return MESSAGES.from_data(message)
-        if kind == _PLAIN and len(data) == 2:
-            return wire.check_plain(data[1])
-        if kind == _REF and len(data) == 4:
+    if type(data) is list:
+        if len(data) == 2:
+            kind, item = data
+            if kind == _MESSAGE:  # the usual case first
+                if type(item) is list and item and type(item[0]) is str:
+                    build = _BUILDERS.get(item[0])  # (a tag met before)
+                    if build is not None:
+                        return build(item)
+                return MESSAGES.from_data(item)
+            if kind == _PLAIN:
+                return wire.check_plain(item)
+        elif len(data) == 4 and data[0] == _REF:
             return decode_ref(data[1:])
     raise wire.WireError("malformed actor value")
 
@@ -1122,10 +1124,11 @@ class PeerSession(Generic[T]):
         """The value after ``head`` when ``data`` is exactly one whole frame with ``head``
         at ``at``, nothing is buffered before it and the peer has greeted;
         :data:`_NOT_LONE` if not."""
+        size = len(data) - 4
         if (
             not data.startswith(head, at)
-            or _LENGTH.unpack_from(data)[0] != len(data) - 4
-            or len(data) - 4 > self._decoder.max_frame
+            or _LENGTH.unpack_from(data)[0] != size
+            or size > self._decoder.max_frame
             or self._frames
             or self.partial_frame
             or self.peer_version is None

@@ -36,9 +36,9 @@ class ReadRole(Protocol):
     def kick(self) -> None:
         """Wake the holder if it waits on the socket (something else wants it)."""
 
-    async def read_while(self, waiting: Callable[[], bool]) -> None:
-        """Read the socket in the holder's task while ``waiting()`` holds and the role is
-        still lent to it."""
+    async def read_while(self, waiting: Callable[[], bool], holder: trio.lowlevel.Task) -> None:
+        """Read the socket in the holder's task (the calling task, ``holder``) while
+        ``waiting()`` holds and the role is still lent to it."""
 
 
 LentReads = dict[trio.lowlevel.Task, ReadRole]

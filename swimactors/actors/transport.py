@@ -491,8 +491,14 @@ class _RemoteReply(Reply):
 
     __slots__ = ("_connection", "_corr")
 
-    def __init__(self, host: Host, recipient: object, connection: Connection, corr: int) -> None:
-        super().__init__(host.stats, recipient)
+    def __init__(self, stats: Stats, recipient: object, connection: Connection, corr: int) -> None:
+        # every slot of Reply set here, not through Reply.__init__: one call less per ask
+        self._stats = stats
+        self.recipient = recipient
+        self.notify = None
+        self.task = None
+        self.result = None
+        self.abandoned = False
         self._connection = connection
         self._corr = corr
 
@@ -504,7 +510,12 @@ class _RemoteReply(Reply):
     def answer(self, value: Any) -> None:
         if self.result is None:
             self.result = _ANSWERED
-            self._connection.send_value(self._corr, value)
+            connection = self._connection
+            if connection._spans:  # a traced ask: its span ends with the reply
+                connection.send_reply(self._corr, outcome.Value(value))
+            else:
+                connection.session.reply(self._corr, value)
+                connection._flushes[connection._write_now] = None
 
 
 _ANSWERED: outcome.Outcome[Any] = outcome.Value(None)
@@ -639,6 +650,7 @@ class Connection:
         self.held_count = 0
         self._flushes = transport.host.flushes
         self._now = transport.host.now
+        self._stats = transport.host.stats
         self._write_now = self.write_now
         """Registered in :attr:`_flushes` (one bound method, so a dict key made once)."""
         self._writer: trio.lowlevel.Task | None = None
@@ -819,14 +831,6 @@ class Connection:
             assert isinstance(result, outcome.Error)
             error = result.error
             self.session.fail(corr, error if self.transport.config.debug else _public(error))
-        self._flushes[self._write_now] = None
-
-    def send_value(self, corr: int, value: Any) -> None:
-        """:meth:`send_reply` of ``value`` (the actor's answer, no outcome made)."""
-        if self._spans:
-            self.send_reply(corr, outcome.Value(value))
-            return
-        self.session.reply(corr, value)
         self._flushes[self._write_now] = None
 
     def send_control(self, frame: protocol.Watch | protocol.Unwatch | protocol.Terminated) -> None:
@@ -1248,15 +1252,14 @@ class Connection:
         if self._holder_reading:
             self.kick()
 
-    async def read_for(self, reply: Reply, corr: int) -> Any:
-        """The answer to the calling task's ask ``corr``, which holds the read role: it
-        reads the socket itself until its reply is in (a read that is just that REPLY
-        taken straight, :meth:`PeerSession.lone_reply`); anything unusual gives the role
-        back and the reply comes the usual way."""
+    async def read_for(self, reply: Reply, corr: int, holder: trio.lowlevel.Task) -> Any:
+        """The answer to the calling task's (``holder``'s) ask ``corr``, which holds the
+        read role: it reads the socket itself until its reply is in (a read that is just
+        that REPLY taken straight, :meth:`PeerSession.lone_reply`); anything unusual gives
+        the role back and the reply comes the usual way."""
         assert self._context is not None
         reply.notify = self._holder_answered
         self._awaited = corr
-        holder = current_task()
         self._holder_read = True
         flushes = self._flushes
         try:
@@ -1287,12 +1290,12 @@ class Connection:
             return answer.unwrap()
         return await reply.wait()
 
-    async def read_while(self, waiting: Callable[[], bool]) -> None:
-        """The holder of the read role reads the socket while ``waiting()`` holds and the
-        role is still its, doing with every frame what the reader would (in the reader's
-        context); what a read queued goes out before the next wait."""
+    async def read_while(self, waiting: Callable[[], bool], holder: trio.lowlevel.Task) -> None:
+        """The holder of the read role (the calling task, ``holder``) reads the socket
+        while ``waiting()`` holds and the role is still its, doing with every frame what
+        the reader would (in the reader's context); what a read queued goes out before the
+        next wait."""
         assert self._context is not None
-        holder = current_task()
         self._holder_read = True
         flushes = self._flushes
         while waiting() and self._holder is holder:
@@ -1534,7 +1537,6 @@ class Connection:
     ) -> None:
         """Put a TELL's value, an ASK (``corr``) or a STREAM (``reply``) into its mailbox
         (or hold it while that mailbox is full)."""
-        host = self.transport.host
         session = self.session
         error = to.error
         if error is None:
@@ -1552,23 +1554,30 @@ class Connection:
             self._deliver_nowhere(to, msg, corr, reply)
             return
         held = self.held.get(cell) if self.held else None
-        if held is None and (corr is not None or reply is not None):
+        # an actor cell that cannot answer at once (its receive can wait) is not asked to
+        actor = cell if type(cell) is ActorCell else None
+        if (
+            held is None
+            and (corr is not None or reply is not None)
+            and (actor is None or actor._direct is not None)
+        ):
             now = cell.ask_now(msg, sender_ref)
             if now is not None:
                 self._answer(corr, reply, now)
                 session.delivered()
                 return
         if corr is not None:
-            reply = _RemoteReply(host, to, self, corr)
-        actor = cell if corr is not None and type(cell) is ActorCell else None
-        parked = actor is not None and actor._parked
+            reply = _RemoteReply(self._stats, to, self, corr)
+        else:
+            actor = None
+        parked = actor if actor is not None and actor._parked else None
         if held is None and cell.offer(msg, sender_ref, reply):
             session.delivered()
-            if parked and actor is not None and not actor._parked:  # woke it: it may read
-                self._woke = actor._task
+            if parked is not None and not parked._parked:  # woke it: it may read
+                self._woke = parked._task
         elif self.held_count >= session.peer_window // 2:
             self.transport.counters["refused_full"] += 1
-            host.dead_letters.publish(cell.ref, msg, sender_ref)
+            self.transport.host.dead_letters.publish(cell.ref, msg, sender_ref)
             if reply is not None:
                 reply.set(outcome.Error(MailboxFull(f"mailbox of {cell.ref} is full")))
             session.delivered()
@@ -1925,16 +1934,18 @@ class ActorTransport:
                 if scope.cancelled_caught:
                     raise MailboxFull(f"no credit to reach {target.ref} within {timeout} s")
             holder = connection._holder
-            reading = holder is not None and holder is current_task()
-            if reading:  # the ask goes out now, the rest is done while it travels
-                step_end.run_flushes(host.flushes)
+            if holder is not None:
+                if holder is current_task():  # the ask goes out now, the rest meanwhile
+                    step_end.run_flushes(host.flushes)
+                else:
+                    holder = None
             # expected before this step ends: only a step after it can read the reply
             reply = Reply(host.stats, target.ref)
-            session.expect(corr, reply)
+            session.pending[corr] = reply  # (session.expect, one call less)
             if timeout is not None:
                 host.ask_deadlines.add(started + timeout, reply)
-            if reading:
-                return await connection.read_for(reply, corr)
+            if holder is not None:
+                return await connection.read_for(reply, corr, holder)
             return await reply.wait()
         finally:
             if corr in session.pending:  # (an answer took it out)

@@ -144,6 +144,49 @@ async def test_answered_asks_do_not_pile_up_on_the_deadline_heap() -> None:
         assert len(system.ask_deadlines) <= 2048
 
 
+async def test_asks_one_at_a_time_keep_one_deadline_entry() -> None:
+    """An ask made once the one before it was answered takes that one's place (the slot
+    beside the heap): 100 asks in a row leave one entry, not 100 awaiting a sweep."""
+    async with swimactors.open_system() as system:
+        ref = await system.spawn(Gate())
+        for n in range(100):
+            await ref.ask(Item(n), timeout=60.0)
+        assert len(system.ask_deadlines) == 1
+
+
+async def test_asks_pending_together_time_out_at_their_deadlines(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Asks made while another is pending go on the heap; the slot's ask and theirs each
+    time out at its own deadline, whichever is earlier; a later answer is late."""
+    async with swimactors.open_system() as system:
+        gate, ref = await held_gate(system)
+        timed_out: dict[str, float] = {}
+
+        async def ask(name: str, delay: float, timeout: float) -> None:
+            await trio.sleep(delay)
+            with pytest.raises(AskTimeout):
+                await ref.ask(Item(0), timeout=timeout)
+            timed_out[name] = trio.current_time()
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(ask, "slot", 0, 3.0)
+            nursery.start_soon(ask, "heap, before the slot's", 1, 1.0)
+            nursery.start_soon(ask, "heap, after it", 1, 2.5)
+            nursery.start_soon(ask, "heap, made last", 2, 2.0)
+        assert {name: at - start for name, at in timed_out.items()} == {
+            "slot": pytest.approx(3.0),
+            "heap, before the slot's": pytest.approx(2.0),
+            "heap, after it": pytest.approx(3.5),
+            "heap, made last": pytest.approx(4.0),
+        }
+        assert len(system.ask_deadlines) == 0
+        gate.gate.set()
+        assert await ref.ask(Item(1)) == 5
+        assert system.stats.late_replies == 4
+
+
 class _DeadlineSteps(trio.abc.Instrument):
     """Counts the task steps of the system's ask-deadline task."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import cast
 
 import outcome
 import pytest
@@ -12,7 +13,10 @@ import swimactors
 from swimactors import Actor, ActorRef, MailboxFull, NameLost, NodeDown, TransportConfig, wire
 from swimactors.actors import protocol
 from swimactors.actors.cell import BUDGET, ActorCell
+from swimactors.actors.observe import Stats
 from swimactors.actors.protocol import TELL_VALUES, Kind
+from swimactors.actors.reply import Reply
+from swimactors.actors.transport import Connection, _RemoteReply
 
 from .cluster_helpers import cluster_of, open_systems, until
 
@@ -342,3 +346,15 @@ async def test_an_ask_started_without_a_task_crosses_the_wire() -> None:
             nobody.start_ask("lost", 5, got.append)
             assert isinstance(got[3].error, NodeDown)  # type: ignore[union-attr]
             gate.set()
+
+
+def test_a_remote_reply_slot_starts_as_a_plain_one() -> None:
+    """The reply slot of an ask from another node sets every slot of :class:`Reply`
+    itself (no ``Reply.__init__`` call per ask): none is left unset, each starts as a
+    plain slot's does."""
+    stats = Stats()
+    plain = Reply(stats, "actor")
+    remote = _RemoteReply(stats, "actor", cast(Connection, None), 7)
+    for name in Reply.__slots__:
+        assert getattr(remote, name) == getattr(plain, name), name
+    assert remote.pending
