@@ -88,6 +88,12 @@ class Config:
     """Lifeguard's buddy system, first: a suspicion this node raises is sent to the suspect
     at once and spreads only if no refutation comes back within :attr:`buddy_timeout`.
     False: it spreads at once, and the suspect hears of it when probed (memberlist)."""
+    notify_down_members: bool = attrs.field(default=False, validator=_flag)
+    """A member this node's own suspicion timer declares DOWN is told so at once, by one
+    datagram ``Dead(member, incarnation, self)`` to its address (foca's
+    ``notify_down_members``): a live member refutes within a round trip instead of when
+    it next speaks to a node holding it DOWN.  At most one notice per member per
+    ``probe_interval`` (``notified_down``).  False: it is told when it next speaks."""
     reconnect_interval: float = attrs.field(default=30.0, validator=_positive)
     reap_time: float = attrs.field(default=3600.0, validator=_positive)
     dead_node_reclaim_time: float = attrs.field(default=0.0, validator=_non_negative)

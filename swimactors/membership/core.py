@@ -293,7 +293,7 @@ class Swim:
         """Seqs of the pings sent outside the probe ring (``_recheck``, ``_ask_suspect``):
         their acks are expected, not late."""
         self._told_down: dict[str, float] = {}
-        """DOWN members that spoke to us, and when we last told them so (``_tell_down``)."""
+        """DOWN or LEFT members we told so, and when (``_tell_down``, ``_notify_down``)."""
         self._suspicion_heap: list[tuple[float, str, int]] = []
         self._withheld: collections.deque[tuple[float, str, int]] = collections.deque()
         """(until, name, incarnation) of the suspicions this node raised that wait for
@@ -921,10 +921,8 @@ class Swim:
         nothing, and a leaving one does not outbid, so nothing here brings either back.
         Sent to the address on record (a forged sender aims nothing), once per probe
         interval."""
-        last = self._told_down.get(state.name)
-        if last is not None and now - last < self.config.probe_interval:
+        if not self._may_tell_down(now, state.name):
             return
-        self._told_down[state.name] = now
         self.counters["told_down"] += 1
         news = (
             Left(state.name, state.incarnation)
@@ -932,6 +930,30 @@ class Swim:
             else Dead(state.name, state.incarnation, self.name)
         )
         self._send(state.address, [news])
+
+    def _may_tell_down(self, now: float, name: str) -> bool:
+        """Whether ``name`` may be told it is DOWN (or LEFT) now: once per probe interval
+        per member, whichever way (``_tell_down``, ``_notify_down``); remembered if so."""
+        last = self._told_down.get(name)
+        if last is not None and now - last < self.config.probe_interval:
+            return False
+        self._told_down[name] = now
+        return True
+
+    def _notify_down(self, now: float, name: str) -> None:
+        """Our suspicion timer has just declared ``name`` DOWN: tell it, in a datagram of
+        its own (no news piggybacked: a crashed member would waste its retransmissions),
+        so that a live member refutes now rather than when it next speaks to a node
+        holding it DOWN (``Config.notify_down_members``; foca's, which sends
+        ``TurnUndead``).  Only the declaring node sends, once per declaration, and it
+        shares ``_tell_down``'s limit of one notice per member per probe interval, so a
+        member declared again and again buys no more than that."""
+        if not self._may_tell_down(now, name):
+            return
+        state = self._members[name]
+        self.counters["notified_down"] += 1
+        news = kind_and_bytes(Dead(name, state.incarnation, self.name))
+        self._send_encoded(state.address, [news], piggyback=False)
 
     def _next_probe_target(self, now: float) -> _MemberState | None:
         """The next member on the probe ring: one turn on from the last, and a pass (one
@@ -984,6 +1006,8 @@ class Swim:
                 heapq.heappush(self._suspicion_heap, (suspicion.deadline, name, incarnation))
                 continue
             self._apply_dead(now, Dead(name, incarnation, self.name))
+            if self.config.notify_down_members:
+                self._notify_down(now, name)
 
     # ===================================================================== membership news
     # Whether news applies is decided by rules.supersedes / rules.refutes alone; these
@@ -1330,9 +1354,11 @@ class Swim:
         encoded: list[tuple[str, bytes]],
         reliable: bool = False,
         require_payload: bool = False,
+        piggyback: bool = True,
     ) -> bool:
-        """:meth:`_send` of messages already encoded (``kind_and_bytes`` pairs)."""
-        if not reliable and self._queue:
+        """:meth:`_send` of messages already encoded (``kind_and_bytes`` pairs);
+        ``piggyback=False``: no queued news rides along."""
+        if not reliable and self._queue and piggyback:
             room = self.config.packet_budget - self._overhead - sum(len(d) for _, d in encoded)
             limit = self.config.retransmit_limit(self.alive_count())
             encoded += self._queue.take(room, limit)
