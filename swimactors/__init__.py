@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .actors.events import ActorExited, ActorRestarted, ActorStarted
     from .actors.mailbox import Mailbox
     from .actors.message import Terminated, message
+    from .actors.pipes import PipeFailed
     from .actors.proxy import as_actor
     from .actors.ref import ActorRef
     from .actors.streams import ReplyStream, StreamFeed, StreamFinished
@@ -82,6 +83,7 @@ _WHERE = {
     "NameTaken": ".actors.errors",
     "NoGrainHost": ".cluster.grains",
     "NodeDown": ".actors.errors",
+    "PipeFailed": ".actors.pipes",
     "Placement": ".placement",
     "QuorumChanged": ".cluster.split_brain",
     "QuorumLost": ".cluster.split_brain",
@@ -137,6 +139,7 @@ __all__ = [
     "NameTaken",
     "NoGrainHost",
     "NodeDown",
+    "PipeFailed",
     "Placement",
     "QuorumChanged",
     "QuorumLost",

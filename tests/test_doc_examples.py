@@ -55,6 +55,7 @@ RUN = {
         "class Ticker",
         "class Search",
         "swimactors.by_error(",
+        "class Lookup",
     ],
     "docs/configuration.md": ["Config.lan().replace"],
     "docs/ddata.md": ["DataStore(", "system.data.update"],
@@ -277,6 +278,45 @@ async def test_actors_stream_into_an_actor() -> None:
         async with swimactors.open_system() as system:
             await system.spawn(ns["Ticker"])
             await done.wait()
+
+
+async def test_actors_pipe_to() -> None:
+    @message
+    class Find:
+        key: str
+
+    class Lookup(Actor):
+        """The docs' receive, with the rows and an ask to read them added."""
+
+        def __init__(self) -> None:
+            self.rows: list[str] = []
+
+        async def receive(self, msg: Any, ctx: swimactors.Context) -> Any:
+            if msg == "rows":
+                return self.rows
+            return await documented(self, msg, ctx)
+
+    async def fetch_row(key: str) -> str:
+        await trio.lowlevel.checkpoint()
+        if key == "missing":
+            raise KeyError(key)
+        return f"row {key}"
+
+    ns = await run(
+        block("docs/actors.md", "class Lookup"),
+        {"Actor": Actor, "Find": Find, "PipeFailed": swimactors.PipeFailed, "fetch_row": fetch_row},
+    )
+    documented = ns["Lookup"].receive
+    with trio.fail_after(30):
+        async with swimactors.open_system() as system:
+            ref = await system.spawn(Lookup, supervision=swimactors.stop())
+            await ref.tell(Find("a"))
+            await trio.testing.wait_all_tasks_blocked()
+            assert await ref.ask("rows") == ["row a"]
+            await ref.tell(Find("missing"))
+            await trio.testing.wait_all_tasks_blocked()
+            with pytest.raises(swimactors.ActorStopped):
+                await ref.ask("rows")  # the KeyError was raised in receive: stopped
 
 
 async def test_actors_streamed_reply() -> None:

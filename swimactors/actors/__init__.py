@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from .context import Timer
     from .message import MESSAGES
     from .observe import DeadLetter, DeadLetters, Stats
+    from .pipes import Pipe
     from .runtime import ActorSource, LocalSystem, open_runtime
     from .supervision import ByError, Directive, Escalate, Restart, Resume, Stop, Strategy
 
@@ -31,6 +32,7 @@ __getattr__, __dir__ = lazy_exports(
         "Directive": ".supervision",
         "Escalate": ".supervision",
         "LocalSystem": ".runtime",
+        "Pipe": ".pipes",
         "Restart": ".supervision",
         "Resume": ".supervision",
         "Stats": ".observe",
@@ -50,6 +52,7 @@ __all__ = [
     "Directive",
     "Escalate",
     "LocalSystem",
+    "Pipe",
     "Restart",
     "Resume",
     "Stats",

@@ -40,6 +40,7 @@ from .errors import ActorFailed, ActorStopped, MailboxFull, describe
 from .events import ActorExited, ActorRestarted, ActorStarted
 from .mailbox import Mailbox, Queue, evict
 from .message import Terminated
+from .pipes import Pipe
 from .ref import READY, ActorRef, Watcher, current_sender, sender_now
 from .reply import Notify, Reply
 from .streams import Producer, ReplyStream, StreamFeed, open_local
@@ -274,7 +275,7 @@ class ActorCell:
         self.reason: str | None = None
         # Created on first use: most actors never need them.
         self.timers: set[Timer] | None = None
-        self.streams: set[StreamFeed | Producer] | None = None
+        self.streams: set[StreamFeed | Producer | Pipe] | None = None
         """Streams read into this actor and streamed replies it produces."""
         self.watching: set[ActorRef] | None = None
         self._waiters: dict[_Waiter, None] | None = None
@@ -476,9 +477,9 @@ class ActorCell:
         else:
             await self._wait_for_room((msg, None, None))
 
-    def start_stream(self, stream: StreamFeed | Producer, *args: Any) -> None:
-        """Run ``stream`` (``args`` to its ``run``) until it ends or this actor stops or
-        restarts (an actor that stopped since it answered ends it at once)."""
+    def start_stream(self, stream: StreamFeed | Producer | Pipe, *args: Any) -> None:
+        """Run ``stream`` (``args`` to its ``run``; a pipe too) until it ends or this actor
+        stops or restarts (an actor that stopped since it answered ends it at once)."""
         if self.state is not RUNNING:
             if isinstance(stream, Producer):
                 stream.stop(f"{self.ref} stopped")
@@ -490,7 +491,7 @@ class ActorCell:
             self.streams.add(stream)
         self.system.nursery.start_soon(stream.run, *args)
 
-    def forget_stream(self, stream: StreamFeed | Producer) -> None:
+    def forget_stream(self, stream: StreamFeed | Producer | Pipe) -> None:
         """Stop tracking ``stream`` (it ended): a stop or restart no longer cancels it."""
         if self.streams is not None:
             self.streams.discard(stream)
@@ -839,7 +840,7 @@ class ActorCell:
             await child.wait_stopped()
 
     def _cancel_timers(self) -> None:
-        """Cancel timers and streams (on a stop or a restart)."""
+        """Cancel timers, streams and pipes (on a stop or a restart)."""
         if self.timers:
             for timer in list(self.timers):
                 timer.cancel()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import trio
 
 from .mailbox import Mailbox
+from .pipes import Pipe
 from .ref import ActorRef
 from .streams import StreamFeed
 from .supervision import Strategy
@@ -164,6 +166,17 @@ class Context:
         feed = StreamFeed(self._cell)
         self._cell.start_stream(feed, items)
         return feed
+
+    def pipe_to(self, work: Awaitable[Any], to: ActorRef | None = None) -> Pipe:
+        """Await ``work`` (a coroutine or other awaitable) beside this actor, which goes on
+        with its messages, and tell the value to ``to`` (default: this actor).  If ``work``
+        raises, or the value cannot be told to ``to``, this actor gets :class:`PipeFailed`.
+        Cancelled, nothing delivered, when this actor stops or restarts."""
+        if not inspect.isawaitable(work):
+            raise TypeError(f"pipe_to takes an awaitable (a coroutine), not {work!r}")
+        pipe = Pipe(self._cell)
+        self._cell.start_stream(pipe, work, to)
+        return pipe
 
     def _start_timer(self, delay: float, msg: Any, interval: float | None) -> Timer:
         timer = Timer(self._cell)
