@@ -92,7 +92,10 @@ def _sizes() -> list[Row]:
             full.merge(node.register(f"node-{i:02d}/svc{j}", f"actor-{j}"))
     state = encode(full.state())
     bare_state = cbor2.dumps(
-        [[r.name, r.node, r.incarnation, r.actor_id, r.meta] for r in full.state().entries.values()]
+        [
+            [r.name, r.node, r.incarnation, r.actor_id, r.meta]
+            for r in full.state().registrations_all()
+        ]
     )
     return [
         _row("delta size", len(encode(delta)), "bytes", len(bare), "one registration"),
@@ -147,6 +150,31 @@ def _merge_speed(quick: bool) -> Row:
     return _row("delta decode+merge", value, "deltas/s", floor, "floor: cbor2.loads alone")
 
 
+def _lookup_speed() -> list[Row]:
+    """Nanoseconds per ``lookup`` among 10,000 held names, each in turn and one name
+    again and again, against a dict lookup."""
+    registry = Registry("a", 1)
+    registry.register_all([(f"name-{i}", f"actor-{i}", b"") for i in range(10_000)])
+    names = registry.names()
+    plain = dict.fromkeys(names)
+
+    def per_call(lookup: Callable[[str], object], keys: list[str]) -> float:
+        began = time.perf_counter()
+        for name in keys:
+            lookup(name)
+        return (time.perf_counter() - began) / len(keys) * 1e9
+
+    rows = []
+    for metric, keys in (
+        ("lookup, names in turn", names),
+        ("lookup, one name", names[:1] * 10_000),
+    ):
+        value = statistics.median(per_call(registry.lookup, keys) for _ in range(5))
+        floor = statistics.median(per_call(plain.get, keys) for _ in range(5))
+        rows.append(_row(metric, value, "ns", floor, "10,000 names held; floor: dict.get"))
+    return rows
+
+
 def _row(metric: str, value: float, unit: str, floor: float, note: str) -> Row:
     return {
         "benchmark": "registry",
@@ -168,4 +196,4 @@ def run(quick: bool) -> list[Row]:
         _row("99.9% of 1,000 names known / 50 nodes", bulk, "s", single, note + " (gossip)"),
         _row("convergence 1,000 names / 50 nodes", total, "s", single, note),
     ]
-    return rows + _sizes() + _churn() + [_merge_speed(quick)]
+    return rows + _sizes() + _churn() + [_merge_speed(quick), *_lookup_speed()]

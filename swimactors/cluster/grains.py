@@ -1101,12 +1101,7 @@ class Grains:
     def _loads(self) -> dict[str, int]:
         """Activations per node, as the registry records them."""
         cluster = self.system.cluster
-        loads: dict[str, int] = {}
-        if cluster is not None:
-            for name, registration in cluster.names.registrations():
-                if name.startswith(GRAIN_PREFIX):
-                    loads[registration.node] = loads.get(registration.node, 0) + 1
-        return loads
+        return {} if cluster is None else cluster.names.registry.count_by_node(GRAIN_PREFIX)
 
     def follow(self, change: Change) -> None:
         """A registry change: forget the route of a grain whose record changed, all routes

@@ -67,12 +67,10 @@ class Names:
         """The winning registration of ``name``, or None."""
         return self.registry.lookup(name)
 
-    def registrations(self) -> Iterator[tuple[str, Registration]]:
-        """Every registered name and its winning registration, by name."""
-        for name in self.registry.names():
-            registration = self.registry.lookup(name)
-            if registration is not None:
-                yield name, registration
+    def registrations(self, with_meta: bool = False) -> Iterator[tuple[str, Registration]]:
+        """Every registered name and its winning registration, by name (with
+        ``with_meta``, only those whose winner carries meta: :meth:`Registry.winners`)."""
+        return self.registry.winners(with_meta=with_meta)
 
     def ref_for(self, registration: Registration) -> ActorRef | None:
         """The ref a registration names (None if its actor id is malformed: a forged one

@@ -432,7 +432,8 @@ class SplitBrain(Delegate):
 
     def _learn_singletons(self) -> None:
         """Remember every singleton in the registry and where it lives."""
-        self.book.learn(self.cluster.names.registrations(), trio.current_time())
+        # a singleton's registration carries meta: the others need not be built
+        self.book.learn(self.cluster.names.registrations(with_meta=True), trio.current_time())
         self._timer.deadline = self._deadline()
 
 

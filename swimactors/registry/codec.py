@@ -18,7 +18,7 @@ import attrs
 
 from ..membership.messages import MAX_INCARNATION
 from ..wire import TypeRegistry, WireError, loads
-from .crdt import Registration, Replica, State, joined
+from .crdt import COUNTER, Entry, Replica, State, joined
 from .parts import Key, Part, Piece, floor_key
 
 __all__ = [
@@ -106,7 +106,7 @@ def encode_part(part: Part) -> bytes:
     groups = _groups(part.state)
     piece = part.piece
     if piece is not None:
-        entries = [_wire_entry(r) for r in sorted(piece.entries, key=lambda r: r.counter)]
+        entries = [_wire_entry(e) for e in sorted(piece.entries, key=lambda e: e[COUNTER])]
         groups.insert(0, _WireReplica(*piece.replica, piece.seen, sorted(piece.cloud), entries))
     floors = dict(sorted(part.state.floors.items()))
     return WIRE.encode(_WirePart(part.start, part.end, groups, floors))
@@ -116,19 +116,19 @@ def _groups(state: State) -> list[_WireReplica]:
     context = state.context
     groups = []
     for replica in sorted(context.replicas()):
-        registrations = sorted(
+        stored = sorted(
             (state.entries[dot] for dot in state.by_replica.get(replica, ())),
-            key=lambda r: r.counter,
+            key=lambda e: e[COUNTER],
         )
-        entries = [_wire_entry(r) for r in registrations]
+        entries = [_wire_entry(e) for e in stored]
         cloud = sorted(context.cloud.get(replica, ()))
         groups.append(_WireReplica(*replica, context.vv.get(replica, 0), cloud, entries))
     return groups
 
 
-def _wire_entry(registration: Registration) -> _WireEntry:
-    r = registration
-    return _WireEntry(r.counter, r.clock, r.name, r.actor_id, r.meta)
+def _wire_entry(entry: Entry) -> _WireEntry:
+    name, _, _, actor_id, meta, counter, clock = entry
+    return _WireEntry(counter, clock, name, actor_id, meta)
 
 
 # -- decoding ------------------------------------------------------------------------------
@@ -248,7 +248,7 @@ def _replica(group: _WireReplica, seen_replicas: set[Replica]) -> Replica:
 def _add_group(state: State, replica: Replica, group: _WireReplica) -> None:
     state.context.add_counters(replica, group.cloud, group.seen)
     for entry in group.entries:
-        state.add(_to_registration(replica, entry, state))
+        state.add(_to_entry(replica, entry, state))
 
 
 def _to_piece(replica: Replica, low: int, group: _WireReplica) -> Piece:
@@ -258,15 +258,15 @@ def _to_piece(replica: Replica, low: int, group: _WireReplica) -> Piece:
     observed.context.add_counters(replica, group.cloud)
     entries = []
     for entry in group.entries:
-        registration = _to_registration(replica, entry, observed, low, group.seen)
-        observed.entries[registration.dot] = registration
-        entries.append(registration)
+        stored = _to_entry(replica, entry, observed, low, group.seen)
+        observed.entries[(*replica, entry.counter)] = stored
+        entries.append(stored)
     return Piece(replica, low, group.seen, list(group.cloud), entries)
 
 
-def _to_registration(
+def _to_entry(
     replica: Replica, entry: _WireEntry, state: State, low: int = 1, seen: int = 0
-) -> Registration:
+) -> Entry:
     """A group's registration; its dot must be in ``state``'s context (or ``low..seen``)."""
     _check_int(entry.counter, "counter", 1)
     _check_int(entry.clock, "clock")
@@ -279,9 +279,7 @@ def _to_registration(
     if not state.context.contains(dot) and not low <= entry.counter <= seen:
         raise RegistryDecodeError(f"registration {dot} outside its causal context")
     node, incarnation = replica
-    return Registration(
-        entry.name, node, incarnation, entry.actor_id, entry.meta, entry.counter, entry.clock
-    )
+    return (entry.name, node, incarnation, entry.actor_id, entry.meta, entry.counter, entry.clock)
 
 
 # -- splitting -----------------------------------------------------------------------------
@@ -303,11 +301,11 @@ def split(delta: State, budget: int) -> tuple[list[bytes], int]:
         for counter in delta.context.dots(replica):
             atom = State()
             dot = (*replica, counter)
-            registration = delta.entries.get(dot)
-            if registration is None:
+            stored = delta.entries.get(dot)
+            if stored is None:
                 atom.context.add(dot)
             else:
-                atom.add(registration)
+                atom.add(stored)
             atoms.append(atom)
     floors = State()
     floors.floors = dict(delta.floors)

@@ -20,16 +20,23 @@ Two extensions make it fit a membership-driven registry:
 Merging a normalised state with floors applied is still a join (floors only grow and the
 filter commutes with the dot-store join), so merge stays commutative, associative and
 idempotent; ``tests/registry/test_crdt_laws.py`` checks it.
+
+A state stores each registration as an :data:`Entry`, a plain tuple of strings, bytes and
+integers, and indexes names by tuples of dots, not as objects or sets: CPython's cyclic
+garbage collector stops tracking such tuples at their first collection, so a registry of
+tens of thousands of names adds almost nothing to what every full collection walks (an
+object and a set per name did, and stalled the loop for 100 ms and more:
+docs/registry.md).  :class:`Registration` objects are built where a caller asks for one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TypeVar
+from typing import Final
 
 import attrs
 
-__all__ = ["CausalContext", "Dot", "Registration", "Replica", "State", "joined"]
+__all__ = ["CausalContext", "Dot", "Entry", "Registration", "Replica", "State", "joined"]
 
 Replica = tuple[str, int]
 """One process: ``(node name, incarnation)``."""
@@ -37,7 +44,28 @@ Replica = tuple[str, int]
 Dot = tuple[str, int, int]
 """One event of one process: ``(node name, incarnation, counter)``; counters start at 1."""
 
-K = TypeVar("K")
+Entry = tuple[str, str, int, str, bytes, int, int]
+"""A stored registration: the fields of :class:`Registration` in order, ``(name, node,
+incarnation, actor_id, meta, counter, clock)``, as a tuple of atomic values, which the
+garbage collector does not track (``Registration(*entry)`` is the object)."""
+
+NAME: Final = 0
+NODE: Final = 1
+INCARNATION: Final = 2
+META: Final = 4
+COUNTER: Final = 5
+CLOCK: Final = 6
+"""Positions in an :data:`Entry`."""
+
+
+def entry_dot(entry: Entry) -> Dot:
+    """The dot of a stored registration: ``(node, incarnation, counter)``."""
+    return (entry[NODE], entry[INCARNATION], entry[COUNTER])
+
+
+def entry_rank(entry: Entry) -> tuple[int, str, int, int]:
+    """:meth:`Registration.rank` of a stored registration."""
+    return (entry[CLOCK], entry[NODE], entry[INCARNATION], entry[COUNTER])
 
 
 @attrs.frozen
@@ -73,6 +101,19 @@ class Registration:
         seeing it), then the smaller node name, then the lower incarnation and counter.
         """
         return (self.clock, self.node, self.incarnation, self.counter)
+
+    @property
+    def entry(self) -> Entry:
+        """This registration as a state stores it (see :data:`Entry`)."""
+        return (
+            self.name,
+            self.node,
+            self.incarnation,
+            self.actor_id,
+            self.meta,
+            self.counter,
+            self.clock,
+        )
 
 
 class CausalContext:
@@ -172,13 +213,17 @@ class State:
     Used both as a replica's full state and as a delta: any state is a valid delta, and
     :meth:`merge` joins either into this one in place (cost proportional to ``other``
     plus this state's registrations of the replicas ``other``'s vector mentions).
+
+    ``entries`` maps each stored dot to its :data:`Entry`; ``by_name`` each name to the
+    dots of its registrations (a tuple: one, or a few after a conflict) and
+    ``by_replica`` each process to its dots.  Neither holds a tracked object per name.
     """
 
     __slots__ = ("by_name", "by_replica", "context", "entries", "floors")
 
     def __init__(self) -> None:
-        self.entries: dict[Dot, Registration] = {}
-        self.by_name: dict[str, set[Dot]] = {}
+        self.entries: dict[Dot, Entry] = {}
+        self.by_name: dict[str, tuple[Dot, ...]] = {}
         self.by_replica: dict[Replica, set[Dot]] = {}
         self.context = CausalContext()
         self.floors: dict[str, int] = {}
@@ -194,7 +239,7 @@ class State:
 
     def __repr__(self) -> str:
         return (
-            f"State(entries={sorted(self.entries.values(), key=Registration.rank)!r}, "
+            f"State(entries={sorted(self.registrations_all(), key=Registration.rank)!r}, "
             f"context={self.context!r}, floors={self.floors!r})"
         )
 
@@ -202,8 +247,21 @@ class State:
 
     def registrations(self, name: str) -> list[Registration]:
         """The name's registrations, winner first (see :meth:`Registration.rank`)."""
-        dots = self.by_name.get(name, ())
-        return sorted((self.entries[d] for d in dots), key=Registration.rank)
+        return [Registration(*entry) for entry in self.ranked(name)]
+
+    def ranked(self, name: str) -> list[Entry]:
+        """The name's stored registrations, winner first."""
+        entries = self.entries
+        return sorted((entries[dot] for dot in self.by_name.get(name, ())), key=entry_rank)
+
+    def registration(self, dot: Dot) -> Registration | None:
+        """The registration stored under ``dot``, if any."""
+        entry = self.entries.get(dot)
+        return None if entry is None else Registration(*entry)
+
+    def registrations_all(self) -> list[Registration]:
+        """Every stored registration (in no particular order)."""
+        return [Registration(*entry) for entry in self.entries.values()]
 
     def is_floored(self, node: str, incarnation: int) -> bool:
         """Whether everything ``node`` wrote in ``incarnation`` is known to be gone."""
@@ -212,7 +270,7 @@ class State:
     def copy(self) -> State:
         result = State()
         result.entries = dict(self.entries)
-        result.by_name = {name: set(dots) for name, dots in self.by_name.items()}
+        result.by_name = dict(self.by_name)
         result.by_replica = {r: set(dots) for r, dots in self.by_replica.items()}
         result.context = self.context.copy()
         result.floors = dict(self.floors)
@@ -228,7 +286,7 @@ class State:
         moved = State()
         for replica in replicas:
             for dot in list(self.by_replica.get(replica, ())):
-                moved.add(self.entries[dot])
+                moved.store(dot, self.entries[dot])
                 self.remove(dot)
             context = self.context
             moved.context.add_counters(
@@ -239,25 +297,35 @@ class State:
 
     # -- building blocks ---------------------------------------------------------------
 
-    def add(self, registration: Registration) -> None:
+    def add(self, registration: Registration | Entry) -> None:
         """Store a registration and record its dot as observed."""
-        self._store(registration)
-        if not self.context.contains(registration.dot):
-            self.context.add(registration.dot)
+        entry = registration.entry if isinstance(registration, Registration) else registration
+        dot = entry_dot(entry)
+        self.store(dot, entry)
+        if not self.context.contains(dot):
+            self.context.add(dot)
 
-    def _store(self, registration: Registration) -> None:
-        """Store a registration whose dot the caller records as observed."""
-        dot = registration.dot
-        self.entries[dot] = registration
-        self.by_name.setdefault(registration.name, set()).add(dot)
-        self.by_replica.setdefault(registration.replica, set()).add(dot)
+    def store(self, dot: Dot, entry: Entry) -> None:
+        """Store ``entry`` (whose dot is ``dot``); the caller records the dot as observed."""
+        self.entries[dot] = entry
+        name = entry[NAME]
+        self.by_name[name] = (*self.by_name.get(name, ()), dot)
+        self.by_replica.setdefault((dot[0], dot[1]), set()).add(dot)
 
     def remove(self, dot: Dot) -> str:
         """Drop a stored registration (its dot stays observed); returns its name."""
-        registration = self.entries.pop(dot)
-        _discard(self.by_name, registration.name, dot)
-        _discard(self.by_replica, registration.replica, dot)
-        return registration.name
+        name = self.entries.pop(dot)[NAME]
+        dots = self.by_name[name]
+        if len(dots) == 1:
+            del self.by_name[name]
+        else:
+            self.by_name[name] = tuple(d for d in dots if d != dot)
+        replica = (dot[0], dot[1])
+        held = self.by_replica[replica]
+        held.discard(dot)
+        if not held:
+            del self.by_replica[replica]
+        return name
 
     def raise_floor(self, node: str, incarnation: int) -> set[str]:
         """Declare ``node``'s registrations up to ``incarnation`` dead; returns names touched."""
@@ -291,14 +359,14 @@ class State:
                 if dot in self.entries and dot not in other.entries:
                     touched.add(self.remove(dot))
         # Registrations ``other`` stores that this state has never observed are new here.
-        for dot, registration in other.entries.items():
+        for dot, entry in other.entries.items():
             if (
                 dot not in self.entries
                 and not self.context.contains(dot)
                 and not self.is_floored(dot[0], dot[1])
             ):
-                self._store(registration)  # its dot: with the context, below
-                touched.add(registration.name)
+                self.store(dot, entry)  # its dot: with the context, below
+                touched.add(entry[NAME])
         live = [r for r in other_context.replicas() if not self.is_floored(*r)]
         self.context.merge(other_context, live)
         return touched
@@ -309,7 +377,7 @@ class State:
         low: int,
         seen: int,
         cloud: Iterable[int],
-        stored: Iterable[Registration],
+        stored: Iterable[Entry],
     ) -> set[str]:
         """Join a share of ``replica``'s state that observed the counters ``low..seen``
         and ``cloud`` and still stores ``stored`` (of those): the join of a state
@@ -318,25 +386,18 @@ class State:
         if self.is_floored(*replica):
             return set()
         cloud = set(cloud)
-        registrations = {r.dot: r for r in stored}
+        entries = {entry_dot(entry): entry for entry in stored}
         touched: set[str] = set()
         for dot in list(self.by_replica.get(replica, ())):
             observed = low <= dot[2] <= seen or dot[2] in cloud
-            if observed and dot not in registrations:
+            if observed and dot not in entries:
                 touched.add(self.remove(dot))
-        for dot, registration in registrations.items():
+        for dot, entry in entries.items():
             if dot not in self.entries and not self.context.contains(dot):
-                self._store(registration)  # its dot: in range or cloud, recorded below
-                touched.add(registration.name)
+                self.store(dot, entry)  # its dot: in range or cloud, recorded below
+                touched.add(entry[NAME])
         self.context.add_counters(replica, cloud, seen if seen >= low else 0)
         return touched
-
-
-def _discard(index: dict[K, set[Dot]], key: K, dot: Dot) -> None:
-    dots = index[key]
-    dots.discard(dot)
-    if not dots:
-        del index[key]
 
 
 def joined(*states: State) -> State:

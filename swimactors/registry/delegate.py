@@ -117,7 +117,7 @@ class RegistryDelegate(Delegate):
         once membership has refuted: :meth:`Registry.register`)."""
         delta = self.registry.register(name, actor_id, meta)
         self.publish(delta)
-        return next(iter(delta.entries.values()), None)
+        return next(iter(delta.registrations_all()), None)
 
     def unregister(self, name: str) -> None:
         """Withdraw this node's claim on ``name`` and broadcast the delta."""

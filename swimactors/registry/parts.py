@@ -20,7 +20,7 @@ import bisect
 
 import attrs
 
-from .crdt import Registration, Replica, State
+from .crdt import COUNTER, Entry, Replica, State
 
 __all__ = ["PART_BYTES", "PART_ITEMS", "Coverage", "Key", "Part", "Piece", "cut"]
 
@@ -60,7 +60,7 @@ class Piece:
     low: int
     seen: int
     cloud: list[int]
-    entries: list[Registration]
+    entries: list[Entry]
 
     def applies_to(self, state: State) -> bool:
         """Whether ``state`` can record it: it has observed every counter below ``low``
@@ -169,29 +169,25 @@ def _take_replica(
     cloud = sorted(c for c in context.cloud.get(replica, ()) if c >= low)
     entries = sorted(
         (state.entries[dot] for dot in state.by_replica.get(replica, ()) if dot[2] >= low),
-        key=lambda r: r.counter,
+        key=lambda e: e[COUNTER],
     )
     budget.charge(len(cloud))
-    taken: list[Registration] = []
+    taken: list[Entry] = []
     stop: int | None = None
-    for registration in entries:
-        size = (
-            len(registration.name.encode())
-            + len(registration.actor_id.encode())
-            + len(registration.meta)
-            + _FRAMING_BYTES
-        )
+    for entry in entries:
+        name, _, _, actor_id, meta, counter, _ = entry
+        size = len(name.encode()) + len(actor_id.encode()) + len(meta) + _FRAMING_BYTES
         if not budget.takes(_REGISTRATION_ITEMS, size):
-            stop = registration.counter
+            stop = counter
             break
-        taken.append(registration)
+        taken.append(entry)
     seen = context.vv.get(replica, 0)
     if stop is not None:
         cloud = [c for c in cloud if c < stop]
         seen = min(seen, stop - 1)
     if low == 1:
-        for registration in taken:
-            part.state.add(registration)
+        for entry in taken:
+            part.state.add(entry)
         part.state.context.add_counters(replica, cloud, seen)
     else:
         part.piece = Piece(replica, low, seen if seen >= low else 0, cloud, taken)

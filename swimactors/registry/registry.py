@@ -20,12 +20,12 @@ its name (so the delegate calls it after a full-state merge).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 from ..errors import SwimactorsError
 from .changes import Change, NameAdded, NameChanged, NameLost, NameRemoved
 from .codec import MAX_ACTOR_ID_BYTES, MAX_COUNTER, MAX_META_BYTES, MAX_NAME_BYTES, decode, encode
-from .crdt import Dot, Registration, Replica, State
+from .crdt import CLOCK, META, NODE, Dot, Entry, Registration, Replica, State, entry_dot
 from .parts import PART_BYTES, PART_ITEMS, Key, Part, Piece, cut
 
 __all__ = ["MAX_NAMES_PER_PROCESS", "MAX_REPLICAS_PER_NODE", "Registry", "RegistryError"]
@@ -36,6 +36,8 @@ it, its new ones are refused (here) or dropped (from a peer)."""
 MAX_REPLICAS_PER_NODE = 8
 """Most processes (incarnations) of one node held at once; a node holds one, and briefly
 two or three across restarts and false DOWNs."""
+_BUILT_MOST = 1024
+"""Registrations :meth:`Registry.lookup` keeps built for names looked up again."""
 
 
 class RegistryError(SwimactorsError, ValueError):
@@ -69,7 +71,12 @@ class Registry:
         self._state = State()
         self._held: dict[str, tuple[str, bytes]] = {}
         self._clock = 0
-        self._winners: dict[str, Registration] = {}
+        self._winners: dict[str, Entry] = {}
+        self._built: dict[str, tuple[Entry, Registration]] = {}
+        """Registrations :meth:`lookup` built lately, by name, with the stored winner each
+        was built from: a name looked up again costs a dict lookup.  At most
+        :data:`_BUILT_MOST`, then forgotten at once, so the collector still tracks no
+        object per name held."""
         self._reported: set[Dot] = set()
         self._changes: deque[Change] = deque(maxlen=max_changes)
         self.on_change: Callable[[], None] | None = None
@@ -105,11 +112,11 @@ class Registry:
         held = len(self._state.by_replica.get((self.node, self.incarnation), ()))
         if held + sum(1 for name in wanted if not owned[name]) > MAX_NAMES_PER_PROCESS:
             raise RegistryError(f"a node holds at most {MAX_NAMES_PER_PROCESS} names")
-        delta = self._delta(replaced=[r for mine in owned.values() for r in mine])
+        delta = self._delta(replaced=[e for mine in owned.values() for e in mine])
         if not self._state.is_floored(self.node, self.incarnation):
             for offset, (name, (actor_id, meta)) in enumerate(wanted.items()):
                 mine = owned[name]
-                clock = mine[0].clock if mine else self._clock + 1
+                clock = mine[0][CLOCK] if mine else self._clock + 1
                 delta.add(self._new_registration(name, actor_id, meta, clock, offset))
         self._held.update(wanted)
         self._apply(delta)
@@ -159,7 +166,8 @@ class Registry:
         processes only when ``incoming`` brings a new one."""
         shares: list[tuple[Replica, Iterable[Dot], int]]
         if isinstance(incoming, Piece):
-            shares = [(incoming.replica, (r.dot for r in incoming.entries), len(incoming.cloud))]
+            piece_dots = [entry_dot(e) for e in incoming.entries]
+            shares = [(incoming.replica, piece_dots, len(incoming.cloud))]
         else:
             shares = [
                 (r, incoming.by_replica.get(r, ()), len(incoming.context.cloud.get(r, ())))
@@ -234,7 +242,44 @@ class Registry:
 
     def lookup(self, name: str) -> Registration | None:
         """The winning registration of ``name``, or None if nobody holds it."""
-        return self._winners.get(name)
+        winner = self._winners.get(name)
+        if winner is None:
+            return None
+        built = self._built.get(name)
+        if built is not None and built[0] is winner:
+            return built[1]
+        registration = Registration(*winner)
+        if len(self._built) >= _BUILT_MOST:
+            self._built.clear()
+        self._built[name] = (winner, registration)
+        return registration
+
+    def winners(
+        self, prefix: str = "", with_meta: bool = False
+    ) -> Iterator[tuple[str, Registration]]:
+        """Every name starting with ``prefix`` and its winning registration, by name; with
+        ``with_meta``, only the names whose winner carries meta (singletons, say).  A name
+        left out costs a comparison, not a :class:`Registration` (the registry stores
+        none: :data:`~swimactors.registry.crdt.Entry`)."""
+        winners = self._winners
+        chosen = sorted(
+            name
+            for name, entry in winners.items()
+            if name.startswith(prefix) and (entry[META] or not with_meta)
+        )
+        for name in chosen:
+            entry = winners.get(name)  # the caller may have changed the registry meanwhile
+            if entry is not None:
+                yield name, Registration(*entry)
+
+    def count_by_node(self, prefix: str = "") -> dict[str, int]:
+        """How many of the names starting with ``prefix`` each node holds (wins)."""
+        counts: dict[str, int] = {}
+        for name, entry in self._winners.items():
+            if name.startswith(prefix):
+                node = entry[NODE]
+                counts[node] = counts.get(node, 0) + 1
+        return counts
 
     def lookup_all(self, name: str) -> list[Registration]:
         """Every registration of ``name``, winner first."""
@@ -260,14 +305,14 @@ class Registry:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _own(self, name: str) -> list[Registration]:
-        return [r for r in self._state.registrations(name) if r.node == self.node]
+    def _own(self, name: str) -> list[Entry]:
+        return [e for e in self._state.ranked(name) if e[NODE] == self.node]
 
-    def _delta(self, replaced: list[Registration]) -> State:
+    def _delta(self, replaced: list[Entry]) -> State:
         """An empty delta that removes ``replaced`` and carries this node's own floor."""
         delta = State()
-        for registration in replaced:
-            delta.context.add(registration.dot)
+        for entry in replaced:
+            delta.context.add(entry_dot(entry))
         floor = self._state.floors.get(self.node)
         if floor is not None:
             delta.floors[self.node] = floor
@@ -275,18 +320,18 @@ class Registry:
 
     def _new_registration(
         self, name: str, actor_id: str, meta: bytes, clock: int, offset: int = 0
-    ) -> Registration:
+    ) -> Entry:
         """A registration under the next free dot (``offset`` more for a batch)."""
         counter = self._state.context.next_counter((self.node, self.incarnation)) + offset
         clock = min(clock, MAX_COUNTER)  # after a forged clock at the maximum: ties, by node
-        return Registration(name, self.node, self.incarnation, actor_id, meta, counter, clock)
+        return (name, self.node, self.incarnation, actor_id, meta, counter, clock)
 
     def _apply(self, delta: State) -> None:
         self._settled(self._state.merge(delta), delta.entries.values())
 
-    def _settled(self, touched: set[str], registrations: Iterable[Registration]) -> None:
-        """Follow the clocks of ``registrations`` merged, and settle the names touched."""
-        self._clock = max(self._clock, *(r.clock for r in registrations), 0)
+    def _settled(self, touched: set[str], entries: Iterable[Entry]) -> None:
+        """Follow the clocks of the registrations merged, and settle the names touched."""
+        self._clock = max(self._clock, *(e[CLOCK] for e in entries), 0)
         if self._reported and touched:
             self._reported.intersection_update(self._state.entries)
         for name in sorted(touched):
@@ -294,23 +339,29 @@ class Registry:
 
     def _settle(self, name: str) -> None:
         """Recompute the winner of ``name`` and emit what changed."""
-        ranked = self._state.registrations(name)
+        ranked = self._state.ranked(name)
         old = self._winners.get(name)
         if not ranked:
             if old is not None:
                 del self._winners[name]
-                self._emit(NameRemoved(name, old))
+                self._emit(NameRemoved(name, Registration(*old)))
             return
         new = ranked[0]
         if new != old:
             self._winners[name] = new
-            self._emit(NameAdded(name, new) if old is None else NameChanged(name, old, new))
-        if new.node == self.node:
+            winner = Registration(*new)
+            self._emit(
+                NameAdded(name, winner)
+                if old is None
+                else NameChanged(name, Registration(*old), winner)
+            )
+        if new[NODE] == self.node:
             return
         for lost in ranked[1:]:
-            if lost.node == self.node and lost.dot not in self._reported:
-                self._reported.add(lost.dot)
-                self._emit(NameLost(name, lost, new))
+            dot = entry_dot(lost)
+            if lost[NODE] == self.node and dot not in self._reported:
+                self._reported.add(dot)
+                self._emit(NameLost(name, Registration(*lost), Registration(*new)))
 
     def _emit(self, change: Change) -> None:
         if len(self._changes) == self._changes.maxlen:

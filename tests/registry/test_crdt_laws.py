@@ -101,7 +101,7 @@ def test_after_sync_and_refutation_every_held_name_is_registered(history: Histor
             registry.set_incarnation(registry.incarnation + 10)
     for registry, held in zip(replicas, history.held, strict=True):
         for observer in (registry, replicas[0]):
-            entries = observer.state().entries.values()
+            entries = observer.state().registrations_all()
             assert {r.name for r in entries if r.node == registry.node} == held
 
 

@@ -243,3 +243,43 @@ def test_on_change_is_called_for_every_queued_change() -> None:
     registry.register("a", "actor-1")
     registry.register("b", "actor-2")
     assert calls == [1, 1]
+
+
+def test_winners_and_counts_by_node_filter_before_building() -> None:
+    """``winners`` yields each name's winner by name, only under ``prefix`` and, with
+    ``with_meta``, only winners carrying meta; ``count_by_node`` counts the winners."""
+    a, b = Registry("a", 1), Registry("b", 1)
+    b.merge(a.register_all([("g/1", "x#1", b""), ("g/2", "y#1", b"s"), ("other", "z#1", b"")]))
+    a.merge(b.register_all([("g/3", "w#1", b""), ("g/1", "v#1", b"late")]))
+    a.merge(b.state())
+    assert [(n, r.node, r.actor_id) for n, r in a.winners()] == [
+        ("g/1", "a", "x#1"),
+        ("g/2", "a", "y#1"),
+        ("g/3", "b", "w#1"),
+        ("other", "a", "z#1"),
+    ]
+    assert [n for n, _ in a.winners(prefix="g/")] == ["g/1", "g/2", "g/3"]
+    assert [(n, r.meta) for n, r in a.winners(with_meta=True)] == [("g/2", b"s")]
+    assert a.count_by_node("g/") == {"a": 2, "b": 1} and a.count_by_node() == {"a": 3, "b": 1}
+    assert [r for _, r in a.winners()] == [a.lookup(n) for n in a.names()]
+
+
+def test_lookup_builds_a_name_s_registration_again_only_when_its_winner_changed() -> None:
+    """The registry stores tuples; ``lookup`` keeps what it built lately for a name
+    looked up again (a bounded number of them) and builds anew once the winner changed."""
+    a, b = Registry("a", 1), Registry("b", 1)
+    a.register("x", "one#1")
+    first = a.lookup("x")
+    assert first is a.lookup("x") and first is not None and first.actor_id == "one#1"
+    a.register("x", "two#1")
+    second = a.lookup("x")
+    assert second is not None and second.actor_id == "two#1" and second.clock == first.clock
+    b.merge(a.state())
+    a.merge(b.register("y", "three#1"))
+    a.register_all([(f"n{i}", "many#1", b"") for i in range(3000)])
+    for i in range(3000):
+        a.lookup(f"n{i}")
+    assert len(a._built) <= 1024
+    assert a.lookup("x") == second and a.lookup("y") == b.lookup("y")
+    a.unregister("x")
+    assert a.lookup("x") is None
