@@ -653,6 +653,9 @@ class Connection:
         self._stats = transport.host.stats
         self._write_now = self.write_now
         """Registered in :attr:`_flushes` (one bound method, so a dict key made once)."""
+        self._read_once = self._read_lent
+        self._holder_hook = self._holder_answered
+        """Bound once, as :attr:`_write_now`: handed on by every read of the role's holder."""
         self._writer: trio.lowlevel.Task | None = None
         self._busy = False
         """The writer task is inside ``send_all``."""
@@ -1258,7 +1261,7 @@ class Connection:
         that REPLY taken straight, :meth:`PeerSession.lone_reply`); anything unusual gives
         the role back and the reply comes the usual way."""
         assert self._context is not None
-        reply.notify = self._holder_answered
+        reply.notify = self._holder_hook
         self._awaited = corr
         self._holder_read = True
         flushes = self._flushes
@@ -1273,7 +1276,7 @@ class Connection:
                     continue
                 finally:
                     self._holder_reading = False
-                if not self._context.run(self._read_lent):
+                if not self._context.run(self._read_once):
                     self._give_back()
         finally:
             reply.notify = None
@@ -1308,7 +1311,7 @@ class Connection:
                 continue
             finally:
                 self._holder_reading = False
-            if not self._context.run(self._read_lent):
+            if not self._context.run(self._read_once):
                 self._give_back()
 
     def _read_lent(self) -> bool:
@@ -1927,7 +1930,9 @@ class ActorTransport:
         address = target._address if sender is target._address_sender else target.address(sender)
         frame = protocol.ask_frame(corr, address, value, trace)
         try:
-            if not connection.try_request(frame):
+            if session.try_request(frame):  # (open: checked above, nothing ran since)
+                host.flushes[connection._write_now] = None
+            else:
                 deadline = math.inf if timeout is None else started + timeout
                 with trio.move_on_at(deadline) as scope:
                     await connection.request(frame)
