@@ -92,7 +92,11 @@ def config_from(profile: str, overrides: Sequence[tuple[str, str]]) -> Config:
     for key, text in overrides:
         if key not in fields:
             raise ConfigError(f"Config has no field {key!r}; see docs/configuration.md")
-        kind = type(getattr(config, key))
+        current = getattr(config, key)
+        if current is None:  # (cidrs_allowed: the field's converter parses the text)
+            changes[key] = text
+            continue
+        kind = type(current)
         try:
             changes[key] = kind(text)
         except ValueError:

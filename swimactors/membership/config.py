@@ -15,6 +15,7 @@ import attrs
 from ..errors import SwimactorsError
 from ..security import Keyring, TlsConfig
 from ..wire import DEFAULT_PACKET_BUDGET
+from .allowlist import AllowList, Network, address_in, parse_networks
 
 __all__ = ["Config", "ConfigError"]
 
@@ -65,6 +66,21 @@ def _tls(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 def _label(instance: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not isinstance(value, str) or len(value.encode()) > 255:
         raise ConfigError(f"Config.{attribute.name} must be a string of at most 255 bytes")
+
+
+def _networks(value: Any) -> tuple[Network, ...] | None:
+    """``cidrs_allowed`` from None, ``"10.0.0.0/8,fd00::/8"`` or an iterable of networks."""
+    if value is None:
+        return None
+    try:
+        networks = parse_networks(value)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"Config.cidrs_allowed: {exc}") from None
+    if not networks:
+        raise ConfigError(
+            "Config.cidrs_allowed must name at least one network (None allows every address)"
+        )
+    return networks
 
 
 @attrs.frozen(kw_only=True)
@@ -124,6 +140,12 @@ class Config:
     ``maxPushPullRequests`` is 128): each answer is this node's whole state, sent to the
     address the request names, so a stream of small requests must not buy unbounded work
     and traffic.  Past it a request is merged but not answered (``push_pull_replies_refused``)."""
+    cidrs_allowed: tuple[Network, ...] | None = attrs.field(default=None, converter=_networks)
+    """The networks peers may be in (memberlist's ``CIDRsAllowed``): datagrams and TCP
+    connections from other sources are dropped before anything is read or decoded, and a
+    member advertising an address outside them is refused (docs/security.md).  Given as
+    ``"10.0.0.0/8,fd00::/8"`` or an iterable of CIDR strings; IPv4 and IPv6 are listed
+    separately.  None (the default): every address."""
     label: str = attrs.field(default="", validator=_label)
     keyring: Keyring | None = attrs.field(default=None, validator=_keyring)
     """With a keyring every packet and frame is sealed (docs/security.md); None sends
@@ -193,6 +215,16 @@ class Config:
         if unknown:
             raise ConfigError(f"Config has no field(s) {', '.join(sorted(unknown))}")
         return attrs.evolve(self, **changes)
+
+    def ip_allowed(self, host: str) -> bool:
+        """Whether ``host`` (an IP literal) is in :attr:`cidrs_allowed`; always True
+        without one, never for a host name with one (memberlist's ``IPAllowed``)."""
+        return self.cidrs_allowed is None or address_in(self.cidrs_allowed, host)
+
+    def allow_list(self) -> AllowList | None:
+        """:attr:`cidrs_allowed` as a per-packet test with its own cache (None: no
+        allow-list, and nothing to test)."""
+        return None if self.cidrs_allowed is None else AllowList(self.cidrs_allowed)
 
     # -- formulas (memberlist's util.go and suspicion.go; see docs/protocol.md) ---------
 

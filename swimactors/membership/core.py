@@ -329,6 +329,8 @@ class Swim:
         )
         """Unknown members this node may add (``newcomer_rate`` a second, a burst of
         ``newcomer_burst``), whatever packets name them."""
+        self._allowed = self.config.allow_list()
+        """``Config.cidrs_allowed`` as a test of advertised hosts (None: all allowed)."""
         self._overhead = packet_overhead(self.config.label, name) + (
             SEALING_OVERHEAD if self.config.keyring is not None else 0
         )
@@ -596,6 +598,13 @@ class Swim:
             return None
         if peer is not None and sender not in peer:
             counters["rejected_certificate"] += 1
+            return None
+        if (  # a stream's answers go to the address it names: never outside the allow-list
+            sender_address is not None
+            and self._allowed is not None
+            and not self._allowed(sender_address[0])
+        ):
+            counters["rejected_not_allowed"] += 1
             return None
         if stale_alives:
             counters["received_alive"] += stale_alives
@@ -1022,6 +1031,8 @@ class Swim:
             return
         state = self._members.get(msg.name)
         if state is None:
+            if self._not_allowed(msg):
+                return
             if len(self._members) >= MAX_MEMBERS:
                 self.counters["rejected_member_limit"] += 1
                 return
@@ -1033,6 +1044,8 @@ class Swim:
             self._mark_alive(state)
             self._enqueue(msg)
             self._emit(MemberUp(state.snapshot(), now))
+            return
+        if state.address != msg.address and self._not_allowed(msg):
             return
         if state.address != msg.address and not rules.may_move(
             state.status, now - state.since, self.config.dead_node_reclaim_time
@@ -1068,6 +1081,16 @@ class Swim:
             if state.name in self._unreached:
                 self._recheck(state)
             self._emit(MemberUp(state.snapshot(), now))
+
+    def _not_allowed(self, msg: Alive) -> bool:
+        """True (counted) when ``msg`` advertises an address outside
+        ``Config.cidrs_allowed``: such a member is never added nor moved there, so this
+        node never probes or gossips to it (memberlist refuses it likewise)."""
+        allowed = self._allowed
+        if allowed is None or allowed(msg.address[0]):
+            return False
+        self.counters["rejected_not_allowed"] += 1
+        return True
 
     def _stale_alive(self, name: str, host: str, port: int, incarnation: int) -> bool:
         """An Alive that ``_apply_alive`` would ignore: about a member we know at that

@@ -252,6 +252,7 @@ class LeanNodeThread(NodeThread):
             poller=poller,
             post=post,
             clock=LeanNode._now,
+            allowed=config.allow_list(),
         )
         core = new_core(
             name,

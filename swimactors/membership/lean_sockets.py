@@ -29,6 +29,7 @@ from typing import Any
 
 from .. import wire
 from ..logs import logger
+from .allowlist import AllowList
 from .poller import READ, WRITE, Poller
 from .sealing import Sealing
 from .transport import (
@@ -39,6 +40,7 @@ from .transport import (
     _is_literal,
     _nobody,
     _sockaddr_on,
+    admitting,
     normalize_source,
 )
 from .types import Address, Packet, format_address
@@ -95,6 +97,7 @@ class LeanSockets:
         poller: Poller,
         post: Callable[..., Any],
         clock: Callable[[], float] = time.monotonic,
+        allowed: AllowList | None = None,
     ) -> None:
         """``post(fn, *args)`` runs ``fn(*args)`` on the loop's thread (from any thread:
         how a lookup's answer comes back)."""
@@ -115,6 +118,8 @@ class LeanSockets:
         """An IPv4 socket's sources are ``(host, port)`` already (no mapped addresses)."""
         self._tcp_timeout = tcp_timeout
         self._sealing = sealing
+        self._allowed = allowed
+        """``Config.cidrs_allowed`` (``transport.admitting``); None admits all."""
         self._poller = poller
         self._clock = clock
         self._post = post
@@ -154,7 +159,11 @@ class LeanSockets:
 
     def start(self, deliver: Deliver) -> None:
         """Register the sockets; what arrives from now on goes to ``deliver``."""
-        self._deliver = deliver if self._sealing is None else self._sealing.opening(deliver)
+        if self._sealing is not None:
+            deliver = self._sealing.opening(deliver)
+        if self._allowed is not None:  # outermost: before opening, as the trio transport
+            deliver = admitting(self._allowed, deliver, self._counters)
+        self._deliver = deliver
         self._poller.register(self._udp, READ, self._read_datagrams)
         self._poller.register(self._listener, READ, self._accept)
 
@@ -433,6 +442,10 @@ class LeanSockets:
                 self._accept_paused = self._clock() + 0.1
                 break
             source = normalize_source(peer)
+            if self._allowed is not None and not self._allowed(source[0]):
+                self._count("tcp_not_allowed", source)
+                sock.close()
+                continue
             if (
                 len(self._incoming) >= self.limits.max_incoming
                 or self._per_host[source[0]] >= self.limits.max_incoming_per_address

@@ -177,7 +177,9 @@ async def open_node(
     sockets: Transport | None = None
     if transport is None:
         host, port = parse_address(bind, DEFAULT_PORT) if isinstance(bind, str) else bind
-        sockets = Transport(tcp_timeout=config.tcp_timeout, tls=config.tls)
+        sockets = Transport(
+            tcp_timeout=config.tcp_timeout, tls=config.tls, allowed=config.allow_list()
+        )
         await sockets.bind(host, int(port))
         transport = sockets
         warn_if_open(name, config, sockets.address)

@@ -32,6 +32,7 @@ from .. import wire
 from ..logs import logger
 from ..security import TlsConfig
 from ..security.tls_stream import open_tls
+from .allowlist import AllowList
 from .host_names import HostNames, SockAddr
 from .once import OncePerPeer
 from .types import Address, Packet, format_address
@@ -42,6 +43,7 @@ __all__ = [
     "SockAddr",
     "Transport",
     "TransportLimits",
+    "admitting",
     "bind_sockets",
     "resolve",
     "resolve_now",
@@ -61,6 +63,21 @@ class Deliver(Protocol):
 
 def _discard(source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
     """Delivery before the transport is started."""
+
+
+def admitting(allowed: AllowList, deliver: Deliver, counters: collections.Counter[str]) -> Deliver:
+    """``deliver`` behind ``Config.cidrs_allowed``: what comes from a source outside it is
+    dropped before it is opened or decoded, and counted (``udp_not_allowed``: frames come
+    only on connections already admitted at accept, ``tcp_not_allowed``).  Only a node
+    with an allow-list wraps its delivery so: without one no packet pays for the test."""
+
+    def admit(source: Address, data: bytes, peer: frozenset[str] | None = None) -> None:
+        if allowed(source[0]):
+            deliver(source, data, peer)
+        else:
+            counters["udp_not_allowed"] += 1
+
+    return admit
 
 
 class NodeTransport(Protocol):
@@ -280,8 +297,16 @@ def bind_sockets(
 class Transport:
     """Owns the sockets; the node calls :meth:`send` and gets data through ``deliver``."""
 
-    def __init__(self, *, tcp_timeout: float, tls: TlsConfig | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        tcp_timeout: float,
+        tls: TlsConfig | None = None,
+        allowed: AllowList | None = None,
+    ) -> None:
+        """``allowed``: ``Config.cidrs_allowed`` (:func:`admitting`); None admits all."""
         self._deliver: Deliver = _discard
+        self._allowed = allowed
         self._tcp_timeout = tcp_timeout
         self._tls = tls
         self._tls_refused = OncePerPeer("refusing TCP connections (TLS)", log)
@@ -340,7 +365,8 @@ class Transport:
     def start(self, nursery: trio.Nursery, deliver: Deliver) -> None:
         """Start sending, and receiving into ``deliver``, in ``nursery`` (cancel it to stop)."""
         assert self._udp is not None and self._listener is not None, "bind() first"
-        self._deliver = deliver
+        allowed = self._allowed
+        self._deliver = deliver if allowed is None else admitting(allowed, deliver, self.counters)
         self._nursery = nursery
         nursery.start_soon(self._receive_datagrams, self._udp)
         nursery.start_soon(self._accept, self._listener)
@@ -630,6 +656,10 @@ class Transport:
                 try:
                     source = normalize_source(stream.socket.getpeername())
                 except OSError:  # already reset
+                    await stream.aclose()
+                    continue
+                if self._allowed is not None and not self._allowed(source[0]):
+                    self._count("tcp_not_allowed", source)  # before TLS, before any read
                     await stream.aclose()
                     continue
                 if (
