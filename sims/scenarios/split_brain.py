@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import attrs
 
-from swimactors.quorum import Strategy, parse_strategy, stable_after_for
+from swimactors.quorum import Decision, Strategy, parse_strategy, stable_after_for
 
 from ..common import Params, Progress, Run
 from ..quorum import QuorumCluster, overlaps
@@ -119,8 +119,10 @@ def run_case(
     late_holders = overlaps(cluster.changes, groups, cut_at + bound, healed_at)
     late_sides = overlaps(cluster.changes, groups, last_cut + names_bound, healed_at)
     after_heal = overlaps(cluster.changes, [names], healed_at, end)
-    stops = [
-        d.time for name, d in cluster.decisions if cut_at <= d.time < healed_at and not d.serving
+    stops = [  # a node that stops serving (not one already stopped giving up its seniority)
+        d.time
+        for name, d, was_serving in _with_service_before(cluster.decisions)
+        if cut_at <= d.time < healed_at and was_serving and not d.serving
     ]
     decided = [d.time for name, d in cluster.decisions if cut_at <= d.time < healed_at and d.stable]
     holders = [
@@ -161,6 +163,16 @@ def run_case(
         "problems": problems,
     }
     return sim, case
+
+
+def _with_service_before(
+    decisions: Sequence[tuple[str, Decision]],
+) -> Iterator[tuple[str, Decision, bool]]:
+    """Each decision, with whether its node was serving before it."""
+    serving: dict[str, bool] = {}
+    for name, decision in decisions:
+        yield name, decision, serving.get(name, False)
+        serving[name] = decision.serving
 
 
 def run(params: Params, progress: Progress, splits: Sequence[str] = SUITE_SPLITS) -> dict[str, Any]:

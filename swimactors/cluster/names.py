@@ -18,7 +18,7 @@ from ..actors.ref import ActorRef
 from ..actors.runtime import LocalSystem
 from ..logs import logger
 from ..membership.node import Node
-from ..registry import Change, Registration, Registry, RegistryDelegate
+from ..registry import Change, Registration, Registry, RegistryDelegate, State
 from ..registry import NameLost as RegistryNameLost
 
 __all__ = ["LOSER_NOTICE_TIMEOUT", "NameLost", "Names", "actor_id"]
@@ -58,6 +58,8 @@ class Names:
         """Set (and replaced) whenever the registry changed."""
         self.public: dict[str, ActorRef] = {}
         """Names this node registered, and the actor each names."""
+        self._withdrawals: list[State] = []
+        """The unregistrations of :meth:`withdraw_all`, until :meth:`repeat_withdrawals`."""
         self.handlers: list[Callable[[Change], None]] = []
         """Told of every registry change, after the public-name rule (grains, groups)."""
 
@@ -104,8 +106,19 @@ class Names:
         """Unregister every public name this node holds; what each named (split brain)."""
         withdrawn, self.public = self.public, {}
         for name in withdrawn:
-            self.delegate.unregister(name)
+            self._withdrawals.append(self.delegate.unregister(name))
         return withdrawn
+
+    def repeat_withdrawals(self) -> None:
+        """Gossip again the unregistrations :meth:`withdraw_all` sent.  A side steps down
+        when it is cut off, so they may have reached only the nodes cut off with it; a
+        node elsewhere then goes on seeing the names held here until a push/pull repairs
+        it (a singleton host does not re-create a singleton it sees held, so that was a
+        gap of up to a push/pull period).  A delta merges idempotently, and an
+        unregistration removes only the registration it names, never a later one."""
+        withdrawals, self._withdrawals = self._withdrawals, []
+        for delta in withdrawals:
+            self.delegate.publish(delta)
 
     def restore(self, name: str, ref: ActorRef) -> None:
         """Register a withdrawn name again for the actor it named."""

@@ -366,7 +366,9 @@ class SplitBrain(Delegate):
         self.system.grains.step_down()
 
     def _resume(self) -> None:
-        """Re-register the withdrawn names this node still legitimately holds."""
+        """Gossip the withdrawals again (they may not have crossed the cut), and
+        re-register the withdrawn names this node still legitimately holds."""
+        self.cluster.names.repeat_withdrawals()
         withheld, self.withheld = self.withheld, {}
         for name, ref in withheld.items():
             cell = self.system.local_cell(ref)

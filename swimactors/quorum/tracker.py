@@ -107,7 +107,10 @@ class Verdict(enum.Enum):
     """Stopped with no rule against this side: a fresh node whose first view loses, a
     silent member of this side, or no confirmed view within the unstable limit."""
     STEP_DOWN = "step-down"
-    """Stopped at once: the changed view, not yet confirmed, would lose."""
+    """Stopped at once: the changed view, not yet confirmed, would lose.  Also given to a
+    node already stopped by a ``STOP``, to give up its seniority, when it is still
+    stopped ``takeover_margin`` later and the members it reaches and hears would lose:
+    a far side may have taken it over by then."""
     LOST = "lost"
     """Stopped on a confirmed view that loses."""
 
@@ -247,6 +250,9 @@ class QuorumTracker:
         self._last_change = 0.0
         self._unstable_since: float | None = 0.0
         """Start of the current unconfirmed period; None once the unstable limit fired."""
+        self._renounce_at: float | None = None
+        """Stopped on a ``STOP`` (which keeps the seniority): when to check whether a far
+        side may have taken this node over (see :meth:`_check_renounce`)."""
         self._left_out_since: float | None = None
         """Since when the rule, with what the others announced, has not served this node
         (its own view still wins): the fence runs from then."""
@@ -369,6 +375,8 @@ class QuorumTracker:
             times.extend(heard + self.silence_limit for heard in self._renewed.values())
             if self._left_out_since is not None:
                 times.append(self._left_out_since + self.silence_limit)
+        if self._renounce_at is not None and self._phase not in _SERVING:
+            times.append(self._renounce_at)
         if self._takeover is not None:
             times.append(self._takeover[0])
         elif self._phase not in _DECIDED:
@@ -584,6 +592,7 @@ class QuorumTracker:
                     Verdict.STOP,
                     f"no confirmed view {limit:.1f} s after the first change: down-all",
                 )
+        self._check_renounce(now)
         if self._next_announce is None:
             self._next_announce = now + ANNOUNCE_INTERVAL
 
@@ -735,6 +744,48 @@ class QuorumTracker:
     def _stop(self, now: float, verdict: Verdict, reason: str) -> None:
         self._phase = Phase.LOST if verdict is Verdict.LOST else Phase.STOPPED
         self._decisions.append(Decision(now, verdict, frozenset(), reason))
+        self._renounce_at = now + self.takeover_margin if verdict is Verdict.STOP else None
+
+    def _check_renounce(self, now: float) -> None:
+        """A node stopped on a ``STOP`` (a lease, the unstable limit) keeps its seniority,
+        so that a side that wins with it keeps it (``keep_oldest``).  But a far side takes
+        over a member ``silence_limit + takeover_margin`` after losing sight of it, and
+        the member's lease ran out at most ``silence_limit`` (and the gossip latency)
+        after that: so if this node is still stopped ``takeover_margin`` after its stop,
+        and the members it still reaches *and* hears (announcements within
+        ``silence_limit``) would lose, a far side may have taken it over.  It then gives
+        up its seniority (a ``STEP_DOWN`` decision, ``downed``), as a downed Akka node
+        rejoins as a new one: otherwise it would come back as the oldest member, so as
+        the singleton host, and re-create singletons before its registry heard that the
+        far side re-created them.  While the members it hears win, it checks again as
+        each one's announcements run out."""
+        due = self._renounce_at
+        if due is None or now < due:
+            return
+        if self._phase in _SERVING:
+            self._renounce_at = None
+            return
+        heard = {
+            n
+            for n in self._reachable & self._members.keys()
+            if now < self._heard(n) + self.silence_limit
+        }
+        view = View(self.self_name, self._members.values(), heard | {self.self_name})
+        outcome = self.strategy.decide(view)
+        if outcome.serving:
+            expiries = [self._heard(n) + self.silence_limit for n in heard]
+            self._renounce_at = min(expiries, default=None)
+            return
+        self._renounce_at = None
+        self._decisions.append(
+            Decision(
+                now,
+                Verdict.STEP_DOWN,
+                frozenset(),
+                f"still stopped {self.takeover_margin:.1f} s after a stop, with only the "
+                f"members it hears: {outcome.reason}",
+            )
+        )
 
     def _confirm(self, now: float) -> None:
         """The view is stable and agreed on this side: apply the rule."""

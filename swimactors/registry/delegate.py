@@ -119,9 +119,12 @@ class RegistryDelegate(Delegate):
         self.publish(delta)
         return next(iter(delta.registrations_all()), None)
 
-    def unregister(self, name: str) -> None:
-        """Withdraw this node's claim on ``name`` and broadcast the delta."""
-        self.publish(self.registry.unregister(name))
+    def unregister(self, name: str) -> State:
+        """Withdraw this node's claim on ``name`` and broadcast the delta (returned, for a
+        caller that may have to gossip it again)."""
+        delta = self.registry.unregister(name)
+        self.publish(delta)
+        return delta
 
     def publish(self, delta: State) -> None:
         """Broadcast a delta in parts that each fit one gossip packet."""

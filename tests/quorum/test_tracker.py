@@ -18,6 +18,7 @@ from swimactors.quorum import (
     age_meta,
     describe,
     keep_majority,
+    keep_oldest,
     static_quorum,
 )
 
@@ -191,6 +192,45 @@ def test_a_serving_node_stops_when_a_side_member_falls_silent() -> None:
     advance(trackers, 17.0, 17.0, reach="ab")
     [decision] = a.take_decisions()
     assert not decision.serving and not decision.downed and "from c" in decision.reason
+
+
+def test_a_node_still_stopped_when_it_may_be_taken_over_gives_up_its_seniority() -> None:
+    """a, the oldest, is cut off and its SWIM is slow: its lease stops it (a ``STOP``,
+    which keeps its seniority); b and c could take it over from 10.0 + 7 + 2 = 19.0 on.
+    Still stopped ``takeover_margin`` after its stop and hearing nobody, it gives up its
+    seniority then, so that it never comes back as the host of a side that re-created
+    its singletons meanwhile."""
+    trackers = cluster(down_all_when_unstable=False)
+    a = trackers["a"]
+    advance(trackers, 7.5, 10.0)
+    advance(trackers, 10.5, 17.0, reach="bc")
+    [stop] = a.take_decisions()
+    assert stop.verdict is Verdict.STOP and not stop.downed and "no agreeing" in stop.reason
+    a.tick(18.99)
+    assert a.take_decisions() == []
+    a.tick(19.0)
+    [renounce] = a.take_decisions()
+    assert renounce.verdict is Verdict.STEP_DOWN and renounce.downed
+    assert not renounce.serving and "minority: 1 of 3" in renounce.reason
+    a.tick(30.0)
+    assert a.take_decisions() == []  # once
+
+
+def test_a_node_stopped_on_a_lease_keeps_its_seniority_while_those_it_hears_win() -> None:
+    """keep-oldest, a and b cut from c: the oldest's side wins, so a keeps its
+    seniority (giving it up would hand the win to the other side); c, alone, gives up
+    its own (it would anyway once its SWIM shows it the cut)."""
+    trackers = {n: QuorumTracker(n, keep_oldest(), down_all_when_unstable=False) for n in "abc"}
+    for tracker in trackers.values():
+        tracker.observe(0.0, snapshot("abc"))
+    advance(trackers, 0.0, 10.0)
+    assert all(state_of(t) == "ok" for t in trackers.values())
+    for tracker in trackers.values():
+        tracker.take_decisions()
+    advance(trackers, 10.5, 25.0, reach="ab")  # SWIM shows nobody the cut
+    a, c = trackers["a"], trackers["c"]
+    assert [d.verdict for d in a.take_decisions()] == [Verdict.STOP]
+    assert [d.verdict for d in c.take_decisions()] == [Verdict.STOP, Verdict.STEP_DOWN]
 
 
 def test_a_lost_node_regains_only_on_a_stable_converged_view() -> None:

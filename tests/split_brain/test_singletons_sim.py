@@ -15,6 +15,7 @@ from sims.scenarios.singleton_faults import (
     RULE,
     STABLE_AFTER,
     Counter,
+    run_seed,
     running,
     stall_quorum,
     until,
@@ -68,8 +69,11 @@ async def settled_with_singleton_on(systems: list[System], holder: System) -> No
     assert await until(lambda: registered(systems) == {holder.name}, 10.0)
 
 
-def step_down_app(holder_index: int) -> Callable[[SimNet], Awaitable[list[str]]]:
-    """n{holder_index} holds the singleton and steps down on a lease for a moment."""
+def step_down_app(
+    holder_index: int, seconds: float = STABLE_AFTER + 1.0
+) -> Callable[[SimNet], Awaitable[list[str]]]:
+    """n{holder_index} holds the singleton and steps down on a lease for a moment (it
+    reads no announcement for ``seconds``)."""
 
     async def app(net: SimNet) -> list[str]:
         log: list[str] = []
@@ -80,7 +84,7 @@ def step_down_app(holder_index: int) -> Callable[[SimNet], Awaitable[list[str]]]
                 watch = Watch(systems, host)
                 nursery.start_soon(watch.run)
                 stall = trio.current_time()
-                nursery.start_soon(stall_quorum, holder, STABLE_AFTER + 1.0)
+                nursery.start_soon(stall_quorum, holder, seconds)
                 assert await until(lambda: holder.quorum_state == "lost", 10.0)
                 log.append(f"holder lost quorum {trio.current_time() - stall:.2f} s in")
                 assert await until(lambda: not running(systems), 5.0)
@@ -118,11 +122,30 @@ def test_a_singleton_whose_holder_steps_down_for_a_moment_runs_again_on_the_host
 
 
 def test_a_host_that_steps_down_for_a_moment_runs_its_singleton_again() -> None:
-    _, log = replay(step_down_app(0), 2)
+    """n0 stops on its lease 2.8 s into a 3.5 s stall and serves again 1.05 s later,
+    before ``takeover_margin`` (2 s) has passed: it keeps its seniority and starts the
+    counter again itself."""
+    _, log = replay(step_down_app(0, STABLE_AFTER + 0.5), 2)
     assert log[2].startswith("running on ['n0']"), log
     assert log[3:] == [
         "registered ['n0']",
         "at the end running on ['n0']",
+        "at most 1 running at once",
+        "host states ['lost', 'ok']",
+    ], log
+
+
+def test_a_host_stopped_longer_than_the_takeover_margin_hands_its_singleton_on() -> None:
+    """A 4 s stall: n0 is still stopped ``takeover_margin`` after its stop and hears
+    nobody, so it may have been taken over (it cannot tell a stall from a cut) and gives
+    up its seniority (docs/split-brain.md, rule 8).  n1 becomes the host and runs the
+    counter, once, as soon as every node has confirmed the new oldest member (7.95 s
+    into the stall; on main, n0 kept its seniority and ran it again at 5.0 s)."""
+    _, log = replay(step_down_app(0), 2)
+    assert log[2].startswith("running on ['n1']"), log
+    assert log[3:] == [
+        "registered ['n1']",
+        "at the end running on ['n1']",
         "at most 1 running at once",
         "host states ['lost', 'ok']",
     ], log
@@ -203,3 +226,56 @@ def test_a_singleton_whose_holder_shuts_down_runs_again_on_the_host() -> None:
     _, log = replay(leave_app, 5)
     assert len(log) == 2 and log[0].startswith("running on n0"), log
     assert log[1] == "running on ['n0']"
+
+
+async def cut_host_app(net: SimNet) -> list[str]:
+    """The pattern of ``singleton_faults`` seed 86 (replayed from seed 2, where the race
+    is lost): n0, the host, holds the singleton and is cut off alone for 10.9 s.  Its
+    lease on the others runs out (a ``STOP``, which keeps its seniority) while its own
+    SWIM has not yet found most of them unreachable; n1, the host of the side that
+    wins, takes n0 over and re-creates the singleton."""
+    log: list[str] = []
+    async with simulated_systems(net, 5, split_brain=RULE) as systems:
+        host = systems[0]
+        await settled_with_singleton_on(systems, host)
+        async with trio.open_nursery() as nursery:
+            watch = Watch(systems, host)
+            nursery.start_soon(watch.run)
+            net.partition([s.name for s in systems[1:]], [host.name])
+            await trio.sleep(10.9)
+            log.append(f"during the cut: running on {running(systems)}")
+            net.heal()
+            await until(lambda: states(systems) == ["ok"] * 5, 30.0)
+            await trio.sleep(3 * STABLE_AFTER)  # n0's return, and what follows it
+            log.append(f"at the end running on {running(systems)}, {states(systems)}")
+            log.append(f"at most {watch.most_running} running at once")
+            nursery.cancel_scope.cancel()
+    return log
+
+
+def test_a_host_taken_over_while_stopped_on_a_lease_does_not_start_a_second_instance() -> None:
+    """The defect: n0 came back as the oldest member, so as the host, and re-created the
+    singleton at its first confirmed decision, before its registry had merged n1's
+    registration: two instances, still both running 9 s after the heal.
+    Still stopped ``takeover_margin`` after its stop, hearing nobody, n0 now gives up
+    its seniority, so it comes back as the youngest member and n1 stays the host."""
+    _, log = replay(cut_host_app, 2)
+    assert log == [
+        "during the cut: running on ['n1']",
+        f"at the end running on ['n1'], {['ok'] * 5}",
+        "at most 1 running at once",
+    ], log
+
+
+def test_a_holder_that_stepped_down_while_cut_off_gossips_its_withdrawal_again() -> None:
+    """``singleton_faults`` seed 8, whose last fault cuts n0 (the holder and host) and n4
+    off for 6.4 s: n0 stops on its lease and withdraws the name, the others do not take
+    it over before the heal, and n0 gives up its seniority, so n2 becomes the host.  n0's
+    unregistration had gone round only on its own side of the cut, so n2 went on seeing
+    the name held on n0 and re-created nothing until a push/pull repaired its registry,
+    29 s later (45 s with no instance in the seed).  A node that serves again now
+    gossips its withdrawals again: the singleton runs again at n2's first confirmed
+    decision."""
+    outcome = run_seed(8)
+    assert outcome.most_running == 1 and outcome.settled_s is not None, outcome
+    assert outcome.none_s < 20.0, outcome
