@@ -1,13 +1,15 @@
 """A registry larger than one message between two real nodes on loopback.
 
 Node b holds ``NAMES`` registrations, node a 5,000, both made directly in the registries
-(no gossip), so only push/pull (every second here) carries them, a part at a time.
-Each registry's change stream is taken as a system's names task takes it (woken by
+(no gossip), so only push/pull (every second here) carries them, a part at a time.  Each
+registry's change stream is taken as a system's names task takes it (woken by
 ``on_change``), so untaken changes do not pile up.  Measured: the time until both hold
-every name, the longest ``merge_remote_state`` (decode and merge of one part), the longest
-trio task step of the one loop both nodes run on, the longest garbage-collector pause,
-and, once both have converged, the objects the collector tracks per name held (what each
-full collection walks) and how long a full collection takes.  Floor, in the same run:
+every name, the longest ``merge_remote_state`` (decode and merge of one part) and
+``local_state`` (cut and encode of one), the longest trio task step of the one loop both
+nodes run on, the longest garbage-collector pause, and, once both have converged, the
+longest task step and collection over some seconds of push/pulls (a part each way,
+nothing new in it), the objects the collector tracks per name held (what each full
+collection walks) and how long a full collection takes.  Floor, in the same run:
 decoding and merging a whole state of 40,000 names, about the largest one the decoders
 took before parts.
 """
@@ -30,6 +32,8 @@ Row = dict[str, Any]
 NAMES = 60_000
 OTHERS = 5_000
 WHOLE = 40_000
+STEADY = 5.0
+"""Seconds of push/pulls measured once both nodes hold every name."""
 
 
 class _Pauses(trio.abc.Instrument):
@@ -58,15 +62,24 @@ class _Pauses(trio.abc.Instrument):
 
 
 def _timed(delegate: RegistryDelegate, longest: list[float]) -> None:
-    """Record the longest ``merge_remote_state`` of ``delegate`` in ``longest[0]``."""
+    """Record the longest ``merge_remote_state`` of ``delegate`` in ``longest[0]`` and
+    its longest ``local_state`` (cutting and encoding one part) in ``longest[1]``."""
     merge: Callable[[bytes, bool, float], None] = delegate.merge_remote_state
+    local: Callable[[bool], bytes] = delegate.local_state
 
     def timed(data: bytes, join: bool, now: float) -> None:
         start = time.perf_counter()
         merge(data, join, now)
         longest[0] = max(longest[0], time.perf_counter() - start)
 
+    def timed_local(join: bool) -> bytes:
+        start = time.perf_counter()
+        data = local(join)
+        longest[1] = max(longest[1], time.perf_counter() - start)
+        return data
+
     delegate.merge_remote_state = timed  # type: ignore[method-assign]
+    delegate.local_state = timed_local  # type: ignore[method-assign]
 
 
 async def _take_changes(registry: Registry) -> None:
@@ -96,7 +109,7 @@ def _full_collection() -> float:
 
 async def _converge(names: int, pauses: _Pauses) -> dict[str, float]:
     config = attrs.evolve(Config.lan(), push_pull_interval=1.0)
-    merges = [0.0]
+    merges = [0.0, 0.0]
     async with (
         open_node(name="b", bind="127.0.0.1:0", config=config) as b,
         trio.open_nursery() as nursery,
@@ -122,11 +135,16 @@ async def _converge(names: int, pauses: _Pauses) -> dict[str, float]:
             result = {
                 "seconds": trio.current_time() - start,
                 "merge": merges[0],
+                "local": merges[1],
                 "step": pauses.step,
                 "gc": pauses.gc,
                 "parts": float(delegate_a.counters["states_received"]),
                 "held": float(min(len(held_a), len(held_b)) == total),
             }
+            pauses.reset()
+            await trio.sleep(STEADY)
+            result["steady step"] = pauses.step
+            result["steady gc"] = pauses.gc
             held_a.take_changes()
             held_b.take_changes()
             result["tracked"] = (_tracked() - tracked) / (len(held_a) + len(held_b))
@@ -182,6 +200,12 @@ def run(quick: bool) -> list[Row]:
         },
         {
             "benchmark": bench,
+            "metric": "longest local_state (cut and encode one part)",
+            "value": result["local"] * 1000,
+            "unit": "ms",
+        },
+        {
+            "benchmark": bench,
             "metric": "longest loop step",
             "value": result["step"] * 1000,
             "unit": "ms",
@@ -190,6 +214,19 @@ def run(quick: bool) -> list[Row]:
             "benchmark": bench,
             "metric": "longest gc pause",
             "value": result["gc"] * 1000,
+            "unit": "ms",
+        },
+        {
+            "benchmark": bench,
+            "metric": "longest loop step once converged",
+            "value": result["steady step"] * 1000,
+            "unit": "ms",
+            "note": f"{STEADY:.0f} s of push/pulls, a part each",
+        },
+        {
+            "benchmark": bench,
+            "metric": "longest gc pause once converged",
+            "value": result["steady gc"] * 1000,
             "unit": "ms",
         },
         {

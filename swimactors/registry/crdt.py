@@ -216,7 +216,9 @@ class State:
 
     ``entries`` maps each stored dot to its :data:`Entry`; ``by_name`` each name to the
     dots of its registrations (a tuple: one, or a few after a conflict) and
-    ``by_replica`` each process to its dots.  Neither holds a tracked object per name.
+    ``by_replica`` each process to its dots (a dict used as a set: unlike a set, the
+    collector stops tracking a dict that holds only untracked keys and values).  None of
+    them holds a tracked object per name.
     """
 
     __slots__ = ("by_name", "by_replica", "context", "entries", "floors")
@@ -224,7 +226,7 @@ class State:
     def __init__(self) -> None:
         self.entries: dict[Dot, Entry] = {}
         self.by_name: dict[str, tuple[Dot, ...]] = {}
-        self.by_replica: dict[Replica, set[Dot]] = {}
+        self.by_replica: dict[Replica, dict[Dot, None]] = {}
         self.context = CausalContext()
         self.floors: dict[str, int] = {}
 
@@ -252,7 +254,10 @@ class State:
     def ranked(self, name: str) -> list[Entry]:
         """The name's stored registrations, winner first."""
         entries = self.entries
-        return sorted((entries[dot] for dot in self.by_name.get(name, ())), key=entry_rank)
+        dots = self.by_name.get(name, ())
+        if len(dots) == 1:  # the usual name: no conflict
+            return [entries[dots[0]]]
+        return sorted((entries[dot] for dot in dots), key=entry_rank)
 
     def registration(self, dot: Dot) -> Registration | None:
         """The registration stored under ``dot``, if any."""
@@ -271,7 +276,7 @@ class State:
         result = State()
         result.entries = dict(self.entries)
         result.by_name = dict(self.by_name)
-        result.by_replica = {r: set(dots) for r, dots in self.by_replica.items()}
+        result.by_replica = {r: dict(dots) for r, dots in self.by_replica.items()}
         result.context = self.context.copy()
         result.floors = dict(self.floors)
         return result
@@ -310,7 +315,7 @@ class State:
         self.entries[dot] = entry
         name = entry[NAME]
         self.by_name[name] = (*self.by_name.get(name, ()), dot)
-        self.by_replica.setdefault((dot[0], dot[1]), set()).add(dot)
+        self.by_replica.setdefault((dot[0], dot[1]), {})[dot] = None
 
     def remove(self, dot: Dot) -> str:
         """Drop a stored registration (its dot stays observed); returns its name."""
@@ -322,7 +327,7 @@ class State:
             self.by_name[name] = tuple(d for d in dots if d != dot)
         replica = (dot[0], dot[1])
         held = self.by_replica[replica]
-        held.discard(dot)
+        del held[dot]
         if not held:
             del self.by_replica[replica]
         return name
@@ -388,10 +393,20 @@ class State:
         cloud = set(cloud)
         entries = {entry_dot(entry): entry for entry in stored}
         touched: set[str] = set()
-        for dot in list(self.by_replica.get(replica, ())):
-            observed = low <= dot[2] <= seen or dot[2] in cloud
-            if observed and dot not in entries:
-                touched.add(self.remove(dot))
+        held = self.by_replica.get(replica, {})
+        observed = range(low, seen + 1)
+        if len(observed) + len(cloud) < len(held):  # the share's counters, not all held
+            node, incarnation = replica
+            candidates = {(node, incarnation, c) for c in (*observed, *cloud)}  # may overlap
+            removed = [dot for dot in candidates if dot in held and dot not in entries]
+        else:
+            removed = [
+                dot
+                for dot in held
+                if (low <= dot[2] <= seen or dot[2] in cloud) and dot not in entries
+            ]
+        for dot in removed:
+            touched.add(self.remove(dot))
         for dot, entry in entries.items():
             if dot not in self.entries and not self.context.contains(dot):
                 self.store(dot, entry)  # its dot: in range or cloud, recorded below

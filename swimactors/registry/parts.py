@@ -17,6 +17,7 @@ counter 1, so it is an ordinary state.
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterator
 
 import attrs
 
@@ -167,14 +168,10 @@ def _take_replica(
     the key it stopped at (None: all of it was taken)."""
     context = state.context
     cloud = sorted(c for c in context.cloud.get(replica, ()) if c >= low)
-    entries = sorted(
-        (state.entries[dot] for dot in state.by_replica.get(replica, ()) if dot[2] >= low),
-        key=lambda e: e[COUNTER],
-    )
     budget.charge(len(cloud))
     taken: list[Entry] = []
     stop: int | None = None
-    for entry in entries:
+    for entry in _stored_from(state, replica, low, cloud):
         name, _, _, actor_id, meta, counter, _ = entry
         size = len(name.encode()) + len(actor_id.encode()) + len(meta) + _FRAMING_BYTES
         if not budget.takes(_REGISTRATION_ITEMS, size):
@@ -192,6 +189,28 @@ def _take_replica(
     else:
         part.piece = Piece(replica, low, seen if seen >= low else 0, cloud, taken)
     return None if stop is None else (*replica, stop)
+
+
+def _stored_from(state: State, replica: Replica, low: int, cloud: list[int]) -> Iterator[Entry]:
+    """``replica``'s stored registrations from counter ``low`` on, in counter order (of
+    ``cloud``, its out-of-order counters from ``low``).  Counter by counter when the
+    counters are not much sparser than the registrations, so a part costs what it takes,
+    not what the process holds; else sorted."""
+    held = state.by_replica.get(replica, ())
+    top = max(state.context.vv.get(replica, 0), cloud[-1] if cloud else 0)
+    if top - low >= 4 * len(held):  # mostly unregistered: sort what is held instead
+        yield from sorted((state.entries[d] for d in held if d[2] >= low), key=_by_counter)
+        return
+    entries = state.entries
+    node, incarnation = replica
+    for counter in range(low, top + 1):  # a stored dot is observed: at most ``top``
+        entry = entries.get((node, incarnation, counter))
+        if entry is not None:
+            yield entry
+
+
+def _by_counter(entry: Entry) -> int:
+    return entry[COUNTER]
 
 
 class Coverage:

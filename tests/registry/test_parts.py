@@ -361,3 +361,14 @@ def test_a_piece_that_arrived_before_the_false_down_does_not_count_for_it() -> N
     assert delegate.counters["reregistrations"] == 0  # the piece's range is not counted
     delegate.merge_remote_state(encode_part(second), join=False, now=3.0)
     assert delegate.counters["reregistrations"] == 1
+
+
+def test_a_piece_whose_cloud_repeats_a_counter_of_its_range_merges_it_once() -> None:
+    """The decoder lets a piece list a counter both in its range and its cloud; merging
+    it into a state holding more of that process than the piece covers (counter by
+    counter, not by every dot held) drops the registration once, and nothing else."""
+    state = State()
+    for counter in range(1, 11):
+        state.add((f"n{counter}", "r", 1, "x#1", b"", counter, counter))
+    assert state.merge_range(("r", 1), 9, 9, [9], []) == {"n9"}
+    assert sorted(state.by_name) == sorted(f"n{c}" for c in range(1, 11) if c != 9)
