@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from swimactors.membership import Config, Member, MemberConflict, MemberUp, Status, rules
 from swimactors.membership.messages import Alive, Dead, Left, Suspect
 
-from .util import addr, deliver, make_core, member, messages, run
+from .util import HOME, addr, deliver, make_core, member, messages, next_deadline, run
 
 UP, SUSPECT, DOWN, LEFT = Status.UP, Status.SUSPECT, Status.DOWN, Status.LEFT
 OLD, NEW = addr(1), addr(9)
@@ -129,3 +129,24 @@ def test_an_alive_applies_exactly_as_the_rule_says(
         assert member(core, "p1") == Member("p1", address, incarnation, UP, b"m")
     else:
         assert member(core, "p1") == Member("p1", OLD, 5, status)
+
+
+def test_a_member_advertising_our_own_address_is_taken_and_fails_its_probes_here() -> None:
+    """Two nodes advertising one address (behind NAT, each must advertise its own): as in
+    memberlist, the other is a member like any, but what is sent to it reaches this node,
+    which drops every packet in its own name (``rejected_own_name``): the member is
+    suspected and declared DOWN here, and nothing sent to it is answered in its name."""
+    core = make_core()
+    deliver(core, 0.0, "p1", Alive("twin", HOME, 1))
+    assert member(core, "twin") == Member("twin", HOME, 1, UP)
+    now = 0.0
+    while member(core, "twin").status is not DOWN and now < 60.0:
+        now = next_deadline(core)
+        core.tick(now)
+        for packet in core.take_outgoing():
+            if packet.destination == HOME:  # it comes back to us
+                core.receive(now, HOME, packet.data)
+    assert member(core, "twin").status is DOWN
+    assert core.counters["rejected_own_name"] > 0
+    assert core.counters["received_ack"] == 0
+    assert member(core, "n0").status is UP and core.counters["refutations"] == 0
