@@ -721,6 +721,8 @@ class Swim:
 
     def _on_ack(self, now: float, sender: str, reply_to: Address, reliable: bool, msg: Ack) -> None:
         if self._probe_acked(msg.seq):
+            if reliable:  # the direct datagram ping went unanswered, the stream got through
+                self.counters["reliable_probe_acks"] += 1
             return
         relay = self._relays.pop(msg.seq, None)
         if relay is not None:

@@ -68,6 +68,15 @@ def test_a_node_reachable_only_over_the_reliable_channel_is_never_suspected() ->
     late = [e for _, e in loop.events if e.time > start]
     assert not [e for e in late if isinstance(e, MemberSuspect | MemberDown)]
     assert all(c.counters["probe_failures"] == 0 for c in loop.cores.values())
+    # what tells an operator that datagrams to and from n3 are lost: probes answered over
+    # the reliable channel only, by n3 and to n3 (memberlist logs "UDP probes failed")
+    assert all(c.counters["reliable_probe_acks"] > 0 for c in loop.cores.values())
+
+
+def test_a_healthy_cluster_answers_every_probe_by_datagram() -> None:
+    loop = converged_cluster(6, seed=2)
+    loop.run_until(loop.now + 30.0)
+    assert all(c.counters["reliable_probe_acks"] == 0 for c in loop.cores.values())
 
 
 def test_heavy_datagram_loss_causes_no_false_down() -> None:
