@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     )
     from .actors.events import ActorExited, ActorRestarted, ActorStarted
     from .actors.mailbox import Mailbox
-    from .actors.message import Terminated, message
+    from .actors.message import ReceiveTimeout, Terminated, message
     from .actors.pipes import PipeFailed
     from .actors.proxy import as_actor
     from .actors.ref import ActorRef
@@ -87,6 +87,7 @@ _WHERE = {
     "Placement": ".placement",
     "QuorumChanged": ".cluster.split_brain",
     "QuorumLost": ".cluster.split_brain",
+    "ReceiveTimeout": ".actors.message",
     "ReplyStream": ".actors.streams",
     "SQLiteGrainStore": ".cluster.grain_store",
     "SplitBrainConfig": ".cluster.split_brain",
@@ -143,6 +144,7 @@ __all__ = [
     "Placement",
     "QuorumChanged",
     "QuorumLost",
+    "ReceiveTimeout",
     "RemoteProtocolError",
     "ReplyStream",
     "SQLiteGrainStore",

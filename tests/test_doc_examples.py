@@ -56,6 +56,7 @@ RUN = {
         "class Search",
         "swimactors.by_error(",
         "class Lookup",
+        "class Session",
     ],
     "docs/configuration.md": ["Config.lan().replace"],
     "docs/ddata.md": ["DataStore(", "system.data.update"],
@@ -317,6 +318,20 @@ async def test_actors_pipe_to() -> None:
             await trio.testing.wait_all_tasks_blocked()
             with pytest.raises(swimactors.ActorStopped):
                 await ref.ask("rows")  # the KeyError was raised in receive: stopped
+
+
+async def test_actors_receive_timeout(autojump_clock: trio.testing.MockClock) -> None:
+    ns = await run(
+        block("docs/actors.md", "class Session"),
+        {"Actor": Actor, "ReceiveTimeout": swimactors.ReceiveTimeout},
+    )
+    async with swimactors.open_system() as system:
+        start = trio.current_time()
+        await system.spawn(ns["Session"], name="session")
+        await trio.sleep_until(start + 299.0)
+        assert await system.find("session") is not None
+        await trio.sleep_until(start + 301.0)
+        assert await system.find("session") is None
 
 
 async def test_actors_streamed_reply() -> None:

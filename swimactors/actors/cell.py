@@ -35,7 +35,7 @@ from trio.lowlevel import current_task, reschedule, wait_task_rescheduled
 from ..logs import logger
 from . import step_end, supervision
 from .actor import Actor
-from .context import Context, Timer
+from .context import Context, IdleTimer, Timer
 from .errors import ActorFailed, ActorStopped, MailboxFull, describe
 from .events import ActorExited, ActorRestarted, ActorStarted
 from .mailbox import Mailbox, Queue, evict
@@ -219,6 +219,8 @@ class ActorCell:
         "capacity",
         "children",
         "ctx",
+        "idle_since",
+        "idle_timer",
         "instance",
         "limit",
         "mailbox",
@@ -260,6 +262,10 @@ class ActorCell:
         can wait, the ask goes through the mailbox)."""
         self.behaviours: list[Handler] | None = None
         """Handlers ``ctx.become`` stacked over ``receive`` (None: just ``receive``)."""
+        self.idle_timer: IdleTimer | None = None
+        """What ``ctx.set_receive_timeout`` started, while it runs."""
+        self.idle_since = 0.0
+        """When the actor last went idle (kept only while an idle timer runs)."""
         self.strategy = strategy
         self.mailbox = mailbox
         self.capacity = mailbox.size
@@ -274,7 +280,7 @@ class ActorCell:
         the hot path instead of three)."""
         self.reason: str | None = None
         # Created on first use: most actors never need them.
-        self.timers: set[Timer] | None = None
+        self.timers: set[Timer | IdleTimer] | None = None
         self.streams: set[StreamFeed | Producer | Pipe] | None = None
         """Streams read into this actor and streamed replies it produces."""
         self.watching: set[ActorRef] | None = None
@@ -565,8 +571,20 @@ class ActorCell:
             if not behaviours
             else not inspect.iscoroutinefunction(self._receive)
         )
-        self._direct = _direct_handler(self._receive, self._sync)
+        self.choose_direct()
         self._interrupt = True
+
+    def choose_direct(self) -> None:
+        """Answer asks in the asker's task when ``receive`` cannot wait, except while an
+        idle timer runs: it must see every message wake the actor."""
+        self._direct = (
+            None if self.idle_timer is not None else _direct_handler(self._receive, self._sync)
+        )
+
+    @property
+    def parked(self) -> bool:
+        """Whether the actor's task waits for a message (it is idle)."""
+        return self._parked
 
     def add_watcher(self, watcher: Watcher) -> None:
         if self.state is _DEAD:
@@ -662,6 +680,8 @@ class ActorCell:
                 continue
             if not queue:
                 self._parked = True
+                if self.idle_timer is not None:
+                    self.idle_since = self.system.now()
                 if lent and (role := lent.get(task)) is not None:
                     # holding the read role the reader lent for the ask that woke this
                     # actor: read that socket until woken, so the next ask to it is read,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from .mailbox import Mailbox
+from .message import ReceiveTimeout
 from .pipes import Pipe
 from .ref import ActorRef
 from .streams import StreamFeed
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from .cell import ActorCell
     from .runtime import ActorSource, LocalSystem
 
-__all__ = ["Context", "Timer"]
+__all__ = ["Context", "IdleTimer", "Timer"]
 
 
 class Timer:
@@ -60,6 +61,48 @@ class Timer:
                 if deadline < now:
                     deadline += math.ceil((now - deadline) / interval) * interval
         self._forget()
+
+
+class IdleTimer:
+    """Tells its actor :class:`ReceiveTimeout` whenever the actor has been idle (parked on
+    an empty mailbox) for ``timeout`` seconds; cancelled with the actor, like a timer."""
+
+    __slots__ = ("_cell", "_scope", "timeout")
+
+    def __init__(self, cell: ActorCell, timeout: float) -> None:
+        self._cell = cell
+        self._scope = trio.CancelScope()
+        self.timeout = timeout
+
+    def cancel(self) -> None:
+        """Stop watching (a ReceiveTimeout already queued stays queued)."""
+        self._scope.cancel()
+        cell = self._cell
+        if cell.idle_timer is self:
+            cell.idle_timer = None
+            cell.choose_direct()
+        if cell.timers is not None:
+            cell.timers.discard(self)
+
+    async def run(self) -> None:
+        """Sleep until the actor will have been idle ``timeout``; tell it then, else
+        sleep on from when it last went idle (or a whole ``timeout`` while it works)."""
+        cell, timeout = self._cell, self.timeout
+        with self._scope:
+            deadline = trio.current_time() + timeout
+            while True:
+                await trio.sleep_until(deadline)
+                now = trio.current_time()
+                if not cell.parked:
+                    deadline = now + timeout
+                elif now >= cell.idle_since + timeout:
+                    await cell.ref.tell(RECEIVE_TIMEOUT)
+                    deadline = now + timeout
+                else:
+                    deadline = cell.idle_since + timeout
+
+
+RECEIVE_TIMEOUT = ReceiveTimeout()
 
 
 def _check_delay(name: str, value: float, *, positive: bool = False) -> None:
@@ -166,6 +209,25 @@ class Context:
         feed = StreamFeed(self._cell)
         self._cell.start_stream(feed, items)
         return feed
+
+    def set_receive_timeout(self, timeout: float | None) -> None:
+        """Receive :class:`ReceiveTimeout` each time this actor has had no message for
+        ``timeout`` seconds (it comes again after each further ``timeout`` idle); None turns
+        it off.  Stop on it to passivate an idle actor.  Cleared by a restart."""
+        cell = self._cell
+        if cell.idle_timer is not None:
+            cell.idle_timer.cancel()
+        if timeout is None:
+            return
+        _check_delay("timeout", timeout, positive=True)
+        timer = IdleTimer(cell, timeout)
+        cell.idle_timer = timer
+        cell.idle_since = trio.current_time()
+        cell.choose_direct()
+        if cell.timers is None:
+            cell.timers = set()
+        cell.timers.add(timer)
+        cell.system.nursery.start_soon(timer.run)
 
     def pipe_to(self, work: Awaitable[Any], to: ActorRef | None = None) -> Pipe:
         """Await ``work`` (a coroutine or other awaitable) beside this actor, which goes on

@@ -94,6 +94,12 @@ def message(arg: Any = None, /) -> Any:
     return decorate
 
 
+@message("swimactors.ReceiveTimeout")
+class ReceiveTimeout:
+    """Delivered to an actor that set ``ctx.set_receive_timeout(t)`` each time it has had
+    no message for ``t`` seconds (Akka's receive timeout; stop on it to passivate)."""
+
+
 @message("swimactors.Terminated")
 class Terminated:
     """Delivered once to each watcher when the watched actor stops.
