@@ -22,6 +22,12 @@ def _tracked() -> int:
     return len(gc.get_objects())
 
 
+def _followed() -> int:
+    """The references a full collection follows: those of every tracked object."""
+    gc.collect()
+    return sum(len(gc.get_referents(o)) for o in gc.get_objects())
+
+
 def _claims(node: str, count: int) -> list[tuple[str, str, bytes]]:
     return [(f"{node}-{i}", f"/user/w{i}#1", b"meta" if i % 2 else b"") for i in range(count)]
 
@@ -44,3 +50,17 @@ def test_the_names_a_registry_holds_leave_the_collector_almost_nothing_to_track(
     registry.register("a-2", "/user/w2#2")
     registry.take_changes()
     assert _tracked() - before < NAMES / 20
+
+
+def test_a_full_collection_follows_almost_no_reference_per_name_held() -> None:
+    """Not just few tracked objects: no large tracked container either (a set of every
+    dot of a process is tracked, and walked, whatever it holds)."""
+    before = _followed()
+    registry = Registry("a", 1)
+    registry.register_all(_claims("a", NAMES // 2))
+    peer = Registry("b", 1)
+    peer.register_all(_claims("b", NAMES // 2))
+    registry.merge(decode(encode(peer.state())))
+    del peer
+    registry.take_changes()
+    assert _followed() - before < NAMES / 20
