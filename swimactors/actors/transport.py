@@ -1693,6 +1693,9 @@ class ActorTransport:
         """The cluster keyring: with one, every connection starts with the key handshake
         and carries sealed frames (set by ``open_system`` from the membership config)."""
         self.label = ""
+        self.allowed: Callable[[str], bool] | None = None
+        """Whether an inbound connection's source IP may connect (the membership config's
+        ``cidrs_allowed``, set by ``open_system``); None admits every source."""
         self.tls: TlsConfig | None = None
         """Mutual TLS for every connection, in place of the key handshake (set by
         ``open_system`` from the membership config)."""
@@ -1729,6 +1732,10 @@ class ActorTransport:
                     await trio.sleep(0.1)
                     continue
                 source = _source_host(stream)
+                if self.allowed is not None and source is not None and not self.allowed(source):
+                    self.counters["not_allowed"] += 1  # before any handshake or read
+                    await trio.aclose_forcefully(stream)
+                    continue
                 if not self._admit(source):
                     self.counters["connections_refused"] += 1
                     await trio.aclose_forcefully(stream)

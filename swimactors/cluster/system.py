@@ -633,6 +633,7 @@ async def open_system(
                 )
                 actors.keyring, actors.label = node.config.keyring, node.config.label
                 actors.tls = node.config.tls
+                actors.allowed = node.config.allow_list()
                 names = Names(system, node, incarnation=incarnation, keep_losers=keep_losers)
                 cluster = Cluster(node, names, actors)
                 system.cluster = cluster

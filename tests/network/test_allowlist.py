@@ -1,22 +1,31 @@
 """``Config.cidrs_allowed`` on real loopback sockets, on both drivers (trio and the lean
 membership thread): a datagram from a source outside the list is dropped before it is
 opened or decoded (``udp_not_allowed``), a TCP connection from one is closed before
-anything is read (``tcp_not_allowed``), and a node outside it never gets into the view of
+anything is read (``tcp_not_allowed``), a node outside it never gets into the view of
 nodes that keep it out (memberlist's TestMemberlist_JoinDifferentNetworksMultiMasks; there
 the outsider still learns the others from their answer to its push/pull, here nothing is
-answered)."""
+answered), and a system's actor port refuses it too."""
 
 from __future__ import annotations
 
 import socket
 
 import pytest
+import trio
 
 from swimactors.membership import Status, start_node
 from swimactors.membership.lean import DRIVER_VARIABLE
 from swimactors.security import Keyring
+from tests.cluster.cluster_helpers import FAST, open_systems, until
 from tests.fronts.helpers import sees_up, wait_for
 from tests.fronts.timing import CONFIG, CONVERGE_BOUND
+from tests.security.test_actor_port import (
+    Echo,
+    actor_port,
+    closed_by_peer,
+    counter,
+    raw_connection,
+)
 
 pytestmark = pytest.mark.network
 
@@ -79,3 +88,17 @@ def test_a_node_outside_the_list_never_joins_those_that_keep_it_out(
             for node in (a, b):
                 assert {m.name for m in node.members()} == {"a", "b"}
             assert {m.name for m in c.members() if m.status is Status.UP} == {"c"}
+
+
+async def test_a_systems_actor_port_refuses_connections_from_outside_the_list() -> None:
+    """A system's actor port reads the same list: a connection from outside is closed
+    before the handshake (``not_allowed``); members inside still talk."""
+    with trio.fail_after(30):
+        async with open_systems(2, config=FAST.replace(cidrs_allowed="127.0.0.1/32")) as (a, b):
+            stream = await raw_connection(actor_port(b), source="127.0.0.2")
+            assert await closed_by_peer(stream)
+            await until(lambda: counter(b, "not_allowed")() == 1)
+            await b.spawn(Echo(), name="echo", public=True)
+            ref = await a.wait_for("echo", timeout=10)
+            assert await ref.ask("inside") == "inside"
+            assert counter(b, "not_allowed")() == 1
