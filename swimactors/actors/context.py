@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from .cell_task import CellTask
 from .mailbox import Mailbox
 from .message import ReceiveTimeout
 from .pipes import Pipe
@@ -23,28 +24,19 @@ if TYPE_CHECKING:
 __all__ = ["Context", "IdleTimer", "Timer"]
 
 
-class Timer:
+class Timer(CellTask):
     """A scheduled delivery of a message to the actor itself; cancelled with the actor."""
 
-    __slots__ = ("_cell", "_scope")
-
-    def __init__(self, cell: ActorCell) -> None:
-        self._cell = cell
-        self._scope = trio.CancelScope()
+    __slots__ = ()
 
     def cancel(self) -> None:
         """Stop future deliveries (a message already queued stays queued)."""
-        self._scope.cancel()
+        super().cancel()
         self._forget()
 
     def _forget(self) -> None:
         if self._cell.timers is not None:
             self._cell.timers.discard(self)
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether the timer was cancelled (it fires no more)."""
-        return self._scope.cancel_called
 
     async def run(self, delay: float, msg: Any, interval: float | None) -> None:
         """Deliver after ``delay``, then every ``interval`` (fixed rate, missed ticks skipped)."""
@@ -63,20 +55,19 @@ class Timer:
         self._forget()
 
 
-class IdleTimer:
+class IdleTimer(CellTask):
     """Tells its actor :class:`ReceiveTimeout` whenever the actor has been idle (parked on
     an empty mailbox) for ``timeout`` seconds; cancelled with the actor, like a timer."""
 
-    __slots__ = ("_cell", "_scope", "timeout")
+    __slots__ = ("timeout",)
 
     def __init__(self, cell: ActorCell, timeout: float) -> None:
-        self._cell = cell
-        self._scope = trio.CancelScope()
+        super().__init__(cell)
         self.timeout = timeout
 
     def cancel(self) -> None:
         """Stop watching (a ReceiveTimeout already queued stays queued)."""
-        self._scope.cancel()
+        super().cancel()
         cell = self._cell
         if cell.idle_timer is self:
             cell.idle_timer = None

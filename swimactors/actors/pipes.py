@@ -16,12 +16,12 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import trio
 
+from .cell_task import CellTask
 from .ref import ActorRef
 
 if TYPE_CHECKING:
-    from .cell import ActorCell
+    pass
 
 __all__ = ["Pipe", "PipeFailed"]
 
@@ -37,23 +37,10 @@ class PipeFailed:
     to: ActorRef | None = None
 
 
-class Pipe:
+class Pipe(CellTask):
     """One awaitable being run for an actor (``ctx.pipe_to``)."""
 
-    __slots__ = ("_cell", "_scope")
-
-    def __init__(self, cell: ActorCell) -> None:
-        self._cell = cell
-        self._scope = trio.CancelScope()
-
-    def cancel(self) -> None:
-        """Stop waiting: nothing is delivered."""
-        self._scope.cancel()
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether :meth:`cancel` was called (or the actor stopped or restarted)."""
-        return self._scope.cancel_called
+    __slots__ = ()
 
     async def run(self, work: Awaitable[Any], to: ActorRef | None) -> None:
         """Await ``work``, then tell its value to ``to`` (the actor when None); the actor

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import attrs
 import trio
 
+from .cell_task import CellTask
 from .errors import ActorError, ActorFailed, ActorStopped, AskTimeout
 from .ref import DEFAULT_STREAM_WINDOW, current_sender
 
@@ -52,24 +53,11 @@ class StreamFinished:
     error: Exception | None = None
 
 
-class StreamFeed:
+class StreamFeed(CellTask):
     """A stream being read into an actor's mailbox (``ctx.add_stream``); cancelled when
-    the actor stops or restarts."""
+    the actor stops or restarts (then no further item and no :class:`StreamFinished`)."""
 
-    __slots__ = ("_cell", "_scope")
-
-    def __init__(self, cell: ActorCell) -> None:
-        self._cell = cell
-        self._scope = trio.CancelScope()
-
-    def cancel(self) -> None:
-        """Stop reading: no further item and no :class:`StreamFinished` is delivered."""
-        self._scope.cancel()
-
-    @property
-    def cancelled(self) -> bool:
-        """Whether :meth:`cancel` was called (or the actor stopped or restarted)."""
-        return self._scope.cancel_called
+    __slots__ = ()
 
     async def run(self, items: AsyncIterable[Any]) -> None:
         """Read ``items`` into the actor's mailbox, then send it :class:`StreamFinished`
