@@ -339,6 +339,8 @@ class SplitBrain(Delegate):
                 self._announce(decision)
                 self._step_down()
             if decision.downed:
+                if not was_serving:
+                    log.warning("%s: gives up its seniority (%s)", self.node.name, decision.reason)
                 self._renounce_seniority()
         else:
             if not was_serving:
