@@ -286,7 +286,15 @@ def new_core(
     clock: Callable[[], float] = time.time,
 ) -> Swim:
     """The node's core; ``incarnation`` defaults to the wall clock (``clock``, seconds)
-    in milliseconds."""
+    in milliseconds.  Warns when ``address``, the one advertised, is outside the config's
+    own ``cidrs_allowed``: peers with the same list refuse this node."""
+    if not config.ip_allowed(address[0]):
+        log.warning(
+            "node %s advertises %s, outside its own cidrs_allowed: peers with the same "
+            "list will refuse it (see docs/security.md)",
+            name,
+            format_address(address),
+        )
     wall_ms = int(clock() * 1000)
     return Swim(
         name=name,

@@ -8,6 +8,7 @@ answered), and a system's actor port refuses it too."""
 
 from __future__ import annotations
 
+import logging
 import socket
 
 import pytest
@@ -102,3 +103,20 @@ async def test_a_systems_actor_port_refuses_connections_from_outside_the_list() 
             ref = await a.wait_for("echo", timeout=10)
             assert await ref.ask("inside") == "inside"
             assert counter(b, "not_allowed")() == 1
+
+
+def test_a_node_advertising_an_address_outside_its_own_list_is_warned_about(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """memberlist's node that "should not even see itself": here it knows itself, and its
+    operator is told that peers with the same list will refuse it."""
+    caplog.set_level(logging.WARNING)
+    with start_node(
+        name="a", bind="127.0.0.1:0", config=CONFIG.replace(cidrs_allowed="10.0.0.0/8")
+    ):
+        pass
+    assert any("outside its own cidrs_allowed" in r.getMessage() for r in caplog.records)
+    caplog.clear()
+    with start_node(name="b", bind="127.0.0.1:0", config=GUARDED):
+        pass
+    assert not any("cidrs_allowed" in r.getMessage() for r in caplog.records)
