@@ -572,6 +572,8 @@ _RUN_HEAD = b"\x98\x06" + wire.cbor_uint(Kind.RUN)
 """A RUN's, likewise (its address: path, uid, sender, tag, width)."""
 _BURST_COUNT = 255
 """The most items a burst frame's one-byte array count holds (kind, address, values)."""
+_ITEMS_PER_FRAME = _BURST_COUNT - _ITEM_HEAD[1]
+"""The most items one ITEM frame holds (its one-byte array count less kind and sid)."""
 _NO_LENGTH = bytes(4)
 _ASK_HEAD = wire.cbor_array_header(6) + wire.cbor_uint(Kind.ASK)
 _UINT_SIZES = {**dict.fromkeys(range(24), 0), 24: 1, 25: 2, 26: 4, 27: 8}
@@ -1047,10 +1049,26 @@ class PeerSession(Generic[T]):
         False when the stream is over (cancelled, or the connection closed).  It joins the
         ITEM frame of ``sid`` that ends :attr:`outgoing` when that one has room (a burst
         of items is one frame, as tells are)."""
+        return self.send_items(sid, [value])
+
+    def send_items(self, sid: int, values: list[bytes]) -> bool:
+        """:meth:`send_item` of each of ``values`` in order, joined into the burst a chunk
+        at a time (one that fits a frame by count and bytes), not one call per item."""
         address = self.producing.get(sid)
         if address is None or self.closed:
             return False
-        self._add_to_burst(_ITEM_HEAD, address, value, 1)
+        room = self._burst_bytes
+        chunk: list[bytes] = []
+        size = 0
+        for value in values:
+            if chunk and (size + len(value) > room or len(chunk) == _ITEMS_PER_FRAME):
+                self._add_to_burst(_ITEM_HEAD, address, b"".join(chunk), len(chunk))
+                chunk = []
+                size = 0
+            chunk.append(value)
+            size += len(value)
+        if chunk:
+            self._add_to_burst(_ITEM_HEAD, address, b"".join(chunk), len(chunk))
         return True
 
     def end_stream(self, sid: int, error: BaseException | None) -> None:

@@ -219,6 +219,7 @@ class ReplyStream:
         "__weakref__",
         "_buffer",
         "_end",
+        "_half",
         "_open",
         "_read",
         "_task",
@@ -242,6 +243,8 @@ class ReplyStream:
         self._end: Any = _OPEN
         """_OPEN while items may come; then None (complete) or the error to raise."""
         self._read = 0
+        self._half = max(1, window // 2)
+        """Items read between grants: half the window, so the producer never runs dry."""
         self._task: trio.lowlevel.Task | None = None
 
     # -- the producer's side (a Sink) --------------------------------------------------
@@ -272,6 +275,25 @@ class ReplyStream:
         return self
 
     async def __anext__(self) -> Any:
+        buffer = self._buffer
+        if not buffer:  # (an item at hand is taken with no await and no call)
+            await self._refill()
+            if not buffer:
+                end, self._end = self._end, None
+                if end is None:
+                    raise StopAsyncIteration
+                raise end
+        read = self._read + 1
+        if read >= self._half:
+            link = self.link
+            if link is not None:
+                link.grant(read)
+            read = 0
+        self._read = read
+        return buffer.popleft()
+
+    async def _refill(self) -> None:
+        """Open the stream (on the first read), then wait for items while it is open."""
         if self._open is not None:
             open_, self._open = self._open, None
             try:
@@ -280,21 +302,8 @@ class ReplyStream:
                 self.end(exc if isinstance(exc, Exception) else None)
                 self.cancel()
                 raise
-        buffer = self._buffer
-        if not buffer and self._end is _OPEN:
+        if not self._buffer and self._end is _OPEN:
             await self._wait()
-        if buffer:
-            self._read += 1
-            if self._read >= max(1, self.window // 2):
-                link = self.link
-                if link is not None:
-                    link.grant(self._read)
-                self._read = 0
-            return buffer.popleft()
-        end, self._end = self._end, None
-        if end is None:
-            raise StopAsyncIteration
-        raise end
 
     async def _wait(self) -> None:
         deadline = math.inf if self.timeout is None else trio.current_time() + self.timeout

@@ -444,21 +444,39 @@ class _StreamStart(Reply):
 
 
 class _RemoteSink:
-    """Where a producer for a reader on another node sends: ITEM and END frames."""
+    """Where a producer for a reader on another node sends: ITEM and END frames.
 
-    __slots__ = ("_connection", "_sid")
+    An item is encoded as it comes (so one that cannot be sent fails the producer) and
+    kept until the producer's task step ends, then all the step's items join the
+    session at once (:meth:`Session.send_items`) and go out in its write: per item, an
+    encoding and an append, not a session call and a flush registration each."""
+
+    __slots__ = ("_connection", "_flush", "_sid", "_values")
 
     def __init__(self, connection: Connection, sid: int) -> None:
         self._connection = connection
         self._sid = sid
+        self._values: list[bytes] = []
+        self._flush = self.flush
+        """Registered with the step-end flushes (one bound method, a dict key made once)."""
 
     def emit(self, item: Any) -> None:
+        values = self._values
+        if not values:
+            self._connection._flushes[self._flush] = None
+        values.append(protocol.value_bytes(item))
+
+    def flush(self) -> None:
+        """The items kept join the session and are sent (at the end of a task step)."""
+        values, self._values = self._values, []
         connection = self._connection
-        if connection.session.send_item(self._sid, protocol.value_bytes(item)):
+        if values and connection.session.send_items(self._sid, values):
             connection.send_soon()
 
     def end(self, error: BaseException | None) -> None:
         connection = self._connection
+        self.flush()  # the items before the end
+        connection._flushes.pop(self._flush, None)
         connection.producers.pop(self._sid, None)
         if error is not None and not connection.transport.config.debug:
             error = _public(error)
@@ -476,8 +494,10 @@ class _RemoteLink:
         self._sid = sid
 
     def grant(self, n: int) -> None:
+        # sent at once, not as the reader's step ends: the reader goes on with the items
+        # it holds while the producer makes the next ones
         self._connection.session.grant(self._sid, n)
-        self._connection.send_soon()
+        self._connection.write_now()
 
     def cancel(self) -> None:
         connection = self._connection

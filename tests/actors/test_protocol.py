@@ -513,6 +513,26 @@ def test_items_of_one_stream_are_one_frame_until_its_limits_or_another_frame() -
     assert a.consuming == {2: 9}
 
 
+def test_items_sent_together_go_in_frames_within_their_limits_in_order() -> None:
+    """``send_items`` (a producer's step at once) keeps each frame within its count and
+    ``max_frame``; a chunk that does not fit the frame being grown starts the next."""
+    a, b = pair()
+    handshake(a, b)
+    open_stream(a, 1, 1000)
+    pump(a, b)
+    send_item(b, 1, "first")
+    big = "b" * (MAX_FRAME // 3)
+    values = [*map(value_bytes, range(300)), *[value_bytes(big)] * 5, value_bytes("last")]
+    assert b.send_items(1, values)
+    events = pump(b, a)  # a's limit is MAX_FRAME: a longer frame would be refused
+    assert [len(e.values) for e in events] == [1, 253, 49, 2, 2]
+    items = [decode_value(v) for e in events for v in e.values]
+    assert items == ["first", *range(300), *[big] * 5, "last"]
+    a.cancel_stream(1)
+    pump(a, b)
+    assert not b.send_items(1, [value_bytes("late")]) and not b.outgoing
+
+
 def test_a_stream_error_crosses_as_the_typed_error_of_an_ask() -> None:
     a, b = pair()
     handshake(a, b)

@@ -19,6 +19,7 @@ from swimactors import (
     UndecodableReply,
     Unsendable,
 )
+from swimactors.actors.protocol import PeerSession
 from swimactors.actors.transport import ActorTransport
 from swimactors.security import Keyring
 
@@ -32,6 +33,7 @@ class Mark:
 
 class Source(Actor):
     """("count", n): n numbers; ("forever",): numbers without end (a checkpoint each);
+    ("acked", n): n numbers, each after the one before was acked ("ack");
     ("fail", k): raises at k; ("bad",): an item with no wire form; ("marks", n): n
     ``Mark``s, the one at ``n - 1`` with a str for its int when asked for ("bad marks",
     n).  Keeps its streams' state: produced and closed, by request."""
@@ -39,10 +41,14 @@ class Source(Actor):
     def __init__(self) -> None:
         self.produced: dict[str, int] = {}
         self.closed: set[str] = set()
+        self.ack = trio.Event()
 
     def receive(self, msg: Any, ctx: Context) -> Any:
         if msg == "state":
             return [self.produced, sorted(self.closed)]
+        if msg == "ack":
+            self.ack.set()
+            return None
         kind, arg = msg
         if kind.endswith("marks"):
             return self.marks(arg, bad=kind == "bad marks")
@@ -56,7 +62,7 @@ class Source(Actor):
         self.produced[kind] = 0
         try:
             i = 0
-            while kind != "count" or i < arg:
+            while kind not in ("count", "acked") or i < arg:
                 if kind == "fail" and i == arg:
                     raise ValueError(f"bad item {i}")
                 self.produced[kind] += 1
@@ -64,6 +70,9 @@ class Source(Actor):
                 i += 1
                 if kind == "forever":
                     await trio.sleep(0)
+                elif kind == "acked":  # the next item once the reader acked this one
+                    await self.ack.wait()
+                    self.ack = trio.Event()
         finally:
             self.closed.add(kind)
 
@@ -96,6 +105,53 @@ async def test_a_remote_stream_arrives_whole_in_order_and_errors_are_typed() -> 
                 await anext(a.resolve("n1", "nobody", 9).stream(["count", 1]))
             counters = transport_of(b).counters
             assert counters["rejected_malformed"] == 0
+
+
+async def test_a_producers_items_of_one_step_join_the_session_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The items a producer makes in one task step reach the session in one call, and
+    go out when the step ends: a producer waiting on its reader has sent what it made."""
+    batches: list[int] = []
+    send_items = PeerSession.send_items
+
+    def counted(session: PeerSession[Any], sid: int, values: list[bytes]) -> bool:
+        batches.append(len(values))
+        return send_items(session, sid, values)
+
+    monkeypatch.setattr(PeerSession, "send_items", counted)
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Source, name="source", public=True)
+            ref = await a.wait_for("source", timeout=10)
+            items = [item["i"] async for item in ref.stream(["count", 64], window=64)]
+            assert items == list(range(64)) and batches == [64]
+            stream = ref.stream(["acked", 5], window=64)
+            for n in range(5):
+                assert (await anext(stream))["i"] == n  # never sent: this waits forever
+                await ref.tell("ack")
+            with pytest.raises(StopAsyncIteration):
+                await anext(stream)
+            assert batches == [64, 1, 1, 1, 1, 1]
+
+
+async def test_a_reader_grants_credit_at_once_not_when_its_step_ends() -> None:
+    """The reader's grant (at half its window) is written as it is made, so the producer
+    makes the next items while the reader goes on with those it holds."""
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Source, name="source", public=True)
+            ref = await a.wait_for("source", timeout=10)
+            stream = ref.stream(["count", 100], window=8)
+            assert (await anext(stream))["i"] == 0
+            session = transport_of(a).connections["n1"].session
+            await until(lambda: session.consuming[next(iter(session.consuming))] == 0)
+            await until(lambda: not session.partial_frame and not session.outgoing)
+            for n in range(1, 4):  # items at hand: no checkpoint, the step goes on
+                assert (await anext(stream))["i"] == n
+            assert session.consuming[next(iter(session.consuming))] == 4  # granted
+            assert not session.outgoing  # and already written
+            assert [item["i"] async for item in stream] == list(range(4, 100))
 
 
 async def test_an_item_that_does_not_decode_ends_the_stream_after_the_items_before_it() -> None:
