@@ -10,22 +10,11 @@ stops tracking at their first collection.
 
 from __future__ import annotations
 
-import gc
-
 from swimactors.registry import Registry, decode, encode
+from tests.gc_census import followed_references as _followed
+from tests.gc_census import tracked_objects as _tracked
 
 NAMES = 10_000
-
-
-def _tracked() -> int:
-    gc.collect()
-    return len(gc.get_objects())
-
-
-def _followed() -> int:
-    """The references a full collection follows: those of every tracked object."""
-    gc.collect()
-    return sum(len(gc.get_referents(o)) for o in gc.get_objects())
 
 
 def _claims(node: str, count: int) -> list[tuple[str, str, bytes]]:
