@@ -10,9 +10,11 @@ figures are taken with the cluster key (sealed connections, :mod:`swimactors.act
 against the same floors and against the plaintext run.  Floor and swimactors runs
 alternate, ``PAIRS`` times; rows give medians and the median of the per-pair ratios.  A
 streamed reply's items per second are compared with the remote tell rate of the same pair
-(target: half of it).  The ask rows ask an actor whose ``async def receive`` can await
-(through the actor's task); the "without await" rows one whose receive has no await,
-which an ask finding it idle has answered in the task that read it.
+(target: half of it).  The "list field" rows tell a message with a list field
+(``Listed(1, [1, 2, 3, 4])``) against the raw stream of its own lone tell's frame and
+against the ``Hit`` tell of the same pair.  The ask rows ask an actor whose ``async def
+receive`` can await (through the actor's task); the "without await" rows one whose
+receive has no await, which an ask finding it idle has answered in the task that read it.
 """
 
 from __future__ import annotations
@@ -45,12 +47,26 @@ FLOORS = {
     "one frame": "raw trio stream of a lone tell's frame, one send_all a frame",
     "ask p50": "the plaintext ask, same pair",
     "tell": "the plaintext remote tell of the same message, one sender, same pair",
+    "listed batched": "raw trio stream of a lone tell's frame of Listed, 64 frames a send_all",
+    "hit tell": "the plaintext remote tell of Hit(1), one sender, same pair",
 }
 
 
 @swimactors.message("bench.Hit")
 class Hit:
     n: int = 0
+
+
+@swimactors.message("bench.Listed")
+class Listed:
+    """A message with a list field (users' messages often nest one): ``Listed(1, [1, 2,
+    3, 4])`` is what the "list field" rows tell."""
+
+    n: int
+    items: list[int]
+
+
+LISTED = Listed(1, [1, 2, 3, 4])
 
 
 class Echo(Actor):
@@ -88,7 +104,7 @@ class Count(Actor):
         self.count = 0
 
     def receive(self, msg: Any, ctx: Context) -> Any:
-        if isinstance(msg, Hit):
+        if isinstance(msg, Hit | Listed):
             self.count += 1
             return None
         return self.count
@@ -195,10 +211,11 @@ async def _ask_round_trips(
     return samples
 
 
-async def _tell_rate(system: swimactors.System, count: int) -> float:
+async def _tell_rate(system: swimactors.System, count: int, msg: Any = None) -> float:
+    """Tells per second of ``msg`` (``Hit(1)`` by default) from one sender."""
     ref = await system.wait_for("count")
     before = await ref.ask("count?")
-    msg = Hit(1)
+    msg = Hit(1) if msg is None else msg
     start = time.perf_counter()
     for _ in range(count):
         await ref.tell(msg)
@@ -238,23 +255,25 @@ async def _concurrent_asks(system: swimactors.System, count: int) -> tuple[float
     return count / elapsed, samples
 
 
-def _frames() -> tuple[bytes, bytes]:
-    """The exact bytes an ask and a tell of ``Hit(1)`` to "echo"/"count" put on the wire."""
+def _frames() -> tuple[bytes, bytes, bytes]:
+    """The exact bytes an ask and a tell of ``Hit(1)`` to "echo"/"count" put on the wire,
+    and a tell of :data:`LISTED` to "count"."""
     from swimactors.actors.protocol import Kind, encode_value
 
     ask = wire.encode_frame(wire.dumps([Kind.ASK, 1, "echo", 1, None, encode_value(Hit(1))]))
     tell = wire.encode_frame(wire.dumps([Kind.TELL, "count", 2, None, encode_value(Hit(1))]))
-    return ask, tell
+    listed = wire.encode_frame(wire.dumps([Kind.TELL, "count", 2, None, encode_value(LISTED)]))
+    return ask, tell, listed
 
 
 async def _pair(
     raw_port: int,
     systems: tuple[swimactors.System, swimactors.System],
-    frames: tuple[bytes, bytes],
+    frames: tuple[bytes, bytes, bytes],
     sizes: tuple[int, int],
 ) -> dict[str, Any]:
     """One floor run, one plaintext and one keyed swimactors run, back to back."""
-    (ask_frame, tell_frame), (trips, tells) = frames, sizes
+    (ask_frame, tell_frame, listed_frame), (trips, tells) = frames, sizes
     floor = await _raw_round_trips(raw_port, ask_frame, trips)
     one_frame = await _raw_stream_rate(raw_port, tell_frame, tells // 4, 1)
     batched = await _raw_stream_rate(raw_port, tell_frame, tells, 64)
@@ -263,6 +282,7 @@ async def _pair(
         "floor p99": _percentile(floor, 0.99) * 1e6,
         "one frame": one_frame,
         "batched": batched,
+        "listed batched": await _raw_stream_rate(raw_port, listed_frame, tells, 64),
     }
     for key, system in zip(("", "keyed "), systems, strict=True):
         asks = await _ask_round_trips(system, trips)
@@ -273,6 +293,8 @@ async def _pair(
     figures["instant p50"] = statistics.median(instant) * 1e6
     figures["instant p99"] = _percentile(instant, 0.99) * 1e6
     figures["stream"] = await _stream_rate(systems[0], tells)
+    figures["listed tell"] = await _tell_rate(systems[0], tells, LISTED)
+    figures["hit tell"] = figures["tell"]
     return figures
 
 
@@ -307,6 +329,10 @@ async def _measure(quick: bool) -> list[Row]:
         _paired(pairs, f"{tell}, keyed", "vs batched raw floor", "keyed tell", "batched"),
         _paired(pairs, f"{tell}, keyed", "vs plaintext", "keyed tell", "tell"),
         _paired(pairs, "remote stream, one reader", "items vs remote tell", "stream", "tell"),
+        _paired(
+            pairs, f"{tell}, a list field", "vs batched raw floor", "listed tell", "listed batched"
+        ),
+        _paired(pairs, f"{tell}, a list field", "vs the Hit tell", "listed tell", "hit tell"),
         _paired(pairs, f"{ask} without await", "p50", "instant p50", "floor p50"),
         _paired(pairs, f"{ask} without await", "p99", "instant p99", "floor p99"),
     ]

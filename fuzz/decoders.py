@@ -127,6 +127,8 @@ def _actor_seeds() -> tuple[bytes, ...]:
     burst = [value(n) for n in range(protocol.TELL_VALUES)]
     probe = list(attrs.astuple(cast(attrs.AttrsInstance, _SYSTEM_REQUESTS[0]), recurse=False))
     run = [MESSAGES.tag_of(GrainProbe), len(probe), *probe, *probe]
+    lease = list(attrs.astuple(cast(attrs.AttrsInstance, _SYSTEM_REQUESTS[1]), recurse=False))
+    nested_run = [MESSAGES.tag_of(GrainLease), len(lease), *lease, *lease]  # list fields
     system = [
         [Kind.ASK, corr, "$system", 0, None, value(request)]
         for corr, request in enumerate(_SYSTEM_REQUESTS, 20)
@@ -140,6 +142,7 @@ def _actor_seeds() -> tuple[bytes, ...]:
             [Kind.TELL, "/user/x", 1, None, value(1), value("two")],
             [Kind.TELL, "/user/x", 1, ["b", "/user/y", 3], *burst],
             [Kind.RUN, "/user/x", 1, None, *run],
+            [Kind.RUN, "/user/x", 1, None, *nested_run],
             *system,
             [Kind.ASK, 5, "/user/x", 2, ["b", "/user/y", 3], value("hi")],
             [Kind.REPLY, 5, value([None, True])],

@@ -406,9 +406,11 @@ class RemoteRef(ActorRef):
             if session.closed:
                 queued = False
             elif cls is target._run_class:
-                queued = session.try_tell(
-                    target._run_address, target._run_fields(msg), target._run_width
-                )
+                try:
+                    fields = target._run_fields(msg)
+                except wire.WireError as exc:  # a field the wire refuses
+                    raise protocol.unsendable(msg, exc) from None
+                queued = session.try_tell(target._run_address, fields, target._run_width)
             elif cls is target._plain_class:
                 queued = session.try_tell(target._address, protocol.value_bytes(msg))
             else:

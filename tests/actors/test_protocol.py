@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import swimactors
-from swimactors import ActorFailed, ActorStopped, MailboxFull, wire
+from swimactors import ActorFailed, ActorStopped, MailboxFull, Unsendable, wire
 from swimactors.actors.protocol import (
     MAX_STREAM_WINDOW,
     MAX_STREAMS,
@@ -674,6 +674,17 @@ class Empty:
     pass
 
 
+@swimactors.message("test.protocol.Shaped")
+class Shaped:
+    """Nested fields of each kind: all go in RUN frames, each one CBOR item."""
+
+    n: int
+    items: list[int]
+    inner: Point | None = None
+    meta: dict[str, int] = attrs.field(factory=dict)
+    names: tuple[str, ...] = ()
+
+
 values = st.one_of(
     st.none(),
     st.integers(min_value=-(2**63), max_value=2**63 - 1),
@@ -732,7 +743,7 @@ def test_tells_of_an_all_scalar_class_go_in_a_run_frame_of_their_fields() -> Non
     assert [len(event.fields) // 3 for event in pump(a, b)] == [83, 1]
 
 
-def test_only_registered_classes_of_a_few_scalar_fields_go_in_runs() -> None:
+def test_only_registered_positional_classes_of_a_few_fields_go_in_runs() -> None:
     @swimactors.message("test.protocol.Wide")
     class Wide:
         x0: int = 0
@@ -753,14 +764,19 @@ def test_only_registered_classes_of_a_few_scalar_fields_go_in_runs() -> None:
         x15: int = 0
         x16: int = 0
 
-    @swimactors.message("test.protocol.Nested")
-    class Nested:
+    @swimactors.message("test.protocol.Listed")
+    class Listed:
         points: list[int]
 
+    @swimactors.message("test.protocol.Named")
+    class Named:
+        n: int = attrs.field(kw_only=True)
+
     assert flat_encoder(Mark) is not None
+    assert flat_encoder(Listed) is not None  # a nested field is one CBOR item too
     assert flat_encoder(Wide) is None  # more than RUN_WIDTH fields
     assert len(attrs.fields(Wide)) == RUN_WIDTH + 1
-    assert flat_encoder(Nested) is None  # not a scalar
+    assert flat_encoder(Named) is None  # not built positionally
     assert flat_encoder(Empty) is None  # nothing to lay flat: a TELL
     assert flat_encoder(int) is None and flat_encoder(dict) is None
 
@@ -782,9 +798,27 @@ def test_a_malformed_run_is_refused(fields: list[Any]) -> None:
         parse(wire.dumps([Kind.RUN, *fields]))
 
 
+nested_fields = st.recursive(
+    st.integers(-3, 3) | st.text(max_size=3) | st.none() | st.booleans(),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=2), inner, max_size=2)
+        | st.tuples(st.just("test.protocol.Point"), inner, inner, inner).map(list)
+    ),
+    max_leaves=6,
+)
+
+
 @given(
-    st.sampled_from([("test.protocol.Mark", 1), ("test.protocol.Point", 3), ("nobody", 1)]),
-    st.lists(st.one_of(st.integers(-3, 3), st.text(max_size=3), st.none()), max_size=12),
+    st.sampled_from(
+        [
+            ("test.protocol.Mark", 1),
+            ("test.protocol.Point", 3),
+            ("nobody", 1),
+            ("test.protocol.Shaped", 5),
+        ]
+    ),
+    st.lists(nested_fields, max_size=12),
 )
 def test_a_run_builds_as_its_values_decode_one_by_one_up_to_the_first_refused(
     kind: tuple[str, int], fields: list[Any]
@@ -820,6 +854,52 @@ def test_a_run_carries_each_message_as_encode_value_would(points: list[Point]) -
     assert [m for event in events for m in decode_run(event)] == points
     assert [v for event in events for v in run_values(event)] == list(map(encode_value, points))
     assert all(parse(encode(event)[4:]) == event for event in events)
+
+
+wire_int = st.integers(-(2**64), 2**64 - 1)
+shapes = st.builds(
+    Shaped,
+    wire_int,
+    st.lists(wire_int, max_size=5),
+    st.none() | st.builds(Point, wire_int, wire_int, st.text(max_size=4)),
+    st.dictionaries(st.text(max_size=4), wire_int, max_size=3),
+    st.lists(st.text(max_size=3), max_size=3).map(tuple),
+)
+
+
+@given(shapes)
+def test_a_nested_message_encodes_as_its_generic_encoding(msg: Shaped) -> None:
+    assert value_bytes(msg) == wire.dumps(encode_value(msg))
+    assert decode_value(wire.loads(value_bytes(msg))) == msg
+
+
+@given(st.lists(shapes, max_size=20))
+def test_messages_with_nested_fields_round_trip_in_runs(messages: list[Shaped]) -> None:
+    """Each nested field is one CBOR item laid in the run; the receiver builds the same
+    messages straight from them, and a TELL of each carries the same fields."""
+    a, b = pair(window=4096)
+    handshake(a, b)
+    for msg in messages:
+        assert tell_run(a, "x", msg)
+    events = pump(a, b)
+    assert all(isinstance(event, TellRun) and event.width == 5 for event in events)
+    assert [m for event in events for m in decode_run(event)] == messages
+    runs = [value for event in events for value in run_values(event)]
+    assert runs == [encode_value(msg) for msg in messages]
+
+
+@pytest.mark.parametrize(
+    "msg",
+    [Shaped(0, [2**64]), Shaped(0, [], Point(2**64)), Shaped(0, [], None, {"k": -(2**64) - 1})],
+    ids=["in a list", "in a nested message", "in a map"],
+)
+def test_a_nested_field_the_wire_refuses_is_refused_before_it_is_sent(msg: Shaped) -> None:
+    flat = flat_encoder(Shaped)
+    assert flat is not None
+    with pytest.raises(wire.WireError):
+        flat[2](msg)
+    with pytest.raises(Unsendable):
+        value_bytes(msg)
 
 
 wire_values = st.one_of(

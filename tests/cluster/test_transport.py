@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import cast
 
 import outcome
@@ -82,9 +83,20 @@ class Num:
     n: int
 
 
-@pytest.mark.parametrize("make", [int, Num], ids=["TELL", "RUN"])
+@swimactors.message("test.transport.Batch")
+class Batch:
+    n: int
+    items: list[int]
+    inner: Num | None = None
+
+
+def _batch(n: int) -> Batch:
+    return Batch(n, [n, -n], Num(n))
+
+
+@pytest.mark.parametrize("make", [int, Num, _batch], ids=["TELL", "RUN", "RUN nested"])
 async def test_a_burst_of_tells_is_one_frame_delivered_in_order_past_a_full_mailbox(
-    make: type,
+    make: Callable[[int], object],
 ) -> None:
     gate = trio.Event()
     got: list[object] = []
@@ -121,20 +133,45 @@ async def test_tells_alternating_runs_and_plain_values_arrive_in_order() -> None
             assert got == told
 
 
-async def test_a_message_of_a_run_that_does_not_build_fails_alone() -> None:
+@pytest.mark.parametrize(
+    "make",
+    [Num, lambda n: Batch(0, [n]), lambda n: Batch(0, [], Num(n))],
+    ids=["scalar", "in a list", "in a nested message"],
+)
+async def test_a_message_of_a_run_that_does_not_build_fails_alone(
+    make: Callable[[object], object],
+) -> None:
     got: list[object] = []
     with trio.fail_after(30):
         async with open_systems(2) as (a, b):
             await b.spawn(Collect(got), name="collect", public=True)
             ref = await a.wait_for("collect", timeout=10)
-            await ref.tell(Num(0))  # the connection is up, the run's address cached
-            await until(lambda: got == [Num(0)])
+            await ref.tell(make(0))  # the connection is up, the run's address cached
+            await until(lambda: got == [make(0)])
             for n in (1, "two", 3):  # a str where an int goes: refused by the receiver
-                await ref.tell(Num(n))  # type: ignore[arg-type]
+                await ref.tell(make(n))
             counters = cluster_of(b).transport.counters
             await until(lambda: len(got) == 3)
-            assert got == [Num(0), Num(1), Num(3)]
+            assert got == [make(0), make(1), make(3)]
             assert counters["undecodable_messages"] == 1
+
+
+async def test_a_run_message_the_wire_refuses_is_unsendable_at_the_sender() -> None:
+    got: list[object] = []
+    with trio.fail_after(30):
+        async with open_systems(2) as (a, b):
+            await b.spawn(Collect(got), name="collect", public=True)
+            ref = await a.wait_for("collect", timeout=10)
+            for good, bad in ((Num(0), Num(2**64)), (_batch(1), Batch(1, [2**64]))):
+                await ref.tell(good)
+                await until(lambda: len(got) % 2 == 1)  # the peer's HELLO is read by now
+                await ref.tell(good)  # its class and run address cached: the fast path
+                with pytest.raises(swimactors.Unsendable, match="cannot go to another node"):
+                    await ref.tell(bad)
+                await until(lambda: len(got) % 2 == 0)
+            await ref.tell(_batch(2))
+            await until(lambda: len(got) == 5)
+            assert got == [Num(0), Num(0), _batch(1), _batch(1), _batch(2)]
 
 
 async def _fill(ref: ActorRef, start: int, limit: int) -> int:
