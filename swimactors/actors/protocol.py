@@ -665,12 +665,21 @@ _BUILDERS = MESSAGES.builders
 """The messages' builders by tag (the registry's own table, filled as tags are met)."""
 
 
+_PLAIN_HEAD = wire.cbor_array_header(2) + wire.cbor_uint(_PLAIN)
+_PLAIN_SCALARS: Final = frozenset({str, bytes, float, bool, type(None)})
+"""The plain types :func:`wire.check_plain` takes as they are (an int, only within 64 bits)."""
+
+
 def value_bytes(value: Any) -> bytes:
     """``dumps(encode_value(value))``, byte for byte; a message's without the lists, by
-    its class's encoder with the value's head compiled in (one lookup, one call)."""
-    encode = _VALUE_ENCODERS.get(type(value))
+    its class's encoder with the value's head compiled in (one lookup, one call); a plain
+    scalar's with its head made once (no list, no check to build it)."""
+    cls = type(value)
+    encode = _VALUE_ENCODERS.get(cls)
     if encode is None:
-        encode = MESSAGES.encoder(type(value), _MESSAGE_HEAD)
+        if cls in _PLAIN_SCALARS or (cls is int and -(2**64) <= value < 2**64):
+            return _PLAIN_HEAD + wire.dumps(value)
+        encode = MESSAGES.encoder(cls, _MESSAGE_HEAD)
         if encode is None:
             return wire.dumps(encode_value(value))
     try:

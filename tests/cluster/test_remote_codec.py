@@ -63,3 +63,23 @@ def test_errors_round_trip_typed(corr: int, type_name: str, message: str, tb: st
 def test_values_that_cannot_cross_are_unsendable_a_type_error() -> None:
     with pytest.raises(Unsendable, match="cannot go to another node"):
         protocol.encode_value({1, 2})
+
+
+@given(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | st.floats()
+    | st.text(max_size=8)
+    | st.binary(max_size=8)
+)
+def test_a_plain_scalar_value_is_the_bytes_of_its_encoding(value: Any) -> None:
+    """value_bytes makes a plain scalar's bytes without encode_value: the same bytes,
+    and the same refusal of an integer past 64 bits."""
+    try:
+        expected = wire.dumps(protocol.encode_value(value))
+    except Unsendable:
+        with pytest.raises(Unsendable):
+            protocol.value_bytes(value)
+        return
+    assert protocol.value_bytes(value) == expected
