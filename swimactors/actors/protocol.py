@@ -1053,16 +1053,12 @@ class PeerSession(Generic[T]):
         if self.consuming.pop(sid, None) is not None and not self.closed:
             self.outgoing += encode(StreamCancel(sid))
 
-    def send_item(self, sid: int, value: bytes) -> bool:
-        """Queue an item (:func:`value_bytes`) of the stream ``sid`` this side produces;
-        False when the stream is over (cancelled, or the connection closed).  It joins the
-        ITEM frame of ``sid`` that ends :attr:`outgoing` when that one has room (a burst
-        of items is one frame, as tells are)."""
-        return self.send_items(sid, [value])
-
     def send_items(self, sid: int, values: list[bytes]) -> bool:
-        """:meth:`send_item` of each of ``values`` in order, joined into the burst a chunk
-        at a time (one that fits a frame by count and bytes), not one call per item."""
+        """Queue items (:func:`value_bytes` each) of the stream ``sid`` this side produces,
+        in order; False when the stream is over (cancelled, or the connection closed).
+        They join the ITEM frame of ``sid`` that ends :attr:`outgoing` while it has room, a
+        chunk at a time that fits a frame by count and bytes (a burst of items is one
+        frame, as tells are)."""
         address = self.producing.get(sid)
         if address is None or self.closed:
             return False

@@ -443,7 +443,7 @@ def test_a_session_is_total_on_arbitrary_bytes(data: bytes) -> None:
 
 
 def send_item(session: PeerSession[str], sid: int, value: Any) -> bool:
-    return session.send_item(sid, value_bytes(value))
+    return session.send_items(sid, [value_bytes(value)])
 
 
 def open_stream(a: PeerSession[str], sid: int, window: int) -> bool:
